@@ -1,0 +1,279 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// ErrUnauthorized is returned for a 401: the token is missing or wrong.
+var ErrUnauthorized = errors.New("unauthorized")
+
+// ErrNotFound is returned for a 404.
+var ErrNotFound = errors.New("not found")
+
+// ErrUnavailable is returned for a 503: no leader, or the server is not the leader.
+var ErrUnavailable = errors.New("unavailable")
+
+// StatusError is a non-2xx answer, with the server's message.
+type StatusError struct {
+	Code    int
+	Message string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Code) }
+
+// Unwrap maps well-known codes to sentinels.
+func (e *StatusError) Unwrap() error {
+	switch e.Code {
+	case http.StatusUnauthorized:
+		return ErrUnauthorized
+	case http.StatusNotFound:
+		return ErrNotFound
+	case http.StatusServiceUnavailable:
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// Client speaks the /v1/ API of one server.
+type Client struct {
+	Addr  string // base URL, e.g. http://127.0.0.1:7070
+	Token string
+	HTTP  *http.Client
+}
+
+// NewClient returns a client for addr ("host:port" or a URL).
+func NewClient(addr, token string) *Client {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	return &Client{Addr: strings.TrimRight(addr, "/"), Token: token, HTTP: &http.Client{}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, c.Addr+path, body)
+	if err != nil {
+		return err
+	}
+	if c.Token != "" {
+		req.Header.Set(TokenHeader, c.Token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return readStatusError(resp)
+	}
+	switch v := out.(type) {
+	case nil:
+		_, err = io.Copy(io.Discard, resp.Body)
+	case *[]byte:
+		*v, err = io.ReadAll(resp.Body)
+	default:
+		err = json.NewDecoder(resp.Body).Decode(out)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: reading response: %w", method, path, err)
+	}
+	return nil
+}
+
+func readStatusError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e Error
+	if json.Unmarshal(b, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(b))
+	}
+	return &StatusError{Code: resp.StatusCode, Message: e.Error}
+}
+
+func (c *Client) doJSON(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	return c.do(ctx, method, path, body, "application/json", out)
+}
+
+// PutBlob uploads bytes under their hash.
+func (c *Client) PutBlob(ctx context.Context, hash string, data []byte) error {
+	return c.do(ctx, http.MethodPut, "/v1/blobs/"+hash, bytes.NewReader(data), "application/octet-stream", nil)
+}
+
+// HasBlob reports whether the grid holds the blob.
+func (c *Client) HasBlob(ctx context.Context, hash string) (bool, error) {
+	err := c.do(ctx, http.MethodHead, "/v1/blobs/"+hash, nil, "", nil)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// GetBlob downloads a blob.
+func (c *Client) GetBlob(ctx context.Context, hash string) ([]byte, error) {
+	var b []byte
+	return b, c.do(ctx, http.MethodGet, "/v1/blobs/"+hash, nil, "", &b)
+}
+
+// Submit submits a job whose blobs are already uploaded.
+func (c *Client) Submit(ctx context.Context, spec *tasks.JobSpec) (string, error) {
+	var resp SubmitResponse
+	err := c.doJSON(ctx, http.MethodPost, "/v1/jobs", SubmitRequest{Spec: *spec}, &resp)
+	return resp.ID, err
+}
+
+// SubmitJobFile reads a parsed job file's module and inputs, uploads them as
+// blobs (skipping ones the grid has), and submits the job.
+func (c *Client) SubmitJobFile(ctx context.Context, f *tasks.JobFile) (string, error) {
+	mod, err := os.ReadFile(f.ModulePath)
+	if err != nil {
+		return "", fmt.Errorf("%s: module: %w", f.Path, err)
+	}
+	modHash, err := c.upload(ctx, mod)
+	if err != nil {
+		return "", fmt.Errorf("%s: upload module %s: %w", f.Path, f.ModulePath, err)
+	}
+	var inputs []tasks.Input
+	for _, p := range f.InputPaths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return "", fmt.Errorf("%s: input: %w", f.Path, err)
+		}
+		h, err := c.upload(ctx, data)
+		if err != nil {
+			return "", fmt.Errorf("%s: upload input %s: %w", f.Path, p, err)
+		}
+		inputs = append(inputs, tasks.Input{Name: filepath.Base(p), Hash: h, Size: int64(len(data))})
+	}
+	return c.Submit(ctx, f.Spec(modHash, inputs))
+}
+
+func (c *Client) upload(ctx context.Context, data []byte) (string, error) {
+	h := storage.Hash(data)
+	if ok, err := c.HasBlob(ctx, h); err != nil || ok {
+		return h, err
+	}
+	return h, c.PutBlob(ctx, h, data)
+}
+
+// Jobs lists all jobs.
+func (c *Client) Jobs(ctx context.Context) ([]JobSummary, error) {
+	var out []JobSummary
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/jobs", nil, &out)
+}
+
+// Job returns a job with its tasks.
+func (c *Client) Job(ctx context.Context, id string) (*JobStatus, error) {
+	var out JobStatus
+	if err := c.doJSON(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Cancel cancels a job.
+func (c *Client) Cancel(ctx context.Context, id string) error {
+	return c.doJSON(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/cancel", nil, nil)
+}
+
+// Results returns every task's result, fetching page by page.
+func (c *Client) Results(ctx context.Context, id string) ([]TaskResult, error) {
+	var all []TaskResult
+	for {
+		var page ResultsPage
+		path := fmt.Sprintf("/v1/jobs/%s/results?offset=%d", url.PathEscape(id), len(all))
+		if err := c.doJSON(ctx, http.MethodGet, path, nil, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Results...)
+		if len(page.Results) == 0 || len(all) >= page.Total {
+			return all, nil
+		}
+	}
+}
+
+// WaitJob polls until the job has finished (complete, failed or cancelled),
+// calling progress (if non-nil) with each status it sees.
+func (c *Client) WaitJob(ctx context.Context, id string, every time.Duration, progress func(*JobSummary)) (*JobSummary, error) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		jobs, err := c.jobSummary(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if progress != nil {
+			progress(jobs)
+		}
+		if jobs.State.Finished() {
+			return jobs, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Client) jobSummary(ctx context.Context, id string) (*JobSummary, error) {
+	var out JobSummary
+	err := c.doJSON(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"?summary=true", nil, &out)
+	return &out, err
+}
+
+// Lease asks for tasks for a worker.
+func (c *Client) Lease(ctx context.Context, req *LeaseRequest) ([]Assignment, error) {
+	var out LeaseResponse
+	return out.Tasks, c.doJSON(ctx, http.MethodPost, "/v1/lease", req, &out)
+}
+
+// Report sends finished tasks.
+func (c *Client) Report(ctx context.Context, req *ReportRequest) ([]bool, error) {
+	var out ReportResponse
+	return out.Accepted, c.doJSON(ctx, http.MethodPost, "/v1/report", req, &out)
+}
+
+// Release hands leased tasks back unrun.
+func (c *Client) Release(ctx context.Context, req *ReleaseRequest) error {
+	return c.doJSON(ctx, http.MethodPost, "/v1/release", req, nil)
+}
+
+// Heartbeat tells the leader the worker is alive.
+func (c *Client) Heartbeat(ctx context.Context, req *HeartbeatRequest) error {
+	return c.doJSON(ctx, http.MethodPost, "/v1/heartbeat", req, nil)
+}
+
+// Peers lists servers and workers.
+func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
+	var out []Peer
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/peers", nil, &out)
+}
+
+// Status is the server's view of the Raft group.
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var out Status
+	return &out, c.doJSON(ctx, http.MethodGet, "/v1/status", nil, &out)
+}

@@ -1,0 +1,192 @@
+package api
+
+import (
+	"time"
+
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// TokenHeader carries the cluster token on every request ("Bearer <token>" in
+// Authorization works too).
+const TokenHeader = "X-Peergrid-Token"
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// SubmitRequest submits a job whose module and inputs were uploaded as blobs.
+type SubmitRequest struct {
+	Spec tasks.JobSpec `json:"spec"`
+}
+
+// SubmitResponse names the new job.
+type SubmitResponse struct {
+	ID string `json:"id"`
+}
+
+// JobSummary is one line of a job listing.
+type JobSummary struct {
+	ID          string         `json:"id"`
+	Name        string         `json:"name"`
+	State       tasks.JobState `json:"state"`
+	Priority    int            `json:"priority"`
+	Tasks       int            `json:"total"`
+	Queued      int            `json:"queued"`
+	Leased      int            `json:"leased"`
+	Done        int            `json:"done"`
+	Failed      int            `json:"failed"`
+	SubmittedAt time.Time      `json:"submitted_at"`
+	FinishedAt  *time.Time     `json:"finished_at,omitempty"`
+}
+
+// JobStatus is a job with the state of each task.
+type JobStatus struct {
+	JobSummary
+	Spec      tasks.JobSpec `json:"spec"`
+	TaskStats []TaskStatus  `json:"tasks"`
+}
+
+// TaskStatus is one task's state, without its output.
+type TaskStatus struct {
+	Index     int             `json:"index"`
+	State     tasks.TaskState `json:"state"`
+	Attempts  int             `json:"attempts"`
+	Worker    string          `json:"worker,omitempty"`
+	ExitCode  *int            `json:"exit_code"`
+	ErrorKind string          `json:"error_kind,omitempty"`
+	Error     string          `json:"error,omitempty"`
+	Duration  time.Duration   `json:"duration_ns,omitempty"`
+	Ignored   int             `json:"late_reports,omitempty"`
+}
+
+// TaskResult is a finished task with its output.
+type TaskResult struct {
+	TaskStatus
+	Stdout []byte `json:"stdout"`
+	Stderr []byte `json:"stderr"`
+}
+
+// ResultsPage is a page of results, in task order from Offset.
+type ResultsPage struct {
+	Offset  int          `json:"offset"`
+	Total   int          `json:"total"`
+	Results []TaskResult `json:"results"`
+}
+
+// Peer is a server or worker known to the grid.
+type Peer struct {
+	ID       string    `json:"id"`
+	Address  string    `json:"address"`
+	Roles    []string  `json:"roles"`
+	Cores    int       `json:"cores"`
+	State    string    `json:"state"` // alive | down | draining
+	Running  int       `json:"running"`
+	Done     int       `json:"done"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// Peer roles.
+const (
+	RoleServer  = "server"
+	RoleWorker  = "worker"
+	RoleStorage = "storage"
+)
+
+// Peer states.
+const (
+	PeerAlive    = "alive"
+	PeerDown     = "down"
+	PeerDraining = "draining"
+)
+
+// LeaseRequest asks for up to Max tasks; with Wait the server holds the
+// request until work is queued or Wait passes (a long poll).
+type LeaseRequest struct {
+	Worker  string        `json:"worker"`
+	Address string        `json:"address,omitempty"`
+	Cores   int           `json:"cores,omitempty"`
+	Max     int           `json:"max"`
+	Wait    time.Duration `json:"wait_ns,omitempty"`
+}
+
+// Assignment is one leased task, with everything needed to run it.
+type Assignment struct {
+	Job        string            `json:"job"`
+	Index      int               `json:"index"`
+	Attempt    int               `json:"attempt"`
+	ModuleHash string            `json:"module"`
+	Name       string            `json:"name"`
+	Args       []string          `json:"args,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	Stdin      []byte            `json:"stdin,omitempty"`
+	Seed       uint64            `json:"seed"`
+	Timeout    time.Duration     `json:"timeout_ns"`
+	Memory     uint64            `json:"memory"`
+	MaxOutput  uint64            `json:"max_output"`
+	Expiry     time.Time         `json:"expiry"`
+}
+
+// LeaseResponse carries the granted tasks (possibly none).
+type LeaseResponse struct {
+	Tasks []Assignment `json:"tasks"`
+}
+
+// Report is the outcome of one attempt of one task.
+type Report struct {
+	Job       string        `json:"job"`
+	Index     int           `json:"index"`
+	Attempt   int           `json:"attempt"`
+	ExitCode  int           `json:"exit_code"`
+	Stdout    []byte        `json:"stdout,omitempty"`
+	Stderr    []byte        `json:"stderr,omitempty"`
+	ErrorKind string        `json:"error_kind,omitempty"` // "" on success
+	Error     string        `json:"error,omitempty"`
+	Duration  time.Duration `json:"duration_ns"`
+}
+
+// ReportRequest carries a worker's finished tasks.
+type ReportRequest struct {
+	Worker  string   `json:"worker"`
+	Reports []Report `json:"reports"`
+}
+
+// ReportResponse says, per report in order, whether it was accepted.
+type ReportResponse struct {
+	Accepted []bool `json:"accepted"`
+}
+
+// HeartbeatRequest keeps a worker alive between leases.
+type HeartbeatRequest struct {
+	Worker   string `json:"worker"`
+	Address  string `json:"address,omitempty"`
+	Cores    int    `json:"cores,omitempty"`
+	Draining bool   `json:"draining,omitempty"`
+}
+
+// ReleaseRequest hands leased tasks back unrun (a draining worker).
+type ReleaseRequest struct {
+	Worker string    `json:"worker"`
+	Tasks  []TaskRef `json:"tasks"`
+}
+
+// TaskRef names one attempt of one task.
+type TaskRef struct {
+	Job     string `json:"job"`
+	Index   int    `json:"index"`
+	Attempt int    `json:"attempt"`
+}
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	Hash string `json:"hash"`
+	Size int64  `json:"size"`
+}
+
+// Status is a server's view of itself and the Raft group.
+type Status struct {
+	ID        string `json:"id"`
+	Leader    string `json:"leader"`
+	RaftState string `json:"raft_state"`
+	LastIndex uint64 `json:"last_index"`
+}

@@ -1,0 +1,209 @@
+package scheduler
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/storage"
+)
+
+var errNotWasm = errors.New("module is not WebAssembly")
+
+// wasmMagic is the first 8 bytes of every WebAssembly 1.0 binary.
+var wasmMagic = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+
+func (s *Server) handlePutBlob(w http.ResponseWriter, r *http.Request) {
+	hash := r.PathValue("hash")
+	if err := storage.CheckHash(hash); err != nil {
+		writeErr(w, err)
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, storage.MaxInline+1))
+	if err != nil {
+		writeErr(w, fmt.Errorf("%w: reading blob: %v", errBadRequest, err))
+		return
+	}
+	if err := storage.CheckInline("blob "+hash, len(data)); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := storage.Verify(hash, data); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if !s.hasBlob(hash) {
+		if _, err := s.commit(r, cmdPutBlob, &PutBlobCommand{Hash: hash, Data: data}); err != nil {
+			writeErr(w, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, api.BlobInfo{Hash: hash, Size: int64(len(data))})
+}
+
+func (s *Server) hasBlob(hash string) bool {
+	var ok bool
+	s.store.FSM().View(func(l *Ledger) { _, ok = l.blobs[hash] })
+	return ok
+}
+
+func (s *Server) handleGetBlob(w http.ResponseWriter, r *http.Request) {
+	var data []byte
+	var ok bool
+	s.store.FSM().View(func(l *Ledger) { data, ok = l.blobs[r.PathValue("hash")] })
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Errorf("%w: %s", ErrBlobMissing, r.PathValue("hash")))
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+}
+
+func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	var req api.SubmitRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := req.Spec.Validate(); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := s.checkModule(req.Spec.ModuleHash); err != nil {
+		writeErr(w, err)
+		return
+	}
+	id := newJobID()
+	if _, err := s.commit(r, cmdSubmitJob, &SubmitJobCommand{ID: id, Spec: req.Spec, Now: time.Now().UnixNano()}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.log.Info("job submitted", "job", id, "name", req.Spec.Name, "tasks", req.Spec.Tasks)
+	writeJSON(w, http.StatusCreated, api.SubmitResponse{ID: id})
+}
+
+// checkModule refuses a job whose module is missing or is not WebAssembly,
+// so a bad file fails at submit rather than on every worker.
+func (s *Server) checkModule(hash string) error {
+	var mod []byte
+	var ok bool
+	s.store.FSM().View(func(l *Ledger) { mod, ok = l.blobs[hash] })
+	if !ok {
+		return fmt.Errorf("%w: module %s (upload it first)", ErrBlobMissing, hash)
+	}
+	if !bytes.HasPrefix(mod, wasmMagic) {
+		return fmt.Errorf("%w: it starts with %q, not the WebAssembly header \\0asm version 1", errNotWasm, head(mod, 8))
+	}
+	return nil
+}
+
+func head(b []byte, n int) []byte { return b[:min(n, len(b))] }
+
+func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) {
+	out := []api.JobSummary{}
+	s.store.FSM().View(func(l *Ledger) {
+		for _, j := range l.order {
+			out = append(out, j.summary())
+		}
+	})
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleJobStatus(w http.ResponseWriter, r *http.Request) {
+	var st *api.JobStatus
+	summaryOnly := r.URL.Query().Get("summary") == "true"
+	s.store.FSM().View(func(l *Ledger) {
+		if j := l.jobs[r.PathValue("id")]; j != nil && summaryOnly {
+			st = &api.JobStatus{JobSummary: j.summary()}
+		} else if j != nil {
+			st = &api.JobStatus{JobSummary: j.summary(), Spec: j.Spec, TaskStats: make([]api.TaskStatus, len(j.Tasks))}
+			for i := range j.Tasks {
+				st.TaskStats[i] = j.Tasks[i].status(i)
+			}
+		}
+	})
+	if st == nil {
+		writeErr(w, fmt.Errorf("%w: %s", ErrJobNotFound, r.PathValue("id")))
+		return
+	}
+	if summaryOnly {
+		writeJSON(w, http.StatusOK, st.JobSummary)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := s.commit(r, cmdCancelJob, &CancelJobCommand{ID: id, Now: time.Now().UnixNano()}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.log.Info("job cancelled", "job", id)
+	writeJSON(w, http.StatusOK, api.SubmitResponse{ID: id})
+}
+
+// maxResultsPage bounds one results response.
+const (
+	maxResultsPage  = 1000
+	maxResultsBytes = 32 << 20
+)
+
+func (s *Server) handleResults(w http.ResponseWriter, r *http.Request) {
+	offset, err := queryInt(r, "offset", 0)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	limit, err := queryInt(r, "limit", maxResultsPage)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	var page *api.ResultsPage
+	s.store.FSM().View(func(l *Ledger) {
+		if j := l.jobs[r.PathValue("id")]; j != nil {
+			page = j.results(offset, min(limit, maxResultsPage))
+		}
+	})
+	if page == nil {
+		writeErr(w, fmt.Errorf("%w: %s", ErrJobNotFound, r.PathValue("id")))
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (j *job) summary() api.JobSummary {
+	s := api.JobSummary{
+		ID: j.ID, Name: j.Spec.Name, State: j.state(), Priority: j.Spec.Priority, Tasks: len(j.Tasks),
+		Queued: j.nQueued, Leased: j.nLeased, Done: j.nDone, Failed: j.nFailed,
+		SubmittedAt: time.Unix(0, j.SubmittedAt).UTC(),
+	}
+	if j.FinishedAt != 0 {
+		t := time.Unix(0, j.FinishedAt).UTC()
+		s.FinishedAt = &t
+	}
+	return s
+}
+
+func (t *task) status(idx int) api.TaskStatus {
+	return api.TaskStatus{
+		Index: idx, State: t.State, Attempts: t.Attempts, Worker: t.Worker, ExitCode: t.ExitCode,
+		ErrorKind: t.ErrorKind, Error: t.Error, Duration: time.Duration(t.Duration), Ignored: t.Late,
+	}
+}
+
+func (j *job) results(offset, limit int) *api.ResultsPage {
+	page := &api.ResultsPage{Offset: offset, Total: len(j.Tasks), Results: []api.TaskResult{}}
+	size := 0
+	for i := offset; i < len(j.Tasks) && len(page.Results) < limit && (size < maxResultsBytes || len(page.Results) == 0); i++ {
+		t := &j.Tasks[i]
+		page.Results = append(page.Results, api.TaskResult{TaskStatus: t.status(i), Stdout: t.Stdout, Stderr: t.Stderr})
+		size += len(t.Stdout) + len(t.Stderr)
+	}
+	return page
+}

@@ -1,0 +1,242 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/storage"
+)
+
+// maxLeasePerCall bounds one lease request.
+const maxLeasePerCall = 1024
+
+// handleLease grants up to req.Max tasks. With nothing queued it long-polls:
+// it waits for the ledger to change rather than have workers busy-poll.
+func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
+	var req api.LeaseRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if req.Worker == "" || req.Max < 1 || req.Max > maxLeasePerCall {
+		writeErr(w, fmt.Errorf("%w: lease needs a worker id and 1 <= max <= %d", errBadRequest, maxLeasePerCall))
+		return
+	}
+	if err := s.seeWorker(r.Context(), req.Worker, req.Address, req.Cores, false); err != nil {
+		writeErr(w, err)
+		return
+	}
+	grants, err := s.leaseOrWait(r.Context(), &req)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.LeaseResponse{Tasks: s.assignments(grants)})
+}
+
+func (s *Server) leaseOrWait(ctx context.Context, req *api.LeaseRequest) ([]Grant, error) {
+	wait := min(req.Wait, s.cfg.MaxLeaseWait)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		wake := s.work.wait() // taken before the check, so no change is missed
+		var queued bool
+		s.store.FSM().View(func(l *Ledger) { queued = l.hasQueued() })
+		if queued {
+			resp, err := s.store.Propose(ctx, cmdLeaseTasks, &LeaseTasksCommand{
+				Worker: req.Worker, Max: req.Max, Now: time.Now().UnixNano(), Slack: int64(s.cfg.LeaseSlack),
+			})
+			if err != nil {
+				return nil, err
+			}
+			if grants, _ := resp.([]Grant); len(grants) > 0 {
+				return grants, nil
+			}
+		}
+		if wait <= 0 {
+			return nil, nil
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// assignments expands grants into everything a worker needs to run them.
+func (s *Server) assignments(grants []Grant) []api.Assignment {
+	out := make([]api.Assignment, 0, len(grants))
+	s.store.FSM().View(func(l *Ledger) {
+		for _, g := range grants {
+			j := l.jobs[g.Job]
+			a := api.Assignment{
+				Job: g.Job, Index: g.Index, Attempt: g.Attempt, ModuleHash: j.Spec.ModuleHash, Name: j.Spec.Name,
+				Args: j.Spec.TaskArgs(g.Index), Env: j.Spec.Env, Seed: TaskSeed(g.Job, g.Index),
+				Timeout: j.Spec.Timeout, Memory: j.Spec.Memory, MaxOutput: j.Spec.MaxOutput,
+				Expiry: time.Unix(0, g.Expiry).UTC(),
+			}
+			if g.Index < len(j.Spec.Inputs) {
+				a.Stdin = l.blobs[j.Spec.Inputs[g.Index].Hash]
+			}
+			out = append(out, a)
+		}
+	})
+	return out
+}
+
+// TaskSeed is the seed of the random numbers a task sees: fixed per task, so
+// every worker (and every replica) of a task gives the same bytes.
+func TaskSeed(job string, index int) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s/%d", job, index)
+	return h.Sum64()
+}
+
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
+	var req api.ReportRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := s.seeWorker(r.Context(), req.Worker, "", 0, false); err != nil {
+		writeErr(w, err)
+		return
+	}
+	cmd := &CompleteTasksCommand{Worker: req.Worker, Now: time.Now().UnixNano(), Reports: make([]TaskReport, len(req.Reports))}
+	for i, rep := range req.Reports {
+		if err := storage.CheckInline(fmt.Sprintf("output of job %s task %d", rep.Job, rep.Index), len(rep.Stdout)+len(rep.Stderr)); err != nil {
+			writeErr(w, err)
+			return
+		}
+		cmd.Reports[i] = TaskReport{Job: rep.Job, Index: rep.Index, Attempt: rep.Attempt, ExitCode: rep.ExitCode,
+			ErrorKind: rep.ErrorKind, Error: rep.Error, Duration: int64(rep.Duration), Stdout: rep.Stdout, Stderr: rep.Stderr}
+	}
+	resp, err := s.commit(r, cmdCompleteTask, cmd)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	accepted, _ := resp.([]bool)
+	writeJSON(w, http.StatusOK, api.ReportResponse{Accepted: accepted})
+}
+
+func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
+	var req api.ReleaseRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	refs := make([]TaskRef, len(req.Tasks))
+	for i, t := range req.Tasks {
+		refs[i] = TaskRef(t)
+	}
+	resp, err := s.commit(r, cmdReleaseTasks, &ReleaseTasksCommand{Worker: req.Worker, Now: time.Now().UnixNano(), Tasks: refs})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"released": resp})
+}
+
+func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
+	var req api.HeartbeatRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := s.seeWorker(r.Context(), req.Worker, req.Address, req.Cores, req.Draining); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// seeWorker records that a worker was heard from. Only a change of state
+// (new, back from down, draining) is committed; the rest stays in memory.
+func (s *Server) seeWorker(ctx context.Context, id, addr string, cores int, draining bool) error {
+	if id == "" {
+		return fmt.Errorf("%w: worker id is empty", errBadRequest)
+	}
+	if !s.store.IsLeader() {
+		return ErrNotLeader
+	}
+	s.liveness.touch(id, time.Now())
+	want := api.PeerAlive
+	if draining {
+		want = api.PeerDraining
+	}
+	var p peer
+	var known bool
+	s.store.FSM().View(func(l *Ledger) {
+		if lp := l.peers[id]; lp != nil {
+			p, known = *lp, true
+		}
+	})
+	if known && p.State == want && (addr == "" || addr == p.Address) && (cores == 0 || cores == p.Cores) {
+		return nil
+	}
+	_, err := s.store.Propose(ctx, cmdUpsertPeer, &UpsertPeerCommand{
+		ID: id, Address: addr, Roles: []string{api.RoleWorker}, Cores: cores, State: want, Now: time.Now().UnixNano(),
+	})
+	return err
+}
+
+func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
+	out := s.serverPeers()
+	s.store.FSM().View(func(l *Ledger) {
+		running := map[string]int{}
+		for k := range l.leased {
+			running[l.jobs[k.Job].Tasks[k.Index].Worker]++
+		}
+		for _, id := range sortedKeys(l.peers) {
+			p := l.peers[id]
+			ap := api.Peer{ID: p.ID, Address: p.Address, Roles: p.Roles, Cores: p.Cores, State: p.State,
+				Running: running[id], Done: p.Done, LastSeen: time.Unix(0, p.Since).UTC()}
+			if t, ok := s.liveness.lastSeen(id); ok {
+				ap.LastSeen = t.UTC()
+			}
+			out = append(out, ap)
+		}
+	})
+	writeJSON(w, http.StatusOK, out)
+}
+
+// serverPeers lists the Raft group's servers.
+func (s *Server) serverPeers() []api.Peer {
+	out := []api.Peer{}
+	f := s.store.Raft().GetConfiguration()
+	if f.Error() != nil {
+		return out
+	}
+	_, leaderID := s.store.Leader()
+	servers := f.Configuration().Servers
+	sort.Slice(servers, func(a, b int) bool { return servers[a].ID < servers[b].ID })
+	for _, srv := range servers {
+		state := api.PeerAlive
+		if leaderID == "" {
+			state = api.PeerDown
+		}
+		roles := []string{api.RoleServer}
+		if srv.Suffrage != raft.Voter {
+			roles = append(roles, "nonvoter")
+		}
+		out = append(out, api.Peer{ID: string(srv.ID), Address: string(srv.Address), Roles: roles, State: state})
+	}
+	return out
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	_, leaderID := s.store.Leader()
+	writeJSON(w, http.StatusOK, api.Status{
+		ID: s.cfg.Store.ID, Leader: leaderID, RaftState: s.store.Raft().State().String(), LastIndex: s.store.Raft().LastIndex(),
+	})
+}

@@ -1,0 +1,385 @@
+package scheduler
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// Ledger is the replicated state: jobs, tasks, leases, results, peers and
+// inline blobs. Every method that changes it is an applyX called by the FSM
+// with a decoded command; none reads a clock, a random source, the network or
+// the disk, so the same log gives the same Ledger on every server.
+type Ledger struct {
+	jobs    map[string]*job
+	order   []*job // by submission, for listings and tie-breaks
+	blobs   map[string][]byte
+	peers   map[string]*peer
+	leased  map[taskKey]int64 // lease expiry (unix ns) of every leased task
+	nextSeq uint64
+}
+
+type taskKey struct {
+	Job   string
+	Index int
+}
+
+type job struct {
+	ID          string
+	Spec        tasks.JobSpec
+	Seq         uint64
+	SubmittedAt int64
+	FinishedAt  int64
+	Cancelled   bool
+	Tasks       []task
+
+	// The queue: tasks [fresh, n) were never leased; requeued holds tasks
+	// returned by an expired or released lease or a failed attempt, oldest first.
+	fresh    int
+	requeued []int
+
+	nQueued, nLeased, nDone, nFailed int
+}
+
+type task struct {
+	State     tasks.TaskState `json:"s"`
+	Attempts  int             `json:"a,omitempty"`
+	Worker    string          `json:"w,omitempty"`
+	Expiry    int64           `json:"x,omitempty"`
+	ExitCode  *int            `json:"c,omitempty"`
+	ErrorKind string          `json:"k,omitempty"`
+	Error     string          `json:"e,omitempty"`
+	Duration  int64           `json:"d,omitempty"`
+	Stdout    []byte          `json:"o,omitempty"`
+	Stderr    []byte          `json:"r,omitempty"`
+	Late      int             `json:"l,omitempty"` // reports ignored because they came too late
+}
+
+type peer struct {
+	ID      string   `json:"id"`
+	Address string   `json:"address,omitempty"`
+	Roles   []string `json:"roles,omitempty"`
+	Cores   int      `json:"cores,omitempty"`
+	State   string   `json:"state"`
+	Done    int      `json:"done"`
+	Since   int64    `json:"since"`
+}
+
+// NewLedger returns an empty ledger.
+func NewLedger() *Ledger {
+	return &Ledger{
+		jobs:   map[string]*job{},
+		blobs:  map[string][]byte{},
+		peers:  map[string]*peer{},
+		leased: map[taskKey]int64{},
+	}
+}
+
+func (l *Ledger) applyPutBlob(c *PutBlobCommand) any {
+	if _, ok := l.blobs[c.Hash]; !ok {
+		l.blobs[c.Hash] = c.Data
+	}
+	return nil
+}
+
+func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
+	if _, ok := l.jobs[c.ID]; ok {
+		return fmt.Errorf("%w: %s", ErrJobExists, c.ID)
+	}
+	if err := c.Spec.Validate(); err != nil {
+		return err
+	}
+	if _, ok := l.blobs[c.Spec.ModuleHash]; !ok {
+		return fmt.Errorf("%w: module %s", ErrBlobMissing, c.Spec.ModuleHash)
+	}
+	for _, in := range c.Spec.Inputs {
+		if _, ok := l.blobs[in.Hash]; !ok {
+			return fmt.Errorf("%w: input %s (%s)", ErrBlobMissing, in.Name, in.Hash)
+		}
+	}
+	j := &job{ID: c.ID, Spec: c.Spec, Seq: l.nextSeq, SubmittedAt: c.Now, nQueued: c.Spec.Tasks}
+	l.nextSeq++
+	j.Tasks = make([]task, c.Spec.Tasks)
+	for i := range j.Tasks {
+		j.Tasks[i].State = tasks.TaskQueued
+	}
+	l.jobs[j.ID] = j
+	l.order = append(l.order, j)
+	return nil
+}
+
+// applyLeaseTasks picks tasks for the worker: highest priority first; among
+// equals the job with the fewest leased tasks (fair share, so a small job
+// submitted after a huge one starts at once); then the older job.
+func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
+	var grants []Grant
+	for len(grants) < c.Max {
+		j := l.nextRunnableJob()
+		if j == nil {
+			break
+		}
+		idx := j.popQueued()
+		t := &j.Tasks[idx]
+		t.State = tasks.TaskLeased
+		t.Attempts++
+		t.Worker = c.Worker
+		t.Expiry = c.Now + int64(j.Spec.Timeout) + c.Slack
+		j.nQueued--
+		j.nLeased++
+		l.leased[taskKey{j.ID, idx}] = t.Expiry
+		grants = append(grants, Grant{Job: j.ID, Index: idx, Attempt: t.Attempts, Expiry: t.Expiry})
+	}
+	return grants
+}
+
+func (l *Ledger) nextRunnableJob() *job {
+	var best *job
+	for _, j := range l.order {
+		if j.nQueued == 0 || j.Cancelled {
+			continue
+		}
+		if best == nil || j.Spec.Priority > best.Spec.Priority ||
+			j.Spec.Priority == best.Spec.Priority && j.nLeased < best.nLeased {
+			best = j
+		}
+	}
+	return best
+}
+
+func (j *job) popQueued() int {
+	if len(j.requeued) > 0 {
+		idx := j.requeued[0]
+		j.requeued = j.requeued[1:]
+		return idx
+	}
+	idx := j.fresh
+	j.fresh++
+	return idx
+}
+
+// applyCompleteTasks records outcomes; the response says per report whether it
+// was accepted.
+func (l *Ledger) applyCompleteTasks(c *CompleteTasksCommand) any {
+	accepted := make([]bool, len(c.Reports))
+	for i := range c.Reports {
+		accepted[i] = l.completeTask(c.Worker, c.Now, &c.Reports[i])
+	}
+	if p := l.peers[c.Worker]; p != nil {
+		for _, ok := range accepted {
+			if ok {
+				p.Done++
+			}
+		}
+	}
+	return accepted
+}
+
+func (l *Ledger) completeTask(worker string, now int64, r *TaskReport) bool {
+	j, t := l.lookupTask(r.Job, r.Index)
+	if t == nil {
+		return false
+	}
+	if t.State != tasks.TaskLeased || t.Attempts != r.Attempt || t.Worker != worker {
+		t.Late++
+		return false
+	}
+	l.endLease(j, r.Index)
+	t.Duration = r.Duration
+	t.ExitCode = &r.ExitCode
+	t.ErrorKind, t.Error = r.ErrorKind, r.Error
+	t.Stdout, t.Stderr = r.Stdout, r.Stderr
+	if r.ErrorKind == "" {
+		t.State = tasks.TaskDone
+		j.nDone++
+	} else {
+		l.failAttempt(j, r.Index)
+	}
+	j.maybeFinish(now)
+	return true
+}
+
+// failAttempt queues the task again, or fails it when it has used its retries.
+func (l *Ledger) failAttempt(j *job, idx int) {
+	t := &j.Tasks[idx]
+	if t.Attempts > j.Spec.Retries || j.Cancelled {
+		t.State = tasks.TaskFailed
+		j.nFailed++
+		return
+	}
+	l.requeue(j, idx)
+}
+
+func (l *Ledger) requeue(j *job, idx int) {
+	j.Tasks[idx].State = tasks.TaskQueued
+	j.Tasks[idx].Worker = ""
+	j.requeued = append(j.requeued, idx)
+	j.nQueued++
+}
+
+func (l *Ledger) endLease(j *job, idx int) {
+	delete(l.leased, taskKey{j.ID, idx})
+	j.Tasks[idx].Expiry = 0
+	j.nLeased--
+}
+
+func (l *Ledger) lookupTask(id string, idx int) (*job, *task) {
+	j := l.jobs[id]
+	if j == nil || idx < 0 || idx >= len(j.Tasks) {
+		return nil, nil
+	}
+	return j, &j.Tasks[idx]
+}
+
+func (j *job) maybeFinish(now int64) {
+	if j.FinishedAt == 0 && j.nDone+j.nFailed == len(j.Tasks) {
+		j.FinishedAt = now
+	}
+}
+
+// applyExpireLeases counts an expired lease as a failed attempt (BOINC counts a
+// missed deadline as an error too), so a task that keeps killing its workers
+// ends failed instead of looping forever.
+func (l *Ledger) applyExpireLeases(c *ExpireLeasesCommand) any {
+	n := 0
+	for _, ref := range c.Tasks {
+		j, t := l.lookupTask(ref.Job, ref.Index)
+		if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt {
+			continue
+		}
+		l.endLease(j, ref.Index)
+		t.ErrorKind, t.Error = "lease_expired", fmt.Sprintf("lease expired: %s", c.Reason)
+		l.failAttempt(j, ref.Index)
+		j.maybeFinish(c.Now)
+		n++
+	}
+	return n
+}
+
+// applyReleaseTasks takes back leases a worker gave up unrun: queued again at
+// once, and the attempt does not count.
+func (l *Ledger) applyReleaseTasks(c *ReleaseTasksCommand) any {
+	n := 0
+	for _, ref := range c.Tasks {
+		j, t := l.lookupTask(ref.Job, ref.Index)
+		if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt || t.Worker != c.Worker {
+			continue
+		}
+		l.endLease(j, ref.Index)
+		t.Attempts--
+		if j.Cancelled {
+			t.State = tasks.TaskFailed
+			j.nFailed++
+		} else {
+			l.requeue(j, ref.Index)
+		}
+		j.maybeFinish(c.Now)
+		n++
+	}
+	return n
+}
+
+// applyCancelJob fails every unfinished task with kind "cancelled". Leased
+// tasks are failed at once; their late reports are ignored.
+func (l *Ledger) applyCancelJob(c *CancelJobCommand) any {
+	j := l.jobs[c.ID]
+	if j == nil {
+		return fmt.Errorf("%w: %s", ErrJobNotFound, c.ID)
+	}
+	if j.FinishedAt != 0 {
+		return fmt.Errorf("%w: %s", ErrJobFinished, c.ID)
+	}
+	j.Cancelled = true
+	for i := range j.Tasks {
+		t := &j.Tasks[i]
+		switch t.State {
+		case tasks.TaskLeased:
+			l.endLease(j, i)
+		case tasks.TaskQueued:
+			j.nQueued--
+		default:
+			continue
+		}
+		t.State, t.ErrorKind, t.Error = tasks.TaskFailed, "cancelled", "job cancelled"
+		j.nFailed++
+	}
+	j.requeued, j.fresh = nil, len(j.Tasks)
+	j.maybeFinish(c.Now)
+	return nil
+}
+
+func (l *Ledger) applyUpsertPeer(c *UpsertPeerCommand) any {
+	p := l.peers[c.ID]
+	if p == nil {
+		p = &peer{ID: c.ID}
+		l.peers[c.ID] = p
+	}
+	if c.Address != "" {
+		p.Address = c.Address
+	}
+	if len(c.Roles) > 0 {
+		p.Roles = c.Roles
+	}
+	if c.Cores > 0 {
+		p.Cores = c.Cores
+	}
+	if p.State != c.State {
+		p.State, p.Since = c.State, c.Now
+	}
+	return nil
+}
+
+// state reports a job's state from its counters.
+func (j *job) state() tasks.JobState {
+	switch {
+	case j.Cancelled:
+		return tasks.JobCancelled
+	case j.FinishedAt != 0 && j.nFailed > 0:
+		return tasks.JobFailed
+	case j.FinishedAt != 0:
+		return tasks.JobComplete
+	case j.nQueued == len(j.Tasks):
+		return tasks.JobQueued
+	default:
+		return tasks.JobRunning
+	}
+}
+
+// leasesOf lists the current leases held by worker, sorted.
+func (l *Ledger) leasesOf(worker string) []TaskRef {
+	var out []TaskRef
+	for k := range l.leased {
+		j := l.jobs[k.Job]
+		if t := &j.Tasks[k.Index]; t.Worker == worker {
+			out = append(out, TaskRef{Job: k.Job, Index: k.Index, Attempt: t.Attempts})
+		}
+	}
+	sortRefs(out)
+	return out
+}
+
+// expiredLeases lists leases whose expiry is at or before now, sorted.
+func (l *Ledger) expiredLeases(now int64) []TaskRef {
+	var out []TaskRef
+	for k, exp := range l.leased {
+		if exp <= now {
+			out = append(out, TaskRef{Job: k.Job, Index: k.Index, Attempt: l.jobs[k.Job].Tasks[k.Index].Attempts})
+		}
+	}
+	sortRefs(out)
+	return out
+}
+
+func sortRefs(refs []TaskRef) {
+	sort.Slice(refs, func(a, b int) bool {
+		if refs[a].Job != refs[b].Job {
+			return refs[a].Job < refs[b].Job
+		}
+		return refs[a].Index < refs[b].Index
+	})
+}
+
+// hasQueued reports whether any job has a task waiting.
+func (l *Ledger) hasQueued() bool {
+	return l.nextRunnableJob() != nil
+}

@@ -1,0 +1,284 @@
+package scheduler
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+)
+
+// ServerConfig configures a ledger server.
+type ServerConfig struct {
+	Store StoreConfig
+	// Token every API call must carry. Empty disables authentication (tests only).
+	Token string
+	// WorkerTTL: a worker unheard for this long is marked down and its leases
+	// return to the queue. It is also the grace a new leader gives every worker.
+	WorkerTTL time.Duration
+	// LeaseSlack is added to a task's timeout to give its lease expiry.
+	LeaseSlack time.Duration
+	// MaxLeaseWait bounds a lease long poll.
+	MaxLeaseWait time.Duration
+	Logger       *slog.Logger
+}
+
+func (c *ServerConfig) setDefaults() {
+	if c.WorkerTTL == 0 {
+		c.WorkerTTL = 15 * time.Second
+	}
+	if c.LeaseSlack == 0 {
+		c.LeaseSlack = 30 * time.Second
+	}
+	if c.MaxLeaseWait == 0 {
+		c.MaxLeaseWait = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Store.Logger == nil {
+		c.Store.Logger = c.Logger
+	}
+}
+
+// Server is one ledger server: the Store plus what only the leader keeps in
+// memory (worker liveness) and its loops (lease expiry, dead workers).
+type Server struct {
+	cfg   ServerConfig
+	store *Store
+	log   *slog.Logger
+
+	liveness *liveness
+	work     *notifier
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// NewServer opens the store and starts the leader watcher.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	cfg.setDefaults()
+	store, err := OpenStore(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: store, log: cfg.Logger, liveness: newLiveness(), work: newNotifier(), stop: make(chan struct{})}
+	store.FSM().applied = s.work.broadcast
+	s.wg.Add(1)
+	go s.watchLeadership()
+	return s, nil
+}
+
+// Store returns the server's ledger store.
+func (s *Server) Store() *Store { return s.store }
+
+// Handler is the HTTP API.
+func (s *Server) Handler() http.Handler { return s.routes() }
+
+// Close stops the loops and the store.
+func (s *Server) Close() error {
+	close(s.stop)
+	s.wg.Wait()
+	return s.store.Close()
+}
+
+// watchLeadership runs the leader loop while this server leads.
+func (s *Server) watchLeadership() {
+	defer s.wg.Done()
+	var loop *runningLoop
+	defer func() { loop.stop() }()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case isLeader := <-s.store.LeaderCh():
+			loop.stop()
+			loop = nil
+			if isLeader {
+				loop = startLoop(s.leaderLoop)
+			}
+		}
+	}
+}
+
+// runningLoop is a goroutine with its own cancel, stopped and waited for.
+type runningLoop struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startLoop(fn func(context.Context)) *runningLoop {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &runningLoop{cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(l.done); fn(ctx) }()
+	return l
+}
+
+func (l *runningLoop) stop() {
+	if l != nil {
+		l.cancel()
+		<-l.done
+	}
+}
+
+// leaderLoop expires leases and marks silent workers down. A new leader first
+// treats every known worker as just seen, so each gets one TTL of grace
+// before anything of theirs expires.
+func (s *Server) leaderLoop(ctx context.Context) {
+	start := time.Now()
+	s.liveness.resetAll(start, s.knownWorkers())
+	graceUntil := start.Add(s.cfg.WorkerTTL)
+	s.log.Info("leader loop started", "id", s.cfg.Store.ID)
+	tick := time.NewTicker(max(s.cfg.WorkerTTL/5, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if now.Before(graceUntil) {
+				continue
+			}
+			s.markDeadWorkers(ctx, now)
+			s.expireLeases(ctx, now)
+		}
+	}
+}
+
+func (s *Server) knownWorkers() []string {
+	var ids []string
+	s.store.FSM().View(func(l *Ledger) {
+		for id, p := range l.peers {
+			if p.State != api.PeerDown {
+				ids = append(ids, id)
+			}
+		}
+	})
+	return ids
+}
+
+func (s *Server) markDeadWorkers(ctx context.Context, now time.Time) {
+	for _, id := range s.liveness.silentSince(now.Add(-s.cfg.WorkerTTL)) {
+		var leases []TaskRef
+		s.store.FSM().View(func(l *Ledger) { leases = l.leasesOf(id) })
+		s.log.Warn("worker down", "peer", id, "leases", len(leases))
+		if _, err := s.store.Propose(ctx, cmdUpsertPeer, &UpsertPeerCommand{ID: id, State: api.PeerDown, Now: now.UnixNano()}); err != nil {
+			s.log.Warn("mark worker down", "peer", id, "err", err)
+			continue
+		}
+		s.liveness.forget(id)
+		if len(leases) > 0 {
+			s.propose(ctx, cmdExpireLeases, &ExpireLeasesCommand{Now: now.UnixNano(), Reason: "worker " + id + " down", Tasks: leases})
+		}
+	}
+}
+
+func (s *Server) expireLeases(ctx context.Context, now time.Time) {
+	var refs []TaskRef
+	s.store.FSM().View(func(l *Ledger) { refs = l.expiredLeases(now.UnixNano()) })
+	if len(refs) > 0 {
+		s.log.Info("leases expired", "count", len(refs))
+		s.propose(ctx, cmdExpireLeases, &ExpireLeasesCommand{Now: now.UnixNano(), Reason: "past deadline", Tasks: refs})
+	}
+}
+
+// propose is Propose for the leader's own housekeeping: failures are logged
+// and retried on the next tick.
+func (s *Server) propose(ctx context.Context, t CommandType, payload any) {
+	resp, err := s.store.Propose(ctx, t, payload)
+	if err == nil {
+		err, _ = resp.(error)
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		s.log.Warn("leader command failed", "command", t.String(), "err", err)
+	}
+}
+
+// newJobID stamps a job id on the leader.
+func newJobID() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return "j-" + hex.EncodeToString(b[:])
+}
+
+// liveness is the leader's in-memory view of when each worker was last heard
+// from. It is never replicated: only its transitions are.
+type liveness struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func newLiveness() *liveness { return &liveness{seen: map[string]time.Time{}} }
+
+// touch records a worker as heard from now; it reports whether the worker was
+// unknown to this leader's memory (so the caller commits "alive").
+func (lv *liveness) touch(id string, now time.Time) bool {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	_, known := lv.seen[id]
+	lv.seen[id] = now
+	return !known
+}
+
+func (lv *liveness) lastSeen(id string) (time.Time, bool) {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	t, ok := lv.seen[id]
+	return t, ok
+}
+
+func (lv *liveness) resetAll(now time.Time, ids []string) {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	lv.seen = make(map[string]time.Time, len(ids))
+	for _, id := range ids {
+		lv.seen[id] = now
+	}
+}
+
+func (lv *liveness) silentSince(cutoff time.Time) []string {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	var out []string
+	for id, t := range lv.seen {
+		if t.Before(cutoff) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (lv *liveness) forget(id string) {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	delete(lv.seen, id)
+}
+
+// notifier wakes long polls when the ledger changes.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
+
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+func (n *notifier) broadcast() {
+	n.mu.Lock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+	n.mu.Unlock()
+}

@@ -1,0 +1,232 @@
+package scheduler
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// ErrNotLeader is returned for a write sent to a server that is not the leader.
+var ErrNotLeader = errors.New("not the cluster leader")
+
+// ErrNoLeader is returned when the group has no leader to take a write.
+var ErrNoLeader = errors.New("no cluster leader")
+
+// StoreConfig configures a ledger store.
+type StoreConfig struct {
+	ID       string // Raft server id
+	DataDir  string // raft.db (log + stable store) and snapshots/ live here
+	RaftBind string // host:port for Raft traffic
+	// Bootstrap makes this server a one-voter group if it has no Raft state yet.
+	Bootstrap bool
+	// Fast uses short Raft timeouts, for tests and dev on loopback.
+	Fast bool
+	// SnapshotThreshold overrides raft's default (8192 entries) when set.
+	SnapshotThreshold uint64
+	Logger            *slog.Logger
+}
+
+// Store owns Raft and the FSM: it is the only way into the ledger. HTTP
+// handlers translate requests and call Propose and View; they never touch Raft.
+type Store struct {
+	cfg       StoreConfig
+	raft      *raft.Raft
+	fsm       *FSM
+	transport *raft.NetworkTransport
+	boltStore *raftboltdb.BoltStore
+	proposer  *proposer
+	log       *slog.Logger
+}
+
+// OpenStore opens (or creates) the ledger under cfg.DataDir and starts Raft.
+func OpenStore(cfg StoreConfig) (*Store, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	s := &Store{cfg: cfg, fsm: NewFSM(), log: cfg.Logger}
+	if err := s.open(); err != nil {
+		s.closeResources()
+		return nil, err
+	}
+	s.proposer = newProposer(s.raft)
+	return s, nil
+}
+
+func (s *Store) open() error {
+	hlog := newHCLogger(s.log)
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(s.cfg.DataDir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft log: %w", err)
+	}
+	s.boltStore = bolt
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(s.cfg.DataDir, 2, hlog)
+	if err != nil {
+		return fmt.Errorf("open snapshots: %w", err)
+	}
+	addr, err := net.ResolveTCPAddr("tcp", s.cfg.RaftBind)
+	if err != nil {
+		return fmt.Errorf("raft bind %q: %w", s.cfg.RaftBind, err)
+	}
+	s.transport, err = raft.NewTCPTransportWithLogger(s.cfg.RaftBind, addr, 3, 10*time.Second, hlog)
+	if err != nil {
+		return fmt.Errorf("raft transport on %s: %w", s.cfg.RaftBind, err)
+	}
+	rc := s.raftConfig(hlog)
+	s.raft, err = raft.NewRaft(rc, s.fsm, bolt, bolt, snaps, s.transport)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	return s.maybeBootstrap(bolt, snaps)
+}
+
+func (s *Store) raftConfig(hlog hclog.Logger) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(s.cfg.ID)
+	rc.Logger = hlog
+	if s.cfg.Fast {
+		rc.HeartbeatTimeout = 200 * time.Millisecond
+		rc.ElectionTimeout = 200 * time.Millisecond
+		rc.LeaderLeaseTimeout = 100 * time.Millisecond
+		rc.CommitTimeout = 5 * time.Millisecond
+	}
+	if s.cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = s.cfg.SnapshotThreshold
+		rc.TrailingLogs = s.cfg.SnapshotThreshold
+	}
+	return rc
+}
+
+func (s *Store) maybeBootstrap(logs raft.LogStore, snaps raft.SnapshotStore) error {
+	if !s.cfg.Bootstrap {
+		return nil
+	}
+	has, err := raft.HasExistingState(logs, s.boltStore, snaps)
+	if err != nil || has {
+		return err
+	}
+	cfg := raft.Configuration{Servers: []raft.Server{{
+		ID: raft.ServerID(s.cfg.ID), Address: s.transport.LocalAddr(), Suffrage: raft.Voter,
+	}}}
+	return s.raft.BootstrapCluster(cfg).Error()
+}
+
+// FSM gives read access to the ledger.
+func (s *Store) FSM() *FSM { return s.fsm }
+
+// IsLeader reports whether this server leads the group now.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// LeaderCh delivers true when this server gains leadership, false when it loses it.
+func (s *Store) LeaderCh() <-chan bool { return s.raft.LeaderCh() }
+
+// Leader is the Raft address and id of the current leader ("" if none).
+func (s *Store) Leader() (string, string) {
+	addr, id := s.raft.LeaderWithID()
+	return string(addr), string(id)
+}
+
+// Raft exposes the raft instance for status and operator commands.
+func (s *Store) Raft() *raft.Raft { return s.raft }
+
+// WaitLeader polls until this store sees a leader or ctx ends.
+func (s *Store) WaitLeader(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if addr, _ := s.Leader(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Propose commits one command and returns its response: the value the
+// command's applyX returned (an error value for a broken rule).
+func (s *Store) Propose(ctx context.Context, t CommandType, payload any) (any, error) {
+	data, err := encodeCommand(t, payload)
+	if err != nil {
+		return nil, err
+	}
+	if !s.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	return s.proposer.propose(ctx, data)
+}
+
+// Barrier waits until every committed entry is applied here.
+func (s *Store) Barrier(ctx context.Context) error {
+	d := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		d = time.Until(dl)
+	}
+	return mapRaftErr(s.raft.Barrier(d).Error())
+}
+
+// Snapshot forces a snapshot now (operators and tests).
+func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
+
+// Close stops Raft and closes the log. It does not leave the group.
+func (s *Store) Close() error {
+	if s.proposer != nil {
+		s.proposer.close()
+	}
+	var err error
+	if s.raft != nil {
+		err = s.raft.Shutdown().Error()
+	}
+	return errors.Join(err, s.closeResources())
+}
+
+func (s *Store) closeResources() error {
+	var errs []error
+	if s.transport != nil {
+		errs = append(errs, s.transport.Close())
+	}
+	if s.boltStore != nil {
+		errs = append(errs, s.boltStore.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func mapRaftErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %v", ErrNoLeader, err)
+	}
+	return err
+}
+
+// newHCLogger routes Raft's hclog output into slog, warnings and up.
+func newHCLogger(log *slog.Logger) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name: "raft", Level: hclog.Warn, Output: slogWriter{log}, DisableTime: true,
+	})
+}
+
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Warn(string(bytes.TrimSpace(p)), "component", "raft")
+	return len(p), nil
+}

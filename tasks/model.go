@@ -1,0 +1,138 @@
+package tasks
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// TaskState is where one task is in its life:
+// queued -> leased -> done | failed (a lease that lapses returns it to queued).
+type TaskState string
+
+const (
+	TaskQueued TaskState = "queued"
+	TaskLeased TaskState = "leased"
+	TaskDone   TaskState = "done"
+	TaskFailed TaskState = "failed"
+)
+
+// JobState summarises a job's tasks.
+type JobState string
+
+const (
+	JobQueued    JobState = "queued"    // no task has been leased yet
+	JobRunning   JobState = "running"   // some task leased or finished, not all finished
+	JobComplete  JobState = "complete"  // every task done
+	JobFailed    JobState = "failed"    // every task finished and at least one failed
+	JobCancelled JobState = "cancelled" // cancelled by a user; unfinished tasks will not run
+)
+
+// Defaults for a job file's optional keys. They are what a BOINC or HTCondor
+// user would expect of a batch task: minutes of wall clock, a few hundred MiB.
+const (
+	DefaultTimeout   = 10 * time.Minute
+	DefaultMemory    = 256 << 20
+	DefaultMaxOutput = 16 << 20
+	DefaultRetries   = 2
+	// MaxMemory is the most a wasm32 module can address.
+	MaxMemory = 4 << 30
+	// MaxTasks bounds one job, so a typo cannot queue billions of tasks.
+	MaxTasks = 10_000_000
+)
+
+// Input is one task input file, named by the SHA-256 of its bytes.
+type Input struct {
+	Name string `json:"name"` // the file's base name, for {input}
+	Hash string `json:"hash"` // hex SHA-256 of the bytes
+	Size int64  `json:"size"`
+}
+
+// JobSpec is a job as the ledger keeps it: everything a worker needs to run
+// any of its tasks, with the module and inputs named by hash. It is made from a
+// job file by the client and validated again by the server.
+type JobSpec struct {
+	Name       string            `json:"name"`
+	ModuleHash string            `json:"module"`
+	Args       []string          `json:"args,omitempty"` // templates with {index} {count} {input}
+	Env        map[string]string `json:"env,omitempty"`
+	Tasks      int               `json:"tasks"`
+	Inputs     []Input           `json:"inputs,omitempty"` // one per task when set
+	Timeout    time.Duration     `json:"timeout"`
+	Memory     uint64            `json:"memory"`
+	MaxOutput  uint64            `json:"max_output"`
+	Retries    int               `json:"retries"`
+	Priority   int               `json:"priority"`
+}
+
+// ErrInvalidSpec is wrapped by every JobSpec.Validate failure.
+var ErrInvalidSpec = errors.New("invalid job")
+
+// Validate checks the rules a server enforces whatever the client did.
+func (s *JobSpec) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidSpec, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case strings.TrimSpace(s.Name) == "":
+		return bad("name is empty")
+	case !isHexHash(s.ModuleHash):
+		return bad("module hash %q is not a hex SHA-256", s.ModuleHash)
+	case s.Tasks < 1 || s.Tasks > MaxTasks:
+		return bad("tasks = %d, want 1..%d", s.Tasks, MaxTasks)
+	case len(s.Inputs) != 0 && len(s.Inputs) != s.Tasks:
+		return bad("%d inputs for %d tasks", len(s.Inputs), s.Tasks)
+	case s.Timeout <= 0:
+		return bad("timeout must be positive")
+	case s.Memory == 0 || s.Memory > MaxMemory:
+		return bad("memory = %d bytes, want 1..%d", s.Memory, uint64(MaxMemory))
+	case s.MaxOutput == 0:
+		return bad("max_output must be positive")
+	case s.Retries < 0:
+		return bad("retries must not be negative")
+	}
+	for i, in := range s.Inputs {
+		if !isHexHash(in.Hash) {
+			return bad("input %d (%s): hash %q is not a hex SHA-256", i, in.Name, in.Hash)
+		}
+	}
+	return nil
+}
+
+// TaskArgs is the argument list of task index, placeholders expanded.
+func (s *JobSpec) TaskArgs(index int) []string {
+	input := ""
+	if index < len(s.Inputs) {
+		input = s.Inputs[index].Name
+	}
+	return ExpandArgs(s.Args, index, s.Tasks, input)
+}
+
+// ExpandArgs replaces {index} (0-based), {count} and {input} (the input file's
+// base name, empty without inputs) in each argument.
+func ExpandArgs(args []string, index, count int, input string) []string {
+	r := strings.NewReplacer("{index}", fmt.Sprint(index), "{count}", fmt.Sprint(count), "{input}", input)
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = r.Replace(a)
+	}
+	return out
+}
+
+func isHexHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Finished reports whether a job in this state will not change any more.
+func (s JobState) Finished() bool {
+	return s == JobComplete || s == JobFailed || s == JobCancelled
+}
