@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/peergrid/peergrid/api"
+)
+
+// Exit codes.
+const (
+	exitOK        = 0
+	exitJobFailed = 1 // the command worked; the job it waited for did not
+	exitError     = 2 // bad usage, bad input, or the grid could not be reached
+)
+
+// errUsage is returned for bad command lines; the usage text was printed.
+var errUsage = errors.New("usage")
+
+// Main holds the process's streams and environment, so tests can run the CLI
+// in-process.
+type Main struct {
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+}
+
+// NewMain returns a Main on the real process.
+func NewMain() *Main {
+	return &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(m *Main, ctx context.Context, args []string) (int, error)
+}
+
+func (m *Main) commands() []command {
+	return []command{
+		{"dev", "run a server and a worker in one process on loopback", (*Main).runDev},
+		{"demo", "run a dev grid and every example job, and check the results", (*Main).runDemo},
+		{"job", "submit, watch, fetch and cancel jobs (job help)", (*Main).runJob},
+		{"peers", "list servers and workers", (*Main).runPeers},
+	}
+}
+
+// Run runs one command line and returns the process exit code.
+func (m *Main) Run(ctx context.Context, args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		m.usage()
+		if len(args) == 0 {
+			return exitError
+		}
+		return exitOK
+	}
+	for _, c := range m.commands() {
+		if c.name == args[0] {
+			code, err := c.run(m, ctx, args[1:])
+			return m.finish(code, err)
+		}
+	}
+	fmt.Fprintf(m.Stderr, "peergrid: unknown command %q\n\n", args[0])
+	m.usage()
+	return exitError
+}
+
+func (m *Main) finish(code int, err error) int {
+	switch {
+	case err == nil:
+		return code
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.Is(err, errUsage):
+		return exitError
+	}
+	fmt.Fprintf(m.Stderr, "peergrid: %v\n", err)
+	return exitError
+}
+
+func (m *Main) usage() {
+	fmt.Fprintln(m.Stderr, "peergrid: a peer-to-peer volunteer compute grid for WebAssembly batch jobs\n\nUsage: peergrid <command> [flags]\n\nCommands:")
+	for _, c := range m.commands() {
+		fmt.Fprintf(m.Stderr, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(m.Stderr, "\nRun 'peergrid <command> -h' for a command's flags.")
+}
+
+// newFlagSet makes a FlagSet that prints its usage to Stderr.
+func (m *Main) newFlagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(m.Stderr, "Usage: peergrid %s\n\nFlags:\n", usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags and allows them after positional arguments too
+// ("job status ID --json"), which users type.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errUsage
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// clientFlags are the flags of every command that talks to a server.
+type clientFlags struct {
+	addr  string
+	token string
+	json  bool
+}
+
+func (m *Main) addClientFlags(fs *flag.FlagSet, withJSON bool) *clientFlags {
+	cf := &clientFlags{}
+	fs.StringVar(&cf.addr, "addr", "", "server address (default $PEERGRID_ADDR, else http://127.0.0.1:7070)")
+	fs.StringVar(&cf.token, "token", "", "cluster token (default $PEERGRID_TOKEN)")
+	if withJSON {
+		fs.BoolVar(&cf.json, "json", false, "print JSON")
+	}
+	return cf
+}
+
+func (m *Main) client(cf *clientFlags) *api.Client {
+	addr := firstNonEmpty(cf.addr, m.Getenv("PEERGRID_ADDR"), "http://127.0.0.1:7070")
+	return api.NewClient(addr, firstNonEmpty(cf.token, m.Getenv("PEERGRID_TOKEN")))
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func (m *Main) printJSON(v any) error {
+	enc := json.NewEncoder(m.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// logger logs to Stderr at the given level ("debug", "info", "warn", "error").
+func (m *Main) logger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	return slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,7 @@
+// Command peergrid owns the command line: parsing flags, starting roles
+// (dev, demo), and printing what the HTTP API returns.
+//
+// It must not hold grid logic: every client command goes through package api,
+// exactly as a program of a user would; servers and workers are started from
+// their own packages.
+package main

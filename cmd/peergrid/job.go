@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+func (m *Main) runJob(ctx context.Context, args []string) (int, error) {
+	subs := map[string]func(context.Context, []string) (int, error){
+		"submit": m.jobSubmit, "status": m.jobStatus, "results": m.jobResults,
+		"cancel": m.jobCancel, "list": m.jobList,
+	}
+	if len(args) > 0 {
+		if run, ok := subs[args[0]]; ok {
+			return run(ctx, args[1:])
+		}
+	}
+	fmt.Fprintln(m.Stderr, `Usage: peergrid job <command>
+
+  submit FILE [--wait] [--json]   submit a job file (TOML); --wait shows progress, exits 1 if a task failed
+  status ID [--json]              the job's state and every task's
+  results ID --out DIR            write DIR/<index>.out and DIR/<index>.err
+  cancel ID                       cancel a job: unfinished tasks will not run
+  list [--json]                   all jobs`)
+	if len(args) > 0 && args[0] != "help" {
+		return exitError, errUsage
+	}
+	return exitOK, nil
+}
+
+func (m *Main) jobSubmit(ctx context.Context, args []string) (int, error) {
+	fs := m.newFlagSet("job submit", "job submit FILE [--wait] [--json]")
+	cf := m.addClientFlags(fs, true)
+	wait := fs.Bool("wait", false, "wait for the job: a progress bar, exit 0 when all tasks are done, 1 when any failed")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return exitError, err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return exitError, errUsage
+	}
+	jf, err := tasks.ParseFile(pos[0])
+	if err != nil {
+		return exitError, err // nothing was submitted
+	}
+	c := m.client(cf)
+	id, err := c.SubmitJobFile(ctx, jf)
+	if err != nil {
+		return exitError, fmt.Errorf("submit %s: %w", pos[0], err)
+	}
+	if cf.json && !*wait {
+		return exitOK, m.printJSON(api.SubmitResponse{ID: id})
+	}
+	if !cf.json {
+		fmt.Fprintf(m.Stdout, "submitted job %s (%s, %d tasks)\n", id, jf.Name, jf.Tasks)
+	}
+	if !*wait {
+		return exitOK, nil
+	}
+	return m.waitJob(ctx, c, id, cf.json)
+}
+
+// waitJob follows a job to its end with a progress bar on Stderr.
+func (m *Main) waitJob(ctx context.Context, c *api.Client, id string, asJSON bool) (int, error) {
+	bar := newProgressBar(m.Stderr)
+	sum, err := c.WaitJob(ctx, id, 200*time.Millisecond, bar.update)
+	bar.finish()
+	if err != nil {
+		return exitError, err
+	}
+	if asJSON {
+		if err := m.printJSON(map[string]any{"id": id, "state": sum.State}); err != nil {
+			return exitError, err
+		}
+	} else {
+		fmt.Fprintf(m.Stdout, "job %s %s: %d done, %d failed of %d\n", id, sum.State, sum.Done, sum.Failed, sum.Tasks)
+	}
+	if sum.State != tasks.JobComplete {
+		return exitJobFailed, nil
+	}
+	return exitOK, nil
+}
+
+func (m *Main) jobStatus(ctx context.Context, args []string) (int, error) {
+	fs := m.newFlagSet("job status", "job status ID [--json]")
+	cf := m.addClientFlags(fs, true)
+	id, err := oneArg(fs, args)
+	if err != nil {
+		return exitError, err
+	}
+	st, err := m.client(cf).Job(ctx, id)
+	if err != nil {
+		return exitError, err
+	}
+	if cf.json {
+		return exitOK, m.printJSON(st)
+	}
+	fmt.Fprintf(m.Stdout, "job %s (%s): %s\n  %d tasks: %d queued, %d leased, %d done, %d failed\n",
+		st.ID, st.Name, st.State, st.Tasks, st.Queued, st.Leased, st.Done, st.Failed)
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK\tSTATE\tATTEMPTS\tEXIT\tWORKER\tERROR")
+	for _, t := range st.TaskStats {
+		exit := "-"
+		if t.ExitCode != nil {
+			exit = fmt.Sprint(*t.ExitCode)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", t.Index, t.State, t.Attempts, exit, t.Worker, oneLine(t.Error))
+	}
+	return exitOK, tw.Flush()
+}
+
+func (m *Main) jobResults(ctx context.Context, args []string) (int, error) {
+	fs := m.newFlagSet("job results", "job results ID --out DIR")
+	cf := m.addClientFlags(fs, false)
+	out := fs.String("out", "", "directory for <index>.out and <index>.err (created if missing)")
+	id, err := oneArg(fs, args)
+	if err != nil {
+		return exitError, err
+	}
+	if *out == "" {
+		fs.Usage()
+		return exitError, fmt.Errorf("%w: --out DIR is required", errUsage)
+	}
+	results, err := m.client(cf).Results(ctx, id)
+	if err != nil {
+		return exitError, err
+	}
+	if err := writeResults(*out, results); err != nil {
+		return exitError, err
+	}
+	fmt.Fprintf(m.Stdout, "wrote %d results to %s\n", len(results), *out)
+	return exitOK, nil
+}
+
+// writeResults writes each finished task's stdout and stderr.
+func writeResults(dir string, results []api.TaskResult) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, r := range results {
+		if r.State != tasks.TaskDone && r.State != tasks.TaskFailed {
+			continue
+		}
+		base := filepath.Join(dir, fmt.Sprint(r.Index))
+		if err := os.WriteFile(base+".out", r.Stdout, 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(base+".err", r.Stderr, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Main) jobCancel(ctx context.Context, args []string) (int, error) {
+	fs := m.newFlagSet("job cancel", "job cancel ID")
+	cf := m.addClientFlags(fs, false)
+	id, err := oneArg(fs, args)
+	if err != nil {
+		return exitError, err
+	}
+	if err := m.client(cf).Cancel(ctx, id); err != nil {
+		return exitError, err
+	}
+	fmt.Fprintf(m.Stdout, "cancelled job %s\n", id)
+	return exitOK, nil
+}
+
+func (m *Main) jobList(ctx context.Context, args []string) (int, error) {
+	fs := m.newFlagSet("job list", "job list [--json]")
+	cf := m.addClientFlags(fs, true)
+	if _, err := parse(fs, args); err != nil {
+		return exitError, err
+	}
+	jobs, err := m.client(cf).Jobs(ctx)
+	if err != nil {
+		return exitError, err
+	}
+	if cf.json {
+		return exitOK, m.printJSON(jobs)
+	}
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tDONE\tFAILED\tTOTAL\tSUBMITTED")
+	for _, j := range jobs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", j.ID, j.Name, j.State, j.Done, j.Failed, j.Tasks, j.SubmittedAt.Local().Format(time.DateTime))
+	}
+	return exitOK, tw.Flush()
+}
+
+// oneArg parses flags and wants exactly one positional argument.
+func oneArg(fs *flag.FlagSet, args []string) (string, error) {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return "", err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return "", errUsage
+	}
+	return pos[0], nil
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}

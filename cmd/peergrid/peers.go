@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+func (m *Main) runPeers(ctx context.Context, args []string) (int, error) {
+	fs := m.newFlagSet("peers", "peers [--json]")
+	cf := m.addClientFlags(fs, true)
+	if _, err := parse(fs, args); err != nil {
+		return exitError, err
+	}
+	peers, err := m.client(cf).Peers(ctx)
+	if err != nil {
+		return exitError, err
+	}
+	if cf.json {
+		return exitOK, m.printJSON(peers)
+	}
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDRESS\tROLES\tCORES\tSTATE\tRUNNING\tDONE\tLAST SEEN")
+	for _, p := range peers {
+		seen := "-"
+		if !p.LastSeen.IsZero() && p.LastSeen.Unix() > 0 {
+			seen = time.Since(p.LastSeen).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%s\n", p.ID, p.Address, strings.Join(p.Roles, ","), p.Cores, p.State, p.Running, p.Done, seen)
+	}
+	return exitOK, tw.Flush()
+}

@@ -1,0 +1,202 @@
+// Package devgrid runs a whole grid in one process on loopback: one ledger
+// server (a single-voter Raft group on disk) and one worker that reaches it
+// over the real HTTP API. `peergrid dev`, `peergrid demo` and end-to-end tests
+// use it; nothing in it is a stand-in for a part of the real grid.
+package devgrid
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/scheduler"
+	"github.com/peergrid/peergrid/worker"
+)
+
+// Config configures a dev grid.
+type Config struct {
+	DataDir string // required
+	Bind    string // HTTP address; default 127.0.0.1:0 (any free port)
+	// RaftBind defaults to the HTTP port + 1 when Bind names a port, else any free port.
+	RaftBind string
+	Cores    int           // worker slots; default the machine's cores
+	NoWorker bool          // server only
+	Worker   worker.Runner // overrides the worker's executor pool (tests)
+	// WorkerTTL and LeaseSlack tune failure detection (default: scheduler's).
+	WorkerTTL  time.Duration
+	LeaseSlack time.Duration
+	Logger     *slog.Logger
+}
+
+// Grid is a running dev grid.
+type Grid struct {
+	Addr   string // http://host:port
+	Token  string
+	Server *scheduler.Server
+	Worker *worker.Worker
+
+	http     *http.Server
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	closeErr error
+	once     sync.Once
+}
+
+// Start brings up the server, waits for it to lead, and starts the worker.
+func Start(ctx context.Context, cfg Config) (*Grid, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Bind == "" {
+		cfg.Bind = "127.0.0.1:0"
+	}
+	token, err := LoadOrCreateToken(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Bind, err)
+	}
+	raftBind, err := raftAddr(cfg.Bind, cfg.RaftBind)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	srv, err := scheduler.NewServer(scheduler.ServerConfig{
+		Store: scheduler.StoreConfig{ID: "dev-server", DataDir: filepath.Join(cfg.DataDir, "server"), RaftBind: raftBind,
+			Bootstrap: true, Fast: true},
+		Token: token, WorkerTTL: cfg.WorkerTTL, LeaseSlack: cfg.LeaseSlack, Logger: cfg.Logger,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	g := &Grid{Addr: "http://" + ln.Addr().String(), Token: token, Server: srv}
+	g.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go g.http.Serve(ln)
+	if err := g.waitLeader(ctx); err != nil {
+		g.Close()
+		return nil, err
+	}
+	if !cfg.NoWorker {
+		if err := g.startWorker(ctx, cfg); err != nil {
+			g.Close()
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+func (g *Grid) waitLeader(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for !g.Server.Store().IsLeader() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("dev server did not become leader: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (g *Grid) startWorker(ctx context.Context, cfg Config) error {
+	w, err := worker.New(ctx, worker.Config{
+		ID: "dev-worker", Client: g.Client(), DataDir: filepath.Join(cfg.DataDir, "worker"), Cores: cfg.Cores,
+		Pool: cfg.Worker, Logger: cfg.Logger, Heartbeat: heartbeatFor(cfg.WorkerTTL),
+	})
+	if err != nil {
+		return err
+	}
+	g.Worker = w
+	wctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	g.wg.Add(1)
+	go func() { defer g.wg.Done(); _ = w.Run(wctx) }()
+	return nil
+}
+
+func heartbeatFor(ttl time.Duration) time.Duration {
+	if ttl > 0 {
+		return ttl / 3
+	}
+	return 0
+}
+
+// Client returns an API client for this grid.
+func (g *Grid) Client() *api.Client { return api.NewClient(g.Addr, g.Token) }
+
+// Close drains the worker, then stops the HTTP server and the ledger.
+func (g *Grid) Close() error {
+	g.once.Do(func() {
+		if g.cancel != nil {
+			g.cancel()
+			g.wg.Wait()
+		}
+		var errs []error
+		if g.Worker != nil {
+			errs = append(errs, g.Worker.Close())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		errs = append(errs, g.http.Shutdown(ctx), g.Server.Close())
+		g.closeErr = errors.Join(errs...)
+	})
+	return g.closeErr
+}
+
+// raftAddr is the Raft bind: explicit, else the HTTP port + 1, else any free port.
+func raftAddr(bind, raftBind string) (string, error) {
+	if raftBind != "" {
+		return raftBind, nil
+	}
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return "", fmt.Errorf("bind %q: %w", bind, err)
+	}
+	if p, _ := strconv.Atoi(port); p > 0 {
+		return net.JoinHostPort(host, strconv.Itoa(p+1)), nil
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// LoadOrCreateToken returns the cluster token kept in dataDir/token (mode
+// 0600), creating a random one the first time.
+func LoadOrCreateToken(dataDir string) (string, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dataDir, "token")
+	if b, err := os.ReadFile(path); err == nil {
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, nil
+		}
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	token := hex.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write token: %w", err)
+	}
+	return token, nil
+}

@@ -1,0 +1,10 @@
+// Package worker is the volunteer daemon: it leases tasks from the grid over
+// the HTTP API, runs them in the WebAssembly sandbox's executor pool, and
+// reports their results. It heartbeats while alive and, when asked to stop,
+// drains: no new leases, running tasks finish within a grace period, and the
+// rest are handed back so they requeue at once.
+//
+// It must reach the ledger only through package api, never through Raft or
+// the scheduler's internals: a worker on a volunteer's machine is just a
+// client of the grid.
+package worker

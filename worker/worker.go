@@ -1,0 +1,391 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/wasm"
+)
+
+// Config configures a worker.
+type Config struct {
+	ID      string
+	Address string // how others reach this peer (informational for now)
+	Client  *api.Client
+	DataDir string // modules/ and compile/ caches live here
+	// Cores is how many tasks run at once (default: the machine's cores).
+	Cores int
+	// Prefetch is how many tasks beyond Cores are leased ahead, so a slot
+	// never waits on a lease round trip.
+	Prefetch int
+	// Heartbeat is how often the worker says it is alive while idle or busy.
+	Heartbeat time.Duration
+	// DrainGrace bounds how long running tasks may finish after a stop.
+	DrainGrace time.Duration
+	// LeaseWait is how long one lease call may long-poll.
+	LeaseWait time.Duration
+	Logger    *slog.Logger
+	// Pool overrides the executor pool (tests); nil makes one with Cores executors.
+	Pool Runner
+}
+
+// Runner runs one task: the executor pool, or a fake in tests.
+type Runner interface {
+	Run(ctx context.Context, req *wasm.Request) (*wasm.Result, error)
+}
+
+var _ Runner = (*wasm.Pool)(nil)
+
+func (c *Config) setDefaults() {
+	if c.Cores <= 0 {
+		c.Cores = runtime.NumCPU()
+	}
+	if c.Prefetch < 0 {
+		c.Prefetch = 0
+	} else if c.Prefetch == 0 {
+		c.Prefetch = c.Cores
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 3 * time.Second
+	}
+	if c.DrainGrace <= 0 {
+		c.DrainGrace = 30 * time.Second
+	}
+	if c.LeaseWait <= 0 {
+		c.LeaseWait = 20 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Worker leases, runs and reports tasks.
+type Worker struct {
+	cfg     Config
+	log     *slog.Logger
+	client  *api.Client
+	modules wasm.ModuleDir
+	pool    Runner
+	ownPool *wasm.Pool
+
+	fetchMu sync.Mutex // one module download at a time; they are cached after
+}
+
+// New prepares a worker: its caches and, unless given one, its executor pool.
+func New(ctx context.Context, cfg Config) (*Worker, error) {
+	cfg.setDefaults()
+	if cfg.ID == "" || cfg.Client == nil || cfg.DataDir == "" {
+		return nil, errors.New("worker: ID, Client and DataDir are required")
+	}
+	w := &Worker{cfg: cfg, log: cfg.Logger.With("peer", cfg.ID), client: cfg.Client,
+		modules: wasm.ModuleDir(filepath.Join(cfg.DataDir, "modules"))}
+	if err := os.MkdirAll(string(w.modules), 0o700); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	w.pool = cfg.Pool
+	if w.pool == nil {
+		p, err := wasm.NewPool(ctx, wasm.PoolConfig{
+			Size: cfg.Cores, CacheDir: filepath.Join(cfg.DataDir, "compile"), ModuleDir: w.modules, Logger: cfg.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("worker: executor pool: %w", err)
+		}
+		w.pool, w.ownPool = p, p
+	}
+	return w, nil
+}
+
+// Close stops the executor pool the worker made.
+func (w *Worker) Close() error {
+	if w.ownPool != nil {
+		return w.ownPool.Close()
+	}
+	return nil
+}
+
+// Run works until ctx is cancelled, then drains and returns nil. It returns
+// an error only if the worker could not work at all.
+func (w *Worker) Run(ctx context.Context) error {
+	w.log.Info("worker started", "cores", w.cfg.Cores)
+	r := newRun(w)
+	r.start(ctx)
+	<-ctx.Done()
+	r.drain()
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// run is one Run's goroutines and their shared state.
+type run struct {
+	w       *Worker
+	queue   chan api.Assignment
+	reports chan api.Report
+	slots   chan struct{} // a token per task leased and not yet reported
+
+	workCtx    context.Context // cancelled when the drain grace ends: kills running tasks
+	workCancel context.CancelFunc
+	leaseStop  context.CancelFunc
+	leasing    sync.WaitGroup
+	running    sync.WaitGroup
+	reporting  sync.WaitGroup
+	draining   chan struct{}
+}
+
+func newRun(w *Worker) *run {
+	capacity := w.cfg.Cores + w.cfg.Prefetch
+	return &run{
+		w: w, queue: make(chan api.Assignment, capacity), reports: make(chan api.Report, capacity),
+		slots: make(chan struct{}, capacity), draining: make(chan struct{}),
+	}
+}
+
+func (r *run) start(ctx context.Context) {
+	r.workCtx, r.workCancel = context.WithCancel(context.Background())
+	leaseCtx, cancel := context.WithCancel(ctx)
+	r.leaseStop = cancel
+	r.leasing.Add(2)
+	go func() { defer r.leasing.Done(); r.leaseLoop(leaseCtx) }()
+	go func() { defer r.leasing.Done(); r.heartbeatLoop(leaseCtx) }()
+	for i := 0; i < r.w.cfg.Cores; i++ {
+		r.running.Add(1)
+		go func() { defer r.running.Done(); r.runLoop() }()
+	}
+	r.reporting.Add(1)
+	go func() { defer r.reporting.Done(); r.reportLoop() }()
+}
+
+// drain stops leasing, hands back tasks not yet started, lets running ones
+// finish within the grace period (then kills them and hands them back too),
+// and sends every report.
+func (r *run) drain() {
+	r.w.log.Info("draining", "grace", r.w.cfg.DrainGrace)
+	r.leaseStop()
+	r.leasing.Wait()
+	close(r.draining)
+	r.sendHeartbeat(context.Background(), true)
+	close(r.queue) // runners hand back what is still queued
+	done := make(chan struct{})
+	go func() { r.running.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(r.w.cfg.DrainGrace):
+		r.w.log.Warn("drain grace over: stopping running tasks")
+		r.workCancel()
+		<-done
+	}
+	r.workCancel()
+	close(r.reports)
+	r.reporting.Wait()
+}
+
+// leaseLoop keeps the queue full: it leases as many tasks as there are free
+// slots, long-polling when the grid has nothing queued.
+func (r *run) leaseLoop(ctx context.Context) {
+	backoff := newBackoff()
+	for ctx.Err() == nil {
+		free := r.acquireSlots(ctx)
+		if free == 0 {
+			return
+		}
+		got, err := r.w.client.Lease(ctx, &api.LeaseRequest{
+			Worker: r.w.cfg.ID, Address: r.w.cfg.Address, Cores: r.w.cfg.Cores, Max: free, Wait: r.w.cfg.LeaseWait,
+		})
+		r.releaseSlots(free - len(got))
+		if err != nil {
+			if ctx.Err() == nil {
+				r.w.log.Warn("lease failed", "err", err)
+				backoff.wait(ctx)
+			}
+			continue
+		}
+		backoff.reset()
+		for _, a := range got {
+			r.queue <- a // never blocks: a slot was taken for it
+		}
+	}
+}
+
+// acquireSlots blocks for at least one free slot, then takes all free ones.
+func (r *run) acquireSlots(ctx context.Context) int {
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0
+	}
+	n := 1
+	for {
+		select {
+		case r.slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+}
+
+func (r *run) releaseSlots(n int) {
+	for i := 0; i < n; i++ {
+		<-r.slots
+	}
+}
+
+func (r *run) runLoop() {
+	for a := range r.queue {
+		select {
+		case <-r.draining:
+			r.handBack(a)
+			continue
+		default:
+		}
+		rep := r.execute(a)
+		if r.workCtx.Err() != nil { // killed by the end of a drain: not the task's fault
+			r.handBack(a)
+			continue
+		}
+		r.reports <- rep
+	}
+}
+
+// execute runs one assignment and turns the outcome into a report.
+func (r *run) execute(a api.Assignment) api.Report {
+	rep := api.Report{Job: a.Job, Index: a.Index, Attempt: a.Attempt}
+	if err := r.w.ensureModule(r.workCtx, a.ModuleHash); err != nil {
+		rep.ErrorKind, rep.Error = "worker", err.Error()
+		return rep
+	}
+	res, err := r.w.pool.Run(r.workCtx, &wasm.Request{
+		ModuleHash: a.ModuleHash, Name: a.Name, Args: a.Args, Env: a.Env, Stdin: a.Stdin, Seed: a.Seed,
+		Limits: wasm.Limits{MemoryBytes: a.Memory, Timeout: a.Timeout, MaxOutput: int64(a.MaxOutput)},
+	})
+	if res != nil {
+		rep.ExitCode, rep.Stdout, rep.Stderr, rep.Duration = res.ExitCode, res.Stdout, res.Stderr, res.Duration
+	}
+	if err != nil {
+		rep.ErrorKind, rep.Error = string(wasm.KindOf(err)), err.Error()
+		if rep.ErrorKind == "" {
+			rep.ErrorKind = "worker"
+		}
+	}
+	return rep
+}
+
+// handBack releases a task this worker will not run.
+func (r *run) handBack(a api.Assignment) {
+	err := r.w.client.Release(context.Background(), &api.ReleaseRequest{
+		Worker: r.w.cfg.ID, Tasks: []api.TaskRef{{Job: a.Job, Index: a.Index, Attempt: a.Attempt}},
+	})
+	if err != nil {
+		r.w.log.Warn("hand back failed; the lease will expire instead", "job", a.Job, "task", a.Index, "err", err)
+	}
+	<-r.slots
+}
+
+// reportLoop sends reports in batches: whatever finished while the previous
+// call was in flight goes in the next one.
+func (r *run) reportLoop() {
+	for first := range r.reports {
+		batch := []api.Report{first}
+	gather:
+		for len(batch) < 256 {
+			select {
+			case rep, ok := <-r.reports:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, rep)
+			default:
+				break gather
+			}
+		}
+		r.sendReports(batch)
+		r.releaseSlots(len(batch))
+	}
+}
+
+// sendReports retries until the grid takes the reports or the attempt is
+// hopeless (then the leases expire and the tasks run again).
+func (r *run) sendReports(batch []api.Report) {
+	backoff := newBackoff()
+	for attempt := 0; attempt < 10; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := r.w.client.Report(ctx, &api.ReportRequest{Worker: r.w.cfg.ID, Reports: batch})
+		cancel()
+		if err == nil {
+			return
+		}
+		r.w.log.Warn("report failed", "tasks", len(batch), "err", err)
+		backoff.wait(context.Background())
+	}
+	r.w.log.Error("giving up on reports; their leases will expire", "tasks", len(batch))
+}
+
+func (r *run) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(r.w.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.sendHeartbeat(ctx, false)
+		}
+	}
+}
+
+func (r *run) sendHeartbeat(ctx context.Context, draining bool) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := r.w.client.Heartbeat(ctx, &api.HeartbeatRequest{Worker: r.w.cfg.ID, Address: r.w.cfg.Address, Cores: r.w.cfg.Cores, Draining: draining})
+	if err != nil && ctx.Err() == nil {
+		r.w.log.Warn("heartbeat failed", "err", err)
+	}
+}
+
+// ensureModule fetches a module by hash into the module cache, once.
+func (w *Worker) ensureModule(ctx context.Context, hash string) error {
+	if w.modules.Has(hash) {
+		return nil
+	}
+	w.fetchMu.Lock()
+	defer w.fetchMu.Unlock()
+	if w.modules.Has(hash) {
+		return nil
+	}
+	data, err := w.client.GetBlob(ctx, hash)
+	if err != nil {
+		return fmt.Errorf("fetch module %s: %w", hash, err)
+	}
+	got, err := w.modules.Put(data)
+	if err != nil {
+		return fmt.Errorf("module %s: %w", hash, err)
+	}
+	if got != hash {
+		return fmt.Errorf("module %s: server sent bytes that hash to %s", hash, got)
+	}
+	return nil
+}
+
+// backoff waits 50ms, 100ms, ... up to 5s between failed calls.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{d: 50 * time.Millisecond} }
+
+func (b *backoff) reset() { b.d = 50 * time.Millisecond }
+
+func (b *backoff) wait(ctx context.Context) {
+	t := time.NewTimer(b.d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	b.d = min(2*b.d, 5*time.Second)
+}
