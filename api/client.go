@@ -261,9 +261,11 @@ func (c *Client) Release(ctx context.Context, req *ReleaseRequest) error {
 	return c.doJSON(ctx, http.MethodPost, "/v1/release", req, nil)
 }
 
-// Heartbeat tells the leader the worker is alive.
-func (c *Client) Heartbeat(ctx context.Context, req *HeartbeatRequest) error {
-	return c.doJSON(ctx, http.MethodPost, "/v1/heartbeat", req, nil)
+// Heartbeat tells the leader the worker is alive, and learns which of its
+// running attempts are stale.
+func (c *Client) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error) {
+	var out HeartbeatResponse
+	return &out, c.doJSON(ctx, http.MethodPost, "/v1/heartbeat", req, &out)
 }
 
 // Peers lists servers and workers.

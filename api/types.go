@@ -55,7 +55,7 @@ type TaskStatus struct {
 	Worker    string          `json:"worker,omitempty"`
 	ExitCode  *int            `json:"exit_code"`
 	ErrorKind string          `json:"error_kind,omitempty"`
-	Error     string          `json:"error,omitempty"`
+	Error     string          `json:"error"`
 	Duration  time.Duration   `json:"duration_ns,omitempty"`
 	Ignored   int             `json:"late_reports,omitempty"`
 }
@@ -162,6 +162,15 @@ type HeartbeatRequest struct {
 	Address  string `json:"address,omitempty"`
 	Cores    int    `json:"cores,omitempty"`
 	Draining bool   `json:"draining,omitempty"`
+	// Running lists the attempts the worker is running now, so the server can
+	// say which of them are no longer its to run (cancelled, expired).
+	Running []TaskRef `json:"running,omitempty"`
+}
+
+// HeartbeatResponse names running attempts the worker should stop: their
+// lease is gone, so any result would be ignored.
+type HeartbeatResponse struct {
+	Stale []TaskRef `json:"stale,omitempty"`
 }
 
 // ReleaseRequest hands leased tasks back unrun (a draining worker).

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/tasks"
 )
 
 // maxLeasePerCall bounds one lease request.
@@ -157,7 +158,15 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, struct{}{})
+	resp := api.HeartbeatResponse{}
+	s.store.FSM().View(func(l *Ledger) {
+		for _, ref := range req.Running {
+			if _, t := l.lookupTask(ref.Job, ref.Index); t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt || t.Worker != req.Worker {
+				resp.Stale = append(resp.Stale, ref)
+			}
+		}
+	})
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // seeWorker records that a worker was heard from. Only a change of state

@@ -134,9 +134,12 @@ type run struct {
 	workCancel context.CancelFunc
 	leaseStop  context.CancelFunc
 	leasing    sync.WaitGroup
-	running    sync.WaitGroup
+	runners    sync.WaitGroup
 	reporting  sync.WaitGroup
 	draining   chan struct{}
+
+	mu      sync.Mutex
+	running map[api.TaskRef]context.CancelFunc // attempts being run now
 }
 
 func newRun(w *Worker) *run {
@@ -144,6 +147,7 @@ func newRun(w *Worker) *run {
 	return &run{
 		w: w, queue: make(chan api.Assignment, capacity), reports: make(chan api.Report, capacity),
 		slots: make(chan struct{}, capacity), draining: make(chan struct{}),
+		running: map[api.TaskRef]context.CancelFunc{},
 	}
 }
 
@@ -155,8 +159,8 @@ func (r *run) start(ctx context.Context) {
 	go func() { defer r.leasing.Done(); r.leaseLoop(leaseCtx) }()
 	go func() { defer r.leasing.Done(); r.heartbeatLoop(leaseCtx) }()
 	for i := 0; i < r.w.cfg.Cores; i++ {
-		r.running.Add(1)
-		go func() { defer r.running.Done(); r.runLoop() }()
+		r.runners.Add(1)
+		go func() { defer r.runners.Done(); r.runLoop() }()
 	}
 	r.reporting.Add(1)
 	go func() { defer r.reporting.Done(); r.reportLoop() }()
@@ -173,7 +177,7 @@ func (r *run) drain() {
 	r.sendHeartbeat(context.Background(), true)
 	close(r.queue) // runners hand back what is still queued
 	done := make(chan struct{})
-	go func() { r.running.Wait(); close(done) }()
+	go func() { r.runners.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(r.w.cfg.DrainGrace):
@@ -245,23 +249,69 @@ func (r *run) runLoop() {
 			continue
 		default:
 		}
-		rep := r.execute(a)
-		if r.workCtx.Err() != nil { // killed by the end of a drain: not the task's fault
+		ref := api.TaskRef{Job: a.Job, Index: a.Index, Attempt: a.Attempt}
+		ctx := r.track(ref)
+		rep := r.execute(ctx, a)
+		stopped := ctx.Err() != nil
+		r.untrack(ref)
+		switch {
+		case r.workCtx.Err() != nil: // killed by the end of a drain: not the task's fault
 			r.handBack(a)
-			continue
+		case stopped: // stopped because its lease is gone: nobody wants the result
+			r.w.log.Info("stopped a task whose lease is gone", "job", a.Job, "task", a.Index)
+			<-r.slots
+		default:
+			r.reports <- rep
 		}
-		r.reports <- rep
+	}
+}
+
+func (r *run) track(ref api.TaskRef) context.Context {
+	ctx, cancel := context.WithCancel(r.workCtx)
+	r.mu.Lock()
+	r.running[ref] = cancel
+	r.mu.Unlock()
+	return ctx
+}
+
+func (r *run) untrack(ref api.TaskRef) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if cancel, ok := r.running[ref]; ok {
+		cancel()
+		delete(r.running, ref)
+	}
+}
+
+func (r *run) runningRefs() []api.TaskRef {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	refs := make([]api.TaskRef, 0, len(r.running))
+	for ref := range r.running {
+		refs = append(refs, ref)
+	}
+	return refs
+}
+
+// stopStale stops attempts the server says are no longer this worker's.
+func (r *run) stopStale(stale []api.TaskRef) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ref := range stale {
+		if cancel, ok := r.running[ref]; ok {
+			cancel()
+		}
 	}
 }
 
 // execute runs one assignment and turns the outcome into a report.
-func (r *run) execute(a api.Assignment) api.Report {
+func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
 	rep := api.Report{Job: a.Job, Index: a.Index, Attempt: a.Attempt}
-	if err := r.w.ensureModule(r.workCtx, a.ModuleHash); err != nil {
+	if err := r.w.ensureModule(ctx, a.ModuleHash); err != nil {
 		rep.ErrorKind, rep.Error = "worker", err.Error()
 		return rep
 	}
-	res, err := r.w.pool.Run(r.workCtx, &wasm.Request{
+	res, err := r.w.pool.Run(ctx, &wasm.Request{
 		ModuleHash: a.ModuleHash, Name: a.Name, Args: a.Args, Env: a.Env, Stdin: a.Stdin, Seed: a.Seed,
 		Limits: wasm.Limits{MemoryBytes: a.Memory, Timeout: a.Timeout, MaxOutput: int64(a.MaxOutput)},
 	})
@@ -343,10 +393,16 @@ func (r *run) heartbeatLoop(ctx context.Context) {
 func (r *run) sendHeartbeat(ctx context.Context, draining bool) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := r.w.client.Heartbeat(ctx, &api.HeartbeatRequest{Worker: r.w.cfg.ID, Address: r.w.cfg.Address, Cores: r.w.cfg.Cores, Draining: draining})
-	if err != nil && ctx.Err() == nil {
-		r.w.log.Warn("heartbeat failed", "err", err)
+	resp, err := r.w.client.Heartbeat(ctx, &api.HeartbeatRequest{
+		Worker: r.w.cfg.ID, Address: r.w.cfg.Address, Cores: r.w.cfg.Cores, Draining: draining, Running: r.runningRefs(),
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			r.w.log.Warn("heartbeat failed", "err", err)
+		}
+		return
 	}
+	r.stopStale(resp.Stale)
 }
 
 // ensureModule fetches a module by hash into the module cache, once.

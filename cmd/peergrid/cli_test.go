@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/examples"
+	"github.com/peergrid/peergrid/internal/devgrid"
+	"github.com/peergrid/peergrid/internal/wasmtest"
+	"github.com/peergrid/peergrid/wasm"
+)
+
+func TestMain(m *testing.M) {
+	wasm.MaybeRunExecutor()
+	os.Exit(m.Run())
+}
+
+// cli runs the CLI in-process against one grid.
+type cli struct {
+	t    *testing.T
+	grid *devgrid.Grid
+}
+
+func newCLI(t *testing.T) *cli {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: t.TempDir(), Cores: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return &cli{t: t, grid: g}
+}
+
+func (c *cli) run(args ...string) (code int, stdout, stderr string) {
+	c.t.Helper()
+	var out, errb bytes.Buffer
+	env := map[string]string{"PEERGRID_ADDR": c.grid.Addr, "PEERGRID_TOKEN": c.grid.Token}
+	m := &Main{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code = m.Run(ctx, args)
+	return code, out.String(), errb.String()
+}
+
+// writeJob writes a module and a job file for it into a fresh directory.
+func writeJob(t *testing.T, module []byte, toml string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "m.wasm"), module, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "job.toml")
+	if err := os.WriteFile(path, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestCLI_SubmitWaitStatusResults(t *testing.T) {
+	c := newCLI(t)
+	job := writeJob(t, examples.Tiny(), "name = \"echo\"\nmodule = \"m.wasm\"\nargs = [\"{index}\", \"{count}\"]\ntasks = 5\n")
+	code, out, errOut := c.run("job", "submit", job, "--wait", "--json")
+	if code != 0 {
+		t.Fatalf("submit --wait exit %d: %s %s", code, out, errOut)
+	}
+	var submitted struct{ ID, State string }
+	if err := json.Unmarshal([]byte(out), &submitted); err != nil || submitted.ID == "" || submitted.State != "complete" {
+		t.Fatalf("submit --wait --json printed %q (%v)", out, err)
+	}
+
+	code, out, _ = c.run("job", "status", submitted.ID, "--json")
+	if code != 0 {
+		t.Fatalf("status exit %d", code)
+	}
+	var st struct {
+		ID    string `json:"id"`
+		Name  string `json:"name"`
+		State string `json:"state"`
+		Tasks []struct {
+			Index    int     `json:"index"`
+			State    string  `json:"state"`
+			Attempts int     `json:"attempts"`
+			ExitCode *int    `json:"exit_code"`
+			Error    *string `json:"error"`
+		} `json:"tasks"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.ID != submitted.ID || st.Name != "echo" || st.State != "complete" || len(st.Tasks) != 5 {
+		t.Fatalf("status: %+v", st)
+	}
+	for i, task := range st.Tasks {
+		if task.Index != i || task.State != "done" || task.Attempts != 1 || task.ExitCode == nil || *task.ExitCode != 0 {
+			t.Fatalf("task %d: %+v", i, task)
+		}
+	}
+	if !strings.Contains(out, `"error"`) {
+		t.Fatal(`status --json has no "error" key`)
+	}
+
+	dir := filepath.Join(t.TempDir(), "out")
+	if code, _, errOut := c.run("job", "results", submitted.ID, "--out", dir); code != 0 {
+		t.Fatalf("results exit %d: %s", code, errOut)
+	}
+	for i := 0; i < 5; i++ {
+		b, err := os.ReadFile(filepath.Join(dir, itoa(i)+".out"))
+		if err != nil || string(b) != itoa(i)+" 5\n" {
+			t.Fatalf("%d.out = %q (%v)", i, b, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, itoa(i)+".err")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestCLI_WaitExitsOneWhenATaskFails(t *testing.T) {
+	c := newCLI(t)
+	job := writeJob(t, wasmtest.Exit(3), "name = \"fails\"\nmodule = \"m.wasm\"\ntasks = 2\nretries = 0\n")
+	code, out, errOut := c.run("job", "submit", job, "--wait")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1: %s %s", code, out, errOut)
+	}
+	id := strings.Fields(out)[2]
+	_, out, _ = c.run("job", "status", id)
+	if !strings.Contains(out, "exit") || !strings.Contains(out, "failed") {
+		t.Fatalf("status does not show the failure:\n%s", out)
+	}
+}
+
+func TestCLI_BadJobFileSubmitsNothing(t *testing.T) {
+	c := newCLI(t)
+	job := writeJob(t, examples.Tiny(), "name = \"x\"\nmodule = \"m.wasm\"\ntaks = 5\n")
+	code, _, errOut := c.run("job", "submit", job)
+	if code != 2 || !strings.Contains(errOut, "job.toml:3") || !strings.Contains(errOut, "taks") {
+		t.Fatalf("exit %d, stderr %q: want exit 2 naming job.toml:3 and the key", code, errOut)
+	}
+	notWasm := writeJob(t, []byte("not a module"), "name = \"x\"\nmodule = \"m.wasm\"\ntasks = 1\n")
+	if code, _, errOut := c.run("job", "submit", notWasm); code != 2 || !strings.Contains(errOut, "WebAssembly") {
+		t.Fatalf("non-wasm module: exit %d, stderr %q", code, errOut)
+	}
+	_, out, _ := c.run("job", "list", "--json")
+	if strings.TrimSpace(out) != "[]" {
+		t.Fatalf("jobs after bad submits: %s", out)
+	}
+}
+
+func TestCLI_WrongTokenIsRefused(t *testing.T) {
+	c := newCLI(t)
+	code, _, errOut := c.run("job", "list", "--token", "wrong")
+	if code != 2 || !strings.Contains(errOut, "token") || !strings.Contains(errOut, "401") {
+		t.Fatalf("exit %d stderr %q", code, errOut)
+	}
+}
+
+func TestCLI_CancelAndPeers(t *testing.T) {
+	c := newCLI(t)
+	job := writeJob(t, wasmtest.LoopForever(), "name = \"spin\"\nmodule = \"m.wasm\"\ntasks = 3\ntimeout = \"1m\"\n")
+	code, out, _ := c.run("job", "submit", job, "--json")
+	if code != 0 {
+		t.Fatalf("submit exit %d", code)
+	}
+	var sub struct{ ID string }
+	json.Unmarshal([]byte(out), &sub)
+	if code, _, errOut := c.run("job", "cancel", sub.ID); code != 0 {
+		t.Fatalf("cancel exit %d: %s", code, errOut)
+	}
+	_, out, _ = c.run("job", "status", sub.ID, "--json")
+	if !strings.Contains(out, `"state": "cancelled"`) {
+		t.Fatalf("after cancel: %s", out)
+	}
+	code, out, _ = c.run("peers", "--json")
+	var peers []map[string]any
+	if err := json.Unmarshal([]byte(out), &peers); code != 0 || err != nil || len(peers) < 2 {
+		t.Fatalf("peers --json: exit %d %v %s", code, err, out)
+	}
+	for _, key := range []string{"id", "address", "roles", "cores", "state", "running", "done", "last_seen"} {
+		if _, ok := peers[len(peers)-1][key]; !ok {
+			t.Fatalf("peers --json lacks %q: %s", key, out)
+		}
+	}
+}
