@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
@@ -24,7 +25,10 @@ type Config struct {
 	// Cores is how many tasks run at once (default: the machine's cores).
 	Cores int
 	// Prefetch is how many tasks beyond Cores are leased ahead, so a slot
-	// never waits on a lease round trip.
+	// never waits on a lease round trip. 0 adapts it to the tasks: enough to
+	// cover prefetchHorizon of work at the average task duration seen so far
+	// (short tasks get a deep queue, long ones none beyond Cores, so one
+	// worker does not hoard work another could start). Negative means none.
 	Prefetch int
 	// Heartbeat is how often the worker says it is alive while idle or busy.
 	Heartbeat time.Duration
@@ -48,11 +52,7 @@ func (c *Config) setDefaults() {
 	if c.Cores <= 0 {
 		c.Cores = runtime.NumCPU()
 	}
-	if c.Prefetch < 0 {
-		c.Prefetch = 0
-	} else if c.Prefetch == 0 {
-		c.Prefetch = c.Cores
-	}
+	c.Prefetch = min(c.Prefetch, maxPrefetch)
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = 3 * time.Second
 	}
@@ -66,6 +66,11 @@ func (c *Config) setDefaults() {
 		c.Logger = slog.Default()
 	}
 }
+
+const (
+	maxPrefetch     = 512
+	prefetchHorizon = 250 * time.Millisecond
+)
 
 // Worker leases, runs and reports tasks.
 type Worker struct {
@@ -128,7 +133,8 @@ type run struct {
 	w       *Worker
 	queue   chan api.Assignment
 	reports chan api.Report
-	slots   chan struct{} // a token per task leased and not yet reported
+	slots   *slots       // tasks leased and not yet reported or handed back
+	avgNs   atomic.Int64 // moving average of task run time, 0 until one ran
 
 	workCtx    context.Context // cancelled when the drain grace ends: kills running tasks
 	workCancel context.CancelFunc
@@ -143,10 +149,10 @@ type run struct {
 }
 
 func newRun(w *Worker) *run {
-	capacity := w.cfg.Cores + w.cfg.Prefetch
+	capacity := w.cfg.Cores + maxPrefetch
 	return &run{
 		w: w, queue: make(chan api.Assignment, capacity), reports: make(chan api.Report, capacity),
-		slots: make(chan struct{}, capacity), draining: make(chan struct{}),
+		slots: newSlots(), draining: make(chan struct{}),
 		running: map[api.TaskRef]context.CancelFunc{},
 	}
 }
@@ -217,27 +223,42 @@ func (r *run) leaseLoop(ctx context.Context) {
 	}
 }
 
-// acquireSlots blocks for at least one free slot, then takes all free ones.
+// acquireSlots blocks until fewer tasks are held than the target, then
+// takes every slot up to it.
 func (r *run) acquireSlots(ctx context.Context) int {
-	select {
-	case r.slots <- struct{}{}:
-	case <-ctx.Done():
-		return 0
-	}
-	n := 1
-	for {
-		select {
-		case r.slots <- struct{}{}:
-			n++
-		default:
-			return n
-		}
-	}
+	return r.slots.acquire(ctx, r.target)
 }
 
-func (r *run) releaseSlots(n int) {
-	for i := 0; i < n; i++ {
-		<-r.slots
+func (r *run) releaseSlots(n int) { r.slots.release(n) }
+
+// target is how many tasks to hold: one per core plus the prefetch.
+func (r *run) target() int {
+	cores, pf := r.w.cfg.Cores, r.w.cfg.Prefetch
+	switch {
+	case pf < 0:
+		return cores
+	case pf > 0:
+		return cores + pf
+	}
+	avg := time.Duration(r.avgNs.Load())
+	if avg <= 0 {
+		return 2 * cores
+	}
+	return cores + min(max(int(prefetchHorizon/avg)*cores, cores), maxPrefetch)
+}
+
+// observe folds one task's run time into the moving average.
+func (r *run) observe(d time.Duration) {
+	d = max(d, time.Microsecond)
+	for {
+		old := r.avgNs.Load()
+		next := int64(d)
+		if old > 0 {
+			next = old + (int64(d)-old)/8
+		}
+		if r.avgNs.CompareAndSwap(old, next) {
+			return
+		}
 	}
 }
 
@@ -251,7 +272,9 @@ func (r *run) runLoop() {
 		}
 		ref := api.TaskRef{Job: a.Job, Index: a.Index, Attempt: a.Attempt}
 		ctx := r.track(ref)
+		began := time.Now()
 		rep := r.execute(ctx, a)
+		r.observe(time.Since(began))
 		stopped := ctx.Err() != nil
 		r.untrack(ref)
 		switch {
@@ -259,7 +282,7 @@ func (r *run) runLoop() {
 			r.handBack(a)
 		case stopped: // stopped because its lease is gone: nobody wants the result
 			r.w.log.Info("stopped a task whose lease is gone", "job", a.Job, "task", a.Index)
-			<-r.slots
+			r.releaseSlots(1)
 		default:
 			r.reports <- rep
 		}
@@ -335,7 +358,7 @@ func (r *run) handBack(a api.Assignment) {
 	if err != nil {
 		r.w.log.Warn("hand back failed; the lease will expire instead", "job", a.Job, "task", a.Index, "err", err)
 	}
-	<-r.slots
+	r.releaseSlots(1)
 }
 
 // reportLoop sends reports in batches: whatever finished while the previous
@@ -444,4 +467,43 @@ func (b *backoff) wait(ctx context.Context) {
 	case <-t.C:
 	}
 	b.d = min(2*b.d, 5*time.Second)
+}
+
+// slots counts tasks held; acquire waits while the count is at the target.
+type slots struct {
+	mu    sync.Mutex
+	held  int
+	freed chan struct{} // closed and replaced on every release
+}
+
+func newSlots() *slots { return &slots{freed: make(chan struct{})} }
+
+func (s *slots) acquire(ctx context.Context, target func() int) int {
+	for {
+		s.mu.Lock()
+		n, freed := target()-s.held, s.freed
+		if n > 0 {
+			s.held += n
+		}
+		s.mu.Unlock()
+		if n > 0 {
+			return n
+		}
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return 0
+		}
+	}
+}
+
+func (s *slots) release(n int) {
+	if n <= 0 {
+		return
+	}
+	s.mu.Lock()
+	s.held -= n
+	close(s.freed)
+	s.freed = make(chan struct{})
+	s.mu.Unlock()
 }

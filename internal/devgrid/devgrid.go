@@ -33,6 +33,7 @@ type Config struct {
 	RaftBind string
 	Cores    int           // worker slots; default the machine's cores
 	NoWorker bool          // server only
+	Prefetch int           // tasks leased beyond Cores (worker default when 0)
 	Worker   worker.Runner // overrides the worker's executor pool (tests)
 	// WorkerTTL and LeaseSlack tune failure detection (default: scheduler's).
 	WorkerTTL  time.Duration
@@ -116,7 +117,7 @@ func (g *Grid) waitLeader(ctx context.Context) error {
 func (g *Grid) startWorker(ctx context.Context, cfg Config) error {
 	w, err := worker.New(ctx, worker.Config{
 		ID: "dev-worker", Client: g.Client(), DataDir: filepath.Join(cfg.DataDir, "worker"), Cores: cfg.Cores,
-		Pool: cfg.Worker, Logger: cfg.Logger, Heartbeat: heartbeatFor(cfg.WorkerTTL),
+		Pool: cfg.Worker, Logger: cfg.Logger, Heartbeat: heartbeatFor(cfg.WorkerTTL), Prefetch: cfg.Prefetch,
 	})
 	if err != nil {
 		return err

@@ -34,6 +34,10 @@ func startGrid(t *testing.T, dir string, noWorker bool) *Grid {
 }
 
 func submitTiny(t *testing.T, c *api.Client, n int) string {
+	return submitTinyB(t, c, n)
+}
+
+func submitTinyB(t testing.TB, c *api.Client, n int) string {
 	t.Helper()
 	ctx := context.Background()
 	mod := examples.Tiny()
