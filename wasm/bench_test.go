@@ -1,0 +1,183 @@
+package wasm
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/internal/gowasm"
+	"github.com/peergrid/peergrid/internal/wasmtest"
+)
+
+// tinyModule is examples/tiny/tiny.wasm (a C module that echoes its args)
+// when it exists, else the hand-assembled echo module.
+func tinyModule(b *testing.B) (hash, name string) {
+	if data, err := os.ReadFile(filepath.Join("..", "examples", "tiny", "tiny.wasm")); err == nil {
+		return put(b, data), "examples/tiny/tiny.wasm"
+	}
+	return put(b, wasmtest.EchoArgs()), "wasmtest.EchoArgs"
+}
+
+func reportPerOp(b *testing.B) {
+	perOp := b.Elapsed() / time.Duration(b.N)
+	b.ReportMetric(float64(perOp.Nanoseconds())/1e6, "ms/op")
+	b.ReportMetric(float64(time.Second)/float64(perOp.Nanoseconds()), "tasks/s")
+}
+
+// mustRun runs req once and fails the benchmark on any error.
+func mustRun(b *testing.B, e Engine, req *Request) *Result {
+	res, err := e.Run(context.Background(), req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return res
+}
+
+// Warm start: instantiate and run a tiny module that is already compiled.
+func BenchmarkWarmStart(b *testing.B) {
+	hash, name := tinyModule(b)
+	b.Log("module:", name)
+	eng := newEngine(b, EngineConfig{CacheDir: testCacheDir})
+	req := &Request{ModuleHash: hash, Args: []string{"hello", "world"}}
+	mustRun(b, eng, req) // compile outside the timing
+	b.ResetTimer()
+	for b.Loop() {
+		mustRun(b, eng, req)
+	}
+	reportPerOp(b)
+}
+
+// Per-task cost of a tiny module: in-process, through one executor, and
+// through NumCPU executors in parallel.
+func BenchmarkTaskCost(b *testing.B) {
+	hash, name := tinyModule(b)
+	b.Log("module:", name)
+	req := &Request{ModuleHash: hash, Args: []string{"hello", "world"}}
+	b.Run("engine", func(b *testing.B) {
+		eng := newEngine(b, EngineConfig{CacheDir: testCacheDir})
+		mustRun(b, eng, req)
+		b.ResetTimer()
+		for b.Loop() {
+			mustRun(b, eng, req)
+		}
+		reportPerOp(b)
+	})
+	b.Run("pool", func(b *testing.B) {
+		p := poolEngine{newPool(b, 1)}
+		mustRun(b, p, req)
+		b.ResetTimer()
+		for b.Loop() {
+			mustRun(b, p, req)
+		}
+		reportPerOp(b)
+	})
+	b.Run("pool-parallel", func(b *testing.B) {
+		p := poolEngine{newPool(b, runtime.NumCPU())}
+		for range runtime.NumCPU() {
+			mustRun(b, p, req) // warm every executor, roughly
+		}
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				mustRun(b, p, req)
+			}
+		})
+		reportPerOp(b)
+	})
+}
+
+// buildGuest builds a Go program under testdata (cached by source hash) and
+// stores it.
+func buildGuest(b *testing.B, dir string) string {
+	data, err := gowasm.Build(context.Background(), os.DirFS(filepath.Join("testdata", dir)), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return put(b, data)
+}
+
+// mmap-backed linear memory against Go-heap memory, on a Go kernel that
+// allocates and sorts 4 slices of 8 MiB: alone, and with the host busy
+// allocating (as a worker is), which makes the host GC run during tasks.
+func BenchmarkMemoryAllocator(b *testing.B) {
+	hash := buildGuest(b, "sortkernel")
+	req := &Request{ModuleHash: hash, Args: []string{"4", strconv.Itoa(1 << 20)}}
+	for _, mode := range []struct {
+		name       string
+		heap, busy bool
+	}{{"mmap", false, false}, {"heap", true, false}, {"mmap-busyhost", false, true}, {"heap-busyhost", true, true}} {
+		b.Run(mode.name, func(b *testing.B) {
+			eng := newEngine(b, EngineConfig{CacheDir: testCacheDir, HeapMemory: mode.heap})
+			mustRun(b, eng, req)
+			if mode.busy {
+				stop := churnHeap()
+				defer stop()
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				mustRun(b, eng, req)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/float64(b.N), "ms/op")
+		})
+	}
+}
+
+// churnHeap allocates short-lived garbage on another goroutine until
+// stopped, so the host GC cycles while tasks run.
+func churnHeap() (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		var keep [][]byte
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			keep = append(keep, make([]byte, 64<<10))
+			if len(keep) == 256 { // 16 MiB live at most
+				keep = keep[:0]
+			}
+			if i%64 == 0 {
+				time.Sleep(time.Millisecond) // leave the task a CPU
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// primesN is large enough that the run, not instantiation, dominates.
+const primesN = 20_000_000
+
+// The primes kernel (testdata/primes) as a wasm task against the same Go
+// code compiled natively (countPrimes in primes_native_test.go); reports
+// each time and their ratio.
+func BenchmarkPrimesWasmVsNative(b *testing.B) {
+	hash := buildGuest(b, "primes")
+	eng := newEngine(b, EngineConfig{CacheDir: testCacheDir})
+	req := &Request{ModuleHash: hash, Args: []string{strconv.Itoa(primesN)}}
+	want := strconv.Itoa(countPrimes(primesN)) + "\n"
+	if got := string(mustRun(b, eng, req).Stdout); got != want {
+		b.Fatalf("wasm counted %q, native %q", got, want)
+	}
+	var wasmTime, nativeTime time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		mustRun(b, eng, req)
+		wasmTime += time.Since(start)
+		start = time.Now()
+		if countPrimes(primesN) == 0 {
+			b.Fatal("no primes")
+		}
+		nativeTime += time.Since(start)
+	}
+	b.ReportMetric(float64(wasmTime.Nanoseconds())/1e6/float64(b.N), "wasm-ms/op")
+	b.ReportMetric(float64(nativeTime.Nanoseconds())/1e6/float64(b.N), "native-ms/op")
+	b.ReportMetric(float64(wasmTime)/float64(nativeTime), "wasm/native")
+}

@@ -1,0 +1,27 @@
+// Package wasm is peergrid's sandbox: it runs one task, a WebAssembly module
+// (WASI preview 1), and reports what the task wrote and how it ended.
+//
+// It owns:
+//
+//   - the sandbox contract: args and environment from the request, stdin is
+//     the task's input, stdout its result, stderr its log; no files, no
+//     network; a memory cap, a wall-clock limit and an output cap; a clock
+//     and random source that are fixed per task (seeded by Request.Seed), so
+//     the same task gives the same bytes on every run and machine;
+//   - engines (Engine) that run a module in-process: wazero today, with its
+//     compiled-module caches (in memory and on disk) and mmap-backed linear
+//     memory;
+//   - executors: long-lived child processes (the binary re-executed with
+//     PEERGRID_EXECUTOR=1, see MaybeRunExecutor) that each run one task at a
+//     time, and the Pool that hands tasks to them, kills a child at the
+//     task's deadline and replaces a child that dies;
+//   - the module directory (ModuleDir): module files named by their SHA-256.
+//
+// Failures are values of *TaskError with a Kind (trap, exit, timeout,
+// memory, output, invalid_module, crash); anything else (a missing module, a
+// closed pool, a cancelled context) is a plain error and not the task's fault.
+//
+// It must not know anything of the grid: no jobs, leases, ledger, peers,
+// storage or network. Callers give it module bytes or hashes and requests,
+// and get back results; deciding what a result means is theirs.
+package wasm

@@ -1,0 +1,161 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/internal/gowasm"
+)
+
+// crashExecutorName, as a request's Name, makes the executor child panic
+// before running the task (see executorTestHook in TestMain).
+const crashExecutorName = "crash-executor"
+
+// startedMarker + a path, as a request's Name, makes the executor create
+// that file just before it runs the task.
+const startedMarker = "started-marker:"
+
+// Shared by the whole package run: one compile cache (so each module is
+// compiled once, also by executors), one module directory, the Go guest.
+var (
+	testCacheDir string
+	testModules  ModuleDir
+	goGuest      []byte
+
+	sharedOnce   sync.Once
+	sharedEngine Engine
+	sharedPool   *Pool
+	sharedErr    error
+)
+
+func TestMain(m *testing.M) {
+	executorTestHook = func(req *Request) {
+		if req.Name == crashExecutorName {
+			panic("test hook: executor crashes on purpose")
+		}
+		if path, ok := strings.CutPrefix(req.Name, startedMarker); ok {
+			_ = os.WriteFile(path, nil, 0o644) // tell the test the task is here
+		}
+	}
+	MaybeRunExecutor() // the pool's children are this test binary
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "peergrid-wasm-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	testCacheDir = filepath.Join(dir, "compiled")
+	testModules = ModuleDir(filepath.Join(dir, "modules"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if goGuest, err = gowasm.Build(ctx, os.DirFS("testdata/guest"), ""); err != nil {
+		fmt.Fprintln(os.Stderr, "build Go guest:", err)
+		return 1
+	}
+	code := m.Run()
+	if sharedPool != nil {
+		sharedPool.Close()
+	}
+	if sharedEngine != nil {
+		sharedEngine.Close(context.Background())
+	}
+	return code
+}
+
+// shared returns the package's engine and pool (Size 2), made on first use.
+func shared(t *testing.T) (Engine, *Pool) {
+	t.Helper()
+	sharedOnce.Do(func() {
+		ctx := context.Background()
+		sharedEngine, sharedErr = NewWazero(ctx, EngineConfig{CacheDir: testCacheDir, ModuleDir: testModules})
+		if sharedErr == nil {
+			sharedPool, sharedErr = NewPool(ctx, PoolConfig{Size: 2, CacheDir: testCacheDir, ModuleDir: testModules})
+		}
+	})
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	return sharedEngine, sharedPool
+}
+
+// runner is one way to run a request: in-process or through executors.
+type runner struct {
+	name string
+	run  func(context.Context, *Request) (*Result, error)
+}
+
+func runners(t *testing.T) []runner {
+	eng, pool := shared(t)
+	return []runner{{"engine", eng.Run}, {"pool", pool.Run}}
+}
+
+// eachRunner runs f as a parallel subtest per runner.
+func eachRunner(t *testing.T, f func(t *testing.T, r runner)) {
+	for _, r := range runners(t) {
+		t.Run(r.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, r)
+		})
+	}
+}
+
+func put(t testing.TB, module []byte) string {
+	t.Helper()
+	hash, err := testModules.Put(module)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hash
+}
+
+// testCtx bounds a test's runs, so a broken limit fails instead of hanging.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func newEngine(t testing.TB, cfg EngineConfig) Engine {
+	t.Helper()
+	if cfg.ModuleDir == "" {
+		cfg.ModuleDir = testModules
+	}
+	eng, err := NewWazero(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(context.Background()) })
+	return eng
+}
+
+func newPool(t testing.TB, size int) *Pool {
+	t.Helper()
+	p, err := NewPool(context.Background(), PoolConfig{Size: size, CacheDir: testCacheDir, ModuleDir: testModules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// wantKind fails unless err is a *TaskError of kind, matching its sentinel.
+func wantKind(t *testing.T, err error, kind Kind) {
+	t.Helper()
+	if KindOf(err) != kind {
+		t.Fatalf("err = %v (kind %q), want kind %q", err, KindOf(err), kind)
+	}
+	if !errors.Is(err, kindSentinels[kind]) {
+		t.Fatalf("err = %v does not match sentinel %v", err, kindSentinels[kind])
+	}
+}

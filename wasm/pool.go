@@ -1,0 +1,304 @@
+package wasm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// helloTimeout bounds how long a new executor may take to become ready.
+const helloTimeout = 30 * time.Second
+
+// PoolConfig configures a Pool.
+type PoolConfig struct {
+	Size      int       // executors, default runtime.NumCPU()
+	CacheDir  string    // on-disk compile cache shared by the executors; "" means each compiles in memory
+	ModuleDir ModuleDir // where executors read modules
+	Command   []string  // how to start an executor; default: os.Executable() with no args
+	Logger    *slog.Logger
+}
+
+// Pool runs tasks in executor child processes, one task per child at a
+// time. At a task's deadline, or if the caller gives up, the child is
+// killed, which stops even a tight loop at full speed; a child that dies
+// under a task is a KindCrash failure of that task only. Either way a new
+// child is started at once in the background.
+type Pool struct {
+	cfg    PoolConfig
+	log    *slog.Logger
+	env    []string
+	slots  chan *process // one token per executor; nil means the slot has no live child
+	closed chan struct{}
+
+	mu       sync.Mutex
+	isClosed bool
+	live     map[*process]struct{}
+	wg       sync.WaitGroup // executor goroutines and respawns
+}
+
+// NewPool starts cfg.Size executors and waits until they are ready.
+func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
+	if os.Getenv(executorEnv) == "1" {
+		// We are an executor child whose main did not call MaybeRunExecutor:
+		// starting more children would recurse without end.
+		return nil, fmt.Errorf("%w: NewPool called inside an executor child: call wasm.MaybeRunExecutor first in main and TestMain", ErrExecutor)
+	}
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	p := &Pool{
+		cfg: cfg, log: cfg.Logger,
+		env:   executorEnviron(cfg),
+		slots: make(chan *process, cfg.Size), closed: make(chan struct{}),
+		live: map[*process]struct{}{},
+	}
+	if err := p.startAll(ctx); err != nil {
+		_ = p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (cfg *PoolConfig) setDefaults() error {
+	if cfg.Size <= 0 {
+		cfg.Size = runtime.NumCPU()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ModuleDir == "" {
+		return fmt.Errorf("%w: PoolConfig.ModuleDir is empty", ErrExecutor)
+	}
+	if len(cfg.Command) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("%w: find own executable: %v", ErrExecutor, err)
+		}
+		cfg.Command = []string{exe}
+	}
+	return nil
+}
+
+func executorEnviron(cfg PoolConfig) []string {
+	return append(os.Environ(),
+		executorEnv+"=1",
+		executorCacheEnv+"="+cfg.CacheDir,
+		executorModuleEnv+"="+string(cfg.ModuleDir))
+}
+
+// startAll starts every executor at once, then waits for each to be ready.
+func (p *Pool) startAll(ctx context.Context) error {
+	procs := make([]*process, 0, p.cfg.Size)
+	for range p.cfg.Size {
+		proc, err := p.start()
+		if err != nil {
+			return err
+		}
+		procs = append(procs, proc)
+	}
+	for i, proc := range procs {
+		if err := proc.awaitHello(ctx, helloTimeout); err != nil {
+			for _, proc := range procs[i:] {
+				proc.discard()
+			}
+			return err
+		}
+		p.slots <- proc
+	}
+	p.log.Debug("executor pool ready", "size", p.cfg.Size)
+	return nil
+}
+
+// start starts one child and registers it, unless the pool is closed.
+func (p *Pool) start() (*process, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.isClosed {
+		return nil, ErrPoolClosed
+	}
+	proc, err := startProcess(p.cfg.Command, p.env, p.log, &p.wg)
+	if err != nil {
+		return nil, err
+	}
+	p.live[proc] = struct{}{}
+	p.wg.Add(1)
+	go func() { // forget the child once it is reaped
+		defer p.wg.Done()
+		<-proc.exited
+		p.mu.Lock()
+		delete(p.live, proc)
+		p.mu.Unlock()
+	}()
+	p.log.Debug("executor started", "executor", proc.pid)
+	return proc, nil
+}
+
+// spawn starts a child and waits until it is ready.
+func (p *Pool) spawn(ctx context.Context) (*process, error) {
+	proc, err := p.start()
+	if err != nil {
+		return nil, err
+	}
+	if err := proc.awaitHello(ctx, helloTimeout); err != nil {
+		proc.discard()
+		if p.isClosedNow() {
+			return nil, ErrPoolClosed
+		}
+		return nil, err
+	}
+	return proc, nil
+}
+
+// Run runs req in a free executor, waiting for one if all are busy (ctx
+// bounds the wait). It returns a non-nil *Result whenever the module ran,
+// also on failure (with what the task wrote; at a timeout, what it wrote
+// until the deadline, if the child could still send it), and a *TaskError
+// for every failure of the task: a non-zero exit is (*Result with ExitCode,
+// KindExit). Errors that are not the task's fault (a missing module, a
+// closed pool, ctx done) are plain errors.
+func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
+	if err := validateRequest(req); err != nil {
+		return nil, err
+	}
+	if !p.cfg.ModuleDir.Has(req.ModuleHash) {
+		return nil, fmt.Errorf("module %s: %w in %s", req.ModuleHash, ErrModuleNotFound, string(p.cfg.ModuleDir))
+	}
+	proc, err := p.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err, healthy := proc.run(ctx, p.closed, req)
+	p.release(proc, healthy, err)
+	return res, err
+}
+
+// acquire takes a slot and makes sure it has a live child.
+func (p *Pool) acquire(ctx context.Context) (*process, error) {
+	var proc *process
+	select {
+	case proc = <-p.slots:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-p.closed:
+		return nil, ErrPoolClosed
+	}
+	if proc != nil && proc.alive() {
+		return proc, nil
+	}
+	if proc != nil {
+		proc.discard()
+		p.log.Warn("executor died while idle", "executor", proc.pid, "exit", proc.deathNote())
+	}
+	proc, err := p.spawn(ctx)
+	if err != nil {
+		p.slots <- nil
+		return nil, err
+	}
+	return proc, nil
+}
+
+// release gives the slot back; a child that must not be reused is killed
+// and a new one started in the background.
+func (p *Pool) release(proc *process, healthy bool, runErr error) {
+	if healthy {
+		p.mu.Lock()
+		closed := p.isClosed
+		if !closed {
+			p.slots <- proc
+		}
+		p.mu.Unlock()
+		if closed { // Close has drained the slots: nobody else will reap it
+			proc.discard()
+		}
+		return
+	}
+	proc.kill()
+	switch KindOf(runErr) {
+	case KindTimeout:
+		p.log.Info("executor killed at task deadline", "executor", proc.pid)
+	case KindCrash:
+		p.log.Warn("executor crashed", "executor", proc.pid, "err", runErr)
+	}
+	p.replace(proc)
+}
+
+// replace reaps a killed child and fills its slot with a new one in the
+// background, or with nil if that fails (the next Run then tries again and
+// reports the error).
+func (p *Pool) replace(old *process) {
+	p.mu.Lock()
+	closed := p.isClosed
+	if !closed { // once closed, Close may be waiting: no new goroutines
+		p.wg.Add(1)
+	}
+	p.mu.Unlock()
+	if closed {
+		old.discard()
+		return
+	}
+	go func() {
+		defer p.wg.Done()
+		old.discard()
+		proc, err := p.spawn(context.Background())
+		if err != nil && !errors.Is(err, ErrPoolClosed) {
+			p.log.Error("cannot start executor", "err", err)
+		}
+		p.mu.Lock()
+		closed := p.isClosed
+		if !closed {
+			p.slots <- proc
+		}
+		p.mu.Unlock()
+		if closed && proc != nil {
+			proc.discard()
+		}
+	}()
+}
+
+func (p *Pool) isClosedNow() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.isClosed
+}
+
+// Close kills every child and waits until all are reaped. Runs in progress
+// return ErrPoolClosed.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	if p.isClosed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.isClosed = true
+	close(p.closed)
+	live := make([]*process, 0, len(p.live))
+	for proc := range p.live {
+		live = append(live, proc)
+	}
+	p.mu.Unlock()
+	for _, proc := range live {
+		proc.kill()
+	}
+	p.drainSlots()
+	p.wg.Wait()
+	return nil
+}
+
+// drainSlots reaps the idle children; busy ones are reaped by their Run.
+func (p *Pool) drainSlots() {
+	for {
+		select {
+		case proc := <-p.slots:
+			if proc != nil {
+				proc.discard()
+			}
+		default:
+			return
+		}
+	}
+}

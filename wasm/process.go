@@ -1,0 +1,256 @@
+package wasm
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// stderrTail is how much of an executor's stderr is kept for crash reports.
+const stderrTail = 4 << 10
+
+// process is the parent's handle on one executor child. Only the goroutine
+// holding it (Pool.Run, or a spawn) talks to it: that goroutine reads the
+// child's answers itself, with no reader goroutine in between, because on
+// this path every goroutine hand-off costs a thread wake-up. Anything that
+// must interrupt the read (a deadline, a cancelled ctx, Pool.Close) kills
+// the child, which ends the read.
+type process struct {
+	cmd    *exec.Cmd
+	pid    int
+	log    *slog.Logger
+	in     *os.File     // the child's stdin
+	out    *frameWriter // frames to in
+	stdout *os.File     // the child's stdout
+	br     *bufio.Reader
+	exited chan struct{} // closed once the child is reaped and its stderr drained
+
+	killOnce    sync.Once
+	discardOnce sync.Once
+	enc         encoder
+	waitErr     error // set before exited is closed
+
+	tailMu sync.Mutex
+	tail   []byte
+}
+
+// startProcess starts an executor child. goroutines counts the two
+// goroutines that drain its stderr and reap it; they end once it exits.
+func startProcess(command []string, env []string, log *slog.Logger, goroutines *sync.WaitGroup) (*process, error) {
+	var files [6]*os.File // in r/w, out r/w, err r/w
+	for i := 0; i < len(files); i += 2 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeAll(files[:i]...)
+			return nil, err
+		}
+		files[i], files[i+1] = r, w
+	}
+	inR, inW, outR, outW, errR, errW := files[0], files[1], files[2], files[3], files[4], files[5]
+	cmd := exec.Command(command[0], command[1:]...)
+	cmd.Env, cmd.Stdin, cmd.Stdout, cmd.Stderr = env, inR, outW, errW
+	err := cmd.Start()
+	closeAll(inR, outW, errW) // the child holds its own copies
+	if err != nil {
+		closeAll(inW, outR, errR)
+		return nil, fmt.Errorf("%w: start %s: %v", ErrExecutor, command[0], err)
+	}
+	p := &process{
+		cmd: cmd, pid: cmd.Process.Pid, log: log.With("executor", cmd.Process.Pid),
+		in: inW, out: &frameWriter{w: inW}, stdout: outR, br: bufio.NewReaderSize(outR, 64<<10),
+		exited: make(chan struct{}),
+	}
+	drained := make(chan struct{})
+	goroutines.Add(2)
+	go func() { defer goroutines.Done(); defer close(drained); p.readStderr(errR) }()
+	go func() { defer goroutines.Done(); p.reap(drained) }()
+	return p, nil
+}
+
+func closeAll(fs ...*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			_ = f.Close()
+		}
+	}
+}
+
+// readStderr logs the child's stderr line by line and keeps its tail for
+// crash reports (a Go panic trace ends up here).
+func (p *process) readStderr(r *os.File) {
+	defer r.Close()
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadString('\n')
+		if line != "" {
+			p.log.Debug("executor stderr", "line", strings.TrimRight(line, "\n"))
+			p.tailMu.Lock()
+			p.tail = append(p.tail, line...)
+			if len(p.tail) > stderrTail {
+				p.tail = append(p.tail[:0], p.tail[len(p.tail)-stderrTail:]...)
+			}
+			p.tailMu.Unlock()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *process) reap(drained <-chan struct{}) {
+	p.waitErr = p.cmd.Wait()
+	_ = p.in.Close()
+	<-drained
+	close(p.exited)
+}
+
+// kill stops the child; its goroutines then reap it and end.
+func (p *process) kill() {
+	p.killOnce.Do(func() { _ = p.cmd.Process.Kill() })
+}
+
+// discard kills the child, waits until it is reaped and closes our end of
+// its stdout. Only the holder calls it, once it no longer reads.
+func (p *process) discard() {
+	p.discardOnce.Do(func() {
+		p.kill()
+		<-p.exited
+		_ = p.stdout.Close()
+	})
+}
+
+func (p *process) alive() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// readAnswer reads the child's next frame. Past limit (if > 0), or when
+// ctx is done, it kills the child so the read ends. interrupted reports
+// that either happened, even if the frame arrived first: the child is
+// then dead or dying.
+func (p *process) readAnswer(ctx context.Context, limit time.Duration) (f []byte, err error, timedOut, interrupted bool) {
+	var late atomic.Bool
+	var timer *time.Timer
+	if limit > 0 {
+		timer = time.AfterFunc(limit, func() { late.Store(true); p.kill() })
+	}
+	stopCtx := context.AfterFunc(ctx, p.kill)
+	f, err = readFrame(p.br)
+	interrupted = !stopCtx()
+	if timer != nil && !timer.Stop() {
+		interrupted = true
+	}
+	return f, err, late.Load(), interrupted
+}
+
+// awaitHello waits for the child's first frame, which says it is ready.
+func (p *process) awaitHello(ctx context.Context, timeout time.Duration) error {
+	f, err, timedOut, _ := p.readAnswer(ctx, timeout)
+	switch {
+	case err == nil:
+		if _, err := decodeHello(f); err != nil {
+			return fmt.Errorf("%w: executor %d: %v%s", ErrExecutor, p.pid, err, hintMaybeRun)
+		}
+		return nil
+	case timedOut:
+		return fmt.Errorf("%w: executor %d not ready after %s%s", ErrExecutor, p.pid, timeout, hintMaybeRun)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, errProtocol):
+		return fmt.Errorf("%w: executor %d does not speak the executor protocol: %v%s", ErrExecutor, p.pid, err, hintMaybeRun)
+	}
+	p.discard()
+	return fmt.Errorf("%w: executor %d exited before it was ready: %s%s", ErrExecutor, p.pid, p.deathNote(), hintMaybeRun)
+}
+
+const hintMaybeRun = " (is wasm.MaybeRunExecutor called first in main and TestMain?)"
+
+// run sends req and reads the answer. healthy is false when the child must
+// be replaced: it timed out, died, was killed, or sent garbage.
+func (p *process) run(ctx context.Context, closed <-chan struct{}, req *Request) (res *Result, err error, healthy bool) {
+	start := time.Now()
+	encodeRequest(&p.enc, req)
+	var backstop time.Duration
+	if req.Limits.Timeout > 0 {
+		backstop = req.Limits.Timeout + timeoutGrace(req.Limits.Timeout)
+	}
+	var f []byte
+	var timedOut, interrupted bool
+	rerr := p.out.write(&p.enc, req.Stdin) // fails if the child is already dead
+	if rerr == nil {
+		f, rerr, timedOut, interrupted = p.readAnswer(ctx, backstop)
+	}
+	switch {
+	case rerr == nil:
+		res, err, replace, derr := decodeResponse(f)
+		if derr != nil {
+			return nil, fmt.Errorf("%w: executor %d: %v", ErrExecutor, p.pid, derr), false
+		}
+		return res, err, !replace && !interrupted
+	case timedOut: // the child's own watchdog did not answer: it was wedged
+		return &Result{ExitCode: -1, Duration: time.Since(start)}, timeoutError(req.Limits.Timeout), false
+	case ctx.Err() != nil:
+		return nil, ctx.Err(), false
+	case isClosed(closed):
+		return nil, ErrPoolClosed, false
+	}
+	return nil, p.crashError(rerr), false
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// timeoutGrace is how long after the deadline the parent waits for the
+// child's own timeout answer (which carries the partial output) before it
+// kills the child regardless.
+func timeoutGrace(limit time.Duration) time.Duration {
+	return min(max(limit/4, 250*time.Millisecond), 2*time.Second)
+}
+
+// crashError describes a child that died under a task, with how it ended
+// and the end of its stderr.
+func (p *process) crashError(readErr error) *TaskError {
+	p.discard()
+	note := p.deathNote()
+	if readErr != nil && !errors.Is(readErr, io.EOF) && !errors.Is(readErr, io.ErrUnexpectedEOF) {
+		note = readErr.Error() + "; " + note
+	}
+	return taskErrorf(KindCrash, "executor process %d died while running the task: %s", p.pid, note)
+}
+
+// deathNote is the child's exit status and stderr tail; call after exited.
+func (p *process) deathNote() string {
+	if p.alive() {
+		return "still running"
+	}
+	note := "exited"
+	if p.waitErr != nil {
+		note = p.waitErr.Error()
+	}
+	p.tailMu.Lock()
+	tail := strings.TrimSpace(string(p.tail))
+	p.tailMu.Unlock()
+	if tail != "" {
+		note += "; stderr: " + tail
+	}
+	return note
+}

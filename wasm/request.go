@@ -1,0 +1,61 @@
+package wasm
+
+import "time"
+
+// Defaults for a zero Limits field.
+const (
+	DefaultMemoryBytes = 256 << 20
+	DefaultMaxOutput   = 16 << 20
+	defaultName        = "task"
+)
+
+// Limits bound one run.
+type Limits struct {
+	MemoryBytes uint64        // cap on linear memory; 0 means 256 MiB
+	Timeout     time.Duration // wall clock per run; 0 means none (Pool enforces it by killing the child)
+	MaxOutput   int64         // cap on stdout and on stderr, each; 0 means 16 MiB
+}
+
+// memoryBytes is MemoryBytes with its default applied.
+func (l Limits) memoryBytes() uint64 {
+	if l.MemoryBytes == 0 {
+		return DefaultMemoryBytes
+	}
+	return l.MemoryBytes
+}
+
+// maxOutput is MaxOutput with its default applied.
+func (l Limits) maxOutput() int64 {
+	if l.MaxOutput <= 0 {
+		return DefaultMaxOutput
+	}
+	return l.MaxOutput
+}
+
+// Request is one run of a module.
+type Request struct {
+	ModuleHash string            // hex SHA-256 of the module bytes; the module is read from the ModuleDir
+	Name       string            // argv[0]; "" means "task"
+	Args       []string          // argv[1:]
+	Env        map[string]string // given to the task sorted by key
+	Stdin      []byte
+	Seed       uint64 // seeds the deterministic random source the task sees
+	Limits     Limits
+}
+
+func (r *Request) argv0() string {
+	if r.Name == "" {
+		return defaultName
+	}
+	return r.Name
+}
+
+// Result is what a run produced. ExitCode is the code the module gave
+// proc_exit, 0 if _start returned, and -1 if the module was stopped
+// (trap, timeout, output or memory limit, crash).
+type Result struct {
+	ExitCode int
+	Stdout   []byte        // what was written, up to the cap, also on error
+	Stderr   []byte        // likewise
+	Duration time.Duration // time spent running the module (not queueing, not compiling)
+}

@@ -1,0 +1,322 @@
+package wasm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// maxCompiledModules bounds the compiled modules an engine keeps in memory;
+// the least recently used beyond it are closed (the disk cache keeps them).
+const maxCompiledModules = 64
+
+type wazeroEngine struct {
+	cfg     EngineConfig
+	runtime wazero.Runtime
+	cache   wazero.CompilationCache // nil without CacheDir
+	wasi    map[string]bool         // WASI functions the sandbox provides
+	base    wazero.ModuleConfig
+
+	mu       sync.Mutex
+	modules  map[string]*compiledModule
+	useClock uint64 // orders modules by last use, for eviction
+}
+
+var _ Engine = (*wazeroEngine)(nil)
+
+// compiledModule is one module compiled once per engine. done is closed when
+// code or err is set.
+type compiledModule struct {
+	done      chan struct{}
+	code      wazero.CompiledModule
+	minMemory uint64 // bytes the module's memory needs at start
+	err       error
+	lastUse   uint64
+}
+
+// NewWazero returns an engine backed by wazero. With cfg.CacheDir, compiled
+// code is kept on disk and shared by every engine and executor using that
+// directory; compiled modules are also kept in memory, so a warm run is
+// instantiate and run only.
+func NewWazero(ctx context.Context, cfg EngineConfig) (Engine, error) {
+	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(cfg.Interruptible)
+	e := &wazeroEngine{cfg: cfg, modules: map[string]*compiledModule{}, wasi: map[string]bool{}}
+	if cfg.CacheDir != "" {
+		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("wazero compile cache %s: %w", cfg.CacheDir, err)
+		}
+		e.cache, rc = cache, rc.WithCompilationCache(cache)
+	}
+	e.runtime = wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, e.runtime); err != nil {
+		_ = e.Close(ctx)
+		return nil, fmt.Errorf("wazero: WASI: %w", err)
+	}
+	for name := range e.runtime.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions() {
+		e.wasi[name] = true
+	}
+	// No name (instances may run side by side), no start function (Run
+	// calls _start itself, to tell a failed instantiation from a failed
+	// run), no file system, no sockets; clocks and random are set per run.
+	e.base = wazero.NewModuleConfig().WithName("").WithStartFunctions()
+	return e, nil
+}
+
+// Close implements Engine.
+func (e *wazeroEngine) Close(ctx context.Context) error {
+	err := e.runtime.Close(ctx) // also closes every compiled module
+	if e.cache != nil {
+		if cerr := e.cache.Close(ctx); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// Run implements Engine.
+func (e *wazeroEngine) Run(ctx context.Context, req *Request) (*Result, error) {
+	if err := validateRequest(req); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	mod, err := e.module(ctx, req.ModuleHash)
+	if err != nil {
+		return nil, err
+	}
+	if limit := req.Limits.memoryBytes(); mod.minMemory > limit {
+		return nil, taskErrorf(KindMemory, "module needs %s of memory at start, more than its %s limit",
+			formatBytes(mod.minMemory), formatBytes(limit))
+	}
+	return e.run(ctx, mod.code, req)
+}
+
+func (e *wazeroEngine) run(ctx context.Context, code wazero.CompiledModule, req *Request) (*Result, error) {
+	box := newSandbox(req, e.cfg.HeapMemory)
+	runCtx := experimental.WithMemoryAllocator(ctx, box.memory)
+	if e.cfg.Interruptible && req.Limits.Timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(runCtx, req.Limits.Timeout)
+		defer cancel()
+	}
+	start := time.Now()
+	if p, ok := ctx.Value(probeKey{}).(*runProbe); ok {
+		p.attach(box, start)
+	}
+	err := e.instantiateAndStart(runCtx, code, e.moduleConfig(req, box))
+	d := time.Since(start)
+	box.memory.freeAll()
+	if err == nil || !e.cfg.Interruptible {
+		return classify(box, req.Limits, err, false, d)
+	}
+	if ctx.Err() != nil {
+		return box.result(-1, d), ctx.Err() // the caller gave up: not the task's fault
+	}
+	return classify(box, req.Limits, err, runCtx.Err() != nil, d)
+}
+
+func (e *wazeroEngine) instantiateAndStart(ctx context.Context, code wazero.CompiledModule, cfg wazero.ModuleConfig) error {
+	mod, err := e.runtime.InstantiateModule(ctx, code, cfg)
+	if err != nil {
+		return err
+	}
+	defer mod.Close(ctx)
+	_, err = mod.ExportedFunction("_start").Call(ctx)
+	return err
+}
+
+func (e *wazeroEngine) moduleConfig(req *Request, box *sandbox) wazero.ModuleConfig {
+	cfg := e.base.
+		WithArgs(append([]string{req.argv0()}, req.Args...)...).
+		WithStdin(bytes.NewReader(req.Stdin)).
+		WithStdout(box.stdout).
+		WithStderr(box.stderr).
+		WithWalltime(box.clock.walltime, 1).
+		WithNanotime(box.clock.nanotime, 1).
+		WithNanosleep(box.clock.sleep).
+		WithRandSource(box.random)
+	for _, k := range sortedEnv(req.Env) {
+		cfg = cfg.WithEnv(k, req.Env[k])
+	}
+	return cfg
+}
+
+// classify turns how the module ended into a Result and error, in order of
+// cause: deadline, output cap, memory cap, then the module's own exit or trap.
+func classify(box *sandbox, lim Limits, err error, timedOut bool, d time.Duration) (*Result, error) {
+	if err == nil {
+		return box.result(0, d), nil
+	}
+	if timedOut {
+		return box.result(-1, d), timeoutError(lim.Timeout)
+	}
+	if oe := box.outputError(); oe != nil {
+		return box.result(-1, d), oe
+	}
+	code, exited := exitCode(err)
+	if exited && code == 0 {
+		return box.result(0, d), nil
+	}
+	res := box.result(-1, d)
+	if exited {
+		res.ExitCode = code
+	}
+	if box.memory.limitHit() {
+		return res, taskErrorf(KindMemory, "task tried to use more than its %s memory limit, then %s",
+			formatBytes(box.memory.limit), failureText(err, exited, code))
+	}
+	if exited {
+		return res, taskErrorf(KindExit, "task exited with code %d", code)
+	}
+	return res, &TaskError{Kind: KindTrap, Msg: trapText(err)}
+}
+
+func exitCode(err error) (int, bool) {
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		return int(exit.ExitCode()), true
+	}
+	return 0, false
+}
+
+func failureText(err error, exited bool, code int) string {
+	if exited {
+		return fmt.Sprintf("exited with code %d", code)
+	}
+	return "trapped: " + firstLine(trapText(err))
+}
+
+// trapText is wazero's error with the stack trace, without the wrapping
+// prefixes that name wazero's internals.
+func trapText(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "wasm error: "); i > 0 {
+		s = s[i:]
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func timeoutError(limit time.Duration) *TaskError {
+	return taskErrorf(KindTimeout, "task ran past its %s limit", limit)
+}
+
+// module returns the compiled module for hash, compiling it on first use.
+// Callers for the same hash wait for one compilation.
+func (e *wazeroEngine) module(ctx context.Context, hash string) (*compiledModule, error) {
+	e.mu.Lock()
+	e.useClock++
+	m, ok := e.modules[hash]
+	if ok {
+		m.lastUse = e.useClock
+		e.mu.Unlock()
+		<-m.done
+		return m, m.err
+	}
+	m = &compiledModule{done: make(chan struct{}), lastUse: e.useClock}
+	e.modules[hash] = m
+	e.mu.Unlock()
+
+	m.code, m.minMemory, m.err = e.compile(ctx, hash)
+	close(m.done)
+	e.mu.Lock()
+	if m.err != nil && KindOf(m.err) == "" {
+		delete(e.modules, hash) // not the module's fault (missing file, ...): try again next time
+	}
+	e.evictLocked(ctx)
+	e.mu.Unlock()
+	return m, m.err
+}
+
+// evictLocked closes the least recently used compiled modules beyond the
+// bound. Closing is safe while instances of the module still run.
+func (e *wazeroEngine) evictLocked(ctx context.Context) {
+	for len(e.modules) > maxCompiledModules {
+		var oldest string
+		for h, m := range e.modules {
+			if isDone(m) && (oldest == "" || m.lastUse < e.modules[oldest].lastUse) {
+				oldest = h
+			}
+		}
+		if oldest == "" {
+			return
+		}
+		if c := e.modules[oldest].code; c != nil {
+			_ = c.Close(ctx)
+		}
+		delete(e.modules, oldest)
+	}
+}
+
+func isDone(m *compiledModule) bool {
+	select {
+	case <-m.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (e *wazeroEngine) compile(ctx context.Context, hash string) (wazero.CompiledModule, uint64, error) {
+	data, err := e.cfg.ModuleDir.read(hash)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := CheckModule(data); err != nil {
+		return nil, 0, err
+	}
+	code, err := e.runtime.CompileModule(ctx, data)
+	if err != nil {
+		return nil, 0, &TaskError{Kind: KindInvalidModule, Msg: err.Error()}
+	}
+	if err := e.checkCommand(code); err != nil {
+		_ = code.Close(ctx)
+		return nil, 0, err
+	}
+	return code, declaredMemoryMin(data), nil
+}
+
+// checkCommand rejects, before any run, modules the sandbox cannot run: ones
+// importing anything but WASI functions, and ones without _start.
+func (e *wazeroEngine) checkCommand(code wazero.CompiledModule) error {
+	for _, f := range code.ImportedFunctions() {
+		if mod, name, _ := f.Import(); mod != wasi_snapshot_preview1.ModuleName || !e.wasi[name] {
+			return taskErrorf(KindInvalidModule, "module imports %s.%s, which the sandbox does not provide", mod, name)
+		}
+	}
+	if len(code.ImportedMemories()) > 0 {
+		return taskErrorf(KindInvalidModule, "module imports a memory, which the sandbox does not provide")
+	}
+	start, ok := code.ExportedFunctions()["_start"]
+	if !ok {
+		return taskErrorf(KindInvalidModule, "module exports no _start function (is it a WASI command?)")
+	}
+	if len(start.ParamTypes()) != 0 || len(start.ResultTypes()) != 0 {
+		return taskErrorf(KindInvalidModule, "module's _start takes or returns values")
+	}
+	return nil
+}
+
+// probeKey carries a *runProbe in a context, for executors.
+type probeKey struct{}
+
+func withProbe(ctx context.Context, p *runProbe) context.Context {
+	return context.WithValue(ctx, probeKey{}, p)
+}
