@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/peergrid/peergrid/storage"
@@ -48,25 +50,92 @@ func (e *StatusError) Unwrap() error {
 	return nil
 }
 
-// Client speaks the /v1/ API of one server.
+// Client speaks the /v1/ API. Given several server addresses it talks to one
+// and fails over to the next when that one cannot be reached or answers that
+// it has no leader (503 marked safe to retry): any server forwards to the
+// leader, so a client never needs to know which one leads.
 type Client struct {
-	Addr  string // base URL, e.g. http://127.0.0.1:7070
+	Addr  string // the server in use, a base URL such as http://127.0.0.1:7070
 	Token string
 	HTTP  *http.Client
+	// Retries bounds failovers per request (default: 3 rounds of all addresses).
+	Retries int
+
+	addrs []string
+	cur   atomic.Int64
 }
 
-// NewClient returns a client for addr ("host:port" or a URL).
-func NewClient(addr, token string) *Client {
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
+// NewClient returns a client for one or more servers ("host:port" or URLs,
+// comma-separated or as separate arguments).
+func NewClient(addr string, token string, more ...string) *Client {
+	var addrs []string
+	for _, a := range append(strings.Split(addr, ","), more...) {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if !strings.Contains(a, "://") {
+			a = "http://" + a
+		}
+		addrs = append(addrs, strings.TrimRight(a, "/"))
 	}
-	return &Client{Addr: strings.TrimRight(addr, "/"), Token: token, HTTP: &http.Client{}}
+	if len(addrs) == 0 {
+		addrs = []string{"http://127.0.0.1:7070"}
+	}
+	c := &Client{Addr: addrs[0], Token: token, HTTP: &http.Client{}, addrs: addrs}
+	return c
 }
 
+// Addrs lists the servers this client may use.
+func (c *Client) Addrs() []string { return c.addrs }
+
+func (c *Client) base() string {
+	if len(c.addrs) == 0 {
+		return c.Addr
+	}
+	return c.addrs[int(c.cur.Load())%len(c.addrs)]
+}
+
+func (c *Client) failover(from string) {
+	if len(c.addrs) > 1 && c.base() == from {
+		c.cur.Add(1)
+	}
+}
+
+// do sends a request, failing over between servers while it is safe: the
+// request never reached a server (dial failed) or a server said nothing was
+// applied. body is re-read on each try, so it must be a *bytes.Reader or nil.
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.Addr+path, body)
+	tries := c.Retries
+	if tries <= 0 {
+		tries = 3 * max(len(c.addrs), 1)
+	}
+	var err error
+	for try := 0; try < tries; try++ {
+		if rs, ok := body.(io.Seeker); ok {
+			rs.Seek(0, io.SeekStart)
+		}
+		base := c.base()
+		var retry bool
+		retry, err = c.doOnce(ctx, base, method, path, body, contentType, out)
+		if !retry || ctx.Err() != nil {
+			return err
+		}
+		c.failover(base)
+		if (try+1)%max(len(c.addrs), 1) == 0 { // a full round failed: back off
+			select {
+			case <-ctx.Done():
+				return err
+			case <-time.After(time.Duration(try+1) * 100 * time.Millisecond):
+			}
+		}
+	}
+	return err
+}
+
+func (c *Client) doOnce(ctx context.Context, base, method, path string, body io.Reader, contentType string, out any) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if c.Token != "" {
 		req.Header.Set(TokenHeader, c.Token)
@@ -76,11 +145,13 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
+		var op *net.OpError
+		return errors.As(err, &op) && op.Op == "dial", fmt.Errorf("%s %s: %w", method, base+path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return readStatusError(resp)
+		retry := resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(RetryHeader) == "safe"
+		return retry, readStatusError(resp)
 	}
 	switch v := out.(type) {
 	case nil:
@@ -91,9 +162,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, co
 		err = json.NewDecoder(resp.Body).Decode(out)
 	}
 	if err != nil {
-		return fmt.Errorf("%s %s: reading response: %w", method, path, err)
+		return false, fmt.Errorf("%s %s: reading response: %w", method, path, err)
 	}
-	return nil
+	return false, nil
 }
 
 func readStatusError(resp *http.Response) error {
@@ -278,4 +349,26 @@ func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
 func (c *Client) Status(ctx context.Context) (*Status, error) {
 	var out Status
 	return &out, c.doJSON(ctx, http.MethodGet, "/v1/status", nil, &out)
+}
+
+// ServerInfo asks a server about itself (never forwarded).
+func (c *Client) ServerInfo(ctx context.Context) (*ServerInfo, error) {
+	var out ServerInfo
+	return &out, c.doJSON(ctx, http.MethodGet, "/v1/cluster/self", nil, &out)
+}
+
+// Join asks the group to add a server.
+func (c *Client) Join(ctx context.Context, req *JoinRequest) error {
+	return c.doJSON(ctx, http.MethodPost, "/v1/cluster/join", req, nil)
+}
+
+// RaftPeers lists the Raft group's servers with their state.
+func (c *Client) RaftPeers(ctx context.Context) ([]RaftPeer, error) {
+	var out []RaftPeer
+	return out, c.doJSON(ctx, http.MethodGet, "/v1/operator/raft/peers", nil, &out)
+}
+
+// RemoveRaftPeer removes a server from the Raft group.
+func (c *Client) RemoveRaftPeer(ctx context.Context, id string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/v1/operator/raft/peers/"+url.PathEscape(id), nil, nil)
 }

@@ -10,6 +10,14 @@ import (
 // Authorization works too).
 const TokenHeader = "X-Peergrid-Token"
 
+// RetryHeader on a 503 says the request was not applied, so a client may
+// send it again (to another server) without doing anything twice.
+const RetryHeader = "X-Peergrid-Retry"
+
+// ForwardedHeader marks a request a follower forwarded to the leader, so it
+// is never forwarded twice.
+const ForwardedHeader = "X-Peergrid-Forwarded"
+
 // Error is the body of every non-2xx response.
 type Error struct {
 	Error string `json:"error"`
@@ -190,6 +198,33 @@ type TaskRef struct {
 type BlobInfo struct {
 	Hash string `json:"hash"`
 	Size int64  `json:"size"`
+}
+
+// ServerInfo is what a server says about itself to servers joining.
+type ServerInfo struct {
+	ID         string `json:"id"`
+	RaftAddr   string `json:"raft_addr"`
+	HTTPAddr   string `json:"http_addr"`
+	HasState   bool   `json:"has_state"` // part of a Raft group already
+	Leader     string `json:"leader,omitempty"`
+	LeaderHTTP string `json:"leader_http,omitempty"`
+}
+
+// JoinRequest asks the leader to add a server to the Raft group (or to
+// update its HTTP address). It is idempotent.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+}
+
+// RaftPeer is one server of the Raft group, as operator raft list-peers shows it.
+type RaftPeer struct {
+	ID        string `json:"id"`
+	Address   string `json:"address"`
+	State     string `json:"state"` // leader | follower | candidate | unreachable
+	Voter     bool   `json:"voter"`
+	LastIndex uint64 `json:"last_index"`
 }
 
 // Status is a server's view of itself and the Raft group.

@@ -23,19 +23,26 @@ var errBadRequest = errors.New("bad request")
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /v1/blobs/{hash}", s.handlePutBlob)
-	mux.HandleFunc("GET /v1/blobs/{hash}", s.handleGetBlob)
-	mux.HandleFunc("POST /v1/jobs", s.handleSubmit)
-	mux.HandleFunc("GET /v1/jobs", s.handleListJobs)
-	mux.HandleFunc("GET /v1/jobs/{id}", s.handleJobStatus)
-	mux.HandleFunc("POST /v1/jobs/{id}/cancel", s.handleCancel)
-	mux.HandleFunc("GET /v1/jobs/{id}/results", s.handleResults)
-	mux.HandleFunc("POST /v1/lease", s.handleLease)
-	mux.HandleFunc("POST /v1/report", s.handleReport)
-	mux.HandleFunc("POST /v1/release", s.handleRelease)
-	mux.HandleFunc("POST /v1/heartbeat", s.handleHeartbeat)
-	mux.HandleFunc("GET /v1/peers", s.handlePeers)
+	// Writes go to the leader (forwarded from a follower); reads are
+	// consistent (served by a verified leader) unless ?stale=true.
+	mux.Handle("PUT /v1/blobs/{hash}", s.write(s.handlePutBlob))
+	mux.Handle("GET /v1/blobs/{hash}", s.read(s.handleGetBlob))
+	mux.Handle("POST /v1/jobs", s.write(s.handleSubmit))
+	mux.Handle("GET /v1/jobs", s.read(s.handleListJobs))
+	mux.Handle("GET /v1/jobs/{id}", s.read(s.handleJobStatus))
+	mux.Handle("POST /v1/jobs/{id}/cancel", s.write(s.handleCancel))
+	mux.Handle("GET /v1/jobs/{id}/results", s.read(s.handleResults))
+	mux.Handle("POST /v1/lease", s.write(s.handleLease))
+	mux.Handle("POST /v1/report", s.write(s.handleReport))
+	mux.Handle("POST /v1/release", s.write(s.handleRelease))
+	mux.Handle("POST /v1/heartbeat", s.write(s.handleHeartbeat))
+	mux.Handle("GET /v1/peers", s.read(s.handlePeers))
+	mux.Handle("POST /v1/cluster/join", s.write(s.handleJoin))
+	mux.Handle("GET /v1/operator/raft/peers", s.read(s.handleListRaftPeers))
+	mux.Handle("DELETE /v1/operator/raft/peers/{id}", s.write(s.handleRemoveRaftPeer))
+	// Answered by the server asked, never forwarded.
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
+	mux.HandleFunc("GET /v1/cluster/self", s.handleSelf)
 	return s.authenticate(mux)
 }
 
@@ -84,6 +91,9 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader):
 		code = http.StatusServiceUnavailable
+		if errors.Is(err, errNotProposed) {
+			w.Header().Set(api.RetryHeader, "safe")
+		}
 	}
 	writeError(w, code, err)
 }

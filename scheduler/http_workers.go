@@ -201,22 +201,46 @@ func (s *Server) seeWorker(ctx context.Context, id, addr string, cores int, drai
 
 func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 	out := s.serverPeers()
+	index := map[string]int{}
+	for i, p := range out {
+		index[p.ID] = i
+	}
 	s.store.FSM().View(func(l *Ledger) {
 		running := map[string]int{}
 		for k := range l.leased {
 			running[l.jobs[k.Job].Tasks[k.Index].Worker]++
 		}
 		for _, id := range sortedKeys(l.peers) {
-			p := l.peers[id]
-			ap := api.Peer{ID: p.ID, Address: p.Address, Roles: p.Roles, Cores: p.Cores, State: p.State,
-				Running: running[id], Done: p.Done, LastSeen: time.Unix(0, p.Since).UTC()}
-			if t, ok := s.liveness.lastSeen(id); ok {
-				ap.LastSeen = t.UTC()
+			ap := s.describePeer(l.peers[id], running[id])
+			if i, ok := index[id]; ok { // a server that is also a worker: one line
+				ap.State, ap.Address = mergeState(out[i].State, ap.State), out[i].Address
+				out[i] = ap
+				continue
 			}
 			out = append(out, ap)
 		}
 	})
 	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) describePeer(p *peer, running int) api.Peer {
+	ap := api.Peer{ID: p.ID, Address: p.Address, Roles: p.Roles, Cores: p.Cores, State: p.State,
+		Running: running, Done: p.Done, LastSeen: time.Unix(0, p.Since).UTC()}
+	if t, ok := s.liveness.lastSeen(p.ID); ok {
+		ap.LastSeen = t.UTC()
+	}
+	return ap
+}
+
+// mergeState is the state of a peer with two roles: down if either is.
+func mergeState(server, worker string) string {
+	if server == api.PeerDown || worker == api.PeerDown {
+		return api.PeerDown
+	}
+	if worker == api.PeerDraining {
+		return worker
+	}
+	return server
 }
 
 // serverPeers lists the Raft group's servers.
@@ -238,7 +262,11 @@ func (s *Server) serverPeers() []api.Peer {
 		if srv.Suffrage != raft.Voter {
 			roles = append(roles, "nonvoter")
 		}
-		out = append(out, api.Peer{ID: string(srv.ID), Address: string(srv.Address), Roles: roles, State: state})
+		addr := s.serverHTTPAddr(string(srv.ID))
+		if addr == "" {
+			addr = string(srv.Address)
+		}
+		out = append(out, api.Peer{ID: string(srv.ID), Address: addr, Roles: roles, State: state})
 	}
 	return out
 }
@@ -246,6 +274,6 @@ func (s *Server) serverPeers() []api.Peer {
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	_, leaderID := s.store.Leader()
 	writeJSON(w, http.StatusOK, api.Status{
-		ID: s.cfg.Store.ID, Leader: leaderID, RaftState: s.store.Raft().State().String(), LastIndex: s.store.Raft().LastIndex(),
+		ID: s.cfg.Store.ID, Leader: leaderID, RaftState: raftStateName(s.store.Raft().State()), LastIndex: s.store.Raft().LastIndex(),
 	})
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/peergrid/peergrid/tasks"
@@ -317,8 +318,11 @@ func (l *Ledger) applyUpsertPeer(c *UpsertPeerCommand) any {
 	if c.Address != "" {
 		p.Address = c.Address
 	}
-	if len(c.Roles) > 0 {
-		p.Roles = c.Roles
+	for _, r := range c.Roles { // a peer may hold several roles: keep them all
+		if !slices.Contains(p.Roles, r) {
+			p.Roles = append(p.Roles, r)
+			slices.Sort(p.Roles)
+		}
 	}
 	if c.Cores > 0 {
 		p.Cores = c.Cores

@@ -26,7 +26,19 @@ type ServerConfig struct {
 	LeaseSlack time.Duration
 	// MaxLeaseWait bounds a lease long poll.
 	MaxLeaseWait time.Duration
-	Logger       *slog.Logger
+	// HTTPAddr is this server's API address as other servers reach it
+	// (http://host:port): followers forward writes to the leader's.
+	HTTPAddr string
+	// Join lists other servers' HTTP addresses to find the group through.
+	Join []string
+	// BootstrapExpect: with no Raft state yet, bootstrap a new group once
+	// this many servers (this one included) know each other. 1 bootstraps
+	// alone at once; 0 only joins an existing group.
+	BootstrapExpect int
+	// LeaderWait bounds how long a request waits for a leader before
+	// "no cluster leader".
+	LeaderWait time.Duration
+	Logger     *slog.Logger
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -38,6 +50,12 @@ func (c *ServerConfig) setDefaults() {
 	}
 	if c.MaxLeaseWait == 0 {
 		c.MaxLeaseWait = 30 * time.Second
+	}
+	if c.LeaderWait == 0 {
+		c.LeaderWait = 5 * time.Second
+	}
+	if c.BootstrapExpect == 1 {
+		c.Store.Bootstrap = true
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -70,8 +88,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: store, log: cfg.Logger, liveness: newLiveness(), work: newNotifier(), stop: make(chan struct{})}
 	store.FSM().applied = s.work.broadcast
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.watchLeadership()
+	go s.joinLoop()
 	return s, nil
 }
 

@@ -33,7 +33,10 @@ type StoreConfig struct {
 	Fast bool
 	// SnapshotThreshold overrides raft's default (8192 entries) when set.
 	SnapshotThreshold uint64
-	Logger            *slog.Logger
+	// StreamLayer replaces the TCP transport's listener and dialer (tests cut
+	// links through it); nil uses plain TCP on RaftBind.
+	StreamLayer raft.StreamLayer
+	Logger      *slog.Logger
 }
 
 // Store owns Raft and the FSM: it is the only way into the ledger. HTTP
@@ -76,13 +79,8 @@ func (s *Store) open() error {
 	if err != nil {
 		return fmt.Errorf("open snapshots: %w", err)
 	}
-	addr, err := net.ResolveTCPAddr("tcp", s.cfg.RaftBind)
-	if err != nil {
-		return fmt.Errorf("raft bind %q: %w", s.cfg.RaftBind, err)
-	}
-	s.transport, err = raft.NewTCPTransportWithLogger(s.cfg.RaftBind, addr, 3, 10*time.Second, hlog)
-	if err != nil {
-		return fmt.Errorf("raft transport on %s: %w", s.cfg.RaftBind, err)
+	if s.transport, err = s.newTransport(hlog); err != nil {
+		return err
 	}
 	rc := s.raftConfig(hlog)
 	s.raft, err = raft.NewRaft(rc, s.fsm, bolt, bolt, snaps, s.transport)
@@ -90,6 +88,21 @@ func (s *Store) open() error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	return s.maybeBootstrap(bolt, snaps)
+}
+
+func (s *Store) newTransport(hlog hclog.Logger) (*raft.NetworkTransport, error) {
+	if s.cfg.StreamLayer != nil {
+		return raft.NewNetworkTransportWithLogger(s.cfg.StreamLayer, 3, 10*time.Second, hlog), nil
+	}
+	addr, err := net.ResolveTCPAddr("tcp", s.cfg.RaftBind)
+	if err != nil {
+		return nil, fmt.Errorf("raft bind %q: %w", s.cfg.RaftBind, err)
+	}
+	t, err := raft.NewTCPTransportWithLogger(s.cfg.RaftBind, addr, 3, 10*time.Second, hlog)
+	if err != nil {
+		return nil, fmt.Errorf("raft transport on %s: %w", s.cfg.RaftBind, err)
+	}
+	return t, nil
 }
 
 func (s *Store) raftConfig(hlog hclog.Logger) *raft.Config {
@@ -165,7 +178,7 @@ func (s *Store) Propose(ctx context.Context, t CommandType, payload any) (any, e
 		return nil, err
 	}
 	if !s.IsLeader() {
-		return nil, ErrNotLeader
+		return nil, fmt.Errorf("%w: %w", ErrNotLeader, errNotProposed)
 	}
 	return s.proposer.propose(ctx, data)
 }
@@ -209,7 +222,10 @@ func mapRaftErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+	case errors.Is(err, raft.ErrNotLeader):
+		return fmt.Errorf("%w: %w: %v", ErrNotLeader, errNotProposed, err)
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// The entry may yet commit under the next leader: not safe to retry blindly.
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)
 	case errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrRaftShutdown):
 		return fmt.Errorf("%w: %v", ErrNoLeader, err)

@@ -45,10 +45,12 @@ type command struct {
 
 func (m *Main) commands() []command {
 	return []command{
+		{"agent", "run a server, a worker, or both (--server, --worker)", (*Main).runAgent},
 		{"dev", "run a server and a worker in one process on loopback", (*Main).runDev},
 		{"demo", "run a dev grid and every example job, and check the results", (*Main).runDemo},
 		{"job", "submit, watch, fetch and cancel jobs (job help)", (*Main).runJob},
 		{"peers", "list servers and workers", (*Main).runPeers},
+		{"operator", "operate the Raft group (operator raft list-peers|remove-peer)", (*Main).runOperator},
 	}
 }
 

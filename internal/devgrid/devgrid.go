@@ -78,8 +78,8 @@ func Start(ctx context.Context, cfg Config) (*Grid, error) {
 	}
 	srv, err := scheduler.NewServer(scheduler.ServerConfig{
 		Store: scheduler.StoreConfig{ID: "dev-server", DataDir: filepath.Join(cfg.DataDir, "server"), RaftBind: raftBind,
-			Bootstrap: true, Fast: true},
-		Token: token, WorkerTTL: cfg.WorkerTTL, LeaseSlack: cfg.LeaseSlack, Logger: cfg.Logger,
+			Fast: true},
+		Token: token, BootstrapExpect: 1, HTTPAddr: "http://" + ln.Addr().String(), WorkerTTL: cfg.WorkerTTL, LeaseSlack: cfg.LeaseSlack, Logger: cfg.Logger,
 	})
 	if err != nil {
 		ln.Close()

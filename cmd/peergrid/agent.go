@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/internal/devgrid"
+	"github.com/peergrid/peergrid/scheduler"
+	"github.com/peergrid/peergrid/worker"
+)
+
+// agentFlags are `peergrid agent`'s flags.
+type agentFlags struct {
+	server, worker  bool
+	dataDir         string
+	bind, raftBind  string
+	advertise       string
+	join            string
+	bootstrapExpect int
+	name            string
+	token           string
+	servers         string
+	cores           int
+	drainGrace      time.Duration
+	workerTTL       time.Duration
+	logLevel        string
+}
+
+func (m *Main) runAgent(ctx context.Context, args []string) (int, error) {
+	fs := m.newFlagSet("agent", "agent [--server] [--worker] --data-dir DIR [flags]")
+	var f agentFlags
+	fs.BoolVar(&f.server, "server", false, "be a server: a voter in the Raft group, serving the HTTP API")
+	fs.BoolVar(&f.worker, "worker", false, "be a worker: lease and run tasks")
+	fs.StringVar(&f.dataDir, "data-dir", "", "where this agent keeps its state (required)")
+	fs.StringVar(&f.bind, "bind", "127.0.0.1:7070", "server: HTTP API address")
+	fs.StringVar(&f.raftBind, "raft-bind", "", "server: Raft address (default: the --bind port + 1)")
+	fs.StringVar(&f.advertise, "advertise", "", "server: HTTP address other servers use (default: http://<bind>)")
+	fs.StringVar(&f.join, "join", "", "server: other servers' HTTP addresses, comma-separated")
+	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "server: form a new group once this many servers know each other (default 1 without --join)")
+	fs.StringVar(&f.name, "name", "", "this peer's id (default: kept in the data dir, else hostname plus a random suffix)")
+	fs.StringVar(&f.token, "token", "", "cluster token (default $PEERGRID_TOKEN; a first lone server generates one)")
+	fs.StringVar(&f.servers, "servers", "", "worker: servers' HTTP addresses, comma-separated (default $PEERGRID_SERVERS, else this agent's --bind)")
+	fs.IntVar(&f.cores, "cores", 0, "worker: tasks run at once (default: all cores)")
+	fs.DurationVar(&f.drainGrace, "drain-grace", 30*time.Second, "worker: on SIGINT/SIGTERM, how long running tasks may finish")
+	fs.DurationVar(&f.workerTTL, "worker-ttl", 15*time.Second, "server: a worker unheard this long is down and its tasks requeue")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	if _, err := parse(fs, args); err != nil {
+		return exitError, err
+	}
+	if err := f.check(m); err != nil {
+		return exitError, err
+	}
+	log, err := m.logger(f.logLevel)
+	if err != nil {
+		return exitError, err
+	}
+	return m.agent(ctx, &f, log)
+}
+
+func (f *agentFlags) check(m *Main) error {
+	if !f.server && !f.worker {
+		return fmt.Errorf("%w: agent needs --server, --worker or both", errUsage)
+	}
+	if f.dataDir == "" {
+		return fmt.Errorf("%w: agent needs --data-dir", errUsage)
+	}
+	f.token = firstNonEmpty(f.token, m.Getenv("PEERGRID_TOKEN"))
+	f.servers = firstNonEmpty(f.servers, m.Getenv("PEERGRID_SERVERS"))
+	if f.server && f.bootstrapExpect == 0 && f.join == "" {
+		f.bootstrapExpect = 1
+	}
+	if f.bootstrapExpect > scheduler.MaxVoters {
+		return fmt.Errorf("%w: --bootstrap-expect %d: at most %d voters", errUsage, f.bootstrapExpect, scheduler.MaxVoters)
+	}
+	if f.worker && !f.server && f.servers == "" {
+		return fmt.Errorf("%w: a worker needs --servers (or $PEERGRID_SERVERS)", errUsage)
+	}
+	return nil
+}
+
+func (m *Main) agent(ctx context.Context, f *agentFlags, log *slog.Logger) (int, error) {
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
+		return exitError, err
+	}
+	name, err := loadOrCreateName(f.dataDir, f.name)
+	if err != nil {
+		return exitError, err
+	}
+	log = log.With("peer", name)
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	if f.server {
+		stop, err := m.startServer(f, name, log)
+		if err != nil {
+			return exitError, err
+		}
+		stops = append(stops, stop)
+		if f.servers == "" {
+			f.servers = "http://" + f.bind
+		}
+	}
+	if f.token == "" {
+		return exitError, errors.New("no cluster token: give --token or $PEERGRID_TOKEN")
+	}
+	if !f.worker {
+		<-ctx.Done()
+		log.Info("stopping")
+		return exitOK, nil
+	}
+	return exitOK, m.runWorker(ctx, f, name, log)
+}
+
+// startServer opens the ledger server and serves its API until stopped.
+func (m *Main) startServer(f *agentFlags, name string, log *slog.Logger) (func(), error) {
+	token, err := serverToken(f)
+	if err != nil {
+		return nil, err
+	}
+	f.token = token
+	raftBind, err := defaultRaftBind(f.bind, f.raftBind)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", f.bind)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", f.bind, err)
+	}
+	srv, err := scheduler.NewServer(scheduler.ServerConfig{
+		Store: scheduler.StoreConfig{ID: name, DataDir: filepath.Join(f.dataDir, "server"), RaftBind: raftBind},
+		Token: token, HTTPAddr: firstNonEmpty(f.advertise, "http://"+ln.Addr().String()), Join: splitList(f.join),
+		BootstrapExpect: f.bootstrapExpect, WorkerTTL: f.workerTTL, Logger: log,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	log.Info("server started", "http", ln.Addr().String(), "raft", raftBind, "join", f.join, "bootstrap_expect", f.bootstrapExpect)
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(ctx)
+		srv.Close()
+	}, nil
+}
+
+// serverToken settles the cluster token: the one kept in the data dir, else
+// the one given, else (a first lone server) a new one, printed once.
+func serverToken(f *agentFlags) (string, error) {
+	path := filepath.Join(f.dataDir, "token")
+	if b, err := os.ReadFile(path); err == nil {
+		kept := strings.TrimSpace(string(b))
+		if f.token != "" && f.token != kept {
+			return "", fmt.Errorf("--token differs from the cluster token kept in %s", path)
+		}
+		return kept, nil
+	}
+	if f.token == "" && (f.bootstrapExpect != 1 || f.join != "") {
+		return "", errors.New("servers that form or join a group need the same --token (or $PEERGRID_TOKEN) on every server")
+	}
+	if f.token == "" {
+		t, err := devgrid.LoadOrCreateToken(f.dataDir)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(os.Stderr, "generated the cluster token (kept in %s, mode 0600):\nPEERGRID_TOKEN=%s\n", path, t)
+		return t, nil
+	}
+	return f.token, os.WriteFile(path, []byte(f.token+"\n"), 0o600)
+}
+
+func (m *Main) runWorker(ctx context.Context, f *agentFlags, name string, log *slog.Logger) error {
+	client := api.NewClient(f.servers, f.token)
+	w, err := worker.New(ctx, worker.Config{
+		ID: name, Client: client, DataDir: filepath.Join(f.dataDir, "worker"), Cores: f.cores,
+		DrainGrace: f.drainGrace, Heartbeat: f.workerTTL / 4, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	return w.Run(ctx) // returns after ctx ends and the drain completes
+}
+
+// loadOrCreateName is the peer id: --name (kept), else the one kept in the
+// data dir, else hostname plus a short random suffix.
+func loadOrCreateName(dataDir, given string) (string, error) {
+	path := filepath.Join(dataDir, "name")
+	if given != "" {
+		return given, os.WriteFile(path, []byte(given+"\n"), 0o600)
+	}
+	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b)), nil
+	}
+	host, _ := os.Hostname()
+	var r [3]byte
+	rand.Read(r[:])
+	name := firstNonEmpty(host, "peer") + "-" + hex.EncodeToString(r[:])
+	return name, os.WriteFile(path, []byte(name+"\n"), 0o600)
+}
+
+func defaultRaftBind(bind, raftBind string) (string, error) {
+	if raftBind != "" {
+		return raftBind, nil
+	}
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return "", fmt.Errorf("--bind %q: %w", bind, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p == 0 {
+		return "", fmt.Errorf("--bind %q: give a fixed port, or --raft-bind", bind)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+1)), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			if !strings.Contains(v, "://") {
+				v = "http://" + v
+			}
+			out = append(out, v)
+		}
+	}
+	return out
+}

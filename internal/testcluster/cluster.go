@@ -1,0 +1,296 @@
+// Package testcluster is the one harness for tests that need a Raft group of
+// ledger servers in one process: real TCP on loopback (with links a test can
+// cut), real BoltDB in temp dirs, short Raft timeouts, and helpers that poll
+// with a deadline instead of sleeping.
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/scheduler"
+)
+
+// Token is the cluster token of every test cluster.
+const Token = "testcluster-token"
+
+// Options tune a cluster.
+type Options struct {
+	SnapshotThreshold uint64
+	WorkerTTL         time.Duration
+	LeaseSlack        time.Duration
+	LeaderWait        time.Duration
+	Logger            *slog.Logger // default: discards
+}
+
+// Cluster is N ledger servers forming one Raft group.
+type Cluster struct {
+	t     testing.TB
+	opts  Options
+	Net   *Network
+	Nodes []*Node
+
+	mu       sync.Mutex
+	raftAddr map[string]string // raft address -> id, shared by every stream layer
+}
+
+// Node is one server; Server is nil while it is stopped.
+type Node struct {
+	ID       string
+	Dir      string
+	RaftAddr string
+	HTTPAddr string
+	Server   *scheduler.Server
+
+	httpLn net.Listener
+	httpSv *http.Server
+	raftLn net.Listener
+}
+
+// New starts n servers that find each other through --join with
+// bootstrap-expect n, and waits for a leader.
+func New(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c := &Cluster{t: t, opts: opts, Net: NewNetwork(), raftAddr: map[string]string{}}
+	for i := 0; i < n; i++ {
+		c.Nodes = append(c.Nodes, c.newNode(fmt.Sprintf("s%d", i+1)))
+	}
+	join := c.httpAddrs()
+	for _, node := range c.Nodes {
+		c.start(node, join, n)
+	}
+	t.Cleanup(c.Close)
+	c.Leader()
+	return c
+}
+
+func (c *Cluster) newNode(id string) *Node {
+	node := &Node{ID: id, Dir: c.t.TempDir()}
+	node.httpLn = listen(c.t)
+	node.raftLn = listen(c.t)
+	node.HTTPAddr = "http://" + node.httpLn.Addr().String()
+	node.RaftAddr = node.raftLn.Addr().String()
+	c.mu.Lock()
+	c.raftAddr[node.RaftAddr] = id
+	c.mu.Unlock()
+	return node
+}
+
+func listen(t testing.TB) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func (c *Cluster) httpAddrs() []string {
+	var out []string
+	for _, n := range c.Nodes {
+		out = append(out, n.HTTPAddr)
+	}
+	return out
+}
+
+// start opens a node's server on its listeners (reopened after a stop).
+func (c *Cluster) start(node *Node, join []string, expect int) {
+	c.t.Helper()
+	if node.raftLn == nil {
+		node.raftLn = relisten(c.t, node.RaftAddr)
+		node.httpLn = relisten(c.t, strings.TrimPrefix(node.HTTPAddr, "http://"))
+	}
+	layer := &streamLayer{net: c.Net, id: node.ID, ln: node.raftLn, addr: c.raftAddr, mu: &c.mu}
+	srv, err := scheduler.NewServer(scheduler.ServerConfig{
+		Store: scheduler.StoreConfig{ID: node.ID, DataDir: node.Dir, Fast: true, StreamLayer: layer,
+			SnapshotThreshold: c.opts.SnapshotThreshold, Logger: c.opts.Logger},
+		Token: Token, HTTPAddr: node.HTTPAddr, Join: join, BootstrapExpect: expect,
+		WorkerTTL: c.opts.WorkerTTL, LeaseSlack: c.opts.LeaseSlack, LeaderWait: c.opts.LeaderWait, Logger: c.opts.Logger,
+	})
+	if err != nil {
+		c.t.Fatalf("start %s: %v", node.ID, err)
+	}
+	node.Server = srv
+	node.httpSv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go node.httpSv.Serve(node.httpLn)
+}
+
+// relisten binds an address a stopped node used, retrying while the kernel
+// still holds it.
+func relisten(t testing.TB, addr string) net.Listener {
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			return ln
+		}
+	}
+	t.Fatalf("relisten %s: %v", addr, err)
+	return nil
+}
+
+// Stop shuts a node down without leaving the group (a crash, as far as the
+// others can tell).
+func (c *Cluster) Stop(node *Node) {
+	if node.Server == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	node.httpSv.Shutdown(ctx)
+	node.Server.Close()
+	node.Server, node.httpLn, node.raftLn = nil, nil, nil
+}
+
+// Restart starts a stopped node again from its data dir, without --join.
+func (c *Cluster) Restart(node *Node) {
+	c.t.Helper()
+	c.start(node, nil, 0)
+}
+
+// AddServer starts a new server that joins the running group.
+func (c *Cluster) AddServer() *Node {
+	c.t.Helper()
+	node := c.newNode(fmt.Sprintf("s%d", len(c.Nodes)+1))
+	c.Nodes = append(c.Nodes, node)
+	c.start(node, c.httpAddrs(), 0)
+	return node
+}
+
+// Close stops every node.
+func (c *Cluster) Close() {
+	for _, n := range c.Nodes {
+		c.Stop(n)
+	}
+}
+
+// Running lists the nodes that are up.
+func (c *Cluster) Running() []*Node {
+	var out []*Node
+	for _, n := range c.Nodes {
+		if n.Server != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Leader polls until exactly one running node leads and every running node
+// agrees on it, and returns it.
+func (c *Cluster) Leader() *Node {
+	c.t.Helper()
+	var leader *Node
+	Eventually(c.t, 20*time.Second, "a leader all running servers agree on", func() bool {
+		leader = c.agreedLeader(c.Running())
+		return leader != nil
+	})
+	return leader
+}
+
+// LeaderOf polls until one node of nodes leads and all of nodes agree.
+func (c *Cluster) LeaderOf(nodes []*Node) *Node {
+	c.t.Helper()
+	var leader *Node
+	Eventually(c.t, 20*time.Second, "a leader among the given servers", func() bool {
+		leader = c.agreedLeader(nodes)
+		return leader != nil
+	})
+	return leader
+}
+
+func (c *Cluster) agreedLeader(nodes []*Node) *Node {
+	var leader *Node
+	for _, n := range nodes {
+		if n.Server.Store().IsLeader() {
+			if leader != nil {
+				return nil
+			}
+			leader = n
+		}
+	}
+	if leader == nil {
+		return nil
+	}
+	for _, n := range nodes {
+		if _, id := n.Server.Store().Leader(); id != leader.ID {
+			return nil
+		}
+	}
+	return leader
+}
+
+// Followers are the running nodes that do not lead.
+func (c *Cluster) Followers() []*Node {
+	leader := c.Leader()
+	var out []*Node
+	for _, n := range c.Running() {
+		if n != leader {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Client talks to the given nodes (failing over between them).
+func (c *Cluster) Client(nodes ...*Node) *api.Client {
+	var addrs []string
+	for _, n := range nodes {
+		addrs = append(addrs, n.HTTPAddr)
+	}
+	return api.NewClient(strings.Join(addrs, ","), Token)
+}
+
+// WaitConverged polls until every given node has applied everything the
+// leader has committed and holds an identical ledger (canonical state hash),
+// and returns the hash. Comparing without the applied index would pass
+// vacuously on servers that have not replayed their log yet.
+func (c *Cluster) WaitConverged(nodes ...*Node) string {
+	c.t.Helper()
+	if len(nodes) == 0 {
+		nodes = c.Running()
+	}
+	leader := c.LeaderOf(nodes)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := leader.Server.Store().Barrier(ctx); err != nil {
+		c.t.Fatalf("barrier on the leader: %v", err)
+	}
+	target := leader.Server.Store().Raft().AppliedIndex()
+	var hashes []string
+	Eventually(c.t, 30*time.Second, "servers converge on one ledger", func() bool {
+		hashes = hashes[:0]
+		for _, n := range nodes {
+			if n.Server.Store().Raft().AppliedIndex() < target {
+				return false
+			}
+			hashes = append(hashes, n.Server.Store().FSM().StateHash())
+		}
+		sort.Strings(hashes)
+		return hashes[0] == hashes[len(hashes)-1]
+	})
+	return hashes[0]
+}
+
+// Eventually polls cond every 10ms until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,273 @@
+package scheduler_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/examples"
+	"github.com/peergrid/peergrid/internal/testcluster"
+	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/tasks"
+	"github.com/peergrid/peergrid/wasm"
+	"github.com/peergrid/peergrid/worker"
+)
+
+// echoRunner stands in for the executor pool in Raft tests: it "runs" a task
+// by echoing its args, so the test checks the ledger, not the sandbox.
+type echoRunner struct{ delay time.Duration }
+
+func (e echoRunner) Run(ctx context.Context, req *wasm.Request) (*wasm.Result, error) {
+	select {
+	case <-time.After(e.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &wasm.Result{Stdout: []byte(strings.Join(req.Args, " ") + "\n")}, nil
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// startWorker runs a worker against the given client until the test ends or
+// the returned stop is called (which drains it).
+func startWorker(t *testing.T, id string, c *api.Client, delay time.Duration) (stop func()) {
+	t.Helper()
+	w, err := worker.New(context.Background(), worker.Config{ID: id, Client: c, DataDir: t.TempDir(), Cores: 2,
+		Pool: echoRunner{delay: delay}, Heartbeat: 200 * time.Millisecond, LeaseWait: time.Second, DrainGrace: time.Second, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); w.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait(); w.Close() }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+func submitEcho(t *testing.T, c *api.Client, n int) string {
+	t.Helper()
+	ctx := context.Background()
+	mod := examples.Tiny()
+	if err := c.PutBlob(ctx, storage.Hash(mod), mod); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.Submit(ctx, &tasks.JobSpec{Name: "echo", ModuleHash: storage.Hash(mod), Args: []string{"{index}", "{count}"},
+		Tasks: n, Timeout: 2 * time.Second, Memory: 1 << 20, MaxOutput: 1024, Retries: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// checkEveryTaskOnce wants every task done with the output the test
+// computes, and exactly n accepted completions in the ledger.
+func checkEveryTaskOnce(t *testing.T, c *api.Client, id string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	results, err := c.Results(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != n {
+		t.Fatalf("%d results, want %d", len(results), n)
+	}
+	for i, r := range results {
+		if want := fmt.Sprintf("%d %d\n", i, n); r.State != tasks.TaskDone || string(r.Stdout) != want {
+			t.Fatalf("task %d: state %s stdout %q, want %q", i, r.State, r.Stdout, want)
+		}
+	}
+	peers, err := c.Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := 0
+	for _, p := range peers {
+		accepted += p.Done
+	}
+	if accepted != n {
+		t.Fatalf("the ledger accepted %d completions for %d tasks", accepted, n)
+	}
+}
+
+func waitJob(t *testing.T, c *api.Client, id string, cond func(*api.JobSummary) bool) *api.JobSummary {
+	t.Helper()
+	var last *api.JobSummary
+	testcluster.Eventually(t, 60*time.Second, "job "+id, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := c.Job(ctx, id)
+		if err != nil {
+			return false
+		}
+		last = &st.JobSummary
+		return cond(last)
+	})
+	return last
+}
+
+func TestCluster_FollowerForwardsWritesAndServesConsistentReads(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{})
+	f := c.Followers()[0]
+	id := submitEcho(t, c.Client(f), 10)
+	st, err := c.Client(c.Followers()[1]).Job(context.Background(), id)
+	if err != nil || st.Tasks != 10 {
+		t.Fatalf("consistent read through another follower: %+v %v", st, err)
+	}
+	c.WaitConverged()
+}
+
+// TestCluster_LeaderKillMidJob: a 1,000-task job submitted through a
+// follower survives the leader being shut down without leaving.
+func TestCluster_LeaderKillMidJob(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{WorkerTTL: time.Second, LeaseSlack: time.Second})
+	all := c.Client(c.Nodes...)
+	for i := 0; i < 2; i++ {
+		startWorker(t, fmt.Sprintf("w%d", i), c.Client(c.Nodes...), time.Millisecond)
+	}
+	const n = 1000
+	id := submitEcho(t, c.Client(c.Followers()[0]), n)
+	waitJob(t, all, id, func(s *api.JobSummary) bool { return s.Done >= n/5 })
+	old := c.Leader()
+	c.Stop(old)
+	next := c.Leader()
+	if next == old {
+		t.Fatal("no new leader")
+	}
+	sum := waitJob(t, all, id, func(s *api.JobSummary) bool { return s.State.Finished() })
+	if sum.State != tasks.JobComplete {
+		t.Fatalf("job ended %s: %+v", sum.State, sum)
+	}
+	checkEveryTaskOnce(t, all, id, n)
+	c.WaitConverged()
+}
+
+// TestCluster_FullRestart stops every server and starts them again from
+// their data dirs: the ledger is unchanged, and the job goes on to finish.
+func TestCluster_FullRestart(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{WorkerTTL: time.Second, LeaseSlack: time.Second, SnapshotThreshold: 128})
+	const n = 300
+	id := submitEcho(t, c.Client(c.Nodes...), n)
+	stopWorker := startWorker(t, "w1", c.Client(c.Nodes...), 5*time.Millisecond)
+	waitJob(t, c.Client(c.Nodes...), id, func(s *api.JobSummary) bool { return s.Done >= 50 })
+	stopWorker()
+	// Let the ledger settle: the worker is marked down and holds no lease, so
+	// no leader has anything left to change while the ledgers are compared.
+	all := c.Client(c.Nodes...)
+	testcluster.Eventually(t, 20*time.Second, "the stopped worker marked down with no leases", func() bool {
+		peers, err := all.Peers(context.Background())
+		sum, err2 := all.Job(context.Background(), id)
+		return err == nil && err2 == nil && peerState(peers, "w1") == api.PeerDown && sum.Leased == 0
+	})
+	before := c.WaitConverged()
+	if done := waitJob(t, c.Client(c.Nodes...), id, func(*api.JobSummary) bool { return true }).Done; done == n {
+		t.Fatal("the job finished before the restart: the test proves nothing")
+	}
+	for _, node := range c.Nodes {
+		c.Stop(node)
+	}
+	for _, node := range c.Nodes {
+		c.Restart(node)
+	}
+	c.Leader()
+	if after := c.WaitConverged(); after != before {
+		t.Fatalf("ledger after a full restart %s, want %s", after, before)
+	}
+	startWorker(t, "w2", c.Client(c.Nodes...), time.Millisecond)
+	sum := waitJob(t, c.Client(c.Nodes...), id, func(s *api.JobSummary) bool { return s.State.Finished() })
+	if sum.State != tasks.JobComplete {
+		t.Fatalf("after restart the job ended %s", sum.State)
+	}
+	checkEveryTaskOnce(t, c.Client(c.Nodes...), id, n)
+	c.WaitConverged()
+}
+
+// TestCluster_SnapshotCatchUp: a server that joins after the log was
+// truncated catches up through InstallSnapshot.
+func TestCluster_SnapshotCatchUp(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{SnapshotThreshold: 32})
+	client := c.Client(c.Nodes...)
+	for i := 0; i < 5; i++ {
+		submitEcho(t, client, 20)
+	}
+	leader := c.Leader()
+	if err := leader.Server.Store().Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 80; i++ { // push the log well past the snapshot so it is truncated
+		submitEcho(t, client, 1)
+	}
+	if err := leader.Server.Store().Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	late := c.AddServer()
+	testcluster.Eventually(t, 20*time.Second, "the late server installs a snapshot", func() bool {
+		return late.Server.Store().Raft().Stats()["last_snapshot_index"] != "0"
+	})
+	want := c.WaitConverged()
+	if got := late.Server.Store().FSM().StateHash(); got != want {
+		t.Fatalf("late server %s, leader %s", got, want)
+	}
+}
+
+// TestCluster_PartitionedLeaderStopsCommitting cuts the leader off from the
+// majority: it stops committing and its clients get a clear error; the
+// majority elects a leader and goes on; after healing, the old leader follows
+// and nothing committed is lost.
+func TestCluster_PartitionedLeaderStopsCommitting(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{LeaderWait: 500 * time.Millisecond})
+	before := submitEcho(t, c.Client(c.Nodes...), 5)
+	old := c.Leader()
+	rest := c.Followers()
+	c.Net.Cut([]string{old.ID}, []string{rest[0].ID, rest[1].ID})
+
+	newLeader := c.LeaderOf(rest)
+	oldClient := c.Client(old)
+	oldClient.Retries = 1
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := oldClient.Submit(ctx, &tasks.JobSpec{Name: "lost", ModuleHash: storage.Hash(examples.Tiny()), Tasks: 1,
+		Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1})
+	if !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "leader") {
+		t.Fatalf("write to the cut-off leader: %v, want a clear no-leader error", err)
+	}
+	after := submitEcho(t, c.Client(newLeader), 5)
+
+	c.Net.Heal()
+	testcluster.Eventually(t, 20*time.Second, "the old leader follows the new one", func() bool {
+		_, id := old.Server.Store().Leader()
+		return id == newLeader.ID && !old.Server.Store().IsLeader()
+	})
+	c.Leader()        // the old leader's return may cause one more election
+	c.WaitConverged() // the old leader holds the same ledger as the others
+	all := c.Client(c.Nodes...)
+	for _, id := range []string{before, after} {
+		if _, err := all.Job(context.Background(), id); err != nil {
+			t.Fatalf("committed job %s lost: %v", id, err)
+		}
+	}
+	jobs, _ := all.Jobs(context.Background())
+	for _, j := range jobs {
+		if j.Name == "lost" {
+			t.Fatal("the write refused during the partition was applied")
+		}
+	}
+}
+
+func peerState(peers []api.Peer, id string) string {
+	for _, p := range peers {
+		if p.ID == id {
+			return p.State
+		}
+	}
+	return ""
+}
