@@ -117,15 +117,14 @@ const (
 	recEnd    byte = 6
 
 	snapshotVersion = 1
-	tasksPerRecord  = 1024
 )
 
 // Snapshot implements raft.FSM. Raft calls it between Applies; it copies only
 // what Apply may change in place (job headers and task structs; blob and
 // output bytes are never mutated) and Persist streams it while Apply goes on.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
+	f.mu.Lock() // freeze bumps the generation
+	defer f.mu.Unlock()
 	return f.ledger.freeze(), nil
 }
 
@@ -147,9 +146,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 // StateHash is a canonical hash of the ledger: servers that applied the same
 // log have the same hash.
 func (f *FSM) StateHash() string {
-	f.mu.RLock()
+	f.mu.Lock()
 	frozen := f.ledger.freeze()
-	f.mu.RUnlock()
+	f.mu.Unlock()
 	h := sha256.New()
 	if err := frozen.write(h); err != nil {
 		panic(err) // hash writes do not fail
@@ -165,7 +164,7 @@ type frozenLedger struct {
 
 type frozenJob struct {
 	header jobRecord
-	tasks  []task
+	tasks  taskTable // shares chunks with the live ledger, copy-on-write
 }
 
 // jobRecord is a job's snapshot header; its tasks follow in recTasks records.
@@ -180,7 +179,12 @@ type jobRecord struct {
 	Requeued    []int           `json:"requeued,omitempty"`
 }
 
+// freeze captures the ledger for a snapshot without copying its tasks: the
+// frozen view shares task chunks with the live ledger, and bumping gen makes
+// Apply copy a chunk before it next changes it. So a snapshot costs one
+// chunk copy per chunk touched while it streams, not a second ledger.
 func (l *Ledger) freeze() *frozenLedger {
+	l.gen++
 	fz := &frozenLedger{}
 	for _, h := range sortedKeys(l.blobs) {
 		fz.blobs = append(fz.blobs, PutBlobCommand{Hash: h, Data: l.blobs[h]})
@@ -190,7 +194,7 @@ func (l *Ledger) freeze() *frozenLedger {
 		fz.jobs = append(fz.jobs, frozenJob{
 			header: jobRecord{ID: j.ID, Spec: spec, Seq: j.Seq, SubmittedAt: j.SubmittedAt, FinishedAt: j.FinishedAt,
 				Cancelled: j.Cancelled, Fresh: j.fresh, Requeued: append([]int(nil), j.requeued...)},
-			tasks: append([]task(nil), j.Tasks...),
+			tasks: j.Tasks.share(),
 		})
 	}
 	for _, id := range sortedKeys(l.peers) {
@@ -235,8 +239,8 @@ func (fz *frozenLedger) write(w io.Writer) error {
 	for i := range fz.jobs {
 		j := &fz.jobs[i]
 		rw.put(recJob, &j.header)
-		for at := 0; at < len(j.tasks); at += tasksPerRecord {
-			rw.put(recTasks, j.tasks[at:min(at+tasksPerRecord, len(j.tasks))])
+		for _, chunk := range j.tasks.chunks {
+			rw.put(recTasks, chunk.tasks)
 		}
 	}
 	for i := range fz.peers {
@@ -337,7 +341,7 @@ func (l *Ledger) restoreJob(body []byte) (*job, error) {
 	if err := json.Unmarshal(h.Spec, &j.Spec); err != nil {
 		return nil, fmt.Errorf("%w: job %s spec: %v", errBadSnapshot, h.ID, err)
 	}
-	j.Tasks = make([]task, 0, j.Spec.Tasks)
+	j.Tasks = taskTable{gen: &l.gen}
 	l.jobs[j.ID] = j
 	l.order = append(l.order, j)
 	if h.Seq >= l.nextSeq {
@@ -355,8 +359,8 @@ func (l *Ledger) restoreTasks(j *job, body []byte) error {
 		return fmt.Errorf("%w: job %s tasks: %v", errBadSnapshot, j.ID, err)
 	}
 	for _, t := range ts {
-		idx := len(j.Tasks)
-		j.Tasks = append(j.Tasks, t)
+		idx := j.Tasks.len()
+		j.Tasks.appendTask(t)
 		j.count(t.State, +1)
 		if t.State == tasks.TaskLeased {
 			l.leased[taskKey{j.ID, idx}] = t.Expiry
@@ -380,8 +384,8 @@ func (j *job) count(s tasks.TaskState, d int) {
 
 func (l *Ledger) checkRestored() error {
 	for _, j := range l.order {
-		if len(j.Tasks) != j.Spec.Tasks {
-			return fmt.Errorf("%w: job %s has %d of %d tasks", errBadSnapshot, j.ID, len(j.Tasks), j.Spec.Tasks)
+		if j.Tasks.len() != j.Spec.Tasks {
+			return fmt.Errorf("%w: job %s has %d of %d tasks", errBadSnapshot, j.ID, j.Tasks.len(), j.Spec.Tasks)
 		}
 	}
 	return nil

@@ -120,9 +120,9 @@ func (s *Server) handleJobStatus(w http.ResponseWriter, r *http.Request) {
 		if j := l.jobs[r.PathValue("id")]; j != nil && summaryOnly {
 			st = &api.JobStatus{JobSummary: j.summary()}
 		} else if j != nil {
-			st = &api.JobStatus{JobSummary: j.summary(), Spec: j.Spec, TaskStats: make([]api.TaskStatus, len(j.Tasks))}
-			for i := range j.Tasks {
-				st.TaskStats[i] = j.Tasks[i].status(i)
+			st = &api.JobStatus{JobSummary: j.summary(), Spec: j.Spec, TaskStats: make([]api.TaskStatus, j.Tasks.len())}
+			for i := range st.TaskStats {
+				st.TaskStats[i] = j.Tasks.at(i).status(i)
 			}
 		}
 	})
@@ -179,7 +179,7 @@ func (s *Server) handleResults(w http.ResponseWriter, r *http.Request) {
 
 func (j *job) summary() api.JobSummary {
 	s := api.JobSummary{
-		ID: j.ID, Name: j.Spec.Name, State: j.state(), Priority: j.Spec.Priority, Tasks: len(j.Tasks),
+		ID: j.ID, Name: j.Spec.Name, State: j.state(), Priority: j.Spec.Priority, Tasks: j.Tasks.len(),
 		Queued: j.nQueued, Leased: j.nLeased, Done: j.nDone, Failed: j.nFailed,
 		SubmittedAt: time.Unix(0, j.SubmittedAt).UTC(),
 	}
@@ -198,10 +198,10 @@ func (t *task) status(idx int) api.TaskStatus {
 }
 
 func (j *job) results(offset, limit int) *api.ResultsPage {
-	page := &api.ResultsPage{Offset: offset, Total: len(j.Tasks), Results: []api.TaskResult{}}
+	page := &api.ResultsPage{Offset: offset, Total: j.Tasks.len(), Results: []api.TaskResult{}}
 	size := 0
-	for i := offset; i < len(j.Tasks) && len(page.Results) < limit && (size < maxResultsBytes || len(page.Results) == 0); i++ {
-		t := &j.Tasks[i]
+	for i := offset; i < j.Tasks.len() && len(page.Results) < limit && (size < maxResultsBytes || len(page.Results) == 0); i++ {
+		t := j.Tasks.at(i)
 		page.Results = append(page.Results, api.TaskResult{TaskStatus: t.status(i), Stdout: t.Stdout, Stderr: t.Stderr})
 		size += len(t.Stdout) + len(t.Stderr)
 	}

@@ -161,7 +161,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	resp := api.HeartbeatResponse{}
 	s.store.FSM().View(func(l *Ledger) {
 		for _, ref := range req.Running {
-			if _, t := l.lookupTask(ref.Job, ref.Index); t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt || t.Worker != req.Worker {
+			if t := l.peekTask(ref.Job, ref.Index); t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt || t.Worker != req.Worker {
 				resp.Stale = append(resp.Stale, ref)
 			}
 		}
@@ -208,7 +208,7 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 	s.store.FSM().View(func(l *Ledger) {
 		running := map[string]int{}
 		for k := range l.leased {
-			running[l.jobs[k.Job].Tasks[k.Index].Worker]++
+			running[l.jobs[k.Job].Tasks.at(k.Index).Worker]++
 		}
 		for _, id := range sortedKeys(l.peers) {
 			ap := s.describePeer(l.peers[id], running[id])

@@ -19,6 +19,9 @@ type Ledger struct {
 	peers   map[string]*peer
 	leased  map[taskKey]int64 // lease expiry (unix ns) of every leased task
 	nextSeq uint64
+	// gen counts snapshots taken; task chunks older than it are shared with
+	// a snapshot and copied before Apply changes them. Not replicated state.
+	gen uint64
 }
 
 type taskKey struct {
@@ -33,7 +36,7 @@ type job struct {
 	SubmittedAt int64
 	FinishedAt  int64
 	Cancelled   bool
-	Tasks       []task
+	Tasks       taskTable
 
 	// The queue: tasks [fresh, n) were never leased; requeued holds tasks
 	// returned by an expired or released lease or a failed attempt, oldest first.
@@ -101,10 +104,7 @@ func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
 	}
 	j := &job{ID: c.ID, Spec: c.Spec, Seq: l.nextSeq, SubmittedAt: c.Now, nQueued: c.Spec.Tasks}
 	l.nextSeq++
-	j.Tasks = make([]task, c.Spec.Tasks)
-	for i := range j.Tasks {
-		j.Tasks[i].State = tasks.TaskQueued
-	}
+	j.Tasks = newTaskTable(c.Spec.Tasks, &l.gen)
 	l.jobs[j.ID] = j
 	l.order = append(l.order, j)
 	return nil
@@ -121,7 +121,7 @@ func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
 			break
 		}
 		idx := j.popQueued()
-		t := &j.Tasks[idx]
+		t := j.Tasks.mut(idx)
 		t.State = tasks.TaskLeased
 		t.Attempts++
 		t.Worker = c.Worker
@@ -202,7 +202,7 @@ func (l *Ledger) completeTask(worker string, now int64, r *TaskReport) bool {
 
 // failAttempt queues the task again, or fails it when it has used its retries.
 func (l *Ledger) failAttempt(j *job, idx int) {
-	t := &j.Tasks[idx]
+	t := j.Tasks.mut(idx)
 	if t.Attempts > j.Spec.Retries || j.Cancelled {
 		t.State = tasks.TaskFailed
 		j.nFailed++
@@ -212,28 +212,38 @@ func (l *Ledger) failAttempt(j *job, idx int) {
 }
 
 func (l *Ledger) requeue(j *job, idx int) {
-	j.Tasks[idx].State = tasks.TaskQueued
-	j.Tasks[idx].Worker = ""
+	t := j.Tasks.mut(idx)
+	t.State, t.Worker = tasks.TaskQueued, ""
 	j.requeued = append(j.requeued, idx)
 	j.nQueued++
 }
 
 func (l *Ledger) endLease(j *job, idx int) {
 	delete(l.leased, taskKey{j.ID, idx})
-	j.Tasks[idx].Expiry = 0
+	j.Tasks.mut(idx).Expiry = 0
 	j.nLeased--
 }
 
+// lookupTask finds a task for Apply to change.
 func (l *Ledger) lookupTask(id string, idx int) (*job, *task) {
 	j := l.jobs[id]
-	if j == nil || idx < 0 || idx >= len(j.Tasks) {
+	if j == nil || idx < 0 || idx >= j.Tasks.len() {
 		return nil, nil
 	}
-	return j, &j.Tasks[idx]
+	return j, j.Tasks.mut(idx)
+}
+
+// peekTask finds a task to read (outside Apply, under the read lock).
+func (l *Ledger) peekTask(id string, idx int) *task {
+	j := l.jobs[id]
+	if j == nil || idx < 0 || idx >= j.Tasks.len() {
+		return nil
+	}
+	return j.Tasks.at(idx)
 }
 
 func (j *job) maybeFinish(now int64) {
-	if j.FinishedAt == 0 && j.nDone+j.nFailed == len(j.Tasks) {
+	if j.FinishedAt == 0 && j.nDone+j.nFailed == j.Tasks.len() {
 		j.FinishedAt = now
 	}
 }
@@ -291,20 +301,21 @@ func (l *Ledger) applyCancelJob(c *CancelJobCommand) any {
 		return fmt.Errorf("%w: %s", ErrJobFinished, c.ID)
 	}
 	j.Cancelled = true
-	for i := range j.Tasks {
-		t := &j.Tasks[i]
+	for i := 0; i < j.Tasks.len(); i++ {
+		if s := j.Tasks.at(i).State; s != tasks.TaskLeased && s != tasks.TaskQueued {
+			continue
+		}
+		t := j.Tasks.mut(i)
 		switch t.State {
 		case tasks.TaskLeased:
 			l.endLease(j, i)
 		case tasks.TaskQueued:
 			j.nQueued--
-		default:
-			continue
 		}
 		t.State, t.ErrorKind, t.Error = tasks.TaskFailed, "cancelled", "job cancelled"
 		j.nFailed++
 	}
-	j.requeued, j.fresh = nil, len(j.Tasks)
+	j.requeued, j.fresh = nil, j.Tasks.len()
 	j.maybeFinish(c.Now)
 	return nil
 }
@@ -342,7 +353,7 @@ func (j *job) state() tasks.JobState {
 		return tasks.JobFailed
 	case j.FinishedAt != 0:
 		return tasks.JobComplete
-	case j.nQueued == len(j.Tasks):
+	case j.nQueued == j.Tasks.len():
 		return tasks.JobQueued
 	default:
 		return tasks.JobRunning
@@ -354,7 +365,7 @@ func (l *Ledger) leasesOf(worker string) []TaskRef {
 	var out []TaskRef
 	for k := range l.leased {
 		j := l.jobs[k.Job]
-		if t := &j.Tasks[k.Index]; t.Worker == worker {
+		if t := j.Tasks.at(k.Index); t.Worker == worker {
 			out = append(out, TaskRef{Job: k.Job, Index: k.Index, Attempt: t.Attempts})
 		}
 	}
@@ -367,7 +378,7 @@ func (l *Ledger) expiredLeases(now int64) []TaskRef {
 	var out []TaskRef
 	for k, exp := range l.leased {
 		if exp <= now {
-			out = append(out, TaskRef{Job: k.Job, Index: k.Index, Attempt: l.jobs[k.Job].Tasks[k.Index].Attempts})
+			out = append(out, TaskRef{Job: k.Job, Index: k.Index, Attempt: l.jobs[k.Job].Tasks.at(k.Index).Attempts})
 		}
 	}
 	sortRefs(out)

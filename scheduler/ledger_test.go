@@ -89,7 +89,7 @@ func TestLedger_TaskLifeQueuedLeasedDone(t *testing.T) {
 	if j.state() != tasks.JobComplete || j.nDone != 3 || j.nLeased != 0 {
 		t.Fatalf("job state %s done %d leased %d", j.state(), j.nDone, j.nLeased)
 	}
-	if got := string(j.Tasks[2].Stdout); got != "w1" {
+	if got := string(j.Tasks.at(2).Stdout); got != "w1" {
 		t.Fatalf("stdout %q", got)
 	}
 }
@@ -113,8 +113,8 @@ func TestLedger_LateCompletionIsIgnored(t *testing.T) {
 		t.Fatal("a second completion of the same attempt was accepted")
 	}
 	j := a.job("j1")
-	if j.nDone != 1 || j.Tasks[0].Late != 2 || string(j.Tasks[0].Stdout) != "w2" {
-		t.Fatalf("done %d late %d stdout %q", j.nDone, j.Tasks[0].Late, j.Tasks[0].Stdout)
+	if j.nDone != 1 || j.Tasks.at(0).Late != 2 || string(j.Tasks.at(0).Stdout) != "w2" {
+		t.Fatalf("done %d late %d stdout %q", j.nDone, j.Tasks.at(0).Late, j.Tasks.at(0).Stdout)
 	}
 }
 
@@ -132,8 +132,8 @@ func TestLedger_FailedTaskRetriesThenFails(t *testing.T) {
 		t.Fatalf("a task past its retries was leased again: %+v", g)
 	}
 	j := a.job("j1")
-	if j.state() != tasks.JobFailed || j.Tasks[0].State != tasks.TaskFailed || j.Tasks[0].ErrorKind != "trap" {
-		t.Fatalf("job %s task %+v", j.state(), j.Tasks[0])
+	if j.state() != tasks.JobFailed || j.Tasks.at(0).State != tasks.TaskFailed || j.Tasks.at(0).ErrorKind != "trap" {
+		t.Fatalf("job %s task %+v", j.state(), j.Tasks.at(0))
 	}
 }
 
@@ -334,4 +334,39 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// TestFSM_SnapshotSharesTasksCopyOnWrite: a snapshot taken before more
+// commands are applied still streams the state as of the snapshot, and it
+// did not copy the task table to get it.
+func TestFSM_SnapshotSharesTasksCopyOnWrite(t *testing.T) {
+	a := newApplier(t)
+	a.submit("j1", 3*chunkSize, 0, 0)
+	wantHash := a.fsm.StateHash()
+	snap, err := a.fsm.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frozen := snap.(*frozenLedger)
+	live := a.job("j1")
+	for i, c := range frozen.jobs[0].tasks.chunks {
+		if c != live.Tasks.chunks[i] {
+			t.Fatalf("snapshot copied chunk %d", i)
+		}
+	}
+	a.lease("w1", 10) // touches only the first chunk
+	if frozen.jobs[0].tasks.chunks[0] == live.Tasks.chunks[0] || frozen.jobs[0].tasks.chunks[1] != live.Tasks.chunks[1] {
+		t.Fatal("a change did not copy exactly the chunk it touched")
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	restored := NewFSM()
+	if err := restored.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if restored.StateHash() != wantHash {
+		t.Fatal("the snapshot saw changes applied after it was taken")
+	}
 }
