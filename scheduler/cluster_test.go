@@ -271,3 +271,44 @@ func peerState(peers []api.Peer, id string) string {
 	}
 	return ""
 }
+
+// TestCluster_SixthServerJoinsAsNonVoter: up to five voters; a server that
+// joins after that is a non-voter, and list-peers reports every server with
+// its own state and last index.
+func TestCluster_SixthServerJoinsAsNonVoter(t *testing.T) {
+	c := testcluster.New(t, 5, testcluster.Options{})
+	late := c.AddServer()
+	var peers []api.RaftPeer
+	testcluster.Eventually(t, 20*time.Second, "six servers listed, each reachable", func() bool {
+		var err error
+		peers, err = c.Client(c.Nodes[0]).RaftPeers(context.Background())
+		if err != nil || len(peers) != 6 {
+			return false
+		}
+		for _, p := range peers {
+			if p.State == "unreachable" { // its address is not in the ledger yet
+				return false
+			}
+		}
+		return true
+	})
+	voters, leaders := 0, 0
+	for _, p := range peers {
+		if p.Voter {
+			voters++
+		}
+		if p.State == "leader" {
+			leaders++
+		}
+		if p.ID == late.ID && p.Voter {
+			t.Fatal("the sixth server joined as a voter")
+		}
+		if p.State != "leader" && p.State != "follower" || p.LastIndex == 0 || p.Address == "" {
+			t.Fatalf("peer %+v", p)
+		}
+	}
+	if voters != 5 || leaders != 1 {
+		t.Fatalf("%d voters, %d leaders: %+v", voters, leaders, peers)
+	}
+	c.WaitConverged()
+}
