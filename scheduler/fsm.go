@@ -307,6 +307,9 @@ func readLedger(r *bufio.Reader) (*Ledger, error) {
 				return nil, fmt.Errorf("%w: peer: %v", errBadSnapshot, err)
 			}
 			l.peers[p.ID] = &p
+			if p.isAliveWorker() {
+				l.aliveWorkers++
+			}
 		case recEnd:
 			return l, l.checkRestored()
 		default:

@@ -19,6 +19,8 @@ type Ledger struct {
 	peers   map[string]*peer
 	leased  map[taskKey]int64 // lease expiry (unix ns) of every leased task
 	nextSeq uint64
+	// aliveWorkers counts peers with the worker role in state alive.
+	aliveWorkers int
 	// gen counts snapshots taken; task chunks older than it are shared with
 	// a snapshot and copied before Apply changes them. Not replicated state.
 	gen uint64
@@ -58,6 +60,7 @@ type task struct {
 	Stdout    []byte          `json:"o,omitempty"`
 	Stderr    []byte          `json:"r,omitempty"`
 	Late      int             `json:"l,omitempty"` // reports ignored because they came too late
+	FailedOn  string          `json:"f,omitempty"` // worker of the last failed attempt
 }
 
 type peer struct {
@@ -112,15 +115,26 @@ func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
 
 // applyLeaseTasks picks tasks for the worker: highest priority first; among
 // equals the job with the fewest leased tasks (fair share, so a small job
-// submitted after a huge one starts at once); then the older job.
+// submitted after a huge one starts at once); then the older job. A task
+// whose last attempt failed on this worker goes to another one while another
+// live worker exists.
 func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
 	var grants []Grant
+	avoidRepeats := l.otherWorkerAlive(c.Worker)
+	var skip map[*job]bool // jobs with nothing this worker may take
 	for len(grants) < c.Max {
-		j := l.nextRunnableJob()
+		j := l.nextRunnableJob(skip)
 		if j == nil {
 			break
 		}
-		idx := j.popQueued()
+		idx, ok := j.popQueued(c.Worker, avoidRepeats)
+		if !ok {
+			if skip == nil {
+				skip = map[*job]bool{}
+			}
+			skip[j] = true
+			continue
+		}
 		t := j.Tasks.mut(idx)
 		t.State = tasks.TaskLeased
 		t.Attempts++
@@ -134,10 +148,10 @@ func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
 	return grants
 }
 
-func (l *Ledger) nextRunnableJob() *job {
+func (l *Ledger) nextRunnableJob(skip map[*job]bool) *job {
 	var best *job
 	for _, j := range l.order {
-		if j.nQueued == 0 || j.Cancelled {
+		if j.nQueued == 0 || j.Cancelled || skip[j] {
 			continue
 		}
 		if best == nil || j.Spec.Priority > best.Spec.Priority ||
@@ -148,15 +162,38 @@ func (l *Ledger) nextRunnableJob() *job {
 	return best
 }
 
-func (j *job) popQueued() int {
-	if len(j.requeued) > 0 {
-		idx := j.requeued[0]
-		j.requeued = j.requeued[1:]
-		return idx
+// popQueued takes the oldest requeued task (skipping ones that failed on
+// worker when avoidRepeats), else the next never-leased one.
+func (j *job) popQueued(worker string, avoidRepeats bool) (int, bool) {
+	for k, idx := range j.requeued {
+		if avoidRepeats && j.Tasks.at(idx).FailedOn == worker {
+			continue
+		}
+		if k == 0 {
+			j.requeued = j.requeued[1:]
+		} else {
+			j.requeued = slices.Delete(j.requeued, k, k+1)
+		}
+		return idx, true
 	}
-	idx := j.fresh
-	j.fresh++
-	return idx
+	if j.fresh < j.Tasks.len() {
+		j.fresh++
+		return j.fresh - 1, true
+	}
+	return 0, false
+}
+
+// otherWorkerAlive reports whether a live worker other than id is known.
+func (l *Ledger) otherWorkerAlive(id string) bool {
+	n := l.aliveWorkers
+	if p := l.peers[id]; p != nil && p.isAliveWorker() {
+		n--
+	}
+	return n > 0
+}
+
+func (p *peer) isAliveWorker() bool {
+	return p.State == "alive" && slices.Contains(p.Roles, "worker")
 }
 
 // applyCompleteTasks records outcomes; the response says per report whether it
@@ -194,6 +231,7 @@ func (l *Ledger) completeTask(worker string, now int64, r *TaskReport) bool {
 		t.State = tasks.TaskDone
 		j.nDone++
 	} else {
+		t.FailedOn = worker
 		l.failAttempt(j, r.Index)
 	}
 	j.maybeFinish(now)
@@ -259,6 +297,7 @@ func (l *Ledger) applyExpireLeases(c *ExpireLeasesCommand) any {
 			continue
 		}
 		l.endLease(j, ref.Index)
+		t.FailedOn = t.Worker
 		t.ErrorKind, t.Error = "lease_expired", fmt.Sprintf("lease expired: %s", c.Reason)
 		l.failAttempt(j, ref.Index)
 		j.maybeFinish(c.Now)
@@ -326,6 +365,14 @@ func (l *Ledger) applyUpsertPeer(c *UpsertPeerCommand) any {
 		p = &peer{ID: c.ID}
 		l.peers[c.ID] = p
 	}
+	if p.isAliveWorker() {
+		l.aliveWorkers--
+	}
+	defer func() {
+		if p.isAliveWorker() {
+			l.aliveWorkers++
+		}
+	}()
 	if c.Address != "" {
 		p.Address = c.Address
 	}
@@ -396,5 +443,5 @@ func sortRefs(refs []TaskRef) {
 
 // hasQueued reports whether any job has a task waiting.
 func (l *Ledger) hasQueued() bool {
-	return l.nextRunnableJob() != nil
+	return l.nextRunnableJob(nil) != nil
 }

@@ -370,3 +370,27 @@ func TestFSM_SnapshotSharesTasksCopyOnWrite(t *testing.T) {
 		t.Fatal("the snapshot saw changes applied after it was taken")
 	}
 }
+
+func TestLedger_RetryGoesToAnotherWorkerWhereOneExists(t *testing.T) {
+	a := newApplier(t)
+	a.apply(cmdUpsertPeer, &UpsertPeerCommand{ID: "w1", Roles: []string{"worker"}, State: "alive"})
+	a.submit("alone", 1, 3, 0)
+	a.complete("w1", a.lease("w1", 1)[0], "trap")
+	if again := a.lease("w1", 1); len(again) != 1 || again[0].Attempt != 2 {
+		t.Fatalf("the only worker should retry the task itself: %+v", again)
+	}
+
+	a.apply(cmdUpsertPeer, &UpsertPeerCommand{ID: "w2", Roles: []string{"worker"}, State: "alive"})
+	a.submit("pair", 1, 3, 0)
+	g := a.lease("w2", 1)[0]
+	if g.Job != "pair" {
+		t.Fatalf("got %+v", g)
+	}
+	a.complete("w2", g, "timeout")
+	if again := a.lease("w2", 1); len(again) != 0 {
+		t.Fatalf("w2 was given back the task that just failed on it: %+v", again)
+	}
+	if other := a.lease("w1", 1); len(other) != 1 || other[0].Job != "pair" || other[0].Attempt != 2 {
+		t.Fatalf("the retry did not go to the other worker: %+v", other)
+	}
+}
