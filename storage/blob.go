@@ -12,6 +12,11 @@ import (
 // inline, so this bounds each of them.
 const MaxInline = 32 << 20
 
+// DefaultInlineThreshold is the default largest blob kept inline in the ledger
+// once blobs are erasure-coded: anything larger goes through Put and a
+// Manifest.
+const DefaultInlineThreshold = 16 << 10
+
 var (
 	// ErrTooLarge is wrapped when a blob is over MaxInline.
 	ErrTooLarge = errors.New("blob too large for the ledger")

@@ -1,6 +1,26 @@
-// Package storage owns blobs: content addressing (a blob is named by the
-// SHA-256 of its bytes) and the limits of keeping a blob inline in the ledger.
+// Package storage owns blobs and their bytes: content addressing (a blob is
+// named by the SHA-256 of its bytes), the limits of keeping a blob inline in
+// the ledger, and, for larger blobs, erasure coding across storage peers.
 //
-// Erasure coding across peers, shard stores and repair will live here too. It
-// must not know the ledger or Raft: the leader plans, storage moves bytes.
+// What it owns:
+//
+//   - Manifest: how a blob is cut into segments, each segment coded into K
+//     data + M parity shards (klauspost/reedsolomon), and which peer holds
+//     each shard. EncodeManifest / DecodeManifest are the versioned encoding
+//     the ledger commits; the decoder validates every field.
+//   - ShardStore: a content-addressed shard directory on a peer's disk,
+//     written atomically (temp file, fsync, rename) and checked against the
+//     hash on write and on read; a corrupt shard is quarantined and reported.
+//   - NewShardHandler / ShardClient: the authenticated HTTP shard service
+//     under /v1/shards/{hash} that peers speak to each other.
+//   - Put, Get and Repair: stream a blob in segment by segment to distinct
+//     peers, read it back from any K verified shards of each segment
+//     (hedging slow peers), and rebuild lost shards onto new peers. Memory is
+//     bounded by a few segments whatever the blob's size.
+//
+// What it must not do: know the ledger, Raft, jobs or the scheduler. The
+// leader plans (which peers are live, which shards are lost, where repairs
+// go, when a shard is garbage) and commits manifests; storage only moves and
+// checks bytes as it is told, on the peers, so bulk data never goes through
+// the leader. It must not import package api (api imports storage).
 package storage

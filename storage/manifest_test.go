@@ -1,0 +1,118 @@
+package storage_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/peergrid/peergrid/storage"
+)
+
+// validManifest is a two-segment blob with k=2, m=1 on three peers.
+func validManifest() *storage.Manifest {
+	h := func(c string) string { return strings.Repeat(c, 64) }
+	return &storage.Manifest{
+		Version: storage.ManifestVersion, Hash: h("a"), Size: 100, SegmentSize: 64, K: 2, M: 1,
+		Segments: []storage.Segment{
+			{Hash: h("b"), Shards: []storage.Shard{{h("1"), "p0"}, {h("2"), "p1"}, {h("3"), "p2"}}},
+			{Hash: h("c"), Shards: []storage.Shard{{h("4"), "p1"}, {h("5"), "p2"}, {h("6"), ""}}},
+		},
+	}
+}
+
+func TestManifest_EncodeDecodeRoundTrip(t *testing.T) {
+	m := validManifest()
+	data, err := storage.EncodeManifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := storage.DecodeManifest(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, m) {
+		t.Fatalf("decoded %+v, want %+v", got, m)
+	}
+	if got.Redundancy() != 0 || len(got.Unplaced()) != 1 || got.ShardSize(1) != 18 {
+		t.Fatalf("redundancy %d, unplaced %v, shard size %d", got.Redundancy(), got.Unplaced(), got.ShardSize(1))
+	}
+}
+
+func TestManifest_DecodeRefusesEveryInconsistency(t *testing.T) {
+	cases := map[string]func(m *storage.Manifest){
+		"version":              func(m *storage.Manifest) { m.Version = 2 },
+		"blob hash":            func(m *storage.Manifest) { m.Hash = "xyz" },
+		"upper-case hash":      func(m *storage.Manifest) { m.Hash = strings.Repeat("A", 64) },
+		"negative size":        func(m *storage.Manifest) { m.Size = -1 },
+		"zero segment size":    func(m *storage.Manifest) { m.SegmentSize = 0 },
+		"huge segment size":    func(m *storage.Manifest) { m.SegmentSize = storage.MaxSegmentSize + 1 },
+		"k zero":               func(m *storage.Manifest) { m.K = 0 },
+		"m negative":           func(m *storage.Manifest) { m.M = -1 },
+		"too many shards":      func(m *storage.Manifest) { m.K, m.M = 200, 57 },
+		"too few segments":     func(m *storage.Manifest) { m.Size = 200 },
+		"too many segments":    func(m *storage.Manifest) { m.Size = 64 },
+		"segment hash":         func(m *storage.Manifest) { m.Segments[0].Hash = "" },
+		"shard count":          func(m *storage.Manifest) { m.Segments[1].Shards = m.Segments[1].Shards[:2] },
+		"shard hash":           func(m *storage.Manifest) { m.Segments[0].Shards[2].Hash = "00" },
+		"two shards one peer":  func(m *storage.Manifest) { m.Segments[0].Shards[1].Peer = "p0" },
+		"fewer than k placed":  func(m *storage.Manifest) { m.Segments[1].Shards[0].Peer = "" },
+		"peer id with a space": func(m *storage.Manifest) { m.Segments[0].Shards[0].Peer = "p 0" },
+		"peer id too long":     func(m *storage.Manifest) { m.Segments[0].Shards[0].Peer = strings.Repeat("p", 129) },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := validManifest()
+			mutate(m)
+			data, _ := json.Marshal(m)
+			if _, err := storage.DecodeManifest(data); !errors.Is(err, storage.ErrBadManifest) {
+				t.Fatalf("DecodeManifest = %v, want ErrBadManifest", err)
+			}
+		})
+	}
+	good, _ := json.Marshal(validManifest())
+	for name, data := range map[string][]byte{
+		"unknown field": bytes.Replace(good, []byte(`"k":`), []byte(`"kk":1,"k":`), 1),
+		"trailing data": append(append([]byte{}, good...), []byte(` {}`)...),
+		"not json":      []byte("manifest"),
+		"null":          []byte("null"),
+	} {
+		if _, err := storage.DecodeManifest(data); !errors.Is(err, storage.ErrBadManifest) {
+			t.Errorf("%s: DecodeManifest = %v, want ErrBadManifest", name, err)
+		}
+	}
+}
+
+// FuzzDecodeManifest: the decoder never panics, and whatever it accepts is
+// valid and encodes back to a manifest that decodes the same.
+func FuzzDecodeManifest(f *testing.F) {
+	good, _ := json.Marshal(validManifest())
+	f.Add(good)
+	f.Add([]byte(`{"version":1,"hash":"` + strings.Repeat("0", 64) + `","size":0,"segment_size":1,"k":1,"m":0,"segments":[]}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"version":1,"size":9223372036854775807,"segment_size":1}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := storage.DecodeManifest(data)
+		if err != nil {
+			if !errors.Is(err, storage.ErrBadManifest) && !errors.Is(err, storage.ErrBadHash) {
+				t.Fatalf("error %v wraps neither ErrBadManifest nor ErrBadHash", err)
+			}
+			return
+		}
+		again, err := storage.EncodeManifest(m)
+		if err != nil {
+			t.Fatalf("accepted manifest does not encode: %v", err)
+		}
+		m2, err := storage.DecodeManifest(again)
+		if err != nil || !reflect.DeepEqual(m, m2) {
+			t.Fatalf("re-decode: %v, %+v != %+v", err, m2, m)
+		}
+		for i := range m.Segments {
+			if m.SegmentLen(i) < 1 || m.ShardSize(i) < 1 {
+				t.Fatalf("segment %d: len %d shard size %d", i, m.SegmentLen(i), m.ShardSize(i))
+			}
+		}
+	})
+}

@@ -1,0 +1,98 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/storage"
+)
+
+func shardServer(t *testing.T, token string) (*storage.ShardStore, *httptest.Server) {
+	t.Helper()
+	store := openStore(t, storage.ShardStoreOptions{})
+	srv := httptest.NewServer(storage.NewShardHandler(store, token))
+	t.Cleanup(srv.Close)
+	return store, srv
+}
+
+func TestShardHTTP_UsesTheAPITokenHeader(t *testing.T) {
+	if storage.TokenHeader != api.TokenHeader {
+		t.Fatalf("storage.TokenHeader %q != api.TokenHeader %q", storage.TokenHeader, api.TokenHeader)
+	}
+}
+
+func TestShardHTTP_PutGetHasDelete(t *testing.T) {
+	ctx := context.Background()
+	_, srv := shardServer(t, "secret")
+	c := storage.NewShardClient(srv.URL, "secret", srv.Client())
+	d := []byte("a shard over http")
+	h := storage.Hash(d)
+	if err := c.Put(ctx, h, d); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Get(ctx, h)
+	if err != nil || string(got) != string(d) {
+		t.Fatalf("Get = %q, %v", got, err)
+	}
+	if ok, err := c.Has(ctx, h); !ok || err != nil {
+		t.Fatalf("Has = %v, %v", ok, err)
+	}
+	if err := c.Delete(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.Has(ctx, h); ok || err != nil {
+		t.Fatalf("Has after Delete = %v, %v", ok, err)
+	}
+	if _, err := c.Get(ctx, h); !errors.Is(err, storage.ErrShardNotFound) {
+		t.Fatalf("Get after Delete = %v, want ErrShardNotFound", err)
+	}
+	if err := c.Put(ctx, h, []byte("not it")); !errors.Is(err, storage.ErrHashMismatch) {
+		t.Fatalf("Put of wrong bytes = %v, want ErrHashMismatch", err)
+	}
+}
+
+func TestShardHTTP_WrongOrMissingTokenIs401AndChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	store, srv := shardServer(t, "secret")
+	d := []byte("guarded")
+	h := storage.Hash(d)
+	for _, token := range []string{"", "wrong", "secret2"} {
+		c := storage.NewShardClient(srv.URL, token, srv.Client())
+		if err := c.Put(ctx, h, d); !errors.Is(err, storage.ErrUnauthorized) {
+			t.Fatalf("token %q: Put = %v, want ErrUnauthorized", token, err)
+		}
+	}
+	if ok, _ := store.Has(h); ok {
+		t.Fatal("unauthorized put stored a shard")
+	}
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodDelete} {
+		req, _ := http.NewRequest(method, srv.URL+"/v1/shards/"+h, nil)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%s without token: HTTP %d, want 401", method, resp.StatusCode)
+		}
+	}
+}
+
+func TestShardHTTP_CorruptShardOnDiskIsReportedAsCorrupt(t *testing.T) {
+	ctx := context.Background()
+	store, srv := shardServer(t, "")
+	c := storage.NewShardClient(srv.URL, "", srv.Client())
+	d := []byte("will rot on disk")
+	h := storage.Hash(d)
+	if err := c.Put(ctx, h, d); err != nil {
+		t.Fatal(err)
+	}
+	corruptFile(t, store.Path(h))
+	if _, err := c.Get(ctx, h); !errors.Is(err, storage.ErrCorruptShard) {
+		t.Fatalf("Get = %v, want ErrCorruptShard", err)
+	}
+}
