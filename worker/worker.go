@@ -181,7 +181,10 @@ func (r *run) drain() {
 	r.leasing.Wait()
 	close(r.draining)
 	r.sendHeartbeat(context.Background(), true)
-	close(r.queue) // runners hand back what is still queued
+	close(r.queue)
+	for a := range r.queue { // hand back what no runner started, now, not after the running ones
+		r.handBack(a)
+	}
 	done := make(chan struct{})
 	go func() { r.runners.Wait(); close(done) }()
 	select {
