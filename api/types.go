@@ -179,6 +179,9 @@ type HeartbeatRequest struct {
 // lease is gone, so any result would be ignored.
 type HeartbeatResponse struct {
 	Stale []TaskRef `json:"stale,omitempty"`
+	// TTL is how long the leader waits for a heartbeat before it marks the
+	// worker down; a worker paces and bounds its heartbeats by it.
+	TTL time.Duration `json:"ttl_ns,omitempty"`
 }
 
 // ReleaseRequest hands leased tasks back unrun (a draining worker).

@@ -312,3 +312,14 @@ func TestCluster_SixthServerJoinsAsNonVoter(t *testing.T) {
 	}
 	c.WaitConverged()
 }
+
+func waitStatus(t *testing.T, c *api.Client, id string, cond func(*api.JobStatus) bool) *api.JobStatus {
+	t.Helper()
+	var last *api.JobStatus
+	testcluster.Eventually(t, 30*time.Second, "job "+id+" status", func() bool {
+		st, err := c.Job(context.Background(), id)
+		last = st
+		return err == nil && cond(st)
+	})
+	return last
+}

@@ -19,7 +19,7 @@ var errNotProposed = errors.New("nothing was applied; safe to retry")
 // write serves a request on the leader; a follower forwards it there.
 func (s *Server) write(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.store.IsLeader() {
+		if s.store.IsLeader() && s.awaitReady(r.Context()) {
 			h(w, r)
 			return
 		}
@@ -37,7 +37,7 @@ func (s *Server) read(h http.HandlerFunc) http.Handler {
 			h(w, r)
 			return
 		}
-		if s.store.IsLeader() && s.store.Raft().VerifyLeader().Error() == nil {
+		if s.store.IsLeader() && s.awaitReady(r.Context()) && s.store.Raft().VerifyLeader().Error() == nil {
 			h(w, r)
 			return
 		}

@@ -158,7 +158,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	resp := api.HeartbeatResponse{}
+	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL}
 	s.store.FSM().View(func(l *Ledger) {
 		for _, ref := range req.Running {
 			if t := l.peekTask(ref.Job, ref.Index); t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt || t.Worker != req.Worker {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
@@ -74,6 +75,7 @@ type Server struct {
 
 	liveness *liveness
 	work     *notifier
+	ready    atomic.Bool // leading, and caught up with the log (see establishLeadership)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -150,8 +152,13 @@ func (l *runningLoop) stop() {
 // treats every known worker as just seen, so each gets one TTL of grace
 // before anything of theirs expires.
 func (s *Server) leaderLoop(ctx context.Context) {
+	defer s.ready.Store(false)
+	if !s.establishLeadership(ctx) {
+		return
+	}
 	start := time.Now()
 	s.liveness.resetAll(start, s.knownWorkers())
+	s.ready.Store(true)
 	graceUntil := start.Add(s.cfg.WorkerTTL)
 	s.log.Info("leader loop started", "id", s.cfg.Store.ID)
 	tick := time.NewTicker(max(s.cfg.WorkerTTL/5, 10*time.Millisecond))
@@ -168,6 +175,40 @@ func (s *Server) leaderLoop(ctx context.Context) {
 			s.expireLeases(ctx, now)
 		}
 	}
+}
+
+// establishLeadership waits until this new leader has applied every entry
+// committed before it took over (a Raft barrier), as Nomad does: until then
+// its ledger may lag, and a read or a liveness check against it would be
+// wrong. Requests wait for it (see Server.write).
+func (s *Server) establishLeadership(ctx context.Context) bool {
+	for ctx.Err() == nil {
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.store.Barrier(bctx)
+		cancel()
+		if err == nil {
+			return true
+		}
+		s.log.Warn("leader barrier failed", "err", err)
+	}
+	return false
+}
+
+// awaitReady waits, bounded by LeaderWait, until this leader has caught up.
+func (s *Server) awaitReady(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.LeaderWait)
+	defer cancel()
+	for !s.ready.Load() {
+		if !s.store.IsLeader() {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return true
 }
 
 func (s *Server) knownWorkers() []string {

@@ -135,6 +135,7 @@ type run struct {
 	reports chan api.Report
 	slots   *slots       // tasks leased and not yet reported or handed back
 	avgNs   atomic.Int64 // moving average of task run time, 0 until one ran
+	ttl     atomic.Int64 // the server's worker TTL, from heartbeat answers
 
 	workCtx    context.Context // cancelled when the drain grace ends: kills running tasks
 	workCancel context.CancelFunc
@@ -416,18 +417,25 @@ func (r *run) heartbeatLoop(ctx context.Context) {
 	}
 }
 
+// sendHeartbeat bounds each call by half the server's TTL once known, so a
+// call stuck on a dead server cannot make the worker miss its TTL.
 func (r *run) sendHeartbeat(ctx context.Context, draining bool) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	timeout := 10 * time.Second
+	if ttl := time.Duration(r.ttl.Load()); ttl > 0 {
+		timeout = min(timeout, ttl/2)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	resp, err := r.w.client.Heartbeat(ctx, &api.HeartbeatRequest{
 		Worker: r.w.cfg.ID, Address: r.w.cfg.Address, Cores: r.w.cfg.Cores, Draining: draining, Running: r.runningRefs(),
 	})
 	if err != nil {
-		if ctx.Err() == nil {
+		if !errors.Is(err, context.Canceled) {
 			r.w.log.Warn("heartbeat failed", "err", err)
 		}
 		return
 	}
+	r.ttl.Store(int64(resp.TTL))
 	r.stopStale(resp.Stale)
 }
 

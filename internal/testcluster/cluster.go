@@ -147,9 +147,7 @@ func (c *Cluster) Stop(node *Node) {
 	if node.Server == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	node.httpSv.Shutdown(ctx)
+	node.httpSv.Close() // at once, open connections too: like a crash
 	node.Server.Close()
 	node.Server, node.httpLn, node.raftLn = nil, nil, nil
 }
