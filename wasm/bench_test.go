@@ -51,6 +51,38 @@ func BenchmarkWarmStart(b *testing.B) {
 	reportPerOp(b)
 }
 
+// Per-task cost of a tiny module on each engine: in-process, and through
+// one executor.
+func BenchmarkEngineTaskCost(b *testing.B) {
+	hash, name := tinyModule(b)
+	b.Log("module:", name)
+	for _, engine := range AvailableEngines() {
+		req := &Request{ModuleHash: hash, Args: []string{"hello", "world"}, Engine: engine}
+		b.Run(engine+"/engine", func(b *testing.B) {
+			eng, err := NewEngine(context.Background(), engine, EngineConfig{CacheDir: testCacheDir, ModuleDir: testModules})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer eng.Close(context.Background())
+			mustRun(b, eng, req)
+			b.ResetTimer()
+			for b.Loop() {
+				mustRun(b, eng, req)
+			}
+			reportPerOp(b)
+		})
+		b.Run(engine+"/pool", func(b *testing.B) {
+			p := poolEngine{newPool(b, 1)}
+			mustRun(b, p, req)
+			b.ResetTimer()
+			for b.Loop() {
+				mustRun(b, p, req)
+			}
+			reportPerOp(b)
+		})
+	}
+}
+
 // Per-task cost of a tiny module: in-process, through one executor, and
 // through NumCPU executors in parallel.
 func BenchmarkTaskCost(b *testing.B) {

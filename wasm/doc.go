@@ -8,13 +8,21 @@
 //     network; a memory cap, a wall-clock limit and an output cap; a clock
 //     and random source that are fixed per task (seeded by Request.Seed), so
 //     the same task gives the same bytes on every run and machine;
-//   - engines (Engine) that run a module in-process: wazero today, with its
-//     compiled-module caches (in memory and on disk) and mmap-backed linear
-//     memory;
+//   - engines (Engine) that run a module in-process, each with compiled-
+//     module caches in memory and on disk: wazero (pure Go, always there,
+//     mmap-backed linear memory) and, where built with cgo on linux/amd64 or
+//     macOS, wasmer-go (Cranelift; wasmer.go, with the module rewrite that
+//     caps its memory and stops it from host calls in memcap.go and the WASI
+//     functions it gets from peergrid in wasmer_wasi.go). AvailableEngines
+//     says which this binary has; both give the same bytes;
+//   - choosing the engine: Request.Engine names one, or "auto", and a Pool
+//     offering several (PoolConfig.Engines) keeps per module the one that
+//     ran it faster (EngineChooser);
 //   - executors: long-lived child processes (the binary re-executed with
 //     PEERGRID_EXECUTOR=1, see MaybeRunExecutor) that each run one task at a
-//     time, and the Pool that hands tasks to them, kills a child at the
-//     task's deadline and replaces a child that dies;
+//     time on any engine, and the Pool that hands tasks to them, kills a
+//     child at the task's deadline (the only way to stop wasmer) and
+//     replaces a child that dies;
 //   - the module directory (ModuleDir): module files named by their SHA-256.
 //
 // Failures are values of *TaskError with a Kind (trap, exit, timeout,

@@ -24,8 +24,8 @@ const (
 var executorTestHook func(*Request)
 
 // MaybeRunExecutor turns this process into an executor if it was started as
-// one (PEERGRID_EXECUTOR=1): it serves run requests on stdin/stdout until
-// stdin ends, then exits. Otherwise it returns at once. Call it first in
+// one (PEERGRID_EXECUTOR=1): it serves run requests on fds 3 and 4 until
+// the parent closes fd 3, then exits. Otherwise it returns at once. Call it first in
 // main, and in TestMain of every package whose tests use a Pool, because
 // the Pool's children are the binary itself.
 func MaybeRunExecutor() {
@@ -36,37 +36,57 @@ func MaybeRunExecutor() {
 }
 
 func runExecutor() int {
-	proto := os.Stdout
-	os.Stdout = os.Stderr // a stray print must not corrupt the protocol
+	requests, answers := os.NewFile(3, "requests"), os.NewFile(4, "answers")
+	if requests == nil || answers == nil {
+		fmt.Fprintln(os.Stderr, "peergrid executor: no protocol pipes on fds 3 and 4")
+		return 1
+	}
 	// The watchdog must be able to run beside a task spinning on one thread.
 	if runtime.GOMAXPROCS(0) < 2 {
 		runtime.GOMAXPROCS(2)
 	}
-	ctx := context.Background()
-	eng, err := NewWazero(ctx, EngineConfig{
-		CacheDir:  os.Getenv(executorCacheEnv),
-		ModuleDir: ModuleDir(os.Getenv(executorModuleEnv)),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "peergrid executor:", err)
-		return 1
+	ex := &executorServer{
+		cfg: EngineConfig{
+			CacheDir:  os.Getenv(executorCacheEnv),
+			ModuleDir: ModuleDir(os.Getenv(executorModuleEnv)),
+		},
+		engines: map[string]Engine{},
+		out:     &frameWriter{w: answers},
 	}
-	ex := &executorServer{engine: eng, out: &frameWriter{w: proto}}
-	if err := ex.serve(bufio.NewReaderSize(os.Stdin, 64<<10)); err != nil {
+	if err := ex.serve(bufio.NewReaderSize(requests, 64<<10)); err != nil {
 		fmt.Fprintln(os.Stderr, "peergrid executor:", err)
 		return 1
 	}
 	return 0
 }
 
-// executorServer runs one request at a time for its parent.
+// executorServer runs one request at a time for its parent, on the engine
+// the request names (made on first use).
 type executorServer struct {
-	engine Engine
-	out    *frameWriter
-	enc    encoder
+	cfg     EngineConfig
+	engines map[string]Engine
+	out     *frameWriter
+	enc     encoder
 }
 
-// serve answers requests until the parent closes stdin. It reads them on
+// engine returns the named engine; "" and "auto" mean wazero (the pool
+// resolves "auto" before it sends a request).
+func (ex *executorServer) engine(name string) (Engine, error) {
+	if name == "" || name == EngineAuto {
+		name = EngineWazero
+	}
+	if eng, ok := ex.engines[name]; ok {
+		return eng, nil
+	}
+	eng, err := NewEngine(context.Background(), name, ex.cfg)
+	if err != nil {
+		return nil, err
+	}
+	ex.engines[name] = eng
+	return eng, nil
+}
+
+// serve answers requests until the parent closes the request pipe. It reads them on
 // this goroutine: a reader goroutine would add a thread wake-up per task.
 func (ex *executorServer) serve(in *bufio.Reader) error {
 	encodeHello(&ex.enc, os.Getpid())
@@ -122,7 +142,11 @@ func (ex *executorServer) handle(req *Request) error {
 		})
 		defer t.Stop()
 	}
-	res, err := ex.engine.Run(withProbe(context.Background(), probe), req)
+	var res *Result
+	eng, err := ex.engine(req.Engine)
+	if err == nil {
+		res, err = eng.Run(withProbe(context.Background(), probe), req)
+	}
 	if !answered.CompareAndSwap(false, true) {
 		select {} // the watchdog answered; the parent kills us
 	}

@@ -29,10 +29,11 @@ var (
 	testModules  ModuleDir
 	goGuest      []byte
 
-	sharedOnce   sync.Once
-	sharedEngine Engine
-	sharedPool   *Pool
-	sharedErr    error
+	sharedOnce    sync.Once
+	sharedEngine  Engine            // wazero
+	sharedEngines map[string]Engine // one per available engine
+	sharedPool    *Pool             // offers every available engine
+	sharedErr     error
 )
 
 func TestMain(m *testing.M) {
@@ -67,21 +68,28 @@ func runTests(m *testing.M) int {
 	if sharedPool != nil {
 		sharedPool.Close()
 	}
-	if sharedEngine != nil {
-		sharedEngine.Close(context.Background())
+	for _, eng := range sharedEngines {
+		eng.Close(context.Background())
 	}
 	return code
 }
 
-// shared returns the package's engine and pool (Size 2), made on first use.
-func shared(t *testing.T) (Engine, *Pool) {
+// shared returns the package's wazero engine and pool (Size 2, every
+// available engine), made on first use.
+func shared(t testing.TB) (Engine, *Pool) {
 	t.Helper()
 	sharedOnce.Do(func() {
 		ctx := context.Background()
-		sharedEngine, sharedErr = NewWazero(ctx, EngineConfig{CacheDir: testCacheDir, ModuleDir: testModules})
-		if sharedErr == nil {
-			sharedPool, sharedErr = NewPool(ctx, PoolConfig{Size: 2, CacheDir: testCacheDir, ModuleDir: testModules})
+		sharedEngines = map[string]Engine{}
+		for _, name := range AvailableEngines() {
+			var eng Engine
+			if eng, sharedErr = NewEngine(ctx, name, EngineConfig{CacheDir: testCacheDir, ModuleDir: testModules}); sharedErr != nil {
+				return
+			}
+			sharedEngines[name] = eng
 		}
+		sharedEngine = sharedEngines[EngineWazero]
+		sharedPool, sharedErr = NewPool(ctx, PoolConfig{Size: 2, CacheDir: testCacheDir, ModuleDir: testModules})
 	})
 	if sharedErr != nil {
 		t.Fatal(sharedErr)
@@ -89,15 +97,34 @@ func shared(t *testing.T) (Engine, *Pool) {
 	return sharedEngine, sharedPool
 }
 
-// runner is one way to run a request: in-process or through executors.
+// sharedEngineNamed returns the package's in-process engine of that name.
+func sharedEngineNamed(t testing.TB, name string) Engine {
+	shared(t)
+	return sharedEngines[name]
+}
+
+// runner is one way to run a request: an engine, in-process or through
+// executors. Every test that goes through eachRunner is part of the
+// contract suite: every engine must pass it.
 type runner struct {
-	name string
-	run  func(context.Context, *Request) (*Result, error)
+	name   string
+	engine string
+	run    func(context.Context, *Request) (*Result, error)
 }
 
 func runners(t *testing.T) []runner {
-	eng, pool := shared(t)
-	return []runner{{"engine", eng.Run}, {"pool", pool.Run}}
+	_, pool := shared(t)
+	var rs []runner
+	for _, name := range AvailableEngines() {
+		rs = append(rs,
+			runner{name + "/engine", name, sharedEngines[name].Run},
+			runner{name + "/pool", name, func(ctx context.Context, req *Request) (*Result, error) {
+				r := *req
+				r.Engine = name
+				return pool.Run(ctx, &r)
+			}})
+	}
+	return rs
 }
 
 // eachRunner runs f as a parallel subtest per runner.

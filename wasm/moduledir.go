@@ -62,11 +62,20 @@ func (d ModuleDir) Path(hash string) string { return filepath.Join(string(d), ha
 
 // Has reports whether the module with this hash is in the directory.
 func (d ModuleDir) Has(hash string) bool {
+	_, ok := d.size(hash)
+	return ok
+}
+
+// size is the size of the module with this hash, if it is there.
+func (d ModuleDir) size(hash string) (int64, bool) {
 	if !validHash(hash) {
-		return false
+		return 0, false
 	}
-	_, err := os.Stat(d.Path(hash))
-	return err == nil
+	fi, err := os.Stat(d.Path(hash))
+	if err != nil {
+		return 0, false
+	}
+	return fi.Size(), true
 }
 
 // Put checks data with CheckModule and stores it under its hash. It writes a

@@ -21,7 +21,24 @@ type PoolConfig struct {
 	ModuleDir ModuleDir // where executors read modules
 	Command   []string  // how to start an executor; default: os.Executable() with no args
 	Logger    *slog.Logger
+
+	// Engines are the engines this pool offers (see AvailableEngines);
+	// nil means all this binary has. A request for another is refused with
+	// ErrEngineUnavailable.
+	Engines []string
+	// AutoTrials is how many tasks of a module each engine runs before a
+	// request with Engine "auto" keeps the faster; 0 means 2.
+	AutoTrials int
 }
+
+// defaultAutoTrials: the first run of a module on an engine may still pay
+// for cold caches, so each engine gets two.
+const defaultAutoTrials = 2
+
+// autoTrialWaitPerMiB is EngineChooser.TrialWaitPerMiB in a Pool: about
+// what wasmer (Cranelift) takes to compile a MiB of module on the 2-vCPU
+// machine of BENCHMARKS.md.
+const autoTrialWaitPerMiB = 2 * time.Second
 
 // Pool runs tasks in executor child processes, one task per child at a
 // time. At a task's deadline, or if the caller gives up, the child is
@@ -29,11 +46,12 @@ type PoolConfig struct {
 // under a task is a KindCrash failure of that task only. Either way a new
 // child is started at once in the background.
 type Pool struct {
-	cfg    PoolConfig
-	log    *slog.Logger
-	env    []string
-	slots  chan *process // one token per executor; nil means the slot has no live child
-	closed chan struct{}
+	cfg     PoolConfig
+	log     *slog.Logger
+	chooser *EngineChooser
+	env     []string
+	slots   chan *process // one token per executor; nil means the slot has no live child
+	closed  chan struct{}
 
 	mu       sync.Mutex
 	isClosed bool
@@ -52,11 +70,12 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		return nil, err
 	}
 	p := &Pool{
-		cfg: cfg, log: cfg.Logger,
+		cfg: cfg, log: cfg.Logger, chooser: NewEngineChooser(cfg.Engines, cfg.AutoTrials),
 		env:   executorEnviron(cfg),
 		slots: make(chan *process, cfg.Size), closed: make(chan struct{}),
 		live: map[*process]struct{}{},
 	}
+	p.chooser.TrialWaitPerMiB = autoTrialWaitPerMiB
 	if err := p.startAll(ctx); err != nil {
 		_ = p.Close()
 		return nil, err
@@ -73,6 +92,14 @@ func (cfg *PoolConfig) setDefaults() error {
 	}
 	if cfg.ModuleDir == "" {
 		return fmt.Errorf("%w: PoolConfig.ModuleDir is empty", ErrExecutor)
+	}
+	engines, err := checkEngines(cfg.Engines)
+	if err != nil {
+		return err
+	}
+	cfg.Engines = engines
+	if cfg.AutoTrials <= 0 {
+		cfg.AutoTrials = defaultAutoTrials
 	}
 	if len(cfg.Command) == 0 {
 		exe, err := os.Executable()
@@ -165,17 +192,48 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 	if err := validateRequest(req); err != nil {
 		return nil, err
 	}
-	if !p.cfg.ModuleDir.Has(req.ModuleHash) {
+	size, ok := p.cfg.ModuleDir.size(req.ModuleHash)
+	if !ok {
 		return nil, fmt.Errorf("module %s: %w in %s", req.ModuleHash, ErrModuleNotFound, string(p.cfg.ModuleDir))
+	}
+	engine, auto, err := p.engineFor(req, size)
+	if err != nil {
+		return nil, err
 	}
 	proc, err := p.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	res, err, healthy := proc.run(ctx, p.closed, req)
+	sent := *req
+	sent.Engine = engine
+	res, err, healthy := proc.run(ctx, p.closed, &sent)
 	p.release(proc, healthy, err)
+	if res != nil && res.Engine == "" {
+		res.Engine = engine
+	}
+	if auto && res != nil && (err == nil || KindOf(err) == KindExit) {
+		p.chooser.Observe(req.ModuleHash, engine, res.Duration)
+	}
 	return res, err
 }
+
+// engineFor resolves req.Engine to an engine this pool offers; auto reports
+// that the chooser picked it.
+func (p *Pool) engineFor(req *Request, size int64) (engine string, auto bool, err error) {
+	switch req.Engine {
+	case "", EngineAuto:
+		return p.chooser.Choose(req.ModuleHash, size), true, nil
+	}
+	for _, e := range p.cfg.Engines {
+		if e == req.Engine {
+			return e, false, nil
+		}
+	}
+	return "", false, fmt.Errorf("%w: %q (this pool offers %v)", ErrEngineUnavailable, req.Engine, p.cfg.Engines)
+}
+
+// Engines returns the engines this pool offers.
+func (p *Pool) Engines() []string { return append([]string(nil), p.cfg.Engines...) }
 
 // acquire takes a slot and makes sure it has a live child.
 func (p *Pool) acquire(ctx context.Context) (*process, error) {

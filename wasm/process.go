@@ -28,9 +28,9 @@ type process struct {
 	cmd    *exec.Cmd
 	pid    int
 	log    *slog.Logger
-	in     *os.File     // the child's stdin
+	in     *os.File     // the child's request pipe (its fd 3)
 	out    *frameWriter // frames to in
-	stdout *os.File     // the child's stdout
+	stdout *os.File     // the child's answer pipe (its fd 4)
 	br     *bufio.Reader
 	exited chan struct{} // closed once the child is reaped and its stderr drained
 
@@ -57,7 +57,9 @@ func startProcess(command []string, env []string, log *slog.Logger, goroutines *
 	}
 	inR, inW, outR, outW, errR, errW := files[0], files[1], files[2], files[3], files[4], files[5]
 	cmd := exec.Command(command[0], command[1:]...)
-	cmd.Env, cmd.Stdin, cmd.Stdout, cmd.Stderr = env, inR, outW, errW
+	// Requests on fd 3, answers on fd 4; stdin is /dev/null.
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, errW, errW
+	cmd.ExtraFiles = []*os.File{inR, outW}
 	err := cmd.Start()
 	closeAll(inR, outW, errW) // the child holds its own copies
 	if err != nil {

@@ -10,14 +10,16 @@ import (
 	"time"
 )
 
-// The executor protocol: frames over the child's stdin (requests) and
-// stdout (a hello, then one response per request). A frame is an 8-byte
+// The executor protocol: frames over two pipes that are the child's fds 3
+// (requests) and 4 (a hello, then one response per request); the child's
+// stdin is /dev/null and its stdout goes with its stderr, so nothing a
+// library does with stdio can touch the protocol. A frame is an 8-byte
 // big-endian payload length and the payload; the payload is a type byte,
 // small fields as varints and length-prefixed strings, and the large byte
 // fields (stdin, stdout, stderr) last, so they are written from and read
 // into place without copies.
 
-const protocolVersion = 1
+const protocolVersion = 2
 
 const (
 	frameHello    = 'H'
@@ -183,6 +185,7 @@ func encodeRequest(e *encoder, req *Request) {
 	e.uvarint(req.Limits.MemoryBytes)
 	e.varint(int64(req.Limits.Timeout))
 	e.varint(req.Limits.MaxOutput)
+	e.str(req.Engine)
 	e.uvarint(uint64(len(req.Stdin)))
 }
 
@@ -206,6 +209,7 @@ func decodeRequest(f []byte) (*Request, error) {
 	req.Limits.MemoryBytes = d.uvarint()
 	req.Limits.Timeout = time.Duration(d.varint())
 	req.Limits.MaxOutput = d.varint()
+	req.Engine = d.str()
 	req.Stdin = d.bytes(d.uvarint())
 	return req, d.err
 }
@@ -218,7 +222,7 @@ const (
 
 // Codes for errors that are not the task's fault, so the parent can give
 // back an error that still matches the sentinel.
-var plainErrors = []error{nil, ErrModuleNotFound, ErrModuleCorrupt, ErrInvalidRequest, ErrExecutor}
+var plainErrors = []error{nil, ErrModuleNotFound, ErrModuleCorrupt, ErrInvalidRequest, ErrEngineUnavailable, ErrExecutor}
 
 func encodeResponse(e *encoder, res *Result, err error, replace bool) (stdout, stderr []byte) {
 	e.reset(frameResponse)
@@ -234,6 +238,7 @@ func encodeResponse(e *encoder, res *Result, err error, replace bool) (stdout, s
 	e.byte(flags)
 	e.varint(int64(res.ExitCode))
 	e.varint(int64(res.Duration))
+	e.str(res.Engine)
 	encodeError(e, err)
 	e.uvarint(uint64(len(res.Stdout)))
 	e.uvarint(uint64(len(res.Stderr)))
@@ -271,7 +276,7 @@ func decodeResponse(f []byte) (res *Result, err error, replace bool, derr error)
 		return nil, nil, true, fmt.Errorf("%w: expected response", errProtocol)
 	}
 	flags := d.byte()
-	r := &Result{ExitCode: int(d.varint()), Duration: time.Duration(d.varint())}
+	r := &Result{ExitCode: int(d.varint()), Duration: time.Duration(d.varint()), Engine: d.str()}
 	kind, msg, code := Kind(d.str()), d.str(), d.byte()
 	nOut, nErr := d.uvarint(), d.uvarint()
 	r.Stdout, r.Stderr = d.bytes(nOut), d.bytes(nErr)

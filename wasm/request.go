@@ -41,6 +41,11 @@ type Request struct {
 	Stdin      []byte
 	Seed       uint64 // seeds the deterministic random source the task sees
 	Limits     Limits
+
+	// Engine picks the engine in a Pool: "wazero", "wasmer", or "auto"
+	// (or "") to let the pool keep whichever runs this module faster. Every
+	// engine gives the same bytes. An in-process Engine ignores it.
+	Engine string
 }
 
 func (r *Request) argv0() string {
@@ -58,4 +63,5 @@ type Result struct {
 	Stdout   []byte        // what was written, up to the cap, also on error
 	Stderr   []byte        // likewise
 	Duration time.Duration // time spent running the module (not queueing, not compiling)
+	Engine   string        // the engine that ran it: "wazero" or "wasmer"
 }

@@ -69,17 +69,25 @@ type cappedWriter struct {
 }
 
 func (w *cappedWriter) Write(p []byte) (int, error) {
+	if w.write(p) {
+		panic(errOutputLimit)
+	}
+	return len(p), nil
+}
+
+// write keeps what fits under the cap and reports whether p went past it.
+// It never panics, for engines whose host calls must not (wasmer).
+func (w *cappedWriter) write(p []byte) (hit bool) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	room := w.max - int64(len(w.buf))
 	if int64(len(p)) <= room {
 		w.buf = append(w.buf, p...)
-		w.mu.Unlock()
-		return len(p), nil
+		return false
 	}
 	w.buf = append(w.buf, p[:room]...)
 	w.hit = true
-	w.mu.Unlock()
-	panic(errOutputLimit)
+	return true
 }
 
 // snapshot returns what was written so far without copying: the bytes

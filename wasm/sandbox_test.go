@@ -81,6 +81,21 @@ func TestSandbox_TrapIsKindTrap(t *testing.T) {
 	})
 }
 
+// Faults in compiled code (a bad memory access, an integer division by
+// zero) are traps of the task, not crashes of the process.
+func TestSandbox_FaultsAreKindTrap(t *testing.T) {
+	oob, div := put(t, wasmtest.OutOfBounds()), put(t, wasmtest.DivideByZero())
+	eachRunner(t, func(t *testing.T, r runner) {
+		for _, mod := range []string{oob, div, oob} {
+			res, err := r.run(testCtx(t), &Request{ModuleHash: mod})
+			wantKind(t, err, KindTrap)
+			if res == nil || res.ExitCode != -1 {
+				t.Fatalf("got %+v, %v", res, err)
+			}
+		}
+	})
+}
+
 func TestSandbox_NonZeroExitIsKindExitWithCode(t *testing.T) {
 	exit3 := put(t, wasmtest.Exit(3))
 	exit0 := put(t, wasmtest.Exit(0))

@@ -99,7 +99,11 @@ func (e *wazeroEngine) Run(ctx context.Context, req *Request) (*Result, error) {
 		return nil, taskErrorf(KindMemory, "module needs %s of memory at start, more than its %s limit",
 			formatBytes(mod.minMemory), formatBytes(limit))
 	}
-	return e.run(ctx, mod.code, req)
+	res, err := e.run(ctx, mod.code, req)
+	if res != nil {
+		res.Engine = EngineWazero
+	}
+	return res, err
 }
 
 func (e *wazeroEngine) run(ctx context.Context, code wazero.CompiledModule, req *Request) (*Result, error) {

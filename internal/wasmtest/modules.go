@@ -69,6 +69,18 @@ func Trap() []byte {
 	return newWASIModule().command(nil, Code{}.Unreachable())
 }
 
+// OutOfBounds loads from an address past the end of its memory (a trap the
+// engine catches as a fault: SIGSEGV under compiled code).
+func OutOfBounds() []byte {
+	return newWASIModule().command(nil, Code{}.I32Const(-16).I32Load(0).Drop())
+}
+
+// DivideByZero divides an integer by zero (SIGFPE under compiled code).
+func DivideByZero() []byte {
+	m := newWASIModule()
+	return m.command([]ValType{I32}, Code{}.I32Const(7).LocalGet(0).I32DivU().Drop())
+}
+
 // Exit calls proc_exit(code).
 func Exit(code uint32) []byte {
 	m := newWASIModule("proc_exit")

@@ -124,7 +124,8 @@ func TestAllModules_Compile(t *testing.T) {
 	defer r.Close(ctx)
 	for name, m := range map[string][]byte{
 		"loop": wasmtest.LoopForever(), "flood": wasmtest.OutputFlood(1),
-		"huge": wasmtest.HugeInitialMemory(100),
+		"huge":          wasmtest.HugeInitialMemory(100),
+		"out of bounds": wasmtest.OutOfBounds(), "divide by zero": wasmtest.DivideByZero(),
 	} {
 		if _, err := r.CompileModule(ctx, m); err != nil {
 			t.Errorf("%s: %v", name, err)
@@ -132,6 +133,14 @@ func TestAllModules_Compile(t *testing.T) {
 	}
 	if _, err := r.CompileModule(ctx, wasmtest.GarbageAfterMagic()); err == nil {
 		t.Error("garbage after magic compiled")
+	}
+}
+
+func TestFaults_Trap(t *testing.T) {
+	for name, m := range map[string][]byte{"out of bounds": wasmtest.OutOfBounds(), "divide by zero": wasmtest.DivideByZero()} {
+		if got := runModule(t, m, "", nil); got.err == nil {
+			t.Errorf("%s: ran to the end, want a trap", name)
+		}
 	}
 }
 
