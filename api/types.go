@@ -66,6 +66,7 @@ type TaskStatus struct {
 	Error     string          `json:"error"`
 	Duration  time.Duration   `json:"duration_ns,omitempty"`
 	Ignored   int             `json:"late_reports,omitempty"`
+	Engine    string          `json:"engine,omitempty"` // the engine that ran the accepted attempt
 }
 
 // TaskResult is a finished task with its output.
@@ -92,6 +93,7 @@ type Peer struct {
 	Running  int       `json:"running"`
 	Done     int       `json:"done"`
 	LastSeen time.Time `json:"last_seen"`
+	Engines  []string  `json:"engines,omitempty"` // a worker's WebAssembly engines
 }
 
 // Peer roles.
@@ -116,6 +118,8 @@ type LeaseRequest struct {
 	Cores   int           `json:"cores,omitempty"`
 	Max     int           `json:"max"`
 	Wait    time.Duration `json:"wait_ns,omitempty"`
+	// Engines the worker has; it is given only tasks it can run.
+	Engines []string `json:"engines,omitempty"`
 }
 
 // Assignment is one leased task, with everything needed to run it.
@@ -132,6 +136,7 @@ type Assignment struct {
 	Timeout    time.Duration     `json:"timeout_ns"`
 	Memory     uint64            `json:"memory"`
 	MaxOutput  uint64            `json:"max_output"`
+	Engine     string            `json:"engine,omitempty"`
 	Expiry     time.Time         `json:"expiry"`
 }
 
@@ -151,6 +156,7 @@ type Report struct {
 	ErrorKind string        `json:"error_kind,omitempty"` // "" on success
 	Error     string        `json:"error,omitempty"`
 	Duration  time.Duration `json:"duration_ns"`
+	Engine    string        `json:"engine,omitempty"`
 }
 
 // ReportRequest carries a worker's finished tasks.
@@ -173,6 +179,7 @@ type HeartbeatRequest struct {
 	// Running lists the attempts the worker is running now, so the server can
 	// say which of them are no longer its to run (cancelled, expired).
 	Running []TaskRef `json:"running,omitempty"`
+	Engines []string  `json:"engines,omitempty"`
 }
 
 // HeartbeatResponse names running attempts the worker should stop: their

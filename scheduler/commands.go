@@ -80,6 +80,8 @@ type LeaseTasksCommand struct {
 	// Slack is added to each task's timeout to give its lease expiry: time
 	// for the worker to fetch, start and report.
 	Slack int64 `json:"slack"`
+	// Engines the worker has: jobs that need another engine are skipped.
+	Engines []string `json:"engines,omitempty"`
 }
 
 // Grant is one task given by a LeaseTasksCommand.
@@ -110,6 +112,7 @@ type TaskReport struct {
 	Duration  int64  `json:"duration"`
 	Stdout    []byte `json:"stdout,omitempty"`
 	Stderr    []byte `json:"stderr,omitempty"`
+	Engine    string `json:"engine,omitempty"`
 }
 
 // ExpireLeasesCommand returns leases to the queue: ones past their expiry, or
@@ -151,6 +154,7 @@ type UpsertPeerCommand struct {
 	Cores   int      `json:"cores,omitempty"`
 	State   string   `json:"state"`
 	Now     int64    `json:"now"`
+	Engines []string `json:"engines,omitempty"`
 }
 
 // Encode a command as [type][JSON payload].

@@ -193,7 +193,7 @@ func (j *job) summary() api.JobSummary {
 func (t *task) status(idx int) api.TaskStatus {
 	return api.TaskStatus{
 		Index: idx, State: t.State, Attempts: t.Attempts, Worker: t.Worker, ExitCode: t.ExitCode,
-		ErrorKind: t.ErrorKind, Error: t.Error, Duration: time.Duration(t.Duration), Ignored: t.Late,
+		ErrorKind: t.ErrorKind, Error: t.Error, Duration: time.Duration(t.Duration), Ignored: t.Late, Engine: t.Engine,
 	}
 }
 

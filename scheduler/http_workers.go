@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 
@@ -29,7 +30,7 @@ func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, fmt.Errorf("%w: lease needs a worker id and 1 <= max <= %d", errBadRequest, maxLeasePerCall))
 		return
 	}
-	if err := s.seeWorker(r.Context(), req.Worker, req.Address, req.Cores, false); err != nil {
+	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, engines: req.Engines}); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -51,7 +52,7 @@ func (s *Server) leaseOrWait(ctx context.Context, req *api.LeaseRequest) ([]Gran
 		s.store.FSM().View(func(l *Ledger) { queued = l.hasQueued() })
 		if queued {
 			resp, err := s.store.Propose(ctx, cmdLeaseTasks, &LeaseTasksCommand{
-				Worker: req.Worker, Max: req.Max, Now: time.Now().UnixNano(), Slack: int64(s.cfg.LeaseSlack),
+				Worker: req.Worker, Max: req.Max, Now: time.Now().UnixNano(), Slack: int64(s.cfg.LeaseSlack), Engines: req.Engines,
 			})
 			if err != nil {
 				return nil, err
@@ -82,7 +83,7 @@ func (s *Server) assignments(grants []Grant) []api.Assignment {
 			a := api.Assignment{
 				Job: g.Job, Index: g.Index, Attempt: g.Attempt, ModuleHash: j.Spec.ModuleHash, Name: j.Spec.Name,
 				Args: j.Spec.TaskArgs(g.Index), Env: j.Spec.Env, Seed: TaskSeed(g.Job, g.Index),
-				Timeout: j.Spec.Timeout, Memory: j.Spec.Memory, MaxOutput: j.Spec.MaxOutput,
+				Timeout: j.Spec.Timeout, Memory: j.Spec.Memory, MaxOutput: j.Spec.MaxOutput, Engine: j.Spec.Engine,
 				Expiry: time.Unix(0, g.Expiry).UTC(),
 			}
 			if g.Index < len(j.Spec.Inputs) {
@@ -108,7 +109,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if err := s.seeWorker(r.Context(), req.Worker, "", 0, false); err != nil {
+	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker}); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -119,7 +120,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		cmd.Reports[i] = TaskReport{Job: rep.Job, Index: rep.Index, Attempt: rep.Attempt, ExitCode: rep.ExitCode,
-			ErrorKind: rep.ErrorKind, Error: rep.Error, Duration: int64(rep.Duration), Stdout: rep.Stdout, Stderr: rep.Stderr}
+			ErrorKind: rep.ErrorKind, Error: rep.Error, Duration: int64(rep.Duration), Stdout: rep.Stdout, Stderr: rep.Stderr, Engine: rep.Engine}
 	}
 	resp, err := s.commit(r, cmdCompleteTask, cmd)
 	if err != nil {
@@ -154,7 +155,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if err := s.seeWorker(r.Context(), req.Worker, req.Address, req.Cores, req.Draining); err != nil {
+	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, draining: req.Draining, engines: req.Engines}); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -169,9 +170,19 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// workerSeen is what a worker's request says about it.
+type workerSeen struct {
+	id, addr string
+	cores    int
+	draining bool
+	engines  []string
+}
+
 // seeWorker records that a worker was heard from. Only a change of state
-// (new, back from down, draining) is committed; the rest stays in memory.
-func (s *Server) seeWorker(ctx context.Context, id, addr string, cores int, draining bool) error {
+// (new, back from down, draining, new address, cores or engines) is
+// committed; the rest stays in memory.
+func (s *Server) seeWorker(ctx context.Context, ws workerSeen) error {
+	id, addr, cores := ws.id, ws.addr, ws.cores
 	if id == "" {
 		return fmt.Errorf("%w: worker id is empty", errBadRequest)
 	}
@@ -180,7 +191,7 @@ func (s *Server) seeWorker(ctx context.Context, id, addr string, cores int, drai
 	}
 	s.liveness.touch(id, time.Now())
 	want := api.PeerAlive
-	if draining {
+	if ws.draining {
 		want = api.PeerDraining
 	}
 	var p peer
@@ -190,11 +201,12 @@ func (s *Server) seeWorker(ctx context.Context, id, addr string, cores int, drai
 			p, known = *lp, true
 		}
 	})
-	if known && p.State == want && (addr == "" || addr == p.Address) && (cores == 0 || cores == p.Cores) {
+	if known && p.State == want && (addr == "" || addr == p.Address) && (cores == 0 || cores == p.Cores) &&
+		(len(ws.engines) == 0 || slices.Equal(ws.engines, p.Engines)) {
 		return nil
 	}
 	_, err := s.store.Propose(ctx, cmdUpsertPeer, &UpsertPeerCommand{
-		ID: id, Address: addr, Roles: []string{api.RoleWorker}, Cores: cores, State: want, Now: time.Now().UnixNano(),
+		ID: id, Address: addr, Roles: []string{api.RoleWorker}, Cores: cores, State: want, Now: time.Now().UnixNano(), Engines: ws.engines,
 	})
 	return err
 }
@@ -225,7 +237,7 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) describePeer(p *peer, running int) api.Peer {
 	ap := api.Peer{ID: p.ID, Address: p.Address, Roles: p.Roles, Cores: p.Cores, State: p.State,
-		Running: running, Done: p.Done, LastSeen: time.Unix(0, p.Since).UTC()}
+		Running: running, Done: p.Done, LastSeen: time.Unix(0, p.Since).UTC(), Engines: p.Engines}
 	if t, ok := s.liveness.lastSeen(p.ID); ok {
 		ap.LastSeen = t.UTC()
 	}

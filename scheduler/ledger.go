@@ -61,6 +61,7 @@ type task struct {
 	Stderr    []byte          `json:"r,omitempty"`
 	Late      int             `json:"l,omitempty"` // reports ignored because they came too late
 	FailedOn  string          `json:"f,omitempty"` // worker of the last failed attempt
+	Engine    string          `json:"g,omitempty"` // engine of the accepted attempt
 }
 
 type peer struct {
@@ -71,6 +72,7 @@ type peer struct {
 	State   string   `json:"state"`
 	Done    int      `json:"done"`
 	Since   int64    `json:"since"`
+	Engines []string `json:"engines,omitempty"`
 }
 
 // NewLedger returns an empty ledger.
@@ -127,12 +129,13 @@ func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
 		if j == nil {
 			break
 		}
+		if need := j.Spec.NeedsEngine(); need != "" && !slices.Contains(c.Engines, need) {
+			skip = skipJob(skip, j)
+			continue
+		}
 		idx, ok := j.popQueued(c.Worker, avoidRepeats)
 		if !ok {
-			if skip == nil {
-				skip = map[*job]bool{}
-			}
-			skip[j] = true
+			skip = skipJob(skip, j)
 			continue
 		}
 		t := j.Tasks.mut(idx)
@@ -146,6 +149,14 @@ func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
 		grants = append(grants, Grant{Job: j.ID, Index: idx, Attempt: t.Attempts, Expiry: t.Expiry})
 	}
 	return grants
+}
+
+func skipJob(skip map[*job]bool, j *job) map[*job]bool {
+	if skip == nil {
+		skip = map[*job]bool{}
+	}
+	skip[j] = true
+	return skip
 }
 
 func (l *Ledger) nextRunnableJob(skip map[*job]bool) *job {
@@ -226,7 +237,7 @@ func (l *Ledger) completeTask(worker string, now int64, r *TaskReport) bool {
 	t.Duration = r.Duration
 	t.ExitCode = &r.ExitCode
 	t.ErrorKind, t.Error = r.ErrorKind, r.Error
-	t.Stdout, t.Stderr = r.Stdout, r.Stderr
+	t.Stdout, t.Stderr, t.Engine = r.Stdout, r.Stderr, r.Engine
 	if r.ErrorKind == "" {
 		t.State = tasks.TaskDone
 		j.nDone++
@@ -384,6 +395,9 @@ func (l *Ledger) applyUpsertPeer(c *UpsertPeerCommand) any {
 	}
 	if c.Cores > 0 {
 		p.Cores = c.Cores
+	}
+	if len(c.Engines) > 0 {
+		p.Engines = c.Engines
 	}
 	if p.State != c.State {
 		p.State, p.Since = c.State, c.Now

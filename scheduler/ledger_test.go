@@ -394,3 +394,21 @@ func TestLedger_RetryGoesToAnotherWorkerWhereOneExists(t *testing.T) {
 		t.Fatalf("the retry did not go to the other worker: %+v", other)
 	}
 }
+
+func TestLedger_JobNeedingAnEngineGoesOnlyToWorkersWithIt(t *testing.T) {
+	a := newApplier(t)
+	spec := tasks.JobSpec{Name: "fast", ModuleHash: storage.Hash(testModule), Tasks: 2, Timeout: time.Second,
+		Memory: 1 << 20, MaxOutput: 1, Engine: tasks.EngineWasmer}
+	if resp := a.apply(cmdSubmitJob, &SubmitJobCommand{ID: "fast", Spec: spec}); resp != nil {
+		t.Fatal(resp)
+	}
+	a.submit("any", 1, 0, 0)
+	g, _ := a.apply(cmdLeaseTasks, &LeaseTasksCommand{Worker: "w1", Max: 5, Engines: []string{"wazero"}}).([]Grant)
+	if len(g) != 1 || g[0].Job != "any" {
+		t.Fatalf("a wazero-only worker got %+v, want only the job that runs anywhere", g)
+	}
+	g, _ = a.apply(cmdLeaseTasks, &LeaseTasksCommand{Worker: "w2", Max: 5, Engines: []string{"wazero", "wasmer"}}).([]Grant)
+	if len(g) != 2 || g[0].Job != "fast" {
+		t.Fatalf("a worker with wasmer got %+v", g)
+	}
+}

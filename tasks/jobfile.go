@@ -50,6 +50,7 @@ type JobFile struct {
 	MaxOutput  uint64            // bytes of stdout (and of stderr)
 	Retries    int
 	Priority   int
+	Engine     string // auto (default), wazero or wasmer
 }
 
 // Error is one problem in a job file. Line is 0 when the problem has no
@@ -84,6 +85,7 @@ type rawJobFile struct {
 	MaxOutput any               `toml:"max_output"`
 	Retries   *int64            `toml:"retries"`
 	Priority  *int64            `toml:"priority"`
+	Engine    *string           `toml:"engine"`
 }
 
 // keyTypes says what each key holds, for type errors and "did you mean".
@@ -99,6 +101,7 @@ var keyTypes = map[string]string{
 	"max_output": `a size such as "16MiB" or a number of bytes`,
 	"retries":    "an integer",
 	"priority":   "an integer",
+	"engine":     `"auto", "wazero" or "wasmer"`,
 }
 
 // ParseFile reads and parses the job file at path.
@@ -265,6 +268,7 @@ func (c *checker) check(raw *rawJobFile) *JobFile {
 		MaxOutput: c.maxOutput(raw.MaxOutput),
 		Retries:   c.retries(raw.Retries),
 		Priority:  c.priority(raw.Priority),
+		Engine:    c.engine(raw.Engine),
 	}
 	f.ModulePath = c.module(raw.Module)
 	c.tasksOrInputs(raw, f)
@@ -568,6 +572,17 @@ func (c *checker) retries(v *int64) int {
 // MaxRetries bounds retries so a typo cannot make a broken task run forever.
 const MaxRetries = 1000
 
+func (c *checker) engine(v *string) string {
+	if v == nil {
+		return EngineAuto
+	}
+	if !slices.Contains(Engines, *v) {
+		c.fail("engine", "engine = %q, want one of %s", *v, strings.Join(Engines, ", "))
+		return EngineAuto
+	}
+	return *v
+}
+
 func (c *checker) priority(v *int64) int {
 	if v == nil {
 		return 0
@@ -638,6 +653,7 @@ func (f *JobFile) Spec(moduleHash string, inputs []Input) *JobSpec {
 		MaxOutput:  f.MaxOutput,
 		Retries:    f.Retries,
 		Priority:   f.Priority,
+		Engine:     f.Engine,
 	}
 }
 

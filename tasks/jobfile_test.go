@@ -48,6 +48,7 @@ memory = "512MiB"
 max_output = "1.5MiB"
 retries = 5
 priority = -7
+engine = "wasmer"
 `)
 	f, err := ParseFile(path)
 	if err != nil {
@@ -65,6 +66,7 @@ priority = -7
 		MaxOutput:  3 << 19,
 		Retries:    5,
 		Priority:   -7,
+		Engine:     "wasmer",
 	}
 	if !reflect.DeepEqual(f, want) {
 		t.Errorf("got  %+v\nwant %+v", f, want)
@@ -78,7 +80,7 @@ func TestParse_AppliesDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if f.Timeout != DefaultTimeout || f.Memory != DefaultMemory || f.MaxOutput != DefaultMaxOutput ||
-		f.Retries != DefaultRetries || f.Priority != 0 {
+		f.Retries != DefaultRetries || f.Priority != 0 || f.Engine != EngineAuto {
 		t.Errorf("defaults: got timeout %v memory %d max_output %d retries %d priority %d",
 			f.Timeout, f.Memory, f.MaxOutput, f.Retries, f.Priority)
 	}
@@ -244,13 +246,13 @@ func TestJobSpec_TaskArgsExpandsPerTask(t *testing.T) {
 func TestSpec_CopiesEveryFieldAndValidates(t *testing.T) {
 	f := &JobFile{
 		Name: "j", Args: []string{"{index}"}, Tasks: 2, Env: map[string]string{"A": "b"},
-		Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1 << 10, Retries: 1, Priority: 9,
+		Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1 << 10, Retries: 1, Priority: 9, Engine: "wazero",
 	}
 	hash := strings.Repeat("f", 64)
 	spec := f.Spec(hash, nil)
 	want := &JobSpec{
 		Name: "j", ModuleHash: hash, Args: []string{"{index}"}, Env: map[string]string{"A": "b"}, Tasks: 2,
-		Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1 << 10, Retries: 1, Priority: 9,
+		Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1 << 10, Retries: 1, Priority: 9, Engine: "wazero",
 	}
 	if !reflect.DeepEqual(spec, want) {
 		t.Fatalf("got  %+v\nwant %+v", spec, want)
@@ -314,6 +316,7 @@ func TestParse_Errors(t *testing.T) {
 		{"timeout integer", head + "tasks = 1\ntimeout = 30\n", `:4: timeout: want a duration string such as "30s", not a TOML integer`, "timeout", 4},
 		{"tasks and inputs", head + "tasks = 1\ninputs = \"*.txt\"\n", `:4: both "tasks" and "inputs" are set`, "inputs", 4},
 		{"neither tasks nor inputs", head, `: neither "tasks" nor "inputs" is set`, "tasks", 0},
+		{"unknown engine", head + "tasks = 1\nengine = \"v8\"\n", `:4: engine = "v8", want one of auto, wazero, wasmer`, "engine", 4},
 		{"zero tasks", head + "tasks = 0\n", ":3: tasks = 0, want 1..10000000", "tasks", 3},
 		{"negative tasks", head + "tasks = -4\n", ":3: tasks = -4, want 1..10000000", "tasks", 3},
 		{"too many tasks", head + "tasks = 10000001\n", ":3: tasks = 10000001, want 1..10000000", "tasks", 3},

@@ -3,6 +3,7 @@ package tasks
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -64,6 +65,29 @@ type JobSpec struct {
 	MaxOutput  uint64            `json:"max_output"`
 	Retries    int               `json:"retries"`
 	Priority   int               `json:"priority"`
+	// Engine picks the WebAssembly engine: EngineAuto lets each worker time
+	// the engines it has on the job's first tasks and keep the faster
+	// (outputs are identical on both).
+	Engine string `json:"engine,omitempty"`
+}
+
+// WebAssembly engines a job may ask for.
+const (
+	EngineAuto   = "auto"
+	EngineWazero = "wazero"
+	EngineWasmer = "wasmer"
+)
+
+// Engines lists the valid values of JobSpec.Engine.
+var Engines = []string{EngineAuto, EngineWazero, EngineWasmer}
+
+// NeedsEngine is the engine a worker must have to run the job's tasks, ""
+// when any will do.
+func (s *JobSpec) NeedsEngine() string {
+	if s.Engine == EngineAuto {
+		return ""
+	}
+	return s.Engine
 }
 
 // ErrInvalidSpec is wrapped by every JobSpec.Validate failure.
@@ -91,6 +115,8 @@ func (s *JobSpec) Validate() error {
 		return bad("max_output must be positive")
 	case s.Retries < 0:
 		return bad("retries must not be negative")
+	case s.Engine != "" && !slices.Contains(Engines, s.Engine):
+		return bad("engine %q, want one of %s", s.Engine, strings.Join(Engines, ", "))
 	}
 	for i, in := range s.Inputs {
 		if !isHexHash(in.Hash) {

@@ -37,6 +37,9 @@ type Config struct {
 	// LeaseWait is how long one lease call may long-poll.
 	LeaseWait time.Duration
 	Logger    *slog.Logger
+	// Engines restricts the WebAssembly engines this worker offers (nil: all
+	// the binary has, see wasm.AvailableEngines).
+	Engines []string
 	// Pool overrides the executor pool (tests); nil makes one with Cores executors.
 	Pool Runner
 }
@@ -80,6 +83,7 @@ type Worker struct {
 	modules wasm.ModuleDir
 	pool    Runner
 	ownPool *wasm.Pool
+	engines []string // what it tells the grid it can run
 
 	fetchMu sync.Mutex // one module download at a time; they are cached after
 }
@@ -99,11 +103,18 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if w.pool == nil {
 		p, err := wasm.NewPool(ctx, wasm.PoolConfig{
 			Size: cfg.Cores, CacheDir: filepath.Join(cfg.DataDir, "compile"), ModuleDir: w.modules, Logger: cfg.Logger,
+			Engines: cfg.Engines,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("worker: executor pool: %w", err)
 		}
 		w.pool, w.ownPool = p, p
+		w.engines = p.Engines()
+	} else {
+		w.engines = cfg.Engines
+		if len(w.engines) == 0 {
+			w.engines = wasm.AvailableEngines()
+		}
 	}
 	return w, nil
 }
@@ -210,7 +221,7 @@ func (r *run) leaseLoop(ctx context.Context) {
 			return
 		}
 		got, err := r.w.client.Lease(ctx, &api.LeaseRequest{
-			Worker: r.w.cfg.ID, Address: r.w.cfg.Address, Cores: r.w.cfg.Cores, Max: free, Wait: r.w.cfg.LeaseWait,
+			Worker: r.w.cfg.ID, Address: r.w.cfg.Address, Cores: r.w.cfg.Cores, Max: free, Wait: r.w.cfg.LeaseWait, Engines: r.w.engines,
 		})
 		r.releaseSlots(free - len(got))
 		if err != nil {
@@ -339,11 +350,11 @@ func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
 		return rep
 	}
 	res, err := r.w.pool.Run(ctx, &wasm.Request{
-		ModuleHash: a.ModuleHash, Name: a.Name, Args: a.Args, Env: a.Env, Stdin: a.Stdin, Seed: a.Seed,
+		ModuleHash: a.ModuleHash, Name: a.Name, Args: a.Args, Env: a.Env, Stdin: a.Stdin, Seed: a.Seed, Engine: a.Engine,
 		Limits: wasm.Limits{MemoryBytes: a.Memory, Timeout: a.Timeout, MaxOutput: int64(a.MaxOutput)},
 	})
 	if res != nil {
-		rep.ExitCode, rep.Stdout, rep.Stderr, rep.Duration = res.ExitCode, res.Stdout, res.Stderr, res.Duration
+		rep.ExitCode, rep.Stdout, rep.Stderr, rep.Duration, rep.Engine = res.ExitCode, res.Stdout, res.Stderr, res.Duration, res.Engine
 	}
 	if err != nil {
 		rep.ErrorKind, rep.Error = string(wasm.KindOf(err)), err.Error()
@@ -427,7 +438,7 @@ func (r *run) sendHeartbeat(ctx context.Context, draining bool) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	resp, err := r.w.client.Heartbeat(ctx, &api.HeartbeatRequest{
-		Worker: r.w.cfg.ID, Address: r.w.cfg.Address, Cores: r.w.cfg.Cores, Draining: draining, Running: r.runningRefs(),
+		Worker: r.w.cfg.ID, Address: r.w.cfg.Address, Cores: r.w.cfg.Cores, Draining: draining, Running: r.runningRefs(), Engines: r.w.engines,
 	})
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {

@@ -18,6 +18,7 @@ import (
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/internal/devgrid"
 	"github.com/peergrid/peergrid/scheduler"
+	"github.com/peergrid/peergrid/wasm"
 	"github.com/peergrid/peergrid/worker"
 )
 
@@ -34,6 +35,7 @@ type agentFlags struct {
 	servers         string
 	cores           int
 	drainGrace      time.Duration
+	engines         string
 	workerTTL       time.Duration
 	logLevel        string
 }
@@ -53,6 +55,7 @@ func (m *Main) runAgent(ctx context.Context, args []string) (int, error) {
 	fs.StringVar(&f.token, "token", "", "cluster token (default $PEERGRID_TOKEN; a first lone server generates one)")
 	fs.StringVar(&f.servers, "servers", "", "worker: servers' HTTP addresses, comma-separated (default $PEERGRID_SERVERS, else this agent's --bind)")
 	fs.IntVar(&f.cores, "cores", 0, "worker: tasks run at once (default: all cores)")
+	fs.StringVar(&f.engines, "engines", "", "worker: WebAssembly engines to offer, comma-separated (default: all this binary has: "+strings.Join(wasm.AvailableEngines(), ",")+")")
 	fs.DurationVar(&f.drainGrace, "drain-grace", 30*time.Second, "worker: on SIGINT/SIGTERM, how long running tasks may finish")
 	fs.DurationVar(&f.workerTTL, "worker-ttl", 15*time.Second, "server: a worker unheard this long is down and its tasks requeue")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -190,7 +193,7 @@ func (m *Main) runWorker(ctx context.Context, f *agentFlags, name string, log *s
 	client := api.NewClient(f.servers, f.token)
 	w, err := worker.New(ctx, worker.Config{
 		ID: name, Client: client, DataDir: filepath.Join(f.dataDir, "worker"), Cores: f.cores,
-		DrainGrace: f.drainGrace, Heartbeat: f.workerTTL / 4, Logger: log,
+		DrainGrace: f.drainGrace, Heartbeat: f.workerTTL / 4, Logger: log, Engines: splitNames(f.engines),
 	})
 	if err != nil {
 		return err
@@ -229,6 +232,16 @@ func defaultRaftBind(bind, raftBind string) (string, error) {
 		return "", fmt.Errorf("--bind %q: give a fixed port, or --raft-bind", bind)
 	}
 	return net.JoinHostPort(host, strconv.Itoa(p+1)), nil
+}
+
+func splitNames(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func splitList(s string) []string {

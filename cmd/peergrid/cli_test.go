@@ -67,7 +67,7 @@ func writeJob(t *testing.T, module []byte, toml string) string {
 
 func TestCLI_SubmitWaitStatusResults(t *testing.T) {
 	c := newCLI(t)
-	job := writeJob(t, examples.Tiny(), "name = \"echo\"\nmodule = \"m.wasm\"\nargs = [\"{index}\", \"{count}\"]\ntasks = 5\n")
+	job := writeJob(t, examples.Tiny(), "name = \"echo\"\nmodule = \"m.wasm\"\nargs = [\"{index}\", \"{count}\"]\ntasks = 5\nengine = \"wazero\"\n")
 	code, out, errOut := c.run("job", "submit", job, "--wait", "--json")
 	if code != 0 {
 		t.Fatalf("submit --wait exit %d: %s %s", code, out, errOut)
@@ -91,6 +91,7 @@ func TestCLI_SubmitWaitStatusResults(t *testing.T) {
 			Attempts int     `json:"attempts"`
 			ExitCode *int    `json:"exit_code"`
 			Error    *string `json:"error"`
+			Engine   string  `json:"engine"`
 		} `json:"tasks"`
 	}
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
@@ -100,7 +101,7 @@ func TestCLI_SubmitWaitStatusResults(t *testing.T) {
 		t.Fatalf("status: %+v", st)
 	}
 	for i, task := range st.Tasks {
-		if task.Index != i || task.State != "done" || task.Attempts != 1 || task.ExitCode == nil || *task.ExitCode != 0 {
+		if task.Index != i || task.State != "done" || task.Attempts != 1 || task.ExitCode == nil || *task.ExitCode != 0 || task.Engine != "wazero" {
 			t.Fatalf("task %d: %+v", i, task)
 		}
 	}
@@ -185,7 +186,7 @@ func TestCLI_CancelAndPeers(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &peers); code != 0 || err != nil || len(peers) < 2 {
 		t.Fatalf("peers --json: exit %d %v %s", code, err, out)
 	}
-	for _, key := range []string{"id", "address", "roles", "cores", "state", "running", "done", "last_seen"} {
+	for _, key := range []string{"id", "address", "roles", "cores", "state", "running", "done", "last_seen", "engines"} {
 		if _, ok := peers[len(peers)-1][key]; !ok {
 			t.Fatalf("peers --json lacks %q: %s", key, out)
 		}

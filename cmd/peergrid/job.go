@@ -108,13 +108,13 @@ func (m *Main) jobStatus(ctx context.Context, args []string) (int, error) {
 	fmt.Fprintf(m.Stdout, "job %s (%s): %s\n  %d tasks: %d queued, %d leased, %d done, %d failed\n",
 		st.ID, st.Name, st.State, st.Tasks, st.Queued, st.Leased, st.Done, st.Failed)
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TASK\tSTATE\tATTEMPTS\tEXIT\tWORKER\tERROR")
+	fmt.Fprintln(tw, "TASK\tSTATE\tATTEMPTS\tEXIT\tWORKER\tENGINE\tERROR")
 	for _, t := range st.TaskStats {
 		exit := "-"
 		if t.ExitCode != nil {
 			exit = fmt.Sprint(*t.ExitCode)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", t.Index, t.State, t.Attempts, exit, t.Worker, oneLine(t.Error))
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Index, t.State, t.Attempts, exit, t.Worker, t.Engine, oneLine(t.Error))
 	}
 	return exitOK, tw.Flush()
 }
