@@ -114,7 +114,7 @@ func (s *Server) joinLoop() {
 		case <-ctx.Done():
 		case <-time.After(delay):
 		}
-		delay = min(2*delay, 2*time.Second)
+		delay = min(2*delay, 500*time.Millisecond)
 	}
 }
 

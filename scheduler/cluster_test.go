@@ -313,6 +313,58 @@ func TestCluster_SixthServerJoinsAsNonVoter(t *testing.T) {
 	c.WaitConverged()
 }
 
+// TestCluster_NewLeaderHonoursLeaseGrace: across a leader change, a worker
+// that stays alive keeps its leases (the new leader gives every worker one
+// TTL of grace); a worker that died during the change loses its leases.
+func TestCluster_NewLeaderHonoursLeaseGrace(t *testing.T) {
+	const ttl = 2 * time.Second
+	c := testcluster.New(t, 3, testcluster.Options{WorkerTTL: ttl, LeaseSlack: time.Second, Logger: quiet})
+	all := c.Client(c.Nodes...)
+	mod := examples.Tiny()
+	if err := all.PutBlob(context.Background(), storage.Hash(mod), mod); err != nil {
+		t.Fatal(err)
+	}
+	id, err := all.Submit(context.Background(), &tasks.JobSpec{Name: "hold", ModuleHash: storage.Hash(mod), Tasks: 4,
+		Timeout: time.Hour, Memory: 1 << 20, MaxOutput: 64, Retries: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The doomed worker leases two tasks and then never speaks again.
+	doomed, err := all.Lease(context.Background(), &api.LeaseRequest{Worker: "doomed", Max: 2})
+	if err != nil || len(doomed) != 2 {
+		t.Fatalf("doomed lease: %v %v", doomed, err)
+	}
+	w, err := worker.New(context.Background(), worker.Config{ID: "alive", Client: c.Client(c.Nodes...), DataDir: t.TempDir(),
+		Cores: 2, Prefetch: -1, Pool: echoRunner{delay: time.Hour}, Heartbeat: ttl / 10, LeaseWait: time.Second, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	waitJob(t, all, id, func(s *api.JobSummary) bool { return s.Leased == 4 })
+
+	c.Stop(c.Leader())
+	c.Leader()
+	// Past the new leader's grace and a TTL more: the doomed worker's tasks
+	// are back in the queue and only those.
+	st := waitStatus(t, all, id, func(st *api.JobStatus) bool { return st.Queued == 2 })
+	for _, task := range st.TaskStats {
+		switch task.Worker {
+		case "alive":
+			if task.State != tasks.TaskLeased || task.Attempts != 1 {
+				t.Fatalf("the live worker lost its lease: %+v\nall: %+v", task, st.TaskStats)
+			}
+		case "":
+			if task.State != tasks.TaskQueued || task.ErrorKind != "lease_expired" {
+				t.Fatalf("the dead worker's task: %+v", task)
+			}
+		default:
+			t.Fatalf("unexpected task %+v", task)
+		}
+	}
+}
+
 func waitStatus(t *testing.T, c *api.Client, id string, cond func(*api.JobStatus) bool) *api.JobStatus {
 	t.Helper()
 	var last *api.JobStatus

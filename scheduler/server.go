@@ -159,6 +159,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	start := time.Now()
 	s.liveness.resetAll(start, s.knownWorkers())
 	s.ready.Store(true)
+	s.registerAsLeader(ctx)
 	graceUntil := start.Add(s.cfg.WorkerTTL)
 	s.log.Info("leader loop started", "id", s.cfg.Store.ID)
 	tick := time.NewTicker(max(s.cfg.WorkerTTL/5, 10*time.Millisecond))
@@ -192,6 +193,17 @@ func (s *Server) establishLeadership(ctx context.Context) bool {
 		s.log.Warn("leader barrier failed", "err", err)
 	}
 	return false
+}
+
+// registerAsLeader records this server's HTTP address in the ledger at once
+// if it is missing or changed: followers forward to the leader by it.
+func (s *Server) registerAsLeader(ctx context.Context) {
+	if s.cfg.HTTPAddr == "" || s.serverHTTPAddr(s.cfg.Store.ID) == s.cfg.HTTPAddr {
+		return
+	}
+	s.propose(ctx, cmdUpsertPeer, &UpsertPeerCommand{
+		ID: s.cfg.Store.ID, Address: s.cfg.HTTPAddr, Roles: []string{api.RoleServer}, State: api.PeerAlive, Now: time.Now().UnixNano(),
+	})
 }
 
 // awaitReady waits, bounded by LeaderWait, until this leader has caught up.

@@ -431,7 +431,7 @@ func (r *run) heartbeatLoop(ctx context.Context) {
 // sendHeartbeat bounds each call by half the server's TTL once known, so a
 // call stuck on a dead server cannot make the worker miss its TTL.
 func (r *run) sendHeartbeat(ctx context.Context, draining bool) {
-	timeout := 10 * time.Second
+	timeout := min(10*time.Second, max(2*r.w.cfg.Heartbeat, time.Second))
 	if ttl := time.Duration(r.ttl.Load()); ttl > 0 {
 		timeout = min(timeout, ttl/2)
 	}

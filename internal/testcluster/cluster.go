@@ -73,7 +73,7 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 		c.start(node, join, n)
 	}
 	t.Cleanup(c.Close)
-	c.Leader()
+	c.WaitRegistered()
 	return c
 }
 
@@ -227,6 +227,22 @@ func (c *Cluster) agreedLeader(nodes []*Node) *Node {
 		}
 	}
 	return leader
+}
+
+// WaitRegistered polls until there is a leader and every running server
+// knows its HTTP address (so a follower can forward to it at once).
+func (c *Cluster) WaitRegistered() {
+	c.t.Helper()
+	c.Leader()
+	Eventually(c.t, 20*time.Second, "every server knows the leader's address", func() bool {
+		for _, n := range c.Running() {
+			info, err := c.Client(n).ServerInfo(context.Background())
+			if err != nil || info.LeaderHTTP == "" {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // Followers are the running nodes that do not lead.
