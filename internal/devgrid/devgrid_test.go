@@ -161,3 +161,26 @@ func TestDevGrid_BadInputIsRefusedAndChangesNothing(t *testing.T) {
 func contains(s, sub string) bool {
 	return strings.Contains(s, sub)
 }
+
+// TestDevGrid_WorkerWithWrongTokenIsRefused: a worker with a wrong token
+// gets 401 on every call and leases nothing; the ledger is unchanged.
+func TestDevGrid_WorkerWithWrongTokenIsRefused(t *testing.T) {
+	g := startGrid(t, t.TempDir(), true)
+	id := submitTiny(t, g.Client(), 3)
+	before := g.Server.Store().FSM().StateHash()
+	bad := api.NewClient(g.Addr, "not-the-token")
+	_, err := bad.Lease(context.Background(), &api.LeaseRequest{Worker: "intruder", Max: 3})
+	var se *api.StatusError
+	if !errors.As(err, &se) || se.Code != 401 || !strings.Contains(se.Message, "token") {
+		t.Fatalf("lease with a wrong token: %v", err)
+	}
+	if _, err := bad.Report(context.Background(), &api.ReportRequest{Worker: "intruder", Reports: []api.Report{{Job: id, Index: 0, Attempt: 1}}}); !errors.Is(err, api.ErrUnauthorized) {
+		t.Fatalf("report with a wrong token: %v", err)
+	}
+	if _, err := bad.Heartbeat(context.Background(), &api.HeartbeatRequest{Worker: "intruder"}); !errors.Is(err, api.ErrUnauthorized) {
+		t.Fatalf("heartbeat with a wrong token: %v", err)
+	}
+	if got := g.Server.Store().FSM().StateHash(); got != before {
+		t.Fatal("refused worker calls changed the ledger")
+	}
+}
