@@ -120,6 +120,8 @@ type LeaseRequest struct {
 	Wait    time.Duration `json:"wait_ns,omitempty"`
 	// Engines the worker has; it is given only tasks it can run.
 	Engines []string `json:"engines,omitempty"`
+	// Storage says the worker is also a storage peer, serving shards at Address.
+	Storage bool `json:"storage,omitempty"`
 }
 
 // Assignment is one leased task, with everything needed to run it.
@@ -180,6 +182,7 @@ type HeartbeatRequest struct {
 	// say which of them are no longer its to run (cancelled, expired).
 	Running []TaskRef `json:"running,omitempty"`
 	Engines []string  `json:"engines,omitempty"`
+	Storage bool      `json:"storage,omitempty"`
 }
 
 // HeartbeatResponse names running attempts the worker should stop: their
@@ -202,6 +205,12 @@ type TaskRef struct {
 	Job     string `json:"job"`
 	Index   int    `json:"index"`
 	Attempt int    `json:"attempt"`
+}
+
+// StoragePeer is a live peer that keeps shards, and where to reach it.
+type StoragePeer struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
 }
 
 // BlobInfo describes a stored blob.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
 )
 
@@ -26,6 +27,7 @@ const (
 	cmdCancelJob    CommandType = 7
 	cmdUpsertPeer   CommandType = 8
 	cmdReleaseTasks CommandType = 9
+	cmdPutManifest  CommandType = 10
 
 	// IgnorableFlag marks a command type an older server may skip.
 	IgnorableFlag CommandType = 128
@@ -36,7 +38,7 @@ func (t CommandType) String() string {
 		cmdBatch: "batch", cmdPutBlob: "put-blob", cmdSubmitJob: "submit-job",
 		cmdLeaseTasks: "lease-tasks", cmdCompleteTask: "complete-tasks",
 		cmdExpireLeases: "expire-leases", cmdCancelJob: "cancel-job",
-		cmdUpsertPeer: "upsert-peer", cmdReleaseTasks: "release-tasks",
+		cmdUpsertPeer: "upsert-peer", cmdReleaseTasks: "release-tasks", cmdPutManifest: "put-manifest",
 	}
 	if n, ok := names[t]; ok {
 		return n
@@ -59,6 +61,12 @@ var (
 type PutBlobCommand struct {
 	Hash string `json:"hash"`
 	Data []byte `json:"data"`
+}
+
+// PutManifestCommand records where an erasure-coded blob's shards are: a new
+// blob, or a new placement after repair. The server validated it.
+type PutManifestCommand struct {
+	Manifest *storage.Manifest `json:"manifest"`
 }
 
 // SubmitJobCommand creates a job with all its tasks queued. The leader stamps

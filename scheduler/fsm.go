@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
 	"io"
 	"sort"
@@ -85,6 +86,8 @@ func (f *FSM) applyCommand(data []byte) any {
 		return l.applyCancelJob(decode[CancelJobCommand](t, body))
 	case cmdUpsertPeer:
 		return l.applyUpsertPeer(decode[UpsertPeerCommand](t, body))
+	case cmdPutManifest:
+		return l.applyPutManifest(decode[PutManifestCommand](t, body))
 	}
 	if t&IgnorableFlag != 0 {
 		return nil
@@ -109,12 +112,13 @@ func (f *FSM) View(fn func(*Ledger)) {
 
 // Snapshot records types, in stream order. Append-only like command types.
 const (
-	recHeader byte = 1
-	recBlob   byte = 2
-	recJob    byte = 3
-	recTasks  byte = 4
-	recPeer   byte = 5
-	recEnd    byte = 6
+	recHeader   byte = 1
+	recBlob     byte = 2
+	recJob      byte = 3
+	recTasks    byte = 4
+	recPeer     byte = 5
+	recEnd      byte = 6
+	recManifest byte = 7
 
 	snapshotVersion = 1
 )
@@ -157,9 +161,10 @@ func (f *FSM) StateHash() string {
 }
 
 type frozenLedger struct {
-	blobs []PutBlobCommand
-	jobs  []frozenJob
-	peers []peer
+	blobs     []PutBlobCommand
+	manifests []*storage.Manifest
+	jobs      []frozenJob
+	peers     []peer
 }
 
 type frozenJob struct {
@@ -188,6 +193,9 @@ func (l *Ledger) freeze() *frozenLedger {
 	fz := &frozenLedger{}
 	for _, h := range sortedKeys(l.blobs) {
 		fz.blobs = append(fz.blobs, PutBlobCommand{Hash: h, Data: l.blobs[h]})
+	}
+	for _, h := range sortedKeys(l.manifests) {
+		fz.manifests = append(fz.manifests, l.manifests[h]) // replaced, never changed in place
 	}
 	for _, j := range l.order {
 		spec, _ := json.Marshal(j.Spec)
@@ -235,6 +243,9 @@ func (fz *frozenLedger) write(w io.Writer) error {
 	rw.put(recHeader, map[string]int{"version": snapshotVersion})
 	for i := range fz.blobs {
 		rw.put(recBlob, &fz.blobs[i])
+	}
+	for _, m := range fz.manifests {
+		rw.put(recManifest, m)
 	}
 	for i := range fz.jobs {
 		j := &fz.jobs[i]
@@ -293,6 +304,12 @@ func readLedger(r *bufio.Reader) (*Ledger, error) {
 				return nil, fmt.Errorf("%w: blob: %v", errBadSnapshot, err)
 			}
 			l.blobs[b.Hash] = b.Data
+		case recManifest:
+			m, err := storage.DecodeManifest(body)
+			if err != nil {
+				return nil, fmt.Errorf("%w: manifest: %v", errBadSnapshot, err)
+			}
+			l.manifests[m.Hash] = m
 		case recJob:
 			if cur, err = l.restoreJob(body); err != nil {
 				return nil, err

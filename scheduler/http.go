@@ -27,6 +27,9 @@ func (s *Server) routes() http.Handler {
 	// consistent (served by a verified leader) unless ?stale=true.
 	mux.Handle("PUT /v1/blobs/{hash}", s.write(s.handlePutBlob))
 	mux.Handle("GET /v1/blobs/{hash}", s.read(s.handleGetBlob))
+	mux.Handle("PUT /v1/blobs/{hash}/manifest", s.write(s.handlePutManifest))
+	mux.Handle("GET /v1/blobs/{hash}/manifest", s.read(s.handleGetManifest))
+	mux.Handle("GET /v1/storage/peers", s.read(s.handleStoragePeers))
 	mux.Handle("POST /v1/jobs", s.write(s.handleSubmit))
 	mux.Handle("GET /v1/jobs", s.read(s.handleListJobs))
 	mux.Handle("GET /v1/jobs/{id}", s.read(s.handleJobStatus))

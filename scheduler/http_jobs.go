@@ -53,8 +53,19 @@ func (s *Server) hasBlob(hash string) bool {
 
 func (s *Server) handleGetBlob(w http.ResponseWriter, r *http.Request) {
 	var data []byte
-	var ok bool
-	s.store.FSM().View(func(l *Ledger) { data, ok = l.blobs[r.PathValue("hash")] })
+	var ok, coded bool
+	s.store.FSM().View(func(l *Ledger) {
+		data, ok = l.blobs[r.PathValue("hash")]
+		coded = l.manifests[r.PathValue("hash")] != nil
+	})
+	if !ok && coded && r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK) // the grid has it, erasure-coded
+		return
+	}
+	if !ok && coded {
+		writeError(w, http.StatusConflict, fmt.Errorf("blob %s is erasure-coded across storage peers: read its manifest at /v1/blobs/%s/manifest", r.PathValue("hash"), r.PathValue("hash")))
+		return
+	}
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Errorf("%w: %s", ErrBlobMissing, r.PathValue("hash")))
 		return

@@ -30,7 +30,7 @@ func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, fmt.Errorf("%w: lease needs a worker id and 1 <= max <= %d", errBadRequest, maxLeasePerCall))
 		return
 	}
-	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, engines: req.Engines}); err != nil {
+	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, engines: req.Engines, storage: req.Storage}); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -155,7 +155,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, draining: req.Draining, engines: req.Engines}); err != nil {
+	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, draining: req.Draining, engines: req.Engines, storage: req.Storage}); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -175,6 +175,7 @@ type workerSeen struct {
 	id, addr string
 	cores    int
 	draining bool
+	storage  bool
 	engines  []string
 }
 
@@ -201,12 +202,16 @@ func (s *Server) seeWorker(ctx context.Context, ws workerSeen) error {
 			p, known = *lp, true
 		}
 	})
+	roles := []string{api.RoleWorker}
+	if ws.storage {
+		roles = append(roles, api.RoleStorage)
+	}
 	if known && p.State == want && (addr == "" || addr == p.Address) && (cores == 0 || cores == p.Cores) &&
-		(len(ws.engines) == 0 || slices.Equal(ws.engines, p.Engines)) {
+		(len(ws.engines) == 0 || slices.Equal(ws.engines, p.Engines)) && (!ws.storage || slices.Contains(p.Roles, api.RoleStorage)) {
 		return nil
 	}
 	_, err := s.store.Propose(ctx, cmdUpsertPeer, &UpsertPeerCommand{
-		ID: id, Address: addr, Roles: []string{api.RoleWorker}, Cores: cores, State: want, Now: time.Now().UnixNano(), Engines: ws.engines,
+		ID: id, Address: addr, Roles: roles, Cores: cores, State: want, Now: time.Now().UnixNano(), Engines: ws.engines,
 	})
 	return err
 }

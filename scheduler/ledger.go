@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
 )
 
@@ -13,12 +14,14 @@ import (
 // with a decoded command; none reads a clock, a random source, the network or
 // the disk, so the same log gives the same Ledger on every server.
 type Ledger struct {
-	jobs    map[string]*job
-	order   []*job // by submission, for listings and tie-breaks
-	blobs   map[string][]byte
-	peers   map[string]*peer
-	leased  map[taskKey]int64 // lease expiry (unix ns) of every leased task
-	nextSeq uint64
+	jobs  map[string]*job
+	order []*job // by submission, for listings and tie-breaks
+	blobs map[string][]byte
+	// manifests place the shards of blobs too large to keep inline.
+	manifests map[string]*storage.Manifest
+	peers     map[string]*peer
+	leased    map[taskKey]int64 // lease expiry (unix ns) of every leased task
+	nextSeq   uint64
 	// aliveWorkers counts peers with the worker role in state alive.
 	aliveWorkers int
 	// gen counts snapshots taken; task chunks older than it are shared with
@@ -78,10 +81,11 @@ type peer struct {
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
 	return &Ledger{
-		jobs:   map[string]*job{},
-		blobs:  map[string][]byte{},
-		peers:  map[string]*peer{},
-		leased: map[taskKey]int64{},
+		jobs:      map[string]*job{},
+		blobs:     map[string][]byte{},
+		manifests: map[string]*storage.Manifest{},
+		peers:     map[string]*peer{},
+		leased:    map[taskKey]int64{},
 	}
 }
 
@@ -90,6 +94,17 @@ func (l *Ledger) applyPutBlob(c *PutBlobCommand) any {
 		l.blobs[c.Hash] = c.Data
 	}
 	return nil
+}
+
+func (l *Ledger) applyPutManifest(c *PutManifestCommand) any {
+	l.manifests[c.Manifest.Hash] = c.Manifest
+	return nil
+}
+
+// hasBlob reports whether a blob is in the grid, inline or erasure-coded.
+func (l *Ledger) hasBlob(hash string) bool {
+	_, inline := l.blobs[hash]
+	return inline || l.manifests[hash] != nil
 }
 
 func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
@@ -103,7 +118,7 @@ func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
 		return fmt.Errorf("%w: module %s", ErrBlobMissing, c.Spec.ModuleHash)
 	}
 	for _, in := range c.Spec.Inputs {
-		if _, ok := l.blobs[in.Hash]; !ok {
+		if !l.hasBlob(in.Hash) {
 			return fmt.Errorf("%w: input %s (%s)", ErrBlobMissing, in.Name, in.Hash)
 		}
 	}

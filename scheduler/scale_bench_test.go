@@ -92,6 +92,7 @@ func BenchmarkScale_10kWorkers(b *testing.B) {
 	for range b.N {
 		st := runScaleWindow(b, c, leader, window)
 		b.ReportMetric(st.leaderCores, "leader-cores")
+		b.ReportMetric(st.leaderCPUPerReq, "leader-cpu-us/req")
 		b.ReportMetric(st.clientCores, "fakes-cores")
 		b.ReportMetric(st.grantP50, "grant-p50-ms")
 		b.ReportMetric(st.grantP99, "grant-p99-ms")
@@ -106,6 +107,7 @@ func BenchmarkScale_10kWorkers(b *testing.B) {
 
 type scaleStats struct {
 	leaderCores, clientCores                    float64
+	leaderCPUPerReq                             float64 // µs of leader CPU per heartbeat, lease or report call
 	grantP50, grantP99, hbP99                   float64 // ms
 	heartbeatsPerSec, leasesPerSec, tasksPerSec float64
 }
@@ -165,8 +167,10 @@ func runScaleWindow(b *testing.B, c *api.Client, leader *scaleLeader, window tim
 		b.Logf("%d calls failed during the window; first: %v", n, scaleFirstErr.Load())
 	}
 	grants, hbs := slices.Concat(grantLat...), slices.Concat(hbLat...)
+	calls := float64(len(hbs) + 2*len(grants)) // every grant is followed by one report
 	return scaleStats{
-		leaderCores: (cpu1 - cpu0).Seconds() / elapsed.Seconds(), clientCores: (self1 - self0).Seconds() / elapsed.Seconds(),
+		leaderCPUPerReq: float64((cpu1 - cpu0).Microseconds()) / calls,
+		leaderCores:     (cpu1 - cpu0).Seconds() / elapsed.Seconds(), clientCores: (self1 - self0).Seconds() / elapsed.Seconds(),
 		grantP50: scalePercentile(grants, 50), grantP99: scalePercentile(grants, 99), hbP99: scalePercentile(hbs, 99),
 		heartbeatsPerSec: float64(heartbeats.Load()) / elapsed.Seconds(),
 		leasesPerSec:     float64(len(grants)) / elapsed.Seconds(),

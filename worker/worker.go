@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/wasm"
 )
 
@@ -40,6 +43,12 @@ type Config struct {
 	// Engines restricts the WebAssembly engines this worker offers (nil: all
 	// the binary has, see wasm.AvailableEngines).
 	Engines []string
+	// StorageBind, when set, makes the worker a storage peer too: it keeps
+	// erasure-coded shards under DataDir/shards and serves them on this
+	// address (host:port; port 0 picks one). StorageAdvertise is the URL
+	// other peers use (default http://<the bound address>).
+	StorageBind      string
+	StorageAdvertise string
 	// Pool overrides the executor pool (tests); nil makes one with Cores executors.
 	Pool Runner
 }
@@ -86,6 +95,10 @@ type Worker struct {
 	engines []string // what it tells the grid it can run
 
 	fetchMu sync.Mutex // one module download at a time; they are cached after
+
+	shards     *storage.ShardStore
+	shardHTTP  *http.Server
+	shardsAddr string
 }
 
 // New prepares a worker: its caches and, unless given one, its executor pool.
@@ -116,15 +129,57 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 			w.engines = wasm.AvailableEngines()
 		}
 	}
+	if cfg.StorageBind != "" {
+		if err := w.serveShards(); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
 	return w, nil
 }
 
-// Close stops the executor pool the worker made.
-func (w *Worker) Close() error {
-	if w.ownPool != nil {
-		return w.ownPool.Close()
+// serveShards opens the shard store and serves it to other peers.
+func (w *Worker) serveShards() error {
+	store, err := storage.OpenShardStore(filepath.Join(w.cfg.DataDir, "shards"), storage.ShardStoreOptions{Logger: w.log})
+	if err != nil {
+		return fmt.Errorf("worker: shard store: %w", err)
 	}
+	ln, err := net.Listen("tcp", w.cfg.StorageBind)
+	if err != nil {
+		return fmt.Errorf("worker: storage listener on %s: %w", w.cfg.StorageBind, err)
+	}
+	w.shards = store
+	w.shardsAddr = w.cfg.StorageAdvertise
+	if w.shardsAddr == "" {
+		w.shardsAddr = "http://" + ln.Addr().String()
+	}
+	w.shardHTTP = &http.Server{Handler: storage.NewShardHandler(store, w.client.Token), ReadHeaderTimeout: 10 * time.Second}
+	go w.shardHTTP.Serve(ln)
+	w.log.Info("storage peer serving shards", "address", w.shardsAddr)
 	return nil
+}
+
+// StorageAddr is where this worker serves shards ("" if it does not).
+func (w *Worker) StorageAddr() string { return w.shardsAddr }
+
+// address is what the worker tells the grid to reach it by.
+func (w *Worker) address() string {
+	if w.shardsAddr != "" {
+		return w.shardsAddr
+	}
+	return w.cfg.Address
+}
+
+// Close stops the shard service and the executor pool the worker made.
+func (w *Worker) Close() error {
+	var errs []error
+	if w.shardHTTP != nil {
+		errs = append(errs, w.shardHTTP.Close())
+	}
+	if w.ownPool != nil {
+		errs = append(errs, w.ownPool.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Run works until ctx is cancelled, then drains and returns nil. It returns
@@ -221,7 +276,8 @@ func (r *run) leaseLoop(ctx context.Context) {
 			return
 		}
 		got, err := r.w.client.Lease(ctx, &api.LeaseRequest{
-			Worker: r.w.cfg.ID, Address: r.w.cfg.Address, Cores: r.w.cfg.Cores, Max: free, Wait: r.w.cfg.LeaseWait, Engines: r.w.engines,
+			Worker: r.w.cfg.ID, Address: r.w.address(), Cores: r.w.cfg.Cores, Max: free, Wait: r.w.cfg.LeaseWait, Engines: r.w.engines,
+			Storage: r.w.shards != nil,
 		})
 		r.releaseSlots(free - len(got))
 		if err != nil {
@@ -438,7 +494,8 @@ func (r *run) sendHeartbeat(ctx context.Context, draining bool) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	resp, err := r.w.client.Heartbeat(ctx, &api.HeartbeatRequest{
-		Worker: r.w.cfg.ID, Address: r.w.cfg.Address, Cores: r.w.cfg.Cores, Draining: draining, Running: r.runningRefs(), Engines: r.w.engines,
+		Worker: r.w.cfg.ID, Address: r.w.address(), Cores: r.w.cfg.Cores, Draining: draining, Running: r.runningRefs(), Engines: r.w.engines,
+		Storage: r.w.shards != nil,
 	})
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {

@@ -36,6 +36,9 @@ type agentFlags struct {
 	cores           int
 	drainGrace      time.Duration
 	engines         string
+	storage         bool
+	storageBind     string
+	storageAdv      string
 	workerTTL       time.Duration
 	logLevel        string
 }
@@ -56,6 +59,9 @@ func (m *Main) runAgent(ctx context.Context, args []string) (int, error) {
 	fs.StringVar(&f.servers, "servers", "", "worker: servers' HTTP addresses, comma-separated (default $PEERGRID_SERVERS, else this agent's --bind)")
 	fs.IntVar(&f.cores, "cores", 0, "worker: tasks run at once (default: all cores)")
 	fs.StringVar(&f.engines, "engines", "", "worker: WebAssembly engines to offer, comma-separated (default: all this binary has: "+strings.Join(wasm.AvailableEngines(), ",")+")")
+	fs.BoolVar(&f.storage, "storage", true, "worker: also keep erasure-coded shards for the grid")
+	fs.StringVar(&f.storageBind, "storage-bind", "127.0.0.1:0", "worker: address to serve shards on (port 0 picks one)")
+	fs.StringVar(&f.storageAdv, "storage-advertise", "", "worker: URL other peers reach the shards at (default: http://<storage-bind address>)")
 	fs.DurationVar(&f.drainGrace, "drain-grace", 30*time.Second, "worker: on SIGINT/SIGTERM, how long running tasks may finish")
 	fs.DurationVar(&f.workerTTL, "worker-ttl", 15*time.Second, "server: a worker unheard this long is down and its tasks requeue")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -194,6 +200,7 @@ func (m *Main) runWorker(ctx context.Context, f *agentFlags, name string, log *s
 	w, err := worker.New(ctx, worker.Config{
 		ID: name, Client: client, DataDir: filepath.Join(f.dataDir, "worker"), Cores: f.cores,
 		DrainGrace: f.drainGrace, Heartbeat: f.workerTTL / 4, Logger: log, Engines: splitNames(f.engines),
+		StorageBind: storageBind(f), StorageAdvertise: f.storageAdv,
 	})
 	if err != nil {
 		return err
@@ -232,6 +239,13 @@ func defaultRaftBind(bind, raftBind string) (string, error) {
 		return "", fmt.Errorf("--bind %q: give a fixed port, or --raft-bind", bind)
 	}
 	return net.JoinHostPort(host, strconv.Itoa(p+1)), nil
+}
+
+func storageBind(f *agentFlags) string {
+	if !f.storage {
+		return ""
+	}
+	return f.storageBind
 }
 
 func splitNames(s string) []string {

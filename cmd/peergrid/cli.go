@@ -50,6 +50,7 @@ func (m *Main) commands() []command {
 		{"demo", "run a dev grid and every example job, and check the results", (*Main).runDemo},
 		{"job", "submit, watch, fetch and cancel jobs (job help)", (*Main).runJob},
 		{"peers", "list servers and workers", (*Main).runPeers},
+		{"blob", "store and read blobs (blob put|get|stat)", (*Main).runBlob},
 		{"operator", "operate the Raft group (operator raft list-peers|remove-peer)", (*Main).runOperator},
 	}
 }

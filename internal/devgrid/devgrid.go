@@ -118,6 +118,7 @@ func (g *Grid) startWorker(ctx context.Context, cfg Config) error {
 	w, err := worker.New(ctx, worker.Config{
 		ID: "dev-worker", Client: g.Client(), DataDir: filepath.Join(cfg.DataDir, "worker"), Cores: cfg.Cores,
 		Pool: cfg.Worker, Logger: cfg.Logger, Heartbeat: heartbeatFor(cfg.WorkerTTL), Prefetch: cfg.Prefetch,
+		StorageBind: "127.0.0.1:0",
 	})
 	if err != nil {
 		return err

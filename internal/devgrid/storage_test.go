@@ -1,0 +1,116 @@
+package devgrid
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/internal/testcluster"
+	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/wasm"
+	"github.com/peergrid/peergrid/worker"
+)
+
+type idleRunner struct{}
+
+func (idleRunner) Run(ctx context.Context, _ *wasm.Request) (*wasm.Result, error) {
+	return &wasm.Result{}, nil
+}
+
+// storageGrid is a dev server plus n workers that are storage peers.
+func storageGrid(t *testing.T, n int) (*Grid, []func()) {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	g, err := Start(context.Background(), Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: time.Second, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	var stops []func()
+	for i := 0; i < n; i++ {
+		w, err := worker.New(context.Background(), worker.Config{ID: fmt.Sprintf("p%d", i), Client: g.Client(), DataDir: t.TempDir(),
+			Cores: 1, Pool: idleRunner{}, StorageBind: "127.0.0.1:0", Heartbeat: 200 * time.Millisecond, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); w.Run(ctx) }()
+		stop := func() { cancel(); <-done; w.Close() }
+		t.Cleanup(stop)
+		stops = append(stops, stop)
+	}
+	testcluster.Eventually(t, 10*time.Second, "every storage peer registered", func() bool {
+		peers, err := g.Client().StoragePeers(context.Background(), false)
+		return err == nil && len(peers) == n
+	})
+	return g, stops
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(seed, seed))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// TestGrid_BlobsSurviveLosingMStoragePeers: a blob put through the grid is
+// erasure-coded onto the workers' shard stores, reads back byte for byte, and
+// still does after m of them are killed; stat names the lost shards.
+func TestGrid_BlobsSurviveLosingMStoragePeers(t *testing.T) {
+	g, stops := storageGrid(t, 6)
+	c := g.Client()
+	ctx := context.Background()
+	sizes := []int{0, 1, storage.DefaultInlineThreshold, storage.DefaultInlineThreshold + 1, 1 << 20, 9<<20 + 7}
+	hashes := make([]string, len(sizes))
+	for i, n := range sizes {
+		data := randomBytes(n, uint64(i+1))
+		h, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(n), api.BlobOptions{})
+		if err != nil {
+			t.Fatalf("put %d bytes: %v", n, err)
+		}
+		if h != storage.Hash(data) {
+			t.Fatalf("put %d bytes: hash %s, want %s", n, h, storage.Hash(data))
+		}
+		hashes[i] = h
+	}
+	stops[0]()
+	stops[3]()
+	down := map[string]bool{"p0": true, "p3": true}
+	for i, n := range sizes {
+		var buf bytes.Buffer
+		if _, err := c.ReadBlob(ctx, hashes[i], &buf); err != nil {
+			t.Fatalf("read %d bytes with 2 peers down: %v", n, err)
+		}
+		if !bytes.Equal(buf.Bytes(), randomBytes(n, uint64(i+1))) {
+			t.Fatalf("read %d bytes: content differs", n)
+		}
+	}
+	st, err := c.StatBlob(ctx, hashes[len(hashes)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Inline || st.K != 4 || st.M != 2 || len(st.Segments) != 3 {
+		t.Fatalf("stat: %+v", st)
+	}
+	for _, seg := range st.Segments {
+		seen := map[string]bool{}
+		for _, sh := range seg.Shards {
+			if seen[sh.Peer] {
+				t.Fatalf("two shards of one segment on %s", sh.Peer)
+			}
+			seen[sh.Peer] = true
+			if sh.Healthy == down[sh.Peer] {
+				t.Fatalf("shard %d on %s healthy=%v with peers %v down", sh.Index, sh.Peer, sh.Healthy, down)
+			}
+		}
+	}
+}
