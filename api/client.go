@@ -228,17 +228,37 @@ func (c *Client) SubmitJobFile(ctx context.Context, f *tasks.JobFile) (string, e
 	}
 	var inputs []tasks.Input
 	for _, p := range f.InputPaths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return "", fmt.Errorf("%s: input: %w", f.Path, err)
-		}
-		h, err := c.upload(ctx, data)
+		in, err := c.storeFile(ctx, p)
 		if err != nil {
 			return "", fmt.Errorf("%s: upload input %s: %w", f.Path, p, err)
 		}
-		inputs = append(inputs, tasks.Input{Name: filepath.Base(p), Hash: h, Size: int64(len(data))})
+		inputs = append(inputs, in)
 	}
 	return c.Submit(ctx, f.Spec(modHash, inputs))
+}
+
+// storeFile stores an input file as a blob: erasure-coded across the storage
+// peers when it is over the inline threshold. A grid with fewer than k+m
+// live storage peers (a dev grid) keeps it inline if it fits the ledger.
+func (c *Client) storeFile(ctx context.Context, path string) (tasks.Input, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return tasks.Input{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return tasks.Input{}, err
+	}
+	h, _, err := c.PutBlobFrom(ctx, f, st.Size(), BlobOptions{})
+	if errors.Is(err, storage.ErrNotEnoughPeers) && st.Size() <= storage.MaxInline {
+		data, rerr := os.ReadFile(path)
+		if rerr != nil {
+			return tasks.Input{}, rerr
+		}
+		h, err = c.upload(ctx, data)
+	}
+	return tasks.Input{Name: filepath.Base(path), Hash: h, Size: st.Size()}, err
 }
 
 func (c *Client) upload(ctx context.Context, data []byte) (string, error) {
@@ -269,8 +289,27 @@ func (c *Client) Cancel(ctx context.Context, id string) error {
 	return c.doJSON(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/cancel", nil, nil)
 }
 
-// Results returns every task's result, fetching page by page.
+// Results returns every task's result, fetching page by page; a stdout kept
+// as an erasure-coded blob is read from the storage peers.
 func (c *Client) Results(ctx context.Context, id string) ([]TaskResult, error) {
+	all, err := c.resultPages(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for i := range all {
+		if all[i].StdoutBlob == "" {
+			continue
+		}
+		var buf bytes.Buffer
+		if _, err := c.ReadBlob(ctx, all[i].StdoutBlob, &buf); err != nil {
+			return nil, fmt.Errorf("job %s task %d: stdout: %w", id, all[i].Index, err)
+		}
+		all[i].Stdout = buf.Bytes()
+	}
+	return all, nil
+}
+
+func (c *Client) resultPages(ctx context.Context, id string) ([]TaskResult, error) {
 	var all []TaskResult
 	for {
 		var page ResultsPage

@@ -72,8 +72,9 @@ type TaskStatus struct {
 // TaskResult is a finished task with its output.
 type TaskResult struct {
 	TaskStatus
-	Stdout []byte `json:"stdout"`
-	Stderr []byte `json:"stderr"`
+	Stdout     []byte `json:"stdout"`
+	Stderr     []byte `json:"stderr"`
+	StdoutBlob string `json:"stdout_blob,omitempty"` // stdout is this erasure-coded blob
 }
 
 // ResultsPage is a page of results, in task order from Offset.
@@ -134,12 +135,15 @@ type Assignment struct {
 	Args       []string          `json:"args,omitempty"`
 	Env        map[string]string `json:"env,omitempty"`
 	Stdin      []byte            `json:"stdin,omitempty"`
-	Seed       uint64            `json:"seed"`
-	Timeout    time.Duration     `json:"timeout_ns"`
-	Memory     uint64            `json:"memory"`
-	MaxOutput  uint64            `json:"max_output"`
-	Engine     string            `json:"engine,omitempty"`
-	Expiry     time.Time         `json:"expiry"`
+	// InputHash names an erasure-coded input to read from the storage peers
+	// (Stdin is then empty).
+	InputHash string        `json:"input,omitempty"`
+	Seed      uint64        `json:"seed"`
+	Timeout   time.Duration `json:"timeout_ns"`
+	Memory    uint64        `json:"memory"`
+	MaxOutput uint64        `json:"max_output"`
+	Engine    string        `json:"engine,omitempty"`
+	Expiry    time.Time     `json:"expiry"`
 }
 
 // LeaseResponse carries the granted tasks (possibly none).
@@ -149,16 +153,20 @@ type LeaseResponse struct {
 
 // Report is the outcome of one attempt of one task.
 type Report struct {
-	Job       string        `json:"job"`
-	Index     int           `json:"index"`
-	Attempt   int           `json:"attempt"`
-	ExitCode  int           `json:"exit_code"`
-	Stdout    []byte        `json:"stdout,omitempty"`
-	Stderr    []byte        `json:"stderr,omitempty"`
-	ErrorKind string        `json:"error_kind,omitempty"` // "" on success
-	Error     string        `json:"error,omitempty"`
-	Duration  time.Duration `json:"duration_ns"`
-	Engine    string        `json:"engine,omitempty"`
+	Job      string `json:"job"`
+	Index    int    `json:"index"`
+	Attempt  int    `json:"attempt"`
+	ExitCode int    `json:"exit_code"`
+	Stdout   []byte `json:"stdout,omitempty"`
+	Stderr   []byte `json:"stderr,omitempty"`
+	// StdoutBlob, when set, names an erasure-coded blob holding stdout
+	// (Stdout is then empty): a large result the worker pushed to the
+	// storage peers itself and whose manifest it committed first.
+	StdoutBlob string        `json:"stdout_blob,omitempty"`
+	ErrorKind  string        `json:"error_kind,omitempty"` // "" on success
+	Error      string        `json:"error,omitempty"`
+	Duration   time.Duration `json:"duration_ns"`
+	Engine     string        `json:"engine,omitempty"`
 }
 
 // ReportRequest carries a worker's finished tasks.

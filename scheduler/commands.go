@@ -121,6 +121,8 @@ type TaskReport struct {
 	Stdout    []byte `json:"stdout,omitempty"`
 	Stderr    []byte `json:"stderr,omitempty"`
 	Engine    string `json:"engine,omitempty"`
+	// StdoutBlob names an erasure-coded stdout committed before this report.
+	StdoutBlob string `json:"stdout_blob,omitempty"`
 }
 
 // ExpireLeasesCommand returns leases to the queue: ones past their expiry, or

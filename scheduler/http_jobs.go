@@ -47,7 +47,7 @@ func (s *Server) handlePutBlob(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) hasBlob(hash string) bool {
 	var ok bool
-	s.store.FSM().View(func(l *Ledger) { _, ok = l.blobs[hash] })
+	s.store.FSM().View(func(l *Ledger) { ok = l.hasBlob(hash) })
 	return ok
 }
 
@@ -213,7 +213,7 @@ func (j *job) results(offset, limit int) *api.ResultsPage {
 	size := 0
 	for i := offset; i < j.Tasks.len() && len(page.Results) < limit && (size < maxResultsBytes || len(page.Results) == 0); i++ {
 		t := j.Tasks.at(i)
-		page.Results = append(page.Results, api.TaskResult{TaskStatus: t.status(i), Stdout: t.Stdout, Stderr: t.Stderr})
+		page.Results = append(page.Results, api.TaskResult{TaskStatus: t.status(i), Stdout: t.Stdout, Stderr: t.Stderr, StdoutBlob: t.StdoutRef})
 		size += len(t.Stdout) + len(t.Stderr)
 	}
 	return page

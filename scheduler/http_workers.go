@@ -87,7 +87,12 @@ func (s *Server) assignments(grants []Grant) []api.Assignment {
 				Expiry: time.Unix(0, g.Expiry).UTC(),
 			}
 			if g.Index < len(j.Spec.Inputs) {
-				a.Stdin = l.blobs[j.Spec.Inputs[g.Index].Hash]
+				in := j.Spec.Inputs[g.Index].Hash
+				if data, ok := l.blobs[in]; ok {
+					a.Stdin = data
+				} else {
+					a.InputHash = in
+				}
 			}
 			out = append(out, a)
 		}
@@ -115,13 +120,19 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	}
 	cmd := &CompleteTasksCommand{Worker: req.Worker, Now: time.Now().UnixNano(), Reports: make([]TaskReport, len(req.Reports))}
 	for i, rep := range req.Reports {
+		if rep.StdoutBlob != "" && !s.hasBlob(rep.StdoutBlob) {
+			writeErr(w, fmt.Errorf("%w: job %s task %d: stdout blob %s", ErrBlobMissing, rep.Job, rep.Index, rep.StdoutBlob))
+			return
+		}
 		if err := storage.CheckInline(fmt.Sprintf("output of job %s task %d", rep.Job, rep.Index), len(rep.Stdout)+len(rep.Stderr)); err != nil {
 			writeErr(w, err)
 			return
 		}
 		cmd.Reports[i] = TaskReport{Job: rep.Job, Index: rep.Index, Attempt: rep.Attempt, ExitCode: rep.ExitCode,
-			ErrorKind: rep.ErrorKind, Error: rep.Error, Duration: int64(rep.Duration), Stdout: rep.Stdout, Stderr: rep.Stderr, Engine: rep.Engine}
+			ErrorKind: rep.ErrorKind, Error: rep.Error, Duration: int64(rep.Duration), Stdout: rep.Stdout, Stderr: rep.Stderr, Engine: rep.Engine,
+			StdoutBlob: rep.StdoutBlob}
 	}
+
 	resp, err := s.commit(r, cmdCompleteTask, cmd)
 	if err != nil {
 		writeErr(w, err)

@@ -65,6 +65,7 @@ type task struct {
 	Late      int             `json:"l,omitempty"` // reports ignored because they came too late
 	FailedOn  string          `json:"f,omitempty"` // worker of the last failed attempt
 	Engine    string          `json:"g,omitempty"` // engine of the accepted attempt
+	StdoutRef string          `json:"b,omitempty"` // stdout as an erasure-coded blob
 }
 
 type peer struct {
@@ -252,7 +253,7 @@ func (l *Ledger) completeTask(worker string, now int64, r *TaskReport) bool {
 	t.Duration = r.Duration
 	t.ExitCode = &r.ExitCode
 	t.ErrorKind, t.Error = r.ErrorKind, r.Error
-	t.Stdout, t.Stderr, t.Engine = r.Stdout, r.Stderr, r.Engine
+	t.Stdout, t.Stderr, t.Engine, t.StdoutRef = r.Stdout, r.Stderr, r.Engine, r.StdoutBlob
 	if r.ErrorKind == "" {
 		t.State = tasks.TaskDone
 		j.nDone++

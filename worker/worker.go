@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -405,12 +406,18 @@ func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
 		rep.ErrorKind, rep.Error = "worker", err.Error()
 		return rep
 	}
+	stdin, err := r.w.input(ctx, a)
+	if err != nil {
+		rep.ErrorKind, rep.Error = "worker", err.Error()
+		return rep
+	}
 	res, err := r.w.pool.Run(ctx, &wasm.Request{
-		ModuleHash: a.ModuleHash, Name: a.Name, Args: a.Args, Env: a.Env, Stdin: a.Stdin, Seed: a.Seed, Engine: a.Engine,
+		ModuleHash: a.ModuleHash, Name: a.Name, Args: a.Args, Env: a.Env, Stdin: stdin, Seed: a.Seed, Engine: a.Engine,
 		Limits: wasm.Limits{MemoryBytes: a.Memory, Timeout: a.Timeout, MaxOutput: int64(a.MaxOutput)},
 	})
 	if res != nil {
 		rep.ExitCode, rep.Stdout, rep.Stderr, rep.Duration, rep.Engine = res.ExitCode, res.Stdout, res.Stderr, res.Duration, res.Engine
+		r.w.storeLargeStdout(ctx, &rep)
 	}
 	if err != nil {
 		rep.ErrorKind, rep.Error = string(wasm.KindOf(err)), err.Error()
@@ -505,6 +512,41 @@ func (r *run) sendHeartbeat(ctx context.Context, draining bool) {
 	}
 	r.ttl.Store(int64(resp.TTL))
 	r.stopStale(resp.Stale)
+}
+
+// input is a task's stdin: inline in the assignment, or an erasure-coded
+// blob read straight from the storage peers.
+func (w *Worker) input(ctx context.Context, a api.Assignment) ([]byte, error) {
+	if a.InputHash == "" {
+		return a.Stdin, nil
+	}
+	var buf bytes.Buffer
+	faults, err := w.client.ReadBlob(ctx, a.InputHash, &buf)
+	for _, f := range faults {
+		w.log.Warn("input shard fault", "job", a.Job, "task", a.Index, "segment", f.Segment, "shard", f.Index, "peer", f.Peer, "kind", f.Kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read input %s: %w", a.InputHash, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// storeLargeStdout pushes a stdout over the inline threshold to the storage
+// peers and reports its manifest instead of the bytes, so large results
+// never funnel through the leader. With too few storage peers it stays
+// inline (the server still bounds it).
+func (w *Worker) storeLargeStdout(ctx context.Context, rep *api.Report) {
+	if len(rep.Stdout) <= storage.DefaultInlineThreshold || rep.ErrorKind != "" {
+		return
+	}
+	h, m, err := w.client.PutBlobFrom(ctx, bytes.NewReader(rep.Stdout), int64(len(rep.Stdout)), api.BlobOptions{})
+	if err != nil || m == nil {
+		if err != nil && !errors.Is(err, storage.ErrNotEnoughPeers) {
+			w.log.Warn("storing a large result on storage peers failed; sending it inline", "job", rep.Job, "task", rep.Index, "err", err)
+		}
+		return
+	}
+	rep.Stdout, rep.StdoutBlob = nil, h
 }
 
 // ensureModule fetches a module by hash into the module cache, once.

@@ -7,12 +7,16 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/internal/testcluster"
+	"github.com/peergrid/peergrid/internal/wasmtest"
 	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/tasks"
 	"github.com/peergrid/peergrid/wasm"
 	"github.com/peergrid/peergrid/worker"
 )
@@ -23,8 +27,15 @@ func (idleRunner) Run(ctx context.Context, _ *wasm.Request) (*wasm.Result, error
 	return &wasm.Result{}, nil
 }
 
-// storageGrid is a dev server plus n workers that are storage peers.
+// storageGrid is a dev server plus n workers that are storage peers and
+// run no real tasks.
 func storageGrid(t *testing.T, n int) (*Grid, []func()) {
+	return storageGridWith(t, n, idleRunner{})
+}
+
+// storageGridWith is storageGrid with the workers' runner (nil: the real
+// executor pool, one executor each).
+func storageGridWith(t *testing.T, n int, runner worker.Runner) (*Grid, []func()) {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g, err := Start(context.Background(), Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: time.Second, Logger: quiet})
@@ -35,7 +46,7 @@ func storageGrid(t *testing.T, n int) (*Grid, []func()) {
 	var stops []func()
 	for i := 0; i < n; i++ {
 		w, err := worker.New(context.Background(), worker.Config{ID: fmt.Sprintf("p%d", i), Client: g.Client(), DataDir: t.TempDir(),
-			Cores: 1, Pool: idleRunner{}, StorageBind: "127.0.0.1:0", Heartbeat: 200 * time.Millisecond, Logger: quiet})
+			Cores: 1, Pool: runner, StorageBind: "127.0.0.1:0", Heartbeat: 200 * time.Millisecond, DrainGrace: 100 * time.Millisecond, Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,5 +123,78 @@ func TestGrid_BlobsSurviveLosingMStoragePeers(t *testing.T) {
 				t.Fatalf("shard %d on %s healthy=%v with peers %v down", sh.Index, sh.Peer, sh.Healthy, down)
 			}
 		}
+	}
+}
+
+// TestGrid_JobWithLargeInputsAndResultsSurvivesLosingPeers: a job whose
+// 1 MiB inputs and results are erasure-coded across the workers' storage
+// completes with every result correct while m storage peers (workers too)
+// are stopped mid-job.
+func TestGrid_JobWithLargeInputsAndResultsSurvivesLosingPeers(t *testing.T) {
+	const peers, n = 8, 12
+	g, stops := storageGridWith(t, peers, nil)
+	dir := t.TempDir()
+	inputs := make([][]byte, n)
+	for i := range inputs {
+		inputs[i] = randomBytes(1<<20, uint64(100+i))
+		writeFile(t, filepath.Join(dir, "in", fmt.Sprintf("%02d.bin", i)), inputs[i])
+	}
+	writeFile(t, filepath.Join(dir, "cat.wasm"), wasmtest.Cat())
+	writeFile(t, filepath.Join(dir, "job.toml"), []byte("name = \"cat\"\nmodule = \"cat.wasm\"\ninputs = \"in/*.bin\"\nmax_output = \"2MiB\"\nmemory = \"16MiB\"\nretries = 5\n"))
+	jf, err := tasks.ParseFile(filepath.Join(dir, "job.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := g.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	id, err := c.SubmitJobFile(ctx, jf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, time.Minute, "some tasks done", func() bool {
+		st, err := c.Job(ctx, id)
+		return err == nil && st.Done >= 2
+	})
+	stops[1]()
+	stops[5]()
+	sum, err := c.WaitJob(ctx, id, 20*time.Millisecond, nil)
+	if err != nil || sum.State != tasks.JobComplete {
+		t.Fatalf("job: %+v %v", sum, err)
+	}
+	results, err := c.Results(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coded := 0
+	for i, r := range results {
+		if !bytes.Equal(r.Stdout, inputs[i]) {
+			t.Fatalf("task %d: result of %d bytes differs from its input", i, len(r.Stdout))
+		}
+		if r.StdoutBlob != "" {
+			coded++
+		}
+	}
+	if coded == 0 {
+		t.Fatal("no result went to the storage peers: the test is not testing erasure-coded results")
+	}
+	st, err := c.Job(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range st.Spec.Inputs {
+		if _, err := c.Manifest(ctx, in.Hash); err != nil {
+			t.Fatalf("input %s is not erasure-coded: %v", in.Name, err)
+		}
+	}
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
