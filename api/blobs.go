@@ -107,7 +107,24 @@ func (c *Client) ReadBlob(ctx context.Context, hash string, w io.Writer) ([]stor
 	if err != nil {
 		return nil, err
 	}
-	return storage.Get(ctx, m, w, peers, storage.GetOptions{})
+	faults, err := storage.Get(ctx, m, w, peers, storage.GetOptions{})
+	c.reportFaults(ctx, hash, faults)
+	return faults, err
+}
+
+// reportFaults tells the leader about missing or corrupt shards a read met,
+// so it plans their repair. Best effort: a lost report only delays repair
+// until the holder is seen down or another reader reports it.
+func (c *Client) reportFaults(ctx context.Context, hash string, faults []storage.ShardFault) {
+	var lost []storage.ShardLoc
+	for _, f := range faults {
+		if f.Kind == storage.FaultMissing || f.Kind == storage.FaultCorrupt {
+			lost = append(lost, f.ShardLoc)
+		}
+	}
+	if len(lost) > 0 {
+		_ = c.doJSON(ctx, http.MethodPost, "/v1/blobs/"+hash+"/faults", FaultReport{Lost: lost}, nil)
+	}
 }
 
 // ShardPeers returns a shard client for every known storage peer, by id.

@@ -3,6 +3,8 @@ package api
 import (
 	"time"
 
+	"github.com/peergrid/peergrid/storage"
+
 	"github.com/peergrid/peergrid/tasks"
 )
 
@@ -200,6 +202,8 @@ type HeartbeatResponse struct {
 	// TTL is how long the leader waits for a heartbeat before it marks the
 	// worker down; a worker paces and bounds its heartbeats by it.
 	TTL time.Duration `json:"ttl_ns,omitempty"`
+	// Repairs are blobs this storage peer should repair.
+	Repairs []RepairOrder `json:"repairs,omitempty"`
 }
 
 // ReleaseRequest hands leased tasks back unrun (a draining worker).
@@ -213,6 +217,20 @@ type TaskRef struct {
 	Job     string `json:"job"`
 	Index   int    `json:"index"`
 	Attempt int    `json:"attempt"`
+}
+
+// RepairOrder asks a storage peer to rebuild a blob's lost shards onto
+// other live peers and commit the new manifest.
+type RepairOrder struct {
+	Blob    string             `json:"blob"`
+	Lost    []storage.ShardLoc `json:"lost"`
+	Targets []string           `json:"targets"`
+}
+
+// FaultReport tells the leader which shards a reader found missing or
+// corrupt, so it plans their repair.
+type FaultReport struct {
+	Lost []storage.ShardLoc `json:"lost"`
 }
 
 // StoragePeer is a live peer that keeps shards, and where to reach it.

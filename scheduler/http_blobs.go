@@ -33,6 +33,7 @@ func (s *Server) handlePutManifest(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	s.repairs.done(hash)
 	writeJSON(w, http.StatusOK, api.BlobInfo{Hash: hash, Size: m.Size})
 }
 

@@ -171,6 +171,9 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL}
+	if req.Storage {
+		resp.Repairs = s.repairs.ordersFor(req.Worker)
+	}
 	s.store.FSM().View(func(l *Ledger) {
 		for _, ref := range req.Running {
 			if t := l.peekTask(ref.Job, ref.Index); t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt || t.Worker != req.Worker {

@@ -39,7 +39,12 @@ type ServerConfig struct {
 	// LeaderWait bounds how long a request waits for a leader before
 	// "no cluster leader".
 	LeaderWait time.Duration
-	Logger     *slog.Logger
+	// RepairGrace is how long a storage peer may be down before the leader
+	// rebuilds its shards elsewhere (default 2 x WorkerTTL); RepairTimeout
+	// is how long a repair order may take before it is given to another peer.
+	RepairGrace   time.Duration
+	RepairTimeout time.Duration
+	Logger        *slog.Logger
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -54,6 +59,12 @@ func (c *ServerConfig) setDefaults() {
 	}
 	if c.LeaderWait == 0 {
 		c.LeaderWait = 5 * time.Second
+	}
+	if c.RepairGrace == 0 {
+		c.RepairGrace = 2 * c.WorkerTTL
+	}
+	if c.RepairTimeout == 0 {
+		c.RepairTimeout = 5 * time.Minute
 	}
 	if c.BootstrapExpect == 1 {
 		c.Store.Bootstrap = true
@@ -76,6 +87,7 @@ type Server struct {
 	liveness *liveness
 	work     *notifier
 	ready    atomic.Bool // leading, and caught up with the log (see establishLeadership)
+	repairs  *repairPlanner
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -88,7 +100,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: store, log: cfg.Logger, liveness: newLiveness(), work: newNotifier(), stop: make(chan struct{})}
+	s := &Server{cfg: cfg, store: store, log: cfg.Logger, liveness: newLiveness(), work: newNotifier(), stop: make(chan struct{}), repairs: newRepairPlanner()}
 	store.FSM().applied = s.work.broadcast
 	s.wg.Add(2)
 	go s.watchLeadership()
@@ -174,6 +186,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 			}
 			s.markDeadWorkers(ctx, now)
 			s.expireLeases(ctx, now)
+			s.planRepairs(now)
 		}
 	}
 }

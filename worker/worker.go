@@ -95,7 +95,8 @@ type Worker struct {
 	ownPool *wasm.Pool
 	engines []string // what it tells the grid it can run
 
-	fetchMu sync.Mutex // one module download at a time; they are cached after
+	fetchMu  sync.Mutex // one module download at a time; they are cached after
+	repairMu sync.Mutex // one repair at a time
 
 	shards     *storage.ShardStore
 	shardHTTP  *http.Server
@@ -210,6 +211,7 @@ type run struct {
 	leasing    sync.WaitGroup
 	runners    sync.WaitGroup
 	reporting  sync.WaitGroup
+	repairs    sync.WaitGroup
 	draining   chan struct{}
 
 	mu      sync.Mutex
@@ -262,7 +264,8 @@ func (r *run) drain() {
 		r.workCancel()
 		<-done
 	}
-	r.workCancel()
+	r.workCancel() // also stops a repair in progress
+	r.repairs.Wait()
 	close(r.reports)
 	r.reporting.Wait()
 }
@@ -512,6 +515,44 @@ func (r *run) sendHeartbeat(ctx context.Context, draining bool) {
 	}
 	r.ttl.Store(int64(resp.TTL))
 	r.stopStale(resp.Stale)
+	for _, o := range resp.Repairs {
+		r.startRepair(o)
+	}
+}
+
+// startRepair runs a repair order in the background, one at a time: fetch
+// k shards of each damaged segment, rebuild the lost ones onto other live
+// peers, and commit the new manifest.
+func (r *run) startRepair(o api.RepairOrder) {
+	r.repairs.Add(1)
+	go func() {
+		defer r.repairs.Done()
+		r.w.repairMu.Lock()
+		defer r.w.repairMu.Unlock()
+		if err := r.w.repair(r.workCtx, o); err != nil {
+			r.w.log.Warn("repair failed", "blob", o.Blob, "err", err)
+		}
+	}()
+}
+
+func (w *Worker) repair(ctx context.Context, o api.RepairOrder) error {
+	m, err := w.client.Manifest(ctx, o.Blob)
+	if err != nil {
+		return err
+	}
+	peers, err := w.client.ShardPeers(ctx)
+	if err != nil {
+		return err
+	}
+	fixed, rerr := storage.Repair(ctx, m, o.Lost, o.Targets, peers, storage.RepairOptions{})
+	if fixed == nil {
+		return rerr
+	}
+	if err := w.client.PutManifest(ctx, fixed); err != nil {
+		return errors.Join(rerr, err)
+	}
+	w.log.Info("repaired blob", "blob", o.Blob, "shards", len(o.Lost), "partial", rerr != nil)
+	return rerr
 }
 
 // input is a task's stdin: inline in the assignment, or an erasure-coded

@@ -30,12 +30,13 @@ func (idleRunner) Run(ctx context.Context, _ *wasm.Request) (*wasm.Result, error
 // storageGrid is a dev server plus n workers that are storage peers and
 // run no real tasks.
 func storageGrid(t *testing.T, n int) (*Grid, []func()) {
-	return storageGridWith(t, n, idleRunner{})
+	g, stops, _ := storageGridWith(t, n, idleRunner{})
+	return g, stops
 }
 
 // storageGridWith is storageGrid with the workers' runner (nil: the real
 // executor pool, one executor each).
-func storageGridWith(t *testing.T, n int, runner worker.Runner) (*Grid, []func()) {
+func storageGridWith(t *testing.T, n int, runner worker.Runner) (*Grid, []func(), []string) {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g, err := Start(context.Background(), Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: time.Second, Logger: quiet})
@@ -44,8 +45,11 @@ func storageGridWith(t *testing.T, n int, runner worker.Runner) (*Grid, []func()
 	}
 	t.Cleanup(func() { g.Close() })
 	var stops []func()
+	var dirs []string
 	for i := 0; i < n; i++ {
-		w, err := worker.New(context.Background(), worker.Config{ID: fmt.Sprintf("p%d", i), Client: g.Client(), DataDir: t.TempDir(),
+		dir := t.TempDir()
+		dirs = append(dirs, dir)
+		w, err := worker.New(context.Background(), worker.Config{ID: fmt.Sprintf("p%d", i), Client: g.Client(), DataDir: dir,
 			Cores: 1, Pool: runner, StorageBind: "127.0.0.1:0", Heartbeat: 200 * time.Millisecond, DrainGrace: 100 * time.Millisecond, Logger: quiet})
 		if err != nil {
 			t.Fatal(err)
@@ -61,7 +65,7 @@ func storageGridWith(t *testing.T, n int, runner worker.Runner) (*Grid, []func()
 		peers, err := g.Client().StoragePeers(context.Background(), false)
 		return err == nil && len(peers) == n
 	})
-	return g, stops
+	return g, stops, dirs
 }
 
 func randomBytes(n int, seed uint64) []byte {
@@ -132,7 +136,7 @@ func TestGrid_BlobsSurviveLosingMStoragePeers(t *testing.T) {
 // are stopped mid-job.
 func TestGrid_JobWithLargeInputsAndResultsSurvivesLosingPeers(t *testing.T) {
 	const peers, n = 8, 12
-	g, stops := storageGridWith(t, peers, nil)
+	g, stops, _ := storageGridWith(t, peers, nil)
 	dir := t.TempDir()
 	inputs := make([][]byte, n)
 	for i := range inputs {
@@ -196,5 +200,94 @@ func writeFile(t *testing.T, path string, data []byte) {
 	}
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitAllHealthy polls blob stat until every shard is healthy on a distinct
+// live peer, none of them in gone.
+func waitAllHealthy(t *testing.T, c *api.Client, hash string, gone map[string]bool) *api.BlobStat {
+	t.Helper()
+	var st *api.BlobStat
+	testcluster.Eventually(t, 30*time.Second, "blob "+hash+" fully healthy again", func() bool {
+		var err error
+		if st, err = c.StatBlob(context.Background(), hash); err != nil {
+			return false
+		}
+		for _, seg := range st.Segments {
+			seen := map[string]bool{}
+			for _, sh := range seg.Shards {
+				if !sh.Healthy || gone[sh.Peer] || seen[sh.Peer] {
+					return false
+				}
+				seen[sh.Peer] = true
+			}
+		}
+		return true
+	})
+	return st
+}
+
+// TestGrid_CorruptShardIsDetectedAndRepaired: a shard corrupted on disk is
+// detected on read, the read still succeeds, and the leader has a storage
+// peer rebuild it.
+func TestGrid_CorruptShardIsDetectedAndRepaired(t *testing.T) {
+	g, _, dirs := storageGridWith(t, 6, idleRunner{})
+	c := g.Client()
+	ctx := context.Background()
+	data := randomBytes(3<<20, 7)
+	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{})
+	if err != nil || m == nil {
+		t.Fatalf("put: %v", err)
+	}
+	victim := m.Segments[0].Shards[0] // a data shard: reads want it first
+	var idx int
+	fmt.Sscanf(victim.Peer, "p%d", &idx)
+	store, err := storage.OpenShardStore(filepath.Join(dirs[idx], "shards"), storage.ShardStoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(store.Path(victim.Hash), []byte("rotten"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	faults, err := c.ReadBlob(ctx, hash, &buf)
+	if err != nil || !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("read with a corrupt shard: %v", err)
+	}
+	if len(faults) == 0 || faults[0].Kind != storage.FaultCorrupt {
+		t.Fatalf("the corrupt shard was not detected: %+v", faults)
+	}
+	waitAllHealthy(t, c, hash, nil)
+	fixed, err := c.Manifest(ctx, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fixed.Segments[0].Shards[0]; got.Hash != victim.Hash || got.Peer == victim.Peer && !storeHolds(store, victim.Hash) {
+		t.Fatalf("shard not rewritten: %+v", got)
+	}
+}
+
+func storeHolds(s *storage.ShardStore, hash string) bool {
+	_, err := s.Get(context.Background(), hash)
+	return err == nil
+}
+
+// TestGrid_RepairRestoresRedundancyAfterLosingMPeers: after m storage peers
+// are gone for good, repair puts k+m healthy shards on distinct live peers.
+func TestGrid_RepairRestoresRedundancyAfterLosingMPeers(t *testing.T) {
+	g, stops, _ := storageGridWith(t, 8, idleRunner{})
+	c := g.Client()
+	ctx := context.Background()
+	data := randomBytes(5<<20, 9)
+	hash, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stops[2]()
+	stops[6]()
+	waitAllHealthy(t, c, hash, map[string]bool{"p2": true, "p6": true})
+	var buf bytes.Buffer
+	if _, err := c.ReadBlob(ctx, hash, &buf); err != nil || !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("read after repair: %v", err)
 	}
 }

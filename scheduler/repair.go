@@ -1,0 +1,149 @@
+package scheduler
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/storage"
+)
+
+// repairPlanner is the leader's in-memory view of repair work: shards
+// readers reported missing or corrupt, and orders handed to storage peers.
+// Only outcomes are replicated (the new manifest a repairer commits), as
+// with liveness: a new leader simply plans again.
+type repairPlanner struct {
+	mu      sync.Mutex
+	faults  map[string]map[storage.ShardLoc]bool // blob -> reported shards
+	pending map[string]*repairOrder              // blob -> order in flight
+}
+
+type repairOrder struct {
+	order     api.RepairOrder
+	worker    string
+	delivered bool
+	deadline  time.Time
+}
+
+func newRepairPlanner() *repairPlanner {
+	return &repairPlanner{faults: map[string]map[storage.ShardLoc]bool{}, pending: map[string]*repairOrder{}}
+}
+
+// report records shards a reader could not use.
+func (rp *repairPlanner) report(blob string, lost []storage.ShardLoc) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.faults[blob] == nil {
+		rp.faults[blob] = map[storage.ShardLoc]bool{}
+	}
+	for _, l := range lost {
+		rp.faults[blob][l] = true
+	}
+}
+
+// done forgets a blob's faults and order once its new manifest is committed.
+func (rp *repairPlanner) done(blob string) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	delete(rp.faults, blob)
+	delete(rp.pending, blob)
+}
+
+// ordersFor hands a storage peer the orders assigned to it, once each.
+func (rp *repairPlanner) ordersFor(worker string) []api.RepairOrder {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	var out []api.RepairOrder
+	for _, o := range rp.pending {
+		if o.worker == worker && !o.delivered {
+			o.delivered = true
+			out = append(out, o.order)
+		}
+	}
+	return out
+}
+
+// planRepairs finds blobs with shards on peers down past the grace period,
+// or reported missing or corrupt, and assigns each to a live storage peer
+// that will fetch k shards, rebuild the lost ones onto other live peers, and
+// commit the new placement. The data never passes through the leader.
+func (s *Server) planRepairs(now time.Time) {
+	type need struct {
+		blob string
+		lost []storage.ShardLoc
+	}
+	var needs []need
+	var live []string
+	s.store.FSM().View(func(l *Ledger) {
+		for _, p := range l.storagePeers(true) {
+			live = append(live, p.ID)
+		}
+		grace := s.cfg.RepairGrace.Nanoseconds()
+		gone := func(id string) bool {
+			p := l.peers[id]
+			return p == nil || p.State == api.PeerDown && now.UnixNano()-p.Since >= grace
+		}
+		for _, h := range sortedKeys(l.manifests) {
+			if lost := s.lostShards(l.manifests[h], gone); len(lost) > 0 {
+				needs = append(needs, need{h, lost})
+			}
+		}
+	})
+	if len(live) == 0 {
+		return
+	}
+	s.repairs.mu.Lock()
+	defer s.repairs.mu.Unlock()
+	for i, n := range needs {
+		if o := s.repairs.pending[n.blob]; o != nil && now.Before(o.deadline) {
+			continue
+		}
+		worker := live[(i+int(now.Unix()))%len(live)]
+		s.repairs.pending[n.blob] = &repairOrder{
+			order:  api.RepairOrder{Blob: n.blob, Lost: n.lost, Targets: live},
+			worker: worker, deadline: now.Add(s.cfg.RepairTimeout),
+		}
+		s.log.Info("repair planned", "blob", n.blob, "shards", len(n.lost), "peer", worker)
+	}
+}
+
+// lostShards are a manifest's shards whose holder is gone, unplaced, or
+// reported faulty. Called under the ledger's read lock.
+func (s *Server) lostShards(m *storage.Manifest, gone func(string) bool) []storage.ShardLoc {
+	lost := m.Lost(func(peer string) bool { return !gone(peer) })
+	s.repairs.mu.Lock()
+	for loc := range s.repairs.faults[m.Hash] {
+		if !slices.Contains(lost, loc) {
+			lost = append(lost, loc)
+		}
+	}
+	s.repairs.mu.Unlock()
+	return lost
+}
+
+func (s *Server) handleReportFaults(w http.ResponseWriter, r *http.Request) {
+	var req api.FaultReport
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	hash := r.PathValue("hash")
+	var m *storage.Manifest
+	s.store.FSM().View(func(l *Ledger) { m = l.manifests[hash] })
+	if m == nil {
+		writeErr(w, fmt.Errorf("%w: no manifest for %s", ErrBlobMissing, hash))
+		return
+	}
+	for _, l := range req.Lost {
+		if l.Segment < 0 || l.Segment >= len(m.Segments) || l.Index < 0 || l.Index >= m.K+m.M {
+			writeErr(w, fmt.Errorf("%w: blob %s has no %s", errBadRequest, hash, l))
+			return
+		}
+	}
+	s.repairs.report(hash, req.Lost)
+	s.log.Warn("shard faults reported", "blob", hash, "shards", len(req.Lost))
+	writeJSON(w, http.StatusOK, struct{}{})
+}
