@@ -192,3 +192,38 @@ func TestCLI_CancelAndPeers(t *testing.T) {
 		}
 	}
 }
+
+func TestCLI_BlobPutGetStat(t *testing.T) {
+	c := newCLI(t)
+	dir := t.TempDir()
+	small := filepath.Join(dir, "small.txt")
+	os.WriteFile(small, []byte("hello blob\n"), 0o644)
+	code, out, errOut := c.run("blob", "put", small)
+	if code != 0 {
+		t.Fatalf("blob put: exit %d %s", code, errOut)
+	}
+	hash := strings.TrimSpace(out)
+	copyPath := filepath.Join(dir, "copy.txt")
+	if code, _, errOut := c.run("blob", "get", hash, "-o", copyPath); code != 0 {
+		t.Fatalf("blob get: exit %d %s", code, errOut)
+	}
+	if b, _ := os.ReadFile(copyPath); string(b) != "hello blob\n" {
+		t.Fatalf("blob get wrote %q", b)
+	}
+	code, out, _ = c.run("blob", "stat", hash, "--json")
+	var st struct {
+		Hash   string `json:"hash"`
+		Size   int64  `json:"size"`
+		Inline bool   `json:"inline"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); code != 0 || err != nil || st.Hash != hash || st.Size != 11 || !st.Inline {
+		t.Fatalf("blob stat --json: exit %d %v %s", code, err, out)
+	}
+
+	big := filepath.Join(dir, "big.bin")
+	os.WriteFile(big, make([]byte, 1<<20), 0o644)
+	code, _, errOut = c.run("blob", "put", big)
+	if code != 2 || !strings.Contains(errOut, "storage peers") {
+		t.Fatalf("a 1 MiB put on a one-peer grid: exit %d, stderr %q: want a clear not-enough-peers error", code, errOut)
+	}
+}
