@@ -191,6 +191,11 @@ type HeartbeatRequest struct {
 	// Running lists the attempts the worker is running now, so the server can
 	// say which of them are no longer its to run (cancelled, expired).
 	Running []TaskRef `json:"running,omitempty"`
+	// Held lists every lease the worker holds, running or prefetched (nil
+	// from a worker that does not say). A lease of this worker the ledger
+	// has but the worker does not (its grant reply was lost when a leader
+	// died) is handed back at once instead of waiting out its expiry.
+	Held    []TaskRef `json:"held"`
 	Engines []string  `json:"engines,omitempty"`
 	Storage bool      `json:"storage,omitempty"`
 }

@@ -375,3 +375,28 @@ func waitStatus(t *testing.T, c *api.Client, id string, cond func(*api.JobStatus
 	})
 	return last
 }
+
+// TestCluster_LeaseWhoseReplyWasLostIsHandedBack: a lease the ledger gives a
+// worker that does not hold it (the grant's reply never arrived) is handed
+// back as soon as the worker's heartbeat shows it, not at its expiry.
+func TestCluster_LeaseWhoseReplyWasLostIsHandedBack(t *testing.T) {
+	c := testcluster.New(t, 1, testcluster.Options{WorkerTTL: 500 * time.Millisecond, LeaseSlack: time.Hour})
+	client := c.Client(c.Nodes...)
+	id := submitEcho(t, client, 3)
+	// Lease as "w1" and drop the answer, as if the reply were lost.
+	if got, err := client.Lease(context.Background(), &api.LeaseRequest{Worker: "w1", Max: 3}); err != nil || len(got) != 3 {
+		t.Fatalf("lease: %v %v", got, err)
+	}
+	// w1 keeps heartbeating, holding nothing.
+	testcluster.Eventually(t, 10*time.Second, "the forgotten leases queued again", func() bool {
+		client.Heartbeat(context.Background(), &api.HeartbeatRequest{Worker: "w1", Held: []api.TaskRef{}})
+		st, err := client.Job(context.Background(), id)
+		return err == nil && st.Queued == 3
+	})
+	st, _ := client.Job(context.Background(), id)
+	for _, task := range st.TaskStats {
+		if task.Attempts != 0 {
+			t.Fatalf("a lost grant was charged as an attempt: %+v", task)
+		}
+	}
+}

@@ -170,6 +170,9 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	if req.Held != nil {
+		s.releaseForgotten(r.Context(), req.Worker, req.Held)
+	}
 	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL}
 	if req.Storage {
 		resp.Repairs = s.repairs.ordersFor(req.Worker)
@@ -182,6 +185,32 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// releaseForgotten hands back leases the ledger gives this worker but the
+// worker does not hold: a grant whose reply was lost (the leader died, the
+// request was cancelled). Only leases older than a TTL count, so a grant
+// whose reply is still on its way is left alone.
+func (s *Server) releaseForgotten(ctx context.Context, worker string, held []api.TaskRef) {
+	holds := make(map[TaskRef]bool, len(held))
+	for _, h := range held {
+		holds[TaskRef(h)] = true
+	}
+	cutoff := time.Now().Add(-s.cfg.WorkerTTL).UnixNano()
+	var forgotten []TaskRef
+	s.store.FSM().View(func(l *Ledger) {
+		for _, ref := range l.leasesOf(worker) {
+			j := l.jobs[ref.Job]
+			granted := j.Tasks.at(ref.Index).Expiry - int64(j.Spec.Timeout) - int64(s.cfg.LeaseSlack)
+			if !holds[ref] && granted < cutoff {
+				forgotten = append(forgotten, ref)
+			}
+		}
+	})
+	if len(forgotten) > 0 {
+		s.log.Info("releasing leases the worker does not hold", "peer", worker, "count", len(forgotten))
+		s.propose(ctx, cmdReleaseTasks, &ReleaseTasksCommand{Worker: worker, Now: time.Now().UnixNano(), Tasks: forgotten})
+	}
 }
 
 // workerSeen is what a worker's request says about it.

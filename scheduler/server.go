@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -240,7 +241,7 @@ func (s *Server) knownWorkers() []string {
 	var ids []string
 	s.store.FSM().View(func(l *Ledger) {
 		for id, p := range l.peers {
-			if p.State != api.PeerDown {
+			if p.State != api.PeerDown && slices.Contains(p.Roles, api.RoleWorker) { // servers do not heartbeat
 				ids = append(ids, id)
 			}
 		}

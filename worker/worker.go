@@ -216,6 +216,7 @@ type run struct {
 
 	mu      sync.Mutex
 	running map[api.TaskRef]context.CancelFunc // attempts being run now
+	held    map[api.TaskRef]bool               // every lease held, until reported or handed back
 }
 
 func newRun(w *Worker) *run {
@@ -223,7 +224,7 @@ func newRun(w *Worker) *run {
 	return &run{
 		w: w, queue: make(chan api.Assignment, capacity), reports: make(chan api.Report, capacity),
 		slots: newSlots(), draining: make(chan struct{}),
-		running: map[api.TaskRef]context.CancelFunc{},
+		running: map[api.TaskRef]context.CancelFunc{}, held: map[api.TaskRef]bool{},
 	}
 }
 
@@ -293,6 +294,7 @@ func (r *run) leaseLoop(ctx context.Context) {
 		}
 		backoff.reset()
 		for _, a := range got {
+			r.hold(refOf(a), true)
 			r.queue <- a // never blocks: a slot was taken for it
 		}
 	}
@@ -357,6 +359,7 @@ func (r *run) runLoop() {
 			r.handBack(a)
 		case stopped: // stopped because its lease is gone: nobody wants the result
 			r.w.log.Info("stopped a task whose lease is gone", "job", a.Job, "task", a.Index)
+			r.hold(ref, false)
 			r.releaseSlots(1)
 		default:
 			r.reports <- rep
@@ -379,6 +382,32 @@ func (r *run) untrack(ref api.TaskRef) {
 		cancel()
 		delete(r.running, ref)
 	}
+}
+
+func refOf(a api.Assignment) api.TaskRef {
+	return api.TaskRef{Job: a.Job, Index: a.Index, Attempt: a.Attempt}
+}
+
+// hold records a lease as held (or no longer held).
+func (r *run) hold(ref api.TaskRef, held bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if held {
+		r.held[ref] = true
+	} else {
+		delete(r.held, ref)
+	}
+}
+
+// heldRefs lists the leases held, never nil: an empty list says "none".
+func (r *run) heldRefs() []api.TaskRef {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	refs := make([]api.TaskRef, 0, len(r.held))
+	for ref := range r.held {
+		refs = append(refs, ref)
+	}
+	return refs
 }
 
 func (r *run) runningRefs() []api.TaskRef {
@@ -439,6 +468,7 @@ func (r *run) handBack(a api.Assignment) {
 	if err != nil {
 		r.w.log.Warn("hand back failed; the lease will expire instead", "job", a.Job, "task", a.Index, "err", err)
 	}
+	r.hold(refOf(a), false)
 	r.releaseSlots(1)
 }
 
@@ -460,6 +490,9 @@ func (r *run) reportLoop() {
 			}
 		}
 		r.sendReports(batch)
+		for _, rep := range batch {
+			r.hold(api.TaskRef{Job: rep.Job, Index: rep.Index, Attempt: rep.Attempt}, false)
+		}
 		r.releaseSlots(len(batch))
 	}
 }
@@ -504,7 +537,7 @@ func (r *run) sendHeartbeat(ctx context.Context, draining bool) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	resp, err := r.w.client.Heartbeat(ctx, &api.HeartbeatRequest{
-		Worker: r.w.cfg.ID, Address: r.w.address(), Cores: r.w.cfg.Cores, Draining: draining, Running: r.runningRefs(), Engines: r.w.engines,
+		Worker: r.w.cfg.ID, Address: r.w.address(), Cores: r.w.cfg.Cores, Draining: draining, Running: r.runningRefs(), Held: r.heldRefs(), Engines: r.w.engines,
 		Storage: r.w.shards != nil,
 	})
 	if err != nil {
