@@ -160,11 +160,11 @@ func (g *benchGroup) submit(n int) string {
 	return id
 }
 
-// runWorkers drives n tasks through the leader as workers would: each of
+// benchRunWorkers drives n tasks through the leader as workers would: each of
 // `workers` goroutines leases up to batch tasks in one command, then reports
 // them in one command, until every task is done. It returns the changes
 // committed (two per task).
-func runWorkers(tb testing.TB, l *Store, n, workers, batch int) int {
+func benchRunWorkers(tb testing.TB, l *Store, n, workers, batch int) int {
 	var left atomic.Int64
 	left.Store(int64(n))
 	var wg sync.WaitGroup
@@ -244,7 +244,7 @@ func BenchmarkGroup_Changes(b *testing.B) {
 			g.submit(b.N)
 			b.ResetTimer()
 			start := time.Now()
-			changes := runWorkers(b, l, b.N, c.workers, c.batch)
+			changes := benchRunWorkers(b, l, b.N, c.workers, c.batch)
 			elapsed := time.Since(start)
 			b.StopTimer()
 			b.ReportMetric(float64(changes)/elapsed.Seconds(), "changes/s")
@@ -273,15 +273,15 @@ func BenchmarkGroup_BytesPerTask(b *testing.B) {
 				g := newBenchGroup(b, false)
 				l := g.leader()
 				g.submit(n)
-				emptySnap := snapshotSize(b, l.FSM())
+				emptySnap := benchSnapshotSize(b, l.FSM())
 				first := l.Raft().LastIndex() + 1
 				dbPath := filepath.Join(g.dirs[slices.Index(g.stores, l)], "raft.db")
-				before := fileSize(b, dbPath)
-				runWorkers(b, l, n, c.workers, c.batch)
+				before := benchFileSize(b, dbPath)
+				benchRunWorkers(b, l, n, c.workers, c.batch)
 				g.waitApplied(g.stores)
-				snap = float64(snapshotSize(b, l.FSM())-emptySnap) / n
-				logData = float64(logBytes(b, l, first)) / n
-				fileGrowth = float64(fileSize(b, dbPath)-before) / n
+				snap = float64(benchSnapshotSize(b, l.FSM())-emptySnap) / n
+				logData = float64(benchLogBytes(b, l, first)) / n
+				fileGrowth = float64(benchFileSize(b, dbPath)-before) / n
 				g.close()
 			}
 			b.ReportMetric(snap, "snapshot-B/task")
@@ -291,32 +291,32 @@ func BenchmarkGroup_BytesPerTask(b *testing.B) {
 	}
 }
 
-// snapshotSize streams a snapshot of the FSM and counts its bytes.
-func snapshotSize(tb testing.TB, f *FSM) int64 {
+// benchSnapshotSize streams a snapshot of the FSM and counts its bytes.
+func benchSnapshotSize(tb testing.TB, f *FSM) int64 {
 	tb.Helper()
 	snap, err := f.Snapshot()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer snap.Release()
-	sink := &countingSink{}
+	sink := &benchSink{}
 	if err := snap.Persist(sink); err != nil {
 		tb.Fatal(err)
 	}
 	return sink.n
 }
 
-type countingSink struct{ n int64 }
+type benchSink struct{ n int64 }
 
-func (s *countingSink) Write(p []byte) (int, error) { s.n += int64(len(p)); return len(p), nil }
-func (s *countingSink) Close() error                { return nil }
-func (s *countingSink) Cancel() error               { return nil }
-func (s *countingSink) ID() string                  { return "bench" }
+func (s *benchSink) Write(p []byte) (int, error) { s.n += int64(len(p)); return len(p), nil }
+func (s *benchSink) Close() error                { return nil }
+func (s *benchSink) Cancel() error               { return nil }
+func (s *benchSink) ID() string                  { return "bench" }
 
-var _ raft.SnapshotSink = (*countingSink)(nil)
+var _ raft.SnapshotSink = (*benchSink)(nil)
 
-// logBytes sums the data of the log entries from first to the last index.
-func logBytes(tb testing.TB, s *Store, first uint64) int64 {
+// benchLogBytes sums the data of the log entries from first to the last index.
+func benchLogBytes(tb testing.TB, s *Store, first uint64) int64 {
 	tb.Helper()
 	var total int64
 	last := s.Raft().LastIndex()
@@ -330,7 +330,7 @@ func logBytes(tb testing.TB, s *Store, first uint64) int64 {
 	return total
 }
 
-func fileSize(tb testing.TB, path string) int64 {
+func benchFileSize(tb testing.TB, path string) int64 {
 	tb.Helper()
 	st, err := os.Stat(path)
 	if err != nil {
@@ -365,7 +365,7 @@ func BenchmarkGroup_LeaderKillToNextCommit(b *testing.B) {
 				start := time.Now()
 				old.Close()
 				g.stores[slices.Index(g.stores, old)] = nil
-				commitNextChange(b, g)
+				benchCommitNextChange(b, g)
 				took = append(took, time.Since(start))
 				b.StopTimer()
 				g.close()
@@ -377,8 +377,8 @@ func BenchmarkGroup_LeaderKillToNextCommit(b *testing.B) {
 	}
 }
 
-// commitNextChange polls the survivors until one leads and commits a lease.
-func commitNextChange(tb testing.TB, g *benchGroup) {
+// benchCommitNextChange polls the survivors until one leads and commits a lease.
+func benchCommitNextChange(tb testing.TB, g *benchGroup) {
 	tb.Helper()
 	benchPoll(tb, 30*time.Second, "a change committed by a new leader", func() bool {
 		for _, s := range g.stores {

@@ -1,0 +1,202 @@
+package proctest
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+)
+
+// Token is the cluster token of every proctest cluster.
+const Token = "proctest-token"
+
+// Options tune a cluster of agent processes.
+type Options struct {
+	// WorkerTTL is passed as --worker-ttl to every agent (servers expire
+	// silent workers after it; workers heartbeat at a quarter of it).
+	// Default 3s.
+	WorkerTTL time.Duration
+	// ServerArgs and WorkerArgs are extra flags for every server or worker.
+	ServerArgs, WorkerArgs []string
+}
+
+// Cluster is a group of `peergrid agent` processes on loopback.
+type Cluster struct {
+	t       testing.TB
+	opts    Options
+	Servers []*Server
+	Workers []*Proc
+}
+
+// Server is one `peergrid agent --server` process.
+type Server struct {
+	*Proc
+	ID       string
+	HTTPAddr string // http://127.0.0.1:port
+	RaftAddr string
+	DataDir  string
+}
+
+// StartServers starts n server agents that find each other through --join
+// with --bootstrap-expect n, and waits until they agree on a leader.
+func StartServers(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	if opts.WorkerTTL == 0 {
+		opts.WorkerTTL = 3 * time.Second
+	}
+	c := &Cluster{t: t, opts: opts}
+	for i := range n {
+		c.Servers = append(c.Servers, &Server{ID: fmt.Sprintf("s%d", i+1), DataDir: t.TempDir(),
+			HTTPAddr: "http://" + FreeAddr(t), RaftAddr: FreeAddr(t)})
+	}
+	join := strings.Join(c.HTTPAddrs(), ",")
+	for _, s := range c.Servers {
+		c.startServer(s, "--join", join, "--bootstrap-expect", strconv.Itoa(n))
+	}
+	c.Leader(60 * time.Second)
+	return c
+}
+
+func (c *Cluster) startServer(s *Server, extra ...string) {
+	args := []string{"agent", "--server", "--name", s.ID, "--data-dir", s.DataDir,
+		"--bind", strings.TrimPrefix(s.HTTPAddr, "http://"), "--raft-bind", s.RaftAddr,
+		"--token", Token, "--worker-ttl", c.opts.WorkerTTL.String()}
+	args = append(append(args, extra...), c.opts.ServerArgs...)
+	s.Proc = Start(c.t, s.ID, args...)
+}
+
+// Restart starts an exited server again on the same addresses and data
+// dir, without --join: it rejoins the group from its Raft state. Its log
+// goes on in the same file.
+func (c *Cluster) Restart(s *Server) {
+	c.t.Helper()
+	if !s.Exited() {
+		c.t.Fatalf("proctest: restart %s: still running", s.ID)
+	}
+	c.startServer(s)
+}
+
+// AddWorker starts a `peergrid agent --worker` process that talks to every
+// server, running cores tasks at once. extra flags come last, so they
+// override the defaults (a wrong --token, say).
+func (c *Cluster) AddWorker(name string, cores int, extra ...string) *Proc {
+	c.t.Helper()
+	args := []string{"agent", "--worker", "--name", name, "--data-dir", c.t.TempDir(),
+		"--servers", strings.Join(c.HTTPAddrs(), ","), "--token", Token, "--cores", strconv.Itoa(cores),
+		"--worker-ttl", c.opts.WorkerTTL.String()}
+	args = append(append(args, c.opts.WorkerArgs...), extra...)
+	w := Start(c.t, name, args...)
+	c.Workers = append(c.Workers, w)
+	return w
+}
+
+// HTTPAddrs lists every server's API address, running or not.
+func (c *Cluster) HTTPAddrs() []string {
+	var out []string
+	for _, s := range c.Servers {
+		out = append(out, s.HTTPAddr)
+	}
+	return out
+}
+
+// Running lists the servers whose process has not exited.
+func (c *Cluster) Running() []*Server {
+	var out []*Server
+	for _, s := range c.Servers {
+		if !s.Exited() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Client talks to the given servers, failing over between them; with none
+// given, to every server.
+func (c *Cluster) Client(servers ...*Server) *api.Client {
+	if len(servers) == 0 {
+		servers = c.Servers
+	}
+	var addrs []string
+	for _, s := range servers {
+		addrs = append(addrs, s.HTTPAddr)
+	}
+	cl := api.NewClient(strings.Join(addrs, ","), Token)
+	cl.HTTP.Timeout = 10 * time.Second
+	return cl
+}
+
+// Status asks one server for its own view of the group (never forwarded).
+func (s *Server) Status(ctx context.Context) (*api.Status, error) {
+	cl := api.NewClient(s.HTTPAddr, Token)
+	cl.Retries = 1
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return cl.Status(ctx)
+}
+
+// Leader polls until exactly one running server says it leads and every
+// running server names it as leader, and returns it.
+func (c *Cluster) Leader(timeout time.Duration) *Server {
+	c.t.Helper()
+	var leader *Server
+	Eventually(c.t, timeout, "a leader every running server agrees on", func() bool {
+		leader = c.agreedLeader()
+		return leader != nil
+	})
+	return leader
+}
+
+func (c *Cluster) agreedLeader() *Server {
+	var leader *Server
+	ids := map[string]bool{}
+	for _, s := range c.Running() {
+		st, err := s.Status(context.Background())
+		if err != nil {
+			return nil
+		}
+		ids[st.Leader] = true
+		if st.RaftState == "leader" {
+			if leader != nil {
+				return nil
+			}
+			leader = s
+		}
+	}
+	if leader == nil || len(ids) != 1 || !ids[leader.ID] {
+		return nil
+	}
+	return leader
+}
+
+// WaitJob polls through client until cond holds for the job's summary, and
+// returns the last summary seen.
+func WaitJob(t testing.TB, client *api.Client, id string, timeout time.Duration, cond func(*api.JobSummary) bool) *api.JobSummary {
+	t.Helper()
+	var last *api.JobSummary
+	var lastErr error
+	err := poll(context.Background(), timeout, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := client.Job(ctx, id)
+		if err != nil {
+			lastErr = err
+			return false
+		}
+		last = &st.JobSummary
+		return cond(last)
+	})
+	if err != nil {
+		t.Fatalf("job %s: timed out after %s (last summary %+v, last error %v)", id, timeout, last, lastErr)
+	}
+	return last
+}
+
+// DataPath is a path inside a server's data dir.
+func (s *Server) DataPath(elem ...string) string {
+	return filepath.Join(append([]string{s.DataDir}, elem...)...)
+}
