@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/examples"
+	"github.com/peergrid/peergrid/internal/proctest"
+	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// TestMultiProcess_WorkerChurn is issue 5's acceptance 1: three server and
+// four worker processes on loopback run a 2,000-task job; two workers are
+// killed with SIGKILL mid-job and a new one joins. The job completes, every
+// task has exactly one accepted result, and every result is what the test
+// computes.
+func TestMultiProcess_WorkerChurn(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("needs SIGKILL and SIGSTOP")
+	}
+	c := proctest.StartServers(t, 3, proctest.Options{WorkerTTL: time.Second})
+	var workers []*proctest.Proc
+	for _, name := range []string{"w1", "w2", "w3", "w4"} {
+		workers = append(workers, c.AddWorker(name, 1))
+	}
+	client := c.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	const n = 2000
+	mod := examples.Tiny()
+	if err := client.PutBlob(ctx, storage.Hash(mod), mod); err != nil {
+		t.Fatal(err)
+	}
+	id, err := client.Submit(ctx, &tasks.JobSpec{Name: "echo", ModuleHash: storage.Hash(mod), Args: []string{"{index}"},
+		Tasks: n, Timeout: 2 * time.Second, Memory: 1 << 20, MaxOutput: 1024, Retries: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proctest.WaitJob(t, client, id, 60*time.Second, func(s *api.JobSummary) bool { return s.Done > 0 })
+	// Freeze everyone so the kills surely land mid-job (tiny tasks are fast).
+	for _, w := range workers {
+		if err := w.Pause(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := proctest.WaitJob(t, client, id, 10*time.Second, func(*api.JobSummary) bool { return true })
+	if before.State.Finished() {
+		t.Fatalf("the job finished before the kills: the test proves nothing (%+v)", before)
+	}
+	workers[0].Kill9()
+	workers[1].Kill9()
+	for _, w := range workers[2:] {
+		if err := w.Resume(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.AddWorker("w5", 1)
+	t.Logf("killed w1 and w2 with %d of %d tasks done, %d leased; w5 joined", before.Done, n, before.Leased)
+
+	sum := proctest.WaitJob(t, client, id, 90*time.Second, func(s *api.JobSummary) bool { return s.State.Finished() })
+	if sum.State != tasks.JobComplete || sum.Done != n {
+		t.Fatalf("job ended %s: %+v", sum.State, sum)
+	}
+	checkEchoResults(t, client, id, n)
+	peers, err := client.Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		if (p.ID == "w1" || p.ID == "w2") && p.State != api.PeerDown {
+			t.Fatalf("killed worker %s is %s, want down", p.ID, p.State)
+		}
+	}
+}
