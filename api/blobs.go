@@ -22,6 +22,12 @@ type BlobOptions struct {
 	InlineThreshold int64
 }
 
+// StorageConfig is the cluster's default erasure coding.
+func (c *Client) StorageConfig(ctx context.Context) (*StorageConfig, error) {
+	var out StorageConfig
+	return &out, c.doJSON(ctx, http.MethodGet, "/v1/storage/config", nil, &out)
+}
+
 // StoragePeers lists storage peers: live ones, or all known with all.
 func (c *Client) StoragePeers(ctx context.Context, all bool) ([]StoragePeer, error) {
 	var out []StoragePeer
@@ -59,6 +65,13 @@ func (c *Client) PutBlobFrom(ctx context.Context, r io.Reader, size int64, opts 
 	threshold := opts.InlineThreshold
 	if threshold <= 0 {
 		threshold = storage.DefaultInlineThreshold
+	}
+	if opts.K == 0 && size > threshold {
+		cfg, err := c.StorageConfig(ctx)
+		if err != nil {
+			return "", nil, fmt.Errorf("storage config: %w", err)
+		}
+		opts.K, opts.M = cfg.K, cfg.M
 	}
 	if size <= threshold {
 		data, err := io.ReadAll(io.LimitReader(r, threshold+1))

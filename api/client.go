@@ -228,7 +228,7 @@ func (c *Client) SubmitJobFile(ctx context.Context, f *tasks.JobFile) (string, e
 	}
 	var inputs []tasks.Input
 	for _, p := range f.InputPaths {
-		in, err := c.storeFile(ctx, p)
+		in, err := c.storeFile(ctx, p, BlobOptions{K: f.DataShards, M: f.ParityShards})
 		if err != nil {
 			return "", fmt.Errorf("%s: upload input %s: %w", f.Path, p, err)
 		}
@@ -240,7 +240,7 @@ func (c *Client) SubmitJobFile(ctx context.Context, f *tasks.JobFile) (string, e
 // storeFile stores an input file as a blob: erasure-coded across the storage
 // peers when it is over the inline threshold. A grid with fewer than k+m
 // live storage peers (a dev grid) keeps it inline if it fits the ledger.
-func (c *Client) storeFile(ctx context.Context, path string) (tasks.Input, error) {
+func (c *Client) storeFile(ctx context.Context, path string, opts BlobOptions) (tasks.Input, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return tasks.Input{}, err
@@ -250,7 +250,7 @@ func (c *Client) storeFile(ctx context.Context, path string) (tasks.Input, error
 	if err != nil {
 		return tasks.Input{}, err
 	}
-	h, _, err := c.PutBlobFrom(ctx, f, st.Size(), BlobOptions{})
+	h, _, err := c.PutBlobFrom(ctx, f, st.Size(), opts)
 	if errors.Is(err, storage.ErrNotEnoughPeers) && st.Size() <= storage.MaxInline {
 		data, rerr := os.ReadFile(path)
 		if rerr != nil {

@@ -145,7 +145,10 @@ type Assignment struct {
 	Memory    uint64        `json:"memory"`
 	MaxOutput uint64        `json:"max_output"`
 	Engine    string        `json:"engine,omitempty"`
-	Expiry    time.Time     `json:"expiry"`
+	// K and M: the job's erasure coding for large results (0: the cluster's).
+	K      int       `json:"k,omitempty"`
+	M      int       `json:"m,omitempty"`
+	Expiry time.Time `json:"expiry"`
 }
 
 // LeaseResponse carries the granted tasks (possibly none).
@@ -236,6 +239,14 @@ type RepairOrder struct {
 // corrupt, so it plans their repair.
 type FaultReport struct {
 	Lost []storage.ShardLoc `json:"lost"`
+}
+
+// StorageConfig is the cluster's erasure coding: what a blob put uses unless
+// a job or the caller says otherwise.
+type StorageConfig struct {
+	K               int   `json:"k"`
+	M               int   `json:"m"`
+	InlineThreshold int64 `json:"inline_threshold"`
 }
 
 // StoragePeer is a live peer that keeps shards, and where to reach it.

@@ -37,6 +37,10 @@ func (s *Server) handlePutManifest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.BlobInfo{Hash: hash, Size: m.Size})
 }
 
+func (s *Server) handleStorageConfig(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, api.StorageConfig{K: s.cfg.StorageK, M: s.cfg.StorageM, InlineThreshold: storage.DefaultInlineThreshold})
+}
+
 func (s *Server) handleGetManifest(w http.ResponseWriter, r *http.Request) {
 	var m *storage.Manifest
 	s.store.FSM().View(func(l *Ledger) { m = l.manifests[r.PathValue("hash")] })

@@ -84,6 +84,7 @@ func (s *Server) assignments(grants []Grant) []api.Assignment {
 				Job: g.Job, Index: g.Index, Attempt: g.Attempt, ModuleHash: j.Spec.ModuleHash, Name: j.Spec.Name,
 				Args: j.Spec.TaskArgs(g.Index), Env: j.Spec.Env, Seed: TaskSeed(g.Job, g.Index),
 				Timeout: j.Spec.Timeout, Memory: j.Spec.Memory, MaxOutput: j.Spec.MaxOutput, Engine: j.Spec.Engine,
+				K: j.Spec.DataShards, M: j.Spec.ParityShards,
 				Expiry: time.Unix(0, g.Expiry).UTC(),
 			}
 			if g.Index < len(j.Spec.Inputs) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/storage"
 )
 
 // ServerConfig configures a ledger server.
@@ -45,7 +46,10 @@ type ServerConfig struct {
 	// is how long a repair order may take before it is given to another peer.
 	RepairGrace   time.Duration
 	RepairTimeout time.Duration
-	Logger        *slog.Logger
+	// StorageK and StorageM are the cluster's erasure coding (default 4+2);
+	// a job may override them.
+	StorageK, StorageM int
+	Logger             *slog.Logger
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -63,6 +67,9 @@ func (c *ServerConfig) setDefaults() {
 	}
 	if c.RepairGrace == 0 {
 		c.RepairGrace = 2 * c.WorkerTTL
+	}
+	if c.StorageK == 0 {
+		c.StorageK, c.StorageM = storage.DefaultK, storage.DefaultM
 	}
 	if c.RepairTimeout == 0 {
 		c.RepairTimeout = 5 * time.Minute

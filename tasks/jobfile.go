@@ -51,6 +51,9 @@ type JobFile struct {
 	Retries    int
 	Priority   int
 	Engine     string // auto (default), wazero or wasmer
+	// DataShards and ParityShards override the cluster's erasure coding of
+	// this job's large inputs and results (0: the cluster's).
+	DataShards, ParityShards int
 }
 
 // Error is one problem in a job file. Line is 0 when the problem has no
@@ -86,6 +89,12 @@ type rawJobFile struct {
 	Retries   *int64            `toml:"retries"`
 	Priority  *int64            `toml:"priority"`
 	Engine    *string           `toml:"engine"`
+	Erasure   *erasureKeys      `toml:"erasure"`
+}
+
+type erasureKeys struct {
+	K *int64 `toml:"k"`
+	M *int64 `toml:"m"`
 }
 
 // keyTypes says what each key holds, for type errors and "did you mean".
@@ -102,6 +111,7 @@ var keyTypes = map[string]string{
 	"retries":    "an integer",
 	"priority":   "an integer",
 	"engine":     `"auto", "wazero" or "wasmer"`,
+	"erasure":    "a table { k = data shards, m = parity shards }",
 }
 
 // ParseFile reads and parses the job file at path.
@@ -270,6 +280,7 @@ func (c *checker) check(raw *rawJobFile) *JobFile {
 		Priority:  c.priority(raw.Priority),
 		Engine:    c.engine(raw.Engine),
 	}
+	f.DataShards, f.ParityShards = c.erasure(raw.Erasure)
 	f.ModulePath = c.module(raw.Module)
 	c.tasksOrInputs(raw, f)
 	c.args(f.Args, f.InputsGlob != "")
@@ -572,6 +583,25 @@ func (c *checker) retries(v *int64) int {
 // MaxRetries bounds retries so a typo cannot make a broken task run forever.
 const MaxRetries = 1000
 
+// MaxShards bounds k+m, as the erasure coder does.
+const MaxShards = 256
+
+func (c *checker) erasure(e *erasureKeys) (int, int) {
+	if e == nil {
+		return 0, 0
+	}
+	if e.K == nil || e.M == nil {
+		c.fail("erasure", "erasure needs both k and m, such as { k = 4, m = 2 }")
+		return 0, 0
+	}
+	k, m := *e.K, *e.M
+	if k < 1 || m < 0 || k+m > MaxShards {
+		c.fail("erasure", "erasure k = %d, m = %d: want k >= 1, m >= 0, k+m <= %d", k, m, MaxShards)
+		return 0, 0
+	}
+	return int(k), int(m)
+}
+
 func (c *checker) engine(v *string) string {
 	if v == nil {
 		return EngineAuto
@@ -654,6 +684,7 @@ func (f *JobFile) Spec(moduleHash string, inputs []Input) *JobSpec {
 		Retries:    f.Retries,
 		Priority:   f.Priority,
 		Engine:     f.Engine,
+		DataShards: f.DataShards, ParityShards: f.ParityShards,
 	}
 }
 

@@ -49,6 +49,7 @@ max_output = "1.5MiB"
 retries = 5
 priority = -7
 engine = "wasmer"
+erasure = { k = 3, m = 2 }
 `)
 	f, err := ParseFile(path)
 	if err != nil {
@@ -67,6 +68,7 @@ engine = "wasmer"
 		Retries:    5,
 		Priority:   -7,
 		Engine:     "wasmer",
+		DataShards: 3, ParityShards: 2,
 	}
 	if !reflect.DeepEqual(f, want) {
 		t.Errorf("got  %+v\nwant %+v", f, want)
@@ -316,6 +318,8 @@ func TestParse_Errors(t *testing.T) {
 		{"timeout integer", head + "tasks = 1\ntimeout = 30\n", `:4: timeout: want a duration string such as "30s", not a TOML integer`, "timeout", 4},
 		{"tasks and inputs", head + "tasks = 1\ninputs = \"*.txt\"\n", `:4: both "tasks" and "inputs" are set`, "inputs", 4},
 		{"neither tasks nor inputs", head, `: neither "tasks" nor "inputs" is set`, "tasks", 0},
+		{"erasure without m", head + "tasks = 1\nerasure = { k = 3 }\n", `:4: erasure needs both k and m, such as { k = 4, m = 2 }`, "erasure", 4},
+		{"erasure too wide", head + "tasks = 1\nerasure = { k = 200, m = 100 }\n", `:4: erasure k = 200, m = 100: want k >= 1, m >= 0, k+m <= 256`, "erasure", 4},
 		{"unknown engine", head + "tasks = 1\nengine = \"v8\"\n", `:4: engine = "v8", want one of auto, wazero, wasmer`, "engine", 4},
 		{"zero tasks", head + "tasks = 0\n", ":3: tasks = 0, want 1..10000000", "tasks", 3},
 		{"negative tasks", head + "tasks = -4\n", ":3: tasks = -4, want 1..10000000", "tasks", 3},

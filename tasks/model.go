@@ -69,6 +69,10 @@ type JobSpec struct {
 	// the engines it has on the job's first tasks and keep the faster
 	// (outputs are identical on both).
 	Engine string `json:"engine,omitempty"`
+	// DataShards and ParityShards override the cluster's erasure coding of
+	// the job's large inputs and results (0: the cluster's).
+	DataShards   int `json:"k,omitempty"`
+	ParityShards int `json:"m,omitempty"`
 }
 
 // WebAssembly engines a job may ask for.
@@ -115,6 +119,8 @@ func (s *JobSpec) Validate() error {
 		return bad("max_output must be positive")
 	case s.Retries < 0:
 		return bad("retries must not be negative")
+	case s.DataShards < 0 || s.ParityShards < 0 || s.DataShards+s.ParityShards > 256 || s.ParityShards > 0 && s.DataShards == 0:
+		return bad("erasure k = %d, m = %d", s.DataShards, s.ParityShards)
 	case s.Engine != "" && !slices.Contains(Engines, s.Engine):
 		return bad("engine %q, want one of %s", s.Engine, strings.Join(Engines, ", "))
 	}

@@ -449,7 +449,7 @@ func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
 	})
 	if res != nil {
 		rep.ExitCode, rep.Stdout, rep.Stderr, rep.Duration, rep.Engine = res.ExitCode, res.Stdout, res.Stderr, res.Duration, res.Engine
-		r.w.storeLargeStdout(ctx, &rep)
+		r.w.storeLargeStdout(ctx, &rep, api.BlobOptions{K: a.K, M: a.M})
 	}
 	if err != nil {
 		rep.ErrorKind, rep.Error = string(wasm.KindOf(err)), err.Error()
@@ -609,11 +609,11 @@ func (w *Worker) input(ctx context.Context, a api.Assignment) ([]byte, error) {
 // peers and reports its manifest instead of the bytes, so large results
 // never funnel through the leader. With too few storage peers it stays
 // inline (the server still bounds it).
-func (w *Worker) storeLargeStdout(ctx context.Context, rep *api.Report) {
+func (w *Worker) storeLargeStdout(ctx context.Context, rep *api.Report, opts api.BlobOptions) {
 	if len(rep.Stdout) <= storage.DefaultInlineThreshold || rep.ErrorKind != "" {
 		return
 	}
-	h, m, err := w.client.PutBlobFrom(ctx, bytes.NewReader(rep.Stdout), int64(len(rep.Stdout)), api.BlobOptions{})
+	h, m, err := w.client.PutBlobFrom(ctx, bytes.NewReader(rep.Stdout), int64(len(rep.Stdout)), opts)
 	if err != nil || m == nil {
 		if err != nil && !errors.Is(err, storage.ErrNotEnoughPeers) {
 			w.log.Warn("storing a large result on storage peers failed; sending it inline", "job", rep.Job, "task", rep.Index, "err", err)

@@ -40,6 +40,8 @@ type agentFlags struct {
 	storageBind     string
 	storageAdv      string
 	workerTTL       time.Duration
+	storageK        int
+	storageM        int
 	logLevel        string
 }
 
@@ -64,6 +66,8 @@ func (m *Main) runAgent(ctx context.Context, args []string) (int, error) {
 	fs.StringVar(&f.storageAdv, "storage-advertise", "", "worker: URL other peers reach the shards at (default: http://<storage-bind address>)")
 	fs.DurationVar(&f.drainGrace, "drain-grace", 30*time.Second, "worker: on SIGINT/SIGTERM, how long running tasks may finish")
 	fs.DurationVar(&f.workerTTL, "worker-ttl", 15*time.Second, "server: a worker unheard this long is down and its tasks requeue")
+	fs.IntVar(&f.storageK, "storage-k", 4, "server: data shards per segment of an erasure-coded blob (jobs may override)")
+	fs.IntVar(&f.storageM, "storage-m", 2, "server: parity shards per segment (jobs may override)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	if _, err := parse(fs, args); err != nil {
 		return exitError, err
@@ -153,7 +157,7 @@ func (m *Main) startServer(f *agentFlags, name string, log *slog.Logger) (func()
 	srv, err := scheduler.NewServer(scheduler.ServerConfig{
 		Store: scheduler.StoreConfig{ID: name, DataDir: filepath.Join(f.dataDir, "server"), RaftBind: raftBind},
 		Token: token, HTTPAddr: firstNonEmpty(f.advertise, "http://"+ln.Addr().String()), Join: splitList(f.join),
-		BootstrapExpect: f.bootstrapExpect, WorkerTTL: f.workerTTL, Logger: log,
+		BootstrapExpect: f.bootstrapExpect, WorkerTTL: f.workerTTL, Logger: log, StorageK: f.storageK, StorageM: f.storageM,
 	})
 	if err != nil {
 		ln.Close()

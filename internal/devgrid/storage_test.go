@@ -144,7 +144,7 @@ func TestGrid_JobWithLargeInputsAndResultsSurvivesLosingPeers(t *testing.T) {
 		writeFile(t, filepath.Join(dir, "in", fmt.Sprintf("%02d.bin", i)), inputs[i])
 	}
 	writeFile(t, filepath.Join(dir, "cat.wasm"), wasmtest.Cat())
-	writeFile(t, filepath.Join(dir, "job.toml"), []byte("name = \"cat\"\nmodule = \"cat.wasm\"\ninputs = \"in/*.bin\"\nmax_output = \"2MiB\"\nmemory = \"16MiB\"\nretries = 5\n"))
+	writeFile(t, filepath.Join(dir, "job.toml"), []byte("name = \"cat\"\nmodule = \"cat.wasm\"\ninputs = \"in/*.bin\"\nmax_output = \"2MiB\"\nmemory = \"16MiB\"\nretries = 5\nerasure = { k = 3, m = 2 }\n"))
 	jf, err := tasks.ParseFile(filepath.Join(dir, "job.toml"))
 	if err != nil {
 		t.Fatal(err)
@@ -187,8 +187,17 @@ func TestGrid_JobWithLargeInputsAndResultsSurvivesLosingPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, in := range st.Spec.Inputs {
-		if _, err := c.Manifest(ctx, in.Hash); err != nil {
-			t.Fatalf("input %s is not erasure-coded: %v", in.Name, err)
+		m, err := c.Manifest(ctx, in.Hash)
+		if err != nil || m.K != 3 || m.M != 2 {
+			t.Fatalf("input %s: want it erasure-coded 3+2 as the job says: %+v %v", in.Name, m, err)
+		}
+	}
+	for _, r := range results {
+		if r.StdoutBlob == "" {
+			continue
+		}
+		if m, err := c.Manifest(ctx, r.StdoutBlob); err != nil || m.K != 3 || m.M != 2 {
+			t.Fatalf("task %d result: want 3+2: %+v %v", r.Index, m, err)
 		}
 	}
 }
