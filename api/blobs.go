@@ -20,6 +20,9 @@ type BlobOptions struct {
 	// InlineThreshold: blobs this size or smaller go inline into the ledger
 	// (0: storage.DefaultInlineThreshold).
 	InlineThreshold int64
+	// Pin keeps the blob until unpinned even if no job uses it (blob put
+	// pins; blobs of jobs are kept while a job uses them).
+	Pin bool
 }
 
 // StorageConfig is the cluster's default erasure coding.
@@ -49,12 +52,24 @@ func (c *Client) Manifest(ctx context.Context, hash string) (*storage.Manifest, 
 }
 
 // PutManifest commits a manifest whose shards are already placed.
-func (c *Client) PutManifest(ctx context.Context, m *storage.Manifest) error {
+func (c *Client) PutManifest(ctx context.Context, m *storage.Manifest, pin bool) error {
 	b, err := storage.EncodeManifest(m)
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodPut, "/v1/blobs/"+m.Hash+"/manifest", bytes.NewReader(b), "application/json", nil)
+	return c.do(ctx, http.MethodPut, "/v1/blobs/"+m.Hash+"/manifest"+pinQuery(pin), bytes.NewReader(b), "application/json", nil)
+}
+
+func pinQuery(pin bool) string {
+	if pin {
+		return "?pin=true"
+	}
+	return ""
+}
+
+// Unpin lets garbage collection take a blob once no job uses it.
+func (c *Client) Unpin(ctx context.Context, hash string) error {
+	return c.do(ctx, http.MethodDelete, "/v1/blobs/"+hash+"/pin", nil, "", nil)
 }
 
 // PutBlobFrom stores size bytes from r as a blob and returns its hash. Small
@@ -78,6 +93,10 @@ func (c *Client) PutBlobFrom(ctx context.Context, r io.Reader, size int64, opts 
 		if err != nil {
 			return "", nil, err
 		}
+		if opts.Pin {
+			h := storage.Hash(data)
+			return h, nil, c.do(ctx, http.MethodPut, "/v1/blobs/"+h+"?pin=true", bytes.NewReader(data), "application/octet-stream", nil)
+		}
 		h, err := c.upload(ctx, data)
 		return h, nil, err
 	}
@@ -93,7 +112,7 @@ func (c *Client) PutBlobFrom(ctx context.Context, r io.Reader, size int64, opts 
 	if err != nil {
 		return "", nil, err
 	}
-	if err := c.PutManifest(ctx, m); err != nil {
+	if err := c.PutManifest(ctx, m, opts.Pin); err != nil {
 		return "", nil, fmt.Errorf("commit manifest of %s: %w", m.Hash, err)
 	}
 	return m.Hash, m, nil

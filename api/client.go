@@ -284,6 +284,11 @@ func (c *Client) Job(ctx context.Context, id string) (*JobStatus, error) {
 	return &out, nil
 }
 
+// Purge removes a finished job and its results from the ledger.
+func (c *Client) Purge(ctx context.Context, id string) error {
+	return c.doJSON(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/purge", nil, nil)
+}
+
 // Cancel cancels a job.
 func (c *Client) Cancel(ctx context.Context, id string) error {
 	return c.doJSON(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/cancel", nil, nil)

@@ -28,6 +28,9 @@ const (
 	cmdUpsertPeer   CommandType = 8
 	cmdReleaseTasks CommandType = 9
 	cmdPutManifest  CommandType = 10
+	cmdPurgeJob     CommandType = 11
+	cmdUnpinBlob    CommandType = 12
+	cmdDeleteBlobs  CommandType = 13
 
 	// IgnorableFlag marks a command type an older server may skip.
 	IgnorableFlag CommandType = 128
@@ -39,6 +42,7 @@ func (t CommandType) String() string {
 		cmdLeaseTasks: "lease-tasks", cmdCompleteTask: "complete-tasks",
 		cmdExpireLeases: "expire-leases", cmdCancelJob: "cancel-job",
 		cmdUpsertPeer: "upsert-peer", cmdReleaseTasks: "release-tasks", cmdPutManifest: "put-manifest",
+		cmdPurgeJob: "purge-job", cmdUnpinBlob: "unpin-blob", cmdDeleteBlobs: "delete-blobs",
 	}
 	if n, ok := names[t]; ok {
 		return n
@@ -61,13 +65,37 @@ var (
 type PutBlobCommand struct {
 	Hash string `json:"hash"`
 	Data []byte `json:"data"`
+	Now  int64  `json:"now,omitempty"`
+	Pin  bool   `json:"pin,omitempty"` // kept until unpinned, even if no job uses it
 }
 
 // PutManifestCommand records where an erasure-coded blob's shards are: a new
 // blob, or a new placement after repair. The server validated it.
 type PutManifestCommand struct {
 	Manifest *storage.Manifest `json:"manifest"`
+	Now      int64             `json:"now,omitempty"`
+	Pin      bool              `json:"pin,omitempty"`
 }
+
+// PurgeJobCommand removes a finished job and its results from the ledger;
+// the blobs only it used become garbage.
+type PurgeJobCommand struct {
+	ID string `json:"id"`
+}
+
+// UnpinBlobCommand lets garbage collection take a blob no job uses.
+type UnpinBlobCommand struct {
+	Hash string `json:"hash"`
+}
+
+// DeleteBlobsCommand garbage-collects blobs. Apply deletes each only if it
+// is still unpinned and unused by any job, so a race with a submit is safe.
+type DeleteBlobsCommand struct {
+	Hashes []string `json:"hashes"`
+}
+
+// ErrJobNotFinished is returned when purging a job that may still run.
+var ErrJobNotFinished = errors.New("job is not finished")
 
 // SubmitJobCommand creates a job with all its tasks queued. The leader stamps
 // the id and the time.

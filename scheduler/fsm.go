@@ -88,6 +88,12 @@ func (f *FSM) applyCommand(data []byte) any {
 		return l.applyUpsertPeer(decode[UpsertPeerCommand](t, body))
 	case cmdPutManifest:
 		return l.applyPutManifest(decode[PutManifestCommand](t, body))
+	case cmdPurgeJob:
+		return l.applyPurgeJob(decode[PurgeJobCommand](t, body))
+	case cmdUnpinBlob:
+		return l.applyUnpinBlob(decode[UnpinBlobCommand](t, body))
+	case cmdDeleteBlobs:
+		return l.applyDeleteBlobs(decode[DeleteBlobsCommand](t, body))
 	}
 	if t&IgnorableFlag != 0 {
 		return nil
@@ -119,6 +125,7 @@ const (
 	recPeer     byte = 5
 	recEnd      byte = 6
 	recManifest byte = 7
+	recBlobMeta byte = 8
 
 	snapshotVersion = 1
 )
@@ -163,6 +170,7 @@ func (f *FSM) StateHash() string {
 type frozenLedger struct {
 	blobs     []PutBlobCommand
 	manifests []*storage.Manifest
+	meta      []blobMeta
 	jobs      []frozenJob
 	peers     []peer
 }
@@ -196,6 +204,9 @@ func (l *Ledger) freeze() *frozenLedger {
 	}
 	for _, h := range sortedKeys(l.manifests) {
 		fz.manifests = append(fz.manifests, l.manifests[h]) // replaced, never changed in place
+	}
+	for _, h := range sortedKeys(l.meta) {
+		fz.meta = append(fz.meta, l.meta[h])
 	}
 	for _, j := range l.order {
 		spec, _ := json.Marshal(j.Spec)
@@ -246,6 +257,9 @@ func (fz *frozenLedger) write(w io.Writer) error {
 	}
 	for _, m := range fz.manifests {
 		rw.put(recManifest, m)
+	}
+	for i := range fz.meta {
+		rw.put(recBlobMeta, &fz.meta[i])
 	}
 	for i := range fz.jobs {
 		j := &fz.jobs[i]
@@ -310,6 +324,12 @@ func readLedger(r *bufio.Reader) (*Ledger, error) {
 				return nil, fmt.Errorf("%w: manifest: %v", errBadSnapshot, err)
 			}
 			l.manifests[m.Hash] = m
+		case recBlobMeta:
+			var m blobMeta
+			if err := json.Unmarshal(body, &m); err != nil {
+				return nil, fmt.Errorf("%w: blob meta: %v", errBadSnapshot, err)
+			}
+			l.meta[m.Hash] = m
 		case recJob:
 			if cur, err = l.restoreJob(body); err != nil {
 				return nil, err

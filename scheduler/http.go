@@ -36,6 +36,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/jobs", s.read(s.handleListJobs))
 	mux.Handle("GET /v1/jobs/{id}", s.read(s.handleJobStatus))
 	mux.Handle("POST /v1/jobs/{id}/cancel", s.write(s.handleCancel))
+	mux.Handle("POST /v1/jobs/{id}/purge", s.write(s.handlePurge))
+	mux.Handle("DELETE /v1/blobs/{hash}/pin", s.write(s.handleUnpin))
 	mux.Handle("GET /v1/jobs/{id}/results", s.read(s.handleResults))
 	mux.Handle("POST /v1/lease", s.write(s.handleLease))
 	mux.Handle("POST /v1/report", s.write(s.handleReport))
@@ -90,7 +92,7 @@ func writeErr(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrJobFinished), errors.Is(err, ErrJobExists):
 		code = http.StatusConflict
 	case errors.Is(err, errBadRequest), errors.Is(err, tasks.ErrInvalidSpec), errors.Is(err, ErrBlobMissing),
-		errors.Is(err, storage.ErrHashMismatch), errors.Is(err, storage.ErrBadHash), errors.Is(err, errNotWasm):
+		errors.Is(err, storage.ErrHashMismatch), errors.Is(err, ErrJobNotFinished), errors.Is(err, storage.ErrBadHash), errors.Is(err, errNotWasm):
 		code = http.StatusBadRequest
 	case errors.Is(err, storage.ErrTooLarge):
 		code = http.StatusRequestEntityTooLarge

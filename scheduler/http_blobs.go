@@ -1,10 +1,12 @@
 package scheduler
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/storage"
@@ -29,12 +31,103 @@ func (s *Server) handlePutManifest(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, fmt.Errorf("%w: manifest is for blob %s, not %s", errBadRequest, m.Hash, hash))
 		return
 	}
-	if _, err := s.commit(r, cmdPutManifest, &PutManifestCommand{Manifest: m}); err != nil {
+	pin := r.URL.Query().Get("pin") == "true"
+	if _, err := s.commit(r, cmdPutManifest, &PutManifestCommand{Manifest: m, Now: time.Now().UnixNano(), Pin: pin}); err != nil {
 		writeErr(w, err)
 		return
 	}
 	s.repairs.done(hash)
 	writeJSON(w, http.StatusOK, api.BlobInfo{Hash: hash, Size: m.Size})
+}
+
+func (s *Server) handleUnpin(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.commit(r, cmdUnpinBlob, &UnpinBlobCommand{Hash: r.PathValue("hash")}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// collectGarbage deletes blobs no job uses (not pinned, older than the grace)
+// from the ledger, then the shards only they used from the storage peers.
+// Shards are content-addressed and may be shared, so a shard any remaining
+// manifest names is kept. Deleting from a peer that is down is left undone:
+// the shard is an orphan on that peer, harmless.
+func (s *Server) collectGarbage(ctx context.Context, now time.Time) {
+	var candidates []string
+	s.store.FSM().View(func(l *Ledger) { candidates = l.garbage(now.Add(-s.cfg.GCGrace).UnixNano()) })
+	if len(candidates) == 0 {
+		return
+	}
+	doomed := map[string]*storage.Manifest{}
+	s.store.FSM().View(func(l *Ledger) {
+		for _, h := range candidates {
+			if m := l.manifests[h]; m != nil {
+				doomed[h] = m
+			}
+		}
+	})
+	resp, err := s.store.Propose(ctx, cmdDeleteBlobs, &DeleteBlobsCommand{Hashes: candidates})
+	deleted, _ := resp.([]string)
+	if err != nil || len(deleted) == 0 {
+		return
+	}
+	s.log.Info("garbage-collected blobs", "count", len(deleted))
+	var shards []shardAt
+	var peers []api.StoragePeer
+	s.store.FSM().View(func(l *Ledger) {
+		shards = l.unusedShards(deleted, doomed)
+		peers = l.storagePeers(true)
+	})
+	s.deleteShards(ctx, shards, peers)
+}
+
+type shardAt struct{ hash, peer string }
+
+// unusedShards are the shards of the deleted manifests no remaining
+// manifest names.
+func (l *Ledger) unusedShards(deleted []string, doomed map[string]*storage.Manifest) []shardAt {
+	kept := map[string]bool{}
+	for _, m := range l.manifests {
+		for _, seg := range m.Segments {
+			for _, sh := range seg.Shards {
+				kept[sh.Hash] = true
+			}
+		}
+	}
+	var out []shardAt
+	for _, h := range deleted {
+		m := doomed[h]
+		if m == nil {
+			continue
+		}
+		for _, seg := range m.Segments {
+			for _, sh := range seg.Shards {
+				if sh.Peer != "" && !kept[sh.Hash] {
+					out = append(out, shardAt{sh.Hash, sh.Peer})
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (s *Server) deleteShards(ctx context.Context, shards []shardAt, peers []api.StoragePeer) {
+	addr := map[string]string{}
+	for _, p := range peers {
+		addr[p.ID] = p.Address
+	}
+	for _, sh := range shards {
+		a, ok := addr[sh.peer]
+		if !ok {
+			continue
+		}
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := storage.NewShardClient(a, s.cfg.Token, nil).Delete(dctx, sh.hash); err != nil {
+			s.log.Debug("delete shard", "peer", sh.peer, "shard", sh.hash, "err", err)
+		}
+		cancel()
+	}
 }
 
 func (s *Server) handleStorageConfig(w http.ResponseWriter, r *http.Request) {

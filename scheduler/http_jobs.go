@@ -36,13 +36,20 @@ func (s *Server) handlePutBlob(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if !s.hasBlob(hash) {
-		if _, err := s.commit(r, cmdPutBlob, &PutBlobCommand{Hash: hash, Data: data}); err != nil {
+	pin := r.URL.Query().Get("pin") == "true"
+	if !s.hasBlob(hash) || pin && !s.pinned(hash) {
+		if _, err := s.commit(r, cmdPutBlob, &PutBlobCommand{Hash: hash, Data: data, Now: time.Now().UnixNano(), Pin: pin}); err != nil {
 			writeErr(w, err)
 			return
 		}
 	}
 	writeJSON(w, http.StatusOK, api.BlobInfo{Hash: hash, Size: int64(len(data))})
+}
+
+func (s *Server) pinned(hash string) bool {
+	var ok bool
+	s.store.FSM().View(func(l *Ledger) { ok = l.meta[hash].Pinned })
+	return ok
 }
 
 func (s *Server) hasBlob(hash string) bool {
@@ -146,6 +153,16 @@ func (s *Server) handleJobStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := s.commit(r, cmdPurgeJob, &PurgeJobCommand{ID: id}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.log.Info("job purged", "job", id)
+	writeJSON(w, http.StatusOK, api.SubmitResponse{ID: id})
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {

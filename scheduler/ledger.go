@@ -19,9 +19,12 @@ type Ledger struct {
 	blobs map[string][]byte
 	// manifests place the shards of blobs too large to keep inline.
 	manifests map[string]*storage.Manifest
-	peers     map[string]*peer
-	leased    map[taskKey]int64 // lease expiry (unix ns) of every leased task
-	nextSeq   uint64
+	// meta says when each blob (inline or coded) arrived and whether a user
+	// pinned it; garbage collection reads it.
+	meta    map[string]blobMeta
+	peers   map[string]*peer
+	leased  map[taskKey]int64 // lease expiry (unix ns) of every leased task
+	nextSeq uint64
 	// aliveWorkers counts peers with the worker role in state alive.
 	aliveWorkers int
 	// gen counts snapshots taken; task chunks older than it are shared with
@@ -85,21 +88,109 @@ func NewLedger() *Ledger {
 		jobs:      map[string]*job{},
 		blobs:     map[string][]byte{},
 		manifests: map[string]*storage.Manifest{},
+		meta:      map[string]blobMeta{},
 		peers:     map[string]*peer{},
 		leased:    map[taskKey]int64{},
 	}
+}
+
+// blobMeta is garbage-collection state of a blob.
+type blobMeta struct {
+	Hash    string `json:"hash"`
+	Created int64  `json:"created"`
+	Pinned  bool   `json:"pinned,omitempty"`
 }
 
 func (l *Ledger) applyPutBlob(c *PutBlobCommand) any {
 	if _, ok := l.blobs[c.Hash]; !ok {
 		l.blobs[c.Hash] = c.Data
 	}
+	l.noteBlob(c.Hash, c.Now, c.Pin)
 	return nil
 }
 
 func (l *Ledger) applyPutManifest(c *PutManifestCommand) any {
 	l.manifests[c.Manifest.Hash] = c.Manifest
+	l.noteBlob(c.Manifest.Hash, c.Now, c.Pin)
 	return nil
+}
+
+func (l *Ledger) noteBlob(hash string, now int64, pin bool) {
+	m, ok := l.meta[hash]
+	if !ok {
+		m = blobMeta{Hash: hash, Created: now}
+	}
+	m.Pinned = m.Pinned || pin
+	l.meta[hash] = m
+}
+
+func (l *Ledger) applyPurgeJob(c *PurgeJobCommand) any {
+	j := l.jobs[c.ID]
+	if j == nil {
+		return fmt.Errorf("%w: %s", ErrJobNotFound, c.ID)
+	}
+	if j.FinishedAt == 0 {
+		return fmt.Errorf("%w: %s is %s (cancel it first)", ErrJobNotFinished, c.ID, j.state())
+	}
+	delete(l.jobs, c.ID)
+	l.order = slices.DeleteFunc(l.order, func(o *job) bool { return o == j })
+	return nil
+}
+
+func (l *Ledger) applyUnpinBlob(c *UnpinBlobCommand) any {
+	m, ok := l.meta[c.Hash]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrBlobMissing, c.Hash)
+	}
+	m.Pinned = false
+	l.meta[c.Hash] = m
+	return nil
+}
+
+// applyDeleteBlobs returns the hashes it deleted.
+func (l *Ledger) applyDeleteBlobs(c *DeleteBlobsCommand) any {
+	used := l.referencedBlobs()
+	var deleted []string
+	for _, h := range c.Hashes {
+		if used[h] || l.meta[h].Pinned || !l.hasBlob(h) {
+			continue
+		}
+		delete(l.blobs, h)
+		delete(l.manifests, h)
+		delete(l.meta, h)
+		deleted = append(deleted, h)
+	}
+	return deleted
+}
+
+// referencedBlobs is every blob a job uses: module, inputs, coded results.
+func (l *Ledger) referencedBlobs() map[string]bool {
+	used := map[string]bool{}
+	for _, j := range l.order {
+		used[j.Spec.ModuleHash] = true
+		for _, in := range j.Spec.Inputs {
+			used[in.Hash] = true
+		}
+		for i := 0; i < j.Tasks.len(); i++ {
+			if ref := j.Tasks.at(i).StdoutRef; ref != "" {
+				used[ref] = true
+			}
+		}
+	}
+	return used
+}
+
+// garbage lists blobs no job uses, not pinned, that arrived before cutoff
+// (so a blob uploaded for a job being submitted is left alone), sorted.
+func (l *Ledger) garbage(cutoff int64) []string {
+	used := l.referencedBlobs()
+	var out []string
+	for _, h := range sortedKeys(l.meta) {
+		if m := l.meta[h]; !used[h] && !m.Pinned && m.Created < cutoff {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // hasBlob reports whether a blob is in the grid, inline or erasure-coded.

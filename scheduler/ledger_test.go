@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -410,5 +411,48 @@ func TestLedger_JobNeedingAnEngineGoesOnlyToWorkersWithIt(t *testing.T) {
 	g, _ = a.apply(cmdLeaseTasks, &LeaseTasksCommand{Worker: "w2", Max: 5, Engines: []string{"wazero", "wasmer"}}).([]Grant)
 	if len(g) != 2 || g[0].Job != "fast" {
 		t.Fatalf("a worker with wasmer got %+v", g)
+	}
+}
+
+func TestLedger_PurgeAndGarbageCollection(t *testing.T) {
+	a := newApplier(t)
+	input := []byte("input bytes")
+	a.apply(cmdPutBlob, &PutBlobCommand{Hash: storage.Hash(input), Data: input, Now: 10})
+	kept := []byte("pinned by a user")
+	a.apply(cmdPutBlob, &PutBlobCommand{Hash: storage.Hash(kept), Data: kept, Now: 10, Pin: true})
+	spec := tasks.JobSpec{Name: "j", ModuleHash: storage.Hash(testModule), Tasks: 1, Timeout: time.Second,
+		Memory: 1 << 20, MaxOutput: 1, Inputs: []tasks.Input{{Name: "in", Hash: storage.Hash(input)}}}
+	if resp := a.apply(cmdSubmitJob, &SubmitJobCommand{ID: "j1", Spec: spec}); resp != nil {
+		t.Fatal(resp)
+	}
+	if err, _ := a.apply(cmdPurgeJob, &PurgeJobCommand{ID: "j1"}).(error); !errors.Is(err, ErrJobNotFinished) {
+		t.Fatalf("purging a queued job: %v", err)
+	}
+	var garbage []string
+	a.fsm.View(func(l *Ledger) { garbage = l.garbage(100) })
+	if len(garbage) != 0 {
+		t.Fatalf("garbage %v while the job uses its blobs", garbage)
+	}
+	if deleted, _ := a.apply(cmdDeleteBlobs, &DeleteBlobsCommand{Hashes: []string{storage.Hash(input), storage.Hash(kept)}}).([]string); len(deleted) != 0 {
+		t.Fatalf("deleted %v: a used and a pinned blob must stay", deleted)
+	}
+	a.complete("w", a.lease("w", 1)[0], "")
+	if resp := a.apply(cmdPurgeJob, &PurgeJobCommand{ID: "j1"}); resp != nil {
+		t.Fatalf("purge: %v", resp)
+	}
+	a.fsm.View(func(l *Ledger) { garbage = l.garbage(100) })
+	want := []string{storage.Hash(input), storage.Hash(testModule)}
+	slices.Sort(want)
+	if !slices.Equal(garbage, want) {
+		t.Fatalf("garbage %v, want the purged job's input and module %v", garbage, want)
+	}
+	deleted, _ := a.apply(cmdDeleteBlobs, &DeleteBlobsCommand{Hashes: append(garbage, storage.Hash(kept))}).([]string)
+	if !slices.Equal(deleted, garbage) {
+		t.Fatalf("deleted %v, want %v", deleted, garbage)
+	}
+	a.apply(cmdUnpinBlob, &UnpinBlobCommand{Hash: storage.Hash(kept)})
+	a.fsm.View(func(l *Ledger) { garbage = l.garbage(100) })
+	if len(garbage) != 1 || garbage[0] != storage.Hash(kept) {
+		t.Fatalf("after unpin: garbage %v", garbage)
 	}
 }

@@ -46,6 +46,10 @@ type ServerConfig struct {
 	// is how long a repair order may take before it is given to another peer.
 	RepairGrace   time.Duration
 	RepairTimeout time.Duration
+	// GCInterval is how often the leader collects garbage blobs; GCGrace is
+	// how old an unused, unpinned blob must be (so a blob uploaded for a job
+	// still being submitted is safe). Defaults 1 minute and 1 hour.
+	GCInterval, GCGrace time.Duration
 	// StorageK and StorageM are the cluster's erasure coding (default 4+2);
 	// a job may override them.
 	StorageK, StorageM int
@@ -67,6 +71,12 @@ func (c *ServerConfig) setDefaults() {
 	}
 	if c.RepairGrace == 0 {
 		c.RepairGrace = 2 * c.WorkerTTL
+	}
+	if c.GCInterval == 0 {
+		c.GCInterval = time.Minute
+	}
+	if c.GCGrace == 0 {
+		c.GCGrace = time.Hour
 	}
 	if c.StorageK == 0 {
 		c.StorageK, c.StorageM = storage.DefaultK, storage.DefaultM
@@ -184,10 +194,14 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	s.log.Info("leader loop started", "id", s.cfg.Store.ID)
 	tick := time.NewTicker(max(s.cfg.WorkerTTL/5, 10*time.Millisecond))
 	defer tick.Stop()
+	gc := time.NewTicker(s.cfg.GCInterval)
+	defer gc.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case now := <-gc.C:
+			s.collectGarbage(ctx, now)
 		case now := <-tick.C:
 			if now.Before(graceUntil) {
 				continue

@@ -12,7 +12,7 @@ import (
 
 func (m *Main) runBlob(ctx context.Context, args []string) (int, error) {
 	subs := map[string]func(context.Context, []string) (int, error){
-		"put": m.blobPut, "get": m.blobGet, "stat": m.blobStat,
+		"put": m.blobPut, "get": m.blobGet, "stat": m.blobStat, "rm": m.blobRm,
 	}
 	if len(args) > 0 {
 		if run, ok := subs[args[0]]; ok {
@@ -23,7 +23,8 @@ func (m *Main) runBlob(ctx context.Context, args []string) (int, error) {
 
   put FILE [--k K] [--m M] [--allow-fewer-parity]   store a file; prints its hash
   get HASH [-o FILE]                                write a blob to FILE (default stdout)
-  stat HASH [--json]                                placement and health of every shard`)
+  stat HASH [--json]                                placement and health of every shard
+  rm HASH                                           unpin: garbage collection takes it once no job uses it`)
 	return exitError, errUsage
 }
 
@@ -34,6 +35,7 @@ func (m *Main) blobPut(ctx context.Context, args []string) (int, error) {
 	fs.IntVar(&opts.K, "k", 0, "data shards per segment (default 4)")
 	fs.IntVar(&opts.M, "m", 0, "parity shards per segment (default 2)")
 	fs.BoolVar(&opts.AllowFewerParity, "allow-fewer-parity", false, "store even with fewer than k+m storage peers; repair places the rest later")
+	fs.BoolVar(&opts.Pin, "pin", true, "keep the blob until 'blob rm' even if no job uses it")
 	path, err := oneArg(fs, args)
 	if err != nil {
 		return exitError, err
@@ -82,6 +84,20 @@ func (m *Main) blobGet(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitError, fmt.Errorf("blob get %s: %w", hash, err)
 	}
+	return exitOK, nil
+}
+
+func (m *Main) blobRm(ctx context.Context, args []string) (int, error) {
+	fs := m.newFlagSet("blob rm", "blob rm HASH")
+	cf := m.addClientFlags(fs, false)
+	hash, err := oneArg(fs, args)
+	if err != nil {
+		return exitError, err
+	}
+	if err := m.client(cf).Unpin(ctx, hash); err != nil {
+		return exitError, err
+	}
+	fmt.Fprintf(m.Stdout, "unpinned %s: it is deleted once no job uses it\n", hash)
 	return exitOK, nil
 }
 

@@ -17,7 +17,7 @@ import (
 func (m *Main) runJob(ctx context.Context, args []string) (int, error) {
 	subs := map[string]func(context.Context, []string) (int, error){
 		"submit": m.jobSubmit, "status": m.jobStatus, "results": m.jobResults,
-		"cancel": m.jobCancel, "list": m.jobList,
+		"cancel": m.jobCancel, "list": m.jobList, "purge": m.jobPurge,
 	}
 	if len(args) > 0 {
 		if run, ok := subs[args[0]]; ok {
@@ -30,6 +30,7 @@ func (m *Main) runJob(ctx context.Context, args []string) (int, error) {
   status ID [--json]              the job's state and every task's
   results ID --out DIR            write DIR/<index>.out and DIR/<index>.err
   cancel ID                       cancel a job: unfinished tasks will not run
+  purge ID                        forget a finished job and its results; blobs only it used are garbage-collected
   list [--json]                   all jobs`)
 	if len(args) > 0 && args[0] != "help" {
 		return exitError, errUsage
@@ -173,6 +174,20 @@ func (m *Main) jobCancel(ctx context.Context, args []string) (int, error) {
 		return exitError, err
 	}
 	fmt.Fprintf(m.Stdout, "cancelled job %s\n", id)
+	return exitOK, nil
+}
+
+func (m *Main) jobPurge(ctx context.Context, args []string) (int, error) {
+	fs := m.newFlagSet("job purge", "job purge ID")
+	cf := m.addClientFlags(fs, false)
+	id, err := oneArg(fs, args)
+	if err != nil {
+		return exitError, err
+	}
+	if err := m.client(cf).Purge(ctx, id); err != nil {
+		return exitError, err
+	}
+	fmt.Fprintf(m.Stdout, "purged job %s\n", id)
 	return exitOK, nil
 }
 

@@ -38,15 +38,18 @@ type Config struct {
 	// WorkerTTL and LeaseSlack tune failure detection (default: scheduler's).
 	WorkerTTL  time.Duration
 	LeaseSlack time.Duration
-	Logger     *slog.Logger
+	// GCInterval and GCGrace tune blob garbage collection (default: scheduler's).
+	GCInterval, GCGrace time.Duration
+	Logger              *slog.Logger
 }
 
 // Grid is a running dev grid.
 type Grid struct {
-	Addr   string // http://host:port
-	Token  string
-	Server *scheduler.Server
-	Worker *worker.Worker
+	Addr     string // http://host:port
+	RaftAddr string // host:port of Raft traffic
+	Token    string
+	Server   *scheduler.Server
+	Worker   *worker.Worker
 
 	http     *http.Server
 	cancel   context.CancelFunc
@@ -79,13 +82,14 @@ func Start(ctx context.Context, cfg Config) (*Grid, error) {
 	srv, err := scheduler.NewServer(scheduler.ServerConfig{
 		Store: scheduler.StoreConfig{ID: "dev-server", DataDir: filepath.Join(cfg.DataDir, "server"), RaftBind: raftBind,
 			Fast: true},
+		GCInterval: cfg.GCInterval, GCGrace: cfg.GCGrace,
 		Token: token, BootstrapExpect: 1, HTTPAddr: "http://" + ln.Addr().String(), WorkerTTL: cfg.WorkerTTL, LeaseSlack: cfg.LeaseSlack, Logger: cfg.Logger,
 	})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	g := &Grid{Addr: "http://" + ln.Addr().String(), Token: token, Server: srv}
+	g := &Grid{Addr: "http://" + ln.Addr().String(), RaftAddr: raftBind, Token: token, Server: srv}
 	g.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go g.http.Serve(ln)
 	if err := g.waitLeader(ctx); err != nil {

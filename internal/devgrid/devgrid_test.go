@@ -22,10 +22,16 @@ func TestMain(m *testing.M) {
 }
 
 func startGrid(t *testing.T, dir string, noWorker bool) *Grid {
+	return startGridAt(t, dir, noWorker, "", "")
+}
+
+// startGridAt starts a grid on given addresses ("" picks free ones), so a
+// restart can come back where it was, as a real server would.
+func startGridAt(t *testing.T, dir string, noWorker bool, bind, raftBind string) *Grid {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	g, err := Start(ctx, Config{DataDir: dir, Cores: 2, NoWorker: noWorker})
+	g, err := Start(ctx, Config{DataDir: dir, Cores: 2, NoWorker: noWorker, Bind: bind, RaftBind: raftBind})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +91,7 @@ func TestDevGrid_EndToEndAndRestart(t *testing.T) {
 	}
 	hash := g.Server.Store().FSM().StateHash()
 
-	g2 := startGrid(t, dir, true)
+	g2 := startGridAt(t, dir, true, strings.TrimPrefix(g.Addr, "http://"), g.RaftAddr)
 	if err := g2.Server.Store().Barrier(ctx); err != nil {
 		t.Fatal(err)
 	}

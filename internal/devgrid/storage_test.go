@@ -3,6 +3,7 @@ package devgrid
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -39,7 +40,9 @@ func storageGrid(t *testing.T, n int) (*Grid, []func()) {
 func storageGridWith(t *testing.T, n int, runner worker.Runner) (*Grid, []func(), []string) {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	g, err := Start(context.Background(), Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: time.Second, Logger: quiet})
+	// Garbage collection every 100 ms, of blobs unused for 300 ms.
+	g, err := Start(context.Background(), Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: time.Second, Logger: quiet,
+		GCInterval: 100 * time.Millisecond, GCGrace: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +91,7 @@ func TestGrid_BlobsSurviveLosingMStoragePeers(t *testing.T) {
 	hashes := make([]string, len(sizes))
 	for i, n := range sizes {
 		data := randomBytes(n, uint64(i+1))
-		h, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(n), api.BlobOptions{})
+		h, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(n), api.BlobOptions{Pin: true})
 		if err != nil {
 			t.Fatalf("put %d bytes: %v", n, err)
 		}
@@ -244,7 +247,7 @@ func TestGrid_CorruptShardIsDetectedAndRepaired(t *testing.T) {
 	c := g.Client()
 	ctx := context.Background()
 	data := randomBytes(3<<20, 7)
-	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{})
+	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{Pin: true})
 	if err != nil || m == nil {
 		t.Fatalf("put: %v", err)
 	}
@@ -288,7 +291,7 @@ func TestGrid_RepairRestoresRedundancyAfterLosingMPeers(t *testing.T) {
 	c := g.Client()
 	ctx := context.Background()
 	data := randomBytes(5<<20, 9)
-	hash, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{})
+	hash, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{Pin: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,4 +302,78 @@ func TestGrid_RepairRestoresRedundancyAfterLosingMPeers(t *testing.T) {
 	if _, err := c.ReadBlob(ctx, hash, &buf); err != nil || !bytes.Equal(buf.Bytes(), data) {
 		t.Fatalf("read after repair: %v", err)
 	}
+}
+
+// TestGrid_PurgedJobsBlobsAreGarbageCollected: once a finished job is
+// purged, its inputs and results (and their shards on the storage peers) are
+// collected; a pinned blob stays until it is unpinned.
+func TestGrid_PurgedJobsBlobsAreGarbageCollected(t *testing.T) {
+	g, _, dirs := storageGridWith(t, 6, nil)
+	c := g.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pinned := randomBytes(1<<20, 42)
+	pinnedHash, _, err := c.PutBlobFrom(ctx, bytes.NewReader(pinned), int64(len(pinned)), api.BlobOptions{Pin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "in", "a.bin"), randomBytes(1<<20, 43))
+	writeFile(t, filepath.Join(dir, "cat.wasm"), wasmtest.Cat())
+	writeFile(t, filepath.Join(dir, "job.toml"), []byte("name = \"cat\"\nmodule = \"cat.wasm\"\ninputs = \"in/*.bin\"\nmax_output = \"2MiB\"\n"))
+	jf, err := tasks.ParseFile(filepath.Join(dir, "job.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.SubmitJobFile(ctx, jf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := c.WaitJob(ctx, id, 20*time.Millisecond, nil); err != nil || sum.State != tasks.JobComplete {
+		t.Fatalf("job: %+v %v", sum, err)
+	}
+	st, _ := c.Job(ctx, id)
+	results, _ := c.Results(ctx, id)
+	inputM, err := c.Manifest(ctx, st.Spec.Inputs[0].Hash)
+	if err != nil || results[0].StdoutBlob == "" {
+		t.Fatalf("want a coded input and result: %v %+v", err, results[0].TaskStatus)
+	}
+	if err := c.Purge(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 20*time.Second, "the purged job's blobs collected", func() bool {
+		_, e1 := c.Manifest(ctx, st.Spec.Inputs[0].Hash)
+		_, e2 := c.Manifest(ctx, results[0].StdoutBlob)
+		return errors.Is(e1, api.ErrNotFound) && errors.Is(e2, api.ErrNotFound)
+	})
+	testcluster.Eventually(t, 20*time.Second, "their shards deleted from the peers", func() bool {
+		for _, seg := range inputM.Segments {
+			for _, sh := range seg.Shards {
+				var idx int
+				fmt.Sscanf(sh.Peer, "p%d", &idx)
+				if _, err := os.Stat(filepath.Join(dirs[idx], "shards")); err != nil {
+					return false
+				}
+				store, err := storage.OpenShardStore(filepath.Join(dirs[idx], "shards"), storage.ShardStoreOptions{})
+				if err != nil {
+					return false
+				}
+				if ok, _ := store.Has(sh.Hash); ok {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	var buf bytes.Buffer
+	if _, err := c.ReadBlob(ctx, pinnedHash, &buf); err != nil || !bytes.Equal(buf.Bytes(), pinned) {
+		t.Fatalf("the pinned blob was collected: %v", err)
+	}
+	if err := c.Unpin(ctx, pinnedHash); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 20*time.Second, "the unpinned blob collected", func() bool {
+		_, err := c.Manifest(ctx, pinnedHash)
+		return errors.Is(err, api.ErrNotFound)
+	})
 }
