@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -144,12 +145,44 @@ func (s *JobSpec) TaskArgs(index int) []string {
 // ExpandArgs replaces {index} (0-based), {count} and {input} (the input file's
 // base name, empty without inputs) in each argument.
 func ExpandArgs(args []string, index, count int, input string) []string {
-	r := strings.NewReplacer("{index}", fmt.Sprint(index), "{count}", fmt.Sprint(count), "{input}", input)
 	out := make([]string, len(args))
 	for i, a := range args {
-		out[i] = r.Replace(a)
+		out[i] = expandArg(a, index, count, input)
 	}
 	return out
+}
+
+// expandArg does what strings.NewReplacer("{index}", ..., "{count}", ...,
+// "{input}", ...).Replace(a) does, without building a replacer per task: the
+// leader expands the args of every task it grants.
+func expandArg(a string, index, count int, input string) string {
+	if strings.IndexByte(a, '{') < 0 {
+		return a
+	}
+	var b strings.Builder
+	for {
+		k := strings.IndexByte(a, '{')
+		if k < 0 {
+			b.WriteString(a)
+			return b.String()
+		}
+		b.WriteString(a[:k])
+		a = a[k:]
+		switch {
+		case strings.HasPrefix(a, "{index}"):
+			b.WriteString(strconv.Itoa(index))
+			a = a[len("{index}"):]
+		case strings.HasPrefix(a, "{count}"):
+			b.WriteString(strconv.Itoa(count))
+			a = a[len("{count}"):]
+		case strings.HasPrefix(a, "{input}"):
+			b.WriteString(input)
+			a = a[len("{input}"):]
+		default:
+			b.WriteByte('{')
+			a = a[1:]
+		}
+	}
 }
 
 func isHexHash(s string) bool {

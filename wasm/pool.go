@@ -53,6 +53,8 @@ type Pool struct {
 	slots   chan *process // one token per executor; nil means the slot has no live child
 	closed  chan struct{}
 
+	sizes sync.Map // module hash -> size: modules are content-addressed and never change
+
 	mu       sync.Mutex
 	isClosed bool
 	live     map[*process]struct{}
@@ -192,7 +194,7 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 	if err := validateRequest(req); err != nil {
 		return nil, err
 	}
-	size, ok := p.cfg.ModuleDir.size(req.ModuleHash)
+	size, ok := p.moduleSize(req.ModuleHash)
 	if !ok {
 		return nil, fmt.Errorf("module %s: %w in %s", req.ModuleHash, ErrModuleNotFound, string(p.cfg.ModuleDir))
 	}
@@ -215,6 +217,19 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 		p.chooser.Observe(req.ModuleHash, engine, res.Duration)
 	}
 	return res, err
+}
+
+// moduleSize is ModuleDir.size, remembered: a module's file never changes,
+// so only its first task pays for the stat.
+func (p *Pool) moduleSize(hash string) (int64, bool) {
+	if v, ok := p.sizes.Load(hash); ok {
+		return v.(int64), true
+	}
+	size, ok := p.cfg.ModuleDir.size(hash)
+	if ok {
+		p.sizes.Store(hash, size)
+	}
+	return size, ok
 }
 
 // engineFor resolves req.Engine to an engine this pool offers; auto reports

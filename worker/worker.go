@@ -80,6 +80,10 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// reportLinger is how long a report batch waits for more finished tasks:
+// fewer, larger reports mean fewer Raft entries on the leader.
+const reportLinger = 5 * time.Millisecond
+
 const (
 	maxPrefetch     = 512
 	prefetchHorizon = 250 * time.Millisecond
@@ -97,6 +101,7 @@ type Worker struct {
 
 	fetchMu  sync.Mutex // one module download at a time; they are cached after
 	repairMu sync.Mutex // one repair at a time
+	have     sync.Map   // module hashes known to be in modules/ (files never change): a task costs no stat
 
 	shards     *storage.ShardStore
 	shardHTTP  *http.Server
@@ -303,7 +308,7 @@ func (r *run) leaseLoop(ctx context.Context) {
 // acquireSlots blocks until fewer tasks are held than the target, then
 // takes every slot up to it.
 func (r *run) acquireSlots(ctx context.Context) int {
-	return r.slots.acquire(ctx, r.target)
+	return r.slots.acquire(ctx, r.target, r.w.cfg.Cores)
 }
 
 func (r *run) releaseSlots(n int) { r.slots.release(n) }
@@ -477,6 +482,7 @@ func (r *run) handBack(a api.Assignment) {
 func (r *run) reportLoop() {
 	for first := range r.reports {
 		batch := []api.Report{first}
+		linger := time.NewTimer(reportLinger)
 	gather:
 		for len(batch) < 256 {
 			select {
@@ -485,10 +491,11 @@ func (r *run) reportLoop() {
 					break gather
 				}
 				batch = append(batch, rep)
-			default:
+			case <-linger.C:
 				break gather
 			}
 		}
+		linger.Stop()
 		r.sendReports(batch)
 		for _, rep := range batch {
 			r.hold(api.TaskRef{Job: rep.Job, Index: rep.Index, Attempt: rep.Attempt}, false)
@@ -625,7 +632,11 @@ func (w *Worker) storeLargeStdout(ctx context.Context, rep *api.Report, opts api
 
 // ensureModule fetches a module by hash into the module cache, once.
 func (w *Worker) ensureModule(ctx context.Context, hash string) error {
+	if _, ok := w.have.Load(hash); ok {
+		return nil
+	}
 	if w.modules.Has(hash) {
+		w.have.Store(hash, true)
 		return nil
 	}
 	w.fetchMu.Lock()
@@ -644,6 +655,7 @@ func (w *Worker) ensureModule(ctx context.Context, hash string) error {
 	if got != hash {
 		return fmt.Errorf("module %s: server sent bytes that hash to %s", hash, got)
 	}
+	w.have.Store(hash, true)
 	return nil
 }
 
@@ -673,15 +685,19 @@ type slots struct {
 
 func newSlots() *slots { return &slots{freed: make(chan struct{})} }
 
-func (s *slots) acquire(ctx context.Context, target func() int) int {
+func (s *slots) acquire(ctx context.Context, target func() int, cores int) int {
 	for {
 		s.mu.Lock()
-		n, freed := target()-s.held, s.freed
-		if n > 0 {
+		t := target()
+		n, freed := t-s.held, s.freed
+		// Lease in batches: wait until a quarter of the target is free,
+		// unless the worker is about to run dry.
+		ok := n > 0 && (n >= t/4 || s.held <= 2*cores)
+		if ok {
 			s.held += n
 		}
 		s.mu.Unlock()
-		if n > 0 {
+		if ok {
 			return n
 		}
 		select {
