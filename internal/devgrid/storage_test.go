@@ -35,14 +35,18 @@ func storageGrid(t *testing.T, n int) (*Grid, []func()) {
 	return g, stops
 }
 
+// gcGrace is how old an unused blob must be before the test grids collect
+// it: long, except in the garbage-collection test, so a slow (-race) upload
+// of a job's inputs cannot lose its module before the submit.
+var gcGrace = time.Hour
+
 // storageGridWith is storageGrid with the workers' runner (nil: the real
 // executor pool, one executor each).
 func storageGridWith(t *testing.T, n int, runner worker.Runner) (*Grid, []func(), []string) {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	// Garbage collection every 100 ms, of blobs unused for 300 ms.
 	g, err := Start(context.Background(), Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: time.Second, Logger: quiet,
-		GCInterval: 100 * time.Millisecond, GCGrace: 300 * time.Millisecond})
+		GCInterval: 100 * time.Millisecond, GCGrace: gcGrace})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,6 +312,8 @@ func TestGrid_RepairRestoresRedundancyAfterLosingMPeers(t *testing.T) {
 // purged, its inputs and results (and their shards on the storage peers) are
 // collected; a pinned blob stays until it is unpinned.
 func TestGrid_PurgedJobsBlobsAreGarbageCollected(t *testing.T) {
+	gcGrace = 5 * time.Second // not parallel: the other tests see the hour
+	defer func() { gcGrace = time.Hour }()
 	g, _, dirs := storageGridWith(t, 6, nil)
 	c := g.Client()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
