@@ -335,7 +335,7 @@ func (c *Client) WaitJob(ctx context.Context, id string, every time.Duration, pr
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		jobs, err := c.jobSummary(ctx, id)
+		jobs, err := c.JobSummary(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -353,7 +353,8 @@ func (c *Client) WaitJob(ctx context.Context, id string, every time.Duration, pr
 	}
 }
 
-func (c *Client) jobSummary(ctx context.Context, id string) (*JobSummary, error) {
+// JobSummary is a job's counts without its tasks: cheap to poll.
+func (c *Client) JobSummary(ctx context.Context, id string) (*JobSummary, error) {
 	var out JobSummary
 	err := c.doJSON(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"?summary=true", nil, &out)
 	return &out, err

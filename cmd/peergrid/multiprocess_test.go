@@ -34,7 +34,7 @@ func TestMultiProcess_LeaderKill9MidJob(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	const n = 1000
+	const n = 10000 // enough that the job is surely unfinished when the workers are paused
 	mod := examples.Tiny()
 	if err := client.PutBlob(ctx, storage.Hash(mod), mod); err != nil {
 		t.Fatal(err)

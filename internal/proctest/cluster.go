@@ -182,12 +182,12 @@ func WaitJob(t testing.TB, client *api.Client, id string, timeout time.Duration,
 	err := poll(context.Background(), timeout, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		st, err := client.Job(ctx, id)
+		st, err := client.JobSummary(ctx, id) // not the tasks: cheap even for a big job
 		if err != nil {
 			lastErr = err
 			return false
 		}
-		last = &st.JobSummary
+		last = st
 		return cond(last)
 	})
 	if err != nil {
