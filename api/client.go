@@ -143,14 +143,17 @@ func (c *Client) doOnce(ctx context.Context, base, method, path string, body io.
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	// A read changes nothing, so it is always safe to send again elsewhere.
+	idempotent := method == http.MethodGet || method == http.MethodHead
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		var op *net.OpError
-		return errors.As(err, &op) && op.Op == "dial", fmt.Errorf("%s %s: %w", method, base+path, err)
+		dialFailed := errors.As(err, &op) && op.Op == "dial"
+		return (dialFailed || idempotent) && ctx.Err() == nil, fmt.Errorf("%s %s: %w", method, base+path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		retry := resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(RetryHeader) == "safe"
+		retry := resp.StatusCode == http.StatusServiceUnavailable && (idempotent || resp.Header.Get(RetryHeader) == "safe")
 		return retry, readStatusError(resp)
 	}
 	switch v := out.(type) {

@@ -360,7 +360,7 @@ func TestCluster_NewLeaderHonoursLeaseGrace(t *testing.T) {
 				t.Fatalf("the dead worker's task: %+v", task)
 			}
 		default:
-			t.Fatalf("unexpected task %+v", task)
+			t.Fatalf("unexpected task %+v\nall: %+v", task, st.TaskStats)
 		}
 	}
 }

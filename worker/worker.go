@@ -644,7 +644,7 @@ func (w *Worker) ensureModule(ctx context.Context, hash string) error {
 	if w.modules.Has(hash) {
 		return nil
 	}
-	data, err := w.client.GetBlob(ctx, hash)
+	data, err := w.fetchModule(ctx, hash)
 	if err != nil {
 		return fmt.Errorf("fetch module %s: %w", hash, err)
 	}
@@ -657,6 +657,26 @@ func (w *Worker) ensureModule(ctx context.Context, hash string) error {
 	}
 	w.have.Store(hash, true)
 	return nil
+}
+
+// moduleFetchPatience bounds how long a worker keeps trying to fetch a
+// module while the grid has no leader (an election takes seconds), before
+// it gives up and the attempt fails.
+const moduleFetchPatience = 30 * time.Second
+
+// fetchModule downloads a module, retrying while the grid is unavailable:
+// a leader change is not the task's fault and should not cost an attempt.
+func (w *Worker) fetchModule(ctx context.Context, hash string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, moduleFetchPatience)
+	defer cancel()
+	b := newBackoff()
+	for {
+		data, err := w.client.GetBlob(ctx, hash)
+		if err == nil || !errors.Is(err, api.ErrUnavailable) || ctx.Err() != nil {
+			return data, err
+		}
+		b.wait(ctx)
+	}
 }
 
 // backoff waits 50ms, 100ms, ... up to 5s between failed calls.
