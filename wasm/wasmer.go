@@ -41,10 +41,11 @@ type wasmerEngine struct {
 	engine *wasmer.Engine
 	store  *wasmer.Store
 
-	mu       sync.Mutex
-	modules  map[wasmerKey]*wasmerModule
-	useClock uint64
-	hosts    []*wasmerHost // idle host function sets
+	// Dropped modules are freed by wasmer-go once no run holds them.
+	modules *compileCache[wasmerKey, *wasmerModule]
+
+	mu    sync.Mutex
+	hosts []*wasmerHost // idle host function sets
 }
 
 var _ Engine = (*wasmerEngine)(nil)
@@ -54,12 +55,11 @@ type wasmerKey struct {
 	pages uint32 // memory cap
 }
 
+// wasmerModule is one module compiled with one memory cap. module is nil
+// when the module needs more memory at start than the cap (Run refuses it).
 type wasmerModule struct {
-	done      chan struct{}
 	module    *wasmer.Module
 	minMemory uint64
-	err       error
-	lastUse   uint64
 }
 
 func newWasmer(_ context.Context, cfg EngineConfig) (Engine, error) {
@@ -69,7 +69,7 @@ func newWasmer(_ context.Context, cfg EngineConfig) (Engine, error) {
 	engine := wasmer.NewEngine()
 	return &wasmerEngine{
 		cfg: cfg, engine: engine, store: wasmer.NewStore(engine),
-		modules: map[wasmerKey]*wasmerModule{},
+		modules: newCompileCache[wasmerKey, *wasmerModule](nil),
 	}, nil
 }
 
@@ -77,9 +77,7 @@ func newWasmer(_ context.Context, cfg EngineConfig) (Engine, error) {
 // when the engine is no longer referenced (wasmer-go frees them by
 // finalizer; closing them here would race with runs still in progress).
 func (e *wasmerEngine) Close(context.Context) error {
-	e.mu.Lock()
-	e.modules = map[wasmerKey]*wasmerModule{}
-	e.mu.Unlock()
+	e.modules.reset()
 	return nil
 }
 
@@ -219,81 +217,35 @@ func (e *wasmerEngine) putHost(h *wasmerHost) {
 // module returns the module compiled with its memory capped at pages,
 // compiling it on first use.
 func (e *wasmerEngine) module(hash string, pages uint32) (*wasmerModule, error) {
-	key := wasmerKey{hash, pages}
-	e.mu.Lock()
-	e.useClock++
-	m, ok := e.modules[key]
-	if ok {
-		m.lastUse = e.useClock
-		e.mu.Unlock()
-		<-m.done
-		return m, m.err
-	}
-	m = &wasmerModule{done: make(chan struct{}), lastUse: e.useClock}
-	e.modules[key] = m
-	e.mu.Unlock()
-
-	m.err = e.compile(m, hash, pages)
-	close(m.done)
-	e.mu.Lock()
-	if m.err != nil && KindOf(m.err) == "" {
-		delete(e.modules, key)
-	}
-	e.evictLocked()
-	e.mu.Unlock()
-	return m, m.err
+	return e.modules.get(wasmerKey{hash, pages}, func() (*wasmerModule, error) { return e.compile(hash, pages) })
 }
 
-// evictLocked forgets the least recently used modules beyond the bound;
-// wasmer-go frees them once no run holds them.
-func (e *wasmerEngine) evictLocked() {
-	for len(e.modules) > maxCompiledModules {
-		var oldest wasmerKey
-		found := false
-		for k, m := range e.modules {
-			if isClosedChan(m.done) && (!found || m.lastUse < e.modules[oldest].lastUse) {
-				oldest, found = k, true
-			}
-		}
-		if !found {
-			return
-		}
-		delete(e.modules, oldest)
-	}
-}
-
-func isClosedChan(c chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
-func (e *wasmerEngine) compile(m *wasmerModule, hash string, pages uint32) error {
+func (e *wasmerEngine) compile(hash string, pages uint32) (*wasmerModule, error) {
 	data, err := e.cfg.ModuleDir.read(hash)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := CheckModule(data); err != nil {
-		return err
+		return nil, err
 	}
-	m.minMemory = declaredMemoryMin(data)
+	m := &wasmerModule{minMemory: declaredMemoryMin(data)}
 	if m.minMemory > uint64(pages)*wasmPageSize {
-		return nil // Run refuses it: do not compile
+		return m, nil // Run refuses it: do not compile
 	}
 	capped, err := capModuleMemory(data, pages)
 	if err != nil {
 		if verr := wasmer.ValidateModule(e.store, data); verr != nil {
-			return &TaskError{Kind: KindInvalidModule, Msg: verr.Error()}
+			return nil, &TaskError{Kind: KindInvalidModule, Msg: verr.Error()}
 		}
-		return &TaskError{Kind: KindInvalidModule, Msg: err.Error()}
+		return nil, &TaskError{Kind: KindInvalidModule, Msg: err.Error()}
 	}
 	if m.module, err = e.load(capped); err != nil {
-		return err
+		return nil, err
 	}
-	return checkWasmerCommand(m.module)
+	if err := checkWasmerCommand(m.module); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // load compiles capped, or loads it from the disk cache that executors

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -26,21 +25,15 @@ type wazeroEngine struct {
 	wasi    map[string]bool         // WASI functions the sandbox provides
 	base    wazero.ModuleConfig
 
-	mu       sync.Mutex
-	modules  map[string]*compiledModule
-	useClock uint64 // orders modules by last use, for eviction
+	modules *compileCache[string, *compiledModule]
 }
 
 var _ Engine = (*wazeroEngine)(nil)
 
-// compiledModule is one module compiled once per engine. done is closed when
-// code or err is set.
+// compiledModule is one module compiled once per engine.
 type compiledModule struct {
-	done      chan struct{}
 	code      wazero.CompiledModule
 	minMemory uint64 // bytes the module's memory needs at start
-	err       error
-	lastUse   uint64
 }
 
 // NewWazero returns an engine backed by wazero. With cfg.CacheDir, compiled
@@ -49,7 +42,9 @@ type compiledModule struct {
 // instantiate and run only.
 func NewWazero(ctx context.Context, cfg EngineConfig) (Engine, error) {
 	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(cfg.Interruptible)
-	e := &wazeroEngine{cfg: cfg, modules: map[string]*compiledModule{}, wasi: map[string]bool{}}
+	// Closing a dropped module is safe while instances of it still run.
+	release := func(m *compiledModule) { _ = m.code.Close(context.Background()) }
+	e := &wazeroEngine{cfg: cfg, modules: newCompileCache[string](release), wasi: map[string]bool{}}
 	if cfg.CacheDir != "" {
 		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
 		if err != nil {
@@ -223,78 +218,27 @@ func timeoutError(limit time.Duration) *TaskError {
 }
 
 // module returns the compiled module for hash, compiling it on first use.
-// Callers for the same hash wait for one compilation.
 func (e *wazeroEngine) module(ctx context.Context, hash string) (*compiledModule, error) {
-	e.mu.Lock()
-	e.useClock++
-	m, ok := e.modules[hash]
-	if ok {
-		m.lastUse = e.useClock
-		e.mu.Unlock()
-		<-m.done
-		return m, m.err
-	}
-	m = &compiledModule{done: make(chan struct{}), lastUse: e.useClock}
-	e.modules[hash] = m
-	e.mu.Unlock()
-
-	m.code, m.minMemory, m.err = e.compile(ctx, hash)
-	close(m.done)
-	e.mu.Lock()
-	if m.err != nil && KindOf(m.err) == "" {
-		delete(e.modules, hash) // not the module's fault (missing file, ...): try again next time
-	}
-	e.evictLocked(ctx)
-	e.mu.Unlock()
-	return m, m.err
+	return e.modules.get(hash, func() (*compiledModule, error) { return e.compile(ctx, hash) })
 }
 
-// evictLocked closes the least recently used compiled modules beyond the
-// bound. Closing is safe while instances of the module still run.
-func (e *wazeroEngine) evictLocked(ctx context.Context) {
-	for len(e.modules) > maxCompiledModules {
-		var oldest string
-		for h, m := range e.modules {
-			if isDone(m) && (oldest == "" || m.lastUse < e.modules[oldest].lastUse) {
-				oldest = h
-			}
-		}
-		if oldest == "" {
-			return
-		}
-		if c := e.modules[oldest].code; c != nil {
-			_ = c.Close(ctx)
-		}
-		delete(e.modules, oldest)
-	}
-}
-
-func isDone(m *compiledModule) bool {
-	select {
-	case <-m.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (e *wazeroEngine) compile(ctx context.Context, hash string) (wazero.CompiledModule, uint64, error) {
+func (e *wazeroEngine) compile(ctx context.Context, hash string) (*compiledModule, error) {
 	data, err := e.cfg.ModuleDir.read(hash)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if err := CheckModule(data); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	code, err := e.runtime.CompileModule(ctx, data)
 	if err != nil {
-		return nil, 0, &TaskError{Kind: KindInvalidModule, Msg: err.Error()}
+		return nil, &TaskError{Kind: KindInvalidModule, Msg: err.Error()}
 	}
 	if err := e.checkCommand(code); err != nil {
 		_ = code.Close(ctx)
-		return nil, 0, err
+		return nil, err
 	}
-	return code, declaredMemoryMin(data), nil
+	return &compiledModule{code: code, minMemory: declaredMemoryMin(data)}, nil
 }
 
 // checkCommand rejects, before any run, modules the sandbox cannot run: ones
