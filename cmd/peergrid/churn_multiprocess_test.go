@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
-	"github.com/peergrid/peergrid/examples"
 	"github.com/peergrid/peergrid/internal/proctest"
-	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
 )
 
@@ -32,15 +30,7 @@ func TestMultiProcess_WorkerChurn(t *testing.T) {
 	defer cancel()
 
 	const n = 2000
-	mod := examples.Tiny()
-	if err := client.PutBlob(ctx, storage.Hash(mod), mod); err != nil {
-		t.Fatal(err)
-	}
-	id, err := client.Submit(ctx, &tasks.JobSpec{Name: "echo", ModuleHash: storage.Hash(mod), Args: []string{"{index}"},
-		Tasks: n, Timeout: 2 * time.Second, Memory: 1 << 20, MaxOutput: 1024, Retries: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := submitEchoJob(ctx, t, client, n)
 	proctest.WaitJob(t, client, id, 60*time.Second, func(s *api.JobSummary) bool { return s.Done > 0 })
 	// Freeze everyone so the kills surely land mid-job (tiny tasks are fast).
 	for _, w := range workers {

@@ -35,15 +35,7 @@ func TestMultiProcess_LeaderKill9MidJob(t *testing.T) {
 	defer cancel()
 
 	const n = 10000 // enough that the job is surely unfinished when the workers are paused
-	mod := examples.Tiny()
-	if err := client.PutBlob(ctx, storage.Hash(mod), mod); err != nil {
-		t.Fatal(err)
-	}
-	id, err := client.Submit(ctx, &tasks.JobSpec{Name: "echo", ModuleHash: storage.Hash(mod), Args: []string{"{index}"},
-		Tasks: n, Timeout: 2 * time.Second, Memory: 1 << 20, MaxOutput: 1024, Retries: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := submitEchoJob(ctx, t, client, n)
 	proctest.WaitJob(t, client, id, 30*time.Second, func(s *api.JobSummary) bool { return s.Done > 0 })
 	// Freeze the workers so the kill is surely mid-job (tiny tasks finish in
 	// well under a second), and let them go on while the group re-elects.
@@ -83,6 +75,22 @@ func TestMultiProcess_LeaderKill9MidJob(t *testing.T) {
 	}
 	checkEchoResults(t, client, id, n)
 	checkSurvivorsAgree(t, c, old, next, id)
+}
+
+// submitEchoJob submits n tasks of tiny.wasm with args ["{index}"], so task
+// i prints "i\n".
+func submitEchoJob(ctx context.Context, t *testing.T, client *api.Client, n int) string {
+	t.Helper()
+	mod := examples.Tiny()
+	if err := client.PutBlob(ctx, storage.Hash(mod), mod); err != nil {
+		t.Fatal(err)
+	}
+	id, err := client.Submit(ctx, &tasks.JobSpec{Name: "echo", ModuleHash: storage.Hash(mod), Args: []string{"{index}"},
+		Tasks: n, Timeout: 2 * time.Second, Memory: 1 << 20, MaxOutput: 1024, Retries: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 // checkEchoResults wants task i done with stdout "i\n" and exactly n
