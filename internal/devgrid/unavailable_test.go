@@ -79,3 +79,32 @@ func restartStoragePeer(t *testing.T, g *Grid, id, dir string) {
 	go func() { defer close(done); w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done; w.Close() })
 }
+
+// TestGrid_FewerParityPutIsRepairedWhenPeersAppear: with only k of k+m
+// storage peers live a plain put says so, a put with AllowFewerParity stores
+// the blob with its parity unplaced, and once enough peers join the leader
+// has the missing shards rebuilt onto distinct peers.
+func TestGrid_FewerParityPutIsRepairedWhenPeersAppear(t *testing.T) {
+	g, _, _ := storageGridWith(t, 4, idleRunner{})
+	c := g.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	data := randomBytes(5<<20, 13)
+	if _, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{Pin: true}); !errors.Is(err, storage.ErrNotEnoughPeers) {
+		t.Fatalf("put with 4 of 6 peers: want ErrNotEnoughPeers, got %v", err)
+	}
+	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{Pin: true, AllowFewerParity: true})
+	if err != nil || m == nil {
+		t.Fatalf("put with AllowFewerParity: %v", err)
+	}
+	if len(m.Unplaced()) == 0 {
+		t.Fatal("a put onto 4 peers left no shard unplaced: the test proves nothing")
+	}
+	restartStoragePeer(t, g, "p4", t.TempDir())
+	restartStoragePeer(t, g, "p5", t.TempDir())
+	waitAllHealthy(t, c, hash, nil)
+	var buf bytes.Buffer
+	if _, err := c.ReadBlob(ctx, hash, &buf); err != nil || !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("read after the parity was placed: %v", err)
+	}
+}
