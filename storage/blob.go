@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 )
 
 // MaxInline is the largest blob kept inline in the ledger. Until blobs are
@@ -31,6 +32,13 @@ func Hash(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
 }
+
+// shardHash names a shard: the same form as a blob name, so a shard is
+// content-addressed like a blob.
+func shardHash(data []byte) string { return Hash(data) }
+
+// newShardHasher streams shardHash.
+func newShardHasher() hash.Hash { return sha256.New() }
 
 // CheckHash reports whether s is a well-formed blob name.
 func CheckHash(s string) error {

@@ -7,7 +7,10 @@
 //   - Manifest: how a blob is cut into segments, each segment coded into K
 //     data + M parity shards (klauspost/reedsolomon), and which peer holds
 //     each shard. EncodeManifest / DecodeManifest are the versioned encoding
-//     the ledger commits; the decoder validates every field.
+//     the ledger commits; the decoder validates every field. Shards are named
+//     by the SHA-256 of their bytes, like blobs; a segment (manifest version
+//     2) by SegmentHash, a hash over its length and its shard hashes, since
+//     verified shards and the blob hash already cover its bytes.
 //   - ShardStore: a content-addressed shard directory on a peer's disk,
 //     written atomically (temp file, fsync, rename) and checked against the
 //     hash on write and on read; a corrupt shard is quarantined and reported.
@@ -16,7 +19,10 @@
 //   - Put, Get and Repair: stream a blob in segment by segment to distinct
 //     peers, read it back from any K verified shards of each segment
 //     (hedging slow peers), and rebuild lost shards onto new peers. Memory is
-//     bounded by a few segments whatever the blob's size.
+//     bounded by a few segments whatever the blob's size. The blob's SHA-256,
+//     one sequential pass, is the floor of both: Put computes it on its own
+//     goroutine while segments are coded and uploaded, and Get checks it at
+//     the end (see BENCHMARKS.md).
 //
 // What it must not do: know the ledger, Raft, jobs or the scheduler. The
 // leader plans (which peers are live, which shards are lost, where repairs

@@ -474,3 +474,82 @@ func TestGet_OnFaultSeesEachFaultAndLocalPeerReads(t *testing.T) {
 		t.Fatalf("OnFault saw %v, Get returned %v; want one corrupt shard", seen, faults)
 	}
 }
+
+// TestGet_ShardsInTheWrongOrderFailOnTheBlobHash: a version 2 manifest does
+// not hash each segment's bytes, so the blob's SHA-256 is what catches
+// shards that verify one by one but decode to other bytes. Here two data
+// shards of a segment trade places (and the segment hash is recomputed to
+// match, as a careless or hostile writer could): every shard checks out and
+// the read must still fail.
+func TestGet_ShardsInTheWrongOrderFailOnTheBlobHash(t *testing.T) {
+	ctx := testContext(t)
+	_, refs, conns := storagetest.MemPeers(6)
+	data := storagetest.RandomBytes(13, 2*testSegment)
+	m, err := storage.Put(ctx, bytes.NewReader(data), storage.PutOptions{K: 4, M: 2, SegmentSize: testSegment, Peers: refs, Dial: storagetest.DialMap(conns)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := m.Clone()
+	seg := &bad.Segments[1]
+	seg.Shards[0], seg.Shards[1] = seg.Shards[1], seg.Shards[0]
+	seg.Hash = storage.SegmentHash(bad.K, bad.SegmentLen(1), seg.Shards)
+	if err := bad.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	faults, err := storage.Get(ctx, bad, &buf, conns, storage.GetOptions{})
+	if !errors.Is(err, storage.ErrHashMismatch) || len(faults) != 0 {
+		t.Fatalf("Get = %v with faults %v, want ErrHashMismatch and no shard fault", err, faults)
+	}
+	mustGetMem(t, ctx, m, conns, data)
+}
+
+func mustGetMem(t *testing.T, ctx context.Context, m *storage.Manifest, conns map[string]storage.ShardPeer, want []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := storage.Get(ctx, m, &buf, conns, storage.GetOptions{}); err != nil || !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("Get: %v (bytes equal %v)", err, bytes.Equal(buf.Bytes(), want))
+	}
+}
+
+// TestPut_ManifestHashesMatchTheBytes: the blob hash (computed on its own
+// goroutine while segments are coded) is the SHA-256 of the bytes, every
+// shard hash is the SHA-256 of the shard a peer holds, and each segment hash
+// is SegmentHash of its length and shards.
+func TestPut_ManifestHashesMatchTheBytes(t *testing.T) {
+	ctx := testContext(t)
+	peers, refs, conns := storagetest.MemPeers(6)
+	data := storagetest.RandomBytes(14, 7*testSegment+3)
+	m, err := storage.Put(ctx, bytes.NewReader(data), storage.PutOptions{K: 4, M: 2, SegmentSize: testSegment, Peers: refs, Dial: storagetest.DialMap(conns), Window: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Version != storage.ManifestVersion || m.Hash != storage.Hash(data) {
+		t.Fatalf("version %d hash %s, want %d %s", m.Version, m.Hash, storage.ManifestVersion, storage.Hash(data))
+	}
+	held := 0
+	for _, p := range peers {
+		held += p.Len()
+	}
+	if held != len(m.Segments)*6 {
+		t.Fatalf("peers hold %d shards, manifest names %d", held, len(m.Segments)*6)
+	}
+	for s, seg := range m.Segments {
+		if seg.Hash != storage.SegmentHash(m.K, m.SegmentLen(s), seg.Shards) {
+			t.Fatalf("segment %d: hash does not match its length and shards", s)
+		}
+		for i, sh := range seg.Shards {
+			got, err := conns[sh.Peer].Get(ctx, sh.Hash)
+			if err != nil || storage.Hash(got) != sh.Hash || int64(len(got)) != m.ShardSize(s) {
+				t.Fatalf("segment %d shard %d: %v", s, i, err)
+			}
+			if i < m.K {
+				start := int64(s)*m.SegmentSize + int64(i)*m.ShardSize(s)
+				end := min(start+m.ShardSize(s), int64(s)*m.SegmentSize+m.SegmentLen(s))
+				if !bytes.Equal(got[:end-start], data[start:end]) {
+					t.Fatalf("segment %d data shard %d does not hold its slice of the blob", s, i)
+				}
+			}
+		}
+	}
+}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
 
@@ -63,8 +64,8 @@ func shardHealthy(ctx context.Context, peer ShardPeer, hash string) (bool, error
 		return ok, err
 	}
 	data, err := peer.Get(ctx, hash)
-	if err == nil {
-		err = Verify(hash, data)
+	if err == nil && shardHash(data) != hash {
+		err = fmt.Errorf("shard %s: %w: bytes do not match", hash, ErrCorruptShard)
 	}
 	return err == nil, err
 }

@@ -2,15 +2,26 @@ package storage
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 )
 
 // ManifestVersion is the version of the manifest encoding written by
 // EncodeManifest. DecodeManifest refuses any other.
-const ManifestVersion = 1
+//
+// Version 2 names a segment by SegmentHash, a hash over its length and its
+// ordered shard hashes, instead of (version 1) the SHA-256 of the segment's
+// bytes, which cost a put and a get one extra pass over every byte while
+// proving nothing the shard hashes and the blob hash do not. Version 1 was a
+// pre-release format that no deployment ever committed, so it is refused
+// (with an error saying so) rather than read: a blob put by a pre-release
+// build must be put again.
+const ManifestVersion = 2
 
 // Limits a manifest must respect. They bound what a decoder will accept.
 const (
@@ -40,7 +51,7 @@ type Manifest struct {
 
 // Segment is one fixed-size piece of a blob, coded into K+M shards.
 type Segment struct {
-	Hash   string  `json:"hash"`   // SHA-256 of the segment's bytes
+	Hash   string  `json:"hash"`   // SegmentHash of the segment's length and shard hashes
 	Shards []Shard `json:"shards"` // K data shards, then M parity shards
 }
 
@@ -94,7 +105,7 @@ func (m *Manifest) Validate() error {
 		return fmt.Errorf("%w: %v", ErrBadManifest, err)
 	}
 	for i := range m.Segments {
-		if err := m.validateSegment(&m.Segments[i]); err != nil {
+		if err := m.validateSegment(i); err != nil {
 			return fmt.Errorf("%w: blob %s: segment %d: %v", ErrBadManifest, m.Hash, i, err)
 		}
 	}
@@ -103,6 +114,8 @@ func (m *Manifest) Validate() error {
 
 func (m *Manifest) validateHeader() error {
 	switch {
+	case m.Version == 1:
+		return fmt.Errorf("version 1 is a pre-release manifest format that is no longer read (want version %d): put the blob again", ManifestVersion)
 	case m.Version != ManifestVersion:
 		return fmt.Errorf("version %d, want %d", m.Version, ManifestVersion)
 	case CheckHash(m.Hash) != nil:
@@ -122,7 +135,8 @@ func (m *Manifest) validateHeader() error {
 	return nil
 }
 
-func (m *Manifest) validateSegment(s *Segment) error {
+func (m *Manifest) validateSegment(seg int) error {
+	s := &m.Segments[seg]
 	if err := CheckHash(s.Hash); err != nil {
 		return err
 	}
@@ -148,7 +162,32 @@ func (m *Manifest) validateSegment(s *Segment) error {
 	if len(holders) < m.K {
 		return fmt.Errorf("%d shards placed, need at least k=%d", len(holders), m.K)
 	}
+	if want := SegmentHash(m.K, m.SegmentLen(seg), s.Shards); s.Hash != want {
+		return fmt.Errorf("segment hash %s does not match its length and shard hashes (%s)", s.Hash, want)
+	}
 	return nil
+}
+
+// SegmentHash names a segment in a version 2 manifest: the hex SHA-256 of a
+// domain tag, k, the segment's length in bytes and its ordered shard hashes
+// (K data shards, then M parity shards). It commits to exactly what a reader
+// checks: every shard is verified against its hash, decoding verified shards
+// is deterministic, and Get checks the blob's SHA-256 at the end, so hashing
+// the segment's bytes again would add a pass over the data and no assurance.
+func SegmentHash(k int, segLen int64, shards []Shard) string {
+	h := sha256.New()
+	b := make([]byte, 0, 64+len(shards)*65)
+	b = append(b, "peergrid segment v2\nk="...)
+	b = strconv.AppendInt(b, int64(k), 10)
+	b = append(b, "\nlen="...)
+	b = strconv.AppendInt(b, segLen, 10)
+	b = append(b, '\n')
+	for _, sh := range shards {
+		b = append(b, sh.Hash...)
+		b = append(b, '\n')
+	}
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func checkPeerID(id string) error {

@@ -14,12 +14,59 @@ import (
 // validManifest is a two-segment blob with k=2, m=1 on three peers.
 func validManifest() *storage.Manifest {
 	h := func(c string) string { return strings.Repeat(c, 64) }
-	return &storage.Manifest{
+	m := &storage.Manifest{
 		Version: storage.ManifestVersion, Hash: h("a"), Size: 100, SegmentSize: 64, K: 2, M: 1,
 		Segments: []storage.Segment{
-			{Hash: h("b"), Shards: []storage.Shard{{h("1"), "p0"}, {h("2"), "p1"}, {h("3"), "p2"}}},
-			{Hash: h("c"), Shards: []storage.Shard{{h("4"), "p1"}, {h("5"), "p2"}, {h("6"), ""}}},
+			{Shards: []storage.Shard{{h("1"), "p0"}, {h("2"), "p1"}, {h("3"), "p2"}}},
+			{Shards: []storage.Shard{{h("4"), "p1"}, {h("5"), "p2"}, {h("6"), ""}}},
 		},
+	}
+	sealSegments(m)
+	return m
+}
+
+// sealSegments sets each segment's hash from its length and shard hashes.
+func sealSegments(m *storage.Manifest) {
+	for i := range m.Segments {
+		m.Segments[i].Hash = storage.SegmentHash(m.K, m.SegmentLen(i), m.Segments[i].Shards)
+	}
+}
+
+func TestManifest_SegmentHashCommitsToLengthKAndEveryShardInOrder(t *testing.T) {
+	m := validManifest()
+	shards := m.Segments[0].Shards
+	base := storage.SegmentHash(2, 64, shards)
+	if err := storage.CheckHash(base); err != nil {
+		t.Fatal(err)
+	}
+	swapped := []storage.Shard{shards[1], shards[0], shards[2]}
+	other := append([]storage.Shard{}, shards...)
+	other[2].Hash = strings.Repeat("7", 64)
+	moved := append([]storage.Shard{}, shards...)
+	moved[0].Peer = "elsewhere" // placement is not part of the name
+	for name, got := range map[string]string{
+		"length":        storage.SegmentHash(2, 63, shards),
+		"k":             storage.SegmentHash(1, 64, shards),
+		"shard order":   storage.SegmentHash(2, 64, swapped),
+		"a shard hash":  storage.SegmentHash(2, 64, other),
+		"one shard off": storage.SegmentHash(2, 64, shards[:2]),
+	} {
+		if got == base {
+			t.Errorf("changing the %s leaves the segment hash unchanged", name)
+		}
+	}
+	if storage.SegmentHash(2, 64, moved) != base {
+		t.Error("moving a shard to another peer changed the segment hash")
+	}
+}
+
+func TestManifest_Version1IsRefusedAsPreRelease(t *testing.T) {
+	m := validManifest()
+	m.Version = 1
+	data, _ := json.Marshal(m)
+	_, err := storage.DecodeManifest(data)
+	if !errors.Is(err, storage.ErrBadManifest) || !strings.Contains(err.Error(), "pre-release") {
+		t.Fatalf("DecodeManifest(v1) = %v, want ErrBadManifest saying v1 was a pre-release format", err)
 	}
 }
 
@@ -43,7 +90,11 @@ func TestManifest_EncodeDecodeRoundTrip(t *testing.T) {
 
 func TestManifest_DecodeRefusesEveryInconsistency(t *testing.T) {
 	cases := map[string]func(m *storage.Manifest){
-		"version":              func(m *storage.Manifest) { m.Version = 2 },
+		"version":              func(m *storage.Manifest) { m.Version = storage.ManifestVersion + 1 },
+		"version 1":            func(m *storage.Manifest) { m.Version = 1 },
+		"segment hash wrong":   func(m *storage.Manifest) { m.Segments[1].Hash = m.Segments[0].Hash },
+		"shard hash unsealed":  func(m *storage.Manifest) { m.Segments[0].Shards[0].Hash = strings.Repeat("9", 64) },
+		"size unsealed":        func(m *storage.Manifest) { m.Size = 99 },
 		"blob hash":            func(m *storage.Manifest) { m.Hash = "xyz" },
 		"upper-case hash":      func(m *storage.Manifest) { m.Hash = strings.Repeat("A", 64) },
 		"negative size":        func(m *storage.Manifest) { m.Size = -1 },
@@ -90,9 +141,18 @@ func TestManifest_DecodeRefusesEveryInconsistency(t *testing.T) {
 func FuzzDecodeManifest(f *testing.F) {
 	good, _ := json.Marshal(validManifest())
 	f.Add(good)
-	f.Add([]byte(`{"version":1,"hash":"` + strings.Repeat("0", 64) + `","size":0,"segment_size":1,"k":1,"m":0,"segments":[]}`))
+	f.Add([]byte(`{"version":2,"hash":"` + strings.Repeat("0", 64) + `","size":0,"segment_size":1,"k":1,"m":0,"segments":[]}`))
 	f.Add([]byte(`{}`))
-	f.Add([]byte(`{"version":1,"size":9223372036854775807,"segment_size":1}`))
+	f.Add([]byte(`{"version":2,"size":9223372036854775807,"segment_size":1}`))
+	v1 := validManifest()
+	v1.Version = 1
+	old, _ := json.Marshal(v1)
+	f.Add(old)
+	one := &storage.Manifest{Version: storage.ManifestVersion, Hash: strings.Repeat("0", 64), Size: 1, SegmentSize: 1, K: 1,
+		Segments: []storage.Segment{{Shards: []storage.Shard{{strings.Repeat("1", 64), "p"}}}}}
+	sealSegments(one)
+	small, _ := json.Marshal(one)
+	f.Add(small)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := storage.DecodeManifest(data)
 		if err != nil {
@@ -109,9 +169,12 @@ func FuzzDecodeManifest(f *testing.F) {
 		if err != nil || !reflect.DeepEqual(m, m2) {
 			t.Fatalf("re-decode: %v, %+v != %+v", err, m2, m)
 		}
-		for i := range m.Segments {
+		for i, seg := range m.Segments {
 			if m.SegmentLen(i) < 1 || m.ShardSize(i) < 1 {
 				t.Fatalf("segment %d: len %d shard size %d", i, m.SegmentLen(i), m.ShardSize(i))
+			}
+			if seg.Hash != storage.SegmentHash(m.K, m.SegmentLen(i), seg.Shards) {
+				t.Fatalf("segment %d: accepted a hash that does not match its length and shards", i)
 			}
 		}
 	})

@@ -118,7 +118,7 @@ func (r *repairer) repairSegment(ctx context.Context, s int, lost map[int]bool) 
 	}
 	seg := &m.Segments[s]
 	for _, i := range sortedKeys(lost) {
-		if got := Hash(shards[i]); got != seg.Shards[i].Hash {
+		if got := shardHash(shards[i]); got != seg.Shards[i].Hash {
 			return fmt.Errorf("repair blob %s: segment %d: shard %d: %w: rebuilt bytes hash to %s", m.Hash, s, i, ErrHashMismatch, got)
 		}
 	}
@@ -129,7 +129,7 @@ func (r *repairer) repairSegment(ctx context.Context, s int, lost map[int]bool) 
 			errs = append(errs, err)
 		}
 	}
-	if err := m.validateSegment(seg); err != nil {
+	if err := m.validateSegment(s); err != nil {
 		return fmt.Errorf("repair blob %s: segment %d: %w", m.Hash, s, err) // cannot happen: K placed shards were fetched
 	}
 	return errors.Join(errs...)

@@ -75,6 +75,10 @@ func requireToken(token string, next http.Handler) http.Handler {
 type shardHandler struct{ store *ShardStore }
 
 func (h shardHandler) put(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > h.store.opts.MaxShardSize {
+		writeShardError(w, fmt.Errorf("shard %s: %w: %d bytes, limit %d", r.PathValue("hash"), ErrShardTooLarge, r.ContentLength, h.store.opts.MaxShardSize))
+		return
+	}
 	body := http.MaxBytesReader(w, r.Body, h.store.opts.MaxShardSize)
 	if err := h.store.Put(r.Context(), r.PathValue("hash"), body); err != nil {
 		writeShardError(w, err)
@@ -226,7 +230,7 @@ func (c *ShardClient) Get(ctx context.Context, hash string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("GET shard %s at %s: %w", hash, c.Addr, err)
 	}
-	if got := Hash(data); got != hash {
+	if got := shardHash(data); got != hash {
 		return nil, fmt.Errorf("GET shard %s at %s: %w: received bytes hash to %s", hash, c.Addr, ErrCorruptShard, got)
 	}
 	return data, nil

@@ -1,13 +1,17 @@
 package storage_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/internal/storagetest"
 	"github.com/peergrid/peergrid/storage"
 )
 
@@ -94,5 +98,57 @@ func TestShardHTTP_CorruptShardOnDiskIsReportedAsCorrupt(t *testing.T) {
 	corruptFile(t, store.Path(h))
 	if _, err := c.Get(ctx, h); !errors.Is(err, storage.ErrCorruptShard) {
 		t.Fatalf("Get = %v, want ErrCorruptShard", err)
+	}
+}
+
+func TestShardHTTP_OversizedBodyIsRefused(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t, storage.ShardStoreOptions{MaxShardSize: 8})
+	srv := httptest.NewServer(storage.NewShardHandler(store, ""))
+	t.Cleanup(srv.Close)
+	c := storage.NewShardClient(srv.URL, "", srv.Client())
+	d := []byte("nine bytes")
+	if err := c.Put(ctx, storage.Hash(d), d); !errors.Is(err, storage.ErrShardTooLarge) {
+		t.Fatalf("Put = %v, want ErrShardTooLarge", err)
+	}
+	if ok, _ := store.Has(storage.Hash(d)); ok {
+		t.Fatal("oversized shard stored")
+	}
+}
+
+// TestShardHTTP_ConcurrentGetsOfManySizesReturnTheirOwnBytes: the server
+// reads shards into pooled buffers; concurrent reads of shards of different
+// sizes must each get exactly their own bytes.
+func TestShardHTTP_ConcurrentGetsOfManySizesReturnTheirOwnBytes(t *testing.T) {
+	ctx := context.Background()
+	_, srv := shardServer(t, "")
+	c := storage.NewShardClient(srv.URL, "", srv.Client())
+	var shards [][]byte
+	for i, n := range []int{0, 1, 1000, 64 << 10, 300 << 10, 1 << 20, 2<<20 + 7} {
+		d := storagetest.RandomBytes(uint64(50+i), n)
+		if err := c.Put(ctx, storage.Hash(d), d); err != nil {
+			t.Fatal(err)
+		}
+		shards = append(shards, d)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*len(shards))
+	for range 4 {
+		for _, d := range shards {
+			wg.Go(func() {
+				got, err := c.Get(ctx, storage.Hash(d))
+				if err == nil && !bytes.Equal(got, d) {
+					err = fmt.Errorf("shard of %d bytes: got %d other bytes", len(d), len(got))
+				}
+				if err != nil {
+					errs <- err
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -118,7 +117,7 @@ func (s *ShardStore) Put(ctx context.Context, hash string, r io.Reader) (err err
 // copyVerified copies r to f, refusing more than MaxShardSize bytes and bytes
 // that do not hash to hash.
 func (s *ShardStore) copyVerified(ctx context.Context, hash string, f *os.File, r io.Reader) error {
-	h := sha256.New()
+	h := newShardHasher()
 	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(ctxReader{ctx, r}, s.opts.MaxShardSize+1))
 	if err != nil {
 		return fmt.Errorf("shard %s: %w", hash, err)
@@ -169,7 +168,7 @@ func (s *ShardStore) Get(ctx context.Context, hash string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shard %s: %w", hash, err)
 	}
-	if got := Hash(data); got != hash {
+	if got := shardHash(data); got != hash {
 		s.quarantine(hash)
 		return nil, fmt.Errorf("shard %s: %w: stored bytes hash to %s", hash, ErrCorruptShard, got)
 	}
