@@ -81,7 +81,10 @@ func (m *Main) finish(code int, err error) int {
 		return code
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
-	case errors.Is(err, errUsage):
+	case err == errUsage: // the usage text was printed
+		return exitError
+	case errors.Is(err, errUsage): // "usage: what was wrong"
+		fmt.Fprintf(m.Stderr, "peergrid: %s\n", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		return exitError
 	}
 	fmt.Fprintf(m.Stderr, "peergrid: %v\n", err)

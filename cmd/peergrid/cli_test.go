@@ -227,3 +227,23 @@ func TestCLI_BlobPutGetStat(t *testing.T) {
 		t.Fatalf("a 1 MiB put on a one-peer grid: exit %d, stderr %q: want a clear not-enough-peers error", code, errOut)
 	}
 }
+
+// TestCLI_UsageErrorsSayWhatWasWrong: a command line that is wrong in a way
+// the flag package cannot see (a missing required flag) prints what was
+// wrong, not just an exit code.
+func TestCLI_UsageErrorsSayWhatWasWrong(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"agent", "--server"}, "agent needs --data-dir"},
+		{[]string{"agent", "--data-dir", t.TempDir()}, "agent needs --server, --worker or both"},
+		{[]string{"job", "results", "some-job"}, "--out DIR is required"},
+	} {
+		var errb bytes.Buffer
+		m := &Main{Stdout: &bytes.Buffer{}, Stderr: &errb, Getenv: func(string) string { return "" }}
+		if code := m.Run(context.Background(), tc.args); code != exitError || !strings.Contains(errb.String(), "peergrid: "+tc.want) {
+			t.Fatalf("%v: exit %d, stderr %q: want exit %d saying %q", tc.args, code, errb.String(), exitError, tc.want)
+		}
+	}
+}
