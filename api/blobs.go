@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"sync"
+	"time"
 
 	"github.com/peergrid/peergrid/storage"
 )
@@ -18,17 +21,92 @@ type BlobOptions struct {
 	// leaving some parity unplaced until repair finds peers for it.
 	AllowFewerParity bool
 	// InlineThreshold: blobs this size or smaller go inline into the ledger
-	// (0: storage.DefaultInlineThreshold).
+	// (0: the cluster's, from GET /v1/storage/config; a per-call override).
 	InlineThreshold int64
 	// Pin keeps the blob until unpinned even if no job uses it (blob put
 	// pins; blobs of jobs are kept while a job uses them).
 	Pin bool
 }
 
-// StorageConfig is the cluster's default erasure coding.
+// StorageConfig is the cluster's default erasure coding and inline
+// threshold, as the server asked sees them.
 func (c *Client) StorageConfig(ctx context.Context) (*StorageConfig, error) {
 	var out StorageConfig
 	return &out, c.doJSON(ctx, http.MethodGet, "/v1/storage/config", nil, &out)
+}
+
+// storageConfigTTL is how long a client trusts the cluster's storage config
+// before asking again: it changes only when servers restart with new flags.
+const storageConfigTTL = time.Minute
+
+// storageConfigCache keeps the last storage config a client fetched.
+type storageConfigCache struct {
+	mu  sync.Mutex
+	cfg StorageConfig
+	at  time.Time
+}
+
+// ClusterStorage is StorageConfig cached for a minute, so a client storing
+// many blobs (or a worker storing many results) asks once. A server that does
+// not send an inline threshold means storage.DefaultInlineThreshold. When
+// asking fails it returns the error with the last config it had (zero if
+// none), which a caller may fall back on.
+func (c *Client) ClusterStorage(ctx context.Context) (StorageConfig, error) {
+	c.storage.mu.Lock()
+	cfg, at := c.storage.cfg, c.storage.at
+	c.storage.mu.Unlock()
+	if !at.IsZero() && time.Since(at) < storageConfigTTL {
+		return cfg, nil
+	}
+	got, err := c.StorageConfig(ctx)
+	if err != nil {
+		return cfg, err
+	}
+	if got.InlineThreshold <= 0 {
+		got.InlineThreshold = storage.DefaultInlineThreshold
+	}
+	c.storage.mu.Lock()
+	c.storage.cfg, c.storage.at = *got, time.Now()
+	c.storage.mu.Unlock()
+	return *got, nil
+}
+
+// MaxModuleSize bounds a job's module: clients refuse to upload a larger one
+// and workers to fetch one. Modules over the inline threshold are
+// erasure-coded like inputs, so this is not bound by the ledger's MaxInline.
+const MaxModuleSize = 256 << 20
+
+// ErrNotWasm is wrapped when a module file does not start with the
+// WebAssembly header.
+var ErrNotWasm = errors.New("not WebAssembly")
+
+// wasmMagic is the first 8 bytes of every WebAssembly 1.0 binary.
+var wasmMagic = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+
+// CheckModuleFile refuses a module file that is not WebAssembly (by its
+// header) or is over MaxModuleSize, naming the file.
+func CheckModuleFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("module: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("module: %w", err)
+	}
+	if st.Size() > MaxModuleSize {
+		return fmt.Errorf("module %s is %d bytes, over the %d MiB limit on modules", path, st.Size(), MaxModuleSize>>20)
+	}
+	head := make([]byte, len(wasmMagic))
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("module %s: %w", path, err)
+	}
+	if !bytes.Equal(head[:n], wasmMagic) {
+		return fmt.Errorf("module %s is %w: it starts with %q, not the WebAssembly header \\0asm version 1", path, ErrNotWasm, head[:n])
+	}
+	return nil
 }
 
 // StoragePeers lists storage peers: live ones, or all known with all.
@@ -72,21 +150,24 @@ func (c *Client) Unpin(ctx context.Context, hash string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/blobs/"+hash+"/pin", nil, "", nil)
 }
 
-// PutBlobFrom stores size bytes from r as a blob and returns its hash. Small
-// blobs go inline into the ledger; larger ones are erasure-coded by this
+// PutBlobFrom stores size bytes from r as a blob and returns its hash. Blobs
+// at or under the inline threshold (opts.InlineThreshold, else the
+// cluster's) go inline into the ledger; larger ones are erasure-coded by this
 // client straight onto the storage peers, and only the manifest goes to the
 // servers.
 func (c *Client) PutBlobFrom(ctx context.Context, r io.Reader, size int64, opts BlobOptions) (string, *storage.Manifest, error) {
 	threshold := opts.InlineThreshold
-	if threshold <= 0 {
-		threshold = storage.DefaultInlineThreshold
-	}
-	if opts.K == 0 && size > threshold {
-		cfg, err := c.StorageConfig(ctx)
+	if threshold <= 0 || opts.K == 0 && size > threshold {
+		cfg, err := c.ClusterStorage(ctx)
 		if err != nil {
 			return "", nil, fmt.Errorf("storage config: %w", err)
 		}
-		opts.K, opts.M = cfg.K, cfg.M
+		if threshold <= 0 {
+			threshold = cfg.InlineThreshold
+		}
+		if opts.K == 0 && size > threshold {
+			opts.K, opts.M = cfg.K, cfg.M
+		}
 	}
 	if size <= threshold {
 		data, err := io.ReadAll(io.LimitReader(r, threshold+1))

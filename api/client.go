@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,6 +65,8 @@ type Client struct {
 
 	addrs []string
 	cur   atomic.Int64
+	// storage caches the cluster's storage config (see ClusterStorage).
+	storage storageConfigCache
 }
 
 // NewClient returns a client for one or more servers ("host:port" or URLs,
@@ -219,30 +223,34 @@ func (c *Client) Submit(ctx context.Context, spec *tasks.JobSpec) (string, error
 }
 
 // SubmitJobFile reads a parsed job file's module and inputs, uploads them as
-// blobs (skipping ones the grid has), and submits the job.
+// blobs (skipping ones the grid has), and submits the job. The module is
+// checked for the WebAssembly header first, and stored like an input:
+// erasure-coded across the storage peers when it is over the inline
+// threshold, else inline in the ledger.
 func (c *Client) SubmitJobFile(ctx context.Context, f *tasks.JobFile) (string, error) {
-	mod, err := os.ReadFile(f.ModulePath)
-	if err != nil {
-		return "", fmt.Errorf("%s: module: %w", f.Path, err)
+	if err := CheckModuleFile(f.ModulePath); err != nil {
+		return "", fmt.Errorf("%s: %w", f.Path, err)
 	}
-	modHash, err := c.upload(ctx, mod)
+	opts := BlobOptions{K: f.DataShards, M: f.ParityShards}
+	mod, err := c.storeFile(ctx, f.ModulePath, opts)
 	if err != nil {
 		return "", fmt.Errorf("%s: upload module %s: %w", f.Path, f.ModulePath, err)
 	}
 	var inputs []tasks.Input
 	for _, p := range f.InputPaths {
-		in, err := c.storeFile(ctx, p, BlobOptions{K: f.DataShards, M: f.ParityShards})
+		in, err := c.storeFile(ctx, p, opts)
 		if err != nil {
 			return "", fmt.Errorf("%s: upload input %s: %w", f.Path, p, err)
 		}
 		inputs = append(inputs, in)
 	}
-	return c.Submit(ctx, f.Spec(modHash, inputs))
+	return c.Submit(ctx, f.Spec(mod.Hash, inputs))
 }
 
-// storeFile stores an input file as a blob: erasure-coded across the storage
-// peers when it is over the inline threshold. A grid with fewer than k+m
-// live storage peers (a dev grid) keeps it inline if it fits the ledger.
+// storeFile stores a file as a blob: erasure-coded across the storage peers
+// when it is over the inline threshold (opts', else the cluster's), unless
+// the grid already has it. A grid with fewer than k+m live storage peers (a
+// dev grid) keeps it inline if it fits the ledger.
 func (c *Client) storeFile(ctx context.Context, path string, opts BlobOptions) (tasks.Input, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -253,15 +261,38 @@ func (c *Client) storeFile(ctx context.Context, path string, opts BlobOptions) (
 	if err != nil {
 		return tasks.Input{}, err
 	}
-	h, _, err := c.PutBlobFrom(ctx, f, st.Size(), opts)
+	in := tasks.Input{Name: filepath.Base(path), Size: st.Size()}
+	if opts.InlineThreshold <= 0 {
+		cfg, err := c.ClusterStorage(ctx)
+		if err != nil {
+			return in, fmt.Errorf("storage config: %w", err)
+		}
+		opts.InlineThreshold = cfg.InlineThreshold
+	}
+	if st.Size() > opts.InlineThreshold {
+		// Hashing a large file costs far less than coding and pushing it
+		// again (a module is usually the same on every submit).
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return in, err
+		}
+		in.Hash = hex.EncodeToString(h.Sum(nil))
+		if ok, err := c.HasBlob(ctx, in.Hash); err != nil || ok {
+			return in, err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return in, err
+		}
+	}
+	in.Hash, _, err = c.PutBlobFrom(ctx, f, st.Size(), opts)
 	if errors.Is(err, storage.ErrNotEnoughPeers) && st.Size() <= storage.MaxInline {
 		data, rerr := os.ReadFile(path)
 		if rerr != nil {
-			return tasks.Input{}, rerr
+			return in, rerr
 		}
-		h, err = c.upload(ctx, data)
+		in.Hash, err = c.upload(ctx, data)
 	}
-	return tasks.Input{Name: filepath.Base(path), Hash: h, Size: st.Size()}, err
+	return in, err
 }
 
 func (c *Client) upload(ctx context.Context, data []byte) (string, error) {

@@ -201,6 +201,9 @@ type HeartbeatRequest struct {
 	Held    []TaskRef `json:"held"`
 	Engines []string  `json:"engines,omitempty"`
 	Storage bool      `json:"storage,omitempty"`
+	// StorageOnly says the peer keeps shards (at Address) but runs no tasks:
+	// a server's storage peer. It never leases and has no worker role.
+	StorageOnly bool `json:"storage_only,omitempty"`
 }
 
 // HeartbeatResponse names running attempts the worker should stop: their

@@ -193,6 +193,9 @@ type UpsertPeerCommand struct {
 	State   string   `json:"state"`
 	Now     int64    `json:"now"`
 	Engines []string `json:"engines,omitempty"`
+	// StorageAddress is where a storage peer serves shards (kept apart
+	// from Address, a server's API address when the peer is also a server).
+	StorageAddress string `json:"storage_address,omitempty"`
 }
 
 // Encode a command as [type][JSON payload].

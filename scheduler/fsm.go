@@ -323,7 +323,7 @@ func readLedger(r *bufio.Reader) (*Ledger, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w: manifest: %v", errBadSnapshot, err)
 			}
-			l.manifests[m.Hash] = m
+			l.setManifest(m.Hash, m) // also rebuilds the shard index
 		case recBlobMeta:
 			var m blobMeta
 			if err := json.Unmarshal(body, &m); err != nil {

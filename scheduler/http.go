@@ -31,6 +31,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /v1/blobs/{hash}/manifest", s.read(s.handleGetManifest))
 	mux.Handle("GET /v1/storage/peers", s.read(s.handleStoragePeers))
 	mux.HandleFunc("GET /v1/storage/config", s.handleStorageConfig)
+	mux.Handle("POST /v1/storage/shards/placed", consistent(s.read(s.handlePlacedShards)))
 	mux.Handle("POST /v1/blobs/{hash}/faults", s.write(s.handleReportFaults))
 	mux.Handle("POST /v1/jobs", s.write(s.handleSubmit))
 	mux.Handle("GET /v1/jobs", s.read(s.handleListJobs))

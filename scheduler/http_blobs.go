@@ -50,9 +50,9 @@ func (s *Server) handleUnpin(w http.ResponseWriter, r *http.Request) {
 
 // collectGarbage deletes blobs no job uses (not pinned, older than the grace)
 // from the ledger, then the shards only they used from the storage peers.
-// Shards are content-addressed and may be shared, so a shard any remaining
-// manifest names is kept. Deleting from a peer that is down is left undone:
-// the shard is an orphan on that peer, harmless.
+// Shards are content-addressed and may be shared, so a shard a remaining
+// manifest places on the same peer is kept. Deleting from a peer that is
+// down is left undone: the peer's own sweep removes the orphan later.
 func (s *Server) collectGarbage(ctx context.Context, now time.Time) {
 	var candidates []string
 	s.store.FSM().View(func(l *Ledger) { candidates = l.garbage(now.Add(-s.cfg.GCGrace).UnixNano()) })
@@ -84,18 +84,11 @@ func (s *Server) collectGarbage(ctx context.Context, now time.Time) {
 
 type shardAt struct{ hash, peer string }
 
-// unusedShards are the shards of the deleted manifests no remaining
-// manifest names.
+// unusedShards are the shards of the deleted manifests that no remaining
+// manifest places on the same peer (see shardIndex).
 func (l *Ledger) unusedShards(deleted []string, doomed map[string]*storage.Manifest) []shardAt {
-	kept := map[string]bool{}
-	for _, m := range l.manifests {
-		for _, seg := range m.Segments {
-			for _, sh := range seg.Shards {
-				kept[sh.Hash] = true
-			}
-		}
-	}
 	var out []shardAt
+	seen := map[shardAt]bool{}
 	for _, h := range deleted {
 		m := doomed[h]
 		if m == nil {
@@ -103,8 +96,10 @@ func (l *Ledger) unusedShards(deleted []string, doomed map[string]*storage.Manif
 		}
 		for _, seg := range m.Segments {
 			for _, sh := range seg.Shards {
-				if sh.Peer != "" && !kept[sh.Hash] {
-					out = append(out, shardAt{sh.Hash, sh.Peer})
+				at := shardAt{sh.Hash, sh.Peer}
+				if sh.Peer != "" && !seen[at] && !l.placed.placedOn(sh.Hash, sh.Peer) {
+					seen[at] = true
+					out = append(out, at)
 				}
 			}
 		}
@@ -131,7 +126,7 @@ func (s *Server) deleteShards(ctx context.Context, shards []shardAt, peers []api
 }
 
 func (s *Server) handleStorageConfig(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, api.StorageConfig{K: s.cfg.StorageK, M: s.cfg.StorageM, InlineThreshold: storage.DefaultInlineThreshold})
+	writeJSON(w, http.StatusOK, api.StorageConfig{K: s.cfg.StorageK, M: s.cfg.StorageM, InlineThreshold: s.cfg.InlineThreshold})
 }
 
 func (s *Server) handleGetManifest(w http.ResponseWriter, r *http.Request) {
@@ -159,10 +154,10 @@ func (l *Ledger) storagePeers(liveOnly bool) []api.StoragePeer {
 	out := []api.StoragePeer{}
 	for _, id := range sortedKeys(l.peers) {
 		p := l.peers[id]
-		if !slices.Contains(p.Roles, api.RoleStorage) || p.Address == "" || liveOnly && p.State == api.PeerDown {
+		if !slices.Contains(p.Roles, api.RoleStorage) || p.shardAddress() == "" || liveOnly && p.State == api.PeerDown {
 			continue
 		}
-		out = append(out, api.StoragePeer{ID: p.ID, Address: p.Address})
+		out = append(out, api.StoragePeer{ID: p.ID, Address: p.shardAddress()})
 	}
 	return out
 }

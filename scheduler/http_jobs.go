@@ -105,16 +105,25 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkModule refuses a job whose module is missing or is not WebAssembly,
-// so a bad file fails at submit rather than on every worker.
+// so a bad file fails at submit rather than on every worker. A module is
+// either inline in the ledger, whose header is checked here, or (over the
+// inline threshold) erasure-coded with a committed manifest: its bytes are on
+// the storage peers and checking them would mean fetching them through the
+// server, so it is accepted unchecked. Clients check the header before
+// uploading (api.CheckModuleFile), and a worker that fetches a module that
+// is not WebAssembly fails the task with invalid_module.
 func (s *Server) checkModule(hash string) error {
 	var mod []byte
-	var ok bool
-	s.store.FSM().View(func(l *Ledger) { mod, ok = l.blobs[hash] })
-	if !ok {
-		return fmt.Errorf("%w: module %s (upload it first)", ErrBlobMissing, hash)
-	}
-	if !bytes.HasPrefix(mod, wasmMagic) {
+	var inline, coded bool
+	s.store.FSM().View(func(l *Ledger) {
+		mod, inline = l.blobs[hash]
+		coded = l.manifests[hash] != nil
+	})
+	switch {
+	case inline && !bytes.HasPrefix(mod, wasmMagic):
 		return fmt.Errorf("%w: it starts with %q, not the WebAssembly header \\0asm version 1", errNotWasm, head(mod, 8))
+	case !inline && !coded:
+		return fmt.Errorf("%w: module %s (upload it first)", ErrBlobMissing, hash)
 	}
 	return nil
 }

@@ -167,7 +167,8 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, draining: req.Draining, engines: req.Engines, storage: req.Storage}); err != nil {
+	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, draining: req.Draining, engines: req.Engines,
+		storage: req.Storage, storageOnly: req.StorageOnly}); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -175,7 +176,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		s.releaseForgotten(r.Context(), req.Worker, req.Held)
 	}
 	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL}
-	if req.Storage {
+	if req.Storage || req.StorageOnly {
 		resp.Repairs = s.repairs.ordersFor(req.Worker)
 	}
 	s.store.FSM().View(func(l *Ledger) {
@@ -216,18 +217,22 @@ func (s *Server) releaseForgotten(ctx context.Context, worker string, held []api
 
 // workerSeen is what a worker's request says about it.
 type workerSeen struct {
-	id, addr string
-	cores    int
-	draining bool
-	storage  bool
-	engines  []string
+	id, addr    string
+	cores       int
+	draining    bool
+	storage     bool
+	storageOnly bool // a storage peer that runs no tasks (a server's)
+	engines     []string
 }
 
-// seeWorker records that a worker was heard from. Only a change of state
-// (new, back from down, draining, new address, cores or engines) is
-// committed; the rest stays in memory.
+// seeWorker records that a worker (or storage-only peer) was heard from.
+// Only a change of state (new, back from down, draining, new address, cores,
+// engines or roles) is committed; the rest stays in memory. A storage peer's
+// address goes to StorageAddress; it is the peer's Address too unless the
+// peer is a server (same id), whose Address is its API address followers
+// forward to.
 func (s *Server) seeWorker(ctx context.Context, ws workerSeen) error {
-	id, addr, cores := ws.id, ws.addr, ws.cores
+	id, cores := ws.id, ws.cores
 	if id == "" {
 		return fmt.Errorf("%w: worker id is empty", errBadRequest)
 	}
@@ -246,16 +251,25 @@ func (s *Server) seeWorker(ctx context.Context, ws workerSeen) error {
 			p, known = *lp, true
 		}
 	})
-	roles := []string{api.RoleWorker}
-	if ws.storage {
-		roles = append(roles, api.RoleStorage)
+	var roles []string
+	if !ws.storageOnly {
+		roles = append(roles, api.RoleWorker)
 	}
-	if known && p.State == want && (addr == "" || addr == p.Address) && (cores == 0 || cores == p.Cores) &&
-		(len(ws.engines) == 0 || slices.Equal(ws.engines, p.Engines)) && (!ws.storage || slices.Contains(p.Roles, api.RoleStorage)) {
+	addr, storageAddr := ws.addr, ""
+	if ws.storage || ws.storageOnly {
+		roles = append(roles, api.RoleStorage)
+		storageAddr = ws.addr
+		if ws.storageOnly || slices.Contains(p.Roles, api.RoleServer) {
+			addr = ""
+		}
+	}
+	if known && p.State == want && (addr == "" || addr == p.Address) && (storageAddr == "" || storageAddr == p.StorageAddress) &&
+		(cores == 0 || cores == p.Cores) && (len(ws.engines) == 0 || slices.Equal(ws.engines, p.Engines)) &&
+		!slices.ContainsFunc(roles, func(r string) bool { return !slices.Contains(p.Roles, r) }) {
 		return nil
 	}
 	_, err := s.store.Propose(ctx, cmdUpsertPeer, &UpsertPeerCommand{
-		ID: id, Address: addr, Roles: roles, Cores: cores, State: want, Now: time.Now().UnixNano(), Engines: ws.engines,
+		ID: id, Address: addr, StorageAddress: storageAddr, Roles: roles, Cores: cores, State: want, Now: time.Now().UnixNano(), Engines: ws.engines,
 	})
 	return err
 }

@@ -19,6 +19,8 @@ type Ledger struct {
 	blobs map[string][]byte
 	// manifests place the shards of blobs too large to keep inline.
 	manifests map[string]*storage.Manifest
+	// placed indexes the manifests' shards by peer; derived, not serialized.
+	placed shardIndex
 	// meta says when each blob (inline or coded) arrived and whether a user
 	// pinned it; garbage collection reads it.
 	meta    map[string]blobMeta
@@ -80,6 +82,9 @@ type peer struct {
 	Done    int      `json:"done"`
 	Since   int64    `json:"since"`
 	Engines []string `json:"engines,omitempty"`
+	// StorageAddress is where a storage peer serves shards, kept apart from
+	// Address so a server that is also a storage peer keeps its API address.
+	StorageAddress string `json:"storage_address,omitempty"`
 }
 
 // NewLedger returns an empty ledger.
@@ -88,6 +93,7 @@ func NewLedger() *Ledger {
 		jobs:      map[string]*job{},
 		blobs:     map[string][]byte{},
 		manifests: map[string]*storage.Manifest{},
+		placed:    shardIndex{},
 		meta:      map[string]blobMeta{},
 		peers:     map[string]*peer{},
 		leased:    map[taskKey]int64{},
@@ -110,7 +116,7 @@ func (l *Ledger) applyPutBlob(c *PutBlobCommand) any {
 }
 
 func (l *Ledger) applyPutManifest(c *PutManifestCommand) any {
-	l.manifests[c.Manifest.Hash] = c.Manifest
+	l.setManifest(c.Manifest.Hash, c.Manifest)
 	l.noteBlob(c.Manifest.Hash, c.Now, c.Pin)
 	return nil
 }
@@ -156,7 +162,7 @@ func (l *Ledger) applyDeleteBlobs(c *DeleteBlobsCommand) any {
 			continue
 		}
 		delete(l.blobs, h)
-		delete(l.manifests, h)
+		l.setManifest(h, nil)
 		delete(l.meta, h)
 		deleted = append(deleted, h)
 	}
@@ -206,7 +212,7 @@ func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
 	if err := c.Spec.Validate(); err != nil {
 		return err
 	}
-	if _, ok := l.blobs[c.Spec.ModuleHash]; !ok {
+	if !l.hasBlob(c.Spec.ModuleHash) { // inline, or erasure-coded (a large module)
 		return fmt.Errorf("%w: module %s", ErrBlobMissing, c.Spec.ModuleHash)
 	}
 	for _, in := range c.Spec.Inputs {
@@ -493,6 +499,9 @@ func (l *Ledger) applyUpsertPeer(c *UpsertPeerCommand) any {
 	}()
 	if c.Address != "" {
 		p.Address = c.Address
+	}
+	if c.StorageAddress != "" {
+		p.StorageAddress = c.StorageAddress
 	}
 	for _, r := range c.Roles { // a peer may hold several roles: keep them all
 		if !slices.Contains(p.Roles, r) {

@@ -456,3 +456,53 @@ func TestLedger_PurgeAndGarbageCollection(t *testing.T) {
 		t.Fatalf("after unpin: garbage %v", garbage)
 	}
 }
+
+// TestLedger_ErasureCodedModuleIsAJobReference: a module stored erasure-coded
+// (a manifest, no inline bytes) may be a job's module, and garbage collection
+// keeps it, and its shards, exactly as long as an inline module: while a job
+// uses it.
+func TestLedger_ErasureCodedModuleIsAJobReference(t *testing.T) {
+	a := newApplier(t)
+	h := func(c string) string { return strings.Repeat(c, 64) }
+	placed := []storage.Shard{{Hash: h("1"), Peer: "p0"}, {Hash: h("2"), Peer: "p1"}, {Hash: h("3"), Peer: "p2"}}
+	mod := &storage.Manifest{Version: storage.ManifestVersion, Hash: h("a"), Size: 100, SegmentSize: 100, K: 2, M: 1,
+		Segments: []storage.Segment{{Hash: storage.SegmentHash(2, 100, placed), Shards: placed}}}
+	if err := mod.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a.apply(cmdPutManifest, &PutManifestCommand{Manifest: mod, Now: 10})
+	spec := tasks.JobSpec{Name: "j", ModuleHash: mod.Hash, Tasks: 1, Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1}
+	if resp := a.apply(cmdSubmitJob, &SubmitJobCommand{ID: "j1", Spec: spec}); resp != nil {
+		t.Fatalf("submit with an erasure-coded module: %v", resp)
+	}
+	var garbage []string
+	a.fsm.View(func(l *Ledger) { garbage = l.garbage(100) })
+	if slices.Contains(garbage, mod.Hash) {
+		t.Fatalf("garbage %v names the module a job uses", garbage)
+	}
+	if deleted, _ := a.apply(cmdDeleteBlobs, &DeleteBlobsCommand{Hashes: []string{mod.Hash}}).([]string); len(deleted) != 0 {
+		t.Fatalf("deleted %v: the module of a job must stay", deleted)
+	}
+	a.complete("w", a.lease("w", 1)[0], "")
+	if resp := a.apply(cmdPurgeJob, &PurgeJobCommand{ID: "j1"}); resp != nil {
+		t.Fatalf("purge: %v", resp)
+	}
+	a.fsm.View(func(l *Ledger) { garbage = l.garbage(100) })
+	if !slices.Contains(garbage, mod.Hash) {
+		t.Fatalf("garbage %v: the purged job's erasure-coded module is not in it", garbage)
+	}
+	deleted, _ := a.apply(cmdDeleteBlobs, &DeleteBlobsCommand{Hashes: []string{mod.Hash}}).([]string)
+	if !slices.Equal(deleted, []string{mod.Hash}) {
+		t.Fatalf("deleted %v, want the module", deleted)
+	}
+	var shards []shardAt
+	a.fsm.View(func(l *Ledger) {
+		if l.hasBlob(mod.Hash) {
+			t.Error("the module's manifest is still in the ledger")
+		}
+		shards = l.unusedShards(deleted, map[string]*storage.Manifest{mod.Hash: mod})
+	})
+	if len(shards) != 3 {
+		t.Fatalf("shards to delete from the peers: %v, want the module's 3", shards)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +52,12 @@ type ServerConfig struct {
 	// StorageK and StorageM are the cluster's erasure coding (default 4+2);
 	// a job may override them.
 	StorageK, StorageM int
-	Logger             *slog.Logger
+	// InlineThreshold: blobs this size or smaller (bytes) live inline in the
+	// ledger, larger ones are erasure-coded across the storage peers
+	// (default storage.DefaultInlineThreshold; at most storage.MaxInline).
+	// Clients and workers read it from GET /v1/storage/config.
+	InlineThreshold int64
+	Logger          *slog.Logger
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -81,6 +85,9 @@ func (c *ServerConfig) setDefaults() {
 	if c.StorageK == 0 {
 		c.StorageK, c.StorageM = storage.DefaultK, storage.DefaultM
 	}
+	if c.InlineThreshold == 0 {
+		c.InlineThreshold = storage.DefaultInlineThreshold
+	}
 	if c.RepairTimeout == 0 {
 		c.RepairTimeout = 5 * time.Minute
 	}
@@ -93,6 +100,15 @@ func (c *ServerConfig) setDefaults() {
 	if c.Store.Logger == nil {
 		c.Store.Logger = c.Logger
 	}
+}
+
+// CheckInlineThreshold refuses an inline threshold that is not positive or
+// is over what the ledger keeps inline (storage.MaxInline).
+func CheckInlineThreshold(t int64) error {
+	if t <= 0 || t > storage.MaxInline {
+		return fmt.Errorf("inline threshold %d bytes: want more than 0 and at most %d (%d MiB, the largest inline blob)", t, storage.MaxInline, storage.MaxInline>>20)
+	}
+	return nil
 }
 
 // Server is one ledger server: the Store plus what only the leader keeps in
@@ -114,6 +130,9 @@ type Server struct {
 // NewServer opens the store and starts the leader watcher.
 func NewServer(cfg ServerConfig) (*Server, error) {
 	cfg.setDefaults()
+	if err := CheckInlineThreshold(cfg.InlineThreshold); err != nil {
+		return nil, err
+	}
 	store, err := OpenStore(cfg.Store)
 	if err != nil {
 		return nil, err
@@ -206,6 +225,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 			if now.Before(graceUntil) {
 				continue
 			}
+			s.watchUntracked(now)
 			s.markDeadWorkers(ctx, now)
 			s.expireLeases(ctx, now)
 			s.planRepairs(now)
@@ -262,12 +282,24 @@ func (s *Server) knownWorkers() []string {
 	var ids []string
 	s.store.FSM().View(func(l *Ledger) {
 		for id, p := range l.peers {
-			if p.State != api.PeerDown && slices.Contains(p.Roles, api.RoleWorker) { // servers do not heartbeat
+			if p.State != api.PeerDown && p.heartbeats() { // workers and storage peers; plain servers do not heartbeat
 				ids = append(ids, id)
 			}
 		}
 	})
 	return ids
+}
+
+// watchUntracked starts the liveness clock of a peer the ledger has alive
+// that should heartbeat but this leader has not heard from (a server's
+// registration marked its shared id alive again after its storage peer was
+// marked down): unheard for a TTL from now, it is marked down again.
+func (s *Server) watchUntracked(now time.Time) {
+	for _, id := range s.knownWorkers() {
+		if _, ok := s.liveness.lastSeen(id); !ok {
+			s.liveness.touch(id, now)
+		}
+	}
 }
 
 func (s *Server) markDeadWorkers(ctx context.Context, now time.Time) {

@@ -52,6 +52,16 @@ type Config struct {
 	StorageAdvertise string
 	// Pool overrides the executor pool (tests); nil makes one with Cores executors.
 	Pool Runner
+	// NoTasks makes a storage-only peer (a server's, `agent --server
+	// --storage`): it needs StorageBind, keeps and serves shards, takes
+	// repair orders and sweeps, but never leases and starts no executors.
+	NoTasks bool
+	// A storage peer sweeps orphan shards (see storage.ShardStore.Sweep):
+	// first SweepDelay after start (default 2m), then every SweepInterval
+	// (default 10m; negative: never). SweepGrace (default 1h) protects young
+	// shards, whose put or repair may not have committed its manifest yet:
+	// keep it well above the longest put.
+	SweepInterval, SweepDelay, SweepGrace time.Duration
 }
 
 // Runner runs one task: the executor pool, or a fake in tests.
@@ -118,6 +128,9 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 		modules: wasm.ModuleDir(filepath.Join(cfg.DataDir, "modules"))}
 	if err := os.MkdirAll(string(w.modules), 0o700); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
+	}
+	if cfg.NoTasks {
+		return w.startStorageOnly()
 	}
 	w.pool = cfg.Pool
 	if w.pool == nil {
@@ -237,9 +250,14 @@ func (r *run) start(ctx context.Context) {
 	r.workCtx, r.workCancel = context.WithCancel(context.Background())
 	leaseCtx, cancel := context.WithCancel(ctx)
 	r.leaseStop = cancel
-	r.leasing.Add(2)
-	go func() { defer r.leasing.Done(); r.leaseLoop(leaseCtx) }()
+	r.leasing.Add(1)
 	go func() { defer r.leasing.Done(); r.heartbeatLoop(leaseCtx) }()
+	r.startSweep(leaseCtx)
+	if r.w.cfg.NoTasks {
+		return
+	}
+	r.leasing.Add(1)
+	go func() { defer r.leasing.Done(); r.leaseLoop(leaseCtx) }()
 	for i := 0; i < r.w.cfg.Cores; i++ {
 		r.runners.Add(1)
 		go func() { defer r.runners.Done(); r.runLoop() }()
@@ -440,7 +458,7 @@ func (r *run) stopStale(stale []api.TaskRef) {
 func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
 	rep := api.Report{Job: a.Job, Index: a.Index, Attempt: a.Attempt}
 	if err := r.w.ensureModule(ctx, a.ModuleHash); err != nil {
-		rep.ErrorKind, rep.Error = "worker", err.Error()
+		rep.ErrorKind, rep.Error = moduleErrorKind(err), err.Error()
 		return rep
 	}
 	stdin, err := r.w.input(ctx, a)
@@ -522,6 +540,9 @@ func (r *run) sendReports(batch []api.Report) {
 }
 
 func (r *run) heartbeatLoop(ctx context.Context) {
+	if r.w.cfg.NoTasks { // it never leases: register now, not a heartbeat later
+		r.sendHeartbeat(ctx, false)
+	}
 	t := time.NewTicker(r.w.cfg.Heartbeat)
 	defer t.Stop()
 	for {
@@ -543,10 +564,7 @@ func (r *run) sendHeartbeat(ctx context.Context, draining bool) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	resp, err := r.w.client.Heartbeat(ctx, &api.HeartbeatRequest{
-		Worker: r.w.cfg.ID, Address: r.w.address(), Cores: r.w.cfg.Cores, Draining: draining, Running: r.runningRefs(), Held: r.heldRefs(), Engines: r.w.engines,
-		Storage: r.w.shards != nil,
-	})
+	resp, err := r.w.client.Heartbeat(ctx, r.heartbeatRequest(draining))
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
 			r.w.log.Warn("heartbeat failed", "err", err)
@@ -612,12 +630,17 @@ func (w *Worker) input(ctx context.Context, a api.Assignment) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// storeLargeStdout pushes a stdout over the inline threshold to the storage
-// peers and reports its manifest instead of the bytes, so large results
-// never funnel through the leader. With too few storage peers it stays
-// inline (the server still bounds it).
+// storeLargeStdout pushes a stdout over the cluster's inline threshold to
+// the storage peers and reports its manifest instead of the bytes, so large
+// results never funnel through the leader. With too few storage peers it
+// stays inline (the server still bounds it). A failed run's stdout is kept
+// the same way: it is what a user debugging the failure reads.
 func (w *Worker) storeLargeStdout(ctx context.Context, rep *api.Report, opts api.BlobOptions) {
-	if len(rep.Stdout) <= storage.DefaultInlineThreshold || rep.ErrorKind != "" {
+	if len(rep.Stdout) == 0 { // every threshold is > 0
+		return
+	}
+	opts.InlineThreshold = w.inlineThreshold(ctx)
+	if int64(len(rep.Stdout)) <= opts.InlineThreshold {
 		return
 	}
 	h, m, err := w.client.PutBlobFrom(ctx, bytes.NewReader(rep.Stdout), int64(len(rep.Stdout)), opts)
@@ -630,7 +653,9 @@ func (w *Worker) storeLargeStdout(ctx context.Context, rep *api.Report, opts api
 	rep.Stdout, rep.StdoutBlob = nil, h
 }
 
-// ensureModule fetches a module by hash into the module cache, once.
+// ensureModule fetches a module by hash into the module cache, once,
+// verifying its hash (and header: a module that is not WebAssembly is an
+// invalid_module error).
 func (w *Worker) ensureModule(ctx context.Context, hash string) error {
 	if _, ok := w.have.Load(hash); ok {
 		return nil
@@ -657,26 +682,6 @@ func (w *Worker) ensureModule(ctx context.Context, hash string) error {
 	}
 	w.have.Store(hash, true)
 	return nil
-}
-
-// moduleFetchPatience bounds how long a worker keeps trying to fetch a
-// module while the grid has no leader (an election takes seconds), before
-// it gives up and the attempt fails.
-const moduleFetchPatience = 30 * time.Second
-
-// fetchModule downloads a module, retrying while the grid is unavailable:
-// a leader change is not the task's fault and should not cost an attempt.
-func (w *Worker) fetchModule(ctx context.Context, hash string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, moduleFetchPatience)
-	defer cancel()
-	b := newBackoff()
-	for {
-		data, err := w.client.GetBlob(ctx, hash)
-		if err == nil || !errors.Is(err, api.ErrUnavailable) || ctx.Err() != nil {
-			return data, err
-		}
-		b.wait(ctx)
-	}
 }
 
 // backoff waits 50ms, 100ms, ... up to 5s between failed calls.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -37,11 +38,13 @@ type agentFlags struct {
 	drainGrace      time.Duration
 	engines         string
 	storage         bool
+	storageSet      bool // --storage was given explicitly (a server keeps shards only then)
 	storageBind     string
 	storageAdv      string
 	workerTTL       time.Duration
 	storageK        int
 	storageM        int
+	inlineThreshold int64
 	logLevel        string
 }
 
@@ -61,17 +64,19 @@ func (m *Main) runAgent(ctx context.Context, args []string) (int, error) {
 	fs.StringVar(&f.servers, "servers", "", "worker: servers' HTTP addresses, comma-separated (default $PEERGRID_SERVERS, else this agent's --bind)")
 	fs.IntVar(&f.cores, "cores", 0, "worker: tasks run at once (default: all cores)")
 	fs.StringVar(&f.engines, "engines", "", "worker: WebAssembly engines to offer, comma-separated (default: all this binary has: "+strings.Join(wasm.AvailableEngines(), ",")+")")
-	fs.BoolVar(&f.storage, "storage", true, "worker: also keep erasure-coded shards for the grid")
-	fs.StringVar(&f.storageBind, "storage-bind", "127.0.0.1:0", "worker: address to serve shards on (port 0 picks one)")
-	fs.StringVar(&f.storageAdv, "storage-advertise", "", "worker: URL other peers reach the shards at (default: http://<storage-bind address>)")
+	fs.BoolVar(&f.storage, "storage", true, "keep erasure-coded shards for the grid: on by default on a worker; a server without --worker only with an explicit --storage")
+	fs.StringVar(&f.storageBind, "storage-bind", "127.0.0.1:0", "storage peer: address to serve shards on (port 0 picks one)")
+	fs.StringVar(&f.storageAdv, "storage-advertise", "", "storage peer: URL other peers reach the shards at (default: http://<storage-bind address>)")
 	fs.DurationVar(&f.drainGrace, "drain-grace", 30*time.Second, "worker: on SIGINT/SIGTERM, how long running tasks may finish")
 	fs.DurationVar(&f.workerTTL, "worker-ttl", 15*time.Second, "server: a worker unheard this long is down and its tasks requeue")
 	fs.IntVar(&f.storageK, "storage-k", 4, "server: data shards per segment of an erasure-coded blob (jobs may override)")
 	fs.IntVar(&f.storageM, "storage-m", 2, "server: parity shards per segment (jobs may override)")
+	fs.Int64Var(&f.inlineThreshold, "inline-threshold", 16<<10, "server: blobs this many bytes or fewer live inline in the ledger; larger ones are erasure-coded (at most 32 MiB)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	if _, err := parse(fs, args); err != nil {
 		return exitError, err
 	}
+	fs.Visit(func(fl *flag.Flag) { f.storageSet = f.storageSet || fl.Name == "storage" })
 	if err := f.check(m); err != nil {
 		return exitError, err
 	}
@@ -96,6 +101,9 @@ func (f *agentFlags) check(m *Main) error {
 	}
 	if f.bootstrapExpect > scheduler.MaxVoters {
 		return fmt.Errorf("%w: --bootstrap-expect %d: at most %d voters", errUsage, f.bootstrapExpect, scheduler.MaxVoters)
+	}
+	if err := scheduler.CheckInlineThreshold(f.inlineThreshold); err != nil {
+		return fmt.Errorf("--inline-threshold: %w", err)
 	}
 	if f.worker && !f.server && f.servers == "" {
 		return fmt.Errorf("%w: a worker needs --servers (or $PEERGRID_SERVERS)", errUsage)
@@ -131,6 +139,9 @@ func (m *Main) agent(ctx context.Context, f *agentFlags, log *slog.Logger) (int,
 	if f.token == "" {
 		return exitError, errors.New("no cluster token: give --token or $PEERGRID_TOKEN")
 	}
+	if !f.worker && f.storageOnly() {
+		return exitOK, m.runStoragePeer(ctx, f, name, log)
+	}
 	if !f.worker {
 		<-ctx.Done()
 		log.Info("stopping")
@@ -158,6 +169,7 @@ func (m *Main) startServer(f *agentFlags, name string, log *slog.Logger) (func()
 		Store: scheduler.StoreConfig{ID: name, DataDir: filepath.Join(f.dataDir, "server"), RaftBind: raftBind},
 		Token: token, HTTPAddr: firstNonEmpty(f.advertise, "http://"+ln.Addr().String()), Join: splitList(f.join),
 		BootstrapExpect: f.bootstrapExpect, WorkerTTL: f.workerTTL, Logger: log, StorageK: f.storageK, StorageM: f.storageM,
+		InlineThreshold: f.inlineThreshold,
 	})
 	if err != nil {
 		ln.Close()

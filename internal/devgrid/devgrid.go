@@ -40,7 +40,10 @@ type Config struct {
 	LeaseSlack time.Duration
 	// GCInterval and GCGrace tune blob garbage collection (default: scheduler's).
 	GCInterval, GCGrace time.Duration
-	Logger              *slog.Logger
+	// InlineThreshold: blobs this size or smaller live inline in the ledger
+	// (default: scheduler's, storage.DefaultInlineThreshold).
+	InlineThreshold int64
+	Logger          *slog.Logger
 }
 
 // Grid is a running dev grid.
@@ -82,7 +85,7 @@ func Start(ctx context.Context, cfg Config) (*Grid, error) {
 	srv, err := scheduler.NewServer(scheduler.ServerConfig{
 		Store: scheduler.StoreConfig{ID: "dev-server", DataDir: filepath.Join(cfg.DataDir, "server"), RaftBind: raftBind,
 			Fast: true},
-		GCInterval: cfg.GCInterval, GCGrace: cfg.GCGrace,
+		GCInterval: cfg.GCInterval, GCGrace: cfg.GCGrace, InlineThreshold: cfg.InlineThreshold,
 		Token: token, BootstrapExpect: 1, HTTPAddr: "http://" + ln.Addr().String(), WorkerTTL: cfg.WorkerTTL, LeaseSlack: cfg.LeaseSlack, Logger: cfg.Logger,
 	})
 	if err != nil {

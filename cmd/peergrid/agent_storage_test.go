@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/internal/testcluster"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe to write from the agent and read here.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startAgent runs `peergrid agent` in-process as a lone server with the
+// given extra flags and returns a client once the server leads and has
+// registered itself, and the data dir.
+func startAgent(t *testing.T, extra ...string) (*api.Client, string) {
+	t.Helper()
+	dir, bind := t.TempDir(), freeAddr(t)
+	args := append([]string{"agent", "--server", "--data-dir", dir, "--bind", bind, "--raft-bind", freeAddr(t),
+		"--name", "s1", "--worker-ttl", "2s", "--log-level", "error"}, extra...)
+	var out, errb syncBuffer
+	m := &Main{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- m.Run(ctx, args) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != exitOK {
+				t.Errorf("agent %v exited %d: %s", extra, code, errb.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("agent %v did not stop", extra)
+		}
+	})
+	var c *api.Client
+	testcluster.Eventually(t, 20*time.Second, "the agent's server leads and registered itself", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("agent %v exited %d: %s", extra, code, errb.String())
+		default:
+		}
+		if c == nil {
+			b, err := os.ReadFile(filepath.Join(dir, "token"))
+			if err != nil {
+				return false
+			}
+			c = api.NewClient(bind, strings.TrimSpace(string(b)))
+		}
+		peers, err := c.Peers(context.Background())
+		return err == nil && len(peers) > 0 && peers[0].ID == "s1" && slices.Contains(peers[0].Roles, api.RoleServer)
+	})
+	return c, dir
+}
+
+// TestAgent_ServerWithStorageFlagIsAStoragePeer: `agent --server --storage`
+// runs a storage-only peer under the server's id: it shows as one peer with
+// roles server and storage at the server's API address, and is listed as a
+// storage peer at its shard address. A plain --server keeps no shards (the
+// --storage default is for workers).
+func TestAgent_ServerWithStorageFlagIsAStoragePeer(t *testing.T) {
+	t.Run("server --storage", func(t *testing.T) {
+		t.Parallel()
+		c, _ := startAgent(t, "--storage", "--storage-bind", "127.0.0.1:0")
+		ctx := context.Background()
+		var sps []api.StoragePeer
+		testcluster.Eventually(t, 20*time.Second, "the server's storage peer registered", func() bool {
+			var err error
+			sps, err = c.StoragePeers(ctx, false)
+			return err == nil && len(sps) == 1
+		})
+		if sps[0].ID != "s1" || sps[0].Address == c.Addr || sps[0].Address == "" {
+			t.Fatalf("storage peers %+v: want s1 at its shard address, not the API's %s", sps, c.Addr)
+		}
+		peers, err := c.Peers(ctx)
+		if err != nil || len(peers) != 1 {
+			t.Fatalf("peers %+v %v: want one line for the server", peers, err)
+		}
+		if p := peers[0]; !slices.Equal(p.Roles, []string{api.RoleServer, api.RoleStorage}) || p.Address != c.Addr || p.State != api.PeerAlive {
+			t.Fatalf("the server's line: %+v", p)
+		}
+	})
+	for _, flags := range [][]string{nil, {"--storage=false"}} {
+		t.Run("server "+strings.Join(flags, " "), func(t *testing.T) {
+			t.Parallel()
+			c, dir := startAgent(t, flags...)
+			sps, err := c.StoragePeers(context.Background(), true)
+			if err != nil || len(sps) != 0 {
+				t.Fatalf("storage peers of a plain server: %+v %v", sps, err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "worker", "shards")); !os.IsNotExist(err) {
+				t.Fatalf("a plain server opened a shard store: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,123 @@
+package scheduler
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/storage"
+)
+
+// shardIndex says which shard is placed on which storage peer, counting
+// placements (shards are content-addressed: one file on a peer may serve
+// several blobs, or several segments of one). It is derived from the
+// manifests, never serialized: Apply keeps it up to date as manifests are
+// put, replaced by a repair, or deleted, and Restore rebuilds it. Storage
+// peers ask it which of their shard files are still wanted (see
+// handlePlacedShards); the leader's garbage collector asks it which shards
+// of a deleted blob no manifest places on their peer any more.
+type shardIndex map[string]map[string]int // shard hash -> peer -> placements
+
+// add counts (d = +1) or uncounts (d = -1) every placed shard of m.
+func (x shardIndex) add(m *storage.Manifest, d int) {
+	for _, seg := range m.Segments {
+		for _, sh := range seg.Shards {
+			if sh.Peer == "" {
+				continue
+			}
+			peers := x[sh.Hash]
+			if peers == nil {
+				if d < 0 {
+					continue
+				}
+				peers = map[string]int{}
+				x[sh.Hash] = peers
+			}
+			if n := peers[sh.Peer] + d; n > 0 {
+				peers[sh.Peer] = n
+			} else {
+				delete(peers, sh.Peer)
+			}
+			if len(peers) == 0 {
+				delete(x, sh.Hash)
+			}
+		}
+	}
+}
+
+// placedOn reports whether any manifest places the shard on peer.
+func (x shardIndex) placedOn(hash, peer string) bool { return x[hash][peer] > 0 }
+
+// setManifest installs m as the manifest of its blob (nil m: deletes the
+// blob's manifest), keeping the shard index in step. Called from Apply and
+// Restore only.
+func (l *Ledger) setManifest(hash string, m *storage.Manifest) {
+	if old := l.manifests[hash]; old != nil {
+		l.placed.add(old, -1)
+	}
+	if m == nil {
+		delete(l.manifests, hash)
+		return
+	}
+	l.manifests[hash] = m
+	l.placed.add(m, +1)
+}
+
+// maxPlacedQuery bounds the shards one placed-shards request may ask about.
+const maxPlacedQuery = 10000
+
+// handlePlacedShards tells a storage peer which of the shards it holds are
+// still placed on it by some manifest; it deletes the rest (older than its
+// grace) as orphans. It is a consistent read even with ?stale=true (see
+// routes): a lagging follower could miss a manifest committed a moment ago
+// and make a peer delete a shard a blob needs.
+func (s *Server) handlePlacedShards(w http.ResponseWriter, r *http.Request) {
+	var req api.PlacedShardsRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if req.Peer == "" || len(req.Shards) > maxPlacedQuery {
+		writeErr(w, fmt.Errorf("%w: placed shards needs a peer id and at most %d shards", errBadRequest, maxPlacedQuery))
+		return
+	}
+	out := api.PlacedShardsResponse{Placed: []string{}}
+	s.store.FSM().View(func(l *Ledger) {
+		for _, h := range req.Shards {
+			if l.placed.placedOn(h, req.Peer) {
+				out.Placed = append(out.Placed, h)
+			}
+		}
+	})
+	writeJSON(w, http.StatusOK, out)
+}
+
+// consistent drops ?stale=true, so s.read serves the request on a verified
+// leader or forwards it there.
+func consistent(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if q := r.URL.Query(); q.Has("stale") {
+			q.Del("stale")
+			r.URL.RawQuery = q.Encode()
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// heartbeats reports whether a peer sends heartbeats, so the leader must
+// track its liveness: a worker, or a storage peer (which may be a server's
+// storage-only peer under the server's id). A plain server does not.
+func (p *peer) heartbeats() bool {
+	return slices.Contains(p.Roles, api.RoleWorker) || slices.Contains(p.Roles, api.RoleStorage)
+}
+
+// shardAddress is where a storage peer serves shards: the address it gave
+// as a storage peer, else (a ledger from before storage addresses were kept
+// apart) its address.
+func (p *peer) shardAddress() string {
+	if p.StorageAddress != "" {
+		return p.StorageAddress
+	}
+	return p.Address
+}
