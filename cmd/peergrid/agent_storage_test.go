@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,18 +12,9 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/internal/proctest"
 	"github.com/peergrid/peergrid/internal/testcluster"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // syncBuffer is a bytes.Buffer safe to write from the agent and read here.
 type syncBuffer struct {
@@ -49,8 +39,8 @@ func (s *syncBuffer) String() string {
 // registered itself, and the data dir.
 func startAgent(t *testing.T, extra ...string) (*api.Client, string) {
 	t.Helper()
-	dir, bind := t.TempDir(), freeAddr(t)
-	args := append([]string{"agent", "--server", "--data-dir", dir, "--bind", bind, "--raft-bind", freeAddr(t),
+	dir, bind := t.TempDir(), proctest.FreeAddr(t)
+	args := append([]string{"agent", "--server", "--data-dir", dir, "--bind", bind, "--raft-bind", proctest.FreeAddr(t),
 		"--name", "s1", "--worker-ttl", "2s", "--log-level", "error"}, extra...)
 	var out, errb syncBuffer
 	m := &Main{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
