@@ -306,7 +306,7 @@ func (s *Server) markDeadWorkers(ctx context.Context, now time.Time) {
 	for _, id := range s.liveness.silentSince(now.Add(-s.cfg.WorkerTTL)) {
 		var leases []TaskRef
 		s.store.FSM().View(func(l *Ledger) { leases = l.leasesOf(id) })
-		s.log.Warn("worker down", "peer", id, "leases", len(leases))
+		s.log.Warn("peer down", "peer", id, "leases", len(leases))
 		if _, err := s.store.Propose(ctx, cmdUpsertPeer, &UpsertPeerCommand{ID: id, State: api.PeerDown, Now: now.UnixNano()}); err != nil {
 			s.log.Warn("mark worker down", "peer", id, "err", err)
 			continue

@@ -588,7 +588,15 @@ func (r *run) startRepair(o api.RepairOrder) {
 		r.w.repairMu.Lock()
 		defer r.w.repairMu.Unlock()
 		if err := r.w.repair(r.workCtx, o); err != nil {
-			r.w.log.Warn("repair failed", "blob", o.Blob, "err", err)
+			// A peer on its way out expects its repairs to fail (the grid
+			// around it may be stopping too); the leader plans them again.
+			log := r.w.log.Warn
+			select {
+			case <-r.draining:
+				log = r.w.log.Info
+			default:
+			}
+			log("repair failed", "blob", o.Blob, "err", err)
 		}
 	}()
 }

@@ -10,10 +10,11 @@ import (
 )
 
 func (m *Main) runDev(ctx context.Context, args []string) (int, error) {
-	fs := m.newFlagSet("dev", "dev [--data-dir DIR] [--bind ADDR] [--cores N]")
+	fs := m.newFlagSet("dev", "dev [--data-dir DIR] [--bind ADDR] [--cores N] [--storage-peers N]")
 	dataDir := fs.String("data-dir", defaultDataDir("dev"), "where the ledger, caches and token live")
 	bind := fs.String("bind", "127.0.0.1:7070", "HTTP API address (Raft uses the next port)")
 	cores := fs.Int("cores", 0, "task slots of the worker (default: all cores)")
+	storagePeers := fs.Int("storage-peers", 5, "storage-only peers beside the worker (5 makes the k+m=6 a blob is coded into)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if _, err := parse(fs, args); err != nil {
 		return exitError, err
@@ -22,7 +23,10 @@ func (m *Main) runDev(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitError, err
 	}
-	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: *dataDir, Bind: *bind, Cores: *cores, Logger: log})
+	if *storagePeers < 0 {
+		return exitError, fmt.Errorf("%w: --storage-peers %d: want 0 or more", errUsage, *storagePeers)
+	}
+	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: *dataDir, Bind: *bind, Cores: *cores, StoragePeers: *storagePeers, Logger: log})
 	if err != nil {
 		return exitError, err
 	}

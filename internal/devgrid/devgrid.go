@@ -1,6 +1,6 @@
 // Package devgrid runs a whole grid in one process on loopback: one ledger
-// server (a single-voter Raft group on disk) and one worker that reaches it
-// over the real HTTP API. `peergrid dev`, `peergrid demo` and end-to-end tests
+// server (a single-voter Raft group on disk), one worker and any number of
+// storage-only peers, all reaching it over the real HTTP API. `peergrid dev`, `peergrid demo` and end-to-end tests
 // use it; nothing in it is a stand-in for a part of the real grid.
 package devgrid
 
@@ -40,10 +40,17 @@ type Config struct {
 	LeaseSlack time.Duration
 	// GCInterval and GCGrace tune blob garbage collection (default: scheduler's).
 	GCInterval, GCGrace time.Duration
+	// RepairGrace is how long a storage peer is down before its shards are
+	// rebuilt elsewhere (default: scheduler's, twice WorkerTTL).
+	RepairGrace time.Duration
 	// InlineThreshold: blobs this size or smaller live inline in the ledger
 	// (default: scheduler's, storage.DefaultInlineThreshold).
 	InlineThreshold int64
-	Logger          *slog.Logger
+	// StoragePeers is how many storage-only peers (shards, no tasks) run
+	// beside the worker, so a dev grid can erasure-code blobs: with the
+	// worker, k+m = 6 peers need 5.
+	StoragePeers int
+	Logger       *slog.Logger
 }
 
 // Grid is a running dev grid.
@@ -53,6 +60,8 @@ type Grid struct {
 	Token    string
 	Server   *scheduler.Server
 	Worker   *worker.Worker
+	// Storage are the storage-only peers (Config.StoragePeers), by index.
+	Storage []*StoragePeer
 
 	http     *http.Server
 	cancel   context.CancelFunc
@@ -85,7 +94,7 @@ func Start(ctx context.Context, cfg Config) (*Grid, error) {
 	srv, err := scheduler.NewServer(scheduler.ServerConfig{
 		Store: scheduler.StoreConfig{ID: "dev-server", DataDir: filepath.Join(cfg.DataDir, "server"), RaftBind: raftBind,
 			Fast: true},
-		GCInterval: cfg.GCInterval, GCGrace: cfg.GCGrace, InlineThreshold: cfg.InlineThreshold,
+		GCInterval: cfg.GCInterval, GCGrace: cfg.GCGrace, InlineThreshold: cfg.InlineThreshold, RepairGrace: cfg.RepairGrace,
 		Token: token, BootstrapExpect: 1, HTTPAddr: "http://" + ln.Addr().String(), WorkerTTL: cfg.WorkerTTL, LeaseSlack: cfg.LeaseSlack, Logger: cfg.Logger,
 	})
 	if err != nil {
@@ -105,7 +114,77 @@ func Start(ctx context.Context, cfg Config) (*Grid, error) {
 			return nil, err
 		}
 	}
+	for i := range cfg.StoragePeers {
+		p, err := g.startStoragePeer(ctx, cfg, i)
+		if err != nil {
+			g.Close()
+			return nil, err
+		}
+		g.Storage = append(g.Storage, p)
+	}
+	if err := g.waitStoragePeers(ctx, cfg); err != nil {
+		g.Close()
+		return nil, err
+	}
 	return g, nil
+}
+
+// waitStoragePeers waits until every storage peer started (the worker and
+// the storage-only ones) is registered live, so a put right after Start
+// sees them all.
+func (g *Grid) waitStoragePeers(ctx context.Context, cfg Config) error {
+	want := cfg.StoragePeers
+	if !cfg.NoWorker {
+		want++
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c := g.Client()
+	for {
+		peers, err := c.StoragePeers(ctx, false)
+		if err == nil && len(peers) >= want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("dev grid: %d storage peers registered, want %d: %w", len(peers), want, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// StoragePeer is one of a dev grid's storage-only peers.
+type StoragePeer struct {
+	ID      string
+	DataDir string
+	w       *worker.Worker
+	cancel  context.CancelFunc
+	done    chan struct{}
+	once    sync.Once
+}
+
+// Stop takes the peer off the grid, as if its machine went away: it stops
+// serving shards and heartbeating. Its shards stay in DataDir.
+func (p *StoragePeer) Stop() {
+	p.once.Do(func() {
+		p.cancel()
+		<-p.done
+		p.w.Close()
+	})
+}
+
+func (g *Grid) startStoragePeer(ctx context.Context, cfg Config, i int) (*StoragePeer, error) {
+	p := &StoragePeer{ID: fmt.Sprintf("dev-storage-%d", i+1), DataDir: filepath.Join(cfg.DataDir, fmt.Sprintf("storage-%d", i+1)), done: make(chan struct{})}
+	w, err := worker.New(ctx, worker.Config{ID: p.ID, Client: g.Client(), DataDir: p.DataDir, NoTasks: true,
+		StorageBind: "127.0.0.1:0", Heartbeat: heartbeatFor(cfg.WorkerTTL), Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("storage peer %s: %w", p.ID, err)
+	}
+	p.w = w
+	rctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go func() { defer close(p.done); _ = w.Run(rctx) }()
+	return p, nil
 }
 
 func (g *Grid) waitLeader(ctx context.Context) error {
@@ -151,6 +230,12 @@ func (g *Grid) Client() *api.Client { return api.NewClient(g.Addr, g.Token) }
 // Close drains the worker, then stops the HTTP server and the ledger.
 func (g *Grid) Close() error {
 	g.once.Do(func() {
+		for _, p := range g.Storage { // all at once: none repairs onto one that is stopping
+			p.cancel()
+		}
+		for _, p := range g.Storage {
+			p.Stop()
+		}
 		if g.cancel != nil {
 			g.cancel()
 			g.wg.Wait()
