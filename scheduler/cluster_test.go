@@ -13,6 +13,7 @@ import (
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/examples"
+	"github.com/peergrid/peergrid/internal/jobcheck"
 	"github.com/peergrid/peergrid/internal/testcluster"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
@@ -71,48 +72,9 @@ func submitEcho(t *testing.T, c *api.Client, n int) string {
 
 // checkEveryTaskOnce wants every task done with the output the test
 // computes, and exactly n accepted completions in the ledger.
-func checkEveryTaskOnce(t *testing.T, c *api.Client, id string, n int) {
-	t.Helper()
-	ctx := context.Background()
-	results, err := c.Results(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(results) != n {
-		t.Fatalf("%d results, want %d", len(results), n)
-	}
-	for i, r := range results {
-		if want := fmt.Sprintf("%d %d\n", i, n); r.State != tasks.TaskDone || string(r.Stdout) != want {
-			t.Fatalf("task %d: state %s stdout %q, want %q", i, r.State, r.Stdout, want)
-		}
-	}
-	peers, err := c.Peers(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted := 0
-	for _, p := range peers {
-		accepted += p.Done
-	}
-	if accepted != n {
-		t.Fatalf("the ledger accepted %d completions for %d tasks", accepted, n)
-	}
-}
-
-func waitJob(t *testing.T, c *api.Client, id string, cond func(*api.JobSummary) bool) *api.JobSummary {
-	t.Helper()
-	var last *api.JobSummary
-	testcluster.Eventually(t, 60*time.Second, "job "+id, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		st, err := c.Job(ctx, id)
-		if err != nil {
-			return false
-		}
-		last = &st.JobSummary
-		return cond(last)
-	})
-	return last
+// echoOf is what the echo module writes for task i of n ("{index} {tasks}").
+func echoOf(n int) func(int) string {
+	return func(i int) string { return fmt.Sprintf("%d %d\n", i, n) }
 }
 
 func TestCluster_FollowerForwardsWritesAndServesConsistentReads(t *testing.T) {
@@ -136,18 +98,18 @@ func TestCluster_LeaderKillMidJob(t *testing.T) {
 	}
 	const n = 1000
 	id := submitEcho(t, c.Client(c.Followers()[0]), n)
-	waitJob(t, all, id, func(s *api.JobSummary) bool { return s.Done >= n/5 })
+	jobcheck.WaitJob(t, all, id, time.Minute, func(s *api.JobSummary) bool { return s.Done >= n/5 })
 	old := c.Leader()
 	c.Stop(old)
 	next := c.Leader()
 	if next == old {
 		t.Fatal("no new leader")
 	}
-	sum := waitJob(t, all, id, func(s *api.JobSummary) bool { return s.State.Finished() })
+	sum := jobcheck.WaitJob(t, all, id, time.Minute, func(s *api.JobSummary) bool { return s.State.Finished() })
 	if sum.State != tasks.JobComplete {
 		t.Fatalf("job ended %s: %+v", sum.State, sum)
 	}
-	checkEveryTaskOnce(t, all, id, n)
+	jobcheck.EveryTaskOnce(t, all, id, n, echoOf(n))
 	c.WaitConverged()
 }
 
@@ -158,7 +120,7 @@ func TestCluster_FullRestart(t *testing.T) {
 	const n = 300
 	id := submitEcho(t, c.Client(c.Nodes...), n)
 	stopWorker := startWorker(t, "w1", c.Client(c.Nodes...), 5*time.Millisecond)
-	waitJob(t, c.Client(c.Nodes...), id, func(s *api.JobSummary) bool { return s.Done >= 50 })
+	jobcheck.WaitJob(t, c.Client(c.Nodes...), id, time.Minute, func(s *api.JobSummary) bool { return s.Done >= 50 })
 	stopWorker()
 	// Let the ledger settle: the worker is marked down and holds no lease, so
 	// no leader has anything left to change while the ledgers are compared.
@@ -169,7 +131,7 @@ func TestCluster_FullRestart(t *testing.T) {
 		return err == nil && err2 == nil && peerState(peers, "w1") == api.PeerDown && sum.Leased == 0
 	})
 	before := c.WaitConverged()
-	if done := waitJob(t, c.Client(c.Nodes...), id, func(*api.JobSummary) bool { return true }).Done; done == n {
+	if done := jobcheck.WaitJob(t, c.Client(c.Nodes...), id, time.Minute, func(*api.JobSummary) bool { return true }).Done; done == n {
 		t.Fatal("the job finished before the restart: the test proves nothing")
 	}
 	for _, node := range c.Nodes {
@@ -183,11 +145,11 @@ func TestCluster_FullRestart(t *testing.T) {
 		t.Fatalf("ledger after a full restart %s, want %s", after, before)
 	}
 	startWorker(t, "w2", c.Client(c.Nodes...), time.Millisecond)
-	sum := waitJob(t, c.Client(c.Nodes...), id, func(s *api.JobSummary) bool { return s.State.Finished() })
+	sum := jobcheck.WaitJob(t, c.Client(c.Nodes...), id, time.Minute, func(s *api.JobSummary) bool { return s.State.Finished() })
 	if sum.State != tasks.JobComplete {
 		t.Fatalf("after restart the job ended %s", sum.State)
 	}
-	checkEveryTaskOnce(t, c.Client(c.Nodes...), id, n)
+	jobcheck.EveryTaskOnce(t, c.Client(c.Nodes...), id, n, echoOf(n))
 	c.WaitConverged()
 }
 
@@ -342,7 +304,7 @@ func TestCluster_NewLeaderHonoursLeaseGrace(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go w.Run(ctx)
-	waitJob(t, all, id, func(s *api.JobSummary) bool { return s.Leased == 4 })
+	jobcheck.WaitJob(t, all, id, time.Minute, func(s *api.JobSummary) bool { return s.Leased == 4 })
 
 	c.Stop(c.Leader())
 	c.Leader()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/internal/jobcheck"
 	"github.com/peergrid/peergrid/internal/proctest"
 	"github.com/peergrid/peergrid/tasks"
 )
@@ -31,14 +32,14 @@ func TestMultiProcess_WorkerChurn(t *testing.T) {
 
 	const n = 2000
 	id := submitEchoJob(ctx, t, client, n)
-	proctest.WaitJob(t, client, id, 60*time.Second, func(s *api.JobSummary) bool { return s.Done > 0 })
+	jobcheck.WaitJob(t, client, id, 60*time.Second, func(s *api.JobSummary) bool { return s.Done > 0 })
 	// Freeze everyone so the kills surely land mid-job (tiny tasks are fast).
 	for _, w := range workers {
 		if err := w.Pause(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	before := proctest.WaitJob(t, client, id, 10*time.Second, func(*api.JobSummary) bool { return true })
+	before := jobcheck.WaitJob(t, client, id, 10*time.Second, func(*api.JobSummary) bool { return true })
 	if before.State.Finished() {
 		t.Fatalf("the job finished before the kills: the test proves nothing (%+v)", before)
 	}
@@ -52,11 +53,11 @@ func TestMultiProcess_WorkerChurn(t *testing.T) {
 	c.AddWorker("w5", 1)
 	t.Logf("killed w1 and w2 with %d of %d tasks done, %d leased; w5 joined", before.Done, n, before.Leased)
 
-	sum := proctest.WaitJob(t, client, id, 90*time.Second, func(s *api.JobSummary) bool { return s.State.Finished() })
+	sum := jobcheck.WaitJob(t, client, id, 90*time.Second, func(s *api.JobSummary) bool { return s.State.Finished() })
 	if sum.State != tasks.JobComplete || sum.Done != n {
 		t.Fatalf("job ended %s: %+v", sum.State, sum)
 	}
-	checkEchoResults(t, client, id, n)
+	jobcheck.EveryTaskOnce(t, client, id, n, echoOf)
 	// The job may finish before the TTL runs out for the killed workers (when
 	// they held no lease): their being marked down is checked on its own.
 	proctest.Eventually(t, 30*time.Second, "the killed workers marked down", func() bool {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/examples"
+	"github.com/peergrid/peergrid/internal/jobcheck"
 	"github.com/peergrid/peergrid/internal/proctest"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
@@ -36,7 +37,7 @@ func TestMultiProcess_LeaderKill9MidJob(t *testing.T) {
 
 	const n = 10000 // enough that the job is surely unfinished when the workers are paused
 	id := submitEchoJob(ctx, t, client, n)
-	proctest.WaitJob(t, client, id, 30*time.Second, func(s *api.JobSummary) bool { return s.Done > 0 })
+	jobcheck.WaitJob(t, client, id, 30*time.Second, func(s *api.JobSummary) bool { return s.Done > 0 })
 	// Freeze the workers so the kill is surely mid-job (tiny tasks finish in
 	// well under a second), and let them go on while the group re-elects.
 	for _, w := range workers {
@@ -44,7 +45,7 @@ func TestMultiProcess_LeaderKill9MidJob(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := proctest.WaitJob(t, client, id, 10*time.Second, func(*api.JobSummary) bool { return true })
+	before := jobcheck.WaitJob(t, client, id, 10*time.Second, func(*api.JobSummary) bool { return true })
 	if before.State.Finished() {
 		t.Fatalf("the job finished before the leader was killed: the test proves nothing (%+v)", before)
 	}
@@ -63,7 +64,7 @@ func TestMultiProcess_LeaderKill9MidJob(t *testing.T) {
 		t.Fatalf("still led by the killed server %s", old.ID)
 	}
 	t.Logf("%s leads %s after the kill", next.ID, time.Since(killedAt))
-	sum := proctest.WaitJob(t, client, id, 60*time.Second, func(s *api.JobSummary) bool { return s.State.Finished() })
+	sum := jobcheck.WaitJob(t, client, id, 60*time.Second, func(s *api.JobSummary) bool { return s.State.Finished() })
 	if sum.State != tasks.JobComplete || sum.Done != n {
 		t.Fatalf("job ended %s: %+v", sum.State, sum)
 	}
@@ -73,7 +74,7 @@ func TestMultiProcess_LeaderKill9MidJob(t *testing.T) {
 			t.Logf("slow: the log of %s:\n%s", p.Name, p.Log())
 		}
 	}
-	checkEchoResults(t, client, id, n)
+	jobcheck.EveryTaskOnce(t, client, id, n, echoOf)
 	checkSurvivorsAgree(t, c, old, next, id)
 }
 
@@ -93,36 +94,8 @@ func submitEchoJob(ctx context.Context, t *testing.T, client *api.Client, n int)
 	return id
 }
 
-// checkEchoResults wants task i done with stdout "i\n" and exactly n
-// accepted completions in the ledger.
-func checkEchoResults(t *testing.T, client *api.Client, id string, n int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	results, err := client.Results(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(results) != n {
-		t.Fatalf("%d results, want %d", len(results), n)
-	}
-	for i, r := range results {
-		if want := fmt.Sprintf("%d\n", i); r.State != tasks.TaskDone || string(r.Stdout) != want {
-			t.Fatalf("task %d: state %s stdout %q, want done with %q", i, r.State, r.Stdout, want)
-		}
-	}
-	peers, err := client.Peers(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted := 0
-	for _, p := range peers {
-		accepted += p.Done
-	}
-	if accepted != n {
-		t.Fatalf("the ledger accepted %d completions for %d tasks", accepted, n)
-	}
-}
+// echoOf is what the tiny echo module writes for task i ("{index}").
+func echoOf(i int) string { return fmt.Sprintf("%d\n", i) }
 
 // checkSurvivorsAgree asks each surviving server, through the CLI, for the
 // Raft peers (one leader, the new one; the killed server unreachable), and

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/internal/jobcheck"
 	"github.com/peergrid/peergrid/internal/proctest"
 	"github.com/peergrid/peergrid/internal/wasmtest"
 	"github.com/peergrid/peergrid/tasks"
@@ -50,13 +51,13 @@ func TestMultiProcess_ErasureCodedJobSurvivesKill9(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proctest.WaitJob(t, client, id, 90*time.Second, func(s *api.JobSummary) bool { return s.Done >= 2 })
+	jobcheck.WaitJob(t, client, id, 90*time.Second, func(s *api.JobSummary) bool { return s.Done >= 2 })
 	for _, w := range workers {
 		if err := w.Pause(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	before := proctest.WaitJob(t, client, id, 10*time.Second, func(*api.JobSummary) bool { return true })
+	before := jobcheck.WaitJob(t, client, id, 10*time.Second, func(*api.JobSummary) bool { return true })
 	if before.State.Finished() {
 		t.Fatalf("the job finished before the kills: the test proves nothing (%+v)", before)
 	}
@@ -70,7 +71,7 @@ func TestMultiProcess_ErasureCodedJobSurvivesKill9(t *testing.T) {
 	}
 	t.Logf("killed st2, st5 (storage peers) and cpu1 with %d of %d tasks done, %d leased", before.Done, n, before.Leased)
 
-	sum := proctest.WaitJob(t, client, id, 2*time.Minute, func(s *api.JobSummary) bool { return s.State.Finished() })
+	sum := jobcheck.WaitJob(t, client, id, 2*time.Minute, func(s *api.JobSummary) bool { return s.State.Finished() })
 	if sum.State != tasks.JobComplete || sum.Done != n {
 		t.Fatalf("job ended %s: %+v", sum.State, sum)
 	}

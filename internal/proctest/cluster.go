@@ -173,29 +173,6 @@ func (c *Cluster) agreedLeader() *Server {
 	return leader
 }
 
-// WaitJob polls through client until cond holds for the job's summary, and
-// returns the last summary seen.
-func WaitJob(t testing.TB, client *api.Client, id string, timeout time.Duration, cond func(*api.JobSummary) bool) *api.JobSummary {
-	t.Helper()
-	var last *api.JobSummary
-	var lastErr error
-	err := poll(context.Background(), timeout, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		st, err := client.JobSummary(ctx, id) // not the tasks: cheap even for a big job
-		if err != nil {
-			lastErr = err
-			return false
-		}
-		last = st
-		return cond(last)
-	})
-	if err != nil {
-		t.Fatalf("job %s: timed out after %s (last summary %+v, last error %v)", id, timeout, last, lastErr)
-	}
-	return last
-}
-
 // DataPath is a path inside a server's data dir.
 func (s *Server) DataPath(elem ...string) string {
 	return filepath.Join(append([]string{s.DataDir}, elem...)...)

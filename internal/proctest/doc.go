@@ -11,7 +11,7 @@
 //     (Pause, Resume: SIGSTOP, SIGCONT) and waited for (Wait, Exited, ExitCode).
 //   - StartServers forms a group of n servers through --join and
 //     --bootstrap-expect n on free ports; AddWorker adds worker agents;
-//     Restart brings a server back from its data dir; Leader, WaitJob and
+//     Restart brings a server back from its data dir; Leader and
 //     Eventually poll through the api client with a deadline, never sleeping
 //     to let things settle.
 //

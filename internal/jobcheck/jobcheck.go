@@ -1,0 +1,73 @@
+// Package jobcheck holds the checks end-to-end tests make of a job through
+// the API: wait for a state, and check that every task finished exactly once
+// with the stdout the test expects. In-process (testcluster) and
+// multi-process (proctest) tests share it.
+package jobcheck
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// WaitJob polls through client until cond holds for the job's summary, and
+// returns that summary; it fails the test after timeout, naming the last
+// summary and error seen.
+func WaitJob(t testing.TB, client *api.Client, id string, timeout time.Duration, cond func(*api.JobSummary) bool) *api.JobSummary {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last *api.JobSummary
+	var lastErr error
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		st, err := client.JobSummary(ctx, id) // not the tasks: cheap even for a big job
+		cancel()
+		if err == nil {
+			last = st
+			if cond(st) {
+				return st
+			}
+		} else {
+			lastErr = err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s: timed out after %s (last summary %+v, last error %v)", id, timeout, last, lastErr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// EveryTaskOnce wants n results, task i done with stdout want(i), and
+// exactly n completions accepted by the ledger over all peers (no task
+// counted twice after retries, failovers or kills).
+func EveryTaskOnce(t testing.TB, client *api.Client, id string, n int, want func(i int) string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	results, err := client.Results(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != n {
+		t.Fatalf("%d results, want %d", len(results), n)
+	}
+	for i, r := range results {
+		if w := want(i); r.State != tasks.TaskDone || string(r.Stdout) != w {
+			t.Fatalf("task %d: state %s stdout %q, want done with %q", i, r.State, r.Stdout, w)
+		}
+	}
+	peers, err := client.Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := 0
+	for _, p := range peers {
+		accepted += p.Done
+	}
+	if accepted != n {
+		t.Fatalf("the ledger accepted %d completions for %d tasks", accepted, n)
+	}
+}
