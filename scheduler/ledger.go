@@ -21,6 +21,9 @@ type Ledger struct {
 	manifests map[string]*storage.Manifest
 	// placed indexes the manifests' shards by peer; derived, not serialized.
 	placed shardIndex
+	// byPeer indexes the blobs by the peers holding their shards, for repair
+	// planning; derived, not serialized.
+	byPeer blobIndex
 	// meta says when each blob (inline or coded) arrived and whether a user
 	// pinned it; garbage collection reads it.
 	meta    map[string]blobMeta
@@ -94,6 +97,7 @@ func NewLedger() *Ledger {
 		blobs:     map[string][]byte{},
 		manifests: map[string]*storage.Manifest{},
 		placed:    shardIndex{},
+		byPeer:    newBlobIndex(),
 		meta:      map[string]blobMeta{},
 		peers:     map[string]*peer{},
 		leased:    map[taskKey]int64{},
@@ -188,14 +192,16 @@ func (l *Ledger) referencedBlobs() map[string]bool {
 
 // garbage lists blobs no job uses, not pinned, that arrived before cutoff
 // (so a blob uploaded for a job being submitted is left alone), sorted.
+// Only the garbage is sorted, not every blob: usually there is little.
 func (l *Ledger) garbage(cutoff int64) []string {
 	used := l.referencedBlobs()
 	var out []string
-	for _, h := range sortedKeys(l.meta) {
-		if m := l.meta[h]; !used[h] && !m.Pinned && m.Created < cutoff {
+	for h, m := range l.meta {
+		if !used[h] && !m.Pinned && m.Created < cutoff {
 			out = append(out, h)
 		}
 	}
+	slices.Sort(out)
 	return out
 }
 

@@ -71,27 +71,7 @@ func (rp *repairPlanner) ordersFor(worker string) []api.RepairOrder {
 // that will fetch k shards, rebuild the lost ones onto other live peers, and
 // commit the new placement. The data never passes through the leader.
 func (s *Server) planRepairs(now time.Time) {
-	type need struct {
-		blob string
-		lost []storage.ShardLoc
-	}
-	var needs []need
-	var live []string
-	s.store.FSM().View(func(l *Ledger) {
-		for _, p := range l.storagePeers(true) {
-			live = append(live, p.ID)
-		}
-		grace := s.cfg.RepairGrace.Nanoseconds()
-		gone := func(id string) bool {
-			p := l.peers[id]
-			return p == nil || p.State == api.PeerDown && now.UnixNano()-p.Since >= grace
-		}
-		for _, h := range sortedKeys(l.manifests) {
-			if lost := s.lostShards(l.manifests[h], gone); len(lost) > 0 {
-				needs = append(needs, need{h, lost})
-			}
-		}
-	})
+	needs, live := s.repairNeeds(now)
 	if len(live) == 0 {
 		return
 	}
@@ -110,8 +90,45 @@ func (s *Server) planRepairs(now time.Time) {
 	}
 }
 
+// repairNeed is a blob and the shards of it to rebuild.
+type repairNeed struct {
+	blob string
+	lost []storage.ShardLoc
+}
+
+// repairNeeds reads, under the ledger's read lock, the live storage peers and
+// the blobs with lost shards, sorted by blob hash. It looks only at the
+// candidates the ledger's blob index names (see repairCandidates), so a tick
+// with nothing to repair costs in the number of peers, not of blobs.
+func (s *Server) repairNeeds(now time.Time) (needs []repairNeed, live []string) {
+	faulty := s.repairs.faultyBlobs()
+	s.store.FSM().View(func(l *Ledger) {
+		for _, p := range l.storagePeers(true) {
+			live = append(live, p.ID)
+		}
+		gone := l.goneAt(now, s.cfg.RepairGrace)
+		for _, h := range l.repairCandidates(gone, faulty) {
+			if lost := s.lostShards(l.manifests[h], gone); len(lost) > 0 {
+				needs = append(needs, repairNeed{h, lost})
+			}
+		}
+	})
+	return needs, live
+}
+
+// goneAt says whether a peer's shards count as lost at now: it is unknown,
+// or has been down for at least grace.
+func (l *Ledger) goneAt(now time.Time, grace time.Duration) func(peer string) bool {
+	return func(id string) bool {
+		p := l.peers[id]
+		return p == nil || p.State == api.PeerDown && now.UnixNano()-p.Since >= grace.Nanoseconds()
+	}
+}
+
 // lostShards are a manifest's shards whose holder is gone, unplaced, or
-// reported faulty. Called under the ledger's read lock.
+// reported faulty, in shard order (faults are kept in a map; sorting keeps
+// orders the same from one plan to the next). Called under the ledger's
+// read lock.
 func (s *Server) lostShards(m *storage.Manifest, gone func(string) bool) []storage.ShardLoc {
 	lost := m.Lost(func(peer string) bool { return !gone(peer) })
 	s.repairs.mu.Lock()
@@ -121,7 +138,15 @@ func (s *Server) lostShards(m *storage.Manifest, gone func(string) bool) []stora
 		}
 	}
 	s.repairs.mu.Unlock()
+	slices.SortFunc(lost, compareShardLoc)
 	return lost
+}
+
+func compareShardLoc(a, b storage.ShardLoc) int {
+	if a.Segment != b.Segment {
+		return a.Segment - b.Segment
+	}
+	return a.Index - b.Index
 }
 
 func (s *Server) handleReportFaults(w http.ResponseWriter, r *http.Request) {

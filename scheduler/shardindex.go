@@ -50,11 +50,12 @@ func (x shardIndex) add(m *storage.Manifest, d int) {
 func (x shardIndex) placedOn(hash, peer string) bool { return x[hash][peer] > 0 }
 
 // setManifest installs m as the manifest of its blob (nil m: deletes the
-// blob's manifest), keeping the shard index in step. Called from Apply and
-// Restore only.
+// blob's manifest), keeping the shard and blob indexes in step. Called from
+// Apply and Restore only.
 func (l *Ledger) setManifest(hash string, m *storage.Manifest) {
 	if old := l.manifests[hash]; old != nil {
 		l.placed.add(old, -1)
+		l.byPeer.remove(old)
 	}
 	if m == nil {
 		delete(l.manifests, hash)
@@ -62,6 +63,7 @@ func (l *Ledger) setManifest(hash string, m *storage.Manifest) {
 	}
 	l.manifests[hash] = m
 	l.placed.add(m, +1)
+	l.byPeer.add(m)
 }
 
 // maxPlacedQuery bounds the shards one placed-shards request may ask about.

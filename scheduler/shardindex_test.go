@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/peergrid/peergrid/internal/storagetest"
@@ -47,8 +48,80 @@ func (a *applier) shardIndex() shardIndex {
 		if want := rebuiltIndex(l); !reflect.DeepEqual(x, want) {
 			a.t.Fatalf("shard index %v differs from the manifests' %v", x, want)
 		}
+		checkBlobIndex(a.t, l)
 	})
 	return x
+}
+
+// checkBlobIndex fails t unless the ledger's blob index is the one computed
+// afresh from its manifests.
+func checkBlobIndex(t testing.TB, l *Ledger) {
+	t.Helper()
+	want := newBlobIndex()
+	for _, m := range l.manifests {
+		want.add(m)
+	}
+	if !reflect.DeepEqual(l.byPeer, want) {
+		t.Fatalf("blob index %v differs from the manifests' %v", l.byPeer, want)
+	}
+}
+
+// blobsOn lists the blobs the index has on peer, sorted.
+func blobsOn(l *Ledger, peer string) []string { return slices.Sorted(maps.Keys(l.byPeer.onPeer[peer])) }
+
+// TestLedger_BlobIndexFollowsManifests: the index of blobs by holding peer,
+// and of blobs with an unplaced shard, follows a put, a repair that moves a
+// shard and places the unplaced one, a delete, and a snapshot restore.
+func TestLedger_BlobIndexFollowsManifests(t *testing.T) {
+	a := newApplier(t)
+	h := func(c string) string { return strings.Repeat(c, 64) }
+	shards := func(peers ...string) []storage.Shard {
+		out := make([]storage.Shard, len(peers))
+		for i, p := range peers {
+			out[i] = storage.Shard{Hash: h(string(rune('1' + i))), Peer: p}
+		}
+		return out
+	}
+	manifest := func(blob string, s []storage.Shard) *storage.Manifest {
+		return &storage.Manifest{Version: storage.ManifestVersion, Hash: blob, Size: 100, SegmentSize: 100, K: 2, M: 1,
+			Segments: []storage.Segment{{Hash: storage.SegmentHash(2, 100, s), Shards: s}}}
+	}
+	a.apply(cmdPutManifest, &PutManifestCommand{Manifest: manifest(h("a"), shards("p0", "p1", "")), Now: 10})
+	a.apply(cmdPutManifest, &PutManifestCommand{Manifest: manifest(h("b"), shards("p1", "p2", "p3")), Now: 10})
+	a.shardIndex()
+	a.fsm.View(func(l *Ledger) {
+		if got := blobsOn(l, "p1"); !slices.Equal(got, []string{h("a"), h("b")}) {
+			t.Fatalf("blobs on p1: %v", got)
+		}
+		if got := slices.Collect(maps.Keys(l.byPeer.unplaced)); !slices.Equal(got, []string{h("a")}) {
+			t.Fatalf("unplaced blobs: %v, want only a", got)
+		}
+	})
+
+	// A repair moves a's shard off p0 and places its missing one on p4.
+	a.apply(cmdPutManifest, &PutManifestCommand{Manifest: manifest(h("a"), shards("p2", "p1", "p4")), Now: 20})
+	a.shardIndex()
+	a.fsm.View(func(l *Ledger) {
+		if len(l.byPeer.unplaced) != 0 || l.byPeer.onPeer["p0"] != nil {
+			t.Fatalf("after the repair: unplaced %v, p0 holds %v", l.byPeer.unplaced, l.byPeer.onPeer["p0"])
+		}
+		if got := blobsOn(l, "p2"); !slices.Equal(got, []string{h("a"), h("b")}) {
+			t.Fatalf("blobs on p2: %v", got)
+		}
+	})
+
+	a.apply(cmdDeleteBlobs, &DeleteBlobsCommand{Hashes: []string{h("b")}})
+	a.shardIndex()
+	restored := snapshotInto(t, a.fsm)
+	restored.View(func(l *Ledger) {
+		checkBlobIndex(t, l)
+		if got := blobsOn(l, "p3"); len(got) != 0 {
+			t.Fatalf("p3 held only deleted b, index says %v", got)
+		}
+		if got := blobsOn(l, "p4"); !slices.Equal(got, []string{h("a")}) {
+			t.Fatalf("restored blobs on p4: %v", got)
+		}
+	})
 }
 
 // TestLedger_ShardIndexFollowsManifests: the index of which shard is
