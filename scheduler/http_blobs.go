@@ -82,6 +82,7 @@ func (s *Server) collectGarbage(ctx context.Context, now time.Time) {
 	s.deleteShards(ctx, shards, peers)
 }
 
+// shardAt is one shard on one peer.
 type shardAt struct{ hash, peer string }
 
 // unusedShards are the shards of the deleted manifests that no remaining

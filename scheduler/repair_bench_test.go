@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"runtime"
 	"testing"
 	"time"
 
@@ -143,5 +144,40 @@ func BenchmarkGarbageScan(b *testing.B) {
 				b.Fatalf("garbage %d", len(g))
 			}
 		})
+	}
+}
+
+// BenchmarkIndexMemory reports what the derived shard and blob indexes cost
+// in heap per blob, built afresh from the benchmark ledger's manifests.
+func BenchmarkIndexMemory(b *testing.B) {
+	f, _ := benchLedger(b)
+	var manifests []*storage.Manifest
+	f.View(func(l *Ledger) {
+		for _, m := range l.manifests {
+			manifests = append(manifests, m)
+		}
+	})
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	for b.Loop() {
+		before := heap()
+		shards := shardIndex{}
+		for _, m := range manifests {
+			shards.add(m, +1)
+		}
+		mid := heap()
+		blobs := newBlobIndex()
+		for _, m := range manifests {
+			blobs.add(m)
+		}
+		after := heap()
+		b.ReportMetric(float64(mid-before)/float64(len(manifests)), "shard_index_B/blob")
+		b.ReportMetric(float64(after-mid)/float64(len(manifests)), "blob_index_B/blob")
+		runtime.KeepAlive(shards)
+		runtime.KeepAlive(blobs)
 	}
 }

@@ -41,10 +41,7 @@ func rebuiltIndex(l *Ledger) shardIndex {
 func (a *applier) shardIndex() shardIndex {
 	var x shardIndex
 	a.fsm.View(func(l *Ledger) {
-		x = shardIndex{}
-		for h, peers := range l.placed {
-			x[h] = maps.Clone(peers)
-		}
+		x = maps.Clone(l.placed)
 		if want := rebuiltIndex(l); !reflect.DeepEqual(x, want) {
 			a.t.Fatalf("shard index %v differs from the manifests' %v", x, want)
 		}
@@ -139,8 +136,8 @@ func TestLedger_ShardIndexFollowsManifests(t *testing.T) {
 	x := a.shardIndex()
 	for _, seg := range ma.Segments {
 		for _, sh := range seg.Shards {
-			if x[sh.Hash][sh.Peer] != 2 {
-				t.Fatalf("shard %s on %s counted %d times, want 2 (two blobs)", sh.Hash, sh.Peer, x[sh.Hash][sh.Peer])
+			if x[shardAt{sh.Hash, sh.Peer}] != 2 {
+				t.Fatalf("shard %s on %s counted %d times, want 2 (two blobs)", sh.Hash, sh.Peer, x[shardAt{sh.Hash, sh.Peer}])
 			}
 		}
 	}
@@ -156,8 +153,8 @@ func TestLedger_ShardIndexFollowsManifests(t *testing.T) {
 	a.apply(cmdPutManifest, &PutManifestCommand{Manifest: fixed, Now: 20})
 	x = a.shardIndex()
 	to := fixed.Segments[0].Shards[0].Peer
-	if x[moved.Hash][moved.Peer] != 1 || x[moved.Hash][to] != 1 {
-		t.Fatalf("after the repair: %v, want once on %s (blob b) and once on %s", x[moved.Hash], moved.Peer, to)
+	if x[shardAt{moved.Hash, moved.Peer}] != 1 || x[shardAt{moved.Hash, to}] != 1 {
+		t.Fatalf("after the repair: %v, want once on %s (blob b) and once on %s", x, moved.Peer, to)
 	}
 
 	// Blob b goes: its placement of the moved shard is no longer placed anywhere.
@@ -166,7 +163,7 @@ func TestLedger_ShardIndexFollowsManifests(t *testing.T) {
 	}
 	x = a.shardIndex()
 	if x.placedOn(moved.Hash, moved.Peer) || !x.placedOn(moved.Hash, to) {
-		t.Fatalf("after deleting b: %v", x[moved.Hash])
+		t.Fatalf("after deleting b: %v", x)
 	}
 	var unused []shardAt
 	a.fsm.View(func(l *Ledger) { unused = l.unusedShards([]string{mb.Hash}, map[string]*storage.Manifest{mb.Hash: mb}) })
