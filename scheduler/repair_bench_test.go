@@ -13,8 +13,8 @@ package scheduler
 import (
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
