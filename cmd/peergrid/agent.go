@@ -103,7 +103,7 @@ func (f *agentFlags) check(m *Main) error {
 		return fmt.Errorf("%w: --bootstrap-expect %d: at most %d voters", errUsage, f.bootstrapExpect, scheduler.MaxVoters)
 	}
 	if err := scheduler.CheckInlineThreshold(f.inlineThreshold); err != nil {
-		return fmt.Errorf("--inline-threshold: %w", err)
+		return fmt.Errorf("%w: --inline-threshold: %v", errUsage, err)
 	}
 	if f.worker && !f.server && f.servers == "" {
 		return fmt.Errorf("%w: a worker needs --servers (or $PEERGRID_SERVERS)", errUsage)
@@ -139,7 +139,7 @@ func (m *Main) agent(ctx context.Context, f *agentFlags, log *slog.Logger) (int,
 	if f.token == "" {
 		return exitError, errors.New("no cluster token: give --token or $PEERGRID_TOKEN")
 	}
-	if !f.worker && f.storageOnly() {
+	if f.storageOnly() {
 		return exitOK, m.runStoragePeer(ctx, f, name, log)
 	}
 	if !f.worker {
