@@ -384,6 +384,7 @@ func (l *Ledger) restoreJob(body []byte) (*job, error) {
 	j.Tasks = taskTable{gen: &l.gen}
 	l.jobs[j.ID] = j
 	l.order = append(l.order, j)
+	l.refs.addSpec(&j.Spec, +1) // rebuilds the derived reference counts
 	if h.Seq >= l.nextSeq {
 		l.nextSeq = h.Seq + 1
 	}
@@ -402,6 +403,7 @@ func (l *Ledger) restoreTasks(j *job, body []byte) error {
 		idx := j.Tasks.len()
 		j.Tasks.appendTask(t)
 		j.count(t.State, +1)
+		l.refs.add(t.StdoutRef, +1)
 		if t.State == tasks.TaskLeased {
 			l.leased[taskKey{j.ID, idx}] = t.Expiry
 		}

@@ -24,6 +24,9 @@ type Ledger struct {
 	// byPeer indexes the blobs by the peers holding their shards, for repair
 	// planning; derived, not serialized.
 	byPeer blobIndex
+	// refs counts the jobs' references to each blob, for garbage
+	// collection; derived, not serialized.
+	refs blobRefs
 	// meta says when each blob (inline or coded) arrived and whether a user
 	// pinned it; garbage collection reads it.
 	meta    map[string]blobMeta
@@ -98,6 +101,7 @@ func NewLedger() *Ledger {
 		manifests: map[string]*storage.Manifest{},
 		placed:    shardIndex{},
 		byPeer:    newBlobIndex(),
+		refs:      blobRefs{},
 		meta:      map[string]blobMeta{},
 		peers:     map[string]*peer{},
 		leased:    map[taskKey]int64{},
@@ -142,6 +146,7 @@ func (l *Ledger) applyPurgeJob(c *PurgeJobCommand) any {
 	if j.FinishedAt == 0 {
 		return fmt.Errorf("%w: %s is %s (cancel it first)", ErrJobNotFinished, c.ID, j.state())
 	}
+	l.refs.dropJob(j)
 	delete(l.jobs, c.ID)
 	l.order = slices.DeleteFunc(l.order, func(o *job) bool { return o == j })
 	return nil
@@ -159,10 +164,9 @@ func (l *Ledger) applyUnpinBlob(c *UnpinBlobCommand) any {
 
 // applyDeleteBlobs returns the hashes it deleted.
 func (l *Ledger) applyDeleteBlobs(c *DeleteBlobsCommand) any {
-	used := l.referencedBlobs()
 	var deleted []string
 	for _, h := range c.Hashes {
-		if used[h] || l.meta[h].Pinned || !l.hasBlob(h) {
+		if l.refs.used(h) || l.meta[h].Pinned || !l.hasBlob(h) {
 			continue
 		}
 		delete(l.blobs, h)
@@ -173,31 +177,13 @@ func (l *Ledger) applyDeleteBlobs(c *DeleteBlobsCommand) any {
 	return deleted
 }
 
-// referencedBlobs is every blob a job uses: module, inputs, coded results.
-func (l *Ledger) referencedBlobs() map[string]bool {
-	used := map[string]bool{}
-	for _, j := range l.order {
-		used[j.Spec.ModuleHash] = true
-		for _, in := range j.Spec.Inputs {
-			used[in.Hash] = true
-		}
-		for i := 0; i < j.Tasks.len(); i++ {
-			if ref := j.Tasks.at(i).StdoutRef; ref != "" {
-				used[ref] = true
-			}
-		}
-	}
-	return used
-}
-
 // garbage lists blobs no job uses, not pinned, that arrived before cutoff
 // (so a blob uploaded for a job being submitted is left alone), sorted.
 // Only the garbage is sorted, not every blob: usually there is little.
 func (l *Ledger) garbage(cutoff int64) []string {
-	used := l.referencedBlobs()
 	var out []string
 	for h, m := range l.meta {
-		if !used[h] && !m.Pinned && m.Created < cutoff {
+		if !l.refs.used(h) && !m.Pinned && m.Created < cutoff {
 			out = append(out, h)
 		}
 	}
@@ -231,6 +217,7 @@ func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
 	j.Tasks = newTaskTable(c.Spec.Tasks, &l.gen)
 	l.jobs[j.ID] = j
 	l.order = append(l.order, j)
+	l.refs.addSpec(&j.Spec, +1)
 	return nil
 }
 
@@ -356,6 +343,7 @@ func (l *Ledger) completeTask(worker string, now int64, r *TaskReport) bool {
 	t.Duration = r.Duration
 	t.ExitCode = &r.ExitCode
 	t.ErrorKind, t.Error = r.ErrorKind, r.Error
+	l.refs.replace(t.StdoutRef, r.StdoutBlob) // a retry's report replaces the last attempt's
 	t.Stdout, t.Stderr, t.Engine, t.StdoutRef = r.Stdout, r.Stderr, r.Engine, r.StdoutBlob
 	if r.ErrorKind == "" {
 		t.State = tasks.TaskDone
