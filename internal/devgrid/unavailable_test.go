@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,7 +52,7 @@ func TestGrid_ReadFailsClearlyPastMAndRecoversWhenAPeerReturns(t *testing.T) {
 		}
 	}
 
-	restartStoragePeer(t, g, "p2", dirs[2])
+	startStoragePeer(t, g, "p2", dirs[2])
 	var buf bytes.Buffer
 	testcluster.Eventually(t, 30*time.Second, "blob readable once p2 is back", func() bool {
 		buf.Reset()
@@ -63,9 +64,10 @@ func TestGrid_ReadFailsClearlyPastMAndRecoversWhenAPeerReturns(t *testing.T) {
 	}
 }
 
-// restartStoragePeer starts a storage peer again under its old id and data
-// dir (its shards are still on disk), as a restarted worker would be.
-func restartStoragePeer(t *testing.T, g *Grid, id, dir string) {
+// startStoragePeer starts a storage peer under id on dir (a restarted peer
+// finds its shards still on disk) and returns what stops it, once; the test
+// stops it in cleanup if it did not.
+func startStoragePeer(t *testing.T, g *Grid, id, dir string) (stop func()) {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	w, err := worker.New(context.Background(), worker.Config{ID: id, Client: g.Client(), DataDir: dir,
@@ -77,7 +79,10 @@ func restartStoragePeer(t *testing.T, g *Grid, id, dir string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; w.Close() })
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done; w.Close() }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 // TestGrid_FewerParityPutIsRepairedWhenPeersAppear: with only k of k+m
@@ -100,8 +105,8 @@ func TestGrid_FewerParityPutIsRepairedWhenPeersAppear(t *testing.T) {
 	if len(m.Unplaced()) == 0 {
 		t.Fatal("a put onto 4 peers left no shard unplaced: the test proves nothing")
 	}
-	restartStoragePeer(t, g, "p4", t.TempDir())
-	restartStoragePeer(t, g, "p5", t.TempDir())
+	startStoragePeer(t, g, "p4", t.TempDir())
+	startStoragePeer(t, g, "p5", t.TempDir())
 	waitAllHealthy(t, c, hash, nil)
 	var buf bytes.Buffer
 	if _, err := c.ReadBlob(ctx, hash, &buf); err != nil || !bytes.Equal(buf.Bytes(), data) {
