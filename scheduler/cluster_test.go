@@ -379,3 +379,38 @@ func TestCluster_LeaseWhoseReplyWasLostIsHandedBack(t *testing.T) {
 		}
 	}
 }
+
+// TestCluster_NewLeaderDoesNotMarkServersDown: servers do not heartbeat, so
+// a new leader must not run liveness clocks for them (it once did, and
+// marked itself and the other servers down a TTL after taking over). Two
+// workers crash (one heartbeat, then silence) one after the other: the
+// first is marked down once the new leader's grace has passed and its
+// clocks run, the second a whole TTL after that, by when any server whose
+// clock had started would be down too.
+func TestCluster_NewLeaderDoesNotMarkServersDown(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{WorkerTTL: time.Second})
+	c.Stop(c.Leader())
+	leader := c.Leader()
+	client := c.Client(c.Running()...)
+	ctx := context.Background()
+	testcluster.Eventually(t, 20*time.Second, "the new leader registered in the ledger", func() bool {
+		peers, err := client.Peers(ctx)
+		return err == nil && peerState(peers, leader.ID) == api.PeerAlive
+	})
+	var peers []api.Peer
+	for _, ghost := range []string{"ghost1", "ghost2"} {
+		if _, err := client.Heartbeat(ctx, &api.HeartbeatRequest{Worker: ghost, Cores: 1}); err != nil {
+			t.Fatal(err)
+		}
+		testcluster.Eventually(t, 20*time.Second, ghost+" marked down", func() bool {
+			var err error
+			peers, err = client.Peers(ctx)
+			return err == nil && peerState(peers, ghost) == api.PeerDown
+		})
+	}
+	for _, n := range c.Running() {
+		if st := peerState(peers, n.ID); st != api.PeerAlive {
+			t.Fatalf("running server %s is %q a TTL after the failover: %+v", n.ID, st, peers)
+		}
+	}
+}
