@@ -47,7 +47,8 @@ type Config struct {
 	// StorageBind, when set, makes the worker a storage peer too: it keeps
 	// erasure-coded shards under DataDir/shards and serves them on this
 	// address (host:port; port 0 picks one). StorageAdvertise is the URL
-	// other peers use (default http://<the bound address>).
+	// other peers use (default http://<the bound address>, or, bound to
+	// every interface, the local IP that routes to the servers).
 	StorageBind      string
 	StorageAdvertise string
 	// Pool overrides the executor pool (tests); nil makes one with Cores executors.
@@ -171,7 +172,7 @@ func (w *Worker) serveShards() error {
 	w.shards = store
 	w.shardsAddr = w.cfg.StorageAdvertise
 	if w.shardsAddr == "" {
-		w.shardsAddr = "http://" + ln.Addr().String()
+		w.shardsAddr = shardURL(ln.Addr(), w.client.Addrs())
 	}
 	w.shardHTTP = &http.Server{Handler: storage.NewShardHandler(store, w.client.Token), ReadHeaderTimeout: 10 * time.Second}
 	go w.shardHTTP.Serve(ln)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -65,8 +66,8 @@ func (m *Main) runAgent(ctx context.Context, args []string) (int, error) {
 	fs.IntVar(&f.cores, "cores", 0, "worker: tasks run at once (default: all cores)")
 	fs.StringVar(&f.engines, "engines", "", "worker: WebAssembly engines to offer, comma-separated (default: all this binary has: "+strings.Join(wasm.AvailableEngines(), ",")+")")
 	fs.BoolVar(&f.storage, "storage", true, "keep erasure-coded shards for the grid: on by default on a worker; a server without --worker only with an explicit --storage")
-	fs.StringVar(&f.storageBind, "storage-bind", "127.0.0.1:0", "storage peer: address to serve shards on (port 0 picks one)")
-	fs.StringVar(&f.storageAdv, "storage-advertise", "", "storage peer: URL other peers reach the shards at (default: http://<storage-bind address>)")
+	fs.StringVar(&f.storageBind, "storage-bind", "", "storage peer: address to serve shards on (port 0 picks one; default 127.0.0.1:0 when every server is on loopback, else :0, every interface)")
+	fs.StringVar(&f.storageAdv, "storage-advertise", "", "storage peer: URL other peers reach the shards at (default: http://<storage-bind address>; on every interface, the local IP that routes to the servers)")
 	fs.DurationVar(&f.drainGrace, "drain-grace", 30*time.Second, "worker: on SIGINT/SIGTERM, how long running tasks may finish")
 	fs.DurationVar(&f.workerTTL, "worker-ttl", 15*time.Second, "server: a worker unheard this long is down and its tasks requeue")
 	fs.IntVar(&f.storageK, "storage-k", 4, "server: data shards per segment of an erasure-coded blob (jobs may override)")
@@ -261,7 +262,28 @@ func storageBind(f *agentFlags) string {
 	if !f.storage {
 		return ""
 	}
-	return f.storageBind
+	if f.storageBind != "" {
+		return f.storageBind
+	}
+	return defaultStorageBind(splitList(f.servers))
+}
+
+// defaultStorageBind is where a storage peer serves shards unless told:
+// loopback when every server is on loopback (one machine: nothing else
+// should reach it), else every interface, since peers on other machines
+// must fetch its shards (the token guards them).
+func defaultStorageBind(servers []string) string {
+	for _, s := range servers {
+		u, err := url.Parse(s)
+		if err != nil {
+			return ":0"
+		}
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return ":0"
+		}
+	}
+	return "127.0.0.1:0"
 }
 
 func splitNames(s string) []string {

@@ -25,7 +25,7 @@ func (f *agentFlags) storageOnly() bool {
 func (m *Main) runStoragePeer(ctx context.Context, f *agentFlags, name string, log *slog.Logger) error {
 	w, err := worker.New(ctx, worker.Config{
 		ID: name, Client: api.NewClient(f.servers, f.token), DataDir: filepath.Join(f.dataDir, "worker"), NoTasks: true,
-		Heartbeat: f.workerTTL / 4, Logger: log, StorageBind: f.storageBind, StorageAdvertise: f.storageAdv,
+		Heartbeat: f.workerTTL / 4, Logger: log, StorageBind: storageBind(f), StorageAdvertise: f.storageAdv,
 	})
 	if err != nil {
 		return err

@@ -119,3 +119,22 @@ func TestAgent_ServerWithStorageFlagIsAStoragePeer(t *testing.T) {
 		})
 	}
 }
+
+// TestDefaultStorageBind: a storage peer whose servers are all on loopback
+// serves shards on loopback only; one with any server elsewhere serves on
+// every interface, so peers on other machines can fetch its shards.
+func TestDefaultStorageBind(t *testing.T) {
+	for _, tc := range []struct {
+		servers []string
+		want    string
+	}{
+		{[]string{"http://127.0.0.1:7070", "http://localhost:7071"}, "127.0.0.1:0"},
+		{[]string{"http://[::1]:7070"}, "127.0.0.1:0"},
+		{[]string{"http://127.0.0.1:7070", "http://10.0.0.2:7070"}, ":0"},
+		{[]string{"http://grid.example.org:7070"}, ":0"},
+	} {
+		if got := defaultStorageBind(tc.servers); got != tc.want {
+			t.Fatalf("servers %v: %q, want %q", tc.servers, got, tc.want)
+		}
+	}
+}
