@@ -51,6 +51,7 @@ func (s *Server) routes() http.Handler {
 	// Answered by the server asked, never forwarded.
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("GET /v1/cluster/self", s.handleSelf)
+	mux.HandleFunc("GET /metrics", s.handleMetrics) // Prometheus; this server's own view (metrics.go)
 	return s.authenticate(mux)
 }
 

@@ -73,6 +73,7 @@ func (s *Server) collectGarbage(ctx context.Context, now time.Time) {
 		return
 	}
 	s.log.Info("garbage-collected blobs", "count", len(deleted))
+	s.counters.blobsCollected.Add(uint64(len(deleted))) // metrics
 	var shards []shardAt
 	var peers []api.StoragePeer
 	s.store.FSM().View(func(l *Ledger) {

@@ -58,6 +58,7 @@ func (s *Server) leaseOrWait(ctx context.Context, req *api.LeaseRequest) ([]Gran
 				return nil, err
 			}
 			if grants, _ := resp.([]Grant); len(grants) > 0 {
+				s.counters.tasksLeased.Add(uint64(len(grants))) // metrics
 				return grants, nil
 			}
 		}
@@ -140,6 +141,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	accepted, _ := resp.([]bool)
+	s.counters.countReports(cmd.Reports, accepted) // metrics
 	writeJSON(w, http.StatusOK, api.ReportResponse{Accepted: accepted})
 }
 

@@ -86,6 +86,7 @@ func (s *Server) planRepairs(now time.Time) {
 			order:  api.RepairOrder{Blob: n.blob, Lost: n.lost, Targets: live},
 			worker: worker, deadline: now.Add(s.cfg.RepairTimeout),
 		}
+		s.counters.repairsPlanned.Add(1) // metrics
 		s.log.Info("repair planned", "blob", n.blob, "shards", len(n.lost), "peer", worker)
 	}
 }

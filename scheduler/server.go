@@ -122,6 +122,7 @@ type Server struct {
 	work     *notifier
 	ready    atomic.Bool // leading, and caught up with the log (see establishLeadership)
 	repairs  *repairPlanner
+	counters leaderCounters // metrics: what this server did as leader (metrics.go)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -311,9 +312,11 @@ func (s *Server) markDeadWorkers(ctx context.Context, now time.Time) {
 			s.log.Warn("mark worker down", "peer", id, "err", err)
 			continue
 		}
+		s.counters.peersMarkedDown.Add(1) // metrics
 		s.liveness.forget(id)
 		if len(leases) > 0 {
-			s.propose(ctx, cmdExpireLeases, &ExpireLeasesCommand{Now: now.UnixNano(), Reason: "worker " + id + " down", Tasks: leases})
+			resp := s.propose(ctx, cmdExpireLeases, &ExpireLeasesCommand{Now: now.UnixNano(), Reason: "worker " + id + " down", Tasks: leases})
+			s.counters.countExpired(resp) // metrics
 		}
 	}
 }
@@ -323,13 +326,15 @@ func (s *Server) expireLeases(ctx context.Context, now time.Time) {
 	s.store.FSM().View(func(l *Ledger) { refs = l.expiredLeases(now.UnixNano()) })
 	if len(refs) > 0 {
 		s.log.Info("leases expired", "count", len(refs))
-		s.propose(ctx, cmdExpireLeases, &ExpireLeasesCommand{Now: now.UnixNano(), Reason: "past deadline", Tasks: refs})
+		resp := s.propose(ctx, cmdExpireLeases, &ExpireLeasesCommand{Now: now.UnixNano(), Reason: "past deadline", Tasks: refs})
+		s.counters.countExpired(resp) // metrics
 	}
 }
 
 // propose is Propose for the leader's own housekeeping: failures are logged
-// and retried on the next tick.
-func (s *Server) propose(ctx context.Context, t CommandType, payload any) {
+// and retried on the next tick. It returns the command's response (nil if it
+// failed), which callers may ignore.
+func (s *Server) propose(ctx context.Context, t CommandType, payload any) any {
 	resp, err := s.store.Propose(ctx, t, payload)
 	if err == nil {
 		err, _ = resp.(error)
@@ -337,6 +342,10 @@ func (s *Server) propose(ctx context.Context, t CommandType, payload any) {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.log.Warn("leader command failed", "command", t.String(), "err", err)
 	}
+	if err != nil {
+		return nil
+	}
+	return resp
 }
 
 // newJobID stamps a job id on the leader.
