@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"hash/fnv"
@@ -301,7 +302,7 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) describePeer(p *peer, running int) api.Peer {
-	ap := api.Peer{ID: p.ID, Address: p.Address, Roles: p.Roles, Cores: p.Cores, State: p.State,
+	ap := api.Peer{ID: p.ID, Address: cmp.Or(p.Address, p.StorageAddress), Roles: p.Roles, Cores: p.Cores, State: p.State,
 		Running: running, Done: p.Done, LastSeen: time.Unix(0, p.Since).UTC(), Engines: p.Engines}
 	if t, ok := s.liveness.lastSeen(p.ID); ok {
 		ap.LastSeen = t.UTC()
