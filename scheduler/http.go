@@ -52,7 +52,18 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("GET /v1/cluster/self", s.handleSelf)
 	mux.HandleFunc("GET /metrics", s.handleMetrics) // Prometheus; this server's own view (metrics.go)
-	return s.authenticate(mux)
+	// The web dashboard (dashboard.go) authenticates itself: a header or its
+	// login cookie, and a redirect to its login form rather than a 401. The
+	// cookie is honoured under /ui only; everything else, /v1/ and /metrics
+	// included, still goes through authenticate, which reads headers only.
+	apiHandler, ui := s.authenticate(mux), s.dashboard()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isDashboardPath(r.URL.Path) {
+			ui.ServeHTTP(w, r)
+			return
+		}
+		apiHandler.ServeHTTP(w, r)
+	})
 }
 
 // authenticate refuses any request without the cluster token, before it can

@@ -278,6 +278,14 @@ func (s *Server) seeWorker(ctx context.Context, ws workerSeen) error {
 }
 
 func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.peerList())
+}
+
+// peerList is every peer this server knows: the Raft group's servers, then
+// the ledger's other peers, one line per id (a server that is also a worker
+// or storage peer is merged into its server line). What `peergrid peers`
+// and the dashboard show. O(peers + leases), never O(tasks).
+func (s *Server) peerList() []api.Peer {
 	out := s.serverPeers()
 	index := map[string]int{}
 	for i, p := range out {
@@ -298,7 +306,7 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 			out = append(out, ap)
 		}
 	})
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 func (s *Server) describePeer(p *peer, running int) api.Peer {

@@ -32,7 +32,7 @@ func (m *Main) runDev(ctx context.Context, args []string) (int, error) {
 	}
 	defer g.Close()
 	fmt.Fprintf(m.Stdout, "PEERGRID_ADDR=%s\nPEERGRID_TOKEN=%s\n", g.Addr, g.Token)
-	fmt.Fprintf(m.Stderr, "dev grid running (data in %s); in another shell:\n  export PEERGRID_ADDR=%s PEERGRID_TOKEN=%s\n  peergrid job submit examples/... --wait\nCtrl-C stops it.\n", *dataDir, g.Addr, g.Token)
+	fmt.Fprintf(m.Stderr, "dev grid running (data in %s); in another shell:\n  export PEERGRID_ADDR=%s PEERGRID_TOKEN=%s\n  peergrid job submit examples/... --wait\ndashboard: %s/ui/ (log in with the token)\nCtrl-C stops it.\n", *dataDir, g.Addr, g.Token, g.Addr)
 	<-ctx.Done()
 	fmt.Fprintln(m.Stderr, "stopping: draining the worker")
 	return exitOK, g.Close()
