@@ -376,16 +376,26 @@ type uiTask struct {
 	StdoutBlob string
 }
 
+// uiPageNumber is the ?page= of a paginated page (1 when absent); a value
+// that is not a page number gets a "Bad page" answer and ok false.
+func (s *Server) uiPageNumber(w http.ResponseWriter, r *http.Request) (page int, ok bool) {
+	v := r.URL.Query().Get("page")
+	if v == "" {
+		return 1, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		s.uiNotFound(w, "Bad page", fmt.Sprintf("page=%q is not a page number (1, 2, ...).", v))
+		return 0, false
+	}
+	return n, true
+}
+
 func (s *Server) uiJob(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	page := 1
-	if v := r.URL.Query().Get("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			s.uiNotFound(w, "Bad page", fmt.Sprintf("page=%q is not a page number (1, 2, ...).", v))
-			return
-		}
-		page = n
+	page, ok := s.uiPageNumber(w, r)
+	if !ok {
+		return
 	}
 	p := uiJobPage{uiCommon: s.uiCommon("Job " + id), Page: page}
 	var found bool
@@ -478,14 +488,9 @@ func (s *Server) uiBlob(w http.ResponseWriter, r *http.Request) {
 		s.uiNotFound(w, "Blob not found", "“"+hash+"” is not a blob hash (64 hex digits of SHA-256).")
 		return
 	}
-	page := 1
-	if v := r.URL.Query().Get("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			s.uiNotFound(w, "Bad page", fmt.Sprintf("page=%q is not a page number (1, 2, ...).", v))
-			return
-		}
-		page = n
+	page, ok := s.uiPageNumber(w, r)
+	if !ok {
+		return
 	}
 	p := uiBlobPage{uiCommon: s.uiCommon("Blob " + hash[:12]), Hash: hash, Page: 1, Pages: 1}
 	var m *storage.Manifest
