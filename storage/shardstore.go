@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // DefaultMaxShardSize bounds one shard written to a ShardStore: a segment of
@@ -180,6 +181,9 @@ func (s *ShardStore) quarantine(hash string) {
 	dst := filepath.Join(s.quarantineDir(), hash)
 	if err := os.Rename(s.Path(hash), dst); err != nil {
 		_ = os.Remove(s.Path(hash))
+	} else {
+		now := time.Now() // the sweep keeps a quarantined shard DefaultQuarantineKeep from now
+		_ = os.Chtimes(dst, now, now)
 	}
 	if s.opts.Logger != nil {
 		s.opts.Logger.Warn("corrupt shard quarantined", "shard", hash, "path", dst)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -16,6 +17,11 @@ const DefaultSweepGrace = time.Hour
 
 // DefaultSweepBatch is how many shard hashes one Placed call asks about.
 const DefaultSweepBatch = 1000
+
+// DefaultQuarantineKeep is how long a corrupt shard stays in quarantine, for
+// an operator to look at, before a sweep deletes it: a volunteer's disk
+// should not fill with rot.
+const DefaultQuarantineKeep = 24 * time.Hour
 
 // SweepOptions tunes ShardStore.Sweep.
 type SweepOptions struct {
@@ -28,6 +34,9 @@ type SweepOptions struct {
 	// DefaultSweepBatch).
 	Grace time.Duration
 	Batch int
+	// QuarantineKeep is how long a quarantined (corrupt) shard is kept
+	// (default DefaultQuarantineKeep).
+	QuarantineKeep time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -38,6 +47,9 @@ type SweepResult struct {
 	Checked int   // older than the grace, so asked about
 	Deleted int   // orphans removed
 	Bytes   int64 // their size
+	// Quarantined is how many quarantined shards older than QuarantineKeep
+	// were deleted.
+	Quarantined int
 }
 
 // Sweep deletes orphan shards: files older than the grace that no manifest
@@ -62,6 +74,16 @@ func (s *ShardStore) Sweep(ctx context.Context, opts SweepOptions) (SweepResult,
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.QuarantineKeep <= 0 {
+		opts.QuarantineKeep = DefaultQuarantineKeep
+	}
+	// Quarantine needs no ledger: it goes first, so it happens even when the
+	// ledger cannot be asked.
+	q, err := s.sweepQuarantine(opts.Now().Add(-opts.QuarantineKeep))
+	res.Quarantined = q
+	if err != nil {
+		return res, err
 	}
 	cutoff := opts.Now().Add(-opts.Grace)
 	hashes, err := s.List(ctx)
@@ -111,4 +133,25 @@ func (s *ShardStore) Sweep(ctx context.Context, opts SweepOptions) (SweepResult,
 		res.Bytes += st.Size()
 	}
 	return res, nil
+}
+
+// sweepQuarantine deletes quarantined shards quarantined before cutoff (a
+// quarantined file's time is when it was quarantined).
+func (s *ShardStore) sweepQuarantine(cutoff time.Time) (int, error) {
+	entries, err := os.ReadDir(s.quarantineDir())
+	if err != nil {
+		return 0, fmt.Errorf("sweep: quarantine: %w", err)
+	}
+	n := 0
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() || !info.ModTime().Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.quarantineDir(), e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return n, fmt.Errorf("sweep: quarantine: %w", err)
+		}
+		n++
+	}
+	return n, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -141,5 +142,51 @@ func TestSweep_KeepsAShardRewrittenWhileItWasAsked(t *testing.T) {
 	}
 	if !held(t, s, hashes[0]) || held(t, s, hashes[1]) || !held(t, s, hashes[2]) {
 		t.Fatalf("held: %v %v %v, want true false true", held(t, s, hashes[0]), held(t, s, hashes[1]), held(t, s, hashes[2]))
+	}
+}
+
+// TestSweep_DeletesQuarantinedShardsAfterTheKeep: a shard found corrupt is
+// quarantined and kept for QuarantineKeep (from when it was quarantined,
+// not from when it was written), then a sweep deletes it, even when the
+// ledger cannot be asked.
+func TestSweep_DeletesQuarantinedShardsAfterTheKeep(t *testing.T) {
+	s, hashes := sweepFixture(t, 3)
+	rotten := hashes[0] // written two hours ago (see sweepFixture)
+	if err := os.WriteFile(s.Path(rotten), []byte("rot"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(s.Path(rotten), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(context.Background(), rotten); !errors.Is(err, storage.ErrCorruptShard) {
+		t.Fatalf("reading a rotten shard: %v, want ErrCorruptShard", err)
+	}
+	quarantined := filepath.Join(filepath.Dir(filepath.Dir(filepath.Dir(s.Path(rotten)))), "quarantine", rotten)
+	if _, err := os.Stat(quarantined); err != nil {
+		t.Fatalf("the corrupt shard is not in quarantine: %v", err)
+	}
+	noLedger := func(context.Context, []string) ([]string, error) { return nil, errors.New("no leader") }
+	sweep := func(now time.Time) storage.SweepResult {
+		res, _ := s.Sweep(context.Background(), storage.SweepOptions{Placed: noLedger, QuarantineKeep: time.Hour,
+			Now: func() time.Time { return now }})
+		return res
+	}
+	if res := sweep(time.Now().Add(30 * time.Minute)); res.Quarantined != 0 {
+		t.Fatalf("swept a shard quarantined half an hour ago: %+v", res)
+	}
+	if _, err := os.Stat(quarantined); err != nil {
+		t.Fatalf("quarantined shard gone within the keep: %v", err)
+	}
+	if res := sweep(time.Now().Add(2 * time.Hour)); res.Quarantined != 1 {
+		t.Fatalf("sweep past the keep: %+v, want the quarantined shard deleted", res)
+	}
+	if _, err := os.Stat(quarantined); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("quarantined shard still there: %v", err)
+	}
+	for _, h := range hashes[1:] {
+		if !held(t, s, h) {
+			t.Fatalf("healthy shard %s deleted while the ledger could not be asked", h)
+		}
 	}
 }

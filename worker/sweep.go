@@ -60,8 +60,9 @@ func (w *Worker) sweep(ctx context.Context) {
 	switch {
 	case err != nil && ctx.Err() == nil:
 		w.log.Warn("orphan shard sweep failed; nothing more deleted", "deleted", res.Deleted, "bytes", res.Bytes, "err", err)
-	case res.Deleted > 0:
-		w.log.Info("swept orphan shards", "deleted", res.Deleted, "bytes", res.Bytes, "checked", res.Checked, "held", res.Held)
+	case res.Deleted > 0 || res.Quarantined > 0:
+		w.log.Info("swept orphan shards", "deleted", res.Deleted, "bytes", res.Bytes, "checked", res.Checked, "held", res.Held,
+			"quarantined_deleted", res.Quarantined)
 	default:
 		w.log.Debug("orphan shard sweep", "checked", res.Checked, "held", res.Held)
 	}
