@@ -204,8 +204,15 @@ func (c *Client) PutBlobFrom(ctx context.Context, r io.Reader, size int64, opts 
 // faults it met (missing or corrupt shards) are returned with a nil error
 // when the read still succeeded.
 func (c *Client) ReadBlob(ctx context.Context, hash string, w io.Writer) ([]storage.ShardFault, error) {
+	return c.ReadBlobVia(ctx, hash, w, nil)
+}
+
+// ReadBlobVia is ReadBlob with the storage peers' transports given (from
+// ShardPeers), so a caller reading many blobs lists the peers once; nil
+// peers are listed when a blob turns out to be erasure-coded.
+func (c *Client) ReadBlobVia(ctx context.Context, hash string, w io.Writer, peers map[string]storage.ShardPeer) ([]storage.ShardFault, error) {
 	m, err := c.Manifest(ctx, hash)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, ErrNotFound) { // inline, or unknown (GetBlob says which)
 		data, err := c.GetBlob(ctx, hash)
 		if err != nil {
 			return nil, err
@@ -216,12 +223,17 @@ func (c *Client) ReadBlob(ctx context.Context, hash string, w io.Writer) ([]stor
 	if err != nil {
 		return nil, err
 	}
-	peers, err := c.ShardPeers(ctx)
-	if err != nil {
-		return nil, err
+	if peers == nil {
+		if peers, err = c.ShardPeers(ctx); err != nil {
+			return nil, err
+		}
 	}
+	return c.readCoded(ctx, m, w, peers)
+}
+
+func (c *Client) readCoded(ctx context.Context, m *storage.Manifest, w io.Writer, peers map[string]storage.ShardPeer) ([]storage.ShardFault, error) {
 	faults, err := storage.Get(ctx, m, w, peers, storage.GetOptions{})
-	c.reportFaults(ctx, hash, faults)
+	c.reportFaults(ctx, m.Hash, faults)
 	return faults, err
 }
 

@@ -329,36 +329,53 @@ func (c *Client) Cancel(ctx context.Context, id string) error {
 }
 
 // Results returns every task's result, fetching page by page; a stdout kept
-// as an erasure-coded blob is read from the storage peers.
+// as an erasure-coded blob is read from the storage peers. It holds every
+// result in memory: for a big job, EachResultPage and ReadBlobVia stream
+// (as `peergrid job results` does).
 func (c *Client) Results(ctx context.Context, id string) ([]TaskResult, error) {
-	all, err := c.resultPages(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	for i := range all {
-		if all[i].StdoutBlob == "" {
-			continue
+	var all []TaskResult
+	var peers map[string]storage.ShardPeer
+	err := c.EachResultPage(ctx, id, func(page []TaskResult) error {
+		for i := range page {
+			if page[i].StdoutBlob == "" {
+				continue
+			}
+			if peers == nil {
+				var err error
+				if peers, err = c.ShardPeers(ctx); err != nil {
+					return err
+				}
+			}
+			var buf bytes.Buffer
+			if _, err := c.ReadBlobVia(ctx, page[i].StdoutBlob, &buf, peers); err != nil {
+				return fmt.Errorf("job %s task %d: stdout: %w", id, page[i].Index, err)
+			}
+			page[i].Stdout = buf.Bytes()
 		}
-		var buf bytes.Buffer
-		if _, err := c.ReadBlob(ctx, all[i].StdoutBlob, &buf); err != nil {
-			return nil, fmt.Errorf("job %s task %d: stdout: %w", id, all[i].Index, err)
-		}
-		all[i].Stdout = buf.Bytes()
-	}
-	return all, nil
+		all = append(all, page...)
+		return nil
+	})
+	return all, err
 }
 
-func (c *Client) resultPages(ctx context.Context, id string) ([]TaskResult, error) {
-	var all []TaskResult
-	for {
+// EachResultPage calls fn with each page of a job's results, in task order,
+// so a caller can write them out without holding the whole job in memory. A
+// stdout kept as a blob is not read (StdoutBlob names it).
+func (c *Client) EachResultPage(ctx context.Context, id string, fn func([]TaskResult) error) error {
+	for seen := 0; ; {
 		var page ResultsPage
-		path := fmt.Sprintf("/v1/jobs/%s/results?offset=%d", url.PathEscape(id), len(all))
+		path := fmt.Sprintf("/v1/jobs/%s/results?offset=%d", url.PathEscape(id), seen)
 		if err := c.doJSON(ctx, http.MethodGet, path, nil, &page); err != nil {
-			return nil, err
+			return err
 		}
-		all = append(all, page.Results...)
-		if len(page.Results) == 0 || len(all) >= page.Total {
-			return all, nil
+		if len(page.Results) > 0 {
+			if err := fn(page.Results); err != nil {
+				return err
+			}
+		}
+		seen += len(page.Results)
+		if len(page.Results) == 0 || seen >= page.Total {
+			return nil
 		}
 	}
 }
