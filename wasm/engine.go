@@ -38,10 +38,13 @@ type EngineConfig struct {
 var ErrInvalidRequest = errors.New("invalid request")
 
 // validateRequest rejects what WASI cannot carry: NUL in args or env, '=' in
-// an env key.
+// an env key; and a request giving stdin both as bytes and as a file.
 func validateRequest(req *Request) error {
 	if req == nil {
 		return fmt.Errorf("%w: nil request", ErrInvalidRequest)
+	}
+	if req.StdinPath != "" && len(req.Stdin) > 0 {
+		return fmt.Errorf("%w: both Stdin and StdinPath are set", ErrInvalidRequest)
 	}
 	for _, a := range append([]string{req.Name}, req.Args...) {
 		if strings.IndexByte(a, 0) >= 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -202,12 +203,18 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	sent := *req
+	sent.Engine = engine
+	if sent.StdinPath != "" && !filepath.IsAbs(sent.StdinPath) {
+		// The child opens it: it must not depend on the child's directory.
+		if sent.StdinPath, err = filepath.Abs(sent.StdinPath); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrStdinFile, err)
+		}
+	}
 	proc, err := p.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sent := *req
-	sent.Engine = engine
 	res, err, healthy := proc.run(ctx, p.closed, &sent)
 	p.release(proc, healthy, err)
 	if res != nil && res.Engine == "" {

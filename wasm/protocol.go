@@ -17,9 +17,12 @@ import (
 // big-endian payload length and the payload; the payload is a type byte,
 // small fields as varints and length-prefixed strings, and the large byte
 // fields (stdin, stdout, stderr) last, so they are written from and read
-// into place without copies.
+// into place without copies. A request whose stdin is a file
+// (Request.StdinPath) carries the path, not the bytes: the child opens it.
 
-const protocolVersion = 2
+// protocolVersion 3 added the stdin path to requests and ErrStdinFile to
+// the plain errors.
+const protocolVersion = 3
 
 const (
 	frameHello    = 'H'
@@ -186,6 +189,7 @@ func encodeRequest(e *encoder, req *Request) {
 	e.varint(int64(req.Limits.Timeout))
 	e.varint(req.Limits.MaxOutput)
 	e.str(req.Engine)
+	e.str(req.StdinPath)
 	e.uvarint(uint64(len(req.Stdin)))
 }
 
@@ -210,6 +214,7 @@ func decodeRequest(f []byte) (*Request, error) {
 	req.Limits.Timeout = time.Duration(d.varint())
 	req.Limits.MaxOutput = d.varint()
 	req.Engine = d.str()
+	req.StdinPath = d.str()
 	req.Stdin = d.bytes(d.uvarint())
 	return req, d.err
 }
@@ -221,8 +226,9 @@ const (
 )
 
 // Codes for errors that are not the task's fault, so the parent can give
-// back an error that still matches the sentinel.
-var plainErrors = []error{nil, ErrModuleNotFound, ErrModuleCorrupt, ErrInvalidRequest, ErrEngineUnavailable, ErrExecutor}
+// back an error that still matches the sentinel. ErrExecutor stays last: it
+// is the code of every other error.
+var plainErrors = []error{nil, ErrModuleNotFound, ErrModuleCorrupt, ErrInvalidRequest, ErrEngineUnavailable, ErrStdinFile, ErrExecutor}
 
 func encodeResponse(e *encoder, res *Result, err error, replace bool) (stdout, stderr []byte) {
 	e.reset(frameResponse)

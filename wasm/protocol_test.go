@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -24,11 +25,14 @@ func frame(t *testing.T, e *encoder, blobs ...[]byte) []byte {
 }
 
 func TestProtocol_RequestRoundTrips(t *testing.T) {
-	for _, stdin := range [][]byte{nil, []byte("small"), bytes.Repeat([]byte{7}, smallFrame+1)} {
+	for i, stdin := range [][]byte{nil, []byte("small"), bytes.Repeat([]byte{7}, smallFrame+1), nil} {
 		want := &Request{
 			ModuleHash: HashModule([]byte("m")), Name: "n", Args: []string{"a", ""},
 			Env: map[string]string{"K": "V", "E": ""}, Stdin: stdin, Seed: 1 << 63,
-			Limits: Limits{MemoryBytes: 1 << 40, Timeout: 3 * time.Second, MaxOutput: 5},
+			Limits: Limits{MemoryBytes: 1 << 40, Timeout: 3 * time.Second, MaxOutput: 5}, Engine: EngineWasmer,
+		}
+		if i == 3 {
+			want.StdinPath = "/data/inputs/ab12-3 with space\u00e9"
 		}
 		var e encoder
 		encodeRequest(&e, want)
@@ -55,6 +59,7 @@ func TestProtocol_ResponseRoundTripsErrors(t *testing.T) {
 		{&TaskError{Kind: KindExit, Msg: "task exited with code 3"}, false},
 		{timeoutError(time.Second), true},
 		{ErrModuleCorrupt, false},
+		{fmt.Errorf("%w: open /x: no such file or directory", ErrStdinFile), false},
 		{errors.New("something else"), false},
 	} {
 		var e encoder
@@ -68,7 +73,8 @@ func TestProtocol_ResponseRoundTripsErrors(t *testing.T) {
 			t.Errorf("error %v came back as %v", tc.err, err)
 		case KindOf(tc.err) != KindOf(err):
 			t.Errorf("kind of %v came back as %q", tc.err, KindOf(err))
-		case errors.Is(tc.err, ErrModuleCorrupt) && !errors.Is(err, ErrModuleCorrupt):
+		case errors.Is(tc.err, ErrModuleCorrupt) && !errors.Is(err, ErrModuleCorrupt),
+			errors.Is(tc.err, ErrStdinFile) && !errors.Is(err, ErrStdinFile):
 			t.Errorf("%v lost its sentinel", err)
 		}
 	}

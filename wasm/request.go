@@ -38,9 +38,20 @@ type Request struct {
 	Name       string            // argv[0]; "" means "task"
 	Args       []string          // argv[1:]
 	Env        map[string]string // given to the task sorted by key
-	Stdin      []byte
-	Seed       uint64 // seeds the deterministic random source the task sees
-	Limits     Limits
+	Stdin      []byte            // the task's stdin, in memory; see StdinPath
+	// StdinPath, instead of Stdin, names a regular file whose contents are
+	// the task's stdin: the engine opens it for the run and the task reads
+	// it from disk as it goes, so an input of any size costs a small buffer,
+	// not its size, and is never copied (through a Pool, the path travels to
+	// the executor child, which opens it; a relative path is resolved
+	// against the caller's working directory). The task sees exactly what
+	// Stdin with the same bytes would give it. At most one of Stdin and
+	// StdinPath may be set. The file must not change during the run; the
+	// caller removes it afterwards. If it cannot be opened, the run fails
+	// with an error wrapping ErrStdinFile (not a task failure).
+	StdinPath string
+	Seed      uint64 // seeds the deterministic random source the task sees
+	Limits    Limits
 
 	// Engine picks the engine in a Pool: "wazero", "wasmer", or "auto"
 	// (or "") to let the pool keep whichever runs this module faster. Every

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -98,7 +99,12 @@ func (e *wasmerEngine) Run(ctx context.Context, req *Request) (*Result, error) {
 		return nil, taskErrorf(KindMemory, "module needs %s of memory at start, more than its %s limit",
 			formatBytes(mod.minMemory), formatBytes(limit))
 	}
-	res, err := e.run(ctx, mod, req)
+	stdin, release, err := openStdin(req)
+	if err != nil {
+		return nil, err
+	}
+	defer release() // _start has returned by then: no host call reads it any more
+	res, err := e.run(ctx, mod, req, stdin)
 	if res != nil {
 		res.Engine = EngineWasmer
 	}
@@ -110,11 +116,11 @@ func limitPages(limit uint64) uint32 {
 	return uint32(min(limit/wasmPageSize, 1<<16))
 }
 
-func (e *wasmerEngine) run(ctx context.Context, mod *wasmerModule, req *Request) (*Result, error) {
+func (e *wasmerEngine) run(ctx context.Context, mod *wasmerModule, req *Request, stdin io.Reader) (*Result, error) {
 	box := newSandbox(req, true) // wasmer allocates memory itself; the limit is in the module
 	host := e.takeHost()
 	defer e.putHost(host)
-	run := &wasmerRun{box: box, stdin: req.Stdin}
+	run := &wasmerRun{box: box, stdin: stdin}
 	host.run = run
 	defer func() { host.run = nil }()
 

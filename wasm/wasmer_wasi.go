@@ -31,7 +31,7 @@ const (
 // wasmerRun is the state of one run that the host functions see.
 type wasmerRun struct {
 	box      *sandbox
-	stdin    []byte // what is left to read
+	stdin    io.Reader // the task's input (bytes.Reader or stdinFile: full reads until its end)
 	mem      *wasmer.Memory
 	stop     *wasmer.Global // the rewritten module's stop global
 	exited   bool
@@ -180,12 +180,22 @@ func fdRead(r *wasmerRun, a []wasmer.Value) uint32 {
 	}
 	mem := r.memory()
 	var n uint32
+	failed := false
 	errno := iovecs(mem, iovs, count, func(b []byte) bool {
-		c := copy(b, r.stdin)
-		r.stdin = r.stdin[c:]
+		if len(b) == 0 { // a zero-length iovec may come before others
+			return true
+		}
+		c, err := r.stdin.Read(b)
 		n += uint32(c)
+		if err != nil && err != io.EOF {
+			failed = true // as wazero: the call fails, what it read is lost
+			return false
+		}
 		return c == len(b) // a short read ends the call, as read(2) does
 	})
+	if failed {
+		return errnoIO
+	}
 	if errno == errnoSuccess && !putU32(mem, resultN, n) {
 		return errnoFault
 	}

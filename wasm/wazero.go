@@ -1,10 +1,10 @@
 package wasm
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -94,14 +94,19 @@ func (e *wazeroEngine) Run(ctx context.Context, req *Request) (*Result, error) {
 		return nil, taskErrorf(KindMemory, "module needs %s of memory at start, more than its %s limit",
 			formatBytes(mod.minMemory), formatBytes(limit))
 	}
-	res, err := e.run(ctx, mod.code, req)
+	stdin, release, err := openStdin(req)
+	if err != nil {
+		return nil, err
+	}
+	defer release() // the module has returned (or was closed) by then: nothing reads it any more
+	res, err := e.run(ctx, mod.code, req, stdin)
 	if res != nil {
 		res.Engine = EngineWazero
 	}
 	return res, err
 }
 
-func (e *wazeroEngine) run(ctx context.Context, code wazero.CompiledModule, req *Request) (*Result, error) {
+func (e *wazeroEngine) run(ctx context.Context, code wazero.CompiledModule, req *Request, stdin io.Reader) (*Result, error) {
 	box := newSandbox(req, e.cfg.HeapMemory)
 	runCtx := experimental.WithMemoryAllocator(ctx, box.memory)
 	if e.cfg.Interruptible && req.Limits.Timeout > 0 {
@@ -113,7 +118,7 @@ func (e *wazeroEngine) run(ctx context.Context, code wazero.CompiledModule, req 
 	if p, ok := ctx.Value(probeKey{}).(*runProbe); ok {
 		p.attach(box, start)
 	}
-	err := e.instantiateAndStart(runCtx, code, e.moduleConfig(req, box))
+	err := e.instantiateAndStart(runCtx, code, e.moduleConfig(req, box, stdin))
 	d := time.Since(start)
 	box.memory.freeAll()
 	if err == nil || !e.cfg.Interruptible {
@@ -135,10 +140,10 @@ func (e *wazeroEngine) instantiateAndStart(ctx context.Context, code wazero.Comp
 	return err
 }
 
-func (e *wazeroEngine) moduleConfig(req *Request, box *sandbox) wazero.ModuleConfig {
+func (e *wazeroEngine) moduleConfig(req *Request, box *sandbox, stdin io.Reader) wazero.ModuleConfig {
 	cfg := e.base.
 		WithArgs(append([]string{req.argv0()}, req.Args...)...).
-		WithStdin(bytes.NewReader(req.Stdin)).
+		WithStdin(stdin).
 		WithStdout(box.stdout).
 		WithStderr(box.stderr).
 		WithWalltime(box.clock.walltime, 1).

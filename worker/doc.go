@@ -4,6 +4,11 @@
 // drains: no new leases, running tasks finish within a grace period, and the
 // rest are handed back so they requeue at once.
 //
+// A task's input inline in its assignment is given to the task as bytes; an
+// erasure-coded one is streamed from the storage peers into a file under
+// DataDir/inputs, hash checked, given to the task as its stdin file and
+// removed after the attempt, so a large input costs disk, not memory.
+//
 // It must reach the ledger only through package api, never through Raft or
 // the scheduler's internals: a worker on a volunteer's machine is just a
 // client of the grid.

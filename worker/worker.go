@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +26,7 @@ type Config struct {
 	ID      string
 	Address string // how others reach this peer (informational for now)
 	Client  *api.Client
-	DataDir string // modules/ and compile/ caches live here
+	DataDir string // modules/ and compile/ caches live here, and inputs/ (stored inputs being run; emptied at start)
 	// Cores is how many tasks run at once (default: the machine's cores).
 	Cores int
 	// Prefetch is how many tasks beyond Cores are leased ahead, so a slot
@@ -132,6 +133,9 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	}
 	if cfg.NoTasks {
 		return w.startStorageOnly()
+	}
+	if err := w.resetInputs(); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
 	}
 	w.pool = cfg.Pool
 	if w.pool == nil {
@@ -462,15 +466,25 @@ func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
 		rep.ErrorKind, rep.Error = moduleErrorKind(err), err.Error()
 		return rep
 	}
-	stdin, err := r.w.input(ctx, a)
-	if err != nil {
-		rep.ErrorKind, rep.Error = "worker", err.Error()
-		return rep
-	}
-	res, err := r.w.pool.Run(ctx, &wasm.Request{
-		ModuleHash: a.ModuleHash, Name: a.Name, Args: a.Args, Env: a.Env, Stdin: stdin, Seed: a.Seed, Engine: a.Engine,
+	req := &wasm.Request{
+		ModuleHash: a.ModuleHash, Name: a.Name, Args: a.Args, Env: a.Env, Seed: a.Seed, Engine: a.Engine,
 		Limits: wasm.Limits{MemoryBytes: a.Memory, Timeout: a.Timeout, MaxOutput: int64(a.MaxOutput)},
-	})
+	}
+	if a.InputHash == "" {
+		req.Stdin = a.Stdin // inline: small
+	} else {
+		path, err := r.w.fetchInput(ctx, a)
+		if err != nil {
+			rep.ErrorKind, rep.Error = "worker", err.Error()
+			return rep
+		}
+		defer r.w.removeInput(path) // on every path, a panic included (removing twice is harmless)
+		req.StdinPath = path
+	}
+	res, err := r.w.pool.Run(ctx, req)
+	if req.StdinPath != "" {
+		r.w.removeInput(req.StdinPath) // the run is over: free the disk before storing the result
+	}
 	if res != nil {
 		rep.ExitCode, rep.Stdout, rep.Stderr, rep.Duration, rep.Engine = res.ExitCode, res.Stdout, res.Stderr, res.Duration, res.Engine
 		r.w.storeLargeStdout(ctx, &rep, api.BlobOptions{K: a.K, M: a.M})
@@ -622,21 +636,60 @@ func (w *Worker) repair(ctx context.Context, o api.RepairOrder) error {
 	return rerr
 }
 
-// input is a task's stdin: inline in the assignment, or an erasure-coded
-// blob read straight from the storage peers.
-func (w *Worker) input(ctx context.Context, a api.Assignment) ([]byte, error) {
-	if a.InputHash == "" {
-		return a.Stdin, nil
+// inputsDir holds the stored inputs of the tasks being run, one file each.
+func (w *Worker) inputsDir() string { return filepath.Join(w.cfg.DataDir, "inputs") }
+
+// resetInputs empties the inputs directory: whatever is there was left by a
+// worker that stopped without cleaning up, and no task of this one uses it.
+func (w *Worker) resetInputs() error {
+	if err := os.RemoveAll(w.inputsDir()); err != nil {
+		return err
 	}
-	var buf bytes.Buffer
-	faults, err := w.client.ReadBlob(ctx, a.InputHash, &buf)
-	for _, f := range faults {
-		w.log.Warn("input shard fault", "job", a.Job, "task", a.Index, "segment", f.Segment, "shard", f.Index, "peer", f.Peer, "kind", f.Kind)
+	return os.MkdirAll(w.inputsDir(), 0o700)
+}
+
+// partialSuffix marks an input file still being written: it is never run.
+const partialSuffix = ".part"
+
+// fetchInput streams a task's erasure-coded input from the storage peers
+// (ReadBlob: any k verified shards of each segment) into a file under
+// inputsDir, so that an input of any size costs the worker a few segments
+// of memory, not its size, and returns the file's path for the task's
+// stdin. The file is written under a temporary name and renamed only once
+// the whole blob was read and its hash checked (ReadBlob checks it at the
+// end): a failed or partial read is removed, never run. The caller removes
+// the file with removeInput once the task ran.
+func (w *Worker) fetchInput(ctx context.Context, a api.Assignment) (string, error) {
+	f, err := os.CreateTemp(w.inputsDir(), fmt.Sprintf("%.16s-*%s", a.InputHash, partialSuffix))
+	if err != nil {
+		return "", fmt.Errorf("read input %s: %w", a.InputHash, err)
+	}
+	tmp := f.Name()
+	faults, err := w.client.ReadBlob(ctx, a.InputHash, f)
+	for _, fault := range faults {
+		w.log.Warn("input shard fault", "job", a.Job, "task", a.Index, "segment", fault.Segment, "shard", fault.Index, "peer", fault.Peer, "kind", fault.Kind)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read input %s: %w", a.InputHash, err)
+		w.removeInput(tmp)
+		return "", fmt.Errorf("read input %s: %w", a.InputHash, err)
 	}
-	return buf.Bytes(), nil
+	path := strings.TrimSuffix(tmp, partialSuffix)
+	if err := os.Rename(tmp, path); err != nil {
+		w.removeInput(tmp)
+		return "", fmt.Errorf("read input %s: %w", a.InputHash, err)
+	}
+	return path, nil
+}
+
+// removeInput deletes an input file; failing to is only worth a warning
+// (the next start empties the directory).
+func (w *Worker) removeInput(path string) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		w.log.Warn("cannot remove an input file", "path", path, "err", err)
+	}
 }
 
 // storeLargeStdout pushes a stdout over the cluster's inline threshold to

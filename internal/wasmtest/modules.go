@@ -200,6 +200,25 @@ func Cat() []byte {
 		End().End())
 }
 
+// CountStdin reads stdin to its end and writes how many bytes it read, as
+// a u32 little endian (modulo 2^32).
+func CountStdin() []byte {
+	m := newWASIModule("fd_read")
+	// Local 0: the bytes one fd_read read; 1: the total.
+	body := Code{}.
+		Block().Loop().
+		I32Const(addrIOVec).I32Const(addrBuf).I32Store(0).
+		I32Const(addrIOVec).I32Const(catBufBytes).I32Store(4).
+		I32Const(0).I32Const(addrIOVec).I32Const(1).I32Const(addrCount).
+		Call(m.wasi["fd_read"]).BrIf(1). // errno != 0: stop
+		I32Const(0).I32Load(addrCount).LocalTee(0).I32Eqz().BrIf(1).
+		LocalGet(1).LocalGet(0).I32Add().LocalSet(1).
+		Br(0).
+		End().End().
+		I32Const(addrCount).LocalGet(1).I32Store(0)
+	return m.command([]ValType{I32, I32}, append(body, m.writeStatic(1, addrCount, 4)...))
+}
+
 // ClockRandom writes 32 raw bytes to stdout: the realtime clock (u64 ns,
 // little endian), the monotonic clock (u64 ns), then 16 bytes of random_get.
 func ClockRandom() []byte {

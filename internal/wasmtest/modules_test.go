@@ -160,3 +160,12 @@ func TestWriteThenLoop_Compiles(t *testing.T) {
 		}
 	}
 }
+
+func TestCountStdin_WritesTheLengthOfStdin(t *testing.T) {
+	for _, n := range []int{0, 1, 32 << 10, 100<<10 + 3} {
+		got := runModule(t, wasmtest.CountStdin(), strings.Repeat("x", n), nil)
+		if got.err != nil || len(got.stdout) != 4 || binary.LittleEndian.Uint32([]byte(got.stdout)) != uint32(n) {
+			t.Fatalf("%d bytes in: got %+v", n, got)
+		}
+	}
+}
