@@ -531,8 +531,11 @@ func (c *checker) maxOutput(v any) uint64 {
 		return DefaultMaxOutput
 	}
 	n, ok := c.size("max_output", v)
-	if ok && n == 0 {
+	switch {
+	case ok && n == 0:
 		c.fail("max_output", "max_output = %s, want a positive size", sizeText(v))
+	case ok && n > MaxOutput:
+		c.fail("max_output", "max_output = %s is above the 1GiB a worker holds in memory per task; split the output over more tasks", sizeText(v))
 	}
 	return n
 }

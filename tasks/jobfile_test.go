@@ -335,6 +335,7 @@ func TestParse_Errors(t *testing.T) {
 		{"bad memory unit", head + "tasks = 1\nmemory = \"12 parsecs\"\n", `:4: memory = "12 parsecs": unknown unit "parsecs"`, "memory", 4},
 		{"bad max_output unit", head + "tasks = 1\nmax_output = \"lots\"\n", `:4: max_output = "lots": not a size (want a number and a unit, such as "256MiB")`, "max_output", 4},
 		{"memory above 4GiB", head + "tasks = 1\nmemory = \"5GiB\"\n", `:4: memory = "5GiB" is above the 4GiB`, "memory", 4},
+		{"max_output above 1GiB", head + "tasks = 1\nmax_output = \"2GiB\"\n", `:4: max_output = "2GiB" is above the 1GiB`, "max_output", 4},
 		{"memory below a page", head + "tasks = 1\nmemory = \"1KiB\"\n", `:4: memory = "1KiB" is below one WebAssembly page`, "memory", 4},
 		{"negative memory", head + "tasks = 1\nmemory = -1\n", `:4: memory = -1, want a positive size`, "memory", 4},
 		{"memory boolean", head + "tasks = 1\nmemory = true\n", `:4: memory: want a size such as "256MiB" or a number of bytes`, "memory", 4},
@@ -416,5 +417,18 @@ func TestParse_WithoutPathUsesWorkingDirectory(t *testing.T) {
 	_, err = Parse([]byte("name = 1\n"), "")
 	if err == nil || !strings.HasPrefix(err.Error(), "job file:1: name: want a string") {
 		t.Errorf("error %v", err)
+	}
+}
+
+// TestValidate_RefusesMaxOutputAboveTheLimit: a spec sent to the API (not
+// parsed from a job file) is held to the same max_output bound.
+func TestValidate_RefusesMaxOutputAboveTheLimit(t *testing.T) {
+	spec := JobSpec{Name: "big", ModuleHash: strings.Repeat("a", 64), Tasks: 1, Timeout: time.Second, Memory: 1 << 20, MaxOutput: MaxOutput}
+	if err := spec.Validate(); err != nil {
+		t.Fatalf("max_output at the limit: %v", err)
+	}
+	spec.MaxOutput = MaxOutput + 1
+	if err := spec.Validate(); err == nil || !strings.Contains(err.Error(), "max_output") {
+		t.Fatalf("max_output over the limit: %v, want an error naming max_output", err)
 	}
 }

@@ -42,6 +42,10 @@ const (
 	MaxMemory = 4 << 30
 	// MaxTasks bounds one job, so a typo cannot queue billions of tasks.
 	MaxTasks = 10_000_000
+	// MaxOutput bounds max_output: a worker holds a task's stdout (and its
+	// stderr) in memory until the run ends, so a volunteer's machine must
+	// not be asked for more. Larger results belong in several tasks.
+	MaxOutput = 1 << 30
 )
 
 // Input is one task input file, named by the SHA-256 of its bytes.
@@ -116,8 +120,8 @@ func (s *JobSpec) Validate() error {
 		return bad("timeout must be positive")
 	case s.Memory == 0 || s.Memory > MaxMemory:
 		return bad("memory = %d bytes, want 1..%d", s.Memory, uint64(MaxMemory))
-	case s.MaxOutput == 0:
-		return bad("max_output must be positive")
+	case s.MaxOutput == 0 || s.MaxOutput > MaxOutput:
+		return bad("max_output = %d bytes, want 1..%d", s.MaxOutput, uint64(MaxOutput))
 	case s.Retries < 0:
 		return bad("retries must not be negative")
 	case s.DataShards < 0 || s.ParityShards < 0 || s.DataShards+s.ParityShards > 256 || s.ParityShards > 0 && s.DataShards == 0:
