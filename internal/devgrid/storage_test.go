@@ -324,20 +324,15 @@ func TestGrid_PurgedJobsBlobsAreGarbageCollected(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "in", "a.bin"), randomBytes(1<<20, 43))
+	input := randomBytes(1<<20, 43)
+	writeFile(t, filepath.Join(dir, "in", "a.bin"), input)
 	writeFile(t, filepath.Join(dir, "cat.wasm"), wasmtest.Cat())
 	writeFile(t, filepath.Join(dir, "job.toml"), []byte("name = \"cat\"\nmodule = \"cat.wasm\"\ninputs = \"in/*.bin\"\nmax_output = \"2MiB\"\n"))
 	jf, err := tasks.ParseFile(filepath.Join(dir, "job.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := c.SubmitJobFile(ctx, jf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sum, err := c.WaitJob(ctx, id, 20*time.Millisecond, nil); err != nil || sum.State != tasks.JobComplete {
-		t.Fatalf("job: %+v %v", sum, err)
-	}
+	id := runCatJob(ctx, t, c, jf, [][]byte{input})
 	st, _ := c.Job(ctx, id)
 	results, _ := c.Results(ctx, id)
 	inputM, err := c.Manifest(ctx, st.Spec.Inputs[0].Hash)

@@ -28,6 +28,7 @@ import (
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/examples"
+	"github.com/peergrid/peergrid/internal/jobcheck"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
 	"github.com/peergrid/peergrid/wasm"
@@ -91,7 +92,7 @@ func BenchmarkThroughput_Tiny100k(b *testing.B) {
 			b.StopTimer()
 			self := rusageCPU(syscall.RUSAGE_SELF) - selfBefore
 			entries := g.Server.Store().Raft().LastIndex() - entriesBefore
-			checkEchoIndexResults(b, cl, id, throughputTasks)
+			jobcheck.Results(b, cl, id, throughputTasks, func(i int) string { return strconv.Itoa(i) + "\n" })
 			for _, stop := range stops { // reaps the executors, so their CPU shows in RUSAGE_CHILDREN
 				stop()
 			}
@@ -149,23 +150,6 @@ func submitEchoIndex(b *testing.B, c *api.Client, hash string, n int) string {
 		b.Fatal(err)
 	}
 	return id
-}
-
-// checkEchoIndexResults wants every task done once with stdout "i\n".
-func checkEchoIndexResults(b *testing.B, c *api.Client, id string, n int) {
-	b.Helper()
-	results, err := c.Results(context.Background(), id)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if len(results) != n {
-		b.Fatalf("%d results, want %d", len(results), n)
-	}
-	for i, r := range results {
-		if want := strconv.Itoa(i) + "\n"; r.Index != i || r.State != tasks.TaskDone || string(r.Stdout) != want {
-			b.Fatalf("task %d: index %d state %s stdout %q, want %q", i, r.Index, r.State, r.Stdout, want)
-		}
-	}
 }
 
 // rusageCPU is user+system CPU time of this process or its reaped children.

@@ -40,10 +40,8 @@ func WaitJob(t testing.TB, client *api.Client, id string, timeout time.Duration,
 	}
 }
 
-// EveryTaskOnce wants n results, task i done with stdout want(i), and
-// exactly n completions accepted by the ledger over all peers (no task
-// counted twice after retries, failovers or kills).
-func EveryTaskOnce(t testing.TB, client *api.Client, id string, n int, want func(i int) string) {
+// Results wants n results in task order, task i done with stdout want(i).
+func Results(t testing.TB, client *api.Client, id string, n int, want func(i int) string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -55,10 +53,20 @@ func EveryTaskOnce(t testing.TB, client *api.Client, id string, n int, want func
 		t.Fatalf("%d results, want %d", len(results), n)
 	}
 	for i, r := range results {
-		if w := want(i); r.State != tasks.TaskDone || string(r.Stdout) != w {
-			t.Fatalf("task %d: state %s stdout %q, want done with %q", i, r.State, r.Stdout, w)
+		if w := want(i); r.Index != i || r.State != tasks.TaskDone || string(r.Stdout) != w {
+			t.Fatalf("task %d: index %d state %s stdout %q, want done with %q", i, r.Index, r.State, r.Stdout, w)
 		}
 	}
+}
+
+// EveryTaskOnce is Results plus exactly n completions accepted by the
+// ledger over all peers (no task counted twice after retries, failovers or
+// kills): for a grid that ran this one job.
+func EveryTaskOnce(t testing.TB, client *api.Client, id string, n int, want func(i int) string) {
+	t.Helper()
+	Results(t, client, id, n, want)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	peers, err := client.Peers(ctx)
 	if err != nil {
 		t.Fatal(err)
