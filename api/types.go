@@ -156,22 +156,11 @@ type LeaseResponse struct {
 	Tasks []Assignment `json:"tasks"`
 }
 
-// Report is the outcome of one attempt of one task.
+// Report is the outcome of one attempt of one task: which attempt, and its
+// result. Its JSON is flat: {"job", "index", "attempt", "exit_code", ...}.
 type Report struct {
-	Job      string `json:"job"`
-	Index    int    `json:"index"`
-	Attempt  int    `json:"attempt"`
-	ExitCode int    `json:"exit_code"`
-	Stdout   []byte `json:"stdout,omitempty"`
-	Stderr   []byte `json:"stderr,omitempty"`
-	// StdoutBlob, when set, names an erasure-coded blob holding stdout
-	// (Stdout is then empty): a large result the worker pushed to the
-	// storage peers itself and whose manifest it committed first.
-	StdoutBlob string        `json:"stdout_blob,omitempty"`
-	ErrorKind  string        `json:"error_kind,omitempty"` // "" on success
-	Error      string        `json:"error,omitempty"`
-	Duration   time.Duration `json:"duration_ns"`
-	Engine     string        `json:"engine,omitempty"`
+	TaskRef
+	tasks.Result
 }
 
 // ReportRequest carries a worker's finished tasks.

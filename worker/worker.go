@@ -461,7 +461,7 @@ func (r *run) stopStale(stale []api.TaskRef) {
 
 // execute runs one assignment and turns the outcome into a report.
 func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
-	rep := api.Report{Job: a.Job, Index: a.Index, Attempt: a.Attempt}
+	rep := api.Report{TaskRef: api.TaskRef{Job: a.Job, Index: a.Index, Attempt: a.Attempt}}
 	if err := r.w.ensureModule(ctx, a.ModuleHash); err != nil {
 		rep.ErrorKind, rep.Error = moduleErrorKind(err), err.Error()
 		return rep

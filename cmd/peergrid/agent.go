@@ -19,7 +19,8 @@ import (
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/internal/devgrid"
-	"github.com/peergrid/peergrid/scheduler"
+	"github.com/peergrid/peergrid/scheduler/server"
+	"github.com/peergrid/peergrid/scheduler/store"
 	"github.com/peergrid/peergrid/wasm"
 	"github.com/peergrid/peergrid/worker"
 )
@@ -100,10 +101,10 @@ func (f *agentFlags) check(m *Main) error {
 	if f.server && f.bootstrapExpect == 0 && f.join == "" {
 		f.bootstrapExpect = 1
 	}
-	if f.bootstrapExpect > scheduler.MaxVoters {
-		return fmt.Errorf("%w: --bootstrap-expect %d: at most %d voters", errUsage, f.bootstrapExpect, scheduler.MaxVoters)
+	if f.bootstrapExpect > server.MaxVoters {
+		return fmt.Errorf("%w: --bootstrap-expect %d: at most %d voters", errUsage, f.bootstrapExpect, server.MaxVoters)
 	}
-	if err := scheduler.CheckInlineThreshold(f.inlineThreshold); err != nil {
+	if err := server.CheckInlineThreshold(f.inlineThreshold); err != nil {
 		return fmt.Errorf("%w: --inline-threshold: %v", errUsage, err)
 	}
 	if f.worker && !f.server && f.servers == "" {
@@ -166,8 +167,8 @@ func (m *Main) startServer(f *agentFlags, name string, log *slog.Logger) (func()
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", f.bind, err)
 	}
-	srv, err := scheduler.NewServer(scheduler.ServerConfig{
-		Store: scheduler.StoreConfig{ID: name, DataDir: filepath.Join(f.dataDir, "server"), RaftBind: raftBind},
+	srv, err := server.NewServer(server.ServerConfig{
+		Store: store.Config{ID: name, DataDir: filepath.Join(f.dataDir, "server"), RaftBind: raftBind},
 		Token: token, HTTPAddr: firstNonEmpty(f.advertise, "http://"+ln.Addr().String()), Join: splitList(f.join),
 		BootstrapExpect: f.bootstrapExpect, WorkerTTL: f.workerTTL, Logger: log, StorageK: f.storageK, StorageM: f.storageM,
 		InlineThreshold: f.inlineThreshold,

@@ -21,7 +21,8 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
-	"github.com/peergrid/peergrid/scheduler"
+	"github.com/peergrid/peergrid/scheduler/server"
+	"github.com/peergrid/peergrid/scheduler/store"
 	"github.com/peergrid/peergrid/worker"
 )
 
@@ -58,7 +59,7 @@ type Grid struct {
 	Addr     string // http://host:port
 	RaftAddr string // host:port of Raft traffic
 	Token    string
-	Server   *scheduler.Server
+	Server   *server.Server
 	Worker   *worker.Worker
 	// Storage are the storage-only peers (Config.StoragePeers), by index.
 	Storage []*StoragePeer
@@ -91,8 +92,8 @@ func Start(ctx context.Context, cfg Config) (*Grid, error) {
 		ln.Close()
 		return nil, err
 	}
-	srv, err := scheduler.NewServer(scheduler.ServerConfig{
-		Store: scheduler.StoreConfig{ID: "dev-server", DataDir: filepath.Join(cfg.DataDir, "server"), RaftBind: raftBind,
+	srv, err := server.NewServer(server.ServerConfig{
+		Store: store.Config{ID: "dev-server", DataDir: filepath.Join(cfg.DataDir, "server"), RaftBind: raftBind,
 			Fast: true},
 		GCInterval: cfg.GCInterval, GCGrace: cfg.GCGrace, InlineThreshold: cfg.InlineThreshold, RepairGrace: cfg.RepairGrace,
 		Token: token, BootstrapExpect: 1, HTTPAddr: "http://" + ln.Addr().String(), WorkerTTL: cfg.WorkerTTL, LeaseSlack: cfg.LeaseSlack, Logger: cfg.Logger,

@@ -180,7 +180,7 @@ func TestDevGrid_WorkerWithWrongTokenIsRefused(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != 401 || !strings.Contains(se.Message, "token") {
 		t.Fatalf("lease with a wrong token: %v", err)
 	}
-	if _, err := bad.Report(context.Background(), &api.ReportRequest{Worker: "intruder", Reports: []api.Report{{Job: id, Index: 0, Attempt: 1}}}); !errors.Is(err, api.ErrUnauthorized) {
+	if _, err := bad.Report(context.Background(), &api.ReportRequest{Worker: "intruder", Reports: []api.Report{{TaskRef: api.TaskRef{Job: id, Index: 0, Attempt: 1}}}}); !errors.Is(err, api.ErrUnauthorized) {
 		t.Fatalf("report with a wrong token: %v", err)
 	}
 	if _, err := bad.Heartbeat(context.Background(), &api.HeartbeatRequest{Worker: "intruder"}); !errors.Is(err, api.ErrUnauthorized) {

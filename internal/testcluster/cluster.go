@@ -18,7 +18,8 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
-	"github.com/peergrid/peergrid/scheduler"
+	"github.com/peergrid/peergrid/scheduler/server"
+	"github.com/peergrid/peergrid/scheduler/store"
 )
 
 // Token is the cluster token of every test cluster.
@@ -50,7 +51,7 @@ type Node struct {
 	Dir      string
 	RaftAddr string
 	HTTPAddr string
-	Server   *scheduler.Server
+	Server   *server.Server
 
 	httpLn net.Listener
 	httpSv *http.Server
@@ -113,8 +114,8 @@ func (c *Cluster) start(node *Node, join []string, expect int) {
 		node.httpLn = relisten(c.t, strings.TrimPrefix(node.HTTPAddr, "http://"))
 	}
 	layer := &streamLayer{net: c.Net, id: node.ID, ln: node.raftLn, addr: c.raftAddr, mu: &c.mu}
-	srv, err := scheduler.NewServer(scheduler.ServerConfig{
-		Store: scheduler.StoreConfig{ID: node.ID, DataDir: node.Dir, Fast: true, StreamLayer: layer,
+	srv, err := server.NewServer(server.ServerConfig{
+		Store: store.Config{ID: node.ID, DataDir: node.Dir, Fast: true, StreamLayer: layer,
 			SnapshotThreshold: c.opts.SnapshotThreshold, Logger: c.opts.Logger},
 		Token: Token, HTTPAddr: node.HTTPAddr, Join: join, BootstrapExpect: expect,
 		WorkerTTL: c.opts.WorkerTTL, LeaseSlack: c.opts.LeaseSlack, LeaderWait: c.opts.LeaderWait, Logger: c.opts.Logger,

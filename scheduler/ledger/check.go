@@ -1,0 +1,50 @@
+package ledger
+
+import (
+	"fmt"
+	"maps"
+	"reflect"
+)
+
+// CheckIndexes rebuilds the derived indexes (shards by peer, blobs by peer,
+// references by blob) from the ledger's records and reports the first that
+// differs from the one Apply kept. Tests call it after every step of a
+// random walk; it costs a full scan, so nothing else should.
+func (l *Ledger) CheckIndexes() error {
+	placed, byPeer := shardIndex{}, newBlobIndex()
+	for _, m := range l.manifests {
+		placed.add(m, +1)
+		byPeer.add(m)
+	}
+	if !maps.Equal(l.placed, placed) {
+		return fmt.Errorf("shard index %v differs from the manifests' %v", l.placed, placed)
+	}
+	if !reflect.DeepEqual(l.byPeer, byPeer) {
+		return fmt.Errorf("blob index %v differs from the manifests' %v", l.byPeer, byPeer)
+	}
+	if refs := l.scanRefs(); !maps.Equal(map[string]int(l.refs), refs) {
+		return fmt.Errorf("reference counts %v differ from a scan of every job's %v", l.refs, refs)
+	}
+	return nil
+}
+
+// scanRefs counts the references to each blob by walking every task of
+// every job: the oracle for blobRefs.
+func (l *Ledger) scanRefs() map[string]int {
+	refs := map[string]int{}
+	count := func(h string) {
+		if h != "" {
+			refs[h]++
+		}
+	}
+	for _, j := range l.order {
+		count(j.Spec.ModuleHash)
+		for _, in := range j.Spec.Inputs {
+			count(in.Hash)
+		}
+		for i := 0; i < j.Tasks.len(); i++ {
+			count(j.Tasks.at(i).StdoutRef)
+		}
+	}
+	return refs
+}

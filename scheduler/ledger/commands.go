@@ -1,0 +1,300 @@
+package ledger
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// CommandType is the first byte of every ledger command. Types are
+// append-only: a type once used is never reused or changed in meaning. A new
+// shape of an existing command gets a new type. Types with IgnorableFlag set
+// may be skipped by an older server that does not know them (as Nomad does);
+// all others make an unknown-type server stop rather than diverge.
+type CommandType uint8
+
+const (
+	cmdBatch      CommandType = 1 // several commands in one Raft entry
+	cmdPutBlob    CommandType = 2
+	cmdSubmitJob  CommandType = 3
+	cmdLeaseTasks CommandType = 4
+	// cmdCompleteTasksV1 is the first shape of CompleteTasksCommand, whose
+	// reports spelled the duration "duration"; still applied from old logs
+	// (legacy.go), never proposed.
+	cmdCompleteTasksV1 CommandType = 5
+	cmdExpireLeases    CommandType = 6
+	cmdCancelJob       CommandType = 7
+	cmdUpsertPeer      CommandType = 8
+	cmdReleaseTasks    CommandType = 9
+	cmdPutManifest     CommandType = 10
+	cmdPurgeJob        CommandType = 11
+	cmdUnpinBlob       CommandType = 12
+	cmdDeleteBlobs     CommandType = 13
+	// cmdCompleteTasks carries api.Report, the one result shape.
+	cmdCompleteTasks CommandType = 14
+
+	// IgnorableFlag marks a command type an older server may skip.
+	IgnorableFlag CommandType = 128
+)
+
+func (t CommandType) String() string {
+	names := map[CommandType]string{
+		cmdBatch: "batch", cmdPutBlob: "put-blob", cmdSubmitJob: "submit-job",
+		cmdLeaseTasks: "lease-tasks", cmdCompleteTasksV1: "complete-tasks-v1", cmdCompleteTasks: "complete-tasks",
+		cmdExpireLeases: "expire-leases", cmdCancelJob: "cancel-job",
+		cmdUpsertPeer: "upsert-peer", cmdReleaseTasks: "release-tasks", cmdPutManifest: "put-manifest",
+		cmdPurgeJob: "purge-job", cmdUnpinBlob: "unpin-blob", cmdDeleteBlobs: "delete-blobs",
+	}
+	if n, ok := names[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("unknown(%d)", uint8(t))
+}
+
+// Rule violations are returned as the command's response, never a panic: the
+// log is fine, the request was not.
+var (
+	ErrJobExists     = errors.New("job already exists")
+	ErrJobNotFound   = errors.New("job not found")
+	ErrBlobMissing   = errors.New("blob not in the ledger")
+	ErrJobFinished   = errors.New("job already finished")
+	ErrUnknownWorker = errors.New("unknown worker")
+)
+
+// PutBlobCommand stores a small blob inline in the ledger. The server checked
+// that Data hashes to Hash before proposing it.
+type PutBlobCommand struct {
+	Hash string `json:"hash"`
+	Data []byte `json:"data"`
+	Now  int64  `json:"now,omitempty"`
+	Pin  bool   `json:"pin,omitempty"` // kept until unpinned, even if no job uses it
+}
+
+// PutManifestCommand records where an erasure-coded blob's shards are: a new
+// blob, or a new placement after repair. The server validated it.
+type PutManifestCommand struct {
+	Manifest *storage.Manifest `json:"manifest"`
+	Now      int64             `json:"now,omitempty"`
+	Pin      bool              `json:"pin,omitempty"`
+}
+
+// PurgeJobCommand removes a finished job and its results from the ledger;
+// the blobs only it used become garbage.
+type PurgeJobCommand struct {
+	ID string `json:"id"`
+}
+
+// UnpinBlobCommand lets garbage collection take a blob no job uses.
+type UnpinBlobCommand struct {
+	Hash string `json:"hash"`
+}
+
+// DeleteBlobsCommand garbage-collects blobs. Apply deletes each only if it
+// is still unpinned and unused by any job, so a race with a submit is safe.
+type DeleteBlobsCommand struct {
+	Hashes []string `json:"hashes"`
+}
+
+// ErrJobNotFinished is returned when purging a job that may still run.
+var ErrJobNotFinished = errors.New("job is not finished")
+
+// SubmitJobCommand creates a job with all its tasks queued. The leader stamps
+// the id and the time.
+type SubmitJobCommand struct {
+	ID   string        `json:"id"`
+	Spec tasks.JobSpec `json:"spec"`
+	Now  int64         `json:"now"` // unix nanoseconds
+}
+
+// LeaseTasksCommand grants up to Max queued tasks to Worker until Expiry...
+// plus each task's own timeout. Which tasks is a pure function of the ledger
+// (priority, then fair share between jobs, then submission order), so every
+// server picks the same ones; the leader only stamps who and when.
+type LeaseTasksCommand struct {
+	Worker string `json:"worker"`
+	Max    int    `json:"max"`
+	Now    int64  `json:"now"`
+	// Slack is added to each task's timeout to give its lease expiry: time
+	// for the worker to fetch, start and report.
+	Slack int64 `json:"slack"`
+	// Engines the worker has: jobs that need another engine are skipped.
+	Engines []string `json:"engines,omitempty"`
+}
+
+// Grant is one task given by a LeaseTasksCommand.
+type Grant struct {
+	Job     string `json:"job"`
+	Index   int    `json:"index"`
+	Attempt int    `json:"attempt"`
+	Expiry  int64  `json:"expiry"`
+}
+
+// CompleteTasksCommand records the outcome of task attempts. A report whose
+// attempt is not the task's current lease is ignored and counted: the first
+// valid completion wins. A report whose StdoutBlob is set names an
+// erasure-coded stdout committed before it.
+type CompleteTasksCommand struct {
+	Worker  string       `json:"worker"`
+	Now     int64        `json:"now"`
+	Reports []api.Report `json:"reports"`
+}
+
+// ExpireLeasesCommand returns leases to the queue: ones past their expiry, or
+// held by a worker the leader saw go down. Each names the attempt it expires,
+// so an expiry that raced with a completion does nothing.
+type ExpireLeasesCommand struct {
+	Now    int64         `json:"now"`
+	Reason string        `json:"reason"`
+	Tasks  []api.TaskRef `json:"tasks"`
+}
+
+// ReleaseTasksCommand hands leased tasks back unrun (a draining worker): they
+// are queued again at once and the attempt is not counted against retries.
+type ReleaseTasksCommand struct {
+	Worker string        `json:"worker"`
+	Now    int64         `json:"now"`
+	Tasks  []api.TaskRef `json:"tasks"`
+}
+
+// CancelJobCommand cancels a job: its unfinished tasks will not run.
+type CancelJobCommand struct {
+	ID  string `json:"id"`
+	Now int64  `json:"now"`
+}
+
+// UpsertPeerCommand records a peer joining, changing, or going down. Only
+// transitions are committed; liveness between them lives in the leader's memory.
+type UpsertPeerCommand struct {
+	ID      string   `json:"id"`
+	Address string   `json:"address,omitempty"`
+	Roles   []string `json:"roles,omitempty"`
+	Cores   int      `json:"cores,omitempty"`
+	State   string   `json:"state"`
+	Now     int64    `json:"now"`
+	Engines []string `json:"engines,omitempty"`
+	// StorageAddress is where a storage peer serves shards (kept apart
+	// from Address, a server's API address when the peer is also a server).
+	StorageAddress string `json:"storage_address,omitempty"`
+}
+
+// Command is a ledger command: a typed record whose Go type fixes its
+// CommandType, so a payload and its type byte cannot disagree. Only this
+// package's command types implement it.
+type Command interface {
+	Type() CommandType
+}
+
+func (*PutBlobCommand) Type() CommandType       { return cmdPutBlob }
+func (*SubmitJobCommand) Type() CommandType     { return cmdSubmitJob }
+func (*LeaseTasksCommand) Type() CommandType    { return cmdLeaseTasks }
+func (*CompleteTasksCommand) Type() CommandType { return cmdCompleteTasks }
+func (*ExpireLeasesCommand) Type() CommandType  { return cmdExpireLeases }
+func (*CancelJobCommand) Type() CommandType     { return cmdCancelJob }
+func (*UpsertPeerCommand) Type() CommandType    { return cmdUpsertPeer }
+func (*ReleaseTasksCommand) Type() CommandType  { return cmdReleaseTasks }
+func (*PutManifestCommand) Type() CommandType   { return cmdPutManifest }
+func (*PurgeJobCommand) Type() CommandType      { return cmdPurgeJob }
+func (*UnpinBlobCommand) Type() CommandType     { return cmdUnpinBlob }
+func (*DeleteBlobsCommand) Type() CommandType   { return cmdDeleteBlobs }
+
+// commandTypes makes an empty command of each type Apply knows.
+var commandTypes = map[CommandType]func() Command{
+	cmdPutBlob:         func() Command { return &PutBlobCommand{} },
+	cmdSubmitJob:       func() Command { return &SubmitJobCommand{} },
+	cmdLeaseTasks:      func() Command { return &LeaseTasksCommand{} },
+	cmdCompleteTasksV1: func() Command { return &completeTasksV1{} },
+	cmdCompleteTasks:   func() Command { return &CompleteTasksCommand{} },
+	cmdExpireLeases:    func() Command { return &ExpireLeasesCommand{} },
+	cmdCancelJob:       func() Command { return &CancelJobCommand{} },
+	cmdUpsertPeer:      func() Command { return &UpsertPeerCommand{} },
+	cmdReleaseTasks:    func() Command { return &ReleaseTasksCommand{} },
+	cmdPutManifest:     func() Command { return &PutManifestCommand{} },
+	cmdPurgeJob:        func() Command { return &PurgeJobCommand{} },
+	cmdUnpinBlob:       func() Command { return &UnpinBlobCommand{} },
+	cmdDeleteBlobs:     func() Command { return &DeleteBlobsCommand{} },
+}
+
+// ErrCorruptCommand is returned for an entry that cannot be decoded: in a
+// committed log it means corruption, and Apply stops the server.
+var ErrCorruptCommand = errors.New("corrupt command")
+
+// DecodeCommand decodes one encoded command (not a batch). An unknown type
+// with IgnorableFlag set decodes to nil, nil: an older server skips it. A
+// command of an old shape is upgraded to the current one.
+func DecodeCommand(data []byte) (Command, error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: empty", ErrCorruptCommand)
+	}
+	t := CommandType(data[0])
+	newCommand := commandTypes[t]
+	switch {
+	case newCommand == nil && t&IgnorableFlag != 0:
+		return nil, nil
+	case newCommand == nil:
+		return nil, fmt.Errorf("%w: unknown command type %d", ErrCorruptCommand, uint8(t))
+	}
+	c := newCommand()
+	if err := json.Unmarshal(data[1:], c); err != nil {
+		return nil, fmt.Errorf("%w: decode %s: %v", ErrCorruptCommand, t, err)
+	}
+	if v1, ok := c.(*completeTasksV1); ok {
+		return v1.upgrade(), nil
+	}
+	return c, nil
+}
+
+// Encode encodes a command as one log entry: [type][JSON payload].
+func Encode(c Command) ([]byte, error) {
+	t := c.Type()
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", t, err)
+	}
+	return append([]byte{byte(t)}, b...), nil
+}
+
+// EncodeBatch packs encoded commands into one log entry, applied in order:
+// [cmdBatch][uvarint n]([uvarint len][command])*. The entry's response is
+// a []any of the commands' responses.
+func EncodeBatch(cmds [][]byte) []byte {
+	size := 1 + binary.MaxVarintLen64
+	for _, c := range cmds {
+		size += binary.MaxVarintLen64 + len(c)
+	}
+	out := make([]byte, 0, size)
+	out = append(out, byte(cmdBatch))
+	out = binary.AppendUvarint(out, uint64(len(cmds)))
+	for _, c := range cmds {
+		out = binary.AppendUvarint(out, uint64(len(c)))
+		out = append(out, c...)
+	}
+	return out
+}
+
+var errCorruptBatch = fmt.Errorf("%w: batch entry", ErrCorruptCommand)
+
+func decodeBatch(b []byte) ([][]byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return nil, errCorruptBatch
+	}
+	b = b[k:]
+	cmds := make([][]byte, 0, n)
+	for i := uint64(0); i < n; i++ {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return nil, errCorruptBatch
+		}
+		cmds = append(cmds, b[k:k+int(l)])
+		b = b[k+int(l):]
+	}
+	return cmds, nil
+}
+
+// Ref names the attempt a grant leases.
+func (g Grant) Ref() api.TaskRef { return api.TaskRef{Job: g.Job, Index: g.Index, Attempt: g.Attempt} }

@@ -1,0 +1,24 @@
+// Package ledger is the replicated work ledger: jobs, tasks, leases,
+// results, peers and blob manifests, and the commands that change them.
+//
+// It owns:
+//   - the commands (commands.go): small typed records, append-only type
+//     bytes, one Go type per command (Command.Type ties them), encoded by
+//     Encode and batched by EncodeBatch;
+//   - Apply (FSM, ledger.go): one short applyX per command, a pure function
+//     of (state, command);
+//   - snapshots (snapshot.go): a stream of typed records written while
+//     Apply goes on (task chunks are shared copy-on-write) and read back
+//     record by record;
+//   - the derived indexes (shard, blob and reference indexes), kept exact
+//     by Apply and rebuilt on restore, never serialized;
+//   - the read side (views.go, stats.go) that handlers, loops and views
+//     call under FSM.View.
+//
+// It must not read a clock, a random source, the network or the disk
+// beyond the snapshot stream it is handed: the leader stamps times, ids and
+// choices into commands, so the same log gives the same ledger on every
+// server. It knows nothing of Raft (scheduler/store adapts the FSM to
+// raft.FSM) or of HTTP (scheduler/server translates requests into
+// commands). internal/archtest checks the imports.
+package ledger

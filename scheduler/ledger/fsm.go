@@ -1,0 +1,142 @@
+package ledger
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// FSM applies ledger commands in log order. Apply routes each command type
+// to a short applyX on the Ledger. A command that cannot be decoded means
+// the log is corrupt and Apply panics, as Nomad's FSM does: a server must
+// stop rather than diverge. A command that breaks a rule returns the error
+// as its response and changes nothing.
+//
+// FSM knows nothing of Raft: the store (scheduler/store) adapts it to
+// raft.FSM, handing it each log entry's bytes and streaming its snapshots.
+type FSM struct {
+	mu     sync.RWMutex
+	ledger *Ledger
+	// applied is signalled after every Apply and Restore, so long polls can wake.
+	applied func()
+}
+
+// NewFSM returns an FSM over an empty ledger.
+func NewFSM() *FSM {
+	return &FSM{ledger: NewLedger(), applied: func() {}}
+}
+
+// OnApply sets fn to be called after every Apply and Restore (outside the
+// lock). Set it before the FSM is used.
+func (f *FSM) OnApply(fn func()) { f.applied = fn }
+
+// Apply applies one log entry (a command or a batch of them) and returns
+// its response: the applyX's value, or a []any for a batch.
+func (f *FSM) Apply(entry []byte) any {
+	f.mu.Lock()
+	resp := f.applyEntry(entry)
+	f.mu.Unlock()
+	f.applied()
+	return resp
+}
+
+func (f *FSM) applyEntry(data []byte) any {
+	if len(data) == 0 {
+		panic("ledger: empty command")
+	}
+	if CommandType(data[0]) != cmdBatch {
+		return f.applyCommand(data)
+	}
+	cmds, err := decodeBatch(data[1:])
+	if err != nil {
+		panic(fmt.Sprintf("ledger: %v", err))
+	}
+	out := make([]any, len(cmds))
+	for i, c := range cmds {
+		out[i] = f.applyCommand(c)
+	}
+	return out
+}
+
+func (f *FSM) applyCommand(data []byte) any {
+	c, err := DecodeCommand(data)
+	if err != nil {
+		panic(fmt.Sprintf("ledger: %v", err))
+	}
+	l := f.ledger
+	switch c := c.(type) {
+	case nil:
+		return nil // an ignorable type this server does not know
+	case *PutBlobCommand:
+		return l.applyPutBlob(c)
+	case *SubmitJobCommand:
+		return l.applySubmitJob(c)
+	case *LeaseTasksCommand:
+		return l.applyLeaseTasks(c)
+	case *CompleteTasksCommand:
+		return l.applyCompleteTasks(c)
+	case *ExpireLeasesCommand:
+		return l.applyExpireLeases(c)
+	case *ReleaseTasksCommand:
+		return l.applyReleaseTasks(c)
+	case *CancelJobCommand:
+		return l.applyCancelJob(c)
+	case *UpsertPeerCommand:
+		return l.applyUpsertPeer(c)
+	case *PutManifestCommand:
+		return l.applyPutManifest(c)
+	case *PurgeJobCommand:
+		return l.applyPurgeJob(c)
+	case *UnpinBlobCommand:
+		return l.applyUnpinBlob(c)
+	case *DeleteBlobsCommand:
+		return l.applyDeleteBlobs(c)
+	}
+	panic(fmt.Sprintf("ledger: no apply for %s", c.Type()))
+}
+
+// View runs fn with the ledger read-locked. fn must not keep references
+// past its return, except to values the ledger never changes in place
+// (manifests, blob and output bytes).
+func (f *FSM) View(fn func(*Ledger)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fn(f.ledger)
+}
+
+// Snapshot captures the ledger for a snapshot. Call it between Applies (as
+// Raft does); it copies only what Apply may change in place (job headers
+// and task structs; blob and output bytes are never mutated), and the
+// returned Snapshot streams while Apply goes on.
+func (f *FSM) Snapshot() *Snapshot {
+	f.mu.Lock() // freeze bumps the generation
+	defer f.mu.Unlock()
+	return f.ledger.freeze()
+}
+
+// Restore reads a snapshot stream record by record into a fresh ledger,
+// then swaps it in.
+func (f *FSM) Restore(r io.Reader) error {
+	l, err := ReadSnapshot(r)
+	if err != nil {
+		return fmt.Errorf("restore ledger: %w", err)
+	}
+	f.mu.Lock()
+	f.ledger = l
+	f.mu.Unlock()
+	f.applied()
+	return nil
+}
+
+// StateHash is a canonical hash of the ledger: servers that applied the same
+// log have the same hash.
+func (f *FSM) StateHash() string {
+	snap := f.Snapshot()
+	h := sha256.New()
+	if err := snap.Write(h); err != nil {
+		panic(err) // hash writes do not fail
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

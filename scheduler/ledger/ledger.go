@@ -1,0 +1,573 @@
+package ledger
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// Ledger is the replicated state: jobs, tasks, leases, results, peers and
+// inline blobs. Every method that changes it is an applyX called by the FSM
+// with a decoded command; none reads a clock, a random source, the network or
+// the disk, so the same log gives the same Ledger on every server.
+type Ledger struct {
+	jobs  map[string]*job
+	order []*job // by submission, for listings and tie-breaks
+	blobs map[string][]byte
+	// manifests place the shards of blobs too large to keep inline.
+	manifests map[string]*storage.Manifest
+	// placed indexes the manifests' shards by peer; derived, not serialized.
+	placed shardIndex
+	// byPeer indexes the blobs by the peers holding their shards, for repair
+	// planning; derived, not serialized.
+	byPeer blobIndex
+	// refs counts the jobs' references to each blob, for garbage
+	// collection; derived, not serialized.
+	refs blobRefs
+	// meta says when each blob (inline or coded) arrived and whether a user
+	// pinned it; garbage collection reads it.
+	meta    map[string]BlobMeta
+	peers   map[string]*Peer
+	leased  map[taskKey]int64 // lease expiry (unix ns) of every leased task
+	nextSeq uint64
+	// aliveWorkers counts peers with the worker role in state alive.
+	aliveWorkers int
+	// gen counts snapshots taken; task chunks older than it are shared with
+	// a snapshot and copied before Apply changes them. Not replicated state.
+	gen uint64
+}
+
+type taskKey struct {
+	Job   string
+	Index int
+}
+
+type job struct {
+	ID          string
+	Spec        tasks.JobSpec
+	Seq         uint64
+	SubmittedAt int64
+	FinishedAt  int64
+	Cancelled   bool
+	Tasks       taskTable
+
+	// The queue: tasks [fresh, n) were never leased; requeued holds tasks
+	// returned by an expired or released lease or a failed attempt, oldest first.
+	fresh    int
+	requeued []int
+
+	nQueued, nLeased, nDone, nFailed int
+}
+
+type task struct {
+	State     tasks.TaskState `json:"s"`
+	Attempts  int             `json:"a,omitempty"`
+	Worker    string          `json:"w,omitempty"`
+	Expiry    int64           `json:"x,omitempty"`
+	ExitCode  *int            `json:"c,omitempty"`
+	ErrorKind string          `json:"k,omitempty"`
+	Error     string          `json:"e,omitempty"`
+	Duration  int64           `json:"d,omitempty"`
+	Stdout    []byte          `json:"o,omitempty"`
+	Stderr    []byte          `json:"r,omitempty"`
+	Late      int             `json:"l,omitempty"` // reports ignored because they came too late
+	FailedOn  string          `json:"f,omitempty"` // worker of the last failed attempt
+	Engine    string          `json:"g,omitempty"` // engine of the accepted attempt
+	StdoutRef string          `json:"b,omitempty"` // stdout as an erasure-coded blob
+}
+
+type Peer struct {
+	ID      string   `json:"id"`
+	Address string   `json:"address,omitempty"`
+	Roles   []string `json:"roles,omitempty"`
+	Cores   int      `json:"cores,omitempty"`
+	State   string   `json:"state"`
+	Done    int      `json:"done"`
+	Since   int64    `json:"since"`
+	Engines []string `json:"engines,omitempty"`
+	// StorageAddress is where a storage peer serves shards, kept apart from
+	// Address so a server that is also a storage peer keeps its API address.
+	StorageAddress string `json:"storage_address,omitempty"`
+}
+
+// NewLedger returns an empty ledger.
+func NewLedger() *Ledger {
+	return &Ledger{
+		jobs:      map[string]*job{},
+		blobs:     map[string][]byte{},
+		manifests: map[string]*storage.Manifest{},
+		placed:    shardIndex{},
+		byPeer:    newBlobIndex(),
+		refs:      blobRefs{},
+		meta:      map[string]BlobMeta{},
+		peers:     map[string]*Peer{},
+		leased:    map[taskKey]int64{},
+	}
+}
+
+// BlobMeta is the garbage-collection state of a blob: when it arrived and
+// whether a user pinned it.
+type BlobMeta struct {
+	Hash    string `json:"hash"`
+	Created int64  `json:"created"`
+	Pinned  bool   `json:"pinned,omitempty"`
+}
+
+func (l *Ledger) applyPutBlob(c *PutBlobCommand) any {
+	if _, ok := l.blobs[c.Hash]; !ok {
+		l.blobs[c.Hash] = c.Data
+	}
+	l.noteBlob(c.Hash, c.Now, c.Pin)
+	return nil
+}
+
+func (l *Ledger) applyPutManifest(c *PutManifestCommand) any {
+	l.setManifest(c.Manifest.Hash, c.Manifest)
+	l.noteBlob(c.Manifest.Hash, c.Now, c.Pin)
+	return nil
+}
+
+func (l *Ledger) noteBlob(hash string, now int64, pin bool) {
+	m, ok := l.meta[hash]
+	if !ok {
+		m = BlobMeta{Hash: hash, Created: now}
+	}
+	m.Pinned = m.Pinned || pin
+	l.meta[hash] = m
+}
+
+func (l *Ledger) applyPurgeJob(c *PurgeJobCommand) any {
+	j := l.jobs[c.ID]
+	if j == nil {
+		return fmt.Errorf("%w: %s", ErrJobNotFound, c.ID)
+	}
+	if j.FinishedAt == 0 {
+		return fmt.Errorf("%w: %s is %s (cancel it first)", ErrJobNotFinished, c.ID, j.state())
+	}
+	l.refs.dropJob(j)
+	delete(l.jobs, c.ID)
+	l.order = slices.DeleteFunc(l.order, func(o *job) bool { return o == j })
+	return nil
+}
+
+func (l *Ledger) applyUnpinBlob(c *UnpinBlobCommand) any {
+	m, ok := l.meta[c.Hash]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrBlobMissing, c.Hash)
+	}
+	m.Pinned = false
+	l.meta[c.Hash] = m
+	return nil
+}
+
+// applyDeleteBlobs returns the hashes it deleted.
+func (l *Ledger) applyDeleteBlobs(c *DeleteBlobsCommand) any {
+	var deleted []string
+	for _, h := range c.Hashes {
+		if l.refs.used(h) || l.meta[h].Pinned || !l.HasBlob(h) {
+			continue
+		}
+		delete(l.blobs, h)
+		l.setManifest(h, nil)
+		delete(l.meta, h)
+		deleted = append(deleted, h)
+	}
+	return deleted
+}
+
+// Garbage lists blobs no job uses, not pinned, that arrived before cutoff
+// (so a blob uploaded for a job being submitted is left alone), sorted.
+// Only the garbage is sorted, not every blob: usually there is little.
+func (l *Ledger) Garbage(cutoff int64) []string {
+	var out []string
+	for h, m := range l.meta {
+		if !l.refs.used(h) && !m.Pinned && m.Created < cutoff {
+			out = append(out, h)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// HasBlob reports whether a blob is in the grid, inline or erasure-coded.
+func (l *Ledger) HasBlob(hash string) bool {
+	_, inline := l.blobs[hash]
+	return inline || l.manifests[hash] != nil
+}
+
+func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
+	if _, ok := l.jobs[c.ID]; ok {
+		return fmt.Errorf("%w: %s", ErrJobExists, c.ID)
+	}
+	if err := c.Spec.Validate(); err != nil {
+		return err
+	}
+	if !l.HasBlob(c.Spec.ModuleHash) { // inline, or erasure-coded (a large module)
+		return fmt.Errorf("%w: module %s", ErrBlobMissing, c.Spec.ModuleHash)
+	}
+	for _, in := range c.Spec.Inputs {
+		if !l.HasBlob(in.Hash) {
+			return fmt.Errorf("%w: input %s (%s)", ErrBlobMissing, in.Name, in.Hash)
+		}
+	}
+	j := &job{ID: c.ID, Spec: c.Spec, Seq: l.nextSeq, SubmittedAt: c.Now, nQueued: c.Spec.Tasks}
+	l.nextSeq++
+	j.Tasks = newTaskTable(c.Spec.Tasks, &l.gen)
+	l.jobs[j.ID] = j
+	l.order = append(l.order, j)
+	l.refs.addSpec(&j.Spec, +1)
+	return nil
+}
+
+// applyLeaseTasks picks tasks for the worker: highest priority first; among
+// equals the job with the fewest leased tasks (fair share, so a small job
+// submitted after a huge one starts at once); then the older job. A task
+// whose last attempt failed on this worker goes to another one while another
+// live worker exists.
+func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
+	var grants []Grant
+	avoidRepeats := l.otherWorkerAlive(c.Worker)
+	var skip map[*job]bool // jobs with nothing this worker may take
+	for len(grants) < c.Max {
+		j := l.nextRunnableJob(skip)
+		if j == nil {
+			break
+		}
+		if need := j.Spec.NeedsEngine(); need != "" && !slices.Contains(c.Engines, need) {
+			skip = skipJob(skip, j)
+			continue
+		}
+		idx, ok := j.popQueued(c.Worker, avoidRepeats)
+		if !ok {
+			skip = skipJob(skip, j)
+			continue
+		}
+		t := j.Tasks.mut(idx)
+		t.State = tasks.TaskLeased
+		t.Attempts++
+		t.Worker = c.Worker
+		t.Expiry = c.Now + int64(j.Spec.Timeout) + c.Slack
+		j.nQueued--
+		j.nLeased++
+		l.leased[taskKey{j.ID, idx}] = t.Expiry
+		grants = append(grants, Grant{Job: j.ID, Index: idx, Attempt: t.Attempts, Expiry: t.Expiry})
+	}
+	return grants
+}
+
+func skipJob(skip map[*job]bool, j *job) map[*job]bool {
+	if skip == nil {
+		skip = map[*job]bool{}
+	}
+	skip[j] = true
+	return skip
+}
+
+func (l *Ledger) nextRunnableJob(skip map[*job]bool) *job {
+	var best *job
+	for _, j := range l.order {
+		if j.nQueued == 0 || j.Cancelled || skip[j] {
+			continue
+		}
+		if best == nil || j.Spec.Priority > best.Spec.Priority ||
+			j.Spec.Priority == best.Spec.Priority && j.nLeased < best.nLeased {
+			best = j
+		}
+	}
+	return best
+}
+
+// popQueued takes the oldest requeued task (skipping ones that failed on
+// worker when avoidRepeats), else the next never-leased one.
+func (j *job) popQueued(worker string, avoidRepeats bool) (int, bool) {
+	for k, idx := range j.requeued {
+		if avoidRepeats && j.Tasks.at(idx).FailedOn == worker {
+			continue
+		}
+		if k == 0 {
+			j.requeued = j.requeued[1:]
+		} else {
+			j.requeued = slices.Delete(j.requeued, k, k+1)
+		}
+		return idx, true
+	}
+	if j.fresh < j.Tasks.len() {
+		j.fresh++
+		return j.fresh - 1, true
+	}
+	return 0, false
+}
+
+// otherWorkerAlive reports whether a live worker other than id is known.
+func (l *Ledger) otherWorkerAlive(id string) bool {
+	n := l.aliveWorkers
+	if p := l.peers[id]; p != nil && p.IsAliveWorker() {
+		n--
+	}
+	return n > 0
+}
+
+func (p *Peer) IsAliveWorker() bool {
+	return p.State == "alive" && slices.Contains(p.Roles, "worker")
+}
+
+// applyCompleteTasks records outcomes; the response says per report whether it
+// was accepted.
+func (l *Ledger) applyCompleteTasks(c *CompleteTasksCommand) any {
+	accepted := make([]bool, len(c.Reports))
+	for i := range c.Reports {
+		accepted[i] = l.completeTask(c.Worker, c.Now, &c.Reports[i])
+	}
+	if p := l.peers[c.Worker]; p != nil {
+		for _, ok := range accepted {
+			if ok {
+				p.Done++
+			}
+		}
+	}
+	return accepted
+}
+
+func (l *Ledger) completeTask(worker string, now int64, r *api.Report) bool {
+	j, t := l.lookupTask(r.Job, r.Index)
+	if t == nil {
+		return false
+	}
+	if t.State != tasks.TaskLeased || t.Attempts != r.Attempt || t.Worker != worker {
+		t.Late++
+		return false
+	}
+	l.endLease(j, r.Index)
+	t.Duration = int64(r.Duration)
+	t.ExitCode = &r.ExitCode
+	t.ErrorKind, t.Error = r.ErrorKind, r.Error
+	l.refs.replace(t.StdoutRef, r.StdoutBlob) // a retry's report replaces the last attempt's
+	t.Stdout, t.Stderr, t.Engine, t.StdoutRef = r.Stdout, r.Stderr, r.Engine, r.StdoutBlob
+	if r.ErrorKind == "" {
+		t.State = tasks.TaskDone
+		j.nDone++
+	} else {
+		t.FailedOn = worker
+		l.failAttempt(j, r.Index)
+	}
+	j.maybeFinish(now)
+	return true
+}
+
+// failAttempt queues the task again, or fails it when it has used its retries.
+func (l *Ledger) failAttempt(j *job, idx int) {
+	t := j.Tasks.mut(idx)
+	if t.Attempts > j.Spec.Retries || j.Cancelled {
+		t.State = tasks.TaskFailed
+		j.nFailed++
+		return
+	}
+	l.requeue(j, idx)
+}
+
+func (l *Ledger) requeue(j *job, idx int) {
+	t := j.Tasks.mut(idx)
+	t.State, t.Worker = tasks.TaskQueued, ""
+	j.requeued = append(j.requeued, idx)
+	j.nQueued++
+}
+
+func (l *Ledger) endLease(j *job, idx int) {
+	delete(l.leased, taskKey{j.ID, idx})
+	j.Tasks.mut(idx).Expiry = 0
+	j.nLeased--
+}
+
+// lookupTask finds a task for Apply to change.
+func (l *Ledger) lookupTask(id string, idx int) (*job, *task) {
+	j := l.jobs[id]
+	if j == nil || idx < 0 || idx >= j.Tasks.len() {
+		return nil, nil
+	}
+	return j, j.Tasks.mut(idx)
+}
+
+// peekTask finds a task to read (outside Apply, under the read lock).
+func (l *Ledger) peekTask(id string, idx int) *task {
+	j := l.jobs[id]
+	if j == nil || idx < 0 || idx >= j.Tasks.len() {
+		return nil
+	}
+	return j.Tasks.at(idx)
+}
+
+func (j *job) maybeFinish(now int64) {
+	if j.FinishedAt == 0 && j.nDone+j.nFailed == j.Tasks.len() {
+		j.FinishedAt = now
+	}
+}
+
+// applyExpireLeases counts an expired lease as a failed attempt (BOINC counts a
+// missed deadline as an error too), so a task that keeps killing its workers
+// ends failed instead of looping forever.
+func (l *Ledger) applyExpireLeases(c *ExpireLeasesCommand) any {
+	n := 0
+	for _, ref := range c.Tasks {
+		j, t := l.lookupTask(ref.Job, ref.Index)
+		if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt {
+			continue
+		}
+		l.endLease(j, ref.Index)
+		t.FailedOn = t.Worker
+		t.ErrorKind, t.Error = "lease_expired", fmt.Sprintf("lease expired: %s", c.Reason)
+		l.failAttempt(j, ref.Index)
+		j.maybeFinish(c.Now)
+		n++
+	}
+	return n
+}
+
+// applyReleaseTasks takes back leases a worker gave up unrun: queued again at
+// once, and the attempt does not count.
+func (l *Ledger) applyReleaseTasks(c *ReleaseTasksCommand) any {
+	n := 0
+	for _, ref := range c.Tasks {
+		j, t := l.lookupTask(ref.Job, ref.Index)
+		if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt || t.Worker != c.Worker {
+			continue
+		}
+		l.endLease(j, ref.Index)
+		t.Attempts--
+		if j.Cancelled {
+			t.State = tasks.TaskFailed
+			j.nFailed++
+		} else {
+			l.requeue(j, ref.Index)
+		}
+		j.maybeFinish(c.Now)
+		n++
+	}
+	return n
+}
+
+// applyCancelJob fails every unfinished task with kind "cancelled". Leased
+// tasks are failed at once; their late reports are ignored.
+func (l *Ledger) applyCancelJob(c *CancelJobCommand) any {
+	j := l.jobs[c.ID]
+	if j == nil {
+		return fmt.Errorf("%w: %s", ErrJobNotFound, c.ID)
+	}
+	if j.FinishedAt != 0 {
+		return fmt.Errorf("%w: %s", ErrJobFinished, c.ID)
+	}
+	j.Cancelled = true
+	for i := 0; i < j.Tasks.len(); i++ {
+		if s := j.Tasks.at(i).State; s != tasks.TaskLeased && s != tasks.TaskQueued {
+			continue
+		}
+		t := j.Tasks.mut(i)
+		switch t.State {
+		case tasks.TaskLeased:
+			l.endLease(j, i)
+		case tasks.TaskQueued:
+			j.nQueued--
+		}
+		t.State, t.ErrorKind, t.Error = tasks.TaskFailed, "cancelled", "job cancelled"
+		j.nFailed++
+	}
+	j.requeued, j.fresh = nil, j.Tasks.len()
+	j.maybeFinish(c.Now)
+	return nil
+}
+
+func (l *Ledger) applyUpsertPeer(c *UpsertPeerCommand) any {
+	p := l.peers[c.ID]
+	if p == nil {
+		p = &Peer{ID: c.ID}
+		l.peers[c.ID] = p
+	}
+	if p.IsAliveWorker() {
+		l.aliveWorkers--
+	}
+	defer func() {
+		if p.IsAliveWorker() {
+			l.aliveWorkers++
+		}
+	}()
+	if c.Address != "" {
+		p.Address = c.Address
+	}
+	if c.StorageAddress != "" {
+		p.StorageAddress = c.StorageAddress
+	}
+	for _, r := range c.Roles { // a peer may hold several roles: keep them all
+		if !slices.Contains(p.Roles, r) {
+			p.Roles = append(p.Roles, r)
+			slices.Sort(p.Roles)
+		}
+	}
+	if c.Cores > 0 {
+		p.Cores = c.Cores
+	}
+	if len(c.Engines) > 0 {
+		p.Engines = c.Engines
+	}
+	if p.State != c.State {
+		p.State, p.Since = c.State, c.Now
+	}
+	return nil
+}
+
+// state reports a job's state from its counters.
+func (j *job) state() tasks.JobState {
+	switch {
+	case j.Cancelled:
+		return tasks.JobCancelled
+	case j.FinishedAt != 0 && j.nFailed > 0:
+		return tasks.JobFailed
+	case j.FinishedAt != 0:
+		return tasks.JobComplete
+	case j.nQueued == j.Tasks.len():
+		return tasks.JobQueued
+	default:
+		return tasks.JobRunning
+	}
+}
+
+// LeasesOf lists the current leases held by worker, sorted.
+func (l *Ledger) LeasesOf(worker string) []api.TaskRef {
+	var out []api.TaskRef
+	for k := range l.leased {
+		j := l.jobs[k.Job]
+		if t := j.Tasks.at(k.Index); t.Worker == worker {
+			out = append(out, api.TaskRef{Job: k.Job, Index: k.Index, Attempt: t.Attempts})
+		}
+	}
+	sortRefs(out)
+	return out
+}
+
+// ExpiredLeases lists leases whose expiry is at or before now, sorted.
+func (l *Ledger) ExpiredLeases(now int64) []api.TaskRef {
+	var out []api.TaskRef
+	for k, exp := range l.leased {
+		if exp <= now {
+			out = append(out, api.TaskRef{Job: k.Job, Index: k.Index, Attempt: l.jobs[k.Job].Tasks.at(k.Index).Attempts})
+		}
+	}
+	sortRefs(out)
+	return out
+}
+
+func sortRefs(refs []api.TaskRef) {
+	sort.Slice(refs, func(a, b int) bool {
+		if refs[a].Job != refs[b].Job {
+			return refs[a].Job < refs[b].Job
+		}
+		return refs[a].Index < refs[b].Index
+	})
+}
+
+// HasQueued reports whether any job has a task waiting.
+func (l *Ledger) HasQueued() bool {
+	return l.nextRunnableJob(nil) != nil
+}

@@ -1,0 +1,288 @@
+package ledger
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// Snapshot records types, in stream order. Append-only like command types.
+const (
+	recHeader   byte = 1
+	recBlob     byte = 2
+	recJob      byte = 3
+	recTasks    byte = 4
+	recPeer     byte = 5
+	recEnd      byte = 6
+	recManifest byte = 7
+	recBlobMeta byte = 8
+
+	snapshotVersion = 1
+)
+
+// Snapshot is the ledger frozen at one log index, to be written as a stream
+// of records (Write) while Apply goes on.
+type Snapshot struct {
+	blobs     []PutBlobCommand
+	manifests []*storage.Manifest
+	meta      []BlobMeta
+	jobs      []frozenJob
+	peers     []Peer
+}
+
+type frozenJob struct {
+	header jobRecord
+	tasks  taskTable // shares chunks with the live ledger, copy-on-write
+}
+
+// jobRecord is a job's snapshot header; its tasks follow in recTasks records.
+type jobRecord struct {
+	ID          string          `json:"id"`
+	Spec        json.RawMessage `json:"spec"`
+	Seq         uint64          `json:"seq"`
+	SubmittedAt int64           `json:"submitted_at"`
+	FinishedAt  int64           `json:"finished_at,omitempty"`
+	Cancelled   bool            `json:"cancelled,omitempty"`
+	Fresh       int             `json:"fresh"`
+	Requeued    []int           `json:"requeued,omitempty"`
+}
+
+// freeze captures the ledger for a snapshot without copying its tasks: the
+// frozen view shares task chunks with the live ledger, and bumping gen makes
+// Apply copy a chunk before it next changes it. So a snapshot costs one
+// chunk copy per chunk touched while it streams, not a second ledger.
+func (l *Ledger) freeze() *Snapshot {
+	l.gen++
+	fz := &Snapshot{}
+	for _, h := range sortedKeys(l.blobs) {
+		fz.blobs = append(fz.blobs, PutBlobCommand{Hash: h, Data: l.blobs[h]})
+	}
+	for _, h := range sortedKeys(l.manifests) {
+		fz.manifests = append(fz.manifests, l.manifests[h]) // replaced, never changed in place
+	}
+	for _, h := range sortedKeys(l.meta) {
+		fz.meta = append(fz.meta, l.meta[h])
+	}
+	for _, j := range l.order {
+		spec, _ := json.Marshal(j.Spec)
+		fz.jobs = append(fz.jobs, frozenJob{
+			header: jobRecord{ID: j.ID, Spec: spec, Seq: j.Seq, SubmittedAt: j.SubmittedAt, FinishedAt: j.FinishedAt,
+				Cancelled: j.Cancelled, Fresh: j.fresh, Requeued: append([]int(nil), j.requeued...)},
+			tasks: j.Tasks.share(),
+		})
+	}
+	for _, id := range sortedKeys(l.peers) {
+		fz.peers = append(fz.peers, *l.peers[id])
+	}
+	return fz
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Write streams the ledger as records: [type][uvarint len][JSON]. It holds
+// no lock: the snapshot shares only what Apply never changes in place.
+func (fz *Snapshot) Write(w io.Writer) error {
+	rw := &recordWriter{w: w}
+	rw.put(recHeader, map[string]int{"version": snapshotVersion})
+	for i := range fz.blobs {
+		rw.put(recBlob, &fz.blobs[i])
+	}
+	for _, m := range fz.manifests {
+		rw.put(recManifest, m)
+	}
+	for i := range fz.meta {
+		rw.put(recBlobMeta, &fz.meta[i])
+	}
+	for i := range fz.jobs {
+		j := &fz.jobs[i]
+		rw.put(recJob, &j.header)
+		for _, chunk := range j.tasks.chunks {
+			rw.put(recTasks, chunk.tasks)
+		}
+	}
+	for i := range fz.peers {
+		rw.put(recPeer, &fz.peers[i])
+	}
+	rw.put(recEnd, nil)
+	return rw.err
+}
+
+type recordWriter struct {
+	w   io.Writer
+	buf []byte
+	err error
+}
+
+func (rw *recordWriter) put(t byte, v any) {
+	if rw.err != nil {
+		return
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		rw.err = err
+		return
+	}
+	rw.buf = append(rw.buf[:0], t)
+	rw.buf = binary.AppendUvarint(rw.buf, uint64(len(body)))
+	rw.buf = append(rw.buf, body...)
+	_, rw.err = rw.w.Write(rw.buf)
+}
+
+// ErrBadSnapshot is returned for a snapshot stream that cannot be read.
+var ErrBadSnapshot = errors.New("corrupt snapshot")
+
+// ReadSnapshot reads a snapshot stream written by Snapshot.Write into a new
+// ledger, rebuilding the derived indexes as it goes. A stream that is
+// truncated, malformed or of an unknown version is refused with
+// ErrBadSnapshot; it never panics.
+func ReadSnapshot(rd io.Reader) (*Ledger, error) {
+	r := bufio.NewReaderSize(rd, 1<<20)
+	l := NewLedger()
+	var cur *job
+	for {
+		t, body, err := readRecord(r)
+		if err != nil {
+			return nil, err
+		}
+		switch t {
+		case recHeader:
+			var h map[string]int
+			if err := json.Unmarshal(body, &h); err != nil || h["version"] != snapshotVersion {
+				return nil, fmt.Errorf("%w: unsupported header %s", ErrBadSnapshot, body)
+			}
+		case recBlob:
+			var b PutBlobCommand
+			if err := json.Unmarshal(body, &b); err != nil {
+				return nil, fmt.Errorf("%w: blob: %v", ErrBadSnapshot, err)
+			}
+			l.blobs[b.Hash] = b.Data
+		case recManifest:
+			m, err := storage.DecodeManifest(body)
+			if err != nil {
+				return nil, fmt.Errorf("%w: manifest: %v", ErrBadSnapshot, err)
+			}
+			l.setManifest(m.Hash, m) // also rebuilds the shard index
+		case recBlobMeta:
+			var m BlobMeta
+			if err := json.Unmarshal(body, &m); err != nil {
+				return nil, fmt.Errorf("%w: blob meta: %v", ErrBadSnapshot, err)
+			}
+			l.meta[m.Hash] = m
+		case recJob:
+			if cur, err = l.restoreJob(body); err != nil {
+				return nil, err
+			}
+		case recTasks:
+			if err := l.restoreTasks(cur, body); err != nil {
+				return nil, err
+			}
+		case recPeer:
+			var p Peer
+			if err := json.Unmarshal(body, &p); err != nil {
+				return nil, fmt.Errorf("%w: peer: %v", ErrBadSnapshot, err)
+			}
+			l.peers[p.ID] = &p
+			if p.IsAliveWorker() {
+				l.aliveWorkers++
+			}
+		case recEnd:
+			return l, l.checkRestored()
+		default:
+			return nil, fmt.Errorf("%w: unknown record type %d", ErrBadSnapshot, t)
+		}
+	}
+}
+
+func readRecord(r *bufio.Reader) (byte, []byte, error) {
+	t, err := r.ReadByte()
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > 1<<31 {
+		return 0, nil, fmt.Errorf("%w: record length: %v", ErrBadSnapshot, err)
+	}
+	// Read what arrives rather than allocate the length a corrupt header
+	// claims (up to 2 GiB) before reading a byte.
+	body, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err != nil || uint64(len(body)) != n {
+		return 0, nil, fmt.Errorf("%w: record body: %d of %d bytes: %v", ErrBadSnapshot, len(body), n, err)
+	}
+	return t, body, nil
+}
+
+func (l *Ledger) restoreJob(body []byte) (*job, error) {
+	var h jobRecord
+	if err := json.Unmarshal(body, &h); err != nil {
+		return nil, fmt.Errorf("%w: job: %v", ErrBadSnapshot, err)
+	}
+	j := &job{ID: h.ID, Seq: h.Seq, SubmittedAt: h.SubmittedAt, FinishedAt: h.FinishedAt,
+		Cancelled: h.Cancelled, fresh: h.Fresh, requeued: h.Requeued}
+	if err := json.Unmarshal(h.Spec, &j.Spec); err != nil {
+		return nil, fmt.Errorf("%w: job %s spec: %v", ErrBadSnapshot, h.ID, err)
+	}
+	j.Tasks = taskTable{gen: &l.gen}
+	l.jobs[j.ID] = j
+	l.order = append(l.order, j)
+	l.refs.addSpec(&j.Spec, +1) // rebuilds the derived reference counts
+	if h.Seq >= l.nextSeq {
+		l.nextSeq = h.Seq + 1
+	}
+	return j, nil
+}
+
+func (l *Ledger) restoreTasks(j *job, body []byte) error {
+	if j == nil {
+		return fmt.Errorf("%w: tasks before any job", ErrBadSnapshot)
+	}
+	var ts []task
+	if err := json.Unmarshal(body, &ts); err != nil {
+		return fmt.Errorf("%w: job %s tasks: %v", ErrBadSnapshot, j.ID, err)
+	}
+	for _, t := range ts {
+		idx := j.Tasks.len()
+		j.Tasks.appendTask(t)
+		j.count(t.State, +1)
+		l.refs.add(t.StdoutRef, +1)
+		if t.State == tasks.TaskLeased {
+			l.leased[taskKey{j.ID, idx}] = t.Expiry
+		}
+	}
+	return nil
+}
+
+func (j *job) count(s tasks.TaskState, d int) {
+	switch s {
+	case tasks.TaskQueued:
+		j.nQueued += d
+	case tasks.TaskLeased:
+		j.nLeased += d
+	case tasks.TaskDone:
+		j.nDone += d
+	case tasks.TaskFailed:
+		j.nFailed += d
+	}
+}
+
+func (l *Ledger) checkRestored() error {
+	for _, j := range l.order {
+		if j.Tasks.len() != j.Spec.Tasks {
+			return fmt.Errorf("%w: job %s has %d of %d tasks", ErrBadSnapshot, j.ID, j.Tasks.len(), j.Spec.Tasks)
+		}
+	}
+	return nil
+}

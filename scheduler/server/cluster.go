@@ -1,0 +1,286 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/scheduler/ledger"
+	"github.com/peergrid/peergrid/scheduler/store"
+)
+
+// MaxVoters is the most voters a group has; more servers join as non-voters.
+const MaxVoters = 5
+
+func (s *Server) self() api.ServerInfo {
+	info := api.ServerInfo{ID: s.cfg.Store.ID, RaftAddr: s.store.RaftAddr(), HTTPAddr: s.cfg.HTTPAddr}
+	info.HasState = s.inGroup()
+	if _, id := s.store.Leader(); id != "" {
+		info.Leader, info.LeaderHTTP = id, s.serverHTTPAddr(id)
+	}
+	return info
+}
+
+// inGroup reports whether this server has a Raft configuration (bootstrapped,
+// joined, or restored from its data dir).
+func (s *Server) inGroup() bool {
+	f := s.store.Raft().GetConfiguration()
+	return f.Error() == nil && len(f.Configuration().Servers) > 0
+}
+
+func (s *Server) handleSelf(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.self())
+}
+
+// handleJoin adds a server to the group (a voter while there are fewer than
+// MaxVoters) and records its HTTP address in the ledger. Idempotent.
+func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
+	var req api.JoinRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if req.ID == "" || req.RaftAddr == "" || req.HTTPAddr == "" {
+		writeErr(w, fmt.Errorf("%w: join needs id, raft_addr and http_addr", errBadRequest))
+		return
+	}
+	if err := s.addServer(req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	_, err := s.commit(r, &ledger.UpsertPeerCommand{
+		ID: req.ID, Address: req.HTTPAddr, Roles: []string{api.RoleServer}, State: api.PeerAlive, Now: time.Now().UnixNano(),
+	})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+func (s *Server) addServer(req api.JoinRequest) error {
+	f := s.store.Raft().GetConfiguration()
+	if err := f.Error(); err != nil {
+		return store.MapRaftErr(err)
+	}
+	voters := 0
+	for _, srv := range f.Configuration().Servers {
+		if srv.ID == raft.ServerID(req.ID) && srv.Address == raft.ServerAddress(req.RaftAddr) {
+			return nil // already a member at that address
+		}
+		if srv.Suffrage == raft.Voter && srv.ID != raft.ServerID(req.ID) {
+			voters++
+		}
+	}
+	id, addr := raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr)
+	var fut raft.IndexFuture
+	if voters < MaxVoters {
+		fut = s.store.Raft().AddVoter(id, addr, 0, 10*time.Second)
+	} else {
+		fut = s.store.Raft().AddNonvoter(id, addr, 0, 10*time.Second)
+	}
+	if err := fut.Error(); err != nil {
+		return store.MapRaftErr(err)
+	}
+	s.log.Info("server joined", "peer", req.ID, "raft", req.RaftAddr, "voter", voters < MaxVoters)
+	return nil
+}
+
+// joinLoop brings this server into a group and keeps its HTTP address in
+// the ledger: with no Raft state it asks the --join servers; if one of them
+// knows a leader it joins through it, and if none does it bootstraps a new
+// group once BootstrapExpect servers know each other. Every server that
+// reaches the same set bootstraps the same configuration, so the group
+// forms exactly once. Then, once a leader exists, it registers itself.
+func (s *Server) joinLoop() {
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { <-s.stop; cancel() }()
+	delay := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		done, err := s.joinStep(ctx)
+		if done {
+			return
+		}
+		if err != nil {
+			s.log.Debug("joining", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 500*time.Millisecond)
+	}
+}
+
+func (s *Server) joinStep(ctx context.Context) (bool, error) {
+	if s.inGroup() {
+		return s.registerSelf(ctx)
+	}
+	others := s.askJoinServers(ctx)
+	for _, o := range others {
+		if o.Leader != "" || o.HasState {
+			return false, s.requestJoin(ctx, o.HTTPAddr)
+		}
+	}
+	return false, s.maybeBootstrapExpect(others)
+}
+
+// registerSelf makes sure the ledger has this server's HTTP address, so
+// followers can forward to it when it leads.
+func (s *Server) registerSelf(ctx context.Context) (bool, error) {
+	_, leader := s.store.Leader()
+	if leader == "" || s.cfg.HTTPAddr == "" {
+		return s.cfg.HTTPAddr == "", nil
+	}
+	if s.serverHTTPAddr(s.cfg.Store.ID) == s.cfg.HTTPAddr {
+		return true, nil
+	}
+	if s.store.IsLeader() {
+		_, err := s.store.Propose(ctx, &ledger.UpsertPeerCommand{
+			ID: s.cfg.Store.ID, Address: s.cfg.HTTPAddr, Roles: []string{api.RoleServer}, State: api.PeerAlive, Now: time.Now().UnixNano(),
+		})
+		return err == nil, err
+	}
+	target := s.serverHTTPAddr(leader)
+	if target == "" {
+		for _, o := range s.askJoinServers(ctx) {
+			if o.LeaderHTTP != "" {
+				target = o.LeaderHTTP
+			}
+		}
+	}
+	if target == "" {
+		return false, errors.New("leader's address not known yet")
+	}
+	return false, s.requestJoin(ctx, target)
+}
+
+func (s *Server) client(addr string) *api.Client {
+	c := api.NewClient(addr, s.cfg.Token)
+	c.HTTP.Timeout = 5 * time.Second
+	return c
+}
+
+func (s *Server) askJoinServers(ctx context.Context) []api.ServerInfo {
+	var out []api.ServerInfo
+	for _, addr := range s.cfg.Join {
+		info, err := s.client(addr).ServerInfo(ctx)
+		if err != nil || info.ID == s.cfg.Store.ID {
+			continue
+		}
+		if info.HTTPAddr == "" {
+			info.HTTPAddr = addr
+		}
+		out = append(out, *info)
+	}
+	return out
+}
+
+func (s *Server) requestJoin(ctx context.Context, addr string) error {
+	return s.client(addr).Join(ctx, &api.JoinRequest{
+		ID: s.cfg.Store.ID, RaftAddr: s.store.RaftAddr(), HTTPAddr: s.cfg.HTTPAddr,
+	})
+}
+
+// maybeBootstrapExpect bootstraps when enough fresh servers know each other.
+// All of them pick the same BootstrapExpect lowest ids, so they propose one
+// identical configuration; a server outside that set joins later.
+func (s *Server) maybeBootstrapExpect(others []api.ServerInfo) error {
+	if s.cfg.BootstrapExpect < 2 {
+		return nil
+	}
+	known := append([]api.ServerInfo{s.self()}, others...)
+	if len(known) < s.cfg.BootstrapExpect {
+		return fmt.Errorf("%d of %d servers known", len(known), s.cfg.BootstrapExpect)
+	}
+	sort.Slice(known, func(a, b int) bool { return known[a].ID < known[b].ID })
+	known = known[:s.cfg.BootstrapExpect]
+	if !slices.ContainsFunc(known, func(i api.ServerInfo) bool { return i.ID == s.cfg.Store.ID }) {
+		return nil
+	}
+	var cfg raft.Configuration
+	for _, k := range known {
+		cfg.Servers = append(cfg.Servers, raft.Server{ID: raft.ServerID(k.ID), Address: raft.ServerAddress(k.RaftAddr), Suffrage: raft.Voter})
+	}
+	s.log.Info("bootstrapping the Raft group", "servers", len(cfg.Servers))
+	err := s.store.Raft().BootstrapCluster(cfg).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) handleListRaftPeers(w http.ResponseWriter, r *http.Request) {
+	f := s.store.Raft().GetConfiguration()
+	if err := f.Error(); err != nil {
+		writeErr(w, store.MapRaftErr(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.describeRaftPeers(r.Context(), f.Configuration().Servers))
+}
+
+// raftPeers describes every server of the Raft group (nil if the
+// configuration cannot be read).
+func (s *Server) raftPeers(ctx context.Context) []api.RaftPeer {
+	f := s.store.Raft().GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	return s.describeRaftPeers(ctx, f.Configuration().Servers)
+}
+
+// describeRaftPeers asks the servers in parallel, so one unreachable server
+// costs one timeout, not one each; sorted by id.
+func (s *Server) describeRaftPeers(ctx context.Context, servers []raft.Server) []api.RaftPeer {
+	out := make([]api.RaftPeer, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Go(func() { out[i] = s.describeRaftPeer(ctx, srv) })
+	}
+	wg.Wait()
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out
+}
+
+// describeRaftPeer asks each server for its own state and last index; one
+// that does not answer is "unreachable".
+func (s *Server) describeRaftPeer(ctx context.Context, srv raft.Server) api.RaftPeer {
+	p := api.RaftPeer{ID: string(srv.ID), Address: string(srv.Address), Voter: srv.Suffrage == raft.Voter, State: "unreachable"}
+	if string(srv.ID) == s.cfg.Store.ID {
+		p.State, p.LastIndex = store.StateName(s.store.Raft().State()), s.store.Raft().LastIndex()
+		return p
+	}
+	addr := s.serverHTTPAddr(string(srv.ID))
+	if addr == "" {
+		return p
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if st, err := s.client(addr).Status(ctx); err == nil {
+		p.State, p.LastIndex = st.RaftState, st.LastIndex
+	}
+	return p
+}
+
+func (s *Server) handleRemoveRaftPeer(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := s.store.Raft().RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error(); err != nil {
+		writeErr(w, store.MapRaftErr(err))
+		return
+	}
+	if _, err := s.commit(r, &ledger.UpsertPeerCommand{ID: id, State: api.PeerDown, Now: time.Now().UnixNano()}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.log.Info("server removed from the Raft group", "peer", id)
+	writeJSON(w, http.StatusOK, struct{}{})
+}

@@ -1,0 +1,20 @@
+// Package server is a ledger server: the HTTP API under /v1/ and the
+// leader's loops. It owns
+//   - the handlers (http*.go), which check a request, translate it into one
+//     ledger command and propose it through the store, or answer a read
+//     from the ledger's read side under FSM.View;
+//   - forwarding (forward.go): a follower proxies writes and consistent
+//     reads to the leader's HTTP API;
+//   - the leader's loops (server.go, repair.go): worker liveness kept in
+//     memory, lease expiry, peers marked down, repair planning, garbage
+//     collection of blobs and their shards;
+//   - group formation (cluster.go): join, bootstrap-expect, operator
+//     commands;
+//   - /metrics (metrics.go): the views' collectors, the leader's own
+//     counters and latencies, and Raft's go-metrics.
+//
+// It must not change the ledger except by proposing a command, keep
+// replicated state of its own (liveness and repair orders are the leader's
+// memory; only their outcomes are committed), or reach into Raft beyond the
+// store's API.
+package server

@@ -1,0 +1,329 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/scheduler/ledger"
+	"github.com/peergrid/peergrid/scheduler/store"
+	"github.com/peergrid/peergrid/storage"
+)
+
+// maxLeasePerCall bounds one lease request.
+const maxLeasePerCall = 1024
+
+// handleLease grants up to req.Max tasks. With nothing queued it long-polls:
+// it waits for the ledger to change rather than have workers busy-poll.
+func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
+	var req api.LeaseRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if req.Worker == "" || req.Max < 1 || req.Max > maxLeasePerCall {
+		writeErr(w, fmt.Errorf("%w: lease needs a worker id and 1 <= max <= %d", errBadRequest, maxLeasePerCall))
+		return
+	}
+	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, engines: req.Engines, storage: req.Storage}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	grants, err := s.leaseOrWait(r.Context(), &req)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.LeaseResponse{Tasks: s.assignments(grants)})
+}
+
+func (s *Server) leaseOrWait(ctx context.Context, req *api.LeaseRequest) ([]ledger.Grant, error) {
+	wait := min(req.Wait, s.cfg.MaxLeaseWait)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		wake := s.work.wait() // taken before the check, so no change is missed
+		var queued bool
+		s.store.FSM().View(func(l *ledger.Ledger) { queued = l.HasQueued() })
+		if queued {
+			start := time.Now()
+			resp, err := s.store.Propose(ctx, &ledger.LeaseTasksCommand{
+				Worker: req.Worker, Max: req.Max, Now: start.UnixNano(), Slack: int64(s.cfg.LeaseSlack), Engines: req.Engines,
+			})
+			if err != nil {
+				return nil, err
+			}
+			if grants, _ := resp.([]ledger.Grant); len(grants) > 0 {
+				s.metrics.leaseGrant.Observe(time.Since(start).Seconds()) // metrics
+				s.metrics.tasksLeased.Add(float64(len(grants)))           // metrics
+				return grants, nil
+			}
+		}
+		if wait <= 0 {
+			return nil, nil
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// assignments expands grants into everything a worker needs to run them.
+func (s *Server) assignments(grants []ledger.Grant) []api.Assignment {
+	out := make([]api.Assignment, 0, len(grants))
+	s.store.FSM().View(func(l *ledger.Ledger) {
+		for _, g := range grants {
+			out = append(out, l.Assignment(g))
+		}
+	})
+	return out
+}
+
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
+	var req api.ReportRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	for _, rep := range req.Reports {
+		if rep.StdoutBlob != "" && !s.hasBlob(rep.StdoutBlob) {
+			writeErr(w, fmt.Errorf("%w: job %s task %d: stdout blob %s", ledger.ErrBlobMissing, rep.Job, rep.Index, rep.StdoutBlob))
+			return
+		}
+		if err := storage.CheckInline(fmt.Sprintf("output of job %s task %d", rep.Job, rep.Index), len(rep.Stdout)+len(rep.Stderr)); err != nil {
+			writeErr(w, err)
+			return
+		}
+	}
+	start := time.Now()
+	resp, err := s.commit(r, &ledger.CompleteTasksCommand{Worker: req.Worker, Now: start.UnixNano(), Reports: req.Reports})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.metrics.reportApply.Observe(time.Since(start).Seconds()) // metrics
+	accepted, _ := resp.([]bool)
+	s.metrics.countReports(req.Reports, accepted) // metrics
+	writeJSON(w, http.StatusOK, api.ReportResponse{Accepted: accepted})
+}
+
+func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
+	var req api.ReleaseRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	resp, err := s.commit(r, &ledger.ReleaseTasksCommand{Worker: req.Worker, Now: time.Now().UnixNano(), Tasks: req.Tasks})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"released": resp})
+}
+
+func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
+	var req api.HeartbeatRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, draining: req.Draining, engines: req.Engines,
+		storage: req.Storage, storageOnly: req.StorageOnly}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if req.Held != nil {
+		s.releaseForgotten(r.Context(), req.Worker, req.Held)
+	}
+	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL}
+	if req.Storage || req.StorageOnly {
+		resp.Repairs = s.repairs.ordersFor(req.Worker)
+	}
+	s.store.FSM().View(func(l *ledger.Ledger) {
+		for _, ref := range req.Running {
+			if !l.HoldsLease(req.Worker, ref) {
+				resp.Stale = append(resp.Stale, ref)
+			}
+		}
+	})
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// releaseForgotten hands back leases the ledger gives this worker but the
+// worker does not hold: a grant whose reply was lost (the leader died, the
+// request was cancelled). Only leases older than a TTL count, so a grant
+// whose reply is still on its way is left alone.
+func (s *Server) releaseForgotten(ctx context.Context, worker string, held []api.TaskRef) {
+	holds := make(map[api.TaskRef]bool, len(held))
+	for _, h := range held {
+		holds[h] = true
+	}
+	cutoff := time.Now().Add(-s.cfg.WorkerTTL).UnixNano()
+	var forgotten []api.TaskRef
+	s.store.FSM().View(func(l *ledger.Ledger) {
+		for _, ref := range l.LeasesOf(worker) {
+			expiry, timeout, _ := l.LeaseExpiry(ref)
+			granted := expiry - int64(timeout) - int64(s.cfg.LeaseSlack)
+			if !holds[ref] && granted < cutoff {
+				forgotten = append(forgotten, ref)
+			}
+		}
+	})
+	if len(forgotten) > 0 {
+		s.log.Info("releasing leases the worker does not hold", "peer", worker, "count", len(forgotten))
+		s.propose(ctx, &ledger.ReleaseTasksCommand{Worker: worker, Now: time.Now().UnixNano(), Tasks: forgotten})
+	}
+}
+
+// workerSeen is what a worker's request says about it.
+type workerSeen struct {
+	id, addr    string
+	cores       int
+	draining    bool
+	storage     bool
+	storageOnly bool // a storage peer that runs no tasks (a server's)
+	engines     []string
+}
+
+// seeWorker records that a worker (or storage-only peer) was heard from.
+// Only a change of state (new, back from down, draining, new address, cores,
+// engines or roles) is committed; the rest stays in memory. A storage peer's
+// address goes to StorageAddress; it is the peer's Address too unless the
+// peer is a server (same id), whose Address is its API address followers
+// forward to.
+func (s *Server) seeWorker(ctx context.Context, ws workerSeen) error {
+	id, cores := ws.id, ws.cores
+	if id == "" {
+		return fmt.Errorf("%w: worker id is empty", errBadRequest)
+	}
+	if !s.store.IsLeader() {
+		return store.ErrNotLeader
+	}
+	s.liveness.touch(id, time.Now())
+	want := api.PeerAlive
+	if ws.draining {
+		want = api.PeerDraining
+	}
+	var p ledger.Peer
+	var known bool
+	s.store.FSM().View(func(l *ledger.Ledger) { p, known = l.Peer(id) })
+	var roles []string
+	if !ws.storageOnly {
+		roles = append(roles, api.RoleWorker)
+	}
+	addr, storageAddr := ws.addr, ""
+	if ws.storage || ws.storageOnly {
+		roles = append(roles, api.RoleStorage)
+		storageAddr = ws.addr
+		if ws.storageOnly || slices.Contains(p.Roles, api.RoleServer) {
+			addr = ""
+		}
+	}
+	if known && p.State == want && (addr == "" || addr == p.Address) && (storageAddr == "" || storageAddr == p.StorageAddress) &&
+		(cores == 0 || cores == p.Cores) && (len(ws.engines) == 0 || slices.Equal(ws.engines, p.Engines)) &&
+		!slices.ContainsFunc(roles, func(r string) bool { return !slices.Contains(p.Roles, r) }) {
+		return nil
+	}
+	_, err := s.store.Propose(ctx, &ledger.UpsertPeerCommand{
+		ID: id, Address: addr, StorageAddress: storageAddr, Roles: roles, Cores: cores, State: want, Now: time.Now().UnixNano(), Engines: ws.engines,
+	})
+	return err
+}
+
+func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.peerList())
+}
+
+// peerList is every peer this server knows: the Raft group's servers, then
+// the ledger's other peers, one line per id (a server that is also a worker
+// or storage peer is merged into its server line). What `peergrid peers`
+// and the dashboard show. O(peers + leases), never O(tasks).
+func (s *Server) peerList() []api.Peer {
+	out := s.serverPeers()
+	index := map[string]int{}
+	for i, p := range out {
+		index[p.ID] = i
+	}
+	var peers []ledger.Peer
+	var running map[string]int
+	s.store.FSM().View(func(l *ledger.Ledger) { peers, running = l.Peers(), l.RunningByWorker() })
+	for _, lp := range peers {
+		ap := s.describePeer(&lp, running[lp.ID])
+		if i, ok := index[lp.ID]; ok { // a server that is also a worker: one line
+			ap.State, ap.Address = mergeState(out[i].State, ap.State), out[i].Address
+			out[i] = ap
+			continue
+		}
+		out = append(out, ap)
+	}
+	return out
+}
+
+func (s *Server) describePeer(p *ledger.Peer, running int) api.Peer {
+	ap := api.Peer{ID: p.ID, Address: cmp.Or(p.Address, p.StorageAddress), Roles: p.Roles, Cores: p.Cores, State: p.State,
+		Running: running, Done: p.Done, LastSeen: time.Unix(0, p.Since).UTC(), Engines: p.Engines}
+	if t, ok := s.liveness.lastSeen(p.ID); ok {
+		ap.LastSeen = t.UTC()
+	}
+	return ap
+}
+
+// mergeState is the state of a peer with two roles: down if either is.
+func mergeState(server, worker string) string {
+	if server == api.PeerDown || worker == api.PeerDown {
+		return api.PeerDown
+	}
+	if worker == api.PeerDraining {
+		return worker
+	}
+	return server
+}
+
+// serverPeers lists the Raft group's servers.
+func (s *Server) serverPeers() []api.Peer {
+	out := []api.Peer{}
+	f := s.store.Raft().GetConfiguration()
+	if f.Error() != nil {
+		return out
+	}
+	_, leaderID := s.store.Leader()
+	servers := f.Configuration().Servers
+	sort.Slice(servers, func(a, b int) bool { return servers[a].ID < servers[b].ID })
+	for _, srv := range servers {
+		state := api.PeerAlive
+		if leaderID == "" {
+			state = api.PeerDown
+		}
+		roles := []string{api.RoleServer}
+		if srv.Suffrage != raft.Voter {
+			roles = append(roles, "nonvoter")
+		}
+		addr := s.serverHTTPAddr(string(srv.ID))
+		if addr == "" {
+			addr = string(srv.Address)
+		}
+		out = append(out, api.Peer{ID: string(srv.ID), Address: addr, Roles: roles, State: state})
+	}
+	return out
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	_, leaderID := s.store.Leader()
+	writeJSON(w, http.StatusOK, api.Status{
+		ID: s.cfg.Store.ID, Leader: leaderID, RaftState: store.StateName(s.store.Raft().State()), LastIndex: s.store.Raft().LastIndex(),
+	})
+}

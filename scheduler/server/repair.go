@@ -1,0 +1,193 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/scheduler/ledger"
+	"github.com/peergrid/peergrid/storage"
+)
+
+// repairPlanner is the leader's in-memory view of repair work: shards
+// readers reported missing or corrupt, and orders handed to storage peers.
+// Only outcomes are replicated (the new manifest a repairer commits), as
+// with liveness: a new leader simply plans again.
+type repairPlanner struct {
+	// grace is how long a storage peer may be down before its shards count
+	// as lost; timeout how long an order may take before it is given to
+	// another peer.
+	grace, timeout time.Duration
+
+	mu      sync.Mutex
+	faults  map[string]map[storage.ShardLoc]bool // blob -> reported shards
+	pending map[string]*repairOrder              // blob -> order in flight
+}
+
+type repairOrder struct {
+	order     api.RepairOrder
+	worker    string
+	delivered bool
+	deadline  time.Time
+}
+
+func newRepairPlanner(grace, timeout time.Duration) *repairPlanner {
+	return &repairPlanner{grace: grace, timeout: timeout, faults: map[string]map[storage.ShardLoc]bool{}, pending: map[string]*repairOrder{}}
+}
+
+// report records shards a reader could not use.
+func (rp *repairPlanner) report(blob string, lost []storage.ShardLoc) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.faults[blob] == nil {
+		rp.faults[blob] = map[storage.ShardLoc]bool{}
+	}
+	for _, l := range lost {
+		rp.faults[blob][l] = true
+	}
+}
+
+// done forgets a blob's faults and order once its new manifest is committed.
+func (rp *repairPlanner) done(blob string) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	delete(rp.faults, blob)
+	delete(rp.pending, blob)
+}
+
+// ordersFor hands a storage peer the orders assigned to it, once each.
+func (rp *repairPlanner) ordersFor(worker string) []api.RepairOrder {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	var out []api.RepairOrder
+	for _, o := range rp.pending {
+		if o.worker == worker && !o.delivered {
+			o.delivered = true
+			out = append(out, o.order)
+		}
+	}
+	return out
+}
+
+// planRepairs finds blobs with shards on peers down past the grace period,
+// or reported missing or corrupt, and assigns each to a live storage peer
+// that will fetch k shards, rebuild the lost ones onto other live peers, and
+// commit the new placement. The data never passes through the leader.
+func (s *Server) planRepairs(now time.Time) {
+	for _, o := range s.repairs.plan(s.store.FSM(), now) {
+		s.metrics.repairsPlanned.Inc() // metrics
+		s.log.Info("repair planned", "blob", o.order.Blob, "shards", len(o.order.Lost), "peer", o.worker)
+	}
+}
+
+// plan orders the repairs fsm's ledger needs at now, except those with an
+// order still in time, and returns the new orders.
+func (rp *repairPlanner) plan(fsm *ledger.FSM, now time.Time) []*repairOrder {
+	needs, live := rp.needs(fsm, now)
+	if len(live) == 0 {
+		return nil
+	}
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	var planned []*repairOrder
+	for i, n := range needs {
+		if o := rp.pending[n.blob]; o != nil && now.Before(o.deadline) {
+			continue
+		}
+		o := &repairOrder{
+			order:  api.RepairOrder{Blob: n.blob, Lost: n.lost, Targets: live},
+			worker: live[(i+int(now.Unix()))%len(live)], deadline: now.Add(rp.timeout),
+		}
+		rp.pending[n.blob] = o
+		planned = append(planned, o)
+	}
+	return planned
+}
+
+// repairNeed is a blob and the shards of it to rebuild.
+type repairNeed struct {
+	blob string
+	lost []storage.ShardLoc
+}
+
+// needs reads, under the ledger's read lock, the live storage peers and
+// the blobs with lost shards, sorted by blob hash. It looks only at the
+// candidates the ledger's blob index names (see Ledger.RepairCandidates), so
+// a tick with nothing to repair costs in the number of peers, not of blobs.
+func (rp *repairPlanner) needs(fsm *ledger.FSM, now time.Time) (needs []repairNeed, live []string) {
+	faulty := rp.faultyBlobs()
+	fsm.View(func(l *ledger.Ledger) {
+		for _, p := range l.StoragePeers(true) {
+			live = append(live, p.ID)
+		}
+		gone := l.GoneAt(now, rp.grace)
+		for _, h := range l.RepairCandidates(gone, faulty) {
+			if lost := rp.lostShards(l.Manifest(h), gone); len(lost) > 0 {
+				needs = append(needs, repairNeed{h, lost})
+			}
+		}
+	})
+	return needs, live
+}
+
+// lostShards are a manifest's shards whose holder is gone, unplaced, or
+// reported faulty, in shard order (faults are kept in a map; sorting keeps
+// orders the same from one plan to the next). Called under the ledger's
+// read lock.
+func (rp *repairPlanner) lostShards(m *storage.Manifest, gone func(string) bool) []storage.ShardLoc {
+	lost := m.Lost(func(peer string) bool { return !gone(peer) })
+	rp.mu.Lock()
+	for loc := range rp.faults[m.Hash] {
+		if !slices.Contains(lost, loc) {
+			lost = append(lost, loc)
+		}
+	}
+	rp.mu.Unlock()
+	slices.SortFunc(lost, compareShardLoc)
+	return lost
+}
+
+func compareShardLoc(a, b storage.ShardLoc) int {
+	if a.Segment != b.Segment {
+		return a.Segment - b.Segment
+	}
+	return a.Index - b.Index
+}
+
+func (s *Server) handleReportFaults(w http.ResponseWriter, r *http.Request) {
+	var req api.FaultReport
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	hash := r.PathValue("hash")
+	var m *storage.Manifest
+	s.store.FSM().View(func(l *ledger.Ledger) { m = l.Manifest(hash) })
+	if m == nil {
+		writeErr(w, fmt.Errorf("%w: no manifest for %s", ledger.ErrBlobMissing, hash))
+		return
+	}
+	for _, l := range req.Lost {
+		if l.Segment < 0 || l.Segment >= len(m.Segments) || l.Index < 0 || l.Index >= m.K+m.M {
+			writeErr(w, fmt.Errorf("%w: blob %s has no %s", errBadRequest, hash, l))
+			return
+		}
+	}
+	s.repairs.report(hash, req.Lost)
+	s.log.Warn("shard faults reported", "blob", hash, "shards", len(req.Lost))
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// faultyBlobs lists the blobs with reported faults.
+func (rp *repairPlanner) faultyBlobs() []string {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	out := make([]string, 0, len(rp.faults))
+	for h := range rp.faults {
+		out = append(out, h)
+	}
+	return out
+}

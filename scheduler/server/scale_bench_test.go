@@ -1,0 +1,399 @@
+//go:build linux
+
+package server_test
+
+// Scheduler scale (issue 5): one leader and 10,000 simulated workers
+// speaking the real HTTP API through api.Client. The leader runs in a child
+// process (this test binary re-executed into BenchmarkScaleLeaderChild), so
+// its CPU time is its own, read from /proc/<pid>/stat, and not mixed with
+// the fakes' client-side JSON and HTTP work in this process. Figures are in
+// BENCHMARKS.md.
+//
+//	go test -run '^$' -bench 'BenchmarkScale_10kWorkers' -benchtime 1x ./scheduler/server/
+//	PEERGRID_SCALE_PROFILE=/tmp/leader.prof go test -run '^$' -bench 'BenchmarkScale_10kWorkers' \
+//	    -benchtime 1x -o /tmp/scheduler.test ./scheduler/server/ && go tool pprof -top /tmp/scheduler.test /tmp/leader.prof
+//
+// PEERGRID_SCALE_WINDOW (a duration, default 20s) sets how long the load runs.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/examples"
+	"github.com/peergrid/peergrid/scheduler/server"
+	"github.com/peergrid/peergrid/scheduler/store"
+	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+const (
+	scaleWorkers     = 10_000
+	scaleTasks       = 1_000_000
+	scaleHeartbeat   = 5 * time.Second // each worker's heartbeat period, spread evenly
+	scaleHeartbeater = 64              // goroutines sending heartbeats
+	scaleLeasers     = 200             // workers leasing at any moment
+	scaleLeaseMax    = 8               // tasks per lease call (a 4-core worker plus 4 prefetch)
+	scaleChildEnv    = "PEERGRID_SCALE_LEADER_DIR"
+	scaleTokenEnv    = "PEERGRID_SCALE_TOKEN"
+	scaleProfileEnv  = "PEERGRID_SCALE_PROFILE"
+	scaleWindowEnv   = "PEERGRID_SCALE_WINDOW"
+	scaleAddrPrefix  = "SCALE_LEADER_ADDR="
+)
+
+var scaleEngines = []string{"wazero"}
+
+// BenchmarkScale_10kWorkers registers 10,000 workers, then for a window
+// keeps every one heartbeating every 5 s (2,000 heartbeats/s, spread
+// evenly) while 200 of them at a time lease 8 tasks of a 1,000,000-task job
+// and report them at once, each leasing goroutine moving on to the next
+// worker after every round. It reports the leader's CPU (cores), lease-grant
+// latency (calls that got tasks) p50/p99, and the heartbeats, leases and
+// tasks handled per second.
+func BenchmarkScale_10kWorkers(b *testing.B) {
+	window := 20 * time.Second
+	if v := os.Getenv(scaleWindowEnv); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("%s: %v", scaleWindowEnv, err)
+		}
+		window = d
+	}
+	leader := startScaleLeader(b)
+	c := scaleClient(leader.addr, leader.token)
+	ctx := context.Background()
+	mod := examples.Tiny()
+	if err := c.PutBlob(ctx, storage.Hash(mod), mod); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Submit(ctx, &tasks.JobSpec{Name: "scale", ModuleHash: storage.Hash(mod), Args: []string{"{index}"},
+		Tasks: scaleTasks, Timeout: 10 * time.Minute, Memory: 1 << 20, MaxOutput: 1 << 10}); err != nil {
+		b.Fatal(err)
+	}
+	regStart := time.Now()
+	registerScaleWorkers(b, c)
+	registrations := float64(scaleWorkers) / time.Since(regStart).Seconds()
+
+	b.ResetTimer()
+	for range b.N {
+		st := runScaleWindow(b, c, leader, window)
+		b.ReportMetric(st.leaderCores, "leader-cores")
+		b.ReportMetric(st.leaderCPUPerReq, "leader-cpu-us/req")
+		b.ReportMetric(st.clientCores, "fakes-cores")
+		b.ReportMetric(st.grantP50, "grant-p50-ms")
+		b.ReportMetric(st.grantP99, "grant-p99-ms")
+		b.ReportMetric(st.hbP99, "heartbeat-p99-ms")
+		b.ReportMetric(st.heartbeatsPerSec, "heartbeats/s")
+		b.ReportMetric(st.leasesPerSec, "leases/s")
+		b.ReportMetric(st.tasksPerSec, "tasks/s")
+	}
+	b.ReportMetric(registrations, "registrations/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+type scaleStats struct {
+	leaderCores, clientCores                    float64
+	leaderCPUPerReq                             float64 // µs of leader CPU per heartbeat, lease or report call
+	grantP50, grantP99, hbP99                   float64 // ms
+	heartbeatsPerSec, leasesPerSec, tasksPerSec float64
+}
+
+// runScaleWindow runs the heartbeat and lease load for window and measures it.
+func runScaleWindow(b *testing.B, c *api.Client, leader *scaleLeader, window time.Duration) scaleStats {
+	ctx, cancel := context.WithTimeout(context.Background(), window)
+	defer cancel()
+	var (
+		wg                    sync.WaitGroup
+		heartbeats, tasksDone atomic.Int64
+		errs                  atomic.Int64
+		hbLat                 = make([][]time.Duration, scaleHeartbeater)
+		grantLat              = make([][]time.Duration, scaleLeasers)
+	)
+	due := make(chan int, scaleWorkers)
+	wg.Add(1)
+	go func() { defer wg.Done(); dispatchHeartbeats(ctx, due) }()
+	for h := range scaleHeartbeater {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := range due {
+				began := time.Now()
+				if _, err := c.Heartbeat(ctx, scaleHeartbeatReq(w)); err != nil {
+					countScaleErr(ctx, &errs, err)
+					continue
+				}
+				hbLat[h] = append(hbLat[h], time.Since(began))
+				heartbeats.Add(1)
+			}
+		}()
+	}
+	for g := range scaleLeasers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := g; ctx.Err() == nil; w = (w + scaleLeasers) % scaleWorkers {
+				lat, n, err := leaseAndReport(ctx, c, w)
+				if err != nil {
+					countScaleErr(ctx, &errs, err)
+					continue
+				}
+				if n > 0 {
+					grantLat[g] = append(grantLat[g], lat)
+					tasksDone.Add(int64(n))
+				}
+			}
+		}()
+	}
+	cpu0, self0, start := leader.cpu(b), scaleSelfCPU(), time.Now()
+	<-ctx.Done()
+	elapsed := time.Since(start)
+	cpu1, self1 := leader.cpu(b), scaleSelfCPU()
+	wg.Wait()
+	if n := errs.Load(); n > 0 {
+		b.Logf("%d calls failed during the window; first: %v", n, scaleFirstErr.Load())
+	}
+	grants, hbs := slices.Concat(grantLat...), slices.Concat(hbLat...)
+	calls := float64(len(hbs) + 2*len(grants)) // every grant is followed by one report
+	return scaleStats{
+		leaderCPUPerReq: float64((cpu1 - cpu0).Microseconds()) / calls,
+		leaderCores:     (cpu1 - cpu0).Seconds() / elapsed.Seconds(), clientCores: (self1 - self0).Seconds() / elapsed.Seconds(),
+		grantP50: scalePercentile(grants, 50), grantP99: scalePercentile(grants, 99), hbP99: scalePercentile(hbs, 99),
+		heartbeatsPerSec: float64(heartbeats.Load()) / elapsed.Seconds(),
+		leasesPerSec:     float64(len(grants)) / elapsed.Seconds(),
+		tasksPerSec:      float64(tasksDone.Load()) / elapsed.Seconds(),
+	}
+}
+
+// dispatchHeartbeats makes worker i due at i/scaleWorkers of every period,
+// so heartbeats arrive evenly; it closes due when ctx ends.
+func dispatchHeartbeats(ctx context.Context, due chan<- int) {
+	defer close(due)
+	const tick = 10 * time.Millisecond
+	perTick := scaleWorkers * int(tick) / int(scaleHeartbeat)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	next := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for range perTick {
+				select {
+				case due <- next:
+				default: // the heartbeaters are behind: this one is skipped, and counted by its absence
+				}
+				next = (next + 1) % scaleWorkers
+			}
+		}
+	}
+}
+
+// leaseAndReport leases for worker w and reports every granted task done at
+// once; it returns the lease call's latency and the tasks it got.
+func leaseAndReport(ctx context.Context, c *api.Client, w int) (time.Duration, int, error) {
+	id := scaleWorkerID(w)
+	began := time.Now()
+	got, err := c.Lease(ctx, &api.LeaseRequest{Worker: id, Cores: 4, Max: scaleLeaseMax, Wait: time.Second, Engines: scaleEngines})
+	lat := time.Since(began)
+	if err != nil || len(got) == 0 {
+		return lat, 0, err
+	}
+	reps := make([]api.Report, len(got))
+	for i, a := range got {
+		reps[i] = api.Report{TaskRef: api.TaskRef{Job: a.Job, Index: a.Index, Attempt: a.Attempt},
+			Result: tasks.Result{Stdout: []byte(strconv.Itoa(a.Index) + "\n"), Duration: time.Millisecond, Engine: "wazero"}}
+	}
+	acc, err := c.Report(ctx, &api.ReportRequest{Worker: id, Reports: reps})
+	if err == nil && slices.Contains(acc, false) {
+		err = fmt.Errorf("worker %s: a report was refused: %v", id, acc)
+	}
+	return lat, len(got), err
+}
+
+// scaleFirstErr keeps the first error of a window, for the log.
+var scaleFirstErr atomic.Value
+
+func countScaleErr(ctx context.Context, errs *atomic.Int64, err error) {
+	if ctx.Err() == nil {
+		errs.Add(1)
+		scaleFirstErr.CompareAndSwap(nil, err.Error())
+	}
+}
+
+func scaleWorkerID(w int) string { return fmt.Sprintf("sim-%05d", w) }
+
+func scaleHeartbeatReq(w int) *api.HeartbeatRequest {
+	return &api.HeartbeatRequest{Worker: scaleWorkerID(w), Cores: 4, Engines: scaleEngines}
+}
+
+// registerScaleWorkers heartbeats each worker once: its first contact
+// commits it to the ledger as alive.
+func registerScaleWorkers(b *testing.B, c *api.Client) {
+	b.Helper()
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for range scaleHeartbeater {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for w := range next {
+				if _, err := c.Heartbeat(context.Background(), scaleHeartbeatReq(w)); err != nil {
+					failed.Store(err)
+				}
+			}
+		}()
+	}
+	for w := range scaleWorkers {
+		next <- w
+	}
+	close(next)
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatalf("registering workers: %v", err)
+	}
+}
+
+// scaleClient is an api.Client with enough idle keep-alive connections for
+// every concurrent fake.
+func scaleClient(addr, token string) *api.Client {
+	c := api.NewClient(addr, token)
+	n := scaleHeartbeater + scaleLeasers + 16
+	c.HTTP = &http.Client{Transport: &http.Transport{MaxIdleConns: n, MaxIdleConnsPerHost: n, IdleConnTimeout: time.Minute}}
+	return c
+}
+
+func scalePercentile(d []time.Duration, p int) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return float64(d[min(len(d)-1, len(d)*p/100)].Microseconds()) / 1000
+}
+
+func scaleSelfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// scaleLeader is the leader's child process.
+type scaleLeader struct {
+	cmd   *exec.Cmd
+	addr  string
+	token string
+}
+
+// startScaleLeader re-executes this test binary as a lone leader and waits
+// for it to print its address; the leader stops when its stdin closes.
+func startScaleLeader(b *testing.B) *scaleLeader {
+	b.Helper()
+	token := "scale-token"
+	args := []string{"-test.run=^$", "-test.bench=^BenchmarkScaleLeaderChild$", "-test.benchtime=1x"}
+	if p := os.Getenv(scaleProfileEnv); p != "" {
+		args = append(args, "-test.cpuprofile="+p)
+	}
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), scaleChildEnv+"="+b.TempDir(), scaleTokenEnv+"="+token)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	l := &scaleLeader{cmd: cmd, token: token}
+	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if _, a, ok := strings.Cut(sc.Text(), scaleAddrPrefix); ok { // the line may start with the benchmark's name
+			l.addr = strings.TrimSpace(a)
+			break
+		}
+	}
+	if l.addr == "" {
+		b.Fatal("leader child exited without printing its address")
+	}
+	go func() { // keep draining its output so it never blocks
+		for sc.Scan() {
+		}
+	}()
+	return l
+}
+
+// cpu is the child's user+system CPU time so far, from /proc/<pid>/stat.
+func (l *scaleLeader) cpu(b *testing.B) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", l.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := string(raw)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 (state) on
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)              // field 14
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)              // field 15
+	const ticksPerSecond = 100                                    // sysconf(_SC_CLK_TCK) on Linux
+	return time.Duration(utime+stime) * time.Second / ticksPerSecond
+}
+
+// BenchmarkScaleLeaderChild is the leader process of BenchmarkScale_10kWorkers;
+// run any other way it skips.
+func BenchmarkScaleLeaderChild(b *testing.B) {
+	dir := os.Getenv(scaleChildEnv)
+	if dir == "" {
+		b.Skip("the leader process of BenchmarkScale_10kWorkers")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	raftLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	raftBind := raftLn.Addr().String()
+	raftLn.Close()
+	addr := "http://" + ln.Addr().String()
+	srv, err := server.NewServer(server.ServerConfig{
+		Store: store.Config{ID: "leader", DataDir: filepath.Join(dir, "server"), RaftBind: raftBind, Fast: true},
+		Token: os.Getenv(scaleTokenEnv), BootstrapExpect: 1, HTTPAddr: addr, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	defer hs.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for !srv.Store().IsLeader() {
+		if time.Now().After(deadline) {
+			b.Fatal("the leader child did not become leader")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	fmt.Println(scaleAddrPrefix + addr)
+	_, _ = bufio.NewReader(os.Stdin).ReadString(0) // until the parent closes stdin
+}

@@ -1,0 +1,434 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/scheduler/ledger"
+	"github.com/peergrid/peergrid/scheduler/store"
+	"github.com/peergrid/peergrid/storage"
+)
+
+// ServerConfig configures a ledger server.
+type ServerConfig struct {
+	Store store.Config
+	// Token every API call must carry. Empty disables authentication (tests only).
+	Token string
+	// WorkerTTL: a worker unheard for this long is marked down and its leases
+	// return to the queue. It is also the grace a new leader gives every worker.
+	WorkerTTL time.Duration
+	// LeaseSlack is added to a task's timeout to give its lease expiry.
+	LeaseSlack time.Duration
+	// MaxLeaseWait bounds a lease long poll.
+	MaxLeaseWait time.Duration
+	// HTTPAddr is this server's API address as other servers reach it
+	// (http://host:port): followers forward writes to the leader's.
+	HTTPAddr string
+	// Join lists other servers' HTTP addresses to find the group through.
+	Join []string
+	// BootstrapExpect: with no Raft state yet, bootstrap a new group once
+	// this many servers (this one included) know each other. 1 bootstraps
+	// alone at once; 0 only joins an existing group.
+	BootstrapExpect int
+	// LeaderWait bounds how long a request waits for a leader before
+	// "no cluster leader".
+	LeaderWait time.Duration
+	// RepairGrace is how long a storage peer may be down before the leader
+	// rebuilds its shards elsewhere (default 2 x WorkerTTL); RepairTimeout
+	// is how long a repair order may take before it is given to another peer.
+	RepairGrace   time.Duration
+	RepairTimeout time.Duration
+	// GCInterval is how often the leader collects garbage blobs; GCGrace is
+	// how old an unused, unpinned blob must be (so a blob uploaded for a job
+	// still being submitted is safe). Defaults 1 minute and 1 hour.
+	GCInterval, GCGrace time.Duration
+	// StorageK and StorageM are the cluster's erasure coding (default 4+2);
+	// a job may override them.
+	StorageK, StorageM int
+	// InlineThreshold: blobs this size or smaller (bytes) live inline in the
+	// ledger, larger ones are erasure-coded across the storage peers
+	// (default storage.DefaultInlineThreshold; at most storage.MaxInline).
+	// Clients and workers read it from GET /v1/storage/config.
+	InlineThreshold int64
+	Logger          *slog.Logger
+}
+
+func (c *ServerConfig) setDefaults() {
+	if c.WorkerTTL == 0 {
+		c.WorkerTTL = 15 * time.Second
+	}
+	if c.LeaseSlack == 0 {
+		c.LeaseSlack = 30 * time.Second
+	}
+	if c.MaxLeaseWait == 0 {
+		c.MaxLeaseWait = 30 * time.Second
+	}
+	if c.LeaderWait == 0 {
+		c.LeaderWait = 5 * time.Second
+	}
+	if c.RepairGrace == 0 {
+		c.RepairGrace = 2 * c.WorkerTTL
+	}
+	if c.GCInterval == 0 {
+		c.GCInterval = time.Minute
+	}
+	if c.GCGrace == 0 {
+		c.GCGrace = time.Hour
+	}
+	if c.StorageK == 0 {
+		c.StorageK, c.StorageM = storage.DefaultK, storage.DefaultM
+	}
+	if c.InlineThreshold == 0 {
+		c.InlineThreshold = storage.DefaultInlineThreshold
+	}
+	if c.RepairTimeout == 0 {
+		c.RepairTimeout = 5 * time.Minute
+	}
+	if c.BootstrapExpect == 1 {
+		c.Store.Bootstrap = true
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Store.Logger == nil {
+		c.Store.Logger = c.Logger
+	}
+}
+
+// CheckInlineThreshold refuses an inline threshold that is not positive or
+// is over what the ledger keeps inline (storage.MaxInline).
+func CheckInlineThreshold(t int64) error {
+	if t <= 0 || t > storage.MaxInline {
+		return fmt.Errorf("inline threshold %d bytes: want more than 0 and at most %d (%d MiB, the largest inline blob)", t, storage.MaxInline, storage.MaxInline>>20)
+	}
+	return nil
+}
+
+// Server is one ledger server: the Store plus what only the leader keeps in
+// memory (worker liveness) and its loops (lease expiry, dead workers).
+type Server struct {
+	cfg   ServerConfig
+	store *store.Store
+	log   *slog.Logger
+
+	liveness *liveness
+	work     *notifier
+	ready    atomic.Bool // leading, and caught up with the log (see establishLeadership)
+	repairs  *repairPlanner
+	metrics  *leaderMetrics // what this server did as leader (metrics.go)
+	routes   http.Handler
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// NewServer opens the store and starts the leader watcher.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	cfg.setDefaults()
+	if err := CheckInlineThreshold(cfg.InlineThreshold); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: st, log: cfg.Logger, liveness: newLiveness(), work: newNotifier(), stop: make(chan struct{}),
+		repairs: newRepairPlanner(cfg.RepairGrace, cfg.RepairTimeout), metrics: newLeaderMetrics()}
+	st.FSM().OnApply(s.work.broadcast)
+	s.routes = s.newRoutes()
+	s.wg.Add(2)
+	go s.watchLeadership()
+	go s.joinLoop()
+	return s, nil
+}
+
+// Store returns the server's ledger store.
+func (s *Server) Store() *store.Store { return s.store }
+
+// Handler is the HTTP API, the dashboard and /metrics.
+func (s *Server) Handler() http.Handler { return s.routes }
+
+// Close stops the loops and the store.
+func (s *Server) Close() error {
+	close(s.stop)
+	s.wg.Wait()
+	return s.store.Close()
+}
+
+// watchLeadership runs the leader loop while this server leads.
+func (s *Server) watchLeadership() {
+	defer s.wg.Done()
+	var loop *runningLoop
+	defer func() { loop.stop() }()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case isLeader := <-s.store.LeaderCh():
+			loop.stop()
+			loop = nil
+			if isLeader {
+				loop = startLoop(s.leaderLoop)
+			}
+		}
+	}
+}
+
+// runningLoop is a goroutine with its own cancel, stopped and waited for.
+type runningLoop struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startLoop(fn func(context.Context)) *runningLoop {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &runningLoop{cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(l.done); fn(ctx) }()
+	return l
+}
+
+func (l *runningLoop) stop() {
+	if l != nil {
+		l.cancel()
+		<-l.done
+	}
+}
+
+// leaderLoop expires leases and marks silent workers down. A new leader first
+// treats every known worker as just seen, so each gets one TTL of grace
+// before anything of theirs expires.
+func (s *Server) leaderLoop(ctx context.Context) {
+	defer s.ready.Store(false)
+	if !s.establishLeadership(ctx) {
+		return
+	}
+	start := time.Now()
+	s.liveness.resetAll(start, s.knownWorkers())
+	s.ready.Store(true)
+	s.registerAsLeader(ctx)
+	graceUntil := start.Add(s.cfg.WorkerTTL)
+	s.log.Info("leader loop started", "id", s.cfg.Store.ID)
+	tick := time.NewTicker(max(s.cfg.WorkerTTL/5, 10*time.Millisecond))
+	defer tick.Stop()
+	gc := time.NewTicker(s.cfg.GCInterval)
+	defer gc.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-gc.C:
+			s.collectGarbage(ctx, now)
+		case now := <-tick.C:
+			if now.Before(graceUntil) {
+				continue
+			}
+			s.watchUntracked(now)
+			s.markDeadWorkers(ctx, now)
+			s.expireLeases(ctx, now)
+			s.planRepairs(now)
+		}
+	}
+}
+
+// establishLeadership waits until this new leader has applied every entry
+// committed before it took over (a Raft barrier), as Nomad does: until then
+// its ledger may lag, and a read or a liveness check against it would be
+// wrong. Requests wait for it (see Server.write).
+func (s *Server) establishLeadership(ctx context.Context) bool {
+	for ctx.Err() == nil {
+		bctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.store.Barrier(bctx)
+		cancel()
+		if err == nil {
+			return true
+		}
+		s.log.Warn("leader barrier failed", "err", err)
+	}
+	return false
+}
+
+// registerAsLeader records this server's HTTP address in the ledger at once
+// if it is missing or changed: followers forward to the leader by it.
+func (s *Server) registerAsLeader(ctx context.Context) {
+	if s.cfg.HTTPAddr == "" || s.serverHTTPAddr(s.cfg.Store.ID) == s.cfg.HTTPAddr {
+		return
+	}
+	s.propose(ctx, &ledger.UpsertPeerCommand{
+		ID: s.cfg.Store.ID, Address: s.cfg.HTTPAddr, Roles: []string{api.RoleServer}, State: api.PeerAlive, Now: time.Now().UnixNano(),
+	})
+}
+
+// awaitReady waits, bounded by LeaderWait, until this leader has caught up.
+func (s *Server) awaitReady(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.LeaderWait)
+	defer cancel()
+	for !s.ready.Load() {
+		if !s.store.IsLeader() {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return true
+}
+
+func (s *Server) knownWorkers() []string {
+	var ids []string
+	s.store.FSM().View(func(l *ledger.Ledger) {
+		for _, p := range l.Peers() {
+			if p.State != api.PeerDown && p.Heartbeats() { // workers and storage peers; plain servers do not heartbeat
+				ids = append(ids, p.ID)
+			}
+		}
+	})
+	return ids
+}
+
+// watchUntracked starts the liveness clock of a peer the ledger has alive
+// that should heartbeat but this leader has not heard from (a server's
+// registration marked its shared id alive again after its storage peer was
+// marked down): unheard for a TTL from now, it is marked down again.
+func (s *Server) watchUntracked(now time.Time) {
+	for _, id := range s.knownWorkers() {
+		if _, ok := s.liveness.lastSeen(id); !ok {
+			s.liveness.touch(id, now)
+		}
+	}
+}
+
+func (s *Server) markDeadWorkers(ctx context.Context, now time.Time) {
+	for _, id := range s.liveness.silentSince(now.Add(-s.cfg.WorkerTTL)) {
+		var leases []api.TaskRef
+		s.store.FSM().View(func(l *ledger.Ledger) { leases = l.LeasesOf(id) })
+		s.log.Warn("peer down", "peer", id, "leases", len(leases))
+		if _, err := s.store.Propose(ctx, &ledger.UpsertPeerCommand{ID: id, State: api.PeerDown, Now: now.UnixNano()}); err != nil {
+			s.log.Warn("mark worker down", "peer", id, "err", err)
+			continue
+		}
+		s.metrics.peersMarkedDown.Inc() // metrics
+		s.liveness.forget(id)
+		if len(leases) > 0 {
+			resp := s.propose(ctx, &ledger.ExpireLeasesCommand{Now: now.UnixNano(), Reason: "worker " + id + " down", Tasks: leases})
+			s.metrics.countExpired(resp) // metrics
+		}
+	}
+}
+
+func (s *Server) expireLeases(ctx context.Context, now time.Time) {
+	var refs []api.TaskRef
+	s.store.FSM().View(func(l *ledger.Ledger) { refs = l.ExpiredLeases(now.UnixNano()) })
+	if len(refs) > 0 {
+		s.log.Info("leases expired", "count", len(refs))
+		resp := s.propose(ctx, &ledger.ExpireLeasesCommand{Now: now.UnixNano(), Reason: "past deadline", Tasks: refs})
+		s.metrics.countExpired(resp) // metrics
+	}
+}
+
+// propose is Propose for the leader's own housekeeping: failures are logged
+// and retried on the next tick. It returns the command's response (nil if it
+// failed), which callers may ignore.
+func (s *Server) propose(ctx context.Context, c ledger.Command) any {
+	resp, err := s.store.Propose(ctx, c)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		s.log.Warn("leader command failed", "command", c.Type().String(), "err", err)
+	}
+	if err != nil {
+		return nil
+	}
+	return resp
+}
+
+// newJobID stamps a job id on the leader.
+func newJobID() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return "j-" + hex.EncodeToString(b[:])
+}
+
+// liveness is the leader's in-memory view of when each worker was last heard
+// from. It is never replicated: only its transitions are.
+type liveness struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func newLiveness() *liveness { return &liveness{seen: map[string]time.Time{}} }
+
+// touch records a worker as heard from now; it reports whether the worker was
+// unknown to this leader's memory (so the caller commits "alive").
+func (lv *liveness) touch(id string, now time.Time) bool {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	_, known := lv.seen[id]
+	lv.seen[id] = now
+	return !known
+}
+
+func (lv *liveness) lastSeen(id string) (time.Time, bool) {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	t, ok := lv.seen[id]
+	return t, ok
+}
+
+func (lv *liveness) resetAll(now time.Time, ids []string) {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	lv.seen = make(map[string]time.Time, len(ids))
+	for _, id := range ids {
+		lv.seen[id] = now
+	}
+}
+
+func (lv *liveness) silentSince(cutoff time.Time) []string {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	var out []string
+	for id, t := range lv.seen {
+		if t.Before(cutoff) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (lv *liveness) forget(id string) {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	delete(lv.seen, id)
+}
+
+// notifier wakes long polls when the ledger changes.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
+
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+func (n *notifier) broadcast() {
+	n.mu.Lock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+	n.mu.Unlock()
+}

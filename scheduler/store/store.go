@@ -1,0 +1,286 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/peergrid/peergrid/scheduler/ledger"
+)
+
+// ErrNotLeader is returned for a write sent to a server that is not the leader.
+var ErrNotLeader = errors.New("not the cluster leader")
+
+// ErrNoLeader is returned when the group has no leader to take a write.
+var ErrNoLeader = errors.New("no cluster leader")
+
+// ErrNotProposed marks a leader error raised before anything was proposed:
+// the client may safely retry elsewhere.
+var ErrNotProposed = errors.New("nothing was applied; safe to retry")
+
+// Config configures a ledger store.
+type Config struct {
+	ID       string // Raft server id
+	DataDir  string // raft.db (log + stable store) and snapshots/ live here
+	RaftBind string // host:port for Raft traffic
+	// Bootstrap makes this server a one-voter group if it has no Raft state yet.
+	Bootstrap bool
+	// Fast uses short Raft timeouts, for tests and dev on loopback.
+	Fast bool
+	// SnapshotThreshold overrides raft's default (8192 entries) when set.
+	SnapshotThreshold uint64
+	// StreamLayer replaces the TCP transport's listener and dialer (tests cut
+	// links through it); nil uses plain TCP on RaftBind.
+	StreamLayer raft.StreamLayer
+	Logger      *slog.Logger
+}
+
+// Store owns Raft and the FSM: it is the only way into the ledger. HTTP
+// handlers translate requests and call Propose and View; they never touch Raft.
+type Store struct {
+	cfg       Config
+	raft      *raft.Raft
+	fsm       *ledger.FSM
+	transport *raft.NetworkTransport
+	boltStore *raftboltdb.BoltStore
+	proposer  *proposer
+	log       *slog.Logger
+}
+
+// Open opens (or creates) the ledger under cfg.DataDir and starts Raft.
+func Open(cfg Config) (*Store, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	s := &Store{cfg: cfg, fsm: ledger.NewFSM(), log: cfg.Logger}
+	if err := s.open(); err != nil {
+		s.closeResources()
+		return nil, err
+	}
+	s.proposer = newProposer(s.raft)
+	return s, nil
+}
+
+func (s *Store) open() error {
+	hlog := newHCLogger(s.log)
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(s.cfg.DataDir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft log: %w", err)
+	}
+	s.boltStore = bolt
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(s.cfg.DataDir, 2, hlog)
+	if err != nil {
+		return fmt.Errorf("open snapshots: %w", err)
+	}
+	if s.transport, err = s.newTransport(hlog); err != nil {
+		return err
+	}
+	rc := s.raftConfig(hlog)
+	s.raft, err = raft.NewRaft(rc, raftFSM{s.fsm}, bolt, bolt, snaps, s.transport)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	return s.maybeBootstrap(bolt, snaps)
+}
+
+func (s *Store) newTransport(hlog hclog.Logger) (*raft.NetworkTransport, error) {
+	if s.cfg.StreamLayer != nil {
+		return raft.NewNetworkTransportWithLogger(s.cfg.StreamLayer, 3, 10*time.Second, hlog), nil
+	}
+	addr, err := net.ResolveTCPAddr("tcp", s.cfg.RaftBind)
+	if err != nil {
+		return nil, fmt.Errorf("raft bind %q: %w", s.cfg.RaftBind, err)
+	}
+	t, err := raft.NewTCPTransportWithLogger(s.cfg.RaftBind, addr, 3, 10*time.Second, hlog)
+	if err != nil {
+		return nil, fmt.Errorf("raft transport on %s: %w", s.cfg.RaftBind, err)
+	}
+	return t, nil
+}
+
+func (s *Store) raftConfig(hlog hclog.Logger) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(s.cfg.ID)
+	rc.Logger = hlog
+	if s.cfg.Fast {
+		rc.HeartbeatTimeout = 200 * time.Millisecond
+		rc.ElectionTimeout = 200 * time.Millisecond
+		rc.LeaderLeaseTimeout = 100 * time.Millisecond
+		rc.CommitTimeout = 5 * time.Millisecond
+	}
+	if s.cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = s.cfg.SnapshotThreshold
+		rc.TrailingLogs = s.cfg.SnapshotThreshold
+	}
+	return rc
+}
+
+func (s *Store) maybeBootstrap(logs raft.LogStore, snaps raft.SnapshotStore) error {
+	if !s.cfg.Bootstrap {
+		return nil
+	}
+	has, err := raft.HasExistingState(logs, s.boltStore, snaps)
+	if err != nil || has {
+		return err
+	}
+	cfg := raft.Configuration{Servers: []raft.Server{{
+		ID: raft.ServerID(s.cfg.ID), Address: s.transport.LocalAddr(), Suffrage: raft.Voter,
+	}}}
+	return s.raft.BootstrapCluster(cfg).Error()
+}
+
+// FSM gives read access to the ledger (FSM.View).
+func (s *Store) FSM() *ledger.FSM { return s.fsm }
+
+// ID is this server's Raft server id.
+func (s *Store) ID() string { return s.cfg.ID }
+
+// RaftAddr is the address other servers reach this one's Raft on.
+func (s *Store) RaftAddr() string { return string(s.transport.LocalAddr()) }
+
+// IsLeader reports whether this server leads the group now.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// LeaderCh delivers true when this server gains leadership, false when it loses it.
+func (s *Store) LeaderCh() <-chan bool { return s.raft.LeaderCh() }
+
+// Leader is the Raft address and id of the current leader ("" if none).
+func (s *Store) Leader() (string, string) {
+	addr, id := s.raft.LeaderWithID()
+	return string(addr), string(id)
+}
+
+// Raft exposes the raft instance for status and operator commands.
+func (s *Store) Raft() *raft.Raft { return s.raft }
+
+// WaitLeader polls until this store sees a leader or ctx ends.
+func (s *Store) WaitLeader(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if addr, _ := s.Leader(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Propose commits one command on the leader and returns its response: the
+// value the command's applyX returned. A command that broke a ledger rule
+// changed nothing, and its rule error is returned as the error. It is the
+// one way anything changes the ledger; concurrent proposals share Raft
+// entries (see proposer).
+func (s *Store) Propose(ctx context.Context, c ledger.Command) (any, error) {
+	data, err := ledger.Encode(c)
+	if err != nil {
+		return nil, err
+	}
+	if !s.IsLeader() {
+		return nil, fmt.Errorf("%w: %w", ErrNotLeader, ErrNotProposed)
+	}
+	resp, err := s.proposer.propose(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := resp.(error); ok {
+		return nil, e
+	}
+	return resp, nil
+}
+
+// Barrier waits until every committed entry is applied here (bounded by
+// ctx's deadline, else 10 s).
+func (s *Store) Barrier(ctx context.Context) error {
+	d := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		d = time.Until(dl)
+	}
+	return MapRaftErr(s.raft.Barrier(d).Error())
+}
+
+// Snapshot forces a snapshot now (operators and tests).
+func (s *Store) Snapshot() error { return s.raft.Snapshot().Error() }
+
+// Close stops Raft and closes the log. It does not leave the group.
+func (s *Store) Close() error {
+	if s.proposer != nil {
+		s.proposer.close()
+	}
+	var err error
+	if s.raft != nil {
+		err = s.raft.Shutdown().Error()
+	}
+	return errors.Join(err, s.closeResources())
+}
+
+func (s *Store) closeResources() error {
+	var errs []error
+	if s.transport != nil {
+		errs = append(errs, s.transport.Close())
+	}
+	if s.boltStore != nil {
+		errs = append(errs, s.boltStore.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// MapRaftErr maps a Raft error to ErrNotLeader (with ErrNotProposed when
+// nothing can have been applied) or ErrNoLeader; others pass through.
+func MapRaftErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader):
+		return fmt.Errorf("%w: %w: %v", ErrNotLeader, ErrNotProposed, err)
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// The entry may yet commit under the next leader: not safe to retry blindly.
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %v", ErrNoLeader, err)
+	}
+	return err
+}
+
+// newHCLogger routes Raft's hclog output into slog, warnings and up.
+func newHCLogger(log *slog.Logger) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name: "raft", Level: hclog.Warn, Output: slogWriter{log}, DisableTime: true,
+	})
+}
+
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Warn(string(bytes.TrimSpace(p)), "component", "raft")
+	return len(p), nil
+}
+
+// StateName is a Raft state as the API and metrics spell it: leader,
+// candidate, follower or shutdown.
+func StateName(st raft.RaftState) string {
+	switch st {
+	case raft.Leader:
+		return "leader"
+	case raft.Candidate:
+		return "candidate"
+	case raft.Follower:
+		return "follower"
+	}
+	return "shutdown"
+}

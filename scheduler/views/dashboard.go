@@ -1,0 +1,579 @@
+package views
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/scheduler/ledger"
+	"github.com/peergrid/peergrid/scheduler/store"
+	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// The web dashboard: read-only HTML pages under /ui/, rendered on the server
+// with html/template (which escapes every value), no JavaScript, nothing
+// fetched from elsewhere. Every server serves it and renders from its own
+// applied copy of the ledger (as GET /metrics does; a follower may lag the
+// leader by a few entries), so a page never waits on the leader.
+//
+// Authentication: a browser cannot send the token header on navigation, so
+// POST /ui/login takes the cluster token from a form and sets it in an
+// HttpOnly, SameSite=Strict cookie limited to Path=/ui. The cookie is honoured
+// only by the /ui/ pages: routes sends everything else through authenticate,
+// which reads headers only, so the JSON API and /metrics answer 401 to a
+// request that carries the cookie but not the header. The pages accept the
+// header too (curl, tests). The token never appears in a URL or a page.
+
+//go:embed dashboard/*.tmpl
+var dashboardFS embed.FS
+
+const (
+	uiCookie       = "peergrid_ui" // base64url of the cluster token
+	uiTasksPerPage = 200           // task rows on one job page
+	uiSegsPerPage  = 64            // segments (each k+m shards) checked and shown on one blob page
+	uiMaxJobs      = 500           // newest jobs on the overview
+	uiRefresh      = 5             // seconds between automatic reloads
+	uiHealthWait   = 3 * time.Second
+	uiRaftWait     = 2 * time.Second // per server, asked in parallel
+)
+
+// IsDashboardPath reports whether a request belongs to the dashboard rather
+// than the JSON API.
+func IsDashboardPath(p string) bool { return p == "/ui" || strings.HasPrefix(p, "/ui/") }
+
+var uiFuncs = template.FuncMap{
+	"join": strings.Join,
+	"ts": func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05Z")
+	},
+	"ago": func(t time.Time) string {
+		if t.IsZero() || t.Unix() <= 0 {
+			return "-"
+		}
+		d := time.Since(t).Round(time.Second)
+		if d < 0 {
+			d = 0
+		}
+		return d.String() + " ago"
+	},
+	"bytes": humanBytes,
+	"int64": func(u uint64) int64 { return int64(min(u, 1<<62)) },
+	"pct": func(part, total int) string { // a CSS width, 0..100
+		if total <= 0 {
+			return "0"
+		}
+		return strconv.FormatFloat(100*float64(part)/float64(total), 'f', 2, 64)
+	},
+	"exit": func(c *int) string {
+		if c == nil {
+			return "-"
+		}
+		return strconv.Itoa(*c)
+	},
+	"pathesc": url.PathEscape,
+	"short": func(s string) string {
+		if len(s) > 16 {
+			return s[:16] + "…"
+		}
+		return s
+	},
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// uiPages are the parsed templates, one set per page (each defines "content"
+// inside layout.tmpl's "layout").
+var uiPages = func() map[string]*template.Template {
+	out := map[string]*template.Template{}
+	for _, p := range []string{"login", "overview", "job", "blob", "notfound"} {
+		out[p] = template.Must(template.New(p).Funcs(uiFuncs).ParseFS(dashboardFS, "dashboard/layout.tmpl", "dashboard/"+p+".tmpl"))
+	}
+	return out
+}()
+
+// uiCommon is what every page shows in its header.
+type uiCommon struct {
+	Title    string
+	Authed   bool // show the status line, refresh and the logout button
+	Refresh  int
+	ServerID string
+	State    string // this server's Raft state
+	IsLeader bool
+	LeaderID string
+	Applied  uint64
+	Rendered time.Time
+}
+
+func (d *Dashboard) uiCommon(title string) uiCommon {
+	st := d.src.Store()
+	_, leader := st.Leader()
+	r := st.Raft()
+	return uiCommon{Title: title, Authed: true, Refresh: uiRefresh, ServerID: st.ID(), State: store.StateName(r.State()),
+		IsLeader: r.State() == raft.Leader, LeaderID: leader, Applied: r.AppliedIndex(), Rendered: time.Now().UTC()}
+}
+
+// Source is what the dashboard reads: the server it runs in.
+type Source interface {
+	// Store is the server's ledger store: its Raft state and its applied
+	// copy of the ledger.
+	Store() *store.Store
+	// Peers lists every peer, as `peergrid peers` shows them.
+	Peers() []api.Peer
+	// RaftPeers describes each server of the Raft group, asking the others
+	// in parallel within ctx.
+	RaftPeers(ctx context.Context) []api.RaftPeer
+	// StorageDefaults are the cluster's erasure coding, k data and m parity.
+	StorageDefaults() (k, m int)
+	// ShardPeer is a client for the storage peer at addr.
+	ShardPeer(addr string) storage.ShardPeer
+	// Authorized reports whether a request carries a valid credential in
+	// its headers; TokenValid whether a token (from the login form or the
+	// cookie) is one. With authentication disabled (tests) both are true.
+	Authorized(r *http.Request) bool
+	TokenValid(token string) bool
+	Logger() *slog.Logger
+}
+
+// Dashboard serves the web dashboard under /ui/.
+type Dashboard struct {
+	src     Source
+	handler http.Handler
+}
+
+// NewDashboard is the dashboard of the server src.
+func NewDashboard(src Source) *Dashboard {
+	d := &Dashboard{src: src}
+	d.handler = d.routes()
+	return d
+}
+
+// ServeHTTP implements http.Handler.
+func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) { d.handler.ServeHTTP(w, r) }
+
+func (d *Dashboard) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ui/login", d.uiLoginForm)
+	mux.HandleFunc("POST /ui/login", d.uiLogin)
+	mux.HandleFunc("POST /ui/logout", d.uiLogout)
+	mux.HandleFunc("GET /ui", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ui/", http.StatusSeeOther) })
+	mux.Handle("GET /ui/{$}", d.uiAuthed(d.uiOverview))
+	mux.Handle("GET /ui/jobs/{id}", d.uiAuthed(d.uiJob))
+	mux.Handle("GET /ui/blobs/{hash}", d.uiAuthed(d.uiBlob))
+	mux.Handle("GET /ui/go", d.uiAuthed(d.uiGo))
+	mux.Handle("/ui/", d.uiAuthed(func(w http.ResponseWriter, r *http.Request) {
+		d.uiNotFound(w, "Page not found", "There is no dashboard page at "+r.URL.Path+".")
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// uiAuthorized: a credential in the usual header, or in the dashboard's cookie.
+func (d *Dashboard) uiAuthorized(r *http.Request) bool {
+	if d.src.Authorized(r) {
+		return true
+	}
+	c, err := r.Cookie(uiCookie)
+	if err != nil {
+		return false
+	}
+	tok, err := base64.RawURLEncoding.DecodeString(c.Value)
+	return err == nil && len(tok) > 0 && d.src.TokenValid(string(tok))
+}
+
+// uiAuthed sends a browser without the token to the login form (not a 401
+// in JSON, which a person could do nothing with).
+func (d *Dashboard) uiAuthed(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !d.uiAuthorized(r) {
+			http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+			return
+		}
+		h(w, r)
+	})
+}
+
+type uiLoginPage struct {
+	uiCommon
+	Message string
+}
+
+func (d *Dashboard) uiLoginForm(w http.ResponseWriter, r *http.Request) {
+	if d.uiAuthorized(r) {
+		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+		return
+	}
+	d.uiRender(w, http.StatusOK, "login", uiLoginPage{uiCommon: uiCommon{Title: "Sign in"}})
+}
+
+// uiLogin checks the token from the form body (never the URL query) and, if
+// it is the cluster's, sets the cookie. A wrong token sets nothing.
+func (d *Dashboard) uiLogin(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		d.uiRender(w, http.StatusBadRequest, "login", uiLoginPage{uiCommon: uiCommon{Title: "Sign in"}, Message: "Could not read the form."})
+		return
+	}
+	tok := r.PostForm.Get("token")
+	if !d.src.TokenValid("") { // authentication is on
+		// A pasted token often brings a newline along.
+		if tok == "" || !d.src.TokenValid(tok) {
+			tok = strings.TrimSpace(tok)
+		}
+		if tok == "" || !d.src.TokenValid(tok) {
+			d.uiRender(w, http.StatusUnauthorized, "login", uiLoginPage{uiCommon: uiCommon{Title: "Sign in"},
+				Message: "That is not this grid's cluster token. Paste the token the servers were started with (PEERGRID_TOKEN)."})
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: uiCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(tok)), Path: "/ui",
+			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
+	}
+	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+}
+
+func (d *Dashboard) uiLogout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: uiCookie, Value: "", Path: "/ui", MaxAge: -1,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
+	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+}
+
+// overTLS: the request came over TLS, here or at a proxy in front that says
+// so. Trusting the header can only make the cookie stricter (Secure), never
+// looser.
+func overTLS(r *http.Request) bool {
+	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
+}
+
+// uiGo is the overview's jump form: a job id or a blob hash.
+func (d *Dashboard) uiGo(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if id := strings.TrimSpace(q.Get("job")); id != "" {
+		http.Redirect(w, r, "/ui/jobs/"+url.PathEscape(id), http.StatusSeeOther)
+		return
+	}
+	if h := strings.TrimSpace(q.Get("blob")); h != "" {
+		http.Redirect(w, r, "/ui/blobs/"+url.PathEscape(h), http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+}
+
+// uiRender executes a page into a buffer first, so a template error is a
+// clean 500 rather than half a page.
+func (d *Dashboard) uiRender(w http.ResponseWriter, code int, page string, data any) {
+	var buf bytes.Buffer
+	if err := uiPages[page].ExecuteTemplate(&buf, "layout", data); err != nil {
+		d.src.Logger().Error("dashboard: rendering", "page", page, "err", err)
+		http.Error(w, "dashboard: rendering failed", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}
+
+type uiNotFoundPage struct {
+	uiCommon
+	Message string
+}
+
+func (d *Dashboard) uiNotFound(w http.ResponseWriter, title, msg string) {
+	c := d.uiCommon(title)
+	c.Refresh = 0
+	d.uiRender(w, http.StatusNotFound, "notfound", uiNotFoundPage{uiCommon: c, Message: msg})
+}
+
+// --- overview ---
+
+type uiOverviewPage struct {
+	uiCommon
+	Raft      uiRaft
+	Servers   []api.RaftPeer
+	Peers     []api.Peer
+	Jobs      []api.JobSummary
+	JobsTotal int
+	Storage   uiStorage
+	Tasks     [4]int // queued, leased, done, failed over all jobs
+}
+
+// uiRaft is raftStats (metrics.go) for a template, which sees exported fields only.
+type uiRaft struct {
+	State                                           string
+	Term, LastIndex, Commit, Applied, SnapshotIndex uint64
+}
+
+type uiStorage struct {
+	Live, Total                         int // storage peers
+	Inline, Coded, Unplaced, Pinned     int
+	InlineBytes, CodedBytes, CodedShard int64
+}
+
+func (d *Dashboard) uiOverview(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), uiRaftWait)
+	defer cancel()
+	rs := collectRaft(d.src.Store().Raft())
+	p := uiOverviewPage{uiCommon: d.uiCommon("Overview"), Servers: d.src.RaftPeers(ctx),
+		Raft: uiRaft{State: rs.state, Term: rs.term, LastIndex: rs.lastIndex, Commit: rs.commit, Applied: rs.applied, SnapshotIndex: rs.snapshotIndex}}
+	p.Peers = d.src.Peers()
+	var ls ledger.Stats
+	d.src.Store().FSM().View(func(l *ledger.Ledger) {
+		ls = l.Stats() // O(jobs + peers + blobs), no task visited
+		p.Storage.Live, p.Storage.Total = len(l.StoragePeers(true)), len(l.StoragePeers(false))
+		p.JobsTotal = l.JobCount()
+		p.Jobs = l.NewestJobSummaries(uiMaxJobs) // summaries only
+	})
+	p.Tasks = ls.Tasks
+	p.Storage.Inline, p.Storage.Coded, p.Storage.Unplaced, p.Storage.Pinned = ls.Inline, ls.Coded, ls.UnplacedBlobs, ls.PinnedBlobs
+	p.Storage.InlineBytes, p.Storage.CodedBytes, p.Storage.CodedShard = ls.InlineBytes, ls.CodedBytes, int64(ls.CodedShards)
+	d.uiRender(w, http.StatusOK, "overview", p)
+}
+
+// --- job ---
+
+type uiJobPage struct {
+	uiCommon
+	Job        api.JobSummary
+	Spec       tasks.JobSpec
+	K, M       int
+	KMDefault  bool
+	Tasks      []uiTask
+	Page       int
+	Pages      int
+	First      int // index of the first task shown
+	Last       int
+	PrevPage   int // 0: none
+	NextPage   int
+	ModuleLink bool
+	Inputs     int // input files (one per task), 0 without
+}
+
+type uiTask struct {
+	api.TaskStatus
+	StdoutBlob string
+}
+
+// uiPageNumber is the ?page= of a paginated page (1 when absent); a value
+// that is not a page number gets a "Bad page" answer and ok false.
+func (d *Dashboard) uiPageNumber(w http.ResponseWriter, r *http.Request) (page int, ok bool) {
+	v := r.URL.Query().Get("page")
+	if v == "" {
+		return 1, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		d.uiNotFound(w, "Bad page", fmt.Sprintf("page=%q is not a page number (1, 2, ...).", v))
+		return 0, false
+	}
+	return n, true
+}
+
+func (d *Dashboard) uiJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	page, ok := d.uiPageNumber(w, r)
+	if !ok {
+		return
+	}
+	p := uiJobPage{uiCommon: d.uiCommon("Job " + id), Page: page}
+	var found bool
+	d.src.Store().FSM().View(func(l *ledger.Ledger) {
+		spec, ok := l.JobSpec(id)
+		if !ok {
+			return
+		}
+		found = true
+		p.Job, _ = l.JobSummary(id)
+		p.Spec = *spec
+		p.Inputs = len(spec.Inputs)
+		// Inputs only counted (a job may have 100k of them); nothing left
+		// shared with the ledger once View returns.
+		p.Spec.Inputs, p.Spec.Env, p.Spec.Args = nil, nil, slices.Clone(spec.Args)
+		n := p.Job.Tasks
+		p.Pages = max(1, (n+uiTasksPerPage-1)/uiTasksPerPage)
+		p.Page = min(p.Page, p.Pages)
+		p.First = (p.Page - 1) * uiTasksPerPage
+		p.Last = min(n, p.First+uiTasksPerPage) - 1
+		for _, t := range l.TaskResults(id, p.First, p.Last+1) { // this page's tasks only
+			p.Tasks = append(p.Tasks, uiTask{TaskStatus: t.TaskStatus, StdoutBlob: t.StdoutBlob})
+		}
+		p.ModuleLink = l.HasBlob(spec.ModuleHash)
+	})
+	if !found {
+		d.uiNotFound(w, "Job not found", "No job "+id+" in this server's ledger: it never existed, was purged, or this server has not caught up yet.")
+		return
+	}
+	p.K, p.M = p.Spec.DataShards, p.Spec.ParityShards
+	if p.K == 0 {
+		p.K, p.M = d.src.StorageDefaults()
+		p.KMDefault = true
+	}
+	if p.Page > 1 {
+		p.PrevPage = p.Page - 1
+	}
+	if p.Page < p.Pages {
+		p.NextPage = p.Page + 1
+	}
+	d.uiRender(w, http.StatusOK, "job", p)
+}
+
+// --- blob ---
+
+type uiBlobPage struct {
+	uiCommon
+	Hash     string
+	Size     int64
+	Inline   bool
+	Pinned   bool
+	Created  time.Time
+	Refs     int
+	K, M     int
+	Segments []uiSegment // this page's
+	NSegs    int         // in the blob
+	Healthy  int         // shards healthy on this page
+	Shards   int         // shards on this page
+	Readable bool        // every segment on this page has at least K healthy shards
+	Page     int
+	Pages    int
+	PrevPage int // 0: none
+	NextPage int
+}
+
+type uiSegment struct {
+	Index    int
+	Healthy  int
+	Readable bool
+	Shards   []uiShard
+}
+
+type uiShard struct {
+	Index   int
+	Hash    string
+	Peer    string
+	Parity  bool
+	Healthy bool
+	Error   string
+}
+
+// uiBlob shows a blob's shard health as `peergrid blob stat` does: it calls
+// storage.Health on the live storage peers. Health asks a ShardClient peer
+// with HTTP HEAD (ShardClient.Has), so this server learns whether each
+// holder has its shard without fetching any shard bytes (and without
+// verifying them: corruption shows up on reads, which report faults, and in
+// the peers' own sweeps). The checks run in parallel under a timeout.
+func (d *Dashboard) uiBlob(w http.ResponseWriter, r *http.Request) {
+	hash := r.PathValue("hash")
+	if storage.CheckHash(hash) != nil {
+		d.uiNotFound(w, "Blob not found", "“"+hash+"” is not a blob hash (64 hex digits of SHA-256).")
+		return
+	}
+	page, ok := d.uiPageNumber(w, r)
+	if !ok {
+		return
+	}
+	p := uiBlobPage{uiCommon: d.uiCommon("Blob " + hash[:12]), Hash: hash, Page: 1, Pages: 1}
+	var m *storage.Manifest
+	var peers []api.StoragePeer
+	var found bool
+	d.src.Store().FSM().View(func(l *ledger.Ledger) {
+		data, inline := l.InlineBlob(hash)
+		m = l.Manifest(hash) // replaced, never changed in place: safe to read after View
+		if !inline && m == nil {
+			return
+		}
+		found = true
+		p.Inline, p.Size = inline, int64(len(data))
+		meta := l.BlobMeta(hash)
+		p.Pinned, p.Refs = meta.Pinned, l.BlobRefs(hash)
+		if meta.Created != 0 {
+			p.Created = time.Unix(0, meta.Created)
+		}
+		if m != nil {
+			peers = l.StoragePeers(true)
+		}
+	})
+	if !found {
+		d.uiNotFound(w, "Blob not found", "No blob "+hash+" in this server's ledger (inline or erasure-coded).")
+		return
+	}
+	if m != nil {
+		p.Size, p.K, p.M, p.NSegs = m.Size, m.K, m.M, len(m.Segments)
+		// One page of segments, so a many-GiB blob costs a bounded number
+		// of checks per (auto-refreshed) view.
+		p.Pages = max(1, (p.NSegs+uiSegsPerPage-1)/uiSegsPerPage)
+		p.Page = min(page, p.Pages)
+		first := (p.Page - 1) * uiSegsPerPage
+		part := *m
+		part.Segments = m.Segments[first:min(len(m.Segments), first+uiSegsPerPage)]
+		if p.Page > 1 {
+			p.PrevPage = p.Page - 1
+		}
+		if p.Page < p.Pages {
+			p.NextPage = p.Page + 1
+		}
+		clients := make(map[string]storage.ShardPeer, len(peers))
+		for _, sp := range peers {
+			clients[sp.ID] = d.src.ShardPeer(sp.Address)
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), uiHealthWait)
+		health := storage.Health(ctx, &part, clients)
+		cancel()
+		p.Segments = make([]uiSegment, len(part.Segments))
+		for i := range p.Segments {
+			p.Segments[i].Index = first + i
+		}
+		for _, h := range health {
+			sh := uiShard{Index: h.Index, Hash: h.Hash, Peer: h.Peer, Parity: h.Index >= m.K, Healthy: h.Healthy}
+			if h.Err != nil {
+				sh.Error = h.Err.Error()
+			} else if h.Peer == "" {
+				sh.Error = "not placed on any peer"
+			}
+			seg := &p.Segments[h.Segment]
+			seg.Shards = append(seg.Shards, sh)
+			p.Shards++
+			if h.Healthy {
+				seg.Healthy++
+				p.Healthy++
+			}
+		}
+		p.Readable = true
+		for i := range p.Segments {
+			p.Segments[i].Readable = p.Segments[i].Healthy >= m.K
+			p.Readable = p.Readable && p.Segments[i].Readable
+		}
+	}
+	d.uiRender(w, http.StatusOK, "blob", p)
+}

@@ -1,0 +1,11 @@
+// Package views renders a server's state for people and monitoring: the
+// read-only web dashboard under /ui/ (dashboard.go, templates in
+// dashboard/) and the Prometheus collectors of the server's Raft state and
+// applied ledger (metrics.go).
+//
+// It reads only: the ledger through FSM.View and its read-side methods, Raft
+// through the store, and what the server offers through Source (peers, the
+// Raft group's servers, credentials). It never proposes a command, never
+// reaches into the server's or the ledger's private state, and never
+// forwards to the leader: every server renders its own applied copy.
+package views
