@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -73,6 +74,30 @@ type Runner interface {
 
 var _ Runner = (*wasm.Pool)(nil)
 
+// gridAPI is what a worker asks of the grid: every call it makes, and all
+// it knows of the ledger. The API client is the one implementation outside
+// tests, which use a fake.
+type gridAPI interface {
+	// Leasing, reporting and liveness.
+	Lease(ctx context.Context, req *api.LeaseRequest) ([]api.Assignment, error)
+	Report(ctx context.Context, req *api.ReportRequest) ([]bool, error)
+	Release(ctx context.Context, req *api.ReleaseRequest) error
+	Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error)
+	// Blobs: modules and inputs read, large results stored.
+	ReadBlob(ctx context.Context, hash string, w io.Writer) ([]storage.ShardFault, error)
+	PutBlobFrom(ctx context.Context, r io.Reader, size int64, opts api.BlobOptions) (string, *storage.Manifest, error)
+	ClusterStorage(ctx context.Context) (api.StorageConfig, error)
+	// A storage peer's repairs and sweeps.
+	Manifest(ctx context.Context, hash string) (*storage.Manifest, error)
+	PutManifest(ctx context.Context, m *storage.Manifest, pin bool) error
+	ShardPeers(ctx context.Context) (map[string]storage.ShardPeer, error)
+	PlacedShards(ctx context.Context, peer string, shards []string) ([]string, error)
+	// Addrs lists the servers, to which a shard service's advertised address routes.
+	Addrs() []string
+}
+
+var _ gridAPI = (*api.Client)(nil)
+
 func (c *Config) setDefaults() {
 	if c.Cores <= 0 {
 		c.Cores = runtime.NumCPU()
@@ -105,7 +130,8 @@ const (
 type Worker struct {
 	cfg     Config
 	log     *slog.Logger
-	client  *api.Client
+	client  gridAPI
+	token   string // the cluster token the shard service asks of other peers
 	modules wasm.ModuleDir
 	pool    Runner
 	ownPool *wasm.Pool
@@ -122,11 +148,17 @@ type Worker struct {
 
 // New prepares a worker: its caches and, unless given one, its executor pool.
 func New(ctx context.Context, cfg Config) (*Worker, error) {
-	cfg.setDefaults()
 	if cfg.ID == "" || cfg.Client == nil || cfg.DataDir == "" {
 		return nil, errors.New("worker: ID, Client and DataDir are required")
 	}
-	w := &Worker{cfg: cfg, log: cfg.Logger.With("peer", cfg.ID), client: cfg.Client,
+	return newWorker(ctx, cfg, cfg.Client, cfg.Client.Token)
+}
+
+// newWorker is New with the grid API given apart from the config, so tests
+// can give a fake; token is the cluster token shard requests must carry.
+func newWorker(ctx context.Context, cfg Config, client gridAPI, token string) (*Worker, error) {
+	cfg.setDefaults()
+	w := &Worker{cfg: cfg, log: cfg.Logger.With("peer", cfg.ID), client: client, token: token,
 		modules: wasm.ModuleDir(filepath.Join(cfg.DataDir, "modules"))}
 	if err := os.MkdirAll(string(w.modules), 0o700); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
@@ -178,7 +210,7 @@ func (w *Worker) serveShards() error {
 	if w.shardsAddr == "" {
 		w.shardsAddr = shardURL(ln.Addr(), w.client.Addrs())
 	}
-	w.shardHTTP = &http.Server{Handler: storage.NewShardHandler(store, w.client.Token), ReadHeaderTimeout: 10 * time.Second}
+	w.shardHTTP = &http.Server{Handler: storage.NewShardHandler(store, w.token), ReadHeaderTimeout: 10 * time.Second}
 	go w.shardHTTP.Serve(ln)
 	w.log.Info("storage peer serving shards", "address", w.shardsAddr)
 	return nil
