@@ -1,0 +1,61 @@
+package worker
+
+import (
+	"context"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/peergrid/peergrid/api"
+)
+
+// TestNew_RequiresIDClientAndDataDir: a worker needs to know who it is,
+// how to reach the grid and where to keep its caches.
+func TestNew_RequiresIDClientAndDataDir(t *testing.T) {
+	full := Config{ID: "w1", Client: api.NewClient("127.0.0.1:1", ""), DataDir: t.TempDir()}
+	for name, cfg := range map[string]Config{
+		"no id":       {Client: full.Client, DataDir: full.DataDir},
+		"no client":   {ID: full.ID, DataDir: full.DataDir},
+		"no data dir": {ID: full.ID, Client: full.Client},
+	} {
+		if _, err := New(context.Background(), cfg); err == nil {
+			t.Errorf("%s: New succeeded", name)
+		}
+	}
+}
+
+// TestNew_PeerThatRunsNoTasksMustStoreShards: a storage-only peer with no
+// shard address would do nothing at all, so it is refused.
+func TestNew_PeerThatRunsNoTasksMustStoreShards(t *testing.T) {
+	_, err := newWorker(context.Background(), Config{ID: "s1", DataDir: t.TempDir(), NoTasks: true}, newFakeGrid(), "")
+	if err == nil || !strings.Contains(err.Error(), "StorageBind") {
+		t.Fatalf("New without StorageBind: %v", err)
+	}
+}
+
+// TestWorker_ReachesTheLedgerOnlyThroughTheAPI: the package imports no
+// scheduler package and no Raft (see doc.go); it is a client of the grid.
+func TestWorker_ReachesTheLedgerOnlyThroughTheAPI(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range af.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			if strings.HasPrefix(path, "github.com/peergrid/peergrid/scheduler") || strings.Contains(path, "hashicorp/raft") {
+				t.Errorf("%s imports %s", f, path)
+			}
+		}
+	}
+}
