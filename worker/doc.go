@@ -4,12 +4,20 @@
 // drains: no new leases, running tasks finish within a grace period, and the
 // rest are handed back so they requeue at once.
 //
+// It owns, a file each: leasing with its prefetch and slots (lease.go),
+// running a task and turning its outcome into a report (run.go, with
+// module.go, inputs.go and stdout.go), sending reports (report.go), the
+// leases held and attempts running (held.go), heartbeats (heartbeat.go),
+// the drain (drain.go), and, when it is a storage peer, the shard service,
+// repair orders and the orphan sweep (storagepeer.go, sweep.go).
+//
 // A task's input inline in its assignment is given to the task as bytes; an
 // erasure-coded one is streamed from the storage peers into a file under
 // DataDir/inputs, hash checked, given to the task as its stdin file and
 // removed after the attempt, so a large input costs disk, not memory.
 //
-// It must reach the ledger only through package api, never through Raft or
-// the scheduler's internals: a worker on a volunteer's machine is just a
-// client of the grid.
+// It must reach the ledger only through the grid's API (the gridAPI
+// interface, which the api client implements), never through Raft or any
+// scheduler package: a worker on a volunteer's machine is just a client of
+// the grid.
 package worker

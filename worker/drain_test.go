@@ -1,102 +1,95 @@
-package worker_test
+package worker
 
 import (
-	"context"
-	"io"
-	"log/slog"
-	"sync"
+	"slices"
 	"testing"
 	"time"
 
-	"github.com/peergrid/peergrid/examples"
-	"github.com/peergrid/peergrid/internal/devgrid"
-	"github.com/peergrid/peergrid/internal/testcluster"
-	"github.com/peergrid/peergrid/storage"
-	"github.com/peergrid/peergrid/tasks"
-	"github.com/peergrid/peergrid/wasm"
-	"github.com/peergrid/peergrid/worker"
+	"github.com/peergrid/peergrid/api"
 )
 
-// gateRunner blocks every task until the gate opens, counting starts.
-type gateRunner struct {
-	gate    chan struct{}
-	mu      sync.Mutex
-	started int
+// TestDrain_HandsBackUnstartedLeasesAndLetsRunningOnesFinish: on stop a
+// worker stops leasing, says it is draining, hands back at once every
+// lease it had not started (one release each), and waits for the running
+// task, whose report it then sends.
+func TestDrain_HandsBackUnstartedLeasesAndLetsRunningOnesFinish(t *testing.T) {
+	g := newFakeGrid()
+	leased := tasksOf("j", 3)
+	g.queue(leased...)
+	runner := &fakeRunner{gate: make(chan struct{})}
+	w := testWorker(t, g, Config{Cores: 1, Prefetch: 2, DrainGrace: time.Minute, Pool: runner})
+	run := runWorker(t, w)
+	eventually(t, "1 task running", func() bool { return len(runner.started()) == 1 })
+	run.cancel() // SIGTERM
+	eventually(t, "2 leases handed back", func() bool { return len(g.callsOf("Release")) == 2 })
+	if run.returned() {
+		t.Fatal("Run returned with a task still running")
+	}
+	runner.gate <- struct{}{}
+	run.stop()
+
+	var released []api.TaskRef
+	for _, c := range g.callsOf("Release") {
+		if c.release.Worker != "w1" || len(c.release.Tasks) != 1 {
+			t.Fatalf("release %+v, want one task of w1", *c.release)
+		}
+		released = append(released, c.release.Tasks...)
+	}
+	if want := refs(leased[1:]...); !sameRefs(released, want) {
+		t.Fatalf("handed back %v, want the unstarted %v", released, want)
+	}
+	reports := g.callsOf("Report")
+	if len(reports) != 1 || len(reports[0].report.Reports) != 1 || reports[0].report.Reports[0].Index != 0 ||
+		string(reports[0].report.Reports[0].Stdout) != "ok" {
+		t.Fatalf("reports %+v, want the running task's", reports)
+	}
+	if n := len(runner.started()); n != 1 {
+		t.Fatalf("%d tasks started, want only the one running before the stop", n)
+	}
+	assertDrainOrder(t, g.allCalls())
 }
 
-func (g *gateRunner) Run(ctx context.Context, req *wasm.Request) (*wasm.Result, error) {
-	g.mu.Lock()
-	g.started++
-	g.mu.Unlock()
-	select {
-	case <-g.gate:
-		return &wasm.Result{Stdout: []byte("ok")}, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+// assertDrainOrder checks that a draining heartbeat came before any lease
+// was handed back, and no lease call after it.
+func assertDrainOrder(t *testing.T, calls []call) {
+	t.Helper()
+	draining := slices.IndexFunc(calls, func(c call) bool { return c.method == "Heartbeat" && c.heartbeat.Draining })
+	if draining < 0 {
+		t.Fatal("no draining heartbeat")
 	}
-}
-
-func (g *gateRunner) count() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.started
-}
-
-// TestWorker_DrainFinishesRunningAndHandsBackTheRest: on stop, a worker lets
-// its running tasks finish and hands back the ones it had not started, which
-// are queued again at once (the worker TTL here is a minute, so nothing
-// waits for it).
-func TestWorker_DrainFinishesRunningAndHandsBackTheRest(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	g, err := devgrid.Start(context.Background(), devgrid.Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: time.Minute, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	c := g.Client()
-	mod := examples.Tiny()
-	if err := c.PutBlob(context.Background(), storage.Hash(mod), mod); err != nil {
-		t.Fatal(err)
-	}
-	id, err := c.Submit(context.Background(), &tasks.JobSpec{Name: "drain", ModuleHash: storage.Hash(mod), Tasks: 6,
-		Timeout: time.Minute, Memory: 1 << 20, MaxOutput: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runner := &gateRunner{gate: make(chan struct{})}
-	w, err := worker.New(context.Background(), worker.Config{ID: "w1", Client: c, DataDir: t.TempDir(), Cores: 2, Prefetch: 4,
-		Pool: runner, DrainGrace: time.Minute, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }()
-
-	testcluster.Eventually(t, 10*time.Second, "2 tasks running and 4 prefetched", func() bool {
-		st, err := c.Job(context.Background(), id)
-		return err == nil && st.Leased == 6 && runner.count() == 2
-	})
-	cancel() // SIGTERM
-	testcluster.Eventually(t, 10*time.Second, "the 4 unstarted tasks handed back", func() bool {
-		st, err := c.Job(context.Background(), id)
-		return err == nil && st.Queued == 4 && st.Leased == 2
-	})
-	close(runner.gate) // the running ones finish within the grace period
-	<-done
-	st, err := c.Job(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Done != 2 || st.Queued != 4 {
-		t.Fatalf("after drain: %+v", st.JobSummary)
-	}
-	for _, task := range st.TaskStats {
-		if task.State == tasks.TaskQueued && task.Attempts != 0 {
-			t.Fatalf("a handed-back task was charged an attempt: %+v", task)
+	for _, c := range calls[draining:] {
+		if c.method == "Lease" {
+			t.Fatal("a lease call after the draining heartbeat")
 		}
 	}
-	if runner.count() != 2 {
-		t.Fatalf("%d tasks started during the drain, want only the 2 running before it", runner.count())
+	for _, c := range calls[:draining] {
+		if c.method == "Release" {
+			t.Fatal("a lease handed back before the draining heartbeat")
+		}
 	}
+}
+
+// TestDrain_GraceOverStopsRunningTasksAndHandsThemBack: a task still
+// running when the drain grace ends is stopped and handed back, not
+// reported as a failure.
+func TestDrain_GraceOverStopsRunningTasksAndHandsThemBack(t *testing.T) {
+	g := newFakeGrid()
+	slow := task("slow", 0)
+	g.queue(slow)
+	runner := &fakeRunner{gate: make(chan struct{})}
+	w := testWorker(t, g, Config{Cores: 1, Prefetch: -1, DrainGrace: 20 * time.Millisecond, Pool: runner})
+	run := runWorker(t, w)
+	eventually(t, "the task running", func() bool { return len(runner.started()) == 1 })
+	run.stop()
+	if got := runner.cancelledNames(); !slices.Equal(got, []string{slow.Name}) {
+		t.Fatalf("stopped %v, want the running task", got)
+	}
+	releases := g.callsOf("Release")
+	if len(releases) != 1 || !sameRefs(releases[0].release.Tasks, refs(slow)) {
+		t.Fatalf("releases %+v, want the stopped task handed back", releases)
+	}
+	if n := len(g.callsOf("Report")); n != 0 {
+		t.Fatalf("%d reports of a task stopped by the drain", n)
+	}
+	assertDrainOrder(t, g.allCalls())
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
-	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/wasm"
 )
 
@@ -25,6 +24,37 @@ const moduleFetchTimeout = 10 * time.Minute
 // errModuleTooLarge is wrapped when a module is over api.MaxModuleSize: no
 // worker would run it, so it is an invalid_module failure.
 var errModuleTooLarge = &wasm.TaskError{Kind: wasm.KindInvalidModule, Msg: fmt.Sprintf("module is over the %d MiB limit on modules", api.MaxModuleSize>>20)}
+
+// ensureModule fetches a module by hash into the module cache, once,
+// verifying its hash (and header: a module that is not WebAssembly is an
+// invalid_module error).
+func (w *Worker) ensureModule(ctx context.Context, hash string) error {
+	if _, ok := w.have.Load(hash); ok {
+		return nil
+	}
+	if w.modules.Has(hash) {
+		w.have.Store(hash, true)
+		return nil
+	}
+	w.fetchMu.Lock()
+	defer w.fetchMu.Unlock()
+	if w.modules.Has(hash) {
+		return nil
+	}
+	data, err := w.fetchModule(ctx, hash)
+	if err != nil {
+		return fmt.Errorf("fetch module %s: %w", hash, err)
+	}
+	got, err := w.modules.Put(data)
+	if err != nil {
+		return fmt.Errorf("module %s: %w", hash, err)
+	}
+	if got != hash {
+		return fmt.Errorf("module %s: server sent bytes that hash to %s", hash, got)
+	}
+	w.have.Store(hash, true)
+	return nil
+}
 
 // fetchModule reads a module with the client's ReadBlob: from the ledger if
 // it is inline, else from the storage peers through its manifest (any k
@@ -74,19 +104,4 @@ func moduleErrorKind(err error) string {
 		return string(k)
 	}
 	return "worker"
-}
-
-// inlineThreshold is the cluster's inline threshold: results over it go to
-// the storage peers. The client caches it (see api.Client.ClusterStorage);
-// when the servers cannot be asked it is the last value known, else
-// storage.DefaultInlineThreshold.
-func (w *Worker) inlineThreshold(ctx context.Context) int64 {
-	cfg, err := w.client.ClusterStorage(ctx)
-	if err != nil {
-		w.log.Debug("storage config", "err", err)
-	}
-	if cfg.InlineThreshold > 0 {
-		return cfg.InlineThreshold
-	}
-	return storage.DefaultInlineThreshold
 }

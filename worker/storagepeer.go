@@ -1,9 +1,16 @@
 package worker
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/storage"
 )
 
 // startStorageOnly finishes New for a peer that keeps shards but runs no
@@ -21,16 +28,68 @@ func (w *Worker) startStorageOnly() (*Worker, error) {
 	return w, nil
 }
 
-// heartbeatRequest is what a heartbeat says. A storage-only peer offers no
-// cores or engines and holds no leases, so the leader gives it no worker
-// role (it is never counted as one, see Ledger.otherWorkerAlive) and no tasks.
-func (r *run) heartbeatRequest(draining bool) *api.HeartbeatRequest {
-	w := r.w
-	if w.cfg.NoTasks {
-		return &api.HeartbeatRequest{Worker: w.cfg.ID, Address: w.address(), Draining: draining, StorageOnly: true}
+// serveShards opens the shard store and serves it to other peers.
+func (w *Worker) serveShards() error {
+	store, err := storage.OpenShardStore(filepath.Join(w.cfg.DataDir, "shards"), storage.ShardStoreOptions{Logger: w.log})
+	if err != nil {
+		return fmt.Errorf("worker: shard store: %w", err)
 	}
-	return &api.HeartbeatRequest{
-		Worker: w.cfg.ID, Address: w.address(), Cores: w.cfg.Cores, Draining: draining, Running: r.runningRefs(), Held: r.heldRefs(), Engines: w.engines,
-		Storage: w.shards != nil,
+	ln, err := net.Listen("tcp", w.cfg.StorageBind)
+	if err != nil {
+		return fmt.Errorf("worker: storage listener on %s: %w", w.cfg.StorageBind, err)
 	}
+	w.shards = store
+	w.shardsAddr = w.cfg.StorageAdvertise
+	if w.shardsAddr == "" {
+		w.shardsAddr = shardURL(ln.Addr(), w.client.Addrs())
+	}
+	w.shardHTTP = &http.Server{Handler: storage.NewShardHandler(store, w.token), ReadHeaderTimeout: 10 * time.Second}
+	go w.shardHTTP.Serve(ln)
+	w.log.Info("storage peer serving shards", "address", w.shardsAddr)
+	return nil
+}
+
+// startRepair runs a repair order in the background, one at a time: fetch
+// k shards of each damaged segment, rebuild the lost ones onto other live
+// peers, and commit the new manifest.
+func (r *run) startRepair(o api.RepairOrder) {
+	r.repairs.Add(1)
+	go func() {
+		defer r.repairs.Done()
+		r.w.repairMu.Lock()
+		defer r.w.repairMu.Unlock()
+		if err := r.w.repair(r.workCtx, o); err != nil {
+			// A peer on its way out expects its repairs to fail (the grid
+			// around it may be stopping too); the leader plans them again.
+			log := r.w.log.Warn
+			select {
+			case <-r.draining:
+				log = r.w.log.Info
+			default:
+			}
+			log("repair failed", "blob", o.Blob, "err", err)
+		}
+	}()
+}
+
+// repair carries out one order. A partial repair is committed too: the
+// shards it did rebuild are safe, and the leader plans the rest again.
+func (w *Worker) repair(ctx context.Context, o api.RepairOrder) error {
+	m, err := w.client.Manifest(ctx, o.Blob)
+	if err != nil {
+		return err
+	}
+	peers, err := w.client.ShardPeers(ctx)
+	if err != nil {
+		return err
+	}
+	fixed, rerr := storage.Repair(ctx, m, o.Lost, o.Targets, peers, storage.RepairOptions{})
+	if fixed == nil {
+		return rerr
+	}
+	if err := w.client.PutManifest(ctx, fixed, false); err != nil {
+		return errors.Join(rerr, err)
+	}
+	w.log.Info("repaired blob", "blob", o.Blob, "shards", len(o.Lost), "partial", rerr != nil)
+	return rerr
 }

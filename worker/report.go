@@ -1,0 +1,68 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+)
+
+// reportLinger is how long a report batch waits for more finished tasks:
+// fewer, larger reports mean fewer Raft entries on the leader.
+const reportLinger = 5 * time.Millisecond
+
+// maxReportBatch bounds the reports sent in one call.
+const maxReportBatch = 256
+
+// reportLoop sends reports in batches: whatever finished while the previous
+// call was in flight goes in the next one. A report sent, or given up on,
+// frees its lease's slot.
+func (r *run) reportLoop() {
+	for first := range r.reports {
+		batch := r.gatherReports(first)
+		r.sendReports(batch)
+		for _, rep := range batch {
+			r.hold(api.TaskRef{Job: rep.Job, Index: rep.Index, Attempt: rep.Attempt}, false)
+		}
+		r.releaseSlots(len(batch))
+	}
+}
+
+// gatherReports adds to first whatever else finishes within reportLinger,
+// up to maxReportBatch reports.
+func (r *run) gatherReports(first api.Report) []api.Report {
+	batch := []api.Report{first}
+	linger := time.NewTimer(reportLinger)
+	defer linger.Stop()
+	for len(batch) < maxReportBatch {
+		select {
+		case rep, ok := <-r.reports:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, rep)
+		case <-linger.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+// sendReports retries until the grid takes the reports or the attempt is
+// hopeless (then the leases expire and the tasks run again). Which reports
+// the grid accepted does not matter here: one it ignored (a late attempt,
+// a cancelled job) is settled all the same.
+func (r *run) sendReports(batch []api.Report) {
+	backoff := newBackoff()
+	for attempt := 0; attempt < 10; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := r.w.client.Report(ctx, &api.ReportRequest{Worker: r.w.cfg.ID, Reports: batch})
+		cancel()
+		if err == nil {
+			return
+		}
+		r.w.log.Warn("report failed", "tasks", len(batch), "err", err)
+		backoff.wait(context.Background())
+	}
+	r.w.log.Error("giving up on reports; their leases will expire", "tasks", len(batch))
+}

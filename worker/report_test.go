@@ -1,0 +1,132 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// reportRun is a run whose report loop is started once the test has
+// queued its reports; the reports hold leases and slots, as a finished
+// task's do.
+type reportRun struct {
+	*run
+	t *testing.T
+}
+
+func newReportRun(t *testing.T, g *fakeGrid) *reportRun {
+	w := testWorker(t, g, Config{Cores: 1, Pool: &fakeRunner{}})
+	return &reportRun{run: newRun(w), t: t}
+}
+
+// finished queues reports for n finished tasks of job, as runners do.
+func (r *reportRun) finished(job string, n int) []api.Report {
+	got := r.slots.acquire(context.Background(), func() int { return r.slots.held + n }, 1)
+	if got != n {
+		r.t.Fatalf("took %d slots, want %d", got, n)
+	}
+	reps := make([]api.Report, n)
+	for i := range reps {
+		reps[i] = api.Report{TaskRef: api.TaskRef{Job: job, Index: i, Attempt: 1}, Result: tasks.Result{Stdout: []byte(fmt.Sprint(i))}}
+		r.hold(api.TaskRef{Job: job, Index: i, Attempt: 1}, true)
+		r.reports <- reps[i]
+	}
+	return reps
+}
+
+// start runs the report loop until the reports channel is closed.
+func (r *reportRun) start() {
+	r.reporting.Add(1)
+	go func() { defer r.reporting.Done(); r.reportLoop() }()
+	r.t.Cleanup(func() { close(r.reports); r.reporting.Wait() })
+}
+
+// settled says no lease or slot is left: every report was sent or given up.
+func (r *reportRun) settled() bool {
+	r.slots.mu.Lock()
+	held := r.slots.held
+	r.slots.mu.Unlock()
+	return held == 0 && len(r.heldRefs()) == 0
+}
+
+// TestReport_FinishedTasksGoInOneBatch: reports that finished while none
+// was being sent go in a single call, in order, and then free their leases
+// and slots.
+func TestReport_FinishedTasksGoInOneBatch(t *testing.T) {
+	g := newFakeGrid()
+	r := newReportRun(t, g)
+	reps := r.finished("j", 3)
+	r.start()
+	eventually(t, "the reports settled", r.settled)
+	calls := g.callsOf("Report")
+	if len(calls) != 1 || calls[0].report.Worker != "w1" || !reflect.DeepEqual(calls[0].report.Reports, reps) {
+		t.Fatalf("report calls %+v, want one from w1 with %+v", calls, reps)
+	}
+}
+
+// TestReport_BatchesAreCappedAt256: a backlog is sent in calls of at most
+// maxReportBatch reports.
+func TestReport_BatchesAreCappedAt256(t *testing.T) {
+	g := newFakeGrid()
+	r := newReportRun(t, g)
+	r.finished("j", 300)
+	r.start()
+	eventually(t, "the reports settled", r.settled)
+	var sizes []int
+	for _, c := range g.callsOf("Report") {
+		sizes = append(sizes, len(c.report.Reports))
+	}
+	if !reflect.DeepEqual(sizes, []int{256, 44}) {
+		t.Fatalf("batch sizes %v, want [256 44]", sizes)
+	}
+}
+
+// TestReport_RetriedUntilTheGridTakesThem: a failed report call is sent
+// again, the same batch, and the leases stay held until it goes through.
+func TestReport_RetriedUntilTheGridTakesThem(t *testing.T) {
+	g := newFakeGrid()
+	r := newReportRun(t, g)
+	var heldDuring []int
+	g.onReport = func(n int, req *api.ReportRequest) ([]bool, error) {
+		heldDuring = append(heldDuring, len(r.heldRefs()))
+		if n < 2 {
+			return nil, errors.New("no leader")
+		}
+		return []bool{true, true}, nil
+	}
+	reps := r.finished("j", 2)
+	r.start()
+	eventually(t, "the reports settled", r.settled)
+	calls := g.callsOf("Report")
+	if len(calls) != 3 {
+		t.Fatalf("%d report calls, want 3 (two failed)", len(calls))
+	}
+	for _, c := range calls {
+		if !reflect.DeepEqual(c.report.Reports, reps) {
+			t.Fatalf("a retry sent %+v, want the same batch %+v", c.report.Reports, reps)
+		}
+	}
+	if !reflect.DeepEqual(heldDuring, []int{2, 2, 2}) {
+		t.Fatalf("leases held during the calls: %v, want both held until the report went through", heldDuring)
+	}
+}
+
+// TestReport_IgnoredReportIsSettledNotRetried: a report the grid took but
+// did not accept (a late attempt) is not sent again; its lease and slot are
+// freed like any other.
+func TestReport_IgnoredReportIsSettledNotRetried(t *testing.T) {
+	g := newFakeGrid()
+	g.onReport = func(n int, req *api.ReportRequest) ([]bool, error) { return []bool{false, true}, nil }
+	r := newReportRun(t, g)
+	r.finished("j", 2)
+	r.start()
+	eventually(t, "the reports settled", r.settled)
+	if n := len(g.callsOf("Report")); n != 1 {
+		t.Fatalf("%d report calls, want 1", n)
+	}
+}

@@ -1,0 +1,101 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/wasm"
+)
+
+// runLoop is one core: it runs leased tasks one at a time until the queue
+// is closed by a drain.
+func (r *run) runLoop() {
+	for a := range r.queue {
+		select {
+		case <-r.draining:
+			r.handBack(a)
+			continue
+		default:
+		}
+		ref := refOf(a)
+		ctx := r.track(ref)
+		began := time.Now()
+		rep := r.execute(ctx, a)
+		r.observe(time.Since(began))
+		stopped := ctx.Err() != nil
+		r.untrack(ref)
+		r.finish(a, rep, stopped)
+	}
+}
+
+// finish sends an attempt's report, unless nobody wants it: a task killed
+// by the end of a drain is handed back (not its fault, so no attempt is
+// charged), and one whose lease is gone is dropped.
+func (r *run) finish(a api.Assignment, rep api.Report, stopped bool) {
+	switch {
+	case r.workCtx.Err() != nil: // killed by the end of a drain: not the task's fault
+		r.handBack(a)
+	case stopped: // stopped because its lease is gone: nobody wants the result
+		r.w.log.Info("stopped a task whose lease is gone", "job", a.Job, "task", a.Index)
+		r.hold(refOf(a), false)
+		r.releaseSlots(1)
+	default:
+		r.reports <- rep
+	}
+}
+
+// execute runs one assignment and turns the outcome into a report.
+func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
+	rep := api.Report{TaskRef: api.TaskRef{Job: a.Job, Index: a.Index, Attempt: a.Attempt}}
+	if err := r.w.ensureModule(ctx, a.ModuleHash); err != nil {
+		rep.ErrorKind, rep.Error = moduleErrorKind(err), err.Error()
+		return rep
+	}
+	req := runRequest(a)
+	if a.InputHash != "" {
+		path, err := r.w.fetchInput(ctx, a)
+		if err != nil {
+			rep.ErrorKind, rep.Error = "worker", err.Error()
+			return rep
+		}
+		defer r.w.removeInput(path) // on every path, a panic included (removing twice is harmless)
+		req.StdinPath = path
+	}
+	res, err := r.w.pool.Run(ctx, req)
+	if req.StdinPath != "" {
+		r.w.removeInput(req.StdinPath) // the run is over: free the disk before storing the result
+	}
+	r.w.recordOutcome(ctx, &rep, a, res, err)
+	return rep
+}
+
+// runRequest is what the sandbox is asked to run for an assignment. An
+// inline input (small) goes in as bytes; a stored one is added by execute
+// as a file.
+func runRequest(a api.Assignment) *wasm.Request {
+	req := &wasm.Request{
+		ModuleHash: a.ModuleHash, Name: a.Name, Args: a.Args, Env: a.Env, Seed: a.Seed, Engine: a.Engine,
+		Limits: wasm.Limits{MemoryBytes: a.Memory, Timeout: a.Timeout, MaxOutput: int64(a.MaxOutput)},
+	}
+	if a.InputHash == "" {
+		req.Stdin = a.Stdin
+	}
+	return req
+}
+
+// recordOutcome puts what a run produced into its report: the output (a
+// large stdout stored on the storage peers, see storeLargeStdout) and, if
+// it failed, how. An error that is not a task failure is the worker's.
+func (w *Worker) recordOutcome(ctx context.Context, rep *api.Report, a api.Assignment, res *wasm.Result, err error) {
+	if res != nil {
+		rep.ExitCode, rep.Stdout, rep.Stderr, rep.Duration, rep.Engine = res.ExitCode, res.Stdout, res.Stderr, res.Duration, res.Engine
+		w.storeLargeStdout(ctx, rep, api.BlobOptions{K: a.K, M: a.M})
+	}
+	if err != nil {
+		rep.ErrorKind, rep.Error = string(wasm.KindOf(err)), err.Error()
+		if rep.ErrorKind == "" {
+			rep.ErrorKind = "worker"
+		}
+	}
+}
