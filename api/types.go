@@ -287,3 +287,8 @@ type Status struct {
 	RaftState string `json:"raft_state"`
 	LastIndex uint64 `json:"last_index"`
 }
+
+// MaxModuleSize bounds a job's module: clients refuse to upload a larger one
+// and workers to fetch one. Modules over the inline threshold are
+// erasure-coded like inputs, so this is not bound by the ledger's MaxInline.
+const MaxModuleSize = 256 << 20

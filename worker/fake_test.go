@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/wasm"
 )
@@ -35,7 +36,7 @@ type call struct {
 	release   *api.ReleaseRequest
 	heartbeat *api.HeartbeatRequest
 	hash      string // ReadBlob, PutBlobFrom, Manifest
-	opts      api.BlobOptions
+	opts      client.BlobOptions
 	manifest  *storage.Manifest
 	peer      string
 	shards    []string
@@ -205,13 +206,13 @@ func (g *fakeGrid) ReadBlob(ctx context.Context, hash string, w io.Writer) ([]st
 		}
 	}
 	if !ok {
-		return nil, fmt.Errorf("blob %s: %w", hash, api.ErrNotFound)
+		return nil, fmt.Errorf("blob %s: %w", hash, client.ErrNotFound)
 	}
 	_, err := w.Write(data)
 	return nil, err
 }
 
-func (g *fakeGrid) PutBlobFrom(ctx context.Context, r io.Reader, size int64, opts api.BlobOptions) (string, *storage.Manifest, error) {
+func (g *fakeGrid) PutBlobFrom(ctx context.Context, r io.Reader, size int64, opts client.BlobOptions) (string, *storage.Manifest, error) {
 	if g.onPut != nil {
 		g.onPut()
 	}
@@ -243,7 +244,7 @@ func (g *fakeGrid) Manifest(ctx context.Context, hash string) (*storage.Manifest
 	g.record(ctx, call{method: "Manifest", hash: hash})
 	m, ok := g.manifests[hash]
 	if !ok {
-		return nil, fmt.Errorf("manifest %s: %w", hash, api.ErrNotFound)
+		return nil, fmt.Errorf("manifest %s: %w", hash, client.ErrNotFound)
 	}
 	return m.Clone(), nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/wasm"
 )
 
@@ -76,7 +77,7 @@ func (w *Worker) fetchModule(ctx context.Context, hash string) ([]byte, error) {
 		if err == nil {
 			return buf.Bytes(), nil
 		}
-		if !errors.Is(err, api.ErrUnavailable) || ctx.Err() != nil || time.Now().After(giveUp) {
+		if !errors.Is(err, client.ErrUnavailable) || ctx.Err() != nil || time.Now().After(giveUp) {
 			return nil, err
 		}
 		b.wait(ctx)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/wasm"
 )
 
@@ -90,7 +91,7 @@ func runRequest(a api.Assignment) *wasm.Request {
 func (w *Worker) recordOutcome(ctx context.Context, rep *api.Report, a api.Assignment, res *wasm.Result, err error) {
 	if res != nil {
 		rep.ExitCode, rep.Stdout, rep.Stderr, rep.Duration, rep.Engine = res.ExitCode, res.Stdout, res.Stderr, res.Duration, res.Engine
-		w.storeLargeStdout(ctx, rep, api.BlobOptions{K: a.K, M: a.M})
+		w.storeLargeStdout(ctx, rep, client.BlobOptions{K: a.K, M: a.M})
 	}
 	if err != nil {
 		rep.ErrorKind, rep.Error = string(wasm.KindOf(err)), err.Error()

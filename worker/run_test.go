@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
 	"github.com/peergrid/peergrid/wasm"
@@ -211,7 +212,7 @@ func TestExecute_ModuleFetchWaitsOutAnElection(t *testing.T) {
 	g := newFakeGrid()
 	g.readErr = func(hash string, n int) error {
 		if n < 2 {
-			return api.ErrUnavailable
+			return client.ErrUnavailable
 		}
 		return nil
 	}
@@ -249,7 +250,7 @@ func TestExecute_LargeStdoutGoesToTheStoragePeers(t *testing.T) {
 			g := newFakeGrid()
 			g.storageCfg.InlineThreshold, g.putErr = tc.threshold, tc.putErr
 			if tc.threshold == 0 {
-				g.storageErr = api.ErrUnavailable
+				g.storageErr = client.ErrUnavailable
 			}
 			stdout := bytes.Repeat([]byte("x"), tc.size)
 			runner := &fakeRunner{run: func(ctx context.Context, req *wasm.Request) (*wasm.Result, error) {

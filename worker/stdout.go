@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/storage"
 )
 
@@ -14,7 +15,7 @@ import (
 // results never funnel through the leader. With too few storage peers it
 // stays inline (the server still bounds it). A failed run's stdout is kept
 // the same way: it is what a user debugging the failure reads.
-func (w *Worker) storeLargeStdout(ctx context.Context, rep *api.Report, opts api.BlobOptions) {
+func (w *Worker) storeLargeStdout(ctx context.Context, rep *api.Report, opts client.BlobOptions) {
 	if len(rep.Stdout) == 0 { // every threshold is > 0
 		return
 	}
@@ -33,7 +34,7 @@ func (w *Worker) storeLargeStdout(ctx context.Context, rep *api.Report, opts api
 }
 
 // inlineThreshold is the cluster's inline threshold: results over it go to
-// the storage peers. The client caches it (see api.Client.ClusterStorage);
+// the storage peers. The client caches it (see client.Client.ClusterStorage);
 // when the servers cannot be asked it is the last value known, else
 // storage.DefaultInlineThreshold.
 func (w *Worker) inlineThreshold(ctx context.Context) int64 {

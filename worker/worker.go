@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/wasm"
 )
@@ -23,7 +24,7 @@ import (
 type Config struct {
 	ID      string
 	Address string // how others reach this peer (informational for now)
-	Client  *api.Client
+	Client  *client.Client
 	DataDir string // modules/ and compile/ caches live here, and inputs/ (stored inputs being run; emptied at start)
 	// Cores is how many tasks run at once (default: the machine's cores).
 	Cores int
@@ -82,7 +83,7 @@ type gridAPI interface {
 	Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error)
 	// Blobs: modules and inputs read, large results stored.
 	ReadBlob(ctx context.Context, hash string, w io.Writer) ([]storage.ShardFault, error)
-	PutBlobFrom(ctx context.Context, r io.Reader, size int64, opts api.BlobOptions) (string, *storage.Manifest, error)
+	PutBlobFrom(ctx context.Context, r io.Reader, size int64, opts client.BlobOptions) (string, *storage.Manifest, error)
 	ClusterStorage(ctx context.Context) (api.StorageConfig, error)
 	// A storage peer's repairs and sweeps.
 	Manifest(ctx context.Context, hash string) (*storage.Manifest, error)
@@ -93,7 +94,7 @@ type gridAPI interface {
 	Addrs() []string
 }
 
-var _ gridAPI = (*api.Client)(nil)
+var _ gridAPI = (*client.Client)(nil)
 
 func (c *Config) setDefaults() {
 	if c.Cores <= 0 {

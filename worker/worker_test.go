@@ -5,13 +5,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 )
 
 // TestNew_RequiresIDClientAndDataDir: a worker needs to know who it is,
 // how to reach the grid and where to keep its caches.
 func TestNew_RequiresIDClientAndDataDir(t *testing.T) {
-	full := Config{ID: "w1", Client: api.NewClient("127.0.0.1:1", ""), DataDir: t.TempDir()}
+	full := Config{ID: "w1", Client: client.New("127.0.0.1:1", ""), DataDir: t.TempDir()}
 	for name, cfg := range map[string]Config{
 		"no id":       {Client: full.Client, DataDir: full.DataDir},
 		"no client":   {ID: full.ID, DataDir: full.DataDir},

@@ -17,8 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/peergrid/peergrid/api"
-	"github.com/peergrid/peergrid/internal/devgrid"
+	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/scheduler/server"
 	"github.com/peergrid/peergrid/scheduler/store"
 	"github.com/peergrid/peergrid/wasm"
@@ -203,7 +203,7 @@ func serverToken(f *agentFlags) (string, error) {
 		return "", errors.New("servers that form or join a group need the same --token (or $PEERGRID_TOKEN) on every server")
 	}
 	if f.token == "" {
-		t, err := devgrid.LoadOrCreateToken(f.dataDir)
+		t, err := auth.LoadOrCreateToken(f.dataDir)
 		if err != nil {
 			return "", err
 		}
@@ -214,7 +214,7 @@ func serverToken(f *agentFlags) (string, error) {
 }
 
 func (m *Main) runWorker(ctx context.Context, f *agentFlags, name string, log *slog.Logger) error {
-	client := api.NewClient(f.servers, f.token)
+	client := client.New(f.servers, f.token)
 	w, err := worker.New(ctx, worker.Config{
 		ID: name, Client: client, DataDir: filepath.Join(f.dataDir, "worker"), Cores: f.cores,
 		DrainGrace: f.drainGrace, Heartbeat: f.workerTTL / 4, Logger: log, Engines: splitNames(f.engines),

@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/worker"
 )
 
@@ -24,7 +24,7 @@ func (f *agentFlags) storageOnly() bool {
 // keeps serving them.
 func (m *Main) runStoragePeer(ctx context.Context, f *agentFlags, name string, log *slog.Logger) error {
 	w, err := worker.New(ctx, worker.Config{
-		ID: name, Client: api.NewClient(f.servers, f.token), DataDir: filepath.Join(f.dataDir, "worker"), NoTasks: true,
+		ID: name, Client: client.New(f.servers, f.token), DataDir: filepath.Join(f.dataDir, "worker"), NoTasks: true,
 		Heartbeat: f.workerTTL / 4, Logger: log, StorageBind: storageBind(f), StorageAdvertise: f.storageAdv,
 	})
 	if err != nil {

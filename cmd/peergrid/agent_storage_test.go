@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/internal/proctest"
 	"github.com/peergrid/peergrid/internal/testcluster"
 )
@@ -37,7 +38,7 @@ func (s *syncBuffer) String() string {
 // startAgent runs `peergrid agent` in-process as a lone server with the
 // given extra flags and returns a client once the server leads and has
 // registered itself, and the data dir.
-func startAgent(t *testing.T, extra ...string) (*api.Client, string) {
+func startAgent(t *testing.T, extra ...string) (*client.Client, string) {
 	t.Helper()
 	dir, bind := t.TempDir(), proctest.FreeAddr(t)
 	args := append([]string{"agent", "--server", "--data-dir", dir, "--bind", bind, "--raft-bind", proctest.FreeAddr(t),
@@ -58,7 +59,7 @@ func startAgent(t *testing.T, extra ...string) (*api.Client, string) {
 			t.Errorf("agent %v did not stop", extra)
 		}
 	})
-	var c *api.Client
+	var c *client.Client
 	testcluster.Eventually(t, 20*time.Second, "the agent's server leads and registered itself", func() bool {
 		select {
 		case code := <-done:
@@ -70,7 +71,7 @@ func startAgent(t *testing.T, extra ...string) (*api.Client, string) {
 			if err != nil {
 				return false
 			}
-			c = api.NewClient(bind, strings.TrimSpace(string(b)))
+			c = client.New(bind, strings.TrimSpace(string(b)))
 		}
 		peers, err := c.Peers(context.Background())
 		return err == nil && len(peers) > 0 && peers[0].ID == "s1" && slices.Contains(peers[0].Roles, api.RoleServer)

@@ -7,7 +7,7 @@ import (
 	"os"
 	"text/tabwriter"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 )
 
 func (m *Main) runBlob(ctx context.Context, args []string) (int, error) {
@@ -31,7 +31,7 @@ func (m *Main) runBlob(ctx context.Context, args []string) (int, error) {
 func (m *Main) blobPut(ctx context.Context, args []string) (int, error) {
 	fs := m.newFlagSet("blob put", "blob put FILE [--k K] [--m M] [--allow-fewer-parity]")
 	cf := m.addClientFlags(fs, true)
-	var opts api.BlobOptions
+	var opts client.BlobOptions
 	fs.IntVar(&opts.K, "k", 0, "data shards per segment (default 4)")
 	fs.IntVar(&opts.M, "m", 0, "parity shards per segment (default 2)")
 	fs.BoolVar(&opts.AllowFewerParity, "allow-fewer-parity", false, "store even with fewer than k+m storage peers; repair places the rest later")

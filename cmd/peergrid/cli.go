@@ -11,7 +11,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 )
 
 // Exit codes.
@@ -146,9 +146,9 @@ func (m *Main) addClientFlags(fs *flag.FlagSet, withJSON bool) *clientFlags {
 	return cf
 }
 
-func (m *Main) client(cf *clientFlags) *api.Client {
+func (m *Main) client(cf *clientFlags) *client.Client {
 	addr := firstNonEmpty(cf.addr, m.Getenv("PEERGRID_ADDR"), "http://127.0.0.1:7070")
-	return api.NewClient(addr, firstNonEmpty(cf.token, m.Getenv("PEERGRID_TOKEN")))
+	return client.New(addr, firstNonEmpty(cf.token, m.Getenv("PEERGRID_TOKEN")))
 }
 
 func firstNonEmpty(vals ...string) string {

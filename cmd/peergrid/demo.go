@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/examples"
 	"github.com/peergrid/peergrid/internal/devgrid"
 	"github.com/peergrid/peergrid/tasks"
@@ -87,7 +87,7 @@ func demoDir(dataDir string) (string, func(), error) {
 
 // demoExample runs one example job through the API and checks every result
 // against values computed natively, not by the grid.
-func (m *Main) demoExample(ctx context.Context, c *api.Client, name, dir, outDir string) demoResult {
+func (m *Main) demoExample(ctx context.Context, c *client.Client, name, dir, outDir string) demoResult {
 	start := time.Now()
 	r := demoResult{name: name}
 	jobPath, err := examples.Materialize(ctx, name, dir, "")
@@ -115,7 +115,7 @@ func (m *Main) demoExample(ctx context.Context, c *api.Client, name, dir, outDir
 	return r
 }
 
-func (m *Main) checkDemoResults(ctx context.Context, c *api.Client, name, id, outDir string) error {
+func (m *Main) checkDemoResults(ctx context.Context, c *client.Client, name, id, outDir string) error {
 	st, err := c.Job(ctx, id)
 	if err != nil {
 		return err

@@ -8,7 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/internal/devgrid"
 	"github.com/peergrid/peergrid/storage"
 )
@@ -39,7 +39,7 @@ func (m *Main) runStorageDemo(ctx context.Context, g *devgrid.Grid) error {
 	for i := range data {
 		data[i] = byte(rng.Uint32())
 	}
-	hash, man, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{Pin: true})
+	hash, man, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{Pin: true})
 	if err != nil {
 		return fmt.Errorf("put: %w", err)
 	}
@@ -84,7 +84,7 @@ func (m *Main) runStorageDemo(ctx context.Context, g *devgrid.Grid) error {
 
 // waitRepaired polls blob stat until every shard is healthy on a distinct
 // peer that is not among the stopped ones.
-func waitRepaired(ctx context.Context, c *api.Client, hash string, stopped map[string]bool, timeout time.Duration) error {
+func waitRepaired(ctx context.Context, c *client.Client, hash string, stopped map[string]bool, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for {
@@ -100,7 +100,7 @@ func waitRepaired(ctx context.Context, c *api.Client, hash string, stopped map[s
 	}
 }
 
-func fullyHealthy(st *api.BlobStat, stopped map[string]bool) bool {
+func fullyHealthy(st *client.BlobStat, stopped map[string]bool) bool {
 	for _, seg := range st.Segments {
 		seen := map[string]bool{}
 		for _, sh := range seg.Shards {

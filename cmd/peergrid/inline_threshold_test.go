@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/internal/proctest"
 	"github.com/peergrid/peergrid/internal/testcluster"
 )
@@ -49,7 +49,7 @@ func TestAgent_InlineThresholdFlagIsValidated(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	c := api.NewClient(addr, "tok")
+	c := client.New(addr, "tok")
 	testcluster.Eventually(t, 30*time.Second, "the server serves its inline threshold", func() bool {
 		cfg, err := c.StorageConfig(context.Background())
 		return err == nil && cfg.InlineThreshold == 4096

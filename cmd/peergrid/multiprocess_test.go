@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/examples"
 	"github.com/peergrid/peergrid/internal/jobcheck"
 	"github.com/peergrid/peergrid/internal/proctest"
@@ -80,7 +81,7 @@ func TestMultiProcess_LeaderKill9MidJob(t *testing.T) {
 
 // submitEchoJob submits n tasks of tiny.wasm with args ["{index}"], so task
 // i prints "i\n".
-func submitEchoJob(ctx context.Context, t *testing.T, client *api.Client, n int) string {
+func submitEchoJob(ctx context.Context, t *testing.T, client *client.Client, n int) string {
 	t.Helper()
 	mod := examples.Tiny()
 	if err := client.PutBlob(ctx, storage.Hash(mod), mod); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/internal/jobcheck"
 	"github.com/peergrid/peergrid/internal/proctest"
 	"github.com/peergrid/peergrid/internal/wasmtest"
@@ -122,7 +123,7 @@ func mustWrite(t *testing.T, path string, data []byte) {
 // checkCatResults wants every task's stdout equal to its input, at least one
 // result stored erasure-coded 3+2 (so the test covers coded results), and
 // every input coded 3+2 as the job file says.
-func checkCatResults(ctx context.Context, t *testing.T, client *api.Client, id string, inputs [][]byte) {
+func checkCatResults(ctx context.Context, t *testing.T, client *client.Client, id string, inputs [][]byte) {
 	t.Helper()
 	results, err := client.Results(ctx, id)
 	if err != nil {

@@ -6,21 +6,18 @@ package devgrid
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/scheduler/server"
 	"github.com/peergrid/peergrid/scheduler/store"
 	"github.com/peergrid/peergrid/worker"
@@ -79,7 +76,7 @@ func Start(ctx context.Context, cfg Config) (*Grid, error) {
 	if cfg.Bind == "" {
 		cfg.Bind = "127.0.0.1:0"
 	}
-	token, err := LoadOrCreateToken(cfg.DataDir)
+	token, err := auth.LoadOrCreateToken(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +223,7 @@ func heartbeatFor(ttl time.Duration) time.Duration {
 }
 
 // Client returns an API client for this grid.
-func (g *Grid) Client() *api.Client { return api.NewClient(g.Addr, g.Token) }
+func (g *Grid) Client() *client.Client { return client.New(g.Addr, g.Token) }
 
 // Close drains the worker, then stops the HTTP server and the ledger.
 func (g *Grid) Close() error {
@@ -271,27 +268,4 @@ func raftAddr(bind, raftBind string) (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-// LoadOrCreateToken returns the cluster token kept in dataDir/token (mode
-// 0600), creating a random one the first time.
-func LoadOrCreateToken(dataDir string) (string, error) {
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return "", err
-	}
-	path := filepath.Join(dataDir, "token")
-	if b, err := os.ReadFile(path); err == nil {
-		if t := strings.TrimSpace(string(b)); t != "" {
-			return t, nil
-		}
-	}
-	var b [24]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	token := hex.EncodeToString(b[:])
-	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write token: %w", err)
-	}
-	return token, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/examples"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
@@ -39,11 +40,11 @@ func startGridAt(t *testing.T, dir string, noWorker bool, bind, raftBind string)
 	return g
 }
 
-func submitTiny(t *testing.T, c *api.Client, n int) string {
+func submitTiny(t *testing.T, c *client.Client, n int) string {
 	return submitTinyB(t, c, n)
 }
 
-func submitTinyB(t testing.TB, c *api.Client, n int) string {
+func submitTinyB(t testing.TB, c *client.Client, n int) string {
 	t.Helper()
 	ctx := context.Background()
 	mod := examples.Tiny()
@@ -101,7 +102,7 @@ func TestDevGrid_EndToEndAndRestart(t *testing.T) {
 	checkResults(t, g2.Client(), id, n)
 }
 
-func checkResults(t *testing.T, c *api.Client, id string, n int) {
+func checkResults(t *testing.T, c *client.Client, id string, n int) {
 	t.Helper()
 	results, err := c.Results(context.Background(), id)
 	if err != nil {
@@ -139,18 +140,18 @@ func TestDevGrid_BadInputIsRefusedAndChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := c.Submit(ctx, &tasks.JobSpec{Name: "x", ModuleHash: storage.Hash(notWasm), Tasks: 1, Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1})
-	var se *api.StatusError
+	var se *client.StatusError
 	if !errors.As(err, &se) || se.Code != 400 || !contains(se.Message, "not WebAssembly") {
 		t.Fatalf("non-wasm module: %v", err)
 	}
 	afterBlob := g.Server.Store().FSM().StateHash()
 
-	wrong := api.NewClient(g.Addr, "wrong-token")
-	if _, err := wrong.Jobs(ctx); !errors.Is(err, api.ErrUnauthorized) {
+	wrong := client.New(g.Addr, "wrong-token")
+	if _, err := wrong.Jobs(ctx); !errors.Is(err, client.ErrUnauthorized) {
 		t.Fatalf("wrong token: %v", err)
 	}
-	none := api.NewClient(g.Addr, "")
-	if err := none.PutBlob(ctx, storage.Hash([]byte("x")), []byte("x")); !errors.Is(err, api.ErrUnauthorized) {
+	none := client.New(g.Addr, "")
+	if err := none.PutBlob(ctx, storage.Hash([]byte("x")), []byte("x")); !errors.Is(err, client.ErrUnauthorized) {
 		t.Fatalf("no token: %v", err)
 	}
 	if err := c.PutBlob(ctx, storage.Hash([]byte("y")), []byte("not y")); err == nil || !contains(err.Error(), "hash mismatch") {
@@ -174,16 +175,16 @@ func TestDevGrid_WorkerWithWrongTokenIsRefused(t *testing.T) {
 	g := startGrid(t, t.TempDir(), true)
 	id := submitTiny(t, g.Client(), 3)
 	before := g.Server.Store().FSM().StateHash()
-	bad := api.NewClient(g.Addr, "not-the-token")
+	bad := client.New(g.Addr, "not-the-token")
 	_, err := bad.Lease(context.Background(), &api.LeaseRequest{Worker: "intruder", Max: 3})
-	var se *api.StatusError
+	var se *client.StatusError
 	if !errors.As(err, &se) || se.Code != 401 || !strings.Contains(se.Message, "token") {
 		t.Fatalf("lease with a wrong token: %v", err)
 	}
-	if _, err := bad.Report(context.Background(), &api.ReportRequest{Worker: "intruder", Reports: []api.Report{{TaskRef: api.TaskRef{Job: id, Index: 0, Attempt: 1}}}}); !errors.Is(err, api.ErrUnauthorized) {
+	if _, err := bad.Report(context.Background(), &api.ReportRequest{Worker: "intruder", Reports: []api.Report{{TaskRef: api.TaskRef{Job: id, Index: 0, Attempt: 1}}}}); !errors.Is(err, client.ErrUnauthorized) {
 		t.Fatalf("report with a wrong token: %v", err)
 	}
-	if _, err := bad.Heartbeat(context.Background(), &api.HeartbeatRequest{Worker: "intruder"}); !errors.Is(err, api.ErrUnauthorized) {
+	if _, err := bad.Heartbeat(context.Background(), &api.HeartbeatRequest{Worker: "intruder"}); !errors.Is(err, client.ErrUnauthorized) {
 		t.Fatalf("heartbeat with a wrong token: %v", err)
 	}
 	if got := g.Server.Store().FSM().StateHash(); got != before {

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/internal/wasmtest"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
@@ -152,7 +152,7 @@ func TestGrid_InputThatFailsItsHashIsNeverRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	real := randomBytes(1<<20, 72)
-	h, m, err := c.PutBlobFrom(ctx, bytes.NewReader(real), int64(len(real)), api.BlobOptions{})
+	h, m, err := c.PutBlobFrom(ctx, bytes.NewReader(real), int64(len(real)), client.BlobOptions{})
 	if err != nil || m == nil {
 		t.Fatalf("put: %s %+v %v", h, m, err)
 	}
@@ -232,7 +232,7 @@ func peakHeapSetup(tb testing.TB) (run func() uint64) {
 	c := g.Client()
 	ctx := context.Background()
 	in := randomBytes(peakHeapInput, 74)
-	h, m, err := c.PutBlobFrom(ctx, bytes.NewReader(in), peakHeapInput, api.BlobOptions{Pin: true})
+	h, m, err := c.PutBlobFrom(ctx, bytes.NewReader(in), peakHeapInput, client.BlobOptions{Pin: true})
 	if err != nil || m == nil {
 		tb.Fatalf("put: %+v %v", m, err)
 	}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/internal/testcluster"
 	"github.com/peergrid/peergrid/internal/wasmtest"
 	"github.com/peergrid/peergrid/storage"
@@ -67,7 +67,7 @@ func catJob(t *testing.T, module []byte, inputs [][]byte) *tasks.JobFile {
 }
 
 // runCatJob submits a cat job, waits for it and checks every result is its input.
-func runCatJob(ctx context.Context, t *testing.T, c *api.Client, jf *tasks.JobFile, inputs [][]byte) string {
+func runCatJob(ctx context.Context, t *testing.T, c *client.Client, jf *tasks.JobFile, inputs [][]byte) string {
 	t.Helper()
 	id, err := c.SubmitJobFile(ctx, jf)
 	if err != nil {
@@ -108,7 +108,7 @@ func TestGrid_LargeModuleIsErasureCodedAndRunsAfterLosingMPeers(t *testing.T) {
 	if err != nil || m.K != storage.DefaultK || m.M != storage.DefaultM || m.Size != int64(len(module)) || len(m.Segments) != 2 {
 		t.Fatalf("module manifest: %+v %v", m, err)
 	}
-	var se *api.StatusError
+	var se *client.StatusError
 	if _, err := c.GetBlob(ctx, hash); !errors.As(err, &se) || se.Code != 409 {
 		t.Fatalf("inline bytes of the module: want 409 (erasure-coded only), got %v", err)
 	}
@@ -159,7 +159,7 @@ func TestGrid_NonWasmModuleIsRefusedAtSubmit(t *testing.T) {
 	before := g.Server.Store().FSM().StateHash()
 	_, err := c.SubmitJobFile(ctx, jf)
 	want := "module " + jf.ModulePath + " is not WebAssembly: it starts with"
-	if !errors.Is(err, api.ErrNotWasm) || !strings.Contains(err.Error(), want) {
+	if !errors.Is(err, client.ErrNotWasm) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("submit with a non-wasm module: %v, want an error containing %q", err, want)
 	}
 	if got := g.Server.Store().FSM().StateHash(); got != before {
@@ -184,7 +184,7 @@ func TestGrid_ErasureCodedNonWasmModuleFailsAsInvalidModule(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	bad := append([]byte("#!/bin/sh\n"), randomBytes(100<<10, 6)...)
-	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(bad), int64(len(bad)), api.BlobOptions{})
+	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(bad), int64(len(bad)), client.BlobOptions{})
 	if err != nil || m == nil {
 		t.Fatalf("put: %v (manifest %v)", err, m)
 	}
@@ -249,14 +249,14 @@ func TestGrid_CustomInlineThresholdIsHonoured(t *testing.T) {
 	}
 
 	at, over := randomBytes(threshold, 1), randomBytes(threshold+1, 2)
-	h, m, err := c.PutBlobFrom(ctx, bytes.NewReader(at), threshold, api.BlobOptions{Pin: true})
+	h, m, err := c.PutBlobFrom(ctx, bytes.NewReader(at), threshold, client.BlobOptions{Pin: true})
 	if err != nil || m != nil {
 		t.Fatalf("put %d bytes: manifest %v, %v: want it inline", threshold, m, err)
 	}
 	if got, err := c.GetBlob(ctx, h); err != nil || !bytes.Equal(got, at) {
 		t.Fatalf("inline blob: %v", err)
 	}
-	h, m, err = c.PutBlobFrom(ctx, bytes.NewReader(over), threshold+1, api.BlobOptions{Pin: true})
+	h, m, err = c.PutBlobFrom(ctx, bytes.NewReader(over), threshold+1, client.BlobOptions{Pin: true})
 	if err != nil || m == nil {
 		t.Fatalf("put %d bytes: manifest %v, %v: want it erasure-coded", threshold+1, m, err)
 	}
@@ -264,7 +264,7 @@ func TestGrid_CustomInlineThresholdIsHonoured(t *testing.T) {
 		t.Fatalf("manifest of the coded blob: %+v %v", got, err)
 	}
 	// The per-call override still wins.
-	if _, m, err := c.PutBlobFrom(ctx, bytes.NewReader(over), threshold+1, api.BlobOptions{InlineThreshold: 2 * threshold}); err != nil || m != nil {
+	if _, m, err := c.PutBlobFrom(ctx, bytes.NewReader(over), threshold+1, client.BlobOptions{InlineThreshold: 2 * threshold}); err != nil || m != nil {
 		t.Fatalf("put with an override: manifest %v, %v: want it inline", m, err)
 	}
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/internal/testcluster"
 	"github.com/peergrid/peergrid/storage"
 )
@@ -114,10 +114,10 @@ func churnBlob(seed uint64) []byte {
 	return randomBytes(r.IntN(6<<20), seed)
 }
 
-func putWhileChurning(ctx context.Context, c *api.Client, mu *sync.Mutex, blobs map[string]uint64) error {
+func putWhileChurning(ctx context.Context, c *client.Client, mu *sync.Mutex, blobs map[string]uint64) error {
 	for seed := uint64(1); ctx.Err() == nil; seed++ {
 		data := churnBlob(seed)
-		h, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{Pin: true})
+		h, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{Pin: true})
 		if ctx.Err() != nil {
 			return nil // cut short by the end of the churn, not by it
 		}
@@ -134,7 +134,7 @@ func putWhileChurning(ctx context.Context, c *api.Client, mu *sync.Mutex, blobs 
 	return nil
 }
 
-func readWhileChurning(ctx context.Context, c *api.Client, mu *sync.Mutex, blobs map[string]uint64) error {
+func readWhileChurning(ctx context.Context, c *client.Client, mu *sync.Mutex, blobs map[string]uint64) error {
 	r := rand.New(rand.NewPCG(5, 6))
 	for ctx.Err() == nil {
 		mu.Lock()

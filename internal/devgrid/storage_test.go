@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/internal/testcluster"
 	"github.com/peergrid/peergrid/internal/wasmtest"
 	"github.com/peergrid/peergrid/storage"
@@ -95,7 +95,7 @@ func TestGrid_BlobsSurviveLosingMStoragePeers(t *testing.T) {
 	hashes := make([]string, len(sizes))
 	for i, n := range sizes {
 		data := randomBytes(n, uint64(i+1))
-		h, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(n), api.BlobOptions{Pin: true})
+		h, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(n), client.BlobOptions{Pin: true})
 		if err != nil {
 			t.Fatalf("put %d bytes: %v", n, err)
 		}
@@ -221,9 +221,9 @@ func writeFile(t *testing.T, path string, data []byte) {
 
 // waitAllHealthy polls blob stat until every shard is healthy on a distinct
 // live peer, none of them in gone.
-func waitAllHealthy(t *testing.T, c *api.Client, hash string, gone map[string]bool) *api.BlobStat {
+func waitAllHealthy(t *testing.T, c *client.Client, hash string, gone map[string]bool) *client.BlobStat {
 	t.Helper()
-	var st *api.BlobStat
+	var st *client.BlobStat
 	testcluster.Eventually(t, 30*time.Second, "blob "+hash+" fully healthy again", func() bool {
 		var err error
 		if st, err = c.StatBlob(context.Background(), hash); err != nil {
@@ -251,7 +251,7 @@ func TestGrid_CorruptShardIsDetectedAndRepaired(t *testing.T) {
 	c := g.Client()
 	ctx := context.Background()
 	data := randomBytes(3<<20, 7)
-	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{Pin: true})
+	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{Pin: true})
 	if err != nil || m == nil {
 		t.Fatalf("put: %v", err)
 	}
@@ -295,7 +295,7 @@ func TestGrid_RepairRestoresRedundancyAfterLosingMPeers(t *testing.T) {
 	c := g.Client()
 	ctx := context.Background()
 	data := randomBytes(5<<20, 9)
-	hash, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{Pin: true})
+	hash, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{Pin: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestGrid_PurgedJobsBlobsAreGarbageCollected(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	pinned := randomBytes(1<<20, 42)
-	pinnedHash, _, err := c.PutBlobFrom(ctx, bytes.NewReader(pinned), int64(len(pinned)), api.BlobOptions{Pin: true})
+	pinnedHash, _, err := c.PutBlobFrom(ctx, bytes.NewReader(pinned), int64(len(pinned)), client.BlobOptions{Pin: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +345,7 @@ func TestGrid_PurgedJobsBlobsAreGarbageCollected(t *testing.T) {
 	testcluster.Eventually(t, 20*time.Second, "the purged job's blobs collected", func() bool {
 		_, e1 := c.Manifest(ctx, st.Spec.Inputs[0].Hash)
 		_, e2 := c.Manifest(ctx, results[0].StdoutBlob)
-		return errors.Is(e1, api.ErrNotFound) && errors.Is(e2, api.ErrNotFound)
+		return errors.Is(e1, client.ErrNotFound) && errors.Is(e2, client.ErrNotFound)
 	})
 	testcluster.Eventually(t, 20*time.Second, "their shards deleted from the peers", func() bool {
 		for _, seg := range inputM.Segments {
@@ -375,6 +375,6 @@ func TestGrid_PurgedJobsBlobsAreGarbageCollected(t *testing.T) {
 	}
 	testcluster.Eventually(t, 20*time.Second, "the unpinned blob collected", func() bool {
 		_, err := c.Manifest(ctx, pinnedHash)
-		return errors.Is(err, api.ErrNotFound)
+		return errors.Is(err, client.ErrNotFound)
 	})
 }

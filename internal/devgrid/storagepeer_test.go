@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/internal/testcluster"
 	"github.com/peergrid/peergrid/internal/wasmtest"
 	"github.com/peergrid/peergrid/storage"
@@ -113,7 +114,7 @@ func (pg *peerGrid) waitStoragePeers(n int) {
 
 func (pg *peerGrid) put(data []byte) *storage.Manifest {
 	pg.t.Helper()
-	_, m, err := pg.g.Client().PutBlobFrom(context.Background(), bytes.NewReader(data), int64(len(data)), api.BlobOptions{Pin: true})
+	_, m, err := pg.g.Client().PutBlobFrom(context.Background(), bytes.NewReader(data), int64(len(data)), client.BlobOptions{Pin: true})
 	if err != nil || m == nil {
 		pg.t.Fatalf("put %d bytes: %v (manifest %v)", len(data), err, m != nil)
 	}
@@ -269,7 +270,7 @@ func TestGrid_SweepRemovesOrphanShards(t *testing.T) {
 		t.Fatal(err)
 	}
 	testcluster.Eventually(t, 20*time.Second, "the unpinned blob collected and its shards deleted from the live peers", func() bool {
-		if _, err := c.Manifest(ctx, gone.Hash); !errors.Is(err, api.ErrNotFound) {
+		if _, err := c.Manifest(ctx, gone.Hash); !errors.Is(err, client.ErrNotFound) {
 			return false
 		}
 		for i := 1; i < 6; i++ {

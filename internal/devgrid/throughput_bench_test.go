@@ -26,7 +26,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/examples"
 	"github.com/peergrid/peergrid/internal/jobcheck"
 	"github.com/peergrid/peergrid/storage"
@@ -131,7 +131,7 @@ func startExtraWorker(b *testing.B, g *Grid, id, dir string, cores int) (stop fu
 	return func() { once.Do(func() { cancel(); wg.Wait(); w.Close() }) }
 }
 
-func putTinyModule(b *testing.B, c *api.Client) string {
+func putTinyModule(b *testing.B, c *client.Client) string {
 	b.Helper()
 	mod := examples.Tiny()
 	hash := storage.Hash(mod)
@@ -142,7 +142,7 @@ func putTinyModule(b *testing.B, c *api.Client) string {
 }
 
 // submitEchoIndex submits n tasks of the tiny module; task i prints "i\n".
-func submitEchoIndex(b *testing.B, c *api.Client, hash string, n int) string {
+func submitEchoIndex(b *testing.B, c *client.Client, hash string, n int) string {
 	b.Helper()
 	id, err := c.Submit(context.Background(), &tasks.JobSpec{Name: "echo", ModuleHash: hash, Args: []string{"{index}"},
 		Tasks: n, Timeout: 10 * time.Second, Memory: 1 << 20, MaxOutput: 1 << 10, Retries: 1})

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/internal/testcluster"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/worker"
@@ -28,7 +28,7 @@ func TestGrid_ReadFailsClearlyPastMAndRecoversWhenAPeerReturns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	data := randomBytes(6<<20+3, 11) // two segments, the last one short
-	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{Pin: true})
+	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{Pin: true})
 	if err != nil || m == nil {
 		t.Fatalf("put: %v", err)
 	}
@@ -95,10 +95,10 @@ func TestGrid_FewerParityPutIsRepairedWhenPeersAppear(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	data := randomBytes(5<<20, 13)
-	if _, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{Pin: true}); !errors.Is(err, storage.ErrNotEnoughPeers) {
+	if _, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{Pin: true}); !errors.Is(err, storage.ErrNotEnoughPeers) {
 		t.Fatalf("put with 4 of 6 peers: want ErrNotEnoughPeers, got %v", err)
 	}
-	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{Pin: true, AllowFewerParity: true})
+	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{Pin: true, AllowFewerParity: true})
 	if err != nil || m == nil {
 		t.Fatalf("put with AllowFewerParity: %v", err)
 	}

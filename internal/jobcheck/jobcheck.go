@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/tasks"
 )
 
 // WaitJob polls through client until cond holds for the job's summary, and
 // returns that summary; it fails the test after timeout, naming the last
 // summary and error seen.
-func WaitJob(t testing.TB, client *api.Client, id string, timeout time.Duration, cond func(*api.JobSummary) bool) *api.JobSummary {
+func WaitJob(t testing.TB, client *client.Client, id string, timeout time.Duration, cond func(*api.JobSummary) bool) *api.JobSummary {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last *api.JobSummary
@@ -41,7 +42,7 @@ func WaitJob(t testing.TB, client *api.Client, id string, timeout time.Duration,
 }
 
 // Results wants n results in task order, task i done with stdout want(i).
-func Results(t testing.TB, client *api.Client, id string, n int, want func(i int) string) {
+func Results(t testing.TB, client *client.Client, id string, n int, want func(i int) string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -62,7 +63,7 @@ func Results(t testing.TB, client *api.Client, id string, n int, want func(i int
 // EveryTaskOnce is Results plus exactly n completions accepted by the
 // ledger over all peers (no task counted twice after retries, failovers or
 // kills): for a grid that ran this one job.
-func EveryTaskOnce(t testing.TB, client *api.Client, id string, n int, want func(i int) string) {
+func EveryTaskOnce(t testing.TB, client *client.Client, id string, n int, want func(i int) string) {
 	t.Helper()
 	Results(t, client, id, n, want)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 )
 
 // Token is the cluster token of every proctest cluster.
@@ -117,7 +118,7 @@ func (c *Cluster) Running() []*Server {
 
 // Client talks to the given servers, failing over between them; with none
 // given, to every server.
-func (c *Cluster) Client(servers ...*Server) *api.Client {
+func (c *Cluster) Client(servers ...*Server) *client.Client {
 	if len(servers) == 0 {
 		servers = c.Servers
 	}
@@ -125,14 +126,14 @@ func (c *Cluster) Client(servers ...*Server) *api.Client {
 	for _, s := range servers {
 		addrs = append(addrs, s.HTTPAddr)
 	}
-	cl := api.NewClient(strings.Join(addrs, ","), Token)
+	cl := client.New(strings.Join(addrs, ","), Token)
 	cl.HTTP.Timeout = 10 * time.Second
 	return cl
 }
 
 // Status asks one server for its own view of the group (never forwarded).
 func (s *Server) Status(ctx context.Context) (*api.Status, error) {
-	cl := api.NewClient(s.HTTPAddr, Token)
+	cl := client.New(s.HTTPAddr, Token)
 	cl.Retries = 1
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/scheduler/server"
 	"github.com/peergrid/peergrid/scheduler/store"
 )
@@ -259,12 +259,12 @@ func (c *Cluster) Followers() []*Node {
 }
 
 // Client talks to the given nodes (failing over between them).
-func (c *Cluster) Client(nodes ...*Node) *api.Client {
+func (c *Cluster) Client(nodes ...*Node) *client.Client {
 	var addrs []string
 	for _, n := range nodes {
 		addrs = append(addrs, n.HTTPAddr)
 	}
-	return api.NewClient(strings.Join(addrs, ","), Token)
+	return client.New(strings.Join(addrs, ","), Token)
 }
 
 // WaitConverged polls until every given node has applied everything the

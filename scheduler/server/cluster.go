@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/scheduler/ledger"
 	"github.com/peergrid/peergrid/scheduler/store"
 )
@@ -164,8 +165,8 @@ func (s *Server) registerSelf(ctx context.Context) (bool, error) {
 	return false, s.requestJoin(ctx, target)
 }
 
-func (s *Server) client(addr string) *api.Client {
-	c := api.NewClient(addr, s.cfg.Token)
+func (s *Server) client(addr string) *client.Client {
+	c := client.New(addr, s.cfg.Token)
 	c.HTTP.Timeout = 5 * time.Second
 	return c
 }

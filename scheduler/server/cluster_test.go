@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/examples"
 	"github.com/peergrid/peergrid/internal/jobcheck"
 	"github.com/peergrid/peergrid/internal/testcluster"
@@ -38,7 +39,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // startWorker runs a worker against the given client until the test ends or
 // the returned stop is called (which drains it).
-func startWorker(t *testing.T, id string, c *api.Client, delay time.Duration) (stop func()) {
+func startWorker(t *testing.T, id string, c *client.Client, delay time.Duration) (stop func()) {
 	t.Helper()
 	w, err := worker.New(context.Background(), worker.Config{ID: id, Client: c, DataDir: t.TempDir(), Cores: 2,
 		Pool: echoRunner{delay: delay}, Heartbeat: 200 * time.Millisecond, LeaseWait: time.Second, DrainGrace: time.Second, Logger: quiet})
@@ -55,7 +56,7 @@ func startWorker(t *testing.T, id string, c *api.Client, delay time.Duration) (s
 	return stop
 }
 
-func submitEcho(t *testing.T, c *api.Client, n int) string {
+func submitEcho(t *testing.T, c *client.Client, n int) string {
 	t.Helper()
 	ctx := context.Background()
 	mod := examples.Tiny()
@@ -74,7 +75,7 @@ func submitEcho(t *testing.T, c *api.Client, n int) string {
 // entries. A submit cut short by a leader change (possible with the tests'
 // short Raft timeouts on a loaded machine) is tried again: a job committed
 // twice is harmless here, where only the log's length matters.
-func fillLog(t *testing.T, c *api.Client, jobs, n int) {
+func fillLog(t *testing.T, c *client.Client, jobs, n int) {
 	t.Helper()
 	mod := examples.Tiny()
 	spec := &tasks.JobSpec{Name: "echo", ModuleHash: storage.Hash(mod), Args: []string{"{index}", "{count}"},
@@ -216,7 +217,7 @@ func TestCluster_PartitionedLeaderStopsCommitting(t *testing.T) {
 	defer cancel()
 	_, err := oldClient.Submit(ctx, &tasks.JobSpec{Name: "lost", ModuleHash: storage.Hash(examples.Tiny()), Tasks: 1,
 		Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1})
-	if !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "leader") {
+	if !errors.Is(err, client.ErrUnavailable) || !strings.Contains(err.Error(), "leader") {
 		t.Fatalf("write to the cut-off leader: %v, want a clear no-leader error", err)
 	}
 	after := submitEcho(t, c.Client(newLeader), 5)
@@ -344,7 +345,7 @@ func TestCluster_NewLeaderHonoursLeaseGrace(t *testing.T) {
 	}
 }
 
-func waitStatus(t *testing.T, c *api.Client, id string, cond func(*api.JobStatus) bool) *api.JobStatus {
+func waitStatus(t *testing.T, c *client.Client, id string, cond func(*api.JobStatus) bool) *api.JobStatus {
 	t.Helper()
 	var last *api.JobStatus
 	testcluster.Eventually(t, 30*time.Second, "job "+id+" status", func() bool {

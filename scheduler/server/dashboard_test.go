@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/examples"
 	"github.com/peergrid/peergrid/internal/devgrid"
 	"github.com/peergrid/peergrid/internal/testcluster"
@@ -243,7 +244,7 @@ func TestDashboard_DevGrid(t *testing.T) {
 		t.Fatalf("job %s: %+v %v", id, sum, err)
 	}
 	data := bytes.Repeat([]byte("dashboard shard health "), 5000) // ~112 KiB: over the 16 KiB inline threshold
-	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), api.BlobOptions{Pin: true})
+	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{Pin: true})
 	if err != nil || m == nil {
 		t.Fatalf("put a coded blob: %v (manifest %v)", err, m)
 	}

@@ -111,7 +111,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 // inline threshold) erasure-coded with a committed manifest: its bytes are on
 // the storage peers and checking them would mean fetching them through the
 // server, so it is accepted unchecked. Clients check the header before
-// uploading (api.CheckModuleFile), and a worker that fetches a module that
+// uploading (client.CheckModuleFile), and a worker that fetches a module that
 // is not WebAssembly fails the task with invalid_module.
 func (s *Server) checkModule(hash string) error {
 	var mod []byte

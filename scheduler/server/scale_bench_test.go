@@ -3,7 +3,7 @@
 package server_test
 
 // Scheduler scale (issue 5): one leader and 10,000 simulated workers
-// speaking the real HTTP API through api.Client. The leader runs in a child
+// speaking the real HTTP API through client.Client. The leader runs in a child
 // process (this test binary re-executed into BenchmarkScaleLeaderChild), so
 // its CPU time is its own, read from /proc/<pid>/stat, and not mixed with
 // the fakes' client-side JSON and HTTP work in this process. Figures are in
@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/examples"
 	"github.com/peergrid/peergrid/scheduler/server"
 	"github.com/peergrid/peergrid/scheduler/store"
@@ -114,7 +115,7 @@ type scaleStats struct {
 }
 
 // runScaleWindow runs the heartbeat and lease load for window and measures it.
-func runScaleWindow(b *testing.B, c *api.Client, leader *scaleLeader, window time.Duration) scaleStats {
+func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window time.Duration) scaleStats {
 	ctx, cancel := context.WithTimeout(context.Background(), window)
 	defer cancel()
 	var (
@@ -206,7 +207,7 @@ func dispatchHeartbeats(ctx context.Context, due chan<- int) {
 
 // leaseAndReport leases for worker w and reports every granted task done at
 // once; it returns the lease call's latency and the tasks it got.
-func leaseAndReport(ctx context.Context, c *api.Client, w int) (time.Duration, int, error) {
+func leaseAndReport(ctx context.Context, c *client.Client, w int) (time.Duration, int, error) {
 	id := scaleWorkerID(w)
 	began := time.Now()
 	got, err := c.Lease(ctx, &api.LeaseRequest{Worker: id, Cores: 4, Max: scaleLeaseMax, Wait: time.Second, Engines: scaleEngines})
@@ -244,7 +245,7 @@ func scaleHeartbeatReq(w int) *api.HeartbeatRequest {
 
 // registerScaleWorkers heartbeats each worker once: its first contact
 // commits it to the ledger as alive.
-func registerScaleWorkers(b *testing.B, c *api.Client) {
+func registerScaleWorkers(b *testing.B, c *client.Client) {
 	b.Helper()
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -270,10 +271,10 @@ func registerScaleWorkers(b *testing.B, c *api.Client) {
 	}
 }
 
-// scaleClient is an api.Client with enough idle keep-alive connections for
+// scaleClient is an client.Client with enough idle keep-alive connections for
 // every concurrent fake.
-func scaleClient(addr, token string) *api.Client {
-	c := api.NewClient(addr, token)
+func scaleClient(addr, token string) *client.Client {
+	c := client.New(addr, token)
 	n := scaleHeartbeater + scaleLeasers + 16
 	c.HTTP = &http.Client{Transport: &http.Transport{MaxIdleConns: n, MaxIdleConnsPerHost: n, IdleConnTimeout: time.Minute}}
 	return c

@@ -1,4 +1,4 @@
-package api
+package client
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/storage"
 )
 
@@ -30,8 +31,8 @@ type BlobOptions struct {
 
 // StorageConfig is the cluster's default erasure coding and inline
 // threshold, as the server asked sees them.
-func (c *Client) StorageConfig(ctx context.Context) (*StorageConfig, error) {
-	var out StorageConfig
+func (c *Client) StorageConfig(ctx context.Context) (*api.StorageConfig, error) {
+	var out api.StorageConfig
 	return &out, c.doJSON(ctx, http.MethodGet, "/v1/storage/config", nil, &out)
 }
 
@@ -42,16 +43,16 @@ const storageConfigTTL = time.Minute
 // storageConfigCache keeps the last storage config a client fetched.
 type storageConfigCache struct {
 	mu  sync.Mutex
-	cfg StorageConfig
+	cfg api.StorageConfig
 	at  time.Time
 }
 
-// ClusterStorage is StorageConfig cached for a minute, so a client storing
+// ClusterStorage is api.StorageConfig cached for a minute, so a client storing
 // many blobs (or a worker storing many results) asks once. A server that does
 // not send an inline threshold means storage.DefaultInlineThreshold. When
 // asking fails it returns the error with the last config it had (zero if
 // none), which a caller may fall back on.
-func (c *Client) ClusterStorage(ctx context.Context) (StorageConfig, error) {
+func (c *Client) ClusterStorage(ctx context.Context) (api.StorageConfig, error) {
 	c.storage.mu.Lock()
 	cfg, at := c.storage.cfg, c.storage.at
 	c.storage.mu.Unlock()
@@ -71,11 +72,6 @@ func (c *Client) ClusterStorage(ctx context.Context) (StorageConfig, error) {
 	return *got, nil
 }
 
-// MaxModuleSize bounds a job's module: clients refuse to upload a larger one
-// and workers to fetch one. Modules over the inline threshold are
-// erasure-coded like inputs, so this is not bound by the ledger's MaxInline.
-const MaxModuleSize = 256 << 20
-
 // ErrNotWasm is wrapped when a module file does not start with the
 // WebAssembly header.
 var ErrNotWasm = errors.New("not WebAssembly")
@@ -84,7 +80,7 @@ var ErrNotWasm = errors.New("not WebAssembly")
 var wasmMagic = []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
 
 // CheckModuleFile refuses a module file that is not WebAssembly (by its
-// header) or is over MaxModuleSize, naming the file.
+// header) or is over api.MaxModuleSize, naming the file.
 func CheckModuleFile(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -95,8 +91,8 @@ func CheckModuleFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("module: %w", err)
 	}
-	if st.Size() > MaxModuleSize {
-		return fmt.Errorf("module %s is %d bytes, over the %d MiB limit on modules", path, st.Size(), MaxModuleSize>>20)
+	if st.Size() > api.MaxModuleSize {
+		return fmt.Errorf("module %s is %d bytes, over the %d MiB limit on modules", path, st.Size(), api.MaxModuleSize>>20)
 	}
 	head := make([]byte, len(wasmMagic))
 	n, err := io.ReadFull(f, head)
@@ -110,8 +106,8 @@ func CheckModuleFile(path string) error {
 }
 
 // StoragePeers lists storage peers: live ones, or all known with all.
-func (c *Client) StoragePeers(ctx context.Context, all bool) ([]StoragePeer, error) {
-	var out []StoragePeer
+func (c *Client) StoragePeers(ctx context.Context, all bool) ([]api.StoragePeer, error) {
+	var out []api.StoragePeer
 	path := "/v1/storage/peers"
 	if all {
 		path += "?all=true"
@@ -248,7 +244,7 @@ func (c *Client) reportFaults(ctx context.Context, hash string, faults []storage
 		}
 	}
 	if len(lost) > 0 {
-		_ = c.doJSON(ctx, http.MethodPost, "/v1/blobs/"+hash+"/faults", FaultReport{Lost: lost}, nil)
+		_ = c.doJSON(ctx, http.MethodPost, "/v1/blobs/"+hash+"/faults", api.FaultReport{Lost: lost}, nil)
 	}
 }
 

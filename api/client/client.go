@@ -1,4 +1,4 @@
-package api
+package client
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
 )
@@ -69,9 +70,9 @@ type Client struct {
 	storage storageConfigCache
 }
 
-// NewClient returns a client for one or more servers ("host:port" or URLs,
+// New returns a client for one or more servers ("host:port" or URLs,
 // comma-separated or as separate arguments).
-func NewClient(addr string, token string, more ...string) *Client {
+func New(addr string, token string, more ...string) *Client {
 	var addrs []string
 	for _, a := range append(strings.Split(addr, ","), more...) {
 		if a = strings.TrimSpace(a); a == "" {
@@ -142,7 +143,7 @@ func (c *Client) doOnce(ctx context.Context, base, method, path string, body io.
 		return false, err
 	}
 	if c.Token != "" {
-		req.Header.Set(TokenHeader, c.Token)
+		req.Header.Set(api.TokenHeader, c.Token)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -157,7 +158,7 @@ func (c *Client) doOnce(ctx context.Context, base, method, path string, body io.
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		retry := resp.StatusCode == http.StatusServiceUnavailable && (idempotent || resp.Header.Get(RetryHeader) == "safe")
+		retry := resp.StatusCode == http.StatusServiceUnavailable && (idempotent || resp.Header.Get(api.RetryHeader) == "safe")
 		return retry, readStatusError(resp)
 	}
 	switch v := out.(type) {
@@ -176,7 +177,7 @@ func (c *Client) doOnce(ctx context.Context, base, method, path string, body io.
 
 func readStatusError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e Error
+	var e api.Error
 	if json.Unmarshal(b, &e) != nil || e.Error == "" {
 		e.Error = strings.TrimSpace(string(b))
 	}
@@ -217,8 +218,8 @@ func (c *Client) GetBlob(ctx context.Context, hash string) ([]byte, error) {
 
 // Submit submits a job whose blobs are already uploaded.
 func (c *Client) Submit(ctx context.Context, spec *tasks.JobSpec) (string, error) {
-	var resp SubmitResponse
-	err := c.doJSON(ctx, http.MethodPost, "/v1/jobs", SubmitRequest{Spec: *spec}, &resp)
+	var resp api.SubmitResponse
+	err := c.doJSON(ctx, http.MethodPost, "/v1/jobs", api.SubmitRequest{Spec: *spec}, &resp)
 	return resp.ID, err
 }
 
@@ -304,14 +305,14 @@ func (c *Client) upload(ctx context.Context, data []byte) (string, error) {
 }
 
 // Jobs lists all jobs.
-func (c *Client) Jobs(ctx context.Context) ([]JobSummary, error) {
-	var out []JobSummary
+func (c *Client) Jobs(ctx context.Context) ([]api.JobSummary, error) {
+	var out []api.JobSummary
 	return out, c.doJSON(ctx, http.MethodGet, "/v1/jobs", nil, &out)
 }
 
 // Job returns a job with its tasks.
-func (c *Client) Job(ctx context.Context, id string) (*JobStatus, error) {
-	var out JobStatus
+func (c *Client) Job(ctx context.Context, id string) (*api.JobStatus, error) {
+	var out api.JobStatus
 	if err := c.doJSON(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), nil, &out); err != nil {
 		return nil, err
 	}
@@ -332,10 +333,10 @@ func (c *Client) Cancel(ctx context.Context, id string) error {
 // as an erasure-coded blob is read from the storage peers. It holds every
 // result in memory: for a big job, EachResultPage and ReadBlobVia stream
 // (as `peergrid job results` does).
-func (c *Client) Results(ctx context.Context, id string) ([]TaskResult, error) {
-	var all []TaskResult
+func (c *Client) Results(ctx context.Context, id string) ([]api.TaskResult, error) {
+	var all []api.TaskResult
 	var peers map[string]storage.ShardPeer
-	err := c.EachResultPage(ctx, id, func(page []TaskResult) error {
+	err := c.EachResultPage(ctx, id, func(page []api.TaskResult) error {
 		for i := range page {
 			if page[i].StdoutBlob == "" {
 				continue
@@ -361,9 +362,9 @@ func (c *Client) Results(ctx context.Context, id string) ([]TaskResult, error) {
 // EachResultPage calls fn with each page of a job's results, in task order,
 // so a caller can write them out without holding the whole job in memory. A
 // stdout kept as a blob is not read (StdoutBlob names it).
-func (c *Client) EachResultPage(ctx context.Context, id string, fn func([]TaskResult) error) error {
+func (c *Client) EachResultPage(ctx context.Context, id string, fn func([]api.TaskResult) error) error {
 	for seen := 0; ; {
-		var page ResultsPage
+		var page api.ResultsPage
 		path := fmt.Sprintf("/v1/jobs/%s/results?offset=%d", url.PathEscape(id), seen)
 		if err := c.doJSON(ctx, http.MethodGet, path, nil, &page); err != nil {
 			return err
@@ -382,7 +383,7 @@ func (c *Client) EachResultPage(ctx context.Context, id string, fn func([]TaskRe
 
 // WaitJob polls until the job has finished (complete, failed or cancelled),
 // calling progress (if non-nil) with each status it sees.
-func (c *Client) WaitJob(ctx context.Context, id string, every time.Duration, progress func(*JobSummary)) (*JobSummary, error) {
+func (c *Client) WaitJob(ctx context.Context, id string, every time.Duration, progress func(*api.JobSummary)) (*api.JobSummary, error) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -405,62 +406,62 @@ func (c *Client) WaitJob(ctx context.Context, id string, every time.Duration, pr
 }
 
 // JobSummary is a job's counts without its tasks: cheap to poll.
-func (c *Client) JobSummary(ctx context.Context, id string) (*JobSummary, error) {
-	var out JobSummary
+func (c *Client) JobSummary(ctx context.Context, id string) (*api.JobSummary, error) {
+	var out api.JobSummary
 	err := c.doJSON(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id)+"?summary=true", nil, &out)
 	return &out, err
 }
 
 // Lease asks for tasks for a worker.
-func (c *Client) Lease(ctx context.Context, req *LeaseRequest) ([]Assignment, error) {
-	var out LeaseResponse
+func (c *Client) Lease(ctx context.Context, req *api.LeaseRequest) ([]api.Assignment, error) {
+	var out api.LeaseResponse
 	return out.Tasks, c.doJSON(ctx, http.MethodPost, "/v1/lease", req, &out)
 }
 
 // Report sends finished tasks.
-func (c *Client) Report(ctx context.Context, req *ReportRequest) ([]bool, error) {
-	var out ReportResponse
+func (c *Client) Report(ctx context.Context, req *api.ReportRequest) ([]bool, error) {
+	var out api.ReportResponse
 	return out.Accepted, c.doJSON(ctx, http.MethodPost, "/v1/report", req, &out)
 }
 
 // Release hands leased tasks back unrun.
-func (c *Client) Release(ctx context.Context, req *ReleaseRequest) error {
+func (c *Client) Release(ctx context.Context, req *api.ReleaseRequest) error {
 	return c.doJSON(ctx, http.MethodPost, "/v1/release", req, nil)
 }
 
 // Heartbeat tells the leader the worker is alive, and learns which of its
 // running attempts are stale.
-func (c *Client) Heartbeat(ctx context.Context, req *HeartbeatRequest) (*HeartbeatResponse, error) {
-	var out HeartbeatResponse
+func (c *Client) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
+	var out api.HeartbeatResponse
 	return &out, c.doJSON(ctx, http.MethodPost, "/v1/heartbeat", req, &out)
 }
 
 // Peers lists servers and workers.
-func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
-	var out []Peer
+func (c *Client) Peers(ctx context.Context) ([]api.Peer, error) {
+	var out []api.Peer
 	return out, c.doJSON(ctx, http.MethodGet, "/v1/peers", nil, &out)
 }
 
 // Status is the server's view of the Raft group.
-func (c *Client) Status(ctx context.Context) (*Status, error) {
-	var out Status
+func (c *Client) Status(ctx context.Context) (*api.Status, error) {
+	var out api.Status
 	return &out, c.doJSON(ctx, http.MethodGet, "/v1/status", nil, &out)
 }
 
 // ServerInfo asks a server about itself (never forwarded).
-func (c *Client) ServerInfo(ctx context.Context) (*ServerInfo, error) {
-	var out ServerInfo
+func (c *Client) ServerInfo(ctx context.Context) (*api.ServerInfo, error) {
+	var out api.ServerInfo
 	return &out, c.doJSON(ctx, http.MethodGet, "/v1/cluster/self", nil, &out)
 }
 
 // Join asks the group to add a server.
-func (c *Client) Join(ctx context.Context, req *JoinRequest) error {
+func (c *Client) Join(ctx context.Context, req *api.JoinRequest) error {
 	return c.doJSON(ctx, http.MethodPost, "/v1/cluster/join", req, nil)
 }
 
 // RaftPeers lists the Raft group's servers with their state.
-func (c *Client) RaftPeers(ctx context.Context) ([]RaftPeer, error) {
-	var out []RaftPeer
+func (c *Client) RaftPeers(ctx context.Context) ([]api.RaftPeer, error) {
+	var out []api.RaftPeer
 	return out, c.doJSON(ctx, http.MethodGet, "/v1/operator/raft/peers", nil, &out)
 }
 

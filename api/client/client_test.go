@@ -1,0 +1,198 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// closedAddr is an address nothing listens on: a dial fails at once.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.URL
+	srv.Close()
+	return addr
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func TestClient_SendsTheTokenHeader(t *testing.T) {
+	var got string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Get(api.TokenHeader)
+		writeJSON(w, http.StatusOK, []api.Peer{})
+	}))
+	defer srv.Close()
+	if _, err := New(srv.URL, "s3cret").Peers(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got != "s3cret" {
+		t.Fatalf("token header %q", got)
+	}
+}
+
+// TestClient_StatusErrorsWrapSentinels: a non-2xx answer is a StatusError
+// with the server's message that matches the sentinel of its code.
+func TestClient_StatusErrorsWrapSentinels(t *testing.T) {
+	for code, want := range map[int]error{http.StatusUnauthorized: ErrUnauthorized, http.StatusNotFound: ErrNotFound, http.StatusServiceUnavailable: ErrUnavailable} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, code, api.Error{Error: "the reason " + strconv.Itoa(code)})
+		}))
+		c := New(srv.URL, "")
+		c.Retries = 1
+		_, err := c.Job(context.Background(), "j-1")
+		srv.Close()
+		var se *StatusError
+		if !errors.Is(err, want) || !errors.As(err, &se) || se.Code != code || se.Message != "the reason "+strconv.Itoa(code) {
+			t.Errorf("HTTP %d: error %v, want %v with the server's reason", code, err, want)
+		}
+	}
+}
+
+// TestClient_FailsOverPastAnUnreachableServer: a request whose first server
+// cannot be dialled goes to the next one, and the client stays there.
+func TestClient_FailsOverPastAnUnreachableServer(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		writeJSON(w, http.StatusCreated, api.SubmitResponse{ID: "j-ok"})
+	}))
+	defer srv.Close()
+	c := New(closedAddr(t), "", srv.URL)
+	id, err := c.Submit(context.Background(), &tasks.JobSpec{Name: "x"})
+	if err != nil || id != "j-ok" {
+		t.Fatalf("submit through failover: %q, %v", id, err)
+	}
+	if c.Addr != c.Addrs()[0] || c.base() != srv.URL {
+		t.Fatalf("client now uses %s, want %s", c.base(), srv.URL)
+	}
+	if hits.Load() != 1 {
+		t.Fatalf("the live server was asked %d times", hits.Load())
+	}
+}
+
+// TestClient_RetriesAWriteOnlyWhenNothingWasApplied: a 503 marked safe is
+// sent to the next server; a 503 without the mark (the write may have been
+// applied) is returned, never sent twice.
+func TestClient_RetriesAWriteOnlyWhenNothingWasApplied(t *testing.T) {
+	for _, safe := range []bool{true, false} {
+		var first, second atomic.Int32
+		a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			first.Add(1)
+			if safe {
+				w.Header().Set(api.RetryHeader, "safe")
+			}
+			writeJSON(w, http.StatusServiceUnavailable, api.Error{Error: "no cluster leader"})
+		}))
+		b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			second.Add(1)
+			writeJSON(w, http.StatusOK, struct{}{})
+		}))
+		err := New(a.URL, "", b.URL).Cancel(context.Background(), "j-1")
+		a.Close()
+		b.Close()
+		if safe && (err != nil || second.Load() != 1) {
+			t.Errorf("safe 503: err %v, second server asked %d times, want once", err, second.Load())
+		}
+		if !safe && (!errors.Is(err, ErrUnavailable) || second.Load() != 0 || first.Load() != 1) {
+			t.Errorf("unsafe 503: err %v, first asked %d, second %d; want the error, one try", err, first.Load(), second.Load())
+		}
+	}
+}
+
+// TestClient_EachResultPageFollowsOffsetsToTheTotal: pages are asked from
+// the offset reached so far until the total is seen.
+func TestClient_EachResultPageFollowsOffsetsToTheTotal(t *testing.T) {
+	const total, per = 7, 3
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		off, _ := strconv.Atoi(r.URL.Query().Get("offset"))
+		page := api.ResultsPage{Offset: off, Total: total}
+		for i := off; i < min(off+per, total); i++ {
+			page.Results = append(page.Results, api.TaskResult{TaskStatus: api.TaskStatus{Index: i, State: tasks.TaskDone}, Stdout: []byte(fmt.Sprint(i))})
+		}
+		writeJSON(w, http.StatusOK, page)
+	}))
+	defer srv.Close()
+	var seen []int
+	err := New(srv.URL, "").EachResultPage(context.Background(), "j-1", func(page []api.TaskResult) error {
+		for _, r := range page {
+			seen = append(seen, r.Index)
+		}
+		return nil
+	})
+	if err != nil || fmt.Sprint(seen) != "[0 1 2 3 4 5 6]" {
+		t.Fatalf("pages gave %v, %v", seen, err)
+	}
+}
+
+// TestClient_DownloadResultsWritesEachFinishedTask: .out and .err per
+// finished task, nothing for a task still running.
+func TestClient_DownloadResultsWritesEachFinishedTask(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, api.ResultsPage{Total: 3, Results: []api.TaskResult{
+			{TaskStatus: api.TaskStatus{Index: 0, State: tasks.TaskDone}, Stdout: []byte("zero\n")},
+			{TaskStatus: api.TaskStatus{Index: 1, State: tasks.TaskFailed}, Stderr: []byte("trap\n")},
+			{TaskStatus: api.TaskStatus{Index: 2, State: tasks.TaskLeased}},
+		}})
+	}))
+	defer srv.Close()
+	dir := filepath.Join(t.TempDir(), "out")
+	n, err := New(srv.URL, "").DownloadResults(context.Background(), "j-1", dir)
+	if err != nil || n != 2 {
+		t.Fatalf("wrote %d results, %v; want 2", n, err)
+	}
+	for name, want := range map[string]string{"0.out": "zero\n", "0.err": "", "1.out": "", "1.err": "trap\n"} {
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(got) != want {
+			t.Errorf("%s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "2.out")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a running task's result was written: %v", err)
+	}
+}
+
+// TestClient_SubmitJobFileRefusesAModuleThatIsNotWasm: the error names the
+// job file and the module, and nothing reaches the server.
+func TestClient_SubmitJobFileRefusesAModuleThatIsNotWasm(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	dir := t.TempDir()
+	mod := filepath.Join(dir, "main.wasm")
+	if err := os.WriteFile(mod, []byte("#!/bin/sh\necho hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(srv.URL, "").SubmitJobFile(context.Background(), &tasks.JobFile{Path: filepath.Join(dir, "job.toml"), ModulePath: mod})
+	if !errors.Is(err, ErrNotWasm) || !contains(err.Error(), "job.toml", "main.wasm") {
+		t.Fatalf("error %v, want ErrNotWasm naming job.toml and main.wasm", err)
+	}
+	if hits.Load() != 0 {
+		t.Fatalf("the server was asked %d times", hits.Load())
+	}
+}
+
+func contains(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
