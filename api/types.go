@@ -16,6 +16,10 @@ const TokenHeader = "X-Peergrid-Token"
 // send it again (to another server) without doing anything twice.
 const RetryHeader = "X-Peergrid-Retry"
 
+// ErrorHeader repeats an error response's message (on one line), so an
+// answer without a body (to HEAD) still says what was wrong.
+const ErrorHeader = "X-Peergrid-Error"
+
 // ForwardedHeader marks a request a follower forwarded to the leader, so it
 // is never forwarded twice.
 const ForwardedHeader = "X-Peergrid-Forwarded"
@@ -28,6 +32,10 @@ type Error struct {
 // SubmitRequest submits a job whose module and inputs were uploaded as blobs.
 type SubmitRequest struct {
 	Spec tasks.JobSpec `json:"spec"`
+	// RequestID names this submit (at most 128 bytes; the Go client sends
+	// random ones): sending it again, after an answer was lost, returns the
+	// job the first one created instead of creating another.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // SubmitResponse names the new job.

@@ -119,7 +119,7 @@ func (c *Client) StoragePeers(ctx context.Context, all bool) ([]api.StoragePeer,
 // an inline blob or an unknown one).
 func (c *Client) Manifest(ctx context.Context, hash string) (*storage.Manifest, error) {
 	var raw []byte
-	if err := c.do(ctx, http.MethodGet, "/v1/blobs/"+hash+"/manifest", nil, "", &raw); err != nil {
+	if err := c.send(ctx, http.MethodGet, "/v1/blobs/"+hash+"/manifest", nil, "", &raw); err != nil {
 		return nil, err
 	}
 	return storage.DecodeManifest(raw)
@@ -131,7 +131,7 @@ func (c *Client) PutManifest(ctx context.Context, m *storage.Manifest, pin bool)
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodPut, "/v1/blobs/"+m.Hash+"/manifest"+pinQuery(pin), bytes.NewReader(b), "application/json", nil)
+	return c.send(ctx, http.MethodPut, "/v1/blobs/"+m.Hash+"/manifest"+pinQuery(pin), b, "application/json", nil)
 }
 
 func pinQuery(pin bool) string {
@@ -143,7 +143,7 @@ func pinQuery(pin bool) string {
 
 // Unpin lets garbage collection take a blob once no job uses it.
 func (c *Client) Unpin(ctx context.Context, hash string) error {
-	return c.do(ctx, http.MethodDelete, "/v1/blobs/"+hash+"/pin", nil, "", nil)
+	return c.send(ctx, http.MethodDelete, "/v1/blobs/"+hash+"/pin", nil, "", nil)
 }
 
 // PutBlobFrom stores size bytes from r as a blob and returns its hash. Blobs
@@ -172,7 +172,7 @@ func (c *Client) PutBlobFrom(ctx context.Context, r io.Reader, size int64, opts 
 		}
 		if opts.Pin {
 			h := storage.Hash(data)
-			return h, nil, c.do(ctx, http.MethodPut, "/v1/blobs/"+h+"?pin=true", bytes.NewReader(data), "application/octet-stream", nil)
+			return h, nil, c.send(ctx, http.MethodPut, "/v1/blobs/"+h+"?pin=true", data, "application/octet-stream", nil)
 		}
 		h, err := c.upload(ctx, data)
 		return h, nil, err

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,20 +56,66 @@ func (e *StatusError) Unwrap() error {
 }
 
 // Client speaks the /v1/ API. Given several server addresses it talks to one
-// and fails over to the next when that one cannot be reached or answers that
-// it has no leader (503 marked safe to retry): any server forwards to the
-// leader, so a client never needs to know which one leads.
+// and fails over to the next when that one cannot be reached, does not
+// answer in time, or answers that nothing was applied: any server forwards
+// to the leader, so a client never needs to know which one leads.
+//
+// Every call is bounded, so a server that silently drops packets (a
+// partition, a laptop closing its lid) or is frozen costs a bounded wait,
+// never a hang: connections are dialled within DialTimeout, a dead
+// connection is noticed by TCP keepalives within a few seconds, and each
+// attempt must see the response's headers within AttemptTimeout (plus a
+// long poll's own wait). A read, or a write the API makes safe to repeat
+// (see retrySafe), is sent to the next server when an attempt fails; a read
+// or heartbeat is hedged: if its server has not answered within HedgeAfter,
+// the next server is asked too and the first answer wins.
 type Client struct {
-	Addr  string // the server in use, a base URL such as http://127.0.0.1:7070
+	Addr  string // the first server given, a base URL such as http://127.0.0.1:7070
 	Token string
 	HTTP  *http.Client
-	// Retries bounds failovers per request (default: 3 rounds of all addresses).
+	// Retries bounds the attempts of one call (default: 3 rounds of all addresses).
 	Retries int
+	// AttemptTimeout bounds the wait for one attempt's response headers
+	// (default 5 s); a long poll adds its own wait.
+	AttemptTimeout time.Duration
+	// HedgeAfter is how long a hedged call waits on one server before it
+	// asks the next as well (default 1.5 s).
+	HedgeAfter time.Duration
 
 	addrs []string
 	cur   atomic.Int64
+	// suspects[i] is closed when server i is found failing or slower than
+	// another, which ends the attempts still waiting on it (see suspect).
+	suspectMu sync.Mutex
+	suspects  []chan struct{}
 	// storage caches the cluster's storage config (see ClusterStorage).
 	storage storageConfigCache
+}
+
+// Connection bounds between a client (or a worker, or a server forwarding)
+// and a server: what it takes to notice a peer that drops packets.
+const (
+	DialTimeout        = 2 * time.Second
+	keepAliveIdle      = 2 * time.Second
+	keepAliveInterval  = time.Second
+	keepAliveProbes    = 3
+	defaultAttempt     = 5 * time.Second
+	defaultHedgeAfter  = 1500 * time.Millisecond
+	maxIdleConnsPerSrv = 16
+)
+
+// NewTransport is an HTTP transport with the bounds above: a dial gives up
+// after DialTimeout, and an established connection whose peer stops
+// answering (packets dropped, the host gone) fails within about 5 s by TCP
+// keepalive, even in the middle of a long poll.
+func NewTransport() *http.Transport {
+	d := &net.Dialer{Timeout: DialTimeout, KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: keepAliveIdle, Interval: keepAliveInterval, Count: keepAliveProbes}}
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment, DialContext: d.DialContext, TLSHandshakeTimeout: DialTimeout + time.Second,
+		MaxIdleConns: 256, MaxIdleConnsPerHost: maxIdleConnsPerSrv, IdleConnTimeout: 60 * time.Second,
+		ExpectContinueTimeout: time.Second, ForceAttemptHTTP2: true,
+	}
 }
 
 // New returns a client for one or more servers ("host:port" or URLs,
@@ -86,124 +134,319 @@ func New(addr string, token string, more ...string) *Client {
 	if len(addrs) == 0 {
 		addrs = []string{"http://127.0.0.1:7070"}
 	}
-	c := &Client{Addr: addrs[0], Token: token, HTTP: &http.Client{}, addrs: addrs}
+	c := &Client{Addr: addrs[0], Token: token, HTTP: &http.Client{Transport: NewTransport()}, addrs: addrs,
+		suspects: make([]chan struct{}, len(addrs))}
+	for i := range c.suspects {
+		c.suspects[i] = make(chan struct{})
+	}
 	return c
+}
+
+// suspected is closed when server i is next suspected.
+func (c *Client) suspected(i int) <-chan struct{} {
+	c.suspectMu.Lock()
+	defer c.suspectMu.Unlock()
+	return c.suspects[i]
+}
+
+// suspect ends the attempts waiting on server i that are safe to send
+// elsewhere, and the long polls: it failed a call, or another server
+// answered while it stayed silent. A worker whose lease long poll sits on a
+// server that froze is freed by its next heartbeat, which is hedged.
+func (c *Client) suspect(i int) {
+	c.suspectMu.Lock()
+	defer c.suspectMu.Unlock()
+	close(c.suspects[i])
+	c.suspects[i] = make(chan struct{})
 }
 
 // Addrs lists the servers this client may use.
 func (c *Client) Addrs() []string { return c.addrs }
 
-func (c *Client) base() string {
-	if len(c.addrs) == 0 {
-		return c.Addr
-	}
-	return c.addrs[int(c.cur.Load())%len(c.addrs)]
+// base is the server in use now.
+func (c *Client) base() string { return c.addrs[int(c.cur.Load())%len(c.addrs)] }
+
+// use makes the server at index i the one in use.
+func (c *Client) use(i int) { c.cur.Store(int64(i)) }
+
+// failover moves off server i, if it is the one in use, so the next call
+// starts at the next server.
+func (c *Client) failover(i int) { c.cur.CompareAndSwap(int64(i), int64((i+1)%len(c.addrs))) }
+
+// call is one API call: a request and how it may be repeated.
+type call struct {
+	method, path, contentType string
+	body                      []byte // sent again on each attempt
+	out                       any    // nil, *[]byte, or a JSON target
+	// wait is a long poll's server-side wait, added to the attempt timeout.
+	wait time.Duration
 }
 
-func (c *Client) failover(from string) {
-	if len(c.addrs) > 1 && c.base() == from {
-		c.cur.Add(1)
+// retrySafe reports whether a call may be sent again after an attempt whose
+// outcome is unknown (sent, but no answer): reads, and writes whose effect
+// is the same however often they arrive. A submit carries a request id the
+// ledger deduplicates by; a report of an attempt already accepted is
+// accepted again; a heartbeat, a release, a blob or manifest (named by its
+// content), a cancel, a join and a fault report repeat harmlessly. A lease
+// is not: a repeat would lease more tasks than the worker asked for.
+func (cl *call) retrySafe() bool {
+	switch {
+	case cl.method == http.MethodGet || cl.method == http.MethodHead:
+		return true
+	case cl.method == http.MethodPut && strings.HasPrefix(cl.path, "/v1/blobs/"):
+		return true
+	case cl.method == http.MethodDelete && strings.HasSuffix(cl.path, "/pin"):
+		return true
+	case cl.method != http.MethodPost:
+		return false
 	}
+	switch p := cl.path; {
+	case p == "/v1/jobs", p == "/v1/heartbeat", p == "/v1/report", p == "/v1/release", p == "/v1/cluster/join",
+		p == "/v1/storage/shards/placed", strings.HasSuffix(p, "/faults"), strings.HasSuffix(p, "/cancel"):
+		return true
+	}
+	return false
 }
 
-// do sends a request, failing over between servers while it is safe: the
-// request never reached a server (dial failed) or a server said nothing was
-// applied. body is re-read on each try, so it must be a *bytes.Reader or nil.
-func (c *Client) do(ctx context.Context, method, path string, body io.Reader, contentType string, out any) error {
+// hedged reports whether a call asks a second server while the first is
+// still silent: reads, and heartbeats (which keep a worker alive and must
+// not wait out a dead server). Other safe writes are retried, not hedged,
+// so they do not double the leader's work.
+func (cl *call) hedged() bool {
+	return cl.method == http.MethodGet || cl.method == http.MethodHead || cl.path == "/v1/heartbeat"
+}
+
+// attempt is the outcome of sending a call to one server.
+type attempt struct {
+	server int
+	body   []byte
+	err    error
+	retry  bool // another server may be asked
+}
+
+// do runs a call: one server at a time, failing over while that is safe,
+// and hedging calls that may be hedged.
+func (c *Client) do(ctx context.Context, cl *call) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the losers of a hedge
 	tries := c.Retries
 	if tries <= 0 {
-		tries = 3 * max(len(c.addrs), 1)
+		tries = 3 * len(c.addrs)
 	}
-	var err error
-	for try := 0; try < tries; try++ {
-		if rs, ok := body.(io.Seeker); ok {
-			rs.Seek(0, io.SeekStart)
-		}
-		base := c.base()
-		var retry bool
-		retry, err = c.doOnce(ctx, base, method, path, body, contentType, out)
-		if !retry || ctx.Err() != nil {
-			return err
-		}
-		c.failover(base)
-		if (try+1)%max(len(c.addrs), 1) == 0 { // a full round failed: back off
-			select {
-			case <-ctx.Done():
-				return err
-			case <-time.After(time.Duration(try+1) * 100 * time.Millisecond):
+	results := make(chan attempt, tries)
+	start, inflight, sent := int(c.cur.Load()), 0, 0
+	send := func() {
+		i := (start + sent) % len(c.addrs)
+		sent++
+		inflight++
+		go func() { results <- c.attempt(ctx, cl, i) }()
+	}
+	hedge := time.NewTimer(c.hedgeAfter())
+	defer hedge.Stop()
+	send()
+	var last error
+	for {
+		select {
+		case r := <-results:
+			inflight--
+			if r.err == nil {
+				c.use(r.server)
+				for i := 0; inflight > 0 && i < sent; i++ { // the servers still silent
+					if s := (start + i) % len(c.addrs); s != r.server {
+						c.suspect(s)
+					}
+				}
+				return c.decode(cl, r.body)
 			}
+			last = r.err
+			if r.retry {
+				c.failover(r.server)
+				c.suspect(r.server)
+			}
+			if !r.retry || ctx.Err() != nil || sent >= tries {
+				if inflight == 0 || !r.retry {
+					return last
+				}
+				continue // a hedged attempt is still out
+			}
+			if inflight == 0 {
+				if err := c.backoff(ctx, sent); err != nil {
+					return last
+				}
+				send()
+			}
+		case <-hedge.C:
+			if cl.hedged() && sent < tries && sent < len(c.addrs) {
+				send()
+				hedge.Reset(c.hedgeAfter())
+			}
+		case <-ctx.Done():
+			if last == nil {
+				last = ctx.Err()
+			}
+			return last
 		}
 	}
-	return err
 }
 
-func (c *Client) doOnce(ctx context.Context, base, method, path string, body io.Reader, contentType string, out any) (bool, error) {
-	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+// backoff waits a little before a new round once every server has failed.
+func (c *Client) backoff(ctx context.Context, sent int) error {
+	if sent%len(c.addrs) != 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Duration(sent/len(c.addrs)) * 100 * time.Millisecond):
+		return nil
+	}
+}
+
+func (c *Client) hedgeAfter() time.Duration {
+	if c.HedgeAfter > 0 {
+		return c.HedgeAfter
+	}
+	return defaultHedgeAfter
+}
+
+func (c *Client) attemptTimeout(cl *call) time.Duration {
+	t := c.AttemptTimeout
+	if t <= 0 {
+		t = defaultAttempt
+	}
+	return t + cl.wait
+}
+
+// attempt sends the call to server i and reads the whole answer. Its
+// response headers must arrive within the attempt timeout; the body may
+// then take as long as the caller's context allows.
+func (c *Client) attempt(ctx context.Context, cl *call, i int) attempt {
+	base := c.addrs[i]
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var timedOut, dropped atomic.Bool
+	if cl.retrySafe() || cl.wait > 0 {
+		suspected := c.suspected(i)
+		go func() {
+			select {
+			case <-suspected:
+				dropped.Store(true)
+				cancel()
+			case <-actx.Done():
+			}
+		}()
+	}
+	timer := time.AfterFunc(c.attemptTimeout(cl), func() { timedOut.Store(true); cancel() })
+	req, err := http.NewRequestWithContext(actx, cl.method, base+cl.path, bodyReader(cl.body))
 	if err != nil {
-		return false, err
+		timer.Stop()
+		return attempt{server: i, err: err}
 	}
 	if c.Token != "" {
 		req.Header.Set(api.TokenHeader, c.Token)
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+	if cl.contentType != "" {
+		req.Header.Set("Content-Type", cl.contentType)
 	}
-	// A read changes nothing, so it is always safe to send again elsewhere.
-	idempotent := method == http.MethodGet || method == http.MethodHead
 	resp, err := c.HTTP.Do(req)
+	stopped := timer.Stop()
 	if err != nil {
+		switch {
+		case timedOut.Load() && !stopped:
+			err = fmt.Errorf("no answer within %s: %w", c.attemptTimeout(cl), ErrNoAnswer)
+		case dropped.Load():
+			err = fmt.Errorf("given up: the server failed another call or another server answered first: %w", ErrNoAnswer)
+		}
 		var op *net.OpError
-		dialFailed := errors.As(err, &op) && op.Op == "dial"
-		return (dialFailed || idempotent) && ctx.Err() == nil, fmt.Errorf("%s %s: %w", method, base+path, err)
+		notSent := errors.As(err, &op) && op.Op == "dial"
+		return attempt{server: i, err: fmt.Errorf("%s %s: %w", cl.method, base+cl.path, err),
+			retry: (notSent || cl.retrySafe()) && ctx.Err() == nil}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		retry := resp.StatusCode == http.StatusServiceUnavailable && (idempotent || resp.Header.Get(api.RetryHeader) == "safe")
-		return retry, readStatusError(resp)
+		safe := resp.Header.Get(api.RetryHeader) == "safe" || cl.retrySafe()
+		return attempt{server: i, err: readStatusError(resp), retry: resp.StatusCode == http.StatusServiceUnavailable && safe}
 	}
-	switch v := out.(type) {
-	case nil:
-		_, err = io.Copy(io.Discard, resp.Body)
-	case *[]byte:
-		*v, err = io.ReadAll(resp.Body)
-	default:
-		err = json.NewDecoder(resp.Body).Decode(out)
-	}
+	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return false, fmt.Errorf("%s %s: reading response: %w", method, path, err)
+		return attempt{server: i, err: fmt.Errorf("%s %s: reading response: %w", cl.method, cl.path, err), retry: cl.retrySafe() && ctx.Err() == nil}
 	}
-	return false, nil
+	return attempt{server: i, body: body}
 }
 
+func bodyReader(b []byte) io.Reader {
+	if b == nil {
+		return nil
+	}
+	return bytes.NewReader(b)
+}
+
+// decode stores a successful answer's body in the call's target.
+func (c *Client) decode(cl *call, body []byte) error {
+	switch v := cl.out.(type) {
+	case nil:
+		return nil
+	case *[]byte:
+		*v = body
+		return nil
+	}
+	if err := json.Unmarshal(body, cl.out); err != nil {
+		return fmt.Errorf("%s %s: reading response: %w", cl.method, cl.path, err)
+	}
+	return nil
+}
+
+// ErrNoAnswer is wrapped when a server did not answer an attempt in time.
+var ErrNoAnswer = errors.New("server did not answer")
+
+// readStatusError is a non-2xx answer as an error: the server's message from
+// the body, or from the error header when there is no body (an answer to
+// HEAD), or the status text.
 func readStatusError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var e api.Error
 	if json.Unmarshal(b, &e) != nil || e.Error == "" {
 		e.Error = strings.TrimSpace(string(b))
 	}
+	if e.Error == "" {
+		e.Error = resp.Header.Get(api.ErrorHeader)
+	}
+	if e.Error == "" {
+		e.Error = http.StatusText(resp.StatusCode)
+	}
 	return &StatusError{Code: resp.StatusCode, Message: e.Error}
 }
 
+// send runs a call with a raw body (nil for none).
+func (c *Client) send(ctx context.Context, method, path string, body []byte, contentType string, out any) error {
+	return c.do(ctx, &call{method: method, path: path, body: body, contentType: contentType, out: out})
+}
+
+// doJSON runs a call whose body, if any, is in encoded as JSON.
 func (c *Client) doJSON(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	return c.doJSONWait(ctx, method, path, in, out, 0)
+}
+
+// doJSONWait is doJSON for a long poll the server may hold for wait.
+func (c *Client) doJSONWait(ctx context.Context, method, path string, in, out any, wait time.Duration) error {
+	var body []byte
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
 			return err
 		}
-		body = bytes.NewReader(b)
 	}
-	return c.do(ctx, method, path, body, "application/json", out)
+	return c.do(ctx, &call{method: method, path: path, body: body, contentType: "application/json", out: out, wait: wait})
 }
 
 // PutBlob uploads bytes under their hash.
 func (c *Client) PutBlob(ctx context.Context, hash string, data []byte) error {
-	return c.do(ctx, http.MethodPut, "/v1/blobs/"+hash, bytes.NewReader(data), "application/octet-stream", nil)
+	return c.send(ctx, http.MethodPut, "/v1/blobs/"+hash, data, "application/octet-stream", nil)
 }
 
 // HasBlob reports whether the grid holds the blob.
 func (c *Client) HasBlob(ctx context.Context, hash string) (bool, error) {
-	err := c.do(ctx, http.MethodHead, "/v1/blobs/"+hash, nil, "", nil)
+	err := c.send(ctx, http.MethodHead, "/v1/blobs/"+hash, nil, "", nil)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
@@ -213,13 +456,25 @@ func (c *Client) HasBlob(ctx context.Context, hash string) (bool, error) {
 // GetBlob downloads a blob.
 func (c *Client) GetBlob(ctx context.Context, hash string) ([]byte, error) {
 	var b []byte
-	return b, c.do(ctx, http.MethodGet, "/v1/blobs/"+hash, nil, "", &b)
+	return b, c.send(ctx, http.MethodGet, "/v1/blobs/"+hash, nil, "", &b)
 }
 
-// Submit submits a job whose blobs are already uploaded.
+// newRequestID is a random id for one submit, so sending it again is safe.
+func newRequestID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// Submit submits a job whose blobs are already uploaded. It is safe to
+// repeat: the request carries an id the ledger deduplicates by, so a submit
+// whose answer was lost is sent again (to another server) without creating
+// a second job.
 func (c *Client) Submit(ctx context.Context, spec *tasks.JobSpec) (string, error) {
 	var resp api.SubmitResponse
-	err := c.doJSON(ctx, http.MethodPost, "/v1/jobs", api.SubmitRequest{Spec: *spec}, &resp)
+	err := c.doJSON(ctx, http.MethodPost, "/v1/jobs", api.SubmitRequest{Spec: *spec, RequestID: newRequestID()}, &resp)
 	return resp.ID, err
 }
 
@@ -415,7 +670,7 @@ func (c *Client) JobSummary(ctx context.Context, id string) (*api.JobSummary, er
 // Lease asks for tasks for a worker.
 func (c *Client) Lease(ctx context.Context, req *api.LeaseRequest) ([]api.Assignment, error) {
 	var out api.LeaseResponse
-	return out.Tasks, c.doJSON(ctx, http.MethodPost, "/v1/lease", req, &out)
+	return out.Tasks, c.doJSONWait(ctx, http.MethodPost, "/v1/lease", req, &out, req.Wait)
 }
 
 // Report sends finished tasks.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/tasks"
@@ -88,32 +89,101 @@ func TestClient_FailsOverPastAnUnreachableServer(t *testing.T) {
 	}
 }
 
-// TestClient_RetriesAWriteOnlyWhenNothingWasApplied: a 503 marked safe is
-// sent to the next server; a 503 without the mark (the write may have been
-// applied) is returned, never sent twice.
-func TestClient_RetriesAWriteOnlyWhenNothingWasApplied(t *testing.T) {
-	for _, safe := range []bool{true, false} {
+// TestClient_RetriesAWriteOnlyWhenRepeatingItIsSafe: a 503 is sent to the
+// next server when the server marked it safe (nothing was applied) or the
+// call is safe to repeat (a cancel); a lease answered by an unmarked 503
+// (it may have been applied) is returned, never sent twice.
+func TestClient_RetriesAWriteOnlyWhenRepeatingItIsSafe(t *testing.T) {
+	lease := func(c *Client) error {
+		_, err := c.Lease(context.Background(), &api.LeaseRequest{Worker: "w", Max: 1})
+		return err
+	}
+	cancel := func(c *Client) error { return c.Cancel(context.Background(), "j-1") }
+	for _, tc := range []struct {
+		name      string
+		call      func(*Client) error
+		marked    bool
+		wantRetry bool
+	}{
+		{"lease, marked safe", lease, true, true},
+		{"lease, unmarked", lease, false, false},
+		{"cancel, unmarked", cancel, false, true},
+	} {
 		var first, second atomic.Int32
 		a := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			first.Add(1)
-			if safe {
+			if tc.marked {
 				w.Header().Set(api.RetryHeader, "safe")
 			}
 			writeJSON(w, http.StatusServiceUnavailable, api.Error{Error: "no cluster leader"})
 		}))
 		b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			second.Add(1)
-			writeJSON(w, http.StatusOK, struct{}{})
+			writeJSON(w, http.StatusOK, api.LeaseResponse{})
 		}))
-		err := New(a.URL, "", b.URL).Cancel(context.Background(), "j-1")
+		err := tc.call(New(a.URL, "", b.URL))
 		a.Close()
 		b.Close()
-		if safe && (err != nil || second.Load() != 1) {
-			t.Errorf("safe 503: err %v, second server asked %d times, want once", err, second.Load())
+		if tc.wantRetry && (err != nil || second.Load() != 1) {
+			t.Errorf("%s: err %v, second server asked %d times, want once", tc.name, err, second.Load())
 		}
-		if !safe && (!errors.Is(err, ErrUnavailable) || second.Load() != 0 || first.Load() != 1) {
-			t.Errorf("unsafe 503: err %v, first asked %d, second %d; want the error, one try", err, first.Load(), second.Load())
+		if !tc.wantRetry && (!errors.Is(err, ErrUnavailable) || second.Load() != 0 || first.Load() != 1) {
+			t.Errorf("%s: err %v, first asked %d, second %d; want the error after one try", tc.name, err, first.Load(), second.Load())
 		}
+	}
+}
+
+// TestClient_SilentServerCostsABoundedWait: a server that accepts the
+// connection and never answers (a frozen process) costs one attempt
+// timeout for a write that is safe to repeat, then the next server answers;
+// a read is hedged to the next server without waiting out the first.
+func TestClient_SilentServerCostsABoundedWait(t *testing.T) {
+	block := make(chan struct{})
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
+	defer silent.Close()
+	defer close(block) // before Close, which waits for the handlers
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/peers" {
+			writeJSON(w, http.StatusOK, []api.Peer{{ID: "s1"}})
+			return
+		}
+		writeJSON(w, http.StatusOK, api.HeartbeatResponse{TTL: 7})
+	}))
+	defer live.Close()
+
+	c := New(silent.URL, "", live.URL)
+	c.AttemptTimeout, c.HedgeAfter = 300*time.Millisecond, time.Hour // no hedging: the timeout must fail over
+	if err := c.Cancel(context.Background(), "j-1"); err != nil {
+		t.Fatalf("cancel past a silent server: %v", err)
+	}
+	if c.base() != live.URL {
+		t.Fatalf("after failing over the client uses %s", c.base())
+	}
+
+	c = New(silent.URL, "", live.URL)
+	c.AttemptTimeout, c.HedgeAfter = time.Hour, 50*time.Millisecond // only hedging can answer
+	if peers, err := c.Peers(context.Background()); err != nil || len(peers) != 1 {
+		t.Fatalf("hedged read past a silent server: %v, %v", peers, err)
+	}
+	hb, err := c.Heartbeat(context.Background(), &api.HeartbeatRequest{Worker: "w"})
+	if err != nil || hb.TTL != 7 {
+		t.Fatalf("hedged heartbeat: %+v, %v", hb, err)
+	}
+}
+
+// TestClient_ErrorOfABodylessAnswerComesFromItsHeader: a 503 to a HEAD
+// has no body; the error still carries the server's reason.
+func TestClient_ErrorOfABodylessAnswerComesFromItsHeader(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(api.ErrorHeader, "no cluster leader (waited 5s)")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	c := New(srv.URL, "")
+	c.Retries = 1
+	_, err := c.HasBlob(context.Background(), strings.Repeat("a", 64))
+	if err == nil || !strings.Contains(err.Error(), "no cluster leader (waited 5s)") {
+		t.Fatalf("HEAD error %v, want the server's reason", err)
 	}
 }
 
@@ -195,4 +265,49 @@ func contains(s string, parts ...string) bool {
 		}
 	}
 	return true
+}
+
+// TestClient_LongPollOnAFrozenServerEndsWhenAHeartbeatMovesOn: a worker's
+// lease long poll held by a server that froze ends as soon as the worker's
+// heartbeat, hedged, is answered by another server, not when the poll's
+// own wait runs out.
+func TestClient_LongPollOnAFrozenServerEndsWhenAHeartbeatMovesOn(t *testing.T) {
+	block := make(chan struct{})
+	var leases atomic.Int32
+	frozen := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/lease" {
+			leases.Add(1)
+		}
+		<-block
+	}))
+	defer frozen.Close()
+	defer close(block)
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, api.HeartbeatResponse{TTL: 7})
+	}))
+	defer live.Close()
+	c := New(frozen.URL, "", live.URL)
+	c.HedgeAfter = 50 * time.Millisecond
+	leaseDone := make(chan error, 1)
+	go func() {
+		_, err := c.Lease(context.Background(), &api.LeaseRequest{Worker: "w", Max: 1, Wait: time.Hour})
+		leaseDone <- err
+	}()
+	// The lease is on the frozen server before the heartbeat goes out.
+	for deadline := time.Now().Add(10 * time.Second); leases.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the lease never reached the first server")
+		}
+	}
+	if _, err := c.Heartbeat(context.Background(), &api.HeartbeatRequest{Worker: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-leaseDone:
+		if !errors.Is(err, ErrNoAnswer) {
+			t.Fatalf("lease ended with %v, want ErrNoAnswer", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the lease long poll still waits on the frozen server")
+	}
 }

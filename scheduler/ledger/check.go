@@ -7,7 +7,7 @@ import (
 )
 
 // CheckIndexes rebuilds the derived indexes (shards by peer, blobs by peer,
-// references by blob) from the ledger's records and reports the first that
+// requests by id, references by blob) from the ledger's records and reports the first that
 // differs from the one Apply kept. Tests call it after every step of a
 // random walk; it costs a full scan, so nothing else should.
 func (l *Ledger) CheckIndexes() error {
@@ -21,6 +21,15 @@ func (l *Ledger) CheckIndexes() error {
 	}
 	if !reflect.DeepEqual(l.byPeer, byPeer) {
 		return fmt.Errorf("blob index %v differs from the manifests' %v", l.byPeer, byPeer)
+	}
+	requests := map[string]string{}
+	for _, j := range l.order {
+		if j.RequestID != "" {
+			requests[j.RequestID] = j.ID
+		}
+	}
+	if !maps.Equal(l.requests, requests) {
+		return fmt.Errorf("request index %v differs from the jobs' %v", l.requests, requests)
 	}
 	if refs := l.scanRefs(); !maps.Equal(map[string]int(l.refs), refs) {
 		return fmt.Errorf("reference counts %v differ from a scan of every job's %v", l.refs, refs)

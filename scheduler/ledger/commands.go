@@ -64,6 +64,7 @@ var (
 	ErrBlobMissing   = errors.New("blob not in the ledger")
 	ErrJobFinished   = errors.New("job already finished")
 	ErrUnknownWorker = errors.New("unknown worker")
+	ErrRequestReused = errors.New("request id reused")
 )
 
 // PutBlobCommand stores a small blob inline in the ledger. The server checked
@@ -109,6 +110,9 @@ type SubmitJobCommand struct {
 	ID   string        `json:"id"`
 	Spec tasks.JobSpec `json:"spec"`
 	Now  int64         `json:"now"` // unix nanoseconds
+	// RequestID is the client's id for this submit: a repeat of it returns
+	// the job the first one created.
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // LeaseTasksCommand grants up to Max queued tasks to Worker until Expiry...

@@ -68,7 +68,7 @@ func gcBenchJob(tb testing.TB, f *FSM, idx *uint64, r *rand.Rand, j int) {
 	id := fmt.Sprintf("job-%02d", j)
 	spec := tasks.JobSpec{Name: id, ModuleHash: storage.Hash(testModule), Tasks: gcBenchTasks, Timeout: time.Second,
 		Memory: 1 << 20, MaxOutput: 1 << 10}
-	if resp := fsmApply(tb, f, idx, &SubmitJobCommand{ID: id, Spec: spec, Now: 10}); resp != nil {
+	if resp := fsmApply(tb, f, idx, &SubmitJobCommand{ID: id, Spec: spec, Now: 10}); resp != id {
 		tb.Fatalf("submit: %v", resp)
 	}
 	grants, _ := fsmApply(tb, f, idx, &LeaseTasksCommand{Worker: "w", Max: gcBenchTasks, Now: 10}).([]Grant)

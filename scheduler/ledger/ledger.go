@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -30,10 +32,13 @@ type Ledger struct {
 	refs blobRefs
 	// meta says when each blob (inline or coded) arrived and whether a user
 	// pinned it; garbage collection reads it.
-	meta    map[string]BlobMeta
-	peers   map[string]*Peer
-	leased  map[taskKey]int64 // lease expiry (unix ns) of every leased task
-	nextSeq uint64
+	meta   map[string]BlobMeta
+	peers  map[string]*Peer
+	leased map[taskKey]int64 // lease expiry (unix ns) of every leased task
+	// requests maps a submit's request id to its job; derived from the
+	// jobs, not serialized.
+	requests map[string]string
+	nextSeq  uint64
 	// aliveWorkers counts peers with the worker role in state alive.
 	aliveWorkers int
 	// gen counts snapshots taken; task chunks older than it are shared with
@@ -54,6 +59,9 @@ type job struct {
 	FinishedAt  int64
 	Cancelled   bool
 	Tasks       taskTable
+	// RequestID is the client's id for the submit that created the job, so
+	// a repeated submit finds it (see applySubmitJob).
+	RequestID string
 
 	// The queue: tasks [fresh, n) were never leased; requeued holds tasks
 	// returned by an expired or released lease or a failed attempt, oldest first.
@@ -106,6 +114,7 @@ func NewLedger() *Ledger {
 		meta:      map[string]BlobMeta{},
 		peers:     map[string]*Peer{},
 		leased:    map[taskKey]int64{},
+		requests:  map[string]string{},
 	}
 }
 
@@ -150,6 +159,7 @@ func (l *Ledger) applyPurgeJob(c *PurgeJobCommand) any {
 	}
 	l.refs.dropJob(j)
 	delete(l.jobs, c.ID)
+	delete(l.requests, j.RequestID)
 	l.order = slices.DeleteFunc(l.order, func(o *job) bool { return o == j })
 	return nil
 }
@@ -199,7 +209,15 @@ func (l *Ledger) HasBlob(hash string) bool {
 	return inline || l.manifests[hash] != nil
 }
 
+// applySubmitJob creates a job and returns its id. A submit that repeats
+// an earlier one's request id (a client sending it again after a lost
+// answer) creates nothing and returns the earlier job's id.
 func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
+	if c.RequestID != "" {
+		if id, ok := l.requests[c.RequestID]; ok {
+			return l.repeatedSubmit(id, c)
+		}
+	}
 	if _, ok := l.jobs[c.ID]; ok {
 		return fmt.Errorf("%w: %s", ErrJobExists, c.ID)
 	}
@@ -214,13 +232,32 @@ func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
 			return fmt.Errorf("%w: input %s (%s)", ErrBlobMissing, in.Name, in.Hash)
 		}
 	}
-	j := &job{ID: c.ID, Spec: c.Spec, Seq: l.nextSeq, SubmittedAt: c.Now, nQueued: c.Spec.Tasks}
+	j := &job{ID: c.ID, Spec: c.Spec, Seq: l.nextSeq, SubmittedAt: c.Now, nQueued: c.Spec.Tasks, RequestID: c.RequestID}
 	l.nextSeq++
 	j.Tasks = newTaskTable(c.Spec.Tasks, &l.gen)
+	l.addJob(j)
+	return j.ID
+}
+
+// addJob indexes a new or restored job.
+func (l *Ledger) addJob(j *job) {
 	l.jobs[j.ID] = j
 	l.order = append(l.order, j)
 	l.refs.addSpec(&j.Spec, +1)
-	return nil
+	if j.RequestID != "" {
+		l.requests[j.RequestID] = j.ID
+	}
+}
+
+// repeatedSubmit answers a submit whose request id job id already used: the
+// same job again, or a refusal if the spec differs (the id was reused).
+func (l *Ledger) repeatedSubmit(id string, c *SubmitJobCommand) any {
+	a, _ := json.Marshal(&l.jobs[id].Spec)
+	b, _ := json.Marshal(&c.Spec)
+	if !bytes.Equal(a, b) {
+		return fmt.Errorf("%w: request %s already submitted job %s with another spec", ErrRequestReused, c.RequestID, id)
+	}
+	return id
 }
 
 // applyLeaseTasks picks tasks for the worker: highest priority first; among
@@ -319,27 +356,32 @@ func (p *Peer) IsAliveWorker() bool {
 // was accepted.
 func (l *Ledger) applyCompleteTasks(c *CompleteTasksCommand) any {
 	accepted := make([]bool, len(c.Reports))
+	p := l.peers[c.Worker]
 	for i := range c.Reports {
-		accepted[i] = l.completeTask(c.Worker, c.Now, &c.Reports[i])
-	}
-	if p := l.peers[c.Worker]; p != nil {
-		for _, ok := range accepted {
-			if ok {
-				p.Done++
-			}
+		var fresh bool
+		accepted[i], fresh = l.completeTask(c.Worker, c.Now, &c.Reports[i])
+		if fresh && p != nil {
+			p.Done++
 		}
 	}
 	return accepted
 }
 
-func (l *Ledger) completeTask(worker string, now int64, r *api.Report) bool {
-	j, t := l.lookupTask(r.Job, r.Index)
-	if t == nil {
-		return false
+// completeTask records one report. accepted says whether it is the task's
+// outcome; fresh whether it changed the ledger (false for a repeat of a
+// report already accepted, which clients may send again when its answer was
+// lost: accepted again, changing nothing).
+func (l *Ledger) completeTask(worker string, now int64, r *api.Report) (accepted, fresh bool) {
+	j := l.jobs[r.Job]
+	if pt := l.peekTask(r.Job, r.Index); pt == nil {
+		return false, false
+	} else if repeatsAccepted(pt, worker, r) {
+		return true, false
 	}
+	t := j.Tasks.mut(r.Index)
 	if t.State != tasks.TaskLeased || t.Attempts != r.Attempt || t.Worker != worker {
 		t.Late++
-		return false
+		return false, false
 	}
 	l.endLease(j, r.Index)
 	t.Duration = int64(r.Duration)
@@ -355,7 +397,22 @@ func (l *Ledger) completeTask(worker string, now int64, r *api.Report) bool {
 		l.failAttempt(j, r.Index)
 	}
 	j.maybeFinish(now)
-	return true
+	return true, true
+}
+
+// repeatsAccepted reports whether r is the report the task already accepted
+// for this attempt from this worker: done by it, or failed by it with the
+// same kind (not expired, which no report caused).
+func repeatsAccepted(t *task, worker string, r *api.Report) bool {
+	if t.Attempts != r.Attempt || t.State == tasks.TaskLeased {
+		return false
+	}
+	switch {
+	case r.ErrorKind == "":
+		return t.State == tasks.TaskDone && t.Worker == worker
+	default:
+		return t.FailedOn == worker && t.ErrorKind == r.ErrorKind && t.State != tasks.TaskDone
+	}
 }
 
 // failAttempt queues the task again, or fails it when it has used its retries.

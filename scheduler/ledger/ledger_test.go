@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -45,7 +46,7 @@ func (a *applier) submit(id string, n, retries, priority int) {
 	a.t.Helper()
 	spec := tasks.JobSpec{Name: id, ModuleHash: storage.Hash(testModule), Tasks: n, Timeout: time.Second,
 		Memory: 1 << 20, MaxOutput: 1 << 10, Retries: retries, Priority: priority}
-	if resp := a.apply(&SubmitJobCommand{ID: id, Spec: spec, Now: a.now}); resp != nil {
+	if resp := a.apply(&SubmitJobCommand{ID: id, Spec: spec, Now: a.now}); resp != id {
 		a.t.Fatalf("submit %s: %v", id, resp)
 	}
 }
@@ -109,12 +110,47 @@ func TestLedger_LateCompletionIsIgnored(t *testing.T) {
 	if !a.complete("w2", second, "") {
 		t.Fatal("current lease's completion was refused")
 	}
-	if a.complete("w2", second, "") {
-		t.Fatal("a second completion of the same attempt was accepted")
+	if a.complete("w2", second, "trap") {
+		t.Fatal("a different outcome for an attempt already done was accepted")
 	}
 	j := a.job("j1")
-	if j.nDone != 1 || j.Tasks.at(0).Late != 2 || string(j.Tasks.at(0).Stdout) != "w2" {
-		t.Fatalf("done %d late %d stdout %q", j.nDone, j.Tasks.at(0).Late, j.Tasks.at(0).Stdout)
+	if j.nDone != 1 || j.Tasks.at(0).Late != 2 || string(j.Tasks.at(0).Stdout) != "w2" || j.Tasks.at(0).ErrorKind != "" {
+		t.Fatalf("done %d late %d stdout %q kind %q", j.nDone, j.Tasks.at(0).Late, j.Tasks.at(0).Stdout, j.Tasks.at(0).ErrorKind)
+	}
+}
+
+// TestLedger_RepeatedReportIsAcceptedAndChangesNothing: a worker whose
+// report's answer was lost sends it again (to another server, after a
+// leader change); the repeat is accepted, and nothing is counted twice.
+func TestLedger_RepeatedReportIsAcceptedAndChangesNothing(t *testing.T) {
+	a := newApplier(t)
+	a.apply(&UpsertPeerCommand{ID: "w1", Roles: []string{"worker"}, State: "alive", Now: 1})
+	a.submit("j1", 2, 1, 0)
+	g := a.lease("w1", 2)
+	for _, kind := range []string{"", "trap"} {
+		gr := g[0]
+		if kind != "" {
+			gr = g[1]
+		}
+		before := a.fsm.StateHash()
+		if !a.complete("w1", gr, kind) {
+			t.Fatalf("report %q refused", kind)
+		}
+		after := a.fsm.StateHash()
+		if before == after {
+			t.Fatalf("report %q changed nothing", kind)
+		}
+		if !a.complete("w1", gr, kind) {
+			t.Fatalf("the repeat of report %q was refused", kind)
+		}
+		if a.fsm.StateHash() != after {
+			t.Fatalf("the repeat of report %q changed the ledger", kind)
+		}
+	}
+	var done int
+	a.fsm.View(func(l *Ledger) { p, _ := l.Peer("w1"); done = p.Done })
+	if j := a.job("j1"); done != 2 || j.nDone != 1 || j.Tasks.at(1).State != tasks.TaskQueued || j.Tasks.at(1).Late != 0 {
+		t.Fatalf("peer done %d, job done %d, failed task %s late %d", done, j.nDone, j.Tasks.at(1).State, j.Tasks.at(1).Late)
 	}
 }
 
@@ -293,7 +329,7 @@ func randomCommands(rng *rand.Rand, n int) [][]byte {
 		case k == 0 || len(jobs) == 0:
 			id := "j" + string(rune('a'+len(jobs)))
 			jobs = append(jobs, id)
-			add(&SubmitJobCommand{ID: id, Now: now, Spec: tasks.JobSpec{Name: id, ModuleHash: storage.Hash(testModule),
+			add(&SubmitJobCommand{ID: id, Now: now, RequestID: fmt.Sprint("r", rng.IntN(8)), Spec: tasks.JobSpec{Name: id, ModuleHash: storage.Hash(testModule),
 				Tasks: 1 + rng.IntN(20), Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1024, Retries: rng.IntN(3), Priority: rng.IntN(2)}})
 		case k <= 3:
 			add(&LeaseTasksCommand{Worker: w, Max: 1 + rng.IntN(4), Now: now, Slack: 1000})
@@ -385,7 +421,7 @@ func TestLedger_JobNeedingAnEngineGoesOnlyToWorkersWithIt(t *testing.T) {
 	a := newApplier(t)
 	spec := tasks.JobSpec{Name: "fast", ModuleHash: storage.Hash(testModule), Tasks: 2, Timeout: time.Second,
 		Memory: 1 << 20, MaxOutput: 1, Engine: tasks.EngineWasmer}
-	if resp := a.apply(&SubmitJobCommand{ID: "fast", Spec: spec}); resp != nil {
+	if resp := a.apply(&SubmitJobCommand{ID: "fast", Spec: spec}); resp != "fast" {
 		t.Fatal(resp)
 	}
 	a.submit("any", 1, 0, 0)
@@ -407,7 +443,7 @@ func TestLedger_PurgeAndGarbageCollection(t *testing.T) {
 	a.apply(&PutBlobCommand{Hash: storage.Hash(kept), Data: kept, Now: 10, Pin: true})
 	spec := tasks.JobSpec{Name: "j", ModuleHash: storage.Hash(testModule), Tasks: 1, Timeout: time.Second,
 		Memory: 1 << 20, MaxOutput: 1, Inputs: []tasks.Input{{Name: "in", Hash: storage.Hash(input)}}}
-	if resp := a.apply(&SubmitJobCommand{ID: "j1", Spec: spec}); resp != nil {
+	if resp := a.apply(&SubmitJobCommand{ID: "j1", Spec: spec}); resp != "j1" {
 		t.Fatal(resp)
 	}
 	if err, _ := a.apply(&PurgeJobCommand{ID: "j1"}).(error); !errors.Is(err, ErrJobNotFinished) {
@@ -457,7 +493,7 @@ func TestLedger_ErasureCodedModuleIsAJobReference(t *testing.T) {
 	}
 	a.apply(&PutManifestCommand{Manifest: mod, Now: 10})
 	spec := tasks.JobSpec{Name: "j", ModuleHash: mod.Hash, Tasks: 1, Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1}
-	if resp := a.apply(&SubmitJobCommand{ID: "j1", Spec: spec}); resp != nil {
+	if resp := a.apply(&SubmitJobCommand{ID: "j1", Spec: spec}); resp != "j1" {
 		t.Fatalf("submit with an erasure-coded module: %v", resp)
 	}
 	var garbage []string
@@ -489,5 +525,40 @@ func TestLedger_ErasureCodedModuleIsAJobReference(t *testing.T) {
 	})
 	if len(shards) != 3 {
 		t.Fatalf("shards to delete from the peers: %v, want the module's 3", shards)
+	}
+}
+
+// TestLedger_RepeatedSubmitReturnsTheSameJob: a submit carrying a request
+// id an earlier submit used creates no second job and answers with the
+// first one's id, also after a snapshot restore; the same id with another
+// spec is refused; purging the job frees the id.
+func TestLedger_RepeatedSubmitReturnsTheSameJob(t *testing.T) {
+	a := newApplier(t)
+	spec := tasks.JobSpec{Name: "j", ModuleHash: storage.Hash(testModule), Tasks: 1, Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1 << 10}
+	if id := a.apply(&SubmitJobCommand{ID: "j-1", Spec: spec, Now: 1, RequestID: "r1"}); id != "j-1" {
+		t.Fatalf("first submit: %v", id)
+	}
+	if id := a.apply(&SubmitJobCommand{ID: "j-2", Spec: spec, Now: 2, RequestID: "r1"}); id != "j-1" {
+		t.Fatalf("repeated submit: %v, want j-1", id)
+	}
+	other := spec
+	other.Tasks = 2
+	if err, _ := a.apply(&SubmitJobCommand{ID: "j-3", Spec: other, Now: 3, RequestID: "r1"}).(error); !errors.Is(err, ErrRequestReused) {
+		t.Fatalf("request id reused with another spec: %v", err)
+	}
+	restored := snapshotInto(t, a.fsm)
+	var n int
+	restored.View(func(l *Ledger) { n = l.JobCount(); checkIndexes(t, l) })
+	if n != 1 {
+		t.Fatalf("%d jobs, want 1", n)
+	}
+	data, _ := Encode(&SubmitJobCommand{ID: "j-4", Spec: spec, Now: 4, RequestID: "r1"})
+	if id := restored.Apply(data); id != "j-1" {
+		t.Fatalf("repeat after restore: %v", id)
+	}
+	a.apply(&CancelJobCommand{ID: "j-1", Now: 5})
+	a.apply(&PurgeJobCommand{ID: "j-1"})
+	if id := a.apply(&SubmitJobCommand{ID: "j-5", Spec: other, Now: 6, RequestID: "r1"}); id != "j-5" {
+		t.Fatalf("submit after the purge: %v", id)
 	}
 }

@@ -52,6 +52,7 @@ type jobRecord struct {
 	Cancelled   bool            `json:"cancelled,omitempty"`
 	Fresh       int             `json:"fresh"`
 	Requeued    []int           `json:"requeued,omitempty"`
+	RequestID   string          `json:"request_id,omitempty"`
 }
 
 // freeze captures the ledger for a snapshot without copying its tasks: the
@@ -74,7 +75,7 @@ func (l *Ledger) freeze() *Snapshot {
 		spec, _ := json.Marshal(j.Spec)
 		fz.jobs = append(fz.jobs, frozenJob{
 			header: jobRecord{ID: j.ID, Spec: spec, Seq: j.Seq, SubmittedAt: j.SubmittedAt, FinishedAt: j.FinishedAt,
-				Cancelled: j.Cancelled, Fresh: j.fresh, Requeued: append([]int(nil), j.requeued...)},
+				Cancelled: j.Cancelled, Fresh: j.fresh, Requeued: append([]int(nil), j.requeued...), RequestID: j.RequestID},
 			tasks: j.Tasks.share(),
 		})
 	}
@@ -231,14 +232,12 @@ func (l *Ledger) restoreJob(body []byte) (*job, error) {
 		return nil, fmt.Errorf("%w: job: %v", ErrBadSnapshot, err)
 	}
 	j := &job{ID: h.ID, Seq: h.Seq, SubmittedAt: h.SubmittedAt, FinishedAt: h.FinishedAt,
-		Cancelled: h.Cancelled, fresh: h.Fresh, requeued: h.Requeued}
+		Cancelled: h.Cancelled, fresh: h.Fresh, requeued: h.Requeued, RequestID: h.RequestID}
 	if err := json.Unmarshal(h.Spec, &j.Spec); err != nil {
 		return nil, fmt.Errorf("%w: job %s spec: %v", ErrBadSnapshot, h.ID, err)
 	}
 	j.Tasks = taskTable{gen: &l.gen}
-	l.jobs[j.ID] = j
-	l.order = append(l.order, j)
-	l.refs.addSpec(&j.Spec, +1) // rebuilds the derived reference counts
+	l.addJob(j) // rebuilds the derived indexes
 	if h.Seq >= l.nextSeq {
 		l.nextSeq = h.Seq + 1
 	}

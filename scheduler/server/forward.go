@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
@@ -43,34 +45,90 @@ func (s *Server) read(h http.HandlerFunc) http.Handler {
 }
 
 // forward proxies a request to the leader's HTTP API. Without a leader it
-// waits a bounded time for one, then answers 503 "no cluster leader".
+// waits a bounded time for one, then answers 503 "no cluster leader". It
+// never waits on a leader that is gone: the forwarded request is cancelled
+// as soon as this server sees the leader change (a leader cut off by a
+// partition that drops packets would otherwise hold it until TCP gave up),
+// idle connections to the old leader are dropped, and a read is sent again
+// to the new leader. A write is not: whether the old leader applied it is
+// unknown, so the client, which knows whether it is safe to repeat, decides.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(api.ForwardedHeader) != "" { // leadership moved while it travelled
 		writeErr(w, fmt.Errorf("%w: %w: leadership changed", store.ErrNotLeader, store.ErrNotProposed))
 		return
 	}
-	target, err := s.leaderHTTP(r.Context())
+	r.Header.Set(api.ForwardedHeader, s.cfg.Store.ID)
+	repeatable := (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.ContentLength <= 0
+	deadline := time.Now().Add(s.cfg.LeaderWait)
+	for {
+		err := s.forwardOnce(w, r)
+		if err == nil {
+			return
+		}
+		if !repeatable || !errors.Is(err, errLeaderChanged) || time.Now().After(deadline) || r.Context().Err() != nil {
+			writeErr(w, err)
+			return
+		}
+	}
+}
+
+// errLeaderChanged marks a forward cut short because the leader changed.
+var errLeaderChanged = errors.New("the leader changed while the request was forwarded")
+
+// forwardOnce proxies r to the leader this server knows now. It returns
+// an error, having written nothing, when the leader cannot be found or the
+// forward fails before an answer starts.
+func (s *Server) forwardOnce(w http.ResponseWriter, r *http.Request) error {
+	changed := s.store.LeaderChanged() // before the leader is read: no change is missed
+	target, leaderID, err := s.leaderHTTP(r.Context())
 	if err != nil {
-		writeErr(w, err)
-		return
+		return err
 	}
 	u, err := url.Parse(target)
 	if err != nil {
-		writeErr(w, fmt.Errorf("leader address %q: %w", target, err))
-		return
+		return fmt.Errorf("leader address %q: %w", target, err)
 	}
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	proxy.FlushInterval = -1
-	proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
-		writeErr(w, fmt.Errorf("%w: forwarding to the leader at %s: %v", store.ErrNoLeader, target, err))
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	var moved atomic.Bool
+	go s.cancelOnLeaderChange(ctx, changed, leaderID, func() { moved.Store(true); cancel() })
+	var failed error
+	proxy := &httputil.ReverseProxy{
+		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.Out.Host = pr.In.Host },
+		Transport:     s.forwarder,
+		FlushInterval: -1,
+		ErrorHandler: func(_ http.ResponseWriter, _ *http.Request, err error) {
+			if moved.Load() {
+				err = errLeaderChanged
+			}
+			failed = fmt.Errorf("%w: forwarding to the leader %s at %s: %w", store.ErrNoLeader, leaderID, target, err)
+		},
 	}
-	r.Header.Set(api.ForwardedHeader, s.cfg.Store.ID)
-	proxy.ServeHTTP(w, r)
+	proxy.ServeHTTP(w, r.WithContext(ctx))
+	return failed
+}
+
+// cancelOnLeaderChange calls stop when the leader is no longer leaderID,
+// and drops the idle connections to it, until ctx ends.
+func (s *Server) cancelOnLeaderChange(ctx context.Context, changed <-chan struct{}, leaderID string, stop func()) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			changed = s.store.LeaderChanged()
+			if _, id := s.store.Leader(); id != leaderID {
+				s.forwarder.CloseIdleConnections()
+				stop()
+				return
+			}
+		}
+	}
 }
 
 // leaderHTTP finds the leader's HTTP address from the ledger's server peers,
 // waiting up to LeaderWait for a leader to be elected.
-func (s *Server) leaderHTTP(ctx context.Context) (string, error) {
+func (s *Server) leaderHTTP(ctx context.Context) (addr, id string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.LeaderWait)
 	defer cancel()
 	t := time.NewTicker(20 * time.Millisecond)
@@ -78,12 +136,12 @@ func (s *Server) leaderHTTP(ctx context.Context) (string, error) {
 	for {
 		if _, id := s.store.Leader(); id != "" && id != s.cfg.Store.ID {
 			if addr := s.serverHTTPAddr(id); addr != "" {
-				return addr, nil
+				return addr, id, nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("%w (waited %s): %w", store.ErrNoLeader, s.cfg.LeaderWait, store.ErrNotProposed)
+			return "", "", fmt.Errorf("%w (waited %s): %w", store.ErrNoLeader, s.cfg.LeaderWait, store.ErrNotProposed)
 		case <-t.C:
 		}
 	}

@@ -107,7 +107,23 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {
+	w.Header().Set(api.ErrorHeader, headerSafe(err.Error()))
 	writeJSON(w, code, api.Error{Error: err.Error()})
+}
+
+// headerSafe is s on one line of printable ASCII, at most 1 KiB: fit for a
+// header value.
+func headerSafe(s string) string {
+	b := make([]byte, 0, min(len(s), 1024))
+	for i := 0; i < len(s) && len(b) < 1024; i++ {
+		switch c := s[i]; {
+		case c == '\n' || c == '\r' || c == '\t':
+			b = append(b, ' ')
+		case c >= 0x20 && c < 0x7f:
+			b = append(b, c)
+		}
+	}
+	return string(b)
 }
 
 // writeErr maps an error to its status code.
@@ -116,7 +132,7 @@ func writeErr(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ledger.ErrJobNotFound):
 		code = http.StatusNotFound
-	case errors.Is(err, ledger.ErrJobFinished), errors.Is(err, ledger.ErrJobExists):
+	case errors.Is(err, ledger.ErrJobFinished), errors.Is(err, ledger.ErrJobExists), errors.Is(err, ledger.ErrRequestReused):
 		code = http.StatusConflict
 	case errors.Is(err, errBadRequest), errors.Is(err, tasks.ErrInvalidSpec), errors.Is(err, ledger.ErrBlobMissing),
 		errors.Is(err, storage.ErrHashMismatch), errors.Is(err, ledger.ErrJobNotFinished), errors.Is(err, storage.ErrBadHash), errors.Is(err, errNotWasm):

@@ -96,14 +96,22 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	id := newJobID()
-	if _, err := s.commit(r, &ledger.SubmitJobCommand{ID: id, Spec: req.Spec, Now: time.Now().UnixNano()}); err != nil {
+	if len(req.RequestID) > maxRequestID {
+		writeErr(w, fmt.Errorf("%w: request_id is %d bytes, at most %d", errBadRequest, len(req.RequestID), maxRequestID))
+		return
+	}
+	resp, err := s.commit(r, &ledger.SubmitJobCommand{ID: newJobID(), Spec: req.Spec, Now: time.Now().UnixNano(), RequestID: req.RequestID})
+	if err != nil {
 		writeErr(w, err)
 		return
 	}
+	id, _ := resp.(string) // a repeated request's answer is the job it created
 	s.log.Info("job submitted", "job", id, "name", req.Spec.Name, "tasks", req.Spec.Tasks)
 	writeJSON(w, http.StatusCreated, api.SubmitResponse{ID: id})
 }
+
+// maxRequestID bounds a submit's request id.
+const maxRequestID = 128
 
 // checkModule refuses a job whose module is missing or is not WebAssembly,
 // so a bad file fails at submit rather than on every worker. A module is

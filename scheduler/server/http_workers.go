@@ -49,6 +49,10 @@ func (s *Server) leaseOrWait(ctx context.Context, req *api.LeaseRequest) ([]ledg
 	defer timer.Stop()
 	for {
 		wake := s.work.wait() // taken before the check, so no change is missed
+		moved := s.store.LeaderChanged()
+		if !s.store.IsLeader() { // a long poll ends when this server stops leading
+			return nil, fmt.Errorf("%w: %w: leadership lost during a lease wait", store.ErrNotLeader, store.ErrNotProposed)
+		}
 		var queued bool
 		s.store.FSM().View(func(l *ledger.Ledger) { queued = l.HasQueued() })
 		if queued {
@@ -70,6 +74,7 @@ func (s *Server) leaseOrWait(ctx context.Context, req *api.LeaseRequest) ([]ledg
 		}
 		select {
 		case <-wake:
+		case <-moved:
 		case <-timer.C:
 			return nil, nil
 		case <-ctx.Done():

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/scheduler/ledger"
 	"github.com/peergrid/peergrid/scheduler/store"
 	"github.com/peergrid/peergrid/storage"
@@ -125,7 +126,10 @@ type Server struct {
 	ready    atomic.Bool // leading, and caught up with the log (see establishLeadership)
 	repairs  *repairPlanner
 	metrics  *leaderMetrics // what this server did as leader (metrics.go)
-	routes   http.Handler
+	// forwarder carries a follower's requests to the leader, with the
+	// client's connection bounds (see forward).
+	forwarder *http.Transport
+	routes    http.Handler
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -142,7 +146,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, store: st, log: cfg.Logger, liveness: newLiveness(), work: newNotifier(), stop: make(chan struct{}),
-		repairs: newRepairPlanner(cfg.RepairGrace, cfg.RepairTimeout), metrics: newLeaderMetrics()}
+		repairs: newRepairPlanner(cfg.RepairGrace, cfg.RepairTimeout), metrics: newLeaderMetrics(), forwarder: client.NewTransport()}
 	st.FSM().OnApply(s.work.broadcast)
 	s.routes = s.newRoutes()
 	s.wg.Add(2)
@@ -161,6 +165,7 @@ func (s *Server) Handler() http.Handler { return s.routes }
 func (s *Server) Close() error {
 	close(s.stop)
 	s.wg.Wait()
+	s.forwarder.CloseIdleConnections()
 	return s.store.Close()
 }
 

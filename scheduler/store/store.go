@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -54,6 +55,12 @@ type Store struct {
 	boltStore *raftboltdb.BoltStore
 	proposer  *proposer
 	log       *slog.Logger
+
+	observer  *raft.Observer
+	observed  chan raft.Observation
+	leaderMu  sync.Mutex
+	leaderGen chan struct{} // closed and replaced when the leader changes
+	watchDone chan struct{}
 }
 
 // Open opens (or creates) the ledger under cfg.DataDir and starts Raft.
@@ -70,7 +77,38 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.proposer = newProposer(s.raft)
+	s.watchLeader()
 	return s, nil
+}
+
+// watchLeader follows Raft's leader observations, so callers can wait for
+// the leader to change (see LeaderChanged).
+func (s *Store) watchLeader() {
+	s.leaderGen, s.watchDone = make(chan struct{}), make(chan struct{})
+	s.observed = make(chan raft.Observation, 16)
+	s.observer = raft.NewObserver(s.observed, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	s.raft.RegisterObserver(s.observer)
+	go func() {
+		defer close(s.watchDone)
+		for range s.observed {
+			s.leaderMu.Lock()
+			close(s.leaderGen)
+			s.leaderGen = make(chan struct{})
+			s.leaderMu.Unlock()
+		}
+	}()
+}
+
+// LeaderChanged is closed the next time this server sees the leader change
+// (a new leader, or none). Take it before reading Leader, so no change is
+// missed.
+func (s *Store) LeaderChanged() <-chan struct{} {
+	s.leaderMu.Lock()
+	defer s.leaderMu.Unlock()
+	return s.leaderGen
 }
 
 func (s *Store) open() error {
@@ -224,6 +262,11 @@ func (s *Store) Close() error {
 	}
 	var err error
 	if s.raft != nil {
+		if s.observer != nil {
+			s.raft.DeregisterObserver(s.observer)
+			close(s.observed)
+			<-s.watchDone
+		}
 		err = s.raft.Shutdown().Error()
 	}
 	return errors.Join(err, s.closeResources())

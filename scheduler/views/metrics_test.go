@@ -41,7 +41,7 @@ func render(tb testing.TB, cs ...prometheus.Collector) string {
 func submit(tb testing.TB, f *ledger.FSM, id string, n int) {
 	tb.Helper()
 	spec := tasks.JobSpec{Name: id, ModuleHash: storage.Hash(testModule), Tasks: n, Timeout: time.Minute, Memory: 1 << 20, MaxOutput: 1 << 10}
-	if resp := ledgertest.Apply(tb, f, &ledger.SubmitJobCommand{ID: id, Spec: spec, Now: 2}); resp != nil {
+	if resp := ledgertest.Apply(tb, f, &ledger.SubmitJobCommand{ID: id, Spec: spec, Now: 2}); resp != id {
 		tb.Fatalf("submit %s: %v", id, resp)
 	}
 }
