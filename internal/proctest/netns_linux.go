@@ -64,26 +64,31 @@ func DialIn(ns string, dial func(ctx context.Context, network, addr string) (net
 	if ns == "" {
 		return dial
 	}
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type result struct {
-			conn net.Conn
-			err  error
-		}
-		ch := make(chan result, 1)
-		go func() {
-			// Never unlocked: the thread is in another namespace now, so it
-			// ends with this goroutine instead of going back to the pool.
-			runtime.LockOSThread()
-			if err := enterNetns(ns); err != nil {
-				ch <- result{nil, err}
-				return
-			}
-			c, err := dial(ctx, network, addr)
-			ch <- result{c, err}
-		}()
-		r := <-ch
-		return r.conn, r.err
+	return func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		err = InNetns(ns, func() error {
+			c, err = dial(ctx, network, addr)
+			return err
+		})
+		return c, err
 	}
+}
+
+// InNetns runs fn on an OS thread inside the network namespace ns and
+// waits for it: the sockets fn opens belong to ns for good, wherever they
+// are used afterwards. The thread is discarded after fn.
+func InNetns(ns string, fn func() error) error {
+	ch := make(chan error, 1)
+	go func() {
+		// Never unlocked: the thread is in another namespace now, so it
+		// ends with this goroutine instead of going back to the pool.
+		runtime.LockOSThread()
+		if err := enterNetns(ns); err != nil {
+			ch <- err
+			return
+		}
+		ch <- fn()
+	}()
+	return <-ch
 }
 
 // TransportIn adapts an HTTP transport so that it connects from inside the

@@ -38,6 +38,14 @@ func DialIn(ns string, dial func(ctx context.Context, network, addr string) (net
 	return func(context.Context, string, string) (net.Conn, error) { return nil, errNoNetns }
 }
 
+// InNetns runs fn for an empty ns; any other fails.
+func InNetns(ns string, fn func() error) error {
+	if ns != "" {
+		return errNoNetns
+	}
+	return fn()
+}
+
 // TransportIn fails unless ns is empty.
 func TransportIn(ns string, base http.RoundTripper) (*http.Transport, error) {
 	if ns != "" {
