@@ -81,6 +81,10 @@ type Client struct {
 	// HedgeAfter is how long a hedged call waits on one server before it
 	// asks the next as well (default 1.5 s).
 	HedgeAfter time.Duration
+	// RetryFor is how long after a call began it may still start a new
+	// attempt (default 5 s): with AttemptTimeout, a call that gets no
+	// answer ends within about 10 s whatever the retries.
+	RetryFor time.Duration
 
 	addrs []string
 	cur   atomic.Int64
@@ -101,6 +105,7 @@ const (
 	keepAliveProbes    = 3
 	defaultAttempt     = 5 * time.Second
 	defaultHedgeAfter  = 1500 * time.Millisecond
+	defaultRetryFor    = 5 * time.Second
 	maxIdleConnsPerSrv = 16
 )
 
@@ -208,6 +213,9 @@ func (cl *call) retrySafe() bool {
 	return false
 }
 
+// writes reports whether the call may change the grid.
+func (cl *call) writes() bool { return cl.method != http.MethodGet && cl.method != http.MethodHead }
+
 // hedged reports whether a call asks a second server while the first is
 // still silent: reads, and heartbeats (which keep a worker alive and must
 // not wait out a dead server). Other safe writes are retried, not hedged,
@@ -222,6 +230,8 @@ type attempt struct {
 	body   []byte
 	err    error
 	retry  bool // another server may be asked
+	// unknown: a write was sent and no answer says whether it applied.
+	unknown bool
 }
 
 // do runs a call: one server at a time, failing over while that is safe,
@@ -234,7 +244,8 @@ func (c *Client) do(ctx context.Context, cl *call) error {
 		tries = 3 * len(c.addrs)
 	}
 	results := make(chan attempt, tries)
-	start, inflight, sent := int(c.cur.Load()), 0, 0
+	began, start, inflight, sent := time.Now(), int(c.cur.Load()), 0, 0
+	mayRetry := func() bool { return sent < tries && time.Since(began) < c.retryFor() }
 	send := func() {
 		i := (start + sent) % len(c.addrs)
 		sent++
@@ -245,10 +256,18 @@ func (c *Client) do(ctx context.Context, cl *call) error {
 	defer hedge.Stop()
 	send()
 	var last error
+	var unknown bool // some attempt's write may have applied
+	fail := func() error {
+		if unknown && last != nil && !errors.Is(last, ErrOutcomeUnknown) {
+			return fmt.Errorf("%w: an earlier attempt may have been applied: %w", ErrOutcomeUnknown, last)
+		}
+		return last
+	}
 	for {
 		select {
 		case r := <-results:
 			inflight--
+			unknown = unknown || r.unknown
 			if r.err == nil {
 				c.use(r.server)
 				for i := 0; inflight > 0 && i < sent; i++ { // the servers still silent
@@ -263,20 +282,20 @@ func (c *Client) do(ctx context.Context, cl *call) error {
 				c.failover(r.server)
 				c.suspect(r.server)
 			}
-			if !r.retry || ctx.Err() != nil || sent >= tries {
+			if !r.retry || ctx.Err() != nil || !mayRetry() {
 				if inflight == 0 || !r.retry {
-					return last
+					return fail()
 				}
 				continue // a hedged attempt is still out
 			}
 			if inflight == 0 {
 				if err := c.backoff(ctx, sent); err != nil {
-					return last
+					return fail()
 				}
 				send()
 			}
 		case <-hedge.C:
-			if cl.hedged() && sent < tries && sent < len(c.addrs) {
+			if cl.hedged() && mayRetry() && sent < len(c.addrs) {
 				send()
 				hedge.Reset(c.hedgeAfter())
 			}
@@ -284,7 +303,8 @@ func (c *Client) do(ctx context.Context, cl *call) error {
 			if last == nil {
 				last = ctx.Err()
 			}
-			return last
+			unknown = unknown || inflight > 0 && cl.method != http.MethodGet && cl.method != http.MethodHead
+			return fail()
 		}
 	}
 }
@@ -300,6 +320,13 @@ func (c *Client) backoff(ctx context.Context, sent int) error {
 	case <-time.After(time.Duration(sent/len(c.addrs)) * 100 * time.Millisecond):
 		return nil
 	}
+}
+
+func (c *Client) retryFor() time.Duration {
+	if c.RetryFor > 0 {
+		return c.RetryFor
+	}
+	return defaultRetryFor
 }
 
 func (c *Client) hedgeAfter() time.Duration {
@@ -360,16 +387,19 @@ func (c *Client) attempt(ctx context.Context, cl *call, i int) attempt {
 		var op *net.OpError
 		notSent := errors.As(err, &op) && op.Op == "dial"
 		return attempt{server: i, err: fmt.Errorf("%s %s: %w", cl.method, base+cl.path, err),
-			retry: (notSent || cl.retrySafe()) && ctx.Err() == nil}
+			retry: (notSent || cl.retrySafe()) && ctx.Err() == nil, unknown: !notSent && cl.writes()}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		safe := resp.Header.Get(api.RetryHeader) == "safe" || cl.retrySafe()
-		return attempt{server: i, err: readStatusError(resp), retry: resp.StatusCode == http.StatusServiceUnavailable && safe}
+		marked := resp.Header.Get(api.RetryHeader) == "safe"
+		unavailable := resp.StatusCode == http.StatusServiceUnavailable
+		return attempt{server: i, err: readStatusError(resp), retry: unavailable && (marked || cl.retrySafe()),
+			unknown: unavailable && !marked && cl.writes()}
 	}
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return attempt{server: i, err: fmt.Errorf("%s %s: reading response: %w", cl.method, cl.path, err), retry: cl.retrySafe() && ctx.Err() == nil}
+		return attempt{server: i, err: fmt.Errorf("%s %s: reading response: %w", cl.method, cl.path, err),
+			retry: cl.retrySafe() && ctx.Err() == nil, unknown: cl.writes()}
 	}
 	return attempt{server: i, body: body}
 }
@@ -398,6 +428,11 @@ func (c *Client) decode(cl *call, body []byte) error {
 
 // ErrNoAnswer is wrapped when a server did not answer an attempt in time.
 var ErrNoAnswer = errors.New("server did not answer")
+
+// ErrOutcomeUnknown is wrapped when a write failed but one of its attempts
+// reached a server that never said whether it applied it: the write may
+// have taken effect, whatever the last attempt's error says.
+var ErrOutcomeUnknown = errors.New("outcome unknown")
 
 // readStatusError is a non-2xx answer as an error: the server's message from
 // the body, or from the error header when there is no body (an answer to
@@ -485,18 +520,18 @@ func (c *Client) Submit(ctx context.Context, spec *tasks.JobSpec) (string, error
 // threshold, else inline in the ledger.
 func (c *Client) SubmitJobFile(ctx context.Context, f *tasks.JobFile) (string, error) {
 	if err := CheckModuleFile(f.ModulePath); err != nil {
-		return "", fmt.Errorf("%s: %w", f.Path, err)
+		return "", err // names the module file
 	}
 	opts := BlobOptions{K: f.DataShards, M: f.ParityShards}
 	mod, err := c.storeFile(ctx, f.ModulePath, opts)
 	if err != nil {
-		return "", fmt.Errorf("%s: upload module %s: %w", f.Path, f.ModulePath, err)
+		return "", fmt.Errorf("upload module %s: %w", f.ModulePath, err)
 	}
 	var inputs []tasks.Input
 	for _, p := range f.InputPaths {
 		in, err := c.storeFile(ctx, p, opts)
 		if err != nil {
-			return "", fmt.Errorf("%s: upload input %s: %w", f.Path, p, err)
+			return "", fmt.Errorf("upload input %s: %w", p, err)
 		}
 		inputs = append(inputs, in)
 	}

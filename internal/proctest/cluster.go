@@ -3,6 +3,7 @@ package proctest
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,9 +25,25 @@ type Options struct {
 	WorkerTTL time.Duration
 	// ServerArgs and WorkerArgs are extra flags for every server or worker.
 	ServerArgs, WorkerArgs []string
+	// Hosts, when set, places server i on Hosts[i]: inside its network
+	// namespace, bound to its IP (HTTP on port 7070, Raft on 7071) instead
+	// of loopback. It needs one host per server.
+	Hosts []Host
+	// ClientNetns is the network namespace Client dials from ("" is the
+	// test's own); Status always dials from the server's own namespace.
+	ClientNetns string
 }
 
-// Cluster is a group of `peergrid agent` processes on loopback.
+// Host is a machine on a test network: a Linux network namespace (as `ip
+// netns` names it) and the IP address its processes bind and are reached at.
+type Host struct {
+	Name  string
+	Netns string
+	IP    string
+}
+
+// Cluster is a group of `peergrid agent` processes, on loopback or on the
+// hosts of a test network (Options.Hosts).
 type Cluster struct {
 	t       testing.TB
 	opts    Options
@@ -41,6 +58,7 @@ type Server struct {
 	HTTPAddr string // http://127.0.0.1:port
 	RaftAddr string
 	DataDir  string
+	Host     Host // its machine; zero on loopback
 }
 
 // StartServers starts n server agents that find each other through --join
@@ -50,10 +68,19 @@ func StartServers(t testing.TB, n int, opts Options) *Cluster {
 	if opts.WorkerTTL == 0 {
 		opts.WorkerTTL = 3 * time.Second
 	}
+	if len(opts.Hosts) != 0 && len(opts.Hosts) != n {
+		t.Fatalf("proctest: %d hosts for %d servers", len(opts.Hosts), n)
+	}
 	c := &Cluster{t: t, opts: opts}
 	for i := range n {
-		c.Servers = append(c.Servers, &Server{ID: fmt.Sprintf("s%d", i+1), DataDir: t.TempDir(),
-			HTTPAddr: "http://" + FreeAddr(t), RaftAddr: FreeAddr(t)})
+		s := &Server{ID: fmt.Sprintf("s%d", i+1), DataDir: t.TempDir()}
+		if len(opts.Hosts) > 0 {
+			s.Host = opts.Hosts[i]
+			s.HTTPAddr, s.RaftAddr = "http://"+net.JoinHostPort(s.Host.IP, "7070"), net.JoinHostPort(s.Host.IP, "7071")
+		} else {
+			s.HTTPAddr, s.RaftAddr = "http://"+FreeAddr(t), FreeAddr(t)
+		}
+		c.Servers = append(c.Servers, s)
 	}
 	join := strings.Join(c.HTTPAddrs(), ",")
 	for _, s := range c.Servers {
@@ -68,7 +95,7 @@ func (c *Cluster) startServer(s *Server, extra ...string) {
 		"--bind", strings.TrimPrefix(s.HTTPAddr, "http://"), "--raft-bind", s.RaftAddr,
 		"--token", Token, "--worker-ttl", c.opts.WorkerTTL.String()}
 	args = append(append(args, extra...), c.opts.ServerArgs...)
-	s.Proc = Start(c.t, s.ID, args...)
+	s.Proc = StartIn(c.t, s.Host.Netns, s.ID, args...)
 }
 
 // Restart starts an exited server again on the same addresses and data
@@ -87,11 +114,20 @@ func (c *Cluster) Restart(s *Server) {
 // override the defaults (a wrong --token, say).
 func (c *Cluster) AddWorker(name string, cores int, extra ...string) *Proc {
 	c.t.Helper()
+	return c.AddWorkerOn(Host{}, name, cores, extra...)
+}
+
+// AddWorkerOn is AddWorker on a host: inside its network namespace (a
+// worker's shards are then served on every interface and advertised at the
+// address that routes to the servers, as on a real machine). A --servers
+// in extra overrides the default of every server in order.
+func (c *Cluster) AddWorkerOn(h Host, name string, cores int, extra ...string) *Proc {
+	c.t.Helper()
 	args := []string{"agent", "--worker", "--name", name, "--data-dir", c.t.TempDir(),
 		"--servers", strings.Join(c.HTTPAddrs(), ","), "--token", Token, "--cores", strconv.Itoa(cores),
 		"--worker-ttl", c.opts.WorkerTTL.String()}
 	args = append(append(args, c.opts.WorkerArgs...), extra...)
-	w := Start(c.t, name, args...)
+	w := StartIn(c.t, h.Netns, name, args...)
 	c.Workers = append(c.Workers, w)
 	return w
 }
@@ -128,13 +164,29 @@ func (c *Cluster) Client(servers ...*Server) *client.Client {
 	}
 	cl := client.New(strings.Join(addrs, ","), Token)
 	cl.HTTP.Timeout = 10 * time.Second
+	if c.opts.ClientNetns != "" {
+		tr, err := TransportIn(c.opts.ClientNetns, cl.HTTP.Transport)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		cl.HTTP.Transport = tr
+	}
 	return cl
 }
 
 // Status asks one server for its own view of the group (never forwarded).
+// It dials from the server's own network namespace, so it reaches a server
+// that a partition has cut off (but not a paused one: that times out).
 func (s *Server) Status(ctx context.Context) (*api.Status, error) {
 	cl := client.New(s.HTTPAddr, Token)
 	cl.Retries = 1
+	if s.Host.Netns != "" {
+		tr, err := TransportIn(s.Host.Netns, cl.HTTP.Transport)
+		if err != nil {
+			return nil, err
+		}
+		cl.HTTP.Transport = tr
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	return cl.Status(ctx)
@@ -152,10 +204,25 @@ func (c *Cluster) Leader(timeout time.Duration) *Server {
 	return leader
 }
 
-func (c *Cluster) agreedLeader() *Server {
+// LeaderAmong polls until exactly one of servers says it leads and all of
+// them name it (the others, cut off or paused, may think what they like),
+// and returns it.
+func (c *Cluster) LeaderAmong(timeout time.Duration, servers ...*Server) *Server {
+	c.t.Helper()
+	var leader *Server
+	Eventually(c.t, timeout, "a leader the given servers agree on", func() bool {
+		leader = agreedLeader(servers)
+		return leader != nil
+	})
+	return leader
+}
+
+func (c *Cluster) agreedLeader() *Server { return agreedLeader(c.Running()) }
+
+func agreedLeader(servers []*Server) *Server {
 	var leader *Server
 	ids := map[string]bool{}
-	for _, s := range c.Running() {
+	for _, s := range servers {
 		st, err := s.Status(context.Background())
 		if err != nil {
 			return nil

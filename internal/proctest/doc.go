@@ -14,6 +14,13 @@
 //     Restart brings a server back from its data dir; Leader and
 //     Eventually poll through the api client with a deadline, never sleeping
 //     to let things settle.
+//   - On Linux a process can run on a host of a test network: StartIn and
+//     RunIn run the binary inside a network namespace (`ip netns exec`
+//     execs it in place, so the Proc is still the agent itself), and
+//     Options.Hosts places servers on hosts, bound to the hosts' IPs;
+//     DialIn and TransportIn let the test's own code connect from inside a
+//     namespace. Making the namespaces and cutting their links is the
+//     nemesis package's business, not this one's.
 //
 // Everything a test starts is killed with its process group when the test
 // ends, and on Linux also when the test binary itself dies (a timeout, a

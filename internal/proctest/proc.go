@@ -150,6 +150,19 @@ func Run(ctx context.Context, t testing.TB, args ...string) (stdout, stderr stri
 
 var logDirs sync.Map // testing.TB -> string
 
+// KeepLogsIn writes the logs of the processes t starts from now on into dir
+// (made if missing), which outlives the test, instead of a temp dir removed
+// with it: for a test that must leave its evidence behind when it fails.
+func KeepLogsIn(t testing.TB, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, loaded := logDirs.Swap(t, dir); !loaded {
+		t.Cleanup(func() { logDirs.Delete(t) })
+	}
+}
+
 // logDir is one directory per test for its processes' logs.
 func logDir(t testing.TB) string {
 	if d, ok := logDirs.Load(t); ok {

@@ -74,7 +74,9 @@ func (c *ServerConfig) setDefaults() {
 		c.MaxLeaseWait = 30 * time.Second
 	}
 	if c.LeaderWait == 0 {
-		c.LeaderWait = 5 * time.Second
+		// Shorter than a client's attempt timeout (5 s), so a client hears
+		// "no cluster leader" and may try again within its 10 s bound.
+		c.LeaderWait = 4 * time.Second
 	}
 	if c.RepairGrace == 0 {
 		c.RepairGrace = 2 * c.WorkerTTL
