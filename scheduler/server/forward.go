@@ -18,11 +18,7 @@ import (
 // write serves a request on the leader; a follower forwards it there.
 func (s *Server) write(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.store.IsLeader() && s.awaitReady(r.Context()) {
-			h(w, r)
-			return
-		}
-		s.forward(w, r)
+		s.serveOrForward(w, r, h, func() bool { return s.store.IsLeader() && s.awaitReady(r.Context()) })
 	})
 }
 
@@ -36,23 +32,27 @@ func (s *Server) read(h http.HandlerFunc) http.Handler {
 			h(w, r)
 			return
 		}
-		if s.store.IsLeader() && s.awaitReady(r.Context()) && s.store.Raft().VerifyLeader().Error() == nil {
-			h(w, r)
-			return
-		}
-		s.forward(w, r)
+		s.serveOrForward(w, r, h, func() bool {
+			return s.store.IsLeader() && s.awaitReady(r.Context()) && s.store.Raft().VerifyLeader().Error() == nil
+		})
 	})
 }
 
-// forward proxies a request to the leader's HTTP API. Without a leader it
-// waits a bounded time for one, then answers 503 "no cluster leader". It
-// never waits on a leader that is gone: the forwarded request is cancelled
-// as soon as this server sees the leader change (a leader cut off by a
-// partition that drops packets would otherwise hold it until TCP gave up),
-// idle connections to the old leader are dropped, and a read is sent again
-// to the new leader. A write is not: whether the old leader applied it is
-// unknown, so the client, which knows whether it is safe to repeat, decides.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
+// serveOrForward serves r here while leads says this server may, else
+// forwards it to the leader. It never waits on a leader that is gone: a
+// forwarded request is cancelled as soon as this server sees the leader
+// change (a leader cut off by a partition that drops packets would
+// otherwise hold it until TCP gave up), idle connections to the old leader
+// are dropped, and a read starts over: served here if this server is the
+// new leader, else forwarded to it. A write does not start over: whether
+// the old leader applied it is unknown, so the client, which knows whether
+// it is safe to repeat, decides. Without a leader it waits a bounded time
+// (LeaderWait) for one, then answers 503 "no cluster leader".
+func (s *Server) serveOrForward(w http.ResponseWriter, r *http.Request, h http.HandlerFunc, leads func() bool) {
+	if leads() {
+		h(w, r)
+		return
+	}
 	if r.Header.Get(api.ForwardedHeader) != "" { // leadership moved while it travelled
 		writeErr(w, fmt.Errorf("%w: %w: leadership changed", store.ErrNotLeader, store.ErrNotProposed))
 		return
@@ -65,12 +65,21 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 		if err == nil {
 			return
 		}
-		if !repeatable || !errors.Is(err, errLeaderChanged) || time.Now().After(deadline) || r.Context().Err() != nil {
+		again := errors.Is(err, errBecameLeader) || repeatable && errors.Is(err, errLeaderChanged)
+		if !again || time.Now().After(deadline) || r.Context().Err() != nil {
 			writeErr(w, err)
+			return
+		}
+		if leads() {
+			r.Header.Del(api.ForwardedHeader)
+			h(w, r)
 			return
 		}
 	}
 }
+
+// errBecameLeader: while a request waited for a leader, this server became it.
+var errBecameLeader = fmt.Errorf("%w: this server became the leader", store.ErrNoLeader)
 
 // errLeaderChanged marks a forward cut short because the leader changed.
 var errLeaderChanged = errors.New("the leader changed while the request was forwarded")
@@ -134,7 +143,10 @@ func (s *Server) leaderHTTP(ctx context.Context) (addr, id string, err error) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if _, id := s.store.Leader(); id != "" && id != s.cfg.Store.ID {
+		switch _, id := s.store.Leader(); {
+		case id == s.cfg.Store.ID:
+			return "", "", errBecameLeader
+		case id != "":
 			if addr := s.serverHTTPAddr(id); addr != "" {
 				return addr, id, nil
 			}
