@@ -300,3 +300,76 @@ type Status struct {
 // and workers to fetch one. Modules over the inline threshold are
 // erasure-coded like inputs, so this is not bound by the ledger's MaxInline.
 const MaxModuleSize = 256 << 20
+
+// Credential roles: what a token may do (see the README's security model).
+const (
+	// CredOperator may do everything.
+	CredOperator = "operator"
+	// CredSubmitter submits jobs and sees, fetches, cancels and purges only
+	// its own jobs and blobs.
+	CredSubmitter = "submitter"
+	// CredWorker is a join token: it may only exchange itself, once per
+	// worker, for that worker's own credential (POST /v1/join).
+	CredWorker = "worker"
+	// CredPeer is a worker's own credential, issued at join: it speaks for
+	// that one worker id and nothing else.
+	CredPeer = "peer"
+)
+
+// TokenInfo describes a credential without its secret.
+type TokenInfo struct {
+	ID       string     `json:"id"`
+	Name     string     `json:"name,omitempty"`
+	Role     string     `json:"role"`
+	Created  time.Time  `json:"created"`
+	Expires  *time.Time `json:"expires,omitempty"`
+	UsesLeft *int       `json:"uses_left,omitempty"` // a join token's remaining uses (nil: unlimited)
+	Peer     string     `json:"peer,omitempty"`      // a peer credential's worker id
+	MaxCores int        `json:"max_cores,omitempty"` // cores a worker joined with it may claim (0: no cap)
+	Revoked  *time.Time `json:"revoked,omitempty"`
+}
+
+// CreateTokenRequest asks for a new credential (operator only).
+type CreateTokenRequest struct {
+	Role string `json:"role"`
+	Name string `json:"name,omitempty"`
+	// TTL bounds the credential's life (0: it does not expire).
+	TTL time.Duration `json:"ttl_ns,omitempty"`
+	// Uses bounds how many workers a join token may admit (0: unlimited).
+	Uses int `json:"uses,omitempty"`
+	// MaxCores caps the cores a worker joined with this token may claim.
+	MaxCores int `json:"max_cores,omitempty"`
+}
+
+// CreateTokenResponse carries the new credential's secret: shown once, never
+// stored (the ledger keeps its hash).
+type CreateTokenResponse struct {
+	TokenInfo
+	Secret string `json:"secret"`
+}
+
+// WorkerJoinRequest is a worker's exchange of a join token for its own
+// credential: it asks for an id (empty: the server picks one).
+type WorkerJoinRequest struct {
+	Name  string `json:"name,omitempty"`
+	Cores int    `json:"cores,omitempty"`
+}
+
+// WorkerJoinResponse names the worker and carries its credential's secret,
+// which the worker keeps (mode 0600) and authenticates with from then on.
+type WorkerJoinResponse struct {
+	Worker     string `json:"worker"`
+	Credential string `json:"credential_id"`
+	Secret     string `json:"secret"`
+}
+
+// AuthCheckRequest asks which credential a token is (a storage peer
+// checking who asks for a shard).
+type AuthCheckRequest struct {
+	Token string `json:"token"`
+}
+
+// AuthCheckResponse is the credential a token is.
+type AuthCheckResponse struct {
+	TokenInfo
+}

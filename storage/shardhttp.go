@@ -17,7 +17,7 @@ import (
 const TokenHeader = "X-Peergrid-Token"
 
 // ErrUnauthorized is wrapped when a peer refuses the token.
-var ErrUnauthorized = errors.New("shard peer refused the cluster token")
+var ErrUnauthorized = errors.New("shard peer refused the credential")
 
 // ShardPeer is one storage peer as a writer, reader or repairer sees it.
 // ShardClient speaks to a remote peer over HTTP; LocalPeer wraps a local
@@ -42,30 +42,53 @@ var (
 func (*ShardClient) verifiesShards() {}
 func (LocalPeer) verifiesShards()    {}
 
+// Authorizer decides whether a shard request may proceed, given the token
+// it carries (in TokenHeader or "Authorization: Bearer"). A nil error lets
+// it through; ErrForbidden refuses it with 403, anything else with 401.
+type Authorizer interface {
+	Authorize(r *http.Request, token string) error
+}
+
+// ErrForbidden is wrapped by an Authorizer that knows the caller but will
+// not let it do what it asked.
+var ErrForbidden = errors.New("not allowed")
+
+// TokenAuth lets through requests that carry this one token, compared in
+// constant time; an empty token lets every request through (tests).
+type TokenAuth string
+
+// Authorize implements Authorizer.
+func (t TokenAuth) Authorize(_ *http.Request, got string) error {
+	if t != "" && subtle.ConstantTimeCompare([]byte(got), []byte(t)) != 1 {
+		return fmt.Errorf("missing or wrong token in %s", TokenHeader)
+	}
+	return nil
+}
+
 // NewShardHandler serves store under /v1/shards/{hash}: PUT stores the body,
 // GET returns the shard, HEAD says whether it is held, DELETE removes it.
-// Every request must carry token in TokenHeader (or "Authorization: Bearer");
-// it is compared in constant time and a request without it gets 401. An empty
-// token, as in the ledger's API, lets every request through.
-func NewShardHandler(store *ShardStore, token string) http.Handler {
+// Every request is first put to auth with the token it carries.
+func NewShardHandler(store *ShardStore, auth Authorizer) http.Handler {
 	h := shardHandler{store: store}
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /v1/shards/{hash}", h.put)
 	mux.HandleFunc("GET /v1/shards/{hash}", h.get)
 	mux.HandleFunc("HEAD /v1/shards/{hash}", h.head)
 	mux.HandleFunc("DELETE /v1/shards/{hash}", h.delete)
-	return requireToken(token, mux)
+	return authorize(auth, mux)
 }
 
-func requireToken(token string, next http.Handler) http.Handler {
-	want := []byte(token)
+func authorize(auth Authorizer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := r.Header.Get(TokenHeader)
 		if got == "" {
 			got = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 		}
-		if len(want) > 0 && subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			http.Error(w, fmt.Sprintf("missing or wrong cluster token in %s", TokenHeader), http.StatusUnauthorized)
+		if err := auth.Authorize(r, got); errors.Is(err, ErrForbidden) {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		} else if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -197,7 +220,7 @@ func statusSentinel(code int) error {
 		return ErrHashMismatch
 	case http.StatusBadRequest:
 		return ErrBadHash
-	case http.StatusUnauthorized:
+	case http.StatusUnauthorized, http.StatusForbidden:
 		return ErrUnauthorized
 	case http.StatusRequestEntityTooLarge:
 		return ErrShardTooLarge

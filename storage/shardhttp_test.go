@@ -18,7 +18,7 @@ import (
 func shardServer(t *testing.T, token string) (*storage.ShardStore, *httptest.Server) {
 	t.Helper()
 	store := openStore(t, storage.ShardStoreOptions{})
-	srv := httptest.NewServer(storage.NewShardHandler(store, token))
+	srv := httptest.NewServer(storage.NewShardHandler(store, storage.TokenAuth(token)))
 	t.Cleanup(srv.Close)
 	return store, srv
 }
@@ -104,7 +104,7 @@ func TestShardHTTP_CorruptShardOnDiskIsReportedAsCorrupt(t *testing.T) {
 func TestShardHTTP_OversizedBodyIsRefused(t *testing.T) {
 	ctx := context.Background()
 	store := openStore(t, storage.ShardStoreOptions{MaxShardSize: 8})
-	srv := httptest.NewServer(storage.NewShardHandler(store, ""))
+	srv := httptest.NewServer(storage.NewShardHandler(store, storage.TokenAuth("")))
 	t.Cleanup(srv.Close)
 	c := storage.NewShardClient(srv.URL, "", srv.Client())
 	d := []byte("nine bytes")

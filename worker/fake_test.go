@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -58,6 +59,8 @@ type fakeGrid struct {
 	storageErr  error
 	placed      func(hashes []string) []string
 	shardPeers  map[string]storage.ShardPeer
+	// tokens are the credentials the grid knows, by secret (CheckToken).
+	tokens map[string]*api.TokenInfo
 
 	mu        sync.Mutex
 	queued    []api.Assignment
@@ -269,6 +272,16 @@ func (g *fakeGrid) PlacedShards(ctx context.Context, peer string, shards []strin
 		return nil, nil
 	}
 	return g.placed(shards), nil
+}
+
+func (g *fakeGrid) CheckToken(ctx context.Context, token string) (*api.TokenInfo, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.record(ctx, call{method: "CheckToken"})
+	if info := g.tokens[token]; info != nil {
+		return info, nil
+	}
+	return nil, &client.StatusError{Code: http.StatusNotFound, Message: "no such credential"}
 }
 
 func (g *fakeGrid) Addrs() []string { return nil }

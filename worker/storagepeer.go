@@ -43,7 +43,7 @@ func (w *Worker) serveShards() error {
 	if w.shardsAddr == "" {
 		w.shardsAddr = shardURL(ln.Addr(), w.client.Addrs())
 	}
-	w.shardHTTP = &http.Server{Handler: storage.NewShardHandler(store, w.token), ReadHeaderTimeout: 10 * time.Second}
+	w.shardHTTP = &http.Server{Handler: storage.NewShardHandler(store, newShardAuth(w.client, w.token)), ReadHeaderTimeout: 10 * time.Second}
 	go w.shardHTTP.Serve(ln)
 	w.log.Info("storage peer serving shards", "address", w.shardsAddr)
 	return nil

@@ -90,6 +90,8 @@ type gridAPI interface {
 	PutManifest(ctx context.Context, m *storage.Manifest, pin bool) error
 	ShardPeers(ctx context.Context) (map[string]storage.ShardPeer, error)
 	PlacedShards(ctx context.Context, peer string, shards []string) ([]string, error)
+	// CheckToken says which credential a token is: a shard request's.
+	CheckToken(ctx context.Context, token string) (*api.TokenInfo, error)
 	// Addrs lists the servers, to which a shard service's advertised address routes.
 	Addrs() []string
 }

@@ -138,8 +138,8 @@ func (m *Main) agent(ctx context.Context, f *agentFlags, log *slog.Logger) (int,
 			f.servers = "http://" + f.bind
 		}
 	}
-	if f.token == "" {
-		return exitError, errors.New("no cluster token: give --token or $PEERGRID_TOKEN")
+	if _, err := auth.LoadPeerCredential(filepath.Join(f.dataDir, "worker")); f.token == "" && err != nil {
+		return exitError, errors.New("no credential: give a join token (peergrid acl token create --role worker) with --token or $PEERGRID_TOKEN")
 	}
 	if f.storageOnly() {
 		return exitOK, m.runStoragePeer(ctx, f, name, log)
@@ -214,9 +214,13 @@ func serverToken(f *agentFlags) (string, error) {
 }
 
 func (m *Main) runWorker(ctx context.Context, f *agentFlags, name string, log *slog.Logger) error {
-	client := client.New(f.servers, f.token)
+	dir := filepath.Join(f.dataDir, "worker")
+	c, name, err := enroll(ctx, f, dir, name, f.cores)
+	if err != nil {
+		return err
+	}
 	w, err := worker.New(ctx, worker.Config{
-		ID: name, Client: client, DataDir: filepath.Join(f.dataDir, "worker"), Cores: f.cores,
+		ID: name, Client: c, DataDir: dir, Cores: f.cores,
 		DrainGrace: f.drainGrace, Heartbeat: f.workerTTL / 4, Logger: log, Engines: splitNames(f.engines),
 		StorageBind: storageBind(f), StorageAdvertise: f.storageAdv,
 	})
@@ -225,6 +229,31 @@ func (m *Main) runWorker(ctx context.Context, f *agentFlags, name string, log *s
 	}
 	defer w.Close()
 	return w.Run(ctx) // returns after ctx ends and the drain completes
+}
+
+// enroll gives a worker (or a server's storage peer) its own credential:
+// kept in dir, or exchanged on first start for the join token (or the
+// operator token) the agent was given. It returns a client that speaks with
+// it, and the worker id the grid gave.
+func enroll(ctx context.Context, f *agentFlags, dir, name string, cores int) (*client.Client, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var cred *auth.PeerCredential
+	var err error
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) { // the grid may still be forming
+		if cred, err = worker.Enroll(ctx, client.New(f.servers, f.token), dir, name, cores); err == nil || !errors.Is(err, client.ErrUnavailable) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, "", err
+		case <-time.After(delay):
+		}
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return client.New(f.servers, cred.Secret), cred.Worker, nil
 }
 
 // loadOrCreateName is the peer id: --name (kept), else the one kept in the

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/worker"
 )
 
@@ -23,8 +22,13 @@ func (f *agentFlags) storageOnly() bool {
 // live where a worker on this data dir keeps them, so adding --worker later
 // keeps serving them.
 func (m *Main) runStoragePeer(ctx context.Context, f *agentFlags, name string, log *slog.Logger) error {
+	dir := filepath.Join(f.dataDir, "worker")
+	c, name, err := enroll(ctx, f, dir, name, 0)
+	if err != nil {
+		return err
+	}
 	w, err := worker.New(ctx, worker.Config{
-		ID: name, Client: client.New(f.servers, f.token), DataDir: filepath.Join(f.dataDir, "worker"), NoTasks: true,
+		ID: name, Client: c, DataDir: dir, NoTasks: true,
 		Heartbeat: f.workerTTL / 4, Logger: log, StorageBind: storageBind(f), StorageAdvertise: f.storageAdv,
 	})
 	if err != nil {

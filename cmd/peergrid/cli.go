@@ -49,7 +49,8 @@ func (m *Main) commands() []command {
 		{"dev", "run a server and a worker in one process on loopback", (*Main).runDev},
 		{"demo", "run a dev grid and every example job, and check the results", (*Main).runDemo},
 		{"job", "submit, watch, fetch and cancel jobs (job help)", (*Main).runJob},
-		{"peers", "list servers and workers", (*Main).runPeers},
+		{"peers", "list servers and workers (peers revoke ID cuts a worker off)", (*Main).runPeers},
+		{"acl", "credentials: acl token create|list|revoke", (*Main).runACL},
 		{"blob", "store and read blobs (blob put|get|stat)", (*Main).runBlob},
 		{"operator", "operate the Raft group (operator raft list-peers|remove-peer)", (*Main).runOperator},
 	}

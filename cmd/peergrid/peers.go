@@ -9,7 +9,10 @@ import (
 )
 
 func (m *Main) runPeers(ctx context.Context, args []string) (int, error) {
-	fs := m.newFlagSet("peers", "peers [--json]")
+	if len(args) > 0 && args[0] == "revoke" {
+		return m.peersRevoke(ctx, args[1:])
+	}
+	fs := m.newFlagSet("peers", "peers [--json] | peers revoke ID")
 	cf := m.addClientFlags(fs, true)
 	if _, err := parse(fs, args); err != nil {
 		return exitError, err
@@ -31,4 +34,20 @@ func (m *Main) runPeers(ctx context.Context, args []string) (int, error) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\n", p.ID, p.Address, strings.Join(p.Roles, ","), p.Cores, strings.Join(p.Engines, ","), p.State, p.Running, p.Done, seen)
 	}
 	return exitOK, tw.Flush()
+}
+
+// peersRevoke cuts a worker off (operator): its credentials are revoked on
+// every server, it is marked down, and its leases go back to the queue.
+func (m *Main) peersRevoke(ctx context.Context, args []string) (int, error) {
+	fs := m.newFlagSet("peers revoke", "peers revoke ID")
+	cf := m.addClientFlags(fs, false)
+	id, err := oneArg(fs, args)
+	if err != nil {
+		return exitError, err
+	}
+	if err := m.client(cf).RevokePeer(ctx, id); err != nil {
+		return exitError, err
+	}
+	fmt.Fprintf(m.Stdout, "revoked worker %s: its credentials no longer work, its tasks are queued again\n", id)
+	return exitOK, nil
 }

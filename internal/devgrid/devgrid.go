@@ -173,7 +173,11 @@ func (p *StoragePeer) Stop() {
 
 func (g *Grid) startStoragePeer(ctx context.Context, cfg Config, i int) (*StoragePeer, error) {
 	p := &StoragePeer{ID: fmt.Sprintf("dev-storage-%d", i+1), DataDir: filepath.Join(cfg.DataDir, fmt.Sprintf("storage-%d", i+1)), done: make(chan struct{})}
-	w, err := worker.New(ctx, worker.Config{ID: p.ID, Client: g.Client(), DataDir: p.DataDir, NoTasks: true,
+	c, err := g.peerClient(ctx, p.DataDir, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	w, err := worker.New(ctx, worker.Config{ID: p.ID, Client: c, DataDir: p.DataDir, NoTasks: true,
 		StorageBind: "127.0.0.1:0", Heartbeat: heartbeatFor(cfg.WorkerTTL), Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("storage peer %s: %w", p.ID, err)
@@ -198,9 +202,24 @@ func (g *Grid) waitLeader(ctx context.Context) error {
 	return nil
 }
 
+// peerClient is a client with the worker's own credential: enrolled with
+// the grid's operator token on first start, kept in dataDir after.
+func (g *Grid) peerClient(ctx context.Context, dataDir, id string) (*client.Client, error) {
+	cred, err := worker.Enroll(ctx, g.Client(), dataDir, id, 0)
+	if err != nil {
+		return nil, fmt.Errorf("enroll %s: %w", id, err)
+	}
+	return client.New(g.Addr, cred.Secret), nil
+}
+
 func (g *Grid) startWorker(ctx context.Context, cfg Config) error {
+	dir := filepath.Join(cfg.DataDir, "worker")
+	c, err := g.peerClient(ctx, dir, "dev-worker")
+	if err != nil {
+		return err
+	}
 	w, err := worker.New(ctx, worker.Config{
-		ID: "dev-worker", Client: g.Client(), DataDir: filepath.Join(cfg.DataDir, "worker"), Cores: cfg.Cores,
+		ID: "dev-worker", Client: c, DataDir: dir, Cores: cfg.Cores,
 		Pool: cfg.Worker, Logger: cfg.Logger, Heartbeat: heartbeatFor(cfg.WorkerTTL), Prefetch: cfg.Prefetch,
 		StorageBind: "127.0.0.1:0",
 	})

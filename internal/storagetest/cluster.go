@@ -85,7 +85,7 @@ func (c *Cluster) start(p *Peer, addr string) {
 		c.t.Fatalf("peer %s: %v", p.ID, err)
 	}
 	p.addr = ln.Addr().String()
-	p.srv = &http.Server{Handler: storage.NewShardHandler(p.Store, Token), ReadHeaderTimeout: 10 * time.Second}
+	p.srv = &http.Server{Handler: storage.NewShardHandler(p.Store, storage.TokenAuth(Token)), ReadHeaderTimeout: 10 * time.Second}
 	go func(srv *http.Server) { _ = srv.Serve(ln) }(p.srv)
 }
 

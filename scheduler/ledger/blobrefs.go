@@ -1,7 +1,5 @@
 package ledger
 
-import "github.com/peergrid/peergrid/tasks"
-
 // blobRefs counts the references jobs hold to each blob: one per job for its
 // module, one per input entry, and one per task whose stdout is a coded
 // result blob (StdoutRef). Garbage collection asks it whether a blob is in
@@ -26,28 +24,53 @@ func (r blobRefs) add(hash string, d int) {
 	}
 }
 
-// addSpec counts (d = +1) or uncounts (d = -1) the blobs a job's spec names.
-func (r blobRefs) addSpec(s *tasks.JobSpec, d int) {
-	r.add(s.ModuleHash, d)
-	for _, in := range s.Inputs {
-		r.add(in.Hash, d)
+// The ledger counts each reference twice: in refs (is the blob used at
+// all, for garbage collection) and in ownerRefs under the job's owner (may
+// that submitter read it). These keep the two in step.
+
+// ownerOf is the reference counts of j's owner, made on first use.
+func (l *Ledger) ownerOf(j *job) blobRefs {
+	if j.Owner == "" {
+		return nil
+	}
+	r := l.ownerRefs[j.Owner]
+	if r == nil {
+		r = blobRefs{}
+		l.ownerRefs[j.Owner] = r
+	}
+	return r
+}
+
+func (l *Ledger) ref(j *job, hash string, d int) {
+	l.refs.add(hash, d)
+	if r := l.ownerOf(j); r != nil {
+		r.add(hash, d)
+		if len(r) == 0 {
+			delete(l.ownerRefs, j.Owner)
+		}
 	}
 }
 
-// replace moves a task's result reference from old to new (either may be "").
-func (r blobRefs) replace(old, new string) {
+func (l *Ledger) refSpec(j *job, d int) {
+	l.ref(j, j.Spec.ModuleHash, d)
+	for _, in := range j.Spec.Inputs {
+		l.ref(j, in.Hash, d)
+	}
+}
+
+func (l *Ledger) replaceRef(j *job, old, new string) {
 	if old != new {
-		r.add(old, -1)
-		r.add(new, +1)
+		l.ref(j, old, -1)
+		l.ref(j, new, +1)
 	}
 }
 
-// dropJob uncounts every reference j holds, when it is purged. It walks j's
+// dropRefs uncounts every reference j holds, when it is purged. It walks j's
 // tasks: a cost in the size of what is removed, not of the ledger.
-func (r blobRefs) dropJob(j *job) {
-	r.addSpec(&j.Spec, -1)
+func (l *Ledger) dropRefs(j *job) {
+	l.refSpec(j, -1)
 	for i := 0; i < j.Tasks.len(); i++ {
-		r.add(j.Tasks.at(i).StdoutRef, -1)
+		l.ref(j, j.Tasks.at(i).StdoutRef, -1)
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 )
 
 // CheckIndexes rebuilds the derived indexes (shards by peer, blobs by peer,
-// requests by id, references by blob) from the ledger's records and reports the first that
+// requests by id, references by blob and by owner, credentials by hash) from the ledger's records and reports the first that
 // differs from the one Apply kept. Tests call it after every step of a
 // random walk; it costs a full scan, so nothing else should.
 func (l *Ledger) CheckIndexes() error {
@@ -34,7 +34,42 @@ func (l *Ledger) CheckIndexes() error {
 	if refs := l.scanRefs(); !maps.Equal(map[string]int(l.refs), refs) {
 		return fmt.Errorf("reference counts %v differ from a scan of every job's %v", l.refs, refs)
 	}
+	if owned := l.scanOwnerRefs(); !reflect.DeepEqual(l.ownerRefs, owned) {
+		return fmt.Errorf("owners' reference counts %v differ from a scan of every job's %v", l.ownerRefs, owned)
+	}
+	byHash := map[string]string{}
+	for id, cr := range l.creds {
+		byHash[cr.Hash] = id
+	}
+	if !maps.Equal(l.credByHash, byHash) {
+		return fmt.Errorf("credential hash index %v differs from the credentials' %v", l.credByHash, byHash)
+	}
 	return nil
+}
+
+// scanOwnerRefs counts each owner's references by walking its jobs.
+func (l *Ledger) scanOwnerRefs() map[string]blobRefs {
+	out := map[string]blobRefs{}
+	for _, j := range l.order {
+		if j.Owner == "" {
+			continue
+		}
+		r := out[j.Owner]
+		if r == nil {
+			r = blobRefs{}
+		}
+		r.add(j.Spec.ModuleHash, 1)
+		for _, in := range j.Spec.Inputs {
+			r.add(in.Hash, 1)
+		}
+		for i := 0; i < j.Tasks.len(); i++ {
+			r.add(j.Tasks.at(i).StdoutRef, 1)
+		}
+		if len(r) > 0 {
+			out[j.Owner] = r
+		}
+	}
+	return out
 }
 
 // scanRefs counts the references to each blob by walking every task of

@@ -36,7 +36,10 @@ const (
 	cmdUnpinBlob       CommandType = 12
 	cmdDeleteBlobs     CommandType = 13
 	// cmdCompleteTasks carries api.Report, the one result shape.
-	cmdCompleteTasks CommandType = 14
+	cmdCompleteTasks    CommandType = 14
+	cmdCreateCredential CommandType = 15
+	cmdRevokeCredential CommandType = 16
+	cmdJoinWorker       CommandType = 17
 
 	// IgnorableFlag marks a command type an older server may skip.
 	IgnorableFlag CommandType = 128
@@ -49,6 +52,7 @@ func (t CommandType) String() string {
 		cmdExpireLeases: "expire-leases", cmdCancelJob: "cancel-job",
 		cmdUpsertPeer: "upsert-peer", cmdReleaseTasks: "release-tasks", cmdPutManifest: "put-manifest",
 		cmdPurgeJob: "purge-job", cmdUnpinBlob: "unpin-blob", cmdDeleteBlobs: "delete-blobs",
+		cmdCreateCredential: "create-credential", cmdRevokeCredential: "revoke-credential", cmdJoinWorker: "join-worker",
 	}
 	if n, ok := names[t]; ok {
 		return n
@@ -65,6 +69,9 @@ var (
 	ErrJobFinished   = errors.New("job already finished")
 	ErrUnknownWorker = errors.New("unknown worker")
 	ErrRequestReused = errors.New("request id reused")
+	ErrNotOwner      = errors.New("not the owner")
+	// ErrBadCommand is a command no server should have proposed.
+	ErrBadCommand = errors.New("malformed command")
 )
 
 // PutBlobCommand stores a small blob inline in the ledger. The server checked
@@ -74,6 +81,8 @@ type PutBlobCommand struct {
 	Data []byte `json:"data"`
 	Now  int64  `json:"now,omitempty"`
 	Pin  bool   `json:"pin,omitempty"` // kept until unpinned, even if no job uses it
+	// Owner is the credential that put it (it may read it back).
+	Owner string `json:"owner,omitempty"`
 }
 
 // PutManifestCommand records where an erasure-coded blob's shards are: a new
@@ -82,6 +91,7 @@ type PutManifestCommand struct {
 	Manifest *storage.Manifest `json:"manifest"`
 	Now      int64             `json:"now,omitempty"`
 	Pin      bool              `json:"pin,omitempty"`
+	Owner    string            `json:"owner,omitempty"`
 }
 
 // PurgeJobCommand removes a finished job and its results from the ledger;
@@ -113,6 +123,9 @@ type SubmitJobCommand struct {
 	// RequestID is the client's id for this submit: a repeat of it returns
 	// the job the first one created.
 	RequestID string `json:"request_id,omitempty"`
+	// Owner is the credential that submitted the job: a submitter sees and
+	// changes only its own jobs.
+	Owner string `json:"owner,omitempty"`
 }
 
 // LeaseTasksCommand grants up to Max queued tasks to Worker until Expiry...
@@ -208,19 +221,22 @@ func (*DeleteBlobsCommand) Type() CommandType   { return cmdDeleteBlobs }
 
 // commandTypes makes an empty command of each type Apply knows.
 var commandTypes = map[CommandType]func() Command{
-	cmdPutBlob:         func() Command { return &PutBlobCommand{} },
-	cmdSubmitJob:       func() Command { return &SubmitJobCommand{} },
-	cmdLeaseTasks:      func() Command { return &LeaseTasksCommand{} },
-	cmdCompleteTasksV1: func() Command { return &completeTasksV1{} },
-	cmdCompleteTasks:   func() Command { return &CompleteTasksCommand{} },
-	cmdExpireLeases:    func() Command { return &ExpireLeasesCommand{} },
-	cmdCancelJob:       func() Command { return &CancelJobCommand{} },
-	cmdUpsertPeer:      func() Command { return &UpsertPeerCommand{} },
-	cmdReleaseTasks:    func() Command { return &ReleaseTasksCommand{} },
-	cmdPutManifest:     func() Command { return &PutManifestCommand{} },
-	cmdPurgeJob:        func() Command { return &PurgeJobCommand{} },
-	cmdUnpinBlob:       func() Command { return &UnpinBlobCommand{} },
-	cmdDeleteBlobs:     func() Command { return &DeleteBlobsCommand{} },
+	cmdPutBlob:          func() Command { return &PutBlobCommand{} },
+	cmdSubmitJob:        func() Command { return &SubmitJobCommand{} },
+	cmdLeaseTasks:       func() Command { return &LeaseTasksCommand{} },
+	cmdCompleteTasksV1:  func() Command { return &completeTasksV1{} },
+	cmdCompleteTasks:    func() Command { return &CompleteTasksCommand{} },
+	cmdExpireLeases:     func() Command { return &ExpireLeasesCommand{} },
+	cmdCancelJob:        func() Command { return &CancelJobCommand{} },
+	cmdUpsertPeer:       func() Command { return &UpsertPeerCommand{} },
+	cmdReleaseTasks:     func() Command { return &ReleaseTasksCommand{} },
+	cmdPutManifest:      func() Command { return &PutManifestCommand{} },
+	cmdPurgeJob:         func() Command { return &PurgeJobCommand{} },
+	cmdUnpinBlob:        func() Command { return &UnpinBlobCommand{} },
+	cmdDeleteBlobs:      func() Command { return &DeleteBlobsCommand{} },
+	cmdCreateCredential: func() Command { return &CreateCredentialCommand{} },
+	cmdRevokeCredential: func() Command { return &RevokeCredentialCommand{} },
+	cmdJoinWorker:       func() Command { return &JoinWorkerCommand{} },
 }
 
 // ErrCorruptCommand is returned for an entry that cannot be decoded: in a

@@ -93,6 +93,12 @@ func (f *FSM) applyCommand(data []byte) any {
 		return l.applyUnpinBlob(c)
 	case *DeleteBlobsCommand:
 		return l.applyDeleteBlobs(c)
+	case *CreateCredentialCommand:
+		return l.applyCreateCredential(c)
+	case *RevokeCredentialCommand:
+		return l.applyRevokeCredential(c)
+	case *JoinWorkerCommand:
+		return l.applyJoinWorker(c)
 	}
 	panic(fmt.Sprintf("ledger: no apply for %s", c.Type()))
 }

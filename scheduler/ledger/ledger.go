@@ -38,7 +38,14 @@ type Ledger struct {
 	// requests maps a submit's request id to its job; derived from the
 	// jobs, not serialized.
 	requests map[string]string
-	nextSeq  uint64
+	// creds are the credentials by id; credByHash finds one by its
+	// secret's hash (derived, not serialized).
+	creds      map[string]*Credential
+	credByHash map[string]string
+	// ownerRefs counts, per job owner, the references its jobs hold to each
+	// blob (derived, like refs): a submitter may read what its jobs use.
+	ownerRefs map[string]blobRefs
+	nextSeq   uint64
 	// aliveWorkers counts peers with the worker role in state alive.
 	aliveWorkers int
 	// gen counts snapshots taken; task chunks older than it are shared with
@@ -62,6 +69,8 @@ type job struct {
 	// RequestID is the client's id for the submit that created the job, so
 	// a repeated submit finds it (see applySubmitJob).
 	RequestID string
+	// Owner is the credential that submitted it.
+	Owner string
 
 	// The queue: tasks [fresh, n) were never leased; requeued holds tasks
 	// returned by an expired or released lease or a failed attempt, oldest first.
@@ -105,16 +114,19 @@ type Peer struct {
 // NewLedger returns an empty ledger.
 func NewLedger() *Ledger {
 	return &Ledger{
-		jobs:      map[string]*job{},
-		blobs:     map[string][]byte{},
-		manifests: map[string]*storage.Manifest{},
-		placed:    shardIndex{},
-		byPeer:    newBlobIndex(),
-		refs:      blobRefs{},
-		meta:      map[string]BlobMeta{},
-		peers:     map[string]*Peer{},
-		leased:    map[taskKey]int64{},
-		requests:  map[string]string{},
+		jobs:       map[string]*job{},
+		blobs:      map[string][]byte{},
+		manifests:  map[string]*storage.Manifest{},
+		placed:     shardIndex{},
+		byPeer:     newBlobIndex(),
+		refs:       blobRefs{},
+		meta:       map[string]BlobMeta{},
+		peers:      map[string]*Peer{},
+		leased:     map[taskKey]int64{},
+		requests:   map[string]string{},
+		creds:      map[string]*Credential{},
+		credByHash: map[string]string{},
+		ownerRefs:  map[string]blobRefs{},
 	}
 }
 
@@ -124,28 +136,34 @@ type BlobMeta struct {
 	Hash    string `json:"hash"`
 	Created int64  `json:"created"`
 	Pinned  bool   `json:"pinned,omitempty"`
+	// Owners are the credentials that put the blob (sorted): they may read
+	// it and unpin it.
+	Owners []string `json:"owners,omitempty"`
 }
 
 func (l *Ledger) applyPutBlob(c *PutBlobCommand) any {
 	if _, ok := l.blobs[c.Hash]; !ok {
 		l.blobs[c.Hash] = c.Data
 	}
-	l.noteBlob(c.Hash, c.Now, c.Pin)
+	l.noteBlob(c.Hash, c.Now, c.Pin, c.Owner)
 	return nil
 }
 
 func (l *Ledger) applyPutManifest(c *PutManifestCommand) any {
 	l.setManifest(c.Manifest.Hash, c.Manifest)
-	l.noteBlob(c.Manifest.Hash, c.Now, c.Pin)
+	l.noteBlob(c.Manifest.Hash, c.Now, c.Pin, c.Owner)
 	return nil
 }
 
-func (l *Ledger) noteBlob(hash string, now int64, pin bool) {
+func (l *Ledger) noteBlob(hash string, now int64, pin bool, owner string) {
 	m, ok := l.meta[hash]
 	if !ok {
 		m = BlobMeta{Hash: hash, Created: now}
 	}
 	m.Pinned = m.Pinned || pin
+	if i, found := slices.BinarySearch(m.Owners, owner); owner != "" && !found {
+		m.Owners = slices.Insert(slices.Clone(m.Owners), i, owner)
+	}
 	l.meta[hash] = m
 }
 
@@ -157,7 +175,7 @@ func (l *Ledger) applyPurgeJob(c *PurgeJobCommand) any {
 	if j.FinishedAt == 0 {
 		return fmt.Errorf("%w: %s is %s (cancel it first)", ErrJobNotFinished, c.ID, j.state())
 	}
-	l.refs.dropJob(j)
+	l.dropRefs(j)
 	delete(l.jobs, c.ID)
 	delete(l.requests, j.RequestID)
 	l.order = slices.DeleteFunc(l.order, func(o *job) bool { return o == j })
@@ -232,7 +250,7 @@ func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
 			return fmt.Errorf("%w: input %s (%s)", ErrBlobMissing, in.Name, in.Hash)
 		}
 	}
-	j := &job{ID: c.ID, Spec: c.Spec, Seq: l.nextSeq, SubmittedAt: c.Now, nQueued: c.Spec.Tasks, RequestID: c.RequestID}
+	j := &job{ID: c.ID, Spec: c.Spec, Seq: l.nextSeq, SubmittedAt: c.Now, nQueued: c.Spec.Tasks, RequestID: c.RequestID, Owner: c.Owner}
 	l.nextSeq++
 	j.Tasks = newTaskTable(c.Spec.Tasks, &l.gen)
 	l.addJob(j)
@@ -243,7 +261,7 @@ func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
 func (l *Ledger) addJob(j *job) {
 	l.jobs[j.ID] = j
 	l.order = append(l.order, j)
-	l.refs.addSpec(&j.Spec, +1)
+	l.refSpec(j, +1)
 	if j.RequestID != "" {
 		l.requests[j.RequestID] = j.ID
 	}
@@ -387,7 +405,7 @@ func (l *Ledger) completeTask(worker string, now int64, r *api.Report) (accepted
 	t.Duration = int64(r.Duration)
 	t.ExitCode = &r.ExitCode
 	t.ErrorKind, t.Error = r.ErrorKind, r.Error
-	l.refs.replace(t.StdoutRef, r.StdoutBlob) // a retry's report replaces the last attempt's
+	l.replaceRef(j, t.StdoutRef, r.StdoutBlob) // a retry's report replaces the last attempt's
 	t.Stdout, t.Stderr, t.Engine, t.StdoutRef = r.Stdout, r.Stderr, r.Engine, r.StdoutBlob
 	if r.ErrorKind == "" {
 		t.State = tasks.TaskDone

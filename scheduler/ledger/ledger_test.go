@@ -329,7 +329,7 @@ func randomCommands(rng *rand.Rand, n int) [][]byte {
 		case k == 0 || len(jobs) == 0:
 			id := "j" + string(rune('a'+len(jobs)))
 			jobs = append(jobs, id)
-			add(&SubmitJobCommand{ID: id, Now: now, RequestID: fmt.Sprint("r", rng.IntN(8)), Spec: tasks.JobSpec{Name: id, ModuleHash: storage.Hash(testModule),
+			add(&SubmitJobCommand{ID: id, Now: now, RequestID: fmt.Sprint("r", rng.IntN(8)), Owner: fmt.Sprint("o", rng.IntN(3)), Spec: tasks.JobSpec{Name: id, ModuleHash: storage.Hash(testModule),
 				Tasks: 1 + rng.IntN(20), Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1024, Retries: rng.IntN(3), Priority: rng.IntN(2)}})
 		case k <= 3:
 			add(&LeaseTasksCommand{Worker: w, Max: 1 + rng.IntN(4), Now: now, Slack: 1000})
@@ -346,8 +346,18 @@ func randomCommands(rng *rand.Rand, n int) [][]byte {
 		case k == 8:
 			add(&UpsertPeerCommand{ID: w, State: []string{"alive", "down"}[rng.IntN(2)], Cores: 2, Now: now})
 		default:
-			if rng.IntN(8) == 0 {
+			switch rng.IntN(8) {
+			case 0:
 				add(&CancelJobCommand{ID: jobs[rng.IntN(len(jobs))], Now: now})
+			case 1:
+				c := fmt.Sprint("c", rng.IntN(6))
+				add(&CreateCredentialCommand{Credential: Credential{ID: c, Role: []string{api.CredWorker, api.CredOperator}[rng.IntN(2)],
+					Hash: "h" + c, Uses: rng.IntN(3) - 1}, Now: now})
+			case 2:
+				add(&RevokeCredentialCommand{ID: fmt.Sprint("c", rng.IntN(6)), Now: now})
+			case 3:
+				p := fmt.Sprint("p", rng.IntN(6))
+				add(&JoinWorkerCommand{Token: fmt.Sprint("c", rng.IntN(6)), Peer: Credential{ID: p, Role: api.CredPeer, Hash: "h" + p, Peer: w}, Now: now})
 			}
 		}
 	}

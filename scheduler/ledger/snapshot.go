@@ -23,6 +23,8 @@ const (
 	recEnd      byte = 6
 	recManifest byte = 7
 	recBlobMeta byte = 8
+	// recCredential is a credential (its secret's hash only).
+	recCredential byte = 9
 
 	snapshotVersion = 1
 )
@@ -35,6 +37,7 @@ type Snapshot struct {
 	meta      []BlobMeta
 	jobs      []frozenJob
 	peers     []Peer
+	creds     []Credential
 }
 
 type frozenJob struct {
@@ -53,6 +56,7 @@ type jobRecord struct {
 	Fresh       int             `json:"fresh"`
 	Requeued    []int           `json:"requeued,omitempty"`
 	RequestID   string          `json:"request_id,omitempty"`
+	Owner       string          `json:"owner,omitempty"`
 }
 
 // freeze captures the ledger for a snapshot without copying its tasks: the
@@ -75,13 +79,14 @@ func (l *Ledger) freeze() *Snapshot {
 		spec, _ := json.Marshal(j.Spec)
 		fz.jobs = append(fz.jobs, frozenJob{
 			header: jobRecord{ID: j.ID, Spec: spec, Seq: j.Seq, SubmittedAt: j.SubmittedAt, FinishedAt: j.FinishedAt,
-				Cancelled: j.Cancelled, Fresh: j.fresh, Requeued: append([]int(nil), j.requeued...), RequestID: j.RequestID},
+				Cancelled: j.Cancelled, Fresh: j.fresh, Requeued: append([]int(nil), j.requeued...), RequestID: j.RequestID, Owner: j.Owner},
 			tasks: j.Tasks.share(),
 		})
 	}
 	for _, id := range sortedKeys(l.peers) {
 		fz.peers = append(fz.peers, *l.peers[id])
 	}
+	fz.creds = l.Credentials() // copies: Apply changes them in place (uses, revoked)
 	return fz
 }
 
@@ -117,6 +122,9 @@ func (fz *Snapshot) Write(w io.Writer) error {
 	}
 	for i := range fz.peers {
 		rw.put(recPeer, &fz.peers[i])
+	}
+	for i := range fz.creds {
+		rw.put(recCredential, &fz.creds[i])
 	}
 	rw.put(recEnd, nil)
 	return rw.err
@@ -200,6 +208,12 @@ func ReadSnapshot(rd io.Reader) (*Ledger, error) {
 			if p.IsAliveWorker() {
 				l.aliveWorkers++
 			}
+		case recCredential:
+			var c Credential
+			if err := json.Unmarshal(body, &c); err != nil {
+				return nil, fmt.Errorf("%w: credential: %v", ErrBadSnapshot, err)
+			}
+			l.addCredential(&c)
 		case recEnd:
 			return l, l.checkRestored()
 		default:
@@ -232,7 +246,7 @@ func (l *Ledger) restoreJob(body []byte) (*job, error) {
 		return nil, fmt.Errorf("%w: job: %v", ErrBadSnapshot, err)
 	}
 	j := &job{ID: h.ID, Seq: h.Seq, SubmittedAt: h.SubmittedAt, FinishedAt: h.FinishedAt,
-		Cancelled: h.Cancelled, fresh: h.Fresh, requeued: h.Requeued, RequestID: h.RequestID}
+		Cancelled: h.Cancelled, fresh: h.Fresh, requeued: h.Requeued, RequestID: h.RequestID, Owner: h.Owner}
 	if err := json.Unmarshal(h.Spec, &j.Spec); err != nil {
 		return nil, fmt.Errorf("%w: job %s spec: %v", ErrBadSnapshot, h.ID, err)
 	}
@@ -256,7 +270,7 @@ func (l *Ledger) restoreTasks(j *job, body []byte) error {
 		idx := j.Tasks.len()
 		j.Tasks.appendTask(t)
 		j.count(t.State, +1)
-		l.refs.add(t.StdoutRef, +1)
+		l.ref(j, t.StdoutRef, +1)
 		if t.State == tasks.TaskLeased {
 			l.leased[taskKey{j.ID, idx}] = t.Expiry
 		}

@@ -252,3 +252,37 @@ func (t *task) status(idx int) api.TaskStatus {
 func (t *task) result(idx int) api.TaskResult {
 	return api.TaskResult{TaskStatus: t.status(idx), Stdout: t.Stdout, Stderr: t.Stderr, StdoutBlob: t.StdoutRef}
 }
+
+func unixTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// OwnsJob reports whether credential owner submitted job id.
+func (l *Ledger) OwnsJob(owner, id string) bool {
+	j := l.jobs[id]
+	return j != nil && j.Owner == owner
+}
+
+// JobOwner is the credential that submitted job id.
+func (l *Ledger) JobOwner(id string) (string, bool) {
+	j := l.jobs[id]
+	if j == nil {
+		return "", false
+	}
+	return j.Owner, true
+}
+
+// MayRead reports whether credential owner may read a blob: it put the
+// blob, or one of its jobs uses it (its module, an input, a result).
+func (l *Ledger) MayRead(owner, hash string) bool {
+	return slices.Contains(l.meta[hash].Owners, owner) || l.ownerRefs[owner].used(hash)
+}
+
+// JobSummariesOf lists owner's jobs' summaries in submission order.
+func (l *Ledger) JobSummariesOf(owner string) []api.JobSummary {
+	out := []api.JobSummary{}
+	for _, j := range l.order {
+		if j.Owner == owner {
+			out = append(out, j.summary())
+		}
+	}
+	return out
+}

@@ -52,6 +52,12 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, fmt.Errorf("%w: join needs id, raft_addr and http_addr", errBadRequest))
 		return
 	}
+	var held []string
+	s.store.FSM().View(func(l *ledger.Ledger) { held = l.PeerCredentialsOf(req.ID, time.Now().UnixNano()) })
+	if len(held) > 0 {
+		writeErr(w, fmt.Errorf("%w: %s is a worker's id (credential %s)", ledger.ErrWorkerIDTaken, req.ID, held[0]))
+		return
+	}
 	if err := s.addServer(req); err != nil {
 		writeErr(w, err)
 		return

@@ -183,7 +183,7 @@ func TestDashboard_Auth(t *testing.T) {
 				r = uiGet(t, g.Addr, r.location, cookie)
 			}
 		}
-		if r.code != http.StatusUnauthorized || !strings.Contains(r.body, "missing or wrong cluster token") {
+		if r.code != http.StatusUnauthorized || !strings.Contains(r.body, "unauthorized: no credential") {
 			t.Errorf("GET %s with the cookie but no header: %d, want 401\n%s", p, r.code, r.body)
 		}
 	}

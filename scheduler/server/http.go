@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,46 +17,67 @@ import (
 	"github.com/peergrid/peergrid/tasks"
 )
 
-// ErrUnauthorized is the error for a missing or wrong token.
-var ErrUnauthorized = errors.New("missing or wrong cluster token")
-
 // errBadRequest marks a request the client got wrong.
 var errBadRequest = errors.New("bad request")
 
+// route is one API route: who may call it and how it is served. The table
+// is the role matrix the README documents and TestRoutes_RoleMatrix checks.
+type route struct {
+	pattern string
+	roles   []string
+	handler http.Handler
+}
+
+// routes lists every API route. Writes go to the leader (forwarded from a
+// follower); reads are consistent (served by a verified leader) unless
+// ?stale=true. A handler checks, beyond the role, what the caller may
+// touch: a submitter its own jobs and blobs, a peer its own worker id.
+func (s *Server) routes() []route {
+	return []route{
+		{"PUT /v1/blobs/{hash}", anyUser, s.write(s.handlePutBlob)},
+		{"GET /v1/blobs/{hash}", anyUser, s.read(s.handleGetBlob)},
+		{"PUT /v1/blobs/{hash}/manifest", anyUser, s.write(s.handlePutManifest)},
+		{"GET /v1/blobs/{hash}/manifest", anyUser, s.read(s.handleGetManifest)},
+		{"POST /v1/blobs/{hash}/faults", anyUser, s.write(s.handleReportFaults)},
+		{"DELETE /v1/blobs/{hash}/pin", operatorOrSub, s.write(s.handleUnpin)},
+		{"GET /v1/storage/peers", anyUser, s.read(s.handleStoragePeers)},
+		{"GET /v1/storage/config", anyUser, http.HandlerFunc(s.handleStorageConfig)},
+		{"POST /v1/storage/shards/placed", workers, consistent(s.read(s.handlePlacedShards))},
+		{"POST /v1/jobs", operatorOrSub, s.write(s.handleSubmit)},
+		{"GET /v1/jobs", operatorOrSub, s.read(s.handleListJobs)},
+		{"GET /v1/jobs/{id}", operatorOrSub, s.read(s.handleJobStatus)},
+		{"GET /v1/jobs/{id}/results", operatorOrSub, s.read(s.handleResults)},
+		{"POST /v1/jobs/{id}/cancel", operatorOrSub, s.write(s.handleCancel)},
+		{"POST /v1/jobs/{id}/purge", operatorOrSub, s.write(s.handlePurge)},
+		{"POST /v1/lease", workers, s.write(s.handleLease)},
+		{"POST /v1/report", workers, s.write(s.handleReport)},
+		{"POST /v1/release", workers, s.write(s.handleRelease)},
+		{"POST /v1/heartbeat", workers, s.write(s.handleHeartbeat)},
+		{"POST /v1/join", joiners, s.write(s.handleWorkerJoin)},
+		{"POST /v1/auth/check", workers, s.read(s.handleAuthCheck)},
+		{"GET /v1/peers", operatorOrSub, s.read(s.handlePeers)},
+		{"POST /v1/peers/{id}/revoke", onlyOperator, s.write(s.handleRevokePeer)},
+		{"POST /v1/acl/tokens", onlyOperator, s.write(s.handleCreateToken)},
+		{"GET /v1/acl/tokens", onlyOperator, s.read(s.handleListTokens)},
+		{"DELETE /v1/acl/tokens/{id}", onlyOperator, s.write(s.handleRevokeToken)},
+		{"POST /v1/cluster/join", onlyOperator, s.write(s.handleJoin)},
+		{"GET /v1/operator/raft/peers", onlyOperator, s.read(s.handleListRaftPeers)},
+		{"DELETE /v1/operator/raft/peers/{id}", onlyOperator, s.write(s.handleRemoveRaftPeer)},
+		// Answered by the server asked, never forwarded.
+		{"GET /v1/status", everyRole, http.HandlerFunc(s.handleStatus)},
+		{"GET /v1/cluster/self", onlyOperator, http.HandlerFunc(s.handleSelf)},
+		{"GET /metrics", onlyOperator, s.metricsHandler()}, // Prometheus; this server's own view (metrics.go)
+	}
+}
+
 func (s *Server) newRoutes() http.Handler {
 	mux := http.NewServeMux()
-	// Writes go to the leader (forwarded from a follower); reads are
-	// consistent (served by a verified leader) unless ?stale=true.
-	mux.Handle("PUT /v1/blobs/{hash}", s.write(s.handlePutBlob))
-	mux.Handle("GET /v1/blobs/{hash}", s.read(s.handleGetBlob))
-	mux.Handle("PUT /v1/blobs/{hash}/manifest", s.write(s.handlePutManifest))
-	mux.Handle("GET /v1/blobs/{hash}/manifest", s.read(s.handleGetManifest))
-	mux.Handle("GET /v1/storage/peers", s.read(s.handleStoragePeers))
-	mux.HandleFunc("GET /v1/storage/config", s.handleStorageConfig)
-	mux.Handle("POST /v1/storage/shards/placed", consistent(s.read(s.handlePlacedShards)))
-	mux.Handle("POST /v1/blobs/{hash}/faults", s.write(s.handleReportFaults))
-	mux.Handle("POST /v1/jobs", s.write(s.handleSubmit))
-	mux.Handle("GET /v1/jobs", s.read(s.handleListJobs))
-	mux.Handle("GET /v1/jobs/{id}", s.read(s.handleJobStatus))
-	mux.Handle("POST /v1/jobs/{id}/cancel", s.write(s.handleCancel))
-	mux.Handle("POST /v1/jobs/{id}/purge", s.write(s.handlePurge))
-	mux.Handle("DELETE /v1/blobs/{hash}/pin", s.write(s.handleUnpin))
-	mux.Handle("GET /v1/jobs/{id}/results", s.read(s.handleResults))
-	mux.Handle("POST /v1/lease", s.write(s.handleLease))
-	mux.Handle("POST /v1/report", s.write(s.handleReport))
-	mux.Handle("POST /v1/release", s.write(s.handleRelease))
-	mux.Handle("POST /v1/heartbeat", s.write(s.handleHeartbeat))
-	mux.Handle("GET /v1/peers", s.read(s.handlePeers))
-	mux.Handle("POST /v1/cluster/join", s.write(s.handleJoin))
-	mux.Handle("GET /v1/operator/raft/peers", s.read(s.handleListRaftPeers))
-	mux.Handle("DELETE /v1/operator/raft/peers/{id}", s.write(s.handleRemoveRaftPeer))
-	// Answered by the server asked, never forwarded.
-	mux.HandleFunc("GET /v1/status", s.handleStatus)
-	mux.HandleFunc("GET /v1/cluster/self", s.handleSelf)
-	mux.Handle("GET /metrics", s.metricsHandler()) // Prometheus; this server's own view (metrics.go)
-	// The web dashboard (dashboard.go) authenticates itself: a header or its
-	// login cookie, and a redirect to its login form rather than a 401. The
-	// cookie is honoured under /ui only; everything else, /v1/ and /metrics
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, allow(rt.roles, rt.handler))
+	}
+	// The web dashboard (views) authenticates itself: a header or its login
+	// cookie, and a redirect to its login form rather than a 401. The cookie
+	// is honoured under /ui only; everything else, /v1/ and /metrics
 	// included, still goes through authenticate, which reads headers only.
 	apiHandler, ui := s.authenticate(mux), views.NewDashboard(viewSource{s})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -69,23 +89,13 @@ func (s *Server) newRoutes() http.Handler {
 	})
 }
 
-// authenticate refuses any request without the cluster token, before it can
-// read or change anything.
-func (s *Server) authenticate(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.tokenValid(requestToken(r)) {
-			writeError(w, http.StatusUnauthorized, fmt.Errorf("%w: send it in the %s header (PEERGRID_TOKEN for the CLI)", ErrUnauthorized, api.TokenHeader))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// tokenValid reports whether token is the cluster token, compared in
-// constant time. With no token configured (tests only) every token is.
+// tokenValid reports whether token is a live credential of this grid.
 func (s *Server) tokenValid(token string) bool {
-	want := s.cfg.Token
-	return want == "" || token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(want)) == 1
+	if s.cfg.Token == "" && !s.credentialsInUse() {
+		return true // authentication disabled (tests only)
+	}
+	_, err := s.resolve(token)
+	return err == nil
 }
 
 // shardClient is a client for the storage peer at addr.
@@ -132,7 +142,14 @@ func writeErr(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ledger.ErrJobNotFound):
 		code = http.StatusNotFound
-	case errors.Is(err, ledger.ErrJobFinished), errors.Is(err, ledger.ErrJobExists), errors.Is(err, ledger.ErrRequestReused):
+	case errors.Is(err, ErrUnauthorized):
+		code = http.StatusUnauthorized
+	case errors.Is(err, ErrForbidden), errors.Is(err, ledger.ErrNotOwner):
+		code = http.StatusForbidden
+	case errors.Is(err, ledger.ErrNoCredential), errors.Is(err, errNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, ledger.ErrJobFinished), errors.Is(err, ledger.ErrJobExists), errors.Is(err, ledger.ErrRequestReused),
+		errors.Is(err, ledger.ErrWorkerIDTaken), errors.Is(err, ledger.ErrJoinRefused), errors.Is(err, ledger.ErrCredentialExists):
 		code = http.StatusConflict
 	case errors.Is(err, errBadRequest), errors.Is(err, tasks.ErrInvalidSpec), errors.Is(err, ledger.ErrBlobMissing),
 		errors.Is(err, storage.ErrHashMismatch), errors.Is(err, ledger.ErrJobNotFinished), errors.Is(err, storage.ErrBadHash), errors.Is(err, errNotWasm):

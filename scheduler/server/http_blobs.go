@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
@@ -32,7 +33,10 @@ func (s *Server) handlePutManifest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pin := r.URL.Query().Get("pin") == "true"
-	if _, err := s.commit(r, &ledger.PutManifestCommand{Manifest: m, Now: time.Now().UnixNano(), Pin: pin}); err != nil {
+	if existing := s.manifest(hash); existing != nil && principalOf(r).Role == api.CredSubmitter {
+		m = existing // a submitter adds itself as an owner; only repair moves shards
+	}
+	if _, err := s.commit(r, &ledger.PutManifestCommand{Manifest: m, Now: time.Now().UnixNano(), Pin: pin, Owner: owner(r)}); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -40,8 +44,23 @@ func (s *Server) handlePutManifest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.BlobInfo{Hash: hash, Size: m.Size})
 }
 
+func (s *Server) manifest(hash string) *storage.Manifest {
+	var m *storage.Manifest
+	s.store.FSM().View(func(l *ledger.Ledger) { m = l.Manifest(hash) })
+	return m
+}
+
 func (s *Server) handleUnpin(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.commit(r, &ledger.UnpinBlobCommand{Hash: r.PathValue("hash")}); err != nil {
+	hash := r.PathValue("hash")
+	if p := principalOf(r); p.Role != api.CredOperator {
+		var owns bool
+		s.store.FSM().View(func(l *ledger.Ledger) { owns = slices.Contains(l.BlobMeta(hash).Owners, p.ID) })
+		if !owns {
+			writeErr(w, fmt.Errorf("%w: no blob %s of yours (a submitter unpins only blobs it put)", errNotFound, hash))
+			return
+		}
+	}
+	if _, err := s.commit(r, &ledger.UnpinBlobCommand{Hash: hash}); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -106,6 +125,10 @@ func (s *Server) handleStorageConfig(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGetManifest(w http.ResponseWriter, r *http.Request) {
+	if err := s.mayRead(r, r.PathValue("hash")); err != nil {
+		writeErr(w, err)
+		return
+	}
 	var m *storage.Manifest
 	s.store.FSM().View(func(l *ledger.Ledger) { m = l.Manifest(r.PathValue("hash")) })
 	if m == nil {
@@ -138,7 +161,12 @@ func (s *Server) handlePlacedShards(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if req.Peer == "" || len(req.Shards) > maxPlacedQuery {
+	var err error
+	if req.Peer, err = speaksFor(r, req.Peer); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if len(req.Shards) > maxPlacedQuery {
 		writeErr(w, fmt.Errorf("%w: placed shards needs a peer id and at most %d shards", errBadRequest, maxPlacedQuery))
 		return
 	}

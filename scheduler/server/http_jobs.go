@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
@@ -38,8 +39,8 @@ func (s *Server) handlePutBlob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pin := r.URL.Query().Get("pin") == "true"
-	if !s.hasBlob(hash) || pin && !s.pinned(hash) {
-		if _, err := s.commit(r, &ledger.PutBlobCommand{Hash: hash, Data: data, Now: time.Now().UnixNano(), Pin: pin}); err != nil {
+	if s.blobNeedsPut(hash, pin, owner(r)) {
+		if _, err := s.commit(r, &ledger.PutBlobCommand{Hash: hash, Data: data, Now: time.Now().UnixNano(), Pin: pin, Owner: owner(r)}); err != nil {
 			writeErr(w, err)
 			return
 		}
@@ -47,10 +48,15 @@ func (s *Server) handlePutBlob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.BlobInfo{Hash: hash, Size: int64(len(data))})
 }
 
-func (s *Server) pinned(hash string) bool {
-	var ok bool
-	s.store.FSM().View(func(l *ledger.Ledger) { ok = l.BlobMeta(hash).Pinned })
-	return ok
+// blobNeedsPut reports whether a put changes the ledger: the blob is new,
+// or to be pinned, or owner has not put it before.
+func (s *Server) blobNeedsPut(hash string, pin bool, owner string) bool {
+	var needs bool
+	s.store.FSM().View(func(l *ledger.Ledger) {
+		meta := l.BlobMeta(hash)
+		needs = !l.HasBlob(hash) || pin && !meta.Pinned || !slices.Contains(meta.Owners, owner)
+	})
+	return needs
 }
 
 func (s *Server) hasBlob(hash string) bool {
@@ -60,6 +66,10 @@ func (s *Server) hasBlob(hash string) bool {
 }
 
 func (s *Server) handleGetBlob(w http.ResponseWriter, r *http.Request) {
+	if err := s.mayRead(r, r.PathValue("hash")); err != nil {
+		writeErr(w, err)
+		return
+	}
 	var data []byte
 	var ok, coded bool
 	s.store.FSM().View(func(l *ledger.Ledger) {
@@ -100,7 +110,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, fmt.Errorf("%w: request_id is %d bytes, at most %d", errBadRequest, len(req.RequestID), maxRequestID))
 		return
 	}
-	resp, err := s.commit(r, &ledger.SubmitJobCommand{ID: newJobID(), Spec: req.Spec, Now: time.Now().UnixNano(), RequestID: req.RequestID})
+	resp, err := s.commit(r, &ledger.SubmitJobCommand{ID: newJobID(), Spec: req.Spec, Now: time.Now().UnixNano(), RequestID: req.RequestID, Owner: owner(r)})
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -141,11 +151,22 @@ func head(b []byte, n int) []byte { return b[:min(n, len(b))] }
 
 func (s *Server) handleListJobs(w http.ResponseWriter, r *http.Request) {
 	var out []api.JobSummary
-	s.store.FSM().View(func(l *ledger.Ledger) { out = l.JobSummaries() })
+	p := principalOf(r)
+	s.store.FSM().View(func(l *ledger.Ledger) {
+		if p.Role == api.CredOperator {
+			out = l.JobSummaries()
+		} else {
+			out = l.JobSummariesOf(p.ID)
+		}
+	})
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleJobStatus(w http.ResponseWriter, r *http.Request) {
+	if err := s.mayTouchJob(r, r.PathValue("id")); err != nil {
+		writeErr(w, err)
+		return
+	}
 	var st *api.JobStatus
 	summaryOnly := r.URL.Query().Get("summary") == "true"
 	s.store.FSM().View(func(l *ledger.Ledger) {
@@ -167,6 +188,10 @@ func (s *Server) handleJobStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request) {
+	if err := s.mayTouchJob(r, r.PathValue("id")); err != nil {
+		writeErr(w, err)
+		return
+	}
 	id := r.PathValue("id")
 	if _, err := s.commit(r, &ledger.PurgeJobCommand{ID: id}); err != nil {
 		writeErr(w, err)
@@ -177,6 +202,10 @@ func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
+	if err := s.mayTouchJob(r, r.PathValue("id")); err != nil {
+		writeErr(w, err)
+		return
+	}
 	id := r.PathValue("id")
 	if _, err := s.commit(r, &ledger.CancelJobCommand{ID: id, Now: time.Now().UnixNano()}); err != nil {
 		writeErr(w, err)
@@ -193,6 +222,10 @@ const (
 )
 
 func (s *Server) handleResults(w http.ResponseWriter, r *http.Request) {
+	if err := s.mayTouchJob(r, r.PathValue("id")); err != nil {
+		writeErr(w, err)
+		return
+	}
 	offset, err := queryInt(r, "offset", 0)
 	if err != nil {
 		writeErr(w, err)

@@ -27,7 +27,13 @@ func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if req.Worker == "" || req.Max < 1 || req.Max > maxLeasePerCall {
+	var err error
+	if req.Worker, err = speaksFor(r, req.Worker); err != nil {
+		writeErr(w, err)
+		return
+	}
+	req.Cores = capCores(r, req.Cores)
+	if req.Max < 1 || req.Max > maxLeasePerCall {
 		writeErr(w, fmt.Errorf("%w: lease needs a worker id and 1 <= max <= %d", errBadRequest, maxLeasePerCall))
 		return
 	}
@@ -100,6 +106,11 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	var err error
+	if req.Worker, err = speaksFor(r, req.Worker); err != nil {
+		writeErr(w, err)
+		return
+	}
 	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker}); err != nil {
 		writeErr(w, err)
 		return
@@ -132,6 +143,11 @@ func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	var err error
+	if req.Worker, err = speaksFor(r, req.Worker); err != nil {
+		writeErr(w, err)
+		return
+	}
 	resp, err := s.commit(r, &ledger.ReleaseTasksCommand{Worker: req.Worker, Now: time.Now().UnixNano(), Tasks: req.Tasks})
 	if err != nil {
 		writeErr(w, err)
@@ -146,6 +162,12 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	var err error
+	if req.Worker, err = speaksFor(r, req.Worker); err != nil {
+		writeErr(w, err)
+		return
+	}
+	req.Cores = capCores(r, req.Cores)
 	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, draining: req.Draining, engines: req.Engines,
 		storage: req.Storage, storageOnly: req.StorageOnly}); err != nil {
 		writeErr(w, err)

@@ -158,6 +158,10 @@ func compareShardLoc(a, b storage.ShardLoc) int {
 }
 
 func (s *Server) handleReportFaults(w http.ResponseWriter, r *http.Request) {
+	if err := s.mayRead(r, r.PathValue("hash")); err != nil {
+		writeErr(w, err)
+		return
+	}
 	var req api.FaultReport
 	if err := readJSON(r, &req); err != nil {
 		writeErr(w, err)

@@ -131,7 +131,7 @@ type Server struct {
 	// forwarder carries a follower's requests to the leader, with the
 	// client's connection bounds (see forward).
 	forwarder *http.Transport
-	routes    http.Handler
+	handler   http.Handler // the API, the dashboard and /metrics
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -150,7 +150,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s := &Server{cfg: cfg, store: st, log: cfg.Logger, liveness: newLiveness(), work: newNotifier(), stop: make(chan struct{}),
 		repairs: newRepairPlanner(cfg.RepairGrace, cfg.RepairTimeout), metrics: newLeaderMetrics(), forwarder: client.NewTransport()}
 	st.FSM().OnApply(s.work.broadcast)
-	s.routes = s.newRoutes()
+	s.handler = s.newRoutes()
 	s.wg.Add(2)
 	go s.watchLeadership()
 	go s.joinLoop()
@@ -161,7 +161,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 func (s *Server) Store() *store.Store { return s.store }
 
 // Handler is the HTTP API, the dashboard and /metrics.
-func (s *Server) Handler() http.Handler { return s.routes }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Close stops the loops and the store.
 func (s *Server) Close() error {
@@ -222,6 +222,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	s.liveness.resetAll(start, s.knownWorkers())
 	s.ready.Store(true)
 	s.registerAsLeader(ctx)
+	s.registerClusterToken(ctx)
 	graceUntil := start.Add(s.cfg.WorkerTTL)
 	s.log.Info("leader loop started", "id", s.cfg.Store.ID)
 	tick := time.NewTicker(max(s.cfg.WorkerTTL/5, 10*time.Millisecond))

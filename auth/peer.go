@@ -1,0 +1,70 @@
+package auth
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// PeerCredential is a worker's own credential: the id the grid gave it and
+// the secret it authenticates with. A worker gets it once, in exchange for
+// a join token, and keeps it in its data dir (mode 0600).
+type PeerCredential struct {
+	Worker string `json:"worker"`
+	ID     string `json:"credential_id"`
+	Secret string `json:"secret"`
+}
+
+// peerCredentialFile is where a worker keeps its credential.
+const peerCredentialFile = "credential.json"
+
+// ErrNoPeerCredential is returned when a data dir holds no credential yet.
+var ErrNoPeerCredential = errors.New("no worker credential yet")
+
+// LoadPeerCredential reads the credential kept in dir.
+func LoadPeerCredential(dir string) (*PeerCredential, error) {
+	b, err := os.ReadFile(filepath.Join(dir, peerCredentialFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNoPeerCredential
+	}
+	if err != nil {
+		return nil, err
+	}
+	var c PeerCredential
+	if err := json.Unmarshal(b, &c); err != nil || c.Worker == "" || c.Secret == "" {
+		return nil, fmt.Errorf("worker credential %s is damaged (%v): remove it and join again with a join token", filepath.Join(dir, peerCredentialFile), err)
+	}
+	return &c, nil
+}
+
+// Save keeps the credential in dir, readable by its owner only. It is
+// written to a temporary file renamed into place, so a crash leaves the old
+// credential or the new, never half of one.
+func (c *PeerCredential) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, peerCredentialFile+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, peerCredentialFile))
+}

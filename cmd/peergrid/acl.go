@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+)
+
+func (m *Main) runACL(ctx context.Context, args []string) (int, error) {
+	if len(args) >= 2 && args[0] == "token" {
+		switch args[1] {
+		case "create":
+			return m.aclTokenCreate(ctx, args[2:])
+		case "list":
+			return m.aclTokenList(ctx, args[2:])
+		case "revoke":
+			return m.aclTokenRevoke(ctx, args[2:])
+		}
+	}
+	fmt.Fprintln(m.Stderr, `Usage: peergrid acl token <command>
+
+  create --role operator|submitter|worker [--name N] [--ttl 24h] [--uses N] [--max-cores N] [--json]
+                  make a credential; its secret is printed once and kept nowhere
+  list [--json]   every credential: id, name, role, created, expires, uses left (never the secret)
+  revoke ID       revoke a credential at once, on every server
+
+A worker token is a join token: a volunteer's agent exchanges it once for
+its own credential. Operator tokens may do everything; a submitter's sees
+and changes only its own jobs and blobs.`)
+	return exitError, errUsage
+}
+
+func (m *Main) aclTokenCreate(ctx context.Context, args []string) (int, error) {
+	fs := m.newFlagSet("acl token create", "acl token create --role operator|submitter|worker [flags]")
+	cf := m.addClientFlags(fs, true)
+	var req api.CreateTokenRequest
+	fs.StringVar(&req.Role, "role", "", "operator, submitter or worker (a join token for volunteers)")
+	fs.StringVar(&req.Name, "name", "", "a name to recognise the credential by")
+	fs.DurationVar(&req.TTL, "ttl", 0, "how long the credential lives (default: until revoked)")
+	fs.IntVar(&req.Uses, "uses", 0, "worker: how many workers the token may admit (default: any number)")
+	fs.IntVar(&req.MaxCores, "max-cores", 0, "worker: the most cores a worker joined with it may offer (default: no cap)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return exitError, err
+	}
+	if len(pos) != 0 || req.Role == "" {
+		fs.Usage()
+		return exitError, fmt.Errorf("%w: give --role operator, submitter or worker", errUsage)
+	}
+	c := m.client(cf)
+	tok, err := c.CreateToken(ctx, &req)
+	if err != nil {
+		return exitError, err
+	}
+	if cf.json {
+		return exitOK, m.printJSON(struct {
+			ID      string     `json:"id"`
+			Secret  string     `json:"secret"`
+			Role    string     `json:"role"`
+			Name    string     `json:"name,omitempty"`
+			Expires *time.Time `json:"expires,omitempty"`
+		}{tok.ID, tok.Secret, tok.Role, tok.Name, tok.Expires})
+	}
+	fmt.Fprintf(m.Stdout, "created %s credential %s; its secret is shown only now:\n%s\n", tok.Role, tok.ID, tok.Secret)
+	if tok.Role == api.CredWorker {
+		fmt.Fprintf(m.Stdout, "\nGive a volunteer this command (they may add --data-dir DIR and --cores N):\n%s\n", joinLine(c.Addrs(), tok.Secret))
+	}
+	return exitOK, nil
+}
+
+// joinLine is the command a volunteer runs to join the grid.
+func joinLine(servers []string, secret string) string {
+	return fmt.Sprintf("peergrid agent --worker --servers %s --token %s", strings.Join(servers, ","), secret)
+}
+
+func (m *Main) aclTokenList(ctx context.Context, args []string) (int, error) {
+	fs := m.newFlagSet("acl token list", "acl token list [--json]")
+	cf := m.addClientFlags(fs, true)
+	if _, err := parse(fs, args); err != nil {
+		return exitError, err
+	}
+	toks, err := m.client(cf).Tokens(ctx)
+	if err != nil {
+		return exitError, err
+	}
+	if cf.json {
+		return exitOK, m.printJSON(toks)
+	}
+	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tROLE\tPEER\tCREATED\tEXPIRES\tUSES LEFT\tREVOKED")
+	for _, t := range toks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, orDash(t.Name), t.Role, orDash(t.Peer), t.Created.Format(time.DateTime),
+			timeOrDash(t.Expires), usesOrDash(t.UsesLeft), timeOrDash(t.Revoked))
+	}
+	return exitOK, tw.Flush()
+}
+
+func (m *Main) aclTokenRevoke(ctx context.Context, args []string) (int, error) {
+	fs := m.newFlagSet("acl token revoke", "acl token revoke ID")
+	cf := m.addClientFlags(fs, true)
+	id, err := oneArg(fs, args)
+	if err != nil {
+		return exitError, err
+	}
+	tok, err := m.client(cf).RevokeToken(ctx, id)
+	if err != nil {
+		return exitError, err
+	}
+	if cf.json {
+		return exitOK, m.printJSON(tok)
+	}
+	fmt.Fprintf(m.Stdout, "revoked %s credential %s\n", tok.Role, tok.ID)
+	return exitOK, nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func timeOrDash(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Format(time.DateTime)
+}
+
+func usesOrDash(n *int) string {
+	if n == nil {
+		return "-"
+	}
+	return fmt.Sprint(*n)
+}

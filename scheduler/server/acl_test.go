@@ -1,0 +1,383 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/internal/devgrid"
+	"github.com/peergrid/peergrid/scheduler/server"
+	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// aclGrid is a dev grid (its worker and two storage peers enrolled with
+// their own credentials) and one credential of every role, plus a revoked
+// one.
+type aclGrid struct {
+	g       *devgrid.Grid
+	secrets map[string]string // role (and "revoked", "none") -> secret
+}
+
+func startACLGrid(t *testing.T) *aclGrid {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: t.TempDir(), Cores: 2, Worker: echoRunner{}, StoragePeers: 2, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	a := &aclGrid{g: g, secrets: map[string]string{api.CredOperator: g.Token, "none": ""}}
+	op := g.Client()
+	for _, role := range []string{api.CredSubmitter, api.CredWorker} {
+		tok, err := op.CreateToken(ctx, &api.CreateTokenRequest{Role: role, Name: "test " + role})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.secrets[role] = tok.Secret
+	}
+	peer, err := client.New(g.Addr, a.secrets[api.CredWorker]).JoinWorker(ctx, &api.WorkerJoinRequest{Name: "volunteer-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.secrets[api.CredPeer] = peer.Secret
+	gone, err := op.CreateToken(ctx, &api.CreateTokenRequest{Role: api.CredOperator, Name: "to revoke"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := op.RevokeToken(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	a.secrets["revoked"] = gone.Secret
+	return a
+}
+
+func (a *aclGrid) client(role string) *client.Client {
+	c := client.New(a.g.Addr, a.secrets[role])
+	c.Retries = 1
+	return c
+}
+
+// do sends one raw request with role's secret and returns the status and body.
+func (a *aclGrid) do(t *testing.T, role, method, url string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := a.secrets[role]; s != "" {
+		req.Header.Set(api.TokenHeader, s)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// concrete fills a route pattern's path values.
+func concrete(pattern string) (method, path string) {
+	method, path, _ = strings.Cut(pattern, " ")
+	path = strings.NewReplacer("{hash}", strings.Repeat("ab", 32), "{id}", "j-000000000000").Replace(path)
+	return method, path
+}
+
+var callers = []string{api.CredOperator, api.CredSubmitter, api.CredWorker, api.CredPeer, "none", "revoked"}
+
+// TestRoutes_RoleMatrix walks every route of the API (and /metrics) with
+// every role, no credential and a revoked one: a caller without a live
+// credential gets 401 saying why, a role the matrix does not allow gets
+// 403, and an allowed one gets neither (whatever its request body makes of
+// the answer). The matrix is the one the README documents.
+func TestRoutes_RoleMatrix(t *testing.T) {
+	a := startACLGrid(t)
+	matrix := a.g.Server.RoleMatrix()
+	if len(matrix) < 30 {
+		t.Fatalf("the matrix has %d routes", len(matrix))
+	}
+	for _, rt := range matrix {
+		method, path := concrete(rt.Pattern)
+		for _, who := range callers {
+			code, body := a.do(t, who, method, a.g.Addr+path, []byte("{}"))
+			switch {
+			case who == "none" || who == "revoked":
+				want := map[string]string{"none": "no credential", "revoked": "revoked"}[who]
+				if code != http.StatusUnauthorized || !strings.Contains(body, want) {
+					t.Errorf("%s as %s: %d %s, want 401 saying %q", rt.Pattern, who, code, body, want)
+				}
+			case slices.Contains(rt.Roles, who):
+				if code == http.StatusUnauthorized || code == http.StatusForbidden {
+					t.Errorf("%s as %s (allowed): %d %s", rt.Pattern, who, code, body)
+				}
+			default:
+				if code != http.StatusForbidden {
+					t.Errorf("%s as %s (not allowed): %d %s, want 403", rt.Pattern, who, code, body)
+				}
+			}
+		}
+	}
+	checkREADMEMatrix(t, matrix)
+}
+
+// checkREADMEMatrix fails unless README.md's role matrix lists exactly the
+// server's routes and roles.
+func checkREADMEMatrix(t *testing.T, matrix []server.RouteRoles) {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `([A-Z]+ /[^`]+)` \\| ([^|]+) \\|")
+	doc := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+		doc[m[1]] = strings.TrimSpace(m[2])
+	}
+	for _, rt := range matrix {
+		want := strings.Join(rt.Roles, ", ")
+		if got, ok := doc[rt.Pattern]; !ok || got != want {
+			t.Errorf("README's role matrix: `%s` is %q, want %q", rt.Pattern, got, want)
+		}
+		delete(doc, rt.Pattern)
+	}
+	for p := range doc {
+		t.Errorf("README's role matrix lists `%s`, which is no route", p)
+	}
+}
+
+// TestShards_RoleMatrix: a storage peer lets any live credential read a
+// shard, refuses a join token a write, lets only operators and peers
+// delete, and refuses unknown and revoked tokens.
+func TestShards_RoleMatrix(t *testing.T) {
+	a := startACLGrid(t)
+	peerAddr := ""
+	peers, err := a.g.Client().StoragePeers(context.Background(), false)
+	if err != nil || len(peers) == 0 {
+		t.Fatalf("storage peers %v, %v", peers, err)
+	}
+	peerAddr = peers[0].Address
+	data := []byte("shard bytes")
+	url := peerAddr + "/v1/shards/" + storage.Hash(data)
+	want := map[string]map[string]bool{ // method -> caller -> allowed
+		http.MethodPut:    {api.CredOperator: true, api.CredSubmitter: true, api.CredPeer: true},
+		http.MethodGet:    {api.CredOperator: true, api.CredSubmitter: true, api.CredPeer: true, api.CredWorker: true},
+		http.MethodDelete: {api.CredOperator: true, api.CredPeer: true},
+	}
+	for _, method := range []string{http.MethodPut, http.MethodGet, http.MethodDelete} {
+		for _, who := range callers {
+			if method != http.MethodPut && want[http.MethodPut][who] {
+				a.do(t, api.CredOperator, http.MethodPut, url, data) // there to read or delete
+			}
+			code, body := a.do(t, who, method, url, data)
+			if allowed := code/100 == 2; allowed != want[method][who] {
+				t.Errorf("shard %s as %s: %d %s, want allowed %v", method, who, code, body, want[method][who])
+			}
+		}
+	}
+}
+
+// TestPeers_SpeakOnlyForThemselves: a worker's credential cannot heartbeat,
+// lease, report, release or ask about shards as another worker or a
+// server, and a second worker cannot take an id already held.
+func TestPeers_SpeakOnlyForThemselves(t *testing.T) {
+	a := startACLGrid(t)
+	ctx := context.Background()
+	me := a.client(api.CredPeer)
+	for _, other := range []string{"dev-worker", "dev-server"} {
+		if _, err := me.Heartbeat(ctx, &api.HeartbeatRequest{Worker: other, Address: "http://evil.example:1", Cores: 64}); !forbidden(err) {
+			t.Errorf("heartbeat as %s: %v", other, err)
+		}
+		if _, err := me.Lease(ctx, &api.LeaseRequest{Worker: other, Max: 1}); !forbidden(err) {
+			t.Errorf("lease as %s: %v", other, err)
+		}
+		if _, err := me.Report(ctx, &api.ReportRequest{Worker: other, Reports: []api.Report{{TaskRef: api.TaskRef{Job: "j", Index: 0, Attempt: 1}}}}); !forbidden(err) {
+			t.Errorf("report as %s: %v", other, err)
+		}
+		if err := me.Release(ctx, &api.ReleaseRequest{Worker: other, Tasks: []api.TaskRef{{Job: "j", Index: 0, Attempt: 1}}}); !forbidden(err) {
+			t.Errorf("release as %s: %v", other, err)
+		}
+		if _, err := me.PlacedShards(ctx, other, []string{strings.Repeat("a", 64)}); !forbidden(err) {
+			t.Errorf("placed shards as %s: %v", other, err)
+		}
+	}
+	// As itself, with no id in the request, it is volunteer-1.
+	if _, err := me.Heartbeat(ctx, &api.HeartbeatRequest{Cores: 2}); err != nil {
+		t.Fatalf("heartbeat as itself: %v", err)
+	}
+	peers, err := a.g.Client().Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		if p.ID == "dev-server" && strings.Contains(p.Address, "evil") {
+			t.Fatalf("the server's address was changed: %+v", p)
+		}
+	}
+	if !slices.ContainsFunc(peers, func(p api.Peer) bool { return p.ID == "volunteer-1" && p.State == api.PeerAlive }) {
+		t.Fatalf("volunteer-1 not alive in %+v", peers)
+	}
+	// A second join for an id already held, and a join as the server.
+	for _, id := range []string{"volunteer-1", "dev-server"} {
+		if _, err := a.client(api.CredWorker).JoinWorker(ctx, &api.WorkerJoinRequest{Name: id}); err == nil || !strings.Contains(err.Error(), "already held") {
+			t.Errorf("join as %s: %v, want refused as held", id, err)
+		}
+	}
+}
+
+func forbidden(err error) bool {
+	var se *client.StatusError
+	return errors.As(err, &se) && se.Code == http.StatusForbidden && strings.Contains(se.Message, "speaks only for itself")
+}
+
+// TestSubmitters_SeeOnlyTheirOwn: a submitter's jobs and blobs are its own:
+// another submitter cannot list, read, cancel, purge or fetch them, nor
+// read or unpin its blobs; the operator sees everything.
+func TestSubmitters_SeeOnlyTheirOwn(t *testing.T) {
+	a := startACLGrid(t)
+	ctx := context.Background()
+	other, err := a.g.Client().CreateToken(ctx, &api.CreateTokenRequest{Role: api.CredSubmitter, Name: "mallory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, mallory := a.client(api.CredSubmitter), client.New(a.g.Addr, other.Secret)
+	id := submitEcho(t, alice, 3)
+	secret := []byte("alice's data")
+	if err := alice.PutBlob(ctx, storage.Hash(secret), secret); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.WaitJob(ctx, id, 20*time.Millisecond, nil); err != nil {
+		t.Fatal(err)
+	}
+	if jobs, err := mallory.Jobs(ctx); err != nil || len(jobs) != 0 {
+		t.Errorf("mallory lists %v, %v", jobs, err)
+	}
+	if jobs, err := alice.Jobs(ctx); err != nil || len(jobs) != 1 || jobs[0].ID != id {
+		t.Errorf("alice lists %v, %v", jobs, err)
+	}
+	notFound := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, client.ErrNotFound) {
+			t.Errorf("mallory %s: %v, want not found", what, err)
+		}
+	}
+	_, err = mallory.Job(ctx, id)
+	notFound("reads alice's job", err)
+	_, err = mallory.Results(ctx, id)
+	notFound("fetches alice's results", err)
+	notFound("cancels alice's job", mallory.Cancel(ctx, id))
+	notFound("purges alice's job", mallory.Purge(ctx, id))
+	_, err = mallory.GetBlob(ctx, storage.Hash(secret))
+	notFound("reads alice's blob", err)
+	notFound("unpins alice's blob", mallory.Unpin(ctx, storage.Hash(secret)))
+	if has, err := mallory.HasBlob(ctx, storage.Hash(secret)); has || err != nil {
+		t.Errorf("mallory learns alice's blob exists: %v, %v", has, err)
+	}
+	if res, err := alice.Results(ctx, id); err != nil || len(res) != 3 || res[0].State != tasks.TaskDone {
+		t.Errorf("alice's results: %v, %v", res, err)
+	}
+	if got, err := alice.GetBlob(ctx, storage.Hash(secret)); err != nil || !bytes.Equal(got, secret) {
+		t.Errorf("alice reads her blob: %q, %v", got, err)
+	}
+	if st, err := a.g.Client().Job(ctx, id); err != nil || st.ID != id {
+		t.Errorf("the operator reads alice's job: %v", err)
+	}
+}
+
+// TestTokens_CreateListRevoke: a created credential works at once, shows
+// in the list without its secret, and a revoked one is refused with 401
+// saying so; a worker token's uses run out.
+func TestTokens_CreateListRevoke(t *testing.T) {
+	a := startACLGrid(t)
+	ctx := context.Background()
+	op := a.g.Client()
+	tok, err := op.CreateToken(ctx, &api.CreateTokenRequest{Role: api.CredWorker, Name: "lab", Uses: 1, MaxCores: 2, TTL: time.Hour})
+	if err != nil || !strings.HasPrefix(tok.Secret, "pgt_") || tok.UsesLeft == nil || *tok.UsesLeft != 1 || tok.Expires == nil {
+		t.Fatalf("create: %+v, %v", tok, err)
+	}
+	list, err := op.Tokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(list)
+	if !strings.Contains(string(raw), tok.ID) || strings.Contains(string(raw), tok.Secret) || strings.Contains(string(raw), "hash") {
+		t.Fatalf("the list should name %s and carry no secret or hash: %s", tok.ID, raw)
+	}
+	joiner := client.New(a.g.Addr, tok.Secret)
+	if _, err := joiner.JoinWorker(ctx, &api.WorkerJoinRequest{Name: "lab-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := joiner.JoinWorker(ctx, &api.WorkerJoinRequest{Name: "lab-2"}); err == nil || !strings.Contains(err.Error(), "no uses left") {
+		t.Fatalf("a second join with a one-use token: %v", err)
+	}
+	sub := a.client(api.CredSubmitter)
+	if _, err := sub.Jobs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	infos, _ := op.Tokens(ctx)
+	for _, info := range infos {
+		if info.Role == api.CredSubmitter && info.Revoked == nil {
+			if _, err := op.RevokeToken(ctx, info.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := sub.Jobs(ctx); !errors.Is(err, client.ErrUnauthorized) || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("a revoked submitter: %v, want 401 saying revoked", err)
+	}
+}
+
+// TestUpgrade_ClusterTokenBecomesAnOperatorCredential: a grid's cluster
+// token (a data dir from before credentials has only that) is registered as
+// the operator credential t-cluster by the first leader, and keeps working.
+func TestUpgrade_ClusterTokenBecomesAnOperatorCredential(t *testing.T) {
+	a := startACLGrid(t)
+	toks, err := a.g.Client().Tokens(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(toks, func(ti api.TokenInfo) bool {
+		return ti.ID == "t-cluster" && ti.Role == api.CredOperator && ti.Revoked == nil
+	}) {
+		t.Fatalf("no live operator t-cluster among %+v", toks)
+	}
+}
+
+// TestPeers_CoresAreCappedByTheirJoinToken: a worker joined with a token
+// that allows 2 cores is listed with 2, whatever it claims.
+func TestPeers_CoresAreCappedByTheirJoinToken(t *testing.T) {
+	a := startACLGrid(t)
+	ctx := context.Background()
+	tok, err := a.g.Client().CreateToken(ctx, &api.CreateTokenRequest{Role: api.CredWorker, MaxCores: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined, err := client.New(a.g.Addr, tok.Secret).JoinWorker(ctx, &api.WorkerJoinRequest{Name: "greedy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.New(a.g.Addr, joined.Secret).Heartbeat(ctx, &api.HeartbeatRequest{Cores: 100000}); err != nil {
+		t.Fatal(err)
+	}
+	peers, err := a.g.Client().Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(peers, func(p api.Peer) bool { return p.ID == "greedy" })
+	if i < 0 || peers[i].Cores != 2 {
+		t.Fatalf("greedy listed as %+v, want 2 cores", peers)
+	}
+}
