@@ -30,10 +30,15 @@ func (idleRunner) Run(ctx context.Context, _ *wasm.Request) (*wasm.Result, error
 
 // storageGrid is a dev server plus n workers that are storage peers and
 // run no real tasks.
-func storageGrid(t *testing.T, n int) (*Grid, []func()) {
-	g, stops, _ := storageGridWith(t, n, idleRunner{})
+func storageGrid(t *testing.T, n int, opts ...func(*Config)) (*Grid, []func()) {
+	g, stops, _ := storageGridWith(t, n, idleRunner{}, opts...)
 	return g, stops
 }
+
+// noRepair keeps a grid from rebuilding lost shards during a test that
+// looks at them lost (a repair would move them: the grace is twice the
+// test's one-second worker TTL, which a loaded machine can outlast).
+func noRepair(c *Config) { c.RepairGrace = time.Hour }
 
 // gcGrace is how old an unused blob must be before the test grids collect
 // it: long, except in the garbage-collection test, so a slow (-race) upload
@@ -42,11 +47,15 @@ var gcGrace = time.Hour
 
 // storageGridWith is storageGrid with the workers' runner (nil: the real
 // executor pool, one executor each).
-func storageGridWith(t *testing.T, n int, runner worker.Runner) (*Grid, []func(), []string) {
+func storageGridWith(t *testing.T, n int, runner worker.Runner, opts ...func(*Config)) (*Grid, []func(), []string) {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	g, err := Start(context.Background(), Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: time.Second, Logger: quiet,
-		GCInterval: 100 * time.Millisecond, GCGrace: gcGrace})
+	cfg := Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: time.Second, Logger: quiet,
+		GCInterval: 100 * time.Millisecond, GCGrace: gcGrace}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	g, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +97,7 @@ func randomBytes(n int, seed uint64) []byte {
 // erasure-coded onto the workers' shard stores, reads back byte for byte, and
 // still does after m of them are killed; stat names the lost shards.
 func TestGrid_BlobsSurviveLosingMStoragePeers(t *testing.T) {
-	g, stops := storageGrid(t, 6)
+	g, stops := storageGrid(t, 6, noRepair)
 	c := g.Client()
 	ctx := context.Background()
 	sizes := []int{0, 1, storage.DefaultInlineThreshold, storage.DefaultInlineThreshold + 1, 1 << 20, 9<<20 + 7}

@@ -276,13 +276,21 @@ func (c *Cluster) WaitConverged(nodes ...*Node) string {
 	if len(nodes) == 0 {
 		nodes = c.Running()
 	}
-	leader := c.LeaderOf(nodes)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := leader.Server.Store().Barrier(ctx); err != nil {
-		c.t.Fatalf("barrier on the leader: %v", err)
-	}
-	target := leader.Server.Store().Raft().AppliedIndex()
+	// A barrier on the leader; a leader change while it runs (short Raft
+	// timeouts on a loaded machine) means a barrier on the next leader.
+	var target uint64
+	var lastErr error
+	Eventually(c.t, 30*time.Second, "a barrier on the leader", func() bool {
+		leader := c.LeaderOf(nodes)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if lastErr = leader.Server.Store().Barrier(ctx); lastErr != nil {
+			c.t.Logf("barrier on the leader %s: %v (trying again)", leader.ID, lastErr)
+			return false
+		}
+		target = leader.Server.Store().Raft().AppliedIndex()
+		return true
+	})
 	var hashes []string
 	Eventually(c.t, 30*time.Second, "servers converge on one ledger", func() bool {
 		hashes = hashes[:0]

@@ -295,6 +295,19 @@ func TestSubmitters_SeeOnlyTheirOwn(t *testing.T) {
 	if st, err := a.g.Client().Job(ctx, id); err != nil || st.ID != id {
 		t.Errorf("the operator reads alice's job: %v", err)
 	}
+	// The dashboard shows each what its credential may see.
+	if r := uiGet(t, a.g.Addr, "/ui/", nil, api.TokenHeader, other.Secret); r.code != http.StatusOK || strings.Contains(r.body, id) {
+		t.Errorf("mallory's overview: %d, shows alice's job %v", r.code, strings.Contains(r.body, id))
+	}
+	if r := uiGet(t, a.g.Addr, "/ui/", nil, api.TokenHeader, a.secrets[api.CredSubmitter]); r.code != http.StatusOK || !strings.Contains(r.body, id) {
+		t.Errorf("alice's overview: %d, shows her job %v", r.code, strings.Contains(r.body, id))
+	}
+	if r := uiGet(t, a.g.Addr, "/ui/jobs/"+id, nil, api.TokenHeader, other.Secret); r.code != http.StatusNotFound {
+		t.Errorf("mallory's view of alice's job page: %d, want 404", r.code)
+	}
+	if r := uiGet(t, a.g.Addr, "/ui/blobs/"+storage.Hash(secret), nil, api.TokenHeader, other.Secret); r.code != http.StatusNotFound {
+		t.Errorf("mallory's view of alice's blob page: %d, want 404", r.code)
+	}
 }
 
 // TestTokens_CreateListRevoke: a created credential works at once, shows

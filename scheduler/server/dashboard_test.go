@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -64,27 +65,77 @@ func uiGet(t *testing.T, base, path string, cookie *http.Cookie, header ...strin
 	return uiDo(t, noRedirects, req)
 }
 
-func uiPost(t *testing.T, hc *http.Client, base, path string, form url.Values) uiResp {
+func uiPost(t *testing.T, hc *http.Client, base, path string, form url.Values, cookies ...*http.Cookie) uiResp {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, base+path, strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
 	return uiDo(t, hc, req)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([0-9a-f]*)"`)
+
+// uiForm GETs a page (the login form, or a signed-in page with cookie)
+// and returns the CSRF value its forms carry, and for the login form the
+// cookie that goes with it.
+func uiForm(t *testing.T, hc *http.Client, base, path string, cookie *http.Cookie) (string, *http.Cookie) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cookie != nil {
+		req.AddCookie(cookie)
+	}
+	r := uiDo(t, hc, req)
+	m := csrfField.FindStringSubmatch(r.body)
+	if m == nil || m[1] == "" {
+		t.Fatalf("GET %s: no CSRF field in the page (%d)\n%s", path, r.code, r.body)
+	}
+	for _, c := range r.cookies {
+		if c.Name == "peergrid_csrf" {
+			if c.Value != m[1] || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+				t.Fatalf("CSRF cookie %+v does not match the form's %q or is not HttpOnly, SameSite=Strict", c, m[1])
+			}
+			return m[1], &http.Cookie{Name: c.Name, Value: c.Value}
+		}
+	}
+	return m[1], nil
+}
+
+// uiLoginPost posts a token to the login form, as a browser that loaded it.
+func uiLoginPost(t *testing.T, hc *http.Client, base, token string) uiResp {
+	t.Helper()
+	csrf, c := uiForm(t, hc, base, "/ui/login", nil)
+	return uiPost(t, hc, base, "/ui/login", url.Values{"token": {token}, "csrf": {csrf}}, c)
+}
+
+// sessionCookie is the response's session cookie (nil if it set none).
+func sessionCookie(r uiResp) *http.Cookie {
+	for _, c := range r.cookies {
+		if c.Name == "peergrid_ui" {
+			return c
+		}
+	}
+	return nil
 }
 
 // uiLogin signs in with the token and checks the cookie it gets.
 func uiLogin(t *testing.T, hc *http.Client, base, token string, wantSecure bool) *http.Cookie {
 	t.Helper()
-	r := uiPost(t, hc, base, "/ui/login", url.Values{"token": {token}})
+	r := uiLoginPost(t, hc, base, token)
 	if r.code != http.StatusSeeOther || r.location != "/ui/" {
 		t.Fatalf("login with the right token: %d, Location %q, want 303 to /ui/\n%s", r.code, r.location, r.body)
 	}
-	if len(r.cookies) != 1 {
-		t.Fatalf("login set %d cookies, want 1: %v", len(r.cookies), r.header.Values("Set-Cookie"))
+	c := sessionCookie(r)
+	if c == nil {
+		t.Fatalf("login set no session cookie: %v", r.header.Values("Set-Cookie"))
 	}
-	c := r.cookies[0]
 	if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Secure != wantSecure || c.Path != "/ui" || c.Value == "" {
 		t.Fatalf("cookie %q: HttpOnly %v, SameSite %v, Secure %v (want %v), Path %q", r.header.Get("Set-Cookie"), c.HttpOnly, c.SameSite, c.Secure, wantSecure, c.Path)
 	}
@@ -143,9 +194,9 @@ func TestDashboard_Auth(t *testing.T) {
 
 	// A wrong token: the form again, with a message, and no cookie.
 	for _, wrong := range []string{"", g.Token + "x", g.Token[:len(g.Token)-1], "<script>"} {
-		r := uiPost(t, noRedirects, g.Addr, "/ui/login", url.Values{"token": {wrong}})
-		wantPage(t, "login with a wrong token", r, http.StatusUnauthorized, "not this grid", `name="token"`)
-		if len(r.header.Values("Set-Cookie")) != 0 {
+		r := uiLoginPost(t, noRedirects, g.Addr, wrong)
+		wantPage(t, "login with a wrong token", r, http.StatusUnauthorized, "not a live credential", `name="token"`)
+		if sessionCookie(r) != nil {
 			t.Errorf("login with %q set %v", wrong, r.header.Values("Set-Cookie"))
 		}
 		if strings.Contains(r.body, "<script>") {
@@ -153,8 +204,9 @@ func TestDashboard_Auth(t *testing.T) {
 		}
 	}
 	// The token is taken from the form body only, never from the URL.
-	r := uiPost(t, noRedirects, g.Addr, "/ui/login?token="+url.QueryEscape(g.Token), url.Values{})
-	if r.code != http.StatusUnauthorized || len(r.cookies) != 0 {
+	csrf, csrfCookie := uiForm(t, noRedirects, g.Addr, "/ui/login", nil)
+	r := uiPost(t, noRedirects, g.Addr, "/ui/login?token="+url.QueryEscape(g.Token), url.Values{"csrf": {csrf}}, csrfCookie)
+	if r.code != http.StatusUnauthorized || sessionCookie(r) != nil {
 		t.Errorf("login with the token in the query: %d, cookies %v, want 401 and none", r.code, r.cookies)
 	}
 
@@ -191,20 +243,26 @@ func TestDashboard_Auth(t *testing.T) {
 		t.Errorf("GET /v1/jobs with the header: %d %q", r.code, r.header.Get("Content-Type"))
 	}
 
-	// Sign out clears the cookie.
-	out := uiPost(t, noRedirects, g.Addr, "/ui/logout", url.Values{})
-	if out.code != http.StatusSeeOther || out.location != "/ui/login" || len(out.cookies) != 1 || out.cookies[0].MaxAge >= 0 || out.cookies[0].Value != "" {
+	// Sign out clears the cookie; the form carries the session's CSRF token.
+	if out := uiPost(t, noRedirects, g.Addr, "/ui/logout", url.Values{}, cookie); out.code != http.StatusForbidden {
+		t.Errorf("logout without the CSRF token: %d, want 403", out.code)
+	}
+	logoutCSRF, _ := uiForm(t, noRedirects, g.Addr, "/ui/", cookie)
+	out := uiPost(t, noRedirects, g.Addr, "/ui/logout", url.Values{"csrf": {logoutCSRF}}, cookie)
+	if c := sessionCookie(out); out.code != http.StatusSeeOther || out.location != "/ui/login" || c == nil || c.MaxAge >= 0 || c.Value != "" {
 		t.Errorf("logout: %d %q %v", out.code, out.location, out.header.Values("Set-Cookie"))
 	}
 
 	// Behind a TLS proxy, or over TLS, the cookie is Secure.
-	req, err := http.NewRequest(http.MethodPost, g.Addr+"/ui/login", strings.NewReader(url.Values{"token": {g.Token}}.Encode()))
+	csrf, csrfCookie = uiForm(t, noRedirects, g.Addr, "/ui/login", nil)
+	req, err := http.NewRequest(http.MethodPost, g.Addr+"/ui/login", strings.NewReader(url.Values{"token": {g.Token}, "csrf": {csrf}}.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Forwarded-Proto", "https")
-	if r := uiDo(t, noRedirects, req); len(r.cookies) != 1 || !r.cookies[0].Secure {
+	req.AddCookie(csrfCookie)
+	if r := uiDo(t, noRedirects, req); sessionCookie(r) == nil || !sessionCookie(r).Secure {
 		t.Errorf("login behind a TLS proxy: Set-Cookie %v, want Secure", r.header.Values("Set-Cookie"))
 	}
 	ts := httptest.NewTLSServer(g.Server.Handler())
@@ -213,6 +271,38 @@ func TestDashboard_Auth(t *testing.T) {
 	tlsClient.CheckRedirect = noRedirects.CheckRedirect
 	tlsClient.Transport.(*http.Transport).TLSClientConfig.MinVersion = tls.VersionTLS12
 	uiLogin(t, tlsClient, ts.URL, g.Token, true)
+}
+
+// TestDashboard_LoginIsLimitedAndChecksCSRF: a login without the form's
+// CSRF token (a post from another site) is refused, and an address that
+// keeps guessing tokens is slowed down.
+func TestDashboard_LoginIsLimitedAndChecksCSRF(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: t.TempDir(), NoWorker: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	if r := uiPost(t, noRedirects, g.Addr, "/ui/login", url.Values{"token": {g.Token}}); r.code != http.StatusForbidden || sessionCookie(r) != nil {
+		t.Fatalf("login without the CSRF token: %d, session %v; want 403 and none", r.code, sessionCookie(r))
+	}
+	csrf, c := uiForm(t, noRedirects, g.Addr, "/ui/login", nil)
+	if r := uiPost(t, noRedirects, g.Addr, "/ui/login", url.Values{"token": {g.Token}, "csrf": {csrf + "0"}}, c); r.code != http.StatusForbidden {
+		t.Fatalf("login with a wrong CSRF token: %d, want 403", r.code)
+	}
+	limited := 0
+	for range 30 {
+		if r := uiLoginPost(t, noRedirects, g.Addr, "guess"); r.code == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited < 15 {
+		t.Fatalf("30 quick wrong guesses: %d limited, want most", limited)
+	}
+	if r := uiLoginPost(t, noRedirects, g.Addr, g.Token); r.code != http.StatusTooManyRequests {
+		t.Fatalf("even the right token waits out the limit: %d", r.code)
+	}
 }
 
 // TestDashboard_DevGrid runs a job and stores an erasure-coded blob on a dev

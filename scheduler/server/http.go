@@ -89,15 +89,6 @@ func (s *Server) newRoutes() http.Handler {
 	})
 }
 
-// tokenValid reports whether token is a live credential of this grid.
-func (s *Server) tokenValid(token string) bool {
-	if s.cfg.Token == "" && !s.credentialsInUse() {
-		return true // authentication disabled (tests only)
-	}
-	_, err := s.resolve(token)
-	return err == nil
-}
-
 // shardClient is a client for the storage peer at addr.
 func (s *Server) shardClient(addr string) *storage.ShardClient {
 	return storage.NewShardClient(addr, s.cfg.Token, nil)

@@ -21,6 +21,18 @@ func (v viewSource) Peers() []api.Peer                            { return v.s.p
 func (v viewSource) RaftPeers(ctx context.Context) []api.RaftPeer { return v.s.raftPeers(ctx) }
 func (v viewSource) StorageDefaults() (k, m int)                  { return v.s.cfg.StorageK, v.s.cfg.StorageM }
 func (v viewSource) ShardPeer(addr string) storage.ShardPeer      { return v.s.shardClient(addr) }
-func (v viewSource) Authorized(r *http.Request) bool              { return v.s.tokenValid(requestToken(r)) }
-func (v viewSource) TokenValid(token string) bool                 { return v.s.tokenValid(token) }
 func (v viewSource) Logger() *slog.Logger                         { return v.s.log }
+func (v viewSource) Viewer(r *http.Request) (views.Viewer, bool)  { return v.ViewerOf(requestToken(r)) }
+
+// ViewerOf is who a token is; with authentication disabled (tests), an
+// operator.
+func (v viewSource) ViewerOf(token string) (views.Viewer, bool) {
+	if v.s.cfg.Token == "" && !v.s.credentialsInUse() {
+		return views.Viewer{ID: "anonymous", Role: api.CredOperator}, true
+	}
+	p, err := v.s.resolve(token)
+	if err != nil {
+		return views.Viewer{}, false
+	}
+	return views.Viewer{ID: p.ID, Role: p.Role}, true
+}

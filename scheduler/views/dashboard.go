@@ -120,7 +120,10 @@ var uiPages = func() map[string]*template.Template {
 
 // uiCommon is what every page shows in its header.
 type uiCommon struct {
-	Title    string
+	Title string
+	// CSRF is the token the page's forms carry (login: double-submitted
+	// with a cookie; sign out: derived from the session).
+	CSRF     string
 	Authed   bool // show the status line, refresh and the logout button
 	Refresh  int
 	ServerID string
@@ -129,14 +132,16 @@ type uiCommon struct {
 	LeaderID string
 	Applied  uint64
 	Rendered time.Time
+	Viewer   Viewer
 }
 
-func (d *Dashboard) uiCommon(title string) uiCommon {
+func (d *Dashboard) uiCommon(r *http.Request, title string) uiCommon {
 	st := d.src.Store()
 	_, leader := st.Leader()
-	r := st.Raft()
-	return uiCommon{Title: title, Authed: true, Refresh: uiRefresh, ServerID: st.ID(), State: store.StateName(r.State()),
-		IsLeader: r.State() == raft.Leader, LeaderID: leader, Applied: r.AppliedIndex(), Rendered: time.Now().UTC()}
+	rf := st.Raft()
+	return uiCommon{Title: title, Authed: true, Refresh: uiRefresh, ServerID: st.ID(), State: store.StateName(rf.State()),
+		IsLeader: rf.State() == raft.Leader, LeaderID: leader, Applied: rf.AppliedIndex(), Rendered: time.Now().UTC(),
+		CSRF: sessionCSRF(r), Viewer: viewerOf(r)}
 }
 
 // Source is what the dashboard reads: the server it runs in.
@@ -153,23 +158,41 @@ type Source interface {
 	StorageDefaults() (k, m int)
 	// ShardPeer is a client for the storage peer at addr.
 	ShardPeer(addr string) storage.ShardPeer
-	// Authorized reports whether a request carries a valid credential in
-	// its headers; TokenValid whether a token (from the login form or the
-	// cookie) is one. With authentication disabled (tests) both are true.
-	Authorized(r *http.Request) bool
-	TokenValid(token string) bool
+	// Viewer is who a request's headers say it is, and ViewerOf who a token
+	// (from the login form or the cookie) is; false for no live credential.
+	// With authentication disabled (tests) everyone is an operator.
+	Viewer(r *http.Request) (Viewer, bool)
+	ViewerOf(token string) (Viewer, bool)
 	Logger() *slog.Logger
+}
+
+// Viewer is who looks at the dashboard: a credential's id and role. An
+// operator sees everything; a submitter its own jobs and blobs; a worker's
+// or join credential the grid's state but no job or blob.
+type Viewer struct {
+	ID, Role string
+}
+
+func (v Viewer) seesAllJobs() bool { return v.Role == api.CredOperator }
+func (v Viewer) seesJobs() bool    { return v.Role == api.CredOperator || v.Role == api.CredSubmitter }
+
+type viewerKey struct{}
+
+func viewerOf(r *http.Request) Viewer {
+	v, _ := r.Context().Value(viewerKey{}).(Viewer)
+	return v
 }
 
 // Dashboard serves the web dashboard under /ui/.
 type Dashboard struct {
 	src     Source
 	handler http.Handler
+	logins  *rateLimiter // login attempts per client address
 }
 
 // NewDashboard is the dashboard of the server src.
 func NewDashboard(src Source) *Dashboard {
-	d := &Dashboard{src: src}
+	d := &Dashboard{src: src, logins: newRateLimiter(loginBurst, loginEvery)}
 	d.handler = d.routes()
 	return d
 }
@@ -188,7 +211,7 @@ func (d *Dashboard) routes() http.Handler {
 	mux.Handle("GET /ui/blobs/{hash}", d.uiAuthed(d.uiBlob))
 	mux.Handle("GET /ui/go", d.uiAuthed(d.uiGo))
 	mux.Handle("/ui/", d.uiAuthed(func(w http.ResponseWriter, r *http.Request) {
-		d.uiNotFound(w, "Page not found", "There is no dashboard page at "+r.URL.Path+".")
+		d.uiNotFound(w, r, "Page not found", "There is no dashboard page at "+r.URL.Path+".")
 	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -201,28 +224,34 @@ func (d *Dashboard) routes() http.Handler {
 	})
 }
 
-// uiAuthorized: a credential in the usual header, or in the dashboard's cookie.
-func (d *Dashboard) uiAuthorized(r *http.Request) bool {
-	if d.src.Authorized(r) {
-		return true
+// uiViewer is who a request is: a credential in the usual header, or in
+// the dashboard's cookie.
+func (d *Dashboard) uiViewer(r *http.Request) (Viewer, bool) {
+	if v, ok := d.src.Viewer(r); ok {
+		return v, true
 	}
 	c, err := r.Cookie(uiCookie)
 	if err != nil {
-		return false
+		return Viewer{}, false
 	}
 	tok, err := base64.RawURLEncoding.DecodeString(c.Value)
-	return err == nil && len(tok) > 0 && d.src.TokenValid(string(tok))
+	if err != nil || len(tok) == 0 {
+		return Viewer{}, false
+	}
+	return d.src.ViewerOf(string(tok))
 }
 
-// uiAuthed sends a browser without the token to the login form (not a 401
-// in JSON, which a person could do nothing with).
+// uiAuthed sends a browser without a credential to the login form (not a
+// 401 in JSON, which a person could do nothing with), and hands the page
+// who is looking.
 func (d *Dashboard) uiAuthed(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !d.uiAuthorized(r) {
+		v, ok := d.uiViewer(r)
+		if !ok {
 			http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 			return
 		}
-		h(w, r)
+		h(w, r.WithContext(context.WithValue(r.Context(), viewerKey{}, v)))
 	})
 }
 
@@ -232,39 +261,60 @@ type uiLoginPage struct {
 }
 
 func (d *Dashboard) uiLoginForm(w http.ResponseWriter, r *http.Request) {
-	if d.uiAuthorized(r) {
+	if _, ok := d.uiViewer(r); ok {
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 		return
 	}
-	d.uiRender(w, http.StatusOK, "login", uiLoginPage{uiCommon: uiCommon{Title: "Sign in"}})
+	d.renderLogin(w, r, http.StatusOK, "")
+}
+
+// renderLogin shows the login form with a fresh CSRF token, set in a cookie
+// too: the form's POST must bring both, equal (a double-submit check a
+// page on another site cannot pass).
+func (d *Dashboard) renderLogin(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	tok := newCSRFToken()
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: tok, Path: "/ui", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
+	c := uiCommon{Title: "Sign in", CSRF: tok}
+	d.uiRender(w, code, "login", uiLoginPage{uiCommon: c, Message: msg})
 }
 
 // uiLogin checks the token from the form body (never the URL query) and, if
-// it is the cluster's, sets the cookie. A wrong token sets nothing.
+// it is a live credential of the grid, sets the cookie. A wrong token sets
+// nothing. Attempts are limited per client address, and the form must carry
+// the CSRF token its page was given.
 func (d *Dashboard) uiLogin(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
-		d.uiRender(w, http.StatusBadRequest, "login", uiLoginPage{uiCommon: uiCommon{Title: "Sign in"}, Message: "Could not read the form."})
+	if !d.logins.allow(clientAddr(r), time.Now()) {
+		d.renderLogin(w, r, http.StatusTooManyRequests, "Too many sign-in attempts from your address: wait a minute and try again.")
 		return
 	}
-	tok := r.PostForm.Get("token")
-	if !d.src.TokenValid("") { // authentication is on
-		// A pasted token often brings a newline along.
-		if tok == "" || !d.src.TokenValid(tok) {
-			tok = strings.TrimSpace(tok)
-		}
-		if tok == "" || !d.src.TokenValid(tok) {
-			d.uiRender(w, http.StatusUnauthorized, "login", uiLoginPage{uiCommon: uiCommon{Title: "Sign in"},
-				Message: "That is not this grid's cluster token. Paste the token the servers were started with (PEERGRID_TOKEN)."})
-			return
-		}
-		http.SetCookie(w, &http.Cookie{Name: uiCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(tok)), Path: "/ui",
-			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		d.renderLogin(w, r, http.StatusBadRequest, "Could not read the form.")
+		return
 	}
+	if !csrfMatches(r, r.PostForm.Get("csrf")) {
+		d.renderLogin(w, r, http.StatusForbidden, "The form expired or came from another site: sign in again.")
+		return
+	}
+	tok := strings.TrimSpace(r.PostForm.Get("token")) // a pasted token often brings a newline along
+	if _, ok := d.src.ViewerOf(tok); tok == "" || !ok {
+		d.renderLogin(w, r, http.StatusUnauthorized,
+			"That is not a live credential of this grid. Paste a token an operator gave you (PEERGRID_TOKEN), or the one peergrid dev printed.")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: uiCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(tok)), Path: "/ui",
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 }
 
+// uiLogout clears the cookie; its form carries the CSRF token derived from
+// the session (sessionCSRF), so another site cannot sign a user out.
 func (d *Dashboard) uiLogout(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil || !d.logoutCSRFMatches(r) {
+		http.Error(w, "dashboard: the sign-out form expired or came from another site", http.StatusForbidden)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: uiCookie, Value: "", Path: "/ui", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
@@ -311,8 +361,8 @@ type uiNotFoundPage struct {
 	Message string
 }
 
-func (d *Dashboard) uiNotFound(w http.ResponseWriter, title, msg string) {
-	c := d.uiCommon(title)
+func (d *Dashboard) uiNotFound(w http.ResponseWriter, r *http.Request, title, msg string) {
+	c := d.uiCommon(r, title)
 	c.Refresh = 0
 	d.uiRender(w, http.StatusNotFound, "notfound", uiNotFoundPage{uiCommon: c, Message: msg})
 }
@@ -346,20 +396,44 @@ func (d *Dashboard) uiOverview(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), uiRaftWait)
 	defer cancel()
 	rs := collectRaft(d.src.Store().Raft())
-	p := uiOverviewPage{uiCommon: d.uiCommon("Overview"), Servers: d.src.RaftPeers(ctx),
+	p := uiOverviewPage{uiCommon: d.uiCommon(r, "Overview"), Servers: d.src.RaftPeers(ctx),
 		Raft: uiRaft{State: rs.state, Term: rs.term, LastIndex: rs.lastIndex, Commit: rs.commit, Applied: rs.applied, SnapshotIndex: rs.snapshotIndex}}
 	p.Peers = d.src.Peers()
 	var ls ledger.Stats
 	d.src.Store().FSM().View(func(l *ledger.Ledger) {
 		ls = l.Stats() // O(jobs + peers + blobs), no task visited
 		p.Storage.Live, p.Storage.Total = len(l.StoragePeers(true)), len(l.StoragePeers(false))
-		p.JobsTotal = l.JobCount()
-		p.Jobs = l.NewestJobSummaries(uiMaxJobs) // summaries only
+		p.Jobs, p.JobsTotal = visibleJobs(l, viewerOf(r)) // summaries only
 	})
 	p.Tasks = ls.Tasks
 	p.Storage.Inline, p.Storage.Coded, p.Storage.Unplaced, p.Storage.Pinned = ls.Inline, ls.Coded, ls.UnplacedBlobs, ls.PinnedBlobs
 	p.Storage.InlineBytes, p.Storage.CodedBytes, p.Storage.CodedShard = ls.InlineBytes, ls.CodedBytes, int64(ls.CodedShards)
 	d.uiRender(w, http.StatusOK, "overview", p)
+}
+
+// visibleJobs is the newest uiMaxJobs jobs v may see and how many there are.
+func visibleJobs(l *ledger.Ledger, v Viewer) ([]api.JobSummary, int) {
+	switch {
+	case v.seesAllJobs():
+		return l.NewestJobSummaries(uiMaxJobs), l.JobCount()
+	case v.seesJobs():
+		own := l.JobSummariesOf(v.ID)
+		slices.Reverse(own)
+		return own[:min(len(own), uiMaxJobs)], len(own)
+	}
+	return nil, 0
+}
+
+// seesBlob: operators and peers see every blob, a submitter those it may
+// read, a join token none.
+func seesBlob(l *ledger.Ledger, v Viewer, hash string) bool {
+	switch v.Role {
+	case api.CredOperator, api.CredPeer:
+		return true
+	case api.CredSubmitter:
+		return l.MayRead(v.ID, hash)
+	}
+	return false
 }
 
 // --- job ---
@@ -395,7 +469,7 @@ func (d *Dashboard) uiPageNumber(w http.ResponseWriter, r *http.Request) (page i
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 {
-		d.uiNotFound(w, "Bad page", fmt.Sprintf("page=%q is not a page number (1, 2, ...).", v))
+		d.uiNotFound(w, r, "Bad page", fmt.Sprintf("page=%q is not a page number (1, 2, ...).", v))
 		return 0, false
 	}
 	return n, true
@@ -407,11 +481,12 @@ func (d *Dashboard) uiJob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p := uiJobPage{uiCommon: d.uiCommon("Job " + id), Page: page}
+	p := uiJobPage{uiCommon: d.uiCommon(r, "Job "+id), Page: page}
 	var found bool
+	v := viewerOf(r)
 	d.src.Store().FSM().View(func(l *ledger.Ledger) {
 		spec, ok := l.JobSpec(id)
-		if !ok {
+		if !ok || !v.seesAllJobs() && !(v.seesJobs() && l.OwnsJob(v.ID, id)) {
 			return
 		}
 		found = true
@@ -432,7 +507,7 @@ func (d *Dashboard) uiJob(w http.ResponseWriter, r *http.Request) {
 		p.ModuleLink = l.HasBlob(spec.ModuleHash)
 	})
 	if !found {
-		d.uiNotFound(w, "Job not found", "No job "+id+" in this server's ledger: it never existed, was purged, or this server has not caught up yet.")
+		d.uiNotFound(w, r, "Job not found", "No job "+id+" in this server's ledger: it never existed, was purged, or this server has not caught up yet.")
 		return
 	}
 	p.K, p.M = p.Spec.DataShards, p.Spec.ParityShards
@@ -496,21 +571,23 @@ type uiShard struct {
 func (d *Dashboard) uiBlob(w http.ResponseWriter, r *http.Request) {
 	hash := r.PathValue("hash")
 	if storage.CheckHash(hash) != nil {
-		d.uiNotFound(w, "Blob not found", "“"+hash+"” is not a blob hash (64 hex digits of SHA-256).")
+		d.uiNotFound(w, r, "Blob not found", "“"+hash+"” is not a blob hash (64 hex digits of SHA-256).")
 		return
 	}
 	page, ok := d.uiPageNumber(w, r)
 	if !ok {
 		return
 	}
-	p := uiBlobPage{uiCommon: d.uiCommon("Blob " + hash[:12]), Hash: hash, Page: 1, Pages: 1}
+	p := uiBlobPage{uiCommon: d.uiCommon(r, "Blob "+hash[:12]), Hash: hash, Page: 1, Pages: 1}
 	var m *storage.Manifest
 	var peers []api.StoragePeer
 	var found bool
+	v := viewerOf(r)
 	d.src.Store().FSM().View(func(l *ledger.Ledger) {
 		data, inline := l.InlineBlob(hash)
 		m = l.Manifest(hash) // replaced, never changed in place: safe to read after View
-		if !inline && m == nil {
+		if !inline && m == nil || !seesBlob(l, v, hash) {
+			m = nil
 			return
 		}
 		found = true
@@ -525,7 +602,7 @@ func (d *Dashboard) uiBlob(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	if !found {
-		d.uiNotFound(w, "Blob not found", "No blob "+hash+" in this server's ledger (inline or erasure-coded).")
+		d.uiNotFound(w, r, "Blob not found", "No blob "+hash+" in this server's ledger (inline or erasure-coded).")
 		return
 	}
 	if m != nil {
