@@ -43,28 +43,9 @@ func LoadPeerCredential(dir string) (*PeerCredential, error) {
 // written to a temporary file renamed into place, so a crash leaves the old
 // credential or the new, never half of one.
 func (c *PeerCredential) Save(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
 	b, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, peerCredentialFile+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, peerCredentialFile))
+	return writeSecret(dir, peerCredentialFile, b)
 }

@@ -6,6 +6,8 @@ package jobcheck
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -77,6 +79,25 @@ func EveryTaskOnce(t testing.TB, client *client.Client, id string, n int, want f
 		accepted += p.Done
 	}
 	if accepted != n {
-		t.Fatalf("the ledger accepted %d completions for %d tasks", accepted, n)
+		t.Fatalf("the ledger accepted %d completions for %d tasks; tasks run more than once: %s", accepted, n, retried(ctx, client, id))
 	}
+}
+
+// retried describes the tasks of job id that took more than one attempt
+// (index, attempts, the last error), for a failure message.
+func retried(ctx context.Context, c *client.Client, id string) string {
+	st, err := c.Job(ctx, id)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, ts := range st.TaskStats {
+		if ts.Attempts > 1 || ts.Ignored > 0 {
+			out = append(out, fmt.Sprintf("task %d: %d attempts, %d late reports, worker %s, last error %q %q", ts.Index, ts.Attempts, ts.Ignored, ts.Worker, ts.ErrorKind, ts.Error))
+		}
+	}
+	if len(out) == 0 {
+		return "none (a report counted twice?)"
+	}
+	return strings.Join(out, "; ")
 }
