@@ -37,6 +37,9 @@ const (
 	cmdDeleteBlobs     CommandType = 13
 	// cmdCompleteTasks carries api.Report, the one result shape.
 	cmdCompleteTasks CommandType = 14
+	// cmdRenewLeases is not ignorable: a server that skipped it would
+	// expire a paused worker's leases that the others keep.
+	cmdRenewLeases CommandType = 15
 
 	// IgnorableFlag marks a command type an older server may skip.
 	IgnorableFlag CommandType = 128
@@ -49,6 +52,7 @@ func (t CommandType) String() string {
 		cmdExpireLeases: "expire-leases", cmdCancelJob: "cancel-job",
 		cmdUpsertPeer: "upsert-peer", cmdReleaseTasks: "release-tasks", cmdPutManifest: "put-manifest",
 		cmdPurgeJob: "purge-job", cmdUnpinBlob: "unpin-blob", cmdDeleteBlobs: "delete-blobs",
+		cmdRenewLeases: "renew-leases",
 	}
 	if n, ok := names[t]; ok {
 		return n
@@ -161,6 +165,22 @@ type ReleaseTasksCommand struct {
 	Tasks  []api.TaskRef `json:"tasks"`
 }
 
+// RenewLeasesCommand keeps a paused worker's leases: each lease it names,
+// if still the worker's, expires no sooner than Now plus its task's timeout
+// plus Slack, as if granted now. A paused worker's executors are stopped and
+// pause time does not count against a task's timeout, so a lease granted
+// before the pause would otherwise expire under a task that has most of its
+// time left. The leader proposes it on a paused worker's heartbeat, only
+// for leases close to expiry and only for a bounded pause (see
+// scheduler/server), so it is rare; a worker paused longer hands its tasks
+// back itself.
+type RenewLeasesCommand struct {
+	Worker string        `json:"worker"`
+	Now    int64         `json:"now"`
+	Slack  int64         `json:"slack"`
+	Tasks  []api.TaskRef `json:"tasks"`
+}
+
 // CancelJobCommand cancels a job: its unfinished tasks will not run.
 type CancelJobCommand struct {
 	ID  string `json:"id"`
@@ -201,6 +221,7 @@ func (*PutManifestCommand) Type() CommandType   { return cmdPutManifest }
 func (*PurgeJobCommand) Type() CommandType      { return cmdPurgeJob }
 func (*UnpinBlobCommand) Type() CommandType     { return cmdUnpinBlob }
 func (*DeleteBlobsCommand) Type() CommandType   { return cmdDeleteBlobs }
+func (*RenewLeasesCommand) Type() CommandType   { return cmdRenewLeases }
 
 // commandTypes makes an empty command of each type Apply knows.
 var commandTypes = map[CommandType]func() Command{
@@ -217,6 +238,7 @@ var commandTypes = map[CommandType]func() Command{
 	cmdPurgeJob:        func() Command { return &PurgeJobCommand{} },
 	cmdUnpinBlob:       func() Command { return &UnpinBlobCommand{} },
 	cmdDeleteBlobs:     func() Command { return &DeleteBlobsCommand{} },
+	cmdRenewLeases:     func() Command { return &RenewLeasesCommand{} },
 }
 
 // ErrCorruptCommand is returned for an entry that cannot be decoded: in a

@@ -93,6 +93,8 @@ func (f *FSM) applyCommand(data []byte) any {
 		return l.applyUnpinBlob(c)
 	case *DeleteBlobsCommand:
 		return l.applyDeleteBlobs(c)
+	case *RenewLeasesCommand:
+		return l.applyRenewLeases(c)
 	}
 	panic(fmt.Sprintf("ledger: no apply for %s", c.Type()))
 }
