@@ -138,26 +138,45 @@ func (s *sandbox) result(exitCode int, d time.Duration) *Result {
 
 // runProbe lets an executor see a run in progress, so that at the deadline
 // it can send back what the task wrote before the process is killed.
+// It also keeps the run's Duration to run time: stopped, if set, is how
+// long the process has been stopped by its parent (a growing total).
 type runProbe struct {
-	mu    sync.Mutex
-	box   *sandbox
-	start time.Time
+	mu      sync.Mutex
+	box     *sandbox
+	start   time.Time
+	stopped func() time.Duration
+	base    time.Duration // stopped() when the run started
 }
 
 func (p *runProbe) attach(box *sandbox, start time.Time) {
 	p.mu.Lock()
 	p.box, p.start = box, start
+	if p.stopped != nil {
+		p.base = p.stopped()
+	}
 	p.mu.Unlock()
+}
+
+// ran is d, a wall-clock time since the run started, less the time the
+// process was stopped since.
+func (p *runProbe) ran(d time.Duration) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped == nil || p.box == nil {
+		return d
+	}
+	return max(d-(p.stopped()-p.base), 0)
 }
 
 // partial is the run so far, or an empty result if it has not started.
 func (p *runProbe) partial() *Result {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.box == nil {
+	box, start := p.box, p.start
+	p.mu.Unlock()
+	if box == nil {
 		return &Result{ExitCode: -1}
 	}
-	return p.box.result(-1, time.Since(p.start))
+	return box.result(-1, p.ran(time.Since(start)))
 }
 
 // formatBytes writes a size for people: "8 MiB", "62.5 MiB", "100 bytes".
