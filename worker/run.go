@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/tasks"
 	"github.com/peergrid/peergrid/wasm"
 )
 
@@ -18,15 +19,47 @@ func (r *run) runLoop() {
 			continue
 		default:
 		}
-		ref := refOf(a)
-		ctx := r.track(ref)
-		began := time.Now()
-		rep := r.execute(ctx, a)
-		r.observe(time.Since(began))
-		stopped := ctx.Err() != nil
-		r.untrack(ref)
-		r.finish(a, rep, stopped)
+		if !r.gate.waitToStart(r.draining) { // paused past pause_keep, or draining while paused
+			r.handBack(a)
+			continue
+		}
+		started, err := r.mem.acquire(int64(a.Memory), r.draining)
+		if err != nil {
+			r.reports <- r.refusal(a, err)
+			continue
+		}
+		if !started {
+			r.handBack(a)
+			continue
+		}
+		r.runOne(a)
+		r.mem.release(int64(a.Memory))
 	}
+}
+
+// runOne runs one attempt, tracked so a heartbeat or a pause can stop it.
+func (r *run) runOne(a api.Assignment) {
+	ref := refOf(a)
+	ctx := r.track(ref)
+	began := time.Now()
+	rep := r.execute(ctx, a)
+	if rep.Duration > 0 {
+		r.observe(rep.Duration) // run time: a pause does not make tasks look long
+	} else {
+		r.observe(time.Since(began))
+	}
+	stopped := ctx.Err() != nil
+	r.untrack(ref)
+	r.finish(a, rep, stopped)
+}
+
+// refusal is the report of a task this worker will not run: its memory cap
+// is over the volunteer's max_memory. It fails the attempt as the worker's
+// fault, so the retry goes to another worker (the ledger steers a retry
+// away from the worker it failed on).
+func (r *run) refusal(a api.Assignment, err error) api.Report {
+	r.w.log.Warn("refusing a task", "job", a.Job, "task", a.Index, "err", err)
+	return api.Report{TaskRef: refOf(a), Result: tasks.Result{ExitCode: -1, ErrorKind: "worker", Error: err.Error()}}
 }
 
 // finish sends an attempt's report, unless nobody wants it: a task killed
@@ -35,6 +68,8 @@ func (r *run) runLoop() {
 func (r *run) finish(a api.Assignment, rep api.Report, stopped bool) {
 	switch {
 	case r.workCtx.Err() != nil: // killed by the end of a drain: not the task's fault
+		r.handBack(a)
+	case r.takeHandingBack(refOf(a)): // stopped by a pause past pause_keep
 		r.handBack(a)
 	case stopped: // stopped because its lease is gone: nobody wants the result
 		r.w.log.Info("stopped a task whose lease is gone", "job", a.Job, "task", a.Index)
