@@ -21,8 +21,9 @@ import (
 // Running again continues the executors, within max_cpu.
 type Volunteer struct {
 	Prefs prefs.Prefs
-	// PrefsFile, if set, is read again whenever it changes, and written
-	// when a preference is set through the control socket.
+	// PrefsFile, if set, is read at start and again whenever it changes
+	// (over Prefs), and written when a preference is set through the
+	// control socket.
 	PrefsFile string
 	Sources   prefs.Sources
 	// ControlSocket, if set, is where `peergrid worker status|pause|
@@ -75,9 +76,6 @@ func newVolunteer(r *run, cfg Volunteer) *volunteer {
 	v.since = cfg.Now()
 	if p, ok := r.w.pool.(Pauser); ok {
 		v.pauser = p
-	}
-	if cfg.PrefsFile != "" {
-		v.prefsMod = modTime(cfg.PrefsFile)
 	}
 	v.today = loadTotals(r.w.totalsPath(), v.since)
 	for k, d := range cfg.Sources.Describe {

@@ -52,6 +52,7 @@ func (m *Main) commands() []command {
 		{"peers", "list servers and workers", (*Main).runPeers},
 		{"blob", "store and read blobs (blob put|get|stat)", (*Main).runBlob},
 		{"operator", "operate the Raft group (operator raft list-peers|remove-peer)", (*Main).runOperator},
+		{"worker", "the worker on this machine: status, pause, resume, prefs, install", (*Main).runWorkerCmd},
 	}
 }
 
