@@ -125,6 +125,7 @@ func (v *volunteer) gridPIDs() []int {
 // back once a pause outlasts pause_keep.
 func (v *volunteer) apply(p prefs.Prefs, d prefs.Decision, now time.Time) {
 	v.r.mem.setLimit(p.MaxMemory)
+	v.r.w.disk.check(v.r.w, p.MaxDisk, now)
 	v.mu.Lock()
 	was := v.decision
 	if d.State != was.State {

@@ -144,6 +144,7 @@ type Worker struct {
 	shardsAddr string
 
 	active atomic.Pointer[run] // the Run in progress
+	disk   diskBudget          // max_disk
 }
 
 // New prepares a worker: its caches and, unless given one, its executor pool.
