@@ -23,7 +23,10 @@
 //     PEERGRID_EXECUTOR=1, see MaybeRunExecutor) that each run one task at a
 //     time on any engine, and the Pool that hands tasks to them, kills a
 //     child at the task's deadline (the only way to stop wasmer) and
-//     replaces a child that dies;
+//     replaces a child that dies; the pool can pause and resume its busy
+//     children (SIGSTOP, SIGCONT) and cap their CPU by duty-cycling them,
+//     with stopped time kept off the task's clock (pause.go, cpulimit.go),
+//     and start them at the lowest CPU priority (priority_*.go);
 //   - the module directory (ModuleDir): module files named by their SHA-256.
 //
 // Failures are values of *TaskError with a Kind (trap, exit, timeout,

@@ -9,7 +9,12 @@
 // module.go, inputs.go and stdout.go), sending reports (report.go), the
 // leases held and attempts running (held.go), heartbeats (heartbeat.go),
 // the drain (drain.go), and, when it is a storage peer, the shard service,
-// repair orders and the orphan sweep (storagepeer.go, sweep.go).
+// repair orders and the orphan sweep (storagepeer.go, sweep.go), and its
+// volunteer's say (volunteer.go: the preferences of worker/prefs applied
+// through a gate on leasing and starting tasks (gate.go), the executor
+// pool's pause, resume and CPU limit (Pauser), max_memory (membudget.go),
+// max_disk (disk.go), a hand back after pause_keep, today's totals
+// (totals.go) and the control socket of worker/control (controlsock.go)).
 //
 // A task's input inline in its assignment is given to the task as bytes; an
 // erasure-coded one is streamed from the storage peers into a file under
