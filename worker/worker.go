@@ -292,18 +292,22 @@ func (r *run) start(ctx context.Context) {
 	r.workCtx, r.workCancel = context.WithCancel(context.Background())
 	leaseCtx, cancel := context.WithCancel(ctx)
 	r.leaseStop = cancel
+	if cfg := r.w.cfg.Volunteer; cfg != nil && !r.w.cfg.NoTasks {
+		// Before the heartbeats, which read it, and the first lease: a
+		// worker started paused takes none.
+		v := newVolunteer(r, *cfg)
+		r.mu.Lock()
+		r.vol = v
+		r.mu.Unlock()
+		v.step()
+	}
 	r.leasing.Add(1)
 	go func() { defer r.leasing.Done(); r.heartbeatLoop(leaseCtx) }()
 	r.startSweep(leaseCtx)
 	if r.w.cfg.NoTasks {
 		return
 	}
-	if cfg := r.w.cfg.Volunteer; cfg != nil {
-		v := newVolunteer(r, *cfg)
-		r.mu.Lock()
-		r.vol = v
-		r.mu.Unlock()
-		r.vol.step() // before the first lease: a worker started paused takes none
+	if r.vol != nil {
 		r.leasing.Add(1)
 		go func() { defer r.leasing.Done(); r.vol.loop(leaseCtx) }()
 	}
