@@ -17,7 +17,7 @@ import (
 // against it, on either side of the executor pipe) finishes after Resume
 // with the result it gives unpaused, and its Duration leaves the pause out.
 func TestPool_TaskPausedLongerThanItsTimeoutFinishesWithItsResult(t *testing.T) {
-	const timeout, pause = time.Second, 2500 * time.Millisecond
+	const timeout, pause = 2 * time.Second, 3 * time.Second
 	spin := put(t, wasmtest.SpinThenHello(200_000_000, "spun\n")) // ~0.1-0.3s of compute
 	p := newPool(t, 1)
 	// Unpaused, first, to know the result and that it fits its timeout.

@@ -85,13 +85,16 @@ func workerStatus(t *testing.T, sock string) *control.Status {
 // plugged in again, with the right result, on its first attempt: the pause
 // counted against neither the task's timeout nor its lease.
 func TestVolunteer_TaskPausedLongerThanItsTimeoutFinishesWithItsResult(t *testing.T) {
-	const timeout = 3 * time.Second
+	// The task computes for about a second (more on a loaded machine): a
+	// timeout of 6s leaves it room, and the pause outlasts the timeout and
+	// the lease (timeout + 300ms of slack).
+	const timeout, pause = 6 * time.Second, 7 * time.Second
 	c, job, bat, sock := volunteerGrid(t, timeout, time.Hour)
 	testcluster.Eventually(t, 30*time.Second, "the task running", func() bool { return workerStatus(t, sock).Running == 1 })
 	bat.set(true)
 	paused := time.Now()
 	testcluster.Eventually(t, 10*time.Second, "the worker paused", func() bool { return workerStatus(t, sock).State == "paused" })
-	for time.Since(paused) < 2*timeout { // the pause under test; the job must not move meanwhile
+	for time.Since(paused) < pause { // the pause under test; the job must not move meanwhile
 		st, err := c.Job(context.Background(), job)
 		if err != nil || st.TaskStats[0].State != tasks.TaskLeased || st.TaskStats[0].Attempts != 1 {
 			t.Fatalf("%v into the pause: %+v %v", time.Since(paused).Round(time.Millisecond), st, err)
@@ -101,10 +104,11 @@ func TestVolunteer_TaskPausedLongerThanItsTimeoutFinishesWithItsResult(t *testin
 	bat.set(false)
 	sum, err := c.WaitJob(context.Background(), job, 20*time.Millisecond, nil)
 	if err != nil || sum.State != tasks.JobComplete {
-		t.Fatalf("job after resume: %+v %v", sum, err)
+		st, _ := c.Job(context.Background(), job)
+		t.Fatalf("job after resume: %+v %v; task %+v", sum, err, st.TaskStats)
 	}
 	res, err := c.Results(context.Background(), job)
-	if err != nil || string(res[0].Stdout) != "spun\n" || res[0].Duration >= 2*timeout {
+	if err != nil || string(res[0].Stdout) != "spun\n" || res[0].Duration >= pause {
 		t.Fatalf("result %+v %v", res, err)
 	}
 	st, _ := c.Job(context.Background(), job)
