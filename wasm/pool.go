@@ -224,6 +224,11 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 			return nil, fmt.Errorf("%w: %v", ErrStdinFile, err)
 		}
 	}
+	if sent.StdoutPath != "" && !filepath.IsAbs(sent.StdoutPath) {
+		if sent.StdoutPath, err = filepath.Abs(sent.StdoutPath); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrStdoutFile, err)
+		}
+	}
 	proc, err := p.acquire(ctx)
 	if err != nil {
 		return nil, err
