@@ -97,11 +97,15 @@ func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
 		defer r.w.removeInput(path) // on every path, a panic included (removing twice is harmless)
 		req.StdinPath = path
 	}
+	// Stdout over the inline threshold is going to the storage peers: it
+	// spills to a file as the task writes it, so it never sits in memory.
+	req.StdoutPath, req.StdoutSpill = r.w.outputPath(), r.w.inlineThreshold(ctx)
+	defer r.w.removeOutput(req.StdoutPath)
 	res, err := r.w.pool.Run(ctx, req)
 	if req.StdinPath != "" {
 		r.w.removeInput(req.StdinPath) // the run is over: free the disk before storing the result
 	}
-	r.w.recordOutcome(ctx, &rep, a, res, err)
+	r.w.recordOutcome(ctx, &rep, a, req, res, err)
 	return rep
 }
 
@@ -120,12 +124,20 @@ func runRequest(a api.Assignment) *wasm.Request {
 }
 
 // recordOutcome puts what a run produced into its report: the output (a
-// large stdout stored on the storage peers, see storeLargeStdout) and, if
-// it failed, how. An error that is not a task failure is the worker's.
-func (w *Worker) recordOutcome(ctx context.Context, rep *api.Report, a api.Assignment, res *wasm.Result, err error) {
+// large stdout stored on the storage peers, see storeLargeStdout and
+// storeSpilledStdout) and, if it failed, how. An error that is not a task
+// failure is the worker's.
+func (w *Worker) recordOutcome(ctx context.Context, rep *api.Report, a api.Assignment, req *wasm.Request, res *wasm.Result, err error) {
 	if res != nil {
 		rep.ExitCode, rep.Stdout, rep.Stderr, rep.Duration, rep.Engine = res.ExitCode, res.Stdout, res.Stderr, res.Duration, res.Engine
-		w.storeLargeStdout(ctx, rep, api.BlobOptions{K: a.K, M: a.M})
+		opts := api.BlobOptions{K: a.K, M: a.M}
+		if res.StdoutSpilled {
+			if serr := w.storeSpilledStdout(ctx, rep, req.StdoutPath, res.StdoutSize, opts); serr != nil && err == nil {
+				err = serr
+			}
+		} else {
+			w.storeLargeStdout(ctx, rep, opts)
+		}
 	}
 	if err != nil {
 		rep.ErrorKind, rep.Error = string(wasm.KindOf(err)), err.Error()

@@ -143,8 +143,9 @@ type Worker struct {
 	shardHTTP  *http.Server
 	shardsAddr string
 
-	active atomic.Pointer[run] // the Run in progress
-	disk   diskBudget          // max_disk
+	active    atomic.Pointer[run] // the Run in progress
+	outputSeq atomic.Uint64       // names stdout files (see outputPath)
+	disk      diskBudget          // max_disk
 }
 
 // New prepares a worker: its caches and, unless given one, its executor pool.
