@@ -5,7 +5,8 @@
 //
 //   - the sandbox contract: args and environment from the request, stdin is
 //     the task's input (bytes, or a file streamed to the task as it reads:
-//     Request.StdinPath), stdout its result, stderr its log; no files, no
+//     Request.StdinPath), stdout its result (in memory, or spilled to a file
+//     as it is written past Request.StdoutSpill), stderr its log; no files, no
 //     network; a memory cap, a wall-clock limit and an output cap; a clock
 //     and random source that are fixed per task (seeded by Request.Seed), so
 //     the same task gives the same bytes on every run and machine;

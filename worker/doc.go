@@ -19,7 +19,10 @@
 // A task's input inline in its assignment is given to the task as bytes; an
 // erasure-coded one is streamed from the storage peers into a file under
 // DataDir/inputs, hash checked, given to the task as its stdin file and
-// removed after the attempt, so a large input costs disk, not memory.
+// removed after the attempt, so a large input costs disk, not memory. A
+// stdout over the cluster's inline threshold likewise spills to a file
+// under DataDir/outputs as the task writes it (wasm.Request.StdoutPath) and
+// is put on the storage peers from the file.
 //
 // It must reach the ledger only through the grid's API (the gridAPI
 // interface, which the api client implements), never through Raft or any
