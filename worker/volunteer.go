@@ -121,21 +121,33 @@ func (v *volunteer) gridPIDs() []int {
 }
 
 // apply acts on a decision: stop or continue the executors, close or open
-// the gate, set the CPU limit and the memory budget, and hand the tasks
-// back once a pause outlasts pause_keep.
+// the gate, set the CPU limit and the memory and disk budgets, and hand
+// the tasks back once a pause outlasts pause_keep.
 func (v *volunteer) apply(p prefs.Prefs, d prefs.Decision, now time.Time) {
 	v.r.mem.setLimit(p.MaxMemory)
 	v.r.w.disk.check(v.r.w, p.MaxDisk, now)
-	v.mu.Lock()
-	was := v.decision
-	if d.State != was.State {
-		v.since = now
+	if v.transition(p, d, now) {
+		v.r.gate.set(gateHandBack)
+		v.r.handBackRunning()
 	}
+	if !d.Stopped() && v.pauser != nil {
+		v.pauser.SetCPULimit(d.CPUShare)
+	}
+}
+
+// transition records the decision and stops or starts the executors and
+// the gate on a change; it reports whether the pause has just outlasted
+// pause_keep. A change of state or CPU share is logged (not every new
+// count of seconds in a reason).
+func (v *volunteer) transition(p prefs.Prefs, d prefs.Decision, now time.Time) (handBack bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	was := v.decision
 	v.decision = d
-	if d.Reason != was.Reason {
+	if d.State != was.State || d.CPUShare != was.CPUShare {
+		v.since = now
 		v.r.w.log.Info("volunteer: "+d.Reason, "state", d.State)
 	}
-	handBack := false
 	switch {
 	case d.Stopped() && !was.Stopped():
 		v.stoppedAt = now
@@ -151,17 +163,11 @@ func (v *volunteer) apply(p prefs.Prefs, d prefs.Decision, now time.Time) {
 		v.r.gate.set(gateOpen)
 	}
 	if d.Stopped() && !v.handedBack && now.Sub(v.stoppedAt) >= v.pauseKeepLocked(p) {
-		v.handedBack, handBack = true, true
+		v.handedBack = true
 		v.r.w.log.Info("volunteer: paused longer than pause_keep: handing the tasks back", "pause_keep", v.pauseKeepLocked(p))
+		return true
 	}
-	v.mu.Unlock()
-	if handBack {
-		v.r.gate.set(gateHandBack)
-		v.r.handBackRunning()
-	}
-	if !d.Stopped() && v.pauser != nil {
-		v.pauser.SetCPULimit(d.CPUShare)
-	}
+	return false
 }
 
 // pauseKeepLocked is pause_keep, no longer than the leader keeps leases.
