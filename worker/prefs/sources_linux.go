@@ -107,7 +107,6 @@ type inputIdle struct {
 	start  time.Time
 	last   atomic.Int64 // unix ns of the last event, 0 if none
 	files  []*os.File
-	wg     sync.WaitGroup
 	closed atomic.Bool
 }
 
@@ -130,14 +129,12 @@ func openInputDevices(dir string, now time.Time) *inputIdle {
 	}
 	src.n = len(src.files)
 	for _, f := range src.files {
-		src.wg.Add(1)
 		go src.read(f)
 	}
 	return src
 }
 
 func (s *inputIdle) read(f *os.File) {
-	defer s.wg.Done()
 	r := bufio.NewReaderSize(f, 64*inputEventSize)
 	var ev [inputEventSize]byte
 	for {
@@ -170,6 +167,9 @@ func (s *inputIdle) IdleFor(now time.Time) (time.Duration, error) {
 	return max(now.Sub(last), 0), nil
 }
 
+// Close closes the devices; their readers end with their next read. It
+// does not wait for them: a device the poller cannot watch would keep a
+// blocked read, and the worker must not hang on its way out for it.
 func (s *inputIdle) Close() error {
 	if s.closed.Swap(true) {
 		return nil
@@ -177,7 +177,6 @@ func (s *inputIdle) Close() error {
 	for _, f := range s.files {
 		_ = f.Close()
 	}
-	s.wg.Wait()
 	return nil
 }
 
