@@ -44,6 +44,11 @@ func childPeakRSS(t *testing.T) (peak int64, n int) {
 // storage peers from there: no executor's peak memory comes near the
 // output's size, and the stored result is whole.
 func TestGrid_LargeOutputDoesNotGrowTheExecutorsMemory(t *testing.T) {
+	if raceEnabled {
+		// The race detector's shadow memory blurs the measure, and the 64 MiB
+		// put is slow under it; CI's run without it (CGO_ENABLED=0) checks this.
+		t.Skip("measured without the race detector")
+	}
 	const size = 64 << 20
 	g, _, _ := storageGridWith(t, 6, nil)
 	c := g.Client()
@@ -77,13 +82,8 @@ func TestGrid_LargeOutputDoesNotGrowTheExecutorsMemory(t *testing.T) {
 		t.Skip("no executor children found in /proc")
 	}
 	// Held in memory, the output alone would take the executor past its
-	// size; spilled, a Go executor peaks at ~25 MiB (~50 MiB with the race
-	// detector's shadow memory).
-	limit := int64(size / 2)
-	if raceEnabled {
-		limit = size
-	}
-	if peak >= limit {
+	// size; spilled, a Go executor peaks at ~25 MiB.
+	if peak >= size/2 {
 		t.Fatalf("an executor peaked at %d MiB writing a %d MiB stdout: the output was held in memory", peak>>20, size>>20)
 	}
 	t.Logf("executors' peak RSS %d MiB for a %d MiB stdout", peak>>20, size>>20)
