@@ -96,15 +96,18 @@ type ResultsPage struct {
 
 // Peer is a server or worker known to the grid.
 type Peer struct {
-	ID       string    `json:"id"`
-	Address  string    `json:"address"`
-	Roles    []string  `json:"roles"`
-	Cores    int       `json:"cores"`
-	State    string    `json:"state"` // alive | down | draining
-	Running  int       `json:"running"`
-	Done     int       `json:"done"`
-	LastSeen time.Time `json:"last_seen"`
-	Engines  []string  `json:"engines,omitempty"` // a worker's WebAssembly engines
+	ID      string   `json:"id"`
+	Address string   `json:"address"`
+	Roles   []string `json:"roles"`
+	Cores   int      `json:"cores"`
+	State   string   `json:"state"` // alive | down | draining
+	Running int      `json:"running"`
+	Done    int      `json:"done"`
+	// CPUSeconds is a worker's credit: the run time of its accepted
+	// results, in seconds.
+	CPUSeconds float64   `json:"cpu_seconds,omitempty"`
+	LastSeen   time.Time `json:"last_seen"`
+	Engines    []string  `json:"engines,omitempty"` // a worker's WebAssembly engines
 }
 
 // Peer roles.
@@ -201,6 +204,10 @@ type HeartbeatRequest struct {
 	// StorageOnly says the peer keeps shards (at Address) but runs no tasks:
 	// a server's storage peer. It never leases and has no worker role.
 	StorageOnly bool `json:"storage_only,omitempty"`
+	// Paused says the worker's executors are stopped by its volunteer's
+	// preferences: the leader keeps its Held leases from expiring, for up
+	// to HeartbeatResponse.PauseKeep of pause.
+	Paused bool `json:"paused,omitempty"`
 }
 
 // HeartbeatResponse names running attempts the worker should stop: their
@@ -212,6 +219,9 @@ type HeartbeatResponse struct {
 	TTL time.Duration `json:"ttl_ns,omitempty"`
 	// Repairs are blobs this storage peer should repair.
 	Repairs []RepairOrder `json:"repairs,omitempty"`
+	// PauseKeep is how long the leader keeps a paused worker's leases (see
+	// HeartbeatRequest.Paused); a worker paused longer hands them back.
+	PauseKeep time.Duration `json:"pause_keep_ns,omitempty"`
 }
 
 // ReleaseRequest hands leased tasks back unrun (a draining worker).

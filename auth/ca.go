@@ -203,7 +203,9 @@ func LoadCACert(dir string) (*x509.Certificate, error) {
 }
 
 // CertPEM is a certificate in PEM.
-func CertPEM(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
+func CertPEM(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
 
 // ParseCertPEM reads the first certificate of a PEM text.
 func ParseCertPEM(b []byte) (*x509.Certificate, error) {

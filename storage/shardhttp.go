@@ -155,6 +155,8 @@ func shardStatus(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrShardTooLarge), errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrStoreFull):
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }

@@ -26,6 +26,9 @@ var (
 	ErrCorruptShard = errors.New("corrupt shard")
 	// ErrShardTooLarge is wrapped when a shard is over the store's limit.
 	ErrShardTooLarge = errors.New("shard too large")
+	// ErrStoreFull is wrapped when a store takes no more shards (its
+	// owner's disk limit); a writer moves to another peer.
+	ErrStoreFull = errors.New("shard store full")
 )
 
 // ShardStoreOptions tunes a ShardStore. The zero value is usable.
@@ -38,6 +41,9 @@ type ShardStoreOptions struct {
 	OnCorrupt func(hash string)
 	// Logger receives one line per corrupt shard (keys: shard, path); nil logs nothing.
 	Logger *slog.Logger
+	// Admit, if set, is asked before each Put; an error (wrapping
+	// ErrStoreFull) refuses the shard. The owner's disk limit lives there.
+	Admit func() error
 }
 
 // ShardStore is a content-addressed directory of shards on local disk:
@@ -92,6 +98,11 @@ func (s *ShardStore) Path(hash string) string {
 func (s *ShardStore) Put(ctx context.Context, hash string, r io.Reader) (err error) {
 	if err := CheckHash(hash); err != nil {
 		return err
+	}
+	if s.opts.Admit != nil {
+		if err := s.opts.Admit(); err != nil {
+			return fmt.Errorf("shard %s: %w", hash, err)
+		}
 	}
 	tmp, err := os.CreateTemp(s.tmpDir(), hash[:8]+"-*")
 	if err != nil {

@@ -5,7 +5,8 @@
 //
 //   - the sandbox contract: args and environment from the request, stdin is
 //     the task's input (bytes, or a file streamed to the task as it reads:
-//     Request.StdinPath), stdout its result, stderr its log; no files, no
+//     Request.StdinPath), stdout its result (in memory, or spilled to a file
+//     as it is written past Request.StdoutSpill), stderr its log; no files, no
 //     network; a memory cap, a wall-clock limit and an output cap; a clock
 //     and random source that are fixed per task (seeded by Request.Seed), so
 //     the same task gives the same bytes on every run and machine;
@@ -23,7 +24,10 @@
 //     PEERGRID_EXECUTOR=1, see MaybeRunExecutor) that each run one task at a
 //     time on any engine, and the Pool that hands tasks to them, kills a
 //     child at the task's deadline (the only way to stop wasmer) and
-//     replaces a child that dies;
+//     replaces a child that dies; the pool can pause and resume its busy
+//     children (SIGSTOP, SIGCONT) and cap their CPU by duty-cycling them,
+//     with stopped time kept off the task's clock (pause.go, cpulimit.go),
+//     and start them at the lowest CPU priority (priority_*.go);
 //   - the module directory (ModuleDir): module files named by their SHA-256.
 //
 // Failures are values of *TaskError with a Kind (trap, exit, timeout,

@@ -46,6 +46,9 @@ func validateRequest(req *Request) error {
 	if req.StdinPath != "" && len(req.Stdin) > 0 {
 		return fmt.Errorf("%w: both Stdin and StdinPath are set", ErrInvalidRequest)
 	}
+	if req.StdoutSpill < 0 || (req.StdoutPath != "" && req.StdoutPath == req.StdinPath) {
+		return fmt.Errorf("%w: StdoutSpill %d, StdoutPath %q", ErrInvalidRequest, req.StdoutSpill, req.StdoutPath)
+	}
 	for _, a := range append([]string{req.Name}, req.Args...) {
 		if strings.IndexByte(a, 0) >= 0 {
 			return fmt.Errorf("%w: argument %q contains NUL", ErrInvalidRequest, a)

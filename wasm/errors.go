@@ -37,7 +37,10 @@ var (
 	ErrModuleNotFound = errors.New("module not found")
 	ErrModuleCorrupt  = errors.New("module file does not match its hash")
 	ErrPoolClosed     = errors.New("executor pool is closed")
-	ErrExecutor       = errors.New("executor failed")
+	// ErrStdoutFile is wrapped when the file stdout spills to cannot be
+	// written (Request.StdoutPath): a full disk is not the task's fault.
+	ErrStdoutFile = errors.New("cannot write the stdout file")
+	ErrExecutor   = errors.New("executor failed")
 )
 
 var kindSentinels = map[Kind]error{

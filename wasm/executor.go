@@ -52,6 +52,7 @@ func runExecutor() int {
 		},
 		engines: map[string]Engine{},
 		out:     &frameWriter{w: answers},
+		clock:   openChildStopClock(),
 	}
 	if err := ex.serve(bufio.NewReaderSize(requests, 64<<10)); err != nil {
 		fmt.Fprintln(os.Stderr, "peergrid executor:", err)
@@ -67,6 +68,7 @@ type executorServer struct {
 	engines map[string]Engine
 	out     *frameWriter
 	enc     encoder
+	clock   childStopClock // time the parent had this process stopped
 }
 
 // engine returns the named engine; "" and "auto" mean wazero (the pool
@@ -125,15 +127,16 @@ func exitWithParent(ppid int) {
 // handle runs one request. With a timeout, a watchdog sends back what the
 // task wrote so far when the deadline passes, since nothing can stop the
 // running module; the parent then kills this process. Whichever of the two
-// answers first answers alone.
+// answers first answers alone. Time the parent had this process stopped
+// counts neither against the deadline nor in the result's Duration.
 func (ex *executorServer) handle(req *Request) error {
 	if executorTestHook != nil {
 		executorTestHook(req)
 	}
 	var answered atomic.Bool
-	probe := &runProbe{}
+	probe := &runProbe{stopped: ex.clock.stoppedFor}
 	if req.Limits.Timeout > 0 {
-		t := time.AfterFunc(req.Limits.Timeout, func() {
+		t := afterRunning(req.Limits.Timeout, ex.clock.stoppedFor, func() {
 			if answered.CompareAndSwap(false, true) {
 				var e encoder
 				out, errOut := encodeResponse(&e, probe.partial(), timeoutError(req.Limits.Timeout), true)
@@ -146,6 +149,9 @@ func (ex *executorServer) handle(req *Request) error {
 	eng, err := ex.engine(req.Engine)
 	if err == nil {
 		res, err = eng.Run(withProbe(context.Background(), probe), req)
+	}
+	if res != nil {
+		res.Duration = probe.ran(res.Duration)
 	}
 	if !answered.CompareAndSwap(false, true) {
 		select {} // the watchdog answered; the parent kills us

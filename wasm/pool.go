@@ -30,6 +30,12 @@ type PoolConfig struct {
 	// AutoTrials is how many tasks of a module each engine runs before a
 	// request with Engine "auto" keeps the faster; 0 means 2.
 	AutoTrials int
+	// LowestPriority starts executors at the lowest CPU priority: nice 19
+	// and SCHED_IDLE on Linux, nice 19 and the background band on macOS,
+	// IDLE_PRIORITY_CLASS on Windows. A volunteer's worker wants it; tests
+	// on a loaded machine may not (idle-priority tasks wait behind
+	// everything else, and a task's timeout counts that wait).
+	LowestPriority bool
 }
 
 // defaultAutoTrials: the first run of a module on an engine may still pay
@@ -60,6 +66,13 @@ type Pool struct {
 	isClosed bool
 	live     map[*process]struct{}
 	wg       sync.WaitGroup // executor goroutines and respawns
+
+	// Pausing and CPU limits (pause.go, cpulimit.go), under mu.
+	busy     map[*process]struct{} // children running a task
+	paused   bool
+	cpuShare float64 // of the machine, (0, 1); 0 means no limit
+	offPhase bool    // the duty cycle has the busy children stopped
+	duty     *runningLoop
 }
 
 // NewPool starts cfg.Size executors and waits until they are ready.
@@ -76,7 +89,7 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		cfg: cfg, log: cfg.Logger, chooser: NewEngineChooser(cfg.Engines, cfg.AutoTrials),
 		env:   executorEnviron(cfg),
 		slots: make(chan *process, cfg.Size), closed: make(chan struct{}),
-		live: map[*process]struct{}{},
+		live: map[*process]struct{}{}, busy: map[*process]struct{}{},
 	}
 	p.chooser.TrialWaitPerMiB = autoTrialWaitPerMiB
 	if err := p.startAll(ctx); err != nil {
@@ -151,7 +164,7 @@ func (p *Pool) start() (*process, error) {
 	if p.isClosed {
 		return nil, ErrPoolClosed
 	}
-	proc, err := startProcess(p.cfg.Command, p.env, p.log, &p.wg)
+	proc, err := startProcess(p.cfg.Command, p.env, p.log, &p.wg, p.cfg.LowestPriority)
 	if err != nil {
 		return nil, err
 	}
@@ -211,11 +224,18 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 			return nil, fmt.Errorf("%w: %v", ErrStdinFile, err)
 		}
 	}
+	if sent.StdoutPath != "" && !filepath.IsAbs(sent.StdoutPath) {
+		if sent.StdoutPath, err = filepath.Abs(sent.StdoutPath); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrStdoutFile, err)
+		}
+	}
 	proc, err := p.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
+	p.setBusy(proc, true)
 	res, err, healthy := proc.run(ctx, p.closed, &sent)
+	p.setBusy(proc, false)
 	p.release(proc, healthy, err)
 	if res != nil && res.Engine == "" {
 		res.Engine = engine
@@ -356,6 +376,8 @@ func (p *Pool) Close() error {
 	}
 	p.isClosed = true
 	close(p.closed)
+	duty := p.duty
+	p.duty = nil
 	live := make([]*process, 0, len(p.live))
 	for proc := range p.live {
 		live = append(live, proc)
@@ -364,6 +386,7 @@ func (p *Pool) Close() error {
 	for _, proc := range live {
 		proc.kill()
 	}
+	duty.stop()
 	p.drainSlots()
 	p.wg.Wait()
 	return nil

@@ -34,6 +34,7 @@ type process struct {
 	br     *bufio.Reader
 	exited chan struct{} // closed once the child is reaped and its stderr drained
 
+	clock       *stopClock // time stopped by the pool (see pause.go)
 	killOnce    sync.Once
 	discardOnce sync.Once
 	enc         encoder
@@ -43,9 +44,10 @@ type process struct {
 	tail   []byte
 }
 
-// startProcess starts an executor child. goroutines counts the two
-// goroutines that drain its stderr and reap it; they end once it exits.
-func startProcess(command []string, env []string, log *slog.Logger, goroutines *sync.WaitGroup) (*process, error) {
+// startProcess starts an executor child, at the lowest CPU priority if
+// lowest. goroutines counts the two goroutines that drain its stderr and
+// reap it; they end once it exits.
+func startProcess(command []string, env []string, log *slog.Logger, goroutines *sync.WaitGroup, lowest bool) (*process, error) {
 	var files [6]*os.File // in r/w, out r/w, err r/w
 	for i := 0; i < len(files); i += 2 {
 		r, w, err := os.Pipe()
@@ -57,19 +59,33 @@ func startProcess(command []string, env []string, log *slog.Logger, goroutines *
 	}
 	inR, inW, outR, outW, errR, errW := files[0], files[1], files[2], files[3], files[4], files[5]
 	cmd := exec.Command(command[0], command[1:]...)
-	// Requests on fd 3, answers on fd 4; stdin is /dev/null.
+	// Requests on fd 3, answers on fd 4, the stop clock on fd 5; stdin is /dev/null.
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, errW, errW
+	clock := newStopClock()
 	cmd.ExtraFiles = []*os.File{inR, outW}
-	err := cmd.Start()
+	if clock.file != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, clock.file)
+	}
+	var err error
+	var warning string
+	if lowest {
+		warning, err = startLowest(cmd)
+	} else {
+		err = cmd.Start()
+	}
 	closeAll(inR, outW, errW) // the child holds its own copies
 	if err != nil {
 		closeAll(inW, outR, errR)
+		clock.close()
 		return nil, fmt.Errorf("%w: start %s: %v", ErrExecutor, command[0], err)
+	}
+	if warning != "" {
+		log.Warn(warning)
 	}
 	p := &process{
 		cmd: cmd, pid: cmd.Process.Pid, log: log.With("executor", cmd.Process.Pid),
 		in: inW, out: &frameWriter{w: inW}, stdout: outR, br: bufio.NewReaderSize(outR, 64<<10),
-		exited: make(chan struct{}),
+		exited: make(chan struct{}), clock: clock,
 	}
 	drained := make(chan struct{})
 	goroutines.Add(2)
@@ -127,8 +143,32 @@ func (p *process) discard() {
 		p.kill()
 		<-p.exited
 		_ = p.stdout.Close()
+		p.clock.close()
 	})
 }
+
+// stop stops the child (SIGSTOP) unless it is stopped already; its stop
+// clock starts counting first, so no stopped time goes uncounted.
+func (p *process) stop() {
+	if p.clock.markStopped(time.Now()) {
+		if err := stopPID(p.pid); err != nil && p.alive() {
+			p.log.Warn("cannot stop executor", "err", err)
+		}
+	}
+}
+
+// cont continues a stopped child (SIGCONT), after publishing its stopped
+// time for the child's deadline timer.
+func (p *process) cont() {
+	if p.clock.markRunning(time.Now()) {
+		if err := contPID(p.pid); err != nil && p.alive() {
+			p.log.Warn("cannot continue executor", "err", err)
+		}
+	}
+}
+
+// stoppedFor is how long the pool has had this child stopped, so far.
+func (p *process) stoppedFor() time.Duration { return p.clock.stoppedFor(time.Now()) }
 
 func (p *process) alive() bool {
 	select {
@@ -139,15 +179,15 @@ func (p *process) alive() bool {
 	}
 }
 
-// readAnswer reads the child's next frame. Past limit (if > 0), or when
-// ctx is done, it kills the child so the read ends. interrupted reports
-// that either happened, even if the frame arrived first: the child is
-// then dead or dying.
+// readAnswer reads the child's next frame. Past limit (if > 0) of time the
+// child was not stopped, or when ctx is done, it kills the child so the
+// read ends. interrupted reports that either happened, even if the frame
+// arrived first: the child is then dead or dying.
 func (p *process) readAnswer(ctx context.Context, limit time.Duration) (f []byte, err error, timedOut, interrupted bool) {
 	var late atomic.Bool
-	var timer *time.Timer
+	var timer *runningTimer
 	if limit > 0 {
-		timer = time.AfterFunc(limit, func() { late.Store(true); p.kill() })
+		timer = afterRunning(limit, p.stoppedFor, func() { late.Store(true); p.kill() })
 	}
 	stopCtx := context.AfterFunc(ctx, p.kill)
 	f, err = readFrame(p.br)
@@ -183,7 +223,7 @@ const hintMaybeRun = " (is wasm.MaybeRunExecutor called first in main and TestMa
 // run sends req and reads the answer. healthy is false when the child must
 // be replaced: it timed out, died, was killed, or sent garbage.
 func (p *process) run(ctx context.Context, closed <-chan struct{}, req *Request) (res *Result, err error, healthy bool) {
-	start := time.Now()
+	start, stoppedBefore := time.Now(), p.stoppedFor()
 	encodeRequest(&p.enc, req)
 	var backstop time.Duration
 	if req.Limits.Timeout > 0 {
@@ -203,7 +243,8 @@ func (p *process) run(ctx context.Context, closed <-chan struct{}, req *Request)
 		}
 		return res, err, !replace && !interrupted
 	case timedOut: // the child's own watchdog did not answer: it was wedged
-		return &Result{ExitCode: -1, Duration: time.Since(start)}, timeoutError(req.Limits.Timeout), false
+		ran := time.Since(start) - (p.stoppedFor() - stoppedBefore)
+		return &Result{ExitCode: -1, Duration: ran}, timeoutError(req.Limits.Timeout), false
 	case ctx.Err() != nil:
 		return nil, ctx.Err(), false
 	case isClosed(closed):

@@ -21,8 +21,9 @@ import (
 // (Request.StdinPath) carries the path, not the bytes: the child opens it.
 
 // protocolVersion 3 added the stdin path to requests and ErrStdinFile to
-// the plain errors.
-const protocolVersion = 3
+// the plain errors; 4 the stdout spill file (path and threshold in
+// requests, size and spilled in responses) and ErrStdoutFile.
+const protocolVersion = 4
 
 const (
 	frameHello    = 'H'
@@ -190,6 +191,8 @@ func encodeRequest(e *encoder, req *Request) {
 	e.varint(req.Limits.MaxOutput)
 	e.str(req.Engine)
 	e.str(req.StdinPath)
+	e.str(req.StdoutPath)
+	e.varint(req.StdoutSpill)
 	e.uvarint(uint64(len(req.Stdin)))
 }
 
@@ -215,6 +218,8 @@ func decodeRequest(f []byte) (*Request, error) {
 	req.Limits.MaxOutput = d.varint()
 	req.Engine = d.str()
 	req.StdinPath = d.str()
+	req.StdoutPath = d.str()
+	req.StdoutSpill = d.varint()
 	req.Stdin = d.bytes(d.uvarint())
 	return req, d.err
 }
@@ -223,12 +228,13 @@ func decodeRequest(f []byte) (*Request, error) {
 const (
 	respHasResult = 1 << iota // the module ran: a Result follows
 	respReplace               // the executor is exiting: replace it
+	respSpilled               // stdout is in the request's StdoutPath
 )
 
 // Codes for errors that are not the task's fault, so the parent can give
 // back an error that still matches the sentinel. ErrExecutor stays last: it
 // is the code of every other error.
-var plainErrors = []error{nil, ErrModuleNotFound, ErrModuleCorrupt, ErrInvalidRequest, ErrEngineUnavailable, ErrStdinFile, ErrExecutor}
+var plainErrors = []error{nil, ErrModuleNotFound, ErrModuleCorrupt, ErrInvalidRequest, ErrEngineUnavailable, ErrStdinFile, ErrStdoutFile, ErrExecutor}
 
 func encodeResponse(e *encoder, res *Result, err error, replace bool) (stdout, stderr []byte) {
 	e.reset(frameResponse)
@@ -241,10 +247,14 @@ func encodeResponse(e *encoder, res *Result, err error, replace bool) (stdout, s
 	if replace {
 		flags |= respReplace
 	}
+	if res.StdoutSpilled {
+		flags |= respSpilled
+	}
 	e.byte(flags)
 	e.varint(int64(res.ExitCode))
 	e.varint(int64(res.Duration))
 	e.str(res.Engine)
+	e.varint(res.StdoutSize)
 	encodeError(e, err)
 	e.uvarint(uint64(len(res.Stdout)))
 	e.uvarint(uint64(len(res.Stderr)))
@@ -282,7 +292,7 @@ func decodeResponse(f []byte) (res *Result, err error, replace bool, derr error)
 		return nil, nil, true, fmt.Errorf("%w: expected response", errProtocol)
 	}
 	flags := d.byte()
-	r := &Result{ExitCode: int(d.varint()), Duration: time.Duration(d.varint()), Engine: d.str()}
+	r := &Result{ExitCode: int(d.varint()), Duration: time.Duration(d.varint()), Engine: d.str(), StdoutSize: d.varint(), StdoutSpilled: flags&respSpilled != 0}
 	kind, msg, code := Kind(d.str()), d.str(), d.byte()
 	nOut, nErr := d.uvarint(), d.uvarint()
 	r.Stdout, r.Stderr = d.bytes(nOut), d.bytes(nErr)

@@ -50,8 +50,21 @@ type Request struct {
 	// caller removes it afterwards. If it cannot be opened, the run fails
 	// with an error wrapping ErrStdinFile (not a task failure).
 	StdinPath string
-	Seed      uint64 // seeds the deterministic random source the task sees
-	Limits    Limits
+	// StdoutPath, if set, is a file the task's stdout spills to once it is
+	// over StdoutSpill bytes: from then on everything the task writes (the
+	// first StdoutSpill bytes included) goes to the file as it is written,
+	// not to memory, under the same MaxOutput cap, and the Result says so
+	// (StdoutSpilled, with Stdout nil and the length in StdoutSize). So a
+	// task's output costs memory only up to StdoutSpill, whatever its
+	// size. The engine creates (or truncates) the file when it spills; the
+	// caller removes it. Through a Pool the path travels to the executor
+	// child, which writes it. A file that cannot be written fails the run
+	// with an error wrapping ErrStdoutFile (not a task failure). At a
+	// timeout the file may hold more than StdoutSize: read only that much.
+	StdoutPath  string
+	StdoutSpill int64
+	Seed        uint64 // seeds the deterministic random source the task sees
+	Limits      Limits
 
 	// Engine picks the engine in a Pool: "wazero", "wasmer", or "auto"
 	// (or "") to let the pool keep whichever runs this module faster. Every
@@ -71,8 +84,12 @@ func (r *Request) argv0() string {
 // (trap, timeout, output or memory limit, crash).
 type Result struct {
 	ExitCode int
-	Stdout   []byte        // what was written, up to the cap, also on error
-	Stderr   []byte        // likewise
+	Stdout   []byte        // what was written, up to the cap, also on error; nil if spilled
+	Stderr   []byte        // likewise (never spilled)
 	Duration time.Duration // time spent running the module (not queueing, not compiling)
 	Engine   string        // the engine that ran it: "wazero" or "wasmer"
+	// StdoutSize is how many bytes of stdout were kept; StdoutSpilled says
+	// they are in the request's StdoutPath, not in Stdout.
+	StdoutSize    int64
+	StdoutSpilled bool
 }

@@ -3,8 +3,10 @@ package wasm
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -60,12 +62,20 @@ func newTaskRandom(seed uint64) io.Reader {
 var errOutputLimit = errors.New("output limit reached")
 
 // cappedWriter keeps up to max bytes and stops the module on the first byte
-// beyond.
+// beyond. With a spill path, it keeps them in memory only up to spillAt
+// bytes; past that it writes everything to the file at the spill path as
+// it comes, so the output costs no memory.
 type cappedWriter struct {
 	mu  sync.Mutex
 	buf []byte
+	n   int64 // bytes kept, in buf or in the file
 	max int64
 	hit bool
+
+	spillAt   int64
+	spillPath string
+	file      *os.File // the spill file, once spilled
+	fileErr   error    // writing the spill file failed: the run stops
 }
 
 func (w *cappedWriter) Write(p []byte) (int, error) {
@@ -75,27 +85,84 @@ func (w *cappedWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// write keeps what fits under the cap and reports whether p went past it.
-// It never panics, for engines whose host calls must not (wasmer).
-func (w *cappedWriter) write(p []byte) (hit bool) {
+// write keeps what fits under the cap and reports whether the run must
+// stop: p went past the cap, or the spill file cannot be written. It never
+// panics, for engines whose host calls must not (wasmer).
+func (w *cappedWriter) write(p []byte) (stop bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	room := w.max - int64(len(w.buf))
-	if int64(len(p)) <= room {
-		w.buf = append(w.buf, p...)
-		return false
+	if w.fileErr != nil {
+		return true
 	}
-	w.buf = append(w.buf, p[:room]...)
-	w.hit = true
-	return true
+	take, over := p, false
+	if room := w.max - w.n; int64(len(p)) > room {
+		take, over = p[:room], true
+	}
+	if w.file == nil && w.spillPath != "" && w.n+int64(len(take)) > w.spillAt {
+		w.spill()
+	}
+	switch {
+	case w.fileErr != nil:
+		return true
+	case w.file != nil:
+		if _, err := w.file.Write(take); err != nil {
+			w.fileErr = err
+			return true
+		}
+	default:
+		w.buf = append(w.buf, take...)
+	}
+	w.n += int64(len(take))
+	if over {
+		w.hit = true
+	}
+	return over
 }
 
-// snapshot returns what was written so far without copying: the bytes
-// before len never change, even while the module keeps writing.
-func (w *cappedWriter) snapshot() (b []byte, hit bool) {
+// spill moves what is kept in memory to the spill file, which takes all
+// that follows (under w.mu).
+func (w *cappedWriter) spill() {
+	f, err := os.OpenFile(w.spillPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err == nil {
+		_, err = f.Write(w.buf)
+		if err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		w.fileErr = err
+		return
+	}
+	w.file, w.buf = f, nil
+}
+
+// snapshot returns what was written so far without copying (nil once
+// spilled): the bytes before len never change, even while the module
+// keeps writing. n is how many bytes were kept.
+func (w *cappedWriter) snapshot() (b []byte, n int64, spilled, hit bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.buf[:len(w.buf):len(w.buf)], w.hit
+	return w.buf[:len(w.buf):len(w.buf)], w.n, w.file != nil, w.hit
+}
+
+// close closes the spill file; what was written stays there.
+func (w *cappedWriter) close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.file == nil {
+		return nil
+	}
+	return w.file.Close()
+}
+
+// fileError is why the spill file could not be written, or nil.
+func (w *cappedWriter) fileError() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.fileErr == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %v", ErrStdoutFile, w.fileErr)
 }
 
 // sandbox is the per-run state an engine wires into the module.
@@ -109,12 +176,15 @@ type sandbox struct {
 func newSandbox(req *Request, heapMemory bool) *sandbox {
 	max := req.Limits.maxOutput()
 	return &sandbox{
-		stdout: &cappedWriter{max: max},
+		stdout: &cappedWriter{max: max, spillPath: req.StdoutPath, spillAt: req.StdoutSpill},
 		stderr: &cappedWriter{max: max},
 		random: newTaskRandom(req.Seed),
 		memory: newMemoryLimit(req.Limits.memoryBytes(), heapMemory),
 	}
 }
+
+// close ends the run's use of files; an engine calls it once the module is done.
+func (s *sandbox) close() { _ = s.stdout.close() }
 
 // outputError says which stream went past the cap, or nil.
 func (s *sandbox) outputError() *TaskError {
@@ -122,7 +192,7 @@ func (s *sandbox) outputError() *TaskError {
 		name string
 		w    *cappedWriter
 	}{{"stdout", s.stdout}, {"stderr", s.stderr}} {
-		if _, hit := w.w.snapshot(); hit {
+		if _, _, _, hit := w.w.snapshot(); hit {
 			return taskErrorf(KindOutput, "task wrote more than its %s limit to %s", formatBytes(uint64(w.w.max)), w.name)
 		}
 	}
@@ -131,33 +201,52 @@ func (s *sandbox) outputError() *TaskError {
 
 // result is what was written so far.
 func (s *sandbox) result(exitCode int, d time.Duration) *Result {
-	out, _ := s.stdout.snapshot()
-	errOut, _ := s.stderr.snapshot()
-	return &Result{ExitCode: exitCode, Stdout: out, Stderr: errOut, Duration: d}
+	out, n, spilled, _ := s.stdout.snapshot()
+	errOut, _, _, _ := s.stderr.snapshot()
+	return &Result{ExitCode: exitCode, Stdout: out, Stderr: errOut, Duration: d, StdoutSize: n, StdoutSpilled: spilled}
 }
 
 // runProbe lets an executor see a run in progress, so that at the deadline
 // it can send back what the task wrote before the process is killed.
+// It also keeps the run's Duration to run time: stopped, if set, is how
+// long the process has been stopped by its parent (a growing total).
 type runProbe struct {
-	mu    sync.Mutex
-	box   *sandbox
-	start time.Time
+	mu      sync.Mutex
+	box     *sandbox
+	start   time.Time
+	stopped func() time.Duration
+	base    time.Duration // stopped() when the run started
 }
 
 func (p *runProbe) attach(box *sandbox, start time.Time) {
 	p.mu.Lock()
 	p.box, p.start = box, start
+	if p.stopped != nil {
+		p.base = p.stopped()
+	}
 	p.mu.Unlock()
+}
+
+// ran is d, a wall-clock time since the run started, less the time the
+// process was stopped since.
+func (p *runProbe) ran(d time.Duration) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped == nil || p.box == nil {
+		return d
+	}
+	return max(d-(p.stopped()-p.base), 0)
 }
 
 // partial is the run so far, or an empty result if it has not started.
 func (p *runProbe) partial() *Result {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.box == nil {
+	box, start := p.box, p.start
+	p.mu.Unlock()
+	if box == nil {
 		return &Result{ExitCode: -1}
 	}
-	return p.box.result(-1, time.Since(p.start))
+	return box.result(-1, p.ran(time.Since(start)))
 }
 
 // formatBytes writes a size for people: "8 MiB", "62.5 MiB", "100 bytes".

@@ -118,6 +118,7 @@ func limitPages(limit uint64) uint32 {
 
 func (e *wasmerEngine) run(ctx context.Context, mod *wasmerModule, req *Request, stdin io.Reader) (*Result, error) {
 	box := newSandbox(req, true) // wasmer allocates memory itself; the limit is in the module
+	defer box.close()
 	host := e.takeHost()
 	defer e.putHost(host)
 	run := &wasmerRun{box: box, stdin: stdin}

@@ -108,6 +108,7 @@ func (e *wazeroEngine) Run(ctx context.Context, req *Request) (*Result, error) {
 
 func (e *wazeroEngine) run(ctx context.Context, code wazero.CompiledModule, req *Request, stdin io.Reader) (*Result, error) {
 	box := newSandbox(req, e.cfg.HeapMemory)
+	defer box.close()
 	runCtx := experimental.WithMemoryAllocator(ctx, box.memory)
 	if e.cfg.Interruptible && req.Limits.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -157,8 +158,12 @@ func (e *wazeroEngine) moduleConfig(req *Request, box *sandbox, stdin io.Reader)
 }
 
 // classify turns how the module ended into a Result and error, in order of
-// cause: deadline, output cap, memory cap, then the module's own exit or trap.
+// cause: a stdout file that could not be written, deadline, output cap,
+// memory cap, then the module's own exit or trap.
 func classify(box *sandbox, lim Limits, err error, timedOut bool, d time.Duration) (*Result, error) {
+	if ferr := box.stdout.fileError(); ferr != nil { // the worker's disk, not the task
+		return box.result(-1, d), ferr
+	}
 	if err == nil {
 		return box.result(0, d), nil
 	}

@@ -9,12 +9,20 @@
 // module.go, inputs.go and stdout.go), sending reports (report.go), the
 // leases held and attempts running (held.go), heartbeats (heartbeat.go),
 // the drain (drain.go), and, when it is a storage peer, the shard service,
-// repair orders and the orphan sweep (storagepeer.go, sweep.go).
+// repair orders and the orphan sweep (storagepeer.go, sweep.go), and its
+// volunteer's say (volunteer.go: the preferences of worker/prefs applied
+// through a gate on leasing and starting tasks (gate.go), the executor
+// pool's pause, resume and CPU limit (Pauser), max_memory (membudget.go),
+// max_disk (disk.go), a hand back after pause_keep, today's totals
+// (totals.go) and the control socket of worker/control (controlsock.go)).
 //
 // A task's input inline in its assignment is given to the task as bytes; an
 // erasure-coded one is streamed from the storage peers into a file under
 // DataDir/inputs, hash checked, given to the task as its stdin file and
-// removed after the attempt, so a large input costs disk, not memory.
+// removed after the attempt, so a large input costs disk, not memory. A
+// stdout over the cluster's inline threshold likewise spills to a file
+// under DataDir/outputs as the task writes it (wasm.Request.StdoutPath) and
+// is put on the storage peers from the file.
 //
 // It must reach the ledger only through the grid's API (the gridAPI
 // interface, which the api client implements), never through Raft or any

@@ -15,6 +15,11 @@ func (r *run) drain() {
 	r.leaseStop()
 	r.leasing.Wait()
 	close(r.draining)
+	if r.vol != nil && r.vol.stopped() {
+		// Stopped tasks cannot finish within the grace: hand them back now.
+		r.gate.set(gateHandBack)
+		r.handBackRunning()
+	}
 	r.sendHeartbeat(context.Background(), true)
 	close(r.queue)
 	for a := range r.queue { // hand back what no runner started, now, not after the running ones

@@ -40,6 +40,9 @@ func (r *run) sendHeartbeat(ctx context.Context, draining bool) {
 		return
 	}
 	r.ttl.Store(int64(resp.TTL))
+	if r.vol != nil {
+		r.vol.heard(resp)
+	}
 	r.stopStale(resp.Stale)
 	for _, o := range resp.Repairs {
 		r.startRepair(o)
@@ -66,6 +69,6 @@ func (r *run) heartbeatRequest(draining bool) *api.HeartbeatRequest {
 	}
 	return &api.HeartbeatRequest{
 		Worker: w.cfg.ID, Address: w.address(), Cores: w.cfg.Cores, Draining: draining, Running: r.runningRefs(), Held: r.heldRefs(), Engines: w.engines,
-		Storage: w.shards != nil,
+		Storage: w.shards != nil, Paused: r.vol != nil && r.vol.paused(),
 	}
 }

@@ -67,6 +67,36 @@ func (r *run) runningRefs() []api.TaskRef {
 	return refs
 }
 
+// handBackRunning stops every running attempt to hand it back (a pause
+// past pause_keep, a drain while paused): its runner releases it.
+func (r *run) handBackRunning() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ref, cancel := range r.running {
+		r.handingBack[ref] = true
+		cancel()
+	}
+}
+
+// takeHandingBack reports (once) whether an attempt was stopped to be
+// handed back.
+func (r *run) takeHandingBack(ref api.TaskRef) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.handingBack[ref] {
+		return false
+	}
+	delete(r.handingBack, ref)
+	return true
+}
+
+// counts are the attempts running and the leases held.
+func (r *run) counts() (running, held int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.running), len(r.held)
+}
+
 // stopStale stops attempts the server says are no longer this worker's.
 func (r *run) stopStale(stale []api.TaskRef) {
 	r.mu.Lock()

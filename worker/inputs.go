@@ -14,13 +14,19 @@ import (
 // inputsDir holds the stored inputs of the tasks being run, one file each.
 func (w *Worker) inputsDir() string { return filepath.Join(w.cfg.DataDir, "inputs") }
 
-// resetInputs empties the inputs directory: whatever is there was left by a
-// worker that stopped without cleaning up, and no task of this one uses it.
+// resetInputs empties the inputs and outputs directories: whatever is there
+// was left by a worker that stopped without cleaning up, and no task of
+// this one uses it.
 func (w *Worker) resetInputs() error {
-	if err := os.RemoveAll(w.inputsDir()); err != nil {
-		return err
+	for _, dir := range []string{w.inputsDir(), w.outputsDir()} {
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
 	}
-	return os.MkdirAll(w.inputsDir(), 0o700)
+	return nil
 }
 
 // partialSuffix marks an input file still being written: it is never run.

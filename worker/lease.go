@@ -21,14 +21,23 @@ const (
 func (r *run) leaseLoop(ctx context.Context) {
 	backoff := newBackoff()
 	for ctx.Err() == nil {
-		free := r.acquireSlots(ctx)
-		if free == 0 {
+		// No leases while the volunteer's preferences stop the worker; a
+		// pause cuts short a long poll in progress.
+		callCtx, cancel, ok := r.gate.waitOpen(ctx)
+		if !ok {
 			return
 		}
-		got, err := r.w.client.Lease(ctx, r.leaseRequest(free))
+		free := r.acquireSlots(callCtx)
+		if free == 0 {
+			cancel()
+			continue
+		}
+		got, err := r.w.client.Lease(callCtx, r.leaseRequest(free))
+		cut := callCtx.Err() != nil // stopped or paused: not a failure
+		cancel()
 		r.releaseSlots(free - len(got))
 		if err != nil {
-			if ctx.Err() == nil {
+			if !cut {
 				r.w.log.Warn("lease failed", "err", err)
 				backoff.wait(ctx)
 			}

@@ -21,6 +21,9 @@ func (r *run) reportLoop() {
 	for first := range r.reports {
 		batch := r.gatherReports(first)
 		r.sendReports(batch)
+		if r.vol != nil {
+			r.vol.counted(batch)
+		}
 		for _, rep := range batch {
 			r.hold(api.TaskRef{Job: rep.Job, Index: rep.Index, Attempt: rep.Attempt}, false)
 		}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/tasks"
 	"github.com/peergrid/peergrid/wasm"
 )
 
@@ -19,15 +20,47 @@ func (r *run) runLoop() {
 			continue
 		default:
 		}
-		ref := refOf(a)
-		ctx := r.track(ref)
-		began := time.Now()
-		rep := r.execute(ctx, a)
-		r.observe(time.Since(began))
-		stopped := ctx.Err() != nil
-		r.untrack(ref)
-		r.finish(a, rep, stopped)
+		if !r.gate.waitToStart(r.draining) { // paused past pause_keep, or draining while paused
+			r.handBack(a)
+			continue
+		}
+		started, err := r.mem.acquire(int64(a.Memory), r.draining)
+		if err != nil {
+			r.reports <- r.refusal(a, err)
+			continue
+		}
+		if !started {
+			r.handBack(a)
+			continue
+		}
+		r.runOne(a)
+		r.mem.release(int64(a.Memory))
 	}
+}
+
+// runOne runs one attempt, tracked so a heartbeat or a pause can stop it.
+func (r *run) runOne(a api.Assignment) {
+	ref := refOf(a)
+	ctx := r.track(ref)
+	began := time.Now()
+	rep := r.execute(ctx, a)
+	if rep.Duration > 0 {
+		r.observe(rep.Duration) // run time: a pause does not make tasks look long
+	} else {
+		r.observe(time.Since(began))
+	}
+	stopped := ctx.Err() != nil
+	r.untrack(ref)
+	r.finish(a, rep, stopped)
+}
+
+// refusal is the report of a task this worker will not run: its memory cap
+// is over the volunteer's max_memory. It fails the attempt as the worker's
+// fault, so the retry goes to another worker (the ledger steers a retry
+// away from the worker it failed on).
+func (r *run) refusal(a api.Assignment, err error) api.Report {
+	r.w.log.Warn("refusing a task", "job", a.Job, "task", a.Index, "err", err)
+	return api.Report{TaskRef: refOf(a), Result: tasks.Result{ExitCode: -1, ErrorKind: "worker", Error: err.Error()}}
 }
 
 // finish sends an attempt's report, unless nobody wants it: a task killed
@@ -36,6 +69,8 @@ func (r *run) runLoop() {
 func (r *run) finish(a api.Assignment, rep api.Report, stopped bool) {
 	switch {
 	case r.workCtx.Err() != nil: // killed by the end of a drain: not the task's fault
+		r.handBack(a)
+	case r.takeHandingBack(refOf(a)): // stopped by a pause past pause_keep
 		r.handBack(a)
 	case stopped: // stopped because its lease is gone: nobody wants the result
 		r.w.log.Info("stopped a task whose lease is gone", "job", a.Job, "task", a.Index)
@@ -63,11 +98,15 @@ func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
 		defer r.w.removeInput(path) // on every path, a panic included (removing twice is harmless)
 		req.StdinPath = path
 	}
+	// Stdout over the inline threshold is going to the storage peers: it
+	// spills to a file as the task writes it, so it never sits in memory.
+	req.StdoutPath, req.StdoutSpill = r.w.outputPath(), r.w.inlineThreshold(ctx)
+	defer r.w.removeOutput(req.StdoutPath)
 	res, err := r.w.pool.Run(ctx, req)
 	if req.StdinPath != "" {
 		r.w.removeInput(req.StdinPath) // the run is over: free the disk before storing the result
 	}
-	r.w.recordOutcome(ctx, &rep, a, res, err)
+	r.w.recordOutcome(ctx, &rep, a, req, res, err)
 	return rep
 }
 
@@ -86,12 +125,20 @@ func runRequest(a api.Assignment) *wasm.Request {
 }
 
 // recordOutcome puts what a run produced into its report: the output (a
-// large stdout stored on the storage peers, see storeLargeStdout) and, if
-// it failed, how. An error that is not a task failure is the worker's.
-func (w *Worker) recordOutcome(ctx context.Context, rep *api.Report, a api.Assignment, res *wasm.Result, err error) {
+// large stdout stored on the storage peers, see storeLargeStdout and
+// storeSpilledStdout) and, if it failed, how. An error that is not a task
+// failure is the worker's.
+func (w *Worker) recordOutcome(ctx context.Context, rep *api.Report, a api.Assignment, req *wasm.Request, res *wasm.Result, err error) {
 	if res != nil {
 		rep.ExitCode, rep.Stdout, rep.Stderr, rep.Duration, rep.Engine = res.ExitCode, res.Stdout, res.Stderr, res.Duration, res.Engine
-		w.storeLargeStdout(ctx, rep, client.BlobOptions{K: a.K, M: a.M})
+		opts := client.BlobOptions{K: a.K, M: a.M}
+		if res.StdoutSpilled {
+			if serr := w.storeSpilledStdout(ctx, rep, req.StdoutPath, res.StdoutSize, opts); serr != nil && err == nil {
+				err = serr
+			}
+		} else {
+			w.storeLargeStdout(ctx, rep, opts)
+		}
 	}
 	if err != nil {
 		rep.ErrorKind, rep.Error = string(wasm.KindOf(err)), err.Error()

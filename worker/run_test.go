@@ -41,10 +41,14 @@ func TestExecute_ReportCarriesTheRunsOutcome(t *testing.T) {
 		return &wasm.Result{ExitCode: 3, Stdout: []byte("out"), Stderr: []byte("err"), Duration: 7 * time.Millisecond, Engine: "wazero"},
 			&wasm.TaskError{Kind: wasm.KindExit, Msg: "exit code 3"}
 	}}
-	rep, _ := execute(t, g, runner, a)
+	rep, w := execute(t, g, runner, a)
 
 	wantReq := wasm.Request{ModuleHash: testModuleHash, Name: "prog", Args: []string{"-n", "3"}, Env: map[string]string{"K": "v"},
-		Stdin: []byte("in"), Seed: 99, Engine: "wazero", Limits: wasm.Limits{MemoryBytes: 1 << 20, Timeout: 3 * time.Second, MaxOutput: 1234}}
+		Stdin: []byte("in"), Seed: 99, Engine: "wazero", Limits: wasm.Limits{MemoryBytes: 1 << 20, Timeout: 3 * time.Second, MaxOutput: 1234},
+		StdoutSpill: storage.DefaultInlineThreshold} // stdout over the inline threshold spills to a file
+	if len(runner.reqs) == 1 && filepath.Dir(runner.reqs[0].StdoutPath) == w.outputsDir() {
+		wantReq.StdoutPath = runner.reqs[0].StdoutPath
+	}
 	if len(runner.reqs) != 1 || !reflect.DeepEqual(*runner.reqs[0], wantReq) {
 		t.Fatalf("sandbox asked %+v, want %+v", runner.reqs, wantReq)
 	}
@@ -272,6 +276,68 @@ func TestExecute_LargeStdoutGoesToTheStoragePeers(t *testing.T) {
 			}
 			if !bytes.Equal(rep.Stdout, stdout) || rep.StdoutBlob != "" {
 				t.Fatalf("stdout %d bytes inline, blob %q; want all %d inline", len(rep.Stdout), rep.StdoutBlob, len(stdout))
+			}
+		})
+	}
+}
+
+// TestExecute_SpilledStdoutIsStreamedFromItsFile: a stdout the task wrote
+// to its file (over the inline threshold) is put on the storage peers from
+// the file, only as many bytes as the result says, and the file is gone
+// after; with too few storage peers a small one goes inline, and one over
+// what the ledger keeps inline fails the attempt as the worker's.
+func TestExecute_SpilledStdoutIsStreamedFromItsFile(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		size   int64
+		putErr error
+		stored bool
+		fails  bool
+	}{
+		{"stored", 100, nil, true, false},
+		{"too few peers, inline", 100, storage.ErrNotEnoughPeers, false, false},
+		{"too few peers, too large", storage.MaxInline + 1, storage.ErrNotEnoughPeers, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newFakeGrid()
+			g.storageCfg.InlineThreshold, g.putErr = 16, tc.putErr
+			var path string
+			want := bytes.Repeat([]byte("y"), 100)
+			runner := &fakeRunner{run: func(ctx context.Context, req *wasm.Request) (*wasm.Result, error) {
+				path = req.StdoutPath
+				if req.StdoutSpill != 16 {
+					t.Errorf("spill at %d bytes, want the cluster's inline threshold 16", req.StdoutSpill)
+				}
+				// What a task writes, plus what it wrote after its result was taken.
+				f, err := os.Create(path)
+				if err != nil {
+					return nil, err
+				}
+				if tc.size == 100 {
+					f.Write(append(want, "late"...))
+				} else {
+					f.Truncate(tc.size) // sparse: no disk, no memory
+				}
+				f.Close()
+				return &wasm.Result{StdoutSize: tc.size, StdoutSpilled: true}, nil
+			}}
+			rep, w := execute(t, g, runner, task("j", 0))
+			if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) || filepath.Dir(path) != w.outputsDir() {
+				t.Fatalf("stdout file %s: %v, want it gone from %s", path, err, w.outputsDir())
+			}
+			switch {
+			case tc.stored:
+				if rep.StdoutBlob != storage.Hash(want) || rep.Stdout != nil || rep.ErrorKind != "" {
+					t.Fatalf("report %+v, want the blob of the first 100 bytes", rep)
+				}
+			case tc.fails:
+				if rep.ErrorKind != "worker" || !strings.Contains(rep.Error, "could not be stored") || rep.Stdout != nil {
+					t.Fatalf("report kind %q error %q, %d bytes inline", rep.ErrorKind, rep.Error, len(rep.Stdout))
+				}
+			default:
+				if !bytes.Equal(rep.Stdout, want) || rep.StdoutBlob != "" {
+					t.Fatalf("inline stdout %q, blob %q", rep.Stdout, rep.StdoutBlob)
+				}
 			}
 		})
 	}

@@ -30,7 +30,7 @@ func (w *Worker) startStorageOnly() (*Worker, error) {
 
 // serveShards opens the shard store and serves it to other peers.
 func (w *Worker) serveShards() error {
-	store, err := storage.OpenShardStore(filepath.Join(w.cfg.DataDir, "shards"), storage.ShardStoreOptions{Logger: w.log})
+	store, err := storage.OpenShardStore(filepath.Join(w.cfg.DataDir, "shards"), storage.ShardStoreOptions{Logger: w.log, Admit: w.disk.admit})
 	if err != nil {
 		return fmt.Errorf("worker: shard store: %w", err)
 	}

@@ -51,8 +51,15 @@ type Config struct {
 	// every interface, the local IP that routes to the servers).
 	StorageBind      string
 	StorageAdvertise string
-	// Pool overrides the executor pool (tests); nil makes one with Cores executors.
+	// Pool overrides the executor pool (tests); nil makes one with Cores
+	// executors. A Pool that is also a Pauser can be paused and throttled.
 	Pool Runner
+	// LowestPriority runs the executors at the lowest CPU priority (see
+	// wasm.PoolConfig.LowestPriority): what a volunteer's worker wants.
+	LowestPriority bool
+	// Volunteer, if set, makes the worker obey its volunteer's preferences
+	// (see volunteer.go); nil runs at full speed whenever there is work.
+	Volunteer *Volunteer
 	// NoTasks makes a storage-only peer (a server's, `agent --server
 	// --storage`): it needs StorageBind, keeps and serves shards, takes
 	// repair orders and sweeps, but never leases and starts no executors.
@@ -70,7 +77,10 @@ type Runner interface {
 	Run(ctx context.Context, req *wasm.Request) (*wasm.Result, error)
 }
 
-var _ Runner = (*wasm.Pool)(nil)
+var (
+	_ Runner = (*wasm.Pool)(nil)
+	_ Pauser = (*wasm.Pool)(nil)
+)
 
 // gridAPI is what a worker asks of the grid: every call it makes, and all
 // it knows of the ledger. The API client is the one implementation outside
@@ -135,6 +145,10 @@ type Worker struct {
 	shards     *storage.ShardStore
 	shardHTTP  *http.Server
 	shardsAddr string
+
+	active    atomic.Pointer[run] // the Run in progress
+	outputSeq atomic.Uint64       // names stdout files (see outputPath)
+	disk      diskBudget          // max_disk
 }
 
 // New prepares a worker: its caches and, unless given one, its executor pool.
@@ -185,7 +199,7 @@ func (w *Worker) startPool(ctx context.Context) error {
 	}
 	p, err := wasm.NewPool(ctx, wasm.PoolConfig{
 		Size: cfg.Cores, CacheDir: filepath.Join(cfg.DataDir, "compile"), ModuleDir: w.modules, Logger: cfg.Logger,
-		Engines: cfg.Engines,
+		Engines: cfg.Engines, LowestPriority: cfg.LowestPriority,
 	})
 	if err != nil {
 		return fmt.Errorf("worker: executor pool: %w", err)
@@ -223,9 +237,14 @@ func (w *Worker) Close() error {
 func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("worker started", "cores", w.cfg.Cores)
 	r := newRun(w)
+	w.active.Store(r)
 	r.start(ctx)
+	ctl := r.listenControl()
 	<-ctx.Done()
 	r.drain()
+	if ctl != nil {
+		ctl.Close()
+	}
 	w.log.Info("worker stopped")
 	return nil
 }
@@ -251,6 +270,13 @@ type run struct {
 	mu      sync.Mutex
 	running map[api.TaskRef]context.CancelFunc // attempts being run now (see held.go)
 	held    map[api.TaskRef]bool               // every lease held, until reported or handed back
+	// handingBack are running attempts stopped to be handed back (a pause
+	// past pause_keep): their runner releases them instead of reporting.
+	handingBack map[api.TaskRef]bool
+
+	gate *gate      // closed while the volunteer's preferences stop the worker
+	mem  *memBudget // max_memory
+	vol  *volunteer // nil without a Volunteer config
 }
 
 func newRun(w *Worker) *run {
@@ -258,7 +284,8 @@ func newRun(w *Worker) *run {
 	return &run{
 		w: w, queue: make(chan api.Assignment, capacity), reports: make(chan api.Report, capacity),
 		slots: newSlots(), draining: make(chan struct{}),
-		running: map[api.TaskRef]context.CancelFunc{}, held: map[api.TaskRef]bool{},
+		running: map[api.TaskRef]context.CancelFunc{}, held: map[api.TaskRef]bool{}, handingBack: map[api.TaskRef]bool{},
+		gate: newGate(), mem: newMemBudget(),
 	}
 }
 
@@ -269,11 +296,24 @@ func (r *run) start(ctx context.Context) {
 	r.workCtx, r.workCancel = context.WithCancel(context.Background())
 	leaseCtx, cancel := context.WithCancel(ctx)
 	r.leaseStop = cancel
+	if cfg := r.w.cfg.Volunteer; cfg != nil && !r.w.cfg.NoTasks {
+		// Before the heartbeats, which read it, and the first lease: a
+		// worker started paused takes none.
+		v := newVolunteer(r, *cfg)
+		r.mu.Lock()
+		r.vol = v
+		r.mu.Unlock()
+		v.step()
+	}
 	r.leasing.Add(1)
 	go func() { defer r.leasing.Done(); r.heartbeatLoop(leaseCtx) }()
 	r.startSweep(leaseCtx)
 	if r.w.cfg.NoTasks {
 		return
+	}
+	if r.vol != nil {
+		r.leasing.Add(1)
+		go func() { defer r.leasing.Done(); r.vol.loop(leaseCtx) }()
 	}
 	r.leasing.Add(1)
 	go func() { defer r.leasing.Done(); r.leaseLoop(leaseCtx) }()

@@ -23,6 +23,8 @@ import (
 	"github.com/peergrid/peergrid/scheduler/store"
 	"github.com/peergrid/peergrid/wasm"
 	"github.com/peergrid/peergrid/worker"
+	"github.com/peergrid/peergrid/worker/control"
+	"github.com/peergrid/peergrid/worker/prefs"
 )
 
 // agentFlags are `peergrid agent`'s flags.
@@ -48,6 +50,10 @@ type agentFlags struct {
 	storageM        int
 	inlineThreshold int64
 	logLevel        string
+	maxPauseKeep    time.Duration
+	// A volunteer's preferences (flags; prefs.toml in the data dir wins).
+	prefs        prefs.Prefs
+	execPriority string
 }
 
 func (m *Main) runAgent(ctx context.Context, args []string) (int, error) {
@@ -75,6 +81,10 @@ func (m *Main) runAgent(ctx context.Context, args []string) (int, error) {
 	fs.IntVar(&f.storageM, "storage-m", 2, "server: parity shards per segment (jobs may override)")
 	fs.Int64Var(&f.inlineThreshold, "inline-threshold", 16<<10, "server: blobs this many bytes or fewer live inline in the ledger; larger ones are erasure-coded (at most 32 MiB)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&f.maxPauseKeep, "max-pause-keep", time.Hour, "server: the longest a paused worker's leases are kept")
+	fs.StringVar(&f.execPriority, "executor-priority", "lowest", "worker: CPU priority of the executors: lowest (nice 19, SCHED_IDLE) or normal")
+	f.prefs = prefs.Default()
+	addPrefsFlags(fs, &f.prefs)
 	if _, err := parse(fs, args); err != nil {
 		return exitError, err
 	}
@@ -110,7 +120,19 @@ func (f *agentFlags) check(m *Main) error {
 	if f.worker && !f.server && f.servers == "" {
 		return fmt.Errorf("%w: a worker needs --servers (or $PEERGRID_SERVERS)", errUsage)
 	}
+	if f.execPriority != "lowest" && f.execPriority != "normal" {
+		return fmt.Errorf("%w: --executor-priority %q: want lowest or normal", errUsage, f.execPriority)
+	}
 	return nil
+}
+
+// addPrefsFlags adds a flag per volunteer preference: --run-when,
+// --idle-after, --max-cpu, ... (the keys with dashes).
+func addPrefsFlags(fs *flag.FlagSet, p *prefs.Prefs) {
+	for _, key := range prefs.Keys {
+		fs.Func(strings.ReplaceAll(key, "_", "-"), "worker: "+prefs.Help[key]+" (default "+strconv.Quote(p.Get(key))+"; "+prefs.FileName+" in the data dir wins)",
+			func(v string) error { return p.Set(key, v) })
+	}
 }
 
 func (m *Main) agent(ctx context.Context, f *agentFlags, log *slog.Logger) (int, error) {
@@ -171,7 +193,7 @@ func (m *Main) startServer(f *agentFlags, name string, log *slog.Logger) (func()
 		Store: store.Config{ID: name, DataDir: filepath.Join(f.dataDir, "server"), RaftBind: raftBind},
 		Token: token, HTTPAddr: firstNonEmpty(f.advertise, "http://"+ln.Addr().String()), Join: splitList(f.join),
 		BootstrapExpect: f.bootstrapExpect, WorkerTTL: f.workerTTL, Logger: log, StorageK: f.storageK, StorageM: f.storageM,
-		InlineThreshold: f.inlineThreshold,
+		InlineThreshold: f.inlineThreshold, MaxPauseKeep: f.maxPauseKeep,
 	})
 	if err != nil {
 		ln.Close()
@@ -214,6 +236,11 @@ func serverToken(f *agentFlags) (string, error) {
 }
 
 func (m *Main) runWorker(ctx context.Context, f *agentFlags, name string, log *slog.Logger) error {
+	vol, err := volunteer(f) // a bad preference stops the agent before it joins
+	if err != nil {
+		return err
+	}
+	defer vol.Sources.Close()
 	dir := filepath.Join(f.dataDir, "worker")
 	c, name, err := enroll(ctx, f, dir, name, f.cores)
 	if err != nil {
@@ -223,6 +250,7 @@ func (m *Main) runWorker(ctx context.Context, f *agentFlags, name string, log *s
 		ID: name, Client: c, DataDir: dir, Cores: f.cores,
 		DrainGrace: f.drainGrace, Heartbeat: f.workerTTL / 4, Logger: log, Engines: splitNames(f.engines),
 		StorageBind: storageBind(f), StorageAdvertise: f.storageAdv,
+		LowestPriority: f.execPriority == "lowest", Volunteer: vol,
 	})
 	if err != nil {
 		return err
@@ -254,6 +282,20 @@ func enroll(ctx context.Context, f *agentFlags, dir, name string, cores int) (*c
 		return nil, "", err
 	}
 	return client.New(f.servers, cred.Secret), cred.Worker, nil
+}
+
+// volunteer is the worker's obedience to its volunteer: the preferences
+// from the flags with prefs.toml over them (an error in the file stops the
+// start, naming the key), this machine's sources, and the control socket,
+// all in the agent's data dir.
+func volunteer(f *agentFlags) (*worker.Volunteer, error) {
+	file := filepath.Join(f.dataDir, prefs.FileName)
+	p := f.prefs
+	if err := prefs.LoadFile(file, &p); err != nil {
+		return nil, err
+	}
+	return &worker.Volunteer{Prefs: f.prefs, PrefsFile: file, Sources: prefs.SystemSources(),
+		ControlSocket: filepath.Join(f.dataDir, control.SocketName)}, nil
 }
 
 // loadOrCreateName is the peer id: --name (kept), else the one kept in the

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -30,6 +31,21 @@ func TestMultiProcess_WorkerChurn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
+	// Every worker registered before the kills: one killed before it ever
+	// said hello (a slow start on a loaded machine) is never marked down.
+	proctest.Eventually(t, 60*time.Second, "the four workers registered", func() bool {
+		peers, err := client.Peers(ctx)
+		if err != nil {
+			return false
+		}
+		alive := 0
+		for _, p := range peers {
+			if slices.Contains(p.Roles, api.RoleWorker) && p.State == api.PeerAlive {
+				alive++
+			}
+		}
+		return alive == 4
+	})
 	const n = 2000
 	id := submitEchoJob(ctx, t, client, n)
 	jobcheck.WaitJob(t, client, id, 60*time.Second, func(s *api.JobSummary) bool { return s.Done > 0 })

@@ -53,6 +53,7 @@ func (m *Main) commands() []command {
 		{"acl", "credentials: acl token create|list|revoke", (*Main).runACL},
 		{"blob", "store and read blobs (blob put|get|stat)", (*Main).runBlob},
 		{"operator", "operate the Raft group (operator raft list-peers|remove-peer)", (*Main).runOperator},
+		{"worker", "the worker on this machine: status, pause, resume, prefs, install", (*Main).runWorkerCmd},
 	}
 }
 

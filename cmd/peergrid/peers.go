@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/peergrid/peergrid/scheduler/views"
 )
 
 func (m *Main) runPeers(ctx context.Context, args []string) (int, error) {
@@ -25,13 +27,13 @@ func (m *Main) runPeers(ctx context.Context, args []string) (int, error) {
 		return exitOK, m.printJSON(peers)
 	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tROLES\tCORES\tENGINES\tSTATE\tRUNNING\tDONE\tLAST SEEN")
+	fmt.Fprintln(tw, "ID\tADDRESS\tROLES\tCORES\tENGINES\tSTATE\tRUNNING\tDONE\tCPU GIVEN\tLAST SEEN")
 	for _, p := range peers {
 		seen := "-"
 		if !p.LastSeen.IsZero() && p.LastSeen.Unix() > 0 {
 			seen = time.Since(p.LastSeen).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\n", p.ID, p.Address, strings.Join(p.Roles, ","), p.Cores, strings.Join(p.Engines, ","), p.State, p.Running, p.Done, seen)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", p.ID, p.Address, strings.Join(p.Roles, ","), p.Cores, strings.Join(p.Engines, ","), p.State, p.Running, p.Done, views.CPUTime(p.CPUSeconds), seen)
 	}
 	return exitOK, tw.Flush()
 }

@@ -125,7 +125,10 @@ func (c *Cluster) AddWorkerOn(h Host, name string, cores int, extra ...string) *
 	c.t.Helper()
 	args := []string{"agent", "--worker", "--name", name, "--data-dir", c.t.TempDir(),
 		"--servers", strings.Join(c.HTTPAddrs(), ","), "--token", Token, "--cores", strconv.Itoa(cores),
-		"--worker-ttl", c.opts.WorkerTTL.String()}
+		"--worker-ttl", c.opts.WorkerTTL.String(),
+		// Tests share a loaded machine: executors at idle priority would
+		// wait behind the test processes and miss their timeouts.
+		"--executor-priority", "normal"}
 	args = append(append(args, c.opts.WorkerArgs...), extra...)
 	w := StartIn(c.t, h.Netns, name, args...)
 	c.Workers = append(c.Workers, w)

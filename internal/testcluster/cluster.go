@@ -30,6 +30,7 @@ type Options struct {
 	SnapshotThreshold uint64
 	WorkerTTL         time.Duration
 	LeaseSlack        time.Duration
+	MaxPauseKeep      time.Duration
 	LeaderWait        time.Duration
 	Logger            *slog.Logger // default: discards
 }
@@ -118,7 +119,7 @@ func (c *Cluster) start(node *Node, join []string, expect int) {
 		Store: store.Config{ID: node.ID, DataDir: node.Dir, Fast: true, StreamLayer: layer,
 			SnapshotThreshold: c.opts.SnapshotThreshold, Logger: c.opts.Logger},
 		Token: Token, HTTPAddr: node.HTTPAddr, Join: join, BootstrapExpect: expect,
-		WorkerTTL: c.opts.WorkerTTL, LeaseSlack: c.opts.LeaseSlack, LeaderWait: c.opts.LeaderWait, Logger: c.opts.Logger,
+		WorkerTTL: c.opts.WorkerTTL, LeaseSlack: c.opts.LeaseSlack, MaxPauseKeep: c.opts.MaxPauseKeep, LeaderWait: c.opts.LeaderWait, Logger: c.opts.Logger,
 	})
 	if err != nil {
 		c.t.Fatalf("start %s: %v", node.ID, err)

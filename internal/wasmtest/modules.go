@@ -282,3 +282,14 @@ func NoStart() []byte {
 	m.Export("run", m.Func(nil, nil, nil, nil))
 	return m.Bytes()
 }
+
+// SpinThenHello counts down from iterations in a tight loop (about a
+// nanosecond each when compiled), then writes stdout: a task that computes
+// for a while and then gives a known result.
+func SpinThenHello(iterations uint32, stdout string) []byte {
+	m := newWASIModule()
+	m.Data(addrStatic, []byte(stdout))
+	body := Code{}.I32Const(int32(iterations)).LocalSet(0).
+		Loop().LocalGet(0).I32Const(1).I32Sub().LocalTee(0).BrIf(0).End()
+	return m.command([]ValType{I32}, append(body, m.writeStatic(1, addrStatic, int32(len(stdout)))...))
+}

@@ -40,6 +40,9 @@ const (
 	cmdCreateCredential CommandType = 15
 	cmdRevokeCredential CommandType = 16
 	cmdJoinWorker       CommandType = 17
+	// cmdRenewLeases is not ignorable: a server that skipped it would
+	// expire a paused worker's leases that the others keep.
+	cmdRenewLeases CommandType = 18
 
 	// IgnorableFlag marks a command type an older server may skip.
 	IgnorableFlag CommandType = 128
@@ -52,7 +55,7 @@ func (t CommandType) String() string {
 		cmdExpireLeases: "expire-leases", cmdCancelJob: "cancel-job",
 		cmdUpsertPeer: "upsert-peer", cmdReleaseTasks: "release-tasks", cmdPutManifest: "put-manifest",
 		cmdPurgeJob: "purge-job", cmdUnpinBlob: "unpin-blob", cmdDeleteBlobs: "delete-blobs",
-		cmdCreateCredential: "create-credential", cmdRevokeCredential: "revoke-credential", cmdJoinWorker: "join-worker",
+		cmdCreateCredential: "create-credential", cmdRevokeCredential: "revoke-credential", cmdJoinWorker: "join-worker", cmdRenewLeases: "renew-leases",
 	}
 	if n, ok := names[t]; ok {
 		return n
@@ -178,6 +181,22 @@ type ReleaseTasksCommand struct {
 	Tasks  []api.TaskRef `json:"tasks"`
 }
 
+// RenewLeasesCommand keeps a paused worker's leases: each lease it names,
+// if still the worker's, expires no sooner than Now plus its task's timeout
+// plus Slack, as if granted now. A paused worker's executors are stopped and
+// pause time does not count against a task's timeout, so a lease granted
+// before the pause would otherwise expire under a task that has most of its
+// time left. The leader proposes it on a paused worker's heartbeat, only
+// for leases close to expiry and only for a bounded pause (see
+// scheduler/server), so it is rare; a worker paused longer hands its tasks
+// back itself.
+type RenewLeasesCommand struct {
+	Worker string        `json:"worker"`
+	Now    int64         `json:"now"`
+	Slack  int64         `json:"slack"`
+	Tasks  []api.TaskRef `json:"tasks"`
+}
+
 // CancelJobCommand cancels a job: its unfinished tasks will not run.
 type CancelJobCommand struct {
 	ID  string `json:"id"`
@@ -218,6 +237,7 @@ func (*PutManifestCommand) Type() CommandType   { return cmdPutManifest }
 func (*PurgeJobCommand) Type() CommandType      { return cmdPurgeJob }
 func (*UnpinBlobCommand) Type() CommandType     { return cmdUnpinBlob }
 func (*DeleteBlobsCommand) Type() CommandType   { return cmdDeleteBlobs }
+func (*RenewLeasesCommand) Type() CommandType   { return cmdRenewLeases }
 
 // commandTypes makes an empty command of each type Apply knows.
 var commandTypes = map[CommandType]func() Command{
@@ -237,6 +257,7 @@ var commandTypes = map[CommandType]func() Command{
 	cmdCreateCredential: func() Command { return &CreateCredentialCommand{} },
 	cmdRevokeCredential: func() Command { return &RevokeCredentialCommand{} },
 	cmdJoinWorker:       func() Command { return &JoinWorkerCommand{} },
+	cmdRenewLeases:      func() Command { return &RenewLeasesCommand{} },
 }
 
 // ErrCorruptCommand is returned for an entry that cannot be decoded: in a

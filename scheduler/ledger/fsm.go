@@ -99,6 +99,8 @@ func (f *FSM) applyCommand(data []byte) any {
 		return l.applyRevokeCredential(c)
 	case *JoinWorkerCommand:
 		return l.applyJoinWorker(c)
+	case *RenewLeasesCommand:
+		return l.applyRenewLeases(c)
 	}
 	panic(fmt.Sprintf("ledger: no apply for %s", c.Type()))
 }

@@ -30,6 +30,7 @@ func seedCommands(t testing.TB) [][]byte {
 		&PurgeJobCommand{ID: "j"},
 		&UnpinBlobCommand{Hash: storage.Hash(testModule)},
 		&DeleteBlobsCommand{Hashes: []string{storage.Hash(testModule)}},
+		&RenewLeasesCommand{Worker: "w", Now: 10, Slack: 4, Tasks: []api.TaskRef{ref}},
 	} {
 		data, err := Encode(c)
 		if err != nil {

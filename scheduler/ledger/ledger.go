@@ -104,8 +104,11 @@ type Peer struct {
 	Cores   int      `json:"cores,omitempty"`
 	State   string   `json:"state"`
 	Done    int      `json:"done"`
-	Since   int64    `json:"since"`
-	Engines []string `json:"engines,omitempty"`
+	// CPUNanos is the worker's credit: the run time (Report.Duration) of
+	// its accepted successful results, in nanoseconds.
+	CPUNanos int64    `json:"cpu_ns,omitempty"`
+	Since    int64    `json:"since"`
+	Engines  []string `json:"engines,omitempty"`
 	// StorageAddress is where a storage peer serves shards, kept apart from
 	// Address so a server that is also a storage peer keeps its API address.
 	StorageAddress string `json:"storage_address,omitempty"`
@@ -380,9 +383,22 @@ func (l *Ledger) applyCompleteTasks(c *CompleteTasksCommand) any {
 		accepted[i], fresh = l.completeTask(c.Worker, c.Now, &c.Reports[i])
 		if fresh && p != nil {
 			p.Done++
+			p.CPUNanos += credit(&c.Reports[i])
 		}
 	}
 	return accepted
+}
+
+// credit is what an accepted report adds to its worker's CPU time: the run
+// time of a successful result (a failure earns none). The executor's
+// Duration excludes time paused, so it is CPU given, not time held. Results
+// are not yet checked by a quorum of replicas (see DESIGN.md, Validation):
+// until they are, credit counts what one worker said it did.
+func credit(r *api.Report) int64 {
+	if r.ErrorKind != "" || r.Duration < 0 {
+		return 0
+	}
+	return int64(r.Duration)
 }
 
 // completeTask records one report. accepted says whether it is the task's
@@ -519,6 +535,27 @@ func (l *Ledger) applyReleaseTasks(c *ReleaseTasksCommand) any {
 			l.requeue(j, ref.Index)
 		}
 		j.maybeFinish(c.Now)
+		n++
+	}
+	return n
+}
+
+// applyRenewLeases pushes back the expiry of the named leases the worker
+// still holds (see RenewLeasesCommand); it never brings one forward. The
+// response is how many it renewed.
+func (l *Ledger) applyRenewLeases(c *RenewLeasesCommand) any {
+	n := 0
+	for _, ref := range c.Tasks {
+		j, t := l.lookupTask(ref.Job, ref.Index)
+		if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt || t.Worker != c.Worker {
+			continue
+		}
+		expiry := c.Now + int64(j.Spec.Timeout) + c.Slack
+		if expiry <= t.Expiry {
+			continue
+		}
+		t.Expiry = expiry
+		l.leased[taskKey{j.ID, ref.Index}] = expiry
 		n++
 	}
 	return n

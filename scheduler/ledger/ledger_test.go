@@ -339,9 +339,14 @@ func randomCommands(rng *rand.Rand, n int) [][]byte {
 		case k <= 6 && len(grants) > 0:
 			g := grants[rng.IntN(len(grants))]
 			kind := []string{"", "", "trap", "timeout"}[rng.IntN(4)]
-			add(&CompleteTasksCommand{Worker: w, Now: now, Reports: []api.Report{{TaskRef: g, Result: tasks.Result{ErrorKind: kind, Stdout: []byte{byte(rng.IntN(256))}}}}})
+			add(&CompleteTasksCommand{Worker: w, Now: now, Reports: []api.Report{{TaskRef: g, Result: tasks.Result{ErrorKind: kind, Stdout: []byte{byte(rng.IntN(256))},
+				Duration: time.Duration(rng.IntN(1000))}}}})
 		case k == 7 && len(grants) > 0:
 			g := grants[rng.IntN(len(grants))]
+			if rng.IntN(2) == 0 {
+				add(&RenewLeasesCommand{Worker: w, Now: now, Slack: 1000, Tasks: []api.TaskRef{g}})
+				break
+			}
 			add(&ExpireLeasesCommand{Now: now, Reason: "r", Tasks: []api.TaskRef{g}})
 		case k == 8:
 			add(&UpsertPeerCommand{ID: w, State: []string{"alive", "down"}[rng.IntN(2)], Cores: 2, Now: now})

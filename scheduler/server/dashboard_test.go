@@ -19,6 +19,7 @@ import (
 	"github.com/peergrid/peergrid/examples"
 	"github.com/peergrid/peergrid/internal/devgrid"
 	"github.com/peergrid/peergrid/internal/testcluster"
+	"github.com/peergrid/peergrid/scheduler/views"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
 )
@@ -359,6 +360,15 @@ func TestDashboard_DevGrid(t *testing.T) {
 	peerRow := tableRow(t, home.body, `<td class="mono">dev-worker</td>`)
 	if !strings.Contains(peerRow, "worker") || !strings.Contains(peerRow, `<td class="num">4</td>`) || !strings.Contains(peerRow, `<td class="num">`+fmt.Sprint(n)+`</td>`) {
 		t.Errorf("overview's dev-worker row (roles, 4 cores, %d done):\n%s", n, peerRow)
+	}
+	apiPeers, err := c.Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range apiPeers {
+		if p.ID == "dev-worker" && (p.CPUSeconds != float64(n) || !strings.Contains(peerRow, `<td class="num">`+views.CPUTime(p.CPUSeconds)+`</td>`)) {
+			t.Errorf("dev-worker's credit: %v CPU seconds in the API; its row:\n%s", p.CPUSeconds, peerRow)
+		}
 	}
 	if r := tableRow(t, home.body, `<td class="mono">dev-server</td>`); !strings.Contains(r, "leader") || !strings.Contains(r, "<td>yes</td>") {
 		t.Errorf("overview's Raft server row:\n%s", r)

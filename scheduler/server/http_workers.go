@@ -176,7 +176,8 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	if req.Held != nil {
 		s.releaseForgotten(r.Context(), req.Worker, req.Held)
 	}
-	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL}
+	s.keepPausedLeases(r.Context(), &req, time.Now())
+	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL, PauseKeep: s.cfg.MaxPauseKeep}
 	if req.Storage || req.StorageOnly {
 		resp.Repairs = s.repairs.ordersFor(req.Worker)
 	}
@@ -302,7 +303,7 @@ func (s *Server) peerList() []api.Peer {
 
 func (s *Server) describePeer(p *ledger.Peer, running int) api.Peer {
 	ap := api.Peer{ID: p.ID, Address: cmp.Or(p.Address, p.StorageAddress), Roles: p.Roles, Cores: p.Cores, State: p.State,
-		Running: running, Done: p.Done, LastSeen: time.Unix(0, p.Since).UTC(), Engines: p.Engines}
+		Running: running, Done: p.Done, CPUSeconds: time.Duration(p.CPUNanos).Seconds(), LastSeen: time.Unix(0, p.Since).UTC(), Engines: p.Engines}
 	if t, ok := s.liveness.lastSeen(p.ID); ok {
 		ap.LastSeen = t.UTC()
 	}

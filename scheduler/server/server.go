@@ -29,6 +29,9 @@ type ServerConfig struct {
 	WorkerTTL time.Duration
 	// LeaseSlack is added to a task's timeout to give its lease expiry.
 	LeaseSlack time.Duration
+	// MaxPauseKeep bounds how long a paused worker's leases are kept from
+	// expiring (see pauses.go); default 1 hour.
+	MaxPauseKeep time.Duration
 	// MaxLeaseWait bounds a lease long poll.
 	MaxLeaseWait time.Duration
 	// HTTPAddr is this server's API address as other servers reach it
@@ -69,6 +72,9 @@ func (c *ServerConfig) setDefaults() {
 	}
 	if c.LeaseSlack == 0 {
 		c.LeaseSlack = 30 * time.Second
+	}
+	if c.MaxPauseKeep == 0 {
+		c.MaxPauseKeep = time.Hour
 	}
 	if c.MaxLeaseWait == 0 {
 		c.MaxLeaseWait = 30 * time.Second
@@ -124,6 +130,7 @@ type Server struct {
 	log   *slog.Logger
 
 	liveness *liveness
+	pauses   *pauses
 	work     *notifier
 	ready    atomic.Bool // leading, and caught up with the log (see establishLeadership)
 	repairs  *repairPlanner
@@ -147,7 +154,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: st, log: cfg.Logger, liveness: newLiveness(), work: newNotifier(), stop: make(chan struct{}),
+	s := &Server{cfg: cfg, store: st, log: cfg.Logger, liveness: newLiveness(), pauses: newPauses(), work: newNotifier(), stop: make(chan struct{}),
 		repairs: newRepairPlanner(cfg.RepairGrace, cfg.RepairTimeout), metrics: newLeaderMetrics(), forwarder: client.NewTransport()}
 	st.FSM().OnApply(s.work.broadcast)
 	s.handler = s.newRoutes()

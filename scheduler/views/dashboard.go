@@ -73,6 +73,7 @@ var uiFuncs = template.FuncMap{
 		return d.String() + " ago"
 	},
 	"bytes": humanBytes,
+	"cpu":   CPUTime,
 	"int64": func(u uint64) int64 { return int64(min(u, 1<<62)) },
 	"pct": func(part, total int) string { // a CSS width, 0..100
 		if total <= 0 {
@@ -653,4 +654,16 @@ func (d *Dashboard) uiBlob(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d.uiRender(w, http.StatusOK, "blob", p)
+}
+
+// CPUTime writes a worker's credit (CPU seconds given) for people: "-" for
+// none, "0.25s" under a minute, else "1h2m3s".
+func CPUTime(seconds float64) string {
+	switch {
+	case seconds <= 0:
+		return "-"
+	case seconds < 60:
+		return strconv.FormatFloat(seconds, 'f', 2, 64) + "s"
+	}
+	return time.Duration(seconds * float64(time.Second)).Round(time.Second).String()
 }

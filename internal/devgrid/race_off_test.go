@@ -1,0 +1,5 @@
+//go:build !race
+
+package devgrid
+
+const raceEnabled = false
