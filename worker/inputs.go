@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,10 +47,13 @@ func (w *Worker) fetchInput(ctx context.Context, a api.Assignment) (string, erro
 		return "", fmt.Errorf("read input %s: %w", a.InputHash, err)
 	}
 	tmp := f.Name()
-	faults, err := w.client.ReadBlob(ctx, a.InputHash, f)
-	for _, fault := range faults {
-		w.log.Warn("input shard fault", "job", a.Job, "task", a.Index, "segment", fault.Segment, "shard", fault.Index, "peer", fault.Peer, "kind", fault.Kind)
-	}
+	err = w.readPatiently(ctx, a.InputHash, f, func() error {
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+		_, err := f.Seek(0, io.SeekStart)
+		return err
+	}, "input")
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
@@ -66,22 +69,48 @@ func (w *Worker) ensureModule(ctx context.Context, hash string) error {
 func (w *Worker) fetchModule(ctx context.Context, hash string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, moduleFetchTimeout)
 	defer cancel()
+	buf := &cappedBuffer{max: api.MaxModuleSize}
+	err := w.readPatiently(ctx, hash, buf, func() error { buf.Reset(); return nil }, "module")
+	return buf.Bytes(), err
+}
+
+// readPatiently reads a blob into dst, trying again for up to
+// moduleFetchPatience while the grid cannot be reached or has no leader (a
+// leader change, a server gone: not the task's fault, and it should not
+// cost an attempt); reset empties dst before each new try.
+func (w *Worker) readPatiently(ctx context.Context, hash string, dst io.Writer, reset func() error, what string) error {
 	giveUp := time.Now().Add(moduleFetchPatience)
 	b := newBackoff()
 	for {
-		buf := &cappedBuffer{max: api.MaxModuleSize}
-		faults, err := w.client.ReadBlob(ctx, hash, buf)
+		faults, err := w.client.ReadBlob(ctx, hash, dst)
 		for _, f := range faults {
-			w.log.Warn("module shard fault", "module", hash, "segment", f.Segment, "shard", f.Index, "peer", f.Peer, "kind", f.Kind)
+			w.log.Warn(what+" shard fault", "blob", hash, "segment", f.Segment, "shard", f.Index, "peer", f.Peer, "kind", f.Kind)
 		}
-		if err == nil {
-			return buf.Bytes(), nil
+		if err == nil || !transient(err) || ctx.Err() != nil || time.Now().After(giveUp) {
+			return err
 		}
-		if !errors.Is(err, client.ErrUnavailable) || ctx.Err() != nil || time.Now().After(giveUp) {
-			return nil, err
-		}
+		w.log.Info("reading a blob: the grid did not answer; trying again", "blob", hash, "err", err)
 		b.wait(ctx)
+		if err := reset(); err != nil {
+			return err
+		}
 	}
+}
+
+// transient reports whether a failed grid call may succeed if tried again:
+// the grid said it has no leader, or did not answer at all (a server down
+// or cut off). A definite answer (not found, refused) and a task's own
+// fault (a module too large) are not.
+func transient(err error) bool {
+	var se *client.StatusError
+	switch {
+	case errors.Is(err, client.ErrUnavailable), errors.Is(err, client.ErrNoAnswer):
+		return true
+	case errors.As(err, &se), wasm.KindOf(err) != "":
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // cappedBuffer is a bytes.Buffer that refuses to grow past max bytes.

@@ -6,10 +6,14 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -226,6 +230,36 @@ func TestExecute_ModuleFetchWaitsOutAnElection(t *testing.T) {
 	}
 	if n := len(g.callsOf("ReadBlob")); n != 3 {
 		t.Fatalf("%d module reads, want 3 (two unavailable)", n)
+	}
+}
+
+// TestExecute_ModuleAndInputFetchesWaitOutAServerThatIsGone: a server that
+// cannot be dialled or does not answer is the grid's trouble, not the
+// task's: the worker tries again and the task runs; a definite refusal
+// fails the attempt at once.
+func TestExecute_ModuleAndInputFetchesWaitOutAServerThatIsGone(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	for _, tc := range []struct {
+		name  string
+		err   error
+		reads int
+		ok    bool
+	}{
+		{"connection refused", refused, 3, true},
+		{"no answer", fmt.Errorf("GET x: %w", client.ErrNoAnswer), 3, true},
+		{"forbidden", &client.StatusError{Code: http.StatusForbidden, Message: "no"}, 1, false},
+	} {
+		g := newFakeGrid()
+		g.readErr = func(hash string, n int) error {
+			if n < 2 {
+				return tc.err
+			}
+			return nil
+		}
+		rep, _ := execute(t, g, &fakeRunner{}, task("j", 0))
+		if (rep.ErrorKind == "") != tc.ok || len(g.callsOf("ReadBlob")) != tc.reads {
+			t.Errorf("%s: report %+v after %d reads, want ok %v after %d", tc.name, rep, len(g.callsOf("ReadBlob")), tc.ok, tc.reads)
+		}
 	}
 }
 
