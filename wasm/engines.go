@@ -7,9 +7,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
 // Engine names, as in Request.Engine, Result.Engine and PoolConfig.Engines.
@@ -23,7 +20,7 @@ const (
 // binary or pool does not offer (not the task's fault).
 var ErrEngineUnavailable = errors.New("engine not available")
 
-const wasiModuleName = wasi_snapshot_preview1.ModuleName
+const wasiModuleName = "wasi_snapshot_preview1"
 
 // AvailableEngines lists the engines this binary can run, fastest-to-start
 // first: always "wazero", and "wasmer" where built with cgo on a platform
@@ -63,24 +60,6 @@ func checkEngines(names []string) ([]string, error) {
 	}
 	return out, nil
 }
-
-var wasiNames = sync.OnceValue(func() map[string]bool {
-	ctx := context.Background()
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
-	defer rt.Close(ctx)
-	names := map[string]bool{}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		return names
-	}
-	for name := range rt.Module(wasiModuleName).ExportedFunctionDefinitions() {
-		names[name] = true
-	}
-	return names
-})
-
-// wasiFunctionNames is the WASI preview 1 functions the sandbox provides
-// (wazero's set), for every engine.
-func wasiFunctionNames() map[string]bool { return wasiNames() }
 
 // EngineChooser picks, per module, the engine that ran it faster. For a
 // module's first tasks it hands out each engine trials times in turn, one

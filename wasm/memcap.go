@@ -19,9 +19,11 @@ import (
 //     run that the module asked for more than its limit (KindMemory), as
 //     wazero's allocator tells it;
 //   - every call of proc_exit is followed by unreachable, and every call of
-//     fd_write by a check of an added exported "stop" global that the host
-//     sets when the output cap is reached: the module stops at once, as it
-//     does under wazero, where the host function panics.
+//     another imported (WASI) function by a check of an added exported
+//     "stop" global that the host sets when the module must stop (the
+//     output cap, an argument the reference WASI traps on): the module
+//     stops at once, as it does under wazero, where the host function
+//     panics.
 //
 // The additions come after every existing function and global, so no index
 // the module already uses moves.
@@ -137,7 +139,7 @@ type rewriteIndices struct {
 	growFailed uint32 // global
 	stop       uint32 // global
 	procExit   uint32 // imported function, or noFunc
-	fdWrite    uint32 // imported function, or noFunc
+	imports    uint32 // imported functions: indices below are host calls
 }
 
 const noFunc = ^uint32(0)
@@ -166,7 +168,7 @@ func instrument(secs []section) ([]section, error) {
 	}
 	ix := rewriteIndices{
 		hook: imp.funcs + nFuncs, growFailed: nImportGlobals + nGlobals, stop: nImportGlobals + nGlobals + 1,
-		procExit: imp.procExit, fdWrite: imp.fdWrite,
+		procExit: imp.procExit, imports: imp.funcs,
 	}
 	out := append([]section(nil), secs...)
 	grows := 0
@@ -244,12 +246,12 @@ func vecCount(body []byte) (uint32, error) {
 }
 
 type importInfo struct {
-	funcs, globals    uint32
-	procExit, fdWrite uint32 // function indices, or noFunc
+	funcs, globals uint32
+	procExit       uint32 // function index, or noFunc
 }
 
 func readImports(body []byte) (importInfo, error) {
-	info := importInfo{procExit: noFunc, fdWrite: noFunc}
+	info := importInfo{procExit: noFunc}
 	r := &reader{b: body}
 	for n := r.u32(); n > 0 && r.err == nil; n-- {
 		mod := string(r.take(int(r.u32())))
@@ -258,9 +260,6 @@ func readImports(body []byte) (importInfo, error) {
 		case 0:
 			if mod == wasiModuleName && name == "proc_exit" {
 				info.procExit = info.funcs
-			}
-			if mod == wasiModuleName && name == "fd_write" {
-				info.fdWrite = info.funcs
 			}
 			info.funcs++
 			r.u32()
@@ -337,10 +336,10 @@ func rewriteFunc(fn []byte, ix rewriteIndices) ([]byte, int, error) {
 		if op != 0x10 {
 			continue
 		}
-		switch leb32(start[1:]) {
-		case ix.procExit:
+		switch callee := leb32(start[1:]); {
+		case callee == ix.procExit:
 			out = append(out, 0x00) // unreachable
-		case ix.fdWrite: // global.get stop; if; unreachable; end
+		case callee < ix.imports: // global.get stop; if; unreachable; end
 			out = append(out, 0x23)
 			out = binary.AppendUvarint(out, uint64(ix.stop))
 			out = append(out, 0x04, 0x40, 0x00, 0x0b)

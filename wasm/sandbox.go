@@ -35,6 +35,15 @@ func (c *taskClock) walltime() (sec int64, nsec int32) {
 	return t / int64(time.Second), int32(t % int64(time.Second))
 }
 
+// peekWalltime and peekNanotime read the clocks without moving them (an
+// absolute poll deadline is measured against them).
+func (c *taskClock) peekWalltime() (sec int64, nsec int32) {
+	t := clockEpoch + c.elapsed.Load()
+	return t / int64(time.Second), int32(t % int64(time.Second))
+}
+
+func (c *taskClock) peekNanotime() int64 { return c.elapsed.Load() }
+
 // nanotime returns the monotonic clock, which starts at 0.
 func (c *taskClock) nanotime() int64 { return c.advance(clockTick) }
 
