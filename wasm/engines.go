@@ -11,9 +11,10 @@ import (
 
 // Engine names, as in Request.Engine, Result.Engine and PoolConfig.Engines.
 const (
-	EngineAuto   = "auto"   // the pool picks; "" means the same
-	EngineWazero = "wazero" // tetratelabs/wazero: pure Go, always available
-	EngineWasmer = "wasmer" // wasmer-go (Cranelift): needs cgo and its bundled library
+	EngineAuto     = "auto"     // the pool picks; "" means the same
+	EngineWazero   = "wazero"   // tetratelabs/wazero: pure Go, always available
+	EngineWasmer   = "wasmer"   // wasmer-go (Cranelift): needs cgo and its bundled library
+	EngineWasmtime = "wasmtime" // wasmtime-go (Cranelift): needs cgo and its bundled library
 )
 
 // ErrEngineUnavailable is wrapped by errors asking for an engine this
@@ -23,13 +24,18 @@ var ErrEngineUnavailable = errors.New("engine not available")
 const wasiModuleName = "wasi_snapshot_preview1"
 
 // AvailableEngines lists the engines this binary can run, fastest-to-start
-// first: always "wazero", and "wasmer" where built with cgo on a platform
+// first: always "wazero"; "wasmtime" where built with cgo on linux or
+// macOS (amd64, arm64); "wasmer" where built with cgo on a platform
 // wasmer-go has a library for (linux/amd64, darwin).
 func AvailableEngines() []string {
-	if wasmerBuilt {
-		return []string{EngineWazero, EngineWasmer}
+	engines := []string{EngineWazero}
+	if wasmtimeBuilt {
+		engines = append(engines, EngineWasmtime)
 	}
-	return []string{EngineWazero}
+	if wasmerBuilt {
+		engines = append(engines, EngineWasmer)
+	}
+	return engines
 }
 
 // NewEngine returns the named in-process engine ("wazero" or "wasmer").
@@ -39,6 +45,8 @@ func NewEngine(ctx context.Context, name string, cfg EngineConfig) (Engine, erro
 		return NewWazero(ctx, cfg)
 	case EngineWasmer:
 		return newWasmer(ctx, cfg)
+	case EngineWasmtime:
+		return newWasmtime(ctx, cfg)
 	}
 	return nil, fmt.Errorf("%w: unknown engine %q (have %v)", ErrEngineUnavailable, name, AvailableEngines())
 }

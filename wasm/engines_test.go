@@ -19,13 +19,13 @@ func needEngine(t testing.TB, name string) {
 	}
 }
 
-func TestAvailableEngines_WazeroAlwaysWasmerWithCgo(t *testing.T) {
+func TestAvailableEngines_WazeroAlwaysWasmtimeAndWasmerWithCgo(t *testing.T) {
 	got := AvailableEngines()
 	if got[0] != EngineWazero {
 		t.Fatalf("AvailableEngines() = %v, want wazero first", got)
 	}
-	if slices.Contains(got, EngineWasmer) != wasmerBuilt {
-		t.Fatalf("AvailableEngines() = %v, wasmer built = %v", got, wasmerBuilt)
+	if slices.Contains(got, EngineWasmer) != wasmerBuilt || slices.Contains(got, EngineWasmtime) != wasmtimeBuilt {
+		t.Fatalf("AvailableEngines() = %v, wasmer built = %v, wasmtime built = %v", got, wasmerBuilt, wasmtimeBuilt)
 	}
 	if _, err := NewEngine(testCtx(t), "v8", EngineConfig{ModuleDir: testModules}); !errors.Is(err, ErrEngineUnavailable) {
 		t.Fatalf("unknown engine: err = %v", err)
@@ -81,6 +81,32 @@ func TestEngines_SameTaskGivesIdenticalBytes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Acceptance: a task past its deadline on wasmtime is stopped by its epoch,
+// not by killing its executor: the same process runs the next task.
+func TestPool_WasmtimeLoopIsInterruptedAtTimeoutAndExecutorKept(t *testing.T) {
+	needEngine(t, EngineWasmtime)
+	loop := put(t, wasmtest.WriteThenLoop("started\n", "still going\n"))
+	hello := put(t, wasmtest.Hello("next\n", "", 0))
+	p, err := NewPool(testCtx(t), PoolConfig{Size: 1, CacheDir: testCacheDir, ModuleDir: testModules, Engines: []string{EngineWasmtime}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	before := p.pids()
+	res, err := p.Run(testCtx(t), &Request{ModuleHash: loop, Limits: Limits{Timeout: 300 * time.Millisecond}})
+	wantKind(t, err, KindTimeout)
+	if res == nil || string(res.Stdout) != "started\n" || string(res.Stderr) != "still going\n" || res.ExitCode != -1 {
+		t.Fatalf("got %+v", res)
+	}
+	res, err = p.Run(testCtx(t), &Request{ModuleHash: hello})
+	if err != nil || string(res.Stdout) != "next\n" || res.Engine != EngineWasmtime {
+		t.Fatalf("next task: got %+v, %v", res, err)
+	}
+	if after := p.pids(); len(after) != 1 || after[0] != before[0] {
+		t.Fatalf("executors before %v, after %v: want the same one kept", before, after)
 	}
 }
 

@@ -59,12 +59,29 @@ type section struct {
 
 // capModuleMemory returns the module rewritten as described above.
 func capModuleMemory(data []byte, maxPages uint32) ([]byte, error) {
+	return rewriteModule(data, maxPages, true)
+}
+
+// hookModuleGrow returns the module with only the grow hook and its
+// globals added: no limit is written into it and host calls are not
+// followed by checks. It is for an engine that enforces the cap itself
+// (wasmtime's store limiter) and stops the module from a host call, but
+// cannot say afterwards whether a grow was refused: the hook's global does.
+// The result does not depend on the limit, so it is compiled once.
+func hookModuleGrow(data []byte) ([]byte, error) {
+	return rewriteModule(data, noCap, false)
+}
+
+// noCap as maxPages leaves every memory's maximum as it is.
+const noCap = ^uint32(0)
+
+func rewriteModule(data []byte, maxPages uint32, stopChecks bool) ([]byte, error) {
 	secs, err := splitSections(data)
 	if err != nil {
 		return nil, err
 	}
 	for i, s := range secs {
-		if s.id == secMemory {
+		if s.id == secMemory && maxPages != noCap {
 			body, err := capMemorySection(s.body, maxPages)
 			if err != nil {
 				return nil, err
@@ -72,7 +89,7 @@ func capModuleMemory(data []byte, maxPages uint32) ([]byte, error) {
 			secs[i].body = body
 		}
 	}
-	if secs, err = instrument(secs); err != nil {
+	if secs, err = instrument(secs, stopChecks); err != nil {
 		return nil, err
 	}
 	return joinSections(secs), nil
@@ -146,7 +163,7 @@ const noFunc = ^uint32(0)
 
 // instrument adds the globals, their exports and the grow hook, and
 // rewrites the code (see the top of this file).
-func instrument(secs []section) ([]section, error) {
+func instrument(secs []section, stopChecks bool) ([]section, error) {
 	var nTypes, nImportGlobals, nFuncs, nGlobals uint32
 	var imp importInfo
 	for _, s := range secs {
@@ -169,6 +186,9 @@ func instrument(secs []section) ([]section, error) {
 	ix := rewriteIndices{
 		hook: imp.funcs + nFuncs, growFailed: nImportGlobals + nGlobals, stop: nImportGlobals + nGlobals + 1,
 		procExit: imp.procExit, imports: imp.funcs,
+	}
+	if !stopChecks {
+		ix.procExit, ix.imports = noFunc, 0
 	}
 	out := append([]section(nil), secs...)
 	grows := 0
