@@ -27,8 +27,9 @@ type PoolConfig struct {
 	// nil means all this binary has. A request for another is refused with
 	// ErrEngineUnavailable.
 	Engines []string
-	// AutoTrials is how many tasks of a module each engine runs before a
-	// request with Engine "auto" keeps the faster; 0 means 2.
+	// AutoTrials is how many tasks of a module each engine tried runs
+	// before a request with Engine "auto" keeps the fastest; 0 means 2.
+	// See EngineChooser for which engines are tried.
 	AutoTrials int
 }
 
