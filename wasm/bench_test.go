@@ -213,3 +213,42 @@ func BenchmarkPrimesWasmVsNative(b *testing.B) {
 	b.ReportMetric(float64(nativeTime.Nanoseconds())/1e6/float64(b.N), "native-ms/op")
 	b.ReportMetric(float64(wasmTime)/float64(nativeTime), "wasm/native")
 }
+
+// Per-task cost outside the module for a big Go-built module (the 2.6 MB
+// test guest): what a task costs beyond its own run (instantiate, WASI
+// setup, tear down, and through a Pool the executor round trip), on each
+// engine, in-process and through one executor. outside-ms/task is the
+// wall time per task less the time inside _start (Result.ModuleTime).
+func BenchmarkGoModuleTaskCost(b *testing.B) {
+	hash := put(b, goGuest)
+	b.Logf("module: testdata/guest, %.1f MB", float64(len(goGuest))/1e6)
+	req := &Request{ModuleHash: hash, Name: "guest", Args: []string{"a"}, Seed: 7}
+	for _, engine := range AvailableEngines() {
+		for _, where := range []string{"engine", "pool"} {
+			b.Run(engine+"/"+where, func(b *testing.B) {
+				var e Engine
+				if where == "engine" {
+					e = sharedEngineNamed(b, engine)
+				} else {
+					p, err := NewPool(context.Background(), PoolConfig{Size: 1, CacheDir: testCacheDir, ModuleDir: testModules, Engines: []string{engine}})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer p.Close()
+					e = poolEngine{p}
+				}
+				r := *req
+				r.Engine = engine
+				mustRun(b, e, &r) // compile, or load from the disk cache, outside the timing
+				var inside time.Duration
+				b.ResetTimer()
+				for b.Loop() {
+					inside += mustRun(b, e, &r).ModuleTime
+				}
+				n := float64(b.N)
+				b.ReportMetric(float64((b.Elapsed()-inside).Nanoseconds())/1e6/n, "outside-ms/task")
+				b.ReportMetric(float64(inside.Nanoseconds())/1e6/n, "module-ms/task")
+			})
+		}
+	}
+}

@@ -21,8 +21,8 @@ import (
 // (Request.StdinPath) carries the path, not the bytes: the child opens it.
 
 // protocolVersion 3 added the stdin path to requests and ErrStdinFile to
-// the plain errors.
-const protocolVersion = 3
+// the plain errors; 4 the module time to responses.
+const protocolVersion = 4
 
 const (
 	frameHello    = 'H'
@@ -244,6 +244,7 @@ func encodeResponse(e *encoder, res *Result, err error, replace bool) (stdout, s
 	e.byte(flags)
 	e.varint(int64(res.ExitCode))
 	e.varint(int64(res.Duration))
+	e.varint(int64(res.ModuleTime))
 	e.str(res.Engine)
 	encodeError(e, err)
 	e.uvarint(uint64(len(res.Stdout)))
@@ -282,7 +283,7 @@ func decodeResponse(f []byte) (res *Result, err error, replace bool, derr error)
 		return nil, nil, true, fmt.Errorf("%w: expected response", errProtocol)
 	}
 	flags := d.byte()
-	r := &Result{ExitCode: int(d.varint()), Duration: time.Duration(d.varint()), Engine: d.str()}
+	r := &Result{ExitCode: int(d.varint()), Duration: time.Duration(d.varint()), ModuleTime: time.Duration(d.varint()), Engine: d.str()}
 	kind, msg, code := Kind(d.str()), d.str(), d.byte()
 	nOut, nErr := d.uvarint(), d.uvarint()
 	r.Stdout, r.Stderr = d.bytes(nOut), d.bytes(nErr)

@@ -113,7 +113,15 @@ type sandbox struct {
 	clock          taskClock
 	random         io.Reader
 	memory         *memoryLimit
+
+	entered    time.Time     // when _start was called
+	moduleTime time.Duration // how long _start ran
 }
+
+// enter and leave bracket the module's own run (_start), so a Result can
+// tell the time inside the module from the time the sandbox took around it.
+func (s *sandbox) enter() { s.entered = time.Now() }
+func (s *sandbox) leave() { s.moduleTime = time.Since(s.entered) }
 
 func newSandbox(req *Request, heapMemory bool) *sandbox {
 	max := req.Limits.maxOutput()
@@ -142,7 +150,7 @@ func (s *sandbox) outputError() *TaskError {
 func (s *sandbox) result(exitCode int, d time.Duration) *Result {
 	out, _ := s.stdout.snapshot()
 	errOut, _ := s.stderr.snapshot()
-	return &Result{ExitCode: exitCode, Stdout: out, Stderr: errOut, Duration: d}
+	return &Result{ExitCode: exitCode, Stdout: out, Stderr: errOut, Duration: d, ModuleTime: s.moduleTime}
 }
 
 // runProbe lets an executor see a run in progress, so that at the deadline

@@ -153,7 +153,9 @@ func (e *wasmerEngine) instantiateAndStart(mod *wasmerModule, imports *wasmer.Im
 	if err != nil {
 		return err
 	}
+	run.box.enter()
 	_, err = startFn()
+	run.box.leave()
 	if err != nil && growFailed(inst) {
 		run.box.memory.hit.Store(true)
 	}

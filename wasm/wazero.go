@@ -113,7 +113,7 @@ func (e *wazeroEngine) run(ctx context.Context, code wazero.CompiledModule, req 
 	if p, ok := ctx.Value(probeKey{}).(*runProbe); ok {
 		p.attach(box, start)
 	}
-	err := e.instantiateAndStart(runCtx, code, e.base)
+	err := e.instantiateAndStart(runCtx, code, e.base, box)
 	d := time.Since(start)
 	box.memory.freeAll()
 	if err == nil || !e.cfg.Interruptible {
@@ -125,13 +125,15 @@ func (e *wazeroEngine) run(ctx context.Context, code wazero.CompiledModule, req 
 	return classify(box, req.Limits, err, runCtx.Err() != nil, d)
 }
 
-func (e *wazeroEngine) instantiateAndStart(ctx context.Context, code wazero.CompiledModule, cfg wazero.ModuleConfig) error {
+func (e *wazeroEngine) instantiateAndStart(ctx context.Context, code wazero.CompiledModule, cfg wazero.ModuleConfig, box *sandbox) error {
 	mod, err := e.runtime.InstantiateModule(ctx, code, cfg)
 	if err != nil {
 		return err
 	}
 	defer mod.Close(ctx)
+	box.enter()
 	_, err = mod.ExportedFunction("_start").Call(ctx)
+	box.leave()
 	return err
 }
 
