@@ -60,7 +60,9 @@ func newWasmtime(_ context.Context, cfg EngineConfig) (Engine, error) {
 	if cfg.Interruptible {
 		return nil, fmt.Errorf("%w: the wasmtime engine cannot be interrupted; run it in executors", ErrEngineUnavailable)
 	}
-	engine := wasmtime.NewEngine() // Cranelift at its default (speed) settings
+	c := wasmtime.NewConfig() // Cranelift at its default (speed) settings
+	usePoolingAllocator(c)
+	engine := wasmtime.NewEngineWithConfig(c)
 	e := &wasmtimeEngine{cfg: cfg, engine: engine, linker: wasmtime.NewLinker(engine),
 		modules: newCompileCache[string, *wasmtimeModule](nil)}
 	if err := e.defineWASI(); err != nil {
@@ -180,7 +182,7 @@ func (e *wasmtimeEngine) run(ctx context.Context, mod *wasmtimeModule, req *Requ
 
 func (e *wasmtimeEngine) instantiateAndStart(mod *wasmtimeModule, run *wasmtimeRun, limit uint64) error {
 	store := wasmtime.NewStoreWithData(e.engine, run)
-	defer store.Close()
+	defer store.Close() // returns the slots; zeroes the memory kept resident
 	store.Limiter(int64(limit), -1, -1, -1, -1)
 	inst, err := e.linker.Instantiate(store, mod.module)
 	if err != nil {
