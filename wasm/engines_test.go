@@ -261,7 +261,7 @@ func TestPool_AutoRunsTrialsOnEveryEngineThenSettles(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	p.chooser.TrialWaitPerMiB = 0 // the module is tiny; its runs would take long to add up
+	p.chooser.TrialWaitPerMiB = 0  // the module is tiny; its runs would take long to add up
 	p.chooser.TinyTask = time.Hour // every run counts as tiny, however slow the machine (-race)
 	seen := map[string]bool{}
 	for range len(p.Engines()) + 3 {
