@@ -50,7 +50,7 @@ type JobFile struct {
 	MaxOutput  uint64            // bytes of stdout (and of stderr)
 	Retries    int
 	Priority   int
-	Engine     string // auto (default), wazero or wasmer
+	Engine     string // auto (default), wazero, wasmtime or wasmer
 	// DataShards and ParityShards override the cluster's erasure coding of
 	// this job's large inputs and results (0: the cluster's).
 	DataShards, ParityShards int
@@ -110,7 +110,7 @@ var keyTypes = map[string]string{
 	"max_output": `a size such as "16MiB" or a number of bytes`,
 	"retries":    "an integer",
 	"priority":   "an integer",
-	"engine":     `"auto", "wazero" or "wasmer"`,
+	"engine":     `"auto", "wazero", "wasmtime" or "wasmer"`,
 	"erasure":    "a table { k = data shards, m = parity shards }",
 }
 

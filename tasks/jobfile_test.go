@@ -320,7 +320,7 @@ func TestParse_Errors(t *testing.T) {
 		{"neither tasks nor inputs", head, `: neither "tasks" nor "inputs" is set`, "tasks", 0},
 		{"erasure without m", head + "tasks = 1\nerasure = { k = 3 }\n", `:4: erasure needs both k and m, such as { k = 4, m = 2 }`, "erasure", 4},
 		{"erasure too wide", head + "tasks = 1\nerasure = { k = 200, m = 100 }\n", `:4: erasure k = 200, m = 100: want k >= 1, m >= 0, k+m <= 256`, "erasure", 4},
-		{"unknown engine", head + "tasks = 1\nengine = \"v8\"\n", `:4: engine = "v8", want one of auto, wazero, wasmer`, "engine", 4},
+		{"unknown engine", head + "tasks = 1\nengine = \"v8\"\n", `:4: engine = "v8", want one of auto, wazero, wasmtime, wasmer`, "engine", 4},
 		{"zero tasks", head + "tasks = 0\n", ":3: tasks = 0, want 1..10000000", "tasks", 3},
 		{"negative tasks", head + "tasks = -4\n", ":3: tasks = -4, want 1..10000000", "tasks", 3},
 		{"too many tasks", head + "tasks = 10000001\n", ":3: tasks = 10000001, want 1..10000000", "tasks", 3},

@@ -70,9 +70,9 @@ type JobSpec struct {
 	MaxOutput  uint64            `json:"max_output"`
 	Retries    int               `json:"retries"`
 	Priority   int               `json:"priority"`
-	// Engine picks the WebAssembly engine: EngineAuto lets each worker time
-	// the engines it has on the job's first tasks and keep the faster
-	// (outputs are identical on both).
+	// Engine picks the WebAssembly engine: EngineAuto lets each worker start
+	// a module on the engine expected fastest for long work and keep the
+	// one that measures fastest (outputs are identical on every engine).
 	Engine string `json:"engine,omitempty"`
 	// DataShards and ParityShards override the cluster's erasure coding of
 	// the job's large inputs and results (0: the cluster's).
@@ -82,13 +82,14 @@ type JobSpec struct {
 
 // WebAssembly engines a job may ask for.
 const (
-	EngineAuto   = "auto"
-	EngineWazero = "wazero"
-	EngineWasmer = "wasmer"
+	EngineAuto     = "auto"
+	EngineWazero   = "wazero"
+	EngineWasmer   = "wasmer"
+	EngineWasmtime = "wasmtime"
 )
 
 // Engines lists the valid values of JobSpec.Engine.
-var Engines = []string{EngineAuto, EngineWazero, EngineWasmer}
+var Engines = []string{EngineAuto, EngineWazero, EngineWasmtime, EngineWasmer}
 
 // NeedsEngine is the engine a worker must have to run the job's tasks, ""
 // when any will do.

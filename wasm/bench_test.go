@@ -213,3 +213,49 @@ func BenchmarkPrimesWasmVsNative(b *testing.B) {
 	b.ReportMetric(float64(nativeTime.Nanoseconds())/1e6/float64(b.N), "native-ms/op")
 	b.ReportMetric(float64(wasmTime)/float64(nativeTime), "wasm/native")
 }
+
+// Per-task cost outside the module for a big Go-built module (testdata/spin,
+// 2.6 MB, 1,000 rounds: its run is the Go runtime's start): what a task
+// costs beyond its own run (instantiate, WASI setup, tear down, and through
+// a Pool the executor round trip), on each engine, in-process and through
+// one executor. outside-ms/task is the wall time per task less the time
+// inside _start (Result.ModuleTime); module-ms/task is that time, which
+// also holds the page faults of fresh memory.
+func BenchmarkGoModuleTaskCost(b *testing.B) {
+	data, err := gowasm.Build(context.Background(), os.DirFS("testdata/spin"), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hash := put(b, data)
+	b.Logf("module: testdata/spin, %.1f MB", float64(len(data))/1e6)
+	req := &Request{ModuleHash: hash, Name: "spin", Args: []string{"1000", "1"}}
+	for _, engine := range AvailableEngines() {
+		for _, where := range []string{"engine", "pool"} {
+			b.Run(engine+"/"+where, func(b *testing.B) {
+				var e Engine
+				if where == "engine" {
+					e = sharedEngineNamed(b, engine)
+				} else {
+					p, err := NewPool(context.Background(), PoolConfig{Size: 1, CacheDir: testCacheDir, ModuleDir: testModules, Engines: []string{engine}})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer p.Close()
+					e = poolEngine{p}
+				}
+				r := *req
+				r.Engine = engine
+				mustRun(b, e, &r) // compile, or load from the disk cache, outside the timing
+				var inside time.Duration
+				b.ResetTimer()
+				for b.Loop() {
+					inside += mustRun(b, e, &r).ModuleTime
+				}
+				n := float64(b.N)
+				b.ReportMetric(float64((b.Elapsed()-inside).Nanoseconds())/1e6/n, "outside-ms/task")
+				b.ReportMetric(float64(inside.Nanoseconds())/1e6/n, "module-ms/task")
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e6/n, "ms/task")
+			})
+		}
+	}
+}

@@ -12,22 +12,26 @@
 //     the same task gives the same bytes on every run and machine;
 //   - engines (Engine) that run a module in-process, each with compiled-
 //     module caches in memory and on disk: wazero (pure Go, always there,
-//     mmap-backed linear memory) and, where built with cgo on linux/amd64 or
-//     macOS, wasmer-go (Cranelift; wasmer.go, with the module rewrite that
-//     caps its memory and stops it from host calls in memcap.go and the WASI
-//     functions it gets from peergrid in wasmer_wasi.go). AvailableEngines
-//     says which this binary has; both give the same bytes;
+//     mmap-backed linear memory) and, where built with cgo, wasmtime-go
+//     (Cranelift; wasmtime.go: the store's limiter caps memory, an epoch
+//     stops a task at its deadline) and wasmer-go (Cranelift; wasmer.go,
+//     with the module rewrite that caps its memory and stops it from host
+//     calls in memcap.go). AvailableEngines says which this binary has;
+//   - WASI preview 1, peergrid's own (wasi.go), bound into every engine, so
+//     a task gets the same answers, to the errno, and the same bytes on all;
 //   - choosing the engine: Request.Engine names one, or "auto", and a Pool
-//     offering several (PoolConfig.Engines) keeps per module the one that
-//     ran it faster (EngineChooser);
+//     offering several (PoolConfig.Engines) starts a module on the engine
+//     fastest for long work and keeps per module the one that runs it
+//     fastest (EngineChooser);
 //   - executors: long-lived child processes (the binary re-executed with
 //     PEERGRID_EXECUTOR=1, see MaybeRunExecutor) that each run one task at a
 //     time on any engine, and the Pool that hands tasks to them, kills a
-//     child at the task's deadline (the only way to stop wasmer) and
-//     replaces a child that dies; the pool can pause and resume its busy
-//     children (SIGSTOP, SIGCONT) and cap their CPU by duty-cycling them,
-//     with stopped time kept off the task's clock (pause.go, cpulimit.go),
-//     and start them at the lowest CPU priority (priority_*.go);
+//     child at the task's deadline (unless its engine could interrupt the
+//     task: wasmtime) and replaces a child that dies; the pool can pause
+//     and resume its busy children (SIGSTOP, SIGCONT) and cap their CPU by
+//     duty-cycling them, with stopped time kept off the task's clock
+//     (pause.go, cpulimit.go), and start them at the lowest CPU priority
+//     (priority_*.go);
 //   - the module directory (ModuleDir): module files named by their SHA-256.
 //
 // Failures are values of *TaskError with a Kind (trap, exit, timeout,

@@ -7,32 +7,35 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/tetratelabs/wazero"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
 // Engine names, as in Request.Engine, Result.Engine and PoolConfig.Engines.
 const (
-	EngineAuto   = "auto"   // the pool picks; "" means the same
-	EngineWazero = "wazero" // tetratelabs/wazero: pure Go, always available
-	EngineWasmer = "wasmer" // wasmer-go (Cranelift): needs cgo and its bundled library
+	EngineAuto     = "auto"     // the pool picks; "" means the same
+	EngineWazero   = "wazero"   // tetratelabs/wazero: pure Go, always available
+	EngineWasmer   = "wasmer"   // wasmer-go (Cranelift): needs cgo and its bundled library
+	EngineWasmtime = "wasmtime" // wasmtime-go (Cranelift): needs cgo and its bundled library
 )
 
 // ErrEngineUnavailable is wrapped by errors asking for an engine this
 // binary or pool does not offer (not the task's fault).
 var ErrEngineUnavailable = errors.New("engine not available")
 
-const wasiModuleName = wasi_snapshot_preview1.ModuleName
+const wasiModuleName = "wasi_snapshot_preview1"
 
 // AvailableEngines lists the engines this binary can run, fastest-to-start
-// first: always "wazero", and "wasmer" where built with cgo on a platform
+// first: always "wazero"; "wasmtime" where built with cgo on linux or
+// macOS (amd64, arm64); "wasmer" where built with cgo on a platform
 // wasmer-go has a library for (linux/amd64, darwin).
 func AvailableEngines() []string {
-	if wasmerBuilt {
-		return []string{EngineWazero, EngineWasmer}
+	engines := []string{EngineWazero}
+	if wasmtimeBuilt {
+		engines = append(engines, EngineWasmtime)
 	}
-	return []string{EngineWazero}
+	if wasmerBuilt {
+		engines = append(engines, EngineWasmer)
+	}
+	return engines
 }
 
 // NewEngine returns the named in-process engine ("wazero" or "wasmer").
@@ -42,6 +45,8 @@ func NewEngine(ctx context.Context, name string, cfg EngineConfig) (Engine, erro
 		return NewWazero(ctx, cfg)
 	case EngineWasmer:
 		return newWasmer(ctx, cfg)
+	case EngineWasmtime:
+		return newWasmtime(ctx, cfg)
 	}
 	return nil, fmt.Errorf("%w: unknown engine %q (have %v)", ErrEngineUnavailable, name, AvailableEngines())
 }
@@ -64,43 +69,49 @@ func checkEngines(names []string) ([]string, error) {
 	return out, nil
 }
 
-var wasiNames = sync.OnceValue(func() map[string]bool {
-	ctx := context.Background()
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
-	defer rt.Close(ctx)
-	names := map[string]bool{}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		return names
-	}
-	for name := range rt.Module(wasiModuleName).ExportedFunctionDefinitions() {
-		names[name] = true
-	}
-	return names
-})
+// longWorkRank orders engines by how fast they run long work (C kernels
+// on this machine's measurements: wasmtime 1.28x native, wasmer 1.43x,
+// wazero 2.3-2.9x), and cheapToStart is the engine with the smallest cost
+// per task (BENCHMARKS.md: wazero's per-task cost is a tenth of the
+// others').
+var longWorkRank = map[string]int{EngineWasmtime: 0, EngineWasmer: 1, EngineWazero: 2}
 
-// wasiFunctionNames is the WASI preview 1 functions the sandbox provides
-// (wazero's set), for every engine.
-func wasiFunctionNames() map[string]bool { return wasiNames() }
+const cheapToStart = EngineWazero
 
-// EngineChooser picks, per module, the engine that ran it faster. For a
-// module's first tasks it hands out each engine trials times in turn, one
-// trial per engine at a time (a first trial may include a long compile:
-// meanwhile other tasks go to the best engine measured so far, or the
-// first engine); once every engine has a timing it keeps the one with the
-// shortest run. It is safe because every engine gives the same bytes.
-// Timings come from the caller (Observe), so a test can inject them.
+// DefaultTinyTask is EngineChooser.TinyTask unless set.
+const DefaultTinyTask = 2 * time.Millisecond
+
+// EngineChooser picks, per module, the engine that runs it fastest. It is
+// safe because every engine gives the same bytes. Timings come from the
+// caller (Observe), so a test can inject them.
 //
-// Engines after the first are tried on a module only once its tasks have
-// run, in total, TrialWaitPerMiB per MiB of module: their compile must be
-// worth it. (wasmer compiles a 2.6 MB Go-built module in ~4.5 s here,
-// wazero in ~1.6 s; a job of 50 tasks of 50 ms would otherwise wait for
-// the trial's compile. A C kernel of 30 KB is tried after ~60 ms of work.)
+// A module's first tasks run on the engine expected fastest for long work
+// (wasmtime where the binary has it), trials times. The others are tried
+// only when they may pay off:
+//
+//   - the engine cheapest to start (wazero), once the first engine's runs
+//     turn out tiny (under TinyTask), where its smaller cost per task may
+//     beat faster code;
+//   - any other engine (wasmer), once the module's tasks have run, in
+//     total, TrialWaitPerMiB per MiB of module: its compile must be worth
+//     it (wasmer compiles a 2.6 MB Go-built module in ~4.5 s here).
+//
+// A trial runs one at a time per engine (a first trial may include a long
+// compile: meanwhile other tasks go to the best engine measured so far).
+// Each engine tried gets trials runs; then every task goes to the one with
+// the shortest run: once an engine is measurably faster, the chooser stays
+// on it (no exploration), so well over 95% of the remaining tasks run there.
+//
+// It learns per worker (per Pool): each worker measures a module's first
+// tasks itself. Learning once for the whole grid needs the ledger.
 type EngineChooser struct {
-	engines []string
+	engines []string // by longWorkRank: engines[0] runs a module's first tasks
 	trials  int
 
 	// TrialWaitPerMiB: see the type's doc; 0 means no wait. Set before use.
 	TrialWaitPerMiB time.Duration
+	// TinyTask: see the type's doc; 0 means DefaultTinyTask. Set before use.
+	TinyTask time.Duration
 
 	mu      sync.Mutex
 	modules map[string]*moduleTimings
@@ -117,12 +128,17 @@ type moduleTimings struct {
 	best      map[string]time.Duration // shortest run seen per engine
 }
 
-// NewEngineChooser returns a chooser among engines (in order of
-// preference while nothing is measured), trying each trials times
-// (at least 1).
+// NewEngineChooser returns a chooser among engines (in any order: it
+// starts a module on the one ranked fastest for long work), trying each
+// trials times (at least 1).
 func NewEngineChooser(engines []string, trials int) *EngineChooser {
-	return &EngineChooser{engines: slices.Clone(engines), trials: max(trials, 1), modules: map[string]*moduleTimings{}}
+	sorted := slices.Clone(engines)
+	slices.SortStableFunc(sorted, func(a, b string) int { return longWorkRank[a] - longWorkRank[b] })
+	return &EngineChooser{engines: sorted, trials: max(trials, 1), modules: map[string]*moduleTimings{}}
 }
+
+// First is the engine a module's first task runs on.
+func (c *EngineChooser) First() string { return c.engines[0] }
 
 // Choose returns the engine for the next task of module, whose size in
 // bytes is size.
@@ -133,16 +149,40 @@ func (c *EngineChooser) Choose(module string, size int64) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.timings(module)
-	wait := time.Duration(float64(c.TrialWaitPerMiB) * float64(size) / (1 << 20))
-	for i, e := range c.engines { // still measuring: the least tried engine with no trial in flight
-		if i > 0 && m.ran < wait {
-			break
-		}
-		if m.handedOut[e] < c.trials && m.observed[e] >= m.handedOut[e] && m.handedOut[e] <= minTried(m, c.engines) {
+	tried := c.worthTrying(m, size)
+	for _, e := range tried { // still measuring: the least tried engine with no trial in flight
+		if m.handedOut[e] < c.trials && m.observed[e] >= m.handedOut[e] && m.handedOut[e] <= minTried(m, tried) {
 			m.handedOut[e]++
 			return e
 		}
 	}
+	return c.best(m)
+}
+
+// worthTrying lists the engines that a module's timings so far make worth
+// a trial, the first engine first.
+func (c *EngineChooser) worthTrying(m *moduleTimings, size int64) []string {
+	first := c.engines[0]
+	out := []string{first}
+	firstBest, measured := m.best[first]
+	if !measured {
+		return out
+	}
+	tiny := c.TinyTask
+	if tiny <= 0 {
+		tiny = DefaultTinyTask
+	}
+	wait := time.Duration(float64(c.TrialWaitPerMiB) * float64(size) / (1 << 20))
+	for _, e := range c.engines[1:] {
+		if e == cheapToStart && firstBest < tiny || e != cheapToStart && m.ran >= wait {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// best is the engine with the shortest run measured, or the first engine.
+func (c *EngineChooser) best(m *moduleTimings) string {
 	best := ""
 	for _, e := range c.engines {
 		if d, ok := m.best[e]; ok && (best == "" || d < m.best[best]) {
@@ -155,7 +195,7 @@ func (c *EngineChooser) Choose(module string, size int64) string {
 	return best
 }
 
-// minTried is the fewest trials any engine has been given.
+// minTried is the fewest trials any of engines has been given.
 func minTried(m *moduleTimings, engines []string) int {
 	lo := m.handedOut[engines[0]]
 	for _, e := range engines[1:] {
@@ -176,9 +216,10 @@ func (c *EngineChooser) Observe(module, engine string, d time.Duration) {
 	}
 }
 
-// Chosen returns the engine the chooser has settled on for module, and
-// false while it is still measuring.
-func (c *EngineChooser) Chosen(module string) (string, bool) {
+// Chosen returns the engine the chooser has settled on for module: every
+// engine worth trying (for a module of size bytes) has had its trials. It
+// returns false while it is still measuring.
+func (c *EngineChooser) Chosen(module string, size int64) (string, bool) {
 	if len(c.engines) == 1 {
 		return c.engines[0], true
 	}
@@ -188,17 +229,12 @@ func (c *EngineChooser) Chosen(module string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	best := ""
-	for _, e := range c.engines {
-		d, ok := m.best[e]
-		if !ok || m.handedOut[e] < c.trials {
+	for _, e := range c.worthTrying(m, size) {
+		if m.observed[e] < c.trials {
 			return "", false
 		}
-		if best == "" || d < m.best[best] {
-			best = e
-		}
 	}
-	return best, best != ""
+	return c.best(m), true
 }
 
 func (c *EngineChooser) timings(module string) *moduleTimings {

@@ -3,6 +3,7 @@ package wasm
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -19,13 +20,13 @@ func needEngine(t testing.TB, name string) {
 	}
 }
 
-func TestAvailableEngines_WazeroAlwaysWasmerWithCgo(t *testing.T) {
+func TestAvailableEngines_WazeroAlwaysWasmtimeAndWasmerWithCgo(t *testing.T) {
 	got := AvailableEngines()
 	if got[0] != EngineWazero {
 		t.Fatalf("AvailableEngines() = %v, want wazero first", got)
 	}
-	if slices.Contains(got, EngineWasmer) != wasmerBuilt {
-		t.Fatalf("AvailableEngines() = %v, wasmer built = %v", got, wasmerBuilt)
+	if slices.Contains(got, EngineWasmer) != wasmerBuilt || slices.Contains(got, EngineWasmtime) != wasmtimeBuilt {
+		t.Fatalf("AvailableEngines() = %v, wasmer built = %v, wasmtime built = %v", got, wasmerBuilt, wasmtimeBuilt)
 	}
 	if _, err := NewEngine(testCtx(t), "v8", EngineConfig{ModuleDir: testModules}); !errors.Is(err, ErrEngineUnavailable) {
 		t.Fatalf("unknown engine: err = %v", err)
@@ -84,6 +85,32 @@ func TestEngines_SameTaskGivesIdenticalBytes(t *testing.T) {
 	}
 }
 
+// Acceptance: a task past its deadline on wasmtime is stopped, its
+// executor replaced, and the next task runs normally.
+func TestPool_WasmtimeLoopIsStoppedAtTimeoutAndNextTaskRuns(t *testing.T) {
+	needEngine(t, EngineWasmtime)
+	loop := put(t, wasmtest.WriteThenLoop("started\n", "still going\n"))
+	hello := put(t, wasmtest.Hello("next\n", "", 0))
+	p, err := NewPool(testCtx(t), PoolConfig{Size: 1, CacheDir: testCacheDir, ModuleDir: testModules, Engines: []string{EngineWasmtime}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	before := p.pids()
+	res, err := p.Run(testCtx(t), &Request{ModuleHash: loop, Limits: Limits{Timeout: 300 * time.Millisecond}})
+	wantKind(t, err, KindTimeout)
+	if res == nil || string(res.Stdout) != "started\n" || string(res.Stderr) != "still going\n" || res.ExitCode != -1 {
+		t.Fatalf("got %+v", res)
+	}
+	res, err = p.Run(testCtx(t), &Request{ModuleHash: hello})
+	if err != nil || string(res.Stdout) != "next\n" || res.Engine != EngineWasmtime {
+		t.Fatalf("next task: got %+v, %v", res, err)
+	}
+	if after := p.pids(); len(after) != 1 || after[0] == before[0] {
+		t.Fatalf("executors before %v, after %v: want the looping one replaced", before, after)
+	}
+}
+
 // Acceptance: a task past its deadline on wasmer is stopped, its executor
 // replaced, and the next task runs normally.
 func TestPool_WasmerLoopIsStoppedAtTimeoutAndNextTaskRuns(t *testing.T) {
@@ -134,41 +161,93 @@ func TestPool_EnginesRestrictWhatItOffers(t *testing.T) {
 	}
 }
 
-// Acceptance: auto tries each engine, then keeps the clearly faster one
-// (timings injected, not measured).
-func TestEngineChooser_AutoKeepsTheFasterEngine(t *testing.T) {
+// Acceptance: a module's first task runs on the engine expected fastest
+// for long work (wasmtime, then wasmer, whatever the order given), and long
+// tasks never go to the cheap-to-start engine (timings injected).
+func TestEngineChooser_FirstTaskRunsOnTheFastEngineAndLongTasksStay(t *testing.T) {
+	for _, tc := range []struct {
+		engines []string
+		first   string
+	}{
+		{[]string{EngineWazero, EngineWasmtime, EngineWasmer}, EngineWasmtime},
+		{[]string{EngineWasmer, EngineWazero}, EngineWasmer},
+		{[]string{EngineWazero}, EngineWazero},
+	} {
+		c := NewEngineChooser(tc.engines, 2)
+		if e := c.Choose("one-task job", 30<<10); e != tc.first {
+			t.Fatalf("engines %v: first task on %s, want %s", tc.engines, e, tc.first)
+		}
+	}
+	c := NewEngineChooser([]string{EngineWazero, EngineWasmtime}, 2)
+	counts := map[string]int{}
+	for range 100 {
+		e := c.Choose("kernel", 30<<10)
+		counts[e]++
+		c.Observe("kernel", e, 300*time.Millisecond)
+	}
+	if counts[EngineWasmtime] != 100 {
+		t.Fatalf("300 ms tasks ran on %v, want all on wasmtime", counts)
+	}
+	if e, ok := c.Chosen("kernel", 30<<10); !ok || e != EngineWasmtime {
+		t.Fatalf("Chosen = %s, %v", e, ok)
+	}
+}
+
+// Acceptance: tiny tasks move to the cheap-to-start engine once it
+// measures faster, and stay there.
+func TestEngineChooser_TinyTasksMoveToTheCheapEngine(t *testing.T) {
+	c := NewEngineChooser([]string{EngineWazero, EngineWasmtime}, 2)
+	took := map[string]time.Duration{EngineWasmtime: 400 * time.Microsecond, EngineWazero: 60 * time.Microsecond}
+	var seq []string
+	for range 6 {
+		e := c.Choose("tiny", 1<<10)
+		seq = append(seq, e)
+		c.Observe("tiny", e, took[e])
+	}
+	// One trial on wasmtime shows the task is tiny; then the trials alternate.
+	want := []string{EngineWasmtime, EngineWazero, EngineWasmtime, EngineWazero, EngineWazero, EngineWazero}
+	if !slices.Equal(seq, want) {
+		t.Fatalf("engines %v, want %v", seq, want)
+	}
+	if e, ok := c.Chosen("tiny", 1<<10); !ok || e != EngineWazero {
+		t.Fatalf("Chosen = %s, %v", e, ok)
+	}
+}
+
+// Acceptance: with noisy timings, once one engine is measurably faster at
+// least 95% of the remaining tasks run on it.
+func TestEngineChooser_ConvergesOnTheFasterEngine(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
 	for _, tc := range []struct {
 		name string
-		took map[string]time.Duration
+		mean map[string]time.Duration
 		want string
 	}{
-		{"wasmer faster (C kernel)", map[string]time.Duration{EngineWazero: 290 * time.Millisecond, EngineWasmer: 125 * time.Millisecond}, EngineWasmer},
-		{"wazero faster (Go guest)", map[string]time.Duration{EngineWazero: 250 * time.Millisecond, EngineWasmer: 360 * time.Millisecond}, EngineWazero},
+		{"C kernel: wasmtime", map[string]time.Duration{EngineWasmtime: 120 * time.Millisecond, EngineWasmer: 140 * time.Millisecond, EngineWazero: 280 * time.Millisecond}, EngineWasmtime},
+		{"Go kernel: wasmer", map[string]time.Duration{EngineWasmtime: 150 * time.Millisecond, EngineWasmer: 110 * time.Millisecond, EngineWazero: 300 * time.Millisecond}, EngineWasmer},
+		{"tiny: wazero", map[string]time.Duration{EngineWasmtime: 900 * time.Microsecond, EngineWasmer: 1200 * time.Microsecond, EngineWazero: 500 * time.Microsecond}, EngineWazero},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := NewEngineChooser([]string{EngineWazero, EngineWasmer}, 2)
-			tried := map[string]int{}
-			for range 4 { // the trials: each engine twice, alternating
-				e := c.Choose("mod", 0)
-				tried[e]++
-				if _, done := c.Chosen("mod"); done && tried[e] < 2 {
-					t.Fatal("chose before measuring")
-				}
-				c.Observe("mod", e, tc.took[e])
-			}
-			if tried[EngineWazero] != 2 || tried[EngineWasmer] != 2 {
-				t.Fatalf("trials: %v, want each engine twice", tried)
-			}
-			for range 10 {
-				if e := c.Choose("mod", 0); e != tc.want {
-					t.Fatalf("after the trials chose %s, want %s", e, tc.want)
+			c := NewEngineChooser([]string{EngineWazero, EngineWasmtime, EngineWasmer}, 2)
+			settled, on := -1, 0
+			const tasks = 1000
+			for i := range tasks {
+				e := c.Choose("m", 30<<10)
+				noise := 0.9 + 0.2*rng.Float64() // +-10%
+				c.Observe("m", e, time.Duration(float64(tc.mean[e])*noise))
+				if settled < 0 {
+					if _, ok := c.Chosen("m", 30<<10); ok {
+						settled = i
+					}
+				} else if e == tc.want {
+					on++
 				}
 			}
-			if e, ok := c.Chosen("mod"); !ok || e != tc.want {
-				t.Fatalf("Chosen = %s, %v", e, ok)
+			if settled < 0 || settled > 20 {
+				t.Fatalf("settled after %d tasks", settled)
 			}
-			if e := c.Choose("other module", 0); e != EngineWazero {
-				t.Fatalf("a new module starts its trials with %s, want wazero", e)
+			if share := float64(on) / float64(tasks-1-settled); share < 0.95 {
+				t.Fatalf("%.1f%% of the tasks after settling ran on %s, want >= 95%%", 100*share, tc.want)
 			}
 		})
 	}
@@ -182,7 +261,8 @@ func TestPool_AutoRunsTrialsOnEveryEngineThenSettles(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	p.chooser.TrialWaitPerMiB = 0 // the module is tiny; its runs would take long to add up
+	p.chooser.TrialWaitPerMiB = 0  // the module is tiny; its runs would take long to add up
+	p.chooser.TinyTask = time.Hour // every run counts as tiny, however slow the machine (-race)
 	seen := map[string]bool{}
 	for range len(p.Engines()) + 3 {
 		res, err := p.Run(testCtx(t), &Request{ModuleHash: mod, Engine: EngineAuto})
@@ -194,59 +274,58 @@ func TestPool_AutoRunsTrialsOnEveryEngineThenSettles(t *testing.T) {
 	if len(seen) != len(p.Engines()) {
 		t.Fatalf("auto ran on %v, want every engine of %v during the trials", seen, p.Engines())
 	}
-	if _, ok := p.chooser.Chosen(mod); !ok {
+	if _, ok := p.chooser.Chosen(mod, 0); !ok {
 		t.Fatal("auto has not settled after its trials")
 	}
 }
 
 // While an engine's trial is in flight (compiling, maybe for seconds),
-// other tasks of the module do not wait for it: they go to another engine.
+// other tasks of the module do not wait for it: they go to the best
+// engine measured so far.
 func TestEngineChooser_OneTrialInFlightPerEngine(t *testing.T) {
-	c := NewEngineChooser([]string{EngineWazero, EngineWasmer}, 2)
-	if a, b := c.Choose("m", 0), c.Choose("m", 0); a != EngineWazero || b != EngineWasmer {
-		t.Fatalf("first two tasks went to %s, %s: want one trial on each", a, b)
+	c := NewEngineChooser([]string{EngineWazero, EngineWasmtime}, 2)
+	if a, b := c.Choose("m", 0), c.Choose("m", 0); a != EngineWasmtime || b != EngineWasmtime {
+		t.Fatalf("first two tasks went to %s, %s: want the fast engine (its trial in flight, nothing else measured)", a, b)
 	}
-	if e := c.Choose("m", 0); e != EngineWazero { // both in flight, nothing measured
-		t.Fatalf("with both trials in flight chose %s, want the first engine", e)
+	c.Observe("m", EngineWasmtime, time.Millisecond) // tiny: wazero is worth a trial
+	c.Observe("m", EngineWasmtime, time.Millisecond)
+	if e := c.Choose("m", 0); e != EngineWazero {
+		t.Fatalf("chose %s, want wazero's first trial", e)
 	}
-	c.Observe("m", EngineWazero, 100*time.Millisecond)
-	c.Observe("m", EngineWazero, 100*time.Millisecond) // the untracked third task
+	if e := c.Choose("m", 0); e != EngineWasmtime { // wazero's trial in flight
+		t.Fatalf("chose %s while wazero's trial is in flight, want wasmtime (the best measured)", e)
+	}
+	c.Observe("m", EngineWazero, 200*time.Microsecond)
+	c.Observe("m", EngineWasmtime, time.Millisecond)
 	if e := c.Choose("m", 0); e != EngineWazero {
 		t.Fatalf("chose %s, want wazero's second trial", e)
 	}
-	if e := c.Choose("m", 0); e != EngineWazero { // wasmer's first trial still in flight
-		t.Fatalf("chose %s while wasmer's trial is in flight, want wazero (the best measured)", e)
-	}
-	c.Observe("m", EngineWasmer, 40*time.Millisecond)
-	if e := c.Choose("m", 0); e != EngineWasmer {
-		t.Fatalf("chose %s, want wasmer's second trial", e)
-	}
-	c.Observe("m", EngineWasmer, 45*time.Millisecond)
-	if e, ok := c.Chosen("m"); !ok || e != EngineWasmer {
-		t.Fatalf("Chosen = %s, %v; want wasmer", e, ok)
+	c.Observe("m", EngineWazero, 300*time.Microsecond)
+	if e, ok := c.Chosen("m", 0); !ok || e != EngineWazero {
+		t.Fatalf("Chosen = %s, %v; want wazero", e, ok)
 	}
 }
 
 // An engine whose compile is slow for a big module is tried only once the
 // module's tasks have run long enough to pay for it.
 func TestEngineChooser_BigModuleIsTriedOnlyAfterEnoughWork(t *testing.T) {
-	c := NewEngineChooser([]string{EngineWazero, EngineWasmer}, 1)
+	c := NewEngineChooser([]string{EngineWasmtime, EngineWasmer}, 1)
 	c.TrialWaitPerMiB = 2 * time.Second
 	const size = 3 << 20 // 6 s of work before wasmer is tried
 	for range 11 {
-		if e := c.Choose("go", size); e != EngineWazero {
+		if e := c.Choose("go", size); e != EngineWasmtime {
 			t.Fatalf("tried %s before the module did enough work", e)
 		}
-		c.Observe("go", EngineWazero, 500*time.Millisecond)
+		c.Observe("go", EngineWasmtime, 500*time.Millisecond)
 	}
-	c.Observe("go", EngineWazero, 500*time.Millisecond) // 6 s now
+	c.Observe("go", EngineWasmtime, 500*time.Millisecond) // 6 s now
 	if e := c.Choose("go", size); e != EngineWasmer {
 		t.Fatalf("after 6 s of work chose %s, want wasmer's trial", e)
 	}
-	if e := c.Choose("small", 30<<10); e != EngineWazero {
-		t.Fatal("a small module starts on wazero")
+	if e := c.Choose("small", 30<<10); e != EngineWasmtime {
+		t.Fatal("a small module starts on wasmtime")
 	}
-	c.Observe("small", EngineWazero, 100*time.Millisecond)
+	c.Observe("small", EngineWasmtime, 100*time.Millisecond)
 	if e := c.Choose("small", 30<<10); e != EngineWasmer {
 		t.Fatalf("a small module: chose %s after 100 ms of work, want wasmer's trial", e)
 	}

@@ -135,7 +135,7 @@ func BenchmarkKernels(b *testing.B) {
 				}
 			}
 			row := kernelRow{name: k.name, lang: k.lang, ratio: map[string]float64{}}
-			row.chosen, _ = pool.chooser.Chosen(hash)
+			row.chosen, _ = pool.chooser.Chosen(hash, 0)
 			for _, v := range variants {
 				b.ReportMetric(float64(total[v].Milliseconds())/float64(b.N), v+"-ms")
 			}
@@ -164,7 +164,7 @@ func runKernelWarm(b *testing.B, pool *Pool, hash string, k benchKernel, variant
 		want = res.Stdout
 	}
 	for range 50 {
-		if _, ok := pool.chooser.Chosen(hash); ok {
+		if _, ok := pool.chooser.Chosen(hash, 0); ok {
 			break
 		}
 		runKernel(b, pool, hash, k, EngineAuto, want)

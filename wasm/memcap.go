@@ -19,9 +19,11 @@ import (
 //     run that the module asked for more than its limit (KindMemory), as
 //     wazero's allocator tells it;
 //   - every call of proc_exit is followed by unreachable, and every call of
-//     fd_write by a check of an added exported "stop" global that the host
-//     sets when the output cap is reached: the module stops at once, as it
-//     does under wazero, where the host function panics.
+//     another imported (WASI) function by a check of an added exported
+//     "stop" global that the host sets when the module must stop (the
+//     output cap, an argument the reference WASI traps on): the module
+//     stops at once, as it does under wazero, where the host function
+//     panics.
 //
 // The additions come after every existing function and global, so no index
 // the module already uses moves.
@@ -57,12 +59,29 @@ type section struct {
 
 // capModuleMemory returns the module rewritten as described above.
 func capModuleMemory(data []byte, maxPages uint32) ([]byte, error) {
+	return rewriteModule(data, maxPages, true)
+}
+
+// hookModuleGrow returns the module with only the grow hook and its
+// globals added: no limit is written into it and host calls are not
+// followed by checks. It is for an engine that enforces the cap itself
+// (wasmtime's store limiter) and stops the module from a host call, but
+// cannot say afterwards whether a grow was refused: the hook's global does.
+// The result does not depend on the limit, so it is compiled once.
+func hookModuleGrow(data []byte) ([]byte, error) {
+	return rewriteModule(data, noCap, false)
+}
+
+// noCap as maxPages leaves every memory's maximum as it is.
+const noCap = ^uint32(0)
+
+func rewriteModule(data []byte, maxPages uint32, stopChecks bool) ([]byte, error) {
 	secs, err := splitSections(data)
 	if err != nil {
 		return nil, err
 	}
 	for i, s := range secs {
-		if s.id == secMemory {
+		if s.id == secMemory && maxPages != noCap {
 			body, err := capMemorySection(s.body, maxPages)
 			if err != nil {
 				return nil, err
@@ -70,7 +89,7 @@ func capModuleMemory(data []byte, maxPages uint32) ([]byte, error) {
 			secs[i].body = body
 		}
 	}
-	if secs, err = instrument(secs); err != nil {
+	if secs, err = instrument(secs, stopChecks); err != nil {
 		return nil, err
 	}
 	return joinSections(secs), nil
@@ -137,14 +156,14 @@ type rewriteIndices struct {
 	growFailed uint32 // global
 	stop       uint32 // global
 	procExit   uint32 // imported function, or noFunc
-	fdWrite    uint32 // imported function, or noFunc
+	imports    uint32 // imported functions: indices below are host calls
 }
 
 const noFunc = ^uint32(0)
 
 // instrument adds the globals, their exports and the grow hook, and
 // rewrites the code (see the top of this file).
-func instrument(secs []section) ([]section, error) {
+func instrument(secs []section, stopChecks bool) ([]section, error) {
 	var nTypes, nImportGlobals, nFuncs, nGlobals uint32
 	var imp importInfo
 	for _, s := range secs {
@@ -166,7 +185,10 @@ func instrument(secs []section) ([]section, error) {
 	}
 	ix := rewriteIndices{
 		hook: imp.funcs + nFuncs, growFailed: nImportGlobals + nGlobals, stop: nImportGlobals + nGlobals + 1,
-		procExit: imp.procExit, fdWrite: imp.fdWrite,
+		procExit: imp.procExit, imports: imp.funcs,
+	}
+	if !stopChecks {
+		ix.procExit, ix.imports = noFunc, 0
 	}
 	out := append([]section(nil), secs...)
 	grows := 0
@@ -244,12 +266,12 @@ func vecCount(body []byte) (uint32, error) {
 }
 
 type importInfo struct {
-	funcs, globals    uint32
-	procExit, fdWrite uint32 // function indices, or noFunc
+	funcs, globals uint32
+	procExit       uint32 // function index, or noFunc
 }
 
 func readImports(body []byte) (importInfo, error) {
-	info := importInfo{procExit: noFunc, fdWrite: noFunc}
+	info := importInfo{procExit: noFunc}
 	r := &reader{b: body}
 	for n := r.u32(); n > 0 && r.err == nil; n-- {
 		mod := string(r.take(int(r.u32())))
@@ -258,9 +280,6 @@ func readImports(body []byte) (importInfo, error) {
 		case 0:
 			if mod == wasiModuleName && name == "proc_exit" {
 				info.procExit = info.funcs
-			}
-			if mod == wasiModuleName && name == "fd_write" {
-				info.fdWrite = info.funcs
 			}
 			info.funcs++
 			r.u32()
@@ -337,10 +356,10 @@ func rewriteFunc(fn []byte, ix rewriteIndices) ([]byte, int, error) {
 		if op != 0x10 {
 			continue
 		}
-		switch leb32(start[1:]) {
-		case ix.procExit:
+		switch callee := leb32(start[1:]); {
+		case callee == ix.procExit:
 			out = append(out, 0x00) // unreachable
-		case ix.fdWrite: // global.get stop; if; unreachable; end
+		case callee < ix.imports: // global.get stop; if; unreachable; end
 			out = append(out, 0x23)
 			out = binary.AppendUvarint(out, uint64(ix.stop))
 			out = append(out, 0x04, 0x40, 0x00, 0x0b)

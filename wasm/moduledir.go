@@ -141,13 +141,21 @@ func (d ModuleDir) read(hash string) ([]byte, error) {
 // do not decode (compiling reports that). It lets Run refuse a module whose
 // initial memory is over the limit before instantiating it.
 func declaredMemoryMin(data []byte) uint64 {
+	pages, _, _ := declaredMemory(data)
+	return pages * wasmPageSize
+}
+
+// declaredMemory reads the limits of a module's first memory in pages:
+// its minimum, and its maximum if it declares one (zeros if it has none or
+// the bytes do not decode).
+func declaredMemory(data []byte) (minPages, maxPages uint64, hasMax bool) {
 	const memorySection = 5
 	p := data[8:]
 	for len(p) > 0 {
 		id := p[0]
 		size, n := binary.Uvarint(p[1:])
 		if n <= 0 || size > uint64(len(p)-1-n) {
-			return 0
+			return 0, 0, false
 		}
 		body := p[1+n : 1+n+int(size)]
 		p = p[1+n+int(size):]
@@ -156,13 +164,19 @@ func declaredMemoryMin(data []byte) uint64 {
 		}
 		count, n := binary.Uvarint(body)
 		if n <= 0 || count == 0 || len(body) < n+2 {
-			return 0
+			return 0, 0, false
 		}
+		flags := body[n]
 		pages, m := binary.Uvarint(body[n+1:]) // after the limits flags byte
 		if m <= 0 || pages > 1<<32 {
-			return 0
+			return 0, 0, false
 		}
-		return pages * wasmPageSize
+		if flags&1 != 0 {
+			if hi, k := binary.Uvarint(body[n+1+m:]); k > 0 {
+				return pages, hi, true
+			}
+		}
+		return pages, 0, false
 	}
-	return 0
+	return 0, 0, false
 }

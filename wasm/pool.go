@@ -27,8 +27,9 @@ type PoolConfig struct {
 	// nil means all this binary has. A request for another is refused with
 	// ErrEngineUnavailable.
 	Engines []string
-	// AutoTrials is how many tasks of a module each engine runs before a
-	// request with Engine "auto" keeps the faster; 0 means 2.
+	// AutoTrials is how many tasks of a module each engine tried runs
+	// before a request with Engine "auto" keeps the fastest; 0 means 2.
+	// See EngineChooser for which engines are tried.
 	AutoTrials int
 	// LowestPriority starts executors at the lowest CPU priority: nice 19
 	// and SCHED_IDLE on Linux, nice 19 and the background band on macOS,
@@ -42,10 +43,14 @@ type PoolConfig struct {
 // for cold caches, so each engine gets two.
 const defaultAutoTrials = 2
 
-// autoTrialWaitPerMiB is EngineChooser.TrialWaitPerMiB in a Pool: about
-// what wasmer (Cranelift) takes to compile a MiB of module on the 2-vCPU
-// machine of BENCHMARKS.md.
-const autoTrialWaitPerMiB = 2 * time.Second
+// autoTrialWaitPerMiB is EngineChooser.TrialWaitPerMiB in a Pool: an
+// engine tried after the first must be able to pay back its compile. wasmer
+// compiles ~1.7 s per MiB of module on the 2-vCPU machine of BENCHMARKS.md
+// and wins by ~20% where it wins at all, so a module must have run about
+// 1.7 s / 0.2 per MiB first. (At 2 s per MiB, a 2,000-task job of a
+// 2.6 MB Go-built module stopped one of two cores for a 4.5 s wasmer
+// compile a third of the way through: parallel efficiency 0.87.)
+const autoTrialWaitPerMiB = 9 * time.Second
 
 // Pool runs tasks in executor child processes, one task per child at a
 // time. At a task's deadline, or if the caller gives up, the child is

@@ -22,8 +22,9 @@ import (
 
 // protocolVersion 3 added the stdin path to requests and ErrStdinFile to
 // the plain errors; 4 the stdout spill file (path and threshold in
-// requests, size and spilled in responses) and ErrStdoutFile.
-const protocolVersion = 4
+// requests, size and spilled in responses) and ErrStdoutFile; 5 the module
+// time to responses.
+const protocolVersion = 5
 
 const (
 	frameHello    = 'H'
@@ -253,6 +254,7 @@ func encodeResponse(e *encoder, res *Result, err error, replace bool) (stdout, s
 	e.byte(flags)
 	e.varint(int64(res.ExitCode))
 	e.varint(int64(res.Duration))
+	e.varint(int64(res.ModuleTime))
 	e.str(res.Engine)
 	e.varint(res.StdoutSize)
 	encodeError(e, err)
@@ -292,7 +294,7 @@ func decodeResponse(f []byte) (res *Result, err error, replace bool, derr error)
 		return nil, nil, true, fmt.Errorf("%w: expected response", errProtocol)
 	}
 	flags := d.byte()
-	r := &Result{ExitCode: int(d.varint()), Duration: time.Duration(d.varint()), Engine: d.str(), StdoutSize: d.varint(), StdoutSpilled: flags&respSpilled != 0}
+	r := &Result{ExitCode: int(d.varint()), Duration: time.Duration(d.varint()), ModuleTime: time.Duration(d.varint()), Engine: d.str(), StdoutSize: d.varint(), StdoutSpilled: flags&respSpilled != 0}
 	kind, msg, code := Kind(d.str()), d.str(), d.byte()
 	nOut, nErr := d.uvarint(), d.uvarint()
 	r.Stdout, r.Stderr = d.bytes(nOut), d.bytes(nErr)

@@ -87,7 +87,10 @@ type Result struct {
 	Stdout   []byte        // what was written, up to the cap, also on error; nil if spilled
 	Stderr   []byte        // likewise (never spilled)
 	Duration time.Duration // time spent running the module (not queueing, not compiling)
-	Engine   string        // the engine that ran it: "wazero" or "wasmer"
+	// ModuleTime is the part of Duration inside the module's _start: the
+	// rest is the sandbox's own cost per task (instantiate, tear down).
+	ModuleTime time.Duration
+	Engine     string // the engine that ran it: "wazero", "wasmtime" or "wasmer"
 	// StdoutSize is how many bytes of stdout were kept; StdoutSpilled says
 	// they are in the request's StdoutPath, not in Stdout.
 	StdoutSize    int64

@@ -37,6 +37,15 @@ func (c *taskClock) walltime() (sec int64, nsec int32) {
 	return t / int64(time.Second), int32(t % int64(time.Second))
 }
 
+// peekWalltime and peekNanotime read the clocks without moving them (an
+// absolute poll deadline is measured against them).
+func (c *taskClock) peekWalltime() (sec int64, nsec int32) {
+	t := clockEpoch + c.elapsed.Load()
+	return t / int64(time.Second), int32(t % int64(time.Second))
+}
+
+func (c *taskClock) peekNanotime() int64 { return c.elapsed.Load() }
+
 // nanotime returns the monotonic clock, which starts at 0.
 func (c *taskClock) nanotime() int64 { return c.advance(clockTick) }
 
@@ -171,7 +180,15 @@ type sandbox struct {
 	clock          taskClock
 	random         io.Reader
 	memory         *memoryLimit
+
+	entered    time.Time     // when _start was called
+	moduleTime time.Duration // how long _start ran
 }
+
+// enter and leave bracket the module's own run (_start), so a Result can
+// tell the time inside the module from the time the sandbox took around it.
+func (s *sandbox) enter() { s.entered = time.Now() }
+func (s *sandbox) leave() { s.moduleTime = time.Since(s.entered) }
 
 func newSandbox(req *Request, heapMemory bool) *sandbox {
 	max := req.Limits.maxOutput()
@@ -203,7 +220,7 @@ func (s *sandbox) outputError() *TaskError {
 func (s *sandbox) result(exitCode int, d time.Duration) *Result {
 	out, n, spilled, _ := s.stdout.snapshot()
 	errOut, _, _, _ := s.stderr.snapshot()
-	return &Result{ExitCode: exitCode, Stdout: out, Stderr: errOut, Duration: d, StdoutSize: n, StdoutSpilled: spilled}
+	return &Result{ExitCode: exitCode, Stdout: out, Stderr: errOut, Duration: d, ModuleTime: s.moduleTime, StdoutSize: n, StdoutSpilled: spilled}
 }
 
 // runProbe lets an executor see a run in progress, so that at the deadline

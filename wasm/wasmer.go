@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tetratelabs/wazero/sys"
 	"github.com/wasmerio/wasmer-go/wasmer"
 )
 
@@ -31,10 +30,8 @@ const wasmerCacheVersion = "wasmer-go-1.0.4-cranelift"
 //
 //   - each module is compiled with its memory capped at the request's limit
 //     (memcap.go), so the key of a compiled module is (hash, limit);
-//   - WASI comes from wasmer, except the functions through which a task sees
-//     the world: fd_read, fd_write, clock_*, random_get, poll_oneoff and
-//     proc_exit are peergrid's own (wasmer_wasi.go), fed by the same sandbox
-//     as wazero's;
+//   - WASI is peergrid's own (wasi.go, bound in wasmer_wasi.go), fed by the
+//     same sandbox as every engine's;
 //   - nothing can stop a running instance: executors are killed at the
 //     deadline, and EngineConfig.Interruptible is not supported.
 type wasmerEngine struct {
@@ -121,23 +118,20 @@ func (e *wasmerEngine) run(ctx context.Context, mod *wasmerModule, req *Request,
 	defer box.close()
 	host := e.takeHost()
 	defer e.putHost(host)
-	run := &wasmerRun{box: box, stdin: stdin}
+	run := &wasmerRun{wasiRun: newWASIRun(req, box, stdin)}
 	host.run = run
 	defer func() { host.run = nil }()
 
 	start := time.Now() // from the WASI setup: it is most of a tiny task's cost here
-	imports, err := e.imports(mod, req, host)
-	if err != nil {
-		return nil, fmt.Errorf("%w: wasmer WASI: %v", ErrExecutor, err)
-	}
+	imports := e.imports(host)
 	if p, ok := ctx.Value(probeKey{}).(*runProbe); ok {
 		p.attach(box, start)
 	}
-	err = e.instantiateAndStart(mod, imports, run)
+	err := e.instantiateAndStart(mod, imports, run)
 	d := time.Since(start)
 	switch {
-	case run.exited:
-		err = sys.NewExitError(run.exitCode)
+	case run.stop != stopNone:
+		err = run.stopErr()
 	case err != nil: // worded as wazero words its traps
 		err = errors.New("wasm error: " + err.Error())
 	}
@@ -154,13 +148,15 @@ func (e *wasmerEngine) instantiateAndStart(mod *wasmerModule, imports *wasmer.Im
 		run.mem = mem
 	}
 	if g, err := inst.Exports.GetGlobal(stopExport); err == nil {
-		run.stop = g
+		run.stopGlobal = g
 	}
 	startFn, err := inst.Exports.GetFunction("_start")
 	if err != nil {
 		return err
 	}
+	run.box.enter()
 	_, err = startFn()
+	run.box.leave()
 	if err != nil && growFailed(inst) {
 		run.box.memory.hit.Store(true)
 	}
@@ -176,28 +172,12 @@ func growFailed(inst *wasmer.Instance) bool {
 	return err == nil && v == int32(1)
 }
 
-// imports is wasmer's WASI for this request with peergrid's functions in
-// place of those that would let the task see the host.
-func (e *wasmerEngine) imports(mod *wasmerModule, req *Request, host *wasmerHost) (*wasmer.ImportObject, error) {
-	b := wasmer.NewWasiStateBuilder(req.argv0())
-	for _, a := range req.Args {
-		b = b.Argument(a)
-	}
-	for _, k := range sortedEnv(req.Env) {
-		b = b.Environment(k, req.Env[k])
-	}
-	// Captured, never read: our fd_write replaces wasmer's, and reading
-	// wasmer's stderr without capturing it crashes wasmer-go.
-	env, err := b.CaptureStdout().CaptureStderr().Finalize()
-	if err != nil {
-		return nil, err
-	}
-	imports, err := env.GenerateImportObject(e.store, mod.module)
-	if err != nil {
-		return nil, err
-	}
+// imports is peergrid's WASI (every function a task may import): wasmer's
+// own WASI is not used at all.
+func (e *wasmerEngine) imports(host *wasmerHost) *wasmer.ImportObject {
+	imports := wasmer.NewImportObject()
 	imports.Register(wasiModuleName, host.funcs)
-	return imports, nil
+	return imports
 }
 
 // takeHost returns an idle set of host functions, making one if none is
@@ -284,7 +264,7 @@ func (e *wasmerEngine) load(capped []byte) (*wasmer.Module, error) {
 // function imports only (the functions wazero provides), and a _start that
 // takes and returns nothing.
 func checkWasmerCommand(mod *wasmer.Module) error {
-	wasi := wasiFunctionNames()
+	wasi := wasiFunctionNames
 	for _, imp := range mod.Imports() {
 		if imp.Type().Kind() == wasmer.MEMORY {
 			return taskErrorf(KindInvalidModule, "module imports a memory, which the sandbox does not provide")

@@ -10,7 +10,6 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 )
 
@@ -22,7 +21,6 @@ type wazeroEngine struct {
 	cfg     EngineConfig
 	runtime wazero.Runtime
 	cache   wazero.CompilationCache // nil without CacheDir
-	wasi    map[string]bool         // WASI functions the sandbox provides
 	base    wazero.ModuleConfig
 
 	modules *compileCache[string, *compiledModule]
@@ -44,7 +42,7 @@ func NewWazero(ctx context.Context, cfg EngineConfig) (Engine, error) {
 	rc := wazero.NewRuntimeConfig().WithCloseOnContextDone(cfg.Interruptible)
 	// Closing a dropped module is safe while instances of it still run.
 	release := func(m *compiledModule) { _ = m.code.Close(context.Background()) }
-	e := &wazeroEngine{cfg: cfg, modules: newCompileCache[string](release), wasi: map[string]bool{}}
+	e := &wazeroEngine{cfg: cfg, modules: newCompileCache[string](release)}
 	if cfg.CacheDir != "" {
 		cache, err := wazero.NewCompilationCacheWithDir(cfg.CacheDir)
 		if err != nil {
@@ -53,16 +51,13 @@ func NewWazero(ctx context.Context, cfg EngineConfig) (Engine, error) {
 		e.cache, rc = cache, rc.WithCompilationCache(cache)
 	}
 	e.runtime = wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, e.runtime); err != nil {
+	if err := instantiateWASI(ctx, e.runtime); err != nil {
 		_ = e.Close(ctx)
 		return nil, fmt.Errorf("wazero: WASI: %w", err)
 	}
-	for name := range e.runtime.Module(wasi_snapshot_preview1.ModuleName).ExportedFunctionDefinitions() {
-		e.wasi[name] = true
-	}
 	// No name (instances may run side by side), no start function (Run
 	// calls _start itself, to tell a failed instantiation from a failed
-	// run), no file system, no sockets; clocks and random are set per run.
+	// run). Args, env, stdio, clocks and random are peergrid's WASI's.
 	e.base = wazero.NewModuleConfig().WithName("").WithStartFunctions()
 	return e, nil
 }
@@ -109,7 +104,7 @@ func (e *wazeroEngine) Run(ctx context.Context, req *Request) (*Result, error) {
 func (e *wazeroEngine) run(ctx context.Context, code wazero.CompiledModule, req *Request, stdin io.Reader) (*Result, error) {
 	box := newSandbox(req, e.cfg.HeapMemory)
 	defer box.close()
-	runCtx := experimental.WithMemoryAllocator(ctx, box.memory)
+	runCtx := withWASIRun(experimental.WithMemoryAllocator(ctx, box.memory), newWASIRun(req, box, stdin))
 	if e.cfg.Interruptible && req.Limits.Timeout > 0 {
 		var cancel context.CancelFunc
 		runCtx, cancel = context.WithTimeout(runCtx, req.Limits.Timeout)
@@ -119,7 +114,7 @@ func (e *wazeroEngine) run(ctx context.Context, code wazero.CompiledModule, req 
 	if p, ok := ctx.Value(probeKey{}).(*runProbe); ok {
 		p.attach(box, start)
 	}
-	err := e.instantiateAndStart(runCtx, code, e.moduleConfig(req, box, stdin))
+	err := e.instantiateAndStart(runCtx, code, e.base, box)
 	d := time.Since(start)
 	box.memory.freeAll()
 	if err == nil || !e.cfg.Interruptible {
@@ -131,30 +126,16 @@ func (e *wazeroEngine) run(ctx context.Context, code wazero.CompiledModule, req 
 	return classify(box, req.Limits, err, runCtx.Err() != nil, d)
 }
 
-func (e *wazeroEngine) instantiateAndStart(ctx context.Context, code wazero.CompiledModule, cfg wazero.ModuleConfig) error {
+func (e *wazeroEngine) instantiateAndStart(ctx context.Context, code wazero.CompiledModule, cfg wazero.ModuleConfig, box *sandbox) error {
 	mod, err := e.runtime.InstantiateModule(ctx, code, cfg)
 	if err != nil {
 		return err
 	}
 	defer mod.Close(ctx)
+	box.enter()
 	_, err = mod.ExportedFunction("_start").Call(ctx)
+	box.leave()
 	return err
-}
-
-func (e *wazeroEngine) moduleConfig(req *Request, box *sandbox, stdin io.Reader) wazero.ModuleConfig {
-	cfg := e.base.
-		WithArgs(append([]string{req.argv0()}, req.Args...)...).
-		WithStdin(stdin).
-		WithStdout(box.stdout).
-		WithStderr(box.stderr).
-		WithWalltime(box.clock.walltime, 1).
-		WithNanotime(box.clock.nanotime, 1).
-		WithNanosleep(box.clock.sleep).
-		WithRandSource(box.random)
-	for _, k := range sortedEnv(req.Env) {
-		cfg = cfg.WithEnv(k, req.Env[k])
-	}
-	return cfg
 }
 
 // classify turns how the module ended into a Result and error, in order of
@@ -255,7 +236,7 @@ func (e *wazeroEngine) compile(ctx context.Context, hash string) (*compiledModul
 // importing anything but WASI functions, and ones without _start.
 func (e *wazeroEngine) checkCommand(code wazero.CompiledModule) error {
 	for _, f := range code.ImportedFunctions() {
-		if mod, name, _ := f.Import(); mod != wasi_snapshot_preview1.ModuleName || !e.wasi[name] {
+		if mod, name, _ := f.Import(); mod != wasiModuleName || !wasiFunctionNames[name] {
 			return taskErrorf(KindInvalidModule, "module imports %s.%s, which the sandbox does not provide", mod, name)
 		}
 	}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Rebuilds the C benchmark kernels (*.c) to WebAssembly (*.wasm, committed:
 # tests and benchmarks never need clang). Debian 12:
-#   apt-get install -y clang lld wasi-libc
+#   apt-get install -y clang lld wasi-libc libclang-rt-14-dev-wasm32
 # (Debian clang 14.0.6, wasi-libc 0.0~git20220510.9886d3d-2 built the
 # committed files). -msimd128 lets clang vectorize as gcc -O2 does for the
 # native build (both engines run WebAssembly SIMD): without it jacobi-2d

@@ -1,0 +1,309 @@
+//go:build cgo && (linux || darwin) && (amd64 || arm64)
+
+package wasm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bytecodealliance/wasmtime-go/v39"
+)
+
+// wasmtimeBuilt: this binary has the wasmtime engine (cgo, and a platform
+// whose static library wasmtime-go ships).
+const wasmtimeBuilt = true
+
+// wasmtimeCacheVersion names the on-disk format of compiled modules.
+const wasmtimeCacheVersion = "wasmtime-go-39.0.1"
+
+// wasmtimeEngine runs modules with wasmtime (Cranelift, default settings
+// otherwise). The sandbox is built with wasmtime's own means where it has
+// them:
+//
+//   - the memory cap is the store's limiter: a module is compiled once,
+//     whatever the limit. Only whether a grow was refused is learnt from a
+//     limit-independent rewrite (hookModuleGrow), as the limiter cannot say;
+//   - WASI is peergrid's own (wasi.go): each function is a host function of
+//     one engine-wide linker, and one that must stop the module returns a
+//     trap, which wasmtime unwinds cleanly (unlike wasmer-go);
+//   - nothing stops a running module: executors are killed at the
+//     deadline, as wasmer's are, and EngineConfig.Interruptible is refused.
+//     wasmtime's epoch interruption would stop it, but its checks made
+//     tight loops up to 2.7x slower here (gemm: 159 ms plain, 431 ms with
+//     epochs, best of 7), and fuel costs more.
+type wasmtimeEngine struct {
+	cfg    EngineConfig
+	engine *wasmtime.Engine
+	linker *wasmtime.Linker
+
+	modules *compileCache[string, *wasmtimeModule]
+}
+
+var _ Engine = (*wasmtimeEngine)(nil)
+
+// wasmtimeModule is one module, compiled once.
+type wasmtimeModule struct {
+	module    *wasmtime.Module
+	minMemory uint64
+	maxPages  uint64 // the module's own declared maximum, or 0 for none
+}
+
+func newWasmtime(_ context.Context, cfg EngineConfig) (Engine, error) {
+	if cfg.Interruptible {
+		return nil, fmt.Errorf("%w: the wasmtime engine cannot be interrupted; run it in executors", ErrEngineUnavailable)
+	}
+	c := wasmtime.NewConfig() // Cranelift at its default (speed) settings
+	usePoolingAllocator(c)
+	engine := wasmtime.NewEngineWithConfig(c)
+	e := &wasmtimeEngine{cfg: cfg, engine: engine, linker: wasmtime.NewLinker(engine),
+		modules: newCompileCache[string, *wasmtimeModule](nil)}
+	if err := e.defineWASI(); err != nil {
+		return nil, fmt.Errorf("wasmtime: WASI: %w", err)
+	}
+	return e, nil
+}
+
+// defineWASI puts peergrid's WASI into the linker, once for every store.
+func (e *wasmtimeEngine) defineWASI() error {
+	for _, f := range wasiFuncs {
+		params := make([]*wasmtime.ValType, len(f.params))
+		for i, t := range f.params {
+			params[i] = wasmtime.NewValType(wasmtime.KindI32)
+			if t == wasiI64 {
+				params[i] = wasmtime.NewValType(wasmtime.KindI64)
+			}
+		}
+		var results []*wasmtime.ValType
+		if !f.noResult {
+			results = []*wasmtime.ValType{wasmtime.NewValType(wasmtime.KindI32)}
+		}
+		call, noResult := f.call, f.noResult
+		err := e.linker.FuncNew(wasiModuleName, f.name, wasmtime.NewFuncType(params, results),
+			func(c *wasmtime.Caller, a []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
+				r := c.Data().(*wasmtimeRun)
+				var args [9]uint64
+				for i, v := range a {
+					if v.Kind() == wasmtime.KindI64 {
+						args[i] = uint64(v.I64())
+					} else {
+						args[i] = uint64(uint32(v.I32()))
+					}
+				}
+				errno := call(r.wasiRun, r.memory(c), args[:len(a)])
+				if r.stop != stopNone {
+					return nil, wasmtime.NewTrap("peergrid: stop")
+				}
+				if noResult {
+					return nil, nil
+				}
+				return []wasmtime.Val{wasmtime.ValI32(int32(errno))}, nil
+			})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wasmtimeRun is one run's state, the store's data.
+type wasmtimeRun struct {
+	*wasiRun
+	mem *wasmtime.Memory
+}
+
+func (r *wasmtimeRun) memory(c *wasmtime.Caller) []byte {
+	if r.mem == nil {
+		return nil
+	}
+	return r.mem.UnsafeData(c)
+}
+
+// Close implements Engine. wasmtime-go frees modules and the engine by
+// finalizer once nothing uses them.
+func (e *wasmtimeEngine) Close(context.Context) error {
+	e.modules.reset()
+	return nil
+}
+
+// Run implements Engine.
+func (e *wasmtimeEngine) Run(ctx context.Context, req *Request) (*Result, error) {
+	if err := validateRequest(req); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	mod, err := e.module(req.ModuleHash)
+	if err != nil {
+		return nil, err
+	}
+	limit := req.Limits.memoryBytes()
+	if mod.minMemory > limit {
+		return nil, taskErrorf(KindMemory, "module needs %s of memory at start, more than its %s limit",
+			formatBytes(mod.minMemory), formatBytes(limit))
+	}
+	stdin, release, err := openStdin(req)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	res, err := e.run(ctx, mod, req, stdin)
+	if res != nil {
+		res.Engine = EngineWasmtime
+	}
+	return res, err
+}
+
+func (e *wasmtimeEngine) run(ctx context.Context, mod *wasmtimeModule, req *Request, stdin io.Reader) (*Result, error) {
+	box := newSandbox(req, true) // wasmtime allocates memory itself; the limiter caps it
+	defer box.close()
+	run := &wasmtimeRun{wasiRun: newWASIRun(req, box, stdin)}
+	start := time.Now()
+	if p, ok := ctx.Value(probeKey{}).(*runProbe); ok {
+		p.attach(box, start)
+	}
+	err := e.instantiateAndStart(mod, run, req.Limits.memoryBytes())
+	d := time.Since(start)
+	switch {
+	case run.stop != stopNone:
+		err = run.stopErr()
+	case err != nil:
+		err = errors.New("wasm error: " + wasmtimeTrapText(err))
+	}
+	return classify(box, req.Limits, err, false, d)
+}
+
+func (e *wasmtimeEngine) instantiateAndStart(mod *wasmtimeModule, run *wasmtimeRun, limit uint64) error {
+	store := wasmtime.NewStoreWithData(e.engine, run)
+	defer store.Close() // returns the slots; zeroes the memory kept resident
+	store.Limiter(int64(limit), -1, -1, -1, -1)
+	inst, err := e.linker.Instantiate(store, mod.module)
+	if err != nil {
+		return err
+	}
+	if ext := inst.GetExport(store, "memory"); ext != nil {
+		run.mem = ext.Memory()
+	}
+	start := inst.GetFunc(store, "_start")
+	if start == nil {
+		return errors.New("no _start")
+	}
+	run.box.enter()
+	_, err = start.Call(store)
+	run.box.leave()
+	if err != nil && (mod.maxPages == 0 || mod.maxPages*wasmPageSize > limit) {
+		if g := inst.GetExport(store, growFailedExport); g != nil && g.Global() != nil {
+			if v, ok := g.Global().Get(store).Get().(int32); ok && v == 1 {
+				run.box.memory.hit.Store(true)
+			}
+		}
+	}
+	return err
+}
+
+// wasmtimeTrapText is a trap's message with its wasm backtrace, without
+// the host's stack.
+func wasmtimeTrapText(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "\nStack backtrace:"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
+
+// module returns the compiled module for hash, compiling it on first use.
+func (e *wasmtimeEngine) module(hash string) (*wasmtimeModule, error) {
+	return e.modules.get(hash, func() (*wasmtimeModule, error) { return e.compile(hash) })
+}
+
+func (e *wasmtimeEngine) compile(hash string) (*wasmtimeModule, error) {
+	data, err := e.cfg.ModuleDir.read(hash)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckModule(data); err != nil {
+		return nil, err
+	}
+	minPages, maxPages, hasMax := declaredMemory(data)
+	m := &wasmtimeModule{minMemory: minPages * wasmPageSize}
+	if hasMax {
+		m.maxPages = max(maxPages, 1) // 0 means none
+	}
+	hooked, err := hookModuleGrow(data)
+	if err != nil {
+		if verr := wasmtime.ModuleValidate(e.engine, data); verr != nil {
+			return nil, &TaskError{Kind: KindInvalidModule, Msg: verr.Error()}
+		}
+		return nil, &TaskError{Kind: KindInvalidModule, Msg: err.Error()}
+	}
+	if m.module, err = e.load(hooked); err != nil {
+		return nil, err
+	}
+	if err := checkWasmtimeCommand(m.module); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// load compiles code, or loads it from the disk cache that executors
+// share, named by the hash of the bytes compiled.
+func (e *wasmtimeEngine) load(code []byte) (*wasmtime.Module, error) {
+	var path string
+	if e.cfg.CacheDir != "" {
+		sum := sha256.Sum256(code)
+		path = filepath.Join(e.cfg.CacheDir, wasmtimeCacheVersion, hex.EncodeToString(sum[:]))
+		if b, err := os.ReadFile(path); err == nil {
+			if mod, err := wasmtime.NewModuleDeserialize(e.engine, b); err == nil {
+				return mod, nil
+			}
+		}
+	}
+	mod, err := wasmtime.NewModule(e.engine, code)
+	if err != nil {
+		return nil, &TaskError{Kind: KindInvalidModule, Msg: firstLine(err.Error())}
+	}
+	if path != "" {
+		if b, err := mod.Serialize(); err == nil && os.MkdirAll(filepath.Dir(path), 0o755) == nil {
+			_ = writeFileAtomic(path, b) // a cache: failing to write only costs a compile
+		}
+	}
+	return mod, nil
+}
+
+// checkWasmtimeCommand applies the rules of wazero's checkCommand.
+func checkWasmtimeCommand(mod *wasmtime.Module) error {
+	for _, imp := range mod.Imports() {
+		name := ""
+		if imp.Name() != nil {
+			name = *imp.Name()
+		}
+		if imp.Type().MemoryType() != nil {
+			return taskErrorf(KindInvalidModule, "module imports a memory, which the sandbox does not provide")
+		}
+		if imp.Module() != wasiModuleName || !wasiFunctionNames[name] || imp.Type().FuncType() == nil {
+			return taskErrorf(KindInvalidModule, "module imports %s.%s, which the sandbox does not provide", imp.Module(), name)
+		}
+	}
+	for _, exp := range mod.Exports() {
+		if exp.Name() != "_start" {
+			continue
+		}
+		ft := exp.Type().FuncType()
+		if ft == nil {
+			break
+		}
+		if len(ft.Params()) != 0 || len(ft.Results()) != 0 {
+			return taskErrorf(KindInvalidModule, "module's _start takes or returns values")
+		}
+		return nil
+	}
+	return taskErrorf(KindInvalidModule, "module exports no _start function (is it a WASI command?)")
+}
