@@ -102,7 +102,10 @@ type Peer struct {
 	Cores   int      `json:"cores"`
 	State   string   `json:"state"` // alive | down | draining
 	Running int      `json:"running"`
-	Done    int      `json:"done"`
+	// Done counts the worker's accepted successful results, Failed its
+	// accepted reports of failed attempts.
+	Done   int `json:"done"`
+	Failed int `json:"failed,omitempty"`
 	// CPUSeconds is a worker's credit: the run time of its accepted
 	// results, in seconds.
 	CPUSeconds float64   `json:"cpu_seconds,omitempty"`

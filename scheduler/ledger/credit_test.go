@@ -40,8 +40,8 @@ func TestLedger_CreditCountsRunTimeOfAcceptedResults(t *testing.T) {
 	}
 	a.apply(&CompleteTasksCommand{Worker: "w2", Now: a.now, Reports: []api.Report{report(g[2], "", time.Minute)}}) // not w2's lease
 	p := a.peer("w1")
-	if p.CPUNanos != int64(2*time.Second) || p.Done != 2 {
-		t.Fatalf("credit %v, done %d; want 2s and 2", time.Duration(p.CPUNanos), p.Done)
+	if p.CPUNanos != int64(2*time.Second) || p.Done != 1 || p.Failed != 1 {
+		t.Fatalf("credit %v, done %d, failed %d; want 2s, 1 and 1", time.Duration(p.CPUNanos), p.Done, p.Failed)
 	}
 	restored := snapshotInto(t, a.fsm)
 	var q Peer

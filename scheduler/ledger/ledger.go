@@ -103,7 +103,11 @@ type Peer struct {
 	Roles   []string `json:"roles,omitempty"`
 	Cores   int      `json:"cores,omitempty"`
 	State   string   `json:"state"`
-	Done    int      `json:"done"`
+	// Done counts the worker's accepted successful results; Failed its
+	// accepted reports of a failed attempt (a trap, a timeout, a module it
+	// could not fetch). A repeat of an accepted report counts once.
+	Done   int `json:"done"`
+	Failed int `json:"failed,omitempty"`
 	// CPUNanos is the worker's credit: the run time (Report.Duration) of
 	// its accepted successful results, in nanoseconds.
 	CPUNanos int64    `json:"cpu_ns,omitempty"`
@@ -382,11 +386,20 @@ func (l *Ledger) applyCompleteTasks(c *CompleteTasksCommand) any {
 		var fresh bool
 		accepted[i], fresh = l.completeTask(c.Worker, c.Now, &c.Reports[i])
 		if fresh && p != nil {
-			p.Done++
-			p.CPUNanos += credit(&c.Reports[i])
+			p.count(&c.Reports[i])
 		}
 	}
 	return accepted
+}
+
+// count adds an accepted report to its worker's tallies and credit.
+func (p *Peer) count(r *api.Report) {
+	if r.ErrorKind != "" {
+		p.Failed++
+	} else {
+		p.Done++
+	}
+	p.CPUNanos += credit(r)
 }
 
 // credit is what an accepted report adds to its worker's CPU time: the run

@@ -303,7 +303,7 @@ func (s *Server) peerList() []api.Peer {
 
 func (s *Server) describePeer(p *ledger.Peer, running int) api.Peer {
 	ap := api.Peer{ID: p.ID, Address: cmp.Or(p.Address, p.StorageAddress), Roles: p.Roles, Cores: p.Cores, State: p.State,
-		Running: running, Done: p.Done, CPUSeconds: time.Duration(p.CPUNanos).Seconds(), LastSeen: time.Unix(0, p.Since).UTC(), Engines: p.Engines}
+		Running: running, Done: p.Done, Failed: p.Failed, CPUSeconds: time.Duration(p.CPUNanos).Seconds(), LastSeen: time.Unix(0, p.Since).UTC(), Engines: p.Engines}
 	if t, ok := s.liveness.lastSeen(p.ID); ok {
 		ap.LastSeen = t.UTC()
 	}
