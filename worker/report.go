@@ -32,12 +32,23 @@ func (r *run) reportLoop() {
 }
 
 // gatherReports adds to first whatever else finishes within reportLinger,
-// up to maxReportBatch reports.
+// up to maxReportBatch reports. Reports already waiting are always taken,
+// however long taking them lasts: the linger bounds the wait for more, not
+// the batch (a select on a fired timer and a ready channel picks either).
 func (r *run) gatherReports(first api.Report) []api.Report {
 	batch := []api.Report{first}
 	linger := time.NewTimer(reportLinger)
 	defer linger.Stop()
 	for len(batch) < maxReportBatch {
+		select {
+		case rep, ok := <-r.reports:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, rep)
+			continue
+		default:
+		}
 		select {
 		case rep, ok := <-r.reports:
 			if !ok {
