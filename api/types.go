@@ -282,6 +282,25 @@ type ServerInfo struct {
 	HasState   bool   `json:"has_state"` // part of a Raft group already
 	Leader     string `json:"leader,omitempty"`
 	LeaderHTTP string `json:"leader_http,omitempty"`
+	// CA is the cluster CA's certificate (PEM) once the server has one, and
+	// CAProof its HMAC keyed with the token the servers were started with:
+	// servers forming a group together trust the CA by it.
+	CA      string `json:"ca,omitempty"`
+	CAProof string `json:"ca_proof,omitempty"`
+}
+
+// CertifyRequest asks for a server's certificate (operator only).
+type CertifyRequest struct {
+	ID  string `json:"id"`
+	CSR []byte `json:"csr"` // DER
+}
+
+// CertifyResponse is a server's certificate, the cluster CA and its key
+// (every server holds it, to certify the workers that join), all PEM.
+type CertifyResponse struct {
+	Cert  string `json:"cert"`
+	CA    string `json:"ca"`
+	CAKey string `json:"ca_key"`
 }
 
 // JoinRequest asks the leader to add a server to the Raft group (or to
@@ -366,6 +385,10 @@ type CreateTokenResponse struct {
 type WorkerJoinRequest struct {
 	Name  string `json:"name,omitempty"`
 	Cores int    `json:"cores,omitempty"`
+	// CSR is a certificate request for the worker's key (DER): the answer
+	// carries its certificate (role worker, its id), which it serves shards
+	// with.
+	CSR []byte `json:"csr,omitempty"`
 }
 
 // WorkerJoinResponse names the worker and carries its credential's secret,
@@ -374,6 +397,8 @@ type WorkerJoinResponse struct {
 	Worker     string `json:"worker"`
 	Credential string `json:"credential_id"`
 	Secret     string `json:"secret"`
+	Cert       string `json:"cert,omitempty"` // PEM, when the request carried a CSR
+	CA         string `json:"ca,omitempty"`   // the cluster CA, PEM
 }
 
 // AuthCheckRequest asks which credential a token is (a storage peer

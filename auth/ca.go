@@ -246,3 +246,5 @@ func writeSecret(dir, name string, data []byte) error {
 	}
 	return os.Rename(tmp.Name(), filepath.Join(dir, name))
 }
+
+func parseDER(der []byte) (*x509.Certificate, error) { return x509.ParseCertificate(der) }

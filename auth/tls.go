@@ -132,6 +132,12 @@ func PinOf(caFile, fingerprint string) (Pin, error) {
 
 // verify checks a presented chain: the leaf chains to the pinned CA and
 // stands for one of roles, and is fit for usage.
+// Verify checks a server's certificate chain as ClientTLS does: signed by
+// the pinned CA, for one of roles; it returns whom the certificate names.
+func (p Pin) Verify(chain []*x509.Certificate, roles ...string) (Identity, error) {
+	return p.verify(chain, x509.ExtKeyUsageServerAuth, roles)
+}
+
 func (p Pin) verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, roles []string) (Identity, error) {
 	if len(chain) == 0 {
 		return Identity{}, errors.New("the peer presented no certificate")
@@ -164,57 +170,80 @@ func (p Pin) verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, roles []s
 
 // ClientTLS is a client's TLS config: it accepts a server whose certificate
 // the pinned CA signed for one of roles, and presents cert (if any) as its
-// own.
-func ClientTLS(pin Pin, roles []string, cert *tls.Certificate) *tls.Config {
+// own. pin and cert are read at every handshake, so they may change (a
+// server certified while it runs).
+func ClientTLS(pin func() Pin, roles []string, cert func() *tls.Certificate) *tls.Config {
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		InsecureSkipVerify: true, // verified below, against the pin rather than a host name
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			_, err := pin.verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, roles)
+			p := pin()
+			if p.IsZero() {
+				return errors.New("no cluster CA pinned yet")
+			}
+			_, err := p.verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, roles)
 			return err
 		},
 	}
 	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if c := cert(); c != nil {
+				return c, nil
+			}
+			return &tls.Certificate{}, nil // none yet: the server refuses us
+		}
 	}
 	return cfg
 }
 
+// StaticPin is a pin that does not change.
+func StaticPin(p Pin) func() Pin { return func() Pin { return p } }
+
 // ServerTLS is a server's TLS config: it presents cert() (read on every
-// handshake, so a certificate can change without a restart) and verifies a
-// client certificate, if one is given, against the CA (with require, one
-// must be given, for one of roles).
-func ServerTLS(cert func() *tls.Certificate, ca *x509.Certificate, require bool, roles []string) *tls.Config {
-	pin := Pin{CA: ca}
-	auth := tls.VerifyClientCertIfGiven
-	if require {
-		auth = tls.RequireAnyClientCert
-	}
-	return &tls.Config{
+// handshake, so a certificate can change without a restart) and, with
+// require, insists on a client certificate the pinned CA signed for one of
+// roles.
+func ServerTLS(cert func() *tls.Certificate, pin func() Pin, require bool, roles []string) *tls.Config {
+	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		ClientAuth: auth,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			if c := cert(); c != nil {
 				return c, nil
 			}
 			return nil, errors.New("no certificate yet")
 		},
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return nil // only with VerifyClientCertIfGiven
-			}
-			_, err := pin.verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, roles)
-			return err
-		},
 	}
+	if require {
+		cfg.ClientAuth = tls.RequireAnyClientCert
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			p := pin()
+			if p.IsZero() {
+				return errors.New("no cluster CA yet")
+			}
+			_, err := p.verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, roles)
+			return err
+		}
+	}
+	return cfg
 }
 
-// PeerIdentity is who a TLS connection's verified client certificate
-// stands for (false without one).
-func PeerIdentity(cs *tls.ConnectionState) (Identity, *x509.Certificate, bool) {
-	if cs == nil || len(cs.PeerCertificates) == 0 {
-		return Identity{}, nil, false
+// SaveCACert keeps the cluster CA's certificate (no key) in dir: a
+// worker's, to present its chain.
+func SaveCACert(dir string, cert *x509.Certificate) error {
+	return writeSecret(dir, caCertFile, CertPEM(cert.Raw))
+}
+
+// LoadTLS reads a worker's key, certificate and the CA's certificate kept
+// in dir, as the TLS certificate it serves with (os.ErrNotExist if none).
+func LoadTLS(dir string) (*tls.Certificate, *x509.Certificate, error) {
+	kp, err := LoadKeypair(dir)
+	if err != nil {
+		return nil, nil, err
 	}
-	id, err := IdentityOf(cs.PeerCertificates[0])
-	return id, cs.PeerCertificates[0], err == nil
+	ca, err := LoadCACert(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := kp.TLS(ca)
+	return &c, ca, nil
 }

@@ -13,17 +13,17 @@ import (
 // interface the servers see it on is the one other peers on that network
 // can reach too. (Nomad and Consul pick their advertise address the same
 // way.) With no server to route to, it falls back to the listener's address.
-func shardURL(ln net.Addr, servers []string) string {
+func shardURL(scheme string, ln net.Addr, servers []string) string {
 	tcp, ok := ln.(*net.TCPAddr)
 	if !ok || !tcp.IP.IsUnspecified() {
-		return "http://" + ln.String()
+		return scheme + "://" + ln.String()
 	}
 	for _, s := range servers {
 		if ip := routeTo(s); ip != nil {
-			return "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
+			return scheme + "://" + net.JoinHostPort(ip.String(), strconv.Itoa(tcp.Port))
 		}
 	}
-	return "http://" + ln.String()
+	return scheme + "://" + ln.String()
 }
 
 // routeTo is the local IP the kernel would use to send to server (a URL or

@@ -17,14 +17,14 @@ func TestShardURL_EveryInterfaceAdvertisesTheRouteToTheServers(t *testing.T) {
 	}
 	defer ln.Close()
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	if got, want := shardURL(ln.Addr(), []string{"http://127.0.0.1:7070"}), "http://127.0.0.1:"+port; got != want {
+	if got, want := shardURL("http", ln.Addr(), []string{"http://127.0.0.1:7070"}), "http://127.0.0.1:"+port; got != want {
 		t.Fatalf("bound to every interface, servers on loopback: %s, want %s", got, want)
 	}
-	if got, want := shardURL(ln.Addr(), []string{"127.0.0.1:7070"}), "http://127.0.0.1:"+port; got != want {
+	if got, want := shardURL("http", ln.Addr(), []string{"127.0.0.1:7070"}), "http://127.0.0.1:"+port; got != want {
 		t.Fatalf("server given as host:port: %s, want %s", got, want)
 	}
 	specific := &net.TCPAddr{IP: net.ParseIP("10.1.2.3"), Port: 9000}
-	if got := shardURL(specific, []string{"http://127.0.0.1:7070"}); got != "http://10.1.2.3:9000" {
+	if got := shardURL("http", specific, []string{"http://127.0.0.1:7070"}); got != "http://10.1.2.3:9000" {
 		t.Fatalf("bound to one address: %s", got)
 	}
 }

@@ -2,8 +2,10 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -39,11 +41,17 @@ func (w *Worker) serveShards() error {
 		return fmt.Errorf("worker: storage listener on %s: %w", w.cfg.StorageBind, err)
 	}
 	w.shards = store
+	scheme := "http"
+	if w.cfg.ShardTLS != nil { // served with the worker's certificate of the cluster CA
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*w.cfg.ShardTLS}, MinVersion: tls.VersionTLS12})
+		scheme = "https"
+	}
 	w.shardsAddr = w.cfg.StorageAdvertise
 	if w.shardsAddr == "" {
-		w.shardsAddr = shardURL(ln.Addr(), w.client.Addrs())
+		w.shardsAddr = shardURL(scheme, ln.Addr(), w.client.Addrs())
 	}
-	w.shardHTTP = &http.Server{Handler: storage.NewShardHandler(store, newShardAuth(w.client, w.token)), ReadHeaderTimeout: 10 * time.Second}
+	w.shardHTTP = &http.Server{Handler: storage.NewShardHandler(store, newShardAuth(w.client, w.token)), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(w.log.Handler(), slog.LevelDebug)} // failed handshakes: scanners, wrong CAs
 	go w.shardHTTP.Serve(ln)
 	w.log.Info("storage peer serving shards", "address", w.shardsAddr)
 	return nil

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -51,6 +52,9 @@ type Config struct {
 	// every interface, the local IP that routes to the servers).
 	StorageBind      string
 	StorageAdvertise string
+	// ShardTLS, when set, serves the shards over TLS with this certificate
+	// (the worker's, of the cluster CA, with its chain: see Enroll).
+	ShardTLS *tls.Certificate
 	// Pool overrides the executor pool (tests); nil makes one with Cores
 	// executors. A Pool that is also a Pauser can be paused and throttled.
 	Pool Runner

@@ -46,3 +46,10 @@ func (c *Client) CheckToken(ctx context.Context, token string) (*api.TokenInfo, 
 	var out api.AuthCheckResponse
 	return &out.TokenInfo, c.doJSON(ctx, http.MethodPost, "/v1/auth/check", &api.AuthCheckRequest{Token: token}, &out)
 }
+
+// Certify asks a server to certify a server joining the grid (operator
+// only); see scheduler/server.
+func (c *Client) Certify(ctx context.Context, req *api.CertifyRequest) (*api.CertifyResponse, error) {
+	var out api.CertifyResponse
+	return &out, c.doJSON(ctx, http.MethodPost, "/v1/cluster/certify", req, &out)
+}

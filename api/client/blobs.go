@@ -185,7 +185,8 @@ func (c *Client) PutBlobFrom(ctx context.Context, r io.Reader, size int64, opts 
 	for i, p := range peers {
 		refs[i] = storage.PeerRef{ID: p.ID, Addr: p.Address}
 	}
-	m, err := storage.Put(ctx, r, storage.PutOptions{K: opts.K, M: opts.M, Peers: refs, Token: c.Token, AllowFewerParity: opts.AllowFewerParity})
+	m, err := storage.Put(ctx, r, storage.PutOptions{K: opts.K, M: opts.M, Peers: refs, AllowFewerParity: opts.AllowFewerParity,
+		Dial: func(p storage.PeerRef) storage.ShardPeer { return storage.NewShardClient(p.Addr, c.Token, c.shardHTTP) }})
 	if err != nil {
 		return "", nil, err
 	}
@@ -256,7 +257,7 @@ func (c *Client) ShardPeers(ctx context.Context) (map[string]storage.ShardPeer, 
 	}
 	out := make(map[string]storage.ShardPeer, len(peers))
 	for _, p := range peers {
-		out[p.ID] = storage.NewShardClient(p.Address, c.Token, nil)
+		out[p.ID] = storage.NewShardClient(p.Address, c.Token, c.shardHTTP)
 	}
 	return out, nil
 }

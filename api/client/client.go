@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
 )
@@ -94,6 +96,8 @@ type Client struct {
 	suspects  []chan struct{}
 	// storage caches the cluster's storage config (see ClusterStorage).
 	storage storageConfigCache
+	// shardHTTP talks to storage peers (pinned like the servers, see Pin).
+	shardHTTP *http.Client
 }
 
 // Connection bounds between a client (or a worker, or a server forwarding)
@@ -132,19 +136,52 @@ func New(addr string, token string, more ...string) *Client {
 			continue
 		}
 		if !strings.Contains(a, "://") {
-			a = "http://" + a
+			a = "https://" + a
 		}
 		addrs = append(addrs, strings.TrimRight(a, "/"))
 	}
 	if len(addrs) == 0 {
 		addrs = []string{"http://127.0.0.1:7070"}
 	}
-	c := &Client{Addr: addrs[0], Token: token, HTTP: &http.Client{Transport: NewTransport()}, addrs: addrs,
+	c := &Client{Addr: addrs[0], Token: token, HTTP: &http.Client{Transport: NewTransport()}, shardHTTP: &http.Client{Transport: NewTransport()}, addrs: addrs,
 		suspects: make([]chan struct{}, len(addrs))}
 	for i := range c.suspects {
 		c.suspects[i] = make(chan struct{})
 	}
 	return c
+}
+
+// Pin makes the client trust only the cluster CA p names: a server must
+// present a certificate of that CA for role server, a storage peer one for
+// role worker or server. Without a pin, Go's default verification against
+// the system's roots applies, which a grid's own CA does not pass.
+func (c *Client) Pin(p auth.Pin) {
+	tr := c.HTTP.Transport.(*http.Transport)
+	tr.TLSClientConfig = auth.ClientTLS(auth.StaticPin(p), []string{auth.RoleServer}, nil)
+	st := NewTransport()
+	st.TLSClientConfig = auth.ClientTLS(auth.StaticPin(p), []string{auth.RoleWorker, auth.RoleServer}, nil)
+	c.shardHTTP = &http.Client{Transport: st}
+}
+
+// DialFunc dials a connection, as net.Dialer.DialContext does.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// WrapDial makes every connection of the client, to servers and to storage
+// peers, dial through wrap(its dialer): tests use it to move a client into
+// a network namespace. Call it after Pin.
+func (c *Client) WrapDial(wrap func(DialFunc) DialFunc) {
+	for _, hc := range []*http.Client{c.HTTP, c.shardHTTP} {
+		if tr, ok := hc.Transport.(*http.Transport); ok {
+			tr.DialContext = wrap(tr.DialContext)
+		}
+	}
+}
+
+// Unverified makes the client accept any TLS certificate: for reading a
+// server's public self-description before a CA is pinned, never for
+// sending a credential.
+func (c *Client) Unverified() {
+	c.HTTP.Transport.(*http.Transport).TLSClientConfig = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
 }
 
 // suspected is closed when server i is next suspected.

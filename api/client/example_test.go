@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/internal/devgrid"
 	"github.com/peergrid/peergrid/tasks"
 	"github.com/peergrid/peergrid/wasm"
@@ -67,7 +68,8 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	c := client.New(grid.Addr, grid.Token) // several servers: client.New(a, token, b, c)
+	c := client.New(grid.Addr, grid.Token)           // several servers: client.New(a, token, b, c)
+	c.Pin(auth.Pin{Fingerprint: grid.CAFingerprint}) // trust only the grid's CA (peergrid dev prints it)
 	job, err := tasks.ParseFile(jobPath)
 	if err != nil {
 		log.Fatal(err) // names the file, the line and the key

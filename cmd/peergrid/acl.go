@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/auth"
 )
 
 func (m *Main) runACL(ctx context.Context, args []string) (int, error) {
@@ -67,14 +68,26 @@ func (m *Main) aclTokenCreate(ctx context.Context, args []string) (int, error) {
 	}
 	fmt.Fprintf(m.Stdout, "created %s credential %s; its secret is shown only now:\n%s\n", tok.Role, tok.ID, tok.Secret)
 	if tok.Role == api.CredWorker {
-		fmt.Fprintf(m.Stdout, "\nGive a volunteer this command (they may add --data-dir DIR and --cores N):\n%s\n", joinLine(c.Addrs(), tok.Secret))
+		fmt.Fprintf(m.Stdout, "\nGive a volunteer this command (they may add --data-dir DIR and --cores N):\n%s\n", joinLine(c.Addrs(), tok.Secret, m.caFingerprint(cf)))
 	}
 	return exitOK, nil
 }
 
-// joinLine is the command a volunteer runs to join the grid.
-func joinLine(servers []string, secret string) string {
-	return fmt.Sprintf("peergrid agent --worker --servers %s --token %s", strings.Join(servers, ","), secret)
+// joinLine is the command a volunteer runs to join the grid: the servers,
+// the join token and the CA to trust, whose fingerprint the volunteer must
+// get from someone they trust (this line), not from the network.
+func joinLine(servers []string, secret, caFingerprint string) string {
+	return fmt.Sprintf("peergrid agent --worker --servers %s --token %s --ca-fingerprint %s", strings.Join(servers, ","), secret, caFingerprint)
+}
+
+// caFingerprint is the fingerprint of the CA this command trusted (the call
+// that got here succeeded, so the pin is good).
+func (m *Main) caFingerprint(cf *clientFlags) string {
+	pin, _ := m.pin(cf)
+	if pin.Fingerprint != "" {
+		return pin.Fingerprint
+	}
+	return auth.Fingerprint(pin.CA)
 }
 
 func (m *Main) aclTokenList(ctx context.Context, args []string) (int, error) {

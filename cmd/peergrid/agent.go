@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -45,6 +46,9 @@ type agentFlags struct {
 	storageSet      bool // --storage was given explicitly (a server keeps shards only then)
 	storageBind     string
 	storageAdv      string
+	caFingerprint   string
+	caFile          string
+	pin             auth.Pin // from --ca-fingerprint or --ca-file
 	workerTTL       time.Duration
 	storageK        int
 	storageM        int
@@ -64,7 +68,9 @@ func (m *Main) runAgent(ctx context.Context, args []string) (int, error) {
 	fs.StringVar(&f.dataDir, "data-dir", "", "where this agent keeps its state (required)")
 	fs.StringVar(&f.bind, "bind", "127.0.0.1:7070", "server: HTTP API address")
 	fs.StringVar(&f.raftBind, "raft-bind", "", "server: Raft address (default: the --bind port + 1)")
-	fs.StringVar(&f.advertise, "advertise", "", "server: HTTP address other servers use (default: http://<bind>)")
+	fs.StringVar(&f.advertise, "advertise", "", "server: API address other servers use (default: https://<bind>)")
+	fs.StringVar(&f.caFingerprint, "ca-fingerprint", "", "the cluster CA to trust, sha256:... (default $PEERGRID_CA_FINGERPRINT): a worker, or a server joining a running grid")
+	fs.StringVar(&f.caFile, "ca-file", "", "the cluster CA's certificate to trust (PEM), instead of --ca-fingerprint (default $PEERGRID_CA_FILE)")
 	fs.StringVar(&f.join, "join", "", "server: other servers' HTTP addresses, comma-separated")
 	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "server: form a new group once this many servers know each other (default 1 without --join)")
 	fs.StringVar(&f.name, "name", "", "this peer's id (default: kept in the data dir, else hostname plus a random suffix)")
@@ -107,6 +113,11 @@ func (f *agentFlags) check(m *Main) error {
 		return fmt.Errorf("%w: agent needs --data-dir", errUsage)
 	}
 	f.token = firstNonEmpty(f.token, m.Getenv("PEERGRID_TOKEN"))
+	pin, err := auth.PinOf(firstNonEmpty(f.caFile, m.Getenv("PEERGRID_CA_FILE")), firstNonEmpty(f.caFingerprint, m.Getenv("PEERGRID_CA_FINGERPRINT")))
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	f.pin = pin
 	f.servers = firstNonEmpty(f.servers, m.Getenv("PEERGRID_SERVERS"))
 	if f.server && f.bootstrapExpect == 0 && f.join == "" {
 		f.bootstrapExpect = 1
@@ -151,14 +162,22 @@ func (m *Main) agent(ctx context.Context, f *agentFlags, log *slog.Logger) (int,
 		}
 	}()
 	if f.server {
-		stop, err := m.startServer(f, name, log)
+		srv, stop, err := m.startServer(f, name, log)
 		if err != nil {
 			return exitError, err
 		}
 		stops = append(stops, stop)
 		if f.servers == "" {
-			f.servers = "http://" + f.bind
+			f.servers = "https://" + f.bind
 		}
+		if f.worker || f.storageOnly() { // this process's worker trusts its server's CA, once it has one
+			if f.pin, err = awaitCA(ctx, srv); err != nil {
+				return exitError, err
+			}
+		}
+	}
+	if f.pin.IsZero() && (f.worker || f.storageOnly()) {
+		return exitError, fmt.Errorf("%w: a worker needs the cluster CA: give --ca-fingerprint (the join line of peergrid acl token create has it) or $PEERGRID_CA_FINGERPRINT", errUsage)
 	}
 	if _, err := auth.LoadPeerCredential(filepath.Join(f.dataDir, "worker")); f.token == "" && err != nil {
 		return exitError, errors.New("no credential: give a join token (peergrid acl token create --role worker) with --token or $PEERGRID_TOKEN")
@@ -174,40 +193,60 @@ func (m *Main) agent(ctx context.Context, f *agentFlags, log *slog.Logger) (int,
 	return exitOK, m.runWorker(ctx, f, name, log)
 }
 
-// startServer opens the ledger server and serves its API until stopped.
-func (m *Main) startServer(f *agentFlags, name string, log *slog.Logger) (func(), error) {
+// startServer opens the ledger server and serves its API over TLS until
+// stopped.
+func (m *Main) startServer(f *agentFlags, name string, log *slog.Logger) (*server.Server, func(), error) {
 	token, err := serverToken(f)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f.token = token
 	raftBind, err := defaultRaftBind(f.bind, f.raftBind)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ln, err := net.Listen("tcp", f.bind)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", f.bind, err)
+		return nil, nil, fmt.Errorf("listen on %s: %w", f.bind, err)
 	}
 	srv, err := server.NewServer(server.ServerConfig{
 		Store: store.Config{ID: name, DataDir: filepath.Join(f.dataDir, "server"), RaftBind: raftBind},
-		Token: token, HTTPAddr: firstNonEmpty(f.advertise, "http://"+ln.Addr().String()), Join: splitList(f.join),
+		Token: token, HTTPAddr: firstNonEmpty(f.advertise, "https://"+ln.Addr().String()), Join: splitList(f.join),
 		BootstrapExpect: f.bootstrapExpect, WorkerTTL: f.workerTTL, Logger: log, StorageK: f.storageK, StorageM: f.storageM,
-		InlineThreshold: f.inlineThreshold, MaxPauseKeep: f.maxPauseKeep,
+		InlineThreshold: f.inlineThreshold, MaxPauseKeep: f.maxPauseKeep, CAPin: f.pin,
 	})
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go hs.Serve(ln)
-	log.Info("server started", "http", ln.Addr().String(), "raft", raftBind, "join", f.join, "bootstrap_expect", f.bootstrapExpect)
-	return func() {
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)} // failed handshakes: scanners, wrong CAs
+	go hs.Serve(tls.NewListener(ln, srv.APITLS()))
+	log.Info("server started", "https", ln.Addr().String(), "raft", raftBind, "join", f.join, "bootstrap_expect", f.bootstrapExpect)
+	if ca := srv.CA(); ca != nil {
+		log.Info("cluster CA", "ca_fingerprint", auth.Fingerprint(ca))
+	}
+	return srv, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		hs.Shutdown(ctx)
 		srv.Close()
 	}, nil
+}
+
+// awaitCA waits until a server is certified (a server forming a group is
+// certified once its group has a CA) and returns its CA as a pin.
+func awaitCA(ctx context.Context, srv *server.Server) (auth.Pin, error) {
+	for {
+		if ca := srv.CA(); ca != nil {
+			return auth.Pin{CA: ca}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return auth.Pin{}, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // serverToken settles the cluster token: the one kept in the data dir, else
@@ -246,10 +285,14 @@ func (m *Main) runWorker(ctx context.Context, f *agentFlags, name string, log *s
 	if err != nil {
 		return err
 	}
+	shardTLS, err := worker.ShardTLS(dir)
+	if err != nil {
+		return err
+	}
 	w, err := worker.New(ctx, worker.Config{
 		ID: name, Client: c, DataDir: dir, Cores: f.cores,
 		DrainGrace: f.drainGrace, Heartbeat: f.workerTTL / 4, Logger: log, Engines: splitNames(f.engines),
-		StorageBind: storageBind(f), StorageAdvertise: f.storageAdv,
+		StorageBind: storageBind(f), StorageAdvertise: f.storageAdv, ShardTLS: shardTLS,
 		LowestPriority: f.execPriority == "lowest", Volunteer: vol,
 	})
 	if err != nil {
@@ -269,7 +312,7 @@ func enroll(ctx context.Context, f *agentFlags, dir, name string, cores int) (*c
 	var cred *auth.PeerCredential
 	var err error
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) { // the grid may still be forming
-		if cred, err = worker.Enroll(ctx, client.New(f.servers, f.token), dir, name, cores); err == nil || !errors.Is(err, client.ErrUnavailable) {
+		if cred, err = worker.Enroll(ctx, f.client(f.token), dir, name, cores); err == nil || !errors.Is(err, client.ErrUnavailable) {
 			break
 		}
 		select {
@@ -281,7 +324,7 @@ func enroll(ctx context.Context, f *agentFlags, dir, name string, cores int) (*c
 	if err != nil {
 		return nil, "", err
 	}
-	return client.New(f.servers, cred.Secret), cred.Worker, nil
+	return f.client(cred.Secret), cred.Worker, nil
 }
 
 // volunteer is the worker's obedience to its volunteer: the preferences
@@ -296,6 +339,14 @@ func volunteer(f *agentFlags) (*worker.Volunteer, error) {
 	}
 	return &worker.Volunteer{Prefs: f.prefs, PrefsFile: file, Sources: prefs.SystemSources(),
 		ControlSocket: filepath.Join(f.dataDir, control.SocketName)}, nil
+}
+
+// client is a client of the agent's servers with a credential, pinned to
+// the cluster CA.
+func (f *agentFlags) client(token string) *client.Client {
+	c := client.New(f.servers, token)
+	c.Pin(f.pin)
+	return c
 }
 
 // loadOrCreateName is the peer id: --name (kept), else the one kept in the
@@ -373,7 +424,7 @@ func splitList(s string) []string {
 	for _, v := range strings.Split(s, ",") {
 		if v = strings.TrimSpace(v); v != "" {
 			if !strings.Contains(v, "://") {
-				v = "http://" + v
+				v = "https://" + v
 			}
 			out = append(out, v)
 		}

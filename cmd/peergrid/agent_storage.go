@@ -27,8 +27,12 @@ func (m *Main) runStoragePeer(ctx context.Context, f *agentFlags, name string, l
 	if err != nil {
 		return err
 	}
+	shardTLS, err := worker.ShardTLS(dir)
+	if err != nil {
+		return err
+	}
 	w, err := worker.New(ctx, worker.Config{
-		ID: name, Client: c, DataDir: dir, NoTasks: true,
+		ID: name, Client: c, DataDir: dir, NoTasks: true, ShardTLS: shardTLS,
 		Heartbeat: f.workerTTL / 4, Logger: log, StorageBind: storageBind(f), StorageAdvertise: f.storageAdv,
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/internal/proctest"
 	"github.com/peergrid/peergrid/internal/testcluster"
 )
@@ -71,7 +72,9 @@ func startAgent(t *testing.T, extra ...string) (*client.Client, string) {
 			if err != nil {
 				return false
 			}
-			c = client.New(bind, strings.TrimSpace(string(b)))
+			if c = pinnedAgentClient(bind, strings.TrimSpace(string(b)), dir); c == nil {
+				return false
+			}
 		}
 		peers, err := c.Peers(context.Background())
 		return err == nil && len(peers) > 0 && peers[0].ID == "s1" && slices.Contains(peers[0].Roles, api.RoleServer)
@@ -138,4 +141,16 @@ func TestDefaultStorageBind(t *testing.T) {
 			t.Fatalf("servers %v: %q, want %q", tc.servers, got, tc.want)
 		}
 	}
+}
+
+// pinnedAgentClient is a client of the lone agent whose data dir is dir,
+// trusting the CA it made (nil until it has made one).
+func pinnedAgentClient(addr, token, dir string) *client.Client {
+	ca, err := auth.LoadCACert(filepath.Join(dir, "server", "tls"))
+	if err != nil {
+		return nil
+	}
+	c := client.New(addr, token)
+	c.Pin(auth.Pin{CA: ca})
+	return c
 }

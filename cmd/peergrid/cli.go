@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 
 	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 )
 
 // Exit codes.
@@ -133,15 +135,19 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // clientFlags are the flags of every command that talks to a server.
 type clientFlags struct {
-	addr  string
-	token string
-	json  bool
+	addr          string
+	token         string
+	caFingerprint string
+	caFile        string
+	json          bool
 }
 
 func (m *Main) addClientFlags(fs *flag.FlagSet, withJSON bool) *clientFlags {
 	cf := &clientFlags{}
-	fs.StringVar(&cf.addr, "addr", "", "server address (default $PEERGRID_ADDR, else http://127.0.0.1:7070)")
-	fs.StringVar(&cf.token, "token", "", "cluster token (default $PEERGRID_TOKEN)")
+	fs.StringVar(&cf.addr, "addr", "", "server address (default $PEERGRID_ADDR, else https://127.0.0.1:7070)")
+	fs.StringVar(&cf.token, "token", "", "your credential (default $PEERGRID_TOKEN)")
+	fs.StringVar(&cf.caFingerprint, "ca-fingerprint", "", "the cluster CA to trust, sha256:... (default $PEERGRID_CA_FINGERPRINT)")
+	fs.StringVar(&cf.caFile, "ca-file", "", "the cluster CA's certificate to trust, instead of a fingerprint (default $PEERGRID_CA_FILE)")
 	if withJSON {
 		fs.BoolVar(&cf.json, "json", false, "print JSON")
 	}
@@ -149,9 +155,30 @@ func (m *Main) addClientFlags(fs *flag.FlagSet, withJSON bool) *clientFlags {
 }
 
 func (m *Main) client(cf *clientFlags) *client.Client {
-	addr := firstNonEmpty(cf.addr, m.Getenv("PEERGRID_ADDR"), "http://127.0.0.1:7070")
-	return client.New(addr, firstNonEmpty(cf.token, m.Getenv("PEERGRID_TOKEN")))
+	addr := firstNonEmpty(cf.addr, m.Getenv("PEERGRID_ADDR"), "https://127.0.0.1:7070")
+	c := client.New(addr, firstNonEmpty(cf.token, m.Getenv("PEERGRID_TOKEN")))
+	pin, err := m.pin(cf)
+	c.Pin(pin)
+	if err != nil {
+		c.HTTP.Transport = failingTransport{err} // every call fails, saying why
+	}
+	return c
 }
+
+// pin is the cluster CA the flags or the environment name.
+func (m *Main) pin(cf *clientFlags) (auth.Pin, error) {
+	pin, err := auth.PinOf(firstNonEmpty(cf.caFile, m.Getenv("PEERGRID_CA_FILE")), firstNonEmpty(cf.caFingerprint, m.Getenv("PEERGRID_CA_FINGERPRINT")))
+	if err == nil && pin.IsZero() {
+		err = errors.New("no cluster CA to trust: set PEERGRID_CA_FINGERPRINT (peergrid dev prints it; an operator gives it with your token) or --ca-fingerprint")
+	}
+	return pin, err
+}
+
+// failingTransport fails every request with the reason the client could
+// not be set up, so a command reports it where it would have called.
+type failingTransport struct{ err error }
+
+func (t failingTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, t.err }
 
 func firstNonEmpty(vals ...string) string {
 	for _, v := range vals {

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/examples"
 	"github.com/peergrid/peergrid/internal/devgrid"
 	"github.com/peergrid/peergrid/internal/wasmtest"
@@ -43,7 +46,7 @@ func newCLI(t *testing.T) *cli {
 func (c *cli) run(args ...string) (code int, stdout, stderr string) {
 	c.t.Helper()
 	var out, errb bytes.Buffer
-	env := map[string]string{"PEERGRID_ADDR": c.grid.Addr, "PEERGRID_TOKEN": c.grid.Token}
+	env := map[string]string{"PEERGRID_ADDR": c.grid.Addr, "PEERGRID_TOKEN": c.grid.Token, "PEERGRID_CA_FINGERPRINT": c.grid.CAFingerprint}
 	m := &Main{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -245,5 +248,68 @@ func TestCLI_UsageErrorsSayWhatWasWrong(t *testing.T) {
 		if code := m.Run(context.Background(), tc.args); code != exitError || !strings.Contains(errb.String(), "peergrid: "+tc.want) {
 			t.Fatalf("%v: exit %d, stderr %q: want exit %d saying %q", tc.args, code, errb.String(), exitError, tc.want)
 		}
+	}
+}
+
+// TestCLI_ACLTokensAndTheJoinLine: acl token create --json prints the
+// secret once with id, role and name; list shows no secret; the worker
+// token's join line names the servers, the token and the CA fingerprint,
+// and with just those a worker joins; a revoked token is refused saying so.
+func TestCLI_ACLTokensAndTheJoinLine(t *testing.T) {
+	c := newCLI(t)
+	code, out, errOut := c.run("acl", "token", "create", "--role", "submitter", "--name", "alice", "--json")
+	var sub struct{ ID, Secret, Role, Name string }
+	if code != 0 || json.Unmarshal([]byte(out), &sub) != nil || sub.Secret == "" || sub.Role != "submitter" || sub.Name != "alice" {
+		t.Fatalf("create --json: exit %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := c.run("acl", "token", "list"); code != 0 || !strings.Contains(out, sub.ID) || strings.Contains(out, sub.Secret) {
+		t.Fatalf("list: exit %d\n%s", code, out)
+	}
+
+	code, out, errOut = c.run("acl", "token", "create", "--role", "worker", "--name", "lab")
+	if code != 0 {
+		t.Fatalf("create worker: exit %d %s", code, errOut)
+	}
+	var line string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "peergrid agent --worker") {
+			line = l
+		}
+	}
+	flags := map[string]string{}
+	fields := strings.Fields(strings.TrimPrefix(line, "peergrid agent --worker"))
+	for i := 0; i+1 < len(fields); i += 2 {
+		flags[fields[i]] = fields[i+1]
+	}
+	if flags["--servers"] != c.grid.Addr || flags["--token"] == "" || flags["--ca-fingerprint"] != c.grid.CAFingerprint {
+		t.Fatalf("join line %q (from %q), want the servers, the token and the CA fingerprint", line, out)
+	}
+	joiner := client.New(flags["--servers"], flags["--token"])
+	joiner.Pin(auth.Pin{Fingerprint: flags["--ca-fingerprint"]})
+	if _, err := joiner.JoinWorker(context.Background(), &api.WorkerJoinRequest{Name: "volunteer"}); err != nil {
+		t.Fatalf("joining with the join line's token and CA: %v", err)
+	}
+
+	if code, _, errOut := c.run("acl", "token", "revoke", sub.ID); code != 0 {
+		t.Fatalf("revoke: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := c.run("job", "list", "--token", sub.Secret); code == 0 || !strings.Contains(errOut, "revoked") {
+		t.Fatalf("job list with the revoked token: exit %d %q", code, errOut)
+	}
+}
+
+// TestCLI_WrongOrMissingCAIsRefusedSayingSo: with a fingerprint of another
+// CA, or none, the CLI sends nothing and says what to fix.
+func TestCLI_WrongOrMissingCAIsRefusedSayingSo(t *testing.T) {
+	c := newCLI(t)
+	wrong := "sha256:" + strings.Repeat("0", 64)
+	if code, _, errOut := c.run("job", "list", "--ca-fingerprint", wrong); code == 0 || !strings.Contains(errOut, wrong) || !strings.Contains(errOut, "CA") {
+		t.Fatalf("a wrong fingerprint: exit %d %q", code, errOut)
+	}
+	var out, errb bytes.Buffer
+	env := map[string]string{"PEERGRID_ADDR": c.grid.Addr, "PEERGRID_TOKEN": c.grid.Token}
+	m := &Main{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }}
+	if code := m.Run(context.Background(), []string{"job", "list"}); code == 0 || !strings.Contains(errb.String(), "PEERGRID_CA_FINGERPRINT") {
+		t.Fatalf("no CA: exit %d %q", code, errb.String())
 	}
 }

@@ -12,10 +12,11 @@ import (
 	"github.com/peergrid/peergrid/internal/testcluster"
 )
 
-// agentArgs are a lone server's flags on free loopback ports.
-func agentArgs(t *testing.T, more ...string) (addr string, args []string) {
-	addr = proctest.FreeAddr(t)
-	return addr, append([]string{"agent", "--server", "--data-dir", t.TempDir(), "--bind", addr,
+// agentArgs are a lone server's flags on free loopback ports, and its
+// data dir.
+func agentArgs(t *testing.T, more ...string) (addr, dir string, args []string) {
+	addr, dir = proctest.FreeAddr(t), t.TempDir()
+	return addr, dir, append([]string{"agent", "--server", "--data-dir", dir, "--bind", addr,
 		"--raft-bind", proctest.FreeAddr(t), "--token", "tok"}, more...)
 }
 
@@ -27,7 +28,7 @@ func TestAgent_InlineThresholdFlagIsValidated(t *testing.T) {
 		var errb bytes.Buffer
 		m := &Main{Stdout: &bytes.Buffer{}, Stderr: &errb, Getenv: func(string) string { return "" }}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		_, args := agentArgs(t, "--inline-threshold", bad)
+		_, _, args := agentArgs(t, "--inline-threshold", bad)
 		code := m.Run(ctx, args)
 		cancel()
 		if code != exitError || !strings.Contains(errb.String(), "--inline-threshold") || !strings.Contains(errb.String(), "at most 33554432") {
@@ -40,7 +41,7 @@ func TestAgent_InlineThresholdFlagIsValidated(t *testing.T) {
 		t.Fatalf("--inline-threshold 16KiB: exit %d, want %d (bytes only)", code, exitError)
 	}
 
-	addr, args := agentArgs(t, "--inline-threshold", "4096")
+	addr, dir, args := agentArgs(t, "--inline-threshold", "4096")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	m = &Main{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}, Getenv: func(string) string { return "" }}
@@ -49,8 +50,13 @@ func TestAgent_InlineThresholdFlagIsValidated(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	c := client.New(addr, "tok")
+	var c *client.Client
 	testcluster.Eventually(t, 30*time.Second, "the server serves its inline threshold", func() bool {
+		if c == nil {
+			if c = pinnedAgentClient(addr, "tok", dir); c == nil {
+				return false
+			}
+		}
 		cfg, err := c.StorageConfig(context.Background())
 		return err == nil && cfg.InlineThreshold == 4096
 	})

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -112,7 +113,7 @@ func checkSurvivorsAgree(t *testing.T, c *proctest.Cluster, old, next *proctest.
 		// A server registers its HTTP address in the ledger a moment after
 		// it joins; until then the leader reports it unreachable.
 		proctest.Eventually(t, 15*time.Second, "list-peers on "+s.ID+" to show "+next.ID+" leading", func() bool {
-			peers := listRaftPeers(ctx, t, s)
+			peers := listRaftPeers(ctx, t, s, c.CAFile())
 			return raftPeersAfterKill(peers, old.ID, next.ID) && len(peers) == len(c.Servers)
 		})
 		var got []byte
@@ -147,9 +148,9 @@ func raftPeersAfterKill(peers []api.RaftPeer, killed, leader string) bool {
 }
 
 // listRaftPeers runs `peergrid operator raft list-peers --json` against one server.
-func listRaftPeers(ctx context.Context, t *testing.T, s *proctest.Server) []api.RaftPeer {
+func listRaftPeers(ctx context.Context, t *testing.T, s *proctest.Server, caFile string) []api.RaftPeer {
 	t.Helper()
-	stdout, stderr, err := proctest.Run(ctx, t, "operator", "raft", "list-peers", "--json", "--addr", s.HTTPAddr, "--token", proctest.Token)
+	stdout, stderr, err := proctest.Run(ctx, t, "operator", "raft", "list-peers", "--json", "--addr", s.HTTPAddr, "--token", proctest.Token, "--ca-file", caFile)
 	if err != nil {
 		t.Fatalf("operator raft list-peers on %s: %v\n%s", s.ID, err, stderr)
 	}
@@ -188,7 +189,7 @@ func staleResultsPage(t *testing.T, s *proctest.Server, id string, offset int) *
 		t.Fatal(err)
 	}
 	req.Header.Set(api.TokenHeader, proctest.Token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := anyCertClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,3 +200,9 @@ func staleResultsPage(t *testing.T, s *proctest.Server, id string, offset int) *
 	}
 	return &page
 }
+
+// anyCertClient reads one server's local state over TLS without pinning
+// the CA: the test started the server; pinning is tested in
+// scheduler/server's tls_test.go.
+var anyCertClient = &http.Client{Timeout: 30 * time.Second,
+	Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}}}

@@ -60,7 +60,7 @@ func TestCLI_ResultsWritesCodedResultsStraightToFiles(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "results")
 	var stdout, stderr bytes.Buffer
 	m := &Main{Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string {
-		return map[string]string{"PEERGRID_ADDR": g.Addr, "PEERGRID_TOKEN": g.Token}[k]
+		return map[string]string{"PEERGRID_ADDR": g.Addr, "PEERGRID_TOKEN": g.Token, "PEERGRID_CA_FINGERPRINT": g.CAFingerprint}[k]
 	}}
 	if code := m.Run(ctx, []string{"job", "results", id, "--out", out}); code != exitOK {
 		t.Fatalf("job results: exit %d: %s", code, stderr.String())

@@ -159,7 +159,7 @@ func shortTempDir(t *testing.T) string {
 func TestWorkerCommands_StatusPauseResumePrefs(t *testing.T) {
 	c := newCLI(t)
 	dir := shortTempDir(t)
-	env := map[string]string{"PEERGRID_TOKEN": c.grid.Token}
+	env := map[string]string{"PEERGRID_TOKEN": c.grid.Token, "PEERGRID_CA_FINGERPRINT": c.grid.CAFingerprint}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan int)
 	go func() {
@@ -236,7 +236,8 @@ func TestAgent_PreferenceFlagErrorsNameTheFlag(t *testing.T) {
 	}
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, prefs.FileName), []byte("on_battery = \"never\"\n"), 0o600)
-	code, _, errOut = runMain(t, nil, "agent", "--worker", "--data-dir", dir, "--servers", "http://127.0.0.1:1", "--token", "t")
+	code, _, errOut = runMain(t, nil, "agent", "--worker", "--data-dir", dir, "--servers", "https://127.0.0.1:1", "--token", "t",
+		"--ca-fingerprint", "sha256:"+strings.Repeat("0", 64))
 	if code != exitError || !strings.Contains(errOut, `prefs.toml: on_battery = "never"`) {
 		t.Fatalf("bad prefs.toml: exit %d: %s", code, errOut)
 	}

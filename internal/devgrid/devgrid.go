@@ -6,6 +6,7 @@ package devgrid
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,20 +49,28 @@ type Config struct {
 	// beside the worker, so a dev grid can erasure-code blobs: with the
 	// worker, k+m = 6 peers need 5.
 	StoragePeers int
-	Logger       *slog.Logger
+	// PlainHTTP serves the API without TLS and runs the peers' shard
+	// service in the clear: only for measuring what TLS costs
+	// (BenchmarkThroughput_Tiny100k's -plain runs); peergrid itself always
+	// speaks TLS. Raft stays mutual TLS.
+	PlainHTTP bool
+	Logger    *slog.Logger
 }
 
 // Grid is a running dev grid.
 type Grid struct {
 	Addr     string // http://host:port
 	RaftAddr string // host:port of Raft traffic
-	Token    string
-	Server   *server.Server
-	Worker   *worker.Worker
+	// CAFingerprint pins the grid's CA (what PEERGRID_CA_FINGERPRINT says).
+	CAFingerprint string
+	Token         string
+	Server        *server.Server
+	Worker        *worker.Worker
 	// Storage are the storage-only peers (Config.StoragePeers), by index.
 	Storage []*StoragePeer
 
 	http     *http.Server
+	plain    bool // Config.PlainHTTP
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	closeErr error
@@ -89,18 +98,26 @@ func Start(ctx context.Context, cfg Config) (*Grid, error) {
 		ln.Close()
 		return nil, err
 	}
+	scheme := "https://"
+	if cfg.PlainHTTP {
+		scheme = "http://"
+	}
 	srv, err := server.NewServer(server.ServerConfig{
 		Store: store.Config{ID: "dev-server", DataDir: filepath.Join(cfg.DataDir, "server"), RaftBind: raftBind,
 			Fast: true},
 		GCInterval: cfg.GCInterval, GCGrace: cfg.GCGrace, InlineThreshold: cfg.InlineThreshold, RepairGrace: cfg.RepairGrace,
-		Token: token, BootstrapExpect: 1, HTTPAddr: "http://" + ln.Addr().String(), WorkerTTL: cfg.WorkerTTL, LeaseSlack: cfg.LeaseSlack, Logger: cfg.Logger,
+		Token: token, BootstrapExpect: 1, HTTPAddr: scheme + ln.Addr().String(), WorkerTTL: cfg.WorkerTTL, LeaseSlack: cfg.LeaseSlack, Logger: cfg.Logger,
 	})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	g := &Grid{Addr: "http://" + ln.Addr().String(), RaftAddr: raftBind, Token: token, Server: srv}
-	g.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	g := &Grid{Addr: scheme + ln.Addr().String(), RaftAddr: raftBind, Token: token, Server: srv,
+		CAFingerprint: auth.Fingerprint(srv.CA()), plain: cfg.PlainHTTP}
+	g.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
+	if !cfg.PlainHTTP {
+		ln = tls.NewListener(ln, srv.APITLS())
+	}
 	go g.http.Serve(ln)
 	if err := g.waitLeader(ctx); err != nil {
 		g.Close()
@@ -173,11 +190,11 @@ func (p *StoragePeer) Stop() {
 
 func (g *Grid) startStoragePeer(ctx context.Context, cfg Config, i int) (*StoragePeer, error) {
 	p := &StoragePeer{ID: fmt.Sprintf("dev-storage-%d", i+1), DataDir: filepath.Join(cfg.DataDir, fmt.Sprintf("storage-%d", i+1)), done: make(chan struct{})}
-	c, err := g.peerClient(ctx, p.DataDir, p.ID)
+	c, cert, err := g.peerClient(ctx, p.DataDir, p.ID)
 	if err != nil {
 		return nil, err
 	}
-	w, err := worker.New(ctx, worker.Config{ID: p.ID, Client: c, DataDir: p.DataDir, NoTasks: true,
+	w, err := worker.New(ctx, worker.Config{ID: p.ID, Client: c, DataDir: p.DataDir, NoTasks: true, ShardTLS: cert,
 		StorageBind: "127.0.0.1:0", Heartbeat: heartbeatFor(cfg.WorkerTTL), Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("storage peer %s: %w", p.ID, err)
@@ -204,22 +221,30 @@ func (g *Grid) waitLeader(ctx context.Context) error {
 
 // peerClient is a client with the worker's own credential: enrolled with
 // the grid's operator token on first start, kept in dataDir after.
-func (g *Grid) peerClient(ctx context.Context, dataDir, id string) (*client.Client, error) {
+// It also returns the certificate the worker serves its shards with.
+func (g *Grid) peerClient(ctx context.Context, dataDir, id string) (*client.Client, *tls.Certificate, error) {
 	cred, err := worker.Enroll(ctx, g.Client(), dataDir, id, 0)
 	if err != nil {
-		return nil, fmt.Errorf("enroll %s: %w", id, err)
+		return nil, nil, fmt.Errorf("enroll %s: %w", id, err)
 	}
-	return client.New(g.Addr, cred.Secret), nil
+	if g.plain {
+		return g.ClientWith(cred.Secret), nil, nil
+	}
+	cert, err := worker.ShardTLS(dataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("enroll %s: %w", id, err)
+	}
+	return g.ClientWith(cred.Secret), cert, nil
 }
 
 func (g *Grid) startWorker(ctx context.Context, cfg Config) error {
 	dir := filepath.Join(cfg.DataDir, "worker")
-	c, err := g.peerClient(ctx, dir, "dev-worker")
+	c, cert, err := g.peerClient(ctx, dir, "dev-worker")
 	if err != nil {
 		return err
 	}
 	w, err := worker.New(ctx, worker.Config{
-		ID: "dev-worker", Client: c, DataDir: dir, Cores: cfg.Cores,
+		ID: "dev-worker", Client: c, DataDir: dir, Cores: cfg.Cores, ShardTLS: cert,
 		Pool: cfg.Worker, Logger: cfg.Logger, Heartbeat: heartbeatFor(cfg.WorkerTTL), Prefetch: cfg.Prefetch,
 		StorageBind: "127.0.0.1:0",
 	})
@@ -241,8 +266,16 @@ func heartbeatFor(ttl time.Duration) time.Duration {
 	return 0
 }
 
-// Client returns an API client for this grid.
-func (g *Grid) Client() *client.Client { return client.New(g.Addr, g.Token) }
+// Client returns an API client for this grid, with its operator token.
+func (g *Grid) Client() *client.Client { return g.ClientWith(g.Token) }
+
+// ClientWith returns an API client for this grid with another credential,
+// pinned to the grid's CA as every client is.
+func (g *Grid) ClientWith(token string) *client.Client {
+	c := client.New(g.Addr, token)
+	c.Pin(auth.Pin{Fingerprint: g.CAFingerprint})
+	return c
+}
 
 // Close drains the worker, then stops the HTTP server and the ledger.
 func (g *Grid) Close() error {

@@ -32,7 +32,7 @@ func TestDevGrid_StoragePeersRegisterWithTheirShardAddress(t *testing.T) {
 		for _, p := range peers {
 			if p.ID == sp.ID {
 				found = true
-				if !strings.HasPrefix(p.Address, "http://127.0.0.1:") || strings.Join(p.Roles, ",") != "storage" {
+				if !strings.HasPrefix(p.Address, "https://127.0.0.1:") || strings.Join(p.Roles, ",") != "storage" {
 					t.Fatalf("storage-only peer listed as %+v: want role storage at its shard address", p)
 				}
 			}

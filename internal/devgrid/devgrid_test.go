@@ -92,7 +92,7 @@ func TestDevGrid_EndToEndAndRestart(t *testing.T) {
 	}
 	hash := g.Server.Store().FSM().StateHash()
 
-	g2 := startGridAt(t, dir, true, strings.TrimPrefix(g.Addr, "http://"), g.RaftAddr)
+	g2 := startGridAt(t, dir, true, strings.TrimPrefix(g.Addr, "https://"), g.RaftAddr)
 	if err := g2.Server.Store().Barrier(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -146,11 +146,11 @@ func TestDevGrid_BadInputIsRefusedAndChangesNothing(t *testing.T) {
 	}
 	afterBlob := g.Server.Store().FSM().StateHash()
 
-	wrong := client.New(g.Addr, "wrong-token")
+	wrong := g.ClientWith("wrong-token")
 	if _, err := wrong.Jobs(ctx); !errors.Is(err, client.ErrUnauthorized) {
 		t.Fatalf("wrong token: %v", err)
 	}
-	none := client.New(g.Addr, "")
+	none := g.ClientWith("")
 	if err := none.PutBlob(ctx, storage.Hash([]byte("x")), []byte("x")); !errors.Is(err, client.ErrUnauthorized) {
 		t.Fatalf("no token: %v", err)
 	}
@@ -175,7 +175,7 @@ func TestDevGrid_WorkerWithWrongTokenIsRefused(t *testing.T) {
 	g := startGrid(t, t.TempDir(), true)
 	id := submitTiny(t, g.Client(), 3)
 	before := g.Server.Store().FSM().StateHash()
-	bad := client.New(g.Addr, "not-the-token")
+	bad := g.ClientWith("not-the-token")
 	_, err := bad.Lease(context.Background(), &api.LeaseRequest{Worker: "intruder", Max: 3})
 	var se *client.StatusError
 	if !errors.As(err, &se) || se.Code != 401 || !strings.Contains(se.Message, "token") {

@@ -43,22 +43,27 @@ const throughputTasks = 100_000
 //   - 2x1: two workers of one core each (two executors), both in this
 //     process against the same server, as two volunteer machines would be;
 //   - 1x2-no-wasm: 1x2 with a runner that answers at once without an
-//     executor: the ceiling of the server, HTTP and Raft path alone.
+//     executor: the ceiling of the server, HTTP and Raft path alone;
+//   - the -plain runs: the same with the API in plain HTTP (devgrid's
+//     PlainHTTP), the baseline for what TLS costs per task.
 func BenchmarkThroughput_Tiny100k(b *testing.B) {
 	for _, c := range []struct {
 		name           string
 		workers, cores int
 		fake           bool // no executors: the grid's own ceiling
+		plain          bool // the API without TLS
 	}{
-		{"1x2", 1, 2, false},
-		{"2x1", 2, 1, false},
-		{"1x2-no-wasm", 1, 2, true},
+		{"1x2", 1, 2, false, false},
+		{"1x2-plain", 1, 2, false, true},
+		{"2x1", 2, 1, false, false},
+		{"1x2-no-wasm", 1, 2, true, false},
+		{"1x2-no-wasm-plain", 1, 2, true, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 			defer cancel()
 			dir := b.TempDir()
-			cfg := Config{DataDir: dir, Cores: c.cores, Logger: slog.New(slog.DiscardHandler)}
+			cfg := Config{DataDir: dir, Cores: c.cores, PlainHTTP: c.plain, Logger: slog.New(slog.DiscardHandler)}
 			if c.fake {
 				cfg.Worker = echoIndexRunner{}
 			}

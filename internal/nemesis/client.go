@@ -11,10 +11,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"testing"
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/internal/proctest"
 	"github.com/peergrid/peergrid/tasks"
 )
@@ -26,16 +26,13 @@ type gridClient struct {
 	c *client.Client
 }
 
-// newClient talks to the given server addresses (http://ip:port) from
-// network namespace ns, failing over between them in order.
-func newClient(t testing.TB, ns string, addrs ...string) *gridClient {
-	t.Helper()
+// newClient talks to the given server addresses (https://ip:port) from
+// network namespace ns, trusting the CA pinned, failing over between them
+// in order.
+func newClient(ns string, pin auth.Pin, addrs ...string) *gridClient {
 	c := client.New(strings.Join(addrs, ","), proctest.Token)
-	tr, err := proctest.TransportIn(ns, c.HTTP.Transport)
-	if err != nil {
-		t.Fatalf("nemesis: client in %s: %v", ns, err)
-	}
-	c.HTTP.Transport = tr
+	c.Pin(pin)
+	proctest.MoveClient(ns, c)
 	return &gridClient{c: c}
 }
 
@@ -74,6 +71,11 @@ func staleGet(ctx context.Context, s *proctest.Server, path string, out any) err
 		return err
 	}
 	defer tr.CloseIdleConnections()
+	pin, err := auth.PinOf(s.DataPath("server", "tls", "ca.pem"), "") // the CA this server holds
+	if err != nil {
+		return err
+	}
+	tr.TLSClientConfig = auth.ClientTLS(auth.StaticPin(pin), []string{auth.RoleServer}, nil)
 	sep := "?"
 	if strings.Contains(path, "?") {
 		sep = "&"

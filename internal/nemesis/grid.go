@@ -149,7 +149,7 @@ func (g *grid) newClient(servers ...*proctest.Server) *gridClient {
 	for _, s := range servers {
 		addrs = append(addrs, s.HTTPAddr)
 	}
-	return newClient(g.t, g.client.Netns, addrs...)
+	return newClient(g.client.Netns, g.cluster.Pin(), addrs...)
 }
 
 // uploadModule puts the tiny echo module, which every job runs.
@@ -205,7 +205,7 @@ func (g *grid) cli(limit time.Duration, args ...string) (stdout, stderr string, 
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	start := time.Now()
-	stdout, stderr, err = proctest.RunIn(ctx, g.t, g.client.Netns, append(args, "--token", proctest.Token)...)
+	stdout, stderr, err = proctest.RunIn(ctx, g.t, g.client.Netns, append(args, "--token", proctest.Token, "--ca-file", g.cluster.CAFile())...)
 	took = time.Since(start)
 	if ctx.Err() != nil {
 		err = fmt.Errorf("no answer in %s (killed): %w", limit, ctx.Err())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 )
 
 // Token is the cluster token of every proctest cluster.
@@ -55,7 +57,7 @@ type Cluster struct {
 type Server struct {
 	*Proc
 	ID       string
-	HTTPAddr string // http://127.0.0.1:port
+	HTTPAddr string // https://127.0.0.1:port
 	RaftAddr string
 	DataDir  string
 	Host     Host // its machine; zero on loopback
@@ -76,9 +78,9 @@ func StartServers(t testing.TB, n int, opts Options) *Cluster {
 		s := &Server{ID: fmt.Sprintf("s%d", i+1), DataDir: t.TempDir()}
 		if len(opts.Hosts) > 0 {
 			s.Host = opts.Hosts[i]
-			s.HTTPAddr, s.RaftAddr = "http://"+net.JoinHostPort(s.Host.IP, "7070"), net.JoinHostPort(s.Host.IP, "7071")
+			s.HTTPAddr, s.RaftAddr = "https://"+net.JoinHostPort(s.Host.IP, "7070"), net.JoinHostPort(s.Host.IP, "7071")
 		} else {
-			s.HTTPAddr, s.RaftAddr = "http://"+FreeAddr(t), FreeAddr(t)
+			s.HTTPAddr, s.RaftAddr = "https://"+FreeAddr(t), FreeAddr(t)
 		}
 		c.Servers = append(c.Servers, s)
 	}
@@ -92,7 +94,7 @@ func StartServers(t testing.TB, n int, opts Options) *Cluster {
 
 func (c *Cluster) startServer(s *Server, extra ...string) {
 	args := []string{"agent", "--server", "--name", s.ID, "--data-dir", s.DataDir,
-		"--bind", strings.TrimPrefix(s.HTTPAddr, "http://"), "--raft-bind", s.RaftAddr,
+		"--bind", strings.TrimPrefix(s.HTTPAddr, "https://"), "--raft-bind", s.RaftAddr,
 		"--token", Token, "--worker-ttl", c.opts.WorkerTTL.String()}
 	args = append(append(args, extra...), c.opts.ServerArgs...)
 	s.Proc = StartIn(c.t, s.Host.Netns, s.ID, args...)
@@ -124,7 +126,7 @@ func (c *Cluster) AddWorker(name string, cores int, extra ...string) *Proc {
 func (c *Cluster) AddWorkerOn(h Host, name string, cores int, extra ...string) *Proc {
 	c.t.Helper()
 	args := []string{"agent", "--worker", "--name", name, "--data-dir", c.t.TempDir(),
-		"--servers", strings.Join(c.HTTPAddrs(), ","), "--token", Token, "--cores", strconv.Itoa(cores),
+		"--servers", strings.Join(c.HTTPAddrs(), ","), "--token", Token, "--cores", strconv.Itoa(cores), "--ca-file", c.CAFile(),
 		"--worker-ttl", c.opts.WorkerTTL.String(),
 		// Tests share a loaded machine: executors at idle priority would
 		// wait behind the test processes and miss their timeouts.
@@ -166,30 +168,62 @@ func (c *Cluster) Client(servers ...*Server) *client.Client {
 		addrs = append(addrs, s.HTTPAddr)
 	}
 	cl := client.New(strings.Join(addrs, ","), Token)
+	cl.Pin(c.Pin())
 	cl.HTTP.Timeout = 10 * time.Second
-	if c.opts.ClientNetns != "" {
-		tr, err := TransportIn(c.opts.ClientNetns, cl.HTTP.Transport)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		cl.HTTP.Transport = tr
-	}
+	MoveClient(c.opts.ClientNetns, cl)
 	return cl
 }
+
+// CAFile is the cluster CA's certificate, as the servers keep it (the
+// group's servers share one CA; the first one certified has the file).
+func (c *Cluster) CAFile() string {
+	c.t.Helper()
+	var path string
+	Eventually(c.t, 60*time.Second, "the cluster CA", func() bool {
+		for _, s := range c.Servers {
+			if p := s.DataPath("server", "tls", "ca.pem"); fileExists(p) {
+				path = p
+				return true
+			}
+		}
+		return false
+	})
+	return path
+}
+
+// Pin is the cluster CA as a client pins it.
+func (c *Cluster) Pin() auth.Pin {
+	c.t.Helper()
+	pin, err := auth.PinOf(c.CAFile(), "")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return pin
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // Status asks one server for its own view of the group (never forwarded).
 // It dials from the server's own network namespace, so it reaches a server
 // that a partition has cut off (but not a paused one: that times out).
+// Before the group has a CA it does not check the server's certificate,
+// and sends no credential (status needs one: it then fails, and the
+// caller's poll goes on).
 func (s *Server) Status(ctx context.Context) (*api.Status, error) {
-	cl := client.New(s.HTTPAddr, Token)
-	cl.Retries = 1
-	if s.Host.Netns != "" {
-		tr, err := TransportIn(s.Host.Netns, cl.HTTP.Transport)
+	var cl *client.Client
+	if p := s.DataPath("server", "tls", "ca.pem"); fileExists(p) {
+		pin, err := auth.PinOf(p, "")
 		if err != nil {
 			return nil, err
 		}
-		cl.HTTP.Transport = tr
+		cl = client.New(s.HTTPAddr, Token)
+		cl.Pin(pin)
+	} else {
+		cl = client.New(s.HTTPAddr, "")
+		cl.Unverified()
 	}
+	cl.Retries = 1
+	MoveClient(s.Host.Netns, cl)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	return cl.Status(ctx)
@@ -247,4 +281,18 @@ func agreedLeader(servers []*Server) *Server {
 // DataPath is a path inside a server's data dir.
 func (s *Server) DataPath(elem ...string) string {
 	return filepath.Join(append([]string{s.DataDir}, elem...)...)
+}
+
+// MoveClient makes every connection of cl dial from inside network
+// namespace ns (none: it stays where it is).
+func MoveClient(ns string, cl *client.Client) {
+	if ns == "" {
+		return
+	}
+	cl.WrapDial(func(dial client.DialFunc) client.DialFunc {
+		if dial == nil {
+			dial = (&net.Dialer{}).DialContext
+		}
+		return DialIn(ns, dial)
+	})
 }

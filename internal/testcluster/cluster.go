@@ -6,6 +6,7 @@ package testcluster
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/scheduler/server"
 	"github.com/peergrid/peergrid/scheduler/store"
 )
@@ -83,7 +85,7 @@ func (c *Cluster) newNode(id string) *Node {
 	node := &Node{ID: id, Dir: c.t.TempDir()}
 	node.httpLn = listen(c.t)
 	node.raftLn = listen(c.t)
-	node.HTTPAddr = "http://" + node.httpLn.Addr().String()
+	node.HTTPAddr = "https://" + node.httpLn.Addr().String()
 	node.RaftAddr = node.raftLn.Addr().String()
 	c.mu.Lock()
 	c.raftAddr[node.RaftAddr] = id
@@ -112,7 +114,7 @@ func (c *Cluster) start(node *Node, join []string, expect int) {
 	c.t.Helper()
 	if node.raftLn == nil {
 		node.raftLn = relisten(c.t, node.RaftAddr)
-		node.httpLn = relisten(c.t, strings.TrimPrefix(node.HTTPAddr, "http://"))
+		node.httpLn = relisten(c.t, strings.TrimPrefix(node.HTTPAddr, "https://"))
 	}
 	layer := &streamLayer{net: c.Net, id: node.ID, ln: node.raftLn, addr: c.raftAddr, mu: &c.mu}
 	srv, err := server.NewServer(server.ServerConfig{
@@ -125,8 +127,8 @@ func (c *Cluster) start(node *Node, join []string, expect int) {
 		c.t.Fatalf("start %s: %v", node.ID, err)
 	}
 	node.Server = srv
-	node.httpSv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go node.httpSv.Serve(node.httpLn)
+	node.httpSv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(c.opts.Logger.Handler(), slog.LevelDebug)}
+	go node.httpSv.Serve(tls.NewListener(node.httpLn, srv.APITLS()))
 }
 
 // relisten binds an address a stopped node used, retrying while the kernel
@@ -158,6 +160,14 @@ func (c *Cluster) Stop(node *Node) {
 func (c *Cluster) Restart(node *Node) {
 	c.t.Helper()
 	c.start(node, nil, 0)
+}
+
+// RestartJoining starts a stopped node again from its data dir, with
+// --join naming every node (as an operator restarts a group whose servers
+// must find each other again).
+func (c *Cluster) RestartJoining(node *Node) {
+	c.t.Helper()
+	c.start(node, c.httpAddrs(), 0)
 }
 
 // AddServer starts a new server that joins the running group.
@@ -259,13 +269,28 @@ func (c *Cluster) Followers() []*Node {
 	return out
 }
 
-// Client talks to the given nodes (failing over between them).
+// Client talks to the given nodes (failing over between them), trusting
+// the group's CA.
 func (c *Cluster) Client(nodes ...*Node) *client.Client {
 	var addrs []string
 	for _, n := range nodes {
 		addrs = append(addrs, n.HTTPAddr)
 	}
-	return client.New(strings.Join(addrs, ","), Token)
+	cl := client.New(strings.Join(addrs, ","), Token)
+	cl.Pin(c.Pin())
+	return cl
+}
+
+// Pin is the group's CA, as a client pins it (zero until a server has it).
+func (c *Cluster) Pin() auth.Pin {
+	for _, n := range c.Nodes {
+		if n.Server != nil {
+			if ca := n.Server.CA(); ca != nil {
+				return auth.Pin{CA: ca}
+			}
+		}
+	}
+	return auth.Pin{}
 }
 
 // WaitConverged polls until every given node has applied everything the

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/scheduler/ledger"
 )
 
@@ -144,12 +145,16 @@ func allow(roles []string, h http.Handler) http.Handler {
 
 // Role sets of the route table.
 var (
-	onlyOperator   = []string{api.CredOperator}
-	operatorOrSub  = []string{api.CredOperator, api.CredSubmitter}
-	workers        = []string{api.CredOperator, api.CredPeer}
-	anyUser        = []string{api.CredOperator, api.CredSubmitter, api.CredPeer}
-	joiners        = []string{api.CredOperator, api.CredWorker}
-	everyRole      = []string{api.CredOperator, api.CredSubmitter, api.CredWorker, api.CredPeer}
+	onlyOperator  = []string{api.CredOperator}
+	operatorOrSub = []string{api.CredOperator, api.CredSubmitter}
+	workers       = []string{api.CredOperator, api.CredPeer}
+	anyUser       = []string{api.CredOperator, api.CredSubmitter, api.CredPeer}
+	joiners       = []string{api.CredOperator, api.CredWorker}
+	everyRole     = []string{api.CredOperator, api.CredSubmitter, api.CredWorker, api.CredPeer}
+	// anyone may call a route with no credential: only a server's public
+	// self-description, which servers forming a group read before they
+	// trust each other's TLS.
+	anyone         = []string{"anyone"}
 	errNotYourself = errors.New("a peer speaks only for itself")
 )
 
@@ -344,7 +349,18 @@ func (s *Server) handleWorkerJoin(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	// The certificate first: a request it refuses must not use up the id.
+	out := api.WorkerJoinResponse{Worker: name}
+	if ca := s.tls.authority(); len(req.CSR) > 0 && ca != nil {
+		der, err := ca.SignCSR(req.CSR, auth.RoleWorker, name, time.Now())
+		if err != nil {
+			writeErr(w, fmt.Errorf("%w: %v", errBadRequest, err))
+			return
+		}
+		out.Cert, out.CA = string(auth.CertPEM(der)), string(auth.CertPEM(ca.Cert.Raw))
+	}
 	id, secret := newSecret()
+	out.Credential = id
 	peer := ledger.Credential{ID: id, Role: api.CredPeer, Hash: hashSecret(secret), Peer: name}
 	p := principalOf(r)
 	if p.ID == clusterCredentialID { // the ledger must know it before it can admit anyone
@@ -356,7 +372,8 @@ func (s *Server) handleWorkerJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("worker joined", "peer", resp, "credential", id, "with", p.ID)
-	writeJSON(w, http.StatusOK, api.WorkerJoinResponse{Worker: name, Credential: id, Secret: secret})
+	out.Secret = secret
+	writeJSON(w, http.StatusOK, out)
 }
 
 // checkWorkerName allows ids a person can read and a URL path can carry.

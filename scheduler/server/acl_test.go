@@ -48,7 +48,7 @@ func startACLGrid(t *testing.T) *aclGrid {
 		}
 		a.secrets[role] = tok.Secret
 	}
-	peer, err := client.New(g.Addr, a.secrets[api.CredWorker]).JoinWorker(ctx, &api.WorkerJoinRequest{Name: "volunteer-1"})
+	peer, err := g.ClientWith(a.secrets[api.CredWorker]).JoinWorker(ctx, &api.WorkerJoinRequest{Name: "volunteer-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func startACLGrid(t *testing.T) *aclGrid {
 }
 
 func (a *aclGrid) client(role string) *client.Client {
-	c := client.New(a.g.Addr, a.secrets[role])
+	c := a.g.ClientWith(a.secrets[role])
 	c.Retries = 1
 	return c
 }
@@ -81,7 +81,7 @@ func (a *aclGrid) do(t *testing.T, role, method, url string, body []byte) (int, 
 		req.Header.Set(api.TokenHeader, s)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := anyCert.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -115,6 +115,10 @@ func TestRoutes_RoleMatrix(t *testing.T) {
 		for _, who := range callers {
 			code, body := a.do(t, who, method, a.g.Addr+path, []byte("{}"))
 			switch {
+			case slices.Equal(rt.Roles, []string{"anyone"}): // public: no credential needed
+				if code == http.StatusUnauthorized || code == http.StatusForbidden {
+					t.Errorf("%s as %s (public): %d %s", rt.Pattern, who, code, body)
+				}
 			case who == "none" || who == "revoked":
 				want := map[string]string{"none": "no credential", "revoked": "revoked"}[who]
 				if code != http.StatusUnauthorized || !strings.Contains(body, want) {
@@ -253,7 +257,7 @@ func TestSubmitters_SeeOnlyTheirOwn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice, mallory := a.client(api.CredSubmitter), client.New(a.g.Addr, other.Secret)
+	alice, mallory := a.client(api.CredSubmitter), a.g.ClientWith(other.Secret)
 	id := submitEcho(t, alice, 3)
 	secret := []byte("alice's data")
 	if err := alice.PutBlob(ctx, storage.Hash(secret), secret); err != nil {
@@ -329,7 +333,7 @@ func TestTokens_CreateListRevoke(t *testing.T) {
 	if !strings.Contains(string(raw), tok.ID) || strings.Contains(string(raw), tok.Secret) || strings.Contains(string(raw), "hash") {
 		t.Fatalf("the list should name %s and carry no secret or hash: %s", tok.ID, raw)
 	}
-	joiner := client.New(a.g.Addr, tok.Secret)
+	joiner := a.g.ClientWith(tok.Secret)
 	if _, err := joiner.JoinWorker(ctx, &api.WorkerJoinRequest{Name: "lab-1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -378,11 +382,11 @@ func TestPeers_CoresAreCappedByTheirJoinToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	joined, err := client.New(a.g.Addr, tok.Secret).JoinWorker(ctx, &api.WorkerJoinRequest{Name: "greedy"})
+	joined, err := a.g.ClientWith(tok.Secret).JoinWorker(ctx, &api.WorkerJoinRequest{Name: "greedy"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.New(a.g.Addr, joined.Secret).Heartbeat(ctx, &api.HeartbeatRequest{Cores: 100000}); err != nil {
+	if _, err := a.g.ClientWith(joined.Secret).Heartbeat(ctx, &api.HeartbeatRequest{Cores: 100000}); err != nil {
 		t.Fatal(err)
 	}
 	peers, err := a.g.Client().Peers(ctx)

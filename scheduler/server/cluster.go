@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/scheduler/ledger"
 	"github.com/peergrid/peergrid/scheduler/store"
 )
@@ -25,6 +26,12 @@ func (s *Server) self() api.ServerInfo {
 	info.HasState = s.inGroup()
 	if _, id := s.store.Leader(); id != "" {
 		info.Leader, info.LeaderHTTP = id, s.serverHTTPAddr(id)
+	}
+	if ca := s.tls.authority(); ca != nil {
+		info.CA = string(auth.CertPEM(ca.Cert.Raw))
+		if s.cfg.Token != "" {
+			info.CAProof = caProof(s.cfg.Token, ca.Cert.Raw)
+		}
 	}
 	return info
 }
@@ -129,6 +136,9 @@ func (s *Server) joinLoop() {
 }
 
 func (s *Server) joinStep(ctx context.Context) (bool, error) {
+	if !s.tls.certified() {
+		return false, s.getCertified(ctx)
+	}
 	if s.inGroup() {
 		return s.registerSelf(ctx)
 	}
@@ -139,6 +149,96 @@ func (s *Server) joinStep(ctx context.Context) (bool, error) {
 		}
 	}
 	return false, s.maybeBootstrapExpect(others)
+}
+
+// getCertified gets this server a certificate of the cluster CA (see
+// tls.go): through a server of the CA pinned (joining a running grid),
+// through one whose CA carries the proof of the token this server shares
+// (forming a group together), or, as the lowest id of a group being formed
+// when none has a CA yet, by making the CA.
+func (s *Server) getCertified(ctx context.Context) error {
+	others := s.askJoinServers(ctx)
+	for _, o := range others {
+		switch {
+		case o.CA == "":
+		case !s.cfg.CAPin.IsZero():
+			return s.certify(ctx, o.HTTPAddr, s.cfg.CAPin)
+		default:
+			if ca, ok := s.discoverCA(o); ok {
+				return s.certify(ctx, o.HTTPAddr, auth.Pin{CA: ca})
+			}
+		}
+	}
+	if s.firstOfGroup(others) || s.firstOfGroupBeforeTLS(others) {
+		if err := s.tls.makeCA(s.cfg.Store.ID); err != nil {
+			return err
+		}
+		s.log.Info("made the cluster CA", "servers", s.cfg.BootstrapExpect, "ca_fingerprint", s.tls.authority().Fingerprint())
+		return nil
+	}
+	if !s.cfg.CAPin.IsZero() {
+		return fmt.Errorf("waiting for a server of CA %s to answer", s.cfg.CAPin.Fingerprint)
+	}
+	if s.inGroup() {
+		return errors.New("this server's ledger is from before TLS and it has no cluster CA: start every server of its group with --join naming the others (and one --token); once all answer, the lowest id makes the CA")
+	}
+	return errors.New("waiting for the cluster CA: give --ca-fingerprint to join a running grid, or start the group's servers with one --token")
+}
+
+// firstOfGroup: a group of BootstrapExpect is being formed, every one of
+// them is known and fresh, and this server has the lowest id.
+func (s *Server) firstOfGroup(others []api.ServerInfo) bool {
+	if s.cfg.BootstrapExpect < 2 || !s.cfg.CAPin.IsZero() || len(others)+1 < s.cfg.BootstrapExpect {
+		return false
+	}
+	ids := []string{s.cfg.Store.ID}
+	for _, o := range others {
+		if o.HasState || o.Leader != "" {
+			return false
+		}
+		ids = append(ids, o.ID)
+	}
+	slices.Sort(ids)
+	return ids[0] == s.cfg.Store.ID
+}
+
+// firstOfGroupBeforeTLS: this server's ledger is of a group that ran
+// before TLS (none of them has a CA), every server of its Raft
+// configuration answered, none with a CA, and this one has the lowest id.
+// The others take its CA on the shared token's proof, as a new group does.
+func (s *Server) firstOfGroupBeforeTLS(others []api.ServerInfo) bool {
+	if !s.cfg.CAPin.IsZero() {
+		return false
+	}
+	f := s.store.Raft().GetConfiguration()
+	if f.Error() != nil || len(f.Configuration().Servers) == 0 {
+		return false
+	}
+	answered := map[string]bool{s.cfg.Store.ID: true}
+	for _, o := range others {
+		if o.CA != "" {
+			return false
+		}
+		answered[o.ID] = true
+	}
+	var ids []string
+	for _, srv := range f.Configuration().Servers {
+		if !answered[string(srv.ID)] {
+			return false
+		}
+		ids = append(ids, string(srv.ID))
+	}
+	return slices.Min(ids) == s.cfg.Store.ID
+}
+
+// aloneInGroup: the store's Raft configuration is empty or only itself.
+func aloneInGroup(st *store.Store) bool {
+	f := st.Raft().GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	servers := f.Configuration().Servers
+	return len(servers) == 0 || len(servers) == 1 && string(servers[0].ID) == st.ID()
 }
 
 // registerSelf makes sure the ledger has this server's HTTP address, so
@@ -171,16 +271,35 @@ func (s *Server) registerSelf(ctx context.Context) (bool, error) {
 	return false, s.requestJoin(ctx, target)
 }
 
-func (s *Server) client(addr string) *client.Client {
-	c := client.New(addr, s.cfg.Token)
+// client talks to another server, trusting this server's CA.
+func (s *Server) client(addr string) *client.Client { return s.pinnedClient(addr, s.tls.pin()) }
+
+// pinnedClient talks to another server, trusting the CA pin names; with
+// none, it checks no certificate and so carries no credential (for the
+// public self-description only).
+func (s *Server) pinnedClient(addr string, pin auth.Pin) *client.Client {
+	token := s.cfg.Token
+	if pin.IsZero() {
+		token = ""
+	}
+	c := client.New(addr, token)
 	c.HTTP.Timeout = 5 * time.Second
+	if pin.IsZero() {
+		c.Unverified()
+	} else {
+		c.Pin(pin)
+	}
 	return c
 }
 
 func (s *Server) askJoinServers(ctx context.Context) []api.ServerInfo {
 	var out []api.ServerInfo
+	pin := s.tls.pin()
+	if pin.IsZero() {
+		pin = s.cfg.CAPin // not yet certified: the CA given, if any
+	}
 	for _, addr := range s.cfg.Join {
-		info, err := s.client(addr).ServerInfo(ctx)
+		info, err := s.pinnedClient(addr, pin).ServerInfo(ctx)
 		if err != nil || info.ID == s.cfg.Store.ID {
 			continue
 		}

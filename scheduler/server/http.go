@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -61,18 +62,24 @@ func (s *Server) routes() []route {
 		{"GET /v1/acl/tokens", onlyOperator, s.read(s.handleListTokens)},
 		{"DELETE /v1/acl/tokens/{id}", onlyOperator, s.write(s.handleRevokeToken)},
 		{"POST /v1/cluster/join", onlyOperator, s.write(s.handleJoin)},
+		{"POST /v1/cluster/certify", onlyOperator, http.HandlerFunc(s.handleCertify)},
 		{"GET /v1/operator/raft/peers", onlyOperator, s.read(s.handleListRaftPeers)},
 		{"DELETE /v1/operator/raft/peers/{id}", onlyOperator, s.write(s.handleRemoveRaftPeer)},
 		// Answered by the server asked, never forwarded.
 		{"GET /v1/status", everyRole, http.HandlerFunc(s.handleStatus)},
-		{"GET /v1/cluster/self", onlyOperator, http.HandlerFunc(s.handleSelf)},
+		{"GET /v1/cluster/self", anyone, http.HandlerFunc(s.handleSelf)},
 		{"GET /metrics", onlyOperator, s.metricsHandler()}, // Prometheus; this server's own view (metrics.go)
 	}
 }
 
 func (s *Server) newRoutes() http.Handler {
 	mux := http.NewServeMux()
+	public := http.NewServeMux() // routes anyone may call, without a credential
 	for _, rt := range s.routes() {
+		if slices.Equal(rt.roles, anyone) {
+			public.Handle(rt.pattern, rt.handler)
+			continue
+		}
 		mux.Handle(rt.pattern, allow(rt.roles, rt.handler))
 	}
 	// The web dashboard (views) authenticates itself: a header or its login
@@ -85,13 +92,17 @@ func (s *Server) newRoutes() http.Handler {
 			ui.ServeHTTP(w, r)
 			return
 		}
+		if h, pattern := public.Handler(r); pattern != "" {
+			h.ServeHTTP(w, r)
+			return
+		}
 		apiHandler.ServeHTTP(w, r)
 	})
 }
 
 // shardClient is a client for the storage peer at addr.
 func (s *Server) shardClient(addr string) *storage.ShardClient {
-	return storage.NewShardClient(addr, s.cfg.Token, nil)
+	return storage.NewShardClient(addr, s.cfg.Token, s.shardHTTP)
 }
 
 func requestToken(r *http.Request) string {

@@ -28,7 +28,7 @@ func scrape(t *testing.T, base string, header ...string) (int, string, string) {
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := anyCert.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

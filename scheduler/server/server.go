@@ -14,6 +14,7 @@ import (
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/scheduler/ledger"
 	"github.com/peergrid/peergrid/scheduler/store"
 	"github.com/peergrid/peergrid/storage"
@@ -58,6 +59,10 @@ type ServerConfig struct {
 	// StorageK and StorageM are the cluster's erasure coding (default 4+2);
 	// a job may override them.
 	StorageK, StorageM int
+	// CAPin is the cluster CA a server joining a running grid trusts (by
+	// fingerprint or certificate); servers forming a group together find it
+	// with their shared Token instead (see tls.go).
+	CAPin auth.Pin
 	// InlineThreshold: blobs this size or smaller (bytes) live inline in the
 	// ledger, larger ones are erasure-coded across the storage peers
 	// (default storage.DefaultInlineThreshold; at most storage.MaxInline).
@@ -139,6 +144,8 @@ type Server struct {
 	// client's connection bounds (see forward).
 	forwarder *http.Transport
 	handler   http.Handler // the API, the dashboard and /metrics
+	tls       *tlsState    // the cluster CA and this server's certificate (tls.go)
+	shardHTTP *http.Client // to storage peers, pinned to the CA
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -150,12 +157,27 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err := CheckInlineThreshold(cfg.InlineThreshold); err != nil {
 		return nil, err
 	}
+	tlsState, err := openTLS(tlsDir(&cfg))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Store.TLS = tlsState.raftTLS() // read at every handshake: a CA made or received later applies
 	st, err := store.Open(cfg.Store)
 	if err != nil {
 		return nil, err
 	}
+	if !tlsState.certified() && cfg.BootstrapExpect == 1 && cfg.CAPin.IsZero() && aloneInGroup(st) {
+		// A lone grid's server: its first start, or a ledger from before TLS.
+		if err := tlsState.makeCA(cfg.Store.ID); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("make the cluster CA: %w", err)
+		}
+	}
 	s := &Server{cfg: cfg, store: st, log: cfg.Logger, liveness: newLiveness(), pauses: newPauses(), work: newNotifier(), stop: make(chan struct{}),
-		repairs: newRepairPlanner(cfg.RepairGrace, cfg.RepairTimeout), metrics: newLeaderMetrics(), forwarder: client.NewTransport()}
+		repairs: newRepairPlanner(cfg.RepairGrace, cfg.RepairTimeout), metrics: newLeaderMetrics(), forwarder: client.NewTransport(), tls: tlsState}
+	s.forwarder.TLSClientConfig = auth.ClientTLS(tlsState.pin, []string{auth.RoleServer}, nil)
+	s.shardHTTP = &http.Client{Transport: client.NewTransport()}
+	s.shardHTTP.Transport.(*http.Transport).TLSClientConfig = auth.ClientTLS(tlsState.pin, []string{auth.RoleWorker, auth.RoleServer}, nil)
 	st.FSM().OnApply(s.work.broadcast)
 	s.handler = s.newRoutes()
 	s.wg.Add(2)

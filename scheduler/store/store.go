@@ -42,7 +42,10 @@ type Config struct {
 	// StreamLayer replaces the TCP transport's listener and dialer (tests cut
 	// links through it); nil uses plain TCP on RaftBind.
 	StreamLayer raft.StreamLayer
-	Logger      *slog.Logger
+	// TLS, when set, wraps every Raft connection in mutually authenticated
+	// TLS (see RaftTLS).
+	TLS    *RaftTLS
+	Logger *slog.Logger
 }
 
 // Store owns Raft and the FSM: it is the only way into the ledger. HTTP
@@ -134,8 +137,19 @@ func (s *Store) open() error {
 }
 
 func (s *Store) newTransport(hlog hclog.Logger) (*raft.NetworkTransport, error) {
-	if s.cfg.StreamLayer != nil {
-		return raft.NewNetworkTransportWithLogger(s.cfg.StreamLayer, 3, 10*time.Second, hlog), nil
+	layer := s.cfg.StreamLayer
+	if layer == nil && s.cfg.TLS != nil {
+		tcp, err := newTCPStreamLayer(s.cfg.RaftBind)
+		if err != nil {
+			return nil, fmt.Errorf("raft transport on %s: %w", s.cfg.RaftBind, err)
+		}
+		layer = tcp
+	}
+	if layer != nil && s.cfg.TLS != nil {
+		layer = &tlsStreamLayer{StreamLayer: layer, tls: s.cfg.TLS}
+	}
+	if layer != nil {
+		return raft.NewNetworkTransportWithLogger(layer, 3, 10*time.Second, hlog), nil
 	}
 	addr, err := net.ResolveTCPAddr("tcp", s.cfg.RaftBind)
 	if err != nil {
