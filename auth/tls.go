@@ -138,6 +138,12 @@ func (p Pin) Verify(chain []*x509.Certificate, roles ...string) (Identity, error
 	return p.verify(chain, x509.ExtKeyUsageServerAuth, roles)
 }
 
+// VerifyClient checks a client's certificate chain as ServerTLS does with
+// require: signed by the pinned CA, for one of roles.
+func (p Pin) VerifyClient(chain []*x509.Certificate, roles ...string) (Identity, error) {
+	return p.verify(chain, x509.ExtKeyUsageClientAuth, roles)
+}
+
 func (p Pin) verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, roles []string) (Identity, error) {
 	if len(chain) == 0 {
 		return Identity{}, errors.New("the peer presented no certificate")

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/storage"
 )
 
@@ -43,7 +45,7 @@ func (w *Worker) serveShards() error {
 	w.shards = store
 	scheme := "http"
 	if w.cfg.ShardTLS != nil { // served with the worker's certificate of the cluster CA
-		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*w.cfg.ShardTLS}, MinVersion: tls.VersionTLS12})
+		ln = tls.NewListener(ln, shardServerTLS(w.cfg.ShardTLS))
 		scheme = "https"
 	}
 	w.shardsAddr = w.cfg.StorageAdvertise
@@ -100,4 +102,26 @@ func (w *Worker) repair(ctx context.Context, o api.RepairOrder) error {
 	}
 	w.log.Info("repaired blob", "blob", o.Blob, "shards", len(o.Lost), "partial", rerr != nil)
 	return rerr
+}
+
+// shardServerTLS serves with the peer's certificate and asks clients for
+// theirs: none is fine (a user's CLI, the leader: their token decides), but
+// one that is presented must be a peer's or server's of this grid's CA (the
+// last element of cert's chain); another grid's is refused at the
+// handshake.
+func shardServerTLS(cert *tls.Certificate) *tls.Config {
+	cfg := &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12, ClientAuth: tls.RequestClientCert}
+	ca, err := x509.ParseCertificate(cert.Certificate[len(cert.Certificate)-1])
+	if err != nil || !ca.IsCA {
+		return cfg
+	}
+	pin := auth.Pin{CA: ca}
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return nil
+		}
+		_, err := pin.VerifyClient(cs.PeerCertificates, auth.RoleWorker, auth.RoleServer)
+		return err
+	}
+	return cfg
 }

@@ -163,6 +163,17 @@ func (c *Client) Pin(p auth.Pin) {
 	c.shardHTTP = &http.Client{Transport: st}
 }
 
+// Identify makes the client present cert (a worker's, of the cluster CA)
+// on every TLS connection, to servers and to storage peers: a worker's
+// credential is accepted only with its certificate. Call it after Pin.
+func (c *Client) Identify(cert *tls.Certificate) {
+	for _, hc := range []*http.Client{c.HTTP, c.shardHTTP} {
+		if tr, ok := hc.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
+			tr.TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+		}
+	}
+}
+
 // DialFunc dials a connection, as net.Dialer.DialContext does.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 

@@ -281,11 +281,7 @@ func (m *Main) runWorker(ctx context.Context, f *agentFlags, name string, log *s
 	}
 	defer vol.Sources.Close()
 	dir := filepath.Join(f.dataDir, "worker")
-	c, name, err := enroll(ctx, f, dir, name, f.cores)
-	if err != nil {
-		return err
-	}
-	shardTLS, err := worker.ShardTLS(dir)
+	c, name, shardTLS, err := enroll(ctx, f, dir, name, f.cores)
 	if err != nil {
 		return err
 	}
@@ -305,8 +301,9 @@ func (m *Main) runWorker(ctx context.Context, f *agentFlags, name string, log *s
 // enroll gives a worker (or a server's storage peer) its own credential:
 // kept in dir, or exchanged on first start for the join token (or the
 // operator token) the agent was given. It returns a client that speaks with
-// it, and the worker id the grid gave.
-func enroll(ctx context.Context, f *agentFlags, dir, name string, cores int) (*client.Client, string, error) {
+// it (and presents the worker's certificate), the worker id the grid gave,
+// and the certificate (nil for a worker enrolled before TLS).
+func enroll(ctx context.Context, f *agentFlags, dir, name string, cores int) (*client.Client, string, *tls.Certificate, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var cred *auth.PeerCredential
@@ -317,14 +314,22 @@ func enroll(ctx context.Context, f *agentFlags, dir, name string, cores int) (*c
 		}
 		select {
 		case <-ctx.Done():
-			return nil, "", err
+			return nil, "", nil, err
 		case <-time.After(delay):
 		}
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	return f.client(cred.Secret), cred.Worker, nil
+	cert, err := worker.ShardTLS(dir)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	c := f.client(cred.Secret)
+	if cert != nil {
+		c.Identify(cert)
+	}
+	return c, cred.Worker, cert, nil
 }
 
 // volunteer is the worker's obedience to its volunteer: the preferences

@@ -23,11 +23,7 @@ func (f *agentFlags) storageOnly() bool {
 // keeps serving them.
 func (m *Main) runStoragePeer(ctx context.Context, f *agentFlags, name string, log *slog.Logger) error {
 	dir := filepath.Join(f.dataDir, "worker")
-	c, name, err := enroll(ctx, f, dir, name, 0)
-	if err != nil {
-		return err
-	}
-	shardTLS, err := worker.ShardTLS(dir)
+	c, name, shardTLS, err := enroll(ctx, f, dir, name, 0)
 	if err != nil {
 		return err
 	}

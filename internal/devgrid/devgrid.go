@@ -223,18 +223,25 @@ func (g *Grid) waitLeader(ctx context.Context) error {
 // the grid's operator token on first start, kept in dataDir after.
 // It also returns the certificate the worker serves its shards with.
 func (g *Grid) peerClient(ctx context.Context, dataDir, id string) (*client.Client, *tls.Certificate, error) {
+	if g.plain {
+		// No TLS to present a certificate on, and a worker's credential is
+		// refused without its certificate: the baseline's workers use the
+		// operator token (the same lookup per request).
+		return g.Client(), nil, nil
+	}
 	cred, err := worker.Enroll(ctx, g.Client(), dataDir, id, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("enroll %s: %w", id, err)
 	}
-	if g.plain {
-		return g.ClientWith(cred.Secret), nil, nil
-	}
+	c := g.ClientWith(cred.Secret)
 	cert, err := worker.ShardTLS(dataDir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("enroll %s: %w", id, err)
 	}
-	return g.ClientWith(cred.Secret), cert, nil
+	if cert != nil {
+		c.Identify(cert)
+	}
+	return c, cert, nil
 }
 
 func (g *Grid) startWorker(ctx context.Context, cfg Config) error {

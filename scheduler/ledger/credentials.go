@@ -38,6 +38,10 @@ type Credential struct {
 	MaxCores int    `json:"max_cores,omitempty"`
 	Revoked  int64  `json:"revoked,omitempty"`
 	Issuer   string `json:"issuer,omitempty"` // the credential that created this one
+	// CertBound: a peer credential whose worker was given a certificate of
+	// the cluster CA when it joined; servers accept the credential only on
+	// a connection that presents that certificate (mutual TLS).
+	CertBound bool `json:"cert,omitempty"`
 }
 
 // Valid reports whether the credential may be used at now (unix ns).

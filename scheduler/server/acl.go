@@ -37,6 +37,9 @@ var (
 // principal is who a request speaks for.
 type principal struct {
 	ledger.Credential
+	// CertPeer is the worker id of the client certificate the request
+	// came with (verified here, or by the follower that forwarded it).
+	CertPeer string
 }
 
 type principalKey struct{}
@@ -51,7 +54,7 @@ func principalOf(r *http.Request) *principal {
 	if p, ok := r.Context().Value(principalKey{}).(*principal); ok {
 		return p
 	}
-	return &principal{ledger.Credential{ID: "anonymous", Role: api.CredOperator}}
+	return &principal{Credential: ledger.Credential{ID: "anonymous", Role: api.CredOperator}}
 }
 
 // hashSecret is how the ledger names a secret: hex SHA-256. Secrets are
@@ -95,7 +98,7 @@ func (s *Server) resolve(secret string) (*principal, error) {
 		hasOperator = found || l.HasOperator()
 	})
 	if !found && !hasOperator && s.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(secret), []byte(s.cfg.Token)) == 1 {
-		return &principal{ledger.Credential{ID: clusterCredentialID, Role: api.CredOperator}}, nil
+		return &principal{Credential: ledger.Credential{ID: clusterCredentialID, Role: api.CredOperator}}, nil
 	}
 	if !found {
 		return nil, fmt.Errorf("%w: unknown credential (a wrong token, or one of another grid)", ErrUnauthorized)
@@ -103,7 +106,7 @@ func (s *Server) resolve(secret string) (*principal, error) {
 	if err := cr.Valid(time.Now().UnixNano()); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnauthorized, err)
 	}
-	return &principal{cr}, nil
+	return &principal{Credential: cr}, nil
 }
 
 // authenticate resolves every request's credential before it can read or
@@ -115,6 +118,12 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		p, err := s.resolve(requestToken(r))
+		if err == nil {
+			p.CertPeer, err = s.certPeer(r)
+		}
+		if err == nil && p.CertBound && p.CertPeer != p.Peer {
+			err = certMismatch(p)
+		}
 		if err != nil {
 			writeError(w, http.StatusUnauthorized, err)
 			return
@@ -361,7 +370,7 @@ func (s *Server) handleWorkerJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	id, secret := newSecret()
 	out.Credential = id
-	peer := ledger.Credential{ID: id, Role: api.CredPeer, Hash: hashSecret(secret), Peer: name}
+	peer := ledger.Credential{ID: id, Role: api.CredPeer, Hash: hashSecret(secret), Peer: name, CertBound: out.Cert != ""}
 	p := principalOf(r)
 	if p.ID == clusterCredentialID { // the ledger must know it before it can admit anyone
 		s.registerClusterToken(r.Context())

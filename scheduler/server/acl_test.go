@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/internal/devgrid"
 	"github.com/peergrid/peergrid/scheduler/server"
 	"github.com/peergrid/peergrid/storage"
@@ -27,7 +29,8 @@ import (
 // one.
 type aclGrid struct {
 	g       *devgrid.Grid
-	secrets map[string]string // role (and "revoked", "none") -> secret
+	secrets map[string]string // role (and "revoked", "none", "foreign-cert") -> secret
+	foreign *http.Client      // presents a certificate of another grid's CA
 }
 
 func startACLGrid(t *testing.T) *aclGrid {
@@ -61,6 +64,19 @@ func startACLGrid(t *testing.T) *aclGrid {
 		t.Fatal(err)
 	}
 	a.secrets["revoked"] = gone.Secret
+	a.secrets["foreign-cert"] = g.Token // the operator's token, with a certificate of another grid
+	other, err := auth.NewCA(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := other.IssueKeypair(auth.RoleWorker, "dev-worker", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := kp.TLS(other.Cert)
+	tr := anyCertTransport()
+	tr.TLSClientConfig.Certificates = []tls.Certificate{foreign}
+	a.foreign = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	return a
 }
 
@@ -81,7 +97,14 @@ func (a *aclGrid) do(t *testing.T, role, method, url string, body []byte) (int, 
 		req.Header.Set(api.TokenHeader, s)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := anyCert.Do(req)
+	hc := anyCert
+	if role == "foreign-cert" {
+		hc = a.foreign
+	}
+	resp, err := hc.Do(req)
+	if err != nil && role == "foreign-cert" {
+		return 0, err.Error() // refused at the handshake
+	}
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -97,11 +120,12 @@ func concrete(pattern string) (method, path string) {
 	return method, path
 }
 
-var callers = []string{api.CredOperator, api.CredSubmitter, api.CredWorker, api.CredPeer, "none", "revoked"}
+var callers = []string{api.CredOperator, api.CredSubmitter, api.CredWorker, api.CredPeer, "none", "revoked", "foreign-cert"}
 
 // TestRoutes_RoleMatrix walks every route of the API (and /metrics) with
-// every role, no credential and a revoked one: a caller without a live
-// credential gets 401 saying why, a role the matrix does not allow gets
+// every role, no credential, a revoked one and the operator's token with a
+// certificate of another grid: a caller without a live credential (or with
+// a foreign certificate) gets 401 saying why, a role the matrix does not allow gets
 // 403, and an allowed one gets neither (whatever its request body makes of
 // the answer). The matrix is the one the README documents.
 func TestRoutes_RoleMatrix(t *testing.T) {
@@ -119,8 +143,8 @@ func TestRoutes_RoleMatrix(t *testing.T) {
 				if code == http.StatusUnauthorized || code == http.StatusForbidden {
 					t.Errorf("%s as %s (public): %d %s", rt.Pattern, who, code, body)
 				}
-			case who == "none" || who == "revoked":
-				want := map[string]string{"none": "no credential", "revoked": "revoked"}[who]
+			case who == "none" || who == "revoked" || who == "foreign-cert":
+				want := map[string]string{"none": "no credential", "revoked": "revoked", "foreign-cert": "client certificate"}[who]
 				if code != http.StatusUnauthorized || !strings.Contains(body, want) {
 					t.Errorf("%s as %s: %d %s, want 401 saying %q", rt.Pattern, who, code, body, want)
 				}
@@ -133,6 +157,11 @@ func TestRoutes_RoleMatrix(t *testing.T) {
 					t.Errorf("%s as %s (not allowed): %d %s, want 403", rt.Pattern, who, code, body)
 				}
 			}
+		}
+	}
+	for _, path := range []string{"/ui/", "/ui/login"} { // the dashboard too
+		if code, body := a.do(t, "foreign-cert", http.MethodGet, a.g.Addr+path, nil); code != http.StatusUnauthorized || !strings.Contains(body, "client certificate") {
+			t.Errorf("GET %s with another grid's certificate: %d %s, want 401", path, code, body)
 		}
 	}
 	checkREADMEMatrix(t, matrix)

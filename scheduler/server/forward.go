@@ -103,7 +103,11 @@ func (s *Server) forwardOnce(w http.ResponseWriter, r *http.Request) error {
 	go s.cancelOnLeaderChange(ctx, changed, leaderID, func() { moved.Store(true); cancel() })
 	var failed error
 	proxy := &httputil.ReverseProxy{
-		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.Out.Host = pr.In.Host },
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Host = pr.In.Host
+			markForwarded(pr.Out, principalOf(r))
+		},
 		Transport:     s.forwarder,
 		FlushInterval: -1,
 		ErrorHandler: func(_ http.ResponseWriter, _ *http.Request, err error) {

@@ -88,12 +88,16 @@ func (s *Server) newRoutes() http.Handler {
 	// included, still goes through authenticate, which reads headers only.
 	apiHandler, ui := s.authenticate(mux), views.NewDashboard(viewSource{s})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if views.IsDashboardPath(r.URL.Path) {
-			ui.ServeHTTP(w, r)
-			return
-		}
 		if h, pattern := public.Handler(r); pattern != "" {
 			h.ServeHTTP(w, r)
+			return
+		}
+		if _, err := s.certPeer(r); err != nil { // another grid's certificate: refused everywhere
+			writeError(w, http.StatusUnauthorized, err)
+			return
+		}
+		if views.IsDashboardPath(r.URL.Path) {
+			ui.ServeHTTP(w, r)
 			return
 		}
 		apiHandler.ServeHTTP(w, r)

@@ -145,7 +145,9 @@ type Server struct {
 	forwarder *http.Transport
 	handler   http.Handler // the API, the dashboard and /metrics
 	tls       *tlsState    // the cluster CA and this server's certificate (tls.go)
-	shardHTTP *http.Client // to storage peers, pinned to the CA
+	// verifiedClients caches client certificates already checked (clientcert.go).
+	verifiedClients certCache
+	shardHTTP       *http.Client // to storage peers, pinned to the CA
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -175,7 +177,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: st, log: cfg.Logger, liveness: newLiveness(), pauses: newPauses(), work: newNotifier(), stop: make(chan struct{}),
 		repairs: newRepairPlanner(cfg.RepairGrace, cfg.RepairTimeout), metrics: newLeaderMetrics(), forwarder: client.NewTransport(), tls: tlsState}
-	s.forwarder.TLSClientConfig = auth.ClientTLS(tlsState.pin, []string{auth.RoleServer}, nil)
+	s.forwarder.TLSClientConfig = auth.ClientTLS(tlsState.pin, []string{auth.RoleServer}, tlsState.ownCert) // its certificate vouches for a worker's it verified (clientcert.go)
 	s.shardHTTP = &http.Client{Transport: client.NewTransport()}
 	s.shardHTTP.Transport.(*http.Transport).TLSClientConfig = auth.ClientTLS(tlsState.pin, []string{auth.RoleWorker, auth.RoleServer}, nil)
 	st.FSM().OnApply(s.work.broadcast)

@@ -155,7 +155,9 @@ func (t *tlsState) raftTLS() *store.RaftTLS {
 
 // APITLS is the TLS config to serve this server's API with.
 func (s *Server) APITLS() *tls.Config {
-	return auth.ServerTLS(s.tls.cert, s.tls.pin, false, nil)
+	cfg := auth.ServerTLS(s.tls.cert, s.tls.pin, false, nil)
+	cfg.ClientAuth = tls.RequestClientCert // a worker's; checked per request (clientcert.go)
+	return cfg
 }
 
 // CA is the cluster CA's certificate (nil until this server is certified).

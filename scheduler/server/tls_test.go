@@ -351,3 +351,93 @@ func TestUpgrade_LoneServerFromBeforeTLSMakesItsCA(t *testing.T) {
 		t.Fatalf("job %s after the upgrade: %+v %v", id, st, err)
 	}
 }
+
+// joinWithCert joins worker name with a CSR, as the agent does, and
+// returns its secret and its certificate.
+func joinWithCert(t *testing.T, c *client.Client, name string) (string, *tls.Certificate) {
+	t.Helper()
+	key, err := auth.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := auth.CertificateRequest(key, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.JoinWorker(context.Background(), &api.WorkerJoinRequest{Name: name, CSR: csr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := auth.ParseCertPEM([]byte(resp.Cert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := auth.ParseCertPEM([]byte(resp.CA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := (&auth.Keypair{Cert: cert, Key: key}).TLS(ca)
+	return resp.Secret, &tc
+}
+
+// TestPeers_CredentialIsBoundToItsCertificate: a worker that joined with a
+// CSR is accepted only with its certificate: its secret alone, or with
+// another worker's certificate, gets 401 saying so; with its own it works,
+// also through a follower, which vouches for the certificate to the
+// leader. A client cannot vouch for itself with the follower's header.
+func TestPeers_CredentialIsBoundToItsCertificate(t *testing.T) {
+	c := testcluster.New(t, 3, testcluster.Options{})
+	leader, follower := c.Leader(), c.Followers()[0]
+	ctx := context.Background()
+	op := c.Client(leader)
+	tok, err := op.CreateToken(ctx, &api.CreateTokenRequest{Role: api.CredWorker})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joiner := client.New(leader.HTTPAddr, tok.Secret)
+	joiner.Pin(c.Pin())
+	alpha, alphaCert := joinWithCert(t, joiner, "alpha")
+	_, betaCert := joinWithCert(t, joiner, "beta")
+
+	as := func(node *testcluster.Node, secret string, cert *tls.Certificate) *client.Client {
+		cl := client.New(node.HTTPAddr, secret)
+		cl.Pin(c.Pin())
+		cl.Retries = 1
+		if cert != nil {
+			cl.Identify(cert)
+		}
+		return cl
+	}
+	beat := func(cl *client.Client) error {
+		_, err := cl.Heartbeat(ctx, &api.HeartbeatRequest{Worker: "alpha", Cores: 1})
+		return err
+	}
+	for _, node := range []*testcluster.Node{leader, follower} {
+		if err := beat(as(node, alpha, nil)); !errors.Is(err, client.ErrUnauthorized) || !strings.Contains(err.Error(), "bound to its certificate") {
+			t.Errorf("alpha's secret alone, at %s: %v, want 401 saying it is bound", node.ID, err)
+		}
+		if err := beat(as(node, alpha, betaCert)); !errors.Is(err, client.ErrUnauthorized) || !strings.Contains(err.Error(), "beta's certificate") {
+			t.Errorf("alpha's secret with beta's certificate, at %s: %v, want 401", node.ID, err)
+		}
+		if err := beat(as(node, alpha, alphaCert)); err != nil {
+			t.Errorf("alpha with its certificate, at %s: %v", node.ID, err)
+		}
+	}
+	// The follower's header, sent by a client: ignored at the leader (no
+	// server certificate), replaced at the follower.
+	for _, node := range []*testcluster.Node{leader, follower} {
+		hc := as(node, alpha, nil).HTTP
+		req, _ := http.NewRequest(http.MethodPost, node.HTTPAddr+"/v1/heartbeat", strings.NewReader(`{"worker":"alpha","cores":1}`))
+		req.Header.Set(api.TokenHeader, alpha)
+		req.Header.Set("X-Peergrid-Peer-Cert", "alpha")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("a client's own vouching header at %s: %d %s, want 401", node.ID, resp.StatusCode, body)
+		}
+	}
+}
