@@ -30,6 +30,10 @@ import (
 // ErrUnauthorized is returned for a 401: the token is missing or wrong.
 var ErrUnauthorized = errors.New("unauthorized")
 
+// ErrForbidden is returned for a 403: the credential is good, its role may
+// not do this (or a worker spoke for another).
+var ErrForbidden = errors.New("forbidden")
+
 // ErrNotFound is returned for a 404.
 var ErrNotFound = errors.New("not found")
 
@@ -49,6 +53,8 @@ func (e *StatusError) Unwrap() error {
 	switch e.Code {
 	case http.StatusUnauthorized:
 		return ErrUnauthorized
+	case http.StatusForbidden:
+		return ErrForbidden
 	case http.StatusNotFound:
 		return ErrNotFound
 	case http.StatusServiceUnavailable:

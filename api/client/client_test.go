@@ -52,7 +52,7 @@ func TestClient_SendsTheTokenHeader(t *testing.T) {
 // TestClient_StatusErrorsWrapSentinels: a non-2xx answer is a StatusError
 // with the server's message that matches the sentinel of its code.
 func TestClient_StatusErrorsWrapSentinels(t *testing.T) {
-	for code, want := range map[int]error{http.StatusUnauthorized: ErrUnauthorized, http.StatusNotFound: ErrNotFound, http.StatusServiceUnavailable: ErrUnavailable} {
+	for code, want := range map[int]error{http.StatusUnauthorized: ErrUnauthorized, http.StatusForbidden: ErrForbidden, http.StatusNotFound: ErrNotFound, http.StatusServiceUnavailable: ErrUnavailable} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, code, api.Error{Error: "the reason " + strconv.Itoa(code)})
 		}))
