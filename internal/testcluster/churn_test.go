@@ -88,6 +88,11 @@ func churn(t *testing.T, seed int64, steps int) {
 		}
 	}
 	c.WaitRegistered()
+	// A submit the client gave up on may sit uncommitted in a cut-off
+	// leader's log and commit later, when that leader returns (Raft allows
+	// it: the submit was never acknowledged). After a barrier on the
+	// healed group the set of jobs is final.
+	c.Barrier(c.Nodes...)
 	checkJobs(t, all, sub)
 	c.WaitConverged(c.Nodes...)
 }
@@ -204,6 +209,11 @@ func checkJobs(t *testing.T, client *client.Client, s *submitter) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	if after, err := client.Jobs(ctx); err != nil {
+		t.Fatal(err)
+	} else if len(after) != len(jobs) {
+		t.Fatalf("%d jobs listed after the barrier, %d once every job finished: a submit committed late", len(jobs), len(after))
+	}
 	peers, err := client.Peers(ctx)
 	if err != nil {
 		t.Fatal(err)

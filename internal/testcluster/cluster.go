@@ -302,21 +302,7 @@ func (c *Cluster) WaitConverged(nodes ...*Node) string {
 	if len(nodes) == 0 {
 		nodes = c.Running()
 	}
-	// A barrier on the leader; a leader change while it runs (short Raft
-	// timeouts on a loaded machine) means a barrier on the next leader.
-	var target uint64
-	var lastErr error
-	Eventually(c.t, 30*time.Second, "a barrier on the leader", func() bool {
-		leader := c.LeaderOf(nodes)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if lastErr = leader.Server.Store().Barrier(ctx); lastErr != nil {
-			c.t.Logf("barrier on the leader %s: %v (trying again)", leader.ID, lastErr)
-			return false
-		}
-		target = leader.Server.Store().Raft().AppliedIndex()
-		return true
-	})
+	target := c.Barrier(nodes...)
 	var hashes []string
 	Eventually(c.t, 30*time.Second, "servers converge on one ledger", func() bool {
 		hashes = hashes[:0]
@@ -330,6 +316,32 @@ func (c *Cluster) WaitConverged(nodes ...*Node) string {
 		return hashes[0] == hashes[len(hashes)-1]
 	})
 	return hashes[0]
+}
+
+// Barrier commits a barrier on the leader of nodes (the running nodes if
+// none are named) and returns the leader's applied index after it. Once it
+// returns, every entry any leader ever appended is either committed or can
+// never be: an unacknowledged proposal left in a cut-off leader's log is
+// settled one way or the other. A leader change while it runs (short Raft
+// timeouts on a loaded machine) means a barrier on the next leader.
+func (c *Cluster) Barrier(nodes ...*Node) uint64 {
+	c.t.Helper()
+	if len(nodes) == 0 {
+		nodes = c.Running()
+	}
+	var target uint64
+	Eventually(c.t, 30*time.Second, "a barrier on the leader", func() bool {
+		leader := c.LeaderOf(nodes)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := leader.Server.Store().Barrier(ctx); err != nil {
+			c.t.Logf("barrier on the leader %s: %v (trying again)", leader.ID, err)
+			return false
+		}
+		target = leader.Server.Store().Raft().AppliedIndex()
+		return true
+	})
+	return target
 }
 
 // Eventually polls cond every 10ms until it holds or timeout passes.
