@@ -54,6 +54,7 @@ type JobFile struct {
 	// DataShards and ParityShards override the cluster's erasure coding of
 	// this job's large inputs and results (0: the cluster's).
 	DataShards, ParityShards int
+	Seed                     uint64 // changes the tasks' random numbers; 0 by default
 }
 
 // Error is one problem in a job file. Line is 0 when the problem has no
@@ -89,6 +90,7 @@ type rawJobFile struct {
 	Retries   *int64            `toml:"retries"`
 	Priority  *int64            `toml:"priority"`
 	Engine    *string           `toml:"engine"`
+	Seed      *int64            `toml:"seed"`
 	Erasure   *erasureKeys      `toml:"erasure"`
 }
 
@@ -111,6 +113,7 @@ var keyTypes = map[string]string{
 	"retries":    "an integer",
 	"priority":   "an integer",
 	"engine":     `"auto", "wazero", "wasmtime" or "wasmer"`,
+	"seed":       "a non-negative integer",
 	"erasure":    "a table { k = data shards, m = parity shards }",
 }
 
@@ -279,6 +282,7 @@ func (c *checker) check(raw *rawJobFile) *JobFile {
 		Retries:   c.retries(raw.Retries),
 		Priority:  c.priority(raw.Priority),
 		Engine:    c.engine(raw.Engine),
+		Seed:      c.seed(raw.Seed),
 	}
 	f.DataShards, f.ParityShards = c.erasure(raw.Erasure)
 	f.ModulePath = c.module(raw.Module)
@@ -627,6 +631,17 @@ func (c *checker) priority(v *int64) int {
 	return int(*v)
 }
 
+func (c *checker) seed(v *int64) uint64 {
+	if v == nil {
+		return 0
+	}
+	if *v < 0 {
+		c.fail("seed", "seed = %d, want a non-negative integer", *v)
+		return 0
+	}
+	return uint64(*v)
+}
+
 // sizeUnits are the units ParseSize accepts, lower-cased: binary (KiB) and
 // SI (kB). Bare K, M, G are refused as ambiguous.
 var sizeUnits = map[string]uint64{
@@ -688,6 +703,7 @@ func (f *JobFile) Spec(moduleHash string, inputs []Input) *JobSpec {
 		Priority:   f.Priority,
 		Engine:     f.Engine,
 		DataShards: f.DataShards, ParityShards: f.ParityShards,
+		Seed: f.Seed,
 	}
 }
 

@@ -78,6 +78,10 @@ type JobSpec struct {
 	// the job's large inputs and results (0: the cluster's).
 	DataShards   int `json:"k,omitempty"`
 	ParityShards int `json:"m,omitempty"`
+	// Seed changes the random numbers every task sees (see tasks.Seed); 0,
+	// the default, is a seed like any other, so the same job file gives
+	// the same numbers on every submit.
+	Seed uint64 `json:"seed,omitempty"`
 }
 
 // WebAssembly engines a job may ask for.

@@ -1,6 +1,6 @@
 // Command guest prints what a task could use to tell runs apart: the time,
 // elapsed time across a sleep, random numbers from math/rand/v2 and
-// crypto/rand, float math, map order and a GC'd workload. In peergrid's
+// crypto/rand, float math, map order, a GC'd workload, args and env. In peergrid's
 // sandbox every line must be the same on every run with the same seed.
 package main
 
@@ -34,6 +34,7 @@ func main() {
 	runtime.ReadMemStats(&ms)
 	fmt.Printf("gc=%d\n", ms.NumGC)
 	fmt.Printf("args=%q\n", os.Args)
+	fmt.Printf("env=%q\n", os.Environ())
 	fmt.Fprintln(os.Stderr, "guest done")
 }
 
