@@ -75,9 +75,10 @@ func (m *Main) aclTokenCreate(ctx context.Context, args []string) (int, error) {
 
 // joinLine is the command a volunteer runs to join the grid: the servers,
 // the join token and the CA to trust, whose fingerprint the volunteer must
-// get from someone they trust (this line), not from the network.
+// get from someone they trust (this line), not from the network. The token
+// goes in the environment, not on the command line, where ps shows it.
 func joinLine(servers []string, secret, caFingerprint string) string {
-	return fmt.Sprintf("peergrid agent --worker --servers %s --token %s --ca-fingerprint %s", strings.Join(servers, ","), secret, caFingerprint)
+	return fmt.Sprintf("PEERGRID_TOKEN=%s peergrid agent --worker --servers %s --ca-fingerprint %s", secret, strings.Join(servers, ","), caFingerprint)
 }
 
 // caFingerprint is the fingerprint of the CA this command trusted (the call
@@ -106,7 +107,7 @@ func (m *Main) aclTokenList(ctx context.Context, args []string) (int, error) {
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tROLE\tPEER\tCREATED\tEXPIRES\tUSES LEFT\tREVOKED")
 	for _, t := range toks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, orDash(t.Name), t.Role, orDash(t.Peer), t.Created.Format(time.DateTime),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, termSafe(orDash(t.Name)), t.Role, termSafe(orDash(t.Peer)), t.Created.Format(time.DateTime),
 			timeOrDash(t.Expires), usesOrDash(t.UsesLeft), timeOrDash(t.Revoked))
 	}
 	return exitOK, tw.Flush()

@@ -74,7 +74,7 @@ func (m *Main) runAgent(ctx context.Context, args []string) (int, error) {
 	fs.StringVar(&f.join, "join", "", "server: other servers' HTTP addresses, comma-separated")
 	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "server: form a new group once this many servers know each other (default 1 without --join)")
 	fs.StringVar(&f.name, "name", "", "this peer's id (default: kept in the data dir, else hostname plus a random suffix)")
-	fs.StringVar(&f.token, "token", "", "cluster token (default $PEERGRID_TOKEN; a first lone server generates one)")
+	addTokenFlags(fs, &f.token, "cluster token (default $PEERGRID_TOKEN; a first lone server generates one)")
 	fs.StringVar(&f.servers, "servers", "", "worker: servers' HTTP addresses, comma-separated (default $PEERGRID_SERVERS, else this agent's --bind)")
 	fs.IntVar(&f.cores, "cores", 0, "worker: tasks run at once (default: all cores)")
 	fs.StringVar(&f.engines, "engines", "", "worker: WebAssembly engines to offer, comma-separated (default: all this binary has: "+strings.Join(wasm.AvailableEngines(), ",")+")")
@@ -180,7 +180,7 @@ func (m *Main) agent(ctx context.Context, f *agentFlags, log *slog.Logger) (int,
 		return exitError, fmt.Errorf("%w: a worker needs the cluster CA: give --ca-fingerprint (the join line of peergrid acl token create has it) or $PEERGRID_CA_FINGERPRINT", errUsage)
 	}
 	if _, err := auth.LoadPeerCredential(filepath.Join(f.dataDir, "worker")); f.token == "" && err != nil {
-		return exitError, errors.New("no credential: give a join token (peergrid acl token create --role worker) with --token or $PEERGRID_TOKEN")
+		return exitError, errors.New("no credential: give a join token (peergrid acl token create --role worker) in $PEERGRID_TOKEN or --token-file")
 	}
 	if f.storageOnly() {
 		return exitOK, m.runStoragePeer(ctx, f, name, log)
@@ -261,7 +261,7 @@ func serverToken(f *agentFlags) (string, error) {
 		return kept, nil
 	}
 	if f.token == "" && (f.bootstrapExpect != 1 || f.join != "") {
-		return "", errors.New("servers that form or join a group need the same --token (or $PEERGRID_TOKEN) on every server")
+		return "", errors.New("servers that form or join a group need the same cluster token ($PEERGRID_TOKEN or --token-file) on every server")
 	}
 	if f.token == "" {
 		t, err := auth.LoadOrCreateToken(f.dataDir)

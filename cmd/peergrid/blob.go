@@ -79,7 +79,7 @@ func (m *Main) blobGet(ctx context.Context, args []string) (int, error) {
 	}
 	faults, err := m.client(cf).ReadBlob(ctx, hash, w)
 	for _, f := range faults {
-		fmt.Fprintf(m.Stderr, "warning: segment %d shard %d on %s: %s\n", f.Segment, f.Index, f.Peer, f.Kind)
+		fmt.Fprintf(m.Stderr, "warning: segment %d shard %d on %s: %s\n", f.Segment, f.Index, termSafe(f.Peer), f.Kind)
 	}
 	if err != nil {
 		return exitError, fmt.Errorf("blob get %s: %w", hash, err)
@@ -124,7 +124,7 @@ func (m *Main) blobStat(ctx context.Context, args []string) (int, error) {
 	fmt.Fprintln(tw, "SEGMENT\tSHARD\tPEER\tHEALTHY\tERROR")
 	for i, seg := range st.Segments {
 		for _, s := range seg.Shards {
-			fmt.Fprintf(tw, "%d\t%d\t%s\t%t\t%s\n", i, s.Index, s.Peer, s.Healthy, oneLine(s.Error))
+			fmt.Fprintf(tw, "%d\t%d\t%s\t%t\t%s\n", i, s.Index, termSafe(s.Peer), s.Healthy, termSafe(oneLine(s.Error)))
 		}
 	}
 	return exitOK, tw.Flush()

@@ -88,10 +88,10 @@ func (m *Main) finish(code int, err error) int {
 	case err == errUsage: // the usage text was printed
 		return exitError
 	case errors.Is(err, errUsage): // "usage: what was wrong"
-		fmt.Fprintf(m.Stderr, "peergrid: %s\n", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+		fmt.Fprintf(m.Stderr, "peergrid: %s\n", termSafeText(strings.TrimPrefix(err.Error(), errUsage.Error()+": ")))
 		return exitError
 	}
-	fmt.Fprintf(m.Stderr, "peergrid: %v\n", err)
+	fmt.Fprintf(m.Stderr, "peergrid: %s\n", termSafeText(err.Error()))
 	return exitError
 }
 
@@ -145,7 +145,7 @@ type clientFlags struct {
 func (m *Main) addClientFlags(fs *flag.FlagSet, withJSON bool) *clientFlags {
 	cf := &clientFlags{}
 	fs.StringVar(&cf.addr, "addr", "", "server address (default $PEERGRID_ADDR, else https://127.0.0.1:7070)")
-	fs.StringVar(&cf.token, "token", "", "your credential (default $PEERGRID_TOKEN)")
+	addTokenFlags(fs, &cf.token, "your credential (default $PEERGRID_TOKEN)")
 	fs.StringVar(&cf.caFingerprint, "ca-fingerprint", "", "the cluster CA to trust, sha256:... (default $PEERGRID_CA_FINGERPRINT)")
 	fs.StringVar(&cf.caFile, "ca-file", "", "the cluster CA's certificate to trust, instead of a fingerprint (default $PEERGRID_CA_FILE)")
 	if withJSON {

@@ -272,17 +272,18 @@ func TestCLI_ACLTokensAndTheJoinLine(t *testing.T) {
 	}
 	var line string
 	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "peergrid agent --worker") {
+		if strings.HasPrefix(l, "PEERGRID_TOKEN=") {
 			line = l
 		}
 	}
-	flags := map[string]string{}
-	fields := strings.Fields(strings.TrimPrefix(line, "peergrid agent --worker"))
+	env, cmd, _ := strings.Cut(line, " peergrid agent --worker ")
+	flags := map[string]string{"--token": strings.TrimPrefix(env, "PEERGRID_TOKEN=")}
+	fields := strings.Fields(cmd)
 	for i := 0; i+1 < len(fields); i += 2 {
 		flags[fields[i]] = fields[i+1]
 	}
-	if flags["--servers"] != c.grid.Addr || flags["--token"] == "" || flags["--ca-fingerprint"] != c.grid.CAFingerprint {
-		t.Fatalf("join line %q (from %q), want the servers, the token and the CA fingerprint", line, out)
+	if flags["--servers"] != c.grid.Addr || flags["--token"] == "" || flags["--ca-fingerprint"] != c.grid.CAFingerprint || strings.Contains(cmd, "--token") {
+		t.Fatalf("join line %q (from %q), want the token in the environment, the servers and the CA fingerprint", line, out)
 	}
 	joiner := client.New(flags["--servers"], flags["--token"])
 	joiner.Pin(auth.Pin{Fingerprint: flags["--ca-fingerprint"]})

@@ -47,12 +47,12 @@ const (
 // unit on Linux, a launchd agent on macOS; on Windows it prints the steps.
 // It prints what it did (or, with --dry-run, would do) and how to undo it.
 func (m *Main) workerInstall(ctx context.Context, args []string) (int, error) {
-	fs := m.newFlagSet("worker install", "worker install --servers ADDRS --token TOKEN [--data-dir DIR] [--cores N] [--dry-run]")
+	fs := m.newFlagSet("worker install", "worker install --servers ADDRS [--token-file FILE] [--data-dir DIR] [--cores N] [--dry-run] (the token from $PEERGRID_TOKEN or --token-file)")
 	var f installFlags
 	home, _ := os.UserHomeDir()
 	fs.StringVar(&f.dataDir, "data-dir", filepath.Join(home, ".peergrid"), "the worker's data dir (its preferences go in prefs.toml there)")
 	fs.StringVar(&f.servers, "servers", "", "servers' HTTP addresses, comma-separated (default $PEERGRID_SERVERS)")
-	fs.StringVar(&f.token, "token", "", "cluster token (default $PEERGRID_TOKEN); kept in a file only you can read")
+	addTokenFlags(fs, &f.token, "cluster token (default $PEERGRID_TOKEN); kept in a file only you can read")
 	fs.IntVar(&f.cores, "cores", 0, "tasks run at once (default: all cores; max_cpu in prefs.toml caps their CPU)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the files and commands, change nothing")
 	fs.StringVar(&f.goos, "os", runtime.GOOS, "the OS to install for (linux, darwin, windows)")
@@ -91,7 +91,7 @@ func (f *installFlags) check(m *Main, home string) error {
 	f.servers = firstNonEmpty(f.servers, m.Getenv("PEERGRID_SERVERS"))
 	f.token = firstNonEmpty(f.token, m.Getenv("PEERGRID_TOKEN"))
 	if f.servers == "" || f.token == "" {
-		return fmt.Errorf("%w: worker install needs --servers and --token (or $PEERGRID_SERVERS and $PEERGRID_TOKEN)", errUsage)
+		return fmt.Errorf("%w: worker install needs the servers (--servers or $PEERGRID_SERVERS) and a token ($PEERGRID_TOKEN or --token-file)", errUsage)
 	}
 	if f.binary == "" {
 		exe, err := os.Executable()

@@ -62,7 +62,7 @@ func (m *Main) jobSubmit(ctx context.Context, args []string) (int, error) {
 		return exitOK, m.printJSON(api.SubmitResponse{ID: id})
 	}
 	if !cf.json {
-		fmt.Fprintf(m.Stdout, "submitted job %s (%s, %d tasks)\n", id, jf.Name, jf.Tasks)
+		fmt.Fprintf(m.Stdout, "submitted job %s (%s, %d tasks)\n", id, termSafe(jf.Name), jf.Tasks)
 	}
 	if !*wait {
 		return exitOK, nil
@@ -106,7 +106,7 @@ func (m *Main) jobStatus(ctx context.Context, args []string) (int, error) {
 		return exitOK, m.printJSON(st)
 	}
 	fmt.Fprintf(m.Stdout, "job %s (%s): %s\n  %d tasks: %d queued, %d leased, %d done, %d failed\n",
-		st.ID, st.Name, st.State, st.Tasks, st.Queued, st.Leased, st.Done, st.Failed)
+		st.ID, termSafe(st.Name), st.State, st.Tasks, st.Queued, st.Leased, st.Done, st.Failed)
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TASK\tSTATE\tATTEMPTS\tEXIT\tWORKER\tENGINE\tERROR")
 	for _, t := range st.TaskStats {
@@ -114,7 +114,7 @@ func (m *Main) jobStatus(ctx context.Context, args []string) (int, error) {
 		if t.ExitCode != nil {
 			exit = fmt.Sprint(*t.ExitCode)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Index, t.State, t.Attempts, exit, t.Worker, t.Engine, oneLine(t.Error))
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Index, t.State, t.Attempts, exit, termSafe(t.Worker), termSafe(t.Engine), termSafe(oneLine(t.Error)))
 	}
 	return exitOK, tw.Flush()
 }
@@ -183,7 +183,7 @@ func (m *Main) jobList(ctx context.Context, args []string) (int, error) {
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tDONE\tFAILED\tTOTAL\tSUBMITTED")
 	for _, j := range jobs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", j.ID, j.Name, j.State, j.Done, j.Failed, j.Tasks, j.SubmittedAt.Local().Format(time.DateTime))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n", j.ID, termSafe(j.Name), j.State, j.Done, j.Failed, j.Tasks, j.SubmittedAt.Local().Format(time.DateTime))
 	}
 	return exitOK, tw.Flush()
 }

@@ -38,7 +38,7 @@ func (m *Main) raftListPeers(ctx context.Context, args []string) (int, error) {
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tADDRESS\tSTATE\tVOTER\tLAST INDEX")
 	for _, p := range peers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%d\n", p.ID, p.Address, p.State, p.Voter, p.LastIndex)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%d\n", termSafe(p.ID), termSafe(p.Address), p.State, p.Voter, p.LastIndex)
 	}
 	return exitOK, tw.Flush()
 }

@@ -33,7 +33,7 @@ func (m *Main) runPeers(ctx context.Context, args []string) (int, error) {
 		if !p.LastSeen.IsZero() && p.LastSeen.Unix() > 0 {
 			seen = time.Since(p.LastSeen).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", p.ID, p.Address, strings.Join(p.Roles, ","), p.Cores, strings.Join(p.Engines, ","), p.State, p.Running, p.Done, views.CPUTime(p.CPUSeconds), seen)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", termSafe(p.ID), termSafe(p.Address), termSafe(strings.Join(p.Roles, ",")), p.Cores, termSafe(strings.Join(p.Engines, ",")), p.State, p.Running, p.Done, views.CPUTime(p.CPUSeconds), seen)
 	}
 	return exitOK, tw.Flush()
 }

@@ -76,13 +76,25 @@ func uiGet(t *testing.T, base, path string, cookie *http.Cookie, header ...strin
 	return uiDo(t, noRedirects, req)
 }
 
+// uiPost posts a form as a browser on one of the dashboard's own pages
+// would: with the server's origin.
 func uiPost(t *testing.T, hc *http.Client, base, path string, form url.Values, cookies ...*http.Cookie) uiResp {
+	t.Helper()
+	return uiPostFrom(t, hc, base, path, form, "Origin", base, cookies...)
+}
+
+// uiPostFrom posts a form with the given origin header ("Origin" or
+// "Referer", and its value; "" sends neither).
+func uiPostFrom(t *testing.T, hc *http.Client, base, path string, form url.Values, header, origin string, cookies ...*http.Cookie) uiResp {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, base+path, strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if header != "" {
+		req.Header.Set(header, origin)
+	}
 	for _, c := range cookies {
 		req.AddCookie(c)
 	}
@@ -129,7 +141,7 @@ func uiLoginPost(t *testing.T, hc *http.Client, base, token string) uiResp {
 // sessionCookie is the response's session cookie (nil if it set none).
 func sessionCookie(r uiResp) *http.Cookie {
 	for _, c := range r.cookies {
-		if c.Name == "peergrid_ui" {
+		if c.Name == "peergrid_session" {
 			return c
 		}
 	}
@@ -147,7 +159,7 @@ func uiLogin(t *testing.T, hc *http.Client, base, token string, wantSecure bool)
 	if c == nil {
 		t.Fatalf("login set no session cookie: %v", r.header.Values("Set-Cookie"))
 	}
-	if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Secure != wantSecure || c.Path != "/ui" || c.Value == "" {
+	if !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Secure != wantSecure || c.Path != "/ui/" || c.Value == "" {
 		t.Fatalf("cookie %q: HttpOnly %v, SameSite %v, Secure %v (want %v), Path %q", r.header.Get("Set-Cookie"), c.HttpOnly, c.SameSite, c.Secure, wantSecure, c.Path)
 	}
 	if raw := r.header.Get("Set-Cookie"); !strings.Contains(raw, "HttpOnly") || !strings.Contains(raw, "SameSite=Strict") {
@@ -190,7 +202,7 @@ func TestDashboard_Auth(t *testing.T) {
 		if r := uiGet(t, g.Addr, p, nil); r.code != http.StatusSeeOther || r.location != "/ui/login" {
 			t.Errorf("GET %s without the token: %d, Location %q, want 303 to /ui/login", p, r.code, r.location)
 		}
-		if r := uiGet(t, g.Addr, p, &http.Cookie{Name: "peergrid_ui", Value: "d3Jvbmc"}); r.code != http.StatusSeeOther || r.location != "/ui/login" {
+		if r := uiGet(t, g.Addr, p, &http.Cookie{Name: "peergrid_session", Value: "d3Jvbmc"}); r.code != http.StatusSeeOther || r.location != "/ui/login" {
 			t.Errorf("GET %s with a wrong cookie: %d, Location %q, want 303 to /ui/login", p, r.code, r.location)
 		}
 	}
@@ -277,6 +289,7 @@ func TestDashboard_Auth(t *testing.T) {
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Forwarded-Proto", "https")
+	req.Header.Set("Origin", "https://"+strings.TrimPrefix(ts.URL, "http://")) // what the browser saw
 	req.AddCookie(csrfCookie)
 	if r := uiDo(t, noRedirects, req); sessionCookie(r) == nil || !sessionCookie(r).Secure {
 		t.Errorf("login behind a TLS proxy: Set-Cookie %v, want Secure", r.header.Values("Set-Cookie"))
@@ -310,8 +323,12 @@ func TestDashboard_LoginIsLimitedAndChecksCSRF(t *testing.T) {
 	if limited < 15 {
 		t.Fatalf("30 quick wrong guesses: %d limited, want most", limited)
 	}
-	if r := uiLoginPost(t, noRedirects, g.Addr, g.Token); r.code != http.StatusTooManyRequests {
+	r := uiLoginPost(t, noRedirects, g.Addr, g.Token)
+	if r.code != http.StatusTooManyRequests || sessionCookie(r) != nil {
 		t.Fatalf("even the right token waits out the limit: %d", r.code)
+	}
+	if s := retryAfter(r); s < 1 || s > 12 || !strings.Contains(r.body, "Too many sign-in attempts") {
+		t.Fatalf("429: Retry-After %q, want 1..12 seconds (one attempt per 12s), and a message\n%s", r.header.Get("Retry-After"), r.body)
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/scheduler/ledger"
 	"github.com/peergrid/peergrid/scheduler/store"
 	"github.com/peergrid/peergrid/scheduler/views"
 	"github.com/peergrid/peergrid/storage"
@@ -35,4 +37,28 @@ func (v viewSource) ViewerOf(token string) (views.Viewer, bool) {
 		return views.Viewer{}, false
 	}
 	return views.Viewer{ID: p.ID, Role: p.Role}, true
+}
+
+// LiveCredential is the credential id names, if it is still live: what a
+// dashboard session checks on every request, so revoking a credential ends
+// its sessions. The cluster token counts before the first leader has
+// registered it, as resolve honours it.
+func (v viewSource) LiveCredential(id string) (views.Viewer, bool) {
+	if v.s.cfg.Token == "" && !v.s.credentialsInUse() {
+		return views.Viewer{ID: "anonymous", Role: api.CredOperator}, id == "anonymous"
+	}
+	var cr ledger.Credential
+	var found, hasOperator bool
+	v.s.store.FSM().View(func(l *ledger.Ledger) {
+		cr, found = l.Credential(id)
+		hasOperator = l.HasOperator()
+	})
+	if !found {
+		ok := id == clusterCredentialID && !hasOperator && v.s.cfg.Token != ""
+		return views.Viewer{ID: id, Role: api.CredOperator}, ok
+	}
+	if cr.Valid(time.Now().UnixNano()) != nil {
+		return views.Viewer{}, false
+	}
+	return views.Viewer{ID: cr.ID, Role: cr.Role}, true
 }

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"embed"
-	"encoding/base64"
 	"fmt"
 	"html/template"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -30,24 +30,30 @@ import (
 // leader by a few entries), so a page never waits on the leader.
 //
 // Authentication: a browser cannot send the token header on navigation, so
-// POST /ui/login takes the cluster token from a form and sets it in an
-// HttpOnly, SameSite=Strict cookie limited to Path=/ui. The cookie is honoured
-// only by the /ui/ pages: routes sends everything else through authenticate,
-// which reads headers only, so the JSON API and /metrics answer 401 to a
-// request that carries the cookie but not the header. The pages accept the
-// header too (curl, tests). The token never appears in a URL or a page.
+// POST /ui/login takes a credential's token from a form and starts a
+// session (sessions.go): the cookie holds only a random session id,
+// HttpOnly, SameSite=Strict, Secure over TLS, limited to Path=/ui/. The
+// cookie is honoured only by the /ui/ pages: the server sends everything
+// else through its authenticate, which reads headers only, so the JSON API
+// and /metrics answer 401 to a request that carries the cookie but not the
+// header. The pages accept the header too (curl, tests). The token never
+// appears in a URL, a page or a cookie. Every POST must come from this
+// server's own origin and carry its form's CSRF token (guard.go).
 
 //go:embed dashboard/*.tmpl
 var dashboardFS embed.FS
 
 const (
-	uiCookie       = "peergrid_ui" // base64url of the cluster token
-	uiTasksPerPage = 200           // task rows on one job page
-	uiSegsPerPage  = 64            // segments (each k+m shards) checked and shown on one blob page
-	uiMaxJobs      = 500           // newest jobs on the overview
-	uiRefresh      = 5             // seconds between automatic reloads
+	uiPath         = "/ui/" // the cookies' Path
+	uiTasksPerPage = 200    // task rows on one job page
+	uiSegsPerPage  = 64     // segments (each k+m shards) checked and shown on one blob page
+	uiMaxJobs      = 500    // newest jobs on the overview
+	uiRefresh      = 5      // seconds between automatic reloads
 	uiHealthWait   = 3 * time.Second
 	uiRaftWait     = 2 * time.Second // per server, asked in parallel
+	// legacyCookie held the token itself before sessions; sign-in clears
+	// it from browsers that still have it.
+	legacyCookie = "peergrid_ui"
 )
 
 // IsDashboardPath reports whether a request belongs to the dashboard rather
@@ -123,7 +129,7 @@ var uiPages = func() map[string]*template.Template {
 type uiCommon struct {
 	Title string
 	// CSRF is the token the page's forms carry (login: double-submitted
-	// with a cookie; sign out: derived from the session).
+	// with a cookie; sign out: the session's).
 	CSRF     string
 	Authed   bool // show the status line, refresh and the logout button
 	Refresh  int
@@ -142,7 +148,7 @@ func (d *Dashboard) uiCommon(r *http.Request, title string) uiCommon {
 	rf := st.Raft()
 	return uiCommon{Title: title, Authed: true, Refresh: uiRefresh, ServerID: st.ID(), State: store.StateName(rf.State()),
 		IsLeader: rf.State() == raft.Leader, LeaderID: leader, Applied: rf.AppliedIndex(), Rendered: time.Now().UTC(),
-		CSRF: sessionCSRF(r), Viewer: viewerOf(r)}
+		CSRF: sessionOf(r).csrf, Viewer: viewerOf(r)}
 }
 
 // Source is what the dashboard reads: the server it runs in.
@@ -160,10 +166,14 @@ type Source interface {
 	// ShardPeer is a client for the storage peer at addr.
 	ShardPeer(addr string) storage.ShardPeer
 	// Viewer is who a request's headers say it is, and ViewerOf who a token
-	// (from the login form or the cookie) is; false for no live credential.
-	// With authentication disabled (tests) everyone is an operator.
+	// (from the login form) is; false for no live credential. With
+	// authentication disabled (tests) everyone is an operator.
 	Viewer(r *http.Request) (Viewer, bool)
 	ViewerOf(token string) (Viewer, bool)
+	// LiveCredential is the credential id names as a Viewer, if it is
+	// still live (not revoked, not expired): a session's, checked on
+	// every request.
+	LiveCredential(id string) (Viewer, bool)
 	Logger() *slog.Logger
 }
 
@@ -184,16 +194,29 @@ func viewerOf(r *http.Request) Viewer {
 	return v
 }
 
+type sessionKey struct{}
+
+// sessionOf is the request's session; an empty one for a request signed
+// in by its header.
+func sessionOf(r *http.Request) *session {
+	if s, ok := r.Context().Value(sessionKey{}).(*session); ok {
+		return s
+	}
+	return &session{}
+}
+
 // Dashboard serves the web dashboard under /ui/.
 type Dashboard struct {
-	src     Source
-	handler http.Handler
-	logins  *rateLimiter // login attempts per client address
+	src      Source
+	handler  http.Handler
+	logins   *rateLimiter // login attempts per client address
+	sessions *sessionStore
+	now      func() time.Time // the sessions' and the limiter's clock (tests move it)
 }
 
 // NewDashboard is the dashboard of the server src.
 func NewDashboard(src Source) *Dashboard {
-	d := &Dashboard{src: src, logins: newRateLimiter(loginBurst, loginEvery)}
+	d := &Dashboard{src: src, logins: newRateLimiter(loginBurst, loginEvery, maxLimited), sessions: newSessionStore(maxSessions, maxSessionsPerCredential), now: time.Now}
 	d.handler = d.routes()
 	return d
 }
@@ -219,40 +242,58 @@ func (d *Dashboard) routes() http.Handler {
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
+		// same-origin, not no-referrer: with no-referrer a browser sends
+		// "Origin: null" on the pages' own forms, which sameOrigin refuses.
+		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		if r.Method == http.MethodPost {
+			if err := sameOrigin(r); err != nil {
+				http.Error(w, "dashboard: refused: "+err.Error(), http.StatusForbidden)
+				return
+			}
+		}
 		mux.ServeHTTP(w, r)
 	})
 }
 
-// uiViewer is who a request is: a credential in the usual header, or in
-// the dashboard's cookie.
-func (d *Dashboard) uiViewer(r *http.Request) (Viewer, bool) {
+// uiViewer is who a request is: a credential in the usual header, or the
+// session its cookie names (nil for the header), whose credential must
+// still be live; a session whose credential is not is ended.
+func (d *Dashboard) uiViewer(r *http.Request) (Viewer, *session, bool) {
 	if v, ok := d.src.Viewer(r); ok {
-		return v, true
+		return v, nil, true
 	}
-	c, err := r.Cookie(uiCookie)
+	c, err := r.Cookie(sessionCookie)
 	if err != nil {
-		return Viewer{}, false
+		return Viewer{}, nil, false
 	}
-	tok, err := base64.RawURLEncoding.DecodeString(c.Value)
-	if err != nil || len(tok) == 0 {
-		return Viewer{}, false
+	s, ok := d.sessions.get(c.Value, d.now())
+	if !ok {
+		return Viewer{}, nil, false
 	}
-	return d.src.ViewerOf(string(tok))
+	v, ok := d.src.LiveCredential(s.viewer.ID)
+	if !ok || v.Role != s.viewer.Role {
+		d.sessions.drop(s.id)
+		return Viewer{}, nil, false
+	}
+	return v, s, true
 }
 
 // uiAuthed sends a browser without a credential to the login form (not a
 // 401 in JSON, which a person could do nothing with), and hands the page
-// who is looking.
+// who is looking and its session.
 func (d *Dashboard) uiAuthed(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, ok := d.uiViewer(r)
+		v, s, ok := d.uiViewer(r)
 		if !ok {
 			http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), viewerKey{}, v)))
+		ctx := context.WithValue(r.Context(), viewerKey{}, v)
+		if s != nil {
+			ctx = context.WithValue(ctx, sessionKey{}, s)
+		}
+		h(w, r.WithContext(ctx))
 	})
 }
 
@@ -262,7 +303,7 @@ type uiLoginPage struct {
 }
 
 func (d *Dashboard) uiLoginForm(w http.ResponseWriter, r *http.Request) {
-	if _, ok := d.uiViewer(r); ok {
+	if _, _, ok := d.uiViewer(r); ok {
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 		return
 	}
@@ -274,18 +315,28 @@ func (d *Dashboard) uiLoginForm(w http.ResponseWriter, r *http.Request) {
 // page on another site cannot pass).
 func (d *Dashboard) renderLogin(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	tok := newCSRFToken()
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: tok, Path: "/ui", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
+	http.SetCookie(w, d.cookie(r, csrfCookie, tok, 0))
 	c := uiCommon{Title: "Sign in", CSRF: tok}
 	d.uiRender(w, code, "login", uiLoginPage{uiCommon: c, Message: msg})
 }
 
+// cookie is one of the dashboard's cookies: HttpOnly, SameSite=Strict,
+// for /ui/ only, Secure over TLS. maxAge < 0 deletes it; 0 makes it last
+// until the browser closes.
+func (d *Dashboard) cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: name, Value: value, Path: uiPath, MaxAge: maxAge,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r)}
+}
+
 // uiLogin checks the token from the form body (never the URL query) and, if
-// it is a live credential of the grid, sets the cookie. A wrong token sets
-// nothing. Attempts are limited per client address, and the form must carry
-// the CSRF token its page was given.
+// it is a live credential of the grid, starts a session. A wrong token
+// starts nothing. Attempts are limited per client address, and the form
+// must carry the CSRF token its page was given.
 func (d *Dashboard) uiLogin(w http.ResponseWriter, r *http.Request) {
-	if !d.logins.allow(clientAddr(r), time.Now()) {
-		d.renderLogin(w, r, http.StatusTooManyRequests, "Too many sign-in attempts from your address: wait a minute and try again.")
+	if ok, wait := d.logins.allow(clientKey(r), d.now()); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		d.renderLogin(w, r, http.StatusTooManyRequests,
+			fmt.Sprintf("Too many sign-in attempts from your address: try again in %s.", wait.Round(time.Second)))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
@@ -293,39 +344,50 @@ func (d *Dashboard) uiLogin(w http.ResponseWriter, r *http.Request) {
 		d.renderLogin(w, r, http.StatusBadRequest, "Could not read the form.")
 		return
 	}
-	if !csrfMatches(r, r.PostForm.Get("csrf")) {
-		d.renderLogin(w, r, http.StatusForbidden, "The form expired or came from another site: sign in again.")
+	if err := loginCSRF(r); err != nil {
+		d.renderLogin(w, r, http.StatusForbidden, "Refused: "+err.Error()+". Sign in again from this form.")
 		return
 	}
 	tok := strings.TrimSpace(r.PostForm.Get("token")) // a pasted token often brings a newline along
-	if _, ok := d.src.ViewerOf(tok); tok == "" || !ok {
+	v, ok := d.src.ViewerOf(tok)
+	if tok == "" || !ok {
 		d.renderLogin(w, r, http.StatusUnauthorized,
 			"That is not a live credential of this grid. Paste a token an operator gave you (PEERGRID_TOKEN), or the one peergrid dev printed.")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: uiCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(tok)), Path: "/ui",
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		d.sessions.drop(c.Value) // a fresh id on every sign-in: no fixation
+	}
+	s := d.sessions.create(v, d.now())
+	http.SetCookie(w, d.cookie(r, sessionCookie, s.id, int(sessionMaxAge/time.Second)))
+	http.SetCookie(w, d.cookie(r, csrfCookie, "", -1))
+	http.SetCookie(w, &http.Cookie{Name: legacyCookie, Value: "", Path: "/ui", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
+	d.src.Logger().Info("dashboard: signed in", "credential", v.ID, "role", v.Role, "client", clientKey(r))
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 }
 
-// uiLogout clears the cookie; its form carries the CSRF token derived from
-// the session (sessionCSRF), so another site cannot sign a user out.
+// uiLogout ends the session on this server and clears the cookie. Its form
+// carries the session's CSRF token, so another site cannot sign a user
+// out. Without a live session there is nothing to end: the cookie is
+// cleared all the same.
 func (d *Dashboard) uiLogout(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil || !d.logoutCSRFMatches(r) {
-		http.Error(w, "dashboard: the sign-out form expired or came from another site", http.StatusForbidden)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "dashboard: could not read the sign-out form", http.StatusBadRequest)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: uiCookie, Value: "", Path: "/ui", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: overTLS(r)})
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if s, ok := d.sessions.get(c.Value, d.now()); ok {
+			if err := sessionCSRF(r, s); err != nil {
+				http.Error(w, "dashboard: sign-out refused: "+err.Error(), http.StatusForbidden)
+				return
+			}
+			d.sessions.drop(s.id)
+			d.src.Logger().Info("dashboard: signed out", "credential", s.viewer.ID, "client", clientKey(r))
+		}
+	}
+	http.SetCookie(w, d.cookie(r, sessionCookie, "", -1))
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
-}
-
-// overTLS: the request came over TLS, here or at a proxy in front that says
-// so. Trusting the header can only make the cookie stricter (Secure), never
-// looser.
-func overTLS(r *http.Request) bool {
-	return r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https")
 }
 
 // uiGo is the overview's jump form: a job id or a blob hash.

@@ -7,5 +7,8 @@
 // through the store, and what the server offers through Source (peers, the
 // Raft group's servers, credentials). It never proposes a command, never
 // reaches into the server's or the ledger's private state, and never
-// forwards to the leader: every server renders its own applied copy.
+// forwards to the leader: every server renders its own applied copy. Its
+// only state of its own is the dashboard's sign-in sessions and sign-in
+// rate limiter, kept in this server's memory (sessions.go, guard.go) and
+// never replicated.
 package views
