@@ -32,7 +32,11 @@
 //     duty-cycling them, with stopped time kept off the task's clock
 //     (pause.go, cpulimit.go), and start them at the lowest CPU priority
 //     (priority_*.go);
-//   - the module directory (ModuleDir): module files named by their SHA-256.
+//   - the module directory (ModuleDir): module files named by their SHA-256;
+//   - refusing, before any engine compiles it, a module over the structural
+//     limits (modulecheck.go: MaxFunctionLocals, MaxFunctions,
+//     MaxFunctionSize, MaxBlockNesting, MaxTableEntries), since no engine
+//     bounds what it builds from those by the task's memory cap.
 //
 // Failures are values of *TaskError with a Kind (trap, exit, timeout,
 // memory, output, invalid_module, crash); anything else (a missing module, a
