@@ -119,7 +119,7 @@ func TestCheckStructure_RefusesTooManyFunctionsABigBodyAndABigTable(t *testing.T
 		"imports and functions": {moduleBytes(
 			append([]byte{secImport, 1, 1, 'm', 1, 'f', 0}, 0), // one imported function
 			binary.AppendUvarint([]byte{secFunction}, MaxFunctions)), "1000001 functions"},
-		"body": {moduleBytes(binary.AppendUvarint([]byte{secCode, 1}, MaxFunctionSize+1)), "over the limit of 7654321 bytes"},
+		"body":  {moduleBytes(binary.AppendUvarint([]byte{secCode, 1}, MaxFunctionSize+1)), "over the limit of 7654321 bytes"},
 		"table": {moduleBytes(binary.AppendUvarint([]byte{secTable, 1, 0x70, 0}, MaxTableEntries+1)), "over the limit of 10000000"},
 	} {
 		t.Run(name, func(t *testing.T) { wantRefusedNaming(t, checkStructure(tc.module), tc.limit) })
