@@ -3,6 +3,7 @@ package wasm
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // The memory box. The task's memory cap bounds only its linear memory;
@@ -109,23 +110,36 @@ func boxDeath(pid int, box memoryBox, note string) *TaskError {
 		box, pid, note)
 }
 
-// enterBox puts this executor under the box for a task of a module of
-// moduleSize bytes with a memory cap of limit; leaveBox lifts it. Both do
-// nothing where the process cannot measure its own use (not Linux).
-func enterBox(limit uint64, moduleSize int64) {
-	base, ok := dataBytes()
-	if !ok {
-		return
-	}
-	// No debug.SetMemoryLimit beside it: collecting at the edge of the
-	// box made the GC itself the first to be refused memory, and the
-	// runtime then died of a fault instead of saying "out of memory".
-	setDataLimit(base + limit + engineAllowance(moduleSize))
+// executorBox is an executor's view of its box: what it uses of its own
+// (the base), measured again at most every baseMeasureEvery (reading /proc
+// costs ~60 us here, as much as a tiny task), and at once after it made an
+// engine (wasmtime's adds 2.5 GB of mapped tables).
+type executorBox struct {
+	base     uint64
+	measured time.Time
+	stale    bool
 }
 
-func leaveBox() {
-	if _, ok := dataBytes(); !ok {
-		return
+const baseMeasureEvery = 250 * time.Millisecond
+
+// enter puts this executor under the box for a task of a module of
+// moduleSize bytes with a memory cap of limit; leave lifts it. Both do
+// nothing where the process cannot measure its own use (not Linux).
+func (b *executorBox) enter(limit uint64, moduleSize int64) {
+	if now := time.Now(); b.stale || now.Sub(b.measured) >= baseMeasureEvery {
+		base, ok := dataBytes()
+		if !ok {
+			return
+		}
+		b.base, b.measured, b.stale = base, now, false
 	}
-	setDataLimit(noDataLimit)
+	// No debug.SetMemoryLimit beside it: collecting at the edge of the
+	// box made the GC itself the first to be refused memory.
+	setDataLimit(b.base + limit + engineAllowance(moduleSize))
+}
+
+func (b *executorBox) leave() {
+	if b.base != 0 {
+		setDataLimit(noDataLimit)
+	}
 }

@@ -56,6 +56,7 @@ func runExecutor() int {
 			ModuleDir: ModuleDir(os.Getenv(executorModuleEnv)),
 		},
 		engines:      map[string]Engine{},
+		sizes:        map[string]int64{},
 		out:          &frameWriter{w: answers},
 		clock:        openChildStopClock(),
 		compileLimit: compileLimit,
@@ -77,6 +78,22 @@ type executorServer struct {
 	clock   childStopClock // time the parent had this process stopped
 
 	compileLimit time.Duration // see PoolConfig.CompileTimeout; 0 means none
+	box          executorBox
+	sizes        map[string]int64 // module sizes, for the box
+}
+
+// moduleSize is the size of a module's file, remembered (modules never
+// change): the box's allowance depends on it.
+func (ex *executorServer) moduleSize(hash string) int64 {
+	if n, ok := ex.sizes[hash]; ok {
+		return n
+	}
+	if len(ex.sizes) >= maxChooserModules {
+		clear(ex.sizes)
+	}
+	n, _ := ex.cfg.ModuleDir.size(hash)
+	ex.sizes[hash] = n
+	return n
 }
 
 // engine returns the named engine; "" and "auto" mean wazero (the pool
@@ -93,6 +110,7 @@ func (ex *executorServer) engine(name string) (Engine, error) {
 		return nil, err
 	}
 	ex.engines[name] = eng
+	ex.box.stale = true
 	return eng, nil
 }
 
@@ -170,10 +188,9 @@ func (ex *executorServer) handle(req *Request) error {
 	var res *Result
 	eng, err := ex.engine(req.Engine)
 	if err == nil {
-		size, _ := ex.cfg.ModuleDir.size(req.ModuleHash)
-		enterBox(req.Limits.memoryBytes(), size)
+		ex.box.enter(req.Limits.memoryBytes(), ex.moduleSize(req.ModuleHash))
 		res, err = eng.Run(withProbe(context.Background(), probe), req)
-		leaveBox()
+		ex.box.leave()
 	}
 	if res != nil {
 		res.Duration = probe.ran(res.Duration)

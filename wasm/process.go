@@ -44,7 +44,8 @@ type process struct {
 	tail   []byte
 	signs  deathSigns // what its stderr says of how it died
 
-	startRSS     uint64 // resident memory once ready; 0 if unknown
+	startRSS     uint64    // resident memory once ready; 0 if unknown
+	rssCheckedAt time.Time // when the pool last read its resident memory
 	diedOfMemory bool   // it died of its memory box under a task (set by run)
 }
 
