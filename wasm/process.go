@@ -46,7 +46,7 @@ type process struct {
 
 	startRSS     uint64    // resident memory once ready; 0 if unknown
 	rssCheckedAt time.Time // when the pool last read its resident memory
-	diedOfMemory bool   // it died of its memory box under a task (set by run)
+	diedOfMemory bool      // it died of its memory box under a task (set by run)
 }
 
 // startProcess starts an executor child, at the lowest CPU priority if
