@@ -27,14 +27,14 @@ import (
 // the compile time limit of PoolConfig.CompileTimeout.
 
 // engineAllowance is what a module of size bytes may use beyond its linear
-// memory and the executor's base: 256 MiB, plus 64 bytes per byte of
-// module for compiling. Measured here (BENCHMARKS.md, "Memory box"):
-// compiling takes 17-40x the module's size on the three engines (a 7.6 MB
-// function: +457 MB on wazero, +345 MB on wasmer, +300 MB on wasmtime; the
-// 2.9 MB Go guest: +50 to +110 MB), and the runtime needs room for
-// output buffers and thread stacks.
+// memory and the executor's base: 256 MiB, plus 128 bytes per byte of
+// module for compiling, twice the most measured here (BENCHMARKS.md,
+// "Memory box": the largest function body the limits allow added 62
+// bytes of VmData per module byte on wazero, 41-47 on wasmtime and wasmer;
+// the Go guest 19-41), rounded up to a MiB. The 256 MiB are for the
+// runtime: output buffers (16 MiB per stream by default), thread stacks.
 func engineAllowance(moduleSize int64) uint64 {
-	return roundUp(256<<20+64*uint64(max(moduleSize, 0)), 1<<20)
+	return roundUp(256<<20+128*uint64(max(moduleSize, 0)), 1<<20)
 }
 
 // memoryBox describes one task's box, for errors.
