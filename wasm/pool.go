@@ -407,6 +407,8 @@ func (p *Pool) release(proc *process, healthy bool, runErr error) {
 		p.log.Info("executor killed at task deadline", "executor", proc.pid)
 	case KindCrash:
 		p.log.Warn("executor crashed", "executor", proc.pid, "err", runErr)
+	case KindInvalidModule: // only a compile past its limit makes an executor unhealthy
+		p.log.Info("executor killed at the compile limit", "executor", proc.pid, "err", runErr)
 	case KindMemory:
 		if proc.diedOfMemory {
 			p.log.Warn("executor died of its memory box", "executor", proc.pid, "err", runErr)
