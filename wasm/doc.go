@@ -32,7 +32,18 @@
 //     duty-cycling them, with stopped time kept off the task's clock
 //     (pause.go, cpulimit.go), and start them at the lowest CPU priority
 //     (priority_*.go);
-//   - the module directory (ModuleDir): module files named by their SHA-256.
+//   - the memory box (box.go): on Linux an executor runs each task,
+//     compile included, under RLIMIT_DATA sized from its own use, the
+//     task's memory cap and an allowance for the engine; an executor that
+//     dies of it fails the task as KindMemory naming the box, a compile
+//     past PoolConfig.CompileTimeout as KindInvalidModule, and the pool
+//     replaces an executor whose resident memory grew past
+//     PoolConfig.MaxExecutorGrowth (Pool.Stats counts both);
+//   - the module directory (ModuleDir): module files named by their SHA-256;
+//   - refusing, before any engine compiles it, a module over the structural
+//     limits (modulecheck.go: MaxFunctionLocals, MaxFunctions,
+//     MaxFunctionSize, MaxBlockNesting, MaxTableEntries), since no engine
+//     bounds what it builds from those by the task's memory cap.
 //
 // Failures are values of *TaskError with a Kind (trap, exit, timeout,
 // memory, output, invalid_module, crash); anything else (a missing module, a

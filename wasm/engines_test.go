@@ -330,3 +330,29 @@ func TestEngineChooser_BigModuleIsTriedOnlyAfterEnoughWork(t *testing.T) {
 		t.Fatalf("a small module: chose %s after 100 ms of work, want wasmer's trial", e)
 	}
 }
+
+// Issue 13: a module with no WASI imports failed on wasmer as a worker
+// error. The contract on every engine: a command without imports runs (it
+// only cannot write anything), and a module without _start, imports or
+// not, is invalid_module.
+func TestEngines_ModuleWithoutImportsRunsWithoutStartIsInvalid(t *testing.T) {
+	noImports := wasmtest.NewModule()
+	noImports.Memory(1, wasmtest.NoMax)
+	noImports.Export("_start", noImports.Func(nil, nil, nil, wasmtest.Code{}.I32Const(1).MemoryGrow().Drop()))
+	bare := wasmtest.NewModule() // no memory, no imports
+	bare.Export("_start", bare.Func(nil, nil, nil, nil))
+	noStart := wasmtest.NewModule()
+	noStart.Export("main", noStart.Func(nil, nil, nil, nil))
+	runs := []string{put(t, noImports.Bytes()), put(t, bare.Bytes())}
+	invalid := put(t, noStart.Bytes())
+	eachRunner(t, func(t *testing.T, r runner) {
+		for _, h := range runs {
+			res, err := r.run(testCtx(t), &Request{ModuleHash: h})
+			if err != nil || res.ExitCode != 0 || len(res.Stdout) != 0 {
+				t.Fatalf("module without imports: got %+v, %v", res, err)
+			}
+		}
+		_, err := r.run(testCtx(t), &Request{ModuleHash: invalid})
+		wantRefusedNaming(t, err, "no _start")
+	})
+}

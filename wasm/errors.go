@@ -14,7 +14,7 @@ const (
 	KindTrap          Kind = "trap"           // the module trapped (unreachable, bad access, ...)
 	KindExit          Kind = "exit"           // the module exited with a non-zero code
 	KindTimeout       Kind = "timeout"        // the module ran past Limits.Timeout
-	KindMemory        Kind = "memory"         // the module needed more than Limits.MemoryBytes
+	KindMemory        Kind = "memory"         // the module needed more than Limits.MemoryBytes, or its executor more than its memory box
 	KindOutput        Kind = "output"         // the module wrote more than Limits.MaxOutput
 	KindInvalidModule Kind = "invalid_module" // the bytes are not a module that can run here
 	KindCrash         Kind = "crash"          // the executor process died while running it

@@ -14,9 +14,10 @@ import (
 
 // Environment of an executor child.
 const (
-	executorEnv       = "PEERGRID_EXECUTOR" // "1" in an executor child
-	executorCacheEnv  = "PEERGRID_EXECUTOR_CACHE_DIR"
-	executorModuleEnv = "PEERGRID_EXECUTOR_MODULE_DIR"
+	executorEnv        = "PEERGRID_EXECUTOR" // "1" in an executor child
+	executorCacheEnv   = "PEERGRID_EXECUTOR_CACHE_DIR"
+	executorModuleEnv  = "PEERGRID_EXECUTOR_MODULE_DIR"
+	executorCompileEnv = "PEERGRID_EXECUTOR_COMPILE_TIMEOUT" // PoolConfig.CompileTimeout, as a Go duration
 )
 
 // executorTestHook, if set (by tests, before MaybeRunExecutor), is called by
@@ -45,14 +46,20 @@ func runExecutor() int {
 	if runtime.GOMAXPROCS(0) < 2 {
 		runtime.GOMAXPROCS(2)
 	}
+	compileLimit, err := time.ParseDuration(os.Getenv(executorCompileEnv))
+	if err != nil {
+		compileLimit = DefaultCompileTimeout
+	}
 	ex := &executorServer{
 		cfg: EngineConfig{
 			CacheDir:  os.Getenv(executorCacheEnv),
 			ModuleDir: ModuleDir(os.Getenv(executorModuleEnv)),
 		},
-		engines: map[string]Engine{},
-		out:     &frameWriter{w: answers},
-		clock:   openChildStopClock(),
+		engines:      map[string]Engine{},
+		sizes:        map[string]int64{},
+		out:          &frameWriter{w: answers},
+		clock:        openChildStopClock(),
+		compileLimit: compileLimit,
 	}
 	if err := ex.serve(bufio.NewReaderSize(requests, 64<<10)); err != nil {
 		fmt.Fprintln(os.Stderr, "peergrid executor:", err)
@@ -69,6 +76,24 @@ type executorServer struct {
 	out     *frameWriter
 	enc     encoder
 	clock   childStopClock // time the parent had this process stopped
+
+	compileLimit time.Duration // see PoolConfig.CompileTimeout; 0 means none
+	box          executorBox
+	sizes        map[string]int64 // module sizes, for the box
+}
+
+// moduleSize is the size of a module's file, remembered (modules never
+// change): the box's allowance depends on it.
+func (ex *executorServer) moduleSize(hash string) int64 {
+	if n, ok := ex.sizes[hash]; ok {
+		return n
+	}
+	if len(ex.sizes) >= maxChooserModules {
+		clear(ex.sizes)
+	}
+	n, _ := ex.cfg.ModuleDir.size(hash)
+	ex.sizes[hash] = n
+	return n
 }
 
 // engine returns the named engine; "" and "auto" mean wazero (the pool
@@ -85,6 +110,7 @@ func (ex *executorServer) engine(name string) (Engine, error) {
 		return nil, err
 	}
 	ex.engines[name] = eng
+	ex.box.stale = true
 	return eng, nil
 }
 
@@ -126,21 +152,35 @@ func exitWithParent(ppid int) {
 
 // handle runs one request. With a timeout, a watchdog sends back what the
 // task wrote so far when the deadline passes, since nothing can stop the
-// running module; the parent then kills this process. Whichever of the two
-// answers first answers alone. Time the parent had this process stopped
-// counts neither against the deadline nor in the result's Duration.
+// running module; the parent then kills this process. Likewise a second
+// watchdog answers if the module is still compiling at the compile limit.
+// Whichever answers first answers alone. Time the parent had this process
+// stopped counts neither against the deadline nor in the result's Duration.
+// The task, compile included, runs in its memory box (box.go); making an
+// engine, which is not the task's doing, does not.
 func (ex *executorServer) handle(req *Request) error {
 	if executorTestHook != nil {
 		executorTestHook(req)
 	}
 	var answered atomic.Bool
+	answerOnce := func(res *Result, err error) {
+		if answered.CompareAndSwap(false, true) {
+			var e encoder
+			out, errOut := encodeResponse(&e, res, err, true)
+			_ = ex.out.write(&e, out, errOut)
+		}
+	}
 	probe := &runProbe{stopped: ex.clock.stoppedFor}
 	if req.Limits.Timeout > 0 {
 		t := afterRunning(req.Limits.Timeout, ex.clock.stoppedFor, func() {
-			if answered.CompareAndSwap(false, true) {
-				var e encoder
-				out, errOut := encodeResponse(&e, probe.partial(), timeoutError(req.Limits.Timeout), true)
-				_ = ex.out.write(&e, out, errOut)
+			answerOnce(probe.partial(), timeoutError(req.Limits.Timeout))
+		})
+		defer t.Stop()
+	}
+	if ex.compileLimit > 0 {
+		t := afterRunning(ex.compileLimit, ex.clock.stoppedFor, func() {
+			if !probe.started() {
+				answerOnce(nil, compileTimeoutError(ex.compileLimit))
 			}
 		})
 		defer t.Stop()
@@ -148,14 +188,22 @@ func (ex *executorServer) handle(req *Request) error {
 	var res *Result
 	eng, err := ex.engine(req.Engine)
 	if err == nil {
+		ex.box.enter(req.Limits.memoryBytes(), ex.moduleSize(req.ModuleHash))
 		res, err = eng.Run(withProbe(context.Background(), probe), req)
+		ex.box.leave()
 	}
 	if res != nil {
 		res.Duration = probe.ran(res.Duration)
 	}
 	if !answered.CompareAndSwap(false, true) {
-		select {} // the watchdog answered; the parent kills us
+		select {} // a watchdog answered; the parent kills us
 	}
 	out, errOut := encodeResponse(&ex.enc, res, err, false)
 	return ex.out.write(&ex.enc, out, errOut)
+}
+
+// compileTimeoutError is the failure of a task whose module was still
+// compiling at the compile limit.
+func compileTimeoutError(limit time.Duration) *TaskError {
+	return taskErrorf(KindInvalidModule, "compiling the module took longer than the %s limit on compiling", limit)
 }

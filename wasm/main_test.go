@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,13 @@ const crashExecutorName = "crash-executor"
 // startedMarker + a path, as a request's Name, makes the executor create
 // that file just before it runs the task.
 const startedMarker = "started-marker:"
+
+// retainMarker + a number of MiB, as a request's Name, makes the executor
+// allocate that much, touch it and keep it, before it runs the task: an
+// executor whose memory grew and stays grown.
+const retainMarker = "retain-mib:"
+
+var retained [][]byte // what retainMarker made an executor keep
 
 // Shared by the whole package run: one compile cache (so each module is
 // compiled once, also by executors), one module directory, the Go guest.
@@ -43,6 +51,14 @@ func TestMain(m *testing.M) {
 		}
 		if path, ok := strings.CutPrefix(req.Name, startedMarker); ok {
 			_ = os.WriteFile(path, nil, 0o644) // tell the test the task is here
+		}
+		if mib, ok := strings.CutPrefix(req.Name, retainMarker); ok {
+			n, _ := strconv.Atoi(mib)
+			b := make([]byte, n<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			retained = append(retained, b)
 		}
 	}
 	MaybeRunExecutor() // the pool's children are this test binary

@@ -459,7 +459,7 @@ func (r *reader) immediates(op byte) {
 		r.u32()
 	case op >= 0x28 && op <= 0x3e: // loads and stores
 		r.memarg()
-	case op == 0x3f: // memory.size
+	case op == 0x3f || op == 0x40: // memory.size, memory.grow
 		r.byte()
 	case op == 0x41: // i32.const
 		r.leb(5)

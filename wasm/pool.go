@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,6 +38,38 @@ type PoolConfig struct {
 	// on a loaded machine may not (idle-priority tasks wait behind
 	// everything else, and a task's timeout counts that wait).
 	LowestPriority bool
+
+	// CompileTimeout bounds how long compiling a module may take in an
+	// executor; past it the task fails as KindInvalidModule and the
+	// executor is replaced. 0 means DefaultCompileTimeout; negative, none.
+	CompileTimeout time.Duration
+	// MaxExecutorGrowth is how far an executor's resident memory may grow
+	// over what it was when it started before the pool replaces it after a
+	// task (its caches, a fragmented heap, whatever a task left behind);
+	// 0 means DefaultMaxExecutorGrowth. Linux only (it reads /proc).
+	MaxExecutorGrowth uint64
+}
+
+// DefaultCompileTimeout is PoolConfig.CompileTimeout unless set: the
+// biggest function the structural limits allow (7.6 MB) compiles in 4-6 s
+// on each engine here and a 2.9 MB Go-built module in 5-10 s; a module at
+// the 256 MiB module limit made of such functions would need minutes, and
+// is not a task a volunteer should be made to compile.
+const DefaultCompileTimeout = 2 * time.Minute
+
+// DefaultMaxExecutorGrowth is PoolConfig.MaxExecutorGrowth unless set. An
+// executor that ran the 2.9 MB Go guest on each engine in turn holds
+// ~120 MB more than at start (compiled code kept in memory); 512 MiB
+// leaves room for a few such modules.
+const DefaultMaxExecutorGrowth = 512 << 20
+
+// PoolStats counts what a Pool did to its executors.
+type PoolStats struct {
+	// ReplacedOvergrown is how many executors were replaced after a task
+	// because their resident memory had grown past MaxExecutorGrowth.
+	ReplacedOvergrown uint64
+	// DiedOfMemory is how many died of their memory box under a task.
+	DiedOfMemory uint64
 }
 
 // defaultAutoTrials: the first run of a module on an engine may still pay
@@ -66,6 +99,8 @@ type Pool struct {
 	closed  chan struct{}
 
 	sizes sync.Map // module hash -> size: modules are content-addressed and never change
+
+	nOvergrown, nDiedOfMemory atomic.Uint64 // PoolStats
 
 	mu       sync.Mutex
 	isClosed bool
@@ -122,6 +157,12 @@ func (cfg *PoolConfig) setDefaults() error {
 	if cfg.AutoTrials <= 0 {
 		cfg.AutoTrials = defaultAutoTrials
 	}
+	if cfg.CompileTimeout == 0 {
+		cfg.CompileTimeout = DefaultCompileTimeout
+	}
+	if cfg.MaxExecutorGrowth == 0 {
+		cfg.MaxExecutorGrowth = DefaultMaxExecutorGrowth
+	}
 	if len(cfg.Command) == 0 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -136,7 +177,8 @@ func executorEnviron(cfg PoolConfig) []string {
 	return append(os.Environ(),
 		executorEnv+"=1",
 		executorCacheEnv+"="+cfg.CacheDir,
-		executorModuleEnv+"="+string(cfg.ModuleDir))
+		executorModuleEnv+"="+string(cfg.ModuleDir),
+		executorCompileEnv+"="+max(cfg.CompileTimeout, 0).String())
 }
 
 // startAll starts every executor at once, then waits for each to be ready.
@@ -239,8 +281,15 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 		return nil, err
 	}
 	p.setBusy(proc, true)
-	res, err, healthy := proc.run(ctx, p.closed, &sent)
+	box := memoryBox{cap: req.Limits.memoryBytes(), allowance: engineAllowance(size)}
+	res, err, healthy := proc.run(ctx, p.closed, &sent, box)
 	p.setBusy(proc, false)
+	if healthy && p.overgrown(proc) {
+		healthy = false
+	}
+	if proc.diedOfMemory {
+		p.nDiedOfMemory.Add(1)
+	}
 	p.release(proc, healthy, err)
 	if res != nil && res.Engine == "" {
 		res.Engine = engine
@@ -249,6 +298,36 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 		p.chooser.Observe(req.ModuleHash, engine, res.Duration)
 	}
 	return res, err
+}
+
+// rssCheckEvery is how often at most the pool reads an executor's resident
+// memory: reading /proc costs ~60 us here, as much as a tiny task, so it is
+// read after every task that ran this long and after one such task of a
+// flood of short ones.
+const rssCheckEvery = 250 * time.Millisecond
+
+// overgrown reports whether an executor's resident memory after a task is
+// past its start plus MaxExecutorGrowth, and counts it: it is replaced
+// rather than given the next task.
+func (p *Pool) overgrown(proc *process) bool {
+	now := time.Now()
+	if now.Sub(proc.rssCheckedAt) < rssCheckEvery {
+		return false
+	}
+	proc.rssCheckedAt = now
+	rss, ok := residentBytes(proc.pid)
+	if !ok || proc.startRSS == 0 || rss <= proc.startRSS+p.cfg.MaxExecutorGrowth {
+		return false
+	}
+	p.nOvergrown.Add(1)
+	p.log.Info("replacing an executor whose memory grew", "executor", proc.pid,
+		"rss", formatBytes(rss), "at_start", formatBytes(proc.startRSS), "max_growth", formatBytes(p.cfg.MaxExecutorGrowth))
+	return true
+}
+
+// Stats returns what the pool did to its executors so far.
+func (p *Pool) Stats() PoolStats {
+	return PoolStats{ReplacedOvergrown: p.nOvergrown.Load(), DiedOfMemory: p.nDiedOfMemory.Load()}
 }
 
 // moduleSize is ModuleDir.size, remembered: a module's file never changes,
@@ -328,6 +407,12 @@ func (p *Pool) release(proc *process, healthy bool, runErr error) {
 		p.log.Info("executor killed at task deadline", "executor", proc.pid)
 	case KindCrash:
 		p.log.Warn("executor crashed", "executor", proc.pid, "err", runErr)
+	case KindInvalidModule: // only a compile past its limit makes an executor unhealthy
+		p.log.Info("executor killed at the compile limit", "executor", proc.pid, "err", runErr)
+	case KindMemory:
+		if proc.diedOfMemory {
+			p.log.Warn("executor died of its memory box", "executor", proc.pid, "err", runErr)
+		}
 	}
 	p.replace(proc)
 }

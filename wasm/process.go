@@ -42,6 +42,11 @@ type process struct {
 
 	tailMu sync.Mutex
 	tail   []byte
+	signs  deathSigns // what its stderr says of how it died
+
+	startRSS     uint64    // resident memory once ready; 0 if unknown
+	rssCheckedAt time.Time // when the pool last read its resident memory
+	diedOfMemory bool      // it died of its memory box under a task (set by run)
 }
 
 // startProcess starts an executor child, at the lowest CPU priority if
@@ -112,6 +117,7 @@ func (p *process) readStderr(r *os.File) {
 		if line != "" {
 			p.log.Debug("executor stderr", "line", strings.TrimRight(line, "\n"))
 			p.tailMu.Lock()
+			p.signs.read(line)
 			p.tail = append(p.tail, line...)
 			if len(p.tail) > stderrTail {
 				p.tail = append(p.tail[:0], p.tail[len(p.tail)-stderrTail:]...)
@@ -206,6 +212,7 @@ func (p *process) awaitHello(ctx context.Context, timeout time.Duration) error {
 		if _, err := decodeHello(f); err != nil {
 			return fmt.Errorf("%w: executor %d: %v%s", ErrExecutor, p.pid, err, hintMaybeRun)
 		}
+		p.startRSS, _ = residentBytes(p.pid)
 		return nil
 	case timedOut:
 		return fmt.Errorf("%w: executor %d not ready after %s%s", ErrExecutor, p.pid, timeout, hintMaybeRun)
@@ -222,7 +229,8 @@ const hintMaybeRun = " (is wasm.MaybeRunExecutor called first in main and TestMa
 
 // run sends req and reads the answer. healthy is false when the child must
 // be replaced: it timed out, died, was killed, or sent garbage.
-func (p *process) run(ctx context.Context, closed <-chan struct{}, req *Request) (res *Result, err error, healthy bool) {
+// box is the task's memory box, to name if the child dies of it.
+func (p *process) run(ctx context.Context, closed <-chan struct{}, req *Request, box memoryBox) (res *Result, err error, healthy bool) {
 	start, stoppedBefore := time.Now(), p.stoppedFor()
 	encodeRequest(&p.enc, req)
 	var backstop time.Duration
@@ -250,7 +258,7 @@ func (p *process) run(ctx context.Context, closed <-chan struct{}, req *Request)
 	case isClosed(closed):
 		return nil, ErrPoolClosed, false
 	}
-	return nil, p.crashError(rerr), false
+	return nil, p.crashError(rerr, box), false
 }
 
 func isClosed(c <-chan struct{}) bool {
@@ -270,9 +278,21 @@ func timeoutGrace(limit time.Duration) time.Duration {
 }
 
 // crashError describes a child that died under a task, with how it ended
-// and the end of its stderr.
-func (p *process) crashError(readErr error) *TaskError {
+// and the end of its stderr: KindMemory naming the box if it died of an
+// allocation the box refused, else KindCrash.
+func (p *process) crashError(readErr error, box memoryBox) *TaskError {
 	p.discard()
+	p.tailMu.Lock()
+	oom, ofMemory := p.signs.ofMemory()
+	p.tailMu.Unlock()
+	if ofMemory {
+		p.diedOfMemory = true
+		how := "exited"
+		if p.waitErr != nil {
+			how = p.waitErr.Error()
+		}
+		return boxDeath(p.pid, box, how+": "+oom)
+	}
 	note := p.deathNote()
 	if readErr != nil && !errors.Is(readErr, io.EOF) && !errors.Is(readErr, io.ErrUnexpectedEOF) {
 		note = readErr.Error() + "; " + note

@@ -244,6 +244,13 @@ func (p *runProbe) attach(box *sandbox, start time.Time) {
 	p.mu.Unlock()
 }
 
+// started reports whether the module has been compiled and its run begun.
+func (p *runProbe) started() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.box != nil
+}
+
 // ran is d, a wall-clock time since the run started, less the time the
 // process was stopped since.
 func (p *runProbe) ran(d time.Duration) time.Duration {

@@ -212,7 +212,7 @@ func (e *wasmerEngine) compile(hash string, pages uint32) (*wasmerModule, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckModule(data); err != nil {
+	if err := checkModuleToCompile(data); err != nil {
 		return nil, err
 	}
 	m := &wasmerModule{minMemory: declaredMemoryMin(data)}

@@ -229,7 +229,7 @@ func (e *wasmtimeEngine) compile(hash string) (*wasmtimeModule, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckModule(data); err != nil {
+	if err := checkModuleToCompile(data); err != nil {
 		return nil, err
 	}
 	minPages, maxPages, hasMax := declaredMemory(data)

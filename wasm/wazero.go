@@ -218,7 +218,7 @@ func (e *wazeroEngine) compile(ctx context.Context, hash string) (*compiledModul
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckModule(data); err != nil {
+	if err := checkModuleToCompile(data); err != nil {
 		return nil, err
 	}
 	code, err := e.runtime.CompileModule(ctx, data)

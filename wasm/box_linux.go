@@ -1,0 +1,56 @@
+//go:build linux
+
+package wasm
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+const noDataLimit = unix.RLIM_INFINITY
+
+// dataBytes is this process's VmData: its private writable mappings, what
+// RLIMIT_DATA counts.
+func dataBytes() (uint64, bool) {
+	return statusField("/proc/self/status", "VmData:")
+}
+
+// setDataLimit sets this process's soft RLIMIT_DATA, keeping the hard
+// limit, so the next task can raise it again.
+func setDataLimit(n uint64) {
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_DATA, &lim) != nil {
+		return
+	}
+	lim.Cur = min(n, lim.Max)
+	_ = unix.Setrlimit(unix.RLIMIT_DATA, &lim)
+}
+
+// residentBytes is a process's resident set size (VmRSS).
+func residentBytes(pid int) (uint64, bool) {
+	return statusField("/proc/"+strconv.Itoa(pid)+"/status", "VmRSS:")
+}
+
+// statusField reads a "kB" field of a /proc status file, in bytes.
+func statusField(path, field string) (uint64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.Index(b, []byte(field))
+	if i < 0 {
+		return 0, false
+	}
+	line := b[i+len(field):]
+	if j := bytes.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	kb, err := strconv.ParseUint(string(bytes.TrimSuffix(bytes.TrimSpace(line), []byte(" kB"))), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return kb << 10, true
+}
