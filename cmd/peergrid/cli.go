@@ -32,6 +32,9 @@ type Main struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Getenv func(string) string
+
+	debug bool   // --debug or PEERGRID_DEBUG: print an error's whole cause chain
+	addr  string // the server address the last client was made for, for errors
 }
 
 // NewMain returns a Main on the real process.
@@ -56,11 +59,16 @@ func (m *Main) commands() []command {
 		{"blob", "store and read blobs (blob put|get|stat)", (*Main).runBlob},
 		{"operator", "operate the Raft group (operator raft list-peers|remove-peer)", (*Main).runOperator},
 		{"worker", "the worker on this machine: status, pause, resume, prefs, install", (*Main).runWorkerCmd},
+		{"version", "print the version of this binary", (*Main).runVersion},
 	}
 }
 
 // Run runs one command line and returns the process exit code.
 func (m *Main) Run(ctx context.Context, args []string) int {
+	m.debug = m.Getenv("PEERGRID_DEBUG") != ""
+	if len(args) > 0 && (args[0] == "--debug" || args[0] == "-debug") {
+		m.debug, args = true, args[1:]
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		m.usage()
 		if len(args) == 0 {
@@ -74,7 +82,11 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 			return m.finish(code, err)
 		}
 	}
-	fmt.Fprintf(m.Stderr, "peergrid: unknown command %q\n\n", args[0])
+	names := make([]string, 0, len(m.commands()))
+	for _, c := range m.commands() {
+		names = append(names, c.name)
+	}
+	fmt.Fprintf(m.Stderr, "peergrid: %s\n\n", unknownCommand("", args[0], names))
 	m.usage()
 	return exitError
 }
@@ -91,8 +103,24 @@ func (m *Main) finish(code int, err error) int {
 		fmt.Fprintf(m.Stderr, "peergrid: %s\n", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		return exitError
 	}
-	fmt.Fprintf(m.Stderr, "peergrid: %v\n", err)
+	m.printError(err)
 	return exitError
+}
+
+// printError prints err as one line in the user's terms (see explain) and,
+// with --debug, the chain of causes it stands for.
+func (m *Main) printError(err error) {
+	said := explain(err, m.addr)
+	fmt.Fprintf(m.Stderr, "peergrid: %v\n", said)
+	var ue *userError
+	if !errors.As(said, &ue) || ue.cause == nil {
+		return
+	}
+	if m.debug {
+		fmt.Fprintf(m.Stderr, "cause: %v\n", ue.cause)
+	} else {
+		fmt.Fprintln(m.Stderr, "(--debug shows the cause)")
+	}
 }
 
 func (m *Main) usage() {
@@ -148,6 +176,7 @@ func (m *Main) addClientFlags(fs *flag.FlagSet, withJSON bool) *clientFlags {
 	fs.StringVar(&cf.token, "token", "", "your credential (default $PEERGRID_TOKEN)")
 	fs.StringVar(&cf.caFingerprint, "ca-fingerprint", "", "the cluster CA to trust, sha256:... (default $PEERGRID_CA_FINGERPRINT)")
 	fs.StringVar(&cf.caFile, "ca-file", "", "the cluster CA's certificate to trust, instead of a fingerprint (default $PEERGRID_CA_FILE)")
+	fs.BoolVar(&m.debug, "debug", m.debug, "on an error, print the whole chain of causes (default $PEERGRID_DEBUG)")
 	if withJSON {
 		fs.BoolVar(&cf.json, "json", false, "print JSON")
 	}
@@ -156,6 +185,7 @@ func (m *Main) addClientFlags(fs *flag.FlagSet, withJSON bool) *clientFlags {
 
 func (m *Main) client(cf *clientFlags) *client.Client {
 	addr := firstNonEmpty(cf.addr, m.Getenv("PEERGRID_ADDR"), "https://127.0.0.1:7070")
+	m.addr = addr
 	c := client.New(addr, firstNonEmpty(cf.token, m.Getenv("PEERGRID_TOKEN")))
 	pin, err := m.pin(cf)
 	c.Pin(pin)

@@ -14,16 +14,11 @@ import (
 )
 
 func (m *Main) runJob(ctx context.Context, args []string) (int, error) {
-	subs := map[string]func(context.Context, []string) (int, error){
+	subs := map[string]subcommand{
 		"submit": m.jobSubmit, "status": m.jobStatus, "results": m.jobResults,
 		"cancel": m.jobCancel, "list": m.jobList, "purge": m.jobPurge,
 	}
-	if len(args) > 0 {
-		if run, ok := subs[args[0]]; ok {
-			return run(ctx, args[1:])
-		}
-	}
-	fmt.Fprintln(m.Stderr, `Usage: peergrid job <command>
+	return m.dispatch(ctx, "job", args, subs, `Usage: peergrid job <command>
 
   submit FILE [--wait] [--json]   submit a job file (TOML); --wait shows progress, exits 1 if a task failed
   status ID [--json]              the job's state and every task's
@@ -31,10 +26,6 @@ func (m *Main) runJob(ctx context.Context, args []string) (int, error) {
   cancel ID                       cancel a job: unfinished tasks will not run
   purge ID                        forget a finished job and its results; blobs only it used are garbage-collected
   list [--json]                   all jobs`)
-	if len(args) > 0 && args[0] != "help" {
-		return exitError, errUsage
-	}
-	return exitOK, nil
 }
 
 func (m *Main) jobSubmit(ctx context.Context, args []string) (int, error) {
@@ -52,6 +43,9 @@ func (m *Main) jobSubmit(ctx context.Context, args []string) (int, error) {
 	jf, err := tasks.ParseFile(pos[0])
 	if err != nil {
 		return exitError, err // nothing was submitted
+	}
+	if err := m.buildModule(ctx, jf); err != nil {
+		return exitError, err
 	}
 	c := m.client(cf)
 	id, err := c.SubmitJobFile(ctx, jf)

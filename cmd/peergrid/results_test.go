@@ -73,6 +73,11 @@ func TestCLI_ResultsWritesCodedResultsStraightToFiles(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("task %d: %d bytes in its .out file (%v), want the %d bytes of its input", i, len(got), err, len(want))
 		}
+		for _, ext := range []string{".out", ".err"} { // coded and inline alike
+			if st, err := os.Stat(filepath.Join(out, fmt.Sprintf("%d%s", i, ext))); err != nil || st.Mode().Perm() != 0o644 {
+				t.Fatalf("task %d's %s file: mode %v (%v), want 0644", i, ext, st.Mode(), err)
+			}
+		}
 	}
 	coded := 0
 	err = c.EachResultPage(ctx, id, func(page []api.TaskResult) error {
