@@ -38,17 +38,17 @@ const MinMemory = 64 << 10
 
 // JobFile is a job file, parsed, checked and with its paths resolved.
 type JobFile struct {
-	Path       string            // the job file, as given
-	Name       string            // required: there is no default
-	Module     string            // the module key as written
-	ModulePath string            // module path resolved against the job file's directory
+	Path       string // the job file, as given
+	Name       string // required: there is no default
+	Module     string // the module key as written
+	ModulePath string // module path resolved against the job file's directory
 	// Build says how the module is made before it is submitted: "" (it is
 	// prebuilt), BuildGo (the Go package in SourceDir, for wasip1), or a
 	// shell command run in Dir that writes ModulePath. The caller runs it
 	// (tasks runs nothing), then CheckModule.
-	Build     string
-	SourceDir string // with BuildGo: the package's directory, resolved
-	Dir       string // the job file's directory: where a build command runs
+	Build      string
+	SourceDir  string            // with BuildGo: the package's directory, resolved
+	Dir        string            // the job file's directory: where a build command runs
 	Args       []string          // templates with {index} {count} {input}
 	Tasks      int               // len(InputPaths) when inputs is used
 	InputsGlob string            // the inputs pattern as written, "" with tasks

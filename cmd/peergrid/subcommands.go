@@ -33,7 +33,9 @@ func (m *Main) dispatch(ctx context.Context, group string, args []string, subs m
 	return exitOK, nil
 }
 
-func isHelp(arg string) bool { return arg == "help" || arg == "-h" || arg == "--help" || arg == "-help" }
+func isHelp(arg string) bool {
+	return arg == "help" || arg == "-h" || arg == "--help" || arg == "-help"
+}
 
 // unknownCommand says a command is unknown, with the nearest known one.
 func unknownCommand(group, name string, known []string) string {
