@@ -53,6 +53,7 @@ func (m *Main) commands() []command {
 		{"agent", "run a server, a worker, or both (--server, --worker)", (*Main).runAgent},
 		{"dev", "run a server and a worker in one process on loopback", (*Main).runDev},
 		{"demo", "run a dev grid and every example job, and check the results", (*Main).runDemo},
+		{"new", "write a task to start from: new go|rust|c DIR", (*Main).runNew},
 		{"job", "submit, watch, fetch and cancel jobs (job help)", (*Main).runJob},
 		{"peers", "list servers and workers (peers revoke ID cuts a worker off)", (*Main).runPeers},
 		{"acl", "credentials: acl token create|list|revoke", (*Main).runACL},
