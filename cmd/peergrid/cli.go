@@ -21,6 +21,9 @@ const (
 	exitOK        = 0
 	exitJobFailed = 1 // the command worked; the job it waited for did not
 	exitError     = 2 // bad usage, bad input, or the grid could not be reached
+	// exitInterrupted: Ctrl-C stopped `job wait` or `submit --wait`; the job
+	// runs on (128 + SIGINT, as shells report it).
+	exitInterrupted = 130
 )
 
 // errUsage is returned for bad command lines; the usage text was printed.

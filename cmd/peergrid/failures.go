@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// Failures shown at the end of `submit --wait`, `job wait` and `job
+// status`, and the stderr lines shown of each.
+const (
+	failuresShown   = 3
+	stderrLinesEach = 5
+)
+
+var errEnough = errors.New("enough failures found")
+
+// printFailures prints the job's first failed tasks (index, kind, message,
+// the last lines of stderr) and the commands that show the rest. It is a
+// courtesy after the job's outcome: if the results cannot be read it says
+// so in one line rather than failing the command.
+func (m *Main) printFailures(ctx context.Context, c *client.Client, id string, failed int) {
+	var first []api.TaskResult
+	err := c.EachResultPage(ctx, id, func(page []api.TaskResult) error {
+		for _, r := range page {
+			if r.State == tasks.TaskFailed {
+				first = append(first, r)
+				if len(first) == failuresShown {
+					return errEnough
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		fmt.Fprintf(m.Stderr, "(could not read the failures: %v)\n", explain(err, m.addr))
+		return
+	}
+	fmt.Fprintf(m.Stderr, "%d task(s) failed; the first %d:\n", failed, len(first))
+	for _, r := range first {
+		fmt.Fprintf(m.Stderr, "  task %d: %s: %s\n", r.Index, r.ErrorKind, printable(oneLine(r.Error)))
+		for _, line := range lastLines(r.Stderr, stderrLinesEach) {
+			fmt.Fprintf(m.Stderr, "    | %s\n", printable(line))
+		}
+	}
+	fmt.Fprintf(m.Stderr, "all tasks: peergrid job status %s; every stderr: peergrid job results %s --out DIR\n", id, id)
+}
+
+// lastLines is the last n non-empty-at-the-end lines of b, each cut to a
+// screen's width.
+func lastLines(b []byte, n int) []string {
+	b = bytes.TrimRight(b, "\n")
+	if len(b) == 0 {
+		return nil
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	for i, l := range lines {
+		if len(l) > 120 {
+			lines[i] = l[:117] + "..."
+		}
+	}
+	return lines
+}
+
+// printable escapes control characters: a task's stderr is written by a
+// stranger's module and must not drive the user's terminal.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == '\t' || !unicode.IsControl(r) {
+			b.WriteRune(r)
+		} else {
+			fmt.Fprintf(&b, "\\x%02x", r)
+		}
+	}
+	return b.String()
+}
