@@ -84,6 +84,15 @@ func TestCLI_ErrorsSayWhatToDo(t *testing.T) {
 		code, _, stderr := c.runWith(map[string]string{"PEERGRID_ADDR": "https://" + c.grid.RaftAddr}, "job", "list")
 		wantOneLineError(t, code, stderr, "does not answer as a peergrid API server", "Raft")
 	})
+	t.Run("blob put with more shards than peers", func(t *testing.T) {
+		big := filepath.Join(t.TempDir(), "big.bin")
+		mustWrite(t, big, make([]byte, 1<<20))
+		code, _, stderr := c.run("blob", "put", big, "--k", "10")
+		wantOneLineError(t, code, stderr, "--k 10 --m 0 needs 10 storage peers", "only 1 are live", "--allow-fewer-parity")
+		if strings.Contains(stderr, "AllowFewerParity") {
+			t.Fatalf("the error names the library's option, not the flag: %q", stderr)
+		}
+	})
 	t.Run("missing module", func(t *testing.T) {
 		dir := t.TempDir()
 		path := filepath.Join(dir, "job.toml")
