@@ -117,13 +117,8 @@ func (m *Main) printError(err error) {
 	said := explain(err, m.addr)
 	fmt.Fprintf(m.Stderr, "peergrid: %v\n", said)
 	var ue *userError
-	if !errors.As(said, &ue) || ue.cause == nil {
-		return
-	}
-	if m.debug {
+	if m.debug && errors.As(said, &ue) && ue.cause != nil {
 		fmt.Fprintf(m.Stderr, "cause: %v\n", ue.cause)
-	} else {
-		fmt.Fprintln(m.Stderr, "(--debug shows the cause)")
 	}
 }
 
