@@ -63,7 +63,7 @@ func explanation(err error, addr string) string {
 func notTheAPI(err error) bool {
 	var recErr tls.RecordHeaderError
 	var alert tls.AlertError
-	if errors.As(err, &recErr) || errors.As(err, &alert) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.As(err, &recErr) || errors.As(err, &alert) || errors.Is(err, io.EOF) {
 		return true
 	}
 	msg := err.Error()
