@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"unicode"
@@ -20,30 +19,18 @@ const (
 	stderrLinesEach = 5
 )
 
-var errEnough = errors.New("enough failures found")
-
 // printFailures prints the job's first failed tasks (index, kind, message,
-// the last lines of stderr) and the commands that show the rest. It is a
-// courtesy after the job's outcome: if the results cannot be read it says
-// so in one line rather than failing the command.
-func (m *Main) printFailures(ctx context.Context, c *client.Client, id string, failed int) {
-	var first []api.TaskResult
-	err := c.EachResultPage(ctx, id, func(page []api.TaskResult) error {
-		for _, r := range page {
-			if r.State == tasks.TaskFailed {
-				first = append(first, r)
-				if len(first) == failuresShown {
-					return errEnough
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errEnough) {
+// the last lines of stderr) and the commands that show the rest. It finds
+// them in the tasks' states (st) and reads the results of only those, so a
+// large job costs no more than `job status`. It is a courtesy after the job's outcome: if the failures cannot
+// be read it says so in one line rather than failing the command.
+func (m *Main) printFailures(ctx context.Context, c *client.Client, id string, st *api.JobStatus) {
+	first, err := firstFailures(ctx, c, id, st)
+	if err != nil {
 		fmt.Fprintf(m.Stderr, "(could not read the failures: %v)\n", explain(err, m.addr))
 		return
 	}
-	fmt.Fprintf(m.Stderr, "%d task(s) failed; the first %d:\n", failed, len(first))
+	fmt.Fprintf(m.Stderr, "%d task(s) failed; the first %d:\n", st.Failed, len(first))
 	for _, r := range first {
 		fmt.Fprintf(m.Stderr, "  task %d: %s: %s\n", r.Index, r.ErrorKind, printable(oneLine(r.Error)))
 		for _, line := range lastLines(r.Stderr, stderrLinesEach) {
@@ -51,6 +38,23 @@ func (m *Main) printFailures(ctx context.Context, c *client.Client, id string, f
 		}
 	}
 	fmt.Fprintf(m.Stderr, "all tasks: peergrid job status %s; every stderr: peergrid job results %s --out DIR\n", id, id)
+}
+
+func firstFailures(ctx context.Context, c *client.Client, id string, st *api.JobStatus) ([]*api.TaskResult, error) {
+	var out []*api.TaskResult
+	for _, t := range st.TaskStats {
+		if t.State != tasks.TaskFailed {
+			continue
+		}
+		r, err := c.TaskResult(ctx, id, t.Index)
+		if err != nil {
+			return nil, err
+		}
+		if out = append(out, r); len(out) == failuresShown {
+			break
+		}
+	}
+	return out, nil
 }
 
 // lastLines is the last n non-empty-at-the-end lines of b, each cut to a

@@ -97,7 +97,11 @@ func (m *Main) waitJob(ctx context.Context, c *client.Client, id string, asJSON 
 		fmt.Fprintf(m.Stdout, "job %s %s: %d done, %d failed of %d\n", id, sum.State, sum.Done, sum.Failed, sum.Tasks)
 	}
 	if sum.Failed > 0 {
-		m.printFailures(ctx, c, id, sum.Failed)
+		if st, err := c.Job(ctx, id); err != nil {
+			fmt.Fprintf(m.Stderr, "(could not read the failures: %v)\n", explain(err, m.addr))
+		} else {
+			m.printFailures(ctx, c, id, st)
+		}
 	}
 	if sum.State != tasks.JobComplete {
 		return exitJobFailed, nil
@@ -135,7 +139,7 @@ func (m *Main) jobStatus(ctx context.Context, args []string) (int, error) {
 		return exitError, err
 	}
 	if st.Failed > 0 {
-		m.printFailures(ctx, c, id, st.Failed)
+		m.printFailures(ctx, c, id, st)
 	}
 	return exitOK, nil
 }
