@@ -1,11 +1,12 @@
 package tasks
 
 // Job files are TOML, read with pelletier/go-toml/v2 rather than BurntSushi/toml
-// because its errors carry what a user needs to fix a file: DisallowUnknownFields
-// reports every unknown key with its line, and a type mismatch is a DecodeError
-// with the key and line. Its unstable.Parser also gives the line of every
-// top-level key, so checks made after decoding (a bad size, a missing module)
-// name the line too.
+// because its errors carry what a user needs to fix a file: a strict decode
+// names an unknown key, and a type mismatch is a DecodeError with the key.
+// The file is decoded one top-level key at a time, so one bad key does not
+// hide the others' problems, and its unstable.Parser gives the line of every
+// top-level key, so every problem (an unknown key, a wrong type, a bad size,
+// a missing module) names its line.
 
 import (
 	"bytes"
