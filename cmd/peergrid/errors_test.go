@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/examples"
 )
 
@@ -102,4 +104,20 @@ func TestCLI_ErrorsSayWhatToDo(t *testing.T) {
 		code, _, stderr := c.run("job", "submit", path)
 		wantOneLineError(t, code, stderr, `module "x.wasm": no such file`, "GOOS=wasip1 GOARCH=wasm go build -o x.wasm", `build = "go"`)
 	})
+}
+
+// TestExplain_PlainHTTPPageNotFound: an address that answers Go's bare
+// "404 page not found" (a storage peer from before TLS, another web
+// server) is not a peergrid API; a 404 the API gives (a job that does not
+// exist) is left as the API said it.
+func TestExplain_PlainHTTPPageNotFound(t *testing.T) {
+	err := fmt.Errorf("GET /v1/jobs: %w", &client.StatusError{Code: 404, Message: "404 page not found"})
+	said := explain(err, "https://10.0.0.5:7171").Error()
+	if !strings.Contains(said, "https://10.0.0.5:7171 is not a peergrid server's API") || !strings.Contains(said, "PEERGRID_ADDR") {
+		t.Fatalf("explained as %q", said)
+	}
+	apiErr := fmt.Errorf("GET /v1/jobs/j-1: %w", &client.StatusError{Code: 404, Message: "job not found: j-1"})
+	if got := explain(apiErr, "https://10.0.0.5:7070"); got != apiErr {
+		t.Fatalf("an API 404 was rewritten: %v", got)
+	}
 }
