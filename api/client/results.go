@@ -21,60 +21,105 @@ const resultReaders = 4
 // dir/<index>.out and .err and returns how many tasks it wrote, a page of
 // results at a time: a stdout kept as an erasure-coded blob goes from the
 // storage peers straight into its file, so memory stays bounded however big
-// the job or its results. dir is created only once the first page has
-// arrived (a wrong job id creates nothing), and every file is written to a
-// temporary file renamed into place once complete (and, for a blob, once
-// its hash checks out), so an existing file is replaced whole or not at
-// all. `peergrid job results --out` is this.
+// the job or its results. Everything is first written into a staging
+// directory beside dir and moved into dir only once every result has
+// arrived (and every blob's hash checked out): a failed download (a wrong
+// job id, a blob that cannot be read) creates no dir and changes no file in
+// an existing one. `peergrid job results --out` is this.
 func (c *Client) DownloadResults(ctx context.Context, id, dir string) (int, error) {
+	var stage string // made when the first page arrives
+	defer func() {
+		if stage != "" {
+			os.RemoveAll(stage) // empty, or what a failed download left
+		}
+	}()
 	var peers map[string]storage.ShardPeer // listed once, at the first coded result
 	n := 0
 	err := c.EachResultPage(ctx, id, func(page []api.TaskResult) error {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if stage == "" {
+			var err error
+			if stage, err = makeStage(dir); err != nil {
+				return err
+			}
+		}
+		coded, written, err := writeInlineResults(stage, page)
+		n += written
+		if err != nil {
 			return err
 		}
-		var coded []api.TaskResult
-		for _, r := range page {
-			if r.State != tasks.TaskDone && r.State != tasks.TaskFailed {
-				continue
-			}
-			n++
-			base := filepath.Join(dir, fmt.Sprint(r.Index))
-			if err := writeFileAtomic(base+".err", r.Stderr); err != nil {
-				return err
-			}
-			if r.StdoutBlob != "" {
-				coded = append(coded, r)
-			} else if err := writeFileAtomic(base+".out", r.Stdout); err != nil {
-				return err
-			}
-		}
 		if len(coded) > 0 && peers == nil {
-			var err error
 			if peers, err = c.ShardPeers(ctx); err != nil {
 				return err
 			}
 		}
-		return c.readCodedResults(ctx, id, dir, coded, peers)
+		return c.readCodedResults(ctx, id, stage, coded, peers)
 	})
-	if err == nil {
-		err = os.MkdirAll(dir, 0o755) // a job with no finished task yet: an empty dir
+	if err != nil {
+		return 0, err
 	}
-	return n, err
+	if stage == "" { // a job with no page at all: an empty dir
+		return 0, os.MkdirAll(dir, 0o755)
+	}
+	return n, publishStage(stage, dir)
+}
+
+// makeStage makes the staging directory beside dir (creating dir's parent
+// if needed), on the same file system so its files can be renamed into dir.
+func makeStage(dir string) (string, error) {
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(parent, "."+filepath.Base(filepath.Clean(dir))+".results-*")
+}
+
+// writeInlineResults writes the finished tasks' stderr, and stdout kept in
+// the ledger, into stage; it returns the results whose stdout is a blob.
+func writeInlineResults(stage string, page []api.TaskResult) (coded []api.TaskResult, written int, err error) {
+	for _, r := range page {
+		if r.State != tasks.TaskDone && r.State != tasks.TaskFailed {
+			continue
+		}
+		written++
+		base := filepath.Join(stage, fmt.Sprint(r.Index))
+		if err := os.WriteFile(base+".err", r.Stderr, ResultFileMode); err != nil {
+			return nil, written, err
+		}
+		if r.StdoutBlob != "" {
+			coded = append(coded, r)
+		} else if err := os.WriteFile(base+".out", r.Stdout, ResultFileMode); err != nil {
+			return nil, written, err
+		}
+	}
+	return coded, written, nil
+}
+
+// publishStage moves a complete download into dir: the staging directory
+// becomes dir when there is none, else each file is renamed into it.
+func publishStage(stage, dir string) error {
+	if err := os.Chmod(stage, 0o755); err != nil { // MkdirTemp made it 0700
+		return err
+	}
+	if err := os.Rename(stage, dir); err == nil {
+		return nil
+	} else if _, statErr := os.Stat(dir); statErr != nil {
+		return err // not because dir exists
+	}
+	entries, err := os.ReadDir(stage)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.Rename(filepath.Join(stage, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ResultFileMode is the mode of every file DownloadResults and ReadBlobToFile
-// write, inline or erasure-coded alike.
+// write, inline or erasure-coded alike (a temporary file is made 0600).
 const ResultFileMode = 0o644
-
-// writeFileAtomic writes data to path through a temporary file in the same
-// directory, renamed into place once written.
-func writeFileAtomic(path string, data []byte) error {
-	return writeViaTemp(path, func(f *os.File) error {
-		_, err := f.Write(data)
-		return err
-	})
-}
 
 // writeViaTemp creates a temporary file beside path, lets fill write it,
 // and renames it to path (mode ResultFileMode) only if fill and the close
