@@ -147,7 +147,7 @@ func materialize(name, dir string, module []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("example %s: job.toml: %w", name, err)
 	}
-	out := map[string][]byte{name + ".toml": job, modName: module}
+	out := map[string][]byte{name + ".toml": withoutBuild(job), modName: module}
 	if err := addInputs(ex.dir, out); err != nil {
 		return "", err
 	}
@@ -161,6 +161,21 @@ func materialize(name, dir string, module []byte) (string, error) {
 		}
 	}
 	return filepath.Join(dir, name+".toml"), nil
+}
+
+// withoutBuild drops a job file's build and source lines: a materialized
+// example comes with its module built, and without its sources (examples'
+// main.go files would collide in one dir), so there is nothing to build.
+func withoutBuild(job []byte) []byte {
+	var out []byte
+	for line := range bytes.Lines(job) {
+		key, _, ok := bytes.Cut(line, []byte("="))
+		if k := string(bytes.TrimSpace(key)); ok && (k == "build" || k == "source") {
+			continue
+		}
+		out = append(out, line...)
+	}
+	return out
 }
 
 // moduleKey reads the module key of a job file.

@@ -222,6 +222,25 @@ func TestEstimatePi(t *testing.T) {
 	}
 }
 
+// TestJobFiles_GoExamplesBuildWhereTheyAre: each Go example's job file in
+// the checkout names its source (build = "go", the job file's directory),
+// so `peergrid job submit examples/src/NAME/job.toml` works from a fresh
+// clone, with no .wasm committed.
+func TestJobFiles_GoExamplesBuildWhereTheyAre(t *testing.T) {
+	for _, ex := range registry {
+		if !ex.goMain {
+			continue
+		}
+		f, err := tasks.ParseFile(filepath.FromSlash(ex.dir + "/job.toml"))
+		if err != nil {
+			t.Fatalf("%s: %v", ex.Name, err)
+		}
+		if f.Build != tasks.BuildGo || f.SourceDir != filepath.FromSlash(ex.dir) {
+			t.Errorf("%s: build %q source %q, want build = \"go\" from its own directory", ex.Name, f.Build, f.SourceDir)
+		}
+	}
+}
+
 func TestMaterialize_WritesJobModuleAndInputsThatParse(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the Go examples for wasip1")
@@ -240,6 +259,9 @@ func TestMaterialize_WritesJobModuleAndInputsThatParse(t *testing.T) {
 		f, err := tasks.ParseFile(path)
 		if err != nil {
 			t.Fatalf("%s: %v", ex.Name, err)
+		}
+		if f.Build != "" {
+			t.Errorf("%s: the materialized job file still says build = %q; its module is built already", ex.Name, f.Build)
 		}
 		if f.Name != ex.Name || f.Tasks != wantTasks[ex.Name] || f.ModulePath != filepath.Join(dir, ex.Name+".wasm") {
 			t.Errorf("%s: name %q tasks %d module %s", ex.Name, f.Name, f.Tasks, f.ModulePath)

@@ -1,11 +1,12 @@
 package tasks
 
 // Job files are TOML, read with pelletier/go-toml/v2 rather than BurntSushi/toml
-// because its errors carry what a user needs to fix a file: DisallowUnknownFields
-// reports every unknown key with its line, and a type mismatch is a DecodeError
-// with the key and line. Its unstable.Parser also gives the line of every
-// top-level key, so checks made after decoding (a bad size, a missing module)
-// name the line too.
+// because its errors carry what a user needs to fix a file: a strict decode
+// names an unknown key, and a type mismatch is a DecodeError with the key.
+// The file is decoded one top-level key at a time, so one bad key does not
+// hide the others' problems, and its unstable.Parser gives the line of every
+// top-level key, so every problem (an unknown key, a wrong type, a bad size,
+// a missing module) names its line.
 
 import (
 	"bytes"
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -37,9 +39,17 @@ const MinMemory = 64 << 10
 
 // JobFile is a job file, parsed, checked and with its paths resolved.
 type JobFile struct {
-	Path       string            // the job file, as given
-	Name       string            // required: there is no default
-	ModulePath string            // module path resolved against the job file's directory
+	Path       string // the job file, as given
+	Name       string // required: there is no default
+	Module     string // the module key as written
+	ModulePath string // module path resolved against the job file's directory
+	// Build says how the module is made before it is submitted: "" (it is
+	// prebuilt), BuildGo (the Go package in SourceDir, for wasip1), or a
+	// shell command run in Dir that writes ModulePath. The caller runs it
+	// (tasks runs nothing), then CheckModule.
+	Build      string
+	SourceDir  string            // with BuildGo: the package's directory, resolved
+	Dir        string            // the job file's directory: where a build command runs
 	Args       []string          // templates with {index} {count} {input}
 	Tasks      int               // len(InputPaths) when inputs is used
 	InputsGlob string            // the inputs pattern as written, "" with tasks
@@ -55,7 +65,13 @@ type JobFile struct {
 	// this job's large inputs and results (0: the cluster's).
 	DataShards, ParityShards int
 	Seed                     uint64 // changes the tasks' random numbers; 0 by default
+
+	moduleLine int // for CheckModule's errors
 }
+
+// BuildGo is the build key's value that has the submitter build the Go
+// package in source for GOOS=wasip1 GOARCH=wasm.
+const BuildGo = "go"
 
 // Error is one problem in a job file. Line is 0 when the problem has no
 // single line (a missing key). It unwraps to ErrJobFile.
@@ -92,6 +108,8 @@ type rawJobFile struct {
 	Engine    *string           `toml:"engine"`
 	Seed      *int64            `toml:"seed"`
 	Erasure   *erasureKeys      `toml:"erasure"`
+	Build     *string           `toml:"build"`
+	Source    *string           `toml:"source"`
 }
 
 type erasureKeys struct {
@@ -115,6 +133,8 @@ var keyTypes = map[string]string{
 	"engine":     `"auto", "wazero", "wasmtime" or "wasmer"`,
 	"seed":       "a non-negative integer",
 	"erasure":    "a table { k = data shards, m = parity shards }",
+	"build":      `"go" or a shell command that writes the module`,
+	"source":     `a string (the Go package's directory, with build = "go")`,
 }
 
 // ParseFile reads and parses the job file at path.
@@ -136,24 +156,113 @@ func Parse(data []byte, path string) (*JobFile, error) {
 	if label == "" {
 		label = "job file"
 	}
-	var raw rawJobFile
-	dec := toml.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		return nil, decodeError(label, err)
+	lines := keyLines(data)
+	raw, failed, decodeErrs := decodeEveryKey(label, data, lines)
+	if raw == nil { // not TOML at all: nothing more can be checked
+		return nil, joinErrors(decodeErrs)
 	}
-	c := &checker{path: label, dir: filepath.Dir(path), lines: keyLines(data)}
-	f := c.check(&raw)
-	slices.SortStableFunc(c.errs, func(a, b *Error) int { return a.Line - b.Line })
+	c := &checker{path: label, dir: filepath.Dir(path), lines: lines, failed: failed, errs: decodeErrs}
+	f := c.check(raw)
+	// In file order; problems of no single line (a missing key) last.
+	slices.SortStableFunc(c.errs, func(a, b *Error) int { return sortLine(a) - sortLine(b) })
 	if len(c.errs) > 0 {
-		errs := make([]error, len(c.errs))
-		for i, e := range c.errs {
-			errs[i] = e
-		}
-		return nil, errors.Join(errs...)
+		return nil, joinErrors(c.errs)
 	}
 	f.Path = path
 	return f, nil
+}
+
+// decodeEveryKey decodes the document one top-level key at a time, so that
+// an unknown key or a value of the wrong type does not hide the problems of
+// the other keys: each is reported, and the keys that failed are returned
+// so the checks after decoding do not report them again (as "missing").
+// Only a document that is not TOML at all returns a nil raw.
+func decodeEveryKey(label string, data []byte, lines map[string]int) (*rawJobFile, map[string]bool, []*Error) {
+	var doc map[string]any
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		return nil, nil, flattenDecodeError(label, err)
+	}
+	raw, failed := &rawJobFile{}, map[string]bool{}
+	var errs []*Error
+	for _, key := range slices.Sorted(maps.Keys(doc)) {
+		if _, known := keyTypes[key]; !known {
+			e := unknownKey(label, key, doc[key], lines[key])
+			errs = append(errs, e)
+			failed[key] = true
+			if near := nearestKey(key); near != "" && doc[near] == nil {
+				failed[near] = true // "taks": a missing "tasks" is the same mistake
+			}
+			continue
+		}
+		if err := decodeKey(raw, key, doc[key]); err != nil {
+			for _, e := range flattenDecodeError(label, err) {
+				e.Line = lines[key] // the line in the whole file, not in the one-key document
+				errs = append(errs, e)
+			}
+			failed[key] = true
+		}
+	}
+	return raw, failed, errs
+}
+
+func sortLine(e *Error) int {
+	if e.Line == 0 {
+		return math.MaxInt32
+	}
+	return e.Line
+}
+
+func joinErrors(list []*Error) error {
+	errs := make([]error, len(list))
+	for i, e := range list {
+		errs[i] = e
+	}
+	return errors.Join(errs...)
+}
+
+// decodeKey decodes one key's value into raw, strictly (an unknown key in
+// a table such as erasure is an error).
+func decodeKey(raw *rawJobFile, key string, value any) error {
+	one, err := toml.Marshal(map[string]any{key: value})
+	if err != nil {
+		return err
+	}
+	dec := toml.NewDecoder(bytes.NewReader(one))
+	dec.DisallowUnknownFields()
+	return dec.Decode(raw)
+}
+
+// flattenDecodeError is decodeError as a list of *Error.
+func flattenDecodeError(label string, err error) []*Error {
+	var out []*Error
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, inner := range j.Unwrap() {
+				walk(inner)
+			}
+			return
+		}
+		var je *Error
+		if errors.As(e, &je) {
+			out = append(out, je)
+		}
+	}
+	walk(decodeError(label, err))
+	return out
+}
+
+// unknownKey reports a top-level key (or table) the job file does not know.
+func unknownKey(path, key string, value any, line int) *Error {
+	kind := "key"
+	if _, isTable := value.(map[string]any); isTable {
+		kind = "table"
+	}
+	msg := fmt.Sprintf("unknown %s %q", kind, key)
+	if near := nearestKey(key); near != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", near)
+	}
+	return &Error{Path: path, Line: line, Key: key, Msg: msg}
 }
 
 // decodeError turns go-toml's errors into ours, keeping key and line.
@@ -177,7 +286,7 @@ func decodeError(path string, err error) error {
 	}
 	key := de.Key()[0]
 	if m := typeMismatch.FindStringSubmatch(msg); m != nil && keyTypes[key] != "" {
-		msg = fmt.Sprintf("want %s, not a TOML %s", keyTypes[key], m[1])
+		return &Error{Path: path, Line: line, Key: key, Msg: fmt.Sprintf("%s: want %s, not a TOML %s", key, keyTypes[key], m[1])}
 	}
 	return &Error{Path: path, Line: line, Key: key, Msg: fmt.Sprintf("%s: %s", strings.Join(de.Key(), "."), msg)}
 }
@@ -261,13 +370,17 @@ func keyLines(data []byte) map[string]int {
 
 // checker validates a decoded file, collecting every problem.
 type checker struct {
-	path  string
-	dir   string
-	lines map[string]int
-	errs  []*Error
+	path   string
+	dir    string
+	lines  map[string]int
+	failed map[string]bool // keys already reported by decoding
+	errs   []*Error
 }
 
 func (c *checker) fail(key, format string, a ...any) {
+	if c.failed[key] {
+		return // its value did not decode: that error says it all
+	}
 	c.errs = append(c.errs, &Error{Path: c.path, Line: c.lines[key], Key: key, Msg: fmt.Sprintf(format, a...)})
 }
 
@@ -285,7 +398,13 @@ func (c *checker) check(raw *rawJobFile) *JobFile {
 		Seed:      c.seed(raw.Seed),
 	}
 	f.DataShards, f.ParityShards = c.erasure(raw.Erasure)
-	f.ModulePath = c.module(raw.Module)
+	f.Dir = c.dir
+	f.Build, f.SourceDir = c.build(raw.Build, raw.Source)
+	if raw.Module != nil {
+		f.Module = *raw.Module
+	}
+	f.moduleLine = c.lines["module"]
+	f.ModulePath = c.module(raw.Module, f.Build != "")
 	c.tasksOrInputs(raw, f)
 	c.args(f.Args, f.InputsGlob != "")
 	if f.Args == nil {
@@ -310,8 +429,9 @@ func (c *checker) name(v *string) string {
 	return ""
 }
 
-// module resolves the module path and checks it is a WebAssembly file.
-func (c *checker) module(v *string) string {
+// module resolves the module path and, unless a build will make it, checks
+// it is a WebAssembly file.
+func (c *checker) module(v *string, built bool) string {
 	if v == nil {
 		c.fail("module", `missing key "module" (the .wasm file to run, such as module = "primes.wasm")`)
 		return ""
@@ -321,21 +441,80 @@ func (c *checker) module(v *string) string {
 		return ""
 	}
 	p := c.resolve(*v)
+	if !built {
+		c.moduleFile(*v, p, "")
+	}
+	return p
+}
+
+// moduleFile checks that the module at p (written as given) is a
+// WebAssembly file; after is the build that should have made it, if any.
+func (c *checker) moduleFile(given, p, after string) {
 	fh, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) && after == "" {
+		c.fail("module", "module %q: %v: build it first (for Go: GOOS=wasip1 GOARCH=wasm go build -o %s .), or add build = \"go\" to have job submit build it",
+			given, cleanPathError(err, given), given)
+		return
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		c.fail("module", "module %q: %v after build = %q ran: make the build write it there, or change module", given, cleanPathError(err, given), after)
+		return
+	}
 	if err != nil {
-		c.fail("module", "module %q: %v", *v, cleanPathError(err, *v))
-		return p
+		c.fail("module", "module %q: %v", given, cleanPathError(err, given))
+		return
 	}
 	defer fh.Close()
 	if st, err := fh.Stat(); err == nil && st.IsDir() {
-		c.fail("module", "module %q is a directory, want a .wasm file", *v)
-		return p
+		c.fail("module", "module %q is a directory, want a .wasm file", given)
+		return
 	}
 	magic := make([]byte, 4)
 	if _, err := io.ReadFull(fh, magic); err != nil || string(magic) != "\x00asm" {
-		c.fail("module", "module %q is not a WebAssembly module (no \\0asm header)", *v)
+		c.fail("module", "module %q is not a WebAssembly module (no \\0asm header)", given)
 	}
-	return p
+}
+
+// CheckModule checks that the module file exists and is WebAssembly, as
+// Parse does for a job file without a build; the caller runs the build,
+// then this.
+func (f *JobFile) CheckModule() error {
+	c := &checker{path: f.Path, lines: map[string]int{"module": f.moduleLine}}
+	if c.path == "" {
+		c.path = "job file"
+	}
+	c.moduleFile(f.Module, f.ModulePath, f.Build)
+	if len(c.errs) > 0 {
+		return c.errs[0]
+	}
+	return nil
+}
+
+// build reads the build and source keys.
+func (c *checker) build(build, source *string) (string, string) {
+	switch {
+	case build == nil && source != nil:
+		c.fail("source", `source is only used with build = "go"`)
+		return "", ""
+	case build == nil:
+		return "", ""
+	case strings.TrimSpace(*build) == "":
+		c.fail("build", `build is empty: want "go" or a shell command that writes the module`)
+		return "", ""
+	case *build != BuildGo && source != nil:
+		c.fail("source", `source is only used with build = "go"; a build command runs in the job file's directory`)
+		return *build, ""
+	case *build != BuildGo:
+		return *build, ""
+	}
+	dir := c.dir
+	if source != nil {
+		dir = c.resolve(*source)
+	}
+	if !isDir(dir) {
+		c.fail("source", "source %q is not a directory (the Go package to build)", *source)
+	}
+	return BuildGo, dir
 }
 
 func (c *checker) resolve(p string) string {

@@ -58,7 +58,10 @@ erasure = { k = 3, m = 2 }
 	want := &JobFile{
 		Path:       path,
 		Name:       "primes",
+		Module:     "m.wasm",
 		ModulePath: filepath.Join(dir, "m.wasm"),
+		Dir:        dir,
+		moduleLine: 3,
 		Args:       []string{"{index}", "{count}", "--fast"},
 		Tasks:      100,
 		Env:        map[string]string{"MODE": "fast", "LEVEL": "3"},
@@ -392,6 +395,77 @@ func TestParse_ReportsEveryProblem(t *testing.T) {
 	for _, want := range []string{`:3: unknown key "taks"`, `:4: unknown key "memroy" (did you mean "memory"?)`} {
 		if err == nil || !strings.Contains(err.Error(), path+want) {
 			t.Errorf("error %v does not report %q", err, want)
+		}
+	}
+}
+
+// TestParse_ReportsEveryProblemPastTypeErrorsAndUnknownKeys: an unknown key
+// and a value of the wrong type do not stop the checks: every other
+// problem of the file is reported with them, in file order, and a key that
+// did not decode is not reported again as missing.
+func TestParse_ReportsEveryProblemPastTypeErrorsAndUnknownKeys(t *testing.T) {
+	path := writeJob(t, t.TempDir(), "name = 7\nmodule = \"m.wasm\"\ncolour = \"red\"\ntasks = \"ten\"\nmemory = \"12 parsecs\"\nretries = -1\n[erasure]\nk = 4\nx = 1\n")
+	_, err := ParseFile(path)
+	if err == nil {
+		t.Fatal("parsed without error")
+	}
+	want := []string{
+		`:1: name: want a string, not a TOML integer`,
+		`:3: unknown key "colour"`,
+		`:4: tasks: want an integer, not a TOML string`,
+		`:5: memory = "12 parsecs"`,
+		`:6: retries = -1`,
+		`:7: unknown key "erasure.x"`,
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d problems reported, want %d:\n%v", len(lines), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], path+w) {
+			t.Errorf("problem %d: %q, want %q", i, lines[i], path+w)
+		}
+	}
+}
+
+// TestParse_BuildKey: with build = "go" (or a build command) the module
+// need not exist yet; CheckModule, run after the build, says whether the
+// build made it. source names the Go package's directory.
+func TestParse_BuildKey(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := writeJob(t, dir, "name = \"n\"\nbuild = \"go\"\nsource = \"src\"\nmodule = \"out/n.wasm\"\ntasks = 1\n")
+	f, err := ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Build != BuildGo || f.SourceDir != filepath.Join(dir, "src") || f.ModulePath != filepath.Join(dir, "out", "n.wasm") || f.Dir != dir {
+		t.Fatalf("%+v", f)
+	}
+	err = f.CheckModule()
+	if err == nil || !strings.Contains(err.Error(), path+`:4: module "out/n.wasm": no such file`) || !strings.Contains(err.Error(), `after build = "go" ran`) {
+		t.Fatalf("CheckModule before the build: %v", err)
+	}
+	writeFile(t, filepath.Join(dir, "out", "n.wasm"), wasmHeader)
+	if err := f.CheckModule(); err != nil {
+		t.Fatalf("CheckModule after the build: %v", err)
+	}
+
+	f, err = ParseFile(writeJob(t, t.TempDir(), "name = \"n\"\nbuild = \"make wasm\"\nmodule = \"n.wasm\"\ntasks = 1\n"))
+	if err != nil || f.Build != "make wasm" || f.SourceDir != "" {
+		t.Fatalf("build command: %+v %v", f, err)
+	}
+	for body, want := range map[string]string{
+		"name = \"n\"\nsource = \"src\"\nmodule = \"n.wasm\"\ntasks = 1\n":                  `:2: source is only used with build = "go"`,
+		"name = \"n\"\nbuild = \" \"\nmodule = \"n.wasm\"\ntasks = 1\n":                     `:2: build is empty`,
+		"name = \"n\"\nbuild = \"go\"\nsource = \"nope\"\nmodule = \"n.wasm\"\ntasks = 1\n": `:3: source "nope" is not a directory`,
+		"name = \"n\"\nbuild = \"make\"\nsource = \".\"\nmodule = \"n.wasm\"\ntasks = 1\n":  `:3: source is only used with build = "go"`,
+	} {
+		p := writeJob(t, t.TempDir(), body)
+		if _, err := ParseFile(p); err == nil || !strings.Contains(err.Error(), p+want) {
+			t.Errorf("%q: error %v, want %q", body, err, want)
 		}
 	}
 }

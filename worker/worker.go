@@ -239,7 +239,11 @@ func (w *Worker) Close() error {
 // Run works until ctx is cancelled, then drains and returns nil. It returns
 // an error only if the worker could not work at all.
 func (w *Worker) Run(ctx context.Context) error {
-	w.log.Info("worker started", "cores", w.cfg.Cores)
+	if w.cfg.NoTasks {
+		w.log.Info("storage-only peer started: keeps shards, runs no tasks")
+	} else {
+		w.log.Info("worker started", "cores", w.cfg.Cores)
+	}
 	r := newRun(w)
 	w.active.Store(r)
 	r.start(ctx)

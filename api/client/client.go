@@ -703,6 +703,20 @@ func (c *Client) Results(ctx context.Context, id string) ([]api.TaskResult, erro
 	return all, err
 }
 
+// TaskResult returns one finished task's result: its stdout inline, or
+// named by StdoutBlob; ErrNotFound if the task has not finished.
+func (c *Client) TaskResult(ctx context.Context, id string, index int) (*api.TaskResult, error) {
+	var page api.ResultsPage
+	path := fmt.Sprintf("/v1/jobs/%s/results?offset=%d&limit=1", url.PathEscape(id), index)
+	if err := c.doJSON(ctx, http.MethodGet, path, nil, &page); err != nil {
+		return nil, err
+	}
+	if len(page.Results) == 0 || page.Results[0].Index != index {
+		return nil, fmt.Errorf("job %s task %d: no result yet: %w", id, index, ErrNotFound)
+	}
+	return &page.Results[0], nil
+}
+
 // EachResultPage calls fn with each page of a job's results, in task order,
 // so a caller can write them out without holding the whole job in memory. A
 // stdout kept as a blob is not read (StdoutBlob names it).

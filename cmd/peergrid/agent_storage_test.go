@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,26 +61,69 @@ func startAgent(t *testing.T, extra ...string) (*client.Client, string) {
 			t.Errorf("agent %v did not stop", extra)
 		}
 	})
+	// Until the server leads and has committed its own registration, a
+	// call waits for a leader (up to 4 s) and is retried by the client; and
+	// under -race, with other packages' tests fsyncing on two cores, the
+	// bootstrap's Raft commits have been seen to take most of 20 s. So each
+	// probe is bounded on its own, the deadline is generous, and a timeout
+	// says what the last probe saw.
+	started := time.Now()
 	var c *client.Client
-	testcluster.Eventually(t, 20*time.Second, "the agent's server leads and registered itself", func() bool {
+	var last string
+	deadline := time.Now().Add(agentStartTimeout)
+	for {
 		select {
 		case code := <-done:
 			t.Fatalf("agent %v exited %d: %s", extra, code, errb.String())
 		default:
 		}
 		if c == nil {
-			b, err := os.ReadFile(filepath.Join(dir, "token"))
-			if err != nil {
-				return false
-			}
-			if c = pinnedAgentClient(bind, strings.TrimSpace(string(b)), dir); c == nil {
-				return false
-			}
+			c = agentClient(bind, dir)
 		}
-		peers, err := c.Peers(context.Background())
-		return err == nil && len(peers) > 0 && peers[0].ID == "s1" && slices.Contains(peers[0].Roles, api.RoleServer)
-	})
-	return c, dir
+		if c != nil {
+			ok, seen := serverRegistered(c)
+			if ok {
+				t.Logf("agent %v: the server led and registered itself after %s", extra, time.Since(started).Round(time.Millisecond))
+				return c, dir
+			}
+			last = seen
+		} else {
+			last = "no token and CA in the data dir yet"
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for the agent's server to lead and register itself; last: %s; agent stderr: %s", agentStartTimeout, last, errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// agentStartTimeout bounds a lone agent's start in these tests: generous,
+// as a slow start under load is not what they test.
+const agentStartTimeout = 90 * time.Second
+
+// agentClient is a client of the lone agent in dir, once it has written
+// its token and CA (nil before).
+func agentClient(bind, dir string) *client.Client {
+	b, err := os.ReadFile(filepath.Join(dir, "token"))
+	if err != nil || strings.TrimSpace(string(b)) == "" {
+		return nil
+	}
+	return pinnedAgentClient(bind, strings.TrimSpace(string(b)), dir)
+}
+
+// serverRegistered asks once, within 5 s, whether the agent's server leads
+// and is listed as a peer; it says what it saw otherwise.
+func serverRegistered(c *client.Client) (bool, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	peers, err := c.Peers(ctx)
+	switch {
+	case err != nil:
+		return false, err.Error()
+	case len(peers) == 0 || peers[0].ID != "s1" || !slices.Contains(peers[0].Roles, api.RoleServer):
+		return false, fmt.Sprintf("peers %+v", peers)
+	}
+	return true, ""
 }
 
 // TestAgent_ServerWithStorageFlagIsAStoragePeer: `agent --server --storage`
@@ -89,11 +133,10 @@ func startAgent(t *testing.T, extra ...string) (*client.Client, string) {
 // --storage default is for workers).
 func TestAgent_ServerWithStorageFlagIsAStoragePeer(t *testing.T) {
 	t.Run("server --storage", func(t *testing.T) {
-		t.Parallel()
 		c, _ := startAgent(t, "--storage", "--storage-bind", "127.0.0.1:0")
 		ctx := context.Background()
 		var sps []api.StoragePeer
-		testcluster.Eventually(t, 20*time.Second, "the server's storage peer registered", func() bool {
+		testcluster.Eventually(t, agentStartTimeout, "the server's storage peer registered", func() bool {
 			var err error
 			sps, err = c.StoragePeers(ctx, false)
 			return err == nil && len(sps) == 1
@@ -111,7 +154,6 @@ func TestAgent_ServerWithStorageFlagIsAStoragePeer(t *testing.T) {
 	})
 	for _, flags := range [][]string{nil, {"--storage=false"}} {
 		t.Run("server "+strings.Join(flags, " "), func(t *testing.T) {
-			t.Parallel()
 			c, dir := startAgent(t, flags...)
 			sps, err := c.StoragePeers(context.Background(), true)
 			if err != nil || len(sps) != 0 {

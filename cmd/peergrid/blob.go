@@ -2,30 +2,25 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"text/tabwriter"
 
 	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/storage"
 )
 
 func (m *Main) runBlob(ctx context.Context, args []string) (int, error) {
-	subs := map[string]func(context.Context, []string) (int, error){
+	subs := map[string]subcommand{
 		"put": m.blobPut, "get": m.blobGet, "stat": m.blobStat, "rm": m.blobRm,
 	}
-	if len(args) > 0 {
-		if run, ok := subs[args[0]]; ok {
-			return run(ctx, args[1:])
-		}
-	}
-	fmt.Fprintln(m.Stderr, `Usage: peergrid blob <command>
+	return m.dispatch(ctx, "blob", args, subs, `Usage: peergrid blob <command>
 
   put FILE [--k K] [--m M] [--allow-fewer-parity]   store a file; prints its hash
   get HASH [-o FILE]                                write a blob to FILE (default stdout)
   stat HASH [--json]                                placement and health of every shard
   rm HASH                                           unpin: garbage collection takes it once no job uses it`)
-	return exitError, errUsage
 }
 
 func (m *Main) blobPut(ctx context.Context, args []string) (int, error) {
@@ -49,7 +44,11 @@ func (m *Main) blobPut(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitError, err
 	}
-	hash, man, err := m.client(cf).PutBlobFrom(ctx, f, st.Size(), opts)
+	c := m.client(cf)
+	hash, man, err := c.PutBlobFrom(ctx, f, st.Size(), opts)
+	if errors.Is(err, storage.ErrNotEnoughPeers) {
+		return exitError, tooFewPeers(ctx, c, path, opts, err)
+	}
 	if err != nil {
 		return exitError, fmt.Errorf("blob put %s: %w", path, err)
 	}
@@ -68,16 +67,15 @@ func (m *Main) blobGet(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitError, err
 	}
-	var w io.Writer = m.Stdout
+	c := m.client(cf)
+	var faults []storage.ShardFault
 	if *out != "" {
-		f, err := os.Create(*out)
-		if err != nil {
-			return exitError, err
-		}
-		defer f.Close()
-		w = f
+		// Through a temporary file beside it: a wrong hash or too few
+		// shards must not truncate a file the user already had.
+		faults, err = c.ReadBlobToFile(ctx, hash, *out)
+	} else {
+		faults, err = c.ReadBlob(ctx, hash, m.Stdout)
 	}
-	faults, err := m.client(cf).ReadBlob(ctx, hash, w)
 	for _, f := range faults {
 		fmt.Fprintf(m.Stderr, "warning: segment %d shard %d on %s: %s\n", f.Segment, f.Index, termSafe(f.Peer), f.Kind)
 	}
@@ -128,4 +126,22 @@ func (m *Main) blobStat(ctx context.Context, args []string) (int, error) {
 		}
 	}
 	return exitOK, tw.Flush()
+}
+
+// tooFewPeers explains a put refused for want of storage peers in the
+// flags' terms (the library's AllowFewerParity is --allow-fewer-parity).
+func tooFewPeers(ctx context.Context, c *client.Client, path string, opts client.BlobOptions, err error) error {
+	live := "fewer"
+	if peers, perr := c.StoragePeers(ctx, false); perr == nil {
+		live = fmt.Sprintf("only %d", len(peers))
+	}
+	shards := "the grid's k and m need k+m"
+	if opts.K > 0 || opts.M > 0 {
+		shards = fmt.Sprintf("--k %d --m %d needs %d", opts.K, opts.M, opts.K+opts.M)
+	}
+	return &userError{
+		msg: fmt.Sprintf("blob put %s: %s storage peers (each shard of a segment needs its own peer), and %s are live: "+
+			"choose a smaller --k/--m, or add --allow-fewer-parity to store on at least k peers and let repair place the rest", path, shards, live),
+		cause: err,
+	}
 }

@@ -21,6 +21,9 @@ const (
 	exitOK        = 0
 	exitJobFailed = 1 // the command worked; the job it waited for did not
 	exitError     = 2 // bad usage, bad input, or the grid could not be reached
+	// exitInterrupted: Ctrl-C stopped `job wait` or `submit --wait`; the job
+	// runs on (128 + SIGINT, as shells report it).
+	exitInterrupted = 130
 )
 
 // errUsage is returned for bad command lines; the usage text was printed.
@@ -32,6 +35,9 @@ type Main struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Getenv func(string) string
+
+	debug bool   // --debug or PEERGRID_DEBUG: print an error's whole cause chain
+	addr  string // the server address the last client was made for, for errors
 }
 
 // NewMain returns a Main on the real process.
@@ -50,17 +56,23 @@ func (m *Main) commands() []command {
 		{"agent", "run a server, a worker, or both (--server, --worker)", (*Main).runAgent},
 		{"dev", "run a server and a worker in one process on loopback", (*Main).runDev},
 		{"demo", "run a dev grid and every example job, and check the results", (*Main).runDemo},
+		{"new", "write a task to start from: new go|rust|c DIR", (*Main).runNew},
 		{"job", "submit, watch, fetch and cancel jobs (job help)", (*Main).runJob},
 		{"peers", "list servers and workers (peers revoke ID cuts a worker off)", (*Main).runPeers},
 		{"acl", "credentials: acl token create|list|revoke", (*Main).runACL},
 		{"blob", "store and read blobs (blob put|get|stat)", (*Main).runBlob},
 		{"operator", "operate the Raft group (operator raft list-peers|remove-peer)", (*Main).runOperator},
 		{"worker", "the worker on this machine: status, pause, resume, prefs, install", (*Main).runWorkerCmd},
+		{"version", "print the version of this binary", (*Main).runVersion},
 	}
 }
 
 // Run runs one command line and returns the process exit code.
 func (m *Main) Run(ctx context.Context, args []string) int {
+	m.debug = m.Getenv("PEERGRID_DEBUG") != ""
+	if len(args) > 0 && (args[0] == "--debug" || args[0] == "-debug") {
+		m.debug, args = true, args[1:]
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		m.usage()
 		if len(args) == 0 {
@@ -74,7 +86,11 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 			return m.finish(code, err)
 		}
 	}
-	fmt.Fprintf(m.Stderr, "peergrid: unknown command %q\n\n", args[0])
+	names := make([]string, 0, len(m.commands()))
+	for _, c := range m.commands() {
+		names = append(names, c.name)
+	}
+	fmt.Fprintf(m.Stderr, "peergrid: %s\n\n", unknownCommand("", args[0], names))
 	m.usage()
 	return exitError
 }
@@ -91,8 +107,19 @@ func (m *Main) finish(code int, err error) int {
 		fmt.Fprintf(m.Stderr, "peergrid: %s\n", termSafeText(strings.TrimPrefix(err.Error(), errUsage.Error()+": ")))
 		return exitError
 	}
-	fmt.Fprintf(m.Stderr, "peergrid: %s\n", termSafeText(err.Error()))
+	m.printError(err)
 	return exitError
+}
+
+// printError prints err as one line in the user's terms (see explain) and,
+// with --debug, the chain of causes it stands for.
+func (m *Main) printError(err error) {
+	said := explain(err, m.addr)
+	fmt.Fprintf(m.Stderr, "peergrid: %s\n", termSafeText(said.Error()))
+	var ue *userError
+	if m.debug && errors.As(said, &ue) && ue.cause != nil {
+		fmt.Fprintf(m.Stderr, "cause: %s\n", termSafeText(ue.cause.Error()))
+	}
 }
 
 func (m *Main) usage() {
@@ -148,6 +175,7 @@ func (m *Main) addClientFlags(fs *flag.FlagSet, withJSON bool) *clientFlags {
 	addTokenFlags(fs, &cf.token, "your credential (default $PEERGRID_TOKEN)")
 	fs.StringVar(&cf.caFingerprint, "ca-fingerprint", "", "the cluster CA to trust, sha256:... (default $PEERGRID_CA_FINGERPRINT)")
 	fs.StringVar(&cf.caFile, "ca-file", "", "the cluster CA's certificate to trust, instead of a fingerprint (default $PEERGRID_CA_FILE)")
+	fs.BoolVar(&m.debug, "debug", m.debug, "on an error, print the whole chain of causes (default $PEERGRID_DEBUG)")
 	if withJSON {
 		fs.BoolVar(&cf.json, "json", false, "print JSON")
 	}
@@ -156,6 +184,7 @@ func (m *Main) addClientFlags(fs *flag.FlagSet, withJSON bool) *clientFlags {
 
 func (m *Main) client(cf *clientFlags) *client.Client {
 	addr := firstNonEmpty(cf.addr, m.Getenv("PEERGRID_ADDR"), "https://127.0.0.1:7070")
+	m.addr = addr
 	c := client.New(addr, firstNonEmpty(cf.token, m.Getenv("PEERGRID_TOKEN")))
 	pin, err := m.pin(cf)
 	c.Pin(pin)

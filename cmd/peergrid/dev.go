@@ -32,7 +32,7 @@ func (m *Main) runDev(ctx context.Context, args []string) (int, error) {
 	}
 	defer g.Close()
 	fmt.Fprintf(m.Stdout, "PEERGRID_ADDR=%s\nPEERGRID_TOKEN=%s\nPEERGRID_CA_FINGERPRINT=%s\n", g.Addr, g.Token, g.CAFingerprint)
-	fmt.Fprintf(m.Stderr, "dev grid running (data in %s); in another shell:\n  export PEERGRID_ADDR=%s PEERGRID_TOKEN=%s PEERGRID_CA_FINGERPRINT=%s\n  peergrid job submit examples/... --wait\ndashboard: %s/ui/ (log in with the token; the browser will warn that the grid's own CA signed the certificate)\nCtrl-C stops it.\n",
+	fmt.Fprintf(m.Stderr, "dev grid running (data in %s); in another shell:\n  export PEERGRID_ADDR=%s PEERGRID_TOKEN=%s PEERGRID_CA_FINGERPRINT=%s\n  peergrid job submit examples/src/primes/job.toml --wait   (in a checkout; or peergrid new go mytask)\ndashboard: %s/ui/ (log in with the token; the browser will warn that the grid's own CA signed the certificate)\nCtrl-C stops it.\n",
 		*dataDir, g.Addr, g.Token, g.CAFingerprint, g.Addr)
 	<-ctx.Done()
 	fmt.Fprintln(m.Stderr, "stopping: draining the worker")

@@ -14,33 +14,25 @@ import (
 )
 
 func (m *Main) runJob(ctx context.Context, args []string) (int, error) {
-	subs := map[string]func(context.Context, []string) (int, error){
+	subs := map[string]subcommand{
 		"submit": m.jobSubmit, "status": m.jobStatus, "results": m.jobResults,
-		"cancel": m.jobCancel, "list": m.jobList, "purge": m.jobPurge,
+		"cancel": m.jobCancel, "list": m.jobList, "purge": m.jobPurge, "wait": m.jobWait,
 	}
-	if len(args) > 0 {
-		if run, ok := subs[args[0]]; ok {
-			return run(ctx, args[1:])
-		}
-	}
-	fmt.Fprintln(m.Stderr, `Usage: peergrid job <command>
+	return m.dispatch(ctx, "job", args, subs, `Usage: peergrid job <command>
 
   submit FILE [--wait] [--json]   submit a job file (TOML); --wait shows progress, exits 1 if a task failed
-  status ID [--json]              the job's state and every task's
+  wait ID [--json]                follow a submitted job like submit --wait (exit 0, 1, or 130 on Ctrl-C)
+  status ID [--json]              the job's state and every task's; the first failures with their stderr
   results ID --out DIR            write DIR/<index>.out and DIR/<index>.err
   cancel ID                       cancel a job: unfinished tasks will not run
   purge ID                        forget a finished job and its results; blobs only it used are garbage-collected
   list [--json]                   all jobs`)
-	if len(args) > 0 && args[0] != "help" {
-		return exitError, errUsage
-	}
-	return exitOK, nil
 }
 
 func (m *Main) jobSubmit(ctx context.Context, args []string) (int, error) {
 	fs := m.newFlagSet("job submit", "job submit FILE [--wait] [--json]")
 	cf := m.addClientFlags(fs, true)
-	wait := fs.Bool("wait", false, "wait for the job: a progress bar, exit 0 when all tasks are done, 1 when any failed")
+	wait := fs.Bool("wait", false, "wait for the job: a progress bar, exit 0 when all tasks are done, 1 when any failed, 130 on Ctrl-C (the job runs on)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return exitError, err
@@ -52,6 +44,9 @@ func (m *Main) jobSubmit(ctx context.Context, args []string) (int, error) {
 	jf, err := tasks.ParseFile(pos[0])
 	if err != nil {
 		return exitError, err // nothing was submitted
+	}
+	if err := m.buildModule(ctx, jf); err != nil {
+		return exitError, err
 	}
 	c := m.client(cf)
 	id, err := c.SubmitJobFile(ctx, jf)
@@ -70,11 +65,27 @@ func (m *Main) jobSubmit(ctx context.Context, args []string) (int, error) {
 	return m.waitJob(ctx, c, id, cf.json)
 }
 
-// waitJob follows a job to its end with a progress bar on Stderr.
+func (m *Main) jobWait(ctx context.Context, args []string) (int, error) {
+	fs := m.newFlagSet("job wait", "job wait ID [--json]")
+	cf := m.addClientFlags(fs, true)
+	id, err := oneArg(fs, args)
+	if err != nil {
+		return exitError, err
+	}
+	return m.waitJob(ctx, m.client(cf), id, cf.json)
+}
+
+// waitJob follows a job to its end with a progress bar on Stderr. Ctrl-C
+// stops the waiting, not the job: it says so, how to follow the job again
+// and how to cancel it, and exits exitInterrupted.
 func (m *Main) waitJob(ctx context.Context, c *client.Client, id string, asJSON bool) (int, error) {
 	bar := newProgressBar(m.Stderr)
 	sum, err := c.WaitJob(ctx, id, 200*time.Millisecond, bar.update)
 	bar.finish()
+	if err != nil && ctx.Err() != nil {
+		fmt.Fprintf(m.Stderr, "stopped waiting; job %s keeps running on the grid.\n  follow it again: peergrid job wait %s\n  cancel it:       peergrid job cancel %s\n", id, id, id)
+		return exitInterrupted, nil
+	}
 	if err != nil {
 		return exitError, err
 	}
@@ -84,6 +95,13 @@ func (m *Main) waitJob(ctx context.Context, c *client.Client, id string, asJSON 
 		}
 	} else {
 		fmt.Fprintf(m.Stdout, "job %s %s: %d done, %d failed of %d\n", id, sum.State, sum.Done, sum.Failed, sum.Tasks)
+	}
+	if sum.Failed > 0 {
+		if st, err := c.Job(ctx, id); err != nil {
+			fmt.Fprintf(m.Stderr, "(could not read the failures: %v)\n", explain(err, m.addr))
+		} else {
+			m.printFailures(ctx, c, id, st)
+		}
 	}
 	if sum.State != tasks.JobComplete {
 		return exitJobFailed, nil
@@ -98,7 +116,8 @@ func (m *Main) jobStatus(ctx context.Context, args []string) (int, error) {
 	if err != nil {
 		return exitError, err
 	}
-	st, err := m.client(cf).Job(ctx, id)
+	c := m.client(cf)
+	st, err := c.Job(ctx, id)
 	if err != nil {
 		return exitError, err
 	}
@@ -116,7 +135,13 @@ func (m *Main) jobStatus(ctx context.Context, args []string) (int, error) {
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Index, t.State, t.Attempts, exit, termSafe(t.Worker), termSafe(t.Engine), termSafe(oneLine(t.Error)))
 	}
-	return exitOK, tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return exitError, err
+	}
+	if st.Failed > 0 {
+		m.printFailures(ctx, c, id, st)
+	}
+	return exitOK, nil
 }
 
 func (m *Main) jobResults(ctx context.Context, args []string) (int, error) {

@@ -54,5 +54,7 @@ func renderProgress(s *api.JobSummary, width int) string {
 		filled = finished * width / s.Tasks
 	}
 	bar := strings.Repeat("#", filled) + strings.Repeat(".", width-filled)
-	return fmt.Sprintf("[%s] %d/%d done, %d failed, %d running  %s", bar, s.Done, s.Tasks, s.Failed, s.Leased, s.State)
+	// "leased", not "running": the ledger knows which tasks a worker holds,
+	// not which it has started (a worker leases ahead of its free cores).
+	return fmt.Sprintf("[%s] %d/%d done, %d failed, %d leased to workers, %d queued  %s", bar, s.Done, s.Tasks, s.Failed, s.Leased, s.Queued, s.State)
 }

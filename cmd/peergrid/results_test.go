@@ -73,6 +73,11 @@ func TestCLI_ResultsWritesCodedResultsStraightToFiles(t *testing.T) {
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("task %d: %d bytes in its .out file (%v), want the %d bytes of its input", i, len(got), err, len(want))
 		}
+		for _, ext := range []string{".out", ".err"} { // coded and inline alike
+			if st, err := os.Stat(filepath.Join(out, fmt.Sprintf("%d%s", i, ext))); err != nil || st.Mode().Perm() != 0o644 {
+				t.Fatalf("task %d's %s file: mode %v (%v), want 0644", i, ext, st.Mode(), err)
+			}
+		}
 	}
 	coded := 0
 	err = c.EachResultPage(ctx, id, func(page []api.TaskResult) error {
@@ -88,5 +93,56 @@ func TestCLI_ResultsWritesCodedResultsStraightToFiles(t *testing.T) {
 	}
 	if parts, _ := filepath.Glob(filepath.Join(out, "*.part")); len(parts) != 0 {
 		t.Fatalf("partial files left: %v", parts)
+	}
+
+	// Into a dir that holds files already: results replace theirs, the
+	// others stay, and no staging dir is left beside it.
+	mustWrite(t, filepath.Join(out, "0.out"), []byte("stale"))
+	mustWrite(t, filepath.Join(out, "notes.txt"), []byte("mine"))
+	if code := m.Run(ctx, []string{"job", "results", id, "--out", out}); code != exitOK {
+		t.Fatalf("job results into an existing dir: exit %d: %s", code, stderr.String())
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "0.out")); !bytes.Equal(b, inputs[0]) {
+		t.Fatalf("0.out not replaced: %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "notes.txt")); string(b) != "mine" {
+		t.Fatalf("an unrelated file changed: %q", b)
+	}
+	wantOnlyResultsDir(t, filepath.Dir(out), "results")
+
+	// A download that fails part way (the coded results cannot be read
+	// once three of the six storage peers are gone) changes nothing: no new
+	// dir, and an existing one as it was.
+	for _, p := range g.Storage[:3] {
+		p.Stop()
+	}
+	mustWrite(t, filepath.Join(out, "0.out"), []byte("kept"))
+	fresh := filepath.Join(filepath.Dir(out), "fresh")
+	for _, dir := range []string{out, fresh} {
+		stderr.Reset()
+		if code := m.Run(ctx, []string{"job", "results", id, "--out", dir}); code != exitError {
+			t.Fatalf("job results with the coded results unreadable: exit %d, want %d: %s", code, exitError, stderr.String())
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "0.out")); string(b) != "kept" {
+		t.Fatalf("a failed download changed 0.out: %q", b)
+	}
+	wantOnlyResultsDir(t, filepath.Dir(out), "results")
+}
+
+// wantOnlyResultsDir fails unless parent holds exactly the named entries:
+// no staging dir left behind, no dir made by a failed download.
+func wantOnlyResultsDir(t *testing.T, parent string, names ...string) {
+	t.Helper()
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	if strings.Join(got, " ") != strings.Join(names, " ") {
+		t.Fatalf("%s holds %v, want %v", parent, got, names)
 	}
 }

@@ -112,8 +112,8 @@ func TestCLI_PrintsWhatOthersWroteEscaped(t *testing.T) {
 	wantNoControls(t, "an error", errOut)
 }
 
-// runWith runs the CLI against c's grid with the given environment.
-func (c *cli) runWith(env map[string]string, args ...string) (code int, stdout, stderr string) {
+// runEnv runs the CLI with exactly the given environment (errors_test.go's runWith changes the grid's).
+func (c *cli) runEnv(env map[string]string, args ...string) (code int, stdout, stderr string) {
 	c.t.Helper()
 	var out, errb bytes.Buffer
 	m := &Main{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }}
@@ -137,14 +137,14 @@ func TestCLI_TokenFile(t *testing.T) {
 	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errOut := c.runWith(env, "job", "list"); code == 0 || !strings.Contains(errOut, "401") {
+	if code, _, errOut := c.runEnv(env, "job", "list"); code == 0 || !strings.Contains(errOut, "401") {
 		t.Fatalf("no token at all: exit %d %q, want refused", code, errOut)
 	}
-	if code, out, errOut := c.runWith(env, "job", "list", "--token-file", good); code != 0 || !strings.Contains(out, "ID") {
+	if code, out, errOut := c.runEnv(env, "job", "list", "--token-file", good); code != 0 || !strings.Contains(out, "ID") {
 		t.Fatalf("job list --token-file: exit %d %q %q", code, out, errOut)
 	}
 	env["PEERGRID_TOKEN"] = "wrong"
-	if code, _, errOut := c.runWith(env, "peers", "--token-file", good); code != 0 {
+	if code, _, errOut := c.runEnv(env, "peers", "--token-file", good); code != 0 {
 		t.Fatalf("--token-file over a wrong $PEERGRID_TOKEN: exit %d %q", code, errOut)
 	}
 	for _, bad := range []struct {
@@ -156,7 +156,7 @@ func TestCLI_TokenFile(t *testing.T) {
 		{[]string{"--token", c.grid.Token, "--token-file", good}, "not both"},
 		{[]string{"--token-file", good, "--token", c.grid.Token}, "not both"},
 	} {
-		code, _, errOut := c.runWith(env, append([]string{"job", "list"}, bad.args...)...)
+		code, _, errOut := c.runEnv(env, append([]string{"job", "list"}, bad.args...)...)
 		if code != exitError || !strings.Contains(errOut, bad.want) {
 			t.Errorf("job list %v: exit %d %q, want 2 naming %q", bad.args, code, errOut, bad.want)
 		}

@@ -63,6 +63,52 @@ func BuildDir(ctx context.Context, dir, cacheDir string) ([]byte, error) {
 	return Build(ctx, os.DirFS(dir), cacheDir)
 }
 
+// BuildPackage builds the Go program in dir for wasip1 and writes the
+// module to out (through a temporary file renamed into place). A dir with
+// its own go.mod is built where it is, as `GOOS=wasip1 GOARCH=wasm go build
+// -o out .` would, so it may use its module's dependencies; one without is
+// built with Build (standard library only, cached by source hash), so a Go
+// example in a checkout needs no go.mod of its own.
+func BuildPackage(ctx context.Context, dir, out string) error {
+	if fileExists(filepath.Join(dir, "go.mod")) {
+		return buildInPlace(ctx, dir, out)
+	}
+	mod, err := BuildDir(ctx, dir, "")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.part")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	_, werr := tmp.Write(mod)
+	if err := errors.Join(werr, tmp.Chmod(0o644), tmp.Close()); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), out)
+}
+
+// buildInPlace runs go build in dir, the user's own module.
+func buildInPlace(ctx context.Context, dir, out string) error {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, goTool(), "build", "-o", abs, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%w: %v: %s", ErrBuild, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return nil
+}
+
 func readSources(src fs.FS) (map[string][]byte, string, error) {
 	names, err := fs.Glob(src, "*.go")
 	if err != nil {

@@ -488,3 +488,26 @@ func tableRow(t *testing.T, body, marker string) string {
 	}
 	return body[start : i+end]
 }
+
+// TestRoot_BrowserIsSentToTheDashboard: a browser opening the API's bare
+// address (GET /, Accept: text/html) is redirected to /ui/; an API client
+// there still gets the API's answer (401 without a credential).
+func TestRoot_BrowserIsSentToTheDashboard(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: t.TempDir(), NoWorker: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	req, _ := http.NewRequest(http.MethodGet, g.Addr+"/", nil)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
+	if r := uiDo(t, noRedirects, req); r.code != http.StatusFound || r.location != "/ui/" {
+		t.Fatalf("browser at /: %d to %q, want 302 to /ui/", r.code, r.location)
+	}
+	req, _ = http.NewRequest(http.MethodGet, g.Addr+"/", nil)
+	req.Header.Set("Accept", "application/json")
+	if r := uiDo(t, noRedirects, req); r.code != http.StatusUnauthorized {
+		t.Fatalf("API client at /: %d, want 401", r.code)
+	}
+}

@@ -100,8 +100,19 @@ func (s *Server) newRoutes() http.Handler {
 			ui.ServeHTTP(w, r)
 			return
 		}
+		if browserAtRoot(r) { // a person who opened the API address: the dashboard, not a JSON 401
+			http.Redirect(w, r, "/ui/", http.StatusFound)
+			return
+		}
 		apiHandler.ServeHTTP(w, r)
 	})
+}
+
+// browserAtRoot tells a browser opening the server's bare address (GET /,
+// asking for HTML) from an API client.
+func browserAtRoot(r *http.Request) bool {
+	return r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // shardClient is a client for the storage peer at addr.

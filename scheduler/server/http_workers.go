@@ -306,6 +306,14 @@ func (s *Server) describePeer(p *ledger.Peer, running int) api.Peer {
 		Running: running, Done: p.Done, Failed: p.Failed, CPUSeconds: time.Duration(p.CPUNanos).Seconds(), LastSeen: time.Unix(0, p.Since).UTC(), Engines: p.Engines}
 	if t, ok := s.liveness.lastSeen(p.ID); ok {
 		ap.LastSeen = t.UTC()
+	} else if slices.Contains(p.Roles, api.RoleServer) {
+		// A server sends no heartbeats (Raft says whether it is alive), so
+		// the time it registered is no sighting: this server sees itself
+		// now; of another there is nothing to say.
+		ap.LastSeen = time.Time{}
+		if p.ID == s.cfg.Store.ID {
+			ap.LastSeen = time.Now().UTC()
+		}
 	}
 	return ap
 }
