@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -34,7 +35,8 @@ func (w *Worker) startStorageOnly() (*Worker, error) {
 
 // serveShards opens the shard store and serves it to other peers.
 func (w *Worker) serveShards() error {
-	store, err := storage.OpenShardStore(filepath.Join(w.cfg.DataDir, "shards"), storage.ShardStoreOptions{Logger: w.log, Admit: w.disk.admit})
+	store, err := storage.OpenShardStore(filepath.Join(w.cfg.DataDir, "shards"), storage.ShardStoreOptions{Logger: w.log, Admit: w.disk.admit,
+		MaxBytes: w.cfg.ShardQuota})
 	if err != nil {
 		return fmt.Errorf("worker: shard store: %w", err)
 	}
@@ -44,15 +46,17 @@ func (w *Worker) serveShards() error {
 	}
 	w.shards = store
 	scheme := "http"
+	var ca *x509.Certificate
 	if w.cfg.ShardTLS != nil { // served with the worker's certificate of the cluster CA
 		ln = tls.NewListener(ln, shardServerTLS(w.cfg.ShardTLS))
 		scheme = "https"
+		ca = caOf(w.cfg.ShardTLS.Certificate)
 	}
 	w.shardsAddr = w.cfg.StorageAdvertise
 	if w.shardsAddr == "" {
 		w.shardsAddr = shardURL(scheme, ln.Addr(), w.client.Addrs())
 	}
-	w.shardHTTP = &http.Server{Handler: storage.NewShardHandler(store, newShardAuth(w.client, w.token)), ReadHeaderTimeout: 10 * time.Second,
+	w.shardHTTP = &http.Server{Handler: storage.NewShardHandler(store, newShardAuth(w.cfg.ID, ca, w.client)), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(w.log.Handler(), slog.LevelDebug)} // failed handshakes: scanners, wrong CAs
 	go w.shardHTTP.Serve(ln)
 	w.log.Info("storage peer serving shards", "address", w.shardsAddr)
@@ -93,7 +97,7 @@ func (w *Worker) repair(ctx context.Context, o api.RepairOrder) error {
 	if err != nil {
 		return err
 	}
-	fixed, rerr := storage.Repair(ctx, m, o.Lost, o.Targets, peers, storage.RepairOptions{})
+	fixed, rerr := storage.Repair(ctx, m, o.Lost, o.Targets, withCaps(peers, o.Caps), storage.RepairOptions{})
 	if fixed == nil {
 		return rerr
 	}
@@ -104,8 +108,29 @@ func (w *Worker) repair(ctx context.Context, o api.RepairOrder) error {
 	return rerr
 }
 
+// withCaps gives the HTTP peers of peers the capabilities a repair order
+// carries for them (the leader's signed puts on targets and gets on
+// holders).
+func withCaps(peers map[string]storage.ShardPeer, caps []api.PeerCapability) map[string]storage.ShardPeer {
+	out := maps.Clone(peers)
+	for _, pc := range caps {
+		sc, ok := out[pc.Peer].(*storage.ShardClient)
+		if !ok {
+			continue
+		}
+		withCap := *sc
+		withCap.Caps = maps.Clone(sc.Caps)
+		if withCap.Caps == nil {
+			withCap.Caps = map[string]string{}
+		}
+		withCap.Caps[pc.Op] = pc.Capability
+		out[pc.Peer] = &withCap
+	}
+	return out
+}
+
 // shardServerTLS serves with the peer's certificate and asks clients for
-// theirs: none is fine (a user's CLI, the leader: their token decides), but
+// theirs: none is fine (a user's CLI: its capability decides), but
 // one that is presented must be a peer's or server's of this grid's CA (the
 // last element of cert's chain); another grid's is refused at the
 // handshake.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/scheduler/ledger"
 	"github.com/peergrid/peergrid/storage"
 )
@@ -102,21 +103,34 @@ func (s *Server) collectGarbage(ctx context.Context, now time.Time) {
 	s.deleteShards(ctx, shards, peers)
 }
 
+// deleteShards deletes shards from their peers, each peer's with one
+// delete capability naming them: the ledger no longer places them there.
 func (s *Server) deleteShards(ctx context.Context, shards []ledger.ShardAt, peers []api.StoragePeer) {
 	addr := map[string]string{}
 	for _, p := range peers {
 		addr[p.ID] = p.Address
 	}
+	byPeer := map[string][]string{}
 	for _, sh := range shards {
-		a, ok := addr[sh.Peer]
-		if !ok {
-			continue
+		if _, ok := addr[sh.Peer]; ok {
+			byPeer[sh.Peer] = append(byPeer[sh.Peer], sh.Hash)
 		}
-		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if err := s.shardClient(a).Delete(dctx, sh.Hash); err != nil {
-			s.log.Debug("delete shard", "peer", sh.Peer, "shard", sh.Hash, "err", err)
+	}
+	caps, err := s.signEach(byPeer, auth.Capability{Op: auth.CapDelete, Holder: leaderHolder}, time.Now(), deleteCapTTL)
+	if err != nil {
+		s.log.Warn("garbage collection: shards left to the peers' sweeps", "err", err)
+		return
+	}
+	for _, c := range caps {
+		sc := s.shardClient(addr[c.Peer])
+		sc.Caps = map[string]string{storage.OpDelete: c.Capability}
+		for _, h := range byPeer[c.Peer] {
+			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := sc.Delete(dctx, h); err != nil {
+				s.log.Debug("delete shard", "peer", c.Peer, "shard", h, "err", err)
+			}
+			cancel()
 		}
-		cancel()
 	}
 }
 

@@ -1,0 +1,138 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/storage"
+)
+
+// Capabilities asks the grid for signed capabilities on storage peers (see
+// api.CapabilityRequest): op "put" for an upload, "get" to read blob's
+// shards without a certificate of the grid.
+func (c *Client) Capabilities(ctx context.Context, op, blob string) ([]api.PeerCapability, error) {
+	var resp api.CapabilityResponse
+	if err := c.doJSON(ctx, http.MethodPost, "/v1/storage/capabilities", &api.CapabilityRequest{Op: op, Blob: blob}, &resp); err != nil {
+		return nil, fmt.Errorf("%s capabilities: %w", op, err)
+	}
+	return resp.Caps, nil
+}
+
+// capRefresh is how long before its expiry an upload asks for fresh put
+// capabilities, so a long put outlives the first ones.
+const capRefresh = 2 * time.Minute
+
+// putGrant is an upload's put capabilities, one per peer the server placed
+// the blob on, asked again when they near their expiry.
+type putGrant struct {
+	c    *Client
+	blob string
+
+	mu   sync.Mutex
+	caps map[string]api.PeerCapability
+}
+
+func (c *Client) grantPut(ctx context.Context, blob string) (*putGrant, error) {
+	g := &putGrant{c: c, blob: blob}
+	return g, g.refresh(ctx)
+}
+
+func (g *putGrant) refresh(ctx context.Context) error {
+	caps, err := g.c.Capabilities(ctx, storage.OpPut, g.blob)
+	if err != nil {
+		return err
+	}
+	byPeer := make(map[string]api.PeerCapability, len(caps))
+	for _, pc := range caps {
+		byPeer[pc.Peer] = pc
+	}
+	g.caps = byPeer
+	return nil
+}
+
+// peers are the peers the grant covers, for storage.Put to place on.
+func (g *putGrant) peers() []storage.PeerRef {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	refs := make([]storage.PeerRef, 0, len(g.caps))
+	for _, id := range slices.Sorted(maps.Keys(g.caps)) {
+		refs = append(refs, storage.PeerRef{ID: id, Addr: g.caps[id].Address})
+	}
+	return refs
+}
+
+// token is peer's capability, fresh enough to use.
+func (g *putGrant) token(ctx context.Context, peer string) (string, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if pc, ok := g.caps[peer]; ok && time.Until(pc.Expires) > capRefresh {
+		return pc.Capability, nil
+	}
+	if err := g.refresh(ctx); err != nil {
+		return "", err
+	}
+	pc, ok := g.caps[peer]
+	if !ok {
+		return "", fmt.Errorf("put capabilities: the grid no longer places shards on peer %s", peer)
+	}
+	return pc.Capability, nil
+}
+
+// grantedPeer is a storage peer an upload writes to with its grant.
+type grantedPeer struct {
+	g    *putGrant
+	id   string
+	addr string
+	c    *Client
+}
+
+func (p grantedPeer) Put(ctx context.Context, hash string, data []byte) error {
+	tok, err := p.g.token(ctx, p.id)
+	if err != nil {
+		return err
+	}
+	sc := p.c.shardClient(p.addr)
+	sc.Caps = map[string]string{storage.OpPut: tok}
+	return sc.Put(ctx, hash, data)
+}
+
+func (p grantedPeer) Get(ctx context.Context, hash string) ([]byte, error) {
+	return p.c.shardClient(p.addr).Get(ctx, hash)
+}
+
+// shardClient speaks to the storage peer at addr. It sends no token: a
+// hostile peer must not collect credentials, and peers obey capabilities
+// (and a worker's certificate, for reads) only.
+func (c *Client) shardClient(addr string) *storage.ShardClient {
+	return storage.NewShardClient(addr, "", c.shardHTTP)
+}
+
+// readPeers is peers (or every storage peer, if nil) as a reader of blob
+// needs them: a client that presents a certificate of the grid reads with
+// it; one without asks for get capabilities on the peers holding the
+// blob's shards.
+func (c *Client) readPeers(ctx context.Context, blob string, peers map[string]storage.ShardPeer) (map[string]storage.ShardPeer, error) {
+	if c.identified.Load() {
+		if peers != nil {
+			return peers, nil
+		}
+		return c.ShardPeers(ctx)
+	}
+	caps, err := c.Capabilities(ctx, storage.OpGet, blob)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]storage.ShardPeer, len(caps))
+	for _, pc := range caps {
+		sc := c.shardClient(pc.Address)
+		sc.Caps = map[string]string{storage.OpGet: pc.Capability}
+		out[pc.Peer] = sc
+	}
+	return out, nil
+}
