@@ -153,6 +153,25 @@ func VerifyCapability(token string, ca *x509.Certificate, now time.Time) (Capabi
 	return c, id, nil
 }
 
+// PeekCapability decodes a capability's payload without verifying it: for
+// a holder to see which shards a capability it was given covers, never for
+// deciding anything.
+func PeekCapability(token string) (Capability, error) {
+	var c Capability
+	payload, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return c, fmt.Errorf("%w: malformed", ErrCapability)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return c, fmt.Errorf("%w: malformed: %v", ErrCapability, err)
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return c, fmt.Errorf("%w: payload: %v", ErrCapability, err)
+	}
+	return c, nil
+}
+
 // capabilitySigner checks the signer's certificate: issued by ca, for a
 // server, with an ECDSA key.
 func capabilitySigner(der []byte, ca *x509.Certificate) (Identity, *ecdsa.PublicKey, error) {

@@ -208,7 +208,11 @@ type ShardClient struct {
 	// a request whose op has none goes without (a reader with a
 	// certificate of the grid needs none).
 	Caps map[string]string
-	HTTP *http.Client
+	// CapFor, if set, names the capability for one op on one shard (a
+	// holder of several capabilities for one peer, each naming some of its
+	// shards); "" falls back to Caps.
+	CapFor func(op, hash string) string
+	HTTP   *http.Client
 }
 
 // NewShardClient returns a client for the peer at addr ("host:port" or a URL).
@@ -238,7 +242,7 @@ func (c *ShardClient) request(ctx context.Context, method, hash string, body []b
 	if c.Token != "" {
 		req.Header.Set(TokenHeader, c.Token)
 	}
-	if cp := c.Caps[OpOf(method)]; cp != "" {
+	if cp := c.capability(OpOf(method), hash); cp != "" {
 		req.Header.Set(CapabilityHeader, cp)
 	}
 	resp, err := c.HTTP.Do(req)
@@ -252,6 +256,15 @@ func (c *ShardClient) request(ctx context.Context, method, hash string, body []b
 			statusSentinel(resp.StatusCode), resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
 	return resp, nil
+}
+
+func (c *ShardClient) capability(op, hash string) string {
+	if c.CapFor != nil {
+		if cp := c.CapFor(op, hash); cp != "" {
+			return cp
+		}
+	}
+	return c.Caps[op]
 }
 
 func statusSentinel(code int) error {

@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/storage"
 )
@@ -97,7 +97,7 @@ func (w *Worker) repair(ctx context.Context, o api.RepairOrder) error {
 	if err != nil {
 		return err
 	}
-	fixed, rerr := storage.Repair(ctx, m, o.Lost, o.Targets, withCaps(peers, o.Caps), storage.RepairOptions{})
+	fixed, rerr := storage.Repair(ctx, m, o.Lost, o.Targets, client.WithCapabilities(peers, o.Caps), storage.RepairOptions{})
 	if fixed == nil {
 		return rerr
 	}
@@ -106,27 +106,6 @@ func (w *Worker) repair(ctx context.Context, o api.RepairOrder) error {
 	}
 	w.log.Info("repaired blob", "blob", o.Blob, "shards", len(o.Lost), "partial", rerr != nil)
 	return rerr
-}
-
-// withCaps gives the HTTP peers of peers the capabilities a repair order
-// carries for them (the leader's signed puts on targets and gets on
-// holders).
-func withCaps(peers map[string]storage.ShardPeer, caps []api.PeerCapability) map[string]storage.ShardPeer {
-	out := maps.Clone(peers)
-	for _, pc := range caps {
-		sc, ok := out[pc.Peer].(*storage.ShardClient)
-		if !ok {
-			continue
-		}
-		withCap := *sc
-		withCap.Caps = maps.Clone(sc.Caps)
-		if withCap.Caps == nil {
-			withCap.Caps = map[string]string{}
-		}
-		withCap.Caps[pc.Op] = pc.Capability
-		out[pc.Peer] = &withCap
-	}
-	return out
 }
 
 // shardServerTLS serves with the peer's certificate and asks clients for

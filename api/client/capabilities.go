@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/storage"
 )
 
@@ -130,9 +131,57 @@ func (c *Client) readPeers(ctx context.Context, blob string, peers map[string]st
 	}
 	out := make(map[string]storage.ShardPeer, len(caps))
 	for _, pc := range caps {
-		sc := c.shardClient(pc.Address)
-		sc.Caps = map[string]string{storage.OpGet: pc.Capability}
-		out[pc.Peer] = sc
+		if _, ok := out[pc.Peer]; !ok {
+			out[pc.Peer] = c.shardClient(pc.Address)
+		}
 	}
-	return out, nil
+	return WithCapabilities(out, caps), nil
+}
+
+// WithCapabilities gives the HTTP peers of peers (storage.ShardClient) the
+// capabilities granted for them: each request carries the one that covers
+// its op and shard (a peer may have several, each naming some of its
+// shards; a put capability naming none covers all). Other peers are kept
+// as they are.
+func WithCapabilities(peers map[string]storage.ShardPeer, caps []api.PeerCapability) map[string]storage.ShardPeer {
+	routes := map[string]capRoutes{}
+	for _, pc := range caps {
+		if routes[pc.Peer] == nil {
+			routes[pc.Peer] = capRoutes{}
+		}
+		routes[pc.Peer].add(pc)
+	}
+	out := maps.Clone(peers)
+	for id, r := range routes {
+		sc, ok := out[id].(*storage.ShardClient)
+		if !ok {
+			continue
+		}
+		withCaps := *sc
+		withCaps.CapFor = r.capFor
+		out[id] = &withCaps
+	}
+	return out
+}
+
+// capRoutes maps "op/shard" (or "op/" for a capability naming no shard) to
+// the capability to send.
+type capRoutes map[string]string
+
+func (r capRoutes) add(pc api.PeerCapability) {
+	c, err := auth.PeekCapability(pc.Capability)
+	if err != nil || len(c.Shards) == 0 {
+		r[pc.Op+"/"] = pc.Capability // the peer will say what is wrong with it
+		return
+	}
+	for _, h := range c.Shards {
+		r[pc.Op+"/"+h] = pc.Capability
+	}
+}
+
+func (r capRoutes) capFor(op, hash string) string {
+	if cp := r[op+"/"+hash]; cp != "" {
+		return cp
+	}
+	return r[op+"/"]
 }

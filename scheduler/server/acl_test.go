@@ -580,3 +580,27 @@ func TestPeers_CoresAreCappedByTheirJoinToken(t *testing.T) {
 		t.Fatalf("greedy listed as %+v, want 2 cores", peers)
 	}
 }
+
+// TestShards_ReadThroughSeveralCapabilitiesPerPeer: a peer holding more of
+// a blob's shards than one capability names is given several, and a
+// reader without a certificate sends each shard request the one that
+// covers it.
+func TestShards_ReadThroughSeveralCapabilitiesPerPeer(t *testing.T) {
+	defer server.SetMaxCapShards(1)()
+	a := startACLGrid(t)
+	ctx := context.Background()
+	sub := a.client(api.CredSubmitter)
+	data := bytes.Repeat([]byte("three segments "), 9<<20/15)
+	hash, m, err := sub.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{K: 2, M: 1})
+	if err != nil || len(m.Segments) < 2 {
+		t.Fatalf("blob put: %v (%d segments)", err, len(m.Segments))
+	}
+	caps, err := sub.Capabilities(ctx, storage.OpGet, hash)
+	if err != nil || len(caps) != 3*len(m.Segments) {
+		t.Fatalf("%d get capabilities, %v, want one per shard (%d)", len(caps), err, 3*len(m.Segments))
+	}
+	var got bytes.Buffer
+	if _, err := sub.ReadBlob(ctx, hash, &got); err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("read: %v (%d of %d bytes)", err, got.Len(), len(data))
+	}
+}

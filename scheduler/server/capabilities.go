@@ -122,8 +122,14 @@ func shardsByPeer(m *storage.Manifest, segments map[int]bool) map[string][]strin
 	return out
 }
 
-// signEach signs a copy of c for each peer with its shards, and adds the
-// peers' addresses as the ledger knows them.
+// maxCapShards bounds the shards one capability names, so it stays well
+// under auth.MaxCapabilitySize (about 90 bytes a shard): a peer holding
+// more of a blob gets several.
+var maxCapShards = 2048 // a var for tests (export_test.go)
+
+// signEach signs a copy of c for each peer with its shards (nil: a put
+// naming none), several for a peer with more than maxCapShards, and adds
+// the peers' addresses as the ledger knows them.
 func (s *Server) signEach(shards map[string][]string, c auth.Capability, now time.Time, ttl time.Duration) ([]api.PeerCapability, error) {
 	addr := map[string]string{}
 	s.store.FSM().View(func(l *ledger.Ledger) {
@@ -133,19 +139,26 @@ func (s *Server) signEach(shards map[string][]string, c auth.Capability, now tim
 	})
 	out := make([]api.PeerCapability, 0, len(shards))
 	for _, peer := range slices.Sorted(maps.Keys(shards)) {
-		c.Peer, c.Shards = peer, shards[peer]
-		pc, err := s.signCap(c, now, ttl)
-		if err != nil {
-			return nil, err
+		held := shards[peer]
+		for first := true; first || len(held) > 0; first = false {
+			n := min(len(held), maxCapShards)
+			c.Peer, c.Shards = peer, held[:n]
+			held = held[n:]
+			pc, err := s.signCap(c, now, ttl)
+			if err != nil {
+				return nil, err
+			}
+			pc.Address = addr[peer]
+			out = append(out, pc)
 		}
-		pc.Address = addr[peer]
-		out = append(out, pc)
 	}
 	return out, nil
 }
 
 // withRepairCaps signs the capabilities a repair order needs: a put on
-// each target and a get on each holder, for the shards of the segments
+// each target (naming no shard, as an uploader's: a blob's shards can be
+// more than one capability holds, and the targets' quotas bound what any
+// put may write) and a get on each holder for the shards of the segments
 // with lost shards (a repairer also rebuilds shards it finds missing while
 // fetching, so any shard of those segments).
 func (s *Server) withRepairCaps(o api.RepairOrder, now time.Time) (api.RepairOrder, error) {
@@ -154,21 +167,13 @@ func (s *Server) withRepairCaps(o api.RepairOrder, now time.Time) (api.RepairOrd
 		return o, fmt.Errorf("%w: no manifest for %s", ledger.ErrBlobMissing, o.Blob)
 	}
 	segments := map[int]bool{}
-	var all []string
 	for _, l := range o.Lost {
 		segments[l.Segment] = true
-	}
-	for seg := range segments {
-		if seg >= 0 && seg < len(m.Segments) {
-			for _, sh := range m.Segments[seg].Shards {
-				all = append(all, sh.Hash)
-			}
-		}
 	}
 	ttl := max(s.repairs.timeout, putCapTTL)
 	puts := map[string][]string{}
 	for _, t := range o.Targets {
-		puts[t] = all
+		puts[t] = nil
 	}
 	c := auth.Capability{Blob: o.Blob, Holder: leaderHolder}
 	c.Op = auth.CapPut
