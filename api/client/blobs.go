@@ -177,11 +177,11 @@ func (c *Client) PutBlobFrom(ctx context.Context, r io.Reader, size int64, opts 
 		h, err := c.upload(ctx, data)
 		return h, nil, err
 	}
-	grant, err := c.grantPut(ctx, "")
+	grant, peers, err := c.grantPut(ctx)
 	if err != nil {
 		return "", nil, err
 	}
-	m, err := storage.Put(ctx, r, storage.PutOptions{K: opts.K, M: opts.M, Peers: grant.peers(), AllowFewerParity: opts.AllowFewerParity,
+	m, err := storage.Put(ctx, r, storage.PutOptions{K: opts.K, M: opts.M, Peers: peers, AllowFewerParity: opts.AllowFewerParity,
 		Dial: func(p storage.PeerRef) storage.ShardPeer { return grantedPeer{g: grant, id: p.ID, addr: p.Addr, c: c} }})
 	if err != nil {
 		return "", nil, err

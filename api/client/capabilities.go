@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -29,23 +28,85 @@ func (c *Client) Capabilities(ctx context.Context, op, blob string) ([]api.PeerC
 // capabilities, so a long put outlives the first ones.
 const capRefresh = 2 * time.Minute
 
-// putGrant is an upload's put capabilities, one per peer the server placed
-// the blob on, asked again when they near their expiry.
+// putGrant is put capabilities, one per peer the server places shards on,
+// shared by a client's uploads for putGrantReuse and asked again during an
+// upload when they near their expiry.
 type putGrant struct {
-	c    *Client
-	blob string
+	c *Client
 
 	mu   sync.Mutex
 	caps map[string]api.PeerCapability
+	at   time.Time // when the grid granted them
 }
 
-func (c *Client) grantPut(ctx context.Context, blob string) (*putGrant, error) {
-	g := &putGrant{c: c, blob: blob}
-	return g, g.refresh(ctx)
+// putGrantReuse is how long a client puts blobs with the put capabilities
+// it was last granted (they name no blob) before asking again, so a worker
+// storing many results asks once a minute, and a peer that joined is used
+// within a minute.
+const putGrantReuse = time.Minute
+
+// putGrants keeps a client's last put grant.
+type putGrants struct {
+	mu   sync.Mutex
+	last *putGrant
+}
+
+// grantPut returns put capabilities for an upload and the live storage
+// peers it covers, to place shards on. The live peers are listed for every
+// put, so none starts on peers since marked down; the client's last grant
+// is reused while it is recent and covers every live peer, else the grid
+// grants new ones.
+func (c *Client) grantPut(ctx context.Context) (*putGrant, []storage.PeerRef, error) {
+	live, err := c.StoragePeers(ctx, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list storage peers: %w", err)
+	}
+	c.putGrants.mu.Lock()
+	defer c.putGrants.mu.Unlock()
+	if g := c.putGrants.last; g != nil && g.fresh() {
+		if refs := g.covering(live); len(refs) == len(live) {
+			return g, refs, nil
+		}
+	}
+	g := &putGrant{c: c}
+	if err := g.refresh(ctx); err != nil {
+		return nil, nil, err
+	}
+	c.putGrants.last = g
+	return g, g.covering(live), nil
+}
+
+// covering is the peers of live that g has a capability for.
+func (g *putGrant) covering(live []api.StoragePeer) []storage.PeerRef {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	refs := make([]storage.PeerRef, 0, len(live))
+	for _, p := range live {
+		if _, ok := g.caps[p.ID]; ok {
+			refs = append(refs, storage.PeerRef{ID: p.ID, Addr: p.Address})
+		}
+	}
+	return refs
+}
+
+// fresh says whether g was granted recently and none of its capabilities
+// is near its expiry.
+func (g *putGrant) fresh() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if time.Since(g.at) > putGrantReuse {
+		return false
+	}
+	for _, pc := range g.caps {
+		if time.Until(pc.Expires) <= capRefresh {
+			return false
+		}
+	}
+	return true
 }
 
 func (g *putGrant) refresh(ctx context.Context) error {
-	caps, err := g.c.Capabilities(ctx, storage.OpPut, g.blob)
+	caps, err := g.c.Capabilities(ctx, storage.OpPut, "")
 	if err != nil {
 		return err
 	}
@@ -53,19 +114,8 @@ func (g *putGrant) refresh(ctx context.Context) error {
 	for _, pc := range caps {
 		byPeer[pc.Peer] = pc
 	}
-	g.caps = byPeer
+	g.caps, g.at = byPeer, time.Now()
 	return nil
-}
-
-// peers are the peers the grant covers, for storage.Put to place on.
-func (g *putGrant) peers() []storage.PeerRef {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	refs := make([]storage.PeerRef, 0, len(g.caps))
-	for _, id := range slices.Sorted(maps.Keys(g.caps)) {
-		refs = append(refs, storage.PeerRef{ID: id, Addr: g.caps[id].Address})
-	}
-	return refs
 }
 
 // token is peer's capability, fresh enough to use.

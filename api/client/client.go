@@ -107,6 +107,8 @@ type Client struct {
 	// identified is set once the client presents a certificate of the
 	// grid (Identify), which lets it read shards without capabilities.
 	identified atomic.Bool
+	// putGrants is the last put capabilities granted (capabilities.go).
+	putGrants putGrants
 }
 
 // Connection bounds between a client (or a worker, or a server forwarding)
