@@ -16,9 +16,9 @@ import (
 )
 
 // diskBudget is max_disk: the shard store and the caches (modules,
-// compiled code, task inputs) together. The shard store also holds itself
-// to it exactly, as its quota (storage.ShardStoreOptions.MaxBytes). Their size is measured by walking
-// the data dir at most every diskMeasureEvery. Over the limit, the shard
+// compiled code, task inputs) together. Their size is measured by walking
+// the data dir at most every diskMeasureEvery; the shard store also holds
+// itself to max_disk exactly, as its quota (ShardStore.SetMaxBytes). Over the limit, the shard
 // store refuses new shards (writers move to another peer) and the compile
 // cache is trimmed, oldest first (compiled code is made again on demand).
 // Modules and shards already held are kept: a module may be in use, and a

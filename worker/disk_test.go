@@ -34,6 +34,9 @@ func TestVolunteer_MaxDiskRefusesShardsAndTrimsTheCompileCache(t *testing.T) {
 	if _, err := os.Stat(recent); err != nil {
 		t.Fatalf("the recent compiled code went too: %v", err)
 	}
+	if got := w.shards.MaxBytes(); got != 12<<10 {
+		t.Fatalf("the shard store's quota is %d, want max_disk (12 KiB)", got)
+	}
 	// 8 KiB of compiled code is under 12 KiB: a shard is taken...
 	shard := []byte("a shard")
 	c := storage.NewShardClient(w.StorageAddr(), "", nil)

@@ -35,8 +35,12 @@ func (w *Worker) startStorageOnly() (*Worker, error) {
 
 // serveShards opens the shard store and serves it to other peers.
 func (w *Worker) serveShards() error {
+	quota := w.cfg.ShardQuota
+	if v := w.cfg.Volunteer; v != nil && v.Prefs.MaxDisk > 0 { // prefs.toml may change it later (diskBudget.check)
+		quota = v.Prefs.MaxDisk
+	}
 	store, err := storage.OpenShardStore(filepath.Join(w.cfg.DataDir, "shards"), storage.ShardStoreOptions{Logger: w.log, Admit: w.disk.admit,
-		MaxBytes: w.cfg.ShardQuota})
+		MaxBytes: quota})
 	if err != nil {
 		return fmt.Errorf("worker: shard store: %w", err)
 	}
