@@ -12,11 +12,13 @@ import (
 	"strings"
 )
 
-// TokenHeader carries the cluster token on shard requests. It is the same
+// TokenHeader carries a token on shard requests to a TokenAuth service
+// (tests and tools; a grid's peers want capabilities). It is the same
 // header as api.TokenHeader (storage cannot import api, which imports it).
 const TokenHeader = "X-Peergrid-Token"
 
-// ErrUnauthorized is wrapped when a peer refuses the token.
+// ErrUnauthorized is wrapped when a peer refuses a request's credential or
+// capability (HTTP 401 or 403).
 var ErrUnauthorized = errors.New("shard peer refused the credential")
 
 // ShardPeer is one storage peer as a writer, reader or repairer sees it.

@@ -20,6 +20,7 @@ import (
 	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/internal/devgrid"
+	"github.com/peergrid/peergrid/internal/testcluster"
 	"github.com/peergrid/peergrid/scheduler/server"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
@@ -603,4 +604,47 @@ func TestShards_ReadThroughSeveralCapabilitiesPerPeer(t *testing.T) {
 	if _, err := sub.ReadBlob(ctx, hash, &got); err != nil || !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("read: %v (%d of %d bytes)", err, got.Len(), len(data))
 	}
+}
+
+// TestShards_GarbageCollectionDeletesThroughSeveralCapabilitiesPerPeer:
+// the leader deletes a collected blob's shards from their peers with
+// delete capabilities naming them, one per shard when a capability may
+// name only one, and every shard goes.
+func TestShards_GarbageCollectionDeletesThroughSeveralCapabilitiesPerPeer(t *testing.T) {
+	defer server.SetMaxCapShards(1)()
+	dir := t.TempDir()
+	g, err := devgrid.Start(context.Background(), devgrid.Config{DataDir: dir, Cores: 1, Worker: echoRunner{}, StoragePeers: 2, Logger: quiet,
+		GCInterval: 50 * time.Millisecond, GCGrace: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("collected "), 9<<20/10)
+	_, m, err := g.Client().PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{K: 2, M: 1})
+	if err != nil || len(m.Segments) < 2 {
+		t.Fatalf("blob put: %v", err)
+	}
+	shardFile := func(sh storage.Shard) string {
+		peerDir := filepath.Join(dir, "worker")
+		if sh.Peer != "dev-worker" {
+			peerDir = filepath.Join(dir, strings.TrimPrefix(sh.Peer, "dev-"))
+		}
+		return filepath.Join(peerDir, "shards", "shards", sh.Hash[:2], sh.Hash)
+	}
+	for _, sh := range m.Segments[0].Shards {
+		if _, err := os.Stat(shardFile(sh)); err != nil {
+			t.Fatalf("shard on %s not where the test looks: %v", sh.Peer, err)
+		}
+	}
+	testcluster.Eventually(t, 20*time.Second, "every shard of the collected blob deleted", func() bool {
+		for _, seg := range m.Segments {
+			for _, sh := range seg.Shards {
+				if _, err := os.Stat(shardFile(sh)); err == nil {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }

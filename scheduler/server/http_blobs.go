@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/scheduler/ledger"
 	"github.com/peergrid/peergrid/storage"
@@ -121,13 +122,17 @@ func (s *Server) deleteShards(ctx context.Context, shards []ledger.ShardAt, peer
 		s.log.Warn("garbage collection: shards left to the peers' sweeps", "err", err)
 		return
 	}
-	for _, c := range caps {
-		sc := s.shardClient(addr[c.Peer])
-		sc.Caps = map[string]string{storage.OpDelete: c.Capability}
-		for _, h := range byPeer[c.Peer] {
+	conns := map[string]storage.ShardPeer{}
+	for id := range byPeer {
+		conns[id] = s.shardClient(addr[id])
+	}
+	conns = client.WithCapabilities(conns, caps) // each delete carries the capability naming its shard
+	for id, hashes := range byPeer {
+		sc := conns[id].(*storage.ShardClient)
+		for _, h := range hashes {
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			if err := sc.Delete(dctx, h); err != nil {
-				s.log.Debug("delete shard", "peer", c.Peer, "shard", h, "err", err)
+				s.log.Debug("delete shard", "peer", id, "shard", h, "err", err)
 			}
 			cancel()
 		}
