@@ -246,6 +246,11 @@ type RepairOrder struct {
 	Blob    string             `json:"blob"`
 	Lost    []storage.ShardLoc `json:"lost"`
 	Targets []string           `json:"targets"`
+	// Caps are the leader's signed orders to the peers involved: a put
+	// for each target (the shards of the segments being repaired), and a
+	// get for each holder, so a repairer without a certificate of the grid
+	// can still read.
+	Caps []PeerCapability `json:"caps,omitempty"`
 }
 
 // FaultReport tells the leader which shards a reader found missing or
@@ -399,15 +404,4 @@ type WorkerJoinResponse struct {
 	Secret     string `json:"secret"`
 	Cert       string `json:"cert,omitempty"` // PEM, when the request carried a CSR
 	CA         string `json:"ca,omitempty"`   // the cluster CA, PEM
-}
-
-// AuthCheckRequest asks which credential a token is (a storage peer
-// checking who asks for a shard).
-type AuthCheckRequest struct {
-	Token string `json:"token"`
-}
-
-// AuthCheckResponse is the credential a token is.
-type AuthCheckResponse struct {
-	TokenInfo
 }

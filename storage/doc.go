@@ -14,8 +14,12 @@
 //   - ShardStore: a content-addressed shard directory on a peer's disk,
 //     written atomically (temp file, fsync, rename) and checked against the
 //     hash on write and on read; a corrupt shard is quarantined and reported.
-//   - NewShardHandler / ShardClient: the authenticated HTTP shard service
-//     under /v1/shards/{hash} that peers speak to each other.
+//     It holds at most its quota of bytes (MaxBytes) and refuses a shard
+//     that would pass it before writing it (ErrStoreFull, HTTP 507).
+//   - NewShardHandler / ShardClient: the HTTP shard service under
+//     /v1/shards/{hash} that peers speak to each other. Who may do what is
+//     the Authorizer's to say (the worker's obeys capabilities the grid
+//     signed, sent in CapabilityHeader); storage only carries them.
 //   - Put, Get and Repair: stream a blob in segment by segment to distinct
 //     peers, read it back from any K verified shards of each segment
 //     (hedging slow peers), and rebuild lost shards onto new peers. Memory is

@@ -12,11 +12,13 @@ import (
 	"strings"
 )
 
-// TokenHeader carries the cluster token on shard requests. It is the same
+// TokenHeader carries a token on shard requests to a TokenAuth service
+// (tests and tools; a grid's peers want capabilities). It is the same
 // header as api.TokenHeader (storage cannot import api, which imports it).
 const TokenHeader = "X-Peergrid-Token"
 
-// ErrUnauthorized is wrapped when a peer refuses the token.
+// ErrUnauthorized is wrapped when a peer refuses a request's credential or
+// capability (HTTP 401 or 403).
 var ErrUnauthorized = errors.New("shard peer refused the credential")
 
 // ShardPeer is one storage peer as a writer, reader or repairer sees it.
@@ -42,23 +44,55 @@ var (
 func (*ShardClient) verifiesShards() {}
 func (LocalPeer) verifiesShards()    {}
 
-// Authorizer decides whether a shard request may proceed, given the token
-// it carries (in TokenHeader or "Authorization: Bearer"). A nil error lets
+// CapabilityHeader carries a capability a server of the grid signed for a
+// shard request (see auth.Capability): an op ("put", "get" or "delete"), the
+// peer, the shards, an expiry.
+const CapabilityHeader = "X-Peergrid-Capability"
+
+// Shard ops as capabilities name them (auth.CapPut, CapGet, CapDelete;
+// storage does not import auth).
+const (
+	OpPut    = "put"
+	OpGet    = "get"
+	OpDelete = "delete"
+)
+
+// OpOf is the capability op a shard request's method needs: PUT puts, GET
+// and HEAD get, DELETE deletes.
+func OpOf(method string) string {
+	switch method {
+	case http.MethodPut:
+		return OpPut
+	case http.MethodDelete:
+		return OpDelete
+	}
+	return OpGet
+}
+
+// Authorizer decides whether a shard request may proceed: r is the request
+// (its headers, its TLS state), shard the hash it names. A nil error lets
 // it through; ErrForbidden refuses it with 403, anything else with 401.
 type Authorizer interface {
-	Authorize(r *http.Request, token string) error
+	Authorize(r *http.Request, shard string) error
 }
 
 // ErrForbidden is wrapped by an Authorizer that knows the caller but will
 // not let it do what it asked.
 var ErrForbidden = errors.New("not allowed")
 
-// TokenAuth lets through requests that carry this one token, compared in
-// constant time; an empty token lets every request through (tests).
+// TokenAuth lets through requests that carry this one token (in
+// TokenHeader or "Authorization: Bearer"), compared in constant time; an
+// empty token lets every request through. For tests and tools of this
+// package only: a grid's storage peers obey capabilities (see
+// worker.shardAuth).
 type TokenAuth string
 
 // Authorize implements Authorizer.
-func (t TokenAuth) Authorize(_ *http.Request, got string) error {
+func (t TokenAuth) Authorize(r *http.Request, _ string) error {
+	got := r.Header.Get(TokenHeader)
+	if got == "" {
+		got = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
 	if t != "" && subtle.ConstantTimeCompare([]byte(got), []byte(t)) != 1 {
 		return fmt.Errorf("missing or wrong token in %s", TokenHeader)
 	}
@@ -67,7 +101,7 @@ func (t TokenAuth) Authorize(_ *http.Request, got string) error {
 
 // NewShardHandler serves store under /v1/shards/{hash}: PUT stores the body,
 // GET returns the shard, HEAD says whether it is held, DELETE removes it.
-// Every request is first put to auth with the token it carries.
+// Every request is first put to auth with the shard it names.
 func NewShardHandler(store *ShardStore, auth Authorizer) http.Handler {
 	h := shardHandler{store: store}
 	mux := http.NewServeMux()
@@ -80,11 +114,12 @@ func NewShardHandler(store *ShardStore, auth Authorizer) http.Handler {
 
 func authorize(auth Authorizer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := r.Header.Get(TokenHeader)
-		if got == "" {
-			got = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		shard, _ := strings.CutPrefix(r.URL.Path, "/v1/shards/")
+		if err := CheckHash(shard); err != nil {
+			writeShardError(w, err)
+			return
 		}
-		if err := auth.Authorize(r, got); errors.Is(err, ErrForbidden) {
+		if err := auth.Authorize(r, shard); errors.Is(err, ErrForbidden) {
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
 		} else if err != nil {
@@ -103,7 +138,7 @@ func (h shardHandler) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := http.MaxBytesReader(w, r.Body, h.store.opts.MaxShardSize)
-	if err := h.store.Put(r.Context(), r.PathValue("hash"), body); err != nil {
+	if err := h.store.PutSized(r.Context(), r.PathValue("hash"), body, r.ContentLength); err != nil {
 		writeShardError(w, err)
 		return
 	}
@@ -167,9 +202,19 @@ func writeShardError(w http.ResponseWriter, err error) {
 
 // ShardClient speaks to one storage peer's shard service over HTTP.
 type ShardClient struct {
-	Addr  string // base URL, e.g. http://127.0.0.1:7071
+	Addr string // base URL, e.g. http://127.0.0.1:7071
+	// Token is sent in TokenHeader when set (TokenAuth; a grid's peers
+	// want capabilities and a grid's clients send no token to peers).
 	Token string
-	HTTP  *http.Client
+	// Caps are the capabilities to send, by op (OpPut, OpGet, OpDelete);
+	// a request whose op has none goes without (a reader with a
+	// certificate of the grid needs none).
+	Caps map[string]string
+	// CapFor, if set, names the capability for one op on one shard (a
+	// holder of several capabilities for one peer, each naming some of its
+	// shards); "" falls back to Caps.
+	CapFor func(op, hash string) string
+	HTTP   *http.Client
 }
 
 // NewShardClient returns a client for the peer at addr ("host:port" or a URL).
@@ -199,6 +244,9 @@ func (c *ShardClient) request(ctx context.Context, method, hash string, body []b
 	if c.Token != "" {
 		req.Header.Set(TokenHeader, c.Token)
 	}
+	if cp := c.capability(OpOf(method), hash); cp != "" {
+		req.Header.Set(CapabilityHeader, cp)
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s shard %s at %s: %w", method, hash, c.Addr, err)
@@ -210,6 +258,15 @@ func (c *ShardClient) request(ctx context.Context, method, hash string, body []b
 			statusSentinel(resp.StatusCode), resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
 	return resp, nil
+}
+
+func (c *ShardClient) capability(op, hash string) string {
+	if c.CapFor != nil {
+		if cp := c.CapFor(op, hash); cp != "" {
+			return cp
+		}
+	}
+	return c.Caps[op]
 }
 
 func statusSentinel(code int) error {
@@ -226,6 +283,8 @@ func statusSentinel(code int) error {
 		return ErrUnauthorized
 	case http.StatusRequestEntityTooLarge:
 		return ErrShardTooLarge
+	case http.StatusInsufficientStorage:
+		return ErrStoreFull
 	}
 	return errors.New("shard peer failed")
 }
@@ -288,7 +347,8 @@ func (c *ShardClient) Has(ctx context.Context, hash string) (bool, error) {
 }
 
 // Delete asks the peer to drop a shard. Only the leader's garbage collector
-// decides that a shard is unreferenced.
+// decides that a shard is unreferenced, and the peer obeys only its
+// capability (Caps[OpDelete]).
 func (c *ShardClient) Delete(ctx context.Context, hash string) error {
 	resp, err := c.request(ctx, http.MethodDelete, hash, nil)
 	if err != nil {
@@ -304,7 +364,7 @@ type LocalPeer struct{ Store *ShardStore }
 
 // Put stores a shard in the local store.
 func (p LocalPeer) Put(ctx context.Context, hash string, data []byte) error {
-	return p.Store.Put(ctx, hash, bytes.NewReader(data))
+	return p.Store.PutSized(ctx, hash, bytes.NewReader(data), int64(len(data)))
 }
 
 // Get reads a verified shard from the local store.

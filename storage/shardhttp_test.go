@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -150,5 +152,82 @@ func TestShardHTTP_ConcurrentGetsOfManySizesReturnTheirOwnBytes(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestShardHTTP_StuffingPastTheQuotaIsRefusedWith507: a put that would pass
+// the store's quota is refused before its body is stored, with 507 naming
+// the quota, whether its size is announced or streamed; what is held stays,
+// and deleting frees room again.
+func TestShardHTTP_StuffingPastTheQuotaIsRefusedWith507(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t, storage.ShardStoreOptions{MaxBytes: 1000})
+	srv := httptest.NewServer(storage.NewShardHandler(store, storage.TokenAuth("")))
+	t.Cleanup(srv.Close)
+	c := storage.NewShardClient(srv.URL, "", srv.Client())
+	held := storagetest.RandomBytes(1, 600)
+	if err := c.Put(ctx, storage.Hash(held), held); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put(ctx, storage.Hash(held), held); err != nil { // a rewrite needs no more room
+		t.Fatalf("rewriting a held shard at the quota: %v", err)
+	}
+	stuffing := storagetest.RandomBytes(2, 500)
+	err := c.Put(ctx, storage.Hash(stuffing), stuffing)
+	if !errors.Is(err, storage.ErrStoreFull) || !strings.Contains(err.Error(), "HTTP 507") || !strings.Contains(err.Error(), "quota of 1000 bytes") {
+		t.Fatalf("stuffing put: %v, want 507 naming the quota", err)
+	}
+	// Streamed, with no Content-Length: stopped as it passes the quota.
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/v1/shards/"+storage.Hash(stuffing), io.MultiReader(bytes.NewReader(stuffing)))
+	req.ContentLength = -1
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInsufficientStorage {
+		t.Fatalf("streamed stuffing put: HTTP %d, want 507", resp.StatusCode)
+	}
+	if ok, _ := store.Has(storage.Hash(stuffing)); ok || store.Used() != 600 {
+		t.Fatalf("after refusals: stuffing held %v, %d bytes used, want 600", ok, store.Used())
+	}
+	if got, err := c.Get(ctx, storage.Hash(held)); err != nil || !bytes.Equal(got, held) {
+		t.Fatalf("the held shard: %v", err)
+	}
+	if err := store.Delete(storage.Hash(held)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put(ctx, storage.Hash(stuffing), stuffing); err != nil {
+		t.Fatalf("after a delete freed room: %v", err)
+	}
+}
+
+// TestShardStore_QuotaCountsWhatIsOnDiskAtOpen: a store reopened over
+// shards it held counts them against its quota.
+func TestShardStore_QuotaCountsWhatIsOnDiskAtOpen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := storage.OpenShardStore(dir, storage.ShardStoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := storagetest.RandomBytes(3, 700)
+	if err := s.Put(ctx, storage.Hash(d), bytes.NewReader(d)); err != nil {
+		t.Fatal(err)
+	}
+	s, err = storage.OpenShardStore(dir, storage.ShardStoreOptions{MaxBytes: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Used() != 700 || s.MaxBytes() != 1000 {
+		t.Fatalf("reopened: used %d of %d, want 700 of 1000", s.Used(), s.MaxBytes())
+	}
+	e := storagetest.RandomBytes(4, 400)
+	if err := s.Put(ctx, storage.Hash(e), bytes.NewReader(e)); !errors.Is(err, storage.ErrStoreFull) {
+		t.Fatalf("put past the quota after reopening: %v", err)
+	}
+	s.SetMaxBytes(0)
+	if s.MaxBytes() != storage.DefaultShardQuota {
+		t.Fatalf("unset quota is %d, want the default %d", s.MaxBytes(), storage.DefaultShardQuota)
 	}
 }

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,7 +17,8 @@ import (
 
 // diskBudget is max_disk: the shard store and the caches (modules,
 // compiled code, task inputs) together. Their size is measured by walking
-// the data dir at most every diskMeasureEvery. Over the limit, the shard
+// the data dir at most every diskMeasureEvery; the shard store also holds
+// itself to max_disk exactly, as its quota (ShardStore.SetMaxBytes). Over the limit, the shard
 // store refuses new shards (writers move to another peer) and the compile
 // cache is trimmed, oldest first (compiled code is made again on demand).
 // Modules and shards already held are kept: a module may be in use, and a
@@ -39,9 +41,13 @@ func (d *diskBudget) admit() error {
 }
 
 // check measures the data dir (if due) under the limit and trims the
-// compile cache when over it.
+// compile cache when over it. The limit is also the shard store's quota,
+// so one upload cannot pass it between two measures.
 func (d *diskBudget) check(w *Worker, limit int64, now time.Time) {
 	d.limit.Store(limit)
+	if w.shards != nil {
+		w.shards.SetMaxBytes(cmp.Or(limit, w.cfg.ShardQuota))
+	}
 	if limit <= 0 {
 		return
 	}

@@ -34,9 +34,13 @@ func TestVolunteer_MaxDiskRefusesShardsAndTrimsTheCompileCache(t *testing.T) {
 	if _, err := os.Stat(recent); err != nil {
 		t.Fatalf("the recent compiled code went too: %v", err)
 	}
+	if got := w.shards.MaxBytes(); got != 12<<10 {
+		t.Fatalf("the shard store's quota is %d, want max_disk (12 KiB)", got)
+	}
 	// 8 KiB of compiled code is under 12 KiB: a shard is taken...
 	shard := []byte("a shard")
-	c := storage.NewShardClient(w.StorageAddr(), w.token, nil) // the peer's own credential
+	c := storage.NewShardClient(w.StorageAddr(), "", nil)
+	c.Caps = map[string]string{storage.OpPut: testGridCA().capFor(t, testGridCA().server, storage.OpPut, w.cfg.ID, time.Minute)}
 	if err := c.Put(context.Background(), storage.Hash(shard), shard); err != nil {
 		t.Fatalf("a shard under max_disk: %v", err)
 	}

@@ -8,8 +8,10 @@
 // running a task and turning its outcome into a report (run.go, with
 // module.go, inputs.go and stdout.go), sending reports (report.go), the
 // leases held and attempts running (held.go), heartbeats (heartbeat.go),
-// the drain (drain.go), and, when it is a storage peer, the shard service,
-// repair orders and the orphan sweep (storagepeer.go, sweep.go), and its
+// the drain (drain.go), and, when it is a storage peer, the shard service
+// that obeys only capabilities the grid signed and certificates of the grid
+// (shardauth.go), repair orders and the orphan sweep (storagepeer.go,
+// sweep.go), and its
 // volunteer's say (volunteer.go: the preferences of worker/prefs applied
 // through a gate on leasing and starting tasks (gate.go), the executor
 // pool's pause, resume and CPU limit (Pauser), max_memory (membudget.go),

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/wasm"
 )
@@ -59,8 +59,6 @@ type fakeGrid struct {
 	storageErr  error
 	placed      func(hashes []string) []string
 	shardPeers  map[string]storage.ShardPeer
-	// tokens are the credentials the grid knows, by secret (CheckToken).
-	tokens map[string]*api.TokenInfo
 
 	mu        sync.Mutex
 	queued    []api.Assignment
@@ -274,14 +272,11 @@ func (g *fakeGrid) PlacedShards(ctx context.Context, peer string, shards []strin
 	return g.placed(shards), nil
 }
 
-func (g *fakeGrid) CheckToken(ctx context.Context, token string) (*api.TokenInfo, error) {
+func (g *fakeGrid) ServerInfo(ctx context.Context) (*api.ServerInfo, error) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.record(ctx, call{method: "CheckToken"})
-	if info := g.tokens[token]; info != nil {
-		return info, nil
-	}
-	return nil, &client.StatusError{Code: http.StatusNotFound, Message: "no such credential"}
+	g.record(ctx, call{method: "ServerInfo"})
+	g.mu.Unlock()
+	return &api.ServerInfo{ID: "srv", CA: string(auth.CertPEM(testGridCA().ca.Cert.Raw))}, nil
 }
 
 func (g *fakeGrid) Addrs() []string { return nil }
@@ -367,7 +362,7 @@ func testWorker(t *testing.T, g *fakeGrid, cfg Config) *Worker {
 		cfg.DrainGrace = 10 * time.Second // a test that forgets to open its gate fails, slowly
 	}
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	w, err := newWorker(context.Background(), cfg, g, testPeerSecret)
+	w, err := newWorker(context.Background(), cfg, g)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +434,3 @@ func sameRefs(a, b []api.TaskRef) bool {
 	slices.SortFunc(b, cmp)
 	return slices.Equal(a, b)
 }
-
-// testPeerSecret is the test worker's own credential: its shard service
-// lets it through without asking the grid.
-const testPeerSecret = "pgt_test-peer"

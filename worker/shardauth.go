@@ -2,113 +2,102 @@ package worker
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
-	"errors"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
-	"github.com/peergrid/peergrid/api"
-	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/storage"
 )
 
-// shardAuth decides who may use this storage peer's shards. A storage
-// peer has no ledger, so it asks the grid which credential a token is
-// (POST /v1/auth/check) and remembers the answer for a few seconds, so a
-// revoked credential is refused within shardAuthTTL. Any live credential of
-// the grid may read a shard (shards are named by their content); a
-// submitter may also write one (its client pushes the shards of the blobs
-// it puts); only the servers (operator) and peers may delete.
-//
-// This is the interim rule: leader-signed capabilities per blob, so a
-// submitter reads only its own blobs' shards, replace it (see the "nothing
-// a peer says is taken on faith" issue).
+// shardAuth decides who may use this storage peer's shards. A storage peer
+// has no ledger and takes nobody's word: it obeys a write or a delete only
+// on a capability a server of the grid signed for this peer, op and shard
+// (auth.Capability: the leader's repair and garbage-collection orders, or
+// an uploader's put capability for a peer the server placed its blob on).
+// A read needs either a certificate of the grid (a worker's or a server's,
+// presented on the TLS connection) or a get capability naming the shard (a
+// submitter reading its own blob). Tokens open nothing here: a credential
+// sent to a stranger's peer could be replayed.
 type shardAuth struct {
-	grid  gridAPI
-	self  string // this peer's own secret, let through without asking
-	mu    sync.Mutex
-	cache map[[32]byte]authEntry
-	now   func() time.Time
+	self string // this peer's id, as capabilities name it
+	grid gridAPI
+	now  func() time.Time
+
+	mu sync.Mutex
+	ca *x509.Certificate // the cluster CA, once known
 }
 
-type authEntry struct {
-	role string // "" for a token the grid refused
-	err  string
-	at   time.Time
-}
-
-const (
-	shardAuthTTL     = 10 * time.Second
-	shardAuthTimeout = 5 * time.Second
-	shardAuthMax     = 4096 // cached answers, so bad tokens cannot grow the cache
-)
+// caAskTimeout bounds asking the grid for its CA.
+const caAskTimeout = 5 * time.Second
 
 var _ storage.Authorizer = (*shardAuth)(nil)
 
-func newShardAuth(grid gridAPI, self string) *shardAuth {
-	return &shardAuth{grid: grid, self: self, cache: map[[32]byte]authEntry{}, now: time.Now}
+// newShardAuth checks requests for peer self against ca, or, when ca is
+// nil (a peer serving without TLS), the CA the grid names when first asked.
+func newShardAuth(self string, ca *x509.Certificate, grid gridAPI) *shardAuth {
+	return &shardAuth{self: self, ca: ca, grid: grid, now: time.Now}
 }
 
 // Authorize implements storage.Authorizer.
-func (a *shardAuth) Authorize(r *http.Request, token string) error {
-	if token == "" {
-		return fmt.Errorf("no credential in %s", storage.TokenHeader)
-	}
-	role, err := a.role(r.Context(), token)
+func (a *shardAuth) Authorize(r *http.Request, shard string) error {
+	ca, err := a.clusterCA(r.Context())
 	if err != nil {
 		return err
 	}
-	switch {
-	case r.Method == http.MethodDelete && role != api.CredOperator && role != api.CredPeer:
-		return fmt.Errorf("%w: a %s credential may not delete shards", storage.ErrForbidden, role)
-	case r.Method == http.MethodPut && role == api.CredWorker:
-		return fmt.Errorf("%w: a join token may not store shards", storage.ErrForbidden)
+	op := storage.OpOf(r.Method)
+	if op == storage.OpGet && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		_, err := auth.Pin{CA: ca}.VerifyClient(r.TLS.PeerCertificates, auth.RoleWorker, auth.RoleServer)
+		return err
+	}
+	tok := r.Header.Get(storage.CapabilityHeader)
+	if tok == "" {
+		return fmt.Errorf("%w: a shard %s needs a capability the grid signed, in %s", auth.ErrNoCapability, op, storage.CapabilityHeader)
+	}
+	c, _, err := auth.VerifyCapability(tok, ca, a.now())
+	if err != nil {
+		return err
+	}
+	if err := c.Allows(op, a.self, shard); err != nil {
+		return fmt.Errorf("%w: %w", storage.ErrForbidden, err)
 	}
 	return nil
 }
 
-// role is the role of token's credential, from the cache or the grid.
-func (a *shardAuth) role(ctx context.Context, token string) (string, error) {
-	if a.self != "" && subtle.ConstantTimeCompare([]byte(token), []byte(a.self)) == 1 {
-		return api.CredPeer, nil
-	}
-	key := sha256.Sum256([]byte(token))
-	a.mu.Lock()
-	e, ok := a.cache[key]
-	a.mu.Unlock()
-	if !ok || a.now().Sub(e.at) > shardAuthTTL {
-		var definite bool
-		e, definite = a.ask(ctx, token)
-		if definite {
-			a.remember(key, e)
-		}
-	}
-	if e.role == "" {
-		return "", fmt.Errorf("refused by the grid: %s", e.err)
-	}
-	return e.role, nil
-}
-
-// ask asks the grid; definite is false when the grid could not answer (the
-// answer is then not remembered).
-func (a *shardAuth) ask(ctx context.Context, token string) (e authEntry, definite bool) {
-	ctx, cancel := context.WithTimeout(ctx, shardAuthTimeout)
-	defer cancel()
-	info, err := a.grid.CheckToken(ctx, token)
-	if err != nil {
-		return authEntry{err: err.Error(), at: a.now()}, errors.Is(err, client.ErrNotFound)
-	}
-	return authEntry{role: info.Role, at: a.now()}, true
-}
-
-func (a *shardAuth) remember(key [32]byte, e authEntry) {
+// clusterCA is the CA capabilities and certificates must chain to.
+func (a *shardAuth) clusterCA(ctx context.Context) (*x509.Certificate, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.cache) >= shardAuthMax {
-		clear(a.cache)
+	if a.ca != nil {
+		return a.ca, nil
 	}
-	a.cache[key] = e
+	ctx, cancel := context.WithTimeout(ctx, caAskTimeout)
+	defer cancel()
+	info, err := a.grid.ServerInfo(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: this peer cannot learn the cluster CA: %v", auth.ErrCapability, err)
+	}
+	if info.CA == "" {
+		return nil, fmt.Errorf("%w: the grid has no CA yet", auth.ErrCapability)
+	}
+	ca, err := auth.ParseCertPEM([]byte(info.CA))
+	if err != nil {
+		return nil, fmt.Errorf("%w: the grid's CA: %v", auth.ErrCapability, err)
+	}
+	a.ca = ca
+	return ca, nil
+}
+
+// caOf is the CA at the end of cert's chain, or nil.
+func caOf(chain [][]byte) *x509.Certificate {
+	if len(chain) < 2 {
+		return nil
+	}
+	ca, err := x509.ParseCertificate(chain[len(chain)-1])
+	if err != nil || !ca.IsCA {
+		return nil
+	}
+	return ca
 }

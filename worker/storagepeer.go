@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/storage"
 )
@@ -34,7 +35,12 @@ func (w *Worker) startStorageOnly() (*Worker, error) {
 
 // serveShards opens the shard store and serves it to other peers.
 func (w *Worker) serveShards() error {
-	store, err := storage.OpenShardStore(filepath.Join(w.cfg.DataDir, "shards"), storage.ShardStoreOptions{Logger: w.log, Admit: w.disk.admit})
+	quota := w.cfg.ShardQuota
+	if v := w.cfg.Volunteer; v != nil && v.Prefs.MaxDisk > 0 { // prefs.toml may change it later (diskBudget.check)
+		quota = v.Prefs.MaxDisk
+	}
+	store, err := storage.OpenShardStore(filepath.Join(w.cfg.DataDir, "shards"), storage.ShardStoreOptions{Logger: w.log, Admit: w.disk.admit,
+		MaxBytes: quota})
 	if err != nil {
 		return fmt.Errorf("worker: shard store: %w", err)
 	}
@@ -44,15 +50,17 @@ func (w *Worker) serveShards() error {
 	}
 	w.shards = store
 	scheme := "http"
+	var ca *x509.Certificate
 	if w.cfg.ShardTLS != nil { // served with the worker's certificate of the cluster CA
 		ln = tls.NewListener(ln, shardServerTLS(w.cfg.ShardTLS))
 		scheme = "https"
+		ca = caOf(w.cfg.ShardTLS.Certificate)
 	}
 	w.shardsAddr = w.cfg.StorageAdvertise
 	if w.shardsAddr == "" {
 		w.shardsAddr = shardURL(scheme, ln.Addr(), w.client.Addrs())
 	}
-	w.shardHTTP = &http.Server{Handler: storage.NewShardHandler(store, newShardAuth(w.client, w.token)), ReadHeaderTimeout: 10 * time.Second,
+	w.shardHTTP = &http.Server{Handler: storage.NewShardHandler(store, newShardAuth(w.cfg.ID, ca, w.client)), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(w.log.Handler(), slog.LevelDebug)} // failed handshakes: scanners, wrong CAs
 	go w.shardHTTP.Serve(ln)
 	w.log.Info("storage peer serving shards", "address", w.shardsAddr)
@@ -93,7 +101,7 @@ func (w *Worker) repair(ctx context.Context, o api.RepairOrder) error {
 	if err != nil {
 		return err
 	}
-	fixed, rerr := storage.Repair(ctx, m, o.Lost, o.Targets, peers, storage.RepairOptions{})
+	fixed, rerr := storage.Repair(ctx, m, o.Lost, o.Targets, client.WithCapabilities(peers, o.Caps), storage.RepairOptions{})
 	if fixed == nil {
 		return rerr
 	}
@@ -105,7 +113,7 @@ func (w *Worker) repair(ctx context.Context, o api.RepairOrder) error {
 }
 
 // shardServerTLS serves with the peer's certificate and asks clients for
-// theirs: none is fine (a user's CLI, the leader: their token decides), but
+// theirs: none is fine (a user's CLI: its capability decides), but
 // one that is presented must be a peer's or server's of this grid's CA (the
 // last element of cert's chain); another grid's is refused at the
 // handshake.

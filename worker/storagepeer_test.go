@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,4 +150,32 @@ func sameStrings(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// TestStoragePeer_RefusesUploadsPastItsQuota: even with a valid put
+// capability, a storage peer takes no shard that would pass its quota
+// (Config.ShardQuota, or storage.DefaultShardQuota when unset): 507 naming
+// it, and nothing stored.
+func TestStoragePeer_RefusesUploadsPastItsQuota(t *testing.T) {
+	g := newFakeGrid()
+	w := testWorker(t, g, Config{ID: "s1", NoTasks: true, StorageBind: "127.0.0.1:0", Heartbeat: time.Hour, SweepInterval: -1, ShardQuota: 64 << 10})
+	c := storage.NewShardClient(w.StorageAddr(), "", nil)
+	c.Caps = map[string]string{storage.OpPut: testGridCA().capFor(t, testGridCA().server, storage.OpPut, "s1", time.Minute)}
+	ctx := context.Background()
+	small := bytes.Repeat([]byte("s"), 40<<10)
+	if err := c.Put(ctx, storage.Hash(small), small); err != nil {
+		t.Fatalf("a shard under the quota: %v", err)
+	}
+	stuffing := bytes.Repeat([]byte("x"), 40<<10) // a 200 MB stuffing put, scaled to the quota
+	err := c.Put(ctx, storage.Hash(stuffing), stuffing)
+	if !errors.Is(err, storage.ErrStoreFull) || !strings.Contains(err.Error(), "quota of 65536 bytes") {
+		t.Fatalf("a shard past the quota: %v, want 507 naming the quota", err)
+	}
+	if has, _ := w.shards.Has(storage.Hash(stuffing)); has {
+		t.Fatal("the stuffing shard was stored")
+	}
+	d := testWorker(t, g, Config{ID: "s2", NoTasks: true, StorageBind: "127.0.0.1:0", Heartbeat: time.Hour, SweepInterval: -1})
+	if d.shards.MaxBytes() != storage.DefaultShardQuota {
+		t.Fatalf("a peer with no quota set holds up to %d bytes, want the default %d", d.shards.MaxBytes(), storage.DefaultShardQuota)
+	}
 }

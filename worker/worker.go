@@ -55,6 +55,10 @@ type Config struct {
 	// ShardTLS, when set, serves the shards over TLS with this certificate
 	// (the worker's, of the cluster CA, with its chain: see Enroll).
 	ShardTLS *tls.Certificate
+	// ShardQuota bounds the bytes of shards this storage peer keeps; an
+	// upload past it is refused with 507 (0: storage.DefaultShardQuota). A
+	// volunteer's max_disk, when set, is the quota instead.
+	ShardQuota int64
 	// Pool overrides the executor pool (tests); nil makes one with Cores
 	// executors. A Pool that is also a Pauser can be paused and throttled.
 	Pool Runner
@@ -104,8 +108,9 @@ type gridAPI interface {
 	PutManifest(ctx context.Context, m *storage.Manifest, pin bool) error
 	ShardPeers(ctx context.Context) (map[string]storage.ShardPeer, error)
 	PlacedShards(ctx context.Context, peer string, shards []string) ([]string, error)
-	// CheckToken says which credential a token is: a shard request's.
-	CheckToken(ctx context.Context, token string) (*api.TokenInfo, error)
+	// ServerInfo names the cluster CA, for a storage peer serving without
+	// a certificate that chains to it (shardAuth).
+	ServerInfo(ctx context.Context) (*api.ServerInfo, error)
 	// Addrs lists the servers, to which a shard service's advertised address routes.
 	Addrs() []string
 }
@@ -136,7 +141,6 @@ type Worker struct {
 	cfg     Config
 	log     *slog.Logger
 	client  gridAPI
-	token   string // the cluster token the shard service asks of other peers
 	modules wasm.ModuleDir
 	pool    Runner
 	ownPool *wasm.Pool
@@ -160,14 +164,14 @@ func New(ctx context.Context, cfg Config) (*Worker, error) {
 	if cfg.ID == "" || cfg.Client == nil || cfg.DataDir == "" {
 		return nil, errors.New("worker: ID, Client and DataDir are required")
 	}
-	return newWorker(ctx, cfg, cfg.Client, cfg.Client.Token)
+	return newWorker(ctx, cfg, cfg.Client)
 }
 
 // newWorker is New with the grid API given apart from the config, so tests
-// can give a fake; token is the cluster token shard requests must carry.
-func newWorker(ctx context.Context, cfg Config, client gridAPI, token string) (*Worker, error) {
+// can give a fake.
+func newWorker(ctx context.Context, cfg Config, client gridAPI) (*Worker, error) {
 	cfg.setDefaults()
-	w := &Worker{cfg: cfg, log: cfg.Logger.With("peer", cfg.ID), client: client, token: token,
+	w := &Worker{cfg: cfg, log: cfg.Logger.With("peer", cfg.ID), client: client,
 		modules: wasm.ModuleDir(filepath.Join(cfg.DataDir, "modules"))}
 	if err := os.MkdirAll(string(w.modules), 0o700); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)

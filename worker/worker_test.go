@@ -26,7 +26,7 @@ func TestNew_RequiresIDClientAndDataDir(t *testing.T) {
 // TestNew_PeerThatRunsNoTasksMustStoreShards: a storage-only peer with no
 // shard address would do nothing at all, so it is refused.
 func TestNew_PeerThatRunsNoTasksMustStoreShards(t *testing.T) {
-	_, err := newWorker(context.Background(), Config{ID: "s1", DataDir: t.TempDir(), NoTasks: true}, newFakeGrid(), "")
+	_, err := newWorker(context.Background(), Config{ID: "s1", DataDir: t.TempDir(), NoTasks: true}, newFakeGrid())
 	if err == nil || !strings.Contains(err.Error(), "StorageBind") {
 		t.Fatalf("New without StorageBind: %v", err)
 	}

@@ -40,13 +40,6 @@ func (c *Client) JoinWorker(ctx context.Context, req *api.WorkerJoinRequest) (*a
 	return &out, c.doJSON(ctx, http.MethodPost, "/v1/join", req, &out)
 }
 
-// CheckToken asks which credential a token is (a storage peer checking who
-// asks for a shard).
-func (c *Client) CheckToken(ctx context.Context, token string) (*api.TokenInfo, error) {
-	var out api.AuthCheckResponse
-	return &out.TokenInfo, c.doJSON(ctx, http.MethodPost, "/v1/auth/check", &api.AuthCheckRequest{Token: token}, &out)
-}
-
 // Certify asks a server to certify a server joining the grid (operator
 // only); see scheduler/server.
 func (c *Client) Certify(ctx context.Context, req *api.CertifyRequest) (*api.CertifyResponse, error) {

@@ -177,16 +177,12 @@ func (c *Client) PutBlobFrom(ctx context.Context, r io.Reader, size int64, opts 
 		h, err := c.upload(ctx, data)
 		return h, nil, err
 	}
-	peers, err := c.StoragePeers(ctx, false)
+	grant, peers, err := c.grantPut(ctx)
 	if err != nil {
-		return "", nil, fmt.Errorf("list storage peers: %w", err)
+		return "", nil, err
 	}
-	refs := make([]storage.PeerRef, len(peers))
-	for i, p := range peers {
-		refs[i] = storage.PeerRef{ID: p.ID, Addr: p.Address}
-	}
-	m, err := storage.Put(ctx, r, storage.PutOptions{K: opts.K, M: opts.M, Peers: refs, AllowFewerParity: opts.AllowFewerParity,
-		Dial: func(p storage.PeerRef) storage.ShardPeer { return storage.NewShardClient(p.Addr, c.Token, c.shardHTTP) }})
+	m, err := storage.Put(ctx, r, storage.PutOptions{K: opts.K, M: opts.M, Peers: peers, AllowFewerParity: opts.AllowFewerParity,
+		Dial: func(p storage.PeerRef) storage.ShardPeer { return grantedPeer{g: grant, id: p.ID, addr: p.Addr, c: c} }})
 	if err != nil {
 		return "", nil, err
 	}
@@ -206,7 +202,9 @@ func (c *Client) ReadBlob(ctx context.Context, hash string, w io.Writer) ([]stor
 
 // ReadBlobVia is ReadBlob with the storage peers' transports given (from
 // ShardPeers), so a caller reading many blobs lists the peers once; nil
-// peers are listed when a blob turns out to be erasure-coded.
+// peers are listed when a blob turns out to be erasure-coded. A client with
+// no certificate of the grid (Identify) reads through get capabilities the
+// grid grants it for this blob instead.
 func (c *Client) ReadBlobVia(ctx context.Context, hash string, w io.Writer, peers map[string]storage.ShardPeer) ([]storage.ShardFault, error) {
 	m, err := c.Manifest(ctx, hash)
 	if errors.Is(err, ErrNotFound) { // inline, or unknown (GetBlob says which)
@@ -220,10 +218,8 @@ func (c *Client) ReadBlobVia(ctx context.Context, hash string, w io.Writer, peer
 	if err != nil {
 		return nil, err
 	}
-	if peers == nil {
-		if peers, err = c.ShardPeers(ctx); err != nil {
-			return nil, err
-		}
+	if peers, err = c.readPeers(ctx, hash, peers); err != nil {
+		return nil, err
 	}
 	return c.readCoded(ctx, m, w, peers)
 }
@@ -249,7 +245,9 @@ func (c *Client) reportFaults(ctx context.Context, hash string, faults []storage
 	}
 }
 
-// ShardPeers returns a shard client for every known storage peer, by id.
+// ShardPeers returns a shard client for every known storage peer, by id,
+// for a client that presents a certificate of the grid (a worker); others
+// read through get capabilities (see ReadBlobVia).
 func (c *Client) ShardPeers(ctx context.Context) (map[string]storage.ShardPeer, error) {
 	peers, err := c.StoragePeers(ctx, true)
 	if err != nil {
@@ -257,7 +255,7 @@ func (c *Client) ShardPeers(ctx context.Context) (map[string]storage.ShardPeer, 
 	}
 	out := make(map[string]storage.ShardPeer, len(peers))
 	for _, p := range peers {
-		out[p.ID] = storage.NewShardClient(p.Address, c.Token, c.shardHTTP)
+		out[p.ID] = c.shardClient(p.Address)
 	}
 	return out, nil
 }
@@ -298,7 +296,7 @@ func (c *Client) StatBlob(ctx context.Context, hash string) (*BlobStat, error) {
 	if err != nil {
 		return nil, err
 	}
-	peers, err := c.ShardPeers(ctx)
+	peers, err := c.readPeers(ctx, hash, nil)
 	if err != nil {
 		return nil, err
 	}

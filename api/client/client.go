@@ -104,6 +104,11 @@ type Client struct {
 	storage storageConfigCache
 	// shardHTTP talks to storage peers (pinned like the servers, see Pin).
 	shardHTTP *http.Client
+	// identified is set once the client presents a certificate of the
+	// grid (Identify), which lets it read shards without capabilities.
+	identified atomic.Bool
+	// putGrants is the last put capabilities granted (capabilities.go).
+	putGrants putGrants
 }
 
 // Connection bounds between a client (or a worker, or a server forwarding)
@@ -173,6 +178,7 @@ func (c *Client) Pin(p auth.Pin) {
 // on every TLS connection, to servers and to storage peers: a worker's
 // credential is accepted only with its certificate. Call it after Pin.
 func (c *Client) Identify(cert *tls.Certificate) {
+	c.identified.Store(cert != nil)
 	for _, hc := range []*http.Client{c.HTTP, c.shardHTTP} {
 		if tr, ok := hc.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
 			tr.TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }

@@ -398,22 +398,6 @@ func checkWorkerName(name string) error {
 	return nil
 }
 
-// handleAuthCheck tells a storage peer which credential a token is, so it
-// can decide on a shard request without the ledger.
-func (s *Server) handleAuthCheck(w http.ResponseWriter, r *http.Request) {
-	var req api.AuthCheckRequest
-	if err := readJSON(r, &req); err != nil {
-		writeErr(w, err)
-		return
-	}
-	p, err := s.resolve(req.Token)
-	if err != nil { // the token asked about is no live credential: 404, not the caller's 401
-		writeErr(w, fmt.Errorf("%w: %v", ledger.ErrNoCredential, strings.TrimPrefix(err.Error(), ErrUnauthorized.Error()+": ")))
-		return
-	}
-	writeJSON(w, http.StatusOK, api.AuthCheckResponse{TokenInfo: p.Info()})
-}
-
 // registerClusterToken makes the cluster token the servers were given an
 // operator credential in the ledger, once: a new grid's first operator, or
 // the migration of a grid from before credentials (whose one token did

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,9 +20,11 @@ import (
 	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/internal/devgrid"
+	"github.com/peergrid/peergrid/internal/testcluster"
 	"github.com/peergrid/peergrid/scheduler/server"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
+	"github.com/peergrid/peergrid/worker"
 )
 
 // aclGrid is a dev grid (its worker and two storage peers enrolled with
@@ -31,18 +34,20 @@ type aclGrid struct {
 	g       *devgrid.Grid
 	secrets map[string]string // role (and "revoked", "none", "foreign-cert") -> secret
 	foreign *http.Client      // presents a certificate of another grid's CA
+	dir     string            // the dev grid's data dir
 }
 
 func startACLGrid(t *testing.T) *aclGrid {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: t.TempDir(), Cores: 2, Worker: echoRunner{}, StoragePeers: 2, Logger: quiet})
+	dir := t.TempDir()
+	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: dir, Cores: 2, Worker: echoRunner{}, StoragePeers: 2, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Close() })
-	a := &aclGrid{g: g, secrets: map[string]string{api.CredOperator: g.Token, "none": ""}}
+	a := &aclGrid{g: g, secrets: map[string]string{api.CredOperator: g.Token, "none": ""}, dir: dir}
 	op := g.Client()
 	for _, role := range []string{api.CredSubmitter, api.CredWorker} {
 		tok, err := op.CreateToken(ctx, &api.CreateTokenRequest{Role: role, Name: "test " + role})
@@ -192,34 +197,183 @@ func checkREADMEMatrix(t *testing.T, matrix []server.RouteRoles) {
 	}
 }
 
-// TestShards_RoleMatrix: a storage peer lets any live credential read a
-// shard, refuses a join token a write, lets only operators and peers
-// delete, and refuses unknown and revoked tokens.
+// TestShards_RoleMatrix: a storage peer obeys capabilities, not tokens:
+// no credential of any role (nor another grid's certificate) writes, reads
+// or deletes a shard with its token alone; a put capability the grid
+// granted writes on its own peer only; a worker's certificate reads.
 func TestShards_RoleMatrix(t *testing.T) {
 	a := startACLGrid(t)
-	peerAddr := ""
-	peers, err := a.g.Client().StoragePeers(context.Background(), false)
-	if err != nil || len(peers) == 0 {
+	ctx := context.Background()
+	peers, err := a.g.Client().StoragePeers(ctx, false)
+	if err != nil || len(peers) < 2 {
 		t.Fatalf("storage peers %v, %v", peers, err)
 	}
-	peerAddr = peers[0].Address
 	data := []byte("shard bytes")
-	url := peerAddr + "/v1/shards/" + storage.Hash(data)
-	want := map[string]map[string]bool{ // method -> caller -> allowed
-		http.MethodPut:    {api.CredOperator: true, api.CredSubmitter: true, api.CredPeer: true},
-		http.MethodGet:    {api.CredOperator: true, api.CredSubmitter: true, api.CredPeer: true, api.CredWorker: true},
-		http.MethodDelete: {api.CredOperator: true, api.CredPeer: true},
-	}
-	for _, method := range []string{http.MethodPut, http.MethodGet, http.MethodDelete} {
+	url := func(p api.StoragePeer) string { return p.Address + "/v1/shards/" + storage.Hash(data) }
+	for _, method := range []string{http.MethodPut, http.MethodGet, http.MethodHead, http.MethodDelete} {
 		for _, who := range callers {
-			if method != http.MethodPut && want[http.MethodPut][who] {
-				a.do(t, api.CredOperator, http.MethodPut, url, data) // there to read or delete
-			}
-			code, body := a.do(t, who, method, url, data)
-			if allowed := code/100 == 2; allowed != want[method][who] {
-				t.Errorf("shard %s as %s: %d %s, want allowed %v", method, who, code, body, want[method][who])
+			if code, body := a.do(t, who, method, url(peers[0]), data); code/100 == 2 {
+				t.Errorf("shard %s as %s with its token: %d %s, want refused", method, who, code, body)
 			}
 		}
+	}
+	caps, err := a.client(api.CredSubmitter).Capabilities(ctx, storage.OpPut, "")
+	if err != nil || len(caps) != len(peers) {
+		t.Fatalf("a submitter's put capabilities: %v, %v, want one for each of %d peers", caps, err, len(peers))
+	}
+	onPeer := map[string]api.PeerCapability{}
+	for _, c := range caps {
+		onPeer[c.Peer] = c
+	}
+	mine, theirs := onPeer[peers[0].ID], onPeer[peers[1].ID]
+	if code, body := a.doCap(t, http.MethodPut, url(peers[0]), theirs.Capability, data); code != http.StatusForbidden {
+		t.Errorf("put with another peer's capability: %d %s, want 403", code, body)
+	}
+	if code, body := a.doCap(t, http.MethodPut, url(peers[0]), mine.Capability, data); code != http.StatusNoContent {
+		t.Fatalf("put with the peer's own capability: %d %s", code, body)
+	}
+	if code, body := a.doCap(t, http.MethodGet, url(peers[0]), mine.Capability, nil); code/100 == 2 {
+		t.Errorf("get with a put capability: %d %s, want refused", code, body)
+	}
+	if code, body := a.doCap(t, http.MethodDelete, url(peers[0]), mine.Capability, nil); code/100 == 2 {
+		t.Errorf("delete with a put capability: %d %s, want refused", code, body)
+	}
+	if _, err := a.client(api.CredWorker).Capabilities(ctx, storage.OpPut, ""); err == nil {
+		t.Error("a join token was granted put capabilities")
+	}
+	if _, err := a.client(api.CredSubmitter).Capabilities(ctx, "delete", ""); err == nil {
+		t.Error("a submitter was granted a delete capability")
+	}
+	cert, err := worker.ShardTLS(filepath.Join(a.dir, "worker"))
+	if err != nil || cert == nil {
+		t.Fatalf("the dev worker's certificate: %v", err)
+	}
+	tr := anyCertTransport()
+	tr.TLSClientConfig.Certificates = []tls.Certificate{*cert}
+	withCert := &http.Client{Timeout: 30 * time.Second, Transport: tr}
+	resp, err := withCert.Get(url(peers[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, data) {
+		t.Errorf("get with a worker's certificate: %d %q", resp.StatusCode, got)
+	}
+}
+
+// doCap sends one raw shard request with a capability and no credential.
+func (a *aclGrid) doCap(t *testing.T, method, url, capability string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if capability != "" {
+		req.Header.Set(storage.CapabilityHeader, capability)
+	}
+	resp, err := anyCert.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// signAsServer signs a capability with the dev server's own key, as the
+// leader does; ttl may be negative (an expired one).
+func (a *aclGrid) signAsServer(t *testing.T, op, peer string, ttl time.Duration, shards ...string) string {
+	t.Helper()
+	cert, _, err := auth.LoadTLS(filepath.Join(a.dir, "server", "tls"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tok, err := auth.SignCapability(auth.Capability{Op: op, Peer: peer, Shards: shards, Issued: now.Unix(), Expires: now.Add(ttl).Unix()}, cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TestShards_DeleteWithoutCapabilityLeavesTheBlobReadable is the attack
+// that lost a pinned blob: DELETE of its shards on their peers. With an
+// operator's or a submitter's token, another peer's delete capability, an
+// expired one or a put capability, every delete is refused and the blob
+// reads back whole; a PUT with no capability stores nothing. Only a live
+// delete capability for that peer and shard deletes (the leader's garbage
+// collector's).
+func TestShards_DeleteWithoutCapabilityLeavesTheBlobReadable(t *testing.T) {
+	a := startACLGrid(t)
+	ctx := context.Background()
+	sub := a.client(api.CredSubmitter)
+	data := bytes.Repeat([]byte("pinned blob "), 8<<10)
+	hash, m, err := sub.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{K: 2, M: 1, Pin: true, InlineThreshold: 1024})
+	if err != nil || m == nil {
+		t.Fatalf("blob put: %v (manifest %v)", err, m)
+	}
+	addr := map[string]string{}
+	peers, _ := a.g.Client().StoragePeers(ctx, false)
+	for _, p := range peers {
+		addr[p.ID] = p.Address
+	}
+	other := func(id string) string {
+		for _, p := range peers {
+			if p.ID != id {
+				return p.ID
+			}
+		}
+		return ""
+	}
+	putCaps, err := sub.Capabilities(ctx, storage.OpPut, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	putCap := map[string]string{}
+	for _, c := range putCaps {
+		putCap[c.Peer] = c.Capability
+	}
+	for _, sh := range m.Segments[0].Shards {
+		url := addr[sh.Peer] + "/v1/shards/" + sh.Hash
+		for _, who := range []string{api.CredOperator, api.CredSubmitter, api.CredPeer} {
+			if code, body := a.do(t, who, http.MethodDelete, url, nil); code/100 == 2 {
+				t.Errorf("DELETE of shard %d as %s: %d %s", 0, who, code, body)
+			}
+		}
+		for name, capability := range map[string]string{
+			"another peer's":  a.signAsServer(t, storage.OpDelete, other(sh.Peer), time.Minute, sh.Hash),
+			"an expired":      a.signAsServer(t, storage.OpDelete, sh.Peer, -time.Hour, sh.Hash),
+			"another shard's": a.signAsServer(t, storage.OpDelete, sh.Peer, time.Minute, storage.Hash([]byte("other"))),
+			"a put":           putCap[sh.Peer],
+			"a read's":        a.signAsServer(t, storage.OpGet, sh.Peer, time.Minute, sh.Hash),
+		} {
+			if code, body := a.doCap(t, http.MethodDelete, url, capability, nil); code/100 == 2 {
+				t.Errorf("DELETE with %s capability: %d %s", name, code, body)
+			}
+		}
+	}
+	stuffing := []byte("stuffing")
+	if code, body := a.do(t, api.CredOperator, http.MethodPut, addr[peers[0].ID]+"/v1/shards/"+storage.Hash(stuffing), stuffing); code/100 == 2 {
+		t.Errorf("PUT with an operator token and no capability: %d %s", code, body)
+	}
+	var got bytes.Buffer
+	if _, err := sub.ReadBlob(ctx, hash, &got); err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("the blob after the attack: %v (%d of %d bytes)", err, got.Len(), len(data))
+	}
+	if faults, err := sub.StatBlob(ctx, hash); err != nil {
+		t.Fatalf("stat: %v", err)
+	} else {
+		for _, s := range faults.Segments[0].Shards {
+			if !s.Healthy {
+				t.Errorf("shard %d on %s unhealthy after the attack: %s", s.Index, s.Peer, s.Error)
+			}
+		}
+	}
+	// The control: the leader's own kind of order deletes.
+	sh := m.Segments[0].Shards[0]
+	if code, body := a.doCap(t, http.MethodDelete, addr[sh.Peer]+"/v1/shards/"+sh.Hash, a.signAsServer(t, storage.OpDelete, sh.Peer, time.Minute, sh.Hash), nil); code != http.StatusNoContent {
+		t.Fatalf("DELETE with the peer's delete capability: %d %s", code, body)
 	}
 }
 
@@ -426,4 +580,71 @@ func TestPeers_CoresAreCappedByTheirJoinToken(t *testing.T) {
 	if i < 0 || peers[i].Cores != 2 {
 		t.Fatalf("greedy listed as %+v, want 2 cores", peers)
 	}
+}
+
+// TestShards_ReadThroughSeveralCapabilitiesPerPeer: a peer holding more of
+// a blob's shards than one capability names is given several, and a
+// reader without a certificate sends each shard request the one that
+// covers it.
+func TestShards_ReadThroughSeveralCapabilitiesPerPeer(t *testing.T) {
+	defer server.SetMaxCapShards(1)()
+	a := startACLGrid(t)
+	ctx := context.Background()
+	sub := a.client(api.CredSubmitter)
+	data := bytes.Repeat([]byte("three segments "), 9<<20/15)
+	hash, m, err := sub.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{K: 2, M: 1})
+	if err != nil || len(m.Segments) < 2 {
+		t.Fatalf("blob put: %v (%d segments)", err, len(m.Segments))
+	}
+	caps, err := sub.Capabilities(ctx, storage.OpGet, hash)
+	if err != nil || len(caps) != 3*len(m.Segments) {
+		t.Fatalf("%d get capabilities, %v, want one per shard (%d)", len(caps), err, 3*len(m.Segments))
+	}
+	var got bytes.Buffer
+	if _, err := sub.ReadBlob(ctx, hash, &got); err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("read: %v (%d of %d bytes)", err, got.Len(), len(data))
+	}
+}
+
+// TestShards_GarbageCollectionDeletesThroughSeveralCapabilitiesPerPeer:
+// the leader deletes a collected blob's shards from their peers with
+// delete capabilities naming them, one per shard when a capability may
+// name only one, and every shard goes.
+func TestShards_GarbageCollectionDeletesThroughSeveralCapabilitiesPerPeer(t *testing.T) {
+	defer server.SetMaxCapShards(1)()
+	dir := t.TempDir()
+	g, err := devgrid.Start(context.Background(), devgrid.Config{DataDir: dir, Cores: 1, Worker: echoRunner{}, StoragePeers: 2, Logger: quiet,
+		GCInterval: 50 * time.Millisecond, GCGrace: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("collected "), 9<<20/10)
+	_, m, err := g.Client().PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{K: 2, M: 1})
+	if err != nil || len(m.Segments) < 2 {
+		t.Fatalf("blob put: %v", err)
+	}
+	shardFile := func(sh storage.Shard) string {
+		peerDir := filepath.Join(dir, "worker")
+		if sh.Peer != "dev-worker" {
+			peerDir = filepath.Join(dir, strings.TrimPrefix(sh.Peer, "dev-"))
+		}
+		return filepath.Join(peerDir, "shards", "shards", sh.Hash[:2], sh.Hash)
+	}
+	for _, sh := range m.Segments[0].Shards {
+		if _, err := os.Stat(shardFile(sh)); err != nil {
+			t.Fatalf("shard on %s not where the test looks: %v", sh.Peer, err)
+		}
+	}
+	testcluster.Eventually(t, 20*time.Second, "every shard of the collected blob deleted", func() bool {
+		for _, seg := range m.Segments {
+			for _, sh := range seg.Shards {
+				if _, err := os.Stat(shardFile(sh)); err == nil {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }

@@ -44,6 +44,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/storage/peers", anyUser, s.read(s.handleStoragePeers)},
 		{"GET /v1/storage/config", anyUser, http.HandlerFunc(s.handleStorageConfig)},
 		{"POST /v1/storage/shards/placed", workers, consistent(s.read(s.handlePlacedShards))},
+		{"POST /v1/storage/capabilities", anyUser, consistent(s.read(s.handleCapabilities))},
 		{"POST /v1/jobs", operatorOrSub, s.write(s.handleSubmit)},
 		{"GET /v1/jobs", operatorOrSub, s.read(s.handleListJobs)},
 		{"GET /v1/jobs/{id}", operatorOrSub, s.read(s.handleJobStatus)},
@@ -55,7 +56,6 @@ func (s *Server) routes() []route {
 		{"POST /v1/release", workers, s.write(s.handleRelease)},
 		{"POST /v1/heartbeat", workers, s.write(s.handleHeartbeat)},
 		{"POST /v1/join", joiners, s.write(s.handleWorkerJoin)},
-		{"POST /v1/auth/check", workers, s.read(s.handleAuthCheck)},
 		{"GET /v1/peers", operatorOrSub, s.read(s.handlePeers)},
 		{"POST /v1/peers/{id}/revoke", onlyOperator, s.write(s.handleRevokePeer)},
 		{"POST /v1/acl/tokens", onlyOperator, s.write(s.handleCreateToken)},
@@ -115,9 +115,11 @@ func browserAtRoot(r *http.Request) bool {
 		strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
-// shardClient is a client for the storage peer at addr.
+// shardClient is a client for the storage peer at addr. It presents this
+// server's certificate (which lets it read and ask about shards) and sends
+// no token: a peer obeys writes and deletes only on a capability.
 func (s *Server) shardClient(addr string) *storage.ShardClient {
-	return storage.NewShardClient(addr, s.cfg.Token, s.shardHTTP)
+	return storage.NewShardClient(addr, "", s.shardHTTP)
 }
 
 func requestToken(r *http.Request) string {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/scheduler/ledger"
 	"github.com/peergrid/peergrid/storage"
 )
@@ -102,21 +104,38 @@ func (s *Server) collectGarbage(ctx context.Context, now time.Time) {
 	s.deleteShards(ctx, shards, peers)
 }
 
+// deleteShards deletes shards from their peers, each peer's with one
+// delete capability naming them: the ledger no longer places them there.
 func (s *Server) deleteShards(ctx context.Context, shards []ledger.ShardAt, peers []api.StoragePeer) {
 	addr := map[string]string{}
 	for _, p := range peers {
 		addr[p.ID] = p.Address
 	}
+	byPeer := map[string][]string{}
 	for _, sh := range shards {
-		a, ok := addr[sh.Peer]
-		if !ok {
-			continue
+		if _, ok := addr[sh.Peer]; ok {
+			byPeer[sh.Peer] = append(byPeer[sh.Peer], sh.Hash)
 		}
-		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if err := s.shardClient(a).Delete(dctx, sh.Hash); err != nil {
-			s.log.Debug("delete shard", "peer", sh.Peer, "shard", sh.Hash, "err", err)
+	}
+	caps, err := s.signEach(byPeer, auth.Capability{Op: auth.CapDelete, Holder: leaderHolder}, time.Now(), deleteCapTTL)
+	if err != nil {
+		s.log.Warn("garbage collection: shards left to the peers' sweeps", "err", err)
+		return
+	}
+	conns := map[string]storage.ShardPeer{}
+	for id := range byPeer {
+		conns[id] = s.shardClient(addr[id])
+	}
+	conns = client.WithCapabilities(conns, caps) // each delete carries the capability naming its shard
+	for id, hashes := range byPeer {
+		sc := conns[id].(*storage.ShardClient)
+		for _, h := range hashes {
+			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := sc.Delete(dctx, h); err != nil {
+				s.log.Debug("delete shard", "peer", id, "shard", h, "err", err)
+			}
+			cancel()
 		}
-		cancel()
 	}
 }
 

@@ -179,7 +179,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	s.keepPausedLeases(r.Context(), &req, time.Now())
 	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL, PauseKeep: s.cfg.MaxPauseKeep}
 	if req.Storage || req.StorageOnly {
-		resp.Repairs = s.repairs.ordersFor(req.Worker)
+		resp.Repairs = s.repairOrdersFor(req.Worker)
 	}
 	s.store.FSM().View(func(l *ledger.Ledger) {
 		for _, ref := range req.Running {

@@ -179,7 +179,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		repairs: newRepairPlanner(cfg.RepairGrace, cfg.RepairTimeout), metrics: newLeaderMetrics(), forwarder: client.NewTransport(), tls: tlsState}
 	s.forwarder.TLSClientConfig = auth.ClientTLS(tlsState.pin, []string{auth.RoleServer}, tlsState.ownCert) // its certificate vouches for a worker's it verified (clientcert.go)
 	s.shardHTTP = &http.Client{Transport: client.NewTransport()}
-	s.shardHTTP.Transport.(*http.Transport).TLSClientConfig = auth.ClientTLS(tlsState.pin, []string{auth.RoleWorker, auth.RoleServer}, nil)
+	s.shardHTTP.Transport.(*http.Transport).TLSClientConfig = auth.ClientTLS(tlsState.pin, []string{auth.RoleWorker, auth.RoleServer}, tlsState.ownCert) // its certificate lets it read shards
 	st.FSM().OnApply(s.work.broadcast)
 	s.handler = s.newRoutes()
 	s.wg.Add(2)
