@@ -134,6 +134,18 @@ func (c *Client) PutManifest(ctx context.Context, m *storage.Manifest, pin bool)
 	return c.send(ctx, http.MethodPut, "/v1/blobs/"+m.Hash+"/manifest"+pinQuery(pin), b, "application/json", nil)
 }
 
+// CommitRepair commits the manifest a repair made: the committed one with
+// the shards the leader's repair order let this worker rebuild placed on
+// their new peers. The leader refuses (HTTP 409) a repair it did not
+// order, or one that changes anything but placement.
+func (c *Client) CommitRepair(ctx context.Context, m *storage.Manifest) error {
+	b, err := storage.EncodeManifest(m)
+	if err != nil {
+		return err
+	}
+	return c.send(ctx, http.MethodPut, "/v1/blobs/"+m.Hash+"/manifest?repair=true", b, "application/json", nil)
+}
+
 func pinQuery(pin bool) string {
 	if pin {
 		return "?pin=true"

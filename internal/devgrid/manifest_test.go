@@ -1,0 +1,83 @@
+package devgrid
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/storage"
+)
+
+// TestGrid_CommittedManifestIsWriteOnce is the "replaced manifest" attack
+// through the API: a manifest of a stored blob with random shard hashes
+// (segment hashes recomputed, as they are only hashes of those) is refused
+// with 409 naming why, nothing changes, and the blob still reads back. A
+// retry of the identical manifest is accepted; the same content on other
+// peers, put again, keeps the committed placement; a "repair" no leader
+// ordered is refused.
+func TestGrid_CommittedManifestIsWriteOnce(t *testing.T) {
+	g, _ := storageGrid(t, 6, noRepair)
+	c := g.Client()
+	ctx := context.Background()
+	data := randomBytes(1<<20, 31)
+	_, m, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{Pin: true})
+	if err != nil || m == nil {
+		t.Fatalf("put: %v", err)
+	}
+
+	forged := m.Clone()
+	for s := range forged.Segments {
+		for i := range forged.Segments[s].Shards {
+			forged.Segments[s].Shards[i].Hash = storage.Hash(randomBytes(16, uint64(100+s*16+i)))
+		}
+		forged.Segments[s].Hash = storage.SegmentHash(forged.K, forged.SegmentLen(s), forged.Segments[s].Shards)
+	}
+	err = c.PutManifest(ctx, forged, true)
+	if !isConflict(err, "write-once") || !strings.Contains(err.Error(), "shard 0 hash") {
+		t.Fatalf("forged manifest: %v, want 409 saying manifests are write-once and which shard differs", err)
+	}
+	checkCommitted(t, c, m, data)
+
+	if err := c.PutManifest(ctx, m, true); err != nil {
+		t.Fatalf("identical re-put: %v", err)
+	}
+	checkCommitted(t, c, m, data)
+
+	elsewhere := m.Clone() // the same bytes, placed on other peers
+	sh := elsewhere.Segments[0].Shards
+	sh[0].Peer, sh[1].Peer = sh[1].Peer, sh[0].Peer
+	if err := c.PutManifest(ctx, elsewhere, false); err != nil {
+		t.Fatalf("the same content put again: %v", err)
+	}
+	checkCommitted(t, c, m, data)
+
+	if err := c.CommitRepair(ctx, elsewhere); !isConflict(err, "no repair of it is ordered") {
+		t.Fatalf("unordered repair: %v, want 409 saying no repair is ordered", err)
+	}
+	checkCommitted(t, c, m, data)
+}
+
+func isConflict(err error, says string) bool {
+	var se *client.StatusError
+	return errors.As(err, &se) && se.Code == http.StatusConflict && strings.Contains(se.Message, says)
+}
+
+// checkCommitted fails unless the committed manifest is still m and the
+// blob still reads back as data.
+func checkCommitted(t *testing.T, c *client.Client, m *storage.Manifest, data []byte) {
+	t.Helper()
+	got, err := c.Manifest(context.Background(), m.Hash)
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Fatalf("committed manifest: %+v %v, want it unchanged", got, err)
+	}
+	var buf bytes.Buffer
+	faults, err := c.ReadBlob(context.Background(), m.Hash, &buf)
+	if err != nil || !bytes.Equal(buf.Bytes(), data) || len(faults) != 0 {
+		t.Fatalf("read back: %v, faults %v", err, faults)
+	}
+}

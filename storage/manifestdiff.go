@@ -1,0 +1,83 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrManifestDiffers is wrapped when a manifest says something other than
+// the committed manifest of the same blob beyond where its shards are.
+var ErrManifestDiffers = errors.New("manifest differs from the committed one")
+
+// SameContent reports, as an error naming the first difference, whether b
+// describes different bytes than a: another coding (size, segment size, k,
+// m), another segment or shard hash, or another proof root. Placement (which
+// peer holds each shard) is not compared: see Moved.
+//
+// The blob hash is the SHA-256 of the plaintext, so no one without the bytes
+// can tell which of two differently coded manifests is right; that is why a
+// committed manifest is write-once and only its placement may change.
+func SameContent(a, b *Manifest) error {
+	if err := sameHeader(a, b); err != nil {
+		return fmt.Errorf("%w: blob %s: %v", ErrManifestDiffers, a.Hash, err)
+	}
+	for s := range a.Segments {
+		if err := sameSegment(&a.Segments[s], &b.Segments[s]); err != nil {
+			return fmt.Errorf("%w: blob %s: segment %d: %v", ErrManifestDiffers, a.Hash, s, err)
+		}
+	}
+	return nil
+}
+
+func sameHeader(a, b *Manifest) error {
+	switch {
+	case a.Version != b.Version:
+		return fmt.Errorf("version %d, committed %d", b.Version, a.Version)
+	case a.Hash != b.Hash:
+		return fmt.Errorf("blob hash %s, committed %s", b.Hash, a.Hash)
+	case a.Size != b.Size:
+		return fmt.Errorf("size %d, committed %d", b.Size, a.Size)
+	case a.SegmentSize != b.SegmentSize:
+		return fmt.Errorf("segment size %d, committed %d", b.SegmentSize, a.SegmentSize)
+	case a.K != b.K || a.M != b.M:
+		return fmt.Errorf("k=%d m=%d, committed k=%d m=%d", b.K, b.M, a.K, a.M)
+	case len(a.Segments) != len(b.Segments):
+		return fmt.Errorf("%d segments, committed %d", len(b.Segments), len(a.Segments))
+	}
+	return nil
+}
+
+// sameSegment compares shards first: a shard that differs is what a reader
+// would trip on, and the segment hash only follows from the shard hashes.
+func sameSegment(a, b *Segment) error {
+	if len(a.Shards) != len(b.Shards) {
+		return fmt.Errorf("%d shards, committed %d", len(b.Shards), len(a.Shards))
+	}
+	for i := range a.Shards {
+		x, y := a.Shards[i], b.Shards[i]
+		if x.Hash != y.Hash {
+			return fmt.Errorf("shard %d hash %s, committed %s", i, y.Hash, x.Hash)
+		}
+		if x.Root != y.Root {
+			return fmt.Errorf("shard %d proof root %q, committed %q", i, y.Root, x.Root)
+		}
+	}
+	if a.Hash != b.Hash {
+		return fmt.Errorf("segment hash %s, committed %s", b.Hash, a.Hash)
+	}
+	return nil
+}
+
+// Moved lists the shards whose holder differs between a and b, two manifests
+// of the same content (SameContent(a, b) == nil), in manifest order.
+func Moved(a, b *Manifest) []ShardLoc {
+	var out []ShardLoc
+	for s := range a.Segments {
+		for i := range a.Segments[s].Shards {
+			if a.Segments[s].Shards[i].Peer != b.Segments[s].Shards[i].Peer {
+				out = append(out, ShardLoc{Segment: s, Index: i})
+			}
+		}
+	}
+	return out
+}
