@@ -75,6 +75,7 @@ func NewShardHandler(store *ShardStore, auth Authorizer) http.Handler {
 	mux.HandleFunc("GET /v1/shards/{hash}", h.get)
 	mux.HandleFunc("HEAD /v1/shards/{hash}", h.head)
 	mux.HandleFunc("DELETE /v1/shards/{hash}", h.delete)
+	mux.HandleFunc("GET /v1/shards/{hash}/proof", h.proof) // shardproof.go
 	return authorize(auth, mux)
 }
 

@@ -37,7 +37,7 @@ func TestStoragePeer_RepairOrderRebuildsTheLostShardAndCommitsTheManifest(t *tes
 	eventually(t, "the repaired manifest committed", func() bool { return len(g.callsOf("CommitRepair")) > 0 })
 
 	fixed := g.callsOf("CommitRepair")[0].manifest
-	if got := fixed.Segments[0].Shards[0]; got != (storage.Shard{Hash: lostShard.Hash, Peer: "p4"}) {
+	if got := fixed.Segments[0].Shards[0]; got != (storage.Shard{Hash: lostShard.Hash, Root: lostShard.Root, Peer: "p4"}) {
 		t.Fatalf("repaired shard %+v, want %s on p4", got, lostShard.Hash)
 	}
 	for i, s := range fixed.Segments[0].Shards[1:] {

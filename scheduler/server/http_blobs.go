@@ -25,8 +25,10 @@ import (
 //   - the same content, placement and all (a retry): 200, the caller noted
 //     as an owner (and the pin);
 //   - a repair (?repair=true) of the same content on other peers: committed
-//     if the caller holds the leader's repair order for the blob and moves
-//     only shards the order names to peers it names, else 409 saying why;
+//     if the caller holds the leader's repair order for the blob, moves
+//     shards only to peers the order names, and each new holder proves by
+//     content that it holds its shard (storage.CheckHolder), else 409
+//     saying why; shards it leaves on no peer stay with their old holder;
 //   - the same content on other peers, not a repair (the same bytes put
 //     again, e.g. a result two replicas stored): 200, the committed
 //     placement kept, the caller noted as an owner; its own shards are
@@ -67,6 +69,38 @@ func (s *Server) commitManifest(r *http.Request, m *storage.Manifest) error {
 		}
 		return err
 	}
+}
+
+// repairProofTimeout bounds the proofs a repair's new holders give.
+const repairProofTimeout = 20 * time.Second
+
+// errUnprovenHolder refuses a repair whose new holder did not prove it
+// holds the shard it was given (409).
+var errUnprovenHolder = fmt.Errorf("%w: a repair's new holder did not prove it holds its shard", ledger.ErrManifestCommitted)
+
+// checkNewHolders has each peer a repair moves a shard to prove, by
+// content, that it holds it, as blob stat does: the leader does not take a
+// repairer's word that it uploaded the shard, nor the new holder's.
+func (s *Server) checkNewHolders(ctx context.Context, m *storage.Manifest, moved []storage.ShardLoc) error {
+	addr := map[string]string{}
+	s.store.FSM().View(func(l *ledger.Ledger) {
+		for _, p := range l.StoragePeers(true) {
+			addr[p.ID] = p.Address
+		}
+	})
+	ctx, cancel := context.WithTimeout(ctx, repairProofTimeout)
+	defer cancel()
+	for _, loc := range moved {
+		sh := m.Segments[loc.Segment].Shards[loc.Index]
+		a, ok := addr[sh.Peer]
+		if !ok {
+			return fmt.Errorf("%w: blob %s: %s: peer %s is not a live storage peer", errUnprovenHolder, m.Hash, loc, sh.Peer)
+		}
+		if err := storage.CheckHolder(ctx, s.shardClient(a), sh, m.ShardSize(loc.Segment)); err != nil {
+			return fmt.Errorf("%w: blob %s: %s on peer %s: %w", errUnprovenHolder, m.Hash, loc, sh.Peer, err)
+		}
+	}
+	return nil
 }
 
 // isRepair reports whether a manifest put is a repair's commit
@@ -139,6 +173,9 @@ func (s *Server) resolveManifestChange(r *http.Request, existing *storage.Manife
 		return fmt.Errorf("%w: %w", errBadRequest, err)
 	}
 	if err := s.repairs.authorize(principalOf(r), cmd.Manifest, moved); err != nil {
+		return err
+	}
+	if err := s.checkNewHolders(r.Context(), cmd.Manifest, moved); err != nil {
 		return err
 	}
 	cmd.Moves = moved
