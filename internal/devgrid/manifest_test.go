@@ -5,11 +5,17 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/internal/testcluster"
 	"github.com/peergrid/peergrid/storage"
 )
 
@@ -79,5 +85,62 @@ func checkCommitted(t *testing.T, c *client.Client, m *storage.Manifest, data []
 	faults, err := c.ReadBlob(context.Background(), m.Hash, &buf)
 	if err != nil || !bytes.Equal(buf.Bytes(), data) || len(faults) != 0 {
 		t.Fatalf("read back: %v, faults %v", err, faults)
+	}
+}
+
+// TestGrid_BlobStatCatchesAPeerThatHoldsNothing: a storage peer that takes
+// every shard it is sent, keeps none, and answers HEAD 200 (a real HTTP
+// server) is reported unhealthy by blob stat on every shard it was given;
+// the honest peers' shards are healthy.
+func TestGrid_BlobStatCatchesAPeerThatHoldsNothing(t *testing.T) {
+	g, _ := storageGrid(t, 5, noRepair)
+	c := g.Client()
+	var puts atomic.Int32
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			puts.Add(1)
+		}
+	}))
+	t.Cleanup(fake.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	beat := func() error {
+		_, err := c.Heartbeat(ctx, &api.HeartbeatRequest{Worker: "fake", Address: fake.URL, Storage: true, StorageOnly: true, Held: []api.TaskRef{}})
+		return err
+	}
+	if err := beat(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for ctx.Err() == nil {
+			_ = beat()
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	testcluster.Eventually(t, 10*time.Second, "six storage peers live", func() bool {
+		peers, err := c.StoragePeers(ctx, false)
+		return err == nil && len(peers) == 6
+	})
+	data := randomBytes(3<<20, 41)
+	hash, m, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{Pin: true})
+	if err != nil || m == nil {
+		t.Fatalf("put: %v", err)
+	}
+	if puts.Load() == 0 || !slices.Contains(m.Peers(), "fake") {
+		t.Fatalf("the fake peer was given no shard (%d puts, peers %v)", puts.Load(), m.Peers())
+	}
+	st, err := c.StatBlob(ctx, hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, seg := range st.Segments {
+		for _, sh := range seg.Shards {
+			if sh.Healthy == (sh.Peer == "fake") {
+				t.Fatalf("segment %d shard %d on %s: healthy %v (%s)", i, sh.Index, sh.Peer, sh.Healthy, sh.Error)
+			}
+		}
 	}
 }
