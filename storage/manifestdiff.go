@@ -10,9 +10,12 @@ import (
 var ErrManifestDiffers = errors.New("manifest differs from the committed one")
 
 // SameContent reports, as an error naming the first difference, whether b
-// describes different bytes than a: another coding (size, segment size, k,
-// m), another segment or shard hash, or another proof root. Placement (which
-// peer holds each shard) is not compared: see Moved.
+// describes different bytes than a (the committed manifest): another coding
+// (size, segment size, k, m), another segment or shard hash, or another
+// proof root where a has one (a manifest committed before proofs has none,
+// and the same bytes put again by a newer client come with them; see
+// SameRoots for the strict check). Placement (which peer holds each shard)
+// is not compared: see Moved.
 //
 // The blob hash is the SHA-256 of the plaintext, so no one without the bytes
 // can tell which of two differently coded manifests is right; that is why a
@@ -58,12 +61,26 @@ func sameSegment(a, b *Segment) error {
 		if x.Hash != y.Hash {
 			return fmt.Errorf("shard %d hash %s, committed %s", i, y.Hash, x.Hash)
 		}
-		if x.Root != y.Root {
+		if x.Root != "" && x.Root != y.Root {
 			return fmt.Errorf("shard %d proof root %q, committed %q", i, y.Root, x.Root)
 		}
 	}
 	if a.Hash != b.Hash {
 		return fmt.Errorf("segment hash %s, committed %s", b.Hash, a.Hash)
+	}
+	return nil
+}
+
+// SameRoots reports whether b carries exactly a's proof roots (none where
+// a has none), as a replacement must: roots a committed manifest lacks
+// cannot be checked by anyone without the bytes, so none are added later.
+func SameRoots(a, b *Manifest) error {
+	for s := range a.Segments {
+		for i := range a.Segments[s].Shards {
+			if x, y := a.Segments[s].Shards[i].Root, b.Segments[s].Shards[i].Root; x != y {
+				return fmt.Errorf("%w: blob %s: segment %d: shard %d proof root %q, committed %q", ErrManifestDiffers, a.Hash, s, i, y, x)
+			}
+		}
 	}
 	return nil
 }

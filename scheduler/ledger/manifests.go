@@ -39,6 +39,12 @@ func checkManifestChange(old, m *storage.Manifest, allowed []storage.ShardLoc) (
 		return nil, fmt.Errorf("%w: %w", ErrManifestCommitted, err)
 	}
 	moved := storage.Moved(old, m)
+	if len(moved) == 0 {
+		return nil, nil
+	}
+	if err := storage.SameRoots(old, m); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrManifestCommitted, err)
+	}
 	for _, loc := range moved {
 		if !slices.Contains(allowed, loc) {
 			return nil, fmt.Errorf("%w: blob %s: %s moves from peer %q to %q, and only a repair the leader ordered may move a shard",

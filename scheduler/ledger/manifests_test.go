@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"reflect"
@@ -145,5 +146,61 @@ func TestLedger_OldPutManifestStillReplaces(t *testing.T) {
 	}
 	if got := a.manifest(m.Hash); !reflect.DeepEqual(got, other) {
 		t.Fatalf("old put-manifest did not replace: %+v", got)
+	}
+}
+
+// TestLedger_ManifestFromBeforeProofsKeepsNoRoots: the same bytes put again
+// by a client that adds proof roots is a retry (the committed manifest,
+// without roots, stays), and a repair may not add roots no one can check.
+func TestLedger_ManifestFromBeforeProofsKeepsNoRoots(t *testing.T) {
+	a := newApplier(t)
+	withRoots := committedManifest(a)
+	old := withRoots.Clone()
+	old.Hash = strings.Repeat("b", 64)
+	for s := range old.Segments {
+		for i := range old.Segments[s].Shards {
+			old.Segments[s].Shards[i].Root = ""
+		}
+	}
+	if resp := a.apply(&CommitManifestCommand{Manifest: old}); resp != nil {
+		t.Fatal(resp)
+	}
+	again := withRoots.Clone()
+	again.Hash = old.Hash
+	if resp := a.apply(&CommitManifestCommand{Manifest: again, Owner: "c-new"}); resp != nil {
+		t.Fatalf("the same bytes with roots: %v", resp)
+	}
+	if got := a.manifest(old.Hash); !reflect.DeepEqual(got, old) {
+		t.Fatalf("manifest changed to %+v", got)
+	}
+	again.Segments[0].Shards[0].Peer = "p9"
+	err, _ := a.apply(&CommitManifestCommand{Manifest: again, Moves: []storage.ShardLoc{{Segment: 0, Index: 0}}}).(error)
+	if !errors.Is(err, ErrManifestCommitted) || !strings.Contains(err.Error(), "proof root") {
+		t.Fatalf("a repair adding roots: %v, want refused", err)
+	}
+}
+
+// TestLedger_RepairedManifestSurvivesASnapshot: a manifest moved by a
+// repair, proof roots and all, is what a restored ledger holds.
+func TestLedger_RepairedManifestSurvivesASnapshot(t *testing.T) {
+	a := newApplier(t)
+	m := committedManifest(a)
+	fixed := m.Clone()
+	fixed.Segments[1].Shards[0].Peer = "p7"
+	if resp := a.apply(&CommitManifestCommand{Manifest: fixed, Moves: []storage.ShardLoc{{Segment: 1, Index: 0}}}); resp != nil {
+		t.Fatal(resp)
+	}
+	var buf bytes.Buffer
+	if err := a.fsm.Snapshot().Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	restored := NewFSM()
+	if err := restored.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	var got *storage.Manifest
+	restored.View(func(l *Ledger) { got = l.Manifest(m.Hash) })
+	if !reflect.DeepEqual(got, fixed) {
+		t.Fatalf("restored manifest %+v, want %+v", got, fixed)
 	}
 }

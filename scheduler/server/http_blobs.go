@@ -166,6 +166,9 @@ func (s *Server) resolveManifestChange(r *http.Request, existing *storage.Manife
 		return nil
 	}
 	cmd.Owner, cmd.Pin = "", false // a repairer does not come to own the blob
+	if err := storage.SameRoots(existing, cmd.Manifest); err != nil {
+		return fmt.Errorf("%w: %w", ledger.ErrManifestCommitted, err)
+	}
 	if cmd.Manifest, moved = keepHolders(existing, cmd.Manifest, moved); len(moved) == 0 {
 		return nil
 	}
