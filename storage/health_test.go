@@ -95,3 +95,34 @@ func TestHealth_ChallengeMovesOneChunk(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHealth_PeerWithoutChallengesIsCheckedWhole: a peer from before proofs
+// (its router answers the challenge route with Go's plain 404) is checked
+// by fetching its shard whole: healthy if the bytes are right, unhealthy
+// if it holds nothing.
+func TestHealth_PeerWithoutChallengesIsCheckedWhole(t *testing.T) {
+	ctx := testContext(t)
+	c := storagetest.NewCluster(t, 6)
+	m := mustPut(t, ctx, c, storagetest.RandomBytes(23, testSegment))
+	sh := m.Segments[0].Shards[0]
+	oldPeer := func(holds bool) *storage.ShardClient {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /v1/shards/{hash}", func(w http.ResponseWriter, r *http.Request) {
+			data, err := c.Peer(sh.Peer).Store.Get(r.Context(), r.PathValue("hash"))
+			if err != nil || !holds {
+				http.Error(w, "shard not found", http.StatusNotFound)
+				return
+			}
+			w.Write(data)
+		})
+		srv := httptest.NewServer(mux)
+		t.Cleanup(srv.Close)
+		return storage.NewShardClient(srv.URL, "", srv.Client())
+	}
+	for _, holds := range []bool{true, false} {
+		err := storage.CheckHolder(ctx, oldPeer(holds), sh, m.ShardSize(0))
+		if (err == nil) != holds {
+			t.Fatalf("old peer holding the shard %v: %v", holds, err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -35,6 +36,12 @@ var (
 	_ shardProver = LocalPeer{}
 )
 
+// errNoProofs is a peer that does not serve challenges (a build from before
+// proofs: its router has no such route). The verifier fetches the whole
+// shard instead, which is content verification too, only dearer; a peer
+// that pretends to be old gains nothing by it.
+var errNoProofs = errors.New("peer does not answer shard challenges")
+
 // maxProofBody bounds a proof answer a verifier reads: one chunk, and a
 // path for a shard of up to DefaultMaxShardSize, in JSON.
 const maxProofBody = 4*ProofChunk + 64<<10
@@ -42,18 +49,21 @@ const maxProofBody = 4*ProofChunk + 64<<10
 // CheckHolder verifies by content that peer holds shard sh, of size bytes:
 // a challenge on a random chunk when the manifest has the shard's proof
 // root and the peer can answer one, else the whole shard fetched and
-// hashed. nil means the peer proved it.
+// hashed (also when the peer predates challenges). nil means the peer
+// proved it.
 func CheckHolder(ctx context.Context, peer ShardPeer, sh Shard, size int64) error {
 	if prover, ok := peer.(shardProver); ok && sh.Root != "" {
 		chunk := rand.IntN(ProofChunks(size)) // unpredictable to the peer: the global source is seeded from the OS
 		p, err := prover.Prove(ctx, sh.Hash, chunk)
-		if err != nil {
+		if err == nil {
+			if err := VerifyProof(sh.Root, size, chunk, p); err != nil {
+				return fmt.Errorf("shard %s: %w", sh.Hash, err)
+			}
+			return nil
+		}
+		if !errors.Is(err, errNoProofs) {
 			return err
 		}
-		if err := VerifyProof(sh.Root, size, chunk, p); err != nil {
-			return fmt.Errorf("shard %s: %w", sh.Hash, err)
-		}
-		return nil
 	}
 	data, err := peer.Get(ctx, sh.Hash)
 	if err != nil {
@@ -108,6 +118,9 @@ func (c *ShardClient) Prove(ctx context.Context, hash string, chunk int) (*Shard
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		if resp.StatusCode == http.StatusNotFound && strings.HasPrefix(string(msg), "404 page not found") {
+			return nil, fmt.Errorf("proof of shard %s at %s: %w", hash, c.Addr, errNoProofs)
+		}
 		return nil, fmt.Errorf("proof of shard %s at %s: %w (HTTP %d: %s)", hash, c.Addr,
 			statusSentinel(resp.StatusCode), resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
