@@ -25,7 +25,7 @@ import (
 // with 409 naming why, nothing changes, and the blob still reads back. A
 // retry of the identical manifest is accepted; the same content on other
 // peers, put again, keeps the committed placement; a "repair" no leader
-// ordered is refused.
+// ordered is refused, and so is one of a blob that has no manifest.
 func TestGrid_CommittedManifestIsWriteOnce(t *testing.T) {
 	g, _ := storageGrid(t, 6, noRepair)
 	c := g.Client()
@@ -66,6 +66,15 @@ func TestGrid_CommittedManifestIsWriteOnce(t *testing.T) {
 		t.Fatalf("unordered repair: %v, want 409 saying no repair is ordered", err)
 	}
 	checkCommitted(t, c, m, data)
+
+	ghost := m.Clone() // a "repair" of a blob with no manifest (say, collected) must not create one
+	ghost.Hash = storage.Hash([]byte("a blob since collected"))
+	if err := c.CommitRepair(ctx, ghost); !isConflict(err, "no committed manifest to repair") {
+		t.Fatalf("repair of a blob with no manifest: %v, want 409", err)
+	}
+	if _, err := c.Manifest(ctx, ghost.Hash); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("the ghost's manifest: %v, want none", err)
+	}
 }
 
 func isConflict(err error, says string) bool {

@@ -58,7 +58,10 @@ func (s *Server) commitManifest(r *http.Request, m *storage.Manifest) error {
 	for attempt := 0; ; attempt++ {
 		cmd := &ledger.CommitManifestCommand{Manifest: m, Now: time.Now().UnixNano(), Pin: r.URL.Query().Get("pin") == "true", Owner: owner(r)}
 		existing := s.manifest(m.Hash)
-		if existing != nil {
+		switch {
+		case existing == nil && isRepair(r): // collected meanwhile: a repair must not bring it back
+			return fmt.Errorf("%w: blob %s has no committed manifest to repair", errNoRepairOrder, m.Hash)
+		case existing != nil:
 			if err := s.resolveManifestChange(r, existing, cmd); err != nil {
 				return err
 			}
@@ -151,11 +154,15 @@ func readManifest(r *http.Request) (*storage.Manifest, error) {
 
 // resolveManifestChange decides what a manifest for a blob that has one
 // commits (see handlePutManifest): it refuses other content, lets the
-// holder of a repair order move the shards the order names, and turns any
-// other move into a note of the owner on the committed manifest.
+// holder of a repair order move shards onto the order's targets once the
+// new holders prove they hold them, and turns any other move into a note
+// of the owner on the committed manifest.
 func (s *Server) resolveManifestChange(r *http.Request, existing *storage.Manifest, cmd *ledger.CommitManifestCommand) error {
 	if err := storage.SameContent(existing, cmd.Manifest); err != nil {
 		return fmt.Errorf("%w: %w", ledger.ErrManifestCommitted, err)
+	}
+	if isRepair(r) {
+		cmd.Owner, cmd.Pin = "", false // a repairer does not come to own the blob
 	}
 	moved := storage.Moved(existing, cmd.Manifest)
 	if len(moved) == 0 {
@@ -165,7 +172,6 @@ func (s *Server) resolveManifestChange(r *http.Request, existing *storage.Manife
 		cmd.Manifest = existing // the same bytes put again: keep where they are
 		return nil
 	}
-	cmd.Owner, cmd.Pin = "", false // a repairer does not come to own the blob
 	if err := storage.SameRoots(existing, cmd.Manifest); err != nil {
 		return fmt.Errorf("%w: %w", ledger.ErrManifestCommitted, err)
 	}
@@ -184,6 +190,7 @@ func (s *Server) resolveManifestChange(r *http.Request, existing *storage.Manife
 	cmd.Moves = moved
 	return nil
 }
+
 func (s *Server) manifest(hash string) *storage.Manifest {
 	var m *storage.Manifest
 	s.store.FSM().View(func(l *ledger.Ledger) { m = l.Manifest(hash) })
