@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -168,4 +169,57 @@ func spareTarget(m *storage.Manifest, o api.RepairOrder) string {
 		}
 	}
 	return ""
+}
+
+// TestGrid_LeaderAuditFindsAPeerThatHoldsNothing: a storage peer that
+// heartbeats and takes shards but keeps none (a real HTTP server answering
+// 200 to everything) is found by the leader's audit, with no reader
+// involved: the leader orders the repair of exactly its shards.
+func TestGrid_LeaderAuditFindsAPeerThatHoldsNothing(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	g, err := Start(context.Background(), Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: time.Second,
+		RepairGrace: time.Hour, AuditInterval: 100 * time.Millisecond, Logger: quiet, GCGrace: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	c := g.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	peers, conns := startShardPeers(t, 5, g.Token)
+	liar := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(liar.Close)
+	peers = append(peers, &shardPeer{id: "liar", srv: liar})
+	conns["liar"] = storage.NewShardClient(liar.URL, g.Token, liar.Client())
+	hb := startHeartbeats(t, c, peers)
+	var refs []storage.PeerRef
+	for _, p := range peers {
+		refs = append(refs, storage.PeerRef{ID: p.id, Addr: p.srv.URL})
+	}
+	data := randomBytes(300<<10, 61)
+	m, err := storage.Put(ctx, bytes.NewReader(data), storage.PutOptions{K: 4, M: 2, SegmentSize: 128 << 10, Peers: refs,
+		Dial: func(r storage.PeerRef) storage.ShardPeer { return conns[r.ID] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testcluster.Eventually(t, 10*time.Second, "six storage peers live", func() bool {
+		live, err := c.StoragePeers(ctx, false)
+		return err == nil && len(live) == 6
+	})
+	if err := c.PutManifest(ctx, m, true); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case o := <-hb.orders:
+		if o.Blob != m.Hash || len(o.Lost) == 0 {
+			t.Fatalf("order %+v, want one for %s", o, m.Hash)
+		}
+		for _, loc := range o.Lost {
+			if p := m.Segments[loc.Segment].Shards[loc.Index].Peer; p != "liar" {
+				t.Fatalf("the audit reported %s on honest peer %s", loc, p)
+			}
+		}
+	case <-ctx.Done():
+		t.Fatal("the audit never found the liar's shards")
+	}
 }

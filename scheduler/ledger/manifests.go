@@ -56,3 +56,18 @@ func checkManifestChange(old, m *storage.Manifest, allowed []storage.ShardLoc) (
 	}
 	return moved, nil
 }
+
+// SomeManifests returns up to n manifests, in Go's map order (a new start
+// each call): a sample for the leader's shard audit, which over many rounds
+// reaches every blob without sorting them all each time. Manifests are
+// replaced, never changed in place, so they may be kept past View.
+func (l *Ledger) SomeManifests(n int) []*storage.Manifest {
+	out := make([]*storage.Manifest, 0, min(n, len(l.manifests)))
+	for _, m := range l.manifests {
+		if len(out) == n {
+			break
+		}
+		out = append(out, m)
+	}
+	return out
+}
