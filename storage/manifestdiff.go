@@ -85,6 +85,17 @@ func SameRoots(a, b *Manifest) error {
 	return nil
 }
 
+// OtherCoding reports whether b could be the same blob as a coded another
+// way: the same size and version, another segment size, k or m. Its shard
+// hashes then differ from a's, and only the bytes could say which is true.
+// Any other difference in content (another size, or other shard hashes
+// under the same coding, which encodes the same bytes to the same shards)
+// is not the same blob.
+func OtherCoding(a, b *Manifest) bool {
+	return a.Version == b.Version && a.Hash == b.Hash && a.Size == b.Size &&
+		(a.SegmentSize != b.SegmentSize || a.K != b.K || a.M != b.M)
+}
+
 // Moved lists the shards whose holder differs between a and b, two manifests
 // of the same content (SameContent(a, b) == nil), in manifest order.
 func Moved(a, b *Manifest) []ShardLoc {

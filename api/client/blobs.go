@@ -126,10 +126,11 @@ func (c *Client) Manifest(ctx context.Context, hash string) (*storage.Manifest, 
 }
 
 // PutManifest commits a manifest whose shards are already placed. A blob's
-// committed manifest is write-once: putting it again, or the same shards
-// placed elsewhere, succeeds and keeps the committed one; a manifest of other
-// content (another coding or shard hashes) is refused with a *StatusError
-// of code 409 naming the first difference.
+// committed manifest is write-once: putting it again, the same shards placed
+// elsewhere, or the same size coded otherwise succeeds and keeps the
+// committed one; a manifest of other content (another size, other shard
+// hashes under the same coding) is refused with a *StatusError of code 409
+// naming the first difference.
 func (c *Client) PutManifest(ctx context.Context, m *storage.Manifest, pin bool) error {
 	b, err := storage.EncodeManifest(m)
 	if err != nil {

@@ -24,7 +24,8 @@ import (
 // (segment hashes recomputed, as they are only hashes of those) is refused
 // with 409 naming why, nothing changes, and the blob still reads back. A
 // retry of the identical manifest is accepted; the same content on other
-// peers, put again, keeps the committed placement; a "repair" no leader
+// peers, or coded with another k and m, put again, keeps the committed
+// manifest; a "repair" no leader
 // ordered is refused, and so is one of a blob that has no manifest.
 func TestGrid_CommittedManifestIsWriteOnce(t *testing.T) {
 	g, _ := storageGrid(t, 6, noRepair)
@@ -59,6 +60,19 @@ func TestGrid_CommittedManifestIsWriteOnce(t *testing.T) {
 	sh[0].Peer, sh[1].Peer = sh[1].Peer, sh[0].Peer
 	if err := c.PutManifest(ctx, elsewhere, false); err != nil {
 		t.Fatalf("the same content put again: %v", err)
+	}
+	checkCommitted(t, c, m, data)
+
+	if _, _, err := c.PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{K: 2, M: 1}); err != nil {
+		t.Fatalf("the same bytes coded with k=2 m=1: %v", err) // a job's output equal to a stored blob
+	}
+	checkCommitted(t, c, m, data)
+	bigger := m.Clone()
+	bigger.Size++ // the same blob cannot have another size
+	last := len(bigger.Segments) - 1
+	bigger.Segments[last].Hash = storage.SegmentHash(bigger.K, bigger.SegmentLen(last), bigger.Segments[last].Shards)
+	if err := c.PutManifest(ctx, bigger, false); !isConflict(err, "size") {
+		t.Fatalf("another size: %v, want 409", err)
 	}
 	checkCommitted(t, c, m, data)
 

@@ -29,12 +29,15 @@ import (
 //     shards only to peers the order names, and each new holder proves by
 //     content that it holds its shard (storage.CheckHolder), else 409
 //     saying why; shards it leaves on no peer stay with their old holder;
-//   - the same content on other peers, not a repair (the same bytes put
-//     again, e.g. a result two replicas stored): 200, the committed
-//     placement kept, the caller noted as an owner; its own shards are
-//     orphans the peers' sweep removes;
-//   - other content (another coding, other shard hashes): 409 naming the
-//     first difference, and nothing changes.
+//   - the same content on other peers, or the same size coded with another
+//     k, m or segment size, not a repair (the same bytes put again, e.g. a
+//     result two replicas stored, or a job's output equal to a blob put
+//     with other coding): 200, the committed manifest kept, the caller
+//     noted as an owner; its own shards are orphans the peers' sweep
+//     removes;
+//   - other content (another size, or other shard hashes under the same
+//     coding, which the same bytes cannot give): 409 naming the first
+//     difference, and nothing changes.
 func (s *Server) handlePutManifest(w http.ResponseWriter, r *http.Request) {
 	m, err := readManifest(r)
 	if err != nil {
@@ -159,7 +162,11 @@ func readManifest(r *http.Request) (*storage.Manifest, error) {
 // of the owner on the committed manifest.
 func (s *Server) resolveManifestChange(r *http.Request, existing *storage.Manifest, cmd *ledger.CommitManifestCommand) error {
 	if err := storage.SameContent(existing, cmd.Manifest); err != nil {
-		return fmt.Errorf("%w: %w", ledger.ErrManifestCommitted, err)
+		if isRepair(r) || !storage.OtherCoding(existing, cmd.Manifest) {
+			return fmt.Errorf("%w: %w", ledger.ErrManifestCommitted, err)
+		}
+		cmd.Manifest = existing // perhaps the same bytes, coded otherwise: the committed coding stays
+		return nil
 	}
 	if isRepair(r) {
 		cmd.Owner, cmd.Pin = "", false // a repairer does not come to own the blob
