@@ -11,6 +11,16 @@
 //     by the SHA-256 of their bytes, like blobs; a segment (manifest version
 //     2) by SegmentHash, a hash over its length and its shard hashes, since
 //     verified shards and the blob hash already cover its bytes.
+//     Each shard also carries a proof root (ProofRoot: a Merkle tree over
+//     its 4 KiB chunks) so a holder can prove it has the shard without
+//     sending it. SameContent and Moved say how two manifests of one blob
+//     differ: the ledger keeps a committed manifest write-once and lets only
+//     a repair move shards.
+//   - Proofs of possession (proof.go, shardproof.go): CheckHolder challenges
+//     a holder for one random chunk and its Merkle path and checks them
+//     against the manifest's root, or fetches and hashes the whole shard
+//     when there is no root. Health (blob stat, the dashboard) and the
+//     leader's acceptance of a repair rely on it; HEAD is never proof.
 //   - ShardStore: a content-addressed shard directory on a peer's disk,
 //     written atomically (temp file, fsync, rename) and checked against the
 //     hash on write and on read; a corrupt shard is quarantined and reported.

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"fmt"
 	"sync"
 )
 
@@ -16,16 +15,19 @@ type ShardHealth struct {
 }
 
 // shardHolder is a peer that can say whether it holds a shard without
-// sending it (ShardClient: HTTP HEAD).
+// sending it (ShardClient: HTTP HEAD). Its word is not proof: Health does
+// not use it (see CheckHolder).
 type shardHolder interface {
 	Has(ctx context.Context, hash string) (bool, error)
 }
 
-// Health asks each shard's holder whether it has the shard, a few at once,
-// for `peergrid blob stat` and for the leader's repair planning. A peer that
-// can answer without sending the bytes (ShardClient) is asked that way, which
-// does not check the bytes; others are read and verified. A holder missing
-// from peers is reported unhealthy. The result is in manifest order.
+// Health checks each shard's holder by content, a few at once, for
+// `peergrid blob stat` and the dashboard: the holder must prove it has the
+// shard (CheckHolder: a challenge on a random chunk checked against the
+// manifest's proof root, or, for a manifest without roots or a peer that
+// cannot answer one, the whole shard fetched and hashed). A peer that only
+// says it has the shard (HEAD) proves nothing. A holder missing from peers
+// is reported unhealthy. The result is in manifest order.
 func Health(ctx context.Context, m *Manifest, peers map[string]ShardPeer) []ShardHealth {
 	var out []ShardHealth
 	for s, seg := range m.Segments {
@@ -48,26 +50,12 @@ func Health(ctx context.Context, m *Manifest, peers map[string]ShardPeer) []Shar
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			h.Healthy, h.Err = shardHealthy(ctx, peer, h.Hash)
+			h.Err = CheckHolder(ctx, peer, m.Segments[h.Segment].Shards[h.Index], m.ShardSize(h.Segment))
+			h.Healthy = h.Err == nil
 		})
 	}
 	wg.Wait()
 	return out
-}
-
-func shardHealthy(ctx context.Context, peer ShardPeer, hash string) (bool, error) {
-	if holder, ok := peer.(shardHolder); ok {
-		ok, err := holder.Has(ctx, hash)
-		if err == nil && !ok {
-			err = ErrShardNotFound
-		}
-		return ok, err
-	}
-	data, err := peer.Get(ctx, hash)
-	if err == nil && shardHash(data) != hash {
-		err = fmt.Errorf("shard %s: %w: bytes do not match", hash, ErrCorruptShard)
-	}
-	return err == nil, err
 }
 
 type errNoTransport string

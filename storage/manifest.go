@@ -58,6 +58,11 @@ type Segment struct {
 // Shard is one coded piece of a segment and where it lives.
 type Shard struct {
 	Hash string `json:"hash"` // SHA-256 of the shard's bytes
+	// Root is the ProofRoot of the shard's bytes: the root of a Merkle tree
+	// over its ProofChunk-byte chunks, by which a holder proves it has the
+	// shard without sending it (see Health). "" in manifests written before
+	// proofs: their shards are checked by fetching them whole.
+	Root string `json:"root,omitempty"`
 	// Peer is the id of the storage peer holding the shard; "" if the shard
 	// is not placed (a put with too few peers, see PutOptions.AllowFewerParity).
 	Peer string `json:"peer"`
@@ -147,6 +152,9 @@ func (m *Manifest) validateSegment(seg int) error {
 	for i, sh := range s.Shards {
 		if err := CheckHash(sh.Hash); err != nil {
 			return fmt.Errorf("shard %d: %v", i, err)
+		}
+		if sh.Root != "" && CheckHash(sh.Root) != nil {
+			return fmt.Errorf("shard %d: proof root: %v", i, CheckHash(sh.Root))
 		}
 		if sh.Peer == "" {
 			continue

@@ -17,8 +17,8 @@ func validManifest() *storage.Manifest {
 	m := &storage.Manifest{
 		Version: storage.ManifestVersion, Hash: h("a"), Size: 100, SegmentSize: 64, K: 2, M: 1,
 		Segments: []storage.Segment{
-			{Shards: []storage.Shard{{h("1"), "p0"}, {h("2"), "p1"}, {h("3"), "p2"}}},
-			{Shards: []storage.Shard{{h("4"), "p1"}, {h("5"), "p2"}, {h("6"), ""}}},
+			{Shards: []storage.Shard{{Hash: h("1"), Peer: "p0"}, {Hash: h("2"), Peer: "p1"}, {Hash: h("3"), Peer: "p2"}}},
+			{Shards: []storage.Shard{{Hash: h("4"), Peer: "p1"}, {Hash: h("5"), Peer: "p2"}, {Hash: h("6"), Peer: ""}}},
 		},
 	}
 	sealSegments(m)
@@ -149,7 +149,7 @@ func FuzzDecodeManifest(f *testing.F) {
 	old, _ := json.Marshal(v1)
 	f.Add(old)
 	one := &storage.Manifest{Version: storage.ManifestVersion, Hash: strings.Repeat("0", 64), Size: 1, SegmentSize: 1, K: 1,
-		Segments: []storage.Segment{{Shards: []storage.Shard{{strings.Repeat("1", 64), "p"}}}}}
+		Segments: []storage.Segment{{Shards: []storage.Shard{{Hash: strings.Repeat("1", 64), Peer: "p"}}}}}
 	sealSegments(one)
 	small, _ := json.Marshal(one)
 	f.Add(small)

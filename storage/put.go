@@ -254,6 +254,7 @@ func (p *putter) putSegment(ctx context.Context, s int, buf []byte, n int) error
 	for i := range shards {
 		wg.Go(func() {
 			seg.Shards[i].Hash = shardHash(shards[i])
+			seg.Shards[i].Root = ProofRoot(shards[i])
 			if pl.primary[i] != "" {
 				seg.Shards[i].Peer, errs[i] = p.upload(ctx, pl, seg.Shards[i].Hash, shards[i], pl.primary[i])
 			}

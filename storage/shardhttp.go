@@ -109,12 +109,16 @@ func NewShardHandler(store *ShardStore, auth Authorizer) http.Handler {
 	mux.HandleFunc("GET /v1/shards/{hash}", h.get)
 	mux.HandleFunc("HEAD /v1/shards/{hash}", h.head)
 	mux.HandleFunc("DELETE /v1/shards/{hash}", h.delete)
+	mux.HandleFunc("GET /v1/shards/{hash}/proof", h.proof) // shardproof.go
 	return authorize(auth, mux)
 }
 
 func authorize(auth Authorizer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		shard, _ := strings.CutPrefix(r.URL.Path, "/v1/shards/")
+		if r.Method == http.MethodGet {
+			shard = strings.TrimSuffix(shard, "/proof") // a proof is a read of the shard
+		}
 		if err := CheckHash(shard); err != nil {
 			writeShardError(w, err)
 			return

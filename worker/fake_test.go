@@ -27,7 +27,7 @@ var (
 
 // call is one call a worker made to the fake grid.
 type call struct {
-	method  string // "Lease", "Report", "Release", "Heartbeat", "ReadBlob", "PutBlobFrom", "Manifest", "PutManifest", "PlacedShards"
+	method  string // "Lease", "Report", "Release", "Heartbeat", "ReadBlob", "PutBlobFrom", "Manifest", "CommitRepair", "PlacedShards"
 	at      time.Time
 	timeout time.Duration // time the call's context had left when it came (0: no deadline)
 
@@ -250,10 +250,10 @@ func (g *fakeGrid) Manifest(ctx context.Context, hash string) (*storage.Manifest
 	return m.Clone(), nil
 }
 
-func (g *fakeGrid) PutManifest(ctx context.Context, m *storage.Manifest, pin bool) error {
+func (g *fakeGrid) CommitRepair(ctx context.Context, m *storage.Manifest) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.record(ctx, call{method: "PutManifest", manifest: m.Clone()})
+	g.record(ctx, call{method: "CommitRepair", manifest: m.Clone()})
 	g.manifests[m.Hash] = m.Clone()
 	return nil
 }

@@ -105,7 +105,7 @@ func (w *Worker) repair(ctx context.Context, o api.RepairOrder) error {
 	if fixed == nil {
 		return rerr
 	}
-	if err := w.client.PutManifest(ctx, fixed, false); err != nil {
+	if err := w.client.CommitRepair(ctx, fixed); err != nil {
 		return errors.Join(rerr, err)
 	}
 	w.log.Info("repaired blob", "blob", o.Blob, "shards", len(o.Lost), "partial", rerr != nil)

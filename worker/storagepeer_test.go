@@ -36,10 +36,10 @@ func TestStoragePeer_RepairOrderRebuildsTheLostShardAndCommitsTheManifest(t *tes
 	}
 	w := testWorker(t, g, Config{ID: "s1", NoTasks: true, StorageBind: "127.0.0.1:0", Heartbeat: time.Hour, SweepInterval: -1})
 	runWorker(t, w)
-	eventually(t, "the repaired manifest committed", func() bool { return len(g.callsOf("PutManifest")) > 0 })
+	eventually(t, "the repaired manifest committed", func() bool { return len(g.callsOf("CommitRepair")) > 0 })
 
-	fixed := g.callsOf("PutManifest")[0].manifest
-	if got := fixed.Segments[0].Shards[0]; got != (storage.Shard{Hash: lostShard.Hash, Peer: "p4"}) {
+	fixed := g.callsOf("CommitRepair")[0].manifest
+	if got := fixed.Segments[0].Shards[0]; got != (storage.Shard{Hash: lostShard.Hash, Root: lostShard.Root, Peer: "p4"}) {
 		t.Fatalf("repaired shard %+v, want %s on p4", got, lostShard.Hash)
 	}
 	for i, s := range fixed.Segments[0].Shards[1:] {
@@ -70,7 +70,7 @@ func TestStoragePeer_FailedRepairCommitsNothing(t *testing.T) {
 	if got := g.callsOf("Manifest")[0].hash; got != gone {
 		t.Fatalf("asked for the manifest of %s, want %s", got, gone)
 	}
-	if n := len(g.callsOf("PutManifest")); n != 0 {
+	if n := len(g.callsOf("CommitRepair")); n != 0 {
 		t.Fatalf("%d manifests committed by a failed repair", n)
 	}
 }

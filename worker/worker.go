@@ -105,7 +105,7 @@ type gridAPI interface {
 	ClusterStorage(ctx context.Context) (api.StorageConfig, error)
 	// A storage peer's repairs and sweeps.
 	Manifest(ctx context.Context, hash string) (*storage.Manifest, error)
-	PutManifest(ctx context.Context, m *storage.Manifest, pin bool) error
+	CommitRepair(ctx context.Context, m *storage.Manifest) error
 	ShardPeers(ctx context.Context) (map[string]storage.ShardPeer, error)
 	PlacedShards(ctx context.Context, peer string, shards []string) ([]string, error)
 	// ServerInfo names the cluster CA, for a storage peer serving without

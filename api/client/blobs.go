@@ -125,13 +125,30 @@ func (c *Client) Manifest(ctx context.Context, hash string) (*storage.Manifest, 
 	return storage.DecodeManifest(raw)
 }
 
-// PutManifest commits a manifest whose shards are already placed.
+// PutManifest commits a manifest whose shards are already placed. A blob's
+// committed manifest is write-once: putting it again, the same shards placed
+// elsewhere, or the same size coded otherwise succeeds and keeps the
+// committed one; a manifest of other content (another size, other shard
+// hashes under the same coding) is refused with a *StatusError of code 409
+// naming the first difference.
 func (c *Client) PutManifest(ctx context.Context, m *storage.Manifest, pin bool) error {
 	b, err := storage.EncodeManifest(m)
 	if err != nil {
 		return err
 	}
 	return c.send(ctx, http.MethodPut, "/v1/blobs/"+m.Hash+"/manifest"+pinQuery(pin), b, "application/json", nil)
+}
+
+// CommitRepair commits the manifest a repair made: the committed one with
+// the shards the leader's repair order let this worker rebuild placed on
+// their new peers. The leader refuses (HTTP 409) a repair it did not
+// order, or one that changes anything but placement.
+func (c *Client) CommitRepair(ctx context.Context, m *storage.Manifest) error {
+	b, err := storage.EncodeManifest(m)
+	if err != nil {
+		return err
+	}
+	return c.send(ctx, http.MethodPut, "/v1/blobs/"+m.Hash+"/manifest?repair=true", b, "application/json", nil)
 }
 
 func pinQuery(pin bool) string {

@@ -19,7 +19,7 @@ func (m *Main) runBlob(ctx context.Context, args []string) (int, error) {
 
   put FILE [--k K] [--m M] [--allow-fewer-parity]   store a file; prints its hash
   get HASH [-o FILE]                                write a blob to FILE (default stdout)
-  stat HASH [--json]                                placement and health of every shard
+  stat HASH [--json]                                placement and health of every shard, proved by content
   rm HASH                                           unpin: garbage collection takes it once no job uses it`)
 }
 

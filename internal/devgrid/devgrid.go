@@ -42,6 +42,9 @@ type Config struct {
 	// RepairGrace is how long a storage peer is down before its shards are
 	// rebuilt elsewhere (default: scheduler's, twice WorkerTTL).
 	RepairGrace time.Duration
+	// AuditInterval is how often the leader challenges stored shards
+	// (default: scheduler's).
+	AuditInterval time.Duration
 	// InlineThreshold: blobs this size or smaller live inline in the ledger
 	// (default: scheduler's, storage.DefaultInlineThreshold).
 	InlineThreshold int64
@@ -105,7 +108,7 @@ func Start(ctx context.Context, cfg Config) (*Grid, error) {
 	srv, err := server.NewServer(server.ServerConfig{
 		Store: store.Config{ID: "dev-server", DataDir: filepath.Join(cfg.DataDir, "server"), RaftBind: raftBind,
 			Fast: true},
-		GCInterval: cfg.GCInterval, GCGrace: cfg.GCGrace, InlineThreshold: cfg.InlineThreshold, RepairGrace: cfg.RepairGrace,
+		GCInterval: cfg.GCInterval, GCGrace: cfg.GCGrace, InlineThreshold: cfg.InlineThreshold, RepairGrace: cfg.RepairGrace, AuditInterval: cfg.AuditInterval,
 		Token: token, BootstrapExpect: 1, HTTPAddr: scheme + ln.Addr().String(), WorkerTTL: cfg.WorkerTTL, LeaseSlack: cfg.LeaseSlack, Logger: cfg.Logger,
 	})
 	if err != nil {

@@ -43,6 +43,10 @@ const (
 	// cmdRenewLeases is not ignorable: a server that skipped it would
 	// expire a paused worker's leases that the others keep.
 	cmdRenewLeases CommandType = 18
+	// cmdCommitManifest is the write-once manifest commit (see
+	// CommitManifestCommand); cmdPutManifest, which replaced a manifest
+	// outright, is still applied from old logs but no longer proposed.
+	cmdCommitManifest CommandType = 23
 
 	// IgnorableFlag marks a command type an older server may skip.
 	IgnorableFlag CommandType = 128
@@ -56,6 +60,7 @@ func (t CommandType) String() string {
 		cmdUpsertPeer: "upsert-peer", cmdReleaseTasks: "release-tasks", cmdPutManifest: "put-manifest",
 		cmdPurgeJob: "purge-job", cmdUnpinBlob: "unpin-blob", cmdDeleteBlobs: "delete-blobs",
 		cmdCreateCredential: "create-credential", cmdRevokeCredential: "revoke-credential", cmdJoinWorker: "join-worker", cmdRenewLeases: "renew-leases",
+		cmdCommitManifest: "commit-manifest",
 	}
 	if n, ok := names[t]; ok {
 		return n
@@ -73,6 +78,9 @@ var (
 	ErrUnknownWorker = errors.New("unknown worker")
 	ErrRequestReused = errors.New("request id reused")
 	ErrNotOwner      = errors.New("not the owner")
+	// ErrManifestCommitted refuses a manifest that would replace a
+	// committed one (see CommitManifestCommand).
+	ErrManifestCommitted = errors.New("blob manifest already committed; manifests are write-once")
 	// ErrBadCommand is a command no server should have proposed.
 	ErrBadCommand = errors.New("malformed command")
 )
@@ -88,13 +96,31 @@ type PutBlobCommand struct {
 	Owner string `json:"owner,omitempty"`
 }
 
-// PutManifestCommand records where an erasure-coded blob's shards are: a new
-// blob, or a new placement after repair. The server validated it.
+// PutManifestCommand recorded where an erasure-coded blob's shards are,
+// replacing any manifest the blob had. Old logs still hold it and Apply
+// still replaces; nothing proposes it any more (CommitManifestCommand does).
 type PutManifestCommand struct {
 	Manifest *storage.Manifest `json:"manifest"`
 	Now      int64             `json:"now,omitempty"`
 	Pin      bool              `json:"pin,omitempty"`
 	Owner    string            `json:"owner,omitempty"`
+}
+
+// CommitManifestCommand records where an erasure-coded blob's shards are. A
+// committed manifest is write-once: the first commit of a blob's manifest
+// wins, and a later one is applied only if it describes the same content
+// (storage.SameContent: coding, segment, shard hashes and proof roots) and
+// moves no shard, or moves only the shards in Moves, each to a peer (a
+// repair the leader ordered: it fills Moves from its order). Anything else
+// is refused with ErrManifestCommitted and changes nothing. A commit of the
+// identical manifest (a retry) only notes Owner and Pin.
+type CommitManifestCommand struct {
+	Manifest *storage.Manifest `json:"manifest"`
+	Now      int64             `json:"now,omitempty"`
+	Pin      bool              `json:"pin,omitempty"`
+	Owner    string            `json:"owner,omitempty"`
+	// Moves are the shards a repair may place on a new peer.
+	Moves []storage.ShardLoc `json:"moves,omitempty"`
 }
 
 // PurgeJobCommand removes a finished job and its results from the ledger;
@@ -225,19 +251,20 @@ type Command interface {
 	Type() CommandType
 }
 
-func (*PutBlobCommand) Type() CommandType       { return cmdPutBlob }
-func (*SubmitJobCommand) Type() CommandType     { return cmdSubmitJob }
-func (*LeaseTasksCommand) Type() CommandType    { return cmdLeaseTasks }
-func (*CompleteTasksCommand) Type() CommandType { return cmdCompleteTasks }
-func (*ExpireLeasesCommand) Type() CommandType  { return cmdExpireLeases }
-func (*CancelJobCommand) Type() CommandType     { return cmdCancelJob }
-func (*UpsertPeerCommand) Type() CommandType    { return cmdUpsertPeer }
-func (*ReleaseTasksCommand) Type() CommandType  { return cmdReleaseTasks }
-func (*PutManifestCommand) Type() CommandType   { return cmdPutManifest }
-func (*PurgeJobCommand) Type() CommandType      { return cmdPurgeJob }
-func (*UnpinBlobCommand) Type() CommandType     { return cmdUnpinBlob }
-func (*DeleteBlobsCommand) Type() CommandType   { return cmdDeleteBlobs }
-func (*RenewLeasesCommand) Type() CommandType   { return cmdRenewLeases }
+func (*PutBlobCommand) Type() CommandType        { return cmdPutBlob }
+func (*SubmitJobCommand) Type() CommandType      { return cmdSubmitJob }
+func (*LeaseTasksCommand) Type() CommandType     { return cmdLeaseTasks }
+func (*CompleteTasksCommand) Type() CommandType  { return cmdCompleteTasks }
+func (*ExpireLeasesCommand) Type() CommandType   { return cmdExpireLeases }
+func (*CancelJobCommand) Type() CommandType      { return cmdCancelJob }
+func (*UpsertPeerCommand) Type() CommandType     { return cmdUpsertPeer }
+func (*ReleaseTasksCommand) Type() CommandType   { return cmdReleaseTasks }
+func (*PutManifestCommand) Type() CommandType    { return cmdPutManifest }
+func (*CommitManifestCommand) Type() CommandType { return cmdCommitManifest }
+func (*PurgeJobCommand) Type() CommandType       { return cmdPurgeJob }
+func (*UnpinBlobCommand) Type() CommandType      { return cmdUnpinBlob }
+func (*DeleteBlobsCommand) Type() CommandType    { return cmdDeleteBlobs }
+func (*RenewLeasesCommand) Type() CommandType    { return cmdRenewLeases }
 
 // commandTypes makes an empty command of each type Apply knows.
 var commandTypes = map[CommandType]func() Command{
@@ -258,6 +285,7 @@ var commandTypes = map[CommandType]func() Command{
 	cmdRevokeCredential: func() Command { return &RevokeCredentialCommand{} },
 	cmdJoinWorker:       func() Command { return &JoinWorkerCommand{} },
 	cmdRenewLeases:      func() Command { return &RenewLeasesCommand{} },
+	cmdCommitManifest:   func() Command { return &CommitManifestCommand{} },
 }
 
 // ErrCorruptCommand is returned for an entry that cannot be decoded: in a

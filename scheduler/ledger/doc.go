@@ -10,6 +10,10 @@
 //   - snapshots (snapshot.go): a stream of typed records written while
 //     Apply goes on (task chunks are shared copy-on-write) and read back
 //     record by record;
+//   - the ledger's own rules, which no proposer can talk a server out of:
+//     a committed blob manifest is write-once (manifests.go: only a
+//     repair's moves the leader named, same shard hashes and proof roots,
+//     may change it);
 //   - the derived indexes (shard, blob and reference indexes), kept exact
 //     by Apply and rebuilt on restore, never serialized;
 //   - the read side (views.go, stats.go) that handlers, loops and views

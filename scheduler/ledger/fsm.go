@@ -87,6 +87,8 @@ func (f *FSM) applyCommand(data []byte) any {
 		return l.applyUpsertPeer(c)
 	case *PutManifestCommand:
 		return l.applyPutManifest(c)
+	case *CommitManifestCommand:
+		return l.applyCommitManifest(c)
 	case *PurgeJobCommand:
 		return l.applyPurgeJob(c)
 	case *UnpinBlobCommand:

@@ -7,7 +7,11 @@
 //     reads to the leader's HTTP API;
 //   - the leader's loops (server.go, repair.go): worker liveness kept in
 //     memory, lease expiry, peers marked down, repair planning, garbage
-//     collection of blobs and their shards;
+//     collection of blobs and their shards; a repair's commit is accepted
+//     only from the worker holding the order, onto its targets, once each
+//     new holder proves by content that it holds its shard (http_blobs.go);
+//     the shard audit (audit.go) challenges a sample of stored shards each
+//     round and has those whose holder answers wrongly rebuilt;
 //   - group formation (cluster.go): join, bootstrap-expect, operator
 //     commands;
 //   - /metrics (metrics.go): the views' collectors, the leader's own

@@ -168,7 +168,8 @@ func writeErr(w http.ResponseWriter, err error) {
 	case errors.Is(err, ledger.ErrNoCredential), errors.Is(err, errNotFound):
 		code = http.StatusNotFound
 	case errors.Is(err, ledger.ErrJobFinished), errors.Is(err, ledger.ErrJobExists), errors.Is(err, ledger.ErrRequestReused),
-		errors.Is(err, ledger.ErrWorkerIDTaken), errors.Is(err, ledger.ErrJoinRefused), errors.Is(err, ledger.ErrCredentialExists):
+		errors.Is(err, ledger.ErrWorkerIDTaken), errors.Is(err, ledger.ErrJoinRefused), errors.Is(err, ledger.ErrCredentialExists),
+		errors.Is(err, ledger.ErrManifestCommitted):
 		code = http.StatusConflict
 	case errors.Is(err, errBadRequest), errors.Is(err, tasks.ErrInvalidSpec), errors.Is(err, ledger.ErrBlobMissing),
 		errors.Is(err, storage.ErrHashMismatch), errors.Is(err, ledger.ErrJobNotFinished), errors.Is(err, storage.ErrBadHash), errors.Is(err, errNotWasm):

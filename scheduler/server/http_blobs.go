@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,32 +19,185 @@ import (
 // handlePutManifest commits an erasure-coded blob's manifest. The shards are
 // already on the storage peers: the client (or worker) pushed them there
 // directly, so bulk data never passes through the leader.
+//
+// A committed manifest is write-once (ledger.CommitManifestCommand). The
+// blob hash is the SHA-256 of the plaintext, so the server, which has no
+// bytes, cannot tell a true manifest from a forged one: the first commit
+// wins. After it, a manifest of the same blob is answered by what it is:
+//   - the same content, placement and all (a retry): 200, the caller noted
+//     as an owner (and the pin);
+//   - a repair (?repair=true) of the same content on other peers: committed
+//     if the caller holds the leader's repair order for the blob, moves
+//     shards only to peers the order names, and each new holder proves by
+//     content that it holds its shard (storage.CheckHolder), else 409
+//     saying why; shards it leaves on no peer stay with their old holder;
+//   - the same content on other peers, or the same size coded with another
+//     k, m or segment size, not a repair (the same bytes put again, e.g. a
+//     result two replicas stored, or a job's output equal to a blob put
+//     with other coding): 200, the committed manifest kept, the caller
+//     noted as an owner; its own shards are orphans the peers' sweep
+//     removes;
+//   - other content (another size, or other shard hashes under the same
+//     coding, which the same bytes cannot give): 409 naming the first
+//     difference, and nothing changes.
 func (s *Server) handlePutManifest(w http.ResponseWriter, r *http.Request) {
-	hash := r.PathValue("hash")
-	body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+	m, err := readManifest(r)
 	if err != nil {
-		writeErr(w, fmt.Errorf("%w: reading manifest: %v", errBadRequest, err))
-		return
-	}
-	m, err := storage.DecodeManifest(body)
-	if err != nil {
-		writeErr(w, fmt.Errorf("%w: %v", errBadRequest, err))
-		return
-	}
-	if m.Hash != hash {
-		writeErr(w, fmt.Errorf("%w: manifest is for blob %s, not %s", errBadRequest, m.Hash, hash))
-		return
-	}
-	pin := r.URL.Query().Get("pin") == "true"
-	if existing := s.manifest(hash); existing != nil && principalOf(r).Role == api.CredSubmitter {
-		m = existing // a submitter adds itself as an owner; only repair moves shards
-	}
-	if _, err := s.commit(r, &ledger.PutManifestCommand{Manifest: m, Now: time.Now().UnixNano(), Pin: pin, Owner: owner(r)}); err != nil {
 		writeErr(w, err)
 		return
 	}
-	s.repairs.done(hash)
-	writeJSON(w, http.StatusOK, api.BlobInfo{Hash: hash, Size: m.Size})
+	if err := s.commitManifest(r, m); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if isRepair(r) { // done, even if it moved nothing (a shard rewritten where it was)
+		s.repairs.done(m.Hash)
+	}
+	writeJSON(w, http.StatusOK, api.BlobInfo{Hash: m.Hash, Size: m.Size})
+}
+
+// commitManifest commits m as handlePutManifest says. A first commit that
+// loses a race with another one of the same blob (two replicas storing the
+// same result) is resolved again against the winner.
+func (s *Server) commitManifest(r *http.Request, m *storage.Manifest) error {
+	for attempt := 0; ; attempt++ {
+		cmd := &ledger.CommitManifestCommand{Manifest: m, Now: time.Now().UnixNano(), Pin: r.URL.Query().Get("pin") == "true", Owner: owner(r)}
+		existing := s.manifest(m.Hash)
+		switch {
+		case existing == nil && isRepair(r): // collected meanwhile: a repair must not bring it back
+			return fmt.Errorf("%w: blob %s has no committed manifest to repair", errNoRepairOrder, m.Hash)
+		case existing != nil:
+			if err := s.resolveManifestChange(r, existing, cmd); err != nil {
+				return err
+			}
+		}
+		_, err := s.commit(r, cmd)
+		if existing == nil && attempt == 0 && errors.Is(err, ledger.ErrManifestCommitted) {
+			continue
+		}
+		return err
+	}
+}
+
+// repairProofTimeout bounds the proofs a repair's new holders give.
+const repairProofTimeout = 20 * time.Second
+
+// errUnprovenHolder refuses a repair whose new holder did not prove it
+// holds the shard it was given (409).
+var errUnprovenHolder = fmt.Errorf("%w: a repair's new holder did not prove it holds its shard", ledger.ErrManifestCommitted)
+
+// checkNewHolders has each peer a repair moves a shard to prove, by
+// content, that it holds it, as blob stat does: the leader does not take a
+// repairer's word that it uploaded the shard, nor the new holder's.
+func (s *Server) checkNewHolders(ctx context.Context, m *storage.Manifest, moved []storage.ShardLoc) error {
+	addr := map[string]string{}
+	s.store.FSM().View(func(l *ledger.Ledger) {
+		for _, p := range l.StoragePeers(true) {
+			addr[p.ID] = p.Address
+		}
+	})
+	ctx, cancel := context.WithTimeout(ctx, repairProofTimeout)
+	defer cancel()
+	for _, loc := range moved {
+		sh := m.Segments[loc.Segment].Shards[loc.Index]
+		a, ok := addr[sh.Peer]
+		if !ok {
+			return fmt.Errorf("%w: blob %s: %s: peer %s is not a live storage peer", errUnprovenHolder, m.Hash, loc, sh.Peer)
+		}
+		if err := storage.CheckHolder(ctx, s.shardClient(a), sh, m.ShardSize(loc.Segment)); err != nil {
+			return fmt.Errorf("%w: blob %s: %s on peer %s: %w", errUnprovenHolder, m.Hash, loc, sh.Peer, err)
+		}
+	}
+	return nil
+}
+
+// isRepair reports whether a manifest put is a repair's commit
+// (?repair=true, client.CommitRepair).
+func isRepair(r *http.Request) bool { return r.URL.Query().Get("repair") == "true" }
+
+// keepHolders undoes the moves of m (from existing) that leave a shard on
+// no peer: a partial repair drops the old holder of a shard it could not
+// place, but a committed shard stays where it is until a repair puts it on
+// a new peer (unplacing it would let its holder's sweep delete it). It
+// returns the manifest to commit and the moves left.
+func keepHolders(existing, m *storage.Manifest, moved []storage.ShardLoc) (*storage.Manifest, []storage.ShardLoc) {
+	var left []storage.ShardLoc
+	var out *storage.Manifest
+	for _, loc := range moved {
+		if m.Segments[loc.Segment].Shards[loc.Index].Peer != "" {
+			left = append(left, loc)
+			continue
+		}
+		if out == nil {
+			out = m.Clone()
+		}
+		out.Segments[loc.Segment].Shards[loc.Index].Peer = existing.Segments[loc.Segment].Shards[loc.Index].Peer
+	}
+	if out == nil {
+		return m, moved
+	}
+	return out, left
+}
+
+// readManifest decodes and validates the request's manifest for the blob
+// the path names.
+func readManifest(r *http.Request) (*storage.Manifest, error) {
+	hash := r.PathValue("hash")
+	body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading manifest: %v", errBadRequest, err)
+	}
+	m, err := storage.DecodeManifest(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	if m.Hash != hash {
+		return nil, fmt.Errorf("%w: manifest is for blob %s, not %s", errBadRequest, m.Hash, hash)
+	}
+	return m, nil
+}
+
+// resolveManifestChange decides what a manifest for a blob that has one
+// commits (see handlePutManifest): it refuses other content, lets the
+// holder of a repair order move shards onto the order's targets once the
+// new holders prove they hold them, and turns any other move into a note
+// of the owner on the committed manifest.
+func (s *Server) resolveManifestChange(r *http.Request, existing *storage.Manifest, cmd *ledger.CommitManifestCommand) error {
+	if err := storage.SameContent(existing, cmd.Manifest); err != nil {
+		if isRepair(r) || !storage.OtherCoding(existing, cmd.Manifest) {
+			return fmt.Errorf("%w: %w", ledger.ErrManifestCommitted, err)
+		}
+		cmd.Manifest = existing // perhaps the same bytes, coded otherwise: the committed coding stays
+		return nil
+	}
+	if isRepair(r) {
+		cmd.Owner, cmd.Pin = "", false // a repairer does not come to own the blob
+	}
+	moved := storage.Moved(existing, cmd.Manifest)
+	if len(moved) == 0 {
+		return nil
+	}
+	if !isRepair(r) {
+		cmd.Manifest = existing // the same bytes put again: keep where they are
+		return nil
+	}
+	if err := storage.SameRoots(existing, cmd.Manifest); err != nil {
+		return fmt.Errorf("%w: %w", ledger.ErrManifestCommitted, err)
+	}
+	if cmd.Manifest, moved = keepHolders(existing, cmd.Manifest, moved); len(moved) == 0 {
+		return nil
+	}
+	if err := cmd.Manifest.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", errBadRequest, err)
+	}
+	if err := s.repairs.authorize(principalOf(r), cmd.Manifest, moved); err != nil {
+		return err
+	}
+	if err := s.checkNewHolders(r.Context(), cmd.Manifest, moved); err != nil {
+		return err
+	}
+	cmd.Moves = moved
+	return nil
 }
 
 func (s *Server) manifest(hash string) *storage.Manifest {

@@ -36,6 +36,7 @@ type leaderMetrics struct {
 	repairsPlanned      prometheus.Counter
 	blobsCollected      prometheus.Counter
 	peersMarkedDown     prometheus.Counter
+	auditFailures       prometheus.Counter
 
 	taskRun     prometheus.Histogram // run time of accepted task attempts
 	leaseGrant  prometheus.Histogram // committing a lease that granted tasks
@@ -58,6 +59,7 @@ func newLeaderMetrics() *leaderMetrics {
 		repairsPlanned:      counter("peergrid_leader_repairs_planned_total", "Repair orders planned for blobs with lost shards."),
 		blobsCollected:      counter("peergrid_leader_blobs_collected_total", "Blobs deleted by garbage collection."),
 		peersMarkedDown:     counter("peergrid_leader_peers_marked_down_total", "Peers marked down after a silence of the worker TTL."),
+		auditFailures:       counter("peergrid_leader_shard_audit_failures_total", "Shards whose holder failed the leader's audit challenge (then rebuilt elsewhere)."),
 		taskRun: histogram("peergrid_leader_task_run_seconds",
 			"Run time of task attempts whose reports the ledger accepted, as their workers measured it.",
 			prometheus.ExponentialBucketsRange(0.001, 3600, 20)),
@@ -72,7 +74,7 @@ func newLeaderMetrics() *leaderMetrics {
 
 func (m *leaderMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.tasksLeased, m.completionsAccepted, m.completionsFailed, m.reportsIgnored,
-		m.leasesExpired, m.repairsPlanned, m.blobsCollected, m.peersMarkedDown, m.taskRun, m.leaseGrant, m.reportApply}
+		m.leasesExpired, m.repairsPlanned, m.blobsCollected, m.peersMarkedDown, m.auditFailures, m.taskRun, m.leaseGrant, m.reportApply}
 }
 
 // countExpired adds the response of an ExpireLeases proposal (the number of

@@ -58,6 +58,35 @@ func (rp *repairPlanner) done(blob string) {
 	delete(rp.pending, blob)
 }
 
+// authorize checks that p may commit m, which moves the shards moved: p is
+// the worker the pending order for m's blob was handed to (or an operator,
+// who may act for any worker), and every new holder is a target of the
+// order. A repairer may move shards the order did not name (it re-places
+// any it found missing or corrupt while reading), which is why the new
+// holders must then prove they hold them (checkNewHolders). An order that
+// timed out and went to another worker no longer authorizes the first one.
+func (rp *repairPlanner) authorize(p *principal, m *storage.Manifest, moved []storage.ShardLoc) error {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	o := rp.pending[m.Hash]
+	switch {
+	case o == nil:
+		return fmt.Errorf("%w: blob %s: no repair of it is ordered (a new leader plans repairs again)", errNoRepairOrder, m.Hash)
+	case p.Role != api.CredOperator && p.Peer != o.worker:
+		return fmt.Errorf("%w: blob %s: its repair is ordered from worker %q, not %q", errNoRepairOrder, m.Hash, o.worker, p.Peer)
+	}
+	for _, loc := range moved {
+		if to := m.Segments[loc.Segment].Shards[loc.Index].Peer; !slices.Contains(o.order.Targets, to) {
+			return fmt.Errorf("%w: blob %s: %s moves to peer %q, which is not a target of the repair order", errNoRepairOrder, m.Hash, loc, to)
+		}
+	}
+	return nil
+}
+
+// errNoRepairOrder refuses a repair commit the leader did not order; it
+// answers 409 like any other attempt to change a committed manifest.
+var errNoRepairOrder = fmt.Errorf("%w: not an ordered repair", ledger.ErrManifestCommitted)
+
 // ordersFor hands a storage peer the orders assigned to it, once each.
 func (rp *repairPlanner) ordersFor(worker string) []api.RepairOrder {
 	rp.mu.Lock()

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -212,5 +213,55 @@ func (f *repairFixture) randomStep() {
 		f.rp.report(blob, []storage.ShardLoc{{Segment: 0, Index: r.IntN(6)}})
 	default:
 		f.rp.done(blob)
+	}
+}
+
+// TestRepairPlanner_AuthorizesOnlyTheOrderedWorkerToItsTargets: a repair
+// commit is let through only from the worker the order went to (or an
+// operator), and only to the order's targets; without an order, or after
+// it is done, nothing is.
+func TestRepairPlanner_AuthorizesOnlyTheOrderedWorkerToItsTargets(t *testing.T) {
+	f := newRepairFixture(t, 9)
+	m := f.put(1, fixtureKnown, 0)
+	holder := m.Segments[0].Shards[0].Peer
+	f.setPeer(holder, api.PeerDown, f.now.Add(-time.Hour))
+	orders := f.rp.plan(f.fsm, f.now)
+	if len(orders) != 1 {
+		t.Fatalf("%d orders, want 1", len(orders))
+	}
+	o := orders[0]
+	fixed := m.Clone()
+	holds := map[string]bool{}
+	for _, sh := range m.Segments[0].Shards {
+		holds[sh.Peer] = true
+	}
+	for _, p := range o.order.Targets {
+		if !holds[p] {
+			fixed.Segments[0].Shards[0].Peer = p
+			break
+		}
+	}
+	moved := storage.Moved(m, fixed)
+	as := func(role, peer string) *principal {
+		return &principal{Credential: ledger.Credential{ID: "c-" + peer, Role: role, Peer: peer}}
+	}
+	if err := f.rp.authorize(as(api.CredPeer, o.worker), fixed, moved); err != nil {
+		t.Fatalf("the ordered worker: %v", err)
+	}
+	if err := f.rp.authorize(as(api.CredOperator, ""), fixed, moved); err != nil {
+		t.Fatalf("an operator: %v", err)
+	}
+	other := "someone-else"
+	if err := f.rp.authorize(as(api.CredPeer, other), fixed, moved); !errors.Is(err, ledger.ErrManifestCommitted) {
+		t.Fatalf("another worker: %v, want refused", err)
+	}
+	elsewhere := m.Clone()
+	elsewhere.Segments[0].Shards[0].Peer = "not-a-target"
+	if err := f.rp.authorize(as(api.CredPeer, o.worker), elsewhere, moved); !errors.Is(err, ledger.ErrManifestCommitted) {
+		t.Fatalf("a move off the targets: %v, want refused", err)
+	}
+	f.rp.done(m.Hash)
+	if err := f.rp.authorize(as(api.CredPeer, o.worker), fixed, moved); !errors.Is(err, ledger.ErrManifestCommitted) {
+		t.Fatalf("after the order is done: %v, want refused", err)
 	}
 }

@@ -52,6 +52,11 @@ type ServerConfig struct {
 	// is how long a repair order may take before it is given to another peer.
 	RepairGrace   time.Duration
 	RepairTimeout time.Duration
+	// AuditInterval is how often the leader challenges stored shards, one
+	// random shard of each of up to AuditShards blobs per round (audit.go;
+	// defaults 1 minute and 64; a negative interval turns it off).
+	AuditInterval time.Duration
+	AuditShards   int
 	// GCInterval is how often the leader collects garbage blobs; GCGrace is
 	// how old an unused, unpinned blob must be (so a blob uploaded for a job
 	// still being submitted is safe). Defaults 1 minute and 1 hour.
@@ -106,6 +111,12 @@ func (c *ServerConfig) setDefaults() {
 	}
 	if c.RepairTimeout == 0 {
 		c.RepairTimeout = 5 * time.Minute
+	}
+	if c.AuditInterval == 0 {
+		c.AuditInterval = time.Minute
+	}
+	if c.AuditShards <= 0 {
+		c.AuditShards = 64
 	}
 	if c.BootstrapExpect == 1 {
 		c.Store.Bootstrap = true
@@ -260,6 +271,13 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	defer tick.Stop()
 	gc := time.NewTicker(s.cfg.GCInterval)
 	defer gc.Stop()
+	if s.cfg.AuditInterval > 0 {
+		var audits sync.WaitGroup
+		actx, stop := context.WithCancel(ctx)
+		audits.Go(func() { s.auditLoop(actx) })
+		defer audits.Wait()
+		defer stop()
+	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -626,11 +626,11 @@ type uiShard struct {
 }
 
 // uiBlob shows a blob's shard health as `peergrid blob stat` does: it calls
-// storage.Health on the live storage peers. Health asks a ShardClient peer
-// with HTTP HEAD (ShardClient.Has), so this server learns whether each
-// holder has its shard without fetching any shard bytes (and without
-// verifying them: corruption shows up on reads, which report faults, and in
-// the peers' own sweeps). The checks run in parallel under a timeout.
+// storage.Health on the live storage peers, which has each holder prove by
+// content that it holds its shard: one random chunk and its Merkle path,
+// checked against the manifest's proof root (4 KiB per shard, not the
+// shard), or the whole shard for a manifest from before proofs. The checks
+// run in parallel under a timeout.
 func (d *Dashboard) uiBlob(w http.ResponseWriter, r *http.Request) {
 	hash := r.PathValue("hash")
 	if storage.CheckHash(hash) != nil {

@@ -51,7 +51,7 @@ func BenchLedger(tb testing.TB, peers, blobs int) *ledger.FSM {
 	r := rand.New(rand.NewPCG(1, 2))
 	for n := range blobs {
 		man := storagetest.RandomManifest(r, n, peers, 0)
-		if resp := Apply(tb, f, &ledger.PutManifestCommand{Manifest: man, Now: 10}); resp != nil {
+		if resp := Apply(tb, f, &ledger.CommitManifestCommand{Manifest: man, Now: 10}); resp != nil {
 			tb.Fatalf("put manifest: %v", resp)
 		}
 	}
