@@ -29,14 +29,15 @@ type heartbeatingPeers struct {
 	orders chan api.RepairOrder
 }
 
-// shardPeer is a storage peer serving a real ShardStore over HTTP with the
-// grid's token.
+// shardPeer is a storage peer serving a real ShardStore over HTTP that
+// lets every request through: these tests are of what the leader commits,
+// not of who a peer obeys (worker.shardAuth's tests are).
 type shardPeer struct {
 	id  string
 	srv *httptest.Server
 }
 
-func startShardPeers(t *testing.T, n int, token string) ([]*shardPeer, map[string]storage.ShardPeer) {
+func startShardPeers(t *testing.T, n int) ([]*shardPeer, map[string]storage.ShardPeer) {
 	var peers []*shardPeer
 	conns := map[string]storage.ShardPeer{}
 	for i := range n {
@@ -44,11 +45,11 @@ func startShardPeers(t *testing.T, n int, token string) ([]*shardPeer, map[strin
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := httptest.NewServer(storage.NewShardHandler(store, storage.TokenAuth(token)))
+		srv := httptest.NewServer(storage.NewShardHandler(store, storage.TokenAuth("")))
 		t.Cleanup(srv.Close)
 		p := &shardPeer{id: fmt.Sprintf("p%d", i), srv: srv}
 		peers = append(peers, p)
-		conns[p.id] = storage.NewShardClient(srv.URL, token, srv.Client())
+		conns[p.id] = storage.NewShardClient(srv.URL, "", srv.Client())
 	}
 	return peers, conns
 }
@@ -104,7 +105,7 @@ func TestGrid_RepairCommitNeedsItsNewHolderToProveIt(t *testing.T) {
 	c := g.Client()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	peers, conns := startShardPeers(t, 7, g.Token)
+	peers, conns := startShardPeers(t, 7)
 	hb := startHeartbeats(t, c, peers)
 	testcluster.Eventually(t, 10*time.Second, "seven storage peers live", func() bool {
 		peers, err := c.StoragePeers(ctx, false)
@@ -186,7 +187,7 @@ func TestGrid_LeaderAuditFindsAPeerThatHoldsNothing(t *testing.T) {
 	c := g.Client()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	peers, conns := startShardPeers(t, 5, g.Token)
+	peers, conns := startShardPeers(t, 5)
 	liar := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(liar.Close)
 	peers = append(peers, &shardPeer{id: "liar", srv: liar})

@@ -49,7 +49,7 @@ func (s *Server) auditShards(ctx context.Context) {
 	for _, t := range s.auditTargets() {
 		cctx, cancel := context.WithTimeout(ctx, auditCheckTimeout)
 		sh := t.m.Segments[t.loc.Segment].Shards[t.loc.Index]
-		err := storage.CheckHolder(cctx, s.shardClient(t.addr), sh, t.m.ShardSize(t.loc.Segment))
+		err := storage.CheckHolder(cctx, s.challengeClient(sh.Peer, t.addr), sh, t.m.ShardSize(t.loc.Segment))
 		cancel()
 		if ctx.Err() != nil {
 			return

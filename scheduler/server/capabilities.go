@@ -206,3 +206,28 @@ func (s *Server) repairOrdersFor(worker string) []api.RepairOrder {
 	}
 	return out
 }
+
+// proofCapTTL bounds the get capability the server gives itself to
+// challenge a holder: it is used at once.
+const proofCapTTL = time.Minute
+
+// challengeClient is a client for the storage peer id at addr that reads
+// (and asks for proofs) on a get capability this server signs for each
+// shard as it asks. The server's certificate already lets it read on a TLS
+// peer; the capability makes the leader's audits and repair checks work on
+// any peer the grid admits, a plain-HTTP one included.
+func (s *Server) challengeClient(id, addr string) *storage.ShardClient {
+	c := s.shardClient(addr)
+	c.CapFor = func(op, hash string) string {
+		if op != auth.CapGet {
+			return ""
+		}
+		pc, err := s.signCap(auth.Capability{Op: auth.CapGet, Peer: id, Shards: []string{hash}, Holder: leaderHolder}, time.Now(), proofCapTTL)
+		if err != nil {
+			s.log.Debug("sign a capability to challenge a holder", "peer", id, "err", err)
+			return ""
+		}
+		return pc.Capability
+	}
+	return c
+}

@@ -104,7 +104,7 @@ func (s *Server) checkNewHolders(ctx context.Context, m *storage.Manifest, moved
 		if !ok {
 			return fmt.Errorf("%w: blob %s: %s: peer %s is not a live storage peer", errUnprovenHolder, m.Hash, loc, sh.Peer)
 		}
-		if err := storage.CheckHolder(ctx, s.shardClient(a), sh, m.ShardSize(loc.Segment)); err != nil {
+		if err := storage.CheckHolder(ctx, s.challengeClient(sh.Peer, a), sh, m.ShardSize(loc.Segment)); err != nil {
 			return fmt.Errorf("%w: blob %s: %s on peer %s: %w", errUnprovenHolder, m.Hash, loc, sh.Peer, err)
 		}
 	}
