@@ -66,13 +66,18 @@ func (f *FSM) applyCommand(data []byte) any {
 		panic(fmt.Sprintf("ledger: %v", err))
 	}
 	l := f.ledger
+	defer l.compactMaps()
 	switch c := c.(type) {
 	case nil:
 		return nil // an ignorable type this server does not know
 	case *PutBlobCommand:
 		return l.applyPutBlob(c)
+	case *putBlobV1:
+		return l.applyPutBlobV1(c)
 	case *SubmitJobCommand:
 		return l.applySubmitJob(c)
+	case *submitJobV1:
+		return l.applySubmitJobV1(c)
 	case *LeaseTasksCommand:
 		return l.applyLeaseTasks(c)
 	case *CompleteTasksCommand:

@@ -1,0 +1,68 @@
+package ledger
+
+import (
+	"io"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// heapInUse is the live heap after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC() // the first may leave finalizer-held memory for the second
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// TestLedger_PurgeGivesTheMemoryBack submits a 1M-task job, leases a fifth
+// of it, completes some, snapshots it mid-way (so chunks are copied on
+// write), cancels and purges it, and checks the live heap is back within
+// a margin of where it started: nothing the job made (task chunks, lease
+// and request-id entries, the maps that grew to hold them) stays behind.
+func TestLedger_PurgeGivesTheMemoryBack(t *testing.T) {
+	const n, leased = 1_000_000, 200_000
+	a := newApplier(t)
+	before := heapInUse()
+
+	spec := tasks.JobSpec{Name: "huge", ModuleHash: storage.Hash(testModule), Tasks: n, Timeout: time.Minute,
+		Memory: 1 << 20, MaxOutput: 1 << 10}
+	if resp := a.apply(&SubmitJobCommand{ID: "huge", Spec: spec, Now: a.now, RequestID: "r-huge"}); resp != "huge" {
+		t.Fatalf("submit: %v", resp)
+	}
+	a.apply(&UpsertPeerCommand{ID: "w1", Roles: []string{api.RoleWorker}, State: api.PeerAlive, Now: a.now})
+	grants := a.lease("w1", leased)
+	if len(grants) != leased {
+		t.Fatalf("leased %d, want %d", len(grants), leased)
+	}
+	for _, g := range grants[:10_000] {
+		a.complete("w1", g, "")
+	}
+	if err := a.fsm.Snapshot().Write(io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	peak := heapInUse()
+	a.apply(&CancelJobCommand{ID: "huge", Now: a.now})
+	if resp := a.apply(&PurgeJobCommand{ID: "huge"}); resp != nil {
+		t.Fatalf("purge: %v", resp)
+	}
+	after := heapInUse()
+	t.Logf("live heap: %.1f MiB before, %.1f MiB with the job, %.1f MiB after its purge",
+		mib(before), mib(peak), mib(after))
+	const margin = 8 << 20
+	if after > before+margin {
+		t.Fatalf("after the purge the heap holds %.1f MiB more than before the job (margin %.0f MiB)",
+			mib(after-before), mib(margin))
+	}
+	if peak < before+100<<20 {
+		t.Fatalf("the job took only %.1f MiB: the test no longer measures a large job", mib(peak-before))
+	}
+	runtime.KeepAlive(a)
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
