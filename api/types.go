@@ -362,6 +362,9 @@ type TokenInfo struct {
 	// Quotas are what the credential may ask of the grid (its role's
 	// defaults unless an operator set others).
 	Quotas *Quotas `json:"quotas,omitempty"`
+	// Usage is what the credential's jobs and blobs hold against them
+	// (in listings).
+	Usage *QuotaUsage `json:"usage,omitempty"`
 }
 
 // CreateTokenRequest asks for a new credential (operator only).

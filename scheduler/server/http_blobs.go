@@ -36,6 +36,10 @@ func (s *Server) handlePutManifest(w http.ResponseWriter, r *http.Request) {
 	if existing := s.manifest(hash); existing != nil && principalOf(r).Role == api.CredSubmitter {
 		m = existing // a submitter adds itself as an owner; only repair moves shards
 	}
+	if err := s.checkPinQuota(r, m, pin); err != nil {
+		writeErr(w, err)
+		return
+	}
 	if _, err := s.commit(r, &ledger.PutManifestCommand{Manifest: m, Now: time.Now().UnixNano(), Pin: pin, Owner: owner(r)}); err != nil {
 		writeErr(w, err)
 		return
