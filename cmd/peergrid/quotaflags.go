@@ -14,12 +14,18 @@ import (
 // addQuotaFlags adds acl token create's quota flags; a flag not given
 // leaves its field nil: the role's default.
 func addQuotaFlags(fs *flag.FlagSet, q *api.QuotaOverrides) {
-	fs.Var(&countFlag{&q.MaxTasksPerJob, false}, "max-tasks", `the most tasks one job may have (or "unlimited"; submitters: 100000)`)
-	fs.Var(&countFlag{&q.MaxTasksInFlight, false}, "max-tasks-in-flight", `the most unfinished tasks of all its jobs (submitters: 1000000)`)
-	fs.Var(&countFlag{&q.MaxJobsQueued, false}, "max-jobs-queued", `the most unfinished jobs (submitters: 100)`)
-	fs.Var(&countFlag{&q.MaxInlineBytes, true}, "max-inline-bytes", `the most bytes of blobs kept inline in the ledger, such as "64MiB" (submitters: 64MiB)`)
-	fs.Var(&countFlag{&q.MaxPinnedBytes, true}, "max-pinned-bytes", `the most bytes of pinned blobs, such as "10GiB" (submitters: 10GiB)`)
-	fs.Func("max-priority", fmt.Sprintf("the highest priority its jobs may have, %d..%d (submitters: 0)", tasks.MinPriority, tasks.MaxPriority), func(v string) error {
+	d := api.SubmitterQuotas
+	fs.Var(&countFlag{&q.MaxTasksPerJob, false}, "max-tasks",
+		fmt.Sprintf("the most tasks one job may have, `N` or \"unlimited\" (submitters: %d)", d.MaxTasksPerJob))
+	fs.Var(&countFlag{&q.MaxTasksInFlight, false}, "max-tasks-in-flight",
+		fmt.Sprintf("the most unfinished tasks of all its jobs, `N` or \"unlimited\" (submitters: %d)", d.MaxTasksInFlight))
+	fs.Var(&countFlag{&q.MaxJobsQueued, false}, "max-jobs-queued",
+		fmt.Sprintf("the most unfinished jobs, `N` or \"unlimited\" (submitters: %d)", d.MaxJobsQueued))
+	fs.Var(&countFlag{&q.MaxInlineBytes, true}, "max-inline-bytes",
+		fmt.Sprintf("the most bytes of blobs kept inline in the ledger, a `SIZE` such as 64MiB or \"unlimited\" (submitters: %s)", sizeText(d.MaxInlineBytes)))
+	fs.Var(&countFlag{&q.MaxPinnedBytes, true}, "max-pinned-bytes",
+		fmt.Sprintf("the most bytes of pinned blobs, a `SIZE` such as 10GiB or \"unlimited\" (submitters: %s)", sizeText(d.MaxPinnedBytes)))
+	fs.Func("max-priority", fmt.Sprintf("the highest `priority` its jobs may have, %d..%d (submitters: %d)", tasks.MinPriority, tasks.MaxPriority, d.MaxPriority), func(v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			return fmt.Errorf("want an integer %d..%d", tasks.MinPriority, tasks.MaxPriority)
@@ -27,7 +33,7 @@ func addQuotaFlags(fs *flag.FlagSet, q *api.QuotaOverrides) {
 		q.MaxPriority = &n
 		return nil
 	})
-	fs.Func("max-timeout", fmt.Sprintf("the longest timeout its jobs may have, at most %v (submitters: %v)", tasks.TimeoutLimit, tasks.DefaultMaxTimeout), func(v string) error {
+	fs.Func("max-timeout", fmt.Sprintf("the longest `timeout` its jobs may have, at most %v (submitters: %v)", tasks.TimeoutLimit, d.MaxTimeout), func(v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			return fmt.Errorf(`want a duration such as "48h"`)
