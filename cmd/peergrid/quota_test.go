@@ -50,7 +50,7 @@ func TestCLI_ACLQuotasAreEnforced(t *testing.T) {
 		code, _, errOut := c.run("job", "submit", job, "--token", token)
 		return code, errOut
 	}
-	if code, errOut := submit(secret, "tasks = 6\n"); code == 0 || !strings.Contains(errOut, "credential "+id+"'s max_tasks_per_job is 5; the job has 6 tasks") {
+	if code, errOut := submit(secret, "tasks = 6\n"); code == 0 || !strings.Contains(errOut, "credential "+id+"'s max_tasks_per_job is 5; the job has 6 tasks") || !strings.Contains(errOut, "acl token create --max-") {
 		t.Fatalf("6 tasks past --max-tasks 5: exit %d %q", code, errOut)
 	}
 	if code, errOut := submit(secret, "tasks = 5\npriority = 10\ntimeout = \"36h\"\n"); code != 0 {
