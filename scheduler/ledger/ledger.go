@@ -51,8 +51,11 @@ type Ledger struct {
 	// derived from meta, not serialized.
 	blobUse map[string]*blobUsage
 	// marks are the high-water marks of the maps compactMaps shrinks.
-	marks   mapMarks
-	nextSeq uint64
+	marks mapMarks
+	// freedTasks counts the tasks purges dropped since the FSM last gave
+	// memory back to the OS (see FSM.Apply). Not replicated state.
+	freedTasks int
+	nextSeq    uint64
 	// aliveWorkers counts peers with the worker role in state alive.
 	aliveWorkers int
 	// gen counts snapshots taken; task chunks older than it are shared with
@@ -226,6 +229,7 @@ func (l *Ledger) applyPurgeJob(c *PurgeJobCommand) any {
 	delete(l.jobs, c.ID)
 	delete(l.requests, j.RequestID)
 	l.order = slices.DeleteFunc(l.order, func(o *job) bool { return o == j })
+	l.freedTasks += j.Tasks.len()
 	return nil
 }
 
