@@ -364,6 +364,12 @@ type TokenInfo struct {
 	Peer     string     `json:"peer,omitempty"`      // a peer credential's worker id
 	MaxCores int        `json:"max_cores,omitempty"` // cores a worker joined with it may claim (0: no cap)
 	Revoked  *time.Time `json:"revoked,omitempty"`
+	// Quotas are what the credential may ask of the grid (its role's
+	// defaults unless an operator set others).
+	Quotas *Quotas `json:"quotas,omitempty"`
+	// Usage is what the credential's jobs and blobs hold against them
+	// (in listings).
+	Usage *QuotaUsage `json:"usage,omitempty"`
 }
 
 // CreateTokenRequest asks for a new credential (operator only).
@@ -376,6 +382,9 @@ type CreateTokenRequest struct {
 	Uses int `json:"uses,omitempty"`
 	// MaxCores caps the cores a worker joined with this token may claim.
 	MaxCores int `json:"max_cores,omitempty"`
+	// Quotas override the role's default quotas (operator and submitter
+	// credentials only).
+	Quotas QuotaOverrides `json:"quotas,omitzero"`
 }
 
 // CreateTokenResponse carries the new credential's secret: shown once, never

@@ -33,8 +33,8 @@ import (
 // ErrJobFile is wrapped by every error from ParseFile and Parse.
 var ErrJobFile = errors.New("invalid job file")
 
-// MinMemory is the smallest memory cap a job file may ask for: one
-// WebAssembly page. A module cannot start with less.
+// MinMemory is the smallest memory cap a job may ask for: one WebAssembly
+// page. A module cannot start with less.
 const MinMemory = 64 << 10
 
 // JobFile is a job file, parsed, checked and with its paths resolved.
@@ -407,6 +407,7 @@ func (c *checker) check(raw *rawJobFile) *JobFile {
 	f.ModulePath = c.module(raw.Module, f.Build != "")
 	c.tasksOrInputs(raw, f)
 	c.args(f.Args, f.InputsGlob != "")
+	c.argEnvSize(f.Args, f.Env)
 	if f.Args == nil {
 		f.Args = []string{}
 	}
@@ -419,8 +420,8 @@ func (c *checker) name(v *string) string {
 		c.fail("name", `missing key "name" (the job's name, such as name = "primes")`)
 	case strings.TrimSpace(*v) == "":
 		c.fail("name", "name is empty")
-	case len(*v) > 200:
-		c.fail("name", "name is %d bytes long, want at most 200", len(*v))
+	case len(*v) > MaxNameBytes:
+		c.fail("name", "name is %d bytes long, want at most %d", len(*v), MaxNameBytes)
 	case strings.IndexFunc(*v, unicode.IsControl) >= 0:
 		c.fail("name", "name %q holds a control character", *v)
 	default:
@@ -665,6 +666,16 @@ func (c *checker) args(args []string, hasInputs bool) {
 	}
 }
 
+// argEnvSize applies the bounds JobSpec.Validate applies on the server.
+func (c *checker) argEnvSize(args []string, env map[string]string) {
+	if len(args) > MaxArgs {
+		c.fail("args", "args has %d entries, want at most %d", len(args), MaxArgs)
+	}
+	if n := argEnvBytes(args, env); n > MaxArgEnvBytes {
+		c.fail("args", "args and env hold %d bytes, want at most %d (64KiB)", n, MaxArgEnvBytes)
+	}
+}
+
 func (c *checker) env(env map[string]string) map[string]string {
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		switch {
@@ -690,6 +701,8 @@ func (c *checker) timeout(v *string) time.Duration {
 		c.fail("timeout", `timeout = %q is not a duration (use Go syntax such as "30s", "5m" or "1h30m")`, *v)
 	case d <= 0:
 		c.fail("timeout", "timeout = %q, want a positive duration", *v)
+	case d > TimeoutLimit:
+		c.fail("timeout", "timeout = %q, want at most %v (%v unless an operator raised your credential's max_timeout)", *v, TimeoutLimit, DefaultMaxTimeout)
 	}
 	return d
 }
@@ -756,21 +769,12 @@ func (c *checker) retries(v *int64) int {
 	switch {
 	case v == nil:
 		return DefaultRetries
-	case *v < 0:
-		c.fail("retries", "retries = %d, want 0 or more", *v)
-		return 0
-	case *v > MaxRetries:
-		c.fail("retries", "retries = %d, want at most %d", *v, MaxRetries)
+	case *v < 0 || *v > MaxRetries:
+		c.fail("retries", "retries = %d, want 0..%d", *v, MaxRetries)
 		return 0
 	}
 	return int(*v)
 }
-
-// MaxRetries bounds retries so a typo cannot make a broken task run forever.
-const MaxRetries = 1000
-
-// MaxShards bounds k+m, as the erasure coder does.
-const MaxShards = 256
 
 func (c *checker) erasure(e *erasureKeys) (int, int) {
 	if e == nil {
@@ -803,8 +807,8 @@ func (c *checker) priority(v *int64) int {
 	if v == nil {
 		return 0
 	}
-	if *v < -1<<31 || *v > 1<<31-1 {
-		c.fail("priority", "priority = %d, want a 32-bit integer", *v)
+	if *v < MinPriority || *v > MaxPriority {
+		c.fail("priority", "priority = %d, want %d..%d", *v, MinPriority, MaxPriority)
 		return 0
 	}
 	return int(*v)

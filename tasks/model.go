@@ -46,6 +46,29 @@ const (
 	// stderr) in memory until the run ends, so a volunteer's machine must
 	// not be asked for more. Larger results belong in several tasks.
 	MaxOutput = 1 << 30
+	// DefaultMaxTimeout is the longest timeout a credential may give a task
+	// unless an operator allowed it more (a per-credential quota, up to
+	// TimeoutLimit): a day of wall clock per attempt.
+	DefaultMaxTimeout = 24 * time.Hour
+	// TimeoutLimit is the longest timeout any job may ask for, whatever its
+	// credential: far below what would overflow a lease expiry.
+	TimeoutLimit = 30 * 24 * time.Hour
+	// MaxRetries bounds retries so a typo cannot make a broken task run
+	// (and fail) for ever.
+	MaxRetries = 100
+	// MinPriority and MaxPriority bound a job's priority; a credential's
+	// quota may bound it lower (submitters: 0 unless an operator allows more).
+	MinPriority = -100
+	MaxPriority = 100
+	// MaxNameBytes bounds a job's name.
+	MaxNameBytes = 200
+	// MaxArgs and MaxArgEnvBytes bound a job's argument list and the bytes
+	// of its args and environment together: the leader expands them for
+	// every task it grants, and every server keeps them.
+	MaxArgs        = 1024
+	MaxArgEnvBytes = 64 << 10
+	// MaxShards bounds k+m, as the erasure coder does.
+	MaxShards = 256
 )
 
 // Input is one task input file, named by the SHA-256 of its bytes.
@@ -107,39 +130,83 @@ func (s *JobSpec) NeedsEngine() string {
 // ErrInvalidSpec is wrapped by every JobSpec.Validate failure.
 var ErrInvalidSpec = errors.New("invalid job")
 
-// Validate checks the rules a server enforces whatever the client did.
+// Validate checks the bounds a server enforces whatever the client did:
+// every numeric field within its documented range, each error naming the
+// field and the range. A credential's quotas (scheduler/ledger) may narrow
+// some of them further (tasks, priority, timeout).
 func (s *JobSpec) Validate() error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrInvalidSpec, fmt.Sprintf(format, a...))
+	if err := s.validateNumbers(); err != nil {
+		return err
 	}
-	switch {
-	case strings.TrimSpace(s.Name) == "":
-		return bad("name is empty")
-	case !isHexHash(s.ModuleHash):
-		return bad("module hash %q is not a hex SHA-256", s.ModuleHash)
-	case s.Tasks < 1 || s.Tasks > MaxTasks:
-		return bad("tasks = %d, want 1..%d", s.Tasks, MaxTasks)
-	case len(s.Inputs) != 0 && len(s.Inputs) != s.Tasks:
-		return bad("%d inputs for %d tasks", len(s.Inputs), s.Tasks)
-	case s.Timeout <= 0:
-		return bad("timeout must be positive")
-	case s.Memory == 0 || s.Memory > MaxMemory:
-		return bad("memory = %d bytes, want 1..%d", s.Memory, uint64(MaxMemory))
-	case s.MaxOutput == 0 || s.MaxOutput > MaxOutput:
-		return bad("max_output = %d bytes, want 1..%d", s.MaxOutput, uint64(MaxOutput))
-	case s.Retries < 0:
-		return bad("retries must not be negative")
-	case s.DataShards < 0 || s.ParityShards < 0 || s.DataShards+s.ParityShards > 256 || s.ParityShards > 0 && s.DataShards == 0:
-		return bad("erasure k = %d, m = %d", s.DataShards, s.ParityShards)
-	case s.Engine != "" && !slices.Contains(Engines, s.Engine):
-		return bad("engine %q, want one of %s", s.Engine, strings.Join(Engines, ", "))
+	if err := s.validateText(); err != nil {
+		return err
 	}
 	for i, in := range s.Inputs {
 		if !isHexHash(in.Hash) {
-			return bad("input %d (%s): hash %q is not a hex SHA-256", i, in.Name, in.Hash)
+			return invalid("input %d (%s): hash %q is not a hex SHA-256", i, in.Name, in.Hash)
+		}
+		if in.Size < 0 {
+			return invalid("input %d (%s): size = %d, want 0 or more", i, in.Name, in.Size)
 		}
 	}
 	return nil
+}
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidSpec, fmt.Sprintf(format, a...))
+}
+
+func (s *JobSpec) validateNumbers() error {
+	switch {
+	case s.Tasks < 1 || s.Tasks > MaxTasks:
+		return invalid("tasks = %d, want 1..%d", s.Tasks, MaxTasks)
+	case len(s.Inputs) != 0 && len(s.Inputs) != s.Tasks:
+		return invalid("%d inputs for %d tasks", len(s.Inputs), s.Tasks)
+	case s.Timeout <= 0 || s.Timeout > TimeoutLimit:
+		return invalid("timeout = %v, want more than 0 and at most %v (%v unless an operator raised the credential's max_timeout)",
+			s.Timeout, TimeoutLimit, DefaultMaxTimeout)
+	case s.Memory < MinMemory || s.Memory > MaxMemory:
+		return invalid("memory = %d bytes, want %d..%d (64KiB..4GiB)", s.Memory, uint64(MinMemory), uint64(MaxMemory))
+	case s.MaxOutput == 0 || s.MaxOutput > MaxOutput:
+		return invalid("max_output = %d bytes, want 1..%d (1GiB)", s.MaxOutput, uint64(MaxOutput))
+	case s.Retries < 0 || s.Retries > MaxRetries:
+		return invalid("retries = %d, want 0..%d", s.Retries, MaxRetries)
+	case s.Priority < MinPriority || s.Priority > MaxPriority:
+		return invalid("priority = %d, want %d..%d", s.Priority, MinPriority, MaxPriority)
+	case s.DataShards < 0 || s.ParityShards < 0 || s.DataShards+s.ParityShards > MaxShards || s.ParityShards > 0 && s.DataShards == 0:
+		return invalid("erasure k = %d, m = %d: want k >= 1, m >= 0, k+m <= %d (or both 0: the cluster's)", s.DataShards, s.ParityShards, MaxShards)
+	}
+	return nil
+}
+
+func (s *JobSpec) validateText() error {
+	switch {
+	case strings.TrimSpace(s.Name) == "":
+		return invalid("name is empty")
+	case len(s.Name) > MaxNameBytes:
+		return invalid("name is %d bytes, want at most %d", len(s.Name), MaxNameBytes)
+	case !isHexHash(s.ModuleHash):
+		return invalid("module hash %q is not a hex SHA-256", s.ModuleHash)
+	case s.Engine != "" && !slices.Contains(Engines, s.Engine):
+		return invalid("engine %q, want one of %s", s.Engine, strings.Join(Engines, ", "))
+	case len(s.Args) > MaxArgs:
+		return invalid("%d args, want at most %d", len(s.Args), MaxArgs)
+	}
+	if n := argEnvBytes(s.Args, s.Env); n > MaxArgEnvBytes {
+		return invalid("args and env hold %d bytes, want at most %d (64KiB)", n, MaxArgEnvBytes)
+	}
+	return nil
+}
+
+func argEnvBytes(args []string, env map[string]string) int {
+	n := 0
+	for _, a := range args {
+		n += len(a)
+	}
+	for k, v := range env {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 // TaskArgs is the argument list of task index, placeholders expanded.

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -50,6 +52,10 @@ func (m *Main) jobSubmit(ctx context.Context, args []string) (int, error) {
 	}
 	c := m.client(cf)
 	id, err := c.SubmitJobFile(ctx, jf)
+	var se *client.StatusError
+	if errors.As(err, &se) && se.Code == http.StatusTooManyRequests {
+		return exitError, fmt.Errorf("submit %s: %w\n(an operator sets a credential's quotas: peergrid acl token create --max-...; acl token list shows them)", pos[0], err)
+	}
 	if err != nil {
 		return exitError, fmt.Errorf("submit %s: %w", pos[0], err)
 	}

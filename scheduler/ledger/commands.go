@@ -19,10 +19,13 @@ import (
 type CommandType uint8
 
 const (
-	cmdBatch      CommandType = 1 // several commands in one Raft entry
-	cmdPutBlob    CommandType = 2
-	cmdSubmitJob  CommandType = 3
-	cmdLeaseTasks CommandType = 4
+	cmdBatch CommandType = 1 // several commands in one Raft entry
+	// cmdPutBlobV1 and cmdSubmitJobV1 are PutBlobCommand and
+	// SubmitJobCommand before quotas: old logs still hold them and Apply
+	// applies them as it always did (legacy.go); nothing proposes them.
+	cmdPutBlobV1   CommandType = 2
+	cmdSubmitJobV1 CommandType = 3
+	cmdLeaseTasks  CommandType = 4
 	// cmdCompleteTasksV1 is the first shape of CompleteTasksCommand, whose
 	// reports spelled the duration "duration"; still applied from old logs
 	// (legacy.go), never proposed.
@@ -47,6 +50,13 @@ const (
 	// CommitManifestCommand); cmdPutManifest, which replaced a manifest
 	// outright, is still applied from old logs but no longer proposed.
 	cmdCommitManifest CommandType = 23
+	// cmdSubmitJob and cmdPutBlob are the shapes of cmdSubmitJobV1 and
+	// cmdPutBlobV1 whose Apply also enforces the job fields' bounds and the
+	// owner's quotas. New types, not new rules for the old ones: an old
+	// log's submits and puts must apply as they did when committed, and a
+	// server too old to know these stops rather than apply them unchecked.
+	cmdSubmitJob CommandType = 25
+	cmdPutBlob   CommandType = 26
 
 	// IgnorableFlag marks a command type an older server may skip.
 	IgnorableFlag CommandType = 128
@@ -54,7 +64,7 @@ const (
 
 func (t CommandType) String() string {
 	names := map[CommandType]string{
-		cmdBatch: "batch", cmdPutBlob: "put-blob", cmdSubmitJob: "submit-job",
+		cmdBatch: "batch", cmdPutBlobV1: "put-blob-v1", cmdSubmitJobV1: "submit-job-v1", cmdPutBlob: "put-blob", cmdSubmitJob: "submit-job",
 		cmdLeaseTasks: "lease-tasks", cmdCompleteTasksV1: "complete-tasks-v1", cmdCompleteTasks: "complete-tasks",
 		cmdExpireLeases: "expire-leases", cmdCancelJob: "cancel-job",
 		cmdUpsertPeer: "upsert-peer", cmdReleaseTasks: "release-tasks", cmdPutManifest: "put-manifest",
@@ -86,7 +96,8 @@ var (
 )
 
 // PutBlobCommand stores a small blob inline in the ledger. The server checked
-// that Data hashes to Hash before proposing it.
+// that Data hashes to Hash before proposing it; Apply refuses it past the
+// owner's inline or pinned bytes quota.
 type PutBlobCommand struct {
 	Hash string `json:"hash"`
 	Data []byte `json:"data"`
@@ -144,7 +155,8 @@ type DeleteBlobsCommand struct {
 var ErrJobNotFinished = errors.New("job is not finished")
 
 // SubmitJobCommand creates a job with all its tasks queued. The leader stamps
-// the id and the time.
+// the id and the time. Apply refuses a spec out of the job fields' bounds
+// (tasks.JobSpec.Validate) or past the owner's quotas.
 type SubmitJobCommand struct {
 	ID   string        `json:"id"`
 	Spec tasks.JobSpec `json:"spec"`
@@ -268,6 +280,8 @@ func (*RenewLeasesCommand) Type() CommandType    { return cmdRenewLeases }
 
 // commandTypes makes an empty command of each type Apply knows.
 var commandTypes = map[CommandType]func() Command{
+	cmdPutBlobV1:        func() Command { return &putBlobV1{} },
+	cmdSubmitJobV1:      func() Command { return &submitJobV1{} },
 	cmdPutBlob:          func() Command { return &PutBlobCommand{} },
 	cmdSubmitJob:        func() Command { return &SubmitJobCommand{} },
 	cmdLeaseTasks:       func() Command { return &LeaseTasksCommand{} },

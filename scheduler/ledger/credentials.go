@@ -42,6 +42,19 @@ type Credential struct {
 	// the cluster CA when it joined; servers accept the credential only on
 	// a connection that presents that certificate (mutual TLS).
 	CertBound bool `json:"cert,omitempty"`
+	// Quotas are what the credential may ask of the grid; nil (every
+	// credential created before quotas) means its role's defaults
+	// (api.DefaultQuotas). The leader sets them on every credential it
+	// creates, so a later change of the defaults touches only old ones.
+	Quotas *api.Quotas `json:"quotas,omitempty"`
+}
+
+// Limits are the credential's quotas: its own, or its role's defaults.
+func (c *Credential) Limits() api.Quotas {
+	if c.Quotas != nil {
+		return *c.Quotas
+	}
+	return api.DefaultQuotas(c.Role)
 }
 
 // Valid reports whether the credential may be used at now (unix ns).
@@ -69,6 +82,10 @@ func (c *Credential) Info() api.TokenInfo {
 	if c.Role == api.CredWorker && c.Uses >= 0 {
 		n := c.Uses
 		info.UsesLeft = &n
+	}
+	if c.Role != api.CredWorker { // a join token only joins
+		q := c.Limits()
+		info.Quotas = &q
 	}
 	return info
 }

@@ -16,6 +16,10 @@
 //     may change it);
 //   - the derived indexes (shard, blob and reference indexes), kept exact
 //     by Apply and rebuilt on restore, never serialized;
+//   - quotas (quotas.go): each credential's, enforced as submits and puts
+//     apply, with the use derived from the jobs and the blob meta;
+//   - compaction (compact.go): maps that shrank are copied into smaller
+//     ones, so a purge gives memory back;
 //   - the read side (views.go, stats.go) that handlers, loops and views
 //     call under FSM.View.
 //

@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 )
 
 // FSM applies ledger commands in log order. Apply routes each command type
@@ -37,9 +39,37 @@ func (f *FSM) OnApply(fn func()) { f.applied = fn }
 func (f *FSM) Apply(entry []byte) any {
 	f.mu.Lock()
 	resp := f.applyEntry(entry)
+	freed := f.ledger.freedTasks >= releaseAfterTasks
+	if freed {
+		f.ledger.freedTasks = 0
+	}
 	f.mu.Unlock()
+	if freed {
+		releaseMemory()
+	}
 	f.applied()
 	return resp
+}
+
+// releaseAfterTasks is how many purged tasks (some 200 bytes each, more
+// with results) make the FSM hand the freed memory back to the OS.
+const releaseAfterTasks = 100_000
+
+// releasing is set while a release runs, so purges in a row start one.
+var releasing atomic.Bool
+
+// releaseMemory returns freed heap to the OS now, in the background. Go's
+// scavenger would too, but only after the next collection, which an idle
+// server may not run for minutes: a 1M-task job's purge left a dev
+// process's RSS at 371 MiB (31 MiB before the job) for two minutes.
+func releaseMemory() {
+	if !releasing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer releasing.Store(false)
+		debug.FreeOSMemory()
+	}()
 }
 
 func (f *FSM) applyEntry(data []byte) any {
@@ -66,13 +96,18 @@ func (f *FSM) applyCommand(data []byte) any {
 		panic(fmt.Sprintf("ledger: %v", err))
 	}
 	l := f.ledger
+	defer l.compactMaps()
 	switch c := c.(type) {
 	case nil:
 		return nil // an ignorable type this server does not know
 	case *PutBlobCommand:
 		return l.applyPutBlob(c)
+	case *putBlobV1:
+		return l.applyPutBlobV1(c)
 	case *SubmitJobCommand:
 		return l.applySubmitJob(c)
+	case *submitJobV1:
+		return l.applySubmitJobV1(c)
 	case *LeaseTasksCommand:
 		return l.applyLeaseTasks(c)
 	case *CompleteTasksCommand:

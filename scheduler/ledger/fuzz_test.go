@@ -39,6 +39,8 @@ func seedCommands(t testing.TB) [][]byte {
 		out = append(out, data)
 	}
 	out = append(out, EncodeBatch(out[:3]), []byte(`\x05{"worker":"w","reports":[{"job":"j","duration":5}]}`))
+	// the shapes old logs hold: a submit and a put from before quotas
+	out = append(out, append([]byte{byte(cmdSubmitJobV1)}, out[1][1:]...), append([]byte{byte(cmdPutBlobV1)}, out[0][1:]...))
 	return out
 }
 

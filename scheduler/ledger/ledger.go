@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/storage"
@@ -45,7 +47,15 @@ type Ledger struct {
 	// ownerRefs counts, per job owner, the references its jobs hold to each
 	// blob (derived, like refs): a submitter may read what its jobs use.
 	ownerRefs map[string]blobRefs
-	nextSeq   uint64
+	// blobUse is what each credential's blobs count against its quotas;
+	// derived from meta, not serialized.
+	blobUse map[string]*blobUsage
+	// marks are the high-water marks of the maps compactMaps shrinks.
+	marks mapMarks
+	// freedTasks counts the tasks purges dropped since the FSM last gave
+	// memory back to the OS (see FSM.Apply). Not replicated state.
+	freedTasks int
+	nextSeq    uint64
 	// aliveWorkers counts peers with the worker role in state alive.
 	aliveWorkers int
 	// gen counts snapshots taken; task chunks older than it are shared with
@@ -134,6 +144,7 @@ func NewLedger() *Ledger {
 		creds:      map[string]*Credential{},
 		credByHash: map[string]string{},
 		ownerRefs:  map[string]blobRefs{},
+		blobUse:    map[string]*blobUsage{},
 	}
 }
 
@@ -144,21 +155,43 @@ type BlobMeta struct {
 	Created int64  `json:"created"`
 	Pinned  bool   `json:"pinned,omitempty"`
 	// Owners are the credentials that put the blob (sorted): they may read
-	// it and unpin it.
+	// it and unpin it. Each is charged its size against its inline bytes
+	// quota while the blob is inline.
 	Owners []string `json:"owners,omitempty"`
+	// PinnedBy are the credentials that pinned it (sorted), each charged
+	// its size against its pinned bytes quota while it stays pinned. A pin
+	// from a log before quotas names no one.
+	PinnedBy []string `json:"pinned_by,omitempty"`
 }
 
 func (l *Ledger) applyPutBlob(c *PutBlobCommand) any {
+	if err := l.checkBlobQuotas(c); err != nil {
+		return err
+	}
+	l.putBlob(c)
+	return nil
+}
+
+// applyPutBlobV1 applies a put of an old log, committed before quotas.
+func (l *Ledger) applyPutBlobV1(c *putBlobV1) any {
+	l.putBlob(&c.PutBlobCommand)
+	return nil
+}
+
+func (l *Ledger) putBlob(c *PutBlobCommand) {
+	l.chargeBlob(c.Hash, -1)
 	if _, ok := l.blobs[c.Hash]; !ok {
 		l.blobs[c.Hash] = c.Data
 	}
 	l.noteBlob(c.Hash, c.Now, c.Pin, c.Owner)
-	return nil
+	l.chargeBlob(c.Hash, +1)
 }
 
 func (l *Ledger) applyPutManifest(c *PutManifestCommand) any {
+	l.chargeBlob(c.Manifest.Hash, -1)
 	l.setManifest(c.Manifest.Hash, c.Manifest)
 	l.noteBlob(c.Manifest.Hash, c.Now, c.Pin, c.Owner)
+	l.chargeBlob(c.Manifest.Hash, +1)
 	return nil
 }
 
@@ -168,10 +201,20 @@ func (l *Ledger) noteBlob(hash string, now int64, pin bool, owner string) {
 		m = BlobMeta{Hash: hash, Created: now}
 	}
 	m.Pinned = m.Pinned || pin
-	if i, found := slices.BinarySearch(m.Owners, owner); owner != "" && !found {
-		m.Owners = slices.Insert(slices.Clone(m.Owners), i, owner)
+	m.Owners = insertSorted(m.Owners, owner)
+	if pin {
+		m.PinnedBy = insertSorted(m.PinnedBy, owner)
 	}
 	l.meta[hash] = m
+}
+
+// insertSorted adds s to a sorted list unless it is empty or there, on a
+// copy: a snapshot may share the old list.
+func insertSorted(list []string, s string) []string {
+	if i, found := slices.BinarySearch(list, s); s != "" && !found {
+		return slices.Insert(slices.Clone(list), i, s)
+	}
+	return list
 }
 
 func (l *Ledger) applyPurgeJob(c *PurgeJobCommand) any {
@@ -186,6 +229,7 @@ func (l *Ledger) applyPurgeJob(c *PurgeJobCommand) any {
 	delete(l.jobs, c.ID)
 	delete(l.requests, j.RequestID)
 	l.order = slices.DeleteFunc(l.order, func(o *job) bool { return o == j })
+	l.freedTasks += j.Tasks.len()
 	return nil
 }
 
@@ -194,8 +238,10 @@ func (l *Ledger) applyUnpinBlob(c *UnpinBlobCommand) any {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrBlobMissing, c.Hash)
 	}
-	m.Pinned = false
+	l.chargeBlob(c.Hash, -1)
+	m.Pinned, m.PinnedBy = false, nil
 	l.meta[c.Hash] = m
+	l.chargeBlob(c.Hash, +1)
 	return nil
 }
 
@@ -206,6 +252,7 @@ func (l *Ledger) applyDeleteBlobs(c *DeleteBlobsCommand) any {
 		if l.refs.used(h) || l.meta[h].Pinned || !l.HasBlob(h) {
 			continue
 		}
+		l.chargeBlob(h, -1)
 		delete(l.blobs, h)
 		l.setManifest(h, nil)
 		delete(l.meta, h)
@@ -238,6 +285,23 @@ func (l *Ledger) HasBlob(hash string) bool {
 // an earlier one's request id (a client sending it again after a lost
 // answer) creates nothing and returns the earlier job's id.
 func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
+	return l.submitJob(c, func() error {
+		if err := c.Spec.Validate(); err != nil {
+			return err
+		}
+		return l.checkSubmitQuotas(c)
+	})
+}
+
+// applySubmitJobV1 applies a submit of an old log by the rules it was
+// committed under.
+func (l *Ledger) applySubmitJobV1(c *submitJobV1) any {
+	return l.submitJob(&c.SubmitJobCommand, func() error { return validateSpecV1(&c.Spec) })
+}
+
+// submitJob creates the job if check passes (a repeated request id
+// answers before any check: it creates nothing).
+func (l *Ledger) submitJob(c *SubmitJobCommand, check func() error) any {
 	if c.RequestID != "" {
 		if id, ok := l.requests[c.RequestID]; ok {
 			return l.repeatedSubmit(id, c)
@@ -246,7 +310,7 @@ func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
 	if _, ok := l.jobs[c.ID]; ok {
 		return fmt.Errorf("%w: %s", ErrJobExists, c.ID)
 	}
-	if err := c.Spec.Validate(); err != nil {
+	if err := check(); err != nil {
 		return err
 	}
 	if !l.HasBlob(c.Spec.ModuleHash) { // inline, or erasure-coded (a large module)
@@ -312,13 +376,30 @@ func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
 		t.State = tasks.TaskLeased
 		t.Attempts++
 		t.Worker = c.Worker
-		t.Expiry = c.Now + int64(j.Spec.Timeout) + c.Slack
+		t.Expiry = leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
 		j.nQueued--
 		j.nLeased++
 		l.leased[taskKey{j.ID, idx}] = t.Expiry
 		grants = append(grants, Grant{Job: j.ID, Index: idx, Attempt: t.Attempts, Expiry: t.Expiry})
 	}
 	return grants
+}
+
+// leaseExpiry is now + timeout + slack, saturating at the largest time
+// instead of wrapping to the past: a job from an old log may carry any
+// timeout, and a wrapped expiry would expire the lease at once.
+func leaseExpiry(now int64, timeout time.Duration, slack int64) int64 {
+	return saturatingAdd(saturatingAdd(now, int64(timeout)), slack)
+}
+
+func saturatingAdd(a, b int64) int64 {
+	switch {
+	case b > 0 && a > math.MaxInt64-b:
+		return math.MaxInt64
+	case b < 0 && a < math.MinInt64-b:
+		return math.MinInt64
+	}
+	return a + b
 }
 
 func skipJob(skip map[*job]bool, j *job) map[*job]bool {
@@ -563,7 +644,7 @@ func (l *Ledger) applyRenewLeases(c *RenewLeasesCommand) any {
 		if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt || t.Worker != c.Worker {
 			continue
 		}
-		expiry := c.Now + int64(j.Spec.Timeout) + c.Slack
+		expiry := leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
 		if expiry <= t.Expiry {
 			continue
 		}

@@ -229,7 +229,7 @@ func TestLedger_RuleViolationsChangeNothing(t *testing.T) {
 	a := newApplier(t)
 	a.submit("j1", 1, 0, 0)
 	before := a.fsm.StateHash()
-	spec := tasks.JobSpec{Name: "x", ModuleHash: strings.Repeat("0", 64), Tasks: 1, Timeout: time.Second, Memory: 1, MaxOutput: 1}
+	spec := tasks.JobSpec{Name: "x", ModuleHash: strings.Repeat("0", 64), Tasks: 1, Timeout: time.Second, Memory: tasks.MinMemory, MaxOutput: 1}
 	if err, _ := a.apply(&SubmitJobCommand{ID: "j2", Spec: spec}).(error); !errors.Is(err, ErrBlobMissing) {
 		t.Fatalf("missing module: %v", err)
 	}
@@ -259,7 +259,7 @@ func TestFSM_CorruptEntryPanics(t *testing.T) {
 			t.Fatal("a corrupt command did not stop the FSM")
 		}
 	}()
-	NewFSM().Apply([]byte{byte(cmdSubmitJob), '{', 'x'})
+	NewFSM().Apply([]byte{byte(cmdSubmitJobV1), '{', 'x'})
 }
 
 // TestFSM_SnapshotRestoreProperty applies a random command sequence to one

@@ -1,6 +1,9 @@
 package ledger
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
@@ -42,4 +45,65 @@ func (c *completeTasksV1) upgrade() *CompleteTasksCommand {
 		}
 	}
 	return out
+}
+
+// submitJobV1 is a submit as cmdSubmitJobV1 encoded it (the same fields):
+// applied with the rules it was committed under (validateSpecV1, no
+// quotas), so an old log gives the ledger it gave then.
+type submitJobV1 struct{ SubmitJobCommand }
+
+func (*submitJobV1) Type() CommandType { return cmdSubmitJobV1 }
+
+// putBlobV1 is a put as cmdPutBlobV1 encoded it, applied without quotas.
+type putBlobV1 struct{ PutBlobCommand }
+
+func (*putBlobV1) Type() CommandType { return cmdPutBlobV1 }
+
+// validateSpecV1 is JobSpec.Validate as it was before job fields had
+// bounds (retries and priority unbounded, timeout any positive duration).
+// Frozen: cmdSubmitJobV1 entries are checked by it and nothing else.
+func validateSpecV1(s *tasks.JobSpec) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", tasks.ErrInvalidSpec, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case strings.TrimSpace(s.Name) == "":
+		return bad("name is empty")
+	case !isHexHashV1(s.ModuleHash):
+		return bad("module hash %q is not a hex SHA-256", s.ModuleHash)
+	case s.Tasks < 1 || s.Tasks > tasks.MaxTasks:
+		return bad("tasks = %d, want 1..%d", s.Tasks, tasks.MaxTasks)
+	case len(s.Inputs) != 0 && len(s.Inputs) != s.Tasks:
+		return bad("%d inputs for %d tasks", len(s.Inputs), s.Tasks)
+	case s.Timeout <= 0:
+		return bad("timeout must be positive")
+	case s.Memory == 0 || s.Memory > tasks.MaxMemory:
+		return bad("memory = %d bytes, want 1..%d", s.Memory, uint64(tasks.MaxMemory))
+	case s.MaxOutput == 0 || s.MaxOutput > tasks.MaxOutput:
+		return bad("max_output = %d bytes, want 1..%d", s.MaxOutput, uint64(tasks.MaxOutput))
+	case s.Retries < 0:
+		return bad("retries must not be negative")
+	case s.DataShards < 0 || s.ParityShards < 0 || s.DataShards+s.ParityShards > 256 || s.ParityShards > 0 && s.DataShards == 0:
+		return bad("erasure k = %d, m = %d", s.DataShards, s.ParityShards)
+	case s.Engine != "" && !slices.Contains(tasks.Engines, s.Engine):
+		return bad("engine %q, want one of %s", s.Engine, strings.Join(tasks.Engines, ", "))
+	}
+	for i, in := range s.Inputs {
+		if !isHexHashV1(in.Hash) {
+			return bad("input %d (%s): hash %q is not a hex SHA-256", i, in.Name, in.Hash)
+		}
+	}
+	return nil
+}
+
+func isHexHashV1(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

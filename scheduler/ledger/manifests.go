@@ -22,12 +22,16 @@ func (l *Ledger) applyCommitManifest(c *CommitManifestCommand) any {
 			return err
 		}
 		if len(moved) == 0 {
+			l.chargeBlob(m.Hash, -1) // quotas: see chargeBlob
 			l.noteBlob(m.Hash, c.Now, c.Pin, c.Owner)
+			l.chargeBlob(m.Hash, +1)
 			return nil
 		}
 	}
+	l.chargeBlob(m.Hash, -1)
 	l.setManifest(m.Hash, m)
 	l.noteBlob(m.Hash, c.Now, c.Pin, c.Owner)
+	l.chargeBlob(m.Hash, +1)
 	return nil
 }
 

@@ -215,6 +215,7 @@ func ReadSnapshot(rd io.Reader) (*Ledger, error) {
 			}
 			l.addCredential(&c)
 		case recEnd:
+			l.chargeAllBlobs()
 			return l, l.checkRestored()
 		default:
 			return nil, fmt.Errorf("%w: unknown record type %d", ErrBadSnapshot, t)

@@ -243,10 +243,15 @@ func (s *Server) handleCreateToken(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	quotas, err := quotasFor(&req)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
 	id, secret := newSecret()
 	now := time.Now()
 	cr := ledger.Credential{ID: id, Name: req.Name, Role: req.Role, Hash: hashSecret(secret), MaxCores: req.MaxCores,
-		Uses: -1, Issuer: principalOf(r).ID}
+		Uses: -1, Issuer: principalOf(r).ID, Quotas: quotas}
 	if req.Uses > 0 {
 		cr.Uses = req.Uses
 	}
@@ -276,11 +281,34 @@ func checkCreateToken(req *api.CreateTokenRequest) error {
 	return nil
 }
 
+// quotasFor are the quotas a new credential gets: its role's defaults with
+// what the operator set over them, written out in full on the credential
+// so a later change of the defaults leaves it as created. A join token
+// only joins: its workers get a peer's quotas.
+func quotasFor(req *api.CreateTokenRequest) (*api.Quotas, error) {
+	if req.Role == api.CredWorker {
+		if !req.Quotas.IsZero() {
+			return nil, fmt.Errorf("%w: quotas are for operator and submitter credentials, not join tokens", errBadRequest)
+		}
+		return nil, nil
+	}
+	q, err := api.DefaultQuotas(req.Role).Apply(&req.Quotas)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errBadRequest, err)
+	}
+	return &q, nil
+}
+
 func (s *Server) handleListTokens(w http.ResponseWriter, r *http.Request) {
 	out := []api.TokenInfo{}
 	s.store.FSM().View(func(l *ledger.Ledger) {
 		for _, cr := range l.Credentials() {
-			out = append(out, cr.Info())
+			info := cr.Info()
+			if info.Quotas != nil {
+				use := l.Usage(cr.ID)
+				info.Usage = &use
+			}
+			out = append(out, info)
 		}
 	})
 	writeJSON(w, http.StatusOK, out)
@@ -370,7 +398,8 @@ func (s *Server) handleWorkerJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	id, secret := newSecret()
 	out.Credential = id
-	peer := ledger.Credential{ID: id, Role: api.CredPeer, Hash: hashSecret(secret), Peer: name, CertBound: out.Cert != ""}
+	quotas := api.PeerQuotas
+	peer := ledger.Credential{ID: id, Role: api.CredPeer, Hash: hashSecret(secret), Peer: name, CertBound: out.Cert != "", Quotas: &quotas}
 	p := principalOf(r)
 	if p.ID == clusterCredentialID { // the ledger must know it before it can admit anyone
 		s.registerClusterToken(r.Context())

@@ -176,6 +176,8 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusBadRequest
 	case errors.Is(err, storage.ErrTooLarge):
 		code = http.StatusRequestEntityTooLarge
+	case errors.Is(err, ledger.ErrQuotaExceeded):
+		code = http.StatusTooManyRequests
 	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrNoLeader):
 		code = http.StatusServiceUnavailable
 		if errors.Is(err, store.ErrNotProposed) {

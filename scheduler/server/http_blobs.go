@@ -46,6 +46,10 @@ func (s *Server) handlePutManifest(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	if err := s.checkPinQuota(r, m, r.URL.Query().Get("pin") == "true"); err != nil {
+		writeErr(w, err)
+		return
+	}
 	if err := s.commitManifest(r, m); err != nil {
 		writeErr(w, err)
 		return

@@ -93,21 +93,13 @@ func (s *Server) handleGetBlob(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
-	var req api.SubmitRequest
-	if err := readJSON(r, &req); err != nil {
-		writeErr(w, err)
-		return
-	}
-	if err := req.Spec.Validate(); err != nil {
+	req, err := decodeSubmit(r)
+	if err != nil {
 		writeErr(w, err)
 		return
 	}
 	if err := s.checkModule(req.Spec.ModuleHash); err != nil {
 		writeErr(w, err)
-		return
-	}
-	if len(req.RequestID) > maxRequestID {
-		writeErr(w, fmt.Errorf("%w: request_id is %d bytes, at most %d", errBadRequest, len(req.RequestID), maxRequestID))
 		return
 	}
 	resp, err := s.commit(r, &ledger.SubmitJobCommand{ID: newJobID(), Spec: req.Spec, Now: time.Now().UnixNano(), RequestID: req.RequestID, Owner: owner(r)})
@@ -118,6 +110,23 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	id, _ := resp.(string) // a repeated request's answer is the job it created
 	s.log.Info("job submitted", "job", id, "name", req.Spec.Name, "tasks", req.Spec.Tasks)
 	writeJSON(w, http.StatusCreated, api.SubmitResponse{ID: id})
+}
+
+// decodeSubmit reads a submit's body and checks what needs no ledger: the
+// spec's bounds (tasks.JobSpec.Validate) and the request id. Quotas are the
+// ledger's to check, as the submit applies.
+func decodeSubmit(r *http.Request) (*api.SubmitRequest, error) {
+	var req api.SubmitRequest
+	if err := readJSON(r, &req); err != nil {
+		return nil, err
+	}
+	if err := req.Spec.Validate(); err != nil {
+		return nil, err
+	}
+	if len(req.RequestID) > maxRequestID {
+		return nil, fmt.Errorf("%w: request_id is %d bytes, at most %d", errBadRequest, len(req.RequestID), maxRequestID)
+	}
+	return &req, nil
 }
 
 // maxRequestID bounds a submit's request id.

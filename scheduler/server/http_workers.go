@@ -101,12 +101,11 @@ func (s *Server) assignments(grants []ledger.Grant) []api.Assignment {
 }
 
 func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
-	var req api.ReportRequest
-	if err := readJSON(r, &req); err != nil {
+	req, err := decodeReport(r)
+	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	var err error
 	if req.Worker, err = speaksFor(r, req.Worker); err != nil {
 		writeErr(w, err)
 		return
@@ -120,10 +119,6 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 			writeErr(w, fmt.Errorf("%w: job %s task %d: stdout blob %s", ledger.ErrBlobMissing, rep.Job, rep.Index, rep.StdoutBlob))
 			return
 		}
-		if err := storage.CheckInline(fmt.Sprintf("output of job %s task %d", rep.Job, rep.Index), len(rep.Stdout)+len(rep.Stderr)); err != nil {
-			writeErr(w, err)
-			return
-		}
 	}
 	start := time.Now()
 	resp, err := s.commit(r, &ledger.CompleteTasksCommand{Worker: req.Worker, Now: start.UnixNano(), Reports: req.Reports})
@@ -135,6 +130,21 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	accepted, _ := resp.([]bool)
 	s.metrics.countReports(req.Reports, accepted) // metrics
 	writeJSON(w, http.StatusOK, api.ReportResponse{Accepted: accepted})
+}
+
+// decodeReport reads a report's body and checks what needs no ledger: each
+// report's output fits inline.
+func decodeReport(r *http.Request) (*api.ReportRequest, error) {
+	var req api.ReportRequest
+	if err := readJSON(r, &req); err != nil {
+		return nil, err
+	}
+	for _, rep := range req.Reports {
+		if err := storage.CheckInline(fmt.Sprintf("output of job %s task %d", rep.Job, rep.Index), len(rep.Stdout)+len(rep.Stderr)); err != nil {
+			return nil, err
+		}
+	}
+	return &req, nil
 }
 
 func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,97 @@
+package ledger
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// heapInUse is the live heap after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC() // the first may leave finalizer-held memory for the second
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// TestLedger_PurgeGivesTheMemoryBack submits a 1M-task job, leases a fifth
+// of it, completes some, cancels it while a snapshot holds it (so chunks
+// are copied on write) and purges it, and checks the live heap is back within
+// a margin of where it started: nothing the job made (task chunks, lease
+// and request-id entries, the maps that grew to hold them) stays behind,
+// and the memory goes back to the OS without waiting for a collection.
+func TestLedger_PurgeGivesTheMemoryBack(t *testing.T) {
+	const n, leased = 1_000_000, 200_000
+	a := newApplier(t)
+	before := heapInUse()
+	if held := heldFromOS(); held > before+64<<20 {
+		t.Fatalf("the heap holds %.1f MiB from the OS before the job", mib(held))
+	}
+
+	spec := tasks.JobSpec{Name: "huge", ModuleHash: storage.Hash(testModule), Tasks: n, Timeout: time.Minute,
+		Memory: 1 << 20, MaxOutput: 1 << 10}
+	if resp := a.apply(&SubmitJobCommand{ID: "huge", Spec: spec, Now: a.now, RequestID: "r-huge"}); resp != "huge" {
+		t.Fatalf("submit: %v", resp)
+	}
+	a.apply(&UpsertPeerCommand{ID: "w1", Roles: []string{api.RoleWorker}, State: api.PeerAlive, Now: a.now})
+	grants := a.lease("w1", leased)
+	if len(grants) != leased {
+		t.Fatalf("leased %d, want %d", len(grants), leased)
+	}
+	for _, g := range grants[:1000] {
+		a.complete("w1", g, "")
+	}
+	snap := a.fsm.Snapshot() // a snapshot streaming while the job is cancelled: its chunks are copied on write
+	peak := heapInUse()
+	a.apply(&CancelJobCommand{ID: "huge", Now: a.now})
+	runtime.KeepAlive(snap)
+	if resp := a.apply(&PurgeJobCommand{ID: "huge"}); resp != nil {
+		t.Fatalf("purge: %v", resp)
+	}
+	wantHeldFromOSBelow(t, before+64<<20, 10*time.Second)
+	after := heapInUse()
+	t.Logf("live heap: %.1f MiB before, %.1f MiB with the job, %.1f MiB after its purge",
+		mib(before), mib(peak), mib(after))
+	const margin = 4 << 20
+	if after > before+margin {
+		t.Fatalf("after the purge the heap holds %.1f MiB more than before the job (margin %.0f MiB)",
+			mib(after-before), mib(margin))
+	}
+	if peak < before+100<<20 {
+		t.Fatalf("the job took only %.1f MiB: the test no longer measures a large job", mib(peak-before))
+	}
+	runtime.KeepAlive(a)
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// heldFromOS is the heap memory the process holds from the OS (what RSS
+// the heap accounts for): mapped, minus what was given back.
+func heldFromOS() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapSys - ms.HeapReleased
+}
+
+// wantHeldFromOSBelow waits until the heap holds less than limit from the
+// OS: a purge must give a large job's memory back to the OS, not only to
+// the Go heap (an idle server may run no collection for minutes).
+func wantHeldFromOSBelow(t *testing.T, limit uint64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		held := heldFromOS()
+		if held < limit {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v after the purge the heap still holds %.1f MiB from the OS (want under %.1f MiB)", within, mib(held), mib(limit))
+		}
+		time.Sleep(50 * time.Millisecond) // polling the runtime, not waiting for the ledger
+	}
+}
