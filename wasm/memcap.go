@@ -268,7 +268,11 @@ func vecCount(body []byte) (uint32, error) {
 type importInfo struct {
 	funcs, globals uint32
 	procExit       uint32 // function index, or noFunc
+	sharedMemory   bool   // a memory import is shared (threads)
 }
+
+// limitsShared is the limits flag of a shared memory (the threads proposal).
+const limitsShared = 0x02
 
 func readImports(body []byte) (importInfo, error) {
 	info := importInfo{procExit: noFunc}
@@ -287,6 +291,9 @@ func readImports(body []byte) (importInfo, error) {
 			r.byte()
 			r.limits()
 		case 2:
+			if len(r.b) > 0 && r.b[0]&limitsShared != 0 {
+				info.sharedMemory = true
+			}
 			r.limits()
 		case 3:
 			info.globals++

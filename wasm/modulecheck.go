@@ -56,6 +56,11 @@ func checkStructure(data []byte) error {
 			var imp importInfo
 			imp, err = readImports(s.body)
 			funcs += uint64(imp.funcs)
+			if err == nil && imp.sharedMemory {
+				err = errThreads("it imports a shared memory")
+			}
+		case secMemory:
+			err = checkMemories(s.body)
 		case secFunction:
 			var n uint32
 			n, err = vecCount(s.body)
@@ -135,6 +140,16 @@ func checkFunction(fn []byte) error {
 	for len(r.b) > 0 && r.err == nil {
 		op := r.byte()
 		switch op {
+		case 0xfe: // the threads proposal's atomics
+			return errThreads("a function uses an atomic instruction")
+		case 0xfd:
+			if sub := r.u32(); sub >= relaxedSIMDFirst && sub <= relaxedSIMDLast {
+				return taskErrorf(KindInvalidModule, "the module uses relaxed SIMD (instruction 0xfd %#x), whose results differ between CPUs; "+
+					"a task must give the same bytes on every worker: build without relaxed SIMD (e.g. no -mrelaxed-simd)", sub)
+			} else {
+				r.prefixFD(sub)
+			}
+			continue
 		case 0x02, 0x03, 0x04: // block, loop, if
 			depth++
 			if depth > MaxBlockNesting {
@@ -150,6 +165,39 @@ func checkFunction(fn []byte) error {
 	}
 	return nil
 }
+
+// Relaxed SIMD's opcodes (after the 0xfd prefix): its results may differ
+// between CPUs by design, so a task using it could give other bytes on
+// another worker.
+const relaxedSIMDFirst, relaxedSIMDLast = 0x100, 0x113
+
+// errThreads refuses the threads proposal (shared memory, atomics): a task
+// runs single-threaded in its sandbox, and no engine peergrid runs is set
+// up to give threads, so the module is refused before any engine sees it
+// rather than running on one engine and failing on another.
+func errThreads(what string) error {
+	return taskErrorf(KindInvalidModule, "%s, from the threads proposal; tasks are single-threaded (WASI preview 1 has no threads): "+
+		"build without threads (e.g. no -pthread or +atomics)", what)
+}
+
+// checkMemories refuses a shared memory definition.
+func checkMemories(body []byte) error {
+	r := &reader{b: body}
+	for n := r.u32(); n > 0 && r.err == nil; n-- {
+		if len(r.b) > 0 && r.b[0]&limitsShared != 0 {
+			return errThreads("it defines a shared memory")
+		}
+		r.limits()
+	}
+	return r.err
+}
+
+// Check is every check a module passes before an engine compiles it, for
+// a submitter's tools to run before uploading: the header, the structural
+// limits (locals, functions, body size, nesting, table), and the features
+// a task may not use (threads, relaxed SIMD). Its errors are of
+// KindInvalidModule and name what was wrong.
+func Check(data []byte) error { return checkModuleToCompile(data) }
 
 // checkModuleToCompile is every check a module passes before an engine
 // compiles it: the header (CheckModule), then its structure.

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 
 	"github.com/peergrid/peergrid/internal/gowasm"
 	"github.com/peergrid/peergrid/tasks"
+	"github.com/peergrid/peergrid/wasm"
 )
 
 // buildModule runs the job file's build, if it names one, and checks that
@@ -33,4 +35,19 @@ func (m *Main) buildModule(ctx context.Context, jf *tasks.JobFile) error {
 		}
 	}
 	return jf.CheckModule()
+}
+
+// checkModuleFile runs the checks every worker makes before compiling a
+// module (wasm.Check: structural limits, no threads, no relaxed SIMD), so a
+// module no worker would run is refused at submit, before anything is
+// uploaded. A missing file is left to the submit, which names it.
+func checkModuleFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	if err := wasm.Check(data); err != nil {
+		return fmt.Errorf("module %s: %w", path, err)
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/peergrid/peergrid/examples"
 	"github.com/peergrid/peergrid/internal/devgrid"
 	"github.com/peergrid/peergrid/internal/wasmtest"
+	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/wasm"
 )
 
@@ -153,6 +154,16 @@ func TestCLI_BadJobFileSubmitsNothing(t *testing.T) {
 	notWasm := writeJob(t, []byte("not a module"), "name = \"x\"\nmodule = \"m.wasm\"\ntasks = 1\n")
 	if code, _, errOut := c.run("job", "submit", notWasm); code != 2 || !strings.Contains(errOut, "WebAssembly") {
 		t.Fatalf("non-wasm module: exit %d, stderr %q", code, errOut)
+	}
+	atomics := wasmtest.NewModule() // a module no worker would run: threads
+	atomics.Memory(1, 1)
+	atomics.Export("_start", atomics.Func(nil, nil, nil, wasmtest.Code{0x41, 0x00, 0xfe, 0x10, 0x02, 0x00, 0x1a}))
+	threads := writeJob(t, atomics.Bytes(), "name = \"x\"\nmodule = \"m.wasm\"\ntasks = 1\n")
+	if code, _, errOut := c.run("job", "submit", threads); code != 2 || !strings.Contains(errOut, "threads proposal") || !strings.Contains(errOut, "m.wasm") {
+		t.Fatalf("module with atomics: exit %d, stderr %q, want it refused naming the module and threads", code, errOut)
+	}
+	if code, _, _ := c.run("blob", "stat", storage.Hash(atomics.Bytes())); code == 0 {
+		t.Fatal("the refused module was uploaded")
 	}
 	_, out, _ := c.run("job", "list", "--json")
 	if strings.TrimSpace(out) != "[]" {

@@ -50,6 +50,9 @@ func (m *Main) jobSubmit(ctx context.Context, args []string) (int, error) {
 	if err := m.buildModule(ctx, jf); err != nil {
 		return exitError, err
 	}
+	if err := checkModuleFile(jf.ModulePath); err != nil {
+		return exitError, err // nothing was uploaded
+	}
 	c := m.client(cf)
 	id, err := c.SubmitJobFile(ctx, jf)
 	var se *client.StatusError
