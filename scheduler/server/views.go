@@ -24,8 +24,17 @@ func (v viewSource) RaftPeers(ctx context.Context) []api.RaftPeer { return v.s.r
 func (v viewSource) StorageDefaults() (k, m int)                  { return v.s.cfg.StorageK, v.s.cfg.StorageM }
 func (v viewSource) ShardPeer(addr string) storage.ShardPeer      { return v.s.shardClient(addr) }
 func (v viewSource) Logger() *slog.Logger                         { return v.s.log }
-func (v viewSource) ReportedRunning(id string) (int, bool)        { return v.s.liveness.reported(id) }
 func (v viewSource) Viewer(r *http.Request) (views.Viewer, bool)  { return v.ViewerOf(requestToken(r)) }
+
+// ReportedRunning is what worker id's last heartbeat said it ran: known
+// only while this server leads (heartbeats go to the leader; a former
+// leader's figures are stale).
+func (v viewSource) ReportedRunning(id string) (int, bool) {
+	if !v.s.store.IsLeader() {
+		return 0, false
+	}
+	return v.s.liveness.reported(id)
+}
 
 // ViewerOf is who a token is; with authentication disabled (tests), an
 // operator.
