@@ -125,11 +125,12 @@ func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 }
 
 // until polls a JavaScript predicate in the page until it is true, for
-// up to 20 s. A poll that a navigation cut short (its document gone) is
+// up to 30 s (generous: CI runs it beside other packages on 2 cores). A
+// poll that a navigation cut short (its document gone) is
 // started again in the new one.
 func (b *browser) until(what, expr string) {
 	b.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err := chromedp.Run(b.ctx, chromedp.Poll[chromedp.Void](expr,
 			chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(time.Until(deadline))))
