@@ -206,6 +206,7 @@ func TestDashboard_InABrowser(t *testing.T) {
 	b.do("job page", chromedp.Navigate(g.Addr+"/ui/jobs/"+held))
 	b.until("two done, two running", `document.querySelector("#strip").dataset.states === "ddll"`)
 	b.until("running counts", `document.querySelector("#counts").innerText.startsWith("2 done, 0 failed, 2 running")`)
+	b.until("the task table follows", `document.querySelector("#task-1").innerText.includes("done") && document.querySelector("#task-2").innerText.includes("leased")`)
 	b.eval(`String(window.stillThisPage = true)`)
 	b.screenshot("job-running")
 	once.Do(func() { close(release) })

@@ -160,10 +160,10 @@
     }
   }
 
-  let lastCounts = "";
+  let lastCounts = root.dataset.counts || ""; // what the server rendered
   function jobPage(j) {
     const counts = [j.state, j.queued, j.leased, j.done, j.failed].join(",");
-    if (lastCounts && counts !== lastCounts) swap(["tasks", "spec"]);
+    if (counts !== lastCounts) swap(["tasks", "spec"]);
     lastCounts = counts;
     set("job-state", j.state);
     set("counts", `${j.done} done, ${j.failed} failed, ${j.leased} running, ${j.queued} queued of ${j.total}`);
