@@ -343,3 +343,19 @@ func TestTiny_BuildScriptReproducesTheCommittedModule(t *testing.T) {
 		t.Errorf("build.sh makes %d bytes that differ from the committed tiny.wasm (%d bytes): rebuild it (or a different clang made it)", len(built), len(Tiny()))
 	}
 }
+
+// The mandelbrot job says it makes an image, so the dashboard stitches its
+// tiles: 4x4, one per task, as its args lay them out.
+func TestMandelbrot_JobSaysItMakesAnImage(t *testing.T) {
+	_, spec := jobSpec(t, "mandelbrot")
+	if spec.Image == nil || *spec.Image != (tasks.ImageTiles{Cols: 4, Rows: 4}) {
+		t.Fatalf("mandelbrot's image = %+v, want 4x4 tiles", spec.Image)
+	}
+	m, err := parseMandelbrotArgs(0, spec.TaskArgs(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.cols != spec.Image.Cols || m.rows != spec.Image.Rows {
+		t.Errorf("args lay out %dx%d tiles, the image key says %dx%d", m.cols, m.rows, spec.Image.Cols, spec.Image.Rows)
+	}
+}

@@ -64,7 +64,8 @@ type JobFile struct {
 	// DataShards and ParityShards override the cluster's erasure coding of
 	// this job's large inputs and results (0: the cluster's).
 	DataShards, ParityShards int
-	Seed                     uint64 // changes the tasks' random numbers; 0 by default
+	Seed                     uint64      // changes the tasks' random numbers; 0 by default
+	Image                    *ImageTiles // the job makes an image of tiles (nil: no)
 
 	moduleLine int // for CheckModule's errors
 }
@@ -110,6 +111,12 @@ type rawJobFile struct {
 	Erasure   *erasureKeys      `toml:"erasure"`
 	Build     *string           `toml:"build"`
 	Source    *string           `toml:"source"`
+	Image     *imageKeys        `toml:"image"`
+}
+
+type imageKeys struct {
+	Cols *int64 `toml:"cols"`
+	Rows *int64 `toml:"rows"`
 }
 
 type erasureKeys struct {
@@ -135,6 +142,7 @@ var keyTypes = map[string]string{
 	"erasure":    "a table { k = data shards, m = parity shards }",
 	"build":      `"go" or a shell command that writes the module`,
 	"source":     `a string (the Go package's directory, with build = "go")`,
+	"image":      "a table { cols = tiles across, rows = tiles down }",
 }
 
 // ParseFile reads and parses the job file at path.
@@ -406,6 +414,7 @@ func (c *checker) check(raw *rawJobFile) *JobFile {
 	f.moduleLine = c.lines["module"]
 	f.ModulePath = c.module(raw.Module, f.Build != "")
 	c.tasksOrInputs(raw, f)
+	f.Image = c.image(raw.Image, f.Tasks)
 	c.args(f.Args, f.InputsGlob != "")
 	c.argEnvSize(f.Args, f.Env)
 	if f.Args == nil {
@@ -792,6 +801,24 @@ func (c *checker) erasure(e *erasureKeys) (int, int) {
 	return int(k), int(m)
 }
 
+// image is the image key: the job's tasks write the tiles of a cols x rows
+// image, one each.
+func (c *checker) image(v *imageKeys, tasks int) *ImageTiles {
+	if v == nil {
+		return nil
+	}
+	if v.Cols == nil || v.Rows == nil {
+		c.fail("image", "image needs both cols and rows, such as { cols = 4, rows = 4 }")
+		return nil
+	}
+	im := &ImageTiles{Cols: int(min(max(*v.Cols, -1), MaxImageTiles+1)), Rows: int(min(max(*v.Rows, -1), MaxImageTiles+1))}
+	if err := im.Check(tasks); err != nil && tasks > 0 {
+		c.fail("image", "%v", err)
+		return nil
+	}
+	return im
+}
+
 func (c *checker) engine(v *string) string {
 	if v == nil {
 		return EngineAuto
@@ -886,7 +913,7 @@ func (f *JobFile) Spec(moduleHash string, inputs []Input) *JobSpec {
 		Priority:   f.Priority,
 		Engine:     f.Engine,
 		DataShards: f.DataShards, ParityShards: f.ParityShards,
-		Seed: f.Seed,
+		Seed: f.Seed, Image: f.Image,
 	}
 }
 

@@ -3,6 +3,7 @@ package tasks
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -323,6 +324,9 @@ func TestParse_Errors(t *testing.T) {
 		{"neither tasks nor inputs", head, `: neither "tasks" nor "inputs" is set`, "tasks", 0},
 		{"erasure without m", head + "tasks = 1\nerasure = { k = 3 }\n", `:4: erasure needs both k and m, such as { k = 4, m = 2 }`, "erasure", 4},
 		{"erasure too wide", head + "tasks = 1\nerasure = { k = 200, m = 100 }\n", `:4: erasure k = 200, m = 100: want k >= 1, m >= 0, k+m <= 256`, "erasure", 4},
+		{"image without rows", head + "tasks = 4\nimage = { cols = 2 }\n", `:4: image needs both cols and rows, such as { cols = 4, rows = 4 }`, "image", 4},
+		{"image not one tile per task", head + "tasks = 4\nimage = { cols = 2, rows = 3 }\n", `:4: image cols = 2, rows = 3 makes 6 tiles for 4 tasks: want one tile per task`, "image", 4},
+		{"image zero cols", head + "tasks = 4\nimage = { cols = 0, rows = 4 }\n", `:4: image cols = 0, rows = 4: want both >= 1 and at most 4096 tiles`, "image", 4},
 		{"unknown engine", head + "tasks = 1\nengine = \"v8\"\n", `:4: engine = "v8", want one of auto, wazero, wasmtime, wasmer`, "engine", 4},
 		{"zero tasks", head + "tasks = 0\n", ":3: tasks = 0, want 1..10000000", "tasks", 3},
 		{"negative tasks", head + "tasks = -4\n", ":3: tasks = -4, want 1..10000000", "tasks", 3},
@@ -511,5 +515,39 @@ func TestValidate_RefusesMaxOutputAboveTheLimit(t *testing.T) {
 	spec.MaxOutput = MaxOutput + 1
 	if err := spec.Validate(); err == nil || !strings.Contains(err.Error(), "max_output") {
 		t.Fatalf("max_output over the limit: %v, want an error naming max_output", err)
+	}
+}
+
+func TestParse_ImageKeyReachesTheSpec(t *testing.T) {
+	path := writeJob(t, t.TempDir(), "name = \"m\"\nmodule = \"m.wasm\"\ntasks = 6\nimage = { cols = 3, rows = 2 }\n")
+	f, err := ParseFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := f.Spec(strings.Repeat("f", 64), nil)
+	if spec.Image == nil || *spec.Image != (ImageTiles{Cols: 3, Rows: 2}) {
+		t.Fatalf("spec.Image = %+v, want 3x2", spec.Image)
+	}
+	if err := spec.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	spec.Tasks = 5
+	if err := spec.Validate(); err == nil || !strings.Contains(err.Error(), "6 tiles for 5 tasks") {
+		t.Fatalf("Validate of 3x2 tiles for 5 tasks = %v, want a tiles error", err)
+	}
+}
+
+func TestJobSpec_WithoutImageDecodesAsBefore(t *testing.T) {
+	// A spec from a log written before the image key: no image.
+	var spec JobSpec
+	if err := json.Unmarshal([]byte(`{"name":"n","module":"`+strings.Repeat("f", 64)+`","tasks":1,"timeout":1000000000,"memory":65536,"max_output":1}`), &spec); err != nil {
+		t.Fatal(err)
+	}
+	if spec.Image != nil {
+		t.Fatalf("Image = %+v, want nil", spec.Image)
+	}
+	b, _ := json.Marshal(&spec)
+	if strings.Contains(string(b), "image") {
+		t.Fatalf("a spec without an image encodes %s, want no image key", b)
 	}
 }

@@ -105,6 +105,32 @@ type JobSpec struct {
 	// the default, is a seed like any other, so the same job file gives
 	// the same numbers on every submit.
 	Seed uint64 `json:"seed,omitempty"`
+	// Image says the job makes a picture: task i writes tile i, row by
+	// row, as a binary PGM or PPM, and the dashboard stitches the tiles.
+	// nil (every job before it) for none.
+	Image *ImageTiles `json:"image,omitempty"`
+}
+
+// ImageTiles is the tile grid of a job that makes an image: Cols*Rows
+// tiles, one per task, tile i at column i%Cols and row i/Cols.
+type ImageTiles struct {
+	Cols int `json:"cols"`
+	Rows int `json:"rows"`
+}
+
+// MaxImageTiles bounds an image job's tiles, which the dashboard reads
+// all at once to stitch them.
+const MaxImageTiles = 4096
+
+// Check says what is wrong with an image's tile grid for a job of n tasks.
+func (im *ImageTiles) Check(n int) error {
+	switch {
+	case im.Cols < 1 || im.Rows < 1 || im.Cols*im.Rows > MaxImageTiles:
+		return fmt.Errorf("image cols = %d, rows = %d: want both >= 1 and at most %d tiles", im.Cols, im.Rows, MaxImageTiles)
+	case im.Cols*im.Rows != n:
+		return fmt.Errorf("image cols = %d, rows = %d makes %d tiles for %d tasks: want one tile per task", im.Cols, im.Rows, im.Cols*im.Rows, n)
+	}
+	return nil
 }
 
 // WebAssembly engines a job may ask for.
@@ -175,6 +201,11 @@ func (s *JobSpec) validateNumbers() error {
 		return invalid("priority = %d, want %d..%d", s.Priority, MinPriority, MaxPriority)
 	case s.DataShards < 0 || s.ParityShards < 0 || s.DataShards+s.ParityShards > MaxShards || s.ParityShards > 0 && s.DataShards == 0:
 		return invalid("erasure k = %d, m = %d: want k >= 1, m >= 0, k+m <= %d (or both 0: the cluster's)", s.DataShards, s.ParityShards, MaxShards)
+	}
+	if s.Image != nil {
+		if err := s.Image.Check(s.Tasks); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidSpec, err)
+		}
 	}
 	return nil
 }

@@ -286,3 +286,48 @@ func (l *Ledger) JobSummariesOf(owner string) []api.JobSummary {
 	}
 	return out
 }
+
+// TaskStrip summarises a job's tasks, in task order, in at most cells
+// cells of (nearly) equal runs of tasks: each cell's count of queued,
+// leased, done and failed tasks. O(tasks), no output copied.
+func (l *Ledger) TaskStrip(id string, cells int) [][4]int {
+	j := l.jobs[id]
+	if j == nil || cells <= 0 {
+		return nil
+	}
+	n := j.Tasks.len()
+	cells = min(cells, n)
+	out := make([][4]int, cells)
+	for i := range n {
+		out[i*cells/n][stateSlot(j.Tasks.at(i).State)]++
+	}
+	return out
+}
+
+func stateSlot(s tasks.TaskState) int {
+	switch s {
+	case tasks.TaskLeased:
+		return 1
+	case tasks.TaskDone:
+		return 2
+	case tasks.TaskFailed:
+		return 3
+	}
+	return 0
+}
+
+// FailedTasks are the first n failed tasks of a job, in task order, with
+// their outputs.
+func (l *Ledger) FailedTasks(id string, n int) []api.TaskResult {
+	j := l.jobs[id]
+	if j == nil {
+		return nil
+	}
+	var out []api.TaskResult
+	for i := 0; i < j.Tasks.len() && len(out) < n; i++ {
+		if t := j.Tasks.at(i); t.State == tasks.TaskFailed {
+			out = append(out, t.result(i))
+		}
+	}
+	return out
+}

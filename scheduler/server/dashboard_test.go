@@ -472,6 +472,20 @@ func TestDashboard_Follower(t *testing.T) {
 		return r.code == http.StatusOK && strings.Contains(r.body, "rendered by server <b class=\"mono\">"+f[0].ID+"</b> (follower; leader <span class=\"mono\">"+leader.ID+"</span>)") &&
 			strings.Count(r.body, `<tr><td class="mono"><a href="/ui/jobs/`) == 1 && strings.Count(r.body, "<td>yes</td>") == 3
 	})
+	// A worker's load: from its heartbeats on the leader, which takes
+	// them; from the leases in its ledger on a follower, which does not.
+	startWorker(t, "w1", c.Client(c.Nodes...), 0)
+	busyFrom := func(addr string) string {
+		r := uiGet(t, addr, "/ui/live", nil, api.TokenHeader, testcluster.Token)
+		if m := regexp.MustCompile(`"id":"w1",[^}]*"busy_from":"(\w+)"`).FindStringSubmatch(r.body); m != nil {
+			return m[1]
+		}
+		return ""
+	}
+	testcluster.Eventually(t, 20*time.Second, "w1's load from heartbeats on the leader, from leases on a follower", func() bool {
+		leader, f := c.Leader(), c.Followers()
+		return leader != nil && len(f) > 0 && busyFrom(leader.HTTPAddr) == "heartbeat" && busyFrom(f[0].HTTPAddr) == "leases"
+	})
 }
 
 // tableRow is the <tr> of body that contains marker.

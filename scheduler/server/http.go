@@ -87,6 +87,7 @@ func (s *Server) newRoutes() http.Handler {
 	// is honoured under /ui only; everything else, /v1/ and /metrics
 	// included, still goes through authenticate, which reads headers only.
 	apiHandler, ui := s.authenticate(mux), views.NewDashboard(viewSource{s})
+	s.dashboard = ui
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h, pattern := public.Handler(r); pattern != "" {
 			h.ServeHTTP(w, r)

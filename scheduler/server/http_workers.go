@@ -178,6 +178,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Cores = capCores(r, req.Cores)
+	s.liveness.report(req.Worker, len(req.Running))
 	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, draining: req.Draining, engines: req.Engines,
 		storage: req.Storage, storageOnly: req.StorageOnly}); err != nil {
 		writeErr(w, err)

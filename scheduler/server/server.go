@@ -17,6 +17,7 @@ import (
 	"github.com/peergrid/peergrid/auth"
 	"github.com/peergrid/peergrid/scheduler/ledger"
 	"github.com/peergrid/peergrid/scheduler/store"
+	"github.com/peergrid/peergrid/scheduler/views"
 	"github.com/peergrid/peergrid/storage"
 )
 
@@ -155,7 +156,8 @@ type Server struct {
 	// client's connection bounds (see forward).
 	forwarder *http.Transport
 	handler   http.Handler // the API, the dashboard and /metrics
-	tls       *tlsState    // the cluster CA and this server's certificate (tls.go)
+	dashboard *views.Dashboard
+	tls       *tlsState // the cluster CA and this server's certificate (tls.go)
 	// verifiedClients caches client certificates already checked (clientcert.go).
 	verifiedClients certCache
 	shardHTTP       *http.Client // to storage peers, pinned to the CA
@@ -193,9 +195,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.shardHTTP.Transport.(*http.Transport).TLSClientConfig = auth.ClientTLS(tlsState.pin, []string{auth.RoleWorker, auth.RoleServer}, tlsState.ownCert) // its certificate lets it read shards
 	st.FSM().OnApply(s.work.broadcast)
 	s.handler = s.newRoutes()
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.watchLeadership()
 	go s.joinLoop()
+	go s.sampleThroughput()
 	return s, nil
 }
 
@@ -211,6 +214,15 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	s.forwarder.CloseIdleConnections()
 	return s.store.Close()
+}
+
+// sampleThroughput feeds the dashboard's charts (kept in this server's
+// memory, never replicated) until the server closes.
+func (s *Server) sampleThroughput() {
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-s.stop; cancel() }()
+	s.dashboard.RunSampler(ctx)
 }
 
 // watchLeadership runs the leader loop while this server leads.
@@ -421,9 +433,29 @@ func newJobID() string {
 type liveness struct {
 	mu   sync.Mutex
 	seen map[string]time.Time
+	// running is how many tasks each worker's last heartbeat said it was
+	// running (the dashboard's utilisation).
+	running map[string]int
 }
 
-func newLiveness() *liveness { return &liveness{seen: map[string]time.Time{}} }
+func newLiveness() *liveness {
+	return &liveness{seen: map[string]time.Time{}, running: map[string]int{}}
+}
+
+// report records the tasks a worker's heartbeat says it runs.
+func (lv *liveness) report(id string, running int) {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	lv.running[id] = running
+}
+
+// reported is what the worker's last heartbeat to this server said it ran.
+func (lv *liveness) reported(id string) (int, bool) {
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	n, ok := lv.running[id]
+	return n, ok
+}
 
 // touch records a worker as heard from now; it reports whether the worker was
 // unknown to this leader's memory (so the caller commits "alive").
@@ -446,6 +478,7 @@ func (lv *liveness) resetAll(now time.Time, ids []string) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
 	lv.seen = make(map[string]time.Time, len(ids))
+	lv.running = map[string]int{} // a new leader has heard no heartbeat yet
 	for _, id := range ids {
 		lv.seen[id] = now
 	}
@@ -467,6 +500,7 @@ func (lv *liveness) forget(id string) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
 	delete(lv.seen, id)
+	delete(lv.running, id)
 }
 
 // notifier wakes long polls when the ledger changes.

@@ -26,6 +26,16 @@ func (v viewSource) ShardPeer(addr string) storage.ShardPeer      { return v.s.s
 func (v viewSource) Logger() *slog.Logger                         { return v.s.log }
 func (v viewSource) Viewer(r *http.Request) (views.Viewer, bool)  { return v.ViewerOf(requestToken(r)) }
 
+// ReportedRunning is what worker id's last heartbeat said it ran: known
+// only while this server leads (heartbeats go to the leader; a former
+// leader's figures are stale).
+func (v viewSource) ReportedRunning(id string) (int, bool) {
+	if !v.s.store.IsLeader() {
+		return 0, false
+	}
+	return v.s.liveness.reported(id)
+}
+
 // ViewerOf is who a token is; with authentication disabled (tests), an
 // operator.
 func (v viewSource) ViewerOf(token string) (views.Viewer, bool) {

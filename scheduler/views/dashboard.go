@@ -24,8 +24,11 @@ import (
 )
 
 // The web dashboard: read-only HTML pages under /ui/, rendered on the server
-// with html/template (which escapes every value), no JavaScript, nothing
-// fetched from elsewhere. Every server serves it and renders from its own
+// with html/template (which escapes every value), nothing fetched from
+// elsewhere. One plain script of its own, live.js (no framework, no build
+// step), keeps the overview and job pages current from GET /ui/live
+// (live.go) and puts every value in as text; without JavaScript those
+// pages refresh themselves instead. Every server serves it and renders from its own
 // applied copy of the ledger (as GET /metrics does; a follower may lag the
 // leader by a few entries), so a page never waits on the leader.
 //
@@ -40,7 +43,7 @@ import (
 // appears in a URL, a page or a cookie. Every POST must come from this
 // server's own origin and carry its form's CSRF token (guard.go).
 
-//go:embed dashboard/*.tmpl
+//go:embed dashboard/*.tmpl dashboard/static
 var dashboardFS embed.FS
 
 const (
@@ -130,9 +133,12 @@ type uiCommon struct {
 	Title string
 	// CSRF is the token the page's forms carry (login: double-submitted
 	// with a cookie; sign out: the session's).
-	CSRF     string
-	Authed   bool // show the status line, refresh and the logout button
-	Refresh  int
+	CSRF    string
+	Authed  bool // show the status line, refresh and the logout button
+	Refresh int
+	// Live pages load live.js, which keeps them current from /ui/live;
+	// they refresh only in a browser without JavaScript.
+	Live     bool
 	ServerID string
 	State    string // this server's Raft state
 	IsLeader bool
@@ -149,6 +155,27 @@ func (d *Dashboard) uiCommon(r *http.Request, title string) uiCommon {
 	return uiCommon{Title: title, Authed: true, Refresh: uiRefresh, ServerID: st.ID(), State: store.StateName(rf.State()),
 		IsLeader: rf.State() == raft.Leader, LeaderID: leader, Applied: rf.AppliedIndex(), Rendered: time.Now().UTC(),
 		CSRF: sessionOf(r).csrf, Viewer: viewerOf(r)}
+}
+
+// liveCommon is uiCommon for a page live.js keeps current.
+func (d *Dashboard) liveCommon(r *http.Request, title string) uiCommon {
+	c := d.uiCommon(r, title)
+	c.Live = true // the refresh only without JavaScript
+	return c
+}
+
+var liveJS = must(dashboardFS.ReadFile("dashboard/static/live.js"))
+
+func serveLiveJS(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	_, _ = w.Write(liveJS)
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // Source is what the dashboard reads: the server it runs in.
@@ -174,6 +201,10 @@ type Source interface {
 	// still live (not revoked, not expired): a session's, checked on
 	// every request.
 	LiveCredential(id string) (Viewer, bool)
+	// ReportedRunning is how many tasks worker id said it was running in
+	// its last heartbeat to this server; false when this server has not
+	// heard (only the leader takes heartbeats).
+	ReportedRunning(id string) (int, bool)
 	Logger() *slog.Logger
 }
 
@@ -212,6 +243,7 @@ type Dashboard struct {
 	logins   *rateLimiter // login attempts per client address
 	sessions *sessionStore
 	now      func() time.Time // the sessions' and the limiter's clock (tests move it)
+	history  samples          // throughput over the last hour (live.go)
 }
 
 // NewDashboard is the dashboard of the server src.
@@ -234,6 +266,9 @@ func (d *Dashboard) routes() http.Handler {
 	mux.Handle("GET /ui/jobs/{id}", d.uiAuthed(d.uiJob))
 	mux.Handle("GET /ui/blobs/{hash}", d.uiAuthed(d.uiBlob))
 	mux.Handle("GET /ui/go", d.uiAuthed(d.uiGo))
+	mux.Handle("GET /ui/live", d.uiAuthed(d.uiLive))
+	mux.Handle("GET /ui/jobs/{id}/image.png", d.uiAuthed(d.uiJobImage))
+	mux.HandleFunc("GET /ui/static/live.js", serveLiveJS) // no secret in it: served before sign-in too
 	mux.Handle("/ui/", d.uiAuthed(func(w http.ResponseWriter, r *http.Request) {
 		d.uiNotFound(w, r, "Page not found", "There is no dashboard page at "+r.URL.Path+".")
 	}))
@@ -245,7 +280,7 @@ func (d *Dashboard) routes() http.Handler {
 		// same-origin, not no-referrer: with no-referrer a browser sends
 		// "Origin: null" on the pages' own forms, which sameOrigin refuses.
 		h.Set("Referrer-Policy", "same-origin")
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		if r.Method == http.MethodPost {
 			if err := sameOrigin(r); err != nil {
 				http.Error(w, "dashboard: refused: "+err.Error(), http.StatusForbidden)
@@ -459,7 +494,7 @@ func (d *Dashboard) uiOverview(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), uiRaftWait)
 	defer cancel()
 	rs := collectRaft(d.src.Store().Raft())
-	p := uiOverviewPage{uiCommon: d.uiCommon(r, "Overview"), Servers: d.src.RaftPeers(ctx),
+	p := uiOverviewPage{uiCommon: d.liveCommon(r, "Overview"), Servers: d.src.RaftPeers(ctx),
 		Raft: uiRaft{State: rs.state, Term: rs.term, LastIndex: rs.lastIndex, Commit: rs.commit, Applied: rs.applied, SnapshotIndex: rs.snapshotIndex}}
 	p.Peers = d.src.Peers()
 	var ls ledger.Stats
@@ -516,6 +551,8 @@ type uiJobPage struct {
 	NextPage   int
 	ModuleLink bool
 	Inputs     int // input files (one per task), 0 without
+	Image      *tasks.ImageTiles
+	Failures   []liveFailure // the first few, with their stderr tails
 }
 
 type uiTask struct {
@@ -544,7 +581,7 @@ func (d *Dashboard) uiJob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p := uiJobPage{uiCommon: d.uiCommon(r, "Job "+id), Page: page}
+	p := uiJobPage{uiCommon: d.liveCommon(r, "Job "+id), Page: page}
 	var found bool
 	v := viewerOf(r)
 	d.src.Store().FSM().View(func(l *ledger.Ledger) {
@@ -568,6 +605,8 @@ func (d *Dashboard) uiJob(w http.ResponseWriter, r *http.Request) {
 			p.Tasks = append(p.Tasks, uiTask{TaskStatus: t.TaskStatus, StdoutBlob: t.StdoutBlob})
 		}
 		p.ModuleLink = l.HasBlob(spec.ModuleHash)
+		p.Image = spec.Image
+		p.Failures = failuresOf(l, id)
 	})
 	if !found {
 		d.uiNotFound(w, r, "Job not found", "No job "+id+" in this server's ledger: it never existed, was purged, or this server has not caught up yet.")

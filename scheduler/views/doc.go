@@ -9,6 +9,9 @@
 // reaches into the server's or the ledger's private state, and never
 // forwards to the leader: every server renders its own applied copy. Its
 // only state of its own is the dashboard's sign-in sessions and sign-in
-// rate limiter, kept in this server's memory (sessions.go, guard.go) and
-// never replicated.
+// rate limiter (sessions.go, guard.go) and an hour of throughput samples
+// of its applied ledger for the live charts (live.go), all kept in this
+// server's memory and never replicated. Besides the ledger it reads what
+// its server's heartbeats said (Source.ReportedRunning) and, for an image
+// job's tiles, blobs from the storage peers (image.go).
 package views

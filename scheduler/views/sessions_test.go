@@ -33,6 +33,7 @@ func (f *fakeSource) StorageDefaults() (int, int)              { return 4, 2 }
 func (f *fakeSource) ShardPeer(string) storage.ShardPeer       { return nil }
 func (f *fakeSource) Logger() *slog.Logger                     { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 func (f *fakeSource) Viewer(*http.Request) (Viewer, bool)      { return Viewer{}, false }
+func (f *fakeSource) ReportedRunning(string) (int, bool)       { return 0, false }
 
 func (f *fakeSource) ViewerOf(token string) (Viewer, bool) {
 	if token != "secret" {
