@@ -65,6 +65,7 @@ type JobFile struct {
 	// this job's large inputs and results (0: the cluster's).
 	DataShards, ParityShards int
 	Seed                     uint64 // changes the tasks' random numbers; 0 by default
+	NoCache                  bool   // cache = false: run every task, take no cached result
 
 	moduleLine int // for CheckModule's errors
 }
@@ -107,6 +108,7 @@ type rawJobFile struct {
 	Priority  *int64            `toml:"priority"`
 	Engine    *string           `toml:"engine"`
 	Seed      *int64            `toml:"seed"`
+	Cache     *bool             `toml:"cache"`
 	Erasure   *erasureKeys      `toml:"erasure"`
 	Build     *string           `toml:"build"`
 	Source    *string           `toml:"source"`
@@ -132,6 +134,7 @@ var keyTypes = map[string]string{
 	"priority":   "an integer",
 	"engine":     `"auto", "wazero", "wasmtime" or "wasmer"`,
 	"seed":       "a non-negative integer",
+	"cache":      "true or false",
 	"erasure":    "a table { k = data shards, m = parity shards }",
 	"build":      `"go" or a shell command that writes the module`,
 	"source":     `a string (the Go package's directory, with build = "go")`,
@@ -396,6 +399,7 @@ func (c *checker) check(raw *rawJobFile) *JobFile {
 		Priority:  c.priority(raw.Priority),
 		Engine:    c.engine(raw.Engine),
 		Seed:      c.seed(raw.Seed),
+		NoCache:   raw.Cache != nil && !*raw.Cache,
 	}
 	f.DataShards, f.ParityShards = c.erasure(raw.Erasure)
 	f.Dir = c.dir
@@ -886,7 +890,7 @@ func (f *JobFile) Spec(moduleHash string, inputs []Input) *JobSpec {
 		Priority:   f.Priority,
 		Engine:     f.Engine,
 		DataShards: f.DataShards, ParityShards: f.ParityShards,
-		Seed: f.Seed,
+		Seed: f.Seed, NoCache: f.NoCache,
 	}
 }
 

@@ -105,6 +105,10 @@ type JobSpec struct {
 	// the default, is a seed like any other, so the same job file gives
 	// the same numbers on every submit.
 	Seed uint64 `json:"seed,omitempty"`
+	// NoCache (job file `cache = false`) runs every task even when the
+	// result cache holds its content's result; its results still fill the
+	// cache. Not part of a task's content (tasks.ContentHash).
+	NoCache bool `json:"no_cache,omitempty"`
 }
 
 // WebAssembly engines a job may ask for.

@@ -21,6 +21,7 @@ func TestSeed_FollowsTheTaskContentOnly(t *testing.T) {
 	base := Seed(seedSpec(), 1)
 	same := seedSpec()
 	same.Timeout, same.Memory, same.MaxOutput, same.Retries, same.Engine, same.Priority = 99, 1<<20, 5, 3, EngineWasmer, 5
+	same.NoCache = true // whether to take cached results is not what the task is
 	if got := Seed(same, 1); got != base {
 		t.Errorf("limits, priority and engine changed the seed: %x vs %x", got, base)
 	}
@@ -70,5 +71,24 @@ func TestJobFile_Seed(t *testing.T) {
 	_, err = Parse([]byte("name = \"a\"\nmodule = \"m.wasm\"\ntasks = 1\nseed = -1\n"), path)
 	if err == nil || !strings.Contains(err.Error(), "job.toml:4: seed = -1, want a non-negative integer") {
 		t.Fatalf("seed = -1: %v", err)
+	}
+}
+
+// TestJobFile_Cache: the cache is on unless the job file says cache =
+// false; a value that is not a boolean is refused naming the key.
+func TestJobFile_Cache(t *testing.T) {
+	dir := t.TempDir()
+	for text, want := range map[string]bool{"": false, "cache = true\n": false, "cache = false\n": true} {
+		f, err := ParseFile(writeJob(t, dir, "name = \"a\"\nmodule = \"m.wasm\"\ntasks = 1\n"+text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.NoCache != want || f.Spec(strings.Repeat("ab", 32), nil).NoCache != want {
+			t.Fatalf("%q: no_cache %v, want %v", text, f.NoCache, want)
+		}
+	}
+	_, err := Parse([]byte("name = \"a\"\nmodule = \"m.wasm\"\ntasks = 1\ncache = \"no\"\n"), "job.toml")
+	if err == nil || !strings.Contains(err.Error(), "cache: want true or false") {
+		t.Fatalf("cache = \"no\": %v", err)
 	}
 }
