@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -90,5 +91,26 @@ func TestJobFile_Cache(t *testing.T) {
 	_, err := Parse([]byte("name = \"a\"\nmodule = \"m.wasm\"\ntasks = 1\ncache = \"no\"\n"), "job.toml")
 	if err == nil || !strings.Contains(err.Error(), "cache: want true or false") {
 		t.Fatalf("cache = \"no\": %v", err)
+	}
+}
+
+// TestContentHash_IsPinned: the content hash is part of the determinism
+// contract (it seeds every task and keys the result cache); a change of
+// its encoding must be a new version, not an accident.
+func TestContentHash_IsPinned(t *testing.T) {
+	s := seedSpec()
+	s.Env = map[string]string{"B": "2", "A": "1"}
+	s.Seed = 7
+	for _, c := range []struct {
+		spec  *JobSpec
+		index int
+		want  string
+	}{
+		{s, 1, "c439c9701f60ae5bea70e46b6cfdffacfec23b98ed9410a0916e4544ec788557"},
+		{seedSpec(), 0, "b2ab287afeeee50cf800ccc7f5aa463eafa5aa420212221b459926209b9da642"},
+	} {
+		if got := fmt.Sprintf("%x", ContentHash(c.spec, c.index)); got != c.want {
+			t.Errorf("ContentHash(task %d) = %s, want %s", c.index, got, c.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
+	"maps"
 	"slices"
 
 	"github.com/peergrid/peergrid/tasks"
@@ -122,10 +123,10 @@ func (l *Ledger) uncacheJob(j *job) {
 	}
 }
 
-// lookup finds the source for content sum of owner: among the done tasks
-// with that content agreed by at least need results, the one of the
-// oldest job, lowest index.
-func (c *resultCache) lookup(sum [32]byte, owner string, need int) (cacheSrc, bool) {
+// lookup finds the source for task idx of spec, whose content hash is
+// sum, submitted by owner: among the done tasks with that content agreed
+// by at least need results, the one of the oldest job, lowest index.
+func (c *resultCache) lookup(sum [32]byte, spec *tasks.JobSpec, idx int, owner string, need int, same *sameSpecs) (cacheSrc, bool) {
 	key := cacheKey(sum, owner)
 	first, ok := c.first[key]
 	if !ok {
@@ -137,7 +138,7 @@ func (c *resultCache) lookup(sum [32]byte, owner string, need int) (cacheSrc, bo
 		if int(s.agreed) < need || s.j.Owner != owner || found && !s.before(best) {
 			return
 		}
-		if tasks.ContentHash(&s.j.Spec, int(s.idx)) == sum { // not just the same 8 bytes
+		if same.task(s.j, int(s.idx), spec, idx) || tasks.ContentHash(&s.j.Spec, int(s.idx)) == sum { // not just the same 8 bytes
 			best, found = s, true
 		}
 	}
@@ -159,12 +160,46 @@ func (l *Ledger) cacheHits(spec *tasks.JobSpec, owner string) []cacheHit {
 		return nil
 	}
 	var hits []cacheHit
+	same := &sameSpecs{spec: spec, memo: map[*job]bool{}}
 	for i := 0; i < spec.Tasks; i++ {
-		if src, ok := l.cache.lookup(tasks.ContentHash(spec, i), owner, quorumToday); ok {
+		if src, ok := l.cache.lookup(tasks.ContentHash(spec, i), spec, i, owner, quorumToday, same); ok {
 			hits = append(hits, cacheHit{idx: i, src: src})
 		}
 	}
 	return hits
+}
+
+// sameSpecs verifies a candidate source without hashing it when its job's
+// spec has every field of the content but the inputs equal to the new
+// spec's (the resubmit of a job file): then the same index with the same
+// input is the same content by construction. Other candidates are verified
+// by their full content hash.
+type sameSpecs struct {
+	spec *tasks.JobSpec
+	memo map[*job]bool // per source job: its spec matches spec but for inputs
+}
+
+func (s *sameSpecs) task(src *job, srcIdx int, spec *tasks.JobSpec, idx int) bool {
+	if srcIdx != idx {
+		return false
+	}
+	same, ok := s.memo[src]
+	if !ok {
+		same = sameButInputs(&src.Spec, s.spec)
+		s.memo[src] = same
+	}
+	if !same {
+		return false
+	}
+	return idx >= len(spec.Inputs) || src.Spec.Inputs[idx] == spec.Inputs[idx]
+}
+
+// sameButInputs reports whether a and b agree on every field that goes
+// into a task's content (tasks.ContentHash) except the inputs, and both
+// have inputs or neither.
+func sameButInputs(a, b *tasks.JobSpec) bool {
+	return a.ModuleHash == b.ModuleHash && a.Name == b.Name && a.Tasks == b.Tasks && a.Seed == b.Seed &&
+		slices.Equal(a.Args, b.Args) && maps.Equal(a.Env, b.Env) && len(a.Inputs) == len(b.Inputs)
 }
 
 // takeHits makes each hit's task done with its source's result (exit

@@ -314,3 +314,23 @@ func TestCache_SnapshotRestoreKeepsHits(t *testing.T) {
 		t.Fatalf("queued %v, want [1 2] (input 1 changed, task 2 failed)", q)
 	}
 }
+
+// TestCache_KeyCollisionIsNoHit: a source filed under a new task's 8-byte
+// key but of other content (as a collision would be) is not taken, by the
+// fast path or the full hash.
+func TestCache_KeyCollisionIsNoHit(t *testing.T) {
+	a := newApplier(t)
+	spec := cacheSpec(a.cacheInputs(2, ""))
+	a.runAll("a", "", spec)
+	other := spec
+	other.Args = []string{"other", "{index}"}
+	a.fsm.View(func(l *Ledger) {
+		src := cacheSrc{j: l.jobs["a"], idx: 1, agreed: 1}
+		for i := range 2 { // file a/1 under other's keys: same index for task 1, another for task 0
+			l.cache.put(cacheKey(tasks.ContentHash(&other, i), ""), src)
+		}
+		if hits := l.cacheHits(&other, ""); len(hits) != 0 {
+			t.Fatalf("hits %+v for content no done task has", hits)
+		}
+	})
+}
