@@ -334,3 +334,91 @@ func TestCache_KeyCollisionIsNoHit(t *testing.T) {
 		}
 	})
 }
+
+// TestCache_RandomWalkAgreesAfterRestore drives a ledger through random
+// submits of a few job variants (two owners, changed inputs, another
+// seed, cache = false), leases, completions that succeed or fail, cancels
+// and purges, takes a snapshot midway into a second ledger and applies the
+// rest to both: every answer is the same, the cache index equals a scan
+// of the done tasks after every step, and the state hashes agree at the
+// end. It also wants hits to have happened, or it proved nothing.
+func TestCache_RandomWalkAgreesAfterRestore(t *testing.T) {
+	for seed := uint64(1); seed <= 8; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 14))
+		a := newApplier(t)
+		base, alt := a.cacheInputs(4, ""), a.cacheInputs(4, "alt")
+		var restored *FSM
+		var grants []Grant
+		var jobs []string
+		for step := 0; step < 400; step++ {
+			if step == 200 {
+				restored = snapshotInto(t, a.fsm)
+			}
+			c := randomCacheStep(rng, a, base, alt, &grants, &jobs)
+			data, err := Encode(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r1 := a.fsm.Apply(data)
+			if g, ok := r1.([]Grant); ok {
+				grants = append(grants, g...)
+			}
+			if restored != nil {
+				if r2 := restored.Apply(data); !sameResponse(r1, r2) {
+					t.Fatalf("seed %d step %d: %T answers differ: %v vs %v", seed, step, c, r1, r2)
+				}
+			}
+			a.checkIndexes()
+		}
+		if restored.StateHash() != a.fsm.StateHash() {
+			t.Fatalf("seed %d: state hashes differ after the walk", seed)
+		}
+		hits := 0
+		a.fsm.View(func(l *Ledger) {
+			for _, j := range l.order {
+				for i := 0; i < j.Tasks.len(); i++ {
+					if j.Tasks.at(i).Cached != nil {
+						hits++
+					}
+				}
+			}
+		})
+		if hits == 0 {
+			t.Fatalf("seed %d: no cache hit in the walk", seed)
+		}
+	}
+}
+
+func randomCacheStep(rng *rand.Rand, a *applier, base, alt []tasks.Input, grants *[]Grant, jobs *[]string) Command {
+	switch k := rng.IntN(20); {
+	case k < 4 || len(*jobs) == 0:
+		spec := cacheSpec(slices.Clone(base))
+		for i := range spec.Inputs {
+			if rng.IntN(5) == 0 {
+				spec.Inputs[i] = alt[i]
+			}
+		}
+		spec.Seed = uint64(rng.IntN(2))
+		spec.NoCache = rng.IntN(10) == 0
+		id := fmt.Sprint("j", len(*jobs))
+		*jobs = append(*jobs, id)
+		return &SubmitJobCommand{ID: id, Spec: spec, Now: a.now, Owner: []string{"", "o1"}[rng.IntN(2)]}
+	case k < 10 || len(*grants) == 0:
+		return &LeaseTasksCommand{Worker: []string{"w1", "w2"}[rng.IntN(2)], Max: 1 + rng.IntN(4), Now: a.now, Slack: 1}
+	case k < 17:
+		i := rng.IntN(len(*grants))
+		g := (*grants)[i]
+		*grants = slices.Delete(*grants, i, i+1)
+		kind := []string{"", "", "", "trap"}[rng.IntN(4)]
+		w := "w1"
+		if a.job(g.Job) != nil && a.job(g.Job).Tasks.at(g.Index).Worker == "w2" {
+			w = "w2"
+		}
+		return &CompleteTasksCommand{Worker: w, Now: a.now, Reports: []api.Report{{TaskRef: g.Ref(),
+			Result: tasks.Result{ErrorKind: kind, Stdout: []byte(fmt.Sprint(w, g.Job, g.Index)), Duration: time.Duration(rng.IntN(100))}}}}
+	case k < 18:
+		return &CancelJobCommand{ID: (*jobs)[rng.IntN(len(*jobs))], Now: a.now}
+	default:
+		return &PurgeJobCommand{ID: (*jobs)[rng.IntN(len(*jobs))]}
+	}
+}
