@@ -77,6 +77,18 @@ type TaskStatus struct {
 	Duration  time.Duration   `json:"duration_ns,omitempty"`
 	Ignored   int             `json:"late_reports,omitempty"`
 	Engine    string          `json:"engine,omitempty"` // the engine that ran the accepted attempt
+	// CachedFrom names the task whose result this one took at submit (the
+	// result cache) instead of running; nil for a task that ran.
+	CachedFrom *CachedFrom `json:"cached_from,omitempty"`
+}
+
+// CachedFrom is the task a cached result was copied from, and how many
+// agreeing results that result had (1 while every result is accepted on
+// one worker's word).
+type CachedFrom struct {
+	Job    string `json:"job"`
+	Index  int    `json:"index"`
+	Agreed int    `json:"agreed"`
 }
 
 // TaskResult is a finished task with its output.

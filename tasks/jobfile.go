@@ -66,6 +66,7 @@ type JobFile struct {
 	DataShards, ParityShards int
 	Seed                     uint64      // changes the tasks' random numbers; 0 by default
 	Image                    *ImageTiles // the job makes an image of tiles (nil: no)
+	NoCache                  bool        // cache = false: run every task, take no cached result
 
 	moduleLine int // for CheckModule's errors
 }
@@ -108,6 +109,7 @@ type rawJobFile struct {
 	Priority  *int64            `toml:"priority"`
 	Engine    *string           `toml:"engine"`
 	Seed      *int64            `toml:"seed"`
+	Cache     *bool             `toml:"cache"`
 	Erasure   *erasureKeys      `toml:"erasure"`
 	Build     *string           `toml:"build"`
 	Source    *string           `toml:"source"`
@@ -139,6 +141,7 @@ var keyTypes = map[string]string{
 	"priority":   "an integer",
 	"engine":     `"auto", "wazero", "wasmtime" or "wasmer"`,
 	"seed":       "a non-negative integer",
+	"cache":      "true or false",
 	"erasure":    "a table { k = data shards, m = parity shards }",
 	"build":      `"go" or a shell command that writes the module`,
 	"source":     `a string (the Go package's directory, with build = "go")`,
@@ -404,6 +407,7 @@ func (c *checker) check(raw *rawJobFile) *JobFile {
 		Priority:  c.priority(raw.Priority),
 		Engine:    c.engine(raw.Engine),
 		Seed:      c.seed(raw.Seed),
+		NoCache:   raw.Cache != nil && !*raw.Cache,
 	}
 	f.DataShards, f.ParityShards = c.erasure(raw.Erasure)
 	f.Dir = c.dir
@@ -913,7 +917,7 @@ func (f *JobFile) Spec(moduleHash string, inputs []Input) *JobSpec {
 		Priority:   f.Priority,
 		Engine:     f.Engine,
 		DataShards: f.DataShards, ParityShards: f.ParityShards,
-		Seed: f.Seed, Image: f.Image,
+		Seed: f.Seed, Image: f.Image, NoCache: f.NoCache,
 	}
 }
 

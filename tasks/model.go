@@ -109,6 +109,10 @@ type JobSpec struct {
 	// row, as a binary PGM or PPM, and the dashboard stitches the tiles.
 	// nil (every job before it) for none.
 	Image *ImageTiles `json:"image,omitempty"`
+	// NoCache (job file `cache = false`) runs every task even when the
+	// result cache holds its content's result; its results still fill the
+	// cache. Not part of a task's content (tasks.ContentHash).
+	NoCache bool `json:"no_cache,omitempty"`
 }
 
 // ImageTiles is the tile grid of a job that makes an image: Cols*Rows

@@ -15,39 +15,41 @@ import (
 // It is part of the determinism contract: changing the encoding changes
 // every task's random numbers, so it is versioned by its first field.
 func ContentHash(s *JobSpec, index int) [32]byte {
-	h := sha256.New()
-	field := func(b []byte) {
-		h.Write(binary.AppendUvarint(nil, uint64(len(b))))
-		h.Write(b)
+	// One buffer hashed once: the leader hashes every task of a job it
+	// grants and the ledger every task a submit looks up in the result
+	// cache, so no allocation per field.
+	buf := make([]byte, 0, 256)
+	uvarint := func(n int) { buf = binary.AppendUvarint(buf, uint64(n)) }
+	field := func(b string) {
+		uvarint(len(b))
+		buf = append(buf, b...)
 	}
-	field([]byte("peergrid task content v1"))
-	field([]byte(s.ModuleHash))
-	field([]byte(s.Name))
+	field("peergrid task content v1")
+	field(s.ModuleHash)
+	field(s.Name)
 	args := s.TaskArgs(index)
-	h.Write(binary.AppendUvarint(nil, uint64(len(args))))
+	uvarint(len(args))
 	for _, a := range args {
-		field([]byte(a))
+		field(a)
 	}
 	keys := make([]string, 0, len(s.Env))
 	for k := range s.Env {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	h.Write(binary.AppendUvarint(nil, uint64(len(keys))))
+	uvarint(len(keys))
 	for _, k := range keys {
-		field([]byte(k))
-		field([]byte(s.Env[k]))
+		field(k)
+		field(s.Env[k])
 	}
 	input := ""
 	if index < len(s.Inputs) {
 		input = s.Inputs[index].Hash
 	}
-	field([]byte(input))
-	h.Write(binary.AppendUvarint(nil, uint64(index)))
-	h.Write(binary.AppendUvarint(nil, s.Seed))
-	var sum [32]byte
-	h.Sum(sum[:0])
-	return sum
+	field(input)
+	uvarint(index)
+	buf = binary.AppendUvarint(buf, s.Seed)
+	return sha256.Sum256(buf)
 }
 
 // Seed is the seed of the random numbers task index of s sees (crypto/rand

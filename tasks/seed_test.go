@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -21,6 +22,7 @@ func TestSeed_FollowsTheTaskContentOnly(t *testing.T) {
 	base := Seed(seedSpec(), 1)
 	same := seedSpec()
 	same.Timeout, same.Memory, same.MaxOutput, same.Retries, same.Engine, same.Priority = 99, 1<<20, 5, 3, EngineWasmer, 5
+	same.NoCache = true // whether to take cached results is not what the task is
 	if got := Seed(same, 1); got != base {
 		t.Errorf("limits, priority and engine changed the seed: %x vs %x", got, base)
 	}
@@ -70,5 +72,45 @@ func TestJobFile_Seed(t *testing.T) {
 	_, err = Parse([]byte("name = \"a\"\nmodule = \"m.wasm\"\ntasks = 1\nseed = -1\n"), path)
 	if err == nil || !strings.Contains(err.Error(), "job.toml:4: seed = -1, want a non-negative integer") {
 		t.Fatalf("seed = -1: %v", err)
+	}
+}
+
+// TestJobFile_Cache: the cache is on unless the job file says cache =
+// false; a value that is not a boolean is refused naming the key.
+func TestJobFile_Cache(t *testing.T) {
+	dir := t.TempDir()
+	for text, want := range map[string]bool{"": false, "cache = true\n": false, "cache = false\n": true} {
+		f, err := ParseFile(writeJob(t, dir, "name = \"a\"\nmodule = \"m.wasm\"\ntasks = 1\n"+text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.NoCache != want || f.Spec(strings.Repeat("ab", 32), nil).NoCache != want {
+			t.Fatalf("%q: no_cache %v, want %v", text, f.NoCache, want)
+		}
+	}
+	_, err := Parse([]byte("name = \"a\"\nmodule = \"m.wasm\"\ntasks = 1\ncache = \"no\"\n"), "job.toml")
+	if err == nil || !strings.Contains(err.Error(), "cache: want true or false") {
+		t.Fatalf("cache = \"no\": %v", err)
+	}
+}
+
+// TestContentHash_IsPinned: the content hash is part of the determinism
+// contract (it seeds every task and keys the result cache); a change of
+// its encoding must be a new version, not an accident.
+func TestContentHash_IsPinned(t *testing.T) {
+	s := seedSpec()
+	s.Env = map[string]string{"B": "2", "A": "1"}
+	s.Seed = 7
+	for _, c := range []struct {
+		spec  *JobSpec
+		index int
+		want  string
+	}{
+		{s, 1, "c439c9701f60ae5bea70e46b6cfdffacfec23b98ed9410a0916e4544ec788557"},
+		{seedSpec(), 0, "b2ab287afeeee50cf800ccc7f5aa463eafa5aa420212221b459926209b9da642"},
+	} {
+		if got := fmt.Sprintf("%x", ContentHash(c.spec, c.index)); got != c.want {
+			t.Errorf("ContentHash(task %d) = %s, want %s", c.index, got, c.want)
+		}
 	}
 }

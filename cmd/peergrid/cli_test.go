@@ -325,3 +325,43 @@ func TestCLI_WrongOrMissingCAIsRefusedSayingSo(t *testing.T) {
 		t.Fatalf("no CA: exit %d %q", code, errb.String())
 	}
 }
+
+// TestCLI_ResubmitIsTakenFromTheCache: the same job file submitted again
+// completes from the result cache, job status says so task by task, and
+// the results written are the first run's, byte for byte.
+func TestCLI_ResubmitIsTakenFromTheCache(t *testing.T) {
+	c := newCLI(t)
+	job := writeJob(t, examples.Tiny(), "name = \"echo\"\nmodule = \"m.wasm\"\nargs = [\"{index}\", \"{count}\"]\ntasks = 3\n")
+	var ids []string
+	for range 2 {
+		code, out, errOut := c.run("job", "submit", job, "--wait", "--json")
+		var submitted struct{ ID, State string }
+		if err := json.Unmarshal([]byte(out), &submitted); code != 0 || err != nil || submitted.State != "complete" {
+			t.Fatalf("submit --wait exit %d: %s %s (%v)", code, out, errOut, err)
+		}
+		ids = append(ids, submitted.ID)
+	}
+	code, out, _ := c.run("job", "status", ids[1])
+	if code != 0 || !strings.Contains(out, "3 done at submit from the result cache") ||
+		!strings.Contains(out, "done (cached from job "+ids[0]+" task 2)") {
+		t.Fatalf("status of the resubmit (exit %d) does not show its cached tasks:\n%s", code, out)
+	}
+	if code, out, _ := c.run("job", "status", ids[0]); code != 0 || strings.Contains(out, "cached") {
+		t.Fatalf("status of the first run (exit %d) claims cached tasks:\n%s", code, out)
+	}
+	var dirs []string
+	for _, id := range ids {
+		dir := filepath.Join(t.TempDir(), "out")
+		if code, _, errOut := c.run("job", "results", id, "--out", dir); code != 0 {
+			t.Fatalf("results exit %d: %s", code, errOut)
+		}
+		dirs = append(dirs, dir)
+	}
+	for i := range 3 {
+		a, errA := os.ReadFile(filepath.Join(dirs[0], itoa(i)+".out"))
+		b, errB := os.ReadFile(filepath.Join(dirs[1], itoa(i)+".out"))
+		if errA != nil || errB != nil || !bytes.Equal(a, b) || string(a) != itoa(i)+" 3\n" {
+			t.Fatalf("task %d: first %q (%v), cached %q (%v)", i, a, errA, b, errB)
+		}
+	}
+}

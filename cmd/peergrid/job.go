@@ -135,6 +135,10 @@ func (m *Main) jobStatus(ctx context.Context, args []string) (int, error) {
 	}
 	fmt.Fprintf(m.Stdout, "job %s (%s): %s\n  %d tasks: %d queued, %d leased, %d done, %d failed\n",
 		st.ID, termSafe(st.Name), st.State, st.Tasks, st.Queued, st.Leased, st.Done, st.Failed)
+	cached := countCached(st.TaskStats)
+	if cached > 0 {
+		fmt.Fprintf(m.Stdout, "  %d done at submit from the result cache (not run again)\n", cached)
+	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TASK\tSTATE\tATTEMPTS\tEXIT\tWORKER\tENGINE\tERROR")
 	for _, t := range st.TaskStats {
@@ -142,7 +146,11 @@ func (m *Main) jobStatus(ctx context.Context, args []string) (int, error) {
 		if t.ExitCode != nil {
 			exit = fmt.Sprint(*t.ExitCode)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Index, t.State, t.Attempts, exit, termSafe(t.Worker), termSafe(t.Engine), termSafe(oneLine(t.Error)))
+		state := string(t.State)
+		if c := t.CachedFrom; c != nil {
+			state = fmt.Sprintf("%s (cached from job %s task %d)", state, termSafe(c.Job), c.Index)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Index, state, t.Attempts, exit, termSafe(t.Worker), termSafe(t.Engine), termSafe(oneLine(t.Error)))
 	}
 	if err := tw.Flush(); err != nil {
 		return exitError, err
@@ -241,4 +249,15 @@ func oneLine(s string) string {
 		s = s[:77] + "..."
 	}
 	return s
+}
+
+// countCached counts the tasks the result cache answered at submit.
+func countCached(ts []api.TaskStatus) int {
+	n := 0
+	for _, t := range ts {
+		if t.CachedFrom != nil {
+			n++
+		}
+	}
+	return n
 }

@@ -42,7 +42,8 @@ func TestGrid_SameJobGivesTheSameBytesOnEveryWorkerAndEngine(t *testing.T) {
 	spec := func(name, engine string, seed uint64) *tasks.JobSpec {
 		return &tasks.JobSpec{Name: name, ModuleHash: hash, Args: []string{"{index}", "of", "{count}"},
 			Env: map[string]string{"MODE": "check", "LEVEL": "3"}, Tasks: 3, Timeout: time.Minute,
-			Memory: 64 << 20, MaxOutput: 1 << 16, Retries: 1, Engine: engine, Seed: seed}
+			Memory: 64 << 20, MaxOutput: 1 << 16, Retries: 1, Engine: engine, Seed: seed,
+			NoCache: true} // each submit must run, not take the first's results
 	}
 	other := otherEngine()
 

@@ -23,6 +23,9 @@ func checkRefs(t *testing.T, f *FSM, step string) {
 		if !maps.Equal(map[string]int(l.refs), want) {
 			t.Fatalf("%s: derived refs %v, full scan %v", step, l.refs, want)
 		}
+		if err := l.CheckIndexes(); err != nil { // the result cache among them
+			t.Fatalf("%s: %v", step, err)
+		}
 		for _, h := range l.Garbage(1 << 62) {
 			if want[h] > 0 {
 				t.Fatalf("%s: garbage names %s, referenced %d times", step, h, want[h])
@@ -133,7 +136,7 @@ func (m *refsModel) putBlob() string {
 func (m *refsModel) submit() string {
 	id := fmt.Sprintf("j%d", len(m.jobs))
 	n := 1 + m.rng.IntN(6)
-	spec := tasks.JobSpec{Name: id, ModuleHash: m.blob(), Tasks: n, Timeout: time.Second,
+	spec := tasks.JobSpec{Name: "same", ModuleHash: m.blob(), Tasks: n, // one name: resubmits hit the cache Timeout: time.Second,
 		Memory: 1 << 20, MaxOutput: 1 << 10, Retries: m.rng.IntN(3)}
 	if m.chance(2) {
 		for i := range n {

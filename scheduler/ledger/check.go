@@ -7,7 +7,8 @@ import (
 )
 
 // CheckIndexes rebuilds the derived indexes (shards by peer, blobs by peer,
-// requests by id, references by blob and by owner, credentials by hash) from the ledger's records and reports the first that
+// requests by id, references by blob and by owner, credentials by hash,
+// the result cache) from the ledger's records and reports the first that
 // differs from the one Apply kept. Tests call it after every step of a
 // random walk; it costs a full scan, so nothing else should.
 func (l *Ledger) CheckIndexes() error {
@@ -36,6 +37,9 @@ func (l *Ledger) CheckIndexes() error {
 	}
 	if owned := l.scanOwnerRefs(); !reflect.DeepEqual(l.ownerRefs, owned) {
 		return fmt.Errorf("owners' reference counts %v differ from a scan of every job's %v", l.ownerRefs, owned)
+	}
+	if cache := l.scanCache(); !reflect.DeepEqual(l.cache.sorted(), cache) {
+		return fmt.Errorf("result cache index (%d keys) differs from a scan of the done tasks (%d keys)", len(l.cache.first), len(cache))
 	}
 	byHash := map[string]string{}
 	for id, cr := range l.creds {

@@ -57,6 +57,12 @@ const (
 	// server too old to know these stops rather than apply them unchecked.
 	cmdSubmitJob CommandType = 25
 	cmdPutBlob   CommandType = 26
+	// cmdSubmitJobCached is cmdSubmitJob whose Apply also takes the result
+	// cache (cache.go): tasks whose content already has a done result of the
+	// same owner are done at submit. A new type so that an old log's
+	// submits (type 25, applied as submitJobV2) gain no hit on replay that
+	// the servers which applied them before the cache did not see.
+	cmdSubmitJobCached CommandType = 27
 
 	// IgnorableFlag marks a command type an older server may skip.
 	IgnorableFlag CommandType = 128
@@ -64,7 +70,7 @@ const (
 
 func (t CommandType) String() string {
 	names := map[CommandType]string{
-		cmdBatch: "batch", cmdPutBlobV1: "put-blob-v1", cmdSubmitJobV1: "submit-job-v1", cmdPutBlob: "put-blob", cmdSubmitJob: "submit-job",
+		cmdBatch: "batch", cmdPutBlobV1: "put-blob-v1", cmdSubmitJobV1: "submit-job-v1", cmdPutBlob: "put-blob", cmdSubmitJob: "submit-job-v2", cmdSubmitJobCached: "submit-job",
 		cmdLeaseTasks: "lease-tasks", cmdCompleteTasksV1: "complete-tasks-v1", cmdCompleteTasks: "complete-tasks",
 		cmdExpireLeases: "expire-leases", cmdCancelJob: "cancel-job",
 		cmdUpsertPeer: "upsert-peer", cmdReleaseTasks: "release-tasks", cmdPutManifest: "put-manifest",
@@ -154,7 +160,8 @@ type DeleteBlobsCommand struct {
 // ErrJobNotFinished is returned when purging a job that may still run.
 var ErrJobNotFinished = errors.New("job is not finished")
 
-// SubmitJobCommand creates a job with all its tasks queued. The leader stamps
+// SubmitJobCommand creates a job with its tasks queued, except those the
+// result cache answers (done at submit, see cache.go). The leader stamps
 // the id and the time. Apply refuses a spec out of the job fields' bounds
 // (tasks.JobSpec.Validate) or past the owner's quotas.
 type SubmitJobCommand struct {
@@ -264,7 +271,7 @@ type Command interface {
 }
 
 func (*PutBlobCommand) Type() CommandType        { return cmdPutBlob }
-func (*SubmitJobCommand) Type() CommandType      { return cmdSubmitJob }
+func (*SubmitJobCommand) Type() CommandType      { return cmdSubmitJobCached }
 func (*LeaseTasksCommand) Type() CommandType     { return cmdLeaseTasks }
 func (*CompleteTasksCommand) Type() CommandType  { return cmdCompleteTasks }
 func (*ExpireLeasesCommand) Type() CommandType   { return cmdExpireLeases }
@@ -283,7 +290,8 @@ var commandTypes = map[CommandType]func() Command{
 	cmdPutBlobV1:        func() Command { return &putBlobV1{} },
 	cmdSubmitJobV1:      func() Command { return &submitJobV1{} },
 	cmdPutBlob:          func() Command { return &PutBlobCommand{} },
-	cmdSubmitJob:        func() Command { return &SubmitJobCommand{} },
+	cmdSubmitJob:        func() Command { return &submitJobV2{} },
+	cmdSubmitJobCached:  func() Command { return &SubmitJobCommand{} },
 	cmdLeaseTasks:       func() Command { return &LeaseTasksCommand{} },
 	cmdCompleteTasksV1:  func() Command { return &completeTasksV1{} },
 	cmdCompleteTasks:    func() Command { return &CompleteTasksCommand{} },

@@ -14,10 +14,14 @@
 //     a committed blob manifest is write-once (manifests.go: only a
 //     repair's moves the leader named, same shard hashes and proof roots,
 //     may change it);
-//   - the derived indexes (shard, blob and reference indexes), kept exact
+//   - the derived indexes (shard, blob, reference and result-cache
+//     indexes), kept exact
 //     by Apply and rebuilt on restore, never serialized;
 //   - quotas (quotas.go): each credential's, enforced as submits and puts
 //     apply, with the use derived from the jobs and the blob meta;
+//   - the result cache (cache.go): a submit takes the results of done
+//     tasks of the same owner with the same content (tasks.ContentHash),
+//     indexed by a map derived from the done tasks like the other indexes;
 //   - compaction (compact.go): maps that shrank are copied into smaller
 //     ones, so a purge gives memory back;
 //   - the read side (views.go, stats.go) that handlers, loops and views

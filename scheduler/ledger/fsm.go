@@ -108,6 +108,8 @@ func (f *FSM) applyCommand(data []byte) any {
 		return l.applySubmitJob(c)
 	case *submitJobV1:
 		return l.applySubmitJobV1(c)
+	case *submitJobV2:
+		return l.applySubmitJobV2(c)
 	case *LeaseTasksCommand:
 		return l.applyLeaseTasks(c)
 	case *CompleteTasksCommand:

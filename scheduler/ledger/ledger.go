@@ -32,6 +32,9 @@ type Ledger struct {
 	// refs counts the jobs' references to each blob, for garbage
 	// collection; derived, not serialized.
 	refs blobRefs
+	// cache indexes the done tasks by content, for submits to take their
+	// results (cache.go); derived, not serialized.
+	cache resultCache
 	// meta says when each blob (inline or coded) arrived and whether a user
 	// pinned it; garbage collection reads it.
 	meta   map[string]BlobMeta
@@ -105,6 +108,10 @@ type task struct {
 	FailedOn  string          `json:"f,omitempty"` // worker of the last failed attempt
 	Engine    string          `json:"g,omitempty"` // engine of the accepted attempt
 	StdoutRef string          `json:"b,omitempty"` // stdout as an erasure-coded blob
+	// Cached names the task whose result this one took at submit (the
+	// result cache); nil for a task that ran. A pointer: tasks that ran
+	// pay 8 bytes for it, not a job id and an index.
+	Cached *cacheOrigin `json:"h,omitempty"`
 }
 
 type Peer struct {
@@ -137,6 +144,7 @@ func NewLedger() *Ledger {
 		placed:     shardIndex{},
 		byPeer:     newBlobIndex(),
 		refs:       blobRefs{},
+		cache:      newResultCache(),
 		meta:       map[string]BlobMeta{},
 		peers:      map[string]*Peer{},
 		leased:     map[taskKey]int64{},
@@ -226,6 +234,7 @@ func (l *Ledger) applyPurgeJob(c *PurgeJobCommand) any {
 		return fmt.Errorf("%w: %s is %s (cancel it first)", ErrJobNotFinished, c.ID, j.state())
 	}
 	l.dropRefs(j)
+	l.uncacheJob(j)
 	delete(l.jobs, c.ID)
 	delete(l.requests, j.RequestID)
 	l.order = slices.DeleteFunc(l.order, func(o *job) bool { return o == j })
@@ -281,27 +290,43 @@ func (l *Ledger) HasBlob(hash string) bool {
 	return inline || l.manifests[hash] != nil
 }
 
-// applySubmitJob creates a job and returns its id. A submit that repeats
-// an earlier one's request id (a client sending it again after a lost
-// answer) creates nothing and returns the earlier job's id.
+// applySubmitJob creates a job and returns its id; the tasks the result
+// cache answers are done at once and do not count against the owner's
+// tasks in flight. A submit that repeats an earlier one's request id (a
+// client sending it again after a lost answer) creates nothing and
+// returns the earlier job's id.
 func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
+	var hits []cacheHit
 	return l.submitJob(c, func() error {
 		if err := c.Spec.Validate(); err != nil {
 			return err
 		}
-		return l.checkSubmitQuotas(c)
-	})
+		hits = l.cacheHits(&c.Spec, c.Owner)
+		return l.checkSubmitQuotas(c, len(hits))
+	}, func(j *job) { l.takeHits(j, hits, c.Now) })
+}
+
+// applySubmitJobV2 applies a submit of a log written before the result
+// cache: bounds and quotas, no cache.
+func (l *Ledger) applySubmitJobV2(c *submitJobV2) any {
+	return l.submitJob(&c.SubmitJobCommand, func() error {
+		if err := c.Spec.Validate(); err != nil {
+			return err
+		}
+		return l.checkSubmitQuotas(&c.SubmitJobCommand, 0)
+	}, nil)
 }
 
 // applySubmitJobV1 applies a submit of an old log by the rules it was
 // committed under.
 func (l *Ledger) applySubmitJobV1(c *submitJobV1) any {
-	return l.submitJob(&c.SubmitJobCommand, func() error { return validateSpecV1(&c.Spec) })
+	return l.submitJob(&c.SubmitJobCommand, func() error { return validateSpecV1(&c.Spec) }, nil)
 }
 
 // submitJob creates the job if check passes (a repeated request id
-// answers before any check: it creates nothing).
-func (l *Ledger) submitJob(c *SubmitJobCommand, check func() error) any {
+// answers before any check: it creates nothing), then lets fill (if any)
+// finish tasks before anything can lease them.
+func (l *Ledger) submitJob(c *SubmitJobCommand, check func() error, fill func(*job)) any {
 	if c.RequestID != "" {
 		if id, ok := l.requests[c.RequestID]; ok {
 			return l.repeatedSubmit(id, c)
@@ -325,6 +350,9 @@ func (l *Ledger) submitJob(c *SubmitJobCommand, check func() error) any {
 	l.nextSeq++
 	j.Tasks = newTaskTable(c.Spec.Tasks, &l.gen)
 	l.addJob(j)
+	if fill != nil {
+		fill(j)
+	}
 	return j.ID
 }
 
@@ -425,7 +453,8 @@ func (l *Ledger) nextRunnableJob(skip map[*job]bool) *job {
 }
 
 // popQueued takes the oldest requeued task (skipping ones that failed on
-// worker when avoidRepeats), else the next never-leased one.
+// worker when avoidRepeats), else the next never-leased one still queued
+// (the result cache finishes some at submit).
 func (j *job) popQueued(worker string, avoidRepeats bool) (int, bool) {
 	for k, idx := range j.requeued {
 		if avoidRepeats && j.Tasks.at(idx).FailedOn == worker {
@@ -438,9 +467,11 @@ func (j *job) popQueued(worker string, avoidRepeats bool) (int, bool) {
 		}
 		return idx, true
 	}
-	if j.fresh < j.Tasks.len() {
+	for j.fresh < j.Tasks.len() {
 		j.fresh++
-		return j.fresh - 1, true
+		if j.Tasks.at(j.fresh-1).State == tasks.TaskQueued {
+			return j.fresh - 1, true
+		}
 	}
 	return 0, false
 }
@@ -520,6 +551,7 @@ func (l *Ledger) completeTask(worker string, now int64, r *api.Report) (accepted
 	if r.ErrorKind == "" {
 		t.State = tasks.TaskDone
 		j.nDone++
+		l.cache.add(j, r.Index)
 	} else {
 		t.FailedOn = worker
 		l.failAttempt(j, r.Index)

@@ -329,7 +329,7 @@ func randomCommands(rng *rand.Rand, n int) [][]byte {
 		case k == 0 || len(jobs) == 0:
 			id := "j" + string(rune('a'+len(jobs)))
 			jobs = append(jobs, id)
-			add(&SubmitJobCommand{ID: id, Now: now, RequestID: fmt.Sprint("r", rng.IntN(8)), Owner: fmt.Sprint("o", rng.IntN(3)), Spec: tasks.JobSpec{Name: id, ModuleHash: storage.Hash(testModule),
+			add(&SubmitJobCommand{ID: id, Now: now, RequestID: fmt.Sprint("r", rng.IntN(8)), Owner: fmt.Sprint("o", rng.IntN(3)), Spec: tasks.JobSpec{Name: fmt.Sprint("n", rng.IntN(2)), ModuleHash: storage.Hash(testModule),
 				Tasks: 1 + rng.IntN(20), Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1024, Retries: rng.IntN(3), Priority: rng.IntN(2)}})
 		case k <= 3:
 			add(&LeaseTasksCommand{Worker: w, Max: 1 + rng.IntN(4), Now: now, Slack: 1000})

@@ -54,6 +54,13 @@ type submitJobV1 struct{ SubmitJobCommand }
 
 func (*submitJobV1) Type() CommandType { return cmdSubmitJobV1 }
 
+// submitJobV2 is a submit as cmdSubmitJob encoded it (the same fields):
+// bounds and quotas checked, but no result cache, so a log written before
+// the cache replays to the ledger it gave then.
+type submitJobV2 struct{ SubmitJobCommand }
+
+func (*submitJobV2) Type() CommandType { return cmdSubmitJob }
+
 // putBlobV1 is a put as cmdPutBlobV1 encoded it, applied without quotas.
 type putBlobV1 struct{ PutBlobCommand }
 

@@ -40,7 +40,9 @@ func quotaError(owner, quota string, limit int64, format string, a ...any) error
 
 // checkSubmitQuotas refuses a job past its owner's quotas: its own size,
 // priority and timeout, then what the owner's unfinished jobs already hold.
-func (l *Ledger) checkSubmitQuotas(c *SubmitJobCommand) error {
+// The job's cached tasks (done at submit) are not in flight, and a job the
+// cache answers whole is finished at once: it queues nothing.
+func (l *Ledger) checkSubmitQuotas(c *SubmitJobCommand, cached int) error {
 	q, s := l.quotasOf(c.Owner), &c.Spec
 	switch {
 	case api.Exceeds(int64(s.Tasks), q.MaxTasksPerJob):
@@ -54,11 +56,12 @@ func (l *Ledger) checkSubmitQuotas(c *SubmitJobCommand) error {
 		return nil // an operator: skip the walk over the jobs
 	}
 	jobs, inFlight := l.unfinishedOf(c.Owner)
+	adds := int64(s.Tasks - cached)
 	switch {
-	case api.Exceeds(jobs+1, q.MaxJobsQueued):
+	case adds > 0 && api.Exceeds(jobs+1, q.MaxJobsQueued):
 		return quotaError(c.Owner, "max_jobs_queued", q.MaxJobsQueued, "%d jobs of it are unfinished", jobs)
-	case api.Exceeds(inFlight+int64(s.Tasks), q.MaxTasksInFlight):
-		return quotaError(c.Owner, "max_tasks_in_flight", q.MaxTasksInFlight, "%d tasks of it are unfinished and the job adds %d", inFlight, s.Tasks)
+	case api.Exceeds(inFlight+adds, q.MaxTasksInFlight):
+		return quotaError(c.Owner, "max_tasks_in_flight", q.MaxTasksInFlight, "%d tasks of it are unfinished and the job adds %d", inFlight, adds)
 	}
 	return nil
 }

@@ -272,6 +272,9 @@ func (l *Ledger) restoreTasks(j *job, body []byte) error {
 		j.Tasks.appendTask(t)
 		j.count(t.State, +1)
 		l.ref(j, t.StdoutRef, +1)
+		if t.State == tasks.TaskDone {
+			l.cache.add(j, idx)
+		}
 		if t.State == tasks.TaskLeased {
 			l.leased[taskKey{j.ID, idx}] = t.Expiry
 		}

@@ -243,10 +243,14 @@ func (j *job) summary() api.JobSummary {
 }
 
 func (t *task) status(idx int) api.TaskStatus {
-	return api.TaskStatus{
+	st := api.TaskStatus{
 		Index: idx, State: t.State, Attempts: t.Attempts, Worker: t.Worker, ExitCode: t.ExitCode,
 		ErrorKind: t.ErrorKind, Error: t.Error, Duration: time.Duration(t.Duration), Ignored: t.Late, Engine: t.Engine,
 	}
+	if c := t.Cached; c != nil {
+		st.CachedFrom = &api.CachedFrom{Job: c.Job, Index: c.Index, Agreed: c.Agreed}
+	}
+	return st
 }
 
 func (t *task) result(idx int) api.TaskResult {

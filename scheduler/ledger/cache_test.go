@@ -1,0 +1,424 @@
+package ledger
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/internal/storagetest"
+	"github.com/peergrid/peergrid/storage"
+	"github.com/peergrid/peergrid/tasks"
+)
+
+// cacheInputs puts n small inline input blobs and returns their hashes.
+func (a *applier) cacheInputs(n int, salt string) []tasks.Input {
+	var ins []tasks.Input
+	for i := range n {
+		data := []byte(fmt.Sprintf("input %d %s", i, salt))
+		a.apply(&PutBlobCommand{Hash: storage.Hash(data), Data: data, Now: a.now})
+		ins = append(ins, tasks.Input{Name: fmt.Sprint(i), Hash: storage.Hash(data)})
+	}
+	return ins
+}
+
+func cacheSpec(inputs []tasks.Input) tasks.JobSpec {
+	return tasks.JobSpec{Name: "sim", ModuleHash: storage.Hash(testModule), Args: []string{"{index}"}, Tasks: len(inputs),
+		Inputs: inputs, Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1 << 10}
+}
+
+// runAll submits spec as id, leases every queued task to worker and
+// completes each with stdout "out <index>" (kind fails the listed indexes).
+func (a *applier) runAll(id, owner string, spec tasks.JobSpec, failed ...int) {
+	a.t.Helper()
+	if err := a.submitAs(owner, id, spec); err != nil {
+		a.t.Fatal(err)
+	}
+	for _, g := range a.lease("w1", spec.Tasks) {
+		kind := ""
+		if slices.Contains(failed, g.Index) {
+			kind = "trap"
+		}
+		a.apply(&CompleteTasksCommand{Worker: "w1", Now: a.now, Reports: []api.Report{{TaskRef: g.Ref(),
+			Result: tasks.Result{ErrorKind: kind, Stdout: []byte(fmt.Sprint("out ", g.Index)), Duration: 7, Engine: "wazero"}}}})
+	}
+}
+
+// queuedIndexes are the indexes of job id's tasks still queued.
+func (a *applier) queuedIndexes(id string) []int {
+	var out []int
+	j := a.job(id)
+	for i := 0; i < j.Tasks.len(); i++ {
+		if j.Tasks.at(i).State == tasks.TaskQueued {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (a *applier) checkIndexes() {
+	a.t.Helper()
+	var err error
+	a.fsm.View(func(l *Ledger) { err = l.CheckIndexes() })
+	if err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+// TestCache_ResubmitIsDoneAtSubmitWithoutLeases: the same job submitted
+// again is complete at submit, leases nothing, and each task carries its
+// source's result byte for byte, marked as cached from it.
+func TestCache_ResubmitIsDoneAtSubmitWithoutLeases(t *testing.T) {
+	a := newApplier(t)
+	a.apply(&UpsertPeerCommand{ID: "w1", Roles: []string{api.RoleWorker}, State: api.PeerAlive, Now: a.now})
+	spec := cacheSpec(a.cacheInputs(5, ""))
+	a.runAll("a", "", spec)
+	before := a.peer("w1")
+
+	if err := a.submitAs("", "b", spec); err != nil {
+		t.Fatal(err)
+	}
+	if g := a.lease("w1", 100); len(g) != 0 {
+		t.Fatalf("leased %v after a resubmit the cache answers", g)
+	}
+	b := a.job("b")
+	if b.state() != tasks.JobComplete || b.nDone != 5 || b.nQueued != 0 || b.FinishedAt != a.now {
+		t.Fatalf("resubmit: state %s done %d queued %d finished %d", b.state(), b.nDone, b.nQueued, b.FinishedAt)
+	}
+	var st *api.JobStatus
+	a.fsm.View(func(l *Ledger) { st, _ = l.JobStatus("b") })
+	for i := range 5 {
+		got, want := b.Tasks.at(i), a.job("a").Tasks.at(i)
+		if string(got.Stdout) != string(want.Stdout) || *got.ExitCode != 0 || got.Engine != "wazero" || got.Duration != 7 || got.Attempts != 0 {
+			t.Fatalf("task %d: %+v, want the result of %+v", i, got, want)
+		}
+		if c := st.TaskStats[i].CachedFrom; c == nil || *c != (api.CachedFrom{Job: "a", Index: i, Agreed: 1}) {
+			t.Fatalf("task %d status cached_from %+v, want a/%d agreed 1", i, c, i)
+		}
+	}
+	if after := a.peer("w1"); after.Done != before.Done || after.CPUNanos != before.CPUNanos {
+		t.Fatalf("worker credited for cached results: %+v then %+v", before, after)
+	}
+	a.checkIndexes()
+}
+
+// TestCache_ChangedInputOrSeedRerunsExactlyThoseTasks: one input changed
+// re-runs that task only; another seed re-runs every task.
+func TestCache_ChangedInputOrSeedRerunsExactlyThoseTasks(t *testing.T) {
+	a := newApplier(t)
+	spec := cacheSpec(a.cacheInputs(6, ""))
+	a.runAll("a", "", spec)
+
+	changed := spec
+	changed.Inputs = slices.Clone(spec.Inputs)
+	changed.Inputs[3] = a.cacheInputs(4, "changed")[3]
+	if err := a.submitAs("", "b", changed); err != nil {
+		t.Fatal(err)
+	}
+	if q := a.queuedIndexes("b"); !slices.Equal(q, []int{3}) {
+		t.Fatalf("queued %v after changing input 3, want [3]", q)
+	}
+	if g := a.lease("w1", 100); len(g) != 1 || g[0].Index != 3 || g[0].Job != "b" {
+		t.Fatalf("leased %v, want b/3 only", g)
+	}
+
+	reseeded := spec
+	reseeded.Seed = 42
+	if err := a.submitAs("", "c", reseeded); err != nil {
+		t.Fatal(err)
+	}
+	if q := a.queuedIndexes("c"); len(q) != 6 {
+		t.Fatalf("queued %v after a new seed, want all 6", q)
+	}
+	a.checkIndexes()
+}
+
+// TestCache_FailedOrPurgedSourceIsNoHit: a failed task is not cached; a
+// purged job's results are gone from the cache, but a job that took them
+// keeps them (and its own reference to a result blob) and serves them.
+func TestCache_FailedOrPurgedSourceIsNoHit(t *testing.T) {
+	a := newApplier(t)
+	spec := cacheSpec(a.cacheInputs(3, ""))
+	a.runAll("a", "", spec, 1)
+	if err := a.submitAs("", "b", spec); err != nil {
+		t.Fatal(err)
+	}
+	if q := a.queuedIndexes("b"); !slices.Equal(q, []int{1}) {
+		t.Fatalf("queued %v, want [1]: the failed task is not a hit", q)
+	}
+	a.apply(&CancelJobCommand{ID: "b", Now: a.now})
+	for _, id := range []string{"a", "b"} {
+		if resp := a.apply(&PurgeJobCommand{ID: id}); resp != nil {
+			t.Fatal(resp)
+		}
+	}
+	if err := a.submitAs("", "c", spec); err != nil {
+		t.Fatal(err)
+	}
+	if q := a.queuedIndexes("c"); len(q) != 3 {
+		t.Fatalf("queued %v after purging every source, want all 3", q)
+	}
+	a.checkIndexes()
+}
+
+// TestCache_SharedResultBlobSurvivesEitherPurge: a cached task holds its
+// own reference to its source's result blob, so purging either job keeps
+// the blob for the other, and it is garbage only when both are gone. After
+// the source's purge the copy serves the next submit.
+func TestCache_SharedResultBlobSurvivesEitherPurge(t *testing.T) {
+	a := newApplier(t)
+	r := rand.New(rand.NewPCG(3, 3))
+	man := storagetest.RandomManifest(r, 1, benchPeers, 0)
+	a.apply(&PutManifestCommand{Manifest: man, Now: 10})
+	spec := cacheSpec(a.cacheInputs(1, ""))
+	if err := a.submitAs("", "a", spec); err != nil {
+		t.Fatal(err)
+	}
+	g := a.lease("w1", 1)[0]
+	a.apply(&CompleteTasksCommand{Worker: "w1", Now: a.now, Reports: []api.Report{{TaskRef: g.Ref(), Result: tasks.Result{StdoutBlob: man.Hash}}}})
+	if err := a.submitAs("", "b", spec); err != nil {
+		t.Fatal(err)
+	}
+	garbage := func() (g []string) {
+		a.fsm.View(func(l *Ledger) { g = l.Garbage(1 << 62) })
+		return g
+	}
+	purge := func(id string) {
+		if resp := a.apply(&PurgeJobCommand{ID: id}); resp != nil {
+			t.Fatal(resp)
+		}
+	}
+	if ref := a.job("b").Tasks.at(0).StdoutRef; ref != man.Hash {
+		t.Fatalf("cached task's result blob %q, want %s", ref, man.Hash)
+	}
+	purge("a")
+	if slices.Contains(garbage(), man.Hash) {
+		t.Fatal("the result blob is garbage after purging its source, while the cached job still uses it")
+	}
+	if err := a.submitAs("", "c", spec); err != nil {
+		t.Fatal(err)
+	}
+	if c := a.job("c"); c.nDone != 1 || c.Tasks.at(0).Cached.Job != "b" {
+		t.Fatalf("after the source's purge, c done %d cached from %+v, want b's copy", c.nDone, c.Tasks.at(0).Cached)
+	}
+	purge("b")
+	purge("c")
+	if !slices.Contains(garbage(), man.Hash) {
+		t.Fatal("the result blob is not garbage once every job using it is purged")
+	}
+	a.checkIndexes()
+}
+
+// TestCache_OffForNoCacheOldSubmitsAndOtherOwners: `cache = false` runs
+// every task (and its results still fill the cache); a submit of the shape
+// before the cache (type 25, an old log) takes no hit; nor does another
+// credential's job.
+func TestCache_OffForNoCacheOldSubmitsAndOtherOwners(t *testing.T) {
+	a := newApplier(t)
+	a.credentialWith("alice", api.CredSubmitter, nil)
+	a.credentialWith("bob", api.CredSubmitter, nil)
+	spec := cacheSpec(a.cacheInputs(4, ""))
+	off := spec
+	off.NoCache = true
+	a.runAll("a", "alice", off)
+	if d := a.job("a").nDone; d != 4 {
+		t.Fatalf("cache = false job did not run: done %d of 4", d)
+	}
+	if err := a.submitAs("alice", "nocache", off); err != nil {
+		t.Fatal(err)
+	}
+	if q := a.queuedIndexes("nocache"); len(q) != 4 {
+		t.Fatalf("cache = false: queued %v, want all 4", q)
+	}
+	if resp := a.apply(&submitJobV2{SubmitJobCommand{ID: "old", Spec: spec, Now: a.now, Owner: "alice"}}); resp != "old" {
+		t.Fatalf("old-shape submit: %v", resp)
+	}
+	if q := a.queuedIndexes("old"); len(q) != 4 {
+		t.Fatalf("old-shape submit: queued %v, want all 4 (no cache before type 27)", q)
+	}
+	if err := a.submitAs("bob", "bobs", spec); err != nil {
+		t.Fatal(err)
+	}
+	if q := a.queuedIndexes("bobs"); len(q) != 4 {
+		t.Fatalf("another owner's job: queued %v, want all 4", q)
+	}
+	if err := a.submitAs("alice", "again", spec); err != nil {
+		t.Fatal(err)
+	}
+	if j := a.job("again"); j.nDone != 4 || j.Tasks.at(0).Cached.Job != "a" {
+		t.Fatalf("the cache = false job's results did not fill the cache: done %d", j.nDone)
+	}
+	a.checkIndexes()
+}
+
+// TestCache_CachedTasksAreNotInFlight: a job the cache answers adds no
+// tasks in flight, so it is accepted at a quota that a job to run is not.
+func TestCache_CachedTasksAreNotInFlight(t *testing.T) {
+	a := newApplier(t)
+	a.credentialWith("alice", api.CredSubmitter, &api.Quotas{MaxTasksPerJob: 10, MaxTasksInFlight: 4, MaxJobsQueued: 1,
+		MaxInlineBytes: api.Unlimited, MaxPinnedBytes: api.Unlimited, MaxPriority: tasks.MaxPriority, MaxTimeout: tasks.TimeoutLimit})
+	spec := cacheSpec(a.cacheInputs(4, ""))
+	a.runAll("a", "alice", spec)
+	other := cacheSpec(a.cacheInputs(4, "other"))
+	if err := a.submitAs("alice", "busy", other); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.submitAs("alice", "b", spec); err != nil {
+		t.Fatalf("a resubmit the cache answers whole was refused: %v", err)
+	}
+	var use api.QuotaUsage
+	a.fsm.View(func(l *Ledger) { use = l.Usage("alice") })
+	if use.TasksInFlight != 4 || use.JobsQueued != 1 {
+		t.Fatalf("usage %+v, want only busy's 4 tasks and 1 job", use)
+	}
+	half := spec
+	half.Inputs = slices.Clone(spec.Inputs)
+	half.Inputs[0] = other.Inputs[0]
+	wantQuotaError(t, a.submitAs("alice", "c", half), "max_jobs_queued")
+}
+
+// TestCache_SnapshotRestoreKeepsHits: a ledger restored from a snapshot
+// gives the same hits as the one that took it, and the same StateHash.
+func TestCache_SnapshotRestoreKeepsHits(t *testing.T) {
+	a := newApplier(t)
+	spec := cacheSpec(a.cacheInputs(4, ""))
+	a.runAll("a", "", spec, 2)
+	if err := a.submitAs("", "b", spec); err != nil {
+		t.Fatal(err)
+	}
+	extra := a.cacheInputs(2, "x")
+	restored := snapshotInto(t, a.fsm)
+	if restored.StateHash() != a.fsm.StateHash() {
+		t.Fatal("state hashes differ right after restore")
+	}
+	restored.View(func(l *Ledger) {
+		if err := l.CheckIndexes(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	changed := spec
+	changed.Inputs = slices.Clone(spec.Inputs)
+	changed.Inputs[1] = extra[1]
+	cmd := &SubmitJobCommand{ID: "c", Spec: changed, Now: a.now}
+	data, _ := Encode(cmd)
+	r1, r2 := a.fsm.Apply(data), restored.Apply(data)
+	if r1 != "c" || r2 != "c" {
+		t.Fatalf("submit: %v / %v", r1, r2)
+	}
+	if restored.StateHash() != a.fsm.StateHash() {
+		t.Fatal("state hashes differ after a submit with hits on both")
+	}
+	if q := a.queuedIndexes("c"); !slices.Equal(q, []int{1, 2}) {
+		t.Fatalf("queued %v, want [1 2] (input 1 changed, task 2 failed)", q)
+	}
+}
+
+// TestCache_KeyCollisionIsNoHit: a source filed under a new task's 8-byte
+// key but of other content (as a collision would be) is not taken, by the
+// fast path or the full hash.
+func TestCache_KeyCollisionIsNoHit(t *testing.T) {
+	a := newApplier(t)
+	spec := cacheSpec(a.cacheInputs(2, ""))
+	a.runAll("a", "", spec)
+	other := spec
+	other.Args = []string{"other", "{index}"}
+	a.fsm.View(func(l *Ledger) {
+		src := cacheSrc{j: l.jobs["a"], idx: 1, agreed: 1}
+		for i := range 2 { // file a/1 under other's keys: same index for task 1, another for task 0
+			l.cache.put(cacheKey(tasks.ContentHash(&other, i), ""), src)
+		}
+		if hits := l.cacheHits(&other, ""); len(hits) != 0 {
+			t.Fatalf("hits %+v for content no done task has", hits)
+		}
+	})
+}
+
+// TestCache_RandomWalkAgreesAfterRestore drives a ledger through random
+// submits of a few job variants (two owners, changed inputs, another
+// seed, cache = false), leases, completions that succeed or fail, cancels
+// and purges, takes a snapshot midway into a second ledger and applies the
+// rest to both: every answer is the same, the cache index equals a scan
+// of the done tasks after every step, and the state hashes agree at the
+// end. It also wants hits to have happened, or it proved nothing.
+func TestCache_RandomWalkAgreesAfterRestore(t *testing.T) {
+	for seed := uint64(1); seed <= 8; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 14))
+		a := newApplier(t)
+		base, alt := a.cacheInputs(4, ""), a.cacheInputs(4, "alt")
+		var restored *FSM
+		var grants []Grant
+		var jobs []string
+		for step := 0; step < 400; step++ {
+			if step == 200 {
+				restored = snapshotInto(t, a.fsm)
+			}
+			c := randomCacheStep(rng, a, base, alt, &grants, &jobs)
+			data, err := Encode(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r1 := a.fsm.Apply(data)
+			if g, ok := r1.([]Grant); ok {
+				grants = append(grants, g...)
+			}
+			if restored != nil {
+				if r2 := restored.Apply(data); !sameResponse(r1, r2) {
+					t.Fatalf("seed %d step %d: %T answers differ: %v vs %v", seed, step, c, r1, r2)
+				}
+			}
+			a.checkIndexes()
+		}
+		if restored.StateHash() != a.fsm.StateHash() {
+			t.Fatalf("seed %d: state hashes differ after the walk", seed)
+		}
+		hits := 0
+		a.fsm.View(func(l *Ledger) {
+			for _, j := range l.order {
+				for i := 0; i < j.Tasks.len(); i++ {
+					if j.Tasks.at(i).Cached != nil {
+						hits++
+					}
+				}
+			}
+		})
+		if hits == 0 {
+			t.Fatalf("seed %d: no cache hit in the walk", seed)
+		}
+	}
+}
+
+func randomCacheStep(rng *rand.Rand, a *applier, base, alt []tasks.Input, grants *[]Grant, jobs *[]string) Command {
+	switch k := rng.IntN(20); {
+	case k < 4 || len(*jobs) == 0:
+		spec := cacheSpec(slices.Clone(base))
+		for i := range spec.Inputs {
+			if rng.IntN(5) == 0 {
+				spec.Inputs[i] = alt[i]
+			}
+		}
+		spec.Seed = uint64(rng.IntN(2))
+		spec.NoCache = rng.IntN(10) == 0
+		id := fmt.Sprint("j", len(*jobs))
+		*jobs = append(*jobs, id)
+		return &SubmitJobCommand{ID: id, Spec: spec, Now: a.now, Owner: []string{"", "o1"}[rng.IntN(2)]}
+	case k < 10 || len(*grants) == 0:
+		return &LeaseTasksCommand{Worker: []string{"w1", "w2"}[rng.IntN(2)], Max: 1 + rng.IntN(4), Now: a.now, Slack: 1}
+	case k < 17:
+		i := rng.IntN(len(*grants))
+		g := (*grants)[i]
+		*grants = slices.Delete(*grants, i, i+1)
+		kind := []string{"", "", "", "trap"}[rng.IntN(4)]
+		w := "w1"
+		if a.job(g.Job) != nil && a.job(g.Job).Tasks.at(g.Index).Worker == "w2" {
+			w = "w2"
+		}
+		return &CompleteTasksCommand{Worker: w, Now: a.now, Reports: []api.Report{{TaskRef: g.Ref(),
+			Result: tasks.Result{ErrorKind: kind, Stdout: []byte(fmt.Sprint(w, g.Job, g.Index)), Duration: time.Duration(rng.IntN(100))}}}}
+	case k < 18:
+		return &CancelJobCommand{ID: (*jobs)[rng.IntN(len(*jobs))], Now: a.now}
+	default:
+		return &PurgeJobCommand{ID: (*jobs)[rng.IntN(len(*jobs))]}
+	}
+}
