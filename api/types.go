@@ -113,7 +113,13 @@ type Peer struct {
 	Roles   []string `json:"roles"`
 	Cores   int      `json:"cores"`
 	State   string   `json:"state"` // alive | down | draining
-	Running int      `json:"running"`
+	// Running is how many tasks the worker's last heartbeat to the leader
+	// said it was running; where the answering server has no heartbeat of
+	// it (a new leader, a stale read), its leases, as Leased.
+	Running int `json:"running"`
+	// Leased is how many task leases the worker holds: those it runs and
+	// those it fetched ahead of a free core.
+	Leased int `json:"leased"`
 	// Done counts the worker's accepted successful results, Failed its
 	// accepted reports of failed attempts.
 	Done   int `json:"done"`

@@ -27,13 +27,13 @@ func (m *Main) runPeers(ctx context.Context, args []string) (int, error) {
 		return exitOK, m.printJSON(peers)
 	}
 	tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tROLES\tCORES\tENGINES\tSTATE\tRUNNING\tDONE\tCPU GIVEN\tLAST SEEN")
+	fmt.Fprintln(tw, "ID\tADDRESS\tROLES\tCORES\tENGINES\tSTATE\tRUNNING\tLEASED\tDONE\tCPU GIVEN\tLAST SEEN")
 	for _, p := range peers {
 		seen := "-"
 		if !p.LastSeen.IsZero() && p.LastSeen.Unix() > 0 {
 			seen = time.Since(p.LastSeen).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", termSafe(p.ID), termSafe(p.Address), termSafe(strings.Join(p.Roles, ",")), p.Cores, termSafe(strings.Join(p.Engines, ",")), p.State, p.Running, p.Done, views.CPUTime(p.CPUSeconds), seen)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", termSafe(p.ID), termSafe(p.Address), termSafe(strings.Join(p.Roles, ",")), p.Cores, termSafe(strings.Join(p.Engines, ",")), p.State, p.Running, p.Leased, p.Done, views.CPUTime(p.CPUSeconds), seen)
 	}
 	return exitOK, tw.Flush()
 }

@@ -108,7 +108,7 @@ func TestMultiProcess_StrangersJoinWithAWorkerToken(t *testing.T) {
 	if peers, err := op.Peers(ctx); err == nil {
 		for _, p := range peers {
 			if p.ID == "vol-1" {
-				held = p.Running
+				held = p.Leased
 			}
 		}
 	}

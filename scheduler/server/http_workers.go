@@ -312,9 +312,12 @@ func (s *Server) peerList() []api.Peer {
 	return out
 }
 
-func (s *Server) describePeer(p *ledger.Peer, running int) api.Peer {
+func (s *Server) describePeer(p *ledger.Peer, leased int) api.Peer {
 	ap := api.Peer{ID: p.ID, Address: cmp.Or(p.Address, p.StorageAddress), Roles: p.Roles, Cores: p.Cores, State: p.State,
-		Running: running, Done: p.Done, Failed: p.Failed, CPUSeconds: time.Duration(p.CPUNanos).Seconds(), LastSeen: time.Unix(0, p.Since).UTC(), Engines: p.Engines}
+		Running: leased, Leased: leased, Done: p.Done, Failed: p.Failed, CPUSeconds: time.Duration(p.CPUNanos).Seconds(), LastSeen: time.Unix(0, p.Since).UTC(), Engines: p.Engines}
+	if n, ok := s.reportedRunning(p.ID); ok {
+		ap.Running = n // what it runs, not what it fetched ahead
+	}
 	if t, ok := s.liveness.lastSeen(p.ID); ok {
 		ap.LastSeen = t.UTC()
 	} else if slices.Contains(p.Roles, api.RoleServer) {

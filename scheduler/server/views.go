@@ -29,11 +29,16 @@ func (v viewSource) Viewer(r *http.Request) (views.Viewer, bool)  { return v.Vie
 // ReportedRunning is what worker id's last heartbeat said it ran: known
 // only while this server leads (heartbeats go to the leader; a former
 // leader's figures are stale).
-func (v viewSource) ReportedRunning(id string) (int, bool) {
-	if !v.s.store.IsLeader() {
+func (v viewSource) ReportedRunning(id string) (int, bool) { return v.s.reportedRunning(id) }
+
+// reportedRunning is what worker id's last heartbeat to this server said
+// it ran, while this server leads (heartbeats go to the leader; a former
+// leader's figures are stale).
+func (s *Server) reportedRunning(id string) (int, bool) {
+	if !s.store.IsLeader() {
 		return 0, false
 	}
-	return v.s.liveness.reported(id)
+	return s.liveness.reported(id)
 }
 
 // ViewerOf is who a token is; with authentication disabled (tests), an

@@ -205,7 +205,7 @@ func (d *Dashboard) liveWorkers() []liveWorker {
 		if !slices.Contains(p.Roles, api.RoleWorker) {
 			continue
 		}
-		lw := liveWorker{ID: p.ID, State: p.State, Cores: p.Cores, Leased: p.Running, Busy: p.Running, BusyFrom: "leases", Done: p.Done, Failed: p.Failed}
+		lw := liveWorker{ID: p.ID, State: p.State, Cores: p.Cores, Leased: p.Leased, Busy: p.Leased, BusyFrom: "leases", Done: p.Done, Failed: p.Failed}
 		if n, ok := d.src.ReportedRunning(p.ID); ok {
 			lw.Busy, lw.BusyFrom = n, "heartbeat"
 		}
