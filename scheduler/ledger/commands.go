@@ -63,6 +63,9 @@ const (
 	// submits (type 25, applied as submitJobV2) gain no hit on replay that
 	// the servers which applied them before the cache did not see.
 	cmdSubmitJobCached CommandType = 27
+	// cmdUnpinOwn takes one owner's pin off a blob (UnpinOwnCommand);
+	// cmdUnpinBlob, which takes every pin off, is what an operator sends.
+	cmdUnpinOwn CommandType = 28
 
 	// IgnorableFlag marks a command type an older server may skip.
 	IgnorableFlag CommandType = 128
@@ -74,7 +77,7 @@ func (t CommandType) String() string {
 		cmdLeaseTasks: "lease-tasks", cmdCompleteTasksV1: "complete-tasks-v1", cmdCompleteTasks: "complete-tasks",
 		cmdExpireLeases: "expire-leases", cmdCancelJob: "cancel-job",
 		cmdUpsertPeer: "upsert-peer", cmdReleaseTasks: "release-tasks", cmdPutManifest: "put-manifest",
-		cmdPurgeJob: "purge-job", cmdUnpinBlob: "unpin-blob", cmdDeleteBlobs: "delete-blobs",
+		cmdPurgeJob: "purge-job", cmdUnpinBlob: "unpin-blob", cmdUnpinOwn: "unpin-own", cmdDeleteBlobs: "delete-blobs",
 		cmdCreateCredential: "create-credential", cmdRevokeCredential: "revoke-credential", cmdJoinWorker: "join-worker", cmdRenewLeases: "renew-leases",
 		cmdCommitManifest: "commit-manifest",
 	}
@@ -149,6 +152,16 @@ type PurgeJobCommand struct {
 // UnpinBlobCommand lets garbage collection take a blob no job uses.
 type UnpinBlobCommand struct {
 	Hash string `json:"hash"`
+}
+
+// UnpinOwnCommand takes Owner's pin off a blob; the blob stays pinned
+// while another owner's pin is on it. Anyone who knows a blob's hash can
+// put its manifest again and so become an owner: an owner's unpin must not
+// undo another's pin. A blob pinned before pins were kept per owner
+// (Pinned with no PinnedBy) is unpinned whole, as it was then.
+type UnpinOwnCommand struct {
+	Hash  string `json:"hash"`
+	Owner string `json:"owner"`
 }
 
 // DeleteBlobsCommand garbage-collects blobs. Apply deletes each only if it
@@ -282,6 +295,7 @@ func (*PutManifestCommand) Type() CommandType    { return cmdPutManifest }
 func (*CommitManifestCommand) Type() CommandType { return cmdCommitManifest }
 func (*PurgeJobCommand) Type() CommandType       { return cmdPurgeJob }
 func (*UnpinBlobCommand) Type() CommandType      { return cmdUnpinBlob }
+func (*UnpinOwnCommand) Type() CommandType       { return cmdUnpinOwn }
 func (*DeleteBlobsCommand) Type() CommandType    { return cmdDeleteBlobs }
 func (*RenewLeasesCommand) Type() CommandType    { return cmdRenewLeases }
 
@@ -302,6 +316,7 @@ var commandTypes = map[CommandType]func() Command{
 	cmdPutManifest:      func() Command { return &PutManifestCommand{} },
 	cmdPurgeJob:         func() Command { return &PurgeJobCommand{} },
 	cmdUnpinBlob:        func() Command { return &UnpinBlobCommand{} },
+	cmdUnpinOwn:         func() Command { return &UnpinOwnCommand{} },
 	cmdDeleteBlobs:      func() Command { return &DeleteBlobsCommand{} },
 	cmdCreateCredential: func() Command { return &CreateCredentialCommand{} },
 	cmdRevokeCredential: func() Command { return &RevokeCredentialCommand{} },

@@ -130,6 +130,8 @@ func (f *FSM) applyCommand(data []byte) any {
 		return l.applyPurgeJob(c)
 	case *UnpinBlobCommand:
 		return l.applyUnpinBlob(c)
+	case *UnpinOwnCommand:
+		return l.applyUnpinOwn(c)
 	case *DeleteBlobsCommand:
 		return l.applyDeleteBlobs(c)
 	case *CreateCredentialCommand:

@@ -254,6 +254,26 @@ func (l *Ledger) applyUnpinBlob(c *UnpinBlobCommand) any {
 	return nil
 }
 
+func (l *Ledger) applyUnpinOwn(c *UnpinOwnCommand) any {
+	m, ok := l.meta[c.Hash]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrBlobMissing, c.Hash)
+	}
+	l.chargeBlob(c.Hash, -1)
+	if i, found := slices.BinarySearch(m.PinnedBy, c.Owner); found {
+		m.PinnedBy = slices.Delete(slices.Clone(m.PinnedBy), i, i+1) // a snapshot may share the list
+		m.Pinned = len(m.PinnedBy) > 0
+	} else if len(m.PinnedBy) == 0 {
+		m.Pinned = false // pinned before pins were kept per owner
+	}
+	if len(m.PinnedBy) == 0 {
+		m.PinnedBy = nil
+	}
+	l.meta[c.Hash] = m
+	l.chargeBlob(c.Hash, +1)
+	return nil
+}
+
 // applyDeleteBlobs returns the hashes it deleted.
 func (l *Ledger) applyDeleteBlobs(c *DeleteBlobsCommand) any {
 	var deleted []string

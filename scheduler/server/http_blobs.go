@@ -220,7 +220,14 @@ func (s *Server) handleUnpin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if _, err := s.commit(r, &ledger.UnpinBlobCommand{Hash: hash}); err != nil {
+	// An operator takes every pin off; an owner only its own, so one who
+	// became an owner by putting the blob's manifest again cannot undo
+	// another's pin.
+	var cmd ledger.Command = &ledger.UnpinOwnCommand{Hash: hash, Owner: owner(r)}
+	if principalOf(r).Role == api.CredOperator {
+		cmd = &ledger.UnpinBlobCommand{Hash: hash}
+	}
+	if _, err := s.commit(r, cmd); err != nil {
 		writeErr(w, err)
 		return
 	}
