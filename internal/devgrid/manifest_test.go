@@ -91,6 +91,48 @@ func TestGrid_CommittedManifestIsWriteOnce(t *testing.T) {
 	}
 }
 
+// TestGrid_AnotherCodingOfAStoredBlobMakesNoOwner: a stranger who knows a
+// blob's hash and size (not its bytes) writes a manifest of that size
+// coded with another k and m, with made-up shard hashes. It is refused
+// with 409 saying how to own the blob (put it with the committed coding),
+// the stranger still cannot read the blob or its manifest, and the blob is
+// unchanged.
+func TestGrid_AnotherCodingOfAStoredBlobMakesNoOwner(t *testing.T) {
+	g, _ := storageGrid(t, 6, noRepair)
+	ctx := context.Background()
+	data := randomBytes(1<<20, 41)
+	_, m, err := g.Client().PutBlobFrom(ctx, bytes.NewReader(data), int64(len(data)), client.BlobOptions{Pin: true})
+	if err != nil || m == nil {
+		t.Fatalf("put: %v", err)
+	}
+	tok, err := g.Client().CreateToken(ctx, &api.CreateTokenRequest{Role: api.CredSubmitter, Name: "stranger"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger := g.ClientWith(tok.Secret)
+	if _, err := stranger.Manifest(ctx, m.Hash); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("the stranger reads the manifest before: %v", err)
+	}
+	forged := m.Clone() // the same size, coded k=2 m=1, shard hashes made up
+	forged.K, forged.M = 2, 1
+	for s := range forged.Segments {
+		forged.Segments[s].Shards = forged.Segments[s].Shards[:3]
+		for i := range forged.Segments[s].Shards {
+			forged.Segments[s].Shards[i].Hash = storage.Hash(randomBytes(16, uint64(500+s*8+i)))
+			forged.Segments[s].Shards[i].Root = ""
+		}
+		forged.Segments[s].Hash = storage.SegmentHash(forged.K, forged.SegmentLen(s), forged.Segments[s].Shards)
+	}
+	err = stranger.PutManifest(ctx, forged, true)
+	if !isConflict(err, "to own it, put it with those") {
+		t.Fatalf("another coding from a stranger: %v, want 409 saying how to own the blob", err)
+	}
+	if _, err := stranger.Manifest(ctx, m.Hash); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("the stranger reads the manifest after: %v, want not found", err)
+	}
+	checkCommitted(t, g.Client(), m, data)
+}
+
 func isConflict(err error, says string) bool {
 	var se *client.StatusError
 	return errors.As(err, &se) && se.Code == http.StatusConflict && strings.Contains(se.Message, says)

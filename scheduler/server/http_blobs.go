@@ -161,6 +161,29 @@ func readManifest(r *http.Request) (*storage.Manifest, error) {
 	return m, nil
 }
 
+// otherCoding answers a manifest of a stored blob's size coded with
+// another k, m or segment size. It proves nothing: anyone who knows a
+// blob's hash and size can write one with made-up shard hashes, so it
+// must not make the caller an owner (who may read and pin the blob). The
+// committed manifest stays. A peer storing a task's result whose bytes are
+// a stored blob needs no ownership (the job refers to the blob), so it is
+// answered 200 and noted as nothing; anyone else (or one that already
+// owns it) is told to put the blob with the committed coding, whose
+// shard hashes only the bytes give.
+func (s *Server) otherCoding(r *http.Request, existing *storage.Manifest, cmd *ledger.CommitManifestCommand) error {
+	cmd.Manifest = existing
+	var owns bool
+	s.store.FSM().View(func(l *ledger.Ledger) { owns = slices.Contains(l.BlobMeta(existing.Hash).Owners, owner(r)) })
+	if owns || principalOf(r).Role == api.CredPeer {
+		if !owns {
+			cmd.Owner, cmd.Pin = "", false
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: blob %s is stored coded with k=%d m=%d in segments of %d bytes; to own it, put it with those (blob put --k %d --m %d): only its bytes give that coding's shard hashes",
+		ledger.ErrManifestCommitted, existing.Hash, existing.K, existing.M, existing.SegmentSize, existing.K, existing.M)
+}
+
 // resolveManifestChange decides what a manifest for a blob that has one
 // commits (see handlePutManifest): it refuses other content, lets the
 // holder of a repair order move shards onto the order's targets once the
@@ -171,8 +194,7 @@ func (s *Server) resolveManifestChange(r *http.Request, existing *storage.Manife
 		if isRepair(r) || !storage.OtherCoding(existing, cmd.Manifest) {
 			return fmt.Errorf("%w: %w", ledger.ErrManifestCommitted, err)
 		}
-		cmd.Manifest = existing // perhaps the same bytes, coded otherwise: the committed coding stays
-		return nil
+		return s.otherCoding(r, existing, cmd)
 	}
 	if isRepair(r) {
 		cmd.Owner, cmd.Pin = "", false // a repairer does not come to own the blob
