@@ -108,7 +108,7 @@ func TestCLI_ResultsWritesCodedResultsStraightToFiles(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(out, "notes.txt")); string(b) != "mine" {
 		t.Fatalf("an unrelated file changed: %q", b)
 	}
-	wantOnlyResultsDir(t, filepath.Dir(out), "results")
+	wantOnly(t, filepath.Dir(out), "results")
 
 	// A download that fails part way (the coded results cannot be read
 	// once three of the six storage peers are gone) changes nothing: no new
@@ -127,22 +127,5 @@ func TestCLI_ResultsWritesCodedResultsStraightToFiles(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(out, "0.out")); string(b) != "kept" {
 		t.Fatalf("a failed download changed 0.out: %q", b)
 	}
-	wantOnlyResultsDir(t, filepath.Dir(out), "results")
-}
-
-// wantOnlyResultsDir fails unless parent holds exactly the named entries:
-// no staging dir left behind, no dir made by a failed download.
-func wantOnlyResultsDir(t *testing.T, parent string, names ...string) {
-	t.Helper()
-	entries, err := os.ReadDir(parent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, e := range entries {
-		got = append(got, e.Name())
-	}
-	if strings.Join(got, " ") != strings.Join(names, " ") {
-		t.Fatalf("%s holds %v, want %v", parent, got, names)
-	}
+	wantOnly(t, filepath.Dir(out), "results")
 }

@@ -15,7 +15,9 @@ import (
 	"github.com/peergrid/peergrid/internal/testcluster"
 )
 
-func startDashGrid(t *testing.T) *devgrid.Grid {
+// startServerGrid starts a dev grid with a server and no worker, closed
+// when the test ends.
+func startServerGrid(t *testing.T) *devgrid.Grid {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -40,7 +42,7 @@ func signedIn(t *testing.T, base string, c *http.Cookie) bool {
 // TestDashboard_SessionCookieIsNotTheToken: the cookie is a random session
 // id, fresh on every sign-in, with nothing of the token in it.
 func TestDashboard_SessionCookieIsNotTheToken(t *testing.T) {
-	g := startDashGrid(t)
+	g := startServerGrid(t)
 	a := uiLogin(t, noRedirects, g.Addr, g.Token, true)
 	b := uiLogin(t, noRedirects, g.Addr, g.Token, true)
 	for _, c := range []*http.Cookie{a, b} {
@@ -63,7 +65,7 @@ func TestDashboard_SessionCookieIsNotTheToken(t *testing.T) {
 // TestDashboard_LogoutEndsTheSession: after sign-out the old cookie, sent
 // again, opens nothing; another session of the same credential lives on.
 func TestDashboard_LogoutEndsTheSession(t *testing.T) {
-	g := startDashGrid(t)
+	g := startServerGrid(t)
 	a := uiLogin(t, noRedirects, g.Addr, g.Token, true)
 	b := uiLogin(t, noRedirects, g.Addr, g.Token, true)
 	csrf, _ := uiForm(t, noRedirects, g.Addr, "/ui/", a)
@@ -90,7 +92,7 @@ func TestDashboard_LogoutEndsTheSession(t *testing.T) {
 // site, or from a page whose origin the request does not say, is refused
 // with 403 naming why, and changes nothing.
 func TestDashboard_PostsFromAnotherOriginRefused(t *testing.T) {
-	g := startDashGrid(t)
+	g := startServerGrid(t)
 	c := uiLogin(t, noRedirects, g.Addr, g.Token, true)
 	csrf, _ := uiForm(t, noRedirects, g.Addr, "/ui/", c)
 	for _, o := range []struct{ header, value string }{
@@ -127,7 +129,7 @@ func TestDashboard_PostsFromAnotherOriginRefused(t *testing.T) {
 // TestDashboard_SignOutChecksCSRF: a sign-out without its session's CSRF
 // token, or with another session's, is refused and ends nothing.
 func TestDashboard_SignOutChecksCSRF(t *testing.T) {
-	g := startDashGrid(t)
+	g := startServerGrid(t)
 	a := uiLogin(t, noRedirects, g.Addr, g.Token, true)
 	b := uiLogin(t, noRedirects, g.Addr, g.Token, true)
 	csrfA, _ := uiForm(t, noRedirects, g.Addr, "/ui/", a)
@@ -149,7 +151,7 @@ func TestDashboard_SignOutChecksCSRF(t *testing.T) {
 // TestDashboard_RevokedCredentialEndsItsSessions: a submitter signs in,
 // an operator revokes its credential, and its session opens nothing more.
 func TestDashboard_RevokedCredentialEndsItsSessions(t *testing.T) {
-	g := startDashGrid(t)
+	g := startServerGrid(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tok, err := g.Client().CreateToken(ctx, &api.CreateTokenRequest{Role: api.CredSubmitter, Name: "alice"})

@@ -189,13 +189,7 @@ func wantPage(t *testing.T, what string, r uiResp, code int, contains ...string)
 // TestDashboard_Auth: the login form, the cookie, redirects without it, and
 // the JSON API unchanged (the cookie opens /ui/ only).
 func TestDashboard_Auth(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: t.TempDir(), NoWorker: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
+	g := startServerGrid(t)
 
 	// Without the token every page sends the browser to the login form.
 	for _, p := range []string{"/ui/", "/ui/jobs/j-123", "/ui/blobs/" + strings.Repeat("ab", 32), "/ui/nope", "/ui/go?job=j-1"} {
@@ -300,13 +294,7 @@ func TestDashboard_Auth(t *testing.T) {
 // CSRF token (a post from another site) is refused, and an address that
 // keeps guessing tokens is slowed down.
 func TestDashboard_LoginIsLimitedAndChecksCSRF(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: t.TempDir(), NoWorker: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
+	g := startServerGrid(t)
 	if r := uiPost(t, noRedirects, g.Addr, "/ui/login", url.Values{"token": {g.Token}}); r.code != http.StatusForbidden || sessionCookie(r) != nil {
 		t.Fatalf("login without the CSRF token: %d, session %v; want 403 and none", r.code, sessionCookie(r))
 	}
@@ -507,13 +495,7 @@ func tableRow(t *testing.T, body, marker string) string {
 // address (GET /, Accept: text/html) is redirected to /ui/; an API client
 // there still gets the API's answer (401 without a credential).
 func TestRoot_BrowserIsSentToTheDashboard(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: t.TempDir(), NoWorker: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g := startServerGrid(t)
 	req, _ := http.NewRequest(http.MethodGet, g.Addr+"/", nil)
 	req.Header.Set("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
 	if r := uiDo(t, noRedirects, req); r.code != http.StatusFound || r.location != "/ui/" {

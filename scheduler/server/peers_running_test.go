@@ -7,7 +7,6 @@ import (
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/examples"
-	"github.com/peergrid/peergrid/internal/devgrid"
 	"github.com/peergrid/peergrid/internal/testcluster"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
@@ -20,11 +19,7 @@ import (
 func TestPeers_RunningIsWhatTheWorkerRunsLeasedWhatItHolds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: t.TempDir(), NoWorker: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
+	g := startServerGrid(t)
 	c := g.Client()
 	mod := examples.Tiny()
 	if err := c.PutBlob(ctx, storage.Hash(mod), mod); err != nil {
