@@ -267,8 +267,8 @@ func (cl *call) retrySafe() bool {
 	}
 	switch p := cl.path; {
 	case p == "/v1/jobs", p == "/v1/heartbeat", p == "/v1/report", p == "/v1/release", p == "/v1/cluster/join",
-		p == "/v1/storage/shards/placed", strings.HasSuffix(p, "/faults"), strings.HasSuffix(p, "/cancel"):
-		return true
+		p == "/v1/storage/shards/placed", p == "/v1/storage/capabilities", strings.HasSuffix(p, "/faults"), strings.HasSuffix(p, "/cancel"):
+		return true // a capability request only signs: asking again changes nothing
 	}
 	return false
 }

@@ -321,6 +321,9 @@ func (l *Ledger) applySubmitJob(c *SubmitJobCommand) any {
 		if err := c.Spec.Validate(); err != nil {
 			return err
 		}
+		if err := l.checkJobQuotas(c); err != nil {
+			return err // before hashing every task for the cache
+		}
 		hits = l.cacheHits(&c.Spec, c.Owner)
 		return l.checkSubmitQuotas(c, len(hits))
 	}, func(j *job) { l.takeHits(j, hits, c.Now) })

@@ -43,15 +43,10 @@ func quotaError(owner, quota string, limit int64, format string, a ...any) error
 // The job's cached tasks (done at submit) are not in flight, and a job the
 // cache answers whole is finished at once: it queues nothing.
 func (l *Ledger) checkSubmitQuotas(c *SubmitJobCommand, cached int) error {
-	q, s := l.quotasOf(c.Owner), &c.Spec
-	switch {
-	case api.Exceeds(int64(s.Tasks), q.MaxTasksPerJob):
-		return quotaError(c.Owner, "max_tasks_per_job", q.MaxTasksPerJob, "the job has %d tasks", s.Tasks)
-	case s.Priority > q.MaxPriority:
-		return quotaError(c.Owner, "max_priority", int64(q.MaxPriority), "the job asks for priority %d", s.Priority)
-	case s.Timeout > q.MaxTimeout:
-		return fmt.Errorf("%w: credential %s's max_timeout is %v; the job asks for timeout %v", ErrQuotaExceeded, c.Owner, q.MaxTimeout, s.Timeout)
+	if err := l.checkJobQuotas(c); err != nil {
+		return err
 	}
+	q, s := l.quotasOf(c.Owner), &c.Spec
 	if q.MaxJobsQueued == api.Unlimited && q.MaxTasksInFlight == api.Unlimited {
 		return nil // an operator: skip the walk over the jobs
 	}
@@ -62,6 +57,23 @@ func (l *Ledger) checkSubmitQuotas(c *SubmitJobCommand, cached int) error {
 		return quotaError(c.Owner, "max_jobs_queued", q.MaxJobsQueued, "%d jobs of it are unfinished", jobs)
 	case api.Exceeds(inFlight+adds, q.MaxTasksInFlight):
 		return quotaError(c.Owner, "max_tasks_in_flight", q.MaxTasksInFlight, "%d tasks of it are unfinished and the job adds %d", inFlight, adds)
+	}
+	return nil
+}
+
+// checkJobQuotas refuses a job past the quotas on the job itself (its
+// tasks, priority and timeout), which need nothing but the spec: Apply
+// checks them before it hashes the tasks for the result cache, so a job
+// too big for its owner costs nothing to refuse.
+func (l *Ledger) checkJobQuotas(c *SubmitJobCommand) error {
+	q, s := l.quotasOf(c.Owner), &c.Spec
+	switch {
+	case api.Exceeds(int64(s.Tasks), q.MaxTasksPerJob):
+		return quotaError(c.Owner, "max_tasks_per_job", q.MaxTasksPerJob, "the job has %d tasks", s.Tasks)
+	case s.Priority > q.MaxPriority:
+		return quotaError(c.Owner, "max_priority", int64(q.MaxPriority), "the job asks for priority %d", s.Priority)
+	case s.Timeout > q.MaxTimeout:
+		return fmt.Errorf("%w: credential %s's max_timeout is %v; the job asks for timeout %v", ErrQuotaExceeded, c.Owner, q.MaxTimeout, s.Timeout)
 	}
 	return nil
 }
