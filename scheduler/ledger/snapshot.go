@@ -267,8 +267,10 @@ func (l *Ledger) restoreTasks(j *job, body []byte) error {
 	if err := json.Unmarshal(body, &ts); err != nil {
 		return fmt.Errorf("%w: job %s tasks: %v", ErrBadSnapshot, j.ID, err)
 	}
+	workers := map[string]string{}
 	for _, t := range ts {
 		idx := j.Tasks.len()
+		compactRestored(&t, workers)
 		j.Tasks.appendTask(t)
 		j.count(t.State, +1)
 		l.ref(j, t.StdoutRef, +1)
@@ -280,6 +282,27 @@ func (l *Ledger) restoreTasks(j *job, body []byte) error {
 		}
 	}
 	return nil
+}
+
+// compactRestored makes a decoded task share what tasks applied live
+// share (exit codes, engine names, and, within a chunk, worker names)
+// instead of holding its own copies: a restored ledger should take no more
+// memory than the one it was taken from.
+func compactRestored(t *task, workers map[string]string) {
+	if t.ExitCode != nil {
+		t.ExitCode = exitCode(*t.ExitCode)
+	}
+	t.Engine = internEngine(t.Engine)
+	for _, name := range []*string{&t.Worker, &t.FailedOn} {
+		if *name == "" {
+			continue
+		}
+		if shared, ok := workers[*name]; ok {
+			*name = shared
+		} else {
+			workers[*name] = *name
+		}
+	}
 }
 
 func (j *job) count(s tasks.TaskState, d int) {
