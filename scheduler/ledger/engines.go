@@ -108,3 +108,21 @@ func (l *Ledger) restoreModuleEngine(body []byte) error {
 	l.moduleEngines[m.Module] = m.Engine
 	return nil
 }
+
+// WorkerEngines lists the engines the alive workers offer between them,
+// sorted: what the grid's engine choice picks among.
+func (l *Ledger) WorkerEngines() []string {
+	var out []string
+	for _, p := range l.peers {
+		if !p.IsAliveWorker() {
+			continue
+		}
+		for _, e := range p.Engines {
+			if !slices.Contains(out, e) {
+				out = append(out, e)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
