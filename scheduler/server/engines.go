@@ -60,12 +60,15 @@ type gridEngines struct {
 	chooser *wasm.EngineChooser // nil while fewer than two engines are offered
 	engines []string            // what chooser picks among
 	readAt  time.Time           // when engines was read from the ledger
-	// proposing holds the choices proposed and not yet seen in the ledger,
-	// so concurrent reports propose each once.
-	proposing map[string]string
+
+	// committing is held across a choice's proposal, so that choices are
+	// committed one at a time, each the chooser's latest: two reports
+	// proposing what the chooser said at two moments could otherwise
+	// commit the older last.
+	committing sync.Mutex
 }
 
-func newGridEngines() *gridEngines { return &gridEngines{proposing: map[string]string{}} }
+func newGridEngines() *gridEngines { return &gridEngines{} }
 
 // engineRun is one accepted report as the chooser sees it.
 type engineRun struct {
@@ -90,10 +93,16 @@ func (s *Server) learnEngines(ctx context.Context, worker string, reports []api.
 		}
 	}
 	for _, module := range touched {
-		if engine, ok := c.Chosen(module, 0); ok {
-			s.commitModuleEngine(ctx, module, engine)
+		if engine, ok := c.Chosen(module, 0); ok && engine != s.moduleEngine(module) {
+			s.commitModuleEngine(ctx, c, module)
 		}
 	}
+}
+
+func (s *Server) moduleEngine(module string) string {
+	var e string
+	s.store.FSM().View(func(l *ledger.Ledger) { e = l.ModuleEngine(module) })
+	return e
 }
 
 // engineRuns reads, under one ledger view, the runs among reports worth
@@ -154,15 +163,16 @@ func (g *gridEngines) chooserFor(offered []string, now time.Time) *wasm.EngineCh
 	return g.chooser
 }
 
-// commitModuleEngine commits module's engine unless the ledger has it or
-// it is being proposed.
-func (s *Server) commitModuleEngine(ctx context.Context, module, engine string) {
-	var current string
-	s.store.FSM().View(func(l *ledger.Ledger) { current = l.ModuleEngine(module) })
-	if current == engine || !s.engines.startProposing(module, engine) {
+// commitModuleEngine commits the chooser's latest choice for module
+// unless the ledger has it.
+func (s *Server) commitModuleEngine(ctx context.Context, c *wasm.EngineChooser, module string) {
+	s.engines.committing.Lock()
+	defer s.engines.committing.Unlock()
+	engine, ok := c.Chosen(module, 0)
+	current := s.moduleEngine(module)
+	if !ok || engine == current {
 		return
 	}
-	defer s.engines.doneProposing(module)
 	resp, err := s.store.Propose(ctx, &ledger.SetModuleEngineCommand{Module: module, Engine: engine})
 	if rerr, ok := resp.(error); ok && err == nil {
 		err = rerr
@@ -174,20 +184,4 @@ func (s *Server) commitModuleEngine(ctx context.Context, module, engine string) 
 		return
 	}
 	s.log.Info("grid engine chosen", "module", module, "engine", engine, "was", current)
-}
-
-func (g *gridEngines) startProposing(module, engine string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.proposing[module] == engine {
-		return false
-	}
-	g.proposing[module] = engine
-	return true
-}
-
-func (g *gridEngines) doneProposing(module string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	delete(g.proposing, module)
 }
