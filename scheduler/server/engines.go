@@ -25,7 +25,8 @@ import (
 // A worker's reported duration is its own word. A decision needs runs
 // reported by at least minEngineReporters distinct workers; a duration
 // under minCredibleRun or longer than the task's timeout (it would have
-// been killed) is ignored, as is an engine the worker does not offer. A
+// been killed) is ignored, as are an engine the worker does not offer and
+// the runs of a worker that offers only one. A
 // liar can still report short runs on a slow engine and steer a module to
 // it (its tasks then run slower, by the factor between engines: 2-3x at
 // worst here), or report tiny runs so that the grid waits for trials no
@@ -129,10 +130,14 @@ func (s *Server) engineRuns(worker string, reports []api.Report, accepted []bool
 
 // credibleRun reports whether a report's run time may count: the module
 // ran to its end (a non-zero exit counts, as in a worker's pool), on an
-// engine its worker offers, in a time a real run can take.
+// engine its worker offers, in a time a real run can take. A worker that
+// offers one engine teaches nothing: it had no choice, and its runs
+// measure its machine more than its engine (a cgo-free worker on a fast
+// machine would otherwise move every worker to wazero).
 func credibleRun(rep api.Report, timeout time.Duration, offers []string) bool {
 	ran := rep.ErrorKind == "" || rep.ErrorKind == string(wasm.KindExit)
-	return ran && rep.Duration >= minCredibleRun && rep.Duration <= timeout && slices.Contains(offers, rep.Engine)
+	return ran && len(offers) >= 2 && slices.Contains(offers, rep.Engine) &&
+		rep.Duration >= minCredibleRun && rep.Duration <= timeout
 }
 
 // due reports whether the workers' engines should be read again.

@@ -46,7 +46,8 @@ func ran(engine string, d time.Duration) api.Report {
 // nothing; runs under a microsecond or past the task's timeout, and runs
 // on an engine the worker does not offer, are ignored (each would have won
 // the comparison); a second worker's runs decide, and from then on the
-// job's assignments and its status name the grid's engine.
+// job's assignments and its status name the grid's engine. A worker that
+// offers one engine moves nothing.
 func TestGridEngine_DecidedFromTwoWorkersIgnoringLies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -83,8 +84,13 @@ func TestGridEngine_DecidedFromTwoWorkersIgnoringLies(t *testing.T) {
 	if e := gridEngine(); e != "wasmtime" {
 		t.Fatalf("after two workers' runs: grid engine %q, want wasmtime", e)
 	}
-	grants := reportRuns(t, c, "w3", []string{"wazero"}, []api.Report{ran("wazero", 400*time.Millisecond)})
+	// A worker with one engine had no choice to teach: its (faster) runs
+	// on wazero move nothing.
+	grants := reportRuns(t, c, "w3", []string{"wazero"}, []api.Report{ran("wazero", time.Millisecond), ran("wazero", time.Millisecond)})
 	if grants[0].GridEngine != "wasmtime" {
 		t.Fatalf("assignment after the decision names %q, want wasmtime", grants[0].GridEngine)
+	}
+	if e := gridEngine(); e != "wasmtime" {
+		t.Fatalf("a one-engine worker's runs moved the grid to %q", e)
 	}
 }
