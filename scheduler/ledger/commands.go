@@ -79,7 +79,8 @@ func (t CommandType) String() string {
 		cmdUpsertPeer: "upsert-peer", cmdReleaseTasks: "release-tasks", cmdPutManifest: "put-manifest",
 		cmdPurgeJob: "purge-job", cmdUnpinBlob: "unpin-blob", cmdUnpinOwn: "unpin-own", cmdDeleteBlobs: "delete-blobs",
 		cmdCreateCredential: "create-credential", cmdRevokeCredential: "revoke-credential", cmdJoinWorker: "join-worker", cmdRenewLeases: "renew-leases",
-		cmdCommitManifest: "commit-manifest",
+		cmdCommitManifest:  "commit-manifest",
+		cmdSetModuleEngine: "set-module-engine",
 	}
 	if n, ok := names[t]; ok {
 		return n

@@ -61,6 +61,8 @@ type Ledger struct {
 	nextSeq    uint64
 	// aliveWorkers counts peers with the worker role in state alive.
 	aliveWorkers int
+	// moduleEngines is the grid's engine per module (engines.go).
+	moduleEngines map[string]string
 	// gen counts snapshots taken; task chunks older than it are shared with
 	// a snapshot and copied before Apply changes them. Not replicated state.
 	gen uint64
@@ -234,6 +236,7 @@ func (l *Ledger) applyPurgeJob(c *PurgeJobCommand) any {
 		return fmt.Errorf("%w: %s is %s (cancel it first)", ErrJobNotFinished, c.ID, j.state())
 	}
 	l.dropRefs(j)
+	l.forgetModuleEngine(j.Spec.ModuleHash)
 	l.uncacheJob(j)
 	delete(l.jobs, c.ID)
 	delete(l.requests, j.RequestID)

@@ -363,6 +363,8 @@ func randomCommands(rng *rand.Rand, n int) [][]byte {
 			case 3:
 				p := fmt.Sprint("p", rng.IntN(6))
 				add(&JoinWorkerCommand{Token: fmt.Sprint("c", rng.IntN(6)), Peer: Credential{ID: p, Role: api.CredPeer, Hash: "h" + p, Peer: w}, Now: now})
+			case 4:
+				add(&SetModuleEngineCommand{Module: storage.Hash(testModule), Engine: []string{"wazero", "wasmtime", "auto"}[rng.IntN(3)]})
 			}
 		}
 	}

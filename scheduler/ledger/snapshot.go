@@ -38,6 +38,8 @@ type Snapshot struct {
 	jobs      []frozenJob
 	peers     []Peer
 	creds     []Credential
+	// moduleEngines: the grid's engine per module (engines.go).
+	moduleEngines []ModuleEngine
 }
 
 type frozenJob struct {
@@ -87,6 +89,7 @@ func (l *Ledger) freeze() *Snapshot {
 		fz.peers = append(fz.peers, *l.peers[id])
 	}
 	fz.creds = l.Credentials() // copies: Apply changes them in place (uses, revoked)
+	fz.moduleEngines = l.frozenModuleEngines()
 	return fz
 }
 
@@ -126,6 +129,7 @@ func (fz *Snapshot) Write(w io.Writer) error {
 	for i := range fz.creds {
 		rw.put(recCredential, &fz.creds[i])
 	}
+	fz.writeModuleEngines(rw)
 	rw.put(recEnd, nil)
 	return rw.err
 }
@@ -214,6 +218,10 @@ func ReadSnapshot(rd io.Reader) (*Ledger, error) {
 				return nil, fmt.Errorf("%w: credential: %v", ErrBadSnapshot, err)
 			}
 			l.addCredential(&c)
+		case recModuleEngine:
+			if err := l.restoreModuleEngine(body); err != nil {
+				return nil, err
+			}
 		case recEnd:
 			l.chargeAllBlobs()
 			return l, l.checkRestored()
