@@ -681,3 +681,52 @@ func (t *task) keptRefs() []string {
 	}
 	return out
 }
+
+// HasWorkFor reports whether a LeaseTasksCommand of worker (with engines)
+// would grant anything now: the leader asks before it proposes one, so a
+// worker that may take none of the queued tasks (every requeued replica
+// wants another worker, every failed task another machine) long-polls
+// without committing empty leases, each of which would wake it again.
+// A read-only dry run of applyLeaseTasks's choices.
+func (l *Ledger) HasWorkFor(worker string, engines []string) bool {
+	if p := l.peers[worker]; p != nil && p.Distrusted {
+		return false
+	}
+	avoidRepeats := l.otherWorkerAlive(worker)
+	var pl *placement
+	for _, j := range l.order {
+		if !j.hasQueued() || j.Cancelled {
+			continue
+		}
+		if need := j.Spec.NeedsEngine(); need != "" && !slices.Contains(engines, need) {
+			continue
+		}
+		if j.Spec.Replicated() && pl == nil {
+			pl = l.placementFor(&LeaseTasksCommand{Worker: worker}, avoidRepeats)
+		}
+		if j.mayPop(worker, avoidRepeats, pl) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayPop reports whether popQueued (or popReplica, for a job with
+// replicas) would give the worker a task, changing nothing.
+func (j *job) mayPop(worker string, avoidRepeats bool, pl *placement) bool {
+	for _, idx := range j.requeued {
+		t := j.Tasks.at(idx)
+		switch {
+		case j.Spec.Replicated() && (t.Rep == nil || pl.mayTake(t.Rep)):
+			return true
+		case !j.Spec.Replicated() && !(avoidRepeats && t.FailedOn == worker):
+			return true
+		}
+	}
+	for i := j.fresh; i < j.Tasks.len(); i++ {
+		if j.Tasks.at(i).State == tasks.TaskQueued {
+			return true
+		}
+	}
+	return false
+}

@@ -501,3 +501,23 @@ func TestReplicas_SubmitHasItsOwnCommandType(t *testing.T) {
 		t.Fatalf("trust type %d", trust[0])
 	}
 }
+
+// TestReplicas_HasWorkForSaysWhetherALeaseWouldGrant: a worker holding
+// the only replica-wanting task's other replica has no work (so the
+// leader does not commit empty leases for it), another worker has, and a
+// distrusted one has none.
+func TestReplicas_HasWorkForSaysWhetherALeaseWouldGrant(t *testing.T) {
+	a := newApplier(t)
+	a.workers("w1", "w2")
+	a.submitSpec("j", replicaSpec(1, 2, 2, 0))
+	a.mustLease("w1")
+	a.fsm.View(func(l *Ledger) {
+		if l.HasWorkFor("w1", nil) || !l.HasWorkFor("w2", nil) {
+			t.Fatalf("HasWorkFor w1 %v, w2 %v; want false, true", l.HasWorkFor("w1", nil), l.HasWorkFor("w2", nil))
+		}
+		l.peers["w2"].Distrusted = true // as distrust would
+		if l.HasWorkFor("w2", nil) {
+			t.Fatal("a distrusted worker has work")
+		}
+	})
+}
