@@ -71,11 +71,11 @@ type replicaSet struct {
 
 // replica is one lease of a task and its outcome.
 type replica struct {
-	Worker  string `json:"w"`
-	Cred    string `json:"c,omitempty"` // the worker's join credential when leased
-	Attempt int    `json:"a"`
+	Worker  string  `json:"w"`
+	Cred    string  `json:"c,omitempty"` // the worker's join credential when leased
+	Attempt int     `json:"a"`
 	Verdict verdict `json:"v"`
-	Expiry  int64  `json:"x,omitempty"`
+	Expiry  int64   `json:"x,omitempty"`
 	// A vote: its hash and exit code, and its run time for credit.
 	Hash     string `json:"h,omitempty"`
 	ExitCode *int   `json:"e,omitempty"`
