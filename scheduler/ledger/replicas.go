@@ -51,10 +51,10 @@ import (
 // never one of a task it already voted on, and avoids a task whose replica
 // failed on it while another live worker exists. A worker never takes a
 // replica while another replica from the same join credential runs or
-// voted, as long as a live, trusted worker of another credential exists:
-// ten workers of one volunteer cannot outvote the grid. A task with R
-// replicas so needs R credentials among the live workers to get them all
-// at once; in a grid of one credential (a dev grid) the rule is void.
+// voted, as long as a live, trusted worker of a credential none of the
+// task's replicas has exists: ten workers of one volunteer cannot outvote
+// the grid while other volunteers are there to vote, and a grid of fewer
+// credentials than R (a dev grid of one) doubles up rather than stall.
 type replicaSet struct {
 	// The plan: 0 once the task is decided (see finishReplicated).
 	Quorum   int `json:"q,omitempty"`
@@ -221,9 +221,10 @@ type placement struct {
 	worker       string
 	cred         string
 	avoidRepeats bool
-	// otherCred: a live, trusted worker of another join credential exists,
-	// so the credential rule holds.
-	otherCred bool
+	// liveCreds are the join credentials of the other live, trusted
+	// workers: the credential rule holds for a task while one of them is
+	// not among its replicas' credentials.
+	liveCreds map[string]bool
 	streak    int
 	// from is, per job, where popReplica resumes its scan of the requeued
 	// list within this command: the entries before it are tasks this
@@ -238,10 +239,10 @@ func (l *Ledger) placementFor(c *LeaseTasksCommand, avoidRepeats bool) *placemen
 	if p := l.peers[c.Worker]; p != nil {
 		pl.streak = p.Streak
 	}
+	pl.liveCreds = map[string]bool{}
 	for id, p := range l.peers {
-		if id != c.Worker && p.IsAliveWorker() && !p.Distrusted && l.credKey(id) != pl.cred {
-			pl.otherCred = true
-			break
+		if id != c.Worker && p.IsAliveWorker() && !p.Distrusted {
+			pl.liveCreds[l.credKey(id)] = true
 		}
 	}
 	return pl
@@ -259,15 +260,26 @@ func (l *Ledger) credKey(worker string) string {
 // mayTake reports whether the placement's worker may take another replica
 // of the task with set rs (see replicaSet's placement rules).
 func (pl *placement) mayTake(rs *replicaSet) bool {
+	sameCred := false
 	for _, r := range rs.Reps {
 		if r.Worker == pl.worker && (r.Verdict == vRunning || r.voted() || pl.avoidRepeats) {
 			return false
 		}
-		if pl.otherCred && r.Cred == pl.cred && (r.Verdict == vRunning || r.voted()) {
-			return false
+		sameCred = sameCred || r.Cred == pl.cred && (r.Verdict == vRunning || r.voted())
+	}
+	return !sameCred || !pl.newCredFor(rs)
+}
+
+// newCredFor reports whether a live, trusted worker of a credential none
+// of the task's running or voting replicas has exists: then the task
+// waits for it rather than take a second replica of one credential.
+func (pl *placement) newCredFor(rs *replicaSet) bool {
+	for c := range pl.liveCreds {
+		if !slices.ContainsFunc(rs.Reps, func(r replica) bool { return r.Cred == c && (r.Verdict == vRunning || r.voted()) }) {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // popReplica takes the oldest requeued task the worker may take a replica

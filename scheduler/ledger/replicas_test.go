@@ -212,6 +212,28 @@ func TestReplicas_DistinctCredentials(t *testing.T) {
 	}
 }
 
+// TestReplicas_CredentialsDoubleUpRatherThanStall: with two credentials
+// and R=3, the third replica goes to a second worker of a credential the
+// task has, since no worker of a new credential exists to take it.
+func TestReplicas_CredentialsDoubleUpRatherThanStall(t *testing.T) {
+	a := newApplier(t)
+	a.credential("tok-a", api.CredWorker, -1, 0)
+	a.credential("tok-b", api.CredWorker, -1, 0)
+	a.join("tok-a", "a1", "p-a1", a.now)
+	a.join("tok-a", "a2", "p-a2", a.now)
+	a.join("tok-b", "b1", "p-b1", a.now)
+	a.workers("a1", "a2", "b1")
+	a.submitSpec("j", replicaSpec(1, 3, 2, 0))
+	a.mustLease("a1")
+	if _, ok := a.leaseOne("a2"); ok {
+		t.Fatal("a2 doubled tok-a while b1 (tok-b) could take the replica")
+	}
+	a.mustLease("b1")
+	if _, ok := a.leaseOne("a2"); !ok {
+		t.Fatal("a2 got nothing though no worker of a third credential exists")
+	}
+}
+
 // TestReplicas_PerReplicaExpiryReleaseAndCancel: an expired replica is a
 // failed attempt and a released one counts nothing; each leaves the other
 // replica running and the task wanting one more; a cancel ends them all.
