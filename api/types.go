@@ -83,7 +83,30 @@ type TaskStatus struct {
 	// CachedFrom names the task whose result this one took at submit (the
 	// result cache) instead of running; nil for a task that ran.
 	CachedFrom *CachedFrom `json:"cached_from,omitempty"`
+	// Replicas are the task's replicas and their votes (the evidence);
+	// nil for a task of a job without replicas.
+	Replicas []ReplicaOutcome `json:"replicas,omitempty"`
 }
+
+// ReplicaOutcome is one replica of a task: the worker that ran it, its
+// attempt, and its result hash (a successful result's vote) and verdict.
+type ReplicaOutcome struct {
+	Worker   string `json:"worker"`
+	Attempt  int    `json:"attempt"`
+	Hash     string `json:"hash,omitempty"`
+	ExitCode *int   `json:"exit_code,omitempty"`
+	Verdict  string `json:"verdict"`
+}
+
+// Replica verdicts.
+const (
+	VerdictRunning  = "running"  // leased, no report yet
+	VerdictPending  = "pending"  // reported, no quorum yet
+	VerdictAgreed   = "agreed"   // its hash is the task's accepted result
+	VerdictOutvoted = "outvoted" // its hash lost the vote
+	VerdictFailed   = "failed"   // the attempt failed (no vote), or its result was discarded
+	VerdictExpired  = "expired"  // its lease expired (no vote)
+)
 
 // CachedFrom is the task a cached result was copied from, and how many
 // agreeing results that result had (1 while every result is accepted on
@@ -132,6 +155,14 @@ type Peer struct {
 	CPUSeconds float64   `json:"cpu_seconds,omitempty"`
 	LastSeen   time.Time `json:"last_seen"`
 	Engines    []string  `json:"engines,omitempty"` // a worker's WebAssembly engines
+	// The worker's record in replicated tasks: results that agreed with a
+	// quorum, results outvoted, agreed results since its last outvoted
+	// one, and whether it is distrusted (leased nothing until an operator
+	// trusts it again).
+	Agreed     int  `json:"agreed,omitempty"`
+	Outvoted   int  `json:"outvoted,omitempty"`
+	Streak     int  `json:"streak,omitempty"`
+	Distrusted bool `json:"distrusted,omitempty"`
 }
 
 // Peer roles.
@@ -251,6 +282,10 @@ type HeartbeatResponse struct {
 	// PauseKeep is how long the leader keeps a paused worker's leases (see
 	// HeartbeatRequest.Paused); a worker paused longer hands them back.
 	PauseKeep time.Duration `json:"pause_keep_ns,omitempty"`
+	// Distrusted says the grid distrusts this worker (its results were
+	// outvoted too often): it is leased nothing until an operator runs
+	// peergrid peers trust on it.
+	Distrusted bool `json:"distrusted,omitempty"`
 }
 
 // ReleaseRequest hands leased tasks back unrun (a draining worker).

@@ -46,3 +46,9 @@ func (c *Client) Certify(ctx context.Context, req *api.CertifyRequest) (*api.Cer
 	var out api.CertifyResponse
 	return &out, c.doJSON(ctx, http.MethodPost, "/v1/cluster/certify", req, &out)
 }
+
+// TrustPeer clears a distrusted worker's strikes so it is leased work
+// again, and checks its next results as a new worker's (operator only).
+func (c *Client) TrustPeer(ctx context.Context, id string) error {
+	return c.doJSON(ctx, http.MethodPost, "/v1/peers/"+url.PathEscape(id)+"/trust", nil, nil)
+}

@@ -24,12 +24,12 @@ import (
 // (which hashes the tasks, cached origin included) agrees too.
 //
 // Scope: a job takes results only from jobs of its own owner (credential).
-// Results are accepted on one worker's word today (quorum 1); sharing them
-// across credentials would let a submitter who also runs a worker plant a
-// wrong result for content another user will submit. Each entry records
-// how many agreeing results its task had (agreed: 1 today): when replicas
-// and a quorum exist, a task asking for quorum Q takes only entries agreed
-// by at least Q, and cross-credential sharing can require that.
+// A result of a job without replicas stands on one worker's word; sharing
+// them across credentials would let a submitter who also runs a worker
+// plant a wrong result for content another user will submit. Each entry
+// records how many agreeing results its task had (agreed: the replicas
+// that agreed, 1 for a one-result task, the source's for a cached copy): a
+// job with quorum Q takes only entries agreed by at least Q (cacheQuorum).
 //
 // Memory: one map entry per done task, keyed by 8 bytes (the content
 // hash's first 8 bytes mixed with the owner's), about 32 bytes each; a hit
@@ -46,8 +46,8 @@ type resultCache struct {
 type cacheSrc struct {
 	j   *job
 	idx int32 // tasks.MaxTasks fits
-	// agreed is how many agreeing results the task's result had: 1 while
-	// every result is accepted on one worker's word.
+	// agreed is how many agreeing results the task's result had
+	// (task.agreedCount).
 	agreed int32
 }
 
@@ -64,9 +64,16 @@ type cacheHit struct {
 	src cacheSrc
 }
 
-// quorumToday is the quorum every task asks for until replicas exist: a
-// cache entry must have been agreed by at least this many results.
-const quorumToday = 1
+// cacheQuorum is how many agreeing results a cached result must have had
+// for a job to take it: the job's quorum when every task of it is checked
+// (replicas = R with quorum Q), else 1 (a job that accepts one worker's
+// result, adaptive included).
+func cacheQuorum(spec *tasks.JobSpec) int {
+	if _, q, _ := spec.Replication(); spec.Replicated() && !spec.Adaptive {
+		return q
+	}
+	return 1
+}
 
 func newResultCache() resultCache {
 	return resultCache{first: map[uint64]cacheSrc{}, more: map[uint64][]cacheSrc{}}
@@ -85,7 +92,7 @@ func ownerSalt(owner string) uint64 {
 // add indexes task idx of j, which just became done.
 func (c *resultCache) add(j *job, idx int) {
 	key := cacheKey(tasks.ContentHash(&j.Spec, idx), j.Owner)
-	c.put(key, cacheSrc{j: j, idx: int32(idx), agreed: quorumToday})
+	c.put(key, cacheSrc{j: j, idx: int32(idx), agreed: int32(j.Tasks.at(idx).agreedCount())})
 }
 
 func (c *resultCache) put(key uint64, src cacheSrc) {
@@ -110,6 +117,20 @@ func (c *resultCache) remove(key uint64, j *job) {
 		delete(c.more, key)
 	} else {
 		c.more[key] = rest
+	}
+}
+
+// removeTask drops task idx of j from key's sources.
+func (c *resultCache) removeTask(key uint64, j *job, idx int) {
+	all := append([]cacheSrc(nil), c.more[key]...)
+	if f, ok := c.first[key]; ok {
+		all = append([]cacheSrc{f}, all...)
+	}
+	all = slices.DeleteFunc(all, func(s cacheSrc) bool { return s.j == j && int(s.idx) == idx })
+	delete(c.first, key)
+	delete(c.more, key)
+	for _, s := range all {
+		c.put(key, s)
 	}
 }
 
@@ -161,8 +182,9 @@ func (l *Ledger) cacheHits(spec *tasks.JobSpec, owner string) []cacheHit {
 	}
 	var hits []cacheHit
 	same := &sameSpecs{spec: spec, memo: map[*job]bool{}}
+	need := cacheQuorum(spec)
 	for i := 0; i < spec.Tasks; i++ {
-		if src, ok := l.cache.lookup(tasks.ContentHash(spec, i), spec, i, owner, quorumToday, same); ok {
+		if src, ok := l.cache.lookup(tasks.ContentHash(spec, i), spec, i, owner, need, same); ok {
 			hits = append(hits, cacheHit{idx: i, src: src})
 		}
 	}
