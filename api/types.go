@@ -80,6 +80,20 @@ type TaskStatus struct {
 	// CachedFrom names the task whose result this one took at submit (the
 	// result cache) instead of running; nil for a task that ran.
 	CachedFrom *CachedFrom `json:"cached_from,omitempty"`
+	// Replicas is the evidence of a task of a replicated job: each
+	// replica's worker, result hash and verdict (nil for R=1 tasks).
+	Replicas []ReplicaOutcome `json:"replicas,omitempty"`
+}
+
+// ReplicaOutcome is one replica of a replicated task.
+type ReplicaOutcome struct {
+	Worker   string `json:"worker"`
+	Attempt  int    `json:"attempt"`
+	Hash     string `json:"hash,omitempty"`
+	ExitCode *int   `json:"exit_code,omitempty"`
+	// Verdict is running, pending (reported, no quorum yet), agreed,
+	// outvoted, failed (the attempt failed: no vote) or expired.
+	Verdict string `json:"verdict"`
 }
 
 // CachedFrom is the task a cached result was copied from, and how many
@@ -129,6 +143,14 @@ type Peer struct {
 	CPUSeconds float64   `json:"cpu_seconds,omitempty"`
 	LastSeen   time.Time `json:"last_seen"`
 	Engines    []string  `json:"engines,omitempty"` // a worker's WebAssembly engines
+	// Agreed and Outvoted count the worker's results a quorum agreed with
+	// and voted down; Streak is its agreed results since its last outvoted
+	// one; a Distrusted worker is leased nothing until an operator trusts
+	// it again.
+	Agreed     int  `json:"agreed,omitempty"`
+	Outvoted   int  `json:"outvoted,omitempty"`
+	Streak     int  `json:"streak,omitempty"`
+	Distrusted bool `json:"distrusted,omitempty"`
 }
 
 // Peer roles.
