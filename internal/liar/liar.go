@@ -53,6 +53,9 @@ type Config struct {
 type Worker struct {
 	cfg Config
 
+	stop     func() // set by Start
+	stopOnce sync.Once
+
 	mu       sync.Mutex
 	reported int
 	accepted int
