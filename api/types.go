@@ -80,21 +80,30 @@ type TaskStatus struct {
 	// CachedFrom names the task whose result this one took at submit (the
 	// result cache) instead of running; nil for a task that ran.
 	CachedFrom *CachedFrom `json:"cached_from,omitempty"`
-	// Replicas is the evidence of a task of a replicated job: each
-	// replica's worker, result hash and verdict (nil for R=1 tasks).
+	// Replicas are the task's replicas and their votes (the evidence);
+	// nil for a task of a job without replicas.
 	Replicas []ReplicaOutcome `json:"replicas,omitempty"`
 }
 
-// ReplicaOutcome is one replica of a replicated task.
+// ReplicaOutcome is one replica of a task: the worker that ran it, its
+// attempt, and its result hash (a successful result's vote) and verdict.
 type ReplicaOutcome struct {
 	Worker   string `json:"worker"`
 	Attempt  int    `json:"attempt"`
 	Hash     string `json:"hash,omitempty"`
 	ExitCode *int   `json:"exit_code,omitempty"`
-	// Verdict is running, pending (reported, no quorum yet), agreed,
-	// outvoted, failed (the attempt failed: no vote) or expired.
-	Verdict string `json:"verdict"`
+	Verdict  string `json:"verdict"`
 }
+
+// Replica verdicts.
+const (
+	VerdictRunning  = "running"  // leased, no report yet
+	VerdictPending  = "pending"  // reported, no quorum yet
+	VerdictAgreed   = "agreed"   // its hash is the task's accepted result
+	VerdictOutvoted = "outvoted" // its hash lost the vote
+	VerdictFailed   = "failed"   // the attempt failed (no vote), or its result was discarded
+	VerdictExpired  = "expired"  // its lease expired (no vote)
+)
 
 // CachedFrom is the task a cached result was copied from, and how many
 // agreeing results that result had (1 while every result is accepted on
@@ -143,10 +152,10 @@ type Peer struct {
 	CPUSeconds float64   `json:"cpu_seconds,omitempty"`
 	LastSeen   time.Time `json:"last_seen"`
 	Engines    []string  `json:"engines,omitempty"` // a worker's WebAssembly engines
-	// Agreed and Outvoted count the worker's results a quorum agreed with
-	// and voted down; Streak is its agreed results since its last outvoted
-	// one; a Distrusted worker is leased nothing until an operator trusts
-	// it again.
+	// The worker's record in replicated tasks: results that agreed with a
+	// quorum, results outvoted, agreed results since its last outvoted
+	// one, and whether it is distrusted (leased nothing until an operator
+	// trusts it again).
 	Agreed     int  `json:"agreed,omitempty"`
 	Outvoted   int  `json:"outvoted,omitempty"`
 	Streak     int  `json:"streak,omitempty"`

@@ -67,6 +67,10 @@ type JobFile struct {
 	Seed                     uint64      // changes the tasks' random numbers; 0 by default
 	Image                    *ImageTiles // the job makes an image of tiles (nil: no)
 	NoCache                  bool        // cache = false: run every task, take no cached result
+	// Replicas, Quorum and MaxReplicas as in JobSpec (0: the default);
+	// Adaptive for replicas = "adaptive".
+	Replicas, Quorum, MaxReplicas int
+	Adaptive                      bool
 
 	moduleLine int // for CheckModule's errors
 }
@@ -110,10 +114,14 @@ type rawJobFile struct {
 	Engine    *string           `toml:"engine"`
 	Seed      *int64            `toml:"seed"`
 	Cache     *bool             `toml:"cache"`
-	Erasure   *erasureKeys      `toml:"erasure"`
-	Build     *string           `toml:"build"`
-	Source    *string           `toml:"source"`
-	Image     *imageKeys        `toml:"image"`
+	// Replicas is an integer or "adaptive".
+	Replicas    any          `toml:"replicas"`
+	Quorum      *int64       `toml:"quorum"`
+	MaxReplicas *int64       `toml:"max_replicas"`
+	Erasure     *erasureKeys `toml:"erasure"`
+	Build       *string      `toml:"build"`
+	Source      *string      `toml:"source"`
+	Image       *imageKeys   `toml:"image"`
 }
 
 type imageKeys struct {
@@ -128,24 +136,27 @@ type erasureKeys struct {
 
 // keyTypes says what each key holds, for type errors and "did you mean".
 var keyTypes = map[string]string{
-	"name":       "a string",
-	"module":     "a string (the module's path)",
-	"args":       "an array of strings",
-	"tasks":      "an integer",
-	"inputs":     `a string (a glob such as "data/*.txt")`,
-	"env":        "a table of strings",
-	"timeout":    `a duration string such as "30s"`,
-	"memory":     `a size such as "256MiB" or a number of bytes`,
-	"max_output": `a size such as "16MiB" or a number of bytes`,
-	"retries":    "an integer",
-	"priority":   "an integer",
-	"engine":     `"auto", "wazero", "wasmtime" or "wasmer"`,
-	"seed":       "a non-negative integer",
-	"cache":      "true or false",
-	"erasure":    "a table { k = data shards, m = parity shards }",
-	"build":      `"go" or a shell command that writes the module`,
-	"source":     `a string (the Go package's directory, with build = "go")`,
-	"image":      "a table { cols = tiles across, rows = tiles down }",
+	"name":         "a string",
+	"module":       "a string (the module's path)",
+	"args":         "an array of strings",
+	"tasks":        "an integer",
+	"inputs":       `a string (a glob such as "data/*.txt")`,
+	"env":          "a table of strings",
+	"timeout":      `a duration string such as "30s"`,
+	"memory":       `a size such as "256MiB" or a number of bytes`,
+	"max_output":   `a size such as "16MiB" or a number of bytes`,
+	"retries":      "an integer",
+	"priority":     "an integer",
+	"engine":       `"auto", "wazero", "wasmtime" or "wasmer"`,
+	"seed":         "a non-negative integer",
+	"cache":        "true or false",
+	"replicas":     `an integer 1..16 or "adaptive"`,
+	"quorum":       "an integer (agreeing results needed, 1..replicas)",
+	"max_replicas": "an integer (replicas..32)",
+	"erasure":      "a table { k = data shards, m = parity shards }",
+	"build":        `"go" or a shell command that writes the module`,
+	"source":       `a string (the Go package's directory, with build = "go")`,
+	"image":        "a table { cols = tiles across, rows = tiles down }",
 }
 
 // ParseFile reads and parses the job file at path.
@@ -410,6 +421,7 @@ func (c *checker) check(raw *rawJobFile) *JobFile {
 		NoCache:   raw.Cache != nil && !*raw.Cache,
 	}
 	f.DataShards, f.ParityShards = c.erasure(raw.Erasure)
+	c.replication(raw, f)
 	f.Dir = c.dir
 	f.Build, f.SourceDir = c.build(raw.Build, raw.Source)
 	if raw.Module != nil {
@@ -845,6 +857,45 @@ func (c *checker) priority(v *int64) int {
 	return int(*v)
 }
 
+// replication reads replicas, quorum and max_replicas; the bounds are
+// JobSpec.Validate's, checked here so each error names its key and line.
+func (c *checker) replication(raw *rawJobFile, f *JobFile) {
+	switch v := raw.Replicas.(type) {
+	case nil:
+	case string:
+		if v != "adaptive" {
+			c.fail("replicas", `replicas = %q, want an integer 1..%d or "adaptive"`, v, MaxReplicasPerTask)
+			return
+		}
+		f.Adaptive = true
+	case int64:
+		if v < 1 || v > MaxReplicasPerTask {
+			c.fail("replicas", `replicas = %d, want 1..%d or "adaptive"`, v, MaxReplicasPerTask)
+			return
+		}
+		f.Replicas = int(v)
+	default:
+		c.fail("replicas", `replicas = %v, want an integer 1..%d or "adaptive"`, v, MaxReplicasPerTask)
+		return
+	}
+	if raw.Quorum != nil {
+		f.Quorum = int(max(min(*raw.Quorum, MaxReplicasLimit+1), -1))
+	}
+	if raw.MaxReplicas != nil {
+		f.MaxReplicas = int(max(min(*raw.MaxReplicas, MaxReplicasLimit+1), -1))
+	}
+	spec := JobSpec{Replicas: f.Replicas, Quorum: f.Quorum, MaxReplicas: f.MaxReplicas, Adaptive: f.Adaptive}
+	r, _, _ := spec.Replication()
+	switch {
+	case f.Adaptive && raw.Quorum != nil:
+		c.fail("quorum", `quorum with replicas = "adaptive": a checked task always needs %d agreeing results; remove quorum`, AdaptiveQuorum)
+	case raw.Quorum != nil && (*raw.Quorum < 1 || *raw.Quorum > int64(r)):
+		c.fail("quorum", "quorum = %d, want 1..%d (replicas)", *raw.Quorum, r)
+	case raw.MaxReplicas != nil && (*raw.MaxReplicas < int64(r) || *raw.MaxReplicas > MaxReplicasLimit):
+		c.fail("max_replicas", "max_replicas = %d, want %d..%d (replicas..%d)", *raw.MaxReplicas, r, MaxReplicasLimit, MaxReplicasLimit)
+	}
+}
+
 func (c *checker) seed(v *int64) uint64 {
 	if v == nil {
 		return 0
@@ -918,6 +969,7 @@ func (f *JobFile) Spec(moduleHash string, inputs []Input) *JobSpec {
 		Engine:     f.Engine,
 		DataShards: f.DataShards, ParityShards: f.ParityShards,
 		Seed: f.Seed, Image: f.Image, NoCache: f.NoCache,
+		Replicas: f.Replicas, Quorum: f.Quorum, MaxReplicas: f.MaxReplicas, Adaptive: f.Adaptive,
 	}
 }
 

@@ -113,6 +113,76 @@ type JobSpec struct {
 	// result cache holds its content's result; its results still fill the
 	// cache. Not part of a task's content (tasks.ContentHash).
 	NoCache bool `json:"no_cache,omitempty"`
+	// Replicas, Quorum and MaxReplicas ask for redundant computing (job
+	// file `replicas`, `quorum`, `max_replicas`): each task runs on
+	// Replicas distinct workers and is done when Quorum result hashes
+	// agree; disagreement runs another replica, up to MaxReplicas, then
+	// the task fails as ErrNoQuorum. Zero means the default (see
+	// Replication). Adaptive (`replicas = "adaptive"`) checks a task with
+	// a second replica only with a probability that falls with the first
+	// worker's record. Not part of a task's content.
+	Replicas    int  `json:"replicas,omitempty"`
+	Quorum      int  `json:"quorum,omitempty"`
+	MaxReplicas int  `json:"max_replicas,omitempty"`
+	Adaptive    bool `json:"adaptive,omitempty"`
+}
+
+// Bounds of the replication fields.
+const (
+	MaxReplicasPerTask = 16 // replicas = R: 1..16
+	MaxReplicasLimit   = 32 // max_replicas: R..32
+	// AdaptiveQuorum is the quorum of a task adaptive replication checks.
+	AdaptiveQuorum = 2
+	// DefaultAdaptiveMaxReplicas is max_replicas of an adaptive job.
+	DefaultAdaptiveMaxReplicas = 4
+)
+
+// ErrNoQuorum is the error kind of a task that used max_replicas votes
+// without Quorum of them agreeing.
+const ErrNoQuorum = "no_quorum"
+
+// Replicated reports whether the job asks for more than one result per
+// task, at least sometimes (replicas > 1 or adaptive). A job that does not
+// runs exactly as before replicas existed.
+func (s *JobSpec) Replicated() bool { return s.Adaptive || s.Replicas > 1 }
+
+// Replication is the job's replicas, quorum and max_replicas with the
+// defaults filled in: R=1, Q=1 when nothing is set; replicas = R alone
+// asks for a majority (Q = R/2+1); max_replicas defaults to R+2. For an
+// adaptive job it is the plan of a checked task: 2 replicas, quorum 2,
+// max_replicas 4 by default (an unchecked task takes one result).
+func (s *JobSpec) Replication() (replicas, quorum, maxReplicas int) {
+	replicas, quorum, maxReplicas = max(s.Replicas, 1), s.Quorum, s.MaxReplicas
+	if s.Adaptive {
+		replicas, quorum = AdaptiveQuorum, AdaptiveQuorum
+	}
+	if quorum == 0 {
+		quorum = replicas/2 + 1
+	}
+	if maxReplicas == 0 {
+		maxReplicas = replicas + 2
+		if s.Adaptive {
+			maxReplicas = DefaultAdaptiveMaxReplicas
+		}
+	}
+	return replicas, quorum, maxReplicas
+}
+
+func (s *JobSpec) validateReplication() error {
+	switch {
+	case s.Adaptive && (s.Replicas != 0 || s.Quorum != 0):
+		return invalid(`replicas = "adaptive" takes no quorum (a checked task needs %d agreeing results)`, AdaptiveQuorum)
+	case s.Replicas < 0 || s.Replicas > MaxReplicasPerTask:
+		return invalid("replicas = %d, want 1..%d or \"adaptive\"", s.Replicas, MaxReplicasPerTask)
+	}
+	r, q, m := s.Replication()
+	switch {
+	case s.Quorum < 0 || q > r:
+		return invalid("quorum = %d, want 1..%d (replicas)", s.Quorum, r)
+	case s.MaxReplicas != 0 && (m < r || m > MaxReplicasLimit):
+		return invalid("max_replicas = %d, want %d..%d (replicas..%d)", s.MaxReplicas, r, MaxReplicasLimit, MaxReplicasLimit)
+	}
+	return nil
 }
 
 // ImageTiles is the tile grid of a job that makes an image: Cols*Rows
@@ -169,6 +239,9 @@ func (s *JobSpec) Validate() error {
 		return err
 	}
 	if err := s.validateText(); err != nil {
+		return err
+	}
+	if err := s.validateReplication(); err != nil {
 		return err
 	}
 	for i, in := range s.Inputs {

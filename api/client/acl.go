@@ -33,12 +33,6 @@ func (c *Client) RevokePeer(ctx context.Context, id string) error {
 	return c.doJSON(ctx, http.MethodPost, "/v1/peers/"+url.PathEscape(id)+"/revoke", nil, nil)
 }
 
-// TrustPeer clears a distrusted worker's record (operator only): it is
-// leased work again, and checked on every task until it earns a streak.
-func (c *Client) TrustPeer(ctx context.Context, id string) error {
-	return c.doJSON(ctx, http.MethodPost, "/v1/peers/"+url.PathEscape(id)+"/trust", nil, nil)
-}
-
 // JoinWorker exchanges the client's join token for a worker's own
 // credential, asking for id name (empty: the server picks one).
 func (c *Client) JoinWorker(ctx context.Context, req *api.WorkerJoinRequest) (*api.WorkerJoinResponse, error) {
@@ -51,4 +45,10 @@ func (c *Client) JoinWorker(ctx context.Context, req *api.WorkerJoinRequest) (*a
 func (c *Client) Certify(ctx context.Context, req *api.CertifyRequest) (*api.CertifyResponse, error) {
 	var out api.CertifyResponse
 	return &out, c.doJSON(ctx, http.MethodPost, "/v1/cluster/certify", req, &out)
+}
+
+// TrustPeer clears a distrusted worker's strikes so it is leased work
+// again, and checks its next results as a new worker's (operator only).
+func (c *Client) TrustPeer(ctx context.Context, id string) error {
+	return c.doJSON(ctx, http.MethodPost, "/v1/peers/"+url.PathEscape(id)+"/trust", nil, nil)
 }
