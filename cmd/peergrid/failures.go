@@ -79,7 +79,7 @@ func lastLines(b []byte, n int) []string {
 // width, except a no_quorum error, whose whole point is its evidence: every
 // hash seen and the workers that gave it.
 func failureMessage(r *api.TaskResult) string {
-	if r.ErrorKind == kindNoQuorum {
+	if r.ErrorKind == tasks.ErrNoQuorum {
 		return strings.ReplaceAll(r.Error, "\n", " ")
 	}
 	return oneLine(r.Error)

@@ -7,10 +7,6 @@ import (
 	"github.com/peergrid/peergrid/api"
 )
 
-// kindNoQuorum is the error kind of a task whose replicas never reached a
-// quorum (tasks.ErrNoQuorum).
-const kindNoQuorum = "no_quorum"
-
 // shortHash is how many hex digits of a result hash `job status` shows:
 // enough to tell the results of one task apart at a glance.
 const shortHash = 12

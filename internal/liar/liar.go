@@ -47,6 +47,9 @@ type Config struct {
 	LeaseWait time.Duration
 	// Engines the liar claims to have (default wazero).
 	Engines []string
+	// Delay is how long it pretends to run each lease before reporting,
+	// so a test can stop it or its server with work in flight.
+	Delay time.Duration
 }
 
 // Worker is a running liar.
@@ -144,13 +147,42 @@ func (w *Worker) heartbeat(ctx context.Context) {
 	}
 }
 
+// RunHeartbeats only heartbeats until ctx ends: the liar stays alive and
+// leases only when a test calls Step, so the test chooses the order in
+// which workers ask for work.
+func (w *Worker) RunHeartbeats(ctx context.Context) error {
+	w.heartbeat(ctx)
+	return nil
+}
+
+// Step leases up to Cores tasks without waiting and reports each at once;
+// it returns how many it leased.
+func (w *Worker) Step(ctx context.Context) (int, error) {
+	got, err := w.lease(ctx, 0)
+	if err != nil || len(got) == 0 {
+		return 0, err
+	}
+	return len(got), w.report(ctx, got)
+}
+
+func (w *Worker) lease(ctx context.Context, wait time.Duration) ([]api.Assignment, error) {
+	return w.cfg.Client.Lease(ctx, &api.LeaseRequest{Worker: w.cfg.ID, Cores: w.cfg.Cores, Max: w.cfg.Cores,
+		Wait: wait, Engines: w.cfg.Engines})
+}
+
 // leaseAndReport leases up to Cores tasks and reports the chosen stdout for
 // each at once: a liar does no work.
 func (w *Worker) leaseAndReport(ctx context.Context) error {
-	got, err := w.cfg.Client.Lease(ctx, &api.LeaseRequest{Worker: w.cfg.ID, Cores: w.cfg.Cores, Max: w.cfg.Cores,
-		Wait: w.cfg.LeaseWait, Engines: w.cfg.Engines})
+	got, err := w.lease(ctx, w.cfg.LeaseWait)
 	if err != nil || len(got) == 0 {
 		return err
+	}
+	return w.report(ctx, got)
+}
+
+func (w *Worker) report(ctx context.Context, got []api.Assignment) error {
+	if w.cfg.Delay > 0 {
+		pause(ctx, w.cfg.Delay)
 	}
 	req := &api.ReportRequest{Worker: w.cfg.ID}
 	for i := range got {

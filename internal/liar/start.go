@@ -35,6 +35,30 @@ func JoinToken(t testing.TB, g Grid, name string) string {
 // right answers is a cheap honest worker for statistical tests.
 func Start(t testing.TB, g Grid, joinToken, name string, answer Answer) *Worker {
 	t.Helper()
+	return StartConfig(t, g, joinToken, Config{ID: name, Answer: answer})
+}
+
+// StartConfig is Start with more of the liar's Config (its Client is made
+// by enrolling cfg.ID with joinToken).
+func StartConfig(t testing.TB, g Grid, joinToken string, cfg Config) *Worker {
+	t.Helper()
+	w := enrolled(t, g, joinToken, cfg)
+	w.start(t, w.Run)
+	return w
+}
+
+// StartDriven is Start for a liar that only heartbeats: it leases when the
+// test calls Step.
+func StartDriven(t testing.TB, g Grid, joinToken, name string, answer Answer) *Worker {
+	t.Helper()
+	w := enrolled(t, g, joinToken, Config{ID: name, Answer: answer})
+	w.start(t, w.RunHeartbeats)
+	return w
+}
+
+func enrolled(t testing.TB, g Grid, joinToken string, cfg Config) *Worker {
+	t.Helper()
+	name := cfg.ID
 	if joinToken == "" {
 		joinToken = JoinToken(t, g, name)
 	}
@@ -44,16 +68,20 @@ func Start(t testing.TB, g Grid, joinToken, name string, answer Answer) *Worker 
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := New(Config{ID: name, Client: c, Answer: answer})
+	cfg.Client = c
+	w, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return w
+}
+
+func (w *Worker) start(t testing.TB, run func(context.Context) error) {
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); w.Run(runCtx) }()
+	go func() { defer close(done); run(runCtx) }()
 	w.stop = func() { stop(); <-done }
 	t.Cleanup(w.Stop)
-	return w
 }
 
 // Stop stops a liar Start started, as if its machine went away: it stops
