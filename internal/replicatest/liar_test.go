@@ -3,8 +3,8 @@ package replicatest
 import (
 	"context"
 	"errors"
-	"net/http"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
