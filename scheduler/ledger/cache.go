@@ -64,9 +64,16 @@ type cacheHit struct {
 	src cacheSrc
 }
 
-// quorumToday is the quorum every task asks for until replicas exist: a
-// cache entry must have been agreed by at least this many results.
-const quorumToday = 1
+// cacheQuorum is how many agreeing results a cached result must have had
+// for a job to take it: the job's quorum when every task of it is checked
+// (replicas = R with quorum Q), else 1 (a job that accepts one worker's
+// result, adaptive included).
+func cacheQuorum(spec *tasks.JobSpec) int {
+	if _, q, _ := spec.Replication(); spec.Replicated() && !spec.Adaptive {
+		return q
+	}
+	return 1
+}
 
 func newResultCache() resultCache {
 	return resultCache{first: map[uint64]cacheSrc{}, more: map[uint64][]cacheSrc{}}
@@ -85,7 +92,7 @@ func ownerSalt(owner string) uint64 {
 // add indexes task idx of j, which just became done.
 func (c *resultCache) add(j *job, idx int) {
 	key := cacheKey(tasks.ContentHash(&j.Spec, idx), j.Owner)
-	c.put(key, cacheSrc{j: j, idx: int32(idx), agreed: quorumToday})
+	c.put(key, cacheSrc{j: j, idx: int32(idx), agreed: int32(j.Tasks.at(idx).agreedCount())})
 }
 
 func (c *resultCache) put(key uint64, src cacheSrc) {
@@ -110,6 +117,20 @@ func (c *resultCache) remove(key uint64, j *job) {
 		delete(c.more, key)
 	} else {
 		c.more[key] = rest
+	}
+}
+
+// removeTask drops task idx of j from key's sources.
+func (c *resultCache) removeTask(key uint64, j *job, idx int) {
+	all := append([]cacheSrc(nil), c.more[key]...)
+	if f, ok := c.first[key]; ok {
+		all = append([]cacheSrc{f}, all...)
+	}
+	all = slices.DeleteFunc(all, func(s cacheSrc) bool { return s.j == j && int(s.idx) == idx })
+	delete(c.first, key)
+	delete(c.more, key)
+	for _, s := range all {
+		c.put(key, s)
 	}
 }
 
@@ -161,8 +182,9 @@ func (l *Ledger) cacheHits(spec *tasks.JobSpec, owner string) []cacheHit {
 	}
 	var hits []cacheHit
 	same := &sameSpecs{spec: spec, memo: map[*job]bool{}}
+	need := cacheQuorum(spec)
 	for i := 0; i < spec.Tasks; i++ {
-		if src, ok := l.cache.lookup(tasks.ContentHash(spec, i), spec, i, owner, quorumToday, same); ok {
+		if src, ok := l.cache.lookup(tasks.ContentHash(spec, i), spec, i, owner, need, same); ok {
 			hits = append(hits, cacheHit{idx: i, src: src})
 		}
 	}

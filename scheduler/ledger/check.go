@@ -2,8 +2,12 @@ package ledger
 
 import (
 	"fmt"
+
 	"maps"
 	"reflect"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/tasks"
 )
 
 // CheckIndexes rebuilds the derived indexes (shards by peer, blobs by peer,
@@ -48,7 +52,76 @@ func (l *Ledger) CheckIndexes() error {
 	if !maps.Equal(l.credByHash, byHash) {
 		return fmt.Errorf("credential hash index %v differs from the credentials' %v", l.credByHash, byHash)
 	}
+	joined := &Ledger{creds: l.creds, joinedBy: map[string]string{}}
+	for _, cr := range l.creds {
+		joined.noteJoin(cr)
+	}
+	if !maps.Equal(l.joinedBy, joined.joinedBy) {
+		return fmt.Errorf("join credential index %v differs from the peer credentials' %v", l.joinedBy, joined.joinedBy)
+	}
+	return l.checkTasks()
+}
+
+// checkTasks checks each job's counters against its tasks' states, the
+// lease index against the leased tasks and running replicas, and each
+// replicated task's state and queue place against its replicas.
+func (l *Ledger) checkTasks() error {
+	leases := 0
+	for _, j := range l.order {
+		var n [4]int
+		queued := map[int]int{}
+		for _, idx := range j.requeued {
+			queued[idx]++
+		}
+		for i := 0; i < j.Tasks.len(); i++ {
+			t := j.Tasks.at(i)
+			n[stateSlot(t.State)]++
+			k, err := l.checkTask(j, i, t, queued[i])
+			if err != nil {
+				return err
+			}
+			leases += k
+		}
+		if got := [4]int{j.nQueued, j.nLeased, j.nDone, j.nFailed}; got != n {
+			return fmt.Errorf("job %s counts queued, leased, done, failed %v; its tasks %v", j.ID, got, n)
+		}
+	}
+	if leases != len(l.leased) {
+		return fmt.Errorf("%d leases indexed, %d held", len(l.leased), leases)
+	}
 	return nil
+}
+
+// checkTask checks one task and says how many leases it holds.
+func (l *Ledger) checkTask(j *job, idx int, t *task, inQueue int) (int, error) {
+	if t.Rep == nil {
+		if t.State != tasks.TaskLeased {
+			return 0, nil
+		}
+		if _, ok := l.leased[taskKey{j.ID, idx, t.Attempts}]; !ok {
+			return 0, fmt.Errorf("job %s task %d leased (attempt %d) but not in the lease index", j.ID, idx, t.Attempts)
+		}
+		return 1, nil
+	}
+	votes, running, best, _ := t.Rep.tally()
+	for _, r := range t.Rep.Reps {
+		if _, ok := l.leased[taskKey{j.ID, idx, r.Attempt}]; ok != (r.Verdict == api.VerdictRunning) {
+			return 0, fmt.Errorf("job %s task %d replica %d (%s): indexed lease %v", j.ID, idx, r.Attempt, r.Verdict, ok)
+		}
+	}
+	terminal := t.State == tasks.TaskDone || t.State == tasks.TaskFailed
+	wantQueue := !terminal && !j.Cancelled && t.Rep.open(votes, running, best) > 0
+	switch {
+	case terminal && running > 0:
+		return 0, fmt.Errorf("job %s task %d is %s with %d replicas running", j.ID, idx, t.State, running)
+	case !terminal && (running > 0) != (t.State == tasks.TaskLeased):
+		return 0, fmt.Errorf("job %s task %d is %s with %d replicas running", j.ID, idx, t.State, running)
+	case !j.Cancelled && (inQueue == 1) != t.Rep.Queued || inQueue > 1:
+		return 0, fmt.Errorf("job %s task %d is %d times in the queue, flagged %v", j.ID, idx, inQueue, t.Rep.Queued)
+	case !j.Cancelled && t.Rep.Queued != wantQueue:
+		return 0, fmt.Errorf("job %s task %d queued %v, wants another replica %v", j.ID, idx, t.Rep.Queued, wantQueue)
+	}
+	return running, nil
 }
 
 // scanOwnerRefs counts each owner's references by walking its jobs.
@@ -67,7 +140,11 @@ func (l *Ledger) scanOwnerRefs() map[string]blobRefs {
 			r.add(in.Hash, 1)
 		}
 		for i := 0; i < j.Tasks.len(); i++ {
-			r.add(j.Tasks.at(i).StdoutRef, 1)
+			t := j.Tasks.at(i)
+			r.add(t.StdoutRef, 1)
+			for _, k := range t.keptRefs() {
+				r.add(k, 1)
+			}
 		}
 		if len(r) > 0 {
 			out[j.Owner] = r
@@ -91,7 +168,11 @@ func (l *Ledger) scanRefs() map[string]int {
 			count(in.Hash)
 		}
 		for i := 0; i < j.Tasks.len(); i++ {
-			count(j.Tasks.at(i).StdoutRef)
+			t := j.Tasks.at(i)
+			count(t.StdoutRef)
+			for _, k := range t.keptRefs() {
+				count(k)
+			}
 		}
 	}
 	return refs

@@ -66,6 +66,17 @@ const (
 	// cmdUnpinOwn takes one owner's pin off a blob (UnpinOwnCommand);
 	// cmdUnpinBlob, which takes every pin off, is what an operator sends.
 	cmdUnpinOwn CommandType = 28
+	// cmdSubmitJobReplicated is a SubmitJobCommand whose spec asks for
+	// replicas (tasks.JobSpec.Replicated), applied as cmdSubmitJobCached.
+	// Its own type so that a server too old to know replicas stops rather
+	// than run the job as one result per task, diverging from the others.
+	// Every later command that touches replica state (a lease, report,
+	// expiry, release, renewal or cancel of such a job's tasks, a worker's
+	// distrust) can only follow one of these, so types 4-18 apply to an
+	// old log exactly as before. Type 30 is reserved for issue 14 and unused.
+	cmdSubmitJobReplicated CommandType = 29
+	// cmdTrustPeer clears a distrusted worker (TrustPeerCommand).
+	cmdTrustPeer CommandType = 31
 
 	// IgnorableFlag marks a command type an older server may skip.
 	IgnorableFlag CommandType = 128
@@ -79,7 +90,8 @@ func (t CommandType) String() string {
 		cmdUpsertPeer: "upsert-peer", cmdReleaseTasks: "release-tasks", cmdPutManifest: "put-manifest",
 		cmdPurgeJob: "purge-job", cmdUnpinBlob: "unpin-blob", cmdUnpinOwn: "unpin-own", cmdDeleteBlobs: "delete-blobs",
 		cmdCreateCredential: "create-credential", cmdRevokeCredential: "revoke-credential", cmdJoinWorker: "join-worker", cmdRenewLeases: "renew-leases",
-		cmdCommitManifest: "commit-manifest",
+		cmdCommitManifest:      "commit-manifest",
+		cmdSubmitJobReplicated: "submit-job-replicated", cmdTrustPeer: "trust-peer",
 	}
 	if n, ok := names[t]; ok {
 		return n
@@ -97,6 +109,9 @@ var (
 	ErrUnknownWorker = errors.New("unknown worker")
 	ErrRequestReused = errors.New("request id reused")
 	ErrNotOwner      = errors.New("not the owner")
+	// ErrDistrusted refuses a lease to a worker whose results were
+	// outvoted too often, until an operator trusts it again.
+	ErrDistrusted = errors.New("worker distrusted: its results were outvoted too often; an operator may clear it with peergrid peers trust")
 	// ErrManifestCommitted refuses a manifest that would replace a
 	// committed one (see CommitManifestCommand).
 	ErrManifestCommitted = errors.New("blob manifest already committed; manifests are write-once")
@@ -202,6 +217,10 @@ type LeaseTasksCommand struct {
 	Slack int64 `json:"slack"`
 	// Engines the worker has: jobs that need another engine are skipped.
 	Engines []string `json:"engines,omitempty"`
+	// Draw is the leader's random draw: an adaptive job's tasks first
+	// leased by this command are checked or not by it (replicas.go), so
+	// every server makes the same choice.
+	Draw uint64 `json:"draw,omitempty"`
 }
 
 // Grant is one task given by a LeaseTasksCommand.
@@ -255,6 +274,14 @@ type RenewLeasesCommand struct {
 	Tasks  []api.TaskRef `json:"tasks"`
 }
 
+// TrustPeerCommand clears a worker's distrust (an operator's decision):
+// it is leased work again, its strikes are forgotten and its streak
+// restarts at 0, so adaptive replication checks it again as a new worker.
+type TrustPeerCommand struct {
+	ID  string `json:"id"`
+	Now int64  `json:"now"`
+}
+
 // CancelJobCommand cancels a job: its unfinished tasks will not run.
 type CancelJobCommand struct {
 	ID  string `json:"id"`
@@ -283,8 +310,17 @@ type Command interface {
 	Type() CommandType
 }
 
-func (*PutBlobCommand) Type() CommandType        { return cmdPutBlob }
-func (*SubmitJobCommand) Type() CommandType      { return cmdSubmitJobCached }
+func (*PutBlobCommand) Type() CommandType   { return cmdPutBlob }
+func (*TrustPeerCommand) Type() CommandType { return cmdTrustPeer }
+
+// Type is cmdSubmitJobReplicated for a job with replicas (see there).
+func (c *SubmitJobCommand) Type() CommandType {
+	if c.Spec.Replicated() {
+		return cmdSubmitJobReplicated
+	}
+	return cmdSubmitJobCached
+}
+
 func (*LeaseTasksCommand) Type() CommandType     { return cmdLeaseTasks }
 func (*CompleteTasksCommand) Type() CommandType  { return cmdCompleteTasks }
 func (*ExpireLeasesCommand) Type() CommandType   { return cmdExpireLeases }
@@ -301,28 +337,30 @@ func (*RenewLeasesCommand) Type() CommandType    { return cmdRenewLeases }
 
 // commandTypes makes an empty command of each type Apply knows.
 var commandTypes = map[CommandType]func() Command{
-	cmdPutBlobV1:        func() Command { return &putBlobV1{} },
-	cmdSubmitJobV1:      func() Command { return &submitJobV1{} },
-	cmdPutBlob:          func() Command { return &PutBlobCommand{} },
-	cmdSubmitJob:        func() Command { return &submitJobV2{} },
-	cmdSubmitJobCached:  func() Command { return &SubmitJobCommand{} },
-	cmdLeaseTasks:       func() Command { return &LeaseTasksCommand{} },
-	cmdCompleteTasksV1:  func() Command { return &completeTasksV1{} },
-	cmdCompleteTasks:    func() Command { return &CompleteTasksCommand{} },
-	cmdExpireLeases:     func() Command { return &ExpireLeasesCommand{} },
-	cmdCancelJob:        func() Command { return &CancelJobCommand{} },
-	cmdUpsertPeer:       func() Command { return &UpsertPeerCommand{} },
-	cmdReleaseTasks:     func() Command { return &ReleaseTasksCommand{} },
-	cmdPutManifest:      func() Command { return &PutManifestCommand{} },
-	cmdPurgeJob:         func() Command { return &PurgeJobCommand{} },
-	cmdUnpinBlob:        func() Command { return &UnpinBlobCommand{} },
-	cmdUnpinOwn:         func() Command { return &UnpinOwnCommand{} },
-	cmdDeleteBlobs:      func() Command { return &DeleteBlobsCommand{} },
-	cmdCreateCredential: func() Command { return &CreateCredentialCommand{} },
-	cmdRevokeCredential: func() Command { return &RevokeCredentialCommand{} },
-	cmdJoinWorker:       func() Command { return &JoinWorkerCommand{} },
-	cmdRenewLeases:      func() Command { return &RenewLeasesCommand{} },
-	cmdCommitManifest:   func() Command { return &CommitManifestCommand{} },
+	cmdPutBlobV1:           func() Command { return &putBlobV1{} },
+	cmdSubmitJobV1:         func() Command { return &submitJobV1{} },
+	cmdPutBlob:             func() Command { return &PutBlobCommand{} },
+	cmdSubmitJob:           func() Command { return &submitJobV2{} },
+	cmdSubmitJobCached:     func() Command { return &SubmitJobCommand{} },
+	cmdSubmitJobReplicated: func() Command { return &SubmitJobCommand{} },
+	cmdTrustPeer:           func() Command { return &TrustPeerCommand{} },
+	cmdLeaseTasks:          func() Command { return &LeaseTasksCommand{} },
+	cmdCompleteTasksV1:     func() Command { return &completeTasksV1{} },
+	cmdCompleteTasks:       func() Command { return &CompleteTasksCommand{} },
+	cmdExpireLeases:        func() Command { return &ExpireLeasesCommand{} },
+	cmdCancelJob:           func() Command { return &CancelJobCommand{} },
+	cmdUpsertPeer:          func() Command { return &UpsertPeerCommand{} },
+	cmdReleaseTasks:        func() Command { return &ReleaseTasksCommand{} },
+	cmdPutManifest:         func() Command { return &PutManifestCommand{} },
+	cmdPurgeJob:            func() Command { return &PurgeJobCommand{} },
+	cmdUnpinBlob:           func() Command { return &UnpinBlobCommand{} },
+	cmdUnpinOwn:            func() Command { return &UnpinOwnCommand{} },
+	cmdDeleteBlobs:         func() Command { return &DeleteBlobsCommand{} },
+	cmdCreateCredential:    func() Command { return &CreateCredentialCommand{} },
+	cmdRevokeCredential:    func() Command { return &RevokeCredentialCommand{} },
+	cmdJoinWorker:          func() Command { return &JoinWorkerCommand{} },
+	cmdRenewLeases:         func() Command { return &RenewLeasesCommand{} },
+	cmdCommitManifest:      func() Command { return &CommitManifestCommand{} },
 }
 
 // ErrCorruptCommand is returned for an entry that cannot be decoded: in a

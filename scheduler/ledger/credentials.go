@@ -137,6 +137,20 @@ func (l *Ledger) applyCreateCredential(c *CreateCredentialCommand) any {
 func (l *Ledger) addCredential(cr *Credential) {
 	l.creds[cr.ID] = cr
 	l.credByHash[cr.Hash] = cr.ID
+	l.noteJoin(cr)
+}
+
+// noteJoin indexes the peer credential of a worker: the newest one
+// (latest Created, then greatest id, whatever order they are added in)
+// names the join credential the worker was admitted with.
+func (l *Ledger) noteJoin(cr *Credential) {
+	if cr.Role != api.CredPeer || cr.Peer == "" || cr.Issuer == "" {
+		return
+	}
+	if old := l.creds[l.joinedBy[cr.Peer]]; old != nil && (old.Created > cr.Created || old.Created == cr.Created && old.ID > cr.ID) {
+		return
+	}
+	l.joinedBy[cr.Peer] = cr.ID
 }
 
 func (l *Ledger) applyRevokeCredential(c *RevokeCredentialCommand) any {

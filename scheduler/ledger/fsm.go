@@ -140,6 +140,8 @@ func (f *FSM) applyCommand(data []byte) any {
 		return l.applyRevokeCredential(c)
 	case *JoinWorkerCommand:
 		return l.applyJoinWorker(c)
+	case *TrustPeerCommand:
+		return l.applyTrustPeer(c)
 	case *RenewLeasesCommand:
 		return l.applyRenewLeases(c)
 	}

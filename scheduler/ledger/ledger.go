@@ -37,9 +37,15 @@ type Ledger struct {
 	cache resultCache
 	// meta says when each blob (inline or coded) arrived and whether a user
 	// pinned it; garbage collection reads it.
-	meta   map[string]BlobMeta
-	peers  map[string]*Peer
-	leased map[taskKey]int64 // lease expiry (unix ns) of every leased task
+	meta  map[string]BlobMeta
+	peers map[string]*Peer
+	// leased is the expiry (unix ns) of every lease: one per leased task
+	// of a job without replicas, one per running replica of the others.
+	leased map[taskKey]int64
+	// joinedBy is the join credential each worker was admitted with, from
+	// the peer credentials (derived, not serialized): replicas of a task
+	// go to workers of distinct credentials (replicas.go).
+	joinedBy map[string]string
 	// requests maps a submit's request id to its job; derived from the
 	// jobs, not serialized.
 	requests map[string]string
@@ -66,9 +72,12 @@ type Ledger struct {
 	gen uint64
 }
 
+// taskKey names a lease: a task and the attempt that holds it (replicas
+// of one task run at once under distinct attempts).
 type taskKey struct {
-	Job   string
-	Index int
+	Job     string
+	Index   int
+	Attempt int
 }
 
 type job struct {
@@ -112,6 +121,10 @@ type task struct {
 	// result cache); nil for a task that ran. A pointer: tasks that ran
 	// pay 8 bytes for it, not a job id and an index.
 	Cached *cacheOrigin `json:"h,omitempty"`
+	// Rep holds the replicas of a task of a job with replicas, from its
+	// first lease (replicas.go); nil for every other task, so a job
+	// without replicas pays 8 bytes a task for it.
+	Rep *replicaSet `json:"p,omitempty"`
 }
 
 type Peer struct {
@@ -133,6 +146,15 @@ type Peer struct {
 	// StorageAddress is where a storage peer serves shards, kept apart from
 	// Address so a server that is also a storage peer keeps its API address.
 	StorageAddress string `json:"storage_address,omitempty"`
+	// The worker's record in replicated tasks (replicas.go): results that
+	// agreed with a checked quorum, results outvoted, agreed since its
+	// last outvoted one, outvoted since an operator last trusted it, and
+	// whether it is distrusted (leased nothing).
+	Agreed     int  `json:"agreed,omitempty"`
+	Outvoted   int  `json:"outvoted,omitempty"`
+	Streak     int  `json:"streak,omitempty"`
+	Strikes    int  `json:"strikes,omitempty"`
+	Distrusted bool `json:"distrusted,omitempty"`
 }
 
 // NewLedger returns an empty ledger.
@@ -148,6 +170,7 @@ func NewLedger() *Ledger {
 		meta:       map[string]BlobMeta{},
 		peers:      map[string]*Peer{},
 		leased:     map[taskKey]int64{},
+		joinedBy:   map[string]string{},
 		requests:   map[string]string{},
 		creds:      map[string]*Credential{},
 		credByHash: map[string]string{},
@@ -405,10 +428,17 @@ func (l *Ledger) repeatedSubmit(id string, c *SubmitJobCommand) any {
 // submitted after a huge one starts at once); then the older job. A task
 // whose last attempt failed on this worker goes to another one while another
 // live worker exists.
+//
+// A distrusted worker is refused (ErrDistrusted). A job with replicas
+// grants one replica of a task per worker, placed by replicas.go's rules.
 func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
+	if p := l.peers[c.Worker]; p != nil && p.Distrusted {
+		return fmt.Errorf("%w: %s", ErrDistrusted, c.Worker)
+	}
 	var grants []Grant
 	avoidRepeats := l.otherWorkerAlive(c.Worker)
 	var skip map[*job]bool // jobs with nothing this worker may take
+	var pl *placement      // made when a job with replicas is met
 	for len(grants) < c.Max {
 		j := l.nextRunnableJob(skip)
 		if j == nil {
@@ -416,6 +446,18 @@ func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
 		}
 		if need := j.Spec.NeedsEngine(); need != "" && !slices.Contains(c.Engines, need) {
 			skip = skipJob(skip, j)
+			continue
+		}
+		if j.Spec.Replicated() {
+			if pl == nil {
+				pl = l.placementFor(c, avoidRepeats)
+			}
+			g, ok := l.leaseReplica(j, c, pl)
+			if !ok {
+				skip = skipJob(skip, j)
+				continue
+			}
+			grants = append(grants, g)
 			continue
 		}
 		idx, ok := j.popQueued(c.Worker, avoidRepeats)
@@ -430,7 +472,7 @@ func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
 		t.Expiry = leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
 		j.nQueued--
 		j.nLeased++
-		l.leased[taskKey{j.ID, idx}] = t.Expiry
+		l.leased[taskKey{j.ID, idx, t.Attempts}] = t.Expiry
 		grants = append(grants, Grant{Job: j.ID, Index: idx, Attempt: t.Attempts, Expiry: t.Expiry})
 	}
 	return grants
@@ -464,7 +506,7 @@ func skipJob(skip map[*job]bool, j *job) map[*job]bool {
 func (l *Ledger) nextRunnableJob(skip map[*job]bool) *job {
 	var best *job
 	for _, j := range l.order {
-		if j.nQueued == 0 || j.Cancelled || skip[j] {
+		if !j.hasQueued() || j.Cancelled || skip[j] {
 			continue
 		}
 		if best == nil || j.Spec.Priority > best.Spec.Priority ||
@@ -473,6 +515,16 @@ func (l *Ledger) nextRunnableJob(skip map[*job]bool) *job {
 		}
 	}
 	return best
+}
+
+// hasQueued reports whether the job may have a task to lease: a queued
+// task, or for a job with replicas, a task wanting another replica (it
+// may be leased already).
+func (j *job) hasQueued() bool {
+	if j.Spec.Replicated() {
+		return len(j.requeued) > 0 || j.fresh < j.Tasks.len()
+	}
+	return j.nQueued > 0
 }
 
 // popQueued takes the oldest requeued task (skipping ones that failed on
@@ -557,6 +609,8 @@ func (l *Ledger) completeTask(worker string, now int64, r *api.Report) (accepted
 	j := l.jobs[r.Job]
 	if pt := l.peekTask(r.Job, r.Index); pt == nil {
 		return false, false
+	} else if j.Spec.Replicated() {
+		return l.completeReplica(j, worker, now, r), false // counts its worker's tallies itself
 	} else if repeatsAccepted(pt, worker, r) {
 		return true, false
 	}
@@ -617,7 +671,7 @@ func (l *Ledger) requeue(j *job, idx int) {
 }
 
 func (l *Ledger) endLease(j *job, idx int) {
-	delete(l.leased, taskKey{j.ID, idx})
+	delete(l.leased, taskKey{j.ID, idx, j.Tasks.at(idx).Attempts})
 	j.Tasks.mut(idx).Expiry = 0
 	j.nLeased--
 }
@@ -653,6 +707,12 @@ func (l *Ledger) applyExpireLeases(c *ExpireLeasesCommand) any {
 	n := 0
 	for _, ref := range c.Tasks {
 		j, t := l.lookupTask(ref.Job, ref.Index)
+		if t != nil && j.Spec.Replicated() {
+			if l.expireReplica(j, ref, c.Reason, c.Now) {
+				n++
+			}
+			continue
+		}
 		if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt {
 			continue
 		}
@@ -671,22 +731,43 @@ func (l *Ledger) applyExpireLeases(c *ExpireLeasesCommand) any {
 func (l *Ledger) applyReleaseTasks(c *ReleaseTasksCommand) any {
 	n := 0
 	for _, ref := range c.Tasks {
-		j, t := l.lookupTask(ref.Job, ref.Index)
-		if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt || t.Worker != c.Worker {
-			continue
+		if l.releaseOne(c.Worker, ref, c.Now) {
+			n++
 		}
-		l.endLease(j, ref.Index)
-		t.Attempts--
-		if j.Cancelled {
-			t.State = tasks.TaskFailed
-			j.nFailed++
-		} else {
-			l.requeue(j, ref.Index)
-		}
-		j.maybeFinish(c.Now)
-		n++
 	}
 	return n
+}
+
+// releaseOne takes back one lease worker gave up unrun, reporting whether
+// it held it.
+func (l *Ledger) releaseOne(worker string, ref api.TaskRef, now int64) bool {
+	j, t := l.peekJobTask(ref.Job, ref.Index)
+	if t != nil && j.Spec.Replicated() {
+		return l.releaseReplica(j, worker, ref, now)
+	}
+	if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt || t.Worker != worker {
+		return false
+	}
+	t = j.Tasks.mut(ref.Index)
+	l.endLease(j, ref.Index)
+	t.Attempts--
+	if j.Cancelled {
+		t.State = tasks.TaskFailed
+		j.nFailed++
+	} else {
+		l.requeue(j, ref.Index)
+	}
+	j.maybeFinish(now)
+	return true
+}
+
+// peekJobTask finds a task and its job without marking the task changed.
+func (l *Ledger) peekJobTask(id string, idx int) (*job, *task) {
+	j := l.jobs[id]
+	if j == nil || idx < 0 || idx >= j.Tasks.len() {
+		return nil, nil
+	}
+	return j, j.Tasks.at(idx)
 }
 
 // applyRenewLeases pushes back the expiry of the named leases the worker
@@ -696,6 +777,12 @@ func (l *Ledger) applyRenewLeases(c *RenewLeasesCommand) any {
 	n := 0
 	for _, ref := range c.Tasks {
 		j, t := l.lookupTask(ref.Job, ref.Index)
+		if t != nil && j.Spec.Replicated() {
+			if l.renewReplica(j, c.Worker, ref, leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)) {
+				n++
+			}
+			continue
+		}
 		if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt || t.Worker != c.Worker {
 			continue
 		}
@@ -704,7 +791,7 @@ func (l *Ledger) applyRenewLeases(c *RenewLeasesCommand) any {
 			continue
 		}
 		t.Expiry = expiry
-		l.leased[taskKey{j.ID, ref.Index}] = expiry
+		l.leased[taskKey{j.ID, ref.Index, ref.Attempt}] = expiry
 		n++
 	}
 	return n
@@ -723,6 +810,10 @@ func (l *Ledger) applyCancelJob(c *CancelJobCommand) any {
 	j.Cancelled = true
 	for i := 0; i < j.Tasks.len(); i++ {
 		if s := j.Tasks.at(i).State; s != tasks.TaskLeased && s != tasks.TaskQueued {
+			continue
+		}
+		if j.Spec.Replicated() {
+			l.cancelReplicated(j, i, c.Now)
 			continue
 		}
 		t := j.Tasks.mut(i)
@@ -798,9 +889,8 @@ func (j *job) state() tasks.JobState {
 func (l *Ledger) LeasesOf(worker string) []api.TaskRef {
 	var out []api.TaskRef
 	for k := range l.leased {
-		j := l.jobs[k.Job]
-		if t := j.Tasks.at(k.Index); t.Worker == worker {
-			out = append(out, api.TaskRef{Job: k.Job, Index: k.Index, Attempt: t.Attempts})
+		if l.leaseHolder(k) == worker {
+			out = append(out, api.TaskRef{Job: k.Job, Index: k.Index, Attempt: k.Attempt})
 		}
 	}
 	sortRefs(out)
@@ -812,7 +902,7 @@ func (l *Ledger) ExpiredLeases(now int64) []api.TaskRef {
 	var out []api.TaskRef
 	for k, exp := range l.leased {
 		if exp <= now {
-			out = append(out, api.TaskRef{Job: k.Job, Index: k.Index, Attempt: l.jobs[k.Job].Tasks.at(k.Index).Attempts})
+			out = append(out, api.TaskRef{Job: k.Job, Index: k.Index, Attempt: k.Attempt})
 		}
 	}
 	sortRefs(out)
@@ -824,7 +914,10 @@ func sortRefs(refs []api.TaskRef) {
 		if refs[a].Job != refs[b].Job {
 			return refs[a].Job < refs[b].Job
 		}
-		return refs[a].Index < refs[b].Index
+		if refs[a].Index != refs[b].Index {
+			return refs[a].Index < refs[b].Index
+		}
+		return refs[a].Attempt < refs[b].Attempt
 	})
 }
 

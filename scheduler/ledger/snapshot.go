@@ -9,6 +9,7 @@ import (
 	"io"
 	"sort"
 
+	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
 )
@@ -275,11 +276,27 @@ func (l *Ledger) restoreTasks(j *job, body []byte) error {
 		if t.State == tasks.TaskDone {
 			l.cache.add(j, idx)
 		}
-		if t.State == tasks.TaskLeased {
-			l.leased[taskKey{j.ID, idx}] = t.Expiry
+		if t.Rep != nil {
+			l.restoreReplicas(j, idx, t.Rep)
+		} else if t.State == tasks.TaskLeased {
+			l.leased[taskKey{j.ID, idx, t.Attempts}] = t.Expiry
 		}
 	}
 	return nil
+}
+
+// restoreReplicas indexes a restored task's replica leases and the
+// results its votes keep.
+func (l *Ledger) restoreReplicas(j *job, idx int, rs *replicaSet) {
+	rs.gen = l.gen
+	for _, r := range rs.Reps {
+		if r.Verdict == api.VerdictRunning {
+			l.leased[taskKey{j.ID, idx, r.Attempt}] = r.Expiry
+		}
+		if r.Kept {
+			l.ref(j, r.StdoutRef, +1)
+		}
+	}
 }
 
 func (j *job) count(s tasks.TaskState, d int) {

@@ -123,6 +123,10 @@ func (l *Ledger) Assignment(g Grant) api.Assignment {
 // HoldsLease reports whether worker holds the lease of ref's attempt now.
 func (l *Ledger) HoldsLease(worker string, ref api.TaskRef) bool {
 	t := l.peekTask(ref.Job, ref.Index)
+	if t != nil && t.Rep != nil {
+		r := t.Rep.find(ref.Attempt)
+		return r != nil && r.Verdict == api.VerdictRunning && r.Worker == worker
+	}
 	return t != nil && t.State == tasks.TaskLeased && t.Attempts == ref.Attempt && t.Worker == worker
 }
 
@@ -131,6 +135,12 @@ func (l *Ledger) HoldsLease(worker string, ref api.TaskRef) bool {
 func (l *Ledger) LeaseExpiry(ref api.TaskRef) (expiry int64, timeout time.Duration, ok bool) {
 	j := l.jobs[ref.Job]
 	t := l.peekTask(ref.Job, ref.Index)
+	if t != nil && t.Rep != nil {
+		if r := t.Rep.find(ref.Attempt); r != nil && r.Verdict == api.VerdictRunning {
+			return r.Expiry, j.Spec.Timeout, true
+		}
+		return 0, 0, false
+	}
 	if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt {
 		return 0, 0, false
 	}
@@ -141,9 +151,15 @@ func (l *Ledger) LeaseExpiry(ref api.TaskRef) (expiry int64, timeout time.Durati
 func (l *Ledger) RunningByWorker() map[string]int {
 	running := map[string]int{}
 	for k := range l.leased {
-		running[l.jobs[k.Job].Tasks.at(k.Index).Worker]++
+		running[l.leaseHolder(k)]++
 	}
 	return running
+}
+
+// Distrusted reports whether a worker is distrusted (leased nothing).
+func (l *Ledger) Distrusted(worker string) bool {
+	p := l.peers[worker]
+	return p != nil && p.Distrusted
 }
 
 // Peer is a copy of one peer's record.
@@ -249,6 +265,9 @@ func (t *task) status(idx int) api.TaskStatus {
 	}
 	if c := t.Cached; c != nil {
 		st.CachedFrom = &api.CachedFrom{Job: c.Job, Index: c.Index, Agreed: c.Agreed}
+	}
+	if t.Rep != nil {
+		st.Replicas = t.Rep.outcomes()
 	}
 	return st
 }
