@@ -274,6 +274,10 @@ type HeartbeatResponse struct {
 	// PauseKeep is how long the leader keeps a paused worker's leases (see
 	// HeartbeatRequest.Paused); a worker paused longer hands them back.
 	PauseKeep time.Duration `json:"pause_keep_ns,omitempty"`
+	// Distrusted says the grid distrusts this worker (its results were
+	// outvoted too often): it is leased nothing until an operator runs
+	// peergrid peers trust on it.
+	Distrusted bool `json:"distrusted,omitempty"`
 }
 
 // ReleaseRequest hands leased tasks back unrun (a draining worker).

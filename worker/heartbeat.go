@@ -43,6 +43,7 @@ func (r *run) sendHeartbeat(ctx context.Context, draining bool) {
 	if r.vol != nil {
 		r.vol.heard(resp)
 	}
+	r.noteDistrust(resp.Distrusted)
 	r.stopStale(resp.Stale)
 	for _, o := range resp.Repairs {
 		r.startRepair(o)
@@ -71,4 +72,19 @@ func (r *run) heartbeatRequest(draining bool) *api.HeartbeatRequest {
 		Worker: w.cfg.ID, Address: w.address(), Cores: w.cfg.Cores, Draining: draining, Running: r.runningRefs(), Held: r.heldRefs(), Engines: w.engines,
 		Storage: w.shards != nil, Paused: r.vol != nil && r.vol.paused(),
 	}
+}
+
+// noteDistrust logs when the grid starts or stops distrusting this worker
+// (its results were outvoted too often by other workers' replicas): while
+// it does, every lease is refused, so the donor must know why it is idle.
+func (r *run) noteDistrust(distrusted bool) {
+	if r.distrusted.Swap(distrusted) == distrusted {
+		return
+	}
+	if distrusted {
+		r.w.log.Warn("the grid distrusts this worker: its results disagreed with other workers' too often, so it gets no tasks; "+
+			"check this machine (overclocking, memory errors), then ask an operator to run: peergrid peers trust "+r.w.cfg.ID, "peer", r.w.cfg.ID)
+		return
+	}
+	r.w.log.Info("the grid trusts this worker again", "peer", r.w.cfg.ID)
 }

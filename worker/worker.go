@@ -269,6 +269,9 @@ type run struct {
 	slots   *slots              // tasks leased and not yet reported or handed back
 	avgNs   atomic.Int64        // moving average of task run time, 0 until one ran
 	ttl     atomic.Int64        // the server's worker TTL, from heartbeat answers
+	// distrusted is whether the last heartbeat said the grid distrusts
+	// this worker (logged on each change, see noteDistrust).
+	distrusted atomic.Bool
 
 	workCtx    context.Context // cancelled when the drain grace ends: kills running tasks
 	workCancel context.CancelFunc

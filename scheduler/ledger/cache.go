@@ -24,12 +24,12 @@ import (
 // (which hashes the tasks, cached origin included) agrees too.
 //
 // Scope: a job takes results only from jobs of its own owner (credential).
-// Results are accepted on one worker's word today (quorum 1); sharing them
-// across credentials would let a submitter who also runs a worker plant a
-// wrong result for content another user will submit. Each entry records
-// how many agreeing results its task had (agreed: 1 today): when replicas
-// and a quorum exist, a task asking for quorum Q takes only entries agreed
-// by at least Q, and cross-credential sharing can require that.
+// A result of a job without replicas stands on one worker's word; sharing
+// them across credentials would let a submitter who also runs a worker
+// plant a wrong result for content another user will submit. Each entry
+// records how many agreeing results its task had (agreed: the replicas
+// that agreed, 1 for a one-result task, the source's for a cached copy): a
+// job with quorum Q takes only entries agreed by at least Q (cacheQuorum).
 //
 // Memory: one map entry per done task, keyed by 8 bytes (the content
 // hash's first 8 bytes mixed with the owner's), about 32 bytes each; a hit
@@ -46,8 +46,8 @@ type resultCache struct {
 type cacheSrc struct {
 	j   *job
 	idx int32 // tasks.MaxTasks fits
-	// agreed is how many agreeing results the task's result had: 1 while
-	// every result is accepted on one worker's word.
+	// agreed is how many agreeing results the task's result had
+	// (task.agreedCount).
 	agreed int32
 }
 

@@ -22,6 +22,9 @@
 //   - the result cache (cache.go): a submit takes the results of done
 //     tasks of the same owner with the same content (tasks.ContentHash),
 //     indexed by a map derived from the done tasks like the other indexes;
+//   - replicas and a quorum (replicas.go): per-replica leases, votes
+//     by result hash, no_quorum, the workers' reputation and distrust,
+//     adaptive replication from the leader's random draw;
 //   - compaction (compact.go): maps that shrank are copied into smaller
 //     ones, so a purge gives memory back;
 //   - the read side (views.go, stats.go) that handlers, loops and views

@@ -591,9 +591,9 @@ func (p *Peer) count(r *api.Report) {
 
 // credit is what an accepted report adds to its worker's CPU time: the run
 // time of a successful result (a failure earns none). The executor's
-// Duration excludes time paused, so it is CPU given, not time held. Results
-// are not yet checked by a quorum of replicas (see DESIGN.md, Validation):
-// until they are, credit counts what one worker said it did.
+// Duration excludes time paused, so it is CPU given, not time held. A job
+// without replicas credits what one worker said it did; a replicated task
+// credits only its agreeing replicas, when decided (replicas.go, judge).
 func credit(r *api.Report) int64 {
 	if r.ErrorKind != "" || r.Duration < 0 {
 		return 0

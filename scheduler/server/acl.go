@@ -353,6 +353,18 @@ func (s *Server) handleRevokePeer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"peer": id, "revoked": creds})
 }
 
+// handleTrustPeer clears a distrusted worker: leased work again, its
+// strikes forgotten, checked again as a new worker (ledger.TrustPeerCommand).
+func (s *Server) handleTrustPeer(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := s.commit(r, &ledger.TrustPeerCommand{ID: id, Now: time.Now().UnixNano()}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.log.Info("peer trusted", "peer", id, "by", principalOf(r).ID)
+	writeJSON(w, http.StatusOK, map[string]any{"peer": id, "trusted": true})
+}
+
 // cutOff marks a worker down and requeues its leases, as if it had gone
 // silent.
 func (s *Server) cutOff(ctx context.Context, worker string) {

@@ -58,6 +58,7 @@ func (s *Server) routes() []route {
 		{"POST /v1/join", joiners, s.write(s.handleWorkerJoin)},
 		{"GET /v1/peers", operatorOrSub, s.read(s.handlePeers)},
 		{"POST /v1/peers/{id}/revoke", onlyOperator, s.write(s.handleRevokePeer)},
+		{"POST /v1/peers/{id}/trust", onlyOperator, s.write(s.handleTrustPeer)},
 		{"POST /v1/acl/tokens", onlyOperator, s.write(s.handleCreateToken)},
 		{"GET /v1/acl/tokens", onlyOperator, s.read(s.handleListTokens)},
 		{"DELETE /v1/acl/tokens/{id}", onlyOperator, s.write(s.handleRevokeToken)},
@@ -164,9 +165,9 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, ErrUnauthorized):
 		code = http.StatusUnauthorized
-	case errors.Is(err, ErrForbidden), errors.Is(err, ledger.ErrNotOwner):
+	case errors.Is(err, ErrForbidden), errors.Is(err, ledger.ErrNotOwner), errors.Is(err, ledger.ErrDistrusted):
 		code = http.StatusForbidden
-	case errors.Is(err, ledger.ErrNoCredential), errors.Is(err, errNotFound):
+	case errors.Is(err, ledger.ErrNoCredential), errors.Is(err, errNotFound), errors.Is(err, ledger.ErrUnknownWorker):
 		code = http.StatusNotFound
 	case errors.Is(err, ledger.ErrJobFinished), errors.Is(err, ledger.ErrJobExists), errors.Is(err, ledger.ErrRequestReused),
 		errors.Is(err, ledger.ErrWorkerIDTaken), errors.Is(err, ledger.ErrJoinRefused), errors.Is(err, ledger.ErrCredentialExists),

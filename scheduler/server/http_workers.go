@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sort"
@@ -41,6 +42,10 @@ func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	if s.distrusted(req.Worker) { // refused before it proposes anything; Apply refuses it too
+		writeErr(w, fmt.Errorf("%w: %s", ledger.ErrDistrusted, req.Worker))
+		return
+	}
 	grants, err := s.leaseOrWait(r.Context(), &req)
 	if err != nil {
 		writeErr(w, err)
@@ -65,6 +70,7 @@ func (s *Server) leaseOrWait(ctx context.Context, req *api.LeaseRequest) ([]ledg
 			start := time.Now()
 			resp, err := s.store.Propose(ctx, &ledger.LeaseTasksCommand{
 				Worker: req.Worker, Max: req.Max, Now: start.UnixNano(), Slack: int64(s.cfg.LeaseSlack), Engines: req.Engines,
+				Draw: rand.Uint64(), // the adaptive jobs' choices (see ledger's replicas.go)
 			})
 			if err != nil {
 				return nil, err
@@ -188,7 +194,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		s.releaseForgotten(r.Context(), req.Worker, req.Held)
 	}
 	s.keepPausedLeases(r.Context(), &req, time.Now())
-	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL, PauseKeep: s.cfg.MaxPauseKeep}
+	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL, PauseKeep: s.cfg.MaxPauseKeep, Distrusted: s.distrusted(req.Worker)}
 	if req.Storage || req.StorageOnly {
 		resp.Repairs = s.repairOrdersFor(req.Worker)
 	}
@@ -200,6 +206,14 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// distrusted reports whether the ledger distrusts worker (see ledger's
+// replicas.go): it is leased nothing until an operator trusts it.
+func (s *Server) distrusted(worker string) bool {
+	var d bool
+	s.store.FSM().View(func(l *ledger.Ledger) { d = l.Distrusted(worker) })
+	return d
 }
 
 // releaseForgotten hands back leases the ledger gives this worker but the
@@ -314,7 +328,8 @@ func (s *Server) peerList() []api.Peer {
 
 func (s *Server) describePeer(p *ledger.Peer, leased int) api.Peer {
 	ap := api.Peer{ID: p.ID, Address: cmp.Or(p.Address, p.StorageAddress), Roles: p.Roles, Cores: p.Cores, State: p.State,
-		Running: leased, Leased: leased, Done: p.Done, Failed: p.Failed, CPUSeconds: time.Duration(p.CPUNanos).Seconds(), LastSeen: time.Unix(0, p.Since).UTC(), Engines: p.Engines}
+		Running: leased, Leased: leased, Done: p.Done, Failed: p.Failed, CPUSeconds: time.Duration(p.CPUNanos).Seconds(), LastSeen: time.Unix(0, p.Since).UTC(), Engines: p.Engines,
+		Agreed: p.Agreed, Outvoted: p.Outvoted, Streak: p.Streak, Distrusted: p.Distrusted}
 	if n, ok := s.reportedRunning(p.ID); ok {
 		ap.Running = n // what it runs, not what it fetched ahead
 	}
