@@ -69,7 +69,7 @@ func TestReplicas_ChurnLosesNoReplicaAccounting(t *testing.T) {
 	for i := range 4 {
 		stops = append(stops, churnWorker(t, c, fmt.Sprintf("w%d", i+1)))
 	}
-	const n = 120
+	const n = 200
 	spec := tasks.JobSpec{Name: "churn", ModuleHash: storage.Hash(mod), Args: []string{"churn", "{index}"}, Tasks: n,
 		Timeout: 10 * time.Second, Memory: 1 << 20, MaxOutput: 1 << 10, Replicas: 2, Retries: 3}
 	id := submit(ctx, t, all, spec)
@@ -84,6 +84,9 @@ func TestReplicas_ChurnLosesNoReplicaAccounting(t *testing.T) {
 	stops[1]()
 	old := c.Leader()
 	c.Stop(old)
+	if s, err := all.JobSummary(ctx, id); err == nil && s.State.Finished() {
+		t.Fatalf("the job finished before the churn (%+v): the test proved nothing", s)
+	}
 	churnWorker(t, c, "w5")
 	poll(t, time.Minute, "half the tasks done", progress(n/2))
 	c.Restart(old)

@@ -20,7 +20,7 @@ var forged = []byte("forged\n")
 // and two liars that forge the same bytes. With shared, the liars joined
 // with one join token (one volunteer's two machines); else each worker
 // has a token of its own.
-func collusionGrid(t *testing.T, shared bool) (*devgrid.Grid, []*liar.Worker, []string) {
+func collusionGrid(t *testing.T, shared bool) (*devgrid.Grid, []*liar.Worker) {
 	g := emptyGrid(t)
 	var ws []*liar.Worker
 	for _, id := range []string{"honest-1", "honest-2", "honest-3"} {
@@ -30,20 +30,36 @@ func collusionGrid(t *testing.T, shared bool) (*devgrid.Grid, []*liar.Worker, []
 	if shared {
 		token = liar.JoinToken(t, g, "one volunteer")
 	}
-	liars := []string{"liar-1", "liar-2"}
-	for _, id := range liars {
+	for _, id := range []string{"liar-1", "liar-2"} {
 		ws = append(ws, liar.StartDriven(t, g, token, id, liar.Constant(forged)))
 	}
-	return g, ws, liars
+	return g, ws
+}
+
+// trustAll clears every distrusted worker (operator).
+func trustAll(ctx context.Context, t *testing.T, c *client.Client) {
+	t.Helper()
+	peers, err := c.Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range peers {
+		if p.Distrusted {
+			if err := c.TrustPeer(ctx, p.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
 
 // round runs one task: a fresh one-task R=3, Q=2 job (its args differ per
 // round, so the result cache answers none), the five workers asking for
 // work in a uniformly random order, each reporting at once, until the task
-// ends. It reports whether the forged result was accepted. The liars are
-// trusted again after every round, so losing votes never takes them out of
+// ends. It reports whether the forged result was accepted. Any worker
+// distrusted (a liar outvoted, or an honest one the colluders outvoted) is
+// trusted again after every round, so losing votes never takes one out of
 // the draw the odds are computed for.
-func round(ctx context.Context, t *testing.T, c *client.Client, ws []*liar.Worker, liars []string, rng *rand.Rand, k int) bool {
+func round(ctx context.Context, t *testing.T, c *client.Client, ws []*liar.Worker, rng *rand.Rand, k int) bool {
 	t.Helper()
 	spec := tinySpec(t, c, fmt.Sprintf("round-%d", k), 1)
 	spec.Replicas, spec.Quorum = 3, 2
@@ -65,14 +81,7 @@ func round(ctx context.Context, t *testing.T, c *client.Client, ws []*liar.Worke
 			t.Fatalf("round %d: job %s not done: %+v", k, id, sum)
 		}
 	}
-	for _, l := range liars {
-		if !peer(ctx, t, c, l).Distrusted {
-			continue
-		}
-		if err := c.TrustPeer(ctx, l); err != nil {
-			t.Fatal(err)
-		}
-	}
+	trustAll(ctx, t, c)
 	r, err := c.TaskResult(ctx, id, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -99,14 +108,14 @@ func round(ctx context.Context, t *testing.T, c *client.Client, ws []*liar.Worke
 // once in 16,000 runs).
 func TestReplicas_TwoColludersWinAtTheOddsOfRandomPlacement(t *testing.T) {
 	const n, p = 150, 0.3
-	g, ws, liars := collusionGrid(t, false)
+	g, ws := collusionGrid(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := g.Client()
 	rng := rand.New(rand.NewPCG(14, 2))
 	wrong := 0
 	for k := range n {
-		if round(ctx, t, c, ws, liars, rng, k) {
+		if round(ctx, t, c, ws, rng, k) {
 			wrong++
 		}
 	}
@@ -117,20 +126,20 @@ func TestReplicas_TwoColludersWinAtTheOddsOfRandomPlacement(t *testing.T) {
 	}
 }
 
-// TestReplicas_CollidersOnOneCredentialNeverWin: the same two liars joined
+// TestReplicas_ColludersOnOneCredentialNeverWin: the same two liars joined
 // with one join token. Replicas go to workers of distinct credentials while
 // workers of other credentials are alive (three honest ones are), so the
 // two liars are never on one task and no forged result is ever accepted,
 // though the liars ran replicas (the test checks they were in the draw).
-func TestReplicas_CollidersOnOneCredentialNeverWin(t *testing.T) {
+func TestReplicas_ColludersOnOneCredentialNeverWin(t *testing.T) {
 	const n = 60
-	g, ws, liars := collusionGrid(t, true)
+	g, ws := collusionGrid(t, true)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := g.Client()
 	rng := rand.New(rand.NewPCG(14, 3))
 	for k := range n {
-		if round(ctx, t, c, ws, liars, rng, k) {
+		if round(ctx, t, c, ws, rng, k) {
 			t.Fatalf("round %d: a forged result was accepted from two liars on one credential", k)
 		}
 	}
