@@ -138,3 +138,49 @@ func TestCLI_PeersShowTheRecordAndTrustClearsIt(t *testing.T) {
 		t.Fatalf("after peers trust the liar row is %q", row)
 	}
 }
+
+// TestCLI_NoQuorumIsPrintedWhole: three workers that each print their own
+// name never agree; with R=2, Q=2, max_replicas=3 the task fails as
+// no_quorum, and `job status` prints its error whole (every worker named,
+// where other errors are cut to a line) beside the replica rows.
+func TestCLI_NoQuorumIsPrintedWhole(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: t.TempDir(), NoWorker: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	workers := []string{"worker-with-a-long-name-alpha", "worker-with-a-long-name-bravo", "worker-with-a-long-name-charlie"}
+	for _, id := range workers {
+		liar.Start(t, g, "", id, func(*api.Assignment) []byte { return []byte(id + "\n") })
+	}
+	c := &cli{t: t, grid: g}
+	job := writeJob(t, examples.Tiny(), "name = \"drift\"\nmodule = \"m.wasm\"\ntasks = 1\nreplicas = 2\nquorum = 2\nmax_replicas = 3\n")
+	code, out, errOut := c.run("job", "submit", job, "--wait", "--json")
+	if code != exitJobFailed {
+		t.Fatalf("submit --wait exit %d, want %d: %s %s", code, exitJobFailed, out, errOut)
+	}
+	var sub struct{ ID string }
+	if err := json.Unmarshal([]byte(out), &sub); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = c.run("job", "status", sub.ID)
+	if code != exitOK {
+		t.Fatalf("job status exit %d: %s", code, errOut)
+	}
+	line := ""
+	for _, l := range strings.Split(errOut, "\n") {
+		if strings.Contains(l, "task 0: no_quorum: ") {
+			line = l
+		}
+	}
+	for _, id := range workers {
+		if !strings.Contains(line, id) {
+			t.Fatalf("no_quorum line %q does not name %s; stderr:\n%s", line, id, errOut)
+		}
+		if !regexp.MustCompile(`(?m)^  0 +\d+ +` + id + ` +[0-9a-f]{12} +0 +\w+$`).MatchString(out) {
+			t.Fatalf("no replica row of %s:\n%s", id, out)
+		}
+	}
+}
