@@ -6,7 +6,6 @@ import (
 	"maps"
 	"reflect"
 
-	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/tasks"
 )
 
@@ -105,7 +104,7 @@ func (l *Ledger) checkTask(j *job, idx int, t *task, inQueue int) (int, error) {
 	}
 	votes, running, best, _ := t.Rep.tally()
 	for _, r := range t.Rep.Reps {
-		if _, ok := l.leased[taskKey{j.ID, idx, r.Attempt}]; ok != (r.Verdict == api.VerdictRunning) {
+		if _, ok := l.leased[taskKey{j.ID, idx, r.Attempt}]; ok != (r.Verdict == vRunning) {
 			return 0, fmt.Errorf("job %s task %d replica %d (%s): indexed lease %v", j.ID, idx, r.Attempt, r.Verdict, ok)
 		}
 	}

@@ -17,6 +17,8 @@ import (
 func seedCommands(t testing.TB) [][]byte {
 	spec := tasks.JobSpec{Name: "j", ModuleHash: storage.Hash(testModule), Tasks: 2, Timeout: time.Second, Memory: 1 << 20, MaxOutput: 1 << 10}
 	ref := api.TaskRef{Job: "j", Index: 1, Attempt: 1}
+	replicated := spec
+	replicated.Replicas, replicated.Quorum, replicated.MaxReplicas = 3, 2, 5
 	var out [][]byte
 	for _, c := range []Command{
 		&PutBlobCommand{Hash: storage.Hash(testModule), Data: testModule, Now: 1, Pin: true},
@@ -31,6 +33,9 @@ func seedCommands(t testing.TB) [][]byte {
 		&UnpinBlobCommand{Hash: storage.Hash(testModule)},
 		&DeleteBlobsCommand{Hashes: []string{storage.Hash(testModule)}},
 		&RenewLeasesCommand{Worker: "w", Now: 10, Slack: 4, Tasks: []api.TaskRef{ref}},
+		&SubmitJobCommand{ID: "r", Spec: replicated, Now: 11},
+		&LeaseTasksCommand{Worker: "w", Max: 2, Now: 12, Slack: 4, Draw: 0x1234},
+		&TrustPeerCommand{ID: "w", Now: 13},
 	} {
 		data, err := Encode(c)
 		if err != nil {
@@ -114,6 +119,7 @@ func FuzzReadSnapshot(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(buf.Bytes())
+	f.Add(replicaSnapshot(f))
 	var empty bytes.Buffer
 	_ = NewFSM().Snapshot().Write(&empty)
 	f.Add(empty.Bytes())
@@ -161,4 +167,25 @@ func TestLedger_OldCompleteTasksShapeStillApplies(t *testing.T) {
 	if r := res.Results[0]; r.State != tasks.TaskDone || r.Duration != 3*time.Second || string(r.Stdout) != "out" || r.Engine != "wazero" {
 		t.Fatalf("task after the old-shape report: %+v", r)
 	}
+}
+
+// replicaSnapshot is a snapshot of a ledger with replicated tasks mid-vote,
+// decided and failed, and workers' records.
+func replicaSnapshot(f *testing.F) []byte {
+	t := &testing.T{}
+	a := newApplier(t)
+	a.workers("w1", "w2", "w3")
+	a.submitSpec("j", replicaSpec(3, 2, 2, 2))
+	g1, g2 := a.mustLease("w1"), a.mustLease("w2")
+	a.vote("w1", g1, "x")
+	a.vote("w2", g2, "y")
+	h1, h2 := a.mustLease("w1"), a.mustLease("w2")
+	a.vote("w1", h1, "x")
+	a.vote("w2", h2, "x")
+	a.mustLease("w3")
+	var buf bytes.Buffer
+	if err := a.fsm.Snapshot().Write(&buf); err != nil {
+		f.Fatal(err)
+	}
+	return buf.Bytes()
 }

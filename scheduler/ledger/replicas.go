@@ -51,14 +51,15 @@ import (
 // never one of a task it already voted on, and avoids a task whose replica
 // failed on it while another live worker exists. A worker never takes a
 // replica while another replica from the same join credential runs or
-// voted, as long as a live, trusted worker of another credential exists:
-// ten workers of one volunteer cannot outvote the grid. A task with R
-// replicas so needs R credentials among the live workers to get them all
-// at once; in a grid of one credential (a dev grid) the rule is void.
+// voted, as long as a live, trusted worker of a credential none of the
+// task's replicas has exists: ten workers of one volunteer cannot outvote
+// the grid while other volunteers are there to vote, and a grid of fewer
+// credentials than R (a dev grid of one) doubles up rather than stall.
 type replicaSet struct {
-	Quorum   int `json:"q"`
-	Replicas int `json:"n"` // replicas to run at once (R)
-	Max      int `json:"m"` // most votes (max_replicas)
+	// The plan: 0 once the task is decided (see finishReplicated).
+	Quorum   int `json:"q,omitempty"`
+	Replicas int `json:"n,omitempty"` // replicas to run at once (R)
+	Max      int `json:"m,omitempty"` // most votes (max_replicas)
 	// Fails counts the failed attempts (no vote), against retries.
 	Fails int `json:"f,omitempty"`
 	// Queued says the task's index is in its job's requeued list.
@@ -70,11 +71,11 @@ type replicaSet struct {
 
 // replica is one lease of a task and its outcome.
 type replica struct {
-	Worker  string `json:"w"`
-	Cred    string `json:"c,omitempty"` // the worker's join credential when leased
-	Attempt int    `json:"a"`
-	Verdict string `json:"v"` // api.Verdict*
-	Expiry  int64  `json:"x,omitempty"`
+	Worker  string  `json:"w"`
+	Cred    string  `json:"c,omitempty"` // the worker's join credential when leased
+	Attempt int     `json:"a"`
+	Verdict verdict `json:"v"`
+	Expiry  int64   `json:"x,omitempty"`
 	// A vote: its hash and exit code, and its run time for credit.
 	Hash     string `json:"h,omitempty"`
 	ExitCode *int   `json:"e,omitempty"`
@@ -97,9 +98,27 @@ func (l *Ledger) dropKept(j *job, r *replica) {
 	r.Stdout, r.Stderr, r.StdoutRef, r.Engine, r.Kept = nil, nil, "", "", false
 }
 
+// verdict is a replica's api.Verdict*, one letter in the ledger: a
+// replicated task's record is kept small (see finishReplicated).
+type verdict string
+
+const (
+	vRunning  verdict = "r"
+	vPending  verdict = "p"
+	vAgreed   verdict = "a"
+	vOutvoted verdict = "o"
+	vFailed   verdict = "f"
+	vExpired  verdict = "x"
+)
+
+var verdictNames = map[verdict]string{
+	vRunning: api.VerdictRunning, vPending: api.VerdictPending, vAgreed: api.VerdictAgreed,
+	vOutvoted: api.VerdictOutvoted, vFailed: api.VerdictFailed, vExpired: api.VerdictExpired,
+}
+
 func (r *replica) voted() bool {
 	switch r.Verdict {
-	case api.VerdictPending, api.VerdictAgreed, api.VerdictOutvoted:
+	case vPending, vAgreed, vOutvoted:
 		return true
 	}
 	return false
@@ -118,20 +137,30 @@ func (rs *replicaSet) find(attempt int) *replica {
 // tally counts the pending votes and running replicas, and the hash with
 // the most votes (the first to reach that count, in replica order).
 func (rs *replicaSet) tally() (votes, running, best int, bestHash string) {
-	counts := map[string]int{}
-	for _, r := range rs.Reps {
+	for i, r := range rs.Reps {
 		switch r.Verdict {
-		case api.VerdictRunning:
+		case vRunning:
 			running++
-		case api.VerdictPending:
+		case vPending:
 			votes++
-			counts[r.Hash]++
-			if counts[r.Hash] > best {
-				best, bestHash = counts[r.Hash], r.Hash
+			if n := rs.votesFor(r.Hash, i); n > best {
+				best, bestHash = n, r.Hash
 			}
 		}
 	}
 	return votes, running, best, bestHash
+}
+
+// votesFor counts the pending votes of hash among the first upto+1
+// replicas (a few dozen at most: no map to allocate).
+func (rs *replicaSet) votesFor(hash string, upto int) int {
+	n := 0
+	for _, r := range rs.Reps[:upto+1] {
+		if r.Verdict == vPending && r.Hash == hash {
+			n++
+		}
+	}
+	return n
 }
 
 // open is how many more replicas the task wants leased now.
@@ -192,10 +221,17 @@ type placement struct {
 	worker       string
 	cred         string
 	avoidRepeats bool
-	// otherCred: a live, trusted worker of another join credential exists,
-	// so the credential rule holds.
-	otherCred bool
+	// liveCreds are the join credentials of the other live, trusted
+	// workers: the credential rule holds for a task while one of them is
+	// not among its replicas' credentials.
+	liveCreds map[string]bool
 	streak    int
+	// from is, per job, where popReplica resumes its scan of the requeued
+	// list within this command: the entries before it are tasks this
+	// worker may not take, and stay so while the command applies (a pop
+	// removes only the entry it takes; settle appends only tasks this
+	// worker now runs). So a command scans each list once.
+	from map[*job]int
 }
 
 func (l *Ledger) placementFor(c *LeaseTasksCommand, avoidRepeats bool) *placement {
@@ -203,10 +239,10 @@ func (l *Ledger) placementFor(c *LeaseTasksCommand, avoidRepeats bool) *placemen
 	if p := l.peers[c.Worker]; p != nil {
 		pl.streak = p.Streak
 	}
+	pl.liveCreds = map[string]bool{}
 	for id, p := range l.peers {
-		if id != c.Worker && p.IsAliveWorker() && !p.Distrusted && l.credKey(id) != pl.cred {
-			pl.otherCred = true
-			break
+		if id != c.Worker && p.IsAliveWorker() && !p.Distrusted {
+			pl.liveCreds[l.credKey(id)] = true
 		}
 	}
 	return pl
@@ -224,27 +260,44 @@ func (l *Ledger) credKey(worker string) string {
 // mayTake reports whether the placement's worker may take another replica
 // of the task with set rs (see replicaSet's placement rules).
 func (pl *placement) mayTake(rs *replicaSet) bool {
+	sameCred := false
 	for _, r := range rs.Reps {
-		if r.Worker == pl.worker && (r.Verdict == api.VerdictRunning || r.voted() || pl.avoidRepeats) {
+		if r.Worker == pl.worker && (r.Verdict == vRunning || r.voted() || pl.avoidRepeats) {
 			return false
 		}
-		if pl.otherCred && r.Cred == pl.cred && (r.Verdict == api.VerdictRunning || r.voted()) {
-			return false
+		sameCred = sameCred || r.Cred == pl.cred && (r.Verdict == vRunning || r.voted())
+	}
+	return !sameCred || !pl.newCredFor(rs)
+}
+
+// newCredFor reports whether a live, trusted worker of a credential none
+// of the task's running or voting replicas has exists: then the task
+// waits for it rather than take a second replica of one credential.
+func (pl *placement) newCredFor(rs *replicaSet) bool {
+	for c := range pl.liveCreds {
+		if !slices.ContainsFunc(rs.Reps, func(r replica) bool { return r.Cred == c && (r.Verdict == vRunning || r.voted()) }) {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // popReplica takes the oldest requeued task the worker may take a replica
 // of, else the next never-leased one still queued.
 func (j *job) popReplica(pl *placement) (int, bool) {
-	for k, idx := range j.requeued {
+	if pl.from == nil {
+		pl.from = map[*job]int{}
+	}
+	for k := pl.from[j]; k < len(j.requeued); k++ {
+		idx := j.requeued[k]
 		if rs := j.Tasks.at(idx).Rep; rs != nil && !pl.mayTake(rs) {
 			continue
 		}
 		j.requeued = slices.Delete(j.requeued, k, k+1)
+		pl.from[j] = k
 		return idx, true
 	}
+	pl.from[j] = len(j.requeued)
 	for j.fresh < j.Tasks.len() {
 		j.fresh++
 		if j.Tasks.at(j.fresh-1).State == tasks.TaskQueued {
@@ -269,7 +322,7 @@ func (l *Ledger) leaseReplica(j *job, c *LeaseTasksCommand, pl *placement) (Gran
 	rs.Queued = false // popped
 	t.Attempts++
 	expiry := leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
-	rs.Reps = append(rs.Reps, replica{Worker: c.Worker, Cred: pl.cred, Attempt: t.Attempts, Verdict: api.VerdictRunning, Expiry: expiry})
+	rs.Reps = append(rs.Reps, replica{Worker: c.Worker, Cred: pl.cred, Attempt: t.Attempts, Verdict: vRunning, Expiry: expiry})
 	l.leased[taskKey{j.ID, idx, t.Attempts}] = expiry
 	l.settle(j, idx, c.Now)
 	return Grant{Job: j.ID, Index: idx, Attempt: t.Attempts, Expiry: expiry}, true
@@ -330,19 +383,34 @@ func (l *Ledger) finishReplicated(j *job, idx int, state tasks.TaskState, now in
 	j.queueReplica(idx, rs, false)
 	kept := rs.Reps[:0]
 	for _, r := range rs.Reps {
-		if r.Verdict == api.VerdictRunning {
+		if r.Verdict == vRunning {
 			delete(l.leased, taskKey{j.ID, idx, r.Attempt})
 			continue
 		}
 		l.dropKept(j, &r)
-		kept = append(kept, r)
+		kept = append(kept, r.evidence())
 	}
 	rs.Reps = kept
+	// The plan is spent (reopen makes it again): a decided task keeps only
+	// its replicas' evidence, about 70 bytes in a snapshot for two
+	// agreeing replicas.
+	rs.Quorum, rs.Replicas, rs.Max, rs.Fails = 0, 0, 0, 0
 	j.move(t, state)
 	if state == tasks.TaskDone {
 		l.cache.add(j, idx)
 	}
 	j.maybeFinish(now)
+}
+
+// evidence is what a decided task keeps of a replica: its worker, attempt
+// and verdict, and for a vote that did not agree, its hash and exit code
+// (an agreeing vote's are the task's result's, see task.outcomes).
+func (r replica) evidence() replica {
+	e := replica{Worker: r.Worker, Attempt: r.Attempt, Verdict: r.Verdict}
+	if r.Verdict != vAgreed {
+		e.Hash, e.ExitCode = r.Hash, r.ExitCode
+	}
+	return e
 }
 
 // decide makes hash the task's result: its votes agreed, the others
@@ -354,14 +422,14 @@ func (l *Ledger) decide(j *job, idx int, hash string, now int64) {
 	var agreed, outvoted []replica // copies: finishReplicated reorders rs.Reps
 	for i := range rs.Reps {
 		r := &rs.Reps[i]
-		if r.Verdict != api.VerdictPending {
+		if r.Verdict != vPending {
 			continue
 		}
 		if r.Hash == hash {
-			r.Verdict = api.VerdictAgreed
+			r.Verdict = vAgreed
 			agreed = append(agreed, *r)
 		} else {
-			r.Verdict = api.VerdictOutvoted
+			r.Verdict = vOutvoted
 			outvoted = append(outvoted, *r)
 		}
 	}
@@ -428,7 +496,7 @@ func noQuorumError(rs *replicaSet, votes int) string {
 	var order []string
 	by := map[string][]string{}
 	for _, r := range rs.Reps {
-		if r.Verdict == api.VerdictPending {
+		if r.Verdict == vPending {
 			if _, ok := by[r.Hash]; !ok {
 				order = append(order, r.Hash)
 			}
@@ -448,7 +516,7 @@ func noQuorumError(rs *replicaSet, votes int) string {
 func (l *Ledger) completeReplica(j *job, worker string, now int64, rep *api.Report) bool {
 	if t := j.Tasks.at(rep.Index); t.Rep != nil {
 		if r := t.Rep.find(rep.Attempt); r != nil && r.Worker == worker {
-			if r.Verdict == api.VerdictRunning {
+			if r.Verdict == vRunning {
 				l.recordReplica(j, worker, now, rep)
 				return true
 			}
@@ -464,9 +532,9 @@ func (l *Ledger) completeReplica(j *job, worker string, now int64, rep *api.Repo
 // repeatsReplica reports whether rep is the outcome replica r already has.
 func repeatsReplica(r *replica, rep *api.Report) bool {
 	if rep.ErrorKind == "" {
-		return r.voted() || r.Verdict == api.VerdictFailed && r.Hash != "" // discarded when its worker was distrusted
+		return r.voted() || r.Verdict == vFailed && r.Hash != "" // discarded when its worker was distrusted
 	}
-	return r.Verdict == api.VerdictFailed && r.Hash == ""
+	return r.Verdict == vFailed && r.Hash == ""
 }
 
 func (l *Ledger) recordReplica(j *job, worker string, now int64, rep *api.Report) {
@@ -476,7 +544,7 @@ func (l *Ledger) recordReplica(j *job, worker string, now int64, rep *api.Report
 	delete(l.leased, taskKey{j.ID, rep.Index, rep.Attempt})
 	r.Expiry = 0
 	if rep.ErrorKind != "" {
-		r.Verdict = api.VerdictFailed
+		r.Verdict = vFailed
 		rs.Fails++
 		t.ErrorKind, t.Error, t.FailedOn = rep.ErrorKind, rep.Error, worker
 		if p := l.peers[worker]; p != nil {
@@ -486,7 +554,7 @@ func (l *Ledger) recordReplica(j *job, worker string, now int64, rep *api.Report
 		return
 	}
 	code := rep.ExitCode
-	r.Verdict, r.Hash, r.ExitCode, r.Duration = api.VerdictPending, tasks.ResultHash(rep.ExitCode, rep.StdoutSum()), &code, int64(rep.Duration)
+	r.Verdict, r.Hash, r.ExitCode, r.Duration = vPending, tasks.ResultHash(rep.ExitCode, rep.StdoutSum()), &code, int64(rep.Duration)
 	if !hashKept(rs, r) {
 		r.Stdout, r.Stderr, r.StdoutRef, r.Engine, r.Kept = rep.Stdout, rep.Stderr, rep.StdoutBlob, rep.Engine, true
 		l.ref(j, r.StdoutRef, +1)
@@ -511,14 +579,14 @@ func (l *Ledger) expireReplica(j *job, ref api.TaskRef, reason string, now int64
 	if t.Rep == nil {
 		return false
 	}
-	if r := t.Rep.find(ref.Attempt); r == nil || r.Verdict != api.VerdictRunning {
+	if r := t.Rep.find(ref.Attempt); r == nil || r.Verdict != vRunning {
 		return false
 	}
 	t = j.Tasks.mut(ref.Index)
 	rs := l.mutRep(t)
 	r := rs.find(ref.Attempt)
 	delete(l.leased, taskKey{j.ID, ref.Index, ref.Attempt})
-	r.Verdict, r.Expiry = api.VerdictExpired, 0
+	r.Verdict, r.Expiry = vExpired, 0
 	rs.Fails++
 	t.FailedOn = r.Worker
 	t.ErrorKind, t.Error = "lease_expired", fmt.Sprintf("lease expired: %s", reason)
@@ -533,7 +601,7 @@ func (l *Ledger) releaseReplica(j *job, worker string, ref api.TaskRef, now int6
 	if t.Rep == nil {
 		return false
 	}
-	if r := t.Rep.find(ref.Attempt); r == nil || r.Verdict != api.VerdictRunning || r.Worker != worker {
+	if r := t.Rep.find(ref.Attempt); r == nil || r.Verdict != vRunning || r.Worker != worker {
 		return false
 	}
 	t = j.Tasks.mut(ref.Index)
@@ -550,7 +618,7 @@ func (l *Ledger) renewReplica(j *job, worker string, ref api.TaskRef, expiry int
 	if t.Rep == nil {
 		return false
 	}
-	if r := t.Rep.find(ref.Attempt); r == nil || r.Verdict != api.VerdictRunning || r.Worker != worker || expiry <= r.Expiry {
+	if r := t.Rep.find(ref.Attempt); r == nil || r.Verdict != vRunning || r.Worker != worker || expiry <= r.Expiry {
 		return false
 	}
 	r := l.mutRep(j.Tasks.mut(ref.Index)).find(ref.Attempt)
@@ -582,13 +650,33 @@ func (l *Ledger) leaseHolder(k taskKey) string {
 	return ""
 }
 
-// outcomes is the task's replicas as the API shows them.
-func (rs *replicaSet) outcomes() []api.ReplicaOutcome {
-	out := make([]api.ReplicaOutcome, 0, len(rs.Reps))
-	for _, r := range rs.Reps {
-		out = append(out, api.ReplicaOutcome{Worker: r.Worker, Attempt: r.Attempt, Hash: r.Hash, ExitCode: r.ExitCode, Verdict: r.Verdict})
+// outcomes is the task's replicas as the API shows them; an agreeing
+// vote's hash and exit code are the task's result's.
+func (t *task) outcomes() []api.ReplicaOutcome {
+	out := make([]api.ReplicaOutcome, 0, len(t.Rep.Reps))
+	for _, r := range t.Rep.Reps {
+		o := api.ReplicaOutcome{Worker: r.Worker, Attempt: r.Attempt, Hash: r.Hash, ExitCode: r.ExitCode, Verdict: verdictNames[r.Verdict]}
+		if r.Verdict == vAgreed && r.Hash == "" {
+			o.Hash, o.ExitCode = t.resultHash(), t.ExitCode
+		}
+		out = append(out, o)
 	}
 	return out
+}
+
+// resultHash is the vote a done task's result stands for.
+func (t *task) resultHash() string {
+	if t.ExitCode == nil {
+		return ""
+	}
+	r := tasks.Result{Stdout: t.Stdout, StdoutBlob: t.StdoutRef}
+	return tasks.ResultHash(*t.ExitCode, r.StdoutSum())
+}
+
+// clearResult forgets a done task's result (reopen).
+func (t *task) clearResult(l *Ledger, j *job) {
+	l.ref(j, t.StdoutRef, -1)
+	t.Stdout, t.Stderr, t.StdoutRef, t.Engine, t.ExitCode, t.Duration = nil, nil, "", "", nil, 0
 }
 
 // agreedCount is how many agreeing results a done task's result had.
@@ -599,7 +687,7 @@ func (t *task) agreedCount() int {
 	case t.Rep != nil:
 		n := 0
 		for _, r := range t.Rep.Reps {
-			if r.Verdict == api.VerdictAgreed {
+			if r.Verdict == vAgreed {
 				n++
 			}
 		}
@@ -621,7 +709,7 @@ func (l *Ledger) distrust(p *Peer, now int64) {
 			continue
 		}
 		for i := 0; i < j.Tasks.len(); i++ {
-			if t := j.Tasks.at(i); t.State == tasks.TaskDone && t.Cached == nil && t.Worker == p.ID && (t.Rep == nil || t.Rep.Quorum == 1) {
+			if t := j.Tasks.at(i); t.State == tasks.TaskDone && t.Cached == nil && t.Worker == p.ID && t.agreedCount() == 1 {
 				l.reopen(j, i, now)
 			}
 		}
@@ -637,23 +725,24 @@ func (l *Ledger) reopen(j *job, idx int, now int64) {
 	l.cache.removeTask(cacheKey(tasks.ContentHash(&j.Spec, idx), j.Owner), j, idx)
 	t := j.Tasks.mut(idx)
 	worker := t.Worker
-	l.ref(j, t.StdoutRef, -1)
-	t.Stdout, t.Stderr, t.StdoutRef, t.Engine, t.ExitCode, t.Duration = nil, nil, "", "", nil, 0
 	if t.Rep == nil {
+		t.clearResult(l, j)
 		j.nDone--
 		t.FailedOn = worker
 		l.requeue(j, idx)
 		return
 	}
 	rs := l.mutRep(t)
+	hash := t.resultHash() // before the result is cleared
 	for i := range rs.Reps {
-		if r := &rs.Reps[i]; r.Worker == worker && r.Verdict == api.VerdictAgreed {
-			r.Verdict = api.VerdictFailed
+		if r := &rs.Reps[i]; r.Worker == worker && r.Verdict == vAgreed {
+			r.Verdict, r.Hash = vFailed, hash // evidence of the discarded vote
 		}
 	}
-	if j.Spec.Adaptive {
-		rs.Replicas, rs.Quorum, rs.Max = j.Spec.Replication()
-	}
+	// The plan again (finishReplicated dropped it); an adaptive task is
+	// now checked.
+	rs.Replicas, rs.Quorum, rs.Max = j.Spec.Replication()
+	t.clearResult(l, j)
 	t.Worker = ""
 	l.settle(j, idx, now)
 }
@@ -680,4 +769,53 @@ func (t *task) keptRefs() []string {
 		}
 	}
 	return out
+}
+
+// HasWorkFor reports whether a LeaseTasksCommand of worker (with engines)
+// would grant anything now: the leader asks before it proposes one, so a
+// worker that may take none of the queued tasks (every requeued replica
+// wants another worker, every failed task another machine) long-polls
+// without committing empty leases, each of which would wake it again.
+// A read-only dry run of applyLeaseTasks's choices.
+func (l *Ledger) HasWorkFor(worker string, engines []string) bool {
+	if p := l.peers[worker]; p != nil && p.Distrusted {
+		return false
+	}
+	avoidRepeats := l.otherWorkerAlive(worker)
+	var pl *placement
+	for _, j := range l.order {
+		if !j.hasQueued() || j.Cancelled {
+			continue
+		}
+		if need := j.Spec.NeedsEngine(); need != "" && !slices.Contains(engines, need) {
+			continue
+		}
+		if j.Spec.Replicated() && pl == nil {
+			pl = l.placementFor(&LeaseTasksCommand{Worker: worker}, avoidRepeats)
+		}
+		if j.mayPop(worker, avoidRepeats, pl) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayPop reports whether popQueued (or popReplica, for a job with
+// replicas) would give the worker a task, changing nothing.
+func (j *job) mayPop(worker string, avoidRepeats bool, pl *placement) bool {
+	for _, idx := range j.requeued {
+		t := j.Tasks.at(idx)
+		switch {
+		case j.Spec.Replicated() && (t.Rep == nil || pl.mayTake(t.Rep)):
+			return true
+		case !j.Spec.Replicated() && !(avoidRepeats && t.FailedOn == worker):
+			return true
+		}
+	}
+	for i := j.fresh; i < j.Tasks.len(); i++ {
+		if j.Tasks.at(i).State == tasks.TaskQueued {
+			return true
+		}
+	}
+	return false
 }

@@ -212,6 +212,28 @@ func TestReplicas_DistinctCredentials(t *testing.T) {
 	}
 }
 
+// TestReplicas_CredentialsDoubleUpRatherThanStall: with two credentials
+// and R=3, the third replica goes to a second worker of a credential the
+// task has, since no worker of a new credential exists to take it.
+func TestReplicas_CredentialsDoubleUpRatherThanStall(t *testing.T) {
+	a := newApplier(t)
+	a.credential("tok-a", api.CredWorker, -1, 0)
+	a.credential("tok-b", api.CredWorker, -1, 0)
+	a.join("tok-a", "a1", "p-a1", a.now)
+	a.join("tok-a", "a2", "p-a2", a.now)
+	a.join("tok-b", "b1", "p-b1", a.now)
+	a.workers("a1", "a2", "b1")
+	a.submitSpec("j", replicaSpec(1, 3, 2, 0))
+	a.mustLease("a1")
+	if _, ok := a.leaseOne("a2"); ok {
+		t.Fatal("a2 doubled tok-a while b1 (tok-b) could take the replica")
+	}
+	a.mustLease("b1")
+	if _, ok := a.leaseOne("a2"); !ok {
+		t.Fatal("a2 got nothing though no worker of a third credential exists")
+	}
+}
+
 // TestReplicas_PerReplicaExpiryReleaseAndCancel: an expired replica is a
 // failed attempt and a released one counts nothing; each leaves the other
 // replica running and the task wanting one more; a cancel ends them all.
@@ -500,4 +522,24 @@ func TestReplicas_SubmitHasItsOwnCommandType(t *testing.T) {
 	if CommandType(trust[0]) != 31 {
 		t.Fatalf("trust type %d", trust[0])
 	}
+}
+
+// TestReplicas_HasWorkForSaysWhetherALeaseWouldGrant: a worker holding
+// the only replica-wanting task's other replica has no work (so the
+// leader does not commit empty leases for it), another worker has, and a
+// distrusted one has none.
+func TestReplicas_HasWorkForSaysWhetherALeaseWouldGrant(t *testing.T) {
+	a := newApplier(t)
+	a.workers("w1", "w2")
+	a.submitSpec("j", replicaSpec(1, 2, 2, 0))
+	a.mustLease("w1")
+	a.fsm.View(func(l *Ledger) {
+		if l.HasWorkFor("w1", nil) || !l.HasWorkFor("w2", nil) {
+			t.Fatalf("HasWorkFor w1 %v, w2 %v; want false, true", l.HasWorkFor("w1", nil), l.HasWorkFor("w2", nil))
+		}
+		l.peers["w2"].Distrusted = true // as distrust would
+		if l.HasWorkFor("w2", nil) {
+			t.Fatal("a distrusted worker has work")
+		}
+	})
 }

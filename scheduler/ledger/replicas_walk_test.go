@@ -141,7 +141,16 @@ func TestReplicas_RandomWalkKeepsInvariantsAndRestores(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			predicted := false
+			if lc, ok := c.(*LeaseTasksCommand); ok {
+				a.fsm.View(func(l *Ledger) { predicted = l.HasWorkFor(lc.Worker, lc.Engines) })
+			}
 			r1 := a.fsm.Apply(data)
+			if lc, ok := c.(*LeaseTasksCommand); ok {
+				if g, _ := r1.([]Grant); predicted != (len(g) > 0) {
+					t.Fatalf("seed %d step %d: HasWorkFor(%s) = %v, the lease granted %v", seed, step, lc.Worker, predicted, r1)
+				}
+			}
 			if gs, ok := r1.([]Grant); ok {
 				for _, g := range gs {
 					w.grants = append(w.grants, walkGrant{c.(*LeaseTasksCommand).Worker, g})

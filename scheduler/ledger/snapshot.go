@@ -9,7 +9,6 @@ import (
 	"io"
 	"sort"
 
-	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
 )
@@ -290,7 +289,7 @@ func (l *Ledger) restoreTasks(j *job, body []byte) error {
 func (l *Ledger) restoreReplicas(j *job, idx int, rs *replicaSet) {
 	rs.gen = l.gen
 	for _, r := range rs.Reps {
-		if r.Verdict == api.VerdictRunning {
+		if r.Verdict == vRunning {
 			l.leased[taskKey{j.ID, idx, r.Attempt}] = r.Expiry
 		}
 		if r.Kept {

@@ -125,7 +125,7 @@ func (l *Ledger) HoldsLease(worker string, ref api.TaskRef) bool {
 	t := l.peekTask(ref.Job, ref.Index)
 	if t != nil && t.Rep != nil {
 		r := t.Rep.find(ref.Attempt)
-		return r != nil && r.Verdict == api.VerdictRunning && r.Worker == worker
+		return r != nil && r.Verdict == vRunning && r.Worker == worker
 	}
 	return t != nil && t.State == tasks.TaskLeased && t.Attempts == ref.Attempt && t.Worker == worker
 }
@@ -136,7 +136,7 @@ func (l *Ledger) LeaseExpiry(ref api.TaskRef) (expiry int64, timeout time.Durati
 	j := l.jobs[ref.Job]
 	t := l.peekTask(ref.Job, ref.Index)
 	if t != nil && t.Rep != nil {
-		if r := t.Rep.find(ref.Attempt); r != nil && r.Verdict == api.VerdictRunning {
+		if r := t.Rep.find(ref.Attempt); r != nil && r.Verdict == vRunning {
 			return r.Expiry, j.Spec.Timeout, true
 		}
 		return 0, 0, false
@@ -267,7 +267,7 @@ func (t *task) status(idx int) api.TaskStatus {
 		st.CachedFrom = &api.CachedFrom{Job: c.Job, Index: c.Index, Agreed: c.Agreed}
 	}
 	if t.Rep != nil {
-		st.Replicas = t.Rep.outcomes()
+		st.Replicas = t.outcomes()
 	}
 	return st
 }

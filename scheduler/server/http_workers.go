@@ -65,7 +65,7 @@ func (s *Server) leaseOrWait(ctx context.Context, req *api.LeaseRequest) ([]ledg
 			return nil, fmt.Errorf("%w: %w: leadership lost during a lease wait", store.ErrNotLeader, store.ErrNotProposed)
 		}
 		var queued bool
-		s.store.FSM().View(func(l *ledger.Ledger) { queued = l.HasQueued() })
+		s.store.FSM().View(func(l *ledger.Ledger) { queued = l.HasWorkFor(req.Worker, req.Engines) })
 		if queued {
 			start := time.Now()
 			resp, err := s.store.Propose(ctx, &ledger.LeaseTasksCommand{
