@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/examples"
+	"github.com/peergrid/peergrid/internal/liar"
 	"github.com/peergrid/peergrid/internal/testcluster"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
@@ -49,9 +51,40 @@ func churnWorker(t *testing.T, c *testcluster.Cluster, id string) (stop func()) 
 	return stop
 }
 
-// TestReplicas_ChurnLosesNoReplicaAccounting: an R=2 job on three servers
-// and four workers; mid-job two workers die and the leader is stopped (a
-// new one is elected, a fifth worker joins, the old leader comes back).
+// clusterGrid is what package liar needs of a test cluster: clients that
+// fail over between all its servers.
+type clusterGrid struct{ c *testcluster.Cluster }
+
+func (g clusterGrid) Client() *client.Client { return g.c.Client(g.c.Nodes...) }
+
+func (g clusterGrid) ClientWith(token string) *client.Client {
+	var addrs []string
+	for _, n := range g.c.Nodes {
+		addrs = append(addrs, n.HTTPAddr)
+	}
+	cl := client.New(strings.Join(addrs, ","), token)
+	cl.Pin(g.c.Pin())
+	return cl
+}
+
+// applied waits until every server has applied the log up to index.
+func applied(t *testing.T, c *testcluster.Cluster, index uint64) {
+	t.Helper()
+	poll(t, 30*time.Second, "every server applied the join token", func() bool {
+		for _, n := range c.Nodes {
+			if n.Server == nil || n.Server.Store().Raft().AppliedIndex() < index {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestReplicas_ChurnLosesNoReplicaAccounting: an R=2 job on three servers,
+// four workers of package worker and two (truthful) liars that take 40 ms
+// a task; mid-job two workers stop, one liar vanishes with its leases held
+// (they must expire), and the leader is stopped (a new one is elected, a
+// fifth worker joins, the old leader comes back).
 // Every task ends done with two agreeing hashes that are its stdout's, or
 // failed with a stated reason; no replica is counted twice (at most
 // max_replicas replicas, at most Q agreeing), and the servers end on one
@@ -69,6 +102,12 @@ func TestReplicas_ChurnLosesNoReplicaAccounting(t *testing.T) {
 	for i := range 4 {
 		stops = append(stops, churnWorker(t, c, fmt.Sprintf("w%d", i+1)))
 	}
+	var vanishing *liar.Worker
+	for _, id := range []string{"l1", "l2"} {
+		token := liar.JoinToken(t, clusterGrid{c}, id)
+		applied(t, c, c.Barrier(c.Nodes...)) // every server knows the token, whichever the liar asks
+		vanishing = liar.StartConfig(t, clusterGrid{c}, token, liar.Config{ID: id, Answer: truth, Cores: 2, Delay: 40 * time.Millisecond})
+	}
 	const n = 200
 	spec := tasks.JobSpec{Name: "churn", ModuleHash: storage.Hash(mod), Args: []string{"churn", "{index}"}, Tasks: n,
 		Timeout: 10 * time.Second, Memory: 1 << 20, MaxOutput: 1 << 10, Replicas: 2, Retries: 3}
@@ -82,6 +121,7 @@ func TestReplicas_ChurnLosesNoReplicaAccounting(t *testing.T) {
 	poll(t, time.Minute, "a tenth of the tasks done", progress(n/10))
 	stops[0]()
 	stops[1]()
+	vanishing.Stop()
 	old := c.Leader()
 	c.Stop(old)
 	if s, err := all.JobSummary(ctx, id); err == nil && s.State.Finished() {
@@ -95,6 +135,9 @@ func TestReplicas_ChurnLosesNoReplicaAccounting(t *testing.T) {
 	_, q, m := spec.Replication()
 	for _, ts := range st.TaskStats {
 		checkChurnedTask(t, ts, q, m)
+	}
+	if p := peer(ctx, t, all, "l2"); p.State != api.PeerDown || p.Leased != 0 {
+		t.Fatalf("the vanished liar is %s holding %d leases, want down with none", p.State, p.Leased)
 	}
 	c.WaitConverged(c.Nodes...)
 }
