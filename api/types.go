@@ -63,6 +63,9 @@ type JobStatus struct {
 	JobSummary
 	Spec      tasks.JobSpec `json:"spec"`
 	TaskStats []TaskStatus  `json:"tasks"`
+	// GridEngine, for an "auto" job, is the engine the grid chose for its
+	// module ("" while it has none).
+	GridEngine string `json:"grid_engine,omitempty"`
 }
 
 // TaskStatus is one task's state, without its output.
@@ -208,6 +211,11 @@ type Assignment struct {
 	Memory    uint64        `json:"memory"`
 	MaxOutput uint64        `json:"max_output"`
 	Engine    string        `json:"engine,omitempty"`
+	// GridEngine, for a job whose Engine is "auto", is the engine the grid
+	// chose for this module (from every worker's reports): a worker that
+	// has it runs it without trials of its own; one that lacks it chooses
+	// as for "auto". Empty while the grid has no choice.
+	GridEngine string `json:"grid_engine,omitempty"`
 	// K and M: the job's erasure coding for large results (0: the cluster's).
 	K      int       `json:"k,omitempty"`
 	M      int       `json:"m,omitempty"`

@@ -102,8 +102,10 @@ const DefaultTinyTask = 2 * time.Millisecond
 // the shortest run: once an engine is measurably faster, the chooser stays
 // on it (no exploration), so well over 95% of the remaining tasks run there.
 //
-// It learns per worker (per Pool): each worker measures a module's first
-// tasks itself. Learning once for the whole grid needs the ledger.
+// A Pool's chooser learns per worker. The grid's leader runs one more
+// (scheduler/server) over every worker's reports, with Learner set: it
+// hands out no trials, it only watches the runs workers chose, and the
+// engine it settles on is handed to every worker in the assignments.
 type EngineChooser struct {
 	engines []string // by longWorkRank: engines[0] runs a module's first tasks
 	trials  int
@@ -112,6 +114,16 @@ type EngineChooser struct {
 	TrialWaitPerMiB time.Duration
 	// TinyTask: see the type's doc; 0 means DefaultTinyTask. Set before use.
 	TinyTask time.Duration
+	// Learner makes a chooser that only watches runs others chose (the
+	// grid's): an engine past the first that is not the cheapest to start
+	// is waited for only once a run of it was observed, since a learner
+	// cannot make anyone try it (each worker waits TrialWaitPerMiB on its
+	// own runs, which a sum over workers would overtake). Set before use.
+	Learner bool
+	// MinReporters is how many distinct reporters (ObserveFrom) a module's
+	// runs must come from before Chosen settles; 0 or 1 means any. Set
+	// before use.
+	MinReporters int
 
 	mu      sync.Mutex
 	modules map[string]*moduleTimings
@@ -122,6 +134,7 @@ type EngineChooser struct {
 const maxChooserModules = 4096
 
 type moduleTimings struct {
+	reporters []string                 // distinct reporters seen, up to MinReporters
 	ran       time.Duration            // total run time observed, on any engine
 	handedOut map[string]int           // trials given out per engine
 	observed  map[string]int           // trials (and later runs) measured per engine
@@ -136,6 +149,9 @@ func NewEngineChooser(engines []string, trials int) *EngineChooser {
 	slices.SortStableFunc(sorted, func(a, b string) int { return longWorkRank[a] - longWorkRank[b] })
 	return &EngineChooser{engines: sorted, trials: max(trials, 1), modules: map[string]*moduleTimings{}}
 }
+
+// Engines are the engines the chooser picks among, the first first.
+func (c *EngineChooser) Engines() []string { return slices.Clone(c.engines) }
 
 // First is the engine a module's first task runs on.
 func (c *EngineChooser) First() string { return c.engines[0] }
@@ -174,11 +190,21 @@ func (c *EngineChooser) worthTrying(m *moduleTimings, size int64) []string {
 	}
 	wait := time.Duration(float64(c.TrialWaitPerMiB) * float64(size) / (1 << 20))
 	for _, e := range c.engines[1:] {
-		if e == cheapToStart && firstBest < tiny || e != cheapToStart && m.ran >= wait {
+		if e == cheapToStart && firstBest < tiny || e != cheapToStart && c.paysForCompile(m, e, wait) {
 			out = append(out, e)
 		}
 	}
 	return out
+}
+
+// paysForCompile reports whether engine e, neither the first nor the
+// cheapest to start, is worth a trial: the module ran wait in total, or,
+// for a Learner, someone tried it.
+func (c *EngineChooser) paysForCompile(m *moduleTimings, e string, wait time.Duration) bool {
+	if c.Learner {
+		return m.observed[e] > 0
+	}
+	return m.ran >= wait
 }
 
 // best is the engine with the shortest run measured, or the first engine.
@@ -206,9 +232,22 @@ func minTried(m *moduleTimings, engines []string) int {
 
 // Observe records that a task of module ran on engine in d.
 func (c *EngineChooser) Observe(module, engine string, d time.Duration) {
+	c.ObserveFrom(module, engine, "", d)
+}
+
+// ObserveFrom is Observe of a run that reporter (a worker) measured; it
+// counts towards MinReporters. An engine the chooser does not know is
+// ignored.
+func (c *EngineChooser) ObserveFrom(module, engine, reporter string, d time.Duration) {
+	if !slices.Contains(c.engines, engine) {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.timings(module)
+	if len(m.reporters) < c.MinReporters && !slices.Contains(m.reporters, reporter) {
+		m.reporters = append(m.reporters, reporter)
+	}
 	m.ran += d
 	m.observed[engine]++
 	if old, ok := m.best[engine]; !ok || d < old {
@@ -217,8 +256,9 @@ func (c *EngineChooser) Observe(module, engine string, d time.Duration) {
 }
 
 // Chosen returns the engine the chooser has settled on for module: every
-// engine worth trying (for a module of size bytes) has had its trials. It
-// returns false while it is still measuring.
+// engine worth trying (for a module of size bytes) has had its trials,
+// from at least MinReporters reporters. It returns false while it is
+// still measuring.
 func (c *EngineChooser) Chosen(module string, size int64) (string, bool) {
 	if len(c.engines) == 1 {
 		return c.engines[0], true
@@ -226,7 +266,7 @@ func (c *EngineChooser) Chosen(module string, size int64) (string, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m, ok := c.modules[module]
-	if !ok {
+	if !ok || len(m.reporters) < c.MinReporters {
 		return "", false
 	}
 	for _, e := range c.worthTrying(m, size) {

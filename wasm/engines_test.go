@@ -356,3 +356,59 @@ func TestEngines_ModuleWithoutImportsRunsWithoutStartIsInvalid(t *testing.T) {
 		wantRefusedNaming(t, err, "no _start")
 	})
 }
+
+// The grid's chooser (Learner, MinReporters 2) settles only once runs of
+// two distinct reporters are in: one worker's word decides nothing.
+func TestEngineChooser_LearnerNeedsTwoReporters(t *testing.T) {
+	c := NewEngineChooser([]string{EngineWazero, EngineWasmtime}, 2)
+	c.Learner, c.MinReporters = true, 2
+	for range 10 {
+		c.ObserveFrom("m", EngineWasmtime, "w1", 300*time.Millisecond)
+	}
+	if e, ok := c.Chosen("m", 30<<10); ok {
+		t.Fatalf("settled on %s from one worker's reports", e)
+	}
+	c.ObserveFrom("m", EngineWasmtime, "w2", 310*time.Millisecond)
+	if e, ok := c.Chosen("m", 30<<10); !ok || e != EngineWasmtime {
+		t.Fatalf("Chosen = %s, %v after a second worker's report; want wasmtime", e, ok)
+	}
+}
+
+// A Learner waits for an engine whose compile must pay off only once
+// someone tried it: the sum of every worker's runs would otherwise make it
+// wait for trials no worker gives. The cheapest-to-start engine is waited
+// for as in a worker's chooser (tiny runs).
+func TestEngineChooser_LearnerWaitsOnlyForEnginesSomeoneTried(t *testing.T) {
+	c := NewEngineChooser([]string{EngineWazero, EngineWasmtime, EngineWasmer}, 2)
+	c.Learner, c.TrialWaitPerMiB = true, 0 // a worker's chooser would now want wasmer's trials
+	c.ObserveFrom("m", EngineWasmtime, "w1", 300*time.Millisecond)
+	c.ObserveFrom("m", EngineWasmtime, "w2", 300*time.Millisecond)
+	if e, ok := c.Chosen("m", 3<<20); !ok || e != EngineWasmtime {
+		t.Fatalf("Chosen = %s, %v; want wasmtime (wasmer untried, runs not tiny)", e, ok)
+	}
+	c.ObserveFrom("m", EngineWasmer, "w1", 200*time.Millisecond)
+	if e, ok := c.Chosen("m", 3<<20); ok {
+		t.Fatalf("settled on %s with one of wasmer's two trials in", e)
+	}
+	c.ObserveFrom("m", EngineWasmer, "w1", 210*time.Millisecond)
+	if e, ok := c.Chosen("m", 3<<20); !ok || e != EngineWasmer {
+		t.Fatalf("Chosen = %s, %v; want wasmer, measured faster", e, ok)
+	}
+
+	tiny := NewEngineChooser([]string{EngineWazero, EngineWasmtime}, 2)
+	tiny.Learner = true
+	tiny.ObserveFrom("t", EngineWasmtime, "w1", 400*time.Microsecond)
+	tiny.ObserveFrom("t", EngineWasmtime, "w2", 400*time.Microsecond)
+	if e, ok := tiny.Chosen("t", 1<<10); ok {
+		t.Fatalf("settled on %s before the cheap engine's trials of a tiny module", e)
+	}
+	tiny.ObserveFrom("t", EngineWazero, "w1", 60*time.Microsecond)
+	tiny.ObserveFrom("t", EngineWazero, "w2", 70*time.Microsecond)
+	if e, ok := tiny.Chosen("t", 1<<10); !ok || e != EngineWazero {
+		t.Fatalf("Chosen = %s, %v; want wazero", e, ok)
+	}
+	tiny.ObserveFrom("t", "v8", "w1", time.Nanosecond) // not an engine it knows: ignored
+	if e, _ := tiny.Chosen("t", 1<<10); e != EngineWazero {
+		t.Fatalf("an unknown engine's report moved the choice to %s", e)
+	}
+}

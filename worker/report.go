@@ -7,9 +7,21 @@ import (
 	"github.com/peergrid/peergrid/api"
 )
 
-// reportLinger is how long a report batch waits for more finished tasks:
-// fewer, larger reports mean fewer Raft entries on the leader.
-const reportLinger = 5 * time.Millisecond
+// A report batch waits a while for more finished tasks: fewer, larger
+// reports mean fewer Raft entries, and each entry costs the leader a few
+// hundred microseconds of CPU (an fsync, the HTTP call, Apply) whatever it
+// carries. With tasks of a few milliseconds a fixed 5 ms linger sent one or
+// two reports an entry, and the grid's own CPU (~0.8 ms a task) took a core
+// away from the executors. So the linger is long enough for about
+// lingerReports tasks to finish on this worker's cores, between
+// minReportLinger and maxReportLinger; and none at all when the worker holds
+// no other lease, since nothing else can finish (a one-task job's result is
+// not held back).
+const (
+	lingerReports   = 8
+	minReportLinger = 5 * time.Millisecond
+	maxReportLinger = 40 * time.Millisecond
+)
 
 // maxReportBatch bounds the reports sent in one call.
 const maxReportBatch = 256
@@ -19,7 +31,7 @@ const maxReportBatch = 256
 // frees its lease's slot.
 func (r *run) reportLoop() {
 	for first := range r.reports {
-		batch := r.gatherReports(first)
+		batch := r.gatherReports(first, r.reportLinger())
 		r.sendReports(batch)
 		if r.vol != nil {
 			r.vol.counted(batch)
@@ -31,13 +43,13 @@ func (r *run) reportLoop() {
 	}
 }
 
-// gatherReports adds to first whatever else finishes within reportLinger,
+// gatherReports adds to first whatever else finishes within wait,
 // up to maxReportBatch reports. Reports already waiting are always taken,
 // however long taking them lasts: the linger bounds the wait for more, not
 // the batch (a select on a fired timer and a ready channel picks either).
-func (r *run) gatherReports(first api.Report) []api.Report {
+func (r *run) gatherReports(first api.Report, wait time.Duration) []api.Report {
 	batch := []api.Report{first}
-	linger := time.NewTimer(reportLinger)
+	linger := time.NewTimer(wait)
 	defer linger.Stop()
 	for len(batch) < maxReportBatch {
 		select {
@@ -48,6 +60,9 @@ func (r *run) gatherReports(first api.Report) []api.Report {
 			batch = append(batch, rep)
 			continue
 		default:
+		}
+		if _, held := r.counts(); held <= len(batch) {
+			return batch // nothing else held, so nothing else will finish
 		}
 		select {
 		case rep, ok := <-r.reports:
@@ -60,6 +75,13 @@ func (r *run) gatherReports(first api.Report) []api.Report {
 		}
 	}
 	return batch
+}
+
+// reportLinger is how long a batch waits for more reports (see lingerReports).
+func (r *run) reportLinger() time.Duration {
+	avg := time.Duration(r.avgNs.Load())
+	perCore := avg * lingerReports / time.Duration(max(r.w.cfg.Cores, 1))
+	return min(max(perCore, minReportLinger), maxReportLinger)
 }
 
 // sendReports retries until the grid takes the reports or the attempt is

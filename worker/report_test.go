@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/tasks"
@@ -129,4 +130,58 @@ func TestReport_IgnoredReportIsSettledNotRetried(t *testing.T) {
 	if n := len(g.callsOf("Report")); n != 1 {
 		t.Fatalf("%d report calls, want 1", n)
 	}
+}
+
+// TestReport_LingerGrowsWithTaskTime: a batch waits for about
+// lingerReports tasks to finish on the worker's cores, within bounds.
+func TestReport_LingerGrowsWithTaskTime(t *testing.T) {
+	for _, c := range []struct {
+		cores int
+		avg   time.Duration
+		want  time.Duration
+	}{
+		{1, 0, minReportLinger},                             // nothing ran yet
+		{1, 50 * time.Microsecond, minReportLinger},         // tiny tasks: as before
+		{2, 3500 * time.Microsecond, 14 * time.Millisecond}, // 8 tasks of 3.5 ms on 2 cores
+		{1, time.Second, maxReportLinger},                   // long tasks: bounded
+	} {
+		w := testWorker(t, newFakeGrid(), Config{Cores: c.cores, Pool: &fakeRunner{}})
+		r := newRun(w)
+		r.avgNs.Store(int64(c.avg))
+		if got := r.reportLinger(); got != c.want {
+			t.Errorf("%d cores, tasks of %v: linger %v, want %v", c.cores, c.avg, got, c.want)
+		}
+	}
+}
+
+// TestReport_NotHeldBackWhenNothingElseCanFinish: with no other lease
+// held, a batch goes at once however long the linger (a one-task job's
+// result is not delayed); with one more held, it waits for that report.
+func TestReport_NotHeldBackWhenNothingElseCanFinish(t *testing.T) {
+	r := newReportRun(t, newFakeGrid())
+	gather := func(first api.Report) <-chan []api.Report {
+		out := make(chan []api.Report, 1)
+		go func() { out <- r.gatherReports(first, time.Hour) }()
+		return out
+	}
+	wait := func(out <-chan []api.Report, want int) {
+		t.Helper()
+		select {
+		case batch := <-out:
+			if len(batch) != want {
+				t.Fatalf("batch of %d reports, want %d", len(batch), want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the batch of %d was held back for the hour's linger", want)
+		}
+	}
+	lone := api.Report{TaskRef: api.TaskRef{Job: "j", Index: 0, Attempt: 1}}
+	r.hold(lone.TaskRef, true)
+	wait(gather(lone), 1)
+
+	second := api.Report{TaskRef: api.TaskRef{Job: "j", Index: 1, Attempt: 1}}
+	r.hold(second.TaskRef, true)
+	out := gather(lone)
+	r.reports <- second
+	wait(out, 2)
 }

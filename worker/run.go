@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
@@ -88,7 +89,7 @@ func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
 		rep.ErrorKind, rep.Error = moduleErrorKind(err), err.Error()
 		return rep
 	}
-	req := runRequest(a)
+	req := runRequest(a, r.w.engines)
 	if a.InputHash != "" {
 		path, err := r.w.fetchInput(ctx, a)
 		if err != nil {
@@ -119,12 +120,12 @@ func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
 	return rep
 }
 
-// runRequest is what the sandbox is asked to run for an assignment. An
-// inline input (small) goes in as bytes; a stored one is added by execute
-// as a file.
-func runRequest(a api.Assignment) *wasm.Request {
+// runRequest is what the sandbox is asked to run for an assignment, on a
+// worker that offers engines. An inline input (small) goes in as bytes; a
+// stored one is added by execute as a file.
+func runRequest(a api.Assignment, engines []string) *wasm.Request {
 	req := &wasm.Request{
-		ModuleHash: a.ModuleHash, Name: a.Name, Args: a.Args, Env: a.Env, Seed: a.Seed, Engine: a.Engine,
+		ModuleHash: a.ModuleHash, Name: a.Name, Args: a.Args, Env: a.Env, Seed: a.Seed, Engine: engineToRun(a, engines),
 		Limits: wasm.Limits{MemoryBytes: a.Memory, Timeout: a.Timeout, MaxOutput: int64(a.MaxOutput)},
 	}
 	if a.InputHash == "" {
@@ -155,4 +156,15 @@ func (w *Worker) recordOutcome(ctx context.Context, rep *api.Report, a api.Assig
 			rep.ErrorKind = "worker"
 		}
 	}
+}
+
+// engineToRun is the engine an assignment asks for: for an "auto" job the
+// grid's choice for the module where it has one and this worker offers it
+// (the pool then runs it without trials of its own), else the job's.
+func engineToRun(a api.Assignment, engines []string) string {
+	auto := a.Engine == "" || a.Engine == wasm.EngineAuto
+	if auto && a.GridEngine != "" && slices.Contains(engines, a.GridEngine) {
+		return a.GridEngine
+	}
+	return a.Engine
 }

@@ -135,6 +135,9 @@ func (m *Main) jobStatus(ctx context.Context, args []string) (int, error) {
 	}
 	fmt.Fprintf(m.Stdout, "job %s (%s): %s\n  %d tasks: %d queued, %d leased, %d done, %d failed\n",
 		st.ID, termSafe(st.Name), st.State, st.Tasks, st.Queued, st.Leased, st.Done, st.Failed)
+	if st.GridEngine != "" {
+		fmt.Fprintf(m.Stdout, "  engine: %s (grid choice)\n", termSafe(st.GridEngine))
+	}
 	cached := countCached(st.TaskStats)
 	if cached > 0 {
 		fmt.Fprintf(m.Stdout, "  %d done at submit from the result cache (not run again)\n", cached)

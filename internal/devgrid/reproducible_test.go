@@ -91,13 +91,20 @@ func otherEngine() string {
 // executor pool; the returned func drains it (the test's cleanup does too).
 func startWorkerAt(t *testing.T, g *Grid, id, dir string) (stop func()) {
 	t.Helper()
+	return startWorkerOffering(t, g, id, dir, nil)
+}
+
+// startWorkerOffering is startWorkerAt for a worker offering only engines
+// (nil: every engine the binary has).
+func startWorkerOffering(t *testing.T, g *Grid, id, dir string, engines []string) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, cert, err := g.peerClient(ctx, dir, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := worker.New(ctx, worker.Config{ID: id, Client: c, DataDir: dir, Cores: 2, ShardTLS: cert,
+	w, err := worker.New(ctx, worker.Config{ID: id, Client: c, DataDir: dir, Cores: 2, ShardTLS: cert, Engines: engines,
 		StorageBind: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

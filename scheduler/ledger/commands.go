@@ -90,7 +90,7 @@ func (t CommandType) String() string {
 		cmdUpsertPeer: "upsert-peer", cmdReleaseTasks: "release-tasks", cmdPutManifest: "put-manifest",
 		cmdPurgeJob: "purge-job", cmdUnpinBlob: "unpin-blob", cmdUnpinOwn: "unpin-own", cmdDeleteBlobs: "delete-blobs",
 		cmdCreateCredential: "create-credential", cmdRevokeCredential: "revoke-credential", cmdJoinWorker: "join-worker", cmdRenewLeases: "renew-leases",
-		cmdCommitManifest:      "commit-manifest",
+		cmdCommitManifest: "commit-manifest", cmdSetModuleEngine: "set-module-engine",
 		cmdSubmitJobReplicated: "submit-job-replicated", cmdTrustPeer: "trust-peer",
 	}
 	if n, ok := names[t]; ok {

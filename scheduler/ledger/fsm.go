@@ -144,6 +144,8 @@ func (f *FSM) applyCommand(data []byte) any {
 		return l.applyTrustPeer(c)
 	case *RenewLeasesCommand:
 		return l.applyRenewLeases(c)
+	case *SetModuleEngineCommand:
+		return l.applySetModuleEngine(c)
 	}
 	panic(fmt.Sprintf("ledger: no apply for %s", c.Type()))
 }

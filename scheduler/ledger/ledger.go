@@ -67,6 +67,8 @@ type Ledger struct {
 	nextSeq    uint64
 	// aliveWorkers counts peers with the worker role in state alive.
 	aliveWorkers int
+	// moduleEngines is the grid's engine per module (engines.go).
+	moduleEngines map[string]string
 	// gen counts snapshots taken; task chunks older than it are shared with
 	// a snapshot and copied before Apply changes them. Not replicated state.
 	gen uint64
@@ -257,6 +259,7 @@ func (l *Ledger) applyPurgeJob(c *PurgeJobCommand) any {
 		return fmt.Errorf("%w: %s is %s (cancel it first)", ErrJobNotFinished, c.ID, j.state())
 	}
 	l.dropRefs(j)
+	l.forgetModuleEngine(j.Spec.ModuleHash)
 	l.uncacheJob(j)
 	delete(l.jobs, c.ID)
 	delete(l.requests, j.RequestID)
@@ -621,10 +624,10 @@ func (l *Ledger) completeTask(worker string, now int64, r *api.Report) (accepted
 	}
 	l.endLease(j, r.Index)
 	t.Duration = int64(r.Duration)
-	t.ExitCode = &r.ExitCode
+	t.ExitCode = exitCode(r.ExitCode)
 	t.ErrorKind, t.Error = r.ErrorKind, r.Error
 	l.replaceRef(j, t.StdoutRef, r.StdoutBlob) // a retry's report replaces the last attempt's
-	t.Stdout, t.Stderr, t.Engine, t.StdoutRef = r.Stdout, r.Stderr, r.Engine, r.StdoutBlob
+	t.Stdout, t.Stderr, t.Engine, t.StdoutRef = r.Stdout, r.Stderr, internEngine(r.Engine), r.StdoutBlob
 	if r.ErrorKind == "" {
 		t.State = tasks.TaskDone
 		j.nDone++
@@ -635,6 +638,37 @@ func (l *Ledger) completeTask(worker string, now int64, r *api.Report) (accepted
 	}
 	j.maybeFinish(now)
 	return true, true
+}
+
+// smallExitCodes are shared by every task that exited with one of them, so a
+// finished task's exit code costs a pointer, not an allocation; they are never
+// written through.
+var smallExitCodes = func() (codes [256]int) {
+	for i := range codes {
+		codes[i] = i
+	}
+	return codes
+}()
+
+// exitCode is a pointer to code that holds nothing else alive: pointing
+// into the command's report would keep the whole decoded batch of reports
+// (about 200 bytes a task) as long as the task.
+func exitCode(code int) *int {
+	if code >= 0 && code < len(smallExitCodes) {
+		return &smallExitCodes[code]
+	}
+	return &code
+}
+
+// internEngine returns the engine names tasks share instead of a string
+// decoded per report.
+func internEngine(name string) string {
+	for _, e := range tasks.Engines {
+		if name == e {
+			return e
+		}
+	}
+	return name
 }
 
 // repeatsAccepted reports whether r is the report the task already accepted

@@ -363,6 +363,11 @@ func randomCommands(rng *rand.Rand, n int) [][]byte {
 			case 3:
 				p := fmt.Sprint("p", rng.IntN(6))
 				add(&JoinWorkerCommand{Token: fmt.Sprint("c", rng.IntN(6)), Peer: Credential{ID: p, Role: api.CredPeer, Hash: "h" + p, Peer: w}, Now: now})
+			case 4:
+				// Draws nothing from rng, so the log's other commands are
+				// those of the generator before this case existed
+				// (TestReplicas_OldLogReplaysUnchanged filters these out).
+				add(&SetModuleEngineCommand{Module: storage.Hash(testModule), Engine: []string{"wazero", "wasmtime", "auto"}[len(logs)%3]})
 			}
 		}
 	}

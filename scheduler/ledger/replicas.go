@@ -554,7 +554,7 @@ func (l *Ledger) recordReplica(j *job, worker string, now int64, rep *api.Report
 		return
 	}
 	code := rep.ExitCode
-	r.Verdict, r.Hash, r.ExitCode, r.Duration = vPending, tasks.ResultHash(rep.ExitCode, rep.StdoutSum()), &code, int64(rep.Duration)
+	r.Verdict, r.Hash, r.ExitCode, r.Duration = vPending, tasks.ResultHash(code, rep.StdoutSum()), exitCode(code), int64(rep.Duration)
 	if !hashKept(rs, r) {
 		r.Stdout, r.Stderr, r.StdoutRef, r.Engine, r.Kept = rep.Stdout, rep.Stderr, rep.StdoutBlob, rep.Engine, true
 		l.ref(j, r.StdoutRef, +1)

@@ -24,7 +24,9 @@ func TestReplicas_OldLogReplaysUnchanged(t *testing.T) {
 		3: {"10a2679aef5cde1cd1ba9ef4bbc46fe2610c1a48293568ba01b90e30ee52657b", "b9f75fc0ec7582200ff3c73f65440e44d89fdeb1c9eec12fdf944ed3e50ccdfe"},
 	}
 	for seed, want := range golden {
-		logs := randomCommands(rand.New(rand.NewPCG(seed, 99)), 400)
+		// The commands added to the generator since (type 33) are left
+		// out: they draw nothing from rng, so the rest is the old log.
+		logs := withoutType(randomCommands(rand.New(rand.NewPCG(seed, 99)), 800), cmdSetModuleEngine)[:400]
 		h := sha256.New()
 		f := NewFSM()
 		for _, c := range logs {
@@ -38,6 +40,16 @@ func TestReplicas_OldLogReplaysUnchanged(t *testing.T) {
 			t.Errorf("seed %d: old log applies to state %s, was %s", seed, got, want[1])
 		}
 	}
+}
+
+func withoutType(logs [][]byte, t CommandType) [][]byte {
+	var out [][]byte
+	for _, c := range logs {
+		if CommandType(c[0]) != t {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // replicaWalk drives a ledger (and, from half way, a restored copy of it)

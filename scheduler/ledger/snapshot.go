@@ -38,6 +38,8 @@ type Snapshot struct {
 	jobs      []frozenJob
 	peers     []Peer
 	creds     []Credential
+	// moduleEngines: the grid's engine per module (engines.go).
+	moduleEngines []ModuleEngine
 }
 
 type frozenJob struct {
@@ -87,6 +89,7 @@ func (l *Ledger) freeze() *Snapshot {
 		fz.peers = append(fz.peers, *l.peers[id])
 	}
 	fz.creds = l.Credentials() // copies: Apply changes them in place (uses, revoked)
+	fz.moduleEngines = l.frozenModuleEngines()
 	return fz
 }
 
@@ -126,6 +129,7 @@ func (fz *Snapshot) Write(w io.Writer) error {
 	for i := range fz.creds {
 		rw.put(recCredential, &fz.creds[i])
 	}
+	fz.writeModuleEngines(rw)
 	rw.put(recEnd, nil)
 	return rw.err
 }
@@ -214,6 +218,10 @@ func ReadSnapshot(rd io.Reader) (*Ledger, error) {
 				return nil, fmt.Errorf("%w: credential: %v", ErrBadSnapshot, err)
 			}
 			l.addCredential(&c)
+		case recModuleEngine:
+			if err := l.restoreModuleEngine(body); err != nil {
+				return nil, err
+			}
 		case recEnd:
 			l.chargeAllBlobs()
 			return l, l.checkRestored()
@@ -267,8 +275,10 @@ func (l *Ledger) restoreTasks(j *job, body []byte) error {
 	if err := json.Unmarshal(body, &ts); err != nil {
 		return fmt.Errorf("%w: job %s tasks: %v", ErrBadSnapshot, j.ID, err)
 	}
+	workers := map[string]string{}
 	for _, t := range ts {
 		idx := j.Tasks.len()
+		compactRestored(&t, workers)
 		j.Tasks.appendTask(t)
 		j.count(t.State, +1)
 		l.ref(j, t.StdoutRef, +1)
@@ -282,6 +292,27 @@ func (l *Ledger) restoreTasks(j *job, body []byte) error {
 		}
 	}
 	return nil
+}
+
+// compactRestored makes a decoded task share what tasks applied live
+// share (exit codes, engine names, and, within a chunk, worker names)
+// instead of holding its own copies: a restored ledger should take no more
+// memory than the one it was taken from.
+func compactRestored(t *task, workers map[string]string) {
+	if t.ExitCode != nil {
+		t.ExitCode = exitCode(*t.ExitCode)
+	}
+	t.Engine = internEngine(t.Engine)
+	for _, name := range []*string{&t.Worker, &t.FailedOn} {
+		if *name == "" {
+			continue
+		}
+		if shared, ok := workers[*name]; ok {
+			*name = shared
+		} else {
+			workers[*name] = *name
+		}
+	}
 }
 
 // restoreReplicas indexes a restored task's replica leases and the

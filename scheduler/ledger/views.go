@@ -51,7 +51,7 @@ func (l *Ledger) JobStatus(id string) (*api.JobStatus, bool) {
 	if j == nil {
 		return nil, false
 	}
-	st := &api.JobStatus{JobSummary: j.summary(), Spec: j.Spec, TaskStats: make([]api.TaskStatus, j.Tasks.len())}
+	st := &api.JobStatus{JobSummary: j.summary(), Spec: j.Spec, TaskStats: make([]api.TaskStatus, j.Tasks.len()), GridEngine: l.gridEngine(j)}
 	for i := range st.TaskStats {
 		st.TaskStats[i] = j.Tasks.at(i).status(i)
 	}
@@ -105,7 +105,7 @@ func (l *Ledger) Assignment(g Grant) api.Assignment {
 	a := api.Assignment{
 		Job: g.Job, Index: g.Index, Attempt: g.Attempt, ModuleHash: j.Spec.ModuleHash, Name: j.Spec.Name,
 		Args: j.Spec.TaskArgs(g.Index), Env: j.Spec.Env, Seed: tasks.Seed(&j.Spec, g.Index),
-		Timeout: j.Spec.Timeout, Memory: j.Spec.Memory, MaxOutput: j.Spec.MaxOutput, Engine: j.Spec.Engine,
+		Timeout: j.Spec.Timeout, Memory: j.Spec.Memory, MaxOutput: j.Spec.MaxOutput, Engine: j.Spec.Engine, GridEngine: l.gridEngine(j),
 		K: j.Spec.DataShards, M: j.Spec.ParityShards,
 		Expiry: time.Unix(0, g.Expiry).UTC(),
 	}

@@ -15,7 +15,10 @@
 //   - group formation (cluster.go): join, bootstrap-expect, operator
 //     commands;
 //   - /metrics (metrics.go): the views' collectors, the leader's own
-//     counters and latencies, and Raft's go-metrics.
+//     counters and latencies, and Raft's go-metrics;
+//   - the grid's engine per module (engines.go): the leader folds the
+//     workers' reported run times into a wasm.EngineChooser (its rules,
+//     run as a learner) and commits only the choice.
 //
 // It must not change the ledger except by proposing a command, keep
 // replicated state of its own (liveness and repair orders are the leader's

@@ -135,6 +135,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	s.metrics.reportApply.Observe(time.Since(start).Seconds()) // metrics
 	accepted, _ := resp.([]bool)
 	s.metrics.countReports(req.Reports, accepted) // metrics
+	s.learnEngines(r.Context(), req.Worker, req.Reports, accepted)
 	writeJSON(w, http.StatusOK, api.ReportResponse{Accepted: accepted})
 }
 

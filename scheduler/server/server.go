@@ -161,6 +161,7 @@ type Server struct {
 	// verifiedClients caches client certificates already checked (clientcert.go).
 	verifiedClients certCache
 	shardHTTP       *http.Client // to storage peers, pinned to the CA
+	engines         *gridEngines // the grid's engine per module, learned from reports (engines.go)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -192,6 +193,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		repairs: newRepairPlanner(cfg.RepairGrace, cfg.RepairTimeout), metrics: newLeaderMetrics(), forwarder: client.NewTransport(), tls: tlsState}
 	s.forwarder.TLSClientConfig = auth.ClientTLS(tlsState.pin, []string{auth.RoleServer}, tlsState.ownCert) // its certificate vouches for a worker's it verified (clientcert.go)
 	s.shardHTTP = &http.Client{Transport: client.NewTransport()}
+	s.engines = newGridEngines()
 	s.shardHTTP.Transport.(*http.Transport).TLSClientConfig = auth.ClientTLS(tlsState.pin, []string{auth.RoleWorker, auth.RoleServer}, tlsState.ownCert) // its certificate lets it read shards
 	st.FSM().OnApply(s.work.broadcast)
 	s.handler = s.newRoutes()
