@@ -155,8 +155,8 @@ func (w *Worker) RunHeartbeats(ctx context.Context) error {
 	return nil
 }
 
-// Step leases up to Cores tasks without waiting and reports each at once;
-// it returns how many it leased.
+// Step leases up to Cores tasks without waiting and reports them (after
+// Delay); it returns how many it leased.
 func (w *Worker) Step(ctx context.Context) (int, error) {
 	got, err := w.lease(ctx, 0)
 	if err != nil || len(got) == 0 {
@@ -171,7 +171,7 @@ func (w *Worker) lease(ctx context.Context, wait time.Duration) ([]api.Assignmen
 }
 
 // leaseAndReport leases up to Cores tasks and reports the chosen stdout for
-// each at once: a liar does no work.
+// each, after Delay: a liar runs nothing.
 func (w *Worker) leaseAndReport(ctx context.Context) error {
 	got, err := w.lease(ctx, w.cfg.LeaseWait)
 	if err != nil || len(got) == 0 {
