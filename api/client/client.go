@@ -84,7 +84,8 @@ type Client struct {
 	// Retries bounds the attempts of one call (default: 3 rounds of all addresses).
 	Retries int
 	// AttemptTimeout bounds the wait for one attempt's response headers
-	// (default 5 s); a long poll adds its own wait.
+	// (default 5 s); a long poll adds its own wait, and an upload 2 s per
+	// MiB it carries.
 	AttemptTimeout time.Duration
 	// HedgeAfter is how long a hedged call waits on one server before it
 	// asks the next as well (default 1.5 s).
@@ -122,6 +123,9 @@ const (
 	defaultHedgeAfter  = 1500 * time.Millisecond
 	defaultRetryFor    = 5 * time.Second
 	maxIdleConnsPerSrv = 16
+	// bodyAllowancePerMiB is what an attempt's timeout grows by per MiB
+	// of request body (see attemptTimeout).
+	bodyAllowancePerMiB = 2 * time.Second
 )
 
 // NewTransport is an HTTP transport with the bounds above: a dial gives up
@@ -396,12 +400,17 @@ func (c *Client) hedgeAfter() time.Duration {
 	return defaultHedgeAfter
 }
 
+// attemptTimeout is AttemptTimeout, plus a long poll's wait, plus
+// bodyAllowancePerMiB for each MiB the request carries: a server answers
+// an upload only once it has stored the bytes (coded, placed, committed),
+// which takes time in their size, and a module of a few MiB on a busy
+// machine outlasted the 5 s a silent server is given.
 func (c *Client) attemptTimeout(cl *call) time.Duration {
 	t := c.AttemptTimeout
 	if t <= 0 {
 		t = defaultAttempt
 	}
-	return t + cl.wait
+	return t + cl.wait + time.Duration(len(cl.body))*bodyAllowancePerMiB/(1<<20)
 }
 
 // attempt sends the call to server i and reads the whole answer. Its

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
 )
 
@@ -355,5 +357,26 @@ func TestClient_WriteWhoseEarlierAttemptMayHaveAppliedSaysSo(t *testing.T) {
 	c.RetryFor = time.Millisecond
 	if err := c.PutBlob(context.Background(), strings.Repeat("a", 64), []byte("x")); errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("a write only ever refused: %v, want a plain ErrUnavailable", err)
+	}
+}
+
+// TestClient_UploadIsGivenTimeInItsSize: a server that takes longer than
+// AttemptTimeout to store a large upload is waited for (2 s per MiB more),
+// while the same delay on a bodyless call still times out.
+func TestClient_UploadIsGivenTimeInItsSize(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(600 * time.Millisecond) // the server storing the bytes
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer slow.Close()
+	c := New(slow.URL, "")
+	c.AttemptTimeout, c.RetryFor = 200*time.Millisecond, time.Millisecond
+	data := make([]byte, 1<<20) // 2 s more: 2.2 s in all
+	if err := c.PutBlob(context.Background(), storage.Hash(data), data); err != nil {
+		t.Fatalf("1 MiB upload to a server that takes 0.6 s: %v", err)
+	}
+	if _, err := c.HasBlob(context.Background(), storage.Hash(data)); !errors.Is(err, ErrNoAnswer) {
+		t.Fatalf("HEAD to the same server: %v, want no answer within 0.2 s", err)
 	}
 }
