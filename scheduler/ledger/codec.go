@@ -123,8 +123,10 @@ func decodeCompleteTasksCompact(data []byte) (Command, error) {
 	c := &CompleteTasksCommand{Worker: r.string(), Now: r.int64()}
 	// Reports is never nil, as JSON's "reports":[] decodes.
 	c.Reports = make([]api.Report, r.count())
+	var prev api.Report
 	for i := range c.Reports {
-		r.report(&c.Reports[i])
+		r.report(&c.Reports[i], &prev)
+		prev = c.Reports[i]
 	}
 	return c, r.finish(cmdCompleteTasksCompact)
 }
@@ -144,8 +146,11 @@ func appendReport(b []byte, p *api.Report) []byte {
 	return b
 }
 
-func (r *compactReader) report(p *api.Report) {
-	p.Job = r.string()
+// report reads one report; prev is the one before it, whose job and engine
+// strings it shares when equal (reports in one command mostly do), so they
+// are not allocated again.
+func (r *compactReader) report(p, prev *api.Report) {
+	p.Job = r.stringLike(prev.Job)
 	p.Index = r.int()
 	p.Attempt = r.int()
 	p.ExitCode = r.int()
@@ -155,7 +160,7 @@ func (r *compactReader) report(p *api.Report) {
 	p.ErrorKind = r.string()
 	p.Error = r.string()
 	p.Duration = time.Duration(r.int64())
-	p.Engine = r.string()
+	p.Engine = r.stringLike(prev.Engine)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -234,6 +239,15 @@ func (r *compactReader) take() []byte {
 }
 
 func (r *compactReader) string() string { return string(r.take()) }
+
+// stringLike is string, but returns prev itself when equal.
+func (r *compactReader) stringLike(prev string) string {
+	p := r.take()
+	if string(p) == prev {
+		return prev
+	}
+	return string(p)
+}
 
 // bytes copies, so the command does not keep the Raft entry alive; an empty
 // field is nil, as JSON's omitempty decodes it.
