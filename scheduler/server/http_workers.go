@@ -136,7 +136,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 // report's output fits inline.
 func decodeReport(r *http.Request) (*api.ReportRequest, error) {
 	var req api.ReportRequest
-	if err := readJSON(r, &req); err != nil {
+	if err := readReportJSON(r, &req); err != nil {
 		return nil, err
 	}
 	for _, rep := range req.Reports {
