@@ -46,7 +46,7 @@ func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.LeaseResponse{Tasks: s.assignments(grants)})
+	writeLeaseResponse(w, api.LeaseResponse{Tasks: s.assignments(grants)})
 }
 
 func (s *Server) leaseOrWait(ctx context.Context, req *api.LeaseRequest) ([]ledger.Grant, error) {
