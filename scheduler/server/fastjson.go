@@ -16,6 +16,147 @@ import (
 	"github.com/peergrid/peergrid/storage"
 )
 
+// readFast reads a hot body (a report, a heartbeat) into v: by fast, which
+// takes the plain shape the Go client writes and reports whether it did,
+// else by encoding/json on the same bytes, as readJSON would.
+func readFast[T any](r *http.Request, v *T, fast func([]byte, *T) bool) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 2*storage.MaxInline))
+	if err != nil {
+		return fmt.Errorf("%w: body: %v", errBadRequest, err)
+	}
+	if fast(body, v) {
+		return nil
+	}
+	var zero T
+	*v = zero
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: body: %v", errBadRequest, err)
+	}
+	return nil
+}
+
+// readHeartbeatJSON decodes a heartbeat body, the call every worker makes
+// every few seconds, as readReportJSON does a report.
+func readHeartbeatJSON(r *http.Request, req *api.HeartbeatRequest) error {
+	return readFast(r, req, fastDecodeHeartbeat)
+}
+
+// fastDecodeHeartbeat decodes body into req if it has the plain shape,
+// reporting whether it did; req is undefined if not.
+func fastDecodeHeartbeat(body []byte, req *api.HeartbeatRequest) bool {
+	p := plainJSON{b: body}
+	var seen uint16
+	done := p.object(func(key []byte) bool {
+		var ok bool
+		switch string(key) {
+		case "worker":
+			req.Worker, ok = p.string()
+			return ok && p.once16(&seen, 1<<0)
+		case "address":
+			req.Address, ok = p.string()
+			return ok && p.once16(&seen, 1<<1)
+		case "cores":
+			req.Cores, ok = p.int()
+			return ok && p.once16(&seen, 1<<2)
+		case "draining":
+			req.Draining, ok = p.bool()
+			return ok && p.once16(&seen, 1<<3)
+		case "running":
+			req.Running, ok = p.taskRefs()
+			return ok && p.once16(&seen, 1<<4)
+		case "held":
+			req.Held, ok = p.taskRefs()
+			return ok && p.once16(&seen, 1<<5)
+		case "engines":
+			req.Engines, ok = p.strings()
+			return ok && p.once16(&seen, 1<<6)
+		case "storage":
+			req.Storage, ok = p.bool()
+			return ok && p.once16(&seen, 1<<7)
+		case "storage_only":
+			req.StorageOnly, ok = p.bool()
+			return ok && p.once16(&seen, 1<<8)
+		case "paused":
+			req.Paused, ok = p.bool()
+			return ok && p.once16(&seen, 1<<9)
+		}
+		return false
+	})
+	p.space()
+	return done && p.i == len(p.b)
+}
+
+// taskRefs reads an array of task refs; null is a nil slice and [] an
+// empty one, as encoding/json decodes them into a fresh struct.
+func (p *plainJSON) taskRefs() ([]api.TaskRef, bool) {
+	if p.null() {
+		return nil, true
+	}
+	out := make([]api.TaskRef, 0, 4)
+	var prevJob string
+	ok := p.array(func() bool {
+		var ref api.TaskRef
+		var seen uint16
+		done := p.object(func(key []byte) bool {
+			var ok bool
+			switch string(key) {
+			case "job":
+				ref.Job, ok = p.stringLike(prevJob)
+				return ok && p.once16(&seen, 1<<0)
+			case "index":
+				ref.Index, ok = p.int()
+				return ok && p.once16(&seen, 1<<1)
+			case "attempt":
+				ref.Attempt, ok = p.int()
+				return ok && p.once16(&seen, 1<<2)
+			}
+			return false
+		})
+		prevJob = ref.Job
+		out = append(out, ref)
+		return done
+	})
+	return out, ok
+}
+
+// strings reads an array of strings (null: nil).
+func (p *plainJSON) strings() ([]string, bool) {
+	if p.null() {
+		return nil, true
+	}
+	out := make([]string, 0, 2)
+	ok := p.array(func() bool {
+		s, ok := p.string()
+		out = append(out, s)
+		return ok
+	})
+	return out, ok
+}
+
+// null reads a literal null if one is next.
+func (p *plainJSON) null() bool { return p.literal("null") }
+
+func (p *plainJSON) literal(word string) bool {
+	p.space()
+	if bytes.HasPrefix(p.b[p.i:], []byte(word)) {
+		p.i += len(word)
+		return true
+	}
+	return false
+}
+
+func (p *plainJSON) bool() (bool, bool) {
+	switch {
+	case p.literal("true"):
+		return true, true
+	case p.literal("false"):
+		return false, true
+	}
+	return false, false
+}
+
 // readReportJSON decodes a report body. Reports are the largest body a busy
 // leader decodes, a few per task, and encoding/json's reflection on them was
 // some 7% of its CPU; so the shape the Go client writes (compact JSON, plain
@@ -24,20 +165,7 @@ import (
 // falls back to encoding/json on the same bytes, so what is accepted, the
 // result and every error stay what readJSON gives.
 func readReportJSON(r *http.Request, req *api.ReportRequest) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 2*storage.MaxInline))
-	if err != nil {
-		return fmt.Errorf("%w: body: %v", errBadRequest, err)
-	}
-	if fastDecodeReport(body, req) {
-		return nil
-	}
-	*req = api.ReportRequest{}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(req); err != nil {
-		return fmt.Errorf("%w: body: %v", errBadRequest, err)
-	}
-	return nil
+	return readFast(r, req, fastDecodeReport)
 }
 
 // fastDecodeReport decodes body into req if it has the plain shape (see

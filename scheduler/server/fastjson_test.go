@@ -162,6 +162,8 @@ func fillAssignmentFields(t *testing.T, v reflect.Value, seed *int) {
 		v.SetInt(int64(n) * 1_000_003)
 	case v.CanUint():
 		v.SetUint(uint64(n) * 1_000_003)
+	case v.Kind() == reflect.Bool:
+		v.SetBool(true)
 	default:
 		t.Fatalf("fillAssignmentFields: %s has no filler: teach the test and the encoder", v.Type())
 	}
@@ -245,6 +247,63 @@ func BenchmarkLeaseResponse(b *testing.B) {
 			if _, ok := appendLeaseResponse(make([]byte, 0, 400*len(resp.Tasks)+16), &resp); !ok {
 				b.Fatal("not taken")
 			}
+		}
+	})
+}
+
+func standardHeartbeat(body []byte) (api.HeartbeatRequest, error) {
+	var req api.HeartbeatRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&req)
+	return req, err
+}
+
+// TestFastDecodeHeartbeat_TakesWhatTheClientWrites: heartbeats as the Go
+// worker writes them, one with every field set (a field added to
+// api.HeartbeatRequest that the fast path does not know fails here) and one
+// holding nothing, take the fast path and decode as encoding/json does.
+func TestFastDecodeHeartbeat_TakesWhatTheClientWrites(t *testing.T) {
+	var full api.HeartbeatRequest
+	seed := 0
+	fillAssignmentFields(t, reflect.ValueOf(&full).Elem(), &seed)
+	for _, hb := range []api.HeartbeatRequest{full, {Worker: "w"}, {Worker: "w", Held: []api.TaskRef{}}} {
+		body, _ := json.Marshal(hb)
+		var got api.HeartbeatRequest
+		if !fastDecodeHeartbeat(body, &got) {
+			t.Fatalf("the client's body %s did not take the fast path", body)
+		}
+		std, err := standardHeartbeat(body)
+		if err != nil || !reflect.DeepEqual(got, std) {
+			t.Fatalf("fast path gave %+v, encoding/json %+v (%v)", got, std, err)
+		}
+	}
+	for _, body := range []string{`{"worker":"w","paused":1}`, `{"worker":"w","held":[{"job":"j","index":1}],"held":[]}`, `{"worker":"w","engines":["\u0041"]}`} {
+		var got api.HeartbeatRequest
+		if fastDecodeHeartbeat([]byte(body), &got) {
+			t.Fatalf("%s took the fast path", body)
+		}
+	}
+}
+
+// FuzzHeartbeatFastPath: whatever body the fast path takes, encoding/json
+// takes too and decodes to the same heartbeat.
+func FuzzHeartbeatFastPath(f *testing.F) {
+	body, _ := json.Marshal(api.HeartbeatRequest{Worker: "w", Address: "a", Cores: 2, Running: []api.TaskRef{{Job: "j", Index: 1, Attempt: 1}},
+		Held: []api.TaskRef{{Job: "j", Index: 1, Attempt: 1}, {Job: "j", Index: 2, Attempt: 1}}, Engines: []string{"wazero"}, Paused: true})
+	f.Add(body)
+	f.Add([]byte(`{"worker":"w","held":null,"running":[],"draining":false,"storage":true,"storage_only":false}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var fast api.HeartbeatRequest
+		if !fastDecodeHeartbeat(body, &fast) {
+			return
+		}
+		std, err := standardHeartbeat(body)
+		if err != nil {
+			t.Fatalf("the fast path took %q, which encoding/json refuses: %v", body, err)
+		}
+		if !reflect.DeepEqual(fast, std) {
+			t.Fatalf("%q: fast %+v, encoding/json %+v", body, fast, std)
 		}
 	})
 }

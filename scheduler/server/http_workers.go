@@ -170,7 +170,7 @@ func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	var req api.HeartbeatRequest
-	if err := readJSON(r, &req); err != nil {
+	if err := readHeartbeatJSON(r, &req); err != nil {
 		writeErr(w, err)
 		return
 	}
