@@ -543,3 +543,48 @@ func TestReplicas_HasWorkForSaysWhetherALeaseWouldGrant(t *testing.T) {
 		}
 	})
 }
+
+// TestReplicas_DistrustRerunsAnAdaptiveUncheckedResultChecked: a result
+// an adaptive job took unchecked from a worker later distrusted, in a job
+// not finished, is run again, now checked by two agreeing replicas; the
+// discarded vote stays as evidence.
+func TestReplicas_DistrustRerunsAnAdaptiveUncheckedResultChecked(t *testing.T) {
+	a := newApplier(t)
+	a.workers("w1", "w2", "liar")
+	a.setStreak("liar", 30)
+	spec := replicaSpec(2, 0, 0, 0)
+	spec.Adaptive, spec.Priority = true, -10 // after the liar's rounds
+	a.submitSpec("adaptive", spec)
+	draw := uint64(0)
+	for adaptiveCheck(30, draw, 0) {
+		draw++
+	}
+	g, _ := a.apply(&LeaseTasksCommand{Worker: "liar", Max: 1, Now: a.now, Draw: draw}).([]Grant)
+	if len(g) != 1 || g[0] != (Grant{Job: "adaptive", Index: 0, Attempt: 1, Expiry: g[0].Expiry}) {
+		t.Fatalf("liar's lease: %v", g)
+	}
+	a.vote("liar", g[0], "lie")
+	if st := a.taskStatus("adaptive", 0); st.State != tasks.TaskDone || verdicts(st) != "liar:agreed" {
+		t.Fatalf("an unchecked task after its one vote: %s %q", st.State, verdicts(st))
+	}
+	for i := range 3 {
+		a.liarRound(fmt.Sprint("r", i))
+	}
+	if p := a.peer("liar"); !p.Distrusted {
+		t.Fatalf("liar not distrusted: %+v", p)
+	}
+	st := a.taskStatus("adaptive", 0)
+	if st.State != tasks.TaskQueued || verdicts(st) != "liar:failed" || st.Replicas[0].Hash == "" {
+		t.Fatalf("the liar's unchecked result after distrust: %s %q %+v", st.State, verdicts(st), st.Replicas)
+	}
+	g1, g2 := a.mustLease("w1"), a.mustLease("w2")
+	if g1.Index != 0 || g2.Index != 0 {
+		t.Fatalf("the re-run is not checked: %v %v", g1, g2)
+	}
+	a.vote("w1", g1, "truth")
+	a.vote("w2", g2, "truth")
+	st = a.taskStatus("adaptive", 0)
+	if st.State != tasks.TaskDone || verdicts(st) != "liar:failed w1:agreed w2:agreed" || string(a.results("adaptive")[0].Stdout) != "truth" {
+		t.Fatalf("after the checked re-run: %s %q", st.State, verdicts(st))
+	}
+}

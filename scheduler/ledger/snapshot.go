@@ -40,6 +40,7 @@ type Snapshot struct {
 	creds     []Credential
 	// moduleEngines: the grid's engine per module (engines.go).
 	moduleEngines []ModuleEngine
+	nextSeq       uint64
 }
 
 type frozenJob struct {
@@ -90,6 +91,7 @@ func (l *Ledger) freeze() *Snapshot {
 	}
 	fz.creds = l.Credentials() // copies: Apply changes them in place (uses, revoked)
 	fz.moduleEngines = l.frozenModuleEngines()
+	fz.nextSeq = l.nextSeq
 	return fz
 }
 
@@ -107,7 +109,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func (fz *Snapshot) Write(w io.Writer) error {
 	rw := &recordWriter{w: w}
 	records := make([]taskRecord, 0, chunkSize)
-	rw.put(recHeader, map[string]int{"version": snapshotVersion})
+	rw.put(recHeader, fz.header())
 	for i := range fz.blobs {
 		rw.put(recBlob, &fz.blobs[i])
 	}
@@ -156,6 +158,23 @@ func (rw *recordWriter) put(t byte, v any) {
 	_, rw.err = rw.w.Write(rw.buf)
 }
 
+// header is the snapshot's first record. It carries next_seq only when the
+// restored jobs would not give it (the newest job was purged): a restored
+// ledger must number the next job as the ledger it came from, and a header
+// without it keeps the snapshots (and state hashes) of every other ledger
+// as they were.
+func (fz *Snapshot) header() map[string]int {
+	h := map[string]int{"version": snapshotVersion}
+	derived := uint64(0) // what restoreJob gives
+	for _, j := range fz.jobs {
+		derived = max(derived, j.header.Seq+1)
+	}
+	if fz.nextSeq != derived {
+		h["next_seq"] = int(fz.nextSeq)
+	}
+	return h
+}
+
 // ErrBadSnapshot is returned for a snapshot stream that cannot be read.
 var ErrBadSnapshot = errors.New("corrupt snapshot")
 
@@ -175,9 +194,10 @@ func ReadSnapshot(rd io.Reader) (*Ledger, error) {
 		switch t {
 		case recHeader:
 			var h map[string]int
-			if err := json.Unmarshal(body, &h); err != nil || h["version"] != snapshotVersion {
+			if err := json.Unmarshal(body, &h); err != nil || h["version"] != snapshotVersion || h["next_seq"] < 0 {
 				return nil, fmt.Errorf("%w: unsupported header %s", ErrBadSnapshot, body)
 			}
+			l.nextSeq = uint64(h["next_seq"]) // restoreJob raises it past every job's seq
 		case recBlob:
 			var b PutBlobCommand
 			if err := json.Unmarshal(body, &b); err != nil {
