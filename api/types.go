@@ -353,6 +353,10 @@ type ServerInfo struct {
 	// servers forming a group together trust the CA by it.
 	CA      string `json:"ca,omitempty"`
 	CAProof string `json:"ca_proof,omitempty"`
+	// CommandTypes are the ledger command types the server applies: the
+	// leader proposes a newer shape only when every server lists it. A
+	// server too old to say applies only the types older servers did.
+	CommandTypes []int `json:"command_types,omitempty"`
 }
 
 // CertifyRequest asks for a server's certificate (operator only).
@@ -375,6 +379,9 @@ type JoinRequest struct {
 	ID       string `json:"id"`
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
+	// CommandTypes are the ledger command types the joining server applies
+	// (see ServerInfo.CommandTypes).
+	CommandTypes []int `json:"command_types,omitempty"`
 }
 
 // RaftPeer is one server of the Raft group, as operator raft list-peers shows it.

@@ -34,7 +34,10 @@ type Options struct {
 	LeaseSlack        time.Duration
 	MaxPauseKeep      time.Duration
 	LeaderWait        time.Duration
-	Logger            *slog.Logger // default: discards
+	// CommandTypes, by node id, is what that server says it applies (see
+	// server.ServerConfig.CommandTypes): an older server in a mixed group.
+	CommandTypes map[string][]int
+	Logger       *slog.Logger // default: discards
 }
 
 // Cluster is N ledger servers forming one Raft group.
@@ -55,6 +58,9 @@ type Node struct {
 	RaftAddr string
 	HTTPAddr string
 	Server   *server.Server
+	// CommandTypes is what the server says it applies (nil: all it knows);
+	// a change takes effect at its next start.
+	CommandTypes []int
 
 	httpLn net.Listener
 	httpSv *http.Server
@@ -82,7 +88,7 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 }
 
 func (c *Cluster) newNode(id string) *Node {
-	node := &Node{ID: id, Dir: c.t.TempDir()}
+	node := &Node{ID: id, Dir: c.t.TempDir(), CommandTypes: c.opts.CommandTypes[id]}
 	node.httpLn = listen(c.t)
 	node.raftLn = listen(c.t)
 	node.HTTPAddr = "https://" + node.httpLn.Addr().String()
@@ -122,6 +128,7 @@ func (c *Cluster) start(node *Node, join []string, expect int) {
 			SnapshotThreshold: c.opts.SnapshotThreshold, Logger: c.opts.Logger},
 		Token: Token, HTTPAddr: node.HTTPAddr, Join: join, BootstrapExpect: expect,
 		WorkerTTL: c.opts.WorkerTTL, LeaseSlack: c.opts.LeaseSlack, MaxPauseKeep: c.opts.MaxPauseKeep, LeaderWait: c.opts.LeaderWait, Logger: c.opts.Logger,
+		CommandTypes: node.CommandTypes,
 	})
 	if err != nil {
 		c.t.Fatalf("start %s: %v", node.ID, err)

@@ -4,7 +4,9 @@
 // It owns:
 //   - the commands (commands.go): small typed records, append-only type
 //     bytes, one Go type per command (Command.Type ties them), encoded by
-//     Encode and batched by EncodeBatch;
+//     Encode and batched by EncodeBatch; leases and completions also have
+//     a compact binary shape (codec.go, EncodeCompact) that a leader
+//     proposes only when every server applies it;
 //   - Apply (FSM, ledger.go): one short applyX per command, a pure function
 //     of (state, command);
 //   - snapshots (snapshot.go): a stream of typed records written while

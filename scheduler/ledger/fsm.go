@@ -23,12 +23,20 @@ type FSM struct {
 	ledger *Ledger
 	// applied is signalled after every Apply and Restore, so long polls can wake.
 	applied func()
+	// appliedByType counts the commands applied since start, by type byte:
+	// which shapes the log carries (see AppliedOfType).
+	appliedByType [256]atomic.Uint64
 }
 
 // NewFSM returns an FSM over an empty ledger.
 func NewFSM() *FSM {
 	return &FSM{ledger: NewLedger(), applied: func() {}}
 }
+
+// AppliedOfType is how many commands of type t (a type byte, batched or
+// not) this FSM applied since it started: it shows, for one, whether the
+// leader proposes leases and completions in their compact or JSON shape.
+func (f *FSM) AppliedOfType(t int) uint64 { return f.appliedByType[uint8(t)].Load() }
 
 // OnApply sets fn to be called after every Apply and Restore (outside the
 // lock). Set it before the FSM is used.
@@ -95,6 +103,7 @@ func (f *FSM) applyCommand(data []byte) any {
 	if err != nil {
 		panic(fmt.Sprintf("ledger: %v", err))
 	}
+	f.appliedByType[data[0]].Add(1)
 	l := f.ledger
 	defer l.compactMaps()
 	switch c := c.(type) {

@@ -22,7 +22,7 @@ import (
 const MaxVoters = 5
 
 func (s *Server) self() api.ServerInfo {
-	info := api.ServerInfo{ID: s.cfg.Store.ID, RaftAddr: s.store.RaftAddr(), HTTPAddr: s.cfg.HTTPAddr}
+	info := api.ServerInfo{ID: s.cfg.Store.ID, RaftAddr: s.store.RaftAddr(), HTTPAddr: s.cfg.HTTPAddr, CommandTypes: s.commandTypes()}
 	info.HasState = s.inGroup()
 	if _, id := s.store.Leader(); id != "" {
 		info.Leader, info.LeaderHTTP = id, s.serverHTTPAddr(id)
@@ -65,6 +65,7 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, fmt.Errorf("%w: %s is a worker's id (credential %s)", ledger.ErrWorkerIDTaken, req.ID, held[0]))
 		return
 	}
+	s.noteJoining(req.ID, req.CommandTypes, time.Now()) // before it can receive a command
 	if err := s.addServer(req); err != nil {
 		writeErr(w, err)
 		return
@@ -313,7 +314,7 @@ func (s *Server) askJoinServers(ctx context.Context) []api.ServerInfo {
 
 func (s *Server) requestJoin(ctx context.Context, addr string) error {
 	return s.client(addr).Join(ctx, &api.JoinRequest{
-		ID: s.cfg.Store.ID, RaftAddr: s.store.RaftAddr(), HTTPAddr: s.cfg.HTTPAddr,
+		ID: s.cfg.Store.ID, RaftAddr: s.store.RaftAddr(), HTTPAddr: s.cfg.HTTPAddr, CommandTypes: s.commandTypes(),
 	})
 }
 

@@ -14,6 +14,8 @@
 //     round and has those whose holder answers wrongly rebuilt;
 //   - group formation (cluster.go): join, bootstrap-expect, operator
 //     commands;
+//   - the command gate (commandgate.go): the leader proposes the ledger's
+//     compact command shapes only while every server says it applies them;
 //   - /metrics (metrics.go): the views' collectors, the leader's own
 //     counters and latencies, and Raft's go-metrics;
 //   - the grid's engine per module (engines.go): the leader folds the

@@ -74,7 +74,11 @@ type ServerConfig struct {
 	// (default storage.DefaultInlineThreshold; at most storage.MaxInline).
 	// Clients and workers read it from GET /v1/storage/config.
 	InlineThreshold int64
-	Logger          *slog.Logger
+	// CommandTypes, when set, is what this server says it applies instead
+	// of ledger.KnownCommandTypes(): a test stands in an older server with
+	// it. The server's Apply still applies every type it knows.
+	CommandTypes []int
+	Logger       *slog.Logger
 }
 
 func (c *ServerConfig) setDefaults() {
@@ -147,6 +151,7 @@ type Server struct {
 	log   *slog.Logger
 
 	liveness *liveness
+	gate     *commandGate
 	pauses   *pauses
 	work     *notifier
 	ready    atomic.Bool // leading, and caught up with the log (see establishLeadership)
@@ -189,7 +194,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			return nil, fmt.Errorf("make the cluster CA: %w", err)
 		}
 	}
-	s := &Server{cfg: cfg, store: st, log: cfg.Logger, liveness: newLiveness(), pauses: newPauses(), work: newNotifier(), stop: make(chan struct{}),
+	s := &Server{cfg: cfg, store: st, log: cfg.Logger, liveness: newLiveness(), gate: newCommandGate(), pauses: newPauses(), work: newNotifier(), stop: make(chan struct{}),
 		repairs: newRepairPlanner(cfg.RepairGrace, cfg.RepairTimeout), metrics: newLeaderMetrics(), forwarder: client.NewTransport(), tls: tlsState}
 	s.forwarder.TLSClientConfig = auth.ClientTLS(tlsState.pin, []string{auth.RoleServer}, tlsState.ownCert) // its certificate vouches for a worker's it verified (clientcert.go)
 	s.shardHTTP = &http.Client{Transport: client.NewTransport()}
@@ -285,6 +290,11 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	defer tick.Stop()
 	gc := time.NewTicker(s.cfg.GCInterval)
 	defer gc.Stop()
+	var gate sync.WaitGroup
+	gctx, stopGate := context.WithCancel(ctx)
+	gate.Go(func() { s.commandGateLoop(gctx) })
+	defer gate.Wait()
+	defer stopGate()
 	if s.cfg.AuditInterval > 0 {
 		var audits sync.WaitGroup
 		actx, stop := context.WithCancel(ctx)

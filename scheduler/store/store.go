@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -58,6 +59,10 @@ type Store struct {
 	boltStore *raftboltdb.BoltStore
 	proposer  *proposer
 	log       *slog.Logger
+	// compact makes Propose write leases and completions in their compact
+	// shape (ledger.EncodeCompact). Off until the leader's command gate
+	// (scheduler/server) knows every server applies those types.
+	compact atomic.Bool
 
 	observer  *raft.Observer
 	observed  chan raft.Observation
@@ -239,7 +244,11 @@ func (s *Store) WaitLeader(ctx context.Context) error {
 // one way anything changes the ledger; concurrent proposals share Raft
 // entries (see proposer).
 func (s *Store) Propose(ctx context.Context, c ledger.Command) (any, error) {
-	data, err := ledger.Encode(c)
+	encode := ledger.Encode
+	if s.compact.Load() {
+		encode = ledger.EncodeCompact
+	}
+	data, err := encode(c)
 	if err != nil {
 		return nil, err
 	}
@@ -255,6 +264,14 @@ func (s *Store) Propose(ctx context.Context, c ledger.Command) (any, error) {
 	}
 	return resp, nil
 }
+
+// SetCompactCommands turns on or off proposing leases and completions in
+// their compact shape. Only turn it on when every server in the group applies
+// ledger.CompactCommandTypes: a server that does not stops at them.
+func (s *Store) SetCompactCommands(on bool) { s.compact.Store(on) }
+
+// CompactCommands reports whether Propose writes the compact shapes.
+func (s *Store) CompactCommands() bool { return s.compact.Load() }
 
 // Barrier waits until every committed entry is applied here (bounded by
 // ctx's deadline, else 10 s).
