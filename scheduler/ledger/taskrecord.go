@@ -123,10 +123,15 @@ func (t *task) exitCodePtr() *int {
 // setExitCode records code; one outside int32 (a worker may report any
 // int) is kept whole in the rare fields rather than cut.
 func (t *task) setExitCode(code int) {
+	fits := code >= math.MinInt32 && code <= math.MaxInt32
+	if fits && t.flags&bigExit == 0 { // the common case allocates nothing
+		t.exit, t.flags = int32(code), t.flags|hasExit
+		return
+	}
 	r := t.rareCopy()
 	r.bigExit = 0
 	t.exit, t.flags = 0, t.flags&^bigExit|hasExit
-	if code >= math.MinInt32 && code <= math.MaxInt32 {
+	if fits {
 		t.exit = int32(code)
 	} else {
 		r.bigExit, t.flags = code, t.flags|bigExit
@@ -232,15 +237,22 @@ func (t *task) cached() *cacheOrigin {
 	return t.rare.cached
 }
 
-// The rare fields' writers: each replaces the record it points to.
+// The rare fields' writers: each replaces the record it points to, and
+// allocates nothing when a task without rare fields stays without.
 
 func (t *task) setError(kind, text string) {
+	if t.rare == nil && kind == "" && text == "" {
+		return
+	}
 	r := t.rareCopy()
 	r.errorKind, r.errorText = kind, text
 	t.setRare(r)
 }
 
 func (t *task) setFailedOn(worker string) {
+	if t.rare == nil && worker == "" {
+		return
+	}
 	r := t.rareCopy()
 	r.failedOn = worker
 	t.setRare(r)
@@ -249,13 +261,18 @@ func (t *task) setFailedOn(worker string) {
 // setOutput records an accepted result's outputs.
 func (t *task) setOutput(stdout, stderr []byte, stdoutRef, engine string) {
 	t.Stdout = stdout
-	r := t.rareCopy()
-	r.stderr, r.stdoutRef = stderr, stdoutRef
-	t.setRare(r)
+	if t.rare != nil || len(stderr) > 0 || stdoutRef != "" {
+		r := t.rareCopy()
+		r.stderr, r.stdoutRef = stderr, stdoutRef
+		t.setRare(r)
+	}
 	t.setEngine(engine)
 }
 
 func (t *task) setCached(c *cacheOrigin) {
+	if t.rare == nil && c == nil {
+		return
+	}
 	r := t.rareCopy()
 	r.cached = c
 	t.setRare(r)
@@ -330,9 +347,11 @@ func fromRecord(rec *taskRecord) (task, error) {
 		attempts: saturate32(int64(rec.Attempts)), late: saturate32(int64(rec.Late)), st: code}
 	t.setExitCodePtr(rec.ExitCode)
 	t.setEngine(rec.Engine)
-	r := t.rareCopy()
-	r.errorKind, r.errorText, r.failedOn = rec.ErrorKind, rec.Error, rec.FailedOn
-	r.stderr, r.stdoutRef, r.cached = rec.Stderr, rec.StdoutRef, rec.Cached
-	t.setRare(r)
+	if rec.ErrorKind != "" || rec.Error != "" || rec.FailedOn != "" || len(rec.Stderr) > 0 || rec.StdoutRef != "" || rec.Cached != nil {
+		r := t.rareCopy()
+		r.errorKind, r.errorText, r.failedOn = rec.ErrorKind, rec.Error, rec.FailedOn
+		r.stderr, r.stdoutRef, r.cached = rec.Stderr, rec.StdoutRef, rec.Cached
+		t.setRare(r)
+	}
 	return t, nil
 }

@@ -29,6 +29,25 @@ func TestTask_RecordStaysSmall(t *testing.T) {
 	}
 }
 
+// TestTask_PlainSuccessAllocatesNothing: recording a plain success (the
+// hot path of every report) allocates no rare record, not even to drop it.
+func TestTask_PlainSuccessAllocatesNothing(t *testing.T) {
+	stdout := []byte("1\n")
+	var tk task
+	allocs := testing.AllocsPerRun(100, func() {
+		tk.setState(tasks.TaskLeased)
+		tk.addAttempt(+1)
+		tk.setExitCode(0)
+		tk.setError("", "")
+		tk.setOutput(stdout, nil, "", tasks.EngineWasmtime)
+		tk.setState(tasks.TaskDone)
+		_ = tk.failedOn() + tk.errorKind() + tk.stdoutRef()
+	})
+	if allocs != 0 || tk.rare != nil {
+		t.Fatalf("a plain success allocates %.0f times, rare fields %+v", allocs, tk.rare)
+	}
+}
+
 func TestTask_AttemptsAndLateSaturate(t *testing.T) {
 	var tk task
 	tk.addAttempt(-1)
