@@ -58,7 +58,7 @@ func (m *Main) commands() []command {
 		{"demo", "run a dev grid and every example job, and check the results", (*Main).runDemo},
 		{"new", "write a task to start from: new go|rust|c DIR", (*Main).runNew},
 		{"job", "submit, watch, fetch and cancel jobs (job help)", (*Main).runJob},
-		{"peers", "list servers and workers (peers revoke ID cuts a worker off)", (*Main).runPeers},
+		{"peers", "list servers and workers (peers revoke ID cuts a worker off, peers trust ID clears a distrusted one)", (*Main).runPeers},
 		{"acl", "credentials: acl token create|list|revoke", (*Main).runACL},
 		{"blob", "store and read blobs (blob put|get|stat)", (*Main).runBlob},
 		{"operator", "operate the Raft group (operator raft list-peers|remove-peer)", (*Main).runOperator},

@@ -31,7 +31,7 @@ func (m *Main) printFailures(ctx context.Context, c *client.Client, id string, s
 	}
 	fmt.Fprintf(m.Stderr, "%d task(s) failed; the first %d:\n", st.Failed, len(first))
 	for _, r := range first {
-		fmt.Fprintf(m.Stderr, "  task %d: %s: %s\n", r.Index, r.ErrorKind, termSafeText(oneLine(r.Error)))
+		fmt.Fprintf(m.Stderr, "  task %d: %s: %s\n", r.Index, r.ErrorKind, termSafeText(failureMessage(r)))
 		for _, line := range lastLines(r.Stderr, stderrLinesEach) {
 			fmt.Fprintf(m.Stderr, "    | %s\n", termSafeText(line))
 		}
@@ -73,4 +73,14 @@ func lastLines(b []byte, n int) []string {
 		}
 	}
 	return lines
+}
+
+// failureMessage is a failed task's error on one line, cut to a screen's
+// width, except a no_quorum error, whose whole point is its evidence: every
+// hash seen and the workers that gave it.
+func failureMessage(r *api.TaskResult) string {
+	if r.ErrorKind == tasks.ErrNoQuorum {
+		return strings.ReplaceAll(r.Error, "\n", " ")
+	}
+	return oneLine(r.Error)
 }

@@ -158,6 +158,9 @@ func (m *Main) jobStatus(ctx context.Context, args []string) (int, error) {
 	if err := tw.Flush(); err != nil {
 		return exitError, err
 	}
+	if err := m.printReplicas(st.TaskStats); err != nil {
+		return exitError, err
+	}
 	if st.Failed > 0 {
 		m.printFailures(ctx, c, id, st)
 	}

@@ -97,6 +97,7 @@ var uiFuncs = template.FuncMap{
 		return strconv.Itoa(*c)
 	},
 	"pathesc": url.PathEscape,
+	"worker":  func(roles []string) bool { return slices.Contains(roles, api.RoleWorker) },
 	"short": func(s string) string {
 		if len(s) > 16 {
 			return s[:16] + "…"
@@ -553,6 +554,9 @@ type uiJobPage struct {
 	Inputs     int // input files (one per task), 0 without
 	Image      *tasks.ImageTiles
 	Failures   []liveFailure // the first few, with their stderr tails
+	// Replicated says the job runs replicas: the task table then shows
+	// each replica's worker, hash and verdict.
+	Replicated bool
 }
 
 type uiTask struct {
@@ -603,6 +607,7 @@ func (d *Dashboard) uiJob(w http.ResponseWriter, r *http.Request) {
 		p.Last = min(n, p.First+uiTasksPerPage) - 1
 		for _, t := range l.TaskResults(id, p.First, p.Last+1) { // this page's tasks only
 			p.Tasks = append(p.Tasks, uiTask{TaskStatus: t.TaskStatus, StdoutBlob: t.StdoutBlob})
+			p.Replicated = p.Replicated || len(t.Replicas) > 0
 		}
 		p.ModuleLink = l.HasBlob(spec.ModuleHash)
 		p.Image = spec.Image
