@@ -8,11 +8,154 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/storage"
 )
+
+// readFast reads a hot body (a report, a heartbeat) into v: by fast, which
+// takes the plain shape the Go client writes and reports whether it did,
+// else by encoding/json on the same bytes, as readJSON would.
+func readFast[T any](r *http.Request, v *T, fast func([]byte, *T) bool) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 2*storage.MaxInline))
+	if err != nil {
+		return fmt.Errorf("%w: body: %v", errBadRequest, err)
+	}
+	if fast(body, v) {
+		return nil
+	}
+	var zero T
+	*v = zero
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: body: %v", errBadRequest, err)
+	}
+	return nil
+}
+
+// readHeartbeatJSON decodes a heartbeat body, the call every worker makes
+// every few seconds, as readReportJSON does a report.
+func readHeartbeatJSON(r *http.Request, req *api.HeartbeatRequest) error {
+	return readFast(r, req, fastDecodeHeartbeat)
+}
+
+// fastDecodeHeartbeat decodes body into req if it has the plain shape,
+// reporting whether it did; req is undefined if not.
+func fastDecodeHeartbeat(body []byte, req *api.HeartbeatRequest) bool {
+	p := plainJSON{b: body}
+	var seen uint16
+	done := p.object(func(key []byte) bool {
+		var ok bool
+		switch string(key) {
+		case "worker":
+			req.Worker, ok = p.string()
+			return ok && p.once16(&seen, 1<<0)
+		case "address":
+			req.Address, ok = p.string()
+			return ok && p.once16(&seen, 1<<1)
+		case "cores":
+			req.Cores, ok = p.int()
+			return ok && p.once16(&seen, 1<<2)
+		case "draining":
+			req.Draining, ok = p.bool()
+			return ok && p.once16(&seen, 1<<3)
+		case "running":
+			req.Running, ok = p.taskRefs()
+			return ok && p.once16(&seen, 1<<4)
+		case "held":
+			req.Held, ok = p.taskRefs()
+			return ok && p.once16(&seen, 1<<5)
+		case "engines":
+			req.Engines, ok = p.strings()
+			return ok && p.once16(&seen, 1<<6)
+		case "storage":
+			req.Storage, ok = p.bool()
+			return ok && p.once16(&seen, 1<<7)
+		case "storage_only":
+			req.StorageOnly, ok = p.bool()
+			return ok && p.once16(&seen, 1<<8)
+		case "paused":
+			req.Paused, ok = p.bool()
+			return ok && p.once16(&seen, 1<<9)
+		}
+		return false
+	})
+	p.space()
+	return done && p.i == len(p.b)
+}
+
+// taskRefs reads an array of task refs; null is a nil slice and [] an
+// empty one, as encoding/json decodes them into a fresh struct.
+func (p *plainJSON) taskRefs() ([]api.TaskRef, bool) {
+	if p.null() {
+		return nil, true
+	}
+	out := make([]api.TaskRef, 0, 4)
+	var prevJob string
+	ok := p.array(func() bool {
+		var ref api.TaskRef
+		var seen uint16
+		done := p.object(func(key []byte) bool {
+			var ok bool
+			switch string(key) {
+			case "job":
+				ref.Job, ok = p.stringLike(prevJob)
+				return ok && p.once16(&seen, 1<<0)
+			case "index":
+				ref.Index, ok = p.int()
+				return ok && p.once16(&seen, 1<<1)
+			case "attempt":
+				ref.Attempt, ok = p.int()
+				return ok && p.once16(&seen, 1<<2)
+			}
+			return false
+		})
+		prevJob = ref.Job
+		out = append(out, ref)
+		return done
+	})
+	return out, ok
+}
+
+// strings reads an array of strings (null: nil).
+func (p *plainJSON) strings() ([]string, bool) {
+	if p.null() {
+		return nil, true
+	}
+	out := make([]string, 0, 2)
+	ok := p.array(func() bool {
+		s, ok := p.string()
+		out = append(out, s)
+		return ok
+	})
+	return out, ok
+}
+
+// null reads a literal null if one is next.
+func (p *plainJSON) null() bool { return p.literal("null") }
+
+func (p *plainJSON) literal(word string) bool {
+	p.space()
+	if bytes.HasPrefix(p.b[p.i:], []byte(word)) {
+		p.i += len(word)
+		return true
+	}
+	return false
+}
+
+func (p *plainJSON) bool() (bool, bool) {
+	switch {
+	case p.literal("true"):
+		return true, true
+	case p.literal("false"):
+		return false, true
+	}
+	return false, false
+}
 
 // readReportJSON decodes a report body. Reports are the largest body a busy
 // leader decodes, a few per task, and encoding/json's reflection on them was
@@ -22,20 +165,7 @@ import (
 // falls back to encoding/json on the same bytes, so what is accepted, the
 // result and every error stay what readJSON gives.
 func readReportJSON(r *http.Request, req *api.ReportRequest) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 2*storage.MaxInline))
-	if err != nil {
-		return fmt.Errorf("%w: body: %v", errBadRequest, err)
-	}
-	if fastDecodeReport(body, req) {
-		return nil
-	}
-	*req = api.ReportRequest{}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(req); err != nil {
-		return fmt.Errorf("%w: body: %v", errBadRequest, err)
-	}
-	return nil
+	return readFast(r, req, fastDecodeReport)
 }
 
 // fastDecodeReport decodes body into req if it has the plain shape (see
@@ -287,4 +417,126 @@ func parseInt64(s []byte) (int, bool) {
 		return int(-v), true
 	}
 	return int(v), true
+}
+
+// writeLeaseResponse writes a lease's answer as writeJSON would, the largest
+// body a busy leader writes (encoding/json's reflection on it was some 5% of
+// its CPU): appended by hand when every string in it is plain (printable
+// ASCII that JSON writes as is) and every time fits RFC 3339, else by
+// encoding/json. Either way the bytes decode to the same response.
+func writeLeaseResponse(w http.ResponseWriter, resp api.LeaseResponse) {
+	body, ok := appendLeaseResponse(make([]byte, 0, 400*len(resp.Tasks)+16), &resp)
+	if !ok {
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// appendLeaseResponse appends resp's JSON and a newline (as json.Encoder
+// ends a value), reporting false for a response it leaves to
+// encoding/json. Fields are written in api.Assignment's order, with its
+// omitempty rules.
+func appendLeaseResponse(b []byte, resp *api.LeaseResponse) ([]byte, bool) {
+	if resp.Tasks == nil {
+		return append(b, `{"tasks":null}`+"\n"...), true
+	}
+	b = append(b, `{"tasks":[`...)
+	for i := range resp.Tasks {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var ok bool
+		if b, ok = appendAssignment(b, &resp.Tasks[i]); !ok {
+			return nil, false
+		}
+	}
+	return append(b, "]}\n"...), true
+}
+
+func appendAssignment(b []byte, a *api.Assignment) ([]byte, bool) {
+	ok := true
+	str := func(key, v string, omitEmpty bool) {
+		if omitEmpty && v == "" {
+			return
+		}
+		b = append(b, key...)
+		b, ok = appendPlainString(b, v, ok)
+	}
+	str(`{"job":`, a.Job, false)
+	b = strconv.AppendInt(append(b, `,"index":`...), int64(a.Index), 10)
+	b = strconv.AppendInt(append(b, `,"attempt":`...), int64(a.Attempt), 10)
+	str(`,"module":`, a.ModuleHash, false)
+	str(`,"name":`, a.Name, false)
+	if len(a.Args) > 0 {
+		b = append(b, `,"args":[`...)
+		for i, arg := range a.Args {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b, ok = appendPlainString(b, arg, ok)
+		}
+		b = append(b, ']')
+	}
+	if len(a.Env) > 0 {
+		b, ok = appendEnv(append(b, `,"env":`...), a.Env, ok)
+	}
+	if len(a.Stdin) > 0 {
+		b = append(b, `,"stdin":"`...)
+		b = base64.StdEncoding.AppendEncode(b, a.Stdin)
+		b = append(b, '"')
+	}
+	str(`,"input":`, a.InputHash, true)
+	b = strconv.AppendUint(append(b, `,"seed":`...), a.Seed, 10)
+	b = strconv.AppendInt(append(b, `,"timeout_ns":`...), int64(a.Timeout), 10)
+	b = strconv.AppendUint(append(b, `,"memory":`...), a.Memory, 10)
+	b = strconv.AppendUint(append(b, `,"max_output":`...), a.MaxOutput, 10)
+	str(`,"engine":`, a.Engine, true)
+	if a.K != 0 {
+		b = strconv.AppendInt(append(b, `,"k":`...), int64(a.K), 10)
+	}
+	if a.M != 0 {
+		b = strconv.AppendInt(append(b, `,"m":`...), int64(a.M), 10)
+	}
+	if y := a.Expiry.Year(); y < 0 || y > 9999 {
+		return nil, false // encoding/json refuses it; let it say so
+	}
+	b = append(b, `,"expiry":"`...)
+	b = a.Expiry.AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...), ok
+}
+
+// appendEnv writes env with its keys sorted, as encoding/json does.
+func appendEnv(b []byte, env map[string]string, ok bool) ([]byte, bool) {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b, ok = appendPlainString(b, k, ok)
+		b = append(b, ':')
+		b, ok = appendPlainString(b, env[k], ok)
+	}
+	return append(b, '}'), ok
+}
+
+// appendPlainString quotes s, which must be printable ASCII without the
+// characters encoding/json escapes ("\<>&); ok turns false, and stays so,
+// for any other string.
+func appendPlainString(b []byte, s string, ok bool) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			ok = false
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), ok
 }

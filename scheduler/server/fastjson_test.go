@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -124,6 +125,185 @@ func BenchmarkReportBody(b *testing.B) {
 			if !fastDecodeReport(body, &got) {
 				b.Fatal("not taken")
 			}
+		}
+	})
+}
+
+// fillAssignmentFields sets every field of v to a distinct non-zero value
+// (one entry per map, two per slice), so a field the hand-written lease
+// encoder forgets shows as a difference from encoding/json.
+func fillAssignmentFields(t *testing.T, v reflect.Value, seed *int) {
+	*seed++
+	n := *seed
+	switch {
+	case v.Type() == reflect.TypeOf(time.Time{}):
+		v.Set(reflect.ValueOf(time.Date(2026, 12, 5, 21, 0, n, 123456789, time.UTC)))
+	case v.Kind() == reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			fillAssignmentFields(t, v.Field(i), seed)
+		}
+	case v.Kind() == reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
+		for i := 0; i < 2; i++ {
+			fillAssignmentFields(t, v.Index(i), seed)
+		}
+	case v.Kind() == reflect.Map:
+		m := reflect.MakeMap(v.Type())
+		for i := 0; i < 2; i++ {
+			k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+			fillAssignmentFields(t, k, seed)
+			fillAssignmentFields(t, e, seed)
+			m.SetMapIndex(k, e)
+		}
+		v.Set(m)
+	case v.Kind() == reflect.String:
+		v.SetString(fmt.Sprintf("s%d", n))
+	case v.CanInt():
+		v.SetInt(int64(n) * 1_000_003)
+	case v.CanUint():
+		v.SetUint(uint64(n) * 1_000_003)
+	case v.Kind() == reflect.Bool:
+		v.SetBool(true)
+	default:
+		t.Fatalf("fillAssignmentFields: %s has no filler: teach the test and the encoder", v.Type())
+	}
+}
+
+func standardJSON(v any) []byte {
+	var buf bytes.Buffer
+	_ = json.NewEncoder(&buf).Encode(v)
+	return buf.Bytes()
+}
+
+// TestLeaseResponse_FastPathWritesWhatEncodingJSONWrites: a response with
+// every field of every assignment set, and ones with the omitempty fields
+// empty, are written byte for byte as encoding/json writes them. A field
+// added to api.Assignment that the encoder does not write fails here.
+func TestLeaseResponse_FastPathWritesWhatEncodingJSONWrites(t *testing.T) {
+	var full api.LeaseResponse
+	seed := 0
+	fillAssignmentFields(t, reflect.ValueOf(&full).Elem(), &seed)
+	sparse := api.LeaseResponse{Tasks: []api.Assignment{{Job: "j", Index: 0, Attempt: 1, ModuleHash: "m", Name: "n", Expiry: time.Unix(0, 5)}}}
+	for _, resp := range []api.LeaseResponse{full, sparse, {Tasks: []api.Assignment{}}, {}} {
+		got, ok := appendLeaseResponse(nil, &resp)
+		if want := standardJSON(resp); !ok || !bytes.Equal(got, want) {
+			t.Fatalf("fast path (taken %v):\n%s\nencoding/json:\n%s", ok, got, want)
+		}
+	}
+}
+
+// TestLeaseResponse_OtherStringsFallBack: a string JSON would escape, and a
+// time encoding/json refuses, are left to encoding/json.
+func TestLeaseResponse_OtherStringsFallBack(t *testing.T) {
+	for _, a := range []api.Assignment{
+		{Args: []string{"a<b"}}, {Env: map[string]string{"K": "é"}}, {Name: `q"`}, {Job: "\n"},
+		{Expiry: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		if _, ok := appendLeaseResponse(nil, &api.LeaseResponse{Tasks: []api.Assignment{a}}); ok {
+			t.Fatalf("%+v took the fast path", a)
+		}
+	}
+	rec := httptest.NewRecorder()
+	resp := api.LeaseResponse{Tasks: []api.Assignment{{Args: []string{"a<b&c"}}}}
+	writeLeaseResponse(rec, resp)
+	if !bytes.Equal(rec.Body.Bytes(), standardJSON(resp)) || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("fallback wrote %q (%s)", rec.Body.Bytes(), rec.Header().Get("Content-Type"))
+	}
+}
+
+// FuzzLeaseResponseFastPath: whatever the fast path writes is byte for byte
+// what encoding/json writes.
+func FuzzLeaseResponseFastPath(f *testing.F) {
+	f.Add("job", "{index}", "KEY", "value", []byte("in"), int64(1e18), uint64(7))
+	f.Add("j<", "é", "", "", []byte{}, int64(-1), uint64(0))
+	f.Fuzz(func(t *testing.T, job, arg, key, val string, stdin []byte, expiry int64, seed uint64) {
+		resp := api.LeaseResponse{Tasks: []api.Assignment{{Job: job, Args: []string{arg}, Env: map[string]string{key: val}, Stdin: stdin,
+			Seed: seed, Expiry: time.Unix(0, expiry).UTC(), Timeout: time.Duration(expiry)}}}
+		got, ok := appendLeaseResponse(nil, &resp)
+		if ok && !bytes.Equal(got, standardJSON(resp)) {
+			t.Fatalf("fast path:\n%s\nencoding/json:\n%s", got, standardJSON(resp))
+		}
+	})
+}
+
+// BenchmarkLeaseResponse: a lease of eight tiny tasks written by
+// encoding/json and by the fast path.
+func BenchmarkLeaseResponse(b *testing.B) {
+	var resp api.LeaseResponse
+	for i := range 8 {
+		resp.Tasks = append(resp.Tasks, api.Assignment{Job: "job-0123456789abcdef", Index: 100_000 + i, Attempt: 1, ModuleHash: strings.Repeat("ab", 32),
+			Name: "tiny", Args: []string{fmt.Sprint(100_000 + i)}, Seed: 1 << 60, Timeout: time.Minute, Memory: 64 << 20, MaxOutput: 1 << 20,
+			Expiry: time.Now()})
+	}
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			standardJSON(resp)
+		}
+	})
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := appendLeaseResponse(make([]byte, 0, 400*len(resp.Tasks)+16), &resp); !ok {
+				b.Fatal("not taken")
+			}
+		}
+	})
+}
+
+func standardHeartbeat(body []byte) (api.HeartbeatRequest, error) {
+	var req api.HeartbeatRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&req)
+	return req, err
+}
+
+// TestFastDecodeHeartbeat_TakesWhatTheClientWrites: heartbeats as the Go
+// worker writes them, one with every field set (a field added to
+// api.HeartbeatRequest that the fast path does not know fails here) and one
+// holding nothing, take the fast path and decode as encoding/json does.
+func TestFastDecodeHeartbeat_TakesWhatTheClientWrites(t *testing.T) {
+	var full api.HeartbeatRequest
+	seed := 0
+	fillAssignmentFields(t, reflect.ValueOf(&full).Elem(), &seed)
+	for _, hb := range []api.HeartbeatRequest{full, {Worker: "w"}, {Worker: "w", Held: []api.TaskRef{}}} {
+		body, _ := json.Marshal(hb)
+		var got api.HeartbeatRequest
+		if !fastDecodeHeartbeat(body, &got) {
+			t.Fatalf("the client's body %s did not take the fast path", body)
+		}
+		std, err := standardHeartbeat(body)
+		if err != nil || !reflect.DeepEqual(got, std) {
+			t.Fatalf("fast path gave %+v, encoding/json %+v (%v)", got, std, err)
+		}
+	}
+	for _, body := range []string{`{"worker":"w","paused":1}`, `{"worker":"w","held":[{"job":"j","index":1}],"held":[]}`, `{"worker":"w","engines":["\u0041"]}`} {
+		var got api.HeartbeatRequest
+		if fastDecodeHeartbeat([]byte(body), &got) {
+			t.Fatalf("%s took the fast path", body)
+		}
+	}
+}
+
+// FuzzHeartbeatFastPath: whatever body the fast path takes, encoding/json
+// takes too and decodes to the same heartbeat.
+func FuzzHeartbeatFastPath(f *testing.F) {
+	body, _ := json.Marshal(api.HeartbeatRequest{Worker: "w", Address: "a", Cores: 2, Running: []api.TaskRef{{Job: "j", Index: 1, Attempt: 1}},
+		Held: []api.TaskRef{{Job: "j", Index: 1, Attempt: 1}, {Job: "j", Index: 2, Attempt: 1}}, Engines: []string{"wazero"}, Paused: true})
+	f.Add(body)
+	f.Add([]byte(`{"worker":"w","held":null,"running":[],"draining":false,"storage":true,"storage_only":false}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var fast api.HeartbeatRequest
+		if !fastDecodeHeartbeat(body, &fast) {
+			return
+		}
+		std, err := standardHeartbeat(body)
+		if err != nil {
+			t.Fatalf("the fast path took %q, which encoding/json refuses: %v", body, err)
+		}
+		if !reflect.DeepEqual(fast, std) {
+			t.Fatalf("%q: fast %+v, encoding/json %+v", body, fast, std)
 		}
 	})
 }

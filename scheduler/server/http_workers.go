@@ -51,7 +51,7 @@ func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.LeaseResponse{Tasks: s.assignments(grants)})
+	writeLeaseResponse(w, api.LeaseResponse{Tasks: s.assignments(grants)})
 }
 
 func (s *Server) leaseOrWait(ctx context.Context, req *api.LeaseRequest) ([]ledger.Grant, error) {
@@ -177,7 +177,7 @@ func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	var req api.HeartbeatRequest
-	if err := readJSON(r, &req); err != nil {
+	if err := readHeartbeatJSON(r, &req); err != nil {
 		writeErr(w, err)
 		return
 	}
