@@ -494,6 +494,7 @@ func appendAssignment(b []byte, a *api.Assignment) ([]byte, bool) {
 	b = strconv.AppendUint(append(b, `,"memory":`...), a.Memory, 10)
 	b = strconv.AppendUint(append(b, `,"max_output":`...), a.MaxOutput, 10)
 	str(`,"engine":`, a.Engine, true)
+	str(`,"grid_engine":`, a.GridEngine, true) // main's auto engine choice (api.Assignment.GridEngine)
 	if a.K != 0 {
 		b = strconv.AppendInt(append(b, `,"k":`...), int64(a.K), 10)
 	}
