@@ -70,7 +70,7 @@ func (l *Ledger) replaceRef(j *job, old, new string) {
 func (l *Ledger) dropRefs(j *job) {
 	l.refSpec(j, -1)
 	for i := 0; i < j.Tasks.len(); i++ {
-		l.ref(j, j.Tasks.at(i).StdoutRef, -1)
+		l.ref(j, j.Tasks.at(i).stdoutRef(), -1)
 	}
 }
 

@@ -138,7 +138,7 @@ func (c *resultCache) removeTask(key uint64, j *job, idx int) {
 // source is never a hit. A cost in the job's size, like dropRefs.
 func (l *Ledger) uncacheJob(j *job) {
 	for i := 0; i < j.Tasks.len(); i++ {
-		if j.Tasks.at(i).State == tasks.TaskDone {
+		if j.Tasks.at(i).state() == tasks.TaskDone {
 			l.cache.remove(cacheKey(tasks.ContentHash(&j.Spec, i), j.Owner), j)
 		}
 	}
@@ -232,10 +232,12 @@ func (l *Ledger) takeHits(j *job, hits []cacheHit, now int64) {
 	for _, h := range hits {
 		src := h.src.j.Tasks.at(int(h.src.idx))
 		t := j.Tasks.mut(h.idx)
-		t.State, t.ExitCode, t.Duration, t.Worker, t.Engine = tasks.TaskDone, src.ExitCode, src.Duration, src.Worker, src.Engine
-		t.Stdout, t.Stderr, t.StdoutRef = src.Stdout, src.Stderr, src.StdoutRef
-		t.Cached = &cacheOrigin{Job: h.src.j.ID, Index: int(h.src.idx), Agreed: int(h.src.agreed)}
-		l.ref(j, t.StdoutRef, +1)
+		t.setState(tasks.TaskDone)
+		t.Duration, t.Worker = src.Duration, src.Worker
+		t.setExitCodePtr(src.exitCodePtr())
+		t.setOutput(src.Stdout, src.stderr(), src.stdoutRef(), src.engineName())
+		t.setCached(&cacheOrigin{Job: h.src.j.ID, Index: int(h.src.idx), Agreed: int(h.src.agreed)})
+		l.ref(j, t.stdoutRef(), +1)
 		j.nQueued--
 		j.nDone++
 		l.cache.add(j, h.idx)
@@ -249,7 +251,7 @@ func (l *Ledger) scanCache() map[uint64][]cacheSrc {
 	c := newResultCache()
 	for _, j := range l.order {
 		for i := 0; i < j.Tasks.len(); i++ {
-			if j.Tasks.at(i).State == tasks.TaskDone {
+			if j.Tasks.at(i).state() == tasks.TaskDone {
 				c.add(j, i)
 			}
 		}

@@ -51,7 +51,7 @@ func (a *applier) queuedIndexes(id string) []int {
 	var out []int
 	j := a.job(id)
 	for i := 0; i < j.Tasks.len(); i++ {
-		if j.Tasks.at(i).State == tasks.TaskQueued {
+		if j.Tasks.at(i).state() == tasks.TaskQueued {
 			out = append(out, i)
 		}
 	}
@@ -91,8 +91,8 @@ func TestCache_ResubmitIsDoneAtSubmitWithoutLeases(t *testing.T) {
 	a.fsm.View(func(l *Ledger) { st, _ = l.JobStatus("b") })
 	for i := range 5 {
 		got, want := b.Tasks.at(i), a.job("a").Tasks.at(i)
-		if string(got.Stdout) != string(want.Stdout) || *got.ExitCode != 0 || got.Engine != "wazero" || got.Duration != 7 || got.Attempts != 0 {
-			t.Fatalf("task %d: %+v, want the result of %+v", i, got, want)
+		if code, ok := got.exitCode(); string(got.Stdout) != string(want.Stdout) || !ok || code != 0 || got.engineName() != "wazero" || got.Duration != 7 || got.attemptCount() != 0 {
+			t.Fatalf("task %d: %+v, want the result of %+v", i, got.record(), want.record())
 		}
 		if c := st.TaskStats[i].CachedFrom; c == nil || *c != (api.CachedFrom{Job: "a", Index: i, Agreed: 1}) {
 			t.Fatalf("task %d status cached_from %+v, want a/%d agreed 1", i, c, i)
@@ -190,7 +190,7 @@ func TestCache_SharedResultBlobSurvivesEitherPurge(t *testing.T) {
 			t.Fatal(resp)
 		}
 	}
-	if ref := a.job("b").Tasks.at(0).StdoutRef; ref != man.Hash {
+	if ref := a.job("b").Tasks.at(0).stdoutRef(); ref != man.Hash {
 		t.Fatalf("cached task's result blob %q, want %s", ref, man.Hash)
 	}
 	purge("a")
@@ -200,8 +200,8 @@ func TestCache_SharedResultBlobSurvivesEitherPurge(t *testing.T) {
 	if err := a.submitAs("", "c", spec); err != nil {
 		t.Fatal(err)
 	}
-	if c := a.job("c"); c.nDone != 1 || c.Tasks.at(0).Cached.Job != "b" {
-		t.Fatalf("after the source's purge, c done %d cached from %+v, want b's copy", c.nDone, c.Tasks.at(0).Cached)
+	if c := a.job("c"); c.nDone != 1 || c.Tasks.at(0).cached().Job != "b" {
+		t.Fatalf("after the source's purge, c done %d cached from %+v, want b's copy", c.nDone, c.Tasks.at(0).cached())
 	}
 	purge("b")
 	purge("c")
@@ -247,7 +247,7 @@ func TestCache_OffForNoCacheOldSubmitsAndOtherOwners(t *testing.T) {
 	if err := a.submitAs("alice", "again", spec); err != nil {
 		t.Fatal(err)
 	}
-	if j := a.job("again"); j.nDone != 4 || j.Tasks.at(0).Cached.Job != "a" {
+	if j := a.job("again"); j.nDone != 4 || j.Tasks.at(0).cached().Job != "a" {
 		t.Fatalf("the cache = false job's results did not fill the cache: done %d", j.nDone)
 	}
 	a.checkIndexes()
@@ -377,7 +377,7 @@ func TestCache_RandomWalkAgreesAfterRestore(t *testing.T) {
 		a.fsm.View(func(l *Ledger) {
 			for _, j := range l.order {
 				for i := 0; i < j.Tasks.len(); i++ {
-					if j.Tasks.at(i).Cached != nil {
+					if j.Tasks.at(i).cached() != nil {
 						hits++
 					}
 				}

@@ -74,7 +74,7 @@ func (l *Ledger) checkTasks() error {
 		}
 		for i := 0; i < j.Tasks.len(); i++ {
 			t := j.Tasks.at(i)
-			n[stateSlot(t.State)]++
+			n[stateSlot(t.state())]++
 			k, err := l.checkTask(j, i, t, queued[i])
 			if err != nil {
 				return err
@@ -94,11 +94,11 @@ func (l *Ledger) checkTasks() error {
 // checkTask checks one task and says how many leases it holds.
 func (l *Ledger) checkTask(j *job, idx int, t *task, inQueue int) (int, error) {
 	if t.Rep == nil {
-		if t.State != tasks.TaskLeased {
+		if t.state() != tasks.TaskLeased {
 			return 0, nil
 		}
-		if _, ok := l.leased[taskKey{j.ID, idx, t.Attempts}]; !ok {
-			return 0, fmt.Errorf("job %s task %d leased (attempt %d) but not in the lease index", j.ID, idx, t.Attempts)
+		if _, ok := l.leased[taskKey{j.ID, idx, t.attemptCount()}]; !ok {
+			return 0, fmt.Errorf("job %s task %d leased (attempt %d) but not in the lease index", j.ID, idx, t.attemptCount())
 		}
 		return 1, nil
 	}
@@ -108,13 +108,13 @@ func (l *Ledger) checkTask(j *job, idx int, t *task, inQueue int) (int, error) {
 			return 0, fmt.Errorf("job %s task %d replica %d (%s): indexed lease %v", j.ID, idx, r.Attempt, r.Verdict, ok)
 		}
 	}
-	terminal := t.State == tasks.TaskDone || t.State == tasks.TaskFailed
+	terminal := t.state() == tasks.TaskDone || t.state() == tasks.TaskFailed
 	wantQueue := !terminal && !j.Cancelled && t.Rep.open(votes, running, best) > 0
 	switch {
 	case terminal && running > 0:
-		return 0, fmt.Errorf("job %s task %d is %s with %d replicas running", j.ID, idx, t.State, running)
-	case !terminal && (running > 0) != (t.State == tasks.TaskLeased):
-		return 0, fmt.Errorf("job %s task %d is %s with %d replicas running", j.ID, idx, t.State, running)
+		return 0, fmt.Errorf("job %s task %d is %s with %d replicas running", j.ID, idx, t.state(), running)
+	case !terminal && (running > 0) != (t.state() == tasks.TaskLeased):
+		return 0, fmt.Errorf("job %s task %d is %s with %d replicas running", j.ID, idx, t.state(), running)
 	case !j.Cancelled && (inQueue == 1) != t.Rep.Queued || inQueue > 1:
 		return 0, fmt.Errorf("job %s task %d is %d times in the queue, flagged %v", j.ID, idx, inQueue, t.Rep.Queued)
 	case !j.Cancelled && t.Rep.Queued != wantQueue:
@@ -140,7 +140,7 @@ func (l *Ledger) scanOwnerRefs() map[string]blobRefs {
 		}
 		for i := 0; i < j.Tasks.len(); i++ {
 			t := j.Tasks.at(i)
-			r.add(t.StdoutRef, 1)
+			r.add(t.stdoutRef(), 1)
 			for _, k := range t.keptRefs() {
 				r.add(k, 1)
 			}
@@ -168,7 +168,7 @@ func (l *Ledger) scanRefs() map[string]int {
 		}
 		for i := 0; i < j.Tasks.len(); i++ {
 			t := j.Tasks.at(i)
-			count(t.StdoutRef)
+			count(t.stdoutRef())
 			for _, k := range t.keptRefs() {
 				count(k)
 			}

@@ -12,6 +12,9 @@
 //   - snapshots (snapshot.go): a stream of typed records written while
 //     Apply goes on (task chunks are shared copy-on-write) and read back
 //     record by record;
+//   - the compact task record (taskrecord.go): 88 bytes a task, read and
+//     changed through accessors, its rare fields behind one pointer;
+//     snapshots and StateHash see it as the JSON taskRecord it always was;
 //   - the ledger's own rules, which no proposer can talk a server out of:
 //     a committed blob manifest is write-once (manifests.go: only a
 //     repair's moves the leader named, same shard hashes and proof roots,

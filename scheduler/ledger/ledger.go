@@ -104,31 +104,6 @@ type job struct {
 	nQueued, nLeased, nDone, nFailed int
 }
 
-type task struct {
-	State     tasks.TaskState `json:"s"`
-	Attempts  int             `json:"a,omitempty"`
-	Worker    string          `json:"w,omitempty"`
-	Expiry    int64           `json:"x,omitempty"`
-	ExitCode  *int            `json:"c,omitempty"`
-	ErrorKind string          `json:"k,omitempty"`
-	Error     string          `json:"e,omitempty"`
-	Duration  int64           `json:"d,omitempty"`
-	Stdout    []byte          `json:"o,omitempty"`
-	Stderr    []byte          `json:"r,omitempty"`
-	Late      int             `json:"l,omitempty"` // reports ignored because they came too late
-	FailedOn  string          `json:"f,omitempty"` // worker of the last failed attempt
-	Engine    string          `json:"g,omitempty"` // engine of the accepted attempt
-	StdoutRef string          `json:"b,omitempty"` // stdout as an erasure-coded blob
-	// Cached names the task whose result this one took at submit (the
-	// result cache); nil for a task that ran. A pointer: tasks that ran
-	// pay 8 bytes for it, not a job id and an index.
-	Cached *cacheOrigin `json:"h,omitempty"`
-	// Rep holds the replicas of a task of a job with replicas, from its
-	// first lease (replicas.go); nil for every other task, so a job
-	// without replicas pays 8 bytes a task for it.
-	Rep *replicaSet `json:"p,omitempty"`
-}
-
 type Peer struct {
 	ID      string   `json:"id"`
 	Address string   `json:"address,omitempty"`
@@ -469,14 +444,14 @@ func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
 			continue
 		}
 		t := j.Tasks.mut(idx)
-		t.State = tasks.TaskLeased
-		t.Attempts++
+		t.setState(tasks.TaskLeased)
+		t.addAttempt(+1)
 		t.Worker = c.Worker
 		t.Expiry = leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
 		j.nQueued--
 		j.nLeased++
-		l.leased[taskKey{j.ID, idx, t.Attempts}] = t.Expiry
-		grants = append(grants, Grant{Job: j.ID, Index: idx, Attempt: t.Attempts, Expiry: t.Expiry})
+		l.leased[taskKey{j.ID, idx, t.attemptCount()}] = t.Expiry
+		grants = append(grants, Grant{Job: j.ID, Index: idx, Attempt: t.attemptCount(), Expiry: t.Expiry})
 	}
 	return grants
 }
@@ -535,7 +510,7 @@ func (j *job) hasQueued() bool {
 // (the result cache finishes some at submit).
 func (j *job) popQueued(worker string, avoidRepeats bool) (int, bool) {
 	for k, idx := range j.requeued {
-		if avoidRepeats && j.Tasks.at(idx).FailedOn == worker {
+		if avoidRepeats && j.Tasks.at(idx).failedOn() == worker {
 			continue
 		}
 		if k == 0 {
@@ -547,7 +522,7 @@ func (j *job) popQueued(worker string, avoidRepeats bool) (int, bool) {
 	}
 	for j.fresh < j.Tasks.len() {
 		j.fresh++
-		if j.Tasks.at(j.fresh-1).State == tasks.TaskQueued {
+		if j.Tasks.at(j.fresh-1).state() == tasks.TaskQueued {
 			return j.fresh - 1, true
 		}
 	}
@@ -618,31 +593,31 @@ func (l *Ledger) completeTask(worker string, now int64, r *api.Report) (accepted
 		return true, false
 	}
 	t := j.Tasks.mut(r.Index)
-	if t.State != tasks.TaskLeased || t.Attempts != r.Attempt || t.Worker != worker {
-		t.Late++
+	if t.state() != tasks.TaskLeased || t.attemptCount() != r.Attempt || t.Worker != worker {
+		t.addLate()
 		return false, false
 	}
 	l.endLease(j, r.Index)
 	t.Duration = int64(r.Duration)
-	t.ExitCode = exitCode(r.ExitCode)
-	t.ErrorKind, t.Error = r.ErrorKind, r.Error
-	l.replaceRef(j, t.StdoutRef, r.StdoutBlob) // a retry's report replaces the last attempt's
-	t.Stdout, t.Stderr, t.Engine, t.StdoutRef = r.Stdout, r.Stderr, internEngine(r.Engine), r.StdoutBlob
+	t.setExitCode(r.ExitCode)
+	t.setError(r.ErrorKind, r.Error)
+	l.replaceRef(j, t.stdoutRef(), r.StdoutBlob) // a retry's report replaces the last attempt's
+	t.setOutput(r.Stdout, r.Stderr, r.StdoutBlob, r.Engine)
 	if r.ErrorKind == "" {
-		t.State = tasks.TaskDone
+		t.setState(tasks.TaskDone)
 		j.nDone++
 		l.cache.add(j, r.Index)
 	} else {
-		t.FailedOn = worker
+		t.setFailedOn(worker)
 		l.failAttempt(j, r.Index)
 	}
 	j.maybeFinish(now)
 	return true, true
 }
 
-// smallExitCodes are shared by every task that exited with one of them, so a
-// finished task's exit code costs a pointer, not an allocation; they are never
-// written through.
+// smallExitCodes are shared by every replica that exited with one of
+// them, so a vote's exit code costs a pointer, not an allocation; they are
+// never written through.
 var smallExitCodes = func() (codes [256]int) {
 	for i := range codes {
 		codes[i] = i
@@ -652,7 +627,7 @@ var smallExitCodes = func() (codes [256]int) {
 
 // exitCode is a pointer to code that holds nothing else alive: pointing
 // into the command's report would keep the whole decoded batch of reports
-// (about 200 bytes a task) as long as the task.
+// (about 200 bytes a task) as long as the replica.
 func exitCode(code int) *int {
 	if code >= 0 && code < len(smallExitCodes) {
 		return &smallExitCodes[code]
@@ -660,37 +635,26 @@ func exitCode(code int) *int {
 	return &code
 }
 
-// internEngine returns the engine names tasks share instead of a string
-// decoded per report.
-func internEngine(name string) string {
-	for _, e := range tasks.Engines {
-		if name == e {
-			return e
-		}
-	}
-	return name
-}
-
 // repeatsAccepted reports whether r is the report the task already accepted
 // for this attempt from this worker: done by it, or failed by it with the
 // same kind (not expired, which no report caused).
 func repeatsAccepted(t *task, worker string, r *api.Report) bool {
-	if t.Attempts != r.Attempt || t.State == tasks.TaskLeased {
+	if t.attemptCount() != r.Attempt || t.state() == tasks.TaskLeased {
 		return false
 	}
 	switch {
 	case r.ErrorKind == "":
-		return t.State == tasks.TaskDone && t.Worker == worker
+		return t.state() == tasks.TaskDone && t.Worker == worker
 	default:
-		return t.FailedOn == worker && t.ErrorKind == r.ErrorKind && t.State != tasks.TaskDone
+		return t.failedOn() == worker && t.errorKind() == r.ErrorKind && t.state() != tasks.TaskDone
 	}
 }
 
 // failAttempt queues the task again, or fails it when it has used its retries.
 func (l *Ledger) failAttempt(j *job, idx int) {
 	t := j.Tasks.mut(idx)
-	if t.Attempts > j.Spec.Retries || j.Cancelled {
-		t.State = tasks.TaskFailed
+	if t.attemptCount() > j.Spec.Retries || j.Cancelled {
+		t.setState(tasks.TaskFailed)
 		j.nFailed++
 		return
 	}
@@ -699,13 +663,14 @@ func (l *Ledger) failAttempt(j *job, idx int) {
 
 func (l *Ledger) requeue(j *job, idx int) {
 	t := j.Tasks.mut(idx)
-	t.State, t.Worker = tasks.TaskQueued, ""
+	t.setState(tasks.TaskQueued)
+	t.Worker = ""
 	j.requeued = append(j.requeued, idx)
 	j.nQueued++
 }
 
 func (l *Ledger) endLease(j *job, idx int) {
-	delete(l.leased, taskKey{j.ID, idx, j.Tasks.at(idx).Attempts})
+	delete(l.leased, taskKey{j.ID, idx, j.Tasks.at(idx).attemptCount()})
 	j.Tasks.mut(idx).Expiry = 0
 	j.nLeased--
 }
@@ -747,12 +712,12 @@ func (l *Ledger) applyExpireLeases(c *ExpireLeasesCommand) any {
 			}
 			continue
 		}
-		if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt {
+		if t == nil || t.state() != tasks.TaskLeased || t.attemptCount() != ref.Attempt {
 			continue
 		}
 		l.endLease(j, ref.Index)
-		t.FailedOn = t.Worker
-		t.ErrorKind, t.Error = "lease_expired", fmt.Sprintf("lease expired: %s", c.Reason)
+		t.setFailedOn(t.Worker)
+		t.setError("lease_expired", fmt.Sprintf("lease expired: %s", c.Reason))
 		l.failAttempt(j, ref.Index)
 		j.maybeFinish(c.Now)
 		n++
@@ -779,14 +744,14 @@ func (l *Ledger) releaseOne(worker string, ref api.TaskRef, now int64) bool {
 	if t != nil && j.Spec.Replicated() {
 		return l.releaseReplica(j, worker, ref, now)
 	}
-	if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt || t.Worker != worker {
+	if t == nil || t.state() != tasks.TaskLeased || t.attemptCount() != ref.Attempt || t.Worker != worker {
 		return false
 	}
 	t = j.Tasks.mut(ref.Index)
 	l.endLease(j, ref.Index)
-	t.Attempts--
+	t.addAttempt(-1)
 	if j.Cancelled {
-		t.State = tasks.TaskFailed
+		t.setState(tasks.TaskFailed)
 		j.nFailed++
 	} else {
 		l.requeue(j, ref.Index)
@@ -817,7 +782,7 @@ func (l *Ledger) applyRenewLeases(c *RenewLeasesCommand) any {
 			}
 			continue
 		}
-		if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt || t.Worker != c.Worker {
+		if t == nil || t.state() != tasks.TaskLeased || t.attemptCount() != ref.Attempt || t.Worker != c.Worker {
 			continue
 		}
 		expiry := leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
@@ -843,7 +808,7 @@ func (l *Ledger) applyCancelJob(c *CancelJobCommand) any {
 	}
 	j.Cancelled = true
 	for i := 0; i < j.Tasks.len(); i++ {
-		if s := j.Tasks.at(i).State; s != tasks.TaskLeased && s != tasks.TaskQueued {
+		if s := j.Tasks.at(i).state(); s != tasks.TaskLeased && s != tasks.TaskQueued {
 			continue
 		}
 		if j.Spec.Replicated() {
@@ -851,13 +816,14 @@ func (l *Ledger) applyCancelJob(c *CancelJobCommand) any {
 			continue
 		}
 		t := j.Tasks.mut(i)
-		switch t.State {
+		switch t.state() {
 		case tasks.TaskLeased:
 			l.endLease(j, i)
 		case tasks.TaskQueued:
 			j.nQueued--
 		}
-		t.State, t.ErrorKind, t.Error = tasks.TaskFailed, "cancelled", "job cancelled"
+		t.setState(tasks.TaskFailed)
+		t.setError("cancelled", "job cancelled")
 		j.nFailed++
 	}
 	j.requeued, j.fresh = nil, j.Tasks.len()

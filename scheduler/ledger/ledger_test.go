@@ -114,8 +114,8 @@ func TestLedger_LateCompletionIsIgnored(t *testing.T) {
 		t.Fatal("a different outcome for an attempt already done was accepted")
 	}
 	j := a.job("j1")
-	if j.nDone != 1 || j.Tasks.at(0).Late != 2 || string(j.Tasks.at(0).Stdout) != "w2" || j.Tasks.at(0).ErrorKind != "" {
-		t.Fatalf("done %d late %d stdout %q kind %q", j.nDone, j.Tasks.at(0).Late, j.Tasks.at(0).Stdout, j.Tasks.at(0).ErrorKind)
+	if j.nDone != 1 || j.Tasks.at(0).lateCount() != 2 || string(j.Tasks.at(0).Stdout) != "w2" || j.Tasks.at(0).errorKind() != "" {
+		t.Fatalf("done %d late %d stdout %q kind %q", j.nDone, j.Tasks.at(0).lateCount(), j.Tasks.at(0).Stdout, j.Tasks.at(0).errorKind())
 	}
 }
 
@@ -149,8 +149,8 @@ func TestLedger_RepeatedReportIsAcceptedAndChangesNothing(t *testing.T) {
 	}
 	var done, failed int
 	a.fsm.View(func(l *Ledger) { p, _ := l.Peer("w1"); done, failed = p.Done, p.Failed })
-	if j := a.job("j1"); done != 1 || failed != 1 || j.nDone != 1 || j.Tasks.at(1).State != tasks.TaskQueued || j.Tasks.at(1).Late != 0 {
-		t.Fatalf("peer done %d failed %d, job done %d, failed task %s late %d", done, failed, j.nDone, j.Tasks.at(1).State, j.Tasks.at(1).Late)
+	if j := a.job("j1"); done != 1 || failed != 1 || j.nDone != 1 || j.Tasks.at(1).state() != tasks.TaskQueued || j.Tasks.at(1).lateCount() != 0 {
+		t.Fatalf("peer done %d failed %d, job done %d, failed task %s late %d", done, failed, j.nDone, j.Tasks.at(1).state(), j.Tasks.at(1).lateCount())
 	}
 }
 
@@ -168,7 +168,7 @@ func TestLedger_FailedTaskRetriesThenFails(t *testing.T) {
 		t.Fatalf("a task past its retries was leased again: %+v", g)
 	}
 	j := a.job("j1")
-	if j.state() != tasks.JobFailed || j.Tasks.at(0).State != tasks.TaskFailed || j.Tasks.at(0).ErrorKind != "trap" {
+	if j.state() != tasks.JobFailed || j.Tasks.at(0).state() != tasks.TaskFailed || j.Tasks.at(0).errorKind() != "trap" {
 		t.Fatalf("job %s task %+v", j.state(), j.Tasks.at(0))
 	}
 }

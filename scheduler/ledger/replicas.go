@@ -300,7 +300,7 @@ func (j *job) popReplica(pl *placement) (int, bool) {
 	pl.from[j] = len(j.requeued)
 	for j.fresh < j.Tasks.len() {
 		j.fresh++
-		if j.Tasks.at(j.fresh-1).State == tasks.TaskQueued {
+		if j.Tasks.at(j.fresh-1).state() == tasks.TaskQueued {
 			return j.fresh - 1, true
 		}
 	}
@@ -320,12 +320,12 @@ func (l *Ledger) leaseReplica(j *job, c *LeaseTasksCommand, pl *placement) (Gran
 	}
 	rs := l.mutRep(t)
 	rs.Queued = false // popped
-	t.Attempts++
+	t.addAttempt(+1)
 	expiry := leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
-	rs.Reps = append(rs.Reps, replica{Worker: c.Worker, Cred: pl.cred, Attempt: t.Attempts, Verdict: vRunning, Expiry: expiry})
-	l.leased[taskKey{j.ID, idx, t.Attempts}] = expiry
+	rs.Reps = append(rs.Reps, replica{Worker: c.Worker, Cred: pl.cred, Attempt: t.attemptCount(), Verdict: vRunning, Expiry: expiry})
+	l.leased[taskKey{j.ID, idx, t.attemptCount()}] = expiry
 	l.settle(j, idx, c.Now)
-	return Grant{Job: j.ID, Index: idx, Attempt: t.Attempts, Expiry: expiry}, true
+	return Grant{Job: j.ID, Index: idx, Attempt: t.attemptCount(), Expiry: expiry}, true
 }
 
 // settle brings a replicated task's state, counters and queue place in
@@ -340,7 +340,7 @@ func (l *Ledger) settle(j *job, idx int, now int64) {
 	case best >= rs.Quorum:
 		l.decide(j, idx, bestHash, now)
 	case best+rs.Max-votes < rs.Quorum:
-		t.ErrorKind, t.Error = tasks.ErrNoQuorum, noQuorumError(rs, votes)
+		t.setError(tasks.ErrNoQuorum, noQuorumError(rs, votes))
 		l.finishReplicated(j, idx, tasks.TaskFailed, now)
 	case rs.Fails > j.Spec.Retries:
 		l.finishReplicated(j, idx, tasks.TaskFailed, now)
@@ -356,8 +356,8 @@ func (l *Ledger) settle(j *job, idx int, now int64) {
 
 // move changes a task's state, keeping the job's counters.
 func (j *job) move(t *task, state tasks.TaskState) {
-	j.count(t.State, -1)
-	t.State = state
+	j.count(t.state(), -1)
+	t.setState(state)
 	j.count(state, +1)
 }
 
@@ -435,13 +435,14 @@ func (l *Ledger) decide(j *job, idx int, hash string, now int64) {
 	}
 	for _, r := range agreed {
 		if r.Kept {
-			t.Worker, t.ExitCode, t.Duration = r.Worker, r.ExitCode, r.Duration
-			t.Stdout, t.Stderr, t.StdoutRef, t.Engine = r.Stdout, r.Stderr, r.StdoutRef, r.Engine
+			t.Worker, t.Duration = r.Worker, r.Duration
+			t.setExitCodePtr(r.ExitCode)
+			t.setOutput(r.Stdout, r.Stderr, r.StdoutRef, r.Engine)
 			l.ref(j, r.StdoutRef, +1) // the task's own reference; finishReplicated drops the vote's
 			break
 		}
 	}
-	t.ErrorKind, t.Error = "", ""
+	t.setError("", "")
 	checked := rs.Quorum > 1
 	l.finishReplicated(j, idx, tasks.TaskDone, now)
 	l.judge(agreed, outvoted, checked, now)
@@ -525,7 +526,7 @@ func (l *Ledger) completeReplica(j *job, worker string, now int64, rep *api.Repo
 			}
 		}
 	}
-	j.Tasks.mut(rep.Index).Late++
+	j.Tasks.mut(rep.Index).addLate()
 	return false
 }
 
@@ -546,7 +547,8 @@ func (l *Ledger) recordReplica(j *job, worker string, now int64, rep *api.Report
 	if rep.ErrorKind != "" {
 		r.Verdict = vFailed
 		rs.Fails++
-		t.ErrorKind, t.Error, t.FailedOn = rep.ErrorKind, rep.Error, worker
+		t.setError(rep.ErrorKind, rep.Error)
+		t.setFailedOn(worker)
 		if p := l.peers[worker]; p != nil {
 			p.Failed++
 		}
@@ -588,8 +590,8 @@ func (l *Ledger) expireReplica(j *job, ref api.TaskRef, reason string, now int64
 	delete(l.leased, taskKey{j.ID, ref.Index, ref.Attempt})
 	r.Verdict, r.Expiry = vExpired, 0
 	rs.Fails++
-	t.FailedOn = r.Worker
-	t.ErrorKind, t.Error = "lease_expired", fmt.Sprintf("lease expired: %s", reason)
+	t.setFailedOn(r.Worker)
+	t.setError("lease_expired", fmt.Sprintf("lease expired: %s", reason))
 	l.settle(j, ref.Index, now)
 	return true
 }
@@ -630,7 +632,7 @@ func (l *Ledger) renewReplica(j *job, worker string, ref api.TaskRef, expiry int
 // cancelReplicated fails an unfinished replicated task as cancelled.
 func (l *Ledger) cancelReplicated(j *job, idx int, now int64) {
 	t := j.Tasks.mut(idx)
-	t.ErrorKind, t.Error = "cancelled", "job cancelled"
+	t.setError("cancelled", "job cancelled")
 	if t.Rep == nil { // never leased
 		j.move(t, tasks.TaskFailed)
 		return
@@ -657,7 +659,7 @@ func (t *task) outcomes() []api.ReplicaOutcome {
 	for _, r := range t.Rep.Reps {
 		o := api.ReplicaOutcome{Worker: r.Worker, Attempt: r.Attempt, Hash: r.Hash, ExitCode: r.ExitCode, Verdict: verdictNames[r.Verdict]}
 		if r.Verdict == vAgreed && r.Hash == "" {
-			o.Hash, o.ExitCode = t.resultHash(), t.ExitCode
+			o.Hash, o.ExitCode = t.resultHash(), t.exitCodePtr()
 		}
 		out = append(out, o)
 	}
@@ -666,24 +668,27 @@ func (t *task) outcomes() []api.ReplicaOutcome {
 
 // resultHash is the vote a done task's result stands for.
 func (t *task) resultHash() string {
-	if t.ExitCode == nil {
+	code, ok := t.exitCode()
+	if !ok {
 		return ""
 	}
-	r := tasks.Result{Stdout: t.Stdout, StdoutBlob: t.StdoutRef}
-	return tasks.ResultHash(*t.ExitCode, r.StdoutSum())
+	r := tasks.Result{Stdout: t.Stdout, StdoutBlob: t.stdoutRef()}
+	return tasks.ResultHash(code, r.StdoutSum())
 }
 
 // clearResult forgets a done task's result (reopen).
 func (t *task) clearResult(l *Ledger, j *job) {
-	l.ref(j, t.StdoutRef, -1)
-	t.Stdout, t.Stderr, t.StdoutRef, t.Engine, t.ExitCode, t.Duration = nil, nil, "", "", nil, 0
+	l.ref(j, t.stdoutRef(), -1)
+	t.setOutput(nil, nil, "", "")
+	t.clearExitCode()
+	t.Duration = 0
 }
 
 // agreedCount is how many agreeing results a done task's result had.
 func (t *task) agreedCount() int {
 	switch {
-	case t.Cached != nil:
-		return t.Cached.Agreed
+	case t.cached() != nil:
+		return t.cached().Agreed
 	case t.Rep != nil:
 		n := 0
 		for _, r := range t.Rep.Reps {
@@ -709,7 +714,7 @@ func (l *Ledger) distrust(p *Peer, now int64) {
 			continue
 		}
 		for i := 0; i < j.Tasks.len(); i++ {
-			if t := j.Tasks.at(i); t.State == tasks.TaskDone && t.Cached == nil && t.Worker == p.ID && t.agreedCount() == 1 {
+			if t := j.Tasks.at(i); t.state() == tasks.TaskDone && t.cached() == nil && t.Worker == p.ID && t.agreedCount() == 1 {
 				l.reopen(j, i, now)
 			}
 		}
@@ -728,7 +733,7 @@ func (l *Ledger) reopen(j *job, idx int, now int64) {
 	if t.Rep == nil {
 		t.clearResult(l, j)
 		j.nDone--
-		t.FailedOn = worker
+		t.setFailedOn(worker)
 		l.requeue(j, idx)
 		return
 	}
@@ -808,12 +813,12 @@ func (j *job) mayPop(worker string, avoidRepeats bool, pl *placement) bool {
 		switch {
 		case j.Spec.Replicated() && (t.Rep == nil || pl.mayTake(t.Rep)):
 			return true
-		case !j.Spec.Replicated() && !(avoidRepeats && t.FailedOn == worker):
+		case !j.Spec.Replicated() && !(avoidRepeats && t.failedOn() == worker):
 			return true
 		}
 	}
 	for i := j.fresh; i < j.Tasks.len(); i++ {
-		if j.Tasks.at(i).State == tasks.TaskQueued {
+		if j.Tasks.at(i).state() == tasks.TaskQueued {
 			return true
 		}
 	}

@@ -108,6 +108,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // no lock: the snapshot shares only what Apply never changes in place.
 func (fz *Snapshot) Write(w io.Writer) error {
 	rw := &recordWriter{w: w}
+	records := make([]taskRecord, 0, chunkSize)
 	rw.put(recHeader, fz.header())
 	for i := range fz.blobs {
 		rw.put(recBlob, &fz.blobs[i])
@@ -122,7 +123,7 @@ func (fz *Snapshot) Write(w io.Writer) error {
 		j := &fz.jobs[i]
 		rw.put(recJob, &j.header)
 		for _, chunk := range j.tasks.chunks {
-			rw.put(recTasks, chunk.tasks)
+			rw.put(recTasks, chunk.records(records))
 		}
 	}
 	for i := range fz.peers {
@@ -291,39 +292,38 @@ func (l *Ledger) restoreTasks(j *job, body []byte) error {
 	if j == nil {
 		return fmt.Errorf("%w: tasks before any job", ErrBadSnapshot)
 	}
-	var ts []task
-	if err := json.Unmarshal(body, &ts); err != nil {
+	var recs []taskRecord
+	if err := json.Unmarshal(body, &recs); err != nil {
 		return fmt.Errorf("%w: job %s tasks: %v", ErrBadSnapshot, j.ID, err)
 	}
 	workers := map[string]string{}
-	for _, t := range ts {
+	for i := range recs {
 		idx := j.Tasks.len()
-		compactRestored(&t, workers)
+		shareNames(&recs[i], workers)
+		t, err := fromRecord(&recs[i])
+		if err != nil {
+			return fmt.Errorf("%w: job %s task %d: %v", ErrBadSnapshot, j.ID, idx, err)
+		}
 		j.Tasks.appendTask(t)
-		j.count(t.State, +1)
-		l.ref(j, t.StdoutRef, +1)
-		if t.State == tasks.TaskDone {
+		j.count(t.state(), +1)
+		l.ref(j, t.stdoutRef(), +1)
+		if t.state() == tasks.TaskDone {
 			l.cache.add(j, idx)
 		}
 		if t.Rep != nil {
 			l.restoreReplicas(j, idx, t.Rep)
-		} else if t.State == tasks.TaskLeased {
-			l.leased[taskKey{j.ID, idx, t.Attempts}] = t.Expiry
+		} else if t.state() == tasks.TaskLeased {
+			l.leased[taskKey{j.ID, idx, t.attemptCount()}] = t.Expiry
 		}
 	}
 	return nil
 }
 
-// compactRestored makes a decoded task share what tasks applied live
-// share (exit codes, engine names, and, within a chunk, worker names)
-// instead of holding its own copies: a restored ledger should take no more
-// memory than the one it was taken from.
-func compactRestored(t *task, workers map[string]string) {
-	if t.ExitCode != nil {
-		t.ExitCode = exitCode(*t.ExitCode)
-	}
-	t.Engine = internEngine(t.Engine)
-	for _, name := range []*string{&t.Worker, &t.FailedOn} {
+// shareNames makes a decoded task share, within a chunk, the worker names
+// tasks applied live share instead of holding its own copies: a restored
+// ledger should take no more memory than the one it was taken from.
+func shareNames(rec *taskRecord, workers map[string]string) {
+	for _, name := range []*string{&rec.Worker, &rec.FailedOn} {
 		if *name == "" {
 			continue
 		}

@@ -1,7 +1,5 @@
 package ledger
 
-import "github.com/peergrid/peergrid/tasks"
-
 // chunkSize is how many tasks share one copy-on-write chunk; a snapshot
 // record holds one chunk.
 const chunkSize = 1024
@@ -23,11 +21,8 @@ type taskChunk struct {
 func newTaskTable(n int, gen *uint64) taskTable {
 	tt := taskTable{n: n, gen: gen}
 	for at := 0; at < n; at += chunkSize {
-		c := &taskChunk{gen: *gen, tasks: make([]task, min(chunkSize, n-at))}
-		for i := range c.tasks {
-			c.tasks[i].State = tasks.TaskQueued
-		}
-		tt.chunks = append(tt.chunks, c)
+		// The zero task is queued (taskrecord.go).
+		tt.chunks = append(tt.chunks, &taskChunk{gen: *gen, tasks: make([]task, min(chunkSize, n-at))})
 	}
 	return tt
 }
@@ -60,4 +55,13 @@ func (tt *taskTable) appendTask(t task) {
 	last := tt.chunks[len(tt.chunks)-1]
 	last.tasks = append(last.tasks, t)
 	tt.n++
+}
+
+// records is the chunk's tasks in their snapshot form, in buf's storage.
+func (c *taskChunk) records(buf []taskRecord) []taskRecord {
+	buf = buf[:0]
+	for i := range c.tasks {
+		buf = append(buf, c.tasks[i].record())
+	}
+	return buf
 }

@@ -80,7 +80,7 @@ func (l *Ledger) Results(id string, offset, limit, maxBytes int) (*api.ResultsPa
 	for i := offset; i < j.Tasks.len() && len(page.Results) < limit && (size < maxBytes || len(page.Results) == 0); i++ {
 		t := j.Tasks.at(i)
 		page.Results = append(page.Results, t.result(i))
-		size += len(t.Stdout) + len(t.Stderr)
+		size += len(t.Stdout) + len(t.stderr())
 	}
 	return page, true
 }
@@ -127,7 +127,7 @@ func (l *Ledger) HoldsLease(worker string, ref api.TaskRef) bool {
 		r := t.Rep.find(ref.Attempt)
 		return r != nil && r.Verdict == vRunning && r.Worker == worker
 	}
-	return t != nil && t.State == tasks.TaskLeased && t.Attempts == ref.Attempt && t.Worker == worker
+	return t != nil && t.state() == tasks.TaskLeased && t.attemptCount() == ref.Attempt && t.Worker == worker
 }
 
 // LeaseExpiry is when ref's lease expires and its task's timeout (the
@@ -141,7 +141,7 @@ func (l *Ledger) LeaseExpiry(ref api.TaskRef) (expiry int64, timeout time.Durati
 		}
 		return 0, 0, false
 	}
-	if t == nil || t.State != tasks.TaskLeased || t.Attempts != ref.Attempt {
+	if t == nil || t.state() != tasks.TaskLeased || t.attemptCount() != ref.Attempt {
 		return 0, 0, false
 	}
 	return t.Expiry, j.Spec.Timeout, true
@@ -260,10 +260,10 @@ func (j *job) summary() api.JobSummary {
 
 func (t *task) status(idx int) api.TaskStatus {
 	st := api.TaskStatus{
-		Index: idx, State: t.State, Attempts: t.Attempts, Worker: t.Worker, ExitCode: t.ExitCode,
-		ErrorKind: t.ErrorKind, Error: t.Error, Duration: time.Duration(t.Duration), Ignored: t.Late, Engine: t.Engine,
+		Index: idx, State: t.state(), Attempts: t.attemptCount(), Worker: t.Worker, ExitCode: t.exitCodePtr(),
+		ErrorKind: t.errorKind(), Error: t.errorText(), Duration: time.Duration(t.Duration), Ignored: t.lateCount(), Engine: t.engineName(),
 	}
-	if c := t.Cached; c != nil {
+	if c := t.cached(); c != nil {
 		st.CachedFrom = &api.CachedFrom{Job: c.Job, Index: c.Index, Agreed: c.Agreed}
 	}
 	if t.Rep != nil {
@@ -273,7 +273,7 @@ func (t *task) status(idx int) api.TaskStatus {
 }
 
 func (t *task) result(idx int) api.TaskResult {
-	return api.TaskResult{TaskStatus: t.status(idx), Stdout: t.Stdout, Stderr: t.Stderr, StdoutBlob: t.StdoutRef}
+	return api.TaskResult{TaskStatus: t.status(idx), Stdout: t.Stdout, Stderr: t.stderr(), StdoutBlob: t.stdoutRef()}
 }
 
 func unixTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }
@@ -322,7 +322,7 @@ func (l *Ledger) TaskStrip(id string, cells int) [][4]int {
 	cells = min(cells, n)
 	out := make([][4]int, cells)
 	for i := range n {
-		out[i*cells/n][stateSlot(j.Tasks.at(i).State)]++
+		out[i*cells/n][stateSlot(j.Tasks.at(i).state())]++
 	}
 	return out
 }
@@ -348,7 +348,7 @@ func (l *Ledger) FailedTasks(id string, n int) []api.TaskResult {
 	}
 	var out []api.TaskResult
 	for i := 0; i < j.Tasks.len() && len(out) < n; i++ {
-		if t := j.Tasks.at(i); t.State == tasks.TaskFailed {
+		if t := j.Tasks.at(i); t.state() == tasks.TaskFailed {
 			out = append(out, t.result(i))
 		}
 	}
