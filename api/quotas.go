@@ -20,7 +20,8 @@ type Quotas struct {
 	// MaxTasksPerJob bounds one job's tasks.
 	MaxTasksPerJob int64 `json:"max_tasks_per_job"`
 	// MaxTasksInFlight bounds the unfinished (queued or leased) tasks of
-	// all the credential's jobs together.
+	// all the credential's jobs together; a task of a job with replicas
+	// counts once per replica it plans (R; 2 for "adaptive").
 	MaxTasksInFlight int64 `json:"max_tasks_in_flight"`
 	// MaxJobsQueued bounds the credential's jobs not yet finished.
 	MaxJobsQueued int64 `json:"max_jobs_queued"`

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/tasks"
 )
 
 // Quotas: what one credential may ask of the grid (api.Quotas, kept on the
@@ -51,12 +52,13 @@ func (l *Ledger) checkSubmitQuotas(c *SubmitJobCommand, cached int) error {
 		return nil // an operator: skip the walk over the jobs
 	}
 	jobs, inFlight := l.unfinishedOf(c.Owner)
-	adds := int64(s.Tasks - cached)
+	adds := int64(s.Tasks-cached) * replicaWeight(s)
 	switch {
 	case adds > 0 && api.Exceeds(jobs+1, q.MaxJobsQueued):
 		return quotaError(c.Owner, "max_jobs_queued", q.MaxJobsQueued, "%d jobs of it are unfinished", jobs)
 	case api.Exceeds(inFlight+adds, q.MaxTasksInFlight):
-		return quotaError(c.Owner, "max_tasks_in_flight", q.MaxTasksInFlight, "%d tasks of it are unfinished and the job adds %d", inFlight, adds)
+		return quotaError(c.Owner, "max_tasks_in_flight", q.MaxTasksInFlight,
+			"%d tasks of it are unfinished and the job adds %d (a task counts once per replica it plans)", inFlight, adds)
 	}
 	return nil
 }
@@ -79,16 +81,28 @@ func (l *Ledger) checkJobQuotas(c *SubmitJobCommand) error {
 }
 
 // unfinishedOf counts owner's jobs not yet finished and their tasks not yet
-// done or failed. It walks the jobs: a cost in their number, paid once per
-// submit, and nothing to keep in step with every task's change.
+// done or failed, each weighed by replicaWeight. It walks the jobs: a cost
+// in their number, paid once per submit, and nothing to keep in step with
+// every task's change.
 func (l *Ledger) unfinishedOf(owner string) (jobs, tasks int64) {
 	for _, j := range l.order {
 		if j.Owner == owner && j.FinishedAt == 0 {
 			jobs++
-			tasks += int64(j.Tasks.len() - j.nDone - j.nFailed)
+			tasks += int64(j.Tasks.len()-j.nDone-j.nFailed) * replicaWeight(&j.Spec)
 		}
 	}
 	return jobs, tasks
+}
+
+// replicaWeight is what one unfinished task counts against
+// max_tasks_in_flight: the replicas it plans to run (R; an adaptive job's
+// checked plan, 2), each a task's worth of volunteers' CPU. Without it a
+// submitter could have 16 times its quota run by asking for replicas = 16.
+// A job without replicas weighs 1, so a log of jobs without replicas
+// applies as it always did.
+func replicaWeight(s *tasks.JobSpec) int64 {
+	r, _, _ := s.Replication()
+	return int64(r)
 }
 
 // checkBlobQuotas refuses a put that would take its owner past its inline

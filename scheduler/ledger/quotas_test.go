@@ -238,3 +238,35 @@ func TestLeaseExpiry_Saturates(t *testing.T) {
 		}
 	}
 }
+
+// TestLedger_InFlightQuotaCountsEachPlannedReplica: a task of a job with
+// replicas = R counts R times against max_tasks_in_flight, so asking for
+// replicas cannot multiply the work a quota allows; an adaptive job counts
+// its checked plan (2).
+func TestLedger_InFlightQuotaCountsEachPlannedReplica(t *testing.T) {
+	a := newApplier(t)
+	limit := api.DefaultQuotas(api.CredSubmitter)
+	limit.MaxTasksInFlight = 100
+	a.credentialWith("sub", api.CredSubmitter, &limit)
+	replicated := func(n, r int) tasks.JobSpec {
+		s := quotaSpec(n)
+		s.Replicas = r
+		return s
+	}
+	wantQuotaError(t, a.submitAs("sub", "r3", replicated(40, 3)), "max_tasks_in_flight", "the job adds 120")
+	if err := a.submitAs("sub", "r2", replicated(40, 2)); err != nil {
+		t.Fatalf("40 tasks of 2 replicas under a quota of 100: %v", err)
+	}
+	wantQuotaError(t, a.submitAs("sub", "plain", quotaSpec(21)), "max_tasks_in_flight", "80 tasks of it are unfinished")
+	if err := a.submitAs("sub", "plain", quotaSpec(20)); err != nil {
+		t.Fatalf("20 more single tasks beside 80 replicas: %v", err)
+	}
+	adaptive := quotaSpec(1)
+	adaptive.Adaptive = true
+	wantQuotaError(t, a.submitAs("sub", "adaptive", adaptive), "max_tasks_in_flight", "the job adds 2")
+	var use api.QuotaUsage
+	a.fsm.View(func(l *Ledger) { use = l.Usage("sub") })
+	if use.TasksInFlight != 100 {
+		t.Fatalf("usage shows %d tasks in flight, want 100 (40 x 2 + 20)", use.TasksInFlight)
+	}
+}
