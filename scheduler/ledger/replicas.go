@@ -134,6 +134,15 @@ func (rs *replicaSet) find(attempt int) *replica {
 	return nil
 }
 
+// running is the replica of attempt while its lease runs; nil for an
+// attempt with no replica or one that has reported, expired or failed.
+func (rs *replicaSet) running(attempt int) *replica {
+	if r := rs.find(attempt); r != nil && r.Verdict == vRunning {
+		return r
+	}
+	return nil
+}
+
 // tally counts the pending votes and running replicas, and the hash with
 // the most votes (the first to reach that count, in replica order).
 func (rs *replicaSet) tally() (votes, running, best int, bestHash string) {
@@ -581,7 +590,7 @@ func (l *Ledger) expireReplica(j *job, ref api.TaskRef, reason string, now int64
 	if t.Rep == nil {
 		return false
 	}
-	if r := t.Rep.find(ref.Attempt); r == nil || r.Verdict != vRunning {
+	if t.Rep.running(ref.Attempt) == nil {
 		return false
 	}
 	t = j.Tasks.mut(ref.Index)
@@ -603,7 +612,7 @@ func (l *Ledger) releaseReplica(j *job, worker string, ref api.TaskRef, now int6
 	if t.Rep == nil {
 		return false
 	}
-	if r := t.Rep.find(ref.Attempt); r == nil || r.Verdict != vRunning || r.Worker != worker {
+	if r := t.Rep.running(ref.Attempt); r == nil || r.Worker != worker {
 		return false
 	}
 	t = j.Tasks.mut(ref.Index)
@@ -620,7 +629,7 @@ func (l *Ledger) renewReplica(j *job, worker string, ref api.TaskRef, expiry int
 	if t.Rep == nil {
 		return false
 	}
-	if r := t.Rep.find(ref.Attempt); r == nil || r.Verdict != vRunning || r.Worker != worker || expiry <= r.Expiry {
+	if r := t.Rep.running(ref.Attempt); r == nil || r.Worker != worker || expiry <= r.Expiry {
 		return false
 	}
 	r := l.mutRep(j.Tasks.mut(ref.Index)).find(ref.Attempt)

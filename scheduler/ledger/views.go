@@ -124,8 +124,8 @@ func (l *Ledger) Assignment(g Grant) api.Assignment {
 func (l *Ledger) HoldsLease(worker string, ref api.TaskRef) bool {
 	t := l.peekTask(ref.Job, ref.Index)
 	if t != nil && t.Rep != nil {
-		r := t.Rep.find(ref.Attempt)
-		return r != nil && r.Verdict == vRunning && r.Worker == worker
+		r := t.Rep.running(ref.Attempt)
+		return r != nil && r.Worker == worker
 	}
 	return t != nil && t.state() == tasks.TaskLeased && t.attemptCount() == ref.Attempt && t.Worker == worker
 }
@@ -136,7 +136,7 @@ func (l *Ledger) LeaseExpiry(ref api.TaskRef) (expiry int64, timeout time.Durati
 	j := l.jobs[ref.Job]
 	t := l.peekTask(ref.Job, ref.Index)
 	if t != nil && t.Rep != nil {
-		if r := t.Rep.find(ref.Attempt); r != nil && r.Verdict == vRunning {
+		if r := t.Rep.running(ref.Attempt); r != nil {
 			return r.Expiry, j.Spec.Timeout, true
 		}
 		return 0, 0, false
