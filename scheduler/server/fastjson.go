@@ -53,34 +53,34 @@ func fastDecodeHeartbeat(body []byte, req *api.HeartbeatRequest) bool {
 		switch string(key) {
 		case "worker":
 			req.Worker, ok = p.string()
-			return ok && p.once16(&seen, 1<<0)
+			return ok && p.once(&seen, 1<<0)
 		case "address":
 			req.Address, ok = p.string()
-			return ok && p.once16(&seen, 1<<1)
+			return ok && p.once(&seen, 1<<1)
 		case "cores":
 			req.Cores, ok = p.int()
-			return ok && p.once16(&seen, 1<<2)
+			return ok && p.once(&seen, 1<<2)
 		case "draining":
 			req.Draining, ok = p.bool()
-			return ok && p.once16(&seen, 1<<3)
+			return ok && p.once(&seen, 1<<3)
 		case "running":
 			req.Running, ok = p.taskRefs()
-			return ok && p.once16(&seen, 1<<4)
+			return ok && p.once(&seen, 1<<4)
 		case "held":
 			req.Held, ok = p.taskRefs()
-			return ok && p.once16(&seen, 1<<5)
+			return ok && p.once(&seen, 1<<5)
 		case "engines":
 			req.Engines, ok = p.strings()
-			return ok && p.once16(&seen, 1<<6)
+			return ok && p.once(&seen, 1<<6)
 		case "storage":
 			req.Storage, ok = p.bool()
-			return ok && p.once16(&seen, 1<<7)
+			return ok && p.once(&seen, 1<<7)
 		case "storage_only":
 			req.StorageOnly, ok = p.bool()
-			return ok && p.once16(&seen, 1<<8)
+			return ok && p.once(&seen, 1<<8)
 		case "paused":
 			req.Paused, ok = p.bool()
-			return ok && p.once16(&seen, 1<<9)
+			return ok && p.once(&seen, 1<<9)
 		}
 		return false
 	})
@@ -104,13 +104,13 @@ func (p *plainJSON) taskRefs() ([]api.TaskRef, bool) {
 			switch string(key) {
 			case "job":
 				ref.Job, ok = p.stringLike(prevJob)
-				return ok && p.once16(&seen, 1<<0)
+				return ok && p.once(&seen, 1<<0)
 			case "index":
 				ref.Index, ok = p.int()
-				return ok && p.once16(&seen, 1<<1)
+				return ok && p.once(&seen, 1<<1)
 			case "attempt":
 				ref.Attempt, ok = p.int()
-				return ok && p.once16(&seen, 1<<2)
+				return ok && p.once(&seen, 1<<2)
 			}
 			return false
 		})
@@ -172,7 +172,7 @@ func readReportJSON(r *http.Request, req *api.ReportRequest) error {
 // readReportJSON), reporting whether it did; req is undefined if not.
 func fastDecodeReport(body []byte, req *api.ReportRequest) bool {
 	p := plainJSON{b: body}
-	var seen uint8
+	var seen uint16
 	done := p.object(func(key []byte) bool {
 		switch {
 		case string(key) == "worker" && p.once(&seen, 1):
@@ -212,56 +212,48 @@ func (p *plainJSON) report(r, prev *api.Report) bool {
 		switch string(key) {
 		case "job":
 			r.Job, ok = p.stringLike(prev.Job)
-			return ok && p.once16(&seen, 1<<0)
+			return ok && p.once(&seen, 1<<0)
 		case "index":
 			r.Index, ok = p.int()
-			return ok && p.once16(&seen, 1<<1)
+			return ok && p.once(&seen, 1<<1)
 		case "attempt":
 			r.Attempt, ok = p.int()
-			return ok && p.once16(&seen, 1<<2)
+			return ok && p.once(&seen, 1<<2)
 		case "exit_code":
 			r.ExitCode, ok = p.int()
-			return ok && p.once16(&seen, 1<<3)
+			return ok && p.once(&seen, 1<<3)
 		case "stdout":
 			r.Stdout, ok = p.base64()
-			return ok && p.once16(&seen, 1<<4)
+			return ok && p.once(&seen, 1<<4)
 		case "stderr":
 			r.Stderr, ok = p.base64()
-			return ok && p.once16(&seen, 1<<5)
+			return ok && p.once(&seen, 1<<5)
 		case "stdout_blob":
 			r.StdoutBlob, ok = p.string()
-			return ok && p.once16(&seen, 1<<6)
+			return ok && p.once(&seen, 1<<6)
 		case "error_kind":
 			r.ErrorKind, ok = p.string()
-			return ok && p.once16(&seen, 1<<7)
+			return ok && p.once(&seen, 1<<7)
 		case "error":
 			r.Error, ok = p.string()
-			return ok && p.once16(&seen, 1<<8)
+			return ok && p.once(&seen, 1<<8)
 		case "duration_ns":
 			var d int
 			d, ok = p.int()
 			r.Duration = time.Duration(d)
-			return ok && p.once16(&seen, 1<<9)
+			return ok && p.once(&seen, 1<<9)
 		case "engine":
 			r.Engine, ok = p.stringLike(prev.Engine)
-			return ok && p.once16(&seen, 1<<10)
+			return ok && p.once(&seen, 1<<10)
 		}
 		return false
 	})
 }
 
-// once and once16 refuse a key seen before in the same object: encoding/json
+// once refuses a key seen before in the same object: encoding/json
 // would merge a repeated object or array into the first, which the fast
 // path does not copy.
-func (p *plainJSON) once(seen *uint8, bit uint8) bool {
-	if *seen&bit != 0 {
-		return false
-	}
-	*seen |= bit
-	return true
-}
-
-func (p *plainJSON) once16(seen *uint16, bit uint16) bool {
+func (p *plainJSON) once(seen *uint16, bit uint16) bool {
 	if *seen&bit != 0 {
 		return false
 	}
