@@ -112,7 +112,7 @@ func (l *Ledger) restoreModuleEngine(body []byte) error {
 // WorkerEngines lists the engines the alive workers offer between them,
 // sorted: what the grid's engine choice picks among.
 func (l *Ledger) WorkerEngines() []string {
-	var out []string
+	out := []string{} // not nil: the leader tells "none" apart from "not read"
 	for _, p := range l.peers {
 		if !p.IsAliveWorker() {
 			continue

@@ -81,7 +81,11 @@ type engineRun struct {
 // and commits any module's choice that is new. Errors are logged: a lost
 // proposal is made again at the next report of the module.
 func (s *Server) learnEngines(ctx context.Context, worker string, reports []api.Report, accepted []bool) {
-	runs, offered := s.engineRuns(worker, reports, accepted)
+	due, idle := s.engines.due(time.Now())
+	if idle {
+		return // one engine on the grid, read less than engineSetTTL ago: nothing to learn
+	}
+	runs, offered := s.engineRuns(worker, reports, accepted, due)
 	c := s.engines.chooserFor(offered, time.Now())
 	if c == nil || len(runs) == 0 {
 		return
@@ -108,8 +112,7 @@ func (s *Server) moduleEngine(module string) string {
 
 // engineRuns reads, under one ledger view, the runs among reports worth
 // learning from, and the engines the alive workers offer (when due).
-func (s *Server) engineRuns(worker string, reports []api.Report, accepted []bool) (runs []engineRun, offered []string) {
-	due := s.engines.due(time.Now())
+func (s *Server) engineRuns(worker string, reports []api.Report, accepted []bool, due bool) (runs []engineRun, offered []string) {
 	s.store.FSM().View(func(l *ledger.Ledger) {
 		if due {
 			offered = l.WorkerEngines()
@@ -140,11 +143,16 @@ func credibleRun(rep api.Report, timeout time.Duration, offers []string) bool {
 		rep.Duration >= minCredibleRun && rep.Duration <= timeout
 }
 
-// due reports whether the workers' engines should be read again.
-func (g *gridEngines) due(now time.Time) bool {
+// due reports whether the workers' engines should be read again (a scan
+// of every peer, so at most once per engineSetTTL), and idle whether there
+// is nothing to do until then: the grid offered fewer than two engines
+// when last read. Before both were kept, a grid of one engine scanned
+// every peer on every report: half the leader's CPU at 10,000 workers.
+func (g *gridEngines) due(now time.Time) (due, idle bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.chooser == nil || now.Sub(g.readAt) >= engineSetTTL
+	due = g.readAt.IsZero() || now.Sub(g.readAt) >= engineSetTTL
+	return due, !due && g.chooser == nil
 }
 
 // chooserFor returns the chooser, made anew if offered (nil: not read this
