@@ -54,3 +54,4 @@ func (c Code) I32Sub() Code          { return c.op(0x6b) }
 func (c Code) I32Mul() Code          { return c.op(0x6c) }
 func (c Code) I32Shl() Code          { return c.op(0x74) }
 func (c Code) I32DivU() Code         { return c.op(0x6e) }
+func (c Code) I32Or() Code           { return c.op(0x72) }
