@@ -156,6 +156,21 @@ func TestSandbox_TaskSeesNothingOfThePreviousTask(t *testing.T) {
 	})
 }
 
+// The same for the table: wasmtime keeps a table's slot resident and
+// zeroes it in place (poolTableKeepResident); a task that rewrote its
+// table must not leave that to the next.
+func TestSandbox_TaskSeesNothingOfThePreviousTasksTable(t *testing.T) {
+	mod := put(t, wasmtest.TableResidue())
+	eachRunner(t, func(t *testing.T, r runner) {
+		for i := range 4 {
+			res, err := r.run(testCtx(t), &Request{ModuleHash: mod})
+			if err != nil || string(res.Stdout) != "clean\n" {
+				t.Fatalf("run %d: got %q, %v", i, stdout(res), err)
+			}
+		}
+	})
+}
+
 func TestSandbox_InitialMemoryOverLimitIsKindMemory(t *testing.T) {
 	huge := put(t, wasmtest.HugeInitialMemory(1000)) // 62.5 MiB
 	eachRunner(t, func(t *testing.T, r runner) {

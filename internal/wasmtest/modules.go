@@ -339,3 +339,27 @@ func Residue(growPages uint32) []byte {
 		Br(0).End().End()
 	return m.command([]ValType{I32, I32, I32}, body)
 }
+
+// TableResidue checks that it starts from its module's table: entry 0 its
+// function that returns 1, entry 1 null. It writes "clean\n" if so, else
+// "dirty\n", then sets both entries to a function that returns 2, so a
+// later task given the same table without a reset prints "dirty\n".
+func TableResidue() []byte {
+	m := newWASIModule()
+	m.Data(addrStatic, []byte(ResidueText))
+	one := m.Func(nil, []ValType{I32}, nil, Code{}.I32Const(1))
+	two := m.Func(nil, []ValType{I32}, nil, Code{}.I32Const(2))
+	m.Table(2, []uint32{one})
+	m.Declare(two)
+	body := Code{}.
+		I32Const(0).CallIndirect(m.FuncType(nil, []ValType{I32})).I32Const(1).I32Ne().
+		I32Const(1).TableGet().RefIsNull().I32Eqz().I32Or().
+		If()
+	body = append(body, m.writeStatic(1, addrStatic+6, 6)...)
+	body = body.Else()
+	body = append(body, m.writeStatic(1, addrStatic, 6)...)
+	body = body.End().
+		I32Const(0).RefFunc(two).TableSet().
+		I32Const(1).RefFunc(two).TableSet()
+	return m.command(nil, body)
+}

@@ -209,3 +209,22 @@ func runResidueWith(t *testing.T, grow, addr uint32) string {
 	}
 	return out.String()
 }
+
+// TableResidue prints clean on its own table and dirty on the table a
+// first run left: _start called twice in one instance.
+func TestTableResidue_PrintsDirtyOnTheTableARunLeft(t *testing.T) {
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	wasi_snapshot_preview1.MustInstantiate(ctx, r)
+	var out bytes.Buffer
+	mod, err := r.InstantiateWithConfig(ctx, wasmtest.TableResidue(), wazero.NewModuleConfig().WithStdout(&out).WithStartFunctions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"clean\n", "clean\ndirty\n"} {
+		if _, err := mod.ExportedFunction("_start").Call(ctx); err != nil || out.String() != want {
+			t.Fatalf("got %q, %v; want %q", out.String(), err, want)
+		}
+	}
+}
