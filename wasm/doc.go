@@ -31,7 +31,8 @@
 //     and resume its busy children (SIGSTOP, SIGCONT) and cap their CPU by
 //     duty-cycling them, with stopped time kept off the task's clock
 //     (pause.go, cpulimit.go), and start them at the lowest CPU priority
-//     (priority_*.go);
+//     (priority_*.go) or, one per CPU, each pinned to its own CPU
+//     (affinity_*.go);
 //   - the memory box (box.go): on Linux an executor runs each task,
 //     compile included, under RLIMIT_DATA sized from its own use, the
 //     task's memory cap and an allowance for the engine; an executor that

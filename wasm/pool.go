@@ -37,6 +37,9 @@ type PoolConfig struct {
 	// IDLE_PRIORITY_CLASS on Windows. A volunteer's worker wants it; tests
 	// on a loaded machine may not (idle-priority tasks wait behind
 	// everything else, and a task's timeout counts that wait).
+	//
+	// Otherwise, on Linux, a pool with one executor per CPU this process
+	// may use pins each executor to a CPU of its own (see executorCPUs).
 	LowestPriority bool
 
 	// CompileTimeout bounds how long compiling a module may take in an
@@ -105,7 +108,9 @@ type Pool struct {
 	mu       sync.Mutex
 	isClosed bool
 	live     map[*process]struct{}
-	wg       sync.WaitGroup // executor goroutines and respawns
+	cpus     []int            // executorCPUs; nil means executors are not pinned
+	cpuOf    map[*process]int // the CPU each pinned executor is bound to
+	wg       sync.WaitGroup   // executor goroutines and respawns
 
 	// Pausing and CPU limits (pause.go, cpulimit.go), under mu.
 	busy     map[*process]struct{} // children running a task
@@ -130,6 +135,7 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		env:   executorEnviron(cfg),
 		slots: make(chan *process, cfg.Size), closed: make(chan struct{}),
 		live: map[*process]struct{}{}, busy: map[*process]struct{}{},
+		cpus: executorCPUs(cfg), cpuOf: map[*process]int{},
 	}
 	p.chooser.TrialWaitPerMiB = autoTrialWaitPerMiB
 	if err := p.startAll(ctx); err != nil {
@@ -211,21 +217,82 @@ func (p *Pool) start() (*process, error) {
 	if p.isClosed {
 		return nil, ErrPoolClosed
 	}
-	proc, err := startProcess(p.cfg.Command, p.env, p.log, &p.wg, p.cfg.LowestPriority)
+	var proc *process
+	startChild := func() (err error) {
+		proc, err = startProcess(p.cfg.Command, p.env, p.log, &p.wg, p.cfg.LowestPriority)
+		return err
+	}
+	cpu, pinned := p.freeCPU()
+	var err error
+	if pinned {
+		err = startOnCPU(cpu, startChild)
+	} else {
+		err = startChild()
+	}
 	if err != nil {
 		return nil, err
 	}
 	p.live[proc] = struct{}{}
+	if pinned {
+		p.cpuOf[proc] = cpu
+	}
 	p.wg.Add(1)
 	go func() { // forget the child once it is reaped
 		defer p.wg.Done()
 		<-proc.exited
 		p.mu.Lock()
 		delete(p.live, proc)
+		delete(p.cpuOf, proc)
 		p.mu.Unlock()
 	}()
-	p.log.Debug("executor started", "executor", proc.pid)
+	p.log.Debug("executor started", "executor", proc.pid, "cpu", cpuAttr(cpu, pinned))
 	return proc, nil
+}
+
+// executorCPUs are the CPUs a pool pins its executors to, one each, or nil
+// if it does not: on Linux, when there is one executor per CPU this
+// process may use and they do not run at the lowest priority. Left to the
+// kernel, two busy executors on a 2-CPU machine were often put on the same
+// CPU while other programs ran on the other, each then getting half a CPU:
+// 104-109 Go-built tasks/s against 251-258 pinned, the same machine and
+// load (BENCHMARKS.md, BenchmarkGoModuleParallel). An idle-priority
+// executor must be free to move to whichever CPU the volunteer leaves idle.
+func executorCPUs(cfg PoolConfig) []int {
+	if cfg.LowestPriority {
+		return nil
+	}
+	cpus, err := allowedCPUs()
+	if err != nil || len(cpus) < 2 || len(cpus) != cfg.Size {
+		return nil
+	}
+	return cpus
+}
+
+// freeCPU is the first CPU of p.cpus no live executor is pinned to; false
+// if executors are not pinned or every CPU has one. Under p.mu.
+func (p *Pool) freeCPU() (int, bool) {
+	used := map[int]bool{}
+	for proc, cpu := range p.cpuOf {
+		select {
+		case <-proc.exited: // reaped, if not forgotten yet: its CPU is free
+		default:
+			used[cpu] = true
+		}
+	}
+	for _, cpu := range p.cpus {
+		if !used[cpu] {
+			return cpu, true
+		}
+	}
+	return 0, false
+}
+
+// cpuAttr is a log value: the CPU an executor is pinned to, or "any".
+func cpuAttr(cpu int, pinned bool) any {
+	if pinned {
+		return cpu
+	}
+	return "any"
 }
 
 // spawn starts a child and waits until it is ready.

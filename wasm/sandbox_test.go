@@ -138,6 +138,39 @@ func TestSandbox_MemoryLimitIsExact(t *testing.T) {
 	})
 }
 
+// A task starts from its module's memory and nothing else, whatever ran
+// before it in the same executor or engine: wasmtime's pooling allocator
+// reuses a memory slot, zeroing the part it keeps resident (4 MiB) and
+// releasing the rest, and wazero reuses mmap regions. Residue grows past
+// the resident part, checks every byte, then fills its memory with 0xff.
+func TestSandbox_TaskSeesNothingOfThePreviousTask(t *testing.T) {
+	const grow = 94 // 6 MiB in all
+	mod := put(t, wasmtest.Residue(grow))
+	eachRunner(t, func(t *testing.T, r runner) {
+		for i := range 4 { // a pool of 2 runs one of its executors at least twice
+			res, err := r.run(testCtx(t), &Request{ModuleHash: mod})
+			if err != nil || string(res.Stdout) != "clean\n" {
+				t.Fatalf("run %d: got %q, %v", i, stdout(res), err)
+			}
+		}
+	})
+}
+
+// The same for the table: wasmtime keeps a table's slot resident and
+// zeroes it in place (poolTableKeepResident); a task that rewrote its
+// table must not leave that to the next.
+func TestSandbox_TaskSeesNothingOfThePreviousTasksTable(t *testing.T) {
+	mod := put(t, wasmtest.TableResidue())
+	eachRunner(t, func(t *testing.T, r runner) {
+		for i := range 4 {
+			res, err := r.run(testCtx(t), &Request{ModuleHash: mod})
+			if err != nil || string(res.Stdout) != "clean\n" {
+				t.Fatalf("run %d: got %q, %v", i, stdout(res), err)
+			}
+		}
+	})
+}
+
 func TestSandbox_InitialMemoryOverLimitIsKindMemory(t *testing.T) {
 	huge := put(t, wasmtest.HugeInitialMemory(1000)) // 62.5 MiB
 	eachRunner(t, func(t *testing.T, r runner) {

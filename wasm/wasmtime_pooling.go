@@ -23,6 +23,7 @@ extern void wasmtime_pooling_allocation_config_total_tables_set(wasmtime_pooling
 extern void wasmtime_pooling_allocation_config_max_memory_size_set(wasmtime_pooling_allocation_config_t *, size_t);
 extern void wasmtime_pooling_allocation_config_table_elements_set(wasmtime_pooling_allocation_config_t *, size_t);
 extern void wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(wasmtime_pooling_allocation_config_t *, size_t);
+extern void wasmtime_pooling_allocation_config_table_keep_resident_set(wasmtime_pooling_allocation_config_t *, size_t);
 extern void wasmtime_pooling_allocation_strategy_set(wasm_config_t *, const wasmtime_pooling_allocation_config_t *);
 */
 import "C"
@@ -49,12 +50,19 @@ const (
 	// runtime's first 3 MB, and ~0.5-1 ms with them kept; zeroing them
 	// when the store closes costs less than the faults (BENCHMARKS.md).
 	poolKeepResident = 4 << 20
+	// poolTableKeepResident is the same for a table: a Go-built module's
+	// function table (~48 KiB for the 2.6 MB spin module) is zeroed in
+	// place, instead of given back with madvise, whose TLB flush
+	// interrupted the other core and cost ~0.1 ms a task here (and the
+	// entries touched were faulted in again). 1 MiB is 128 Ki entries.
+	poolTableKeepResident = 1 << 20
 )
 
 // usePoolingAllocator makes engines built from cfg take instances, memories
 // and tables from pre-reserved slots that are reused (a memory keeps its
 // copy-on-write image mapped, and its first poolKeepResident bytes
-// resident), instead of mapping and unmapping them per task.
+// resident; a table its first poolTableKeepResident), instead of mapping
+// and unmapping them per task.
 func usePoolingAllocator(cfg *wasmtime.Config) {
 	raw := *(**C.wasm_config_t)(unsafe.Pointer(cfg))
 	p := C.wasmtime_pooling_allocation_config_new()
@@ -65,5 +73,6 @@ func usePoolingAllocator(cfg *wasmtime.Config) {
 	C.wasmtime_pooling_allocation_config_max_memory_size_set(p, poolMaxMemory)
 	C.wasmtime_pooling_allocation_config_table_elements_set(p, poolTableEntries)
 	C.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(p, poolKeepResident)
+	C.wasmtime_pooling_allocation_config_table_keep_resident_set(p, poolTableKeepResident)
 	C.wasmtime_pooling_allocation_strategy_set(raw, p)
 }

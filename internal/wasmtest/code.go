@@ -28,6 +28,14 @@ func (c Code) Return() Code           { return c.op(0x0f) }
 func (c Code) Call(fn uint32) Code    { return Code(uleb(c.op(0x10), uint64(fn))) }
 func (c Code) Drop() Code             { return c.op(0x1a) }
 
+// CallIndirect calls the function at the index on the stack in table 0,
+// of type typ (Module.FuncType).
+func (c Code) CallIndirect(typ uint32) Code { return Code(uleb(c.op(0x11), uint64(typ))).op(0x00) }
+func (c Code) TableGet() Code               { return c.op(0x25, 0x00) }
+func (c Code) TableSet() Code               { return c.op(0x26, 0x00) }
+func (c Code) RefIsNull() Code              { return c.op(0xd1) }
+func (c Code) RefFunc(fn uint32) Code       { return Code(uleb(c.op(0xd2), uint64(fn))) }
+
 // Variables.
 func (c Code) LocalGet(i uint32) Code { return Code(uleb(c.op(0x20), uint64(i))) }
 func (c Code) LocalSet(i uint32) Code { return Code(uleb(c.op(0x21), uint64(i))) }
@@ -54,3 +62,4 @@ func (c Code) I32Sub() Code          { return c.op(0x6b) }
 func (c Code) I32Mul() Code          { return c.op(0x6c) }
 func (c Code) I32Shl() Code          { return c.op(0x74) }
 func (c Code) I32DivU() Code         { return c.op(0x6e) }
+func (c Code) I32Or() Code           { return c.op(0x72) }

@@ -62,6 +62,9 @@ type Module struct {
 	imports []importFunc
 	funcs   []function
 	memory  *[2]uint32 // min, max pages
+	table   *uint32    // funcref entries
+	elems   []uint32   // the table's first entries, from 0
+	refs    []uint32   // functions ref.func may name (a declarative segment)
 	data    []dataSegment
 	exports []export
 }
@@ -131,6 +134,19 @@ func (m *Module) Data(offset uint32, b []byte) {
 	m.data = append(m.data, dataSegment{offset, b})
 }
 
+// Table declares a funcref table of size entries whose first entries are
+// the functions init.
+func (m *Module) Table(size uint32, init []uint32) {
+	m.table, m.elems = &size, init
+}
+
+// Declare lets ref.func name the functions fns.
+func (m *Module) Declare(fns ...uint32) { m.refs = append(m.refs, fns...) }
+
+// FuncType is the index of the function type (params) -> (results), for
+// call_indirect.
+func (m *Module) FuncType(params, results []ValType) uint32 { return m.typeOf(params, results) }
+
 // Export exports a function under name.
 func (m *Module) Export(name string, fn uint32) {
 	m.exports = append(m.exports, export{name, 0x00, fn})
@@ -142,8 +158,10 @@ func (m *Module) Bytes() []byte {
 	out = section(out, 1, m.typeSection())
 	out = section(out, 2, m.importSection())
 	out = section(out, 3, m.functionSection())
+	out = section(out, 4, m.tableSection())
 	out = section(out, 5, m.memorySection())
 	out = section(out, 7, m.exportSection())
+	out = section(out, 9, m.elementSection())
 	out = section(out, 10, m.codeSection())
 	return section(out, 11, m.dataSection())
 }
@@ -196,6 +214,39 @@ func (m *Module) memorySection() []byte {
 	}
 	b = uleb(append(b, 0x01), uint64(m.memory[0]))
 	return uleb(b, uint64(m.memory[1]))
+}
+
+func (m *Module) tableSection() []byte {
+	if m.table == nil {
+		return nil
+	}
+	return uleb([]byte{1, 0x70, 0x00}, uint64(*m.table)) // funcref, no maximum
+}
+
+func (m *Module) elementSection() []byte {
+	var segs [][]byte
+	if len(m.elems) > 0 { // active, table 0, at 0
+		segs = append(segs, funcIndices(append(Code{0x00}.I32Const(0), 0x0b), m.elems))
+	}
+	if len(m.refs) > 0 { // declarative, function indices
+		segs = append(segs, funcIndices([]byte{0x03, 0x00}, m.refs))
+	}
+	if len(segs) == 0 {
+		return nil
+	}
+	b := uleb(nil, uint64(len(segs)))
+	for _, seg := range segs {
+		b = append(b, seg...)
+	}
+	return b
+}
+
+func funcIndices(b []byte, fns []uint32) []byte {
+	b = uleb(b, uint64(len(fns)))
+	for _, f := range fns {
+		b = uleb(b, uint64(f))
+	}
+	return b
 }
 
 func (m *Module) exportSection() []byte {

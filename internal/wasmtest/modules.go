@@ -1,5 +1,7 @@
 package wasmtest
 
+import "encoding/binary"
+
 // Ready-made WASI command modules (they export _start and memory).
 //
 // They share one memory layout:
@@ -292,4 +294,72 @@ func SpinThenHello(iterations uint32, stdout string) []byte {
 	body := Code{}.I32Const(int32(iterations)).LocalSet(0).
 		Loop().LocalGet(0).I32Const(1).I32Sub().LocalTee(0).BrIf(0).End()
 	return m.command([]ValType{I32}, append(body, m.writeStatic(1, addrStatic, int32(len(stdout)))...))
+}
+
+// ResidueText is Residue's data segment: what it prints is a slice of it.
+const ResidueText = "clean\ndirty\n"
+
+// Residue checks that it starts from a fresh memory: it grows memory by
+// growPages, then reads every byte of it, all zero but its data segment
+// (ResidueText at 1024), and writes "clean\n" if so, else "dirty\n". Then
+// it fills all of its memory with 0xff, so a later task given the same
+// memory without a reset, or with part of one, prints "dirty\n" (or, its
+// data overwritten, neither line).
+func Residue(growPages uint32) []byte {
+	m := newWASIModule()
+	m.Data(addrStatic, []byte(ResidueText))
+	const addr, end, acc = 0, 1, 2 // locals
+	var text [12]byte
+	copy(text[:], ResidueText)
+	word := func(i int) int32 { return int32(binary.LittleEndian.Uint32(text[4*i:])) }
+	body := Code{}.
+		I32Const(int32(growPages)).MemoryGrow().I32Const(-1).I32Eq().If().Unreachable().End().
+		MemorySize().I32Const(16).I32Shl().LocalSet(end).
+		// acc |= every word outside the data segment
+		Block().Loop().
+		LocalGet(addr).LocalGet(end).I32GeU().BrIf(1).
+		LocalGet(addr).I32Const(addrStatic).I32Sub().I32Const(int32(len(text))).I32GeU().
+		If().LocalGet(acc).LocalGet(addr).I32Load(0).I32Or().LocalSet(acc).End().
+		LocalGet(addr).I32Const(4).I32Add().LocalSet(addr).
+		Br(0).End().End()
+	for i := range len(text) / 4 { // acc |= (data word != its original)
+		body = body.LocalGet(acc).I32Const(addrStatic + 4*int32(i)).I32Load(0).I32Const(word(i)).I32Ne().I32Or().LocalSet(acc)
+	}
+	body = body.LocalGet(acc).I32Eqz().If()
+	body = append(body, m.writeStatic(1, addrStatic, 6)...)
+	body = body.Else()
+	body = append(body, m.writeStatic(1, addrStatic+6, 6)...)
+	body = body.End().
+		// fill memory with 0xff
+		I32Const(0).LocalSet(addr).
+		Block().Loop().
+		LocalGet(addr).LocalGet(end).I32GeU().BrIf(1).
+		LocalGet(addr).I32Const(-1).I32Store(0).
+		LocalGet(addr).I32Const(4).I32Add().LocalSet(addr).
+		Br(0).End().End()
+	return m.command([]ValType{I32, I32, I32}, body)
+}
+
+// TableResidue checks that it starts from its module's table: entry 0 its
+// function that returns 1, entry 1 null. It writes "clean\n" if so, else
+// "dirty\n", then sets both entries to a function that returns 2, so a
+// later task given the same table without a reset prints "dirty\n".
+func TableResidue() []byte {
+	m := newWASIModule()
+	m.Data(addrStatic, []byte(ResidueText))
+	one := m.Func(nil, []ValType{I32}, nil, Code{}.I32Const(1))
+	two := m.Func(nil, []ValType{I32}, nil, Code{}.I32Const(2))
+	m.Table(2, []uint32{one})
+	m.Declare(two)
+	body := Code{}.
+		I32Const(0).CallIndirect(m.FuncType(nil, []ValType{I32})).I32Const(1).I32Ne().
+		I32Const(1).TableGet().RefIsNull().I32Eqz().I32Or().
+		If()
+	body = append(body, m.writeStatic(1, addrStatic+6, 6)...)
+	body = body.Else()
+	body = append(body, m.writeStatic(1, addrStatic, 6)...)
+	body = body.End().
+		I32Const(0).RefFunc(two).TableSet().
+		I32Const(1).RefFunc(two).TableSet()
+	return m.command(nil, body)
 }

@@ -169,3 +169,62 @@ func TestCountStdin_WritesTheLengthOfStdin(t *testing.T) {
 		}
 	}
 }
+
+// Residue must tell a fresh memory from one with a byte left anywhere:
+// below, in and above its data segment, and in the memory it grows.
+func TestResidue_PrintsDirtyForAnyByteLeftBehind(t *testing.T) {
+	const grow = 3
+	if got := runModule(t, wasmtest.Residue(grow), "", nil); got.err != nil || got.stdout != "clean\n" {
+		t.Fatalf("fresh memory: got %+v", got)
+	}
+	end := uint32(wasmtest.MemoryPages+grow) << 16
+	for _, at := range []uint32{0, 1023, 1024, 1035, 1036, 65535, end - 1} {
+		if got := runResidueWith(t, grow, at); got == "clean\n" || got == "" { // "dirty\n", or its text changed
+			t.Errorf("byte left at %d: got %q, want not clean", at, got)
+		}
+	}
+}
+
+// runResidueWith runs Residue(grow) with memory already grown and one byte
+// at addr changed, as a reused memory that was not reset would be.
+func runResidueWith(t *testing.T, grow, addr uint32) string {
+	t.Helper()
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	wasi_snapshot_preview1.MustInstantiate(ctx, r)
+	var out bytes.Buffer
+	mod, err := r.InstantiateWithConfig(ctx, wasmtest.Residue(0), wazero.NewModuleConfig().WithStdout(&out).WithStartFunctions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := mod.Memory()
+	if _, ok := mem.Grow(grow); !ok {
+		t.Fatal("grow failed")
+	}
+	b, _ := mem.ReadByte(addr)
+	mem.WriteByte(addr, b^0x5a)
+	if _, err := mod.ExportedFunction("_start").Call(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
+}
+
+// TableResidue prints clean on its own table and dirty on the table a
+// first run left: _start called twice in one instance.
+func TestTableResidue_PrintsDirtyOnTheTableARunLeft(t *testing.T) {
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	wasi_snapshot_preview1.MustInstantiate(ctx, r)
+	var out bytes.Buffer
+	mod, err := r.InstantiateWithConfig(ctx, wasmtest.TableResidue(), wazero.NewModuleConfig().WithStdout(&out).WithStartFunctions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"clean\n", "clean\ndirty\n"} {
+		if _, err := mod.ExportedFunction("_start").Call(ctx); err != nil || out.String() != want {
+			t.Fatalf("got %q, %v; want %q", out.String(), err, want)
+		}
+	}
+}
