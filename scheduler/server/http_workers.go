@@ -22,13 +22,13 @@ const maxLeasePerCall = 1024
 
 // handleLease grants up to req.Max tasks. With nothing queued it long-polls:
 // it waits for the ledger to change rather than have workers busy-poll.
+// Reports the request carries are applied first (see leaseAfterReports).
 func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
-	var req api.LeaseRequest
-	if err := readJSON(r, &req); err != nil {
+	req, err := decodeLease(r)
+	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	var err error
 	if req.Worker, err = speaksFor(r, req.Worker); err != nil {
 		writeErr(w, err)
 		return
@@ -42,16 +42,60 @@ func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	if len(req.Reports) > 0 {
+		s.leaseAfterReports(w, r, req)
+		return
+	}
 	if s.distrusted(req.Worker) { // refused before it proposes anything; Apply refuses it too
 		writeErr(w, fmt.Errorf("%w: %s", ledger.ErrDistrusted, req.Worker))
 		return
 	}
-	grants, err := s.leaseOrWait(r.Context(), &req)
+	grants, err := s.leaseOrWait(r.Context(), req)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
 	writeLeaseResponse(w, api.LeaseResponse{Tasks: s.assignments(grants)})
+}
+
+// leaseAfterReports serves a lease that carries reports: one call where an
+// old worker makes two (report, then lease), which is most of what a short
+// task costs the leader (its HTTP serving, not the ledger). The reports
+// are committed first, exactly as handleReport commits them, so a task the
+// worker just finished is not leased to it again and its slot is free;
+// the lease is a second proposal, which the proposer batches with others.
+// Once the reports are committed the answer is 200 and says which were
+// accepted, whatever becomes of the lease (the worker distrusted,
+// leadership lost in a long poll): then it grants nothing, and the worker,
+// seeing no error, asks again.
+func (s *Server) leaseAfterReports(w http.ResponseWriter, r *http.Request, req *api.LeaseRequest) {
+	accepted, err := s.applyReports(r.Context(), req.Worker, req.Reports)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	resp := api.LeaseResponse{Accepted: accepted}
+	if !s.distrusted(req.Worker) {
+		grants, err := s.leaseOrWait(r.Context(), req)
+		if err != nil {
+			s.log.Debug("lease after reports granted nothing", "peer", req.Worker, "err", err)
+		}
+		resp.Tasks = s.assignments(grants)
+	}
+	writeLeaseResponse(w, resp)
+}
+
+// decodeLease reads a lease's body and checks its reports as decodeReport
+// does.
+func decodeLease(r *http.Request) (*api.LeaseRequest, error) {
+	var req api.LeaseRequest
+	if err := readLeaseJSON(r, &req); err != nil {
+		return nil, err
+	}
+	if err := checkReportSizes(req.Reports); err != nil {
+		return nil, err
+	}
+	return &req, nil
 }
 
 func (s *Server) leaseOrWait(ctx context.Context, req *api.LeaseRequest) ([]ledger.Grant, error) {
@@ -120,23 +164,34 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	for _, rep := range req.Reports {
-		if rep.StdoutBlob != "" && !s.hasBlob(rep.StdoutBlob) {
-			writeErr(w, fmt.Errorf("%w: job %s task %d: stdout blob %s", ledger.ErrBlobMissing, rep.Job, rep.Index, rep.StdoutBlob))
-			return
-		}
-	}
-	start := time.Now()
-	resp, err := s.commit(r, &ledger.CompleteTasksCommand{Worker: req.Worker, Now: start.UnixNano(), Reports: req.Reports})
+	accepted, err := s.applyReports(r.Context(), req.Worker, req.Reports)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, api.ReportResponse{Accepted: accepted})
+}
+
+// applyReports commits a worker's reports, from POST /v1/report or carried
+// by a lease, and says per report whether the ledger accepted it. A report
+// naming a stdout blob the grid does not have refuses the whole call
+// before anything is proposed.
+func (s *Server) applyReports(ctx context.Context, worker string, reports []api.Report) ([]bool, error) {
+	for _, rep := range reports {
+		if rep.StdoutBlob != "" && !s.hasBlob(rep.StdoutBlob) {
+			return nil, fmt.Errorf("%w: job %s task %d: stdout blob %s", ledger.ErrBlobMissing, rep.Job, rep.Index, rep.StdoutBlob)
+		}
+	}
+	start := time.Now()
+	resp, err := s.store.Propose(ctx, &ledger.CompleteTasksCommand{Worker: worker, Now: start.UnixNano(), Reports: reports})
+	if err != nil {
+		return nil, err
+	}
 	s.metrics.reportApply.Observe(time.Since(start).Seconds()) // metrics
 	accepted, _ := resp.([]bool)
-	s.metrics.countReports(req.Reports, accepted) // metrics
-	s.learnEngines(r.Context(), req.Worker, req.Reports, accepted)
-	writeJSON(w, http.StatusOK, api.ReportResponse{Accepted: accepted})
+	s.metrics.countReports(reports, accepted) // metrics
+	s.learnEngines(ctx, worker, reports, accepted)
+	return accepted, nil
 }
 
 // decodeReport reads a report's body and checks what needs no ledger: each
@@ -146,14 +201,22 @@ func decodeReport(r *http.Request) (*api.ReportRequest, error) {
 	if err := readReportJSON(r, &req); err != nil {
 		return nil, err
 	}
-	for _, rep := range req.Reports {
+	if err := checkReportSizes(req.Reports); err != nil {
+		return nil, err
+	}
+	return &req, nil
+}
+
+// checkReportSizes refuses a report whose output does not fit inline.
+func checkReportSizes(reports []api.Report) error {
+	for _, rep := range reports {
 		// The label is formatted only for a report over the limit: a
 		// Sprintf per report was a visible share of a busy leader's CPU.
 		if n := len(rep.Stdout) + len(rep.Stderr); n > storage.MaxInline {
-			return nil, storage.CheckInline(fmt.Sprintf("output of job %s task %d", rep.Job, rep.Index), n)
+			return storage.CheckInline(fmt.Sprintf("output of job %s task %d", rep.Job, rep.Index), n)
 		}
 	}
-	return &req, nil
+	return nil
 }
 
 func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
