@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -141,4 +142,27 @@ func sameRefsOf(a, b []api.Report) bool {
 		rb = append(rb, r.TaskRef)
 	}
 	return sameRefs(ra, rb)
+}
+
+// TestSlots_CarriedReportsLeaseOnlyWhenALeaseIsDue: a batch of reports
+// offered to a worker with a deep prefetch frees its slots, but is carried
+// (with every free slot leased) only once a lease is due by the batching
+// rule; before that it comes back to be sent alone.
+func TestSlots_CarriedReportsLeaseOnlyWhenALeaseIsDue(t *testing.T) {
+	s := newSlots()
+	target := func() int { return 16 }
+	if n := s.acquire(context.Background(), target, 1); n != 16 {
+		t.Fatalf("first acquire took %d, want 16", n)
+	}
+	offer := func(k int) (int, []api.Report) {
+		carry := make(chan []api.Report, 1)
+		carry <- make([]api.Report, k)
+		return s.acquireOrCarry(context.Background(), target, 1, carry)
+	}
+	if n, batch := offer(2); n != 0 || len(batch) != 2 || s.held != 14 {
+		t.Fatalf("2 reports with 16 held: leased %d, batch %d, %d held; want no lease, the batch back, 14 held", n, len(batch), s.held)
+	}
+	if n, batch := offer(2); n != 4 || len(batch) != 2 || s.held != 16 {
+		t.Fatalf("2 more reports: leased %d, batch %d, %d held; want the 4 free slots leased with them, 16 held", n, len(batch), s.held)
+	}
 }

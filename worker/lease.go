@@ -37,7 +37,7 @@ func (r *run) leaseLoop(ctx context.Context) {
 		free, carried := r.slots.acquireOrCarry(callCtx, r.target, r.w.cfg.Cores, r.carrying())
 		if free == 0 {
 			cancel()
-			r.bounce(carried) // no slot to lease into: they go alone
+			r.bounce(carried) // no lease due: they go alone
 			continue
 		}
 		resp, err := r.w.client.LeaseWithReports(callCtx, r.leaseRequest(free, carried))
@@ -159,17 +159,18 @@ func (s *slots) acquire(ctx context.Context, target func() int, cores int) int {
 }
 
 // acquireOrCarry is acquire that also takes a batch of finished reports
-// offered on carry while it waits: their slots are free as soon as the
-// call that carries them applies them, so it takes every slot up to the
-// target at once, reports included (possibly none, if the target shrank).
+// offered on carry while it waits. Their slots are free once the call that
+// carries them applies them; if that makes a lease due (by acquire's rule)
+// it takes every slot up to the target, reports included, for the call to
+// carry them. If not, it frees their slots and returns none with the
+// batch, which then goes alone: a worker with a deep prefetch leases in
+// large batches, not one small lease per report batch.
 func (s *slots) acquireOrCarry(ctx context.Context, target func() int, cores int, carry <-chan []api.Report) (int, []api.Report) {
 	for {
 		s.mu.Lock()
 		t := target()
 		n, freed := t-s.held, s.freed
-		// Lease in batches: wait until a quarter of the target is free,
-		// unless the worker is about to run dry.
-		ok := n > 0 && (n >= t/4 || s.held <= 2*cores)
+		ok := leaseDue(n, t, s.held, cores)
 		if ok {
 			s.held += n
 		}
@@ -180,20 +181,30 @@ func (s *slots) acquireOrCarry(ctx context.Context, target func() int, cores int
 		select {
 		case <-freed:
 		case batch := <-carry:
-			return s.swap(len(batch), target()), batch
+			return s.swap(len(batch), target(), cores), batch
 		case <-ctx.Done():
 			return 0, nil
 		}
 	}
 }
 
-// swap frees k slots (reports on their way) and takes every slot up to
-// target, returning how many it took.
-func (s *slots) swap(k, target int) int {
+// leaseDue is when to lease n free slots of target t with held taken:
+// in batches, once a quarter of the target is free, unless the worker is
+// about to run dry.
+func leaseDue(n, t, held, cores int) bool {
+	return n > 0 && (n >= t/4 || held <= 2*cores)
+}
+
+// swap frees k slots (reports on their way) and, if a lease is then due,
+// takes every slot up to target, returning how many it took.
+func (s *slots) swap(k, target, cores int) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.held -= k
-	n := max(target-s.held, 0)
+	n := target - s.held
+	if !leaseDue(n, target, s.held, cores) {
+		n = 0
+	}
 	s.held += n
 	if n < k { // some freed slots are left over: wake anyone waiting for them
 		close(s.freed)
