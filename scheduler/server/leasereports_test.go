@@ -188,3 +188,25 @@ func TestLeaseWithReports_DistrustedWorkerHasItsReportsAnswered(t *testing.T) {
 		t.Fatalf("distrusted w2's lease without reports: %v, want 403", err)
 	}
 }
+
+// TestLease_OldWorkersReportThenLease: a worker that predates reports on a
+// lease (report, then lease, as before) is served as before, and a lease
+// without reports is answered without an accepted list, so an old
+// worker's answer holds nothing it does not know.
+func TestLease_OldWorkersReportThenLease(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	g, c, id := plainGrid(t, ctx, 3)
+	a := leaseOne(t, ctx, c, "w1")
+	if acc, err := c.Report(ctx, &api.ReportRequest{Worker: "w1", Reports: []api.Report{doneReport(a, "0\n")}}); err != nil || !reflect.DeepEqual(acc, []bool{true}) {
+		t.Fatalf("report: %v, %v", acc, err)
+	}
+	code, body := postLease(t, ctx, g, c, mustJSON(t, map[string]any{"worker": "w1", "max": 1}))
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(body), &raw); code != http.StatusOK || err != nil || len(raw) != 1 || raw["tasks"] == nil {
+		t.Fatalf("an old worker's lease: %d %s, want 200 with tasks only", code, body)
+	}
+	if done, leased, _ := jobCounts(t, ctx, c, id); done != 1 || leased != 1 {
+		t.Fatalf("job: %d done, %d leased; want 1 and 1", done, leased)
+	}
+}
