@@ -105,12 +105,6 @@ func (r *run) leaseRequest(n int, reports []api.Report) *api.LeaseRequest {
 	}
 }
 
-// acquireSlots blocks until fewer tasks are held than the target, then
-// takes every slot up to it.
-func (r *run) acquireSlots(ctx context.Context) int {
-	return r.slots.acquire(ctx, r.target, r.w.cfg.Cores)
-}
-
 func (r *run) releaseSlots(n int) { r.slots.release(n) }
 
 // target is how many tasks to hold: one per core plus the prefetch.
@@ -153,6 +147,8 @@ type slots struct {
 
 func newSlots() *slots { return &slots{freed: make(chan struct{})} }
 
+// acquire blocks until a lease is due (see leaseDue), then takes every
+// slot up to the target.
 func (s *slots) acquire(ctx context.Context, target func() int, cores int) int {
 	n, _ := s.acquireOrCarry(ctx, target, cores, nil)
 	return n

@@ -65,8 +65,9 @@ func (r *run) carryReports(batch []api.Report) bool {
 	}
 }
 
-// bounce hands reports a lease call carried, but did not surely apply,
-// back to the report loop, which sends them alone.
+// bounce hands back to the report loop, which sends them alone, reports
+// the lease loop took but will not carry (no lease due) or whose call
+// failed (whether the grid applied them is unknown). Their slots are free.
 func (r *run) bounce(batch []api.Report) {
 	if len(batch) > 0 {
 		r.bounced <- batch
