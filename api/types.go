@@ -180,7 +180,9 @@ const (
 )
 
 // LeaseRequest asks for up to Max tasks; with Wait the server holds the
-// request until work is queued or Wait passes (a long poll).
+// request until work is queued or Wait passes (a long poll). It may carry
+// the worker's finished reports, as BOINC's scheduler RPC does: one call
+// then both reports and asks for work.
 type LeaseRequest struct {
 	Worker  string        `json:"worker"`
 	Address string        `json:"address,omitempty"`
@@ -191,6 +193,13 @@ type LeaseRequest struct {
 	Engines []string `json:"engines,omitempty"`
 	// Storage says the worker is also a storage peer, serving shards at Address.
 	Storage bool `json:"storage,omitempty"`
+	// Reports are finished tasks, checked and applied as POST /v1/report
+	// applies them, before any task is leased; LeaseResponse.Accepted
+	// answers them. A call whose reports are refused (one too large, a
+	// missing stdout blob, a bad body) leases nothing and applies nothing.
+	// A server older than this field refuses any lease that carries it
+	// (400, unknown field "reports"), also applying nothing.
+	Reports []Report `json:"reports,omitempty"`
 }
 
 // Assignment is one leased task, with everything needed to run it.
@@ -225,6 +234,11 @@ type Assignment struct {
 // LeaseResponse carries the granted tasks (possibly none).
 type LeaseResponse struct {
 	Tasks []Assignment `json:"tasks"`
+	// Accepted says, per LeaseRequest.Reports in order, whether it was
+	// accepted, as ReportResponse.Accepted does (absent without reports).
+	// Once the reports are committed the answer is 200 and carries it,
+	// whatever happens to the lease: then Tasks is empty.
+	Accepted []bool `json:"accepted,omitempty"`
 }
 
 // Report is the outcome of one attempt of one task: which attempt, and its

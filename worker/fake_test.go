@@ -31,9 +31,12 @@ type call struct {
 	at      time.Time
 	timeout time.Duration // time the call's context had left when it came (0: no deadline)
 
-	lease     *api.LeaseRequest
-	granted   []api.Assignment // what the Lease call returned
-	report    *api.ReportRequest
+	lease   *api.LeaseRequest
+	granted []api.Assignment // what the Lease call returned
+	report  *api.ReportRequest
+	// carried marks a Report recorded for the reports a lease call
+	// carried (recorded just before that Lease, as the server applies them).
+	carried   bool
 	release   *api.ReleaseRequest
 	heartbeat *api.HeartbeatRequest
 	hash      string // ReadBlob, PutBlobFrom, Manifest
@@ -49,7 +52,10 @@ type call struct {
 type fakeGrid struct {
 	// Scripted answers, set before the worker starts; nil means the default
 	// (success). n counts earlier calls of the same method.
-	leaseErr    func(n int) error
+	leaseErr func(n int) error
+	// oldServer makes a lease that carries reports fail as a server
+	// before api.LeaseRequest.Reports refuses it: nothing applied.
+	oldServer   bool
 	onReport    func(n int, req *api.ReportRequest) ([]bool, error)
 	onHeartbeat func(n int, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error)
 	readErr     func(hash string, n int) error
@@ -131,6 +137,29 @@ func (g *fakeGrid) allCalls() []call {
 	return slices.Clone(g.calls)
 }
 
+// LeaseWithReports applies the reports a lease carries, as Report would
+// (recorded as a carried Report call), then leases as Lease does.
+func (g *fakeGrid) LeaseWithReports(ctx context.Context, req *api.LeaseRequest) (*api.LeaseResponse, error) {
+	var accepted []bool
+	if len(req.Reports) > 0 {
+		if g.oldServer {
+			g.mu.Lock()
+			g.record(ctx, call{method: "Lease", lease: req})
+			g.mu.Unlock()
+			return nil, fmt.Errorf("%w: unknown field \"reports\"", client.ErrReportsNotCarried)
+		}
+		var err error
+		if accepted, err = g.report(ctx, &api.ReportRequest{Worker: req.Worker, Reports: req.Reports}, true); err != nil {
+			return nil, err
+		}
+	}
+	got, err := g.Lease(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &api.LeaseResponse{Tasks: got, Accepted: accepted}, nil
+}
+
 // Lease grants up to req.Max queued tasks; with none queued it waits for
 // some, for req.Wait or for ctx, as the server long-polls.
 func (g *fakeGrid) Lease(ctx context.Context, req *api.LeaseRequest) ([]api.Assignment, error) {
@@ -169,9 +198,13 @@ func (g *fakeGrid) Lease(ctx context.Context, req *api.LeaseRequest) ([]api.Assi
 }
 
 func (g *fakeGrid) Report(ctx context.Context, req *api.ReportRequest) ([]bool, error) {
+	return g.report(ctx, req, false)
+}
+
+func (g *fakeGrid) report(ctx context.Context, req *api.ReportRequest, carried bool) ([]bool, error) {
 	g.mu.Lock()
 	req = &api.ReportRequest{Worker: req.Worker, Reports: slices.Clone(req.Reports)}
-	_, n := g.record(ctx, call{method: "Report", report: req})
+	_, n := g.record(ctx, call{method: "Report", report: req, carried: carried})
 	g.mu.Unlock()
 	if g.onReport != nil {
 		return g.onReport(n, req)

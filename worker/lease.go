@@ -2,10 +2,12 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/client"
 )
 
 // A worker holds at most Cores+maxPrefetch leases; with an adaptive
@@ -17,7 +19,12 @@ const (
 )
 
 // leaseLoop keeps the queue full: it leases as many tasks as there are free
-// slots, long-polling when the grid has nothing queued.
+// slots, long-polling when the grid has nothing queued. A lease call carries
+// the batch of finished reports the report loop offers while it waits for
+// slots (see carryReports): one call then reports and leases, where it
+// took two. A call that fails hands its reports back to the report loop,
+// which sends them alone (a report the grid already took is accepted
+// again, changing nothing).
 func (r *run) leaseLoop(ctx context.Context) {
 	backoff := newBackoff()
 	for ctx.Err() == nil {
@@ -27,22 +34,33 @@ func (r *run) leaseLoop(ctx context.Context) {
 		if !ok {
 			return
 		}
-		free := r.acquireSlots(callCtx)
+		free, carried := r.slots.acquireOrCarry(callCtx, r.target, r.w.cfg.Cores, r.carrying())
 		if free == 0 {
 			cancel()
+			r.bounce(carried) // no lease due: they go alone
 			continue
 		}
-		got, err := r.w.client.Lease(callCtx, r.leaseRequest(free))
+		resp, err := r.w.client.LeaseWithReports(callCtx, r.leaseRequest(free, carried))
 		cut := callCtx.Err() != nil // stopped or paused: not a failure
 		cancel()
+		var got []api.Assignment
+		if err == nil {
+			got = resp.Tasks
+		}
 		r.releaseSlots(free - len(got))
 		if err != nil {
+			r.bounce(carried)
+			if errors.Is(err, client.ErrReportsNotCarried) {
+				r.stopCarrying()
+				continue
+			}
 			if !cut {
 				r.w.log.Warn("lease failed", "err", err)
 				backoff.wait(ctx)
 			}
 			continue
 		}
+		r.settle(carried)
 		backoff.reset()
 		for _, a := range got {
 			r.hold(refOf(a), true)
@@ -51,19 +69,40 @@ func (r *run) leaseLoop(ctx context.Context) {
 	}
 }
 
-// leaseRequest asks for up to n tasks, saying what this worker can run.
-func (r *run) leaseRequest(n int) *api.LeaseRequest {
-	w := r.w
-	return &api.LeaseRequest{
-		Worker: w.cfg.ID, Address: w.address(), Cores: w.cfg.Cores, Max: n, Wait: w.cfg.LeaseWait, Engines: w.engines,
-		Storage: w.shards != nil,
+// carryRecheck is how long a worker whose server refused reports on a
+// lease (an older server) sends them alone before it tries again (the
+// grid may have been upgraded since).
+const carryRecheck = 10 * time.Minute
+
+// carrying is the channel the report loop offers batches on, or nil (so
+// none is taken) while the grid is known not to take reports on a lease.
+func (r *run) carrying() chan []api.Report {
+	if time.Now().UnixNano() < r.carryOffUntil.Load() {
+		return nil
 	}
+	return r.carry
 }
 
-// acquireSlots blocks until fewer tasks are held than the target, then
-// takes every slot up to it.
-func (r *run) acquireSlots(ctx context.Context) int {
-	return r.slots.acquire(ctx, r.target, r.w.cfg.Cores)
+func (r *run) stopCarrying() {
+	r.w.log.Info("the server does not take reports on a lease (an older version): sending them alone", "recheck", carryRecheck)
+	r.carryOffUntil.Store(time.Now().Add(carryRecheck).UnixNano())
+}
+
+// leaseRequest asks for up to n tasks, saying what this worker can run,
+// with reports finished since the last call. A call carrying reports does
+// not long-poll: their answer comes back at once, and a pause or drain
+// cutting a poll short cannot leave their fate unknown (and send them
+// again); with nothing queued the next call polls.
+func (r *run) leaseRequest(n int, reports []api.Report) *api.LeaseRequest {
+	w := r.w
+	wait := w.cfg.LeaseWait
+	if len(reports) > 0 {
+		wait = 0
+	}
+	return &api.LeaseRequest{
+		Worker: w.cfg.ID, Address: w.address(), Cores: w.cfg.Cores, Max: n, Wait: wait, Engines: w.engines,
+		Storage: w.shards != nil, Reports: reports,
+	}
 }
 
 func (r *run) releaseSlots(n int) { r.slots.release(n) }
@@ -108,27 +147,66 @@ type slots struct {
 
 func newSlots() *slots { return &slots{freed: make(chan struct{})} }
 
+// acquire blocks until a lease is due (see leaseDue), then takes every
+// slot up to the target.
 func (s *slots) acquire(ctx context.Context, target func() int, cores int) int {
+	n, _ := s.acquireOrCarry(ctx, target, cores, nil)
+	return n
+}
+
+// acquireOrCarry is acquire that also takes a batch of finished reports
+// offered on carry while it waits. Their slots are free once the call that
+// carries them applies them; if that makes a lease due (by acquire's rule)
+// it takes every slot up to the target, reports included, for the call to
+// carry them. If not, it frees their slots and returns none with the
+// batch, which then goes alone: a worker with a deep prefetch leases in
+// large batches, not one small lease per report batch.
+func (s *slots) acquireOrCarry(ctx context.Context, target func() int, cores int, carry <-chan []api.Report) (int, []api.Report) {
 	for {
 		s.mu.Lock()
 		t := target()
 		n, freed := t-s.held, s.freed
-		// Lease in batches: wait until a quarter of the target is free,
-		// unless the worker is about to run dry.
-		ok := n > 0 && (n >= t/4 || s.held <= 2*cores)
+		ok := leaseDue(n, t, s.held, cores)
 		if ok {
 			s.held += n
 		}
 		s.mu.Unlock()
 		if ok {
-			return n
+			return n, nil
 		}
 		select {
 		case <-freed:
+		case batch := <-carry:
+			return s.swap(len(batch), target(), cores), batch
 		case <-ctx.Done():
-			return 0
+			return 0, nil
 		}
 	}
+}
+
+// leaseDue is when to lease n free slots of target t with held taken:
+// in batches, once a quarter of the target is free, unless the worker is
+// about to run dry.
+func leaseDue(n, t, held, cores int) bool {
+	return n > 0 && (n >= t/4 || held <= 2*cores)
+}
+
+// swap frees k slots (reports on their way) and, if a lease is then due,
+// takes every slot up to target, returning how many it took.
+func (s *slots) swap(k, target, cores int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held -= k
+	n := target - s.held
+	if !leaseDue(n, target, s.held, cores) {
+		n = 0
+	}
+	s.held += n
+	if n < k { // some freed slots are left over: wake anyone waiting for them
+		close(s.freed)
+		s.freed = make(chan struct{})
+	}
+	return n
 }
 
 func (s *slots) release(n int) {

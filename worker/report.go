@@ -27,19 +27,77 @@ const (
 const maxReportBatch = 256
 
 // reportLoop sends reports in batches: whatever finished while the previous
-// call was in flight goes in the next one. A report sent, or given up on,
-// frees its lease's slot.
+// call was in flight goes in the next one. A batch goes on the lease call
+// the lease loop is waiting to make, if it is (carryReports), else alone,
+// at once: never later than it would have gone alone. A report sent, or
+// given up on, frees its lease's slot. Batches a failed lease call handed
+// back (bounced) are sent alone.
 func (r *run) reportLoop() {
-	for first := range r.reports {
-		batch := r.gatherReports(first, r.reportLinger())
-		r.sendReports(batch)
-		if r.vol != nil {
-			r.vol.counted(batch)
+	for {
+		select {
+		case batch := <-r.bounced:
+			r.sendReports(batch)
+			r.settle(batch) // their slots were freed by the lease call
+		case first, ok := <-r.reports:
+			if !ok {
+				r.sendBounced()
+				return
+			}
+			batch := r.gatherReports(first, r.reportLinger())
+			if r.carryReports(batch) {
+				continue
+			}
+			r.sendReports(batch)
+			r.settle(batch)
+			r.releaseSlots(len(batch))
 		}
-		for _, rep := range batch {
-			r.hold(api.TaskRef{Job: rep.Job, Index: rep.Index, Attempt: rep.Attempt}, false)
+	}
+}
+
+// carryReports hands batch to the lease loop if it is waiting for slots
+// to make its next call, which then carries the reports (see leaseLoop).
+func (r *run) carryReports(batch []api.Report) bool {
+	select {
+	case r.carry <- batch:
+		return true
+	default:
+		return false
+	}
+}
+
+// bounce hands back to the report loop, which sends them alone, reports
+// the lease loop took but will not carry (no lease due) or whose call
+// failed (whether the grid applied them is unknown). Their slots are free.
+func (r *run) bounce(batch []api.Report) {
+	if len(batch) > 0 {
+		r.bounced <- batch
+	}
+}
+
+// sendBounced sends the batches bounced before the lease loop stopped
+// (a drain stops it before it closes reports).
+func (r *run) sendBounced() {
+	for {
+		select {
+		case batch := <-r.bounced:
+			r.sendReports(batch)
+			r.settle(batch)
+		default:
+			return
 		}
-		r.releaseSlots(len(batch))
+	}
+}
+
+// settle counts sent reports in today's totals and forgets their leases.
+func (r *run) settle(batch []api.Report) {
+	if len(batch) == 0 {
+		return
+	}
+	if r.vol != nil {
+		r.vol.counted(batch)
+	}
+	for _, rep := range batch {
+		r.hold(rep.TaskRef, false)
 	}
 }
 

@@ -95,7 +95,10 @@ var (
 // tests, which use a fake.
 type gridAPI interface {
 	// Leasing, reporting and liveness.
-	Lease(ctx context.Context, req *api.LeaseRequest) ([]api.Assignment, error)
+	// LeaseWithReports leases, carrying finished reports (see
+	// api.LeaseRequest.Reports); client.ErrReportsNotCarried says the
+	// server is too old to take them.
+	LeaseWithReports(ctx context.Context, req *api.LeaseRequest) (*api.LeaseResponse, error)
 	Report(ctx context.Context, req *api.ReportRequest) ([]bool, error)
 	Release(ctx context.Context, req *api.ReleaseRequest) error
 	Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error)
@@ -266,9 +269,16 @@ type run struct {
 	w       *Worker
 	queue   chan api.Assignment // leased, not yet started (see lease.go, run.go)
 	reports chan api.Report     // finished, not yet sent (see report.go)
-	slots   *slots              // tasks leased and not yet reported or handed back
-	avgNs   atomic.Int64        // moving average of task run time, 0 until one ran
-	ttl     atomic.Int64        // the server's worker TTL, from heartbeat answers
+	// carry hands a batch of reports from the report loop to the lease
+	// loop waiting for slots, whose call carries them; bounced hands back
+	// those of a call that failed (see report.go). carryOffUntil (unix ns)
+	// stops carrying for a while after an old server refused it.
+	carry         chan []api.Report
+	bounced       chan []api.Report
+	carryOffUntil atomic.Int64
+	slots         *slots       // tasks leased and not yet reported or handed back
+	avgNs         atomic.Int64 // moving average of task run time, 0 until one ran
+	ttl           atomic.Int64 // the server's worker TTL, from heartbeat answers
 	// distrusted is whether the last heartbeat said the grid distrusts
 	// this worker (logged on each change, see noteDistrust).
 	distrusted atomic.Bool
@@ -298,6 +308,7 @@ func newRun(w *Worker) *run {
 	capacity := w.cfg.Cores + maxPrefetch
 	return &run{
 		w: w, queue: make(chan api.Assignment, capacity), reports: make(chan api.Report, capacity),
+		carry: make(chan []api.Report), bounced: make(chan []api.Report, 4),
 		slots: newSlots(), draining: make(chan struct{}),
 		running: map[api.TaskRef]context.CancelFunc{}, held: map[api.TaskRef]bool{}, handingBack: map[api.TaskRef]bool{},
 		gate: newGate(), mem: newMemBudget(),

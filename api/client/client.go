@@ -791,6 +791,28 @@ func (c *Client) Lease(ctx context.Context, req *api.LeaseRequest) ([]api.Assign
 	return out.Tasks, c.doJSONWait(ctx, http.MethodPost, "/v1/lease", req, &out, req.Wait)
 }
 
+// ErrReportsNotCarried is returned by LeaseWithReports when the server is
+// older than api.LeaseRequest.Reports: it refused the call whole, so
+// nothing was reported or leased; send the reports with Report and lease
+// without them.
+var ErrReportsNotCarried = errors.New("the server does not take reports on a lease")
+
+// LeaseWithReports leases as Lease does, sending req.Reports in the same
+// call; the answer says which reports were accepted (Accepted) besides the
+// tasks. Against a server that predates it, it returns ErrReportsNotCarried.
+func (c *Client) LeaseWithReports(ctx context.Context, req *api.LeaseRequest) (*api.LeaseResponse, error) {
+	var out api.LeaseResponse
+	err := c.doJSONWait(ctx, http.MethodPost, "/v1/lease", req, &out, req.Wait)
+	if se := (*StatusError)(nil); len(req.Reports) > 0 && errors.As(err, &se) && se.Code == http.StatusBadRequest &&
+		strings.Contains(se.Message, `unknown field "reports"`) {
+		return nil, fmt.Errorf("%w: %w", ErrReportsNotCarried, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Report sends finished tasks.
 func (c *Client) Report(ctx context.Context, req *api.ReportRequest) ([]bool, error) {
 	var out api.ReportResponse

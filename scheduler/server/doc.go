@@ -1,8 +1,9 @@
 // Package server is a ledger server: the HTTP API under /v1/ and the
 // leader's loops. It owns
 //   - the handlers (http*.go), which check a request, translate it into one
-//     ledger command and propose it through the store, or answer a read
-//     from the ledger's read side under FSM.View;
+//     ledger command (a lease carrying reports: the reports', then the
+//     lease's) and propose it through the store, or answer a read from the
+//     ledger's read side under FSM.View;
 //   - forwarding (forward.go): a follower proxies writes and consistent
 //     reads to the leader's HTTP API;
 //   - the leader's loops (server.go, repair.go): worker liveness kept in

@@ -180,15 +180,71 @@ func fastDecodeReport(body []byte, req *api.ReportRequest) bool {
 			req.Worker, ok = p.string()
 			return ok
 		case string(key) == "reports" && p.once(&seen, 2):
-			req.Reports = make([]api.Report, 0, 8) // "[]" is an empty slice, as encoding/json makes it
-			var prev api.Report
-			return p.array(func() bool {
-				req.Reports = append(req.Reports, api.Report{})
-				r := &req.Reports[len(req.Reports)-1]
-				ok := p.report(r, &prev)
-				prev = *r
-				return ok
-			})
+			var ok bool
+			req.Reports, ok = p.reports()
+			return ok
+		}
+		return false
+	})
+	p.space()
+	return done && p.i == len(p.b)
+}
+
+// reports reads an array of reports; "[]" is an empty slice, as
+// encoding/json makes it (a null falls back to encoding/json).
+func (p *plainJSON) reports() ([]api.Report, bool) {
+	out := make([]api.Report, 0, 8)
+	var prev api.Report
+	ok := p.array(func() bool {
+		out = append(out, api.Report{})
+		r := &out[len(out)-1]
+		ok := p.report(r, &prev)
+		prev = *r
+		return ok
+	})
+	return out, ok
+}
+
+// readLeaseJSON decodes a lease body, which carries the worker's reports
+// (see api.LeaseRequest.Reports), as readReportJSON does a report.
+func readLeaseJSON(r *http.Request, req *api.LeaseRequest) error {
+	return readFast(r, req, fastDecodeLease)
+}
+
+// fastDecodeLease decodes body into req if it has the plain shape,
+// reporting whether it did; req is undefined if not.
+func fastDecodeLease(body []byte, req *api.LeaseRequest) bool {
+	p := plainJSON{b: body}
+	var seen uint16
+	done := p.object(func(key []byte) bool {
+		var ok bool
+		switch string(key) {
+		case "worker":
+			req.Worker, ok = p.string()
+			return ok && p.once(&seen, 1<<0)
+		case "address":
+			req.Address, ok = p.string()
+			return ok && p.once(&seen, 1<<1)
+		case "cores":
+			req.Cores, ok = p.int()
+			return ok && p.once(&seen, 1<<2)
+		case "max":
+			req.Max, ok = p.int()
+			return ok && p.once(&seen, 1<<3)
+		case "wait_ns":
+			var d int
+			d, ok = p.int()
+			req.Wait = time.Duration(d)
+			return ok && p.once(&seen, 1<<4)
+		case "engines":
+			req.Engines, ok = p.strings()
+			return ok && p.once(&seen, 1<<5)
+		case "storage":
+			req.Storage, ok = p.bool()
+			return ok && p.once(&seen, 1<<6)
+		case "reports":
+			req.Reports, ok = p.reports()
+			return ok && p.once(&seen, 1<<7)
 		}
 		return false
 	})
@@ -433,19 +489,31 @@ func writeLeaseResponse(w http.ResponseWriter, resp api.LeaseResponse) {
 // omitempty rules.
 func appendLeaseResponse(b []byte, resp *api.LeaseResponse) ([]byte, bool) {
 	if resp.Tasks == nil {
-		return append(b, `{"tasks":null}`+"\n"...), true
-	}
-	b = append(b, `{"tasks":[`...)
-	for i := range resp.Tasks {
-		if i > 0 {
-			b = append(b, ',')
+		b = append(b, `{"tasks":null`...)
+	} else {
+		b = append(b, `{"tasks":[`...)
+		for i := range resp.Tasks {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var ok bool
+			if b, ok = appendAssignment(b, &resp.Tasks[i]); !ok {
+				return nil, false
+			}
 		}
-		var ok bool
-		if b, ok = appendAssignment(b, &resp.Tasks[i]); !ok {
-			return nil, false
-		}
+		b = append(b, ']')
 	}
-	return append(b, "]}\n"...), true
+	if len(resp.Accepted) > 0 {
+		b = append(b, `,"accepted":[`...)
+		for i, a := range resp.Accepted {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendBool(b, a)
+		}
+		b = append(b, ']')
+	}
+	return append(b, "}\n"...), true
 }
 
 func appendAssignment(b []byte, a *api.Assignment) ([]byte, bool) {

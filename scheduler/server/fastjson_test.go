@@ -184,7 +184,8 @@ func TestLeaseResponse_FastPathWritesWhatEncodingJSONWrites(t *testing.T) {
 	seed := 0
 	fillAssignmentFields(t, reflect.ValueOf(&full).Elem(), &seed)
 	sparse := api.LeaseResponse{Tasks: []api.Assignment{{Job: "j", Index: 0, Attempt: 1, ModuleHash: "m", Name: "n", Expiry: time.Unix(0, 5)}}}
-	for _, resp := range []api.LeaseResponse{full, sparse, {Tasks: []api.Assignment{}}, {}} {
+	answered := api.LeaseResponse{Accepted: []bool{true, false}}
+	for _, resp := range []api.LeaseResponse{full, sparse, {Tasks: []api.Assignment{}}, {}, answered, {Tasks: sparse.Tasks, Accepted: []bool{false}}} {
 		got, ok := appendLeaseResponse(nil, &resp)
 		if want := standardJSON(resp); !ok || !bytes.Equal(got, want) {
 			t.Fatalf("fast path (taken %v):\n%s\nencoding/json:\n%s", ok, got, want)
@@ -299,6 +300,92 @@ func FuzzHeartbeatFastPath(f *testing.F) {
 			return
 		}
 		std, err := standardHeartbeat(body)
+		if err != nil {
+			t.Fatalf("the fast path took %q, which encoding/json refuses: %v", body, err)
+		}
+		if !reflect.DeepEqual(fast, std) {
+			t.Fatalf("%q: fast %+v, encoding/json %+v", body, fast, std)
+		}
+	})
+}
+
+func standardLease(body []byte) (api.LeaseRequest, error) {
+	var req api.LeaseRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&req)
+	return req, err
+}
+
+// TestFastDecodeLease_TakesWhatTheClientWrites: leases as the Go worker
+// writes them, one with every field set (a field added to api.LeaseRequest
+// or api.Report that the fast path does not know fails here), one carrying
+// the full report request's reports and one bare, take the fast path and
+// decode as encoding/json does.
+func TestFastDecodeLease_TakesWhatTheClientWrites(t *testing.T) {
+	var full api.LeaseRequest
+	seed := 0
+	fillAssignmentFields(t, reflect.ValueOf(&full).Elem(), &seed)
+	reports := api.LeaseRequest{Worker: "w", Max: 8, Wait: time.Second, Reports: fullReportRequest().Reports}
+	for _, lease := range []api.LeaseRequest{full, reports, {Worker: "w", Max: 1}} {
+		body, _ := json.Marshal(lease)
+		var got api.LeaseRequest
+		if !fastDecodeLease(body, &got) {
+			t.Fatalf("the client's body %s did not take the fast path", body)
+		}
+		std, err := standardLease(body)
+		if err != nil || !reflect.DeepEqual(got, std) {
+			t.Fatalf("fast path gave %+v, encoding/json %+v (%v)", got, std, err)
+		}
+	}
+}
+
+// TestReadLeaseJSON_OtherShapesFallBack: lease bodies outside the plain
+// shape decode as encoding/json decodes them, errors included; a report
+// that brings its own hash is refused naming the field, as on
+// POST /v1/report.
+func TestReadLeaseJSON_OtherShapesFallBack(t *testing.T) {
+	for _, body := range []string{
+		`{"worker":"w","max":1,"reports":[{"job":"j","index":1,"hash":"abc"}]}`,
+		`{"worker":"w\u00e9","max":1,"reports":[{"job":"j","index":1}]}`,
+		`{"worker":"w","max":1,"reports":null}`,
+		`{"worker":"w","max":1.5}`,
+		`{"worker":"w","max":1,"reports":[{"job":"j"}],"reports":[{"index":2}]}`,
+		`{"worker":"w","max":1,"wait_ns":"1s"}`,
+		`{"worker":"w","max":1} trailing`,
+	} {
+		var fast api.LeaseRequest
+		err := readLeaseJSON(httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body)), &fast)
+		std, stdErr := standardLease([]byte(body))
+		if (err == nil) != (stdErr == nil) || err != nil && !strings.Contains(err.Error(), stdErr.Error()) {
+			t.Fatalf("%s: error %v, encoding/json %v", body, err, stdErr)
+		}
+		if err != nil && !errors.Is(err, errBadRequest) {
+			t.Fatalf("%s: error %v is not a bad request", body, err)
+		}
+		if err == nil && !reflect.DeepEqual(fast, std) {
+			t.Fatalf("%s: got %+v, encoding/json %+v", body, fast, std)
+		}
+	}
+	err := readLeaseJSON(httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"worker":"w","max":1,"reports":[{"job":"j","hash":"abc"}]}`)), &api.LeaseRequest{})
+	if err == nil || !strings.Contains(err.Error(), `unknown field "hash"`) {
+		t.Fatalf("a carried report with a hash: %v, want the field named", err)
+	}
+}
+
+// FuzzLeaseFastPath: whatever lease body the fast path takes,
+// encoding/json takes too and decodes to the same request.
+func FuzzLeaseFastPath(f *testing.F) {
+	body, _ := json.Marshal(api.LeaseRequest{Worker: "w", Address: "a", Cores: 4, Max: 8, Wait: time.Second, Engines: []string{"wazero"},
+		Storage: true, Reports: fullReportRequest().Reports})
+	f.Add(body)
+	f.Add([]byte(`{"worker":"w","max":1,"reports":[],"engines":null,"wait_ns":-0}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var fast api.LeaseRequest
+		if !fastDecodeLease(body, &fast) {
+			return
+		}
+		std, err := standardLease(body)
 		if err != nil {
 			t.Fatalf("the fast path took %q, which encoding/json refuses: %v", body, err)
 		}

@@ -22,13 +22,13 @@ const maxLeasePerCall = 1024
 
 // handleLease grants up to req.Max tasks. With nothing queued it long-polls:
 // it waits for the ledger to change rather than have workers busy-poll.
+// Reports the request carries are applied first (see leaseAfterReports).
 func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
-	var req api.LeaseRequest
-	if err := readJSON(r, &req); err != nil {
+	req, err := decodeLease(r)
+	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	var err error
 	if req.Worker, err = speaksFor(r, req.Worker); err != nil {
 		writeErr(w, err)
 		return
@@ -42,16 +42,74 @@ func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
+	if len(req.Reports) > 0 {
+		s.leaseAfterReports(w, r, req)
+		return
+	}
 	if s.distrusted(req.Worker) { // refused before it proposes anything; Apply refuses it too
 		writeErr(w, fmt.Errorf("%w: %s", ledger.ErrDistrusted, req.Worker))
 		return
 	}
-	grants, err := s.leaseOrWait(r.Context(), &req)
+	grants, err := s.leaseOrWait(r.Context(), req)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
 	writeLeaseResponse(w, api.LeaseResponse{Tasks: s.assignments(grants)})
+}
+
+// leaseAfterReports serves a lease that carries reports: one call where an
+// old worker makes two (report, then lease), which is most of what a short
+// task costs the leader (its HTTP serving, not the ledger). The reports'
+// command and the lease's are proposed together, in that order (one Raft
+// entry when the proposer's batch allows, and one commit's wait): a task
+// the worker just finished is not leased to it again, and its slot is
+// free. The reports are checked and answered exactly as handleReport does.
+// Once they are committed the answer is 200 and says which were accepted,
+// whatever becomes of the lease (the worker distrusted, leadership lost):
+// then it grants nothing, and the worker, seeing no error, asks again.
+func (s *Server) leaseAfterReports(w http.ResponseWriter, r *http.Request, req *api.LeaseRequest) {
+	if err := s.checkReportBlobs(req.Reports); err != nil {
+		writeErr(w, err)
+		return
+	}
+	ctx, start := r.Context(), time.Now()
+	cmds := []ledger.Command{&ledger.CompleteTasksCommand{Worker: req.Worker, Now: start.UnixNano(), Reports: req.Reports}}
+	trusted := !s.distrusted(req.Worker)
+	if trusted && s.hasWorkFor(req) {
+		cmds = append(cmds, s.leaseCommand(req, start))
+	}
+	resps, errs := s.store.ProposeInOrder(ctx, cmds...)
+	if errs[0] != nil {
+		writeErr(w, errs[0])
+		return
+	}
+	resp := api.LeaseResponse{Accepted: s.reportsApplied(ctx, req.Worker, req.Reports, resps[0], start)}
+	var grants []ledger.Grant
+	if len(cmds) > 1 && errs[1] == nil {
+		grants = s.granted(resps[1], start)
+	}
+	if trusted && len(grants) == 0 && req.Wait > 0 { // nothing yet: long-poll as a plain lease does
+		var err error
+		if grants, err = s.leaseOrWait(ctx, req); err != nil {
+			s.log.Debug("lease after reports granted nothing", "peer", req.Worker, "err", err)
+		}
+	}
+	resp.Tasks = s.assignments(grants)
+	writeLeaseResponse(w, resp)
+}
+
+// decodeLease reads a lease's body and checks its reports as decodeReport
+// does.
+func decodeLease(r *http.Request) (*api.LeaseRequest, error) {
+	var req api.LeaseRequest
+	if err := readLeaseJSON(r, &req); err != nil {
+		return nil, err
+	}
+	if err := checkReportSizes(req.Reports); err != nil {
+		return nil, err
+	}
+	return &req, nil
 }
 
 func (s *Server) leaseOrWait(ctx context.Context, req *api.LeaseRequest) ([]ledger.Grant, error) {
@@ -64,20 +122,13 @@ func (s *Server) leaseOrWait(ctx context.Context, req *api.LeaseRequest) ([]ledg
 		if !s.store.IsLeader() { // a long poll ends when this server stops leading
 			return nil, fmt.Errorf("%w: %w: leadership lost during a lease wait", store.ErrNotLeader, store.ErrNotProposed)
 		}
-		var queued bool
-		s.store.FSM().View(func(l *ledger.Ledger) { queued = l.HasWorkFor(req.Worker, req.Engines) })
-		if queued {
+		if s.hasWorkFor(req) {
 			start := time.Now()
-			resp, err := s.store.Propose(ctx, &ledger.LeaseTasksCommand{
-				Worker: req.Worker, Max: req.Max, Now: start.UnixNano(), Slack: int64(s.cfg.LeaseSlack), Engines: req.Engines,
-				Draw: rand.Uint64(), // the adaptive jobs' choices (see ledger's replicas.go)
-			})
+			resp, err := s.store.Propose(ctx, s.leaseCommand(req, start))
 			if err != nil {
 				return nil, err
 			}
-			if grants, _ := resp.([]ledger.Grant); len(grants) > 0 {
-				s.metrics.leaseGrant.Observe(time.Since(start).Seconds()) // metrics
-				s.metrics.tasksLeased.Add(float64(len(grants)))           // metrics
+			if grants := s.granted(resp, start); len(grants) > 0 {
 				return grants, nil
 			}
 		}
@@ -93,6 +144,31 @@ func (s *Server) leaseOrWait(ctx context.Context, req *api.LeaseRequest) ([]ledg
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// hasWorkFor says whether the ledger has a task queued the worker could run.
+func (s *Server) hasWorkFor(req *api.LeaseRequest) bool {
+	var queued bool
+	s.store.FSM().View(func(l *ledger.Ledger) { queued = l.HasWorkFor(req.Worker, req.Engines) })
+	return queued
+}
+
+// leaseCommand is the command that leases req's tasks at now.
+func (s *Server) leaseCommand(req *api.LeaseRequest, now time.Time) *ledger.LeaseTasksCommand {
+	return &ledger.LeaseTasksCommand{
+		Worker: req.Worker, Max: req.Max, Now: now.UnixNano(), Slack: int64(s.cfg.LeaseSlack), Engines: req.Engines,
+		Draw: rand.Uint64(), // the adaptive jobs' choices (see ledger's replicas.go)
+	}
+}
+
+// granted is a lease command's grants, counted in the metrics.
+func (s *Server) granted(resp any, start time.Time) []ledger.Grant {
+	grants, _ := resp.([]ledger.Grant)
+	if len(grants) > 0 {
+		s.metrics.leaseGrant.Observe(time.Since(start).Seconds()) // metrics
+		s.metrics.tasksLeased.Add(float64(len(grants)))           // metrics
+	}
+	return grants
 }
 
 // assignments expands grants into everything a worker needs to run them.
@@ -120,23 +196,47 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	for _, rep := range req.Reports {
-		if rep.StdoutBlob != "" && !s.hasBlob(rep.StdoutBlob) {
-			writeErr(w, fmt.Errorf("%w: job %s task %d: stdout blob %s", ledger.ErrBlobMissing, rep.Job, rep.Index, rep.StdoutBlob))
-			return
-		}
-	}
-	start := time.Now()
-	resp, err := s.commit(r, &ledger.CompleteTasksCommand{Worker: req.Worker, Now: start.UnixNano(), Reports: req.Reports})
+	accepted, err := s.applyReports(r.Context(), req.Worker, req.Reports)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, api.ReportResponse{Accepted: accepted})
+}
+
+// applyReports commits a worker's reports (POST /v1/report) and says per
+// report whether the ledger accepted it. A report naming a stdout blob the
+// grid does not have refuses the whole call before anything is proposed.
+func (s *Server) applyReports(ctx context.Context, worker string, reports []api.Report) ([]bool, error) {
+	if err := s.checkReportBlobs(reports); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	resp, err := s.store.Propose(ctx, &ledger.CompleteTasksCommand{Worker: worker, Now: start.UnixNano(), Reports: reports})
+	if err != nil {
+		return nil, err
+	}
+	return s.reportsApplied(ctx, worker, reports, resp, start), nil
+}
+
+// checkReportBlobs refuses reports naming a stdout blob the grid lacks.
+func (s *Server) checkReportBlobs(reports []api.Report) error {
+	for _, rep := range reports {
+		if rep.StdoutBlob != "" && !s.hasBlob(rep.StdoutBlob) {
+			return fmt.Errorf("%w: job %s task %d: stdout blob %s", ledger.ErrBlobMissing, rep.Job, rep.Index, rep.StdoutBlob)
+		}
+	}
+	return nil
+}
+
+// reportsApplied is what follows a completion's commit, however it was
+// proposed: its answer, the metrics and the grid's engine learning.
+func (s *Server) reportsApplied(ctx context.Context, worker string, reports []api.Report, resp any, start time.Time) []bool {
 	s.metrics.reportApply.Observe(time.Since(start).Seconds()) // metrics
 	accepted, _ := resp.([]bool)
-	s.metrics.countReports(req.Reports, accepted) // metrics
-	s.learnEngines(r.Context(), req.Worker, req.Reports, accepted)
-	writeJSON(w, http.StatusOK, api.ReportResponse{Accepted: accepted})
+	s.metrics.countReports(reports, accepted) // metrics
+	s.learnEngines(ctx, worker, reports, accepted)
+	return accepted
 }
 
 // decodeReport reads a report's body and checks what needs no ledger: each
@@ -146,14 +246,22 @@ func decodeReport(r *http.Request) (*api.ReportRequest, error) {
 	if err := readReportJSON(r, &req); err != nil {
 		return nil, err
 	}
-	for _, rep := range req.Reports {
+	if err := checkReportSizes(req.Reports); err != nil {
+		return nil, err
+	}
+	return &req, nil
+}
+
+// checkReportSizes refuses a report whose output does not fit inline.
+func checkReportSizes(reports []api.Report) error {
+	for _, rep := range reports {
 		// The label is formatted only for a report over the limit: a
 		// Sprintf per report was a visible share of a busy leader's CPU.
 		if n := len(rep.Stdout) + len(rep.Stderr); n > storage.MaxInline {
-			return nil, storage.CheckInline(fmt.Sprintf("output of job %s task %d", rep.Job, rep.Index), n)
+			return storage.CheckInline(fmt.Sprintf("output of job %s task %d", rep.Job, rep.Index), n)
 		}
 	}
-	return &req, nil
+	return nil
 }
 
 func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {

@@ -61,11 +61,13 @@ var scaleEngines = []string{"wazero"}
 
 // BenchmarkScale_10kWorkers registers 10,000 workers, then for a window
 // keeps every one heartbeating every 5 s (2,000 heartbeats/s, spread
-// evenly) while 200 of them at a time lease 8 tasks of a 1,000,000-task job
-// and report them at once, each leasing goroutine moving on to the next
-// worker after every round. It reports the leader's CPU (cores), lease-grant
-// latency (calls that got tasks) p50/p99, and the heartbeats, leases and
-// tasks handled per second.
+// evenly) while 200 of them at a time lease 8 tasks of a 1,000,000-task job,
+// each leasing goroutine moving on to the next worker after every round.
+// As the real worker does, a worker's lease call carries the reports of the
+// tasks it got on its previous turn (all done): one call a round. It
+// reports the leader's CPU (cores, and µs per request and per task),
+// lease-grant latency (calls that got tasks) p50/p99, and the heartbeats,
+// leases and tasks (reports accepted) handled per second.
 func BenchmarkScale_10kWorkers(b *testing.B) {
 	window := 20 * time.Second
 	if v := os.Getenv(scaleWindowEnv); v != "" {
@@ -95,6 +97,8 @@ func BenchmarkScale_10kWorkers(b *testing.B) {
 		st := runScaleWindow(b, c, leader, window)
 		b.ReportMetric(st.leaderCores, "leader-cores")
 		b.ReportMetric(st.leaderCPUPerReq, "leader-cpu-us/req")
+		b.ReportMetric(st.leaderCPUPerTask, "leader-cpu-us/task")
+		b.ReportMetric(st.requestsPerSec, "requests/s")
 		b.ReportMetric(st.clientCores, "fakes-cores")
 		b.ReportMetric(st.grantP50, "grant-p50-ms")
 		b.ReportMetric(st.grantP99, "grant-p99-ms")
@@ -110,18 +114,25 @@ func BenchmarkScale_10kWorkers(b *testing.B) {
 type scaleStats struct {
 	leaderCores, clientCores                    float64
 	leaderCPUPerReq                             float64 // µs of leader CPU per heartbeat, lease or report call
+	leaderCPUPerTask                            float64 // µs of leader CPU per task reported
+	requestsPerSec                              float64
 	grantP50, grantP99, hbP99                   float64 // ms
 	heartbeatsPerSec, leasesPerSec, tasksPerSec float64
 }
 
-// runScaleWindow runs the heartbeat and lease load for window and measures it.
+// runScaleWindow runs the heartbeat and lease load and measures a window
+// of it, from when every leasing goroutine has gone once round its
+// workers: from then on every lease call carries its worker's reports, as
+// a busy real worker's do.
 func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window time.Duration) scaleStats {
-	ctx, cancel := context.WithTimeout(context.Background(), window)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var (
-		wg                    sync.WaitGroup
+		wg, warm              sync.WaitGroup
 		heartbeats, tasksDone atomic.Int64
+		requests              atomic.Int64 // every call the fakes made
 		errs                  atomic.Int64
+		measuring             atomic.Bool // latencies are kept only in the window
 		hbLat                 = make([][]time.Duration, scaleHeartbeater)
 		grantLat              = make([][]time.Duration, scaleLeasers)
 	)
@@ -134,49 +145,65 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 			defer wg.Done()
 			for w := range due {
 				began := time.Now()
+				requests.Add(1)
 				if _, err := c.Heartbeat(ctx, scaleHeartbeatReq(w)); err != nil {
 					countScaleErr(ctx, &errs, err)
 					continue
 				}
-				hbLat[h] = append(hbLat[h], time.Since(began))
+				if measuring.Load() {
+					hbLat[h] = append(hbLat[h], time.Since(began))
+				}
 				heartbeats.Add(1)
 			}
 		}()
 	}
+	warm.Add(scaleLeasers)
 	for g := range scaleLeasers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for w := g; ctx.Err() == nil; w = (w + scaleLeasers) % scaleWorkers {
-				lat, n, err := leaseAndReport(ctx, c, w)
+			pending := map[int][]api.Report{} // per worker of this goroutine: its finished tasks, not yet reported
+			for round, w := 1, g; ctx.Err() == nil; round, w = round+1, (w+scaleLeasers)%scaleWorkers {
+				if round == scaleWorkers/scaleLeasers+1 {
+					warm.Done()
+				}
+				requests.Add(1)
+				lat, got, reported, err := leaseCarrying(ctx, c, w, pending[w])
 				if err != nil {
 					countScaleErr(ctx, &errs, err)
 					continue
 				}
-				if n > 0 {
+				tasksDone.Add(int64(reported))
+				pending[w] = finishedReports(got)
+				if len(got) > 0 && measuring.Load() {
 					grantLat[g] = append(grantLat[g], lat)
-					tasksDone.Add(int64(n))
 				}
 			}
 		}()
 	}
+	warm.Wait()
 	cpu0, self0, start := leader.cpu(b), scaleSelfCPU(), time.Now()
-	<-ctx.Done()
+	req0, hb0, tasks0 := requests.Load(), heartbeats.Load(), tasksDone.Load()
+	measuring.Store(true)
+	<-time.After(window) // the measured window: the load runs meanwhile
+	measuring.Store(false)
 	elapsed := time.Since(start)
 	cpu1, self1 := leader.cpu(b), scaleSelfCPU()
+	reqs, hbCount, taskCount := float64(requests.Load()-req0), float64(heartbeats.Load()-hb0), float64(tasksDone.Load()-tasks0)
+	cancel()
 	wg.Wait()
 	if n := errs.Load(); n > 0 {
-		b.Logf("%d calls failed during the window; first: %v", n, scaleFirstErr.Load())
+		b.Logf("%d calls failed; first: %v", n, scaleFirstErr.Load())
 	}
 	grants, hbs := slices.Concat(grantLat...), slices.Concat(hbLat...)
-	calls := float64(len(hbs) + 2*len(grants)) // every grant is followed by one report
+	leaderUs := float64((cpu1 - cpu0).Microseconds())
 	return scaleStats{
-		leaderCPUPerReq: float64((cpu1 - cpu0).Microseconds()) / calls,
-		leaderCores:     (cpu1 - cpu0).Seconds() / elapsed.Seconds(), clientCores: (self1 - self0).Seconds() / elapsed.Seconds(),
+		leaderCPUPerReq: leaderUs / reqs, leaderCPUPerTask: leaderUs / taskCount, requestsPerSec: reqs / elapsed.Seconds(),
+		leaderCores: (cpu1 - cpu0).Seconds() / elapsed.Seconds(), clientCores: (self1 - self0).Seconds() / elapsed.Seconds(),
 		grantP50: scalePercentile(grants, 50), grantP99: scalePercentile(grants, 99), hbP99: scalePercentile(hbs, 99),
-		heartbeatsPerSec: float64(heartbeats.Load()) / elapsed.Seconds(),
+		heartbeatsPerSec: hbCount / elapsed.Seconds(),
 		leasesPerSec:     float64(len(grants)) / elapsed.Seconds(),
-		tasksPerSec:      float64(tasksDone.Load()) / elapsed.Seconds(),
+		tasksPerSec:      taskCount / elapsed.Seconds(),
 	}
 }
 
@@ -205,26 +232,36 @@ func dispatchHeartbeats(ctx context.Context, due chan<- int) {
 	}
 }
 
-// leaseAndReport leases for worker w and reports every granted task done at
-// once; it returns the lease call's latency and the tasks it got.
-func leaseAndReport(ctx context.Context, c *client.Client, w int) (time.Duration, int, error) {
+// leaseCarrying makes worker w's lease call as the real worker makes it:
+// carrying the reports of its finished tasks (then without a long poll).
+// It returns the call's latency, the tasks granted and how many reports
+// were accepted; a report refused is an error.
+func leaseCarrying(ctx context.Context, c *client.Client, w int, reports []api.Report) (time.Duration, []api.Assignment, int, error) {
 	id := scaleWorkerID(w)
-	began := time.Now()
-	got, err := c.Lease(ctx, &api.LeaseRequest{Worker: id, Cores: 4, Max: scaleLeaseMax, Wait: time.Second, Engines: scaleEngines})
-	lat := time.Since(began)
-	if err != nil || len(got) == 0 {
-		return lat, 0, err
+	req := &api.LeaseRequest{Worker: id, Cores: 4, Max: scaleLeaseMax, Wait: time.Second, Engines: scaleEngines, Reports: reports}
+	if len(reports) > 0 {
+		req.Wait = 0
 	}
+	began := time.Now()
+	resp, err := c.LeaseWithReports(ctx, req)
+	lat := time.Since(began)
+	if err != nil {
+		return lat, nil, 0, err
+	}
+	if len(resp.Accepted) != len(reports) || slices.Contains(resp.Accepted, false) {
+		return lat, resp.Tasks, 0, fmt.Errorf("worker %s: a report was refused: %v", id, resp.Accepted)
+	}
+	return lat, resp.Tasks, len(reports), nil
+}
+
+// finishedReports reports every granted task done at once.
+func finishedReports(got []api.Assignment) []api.Report {
 	reps := make([]api.Report, len(got))
 	for i, a := range got {
 		reps[i] = api.Report{TaskRef: api.TaskRef{Job: a.Job, Index: a.Index, Attempt: a.Attempt},
 			Result: tasks.Result{Stdout: []byte(strconv.Itoa(a.Index) + "\n"), Duration: time.Millisecond, Engine: "wazero"}}
 	}
-	acc, err := c.Report(ctx, &api.ReportRequest{Worker: id, Reports: reps})
-	if err == nil && slices.Contains(acc, false) {
-		err = fmt.Errorf("worker %s: a report was refused: %v", id, acc)
-	}
-	return lat, len(got), err
+	return reps
 }
 
 // scaleFirstErr keeps the first error of a window, for the log.

@@ -60,6 +60,41 @@ func (p *proposer) propose(ctx context.Context, data []byte) (any, error) {
 	}
 }
 
+// proposeInOrder enqueues every command before it waits for any: the one
+// loop takes them first in, first out, so they apply in the order given,
+// in one entry when gather finds them together, else in entries that
+// follow each other and are pipelined (other proposals may come between;
+// none of these waits on the commit of the one before). It returns each
+// one's result.
+func (p *proposer) proposeInOrder(ctx context.Context, datas [][]byte) []proposalResult {
+	out := make([]proposalResult, len(datas))
+	sent := make([]*proposal, 0, len(datas))
+	for i, data := range datas {
+		pr := &proposal{data: data, reply: make(chan proposalResult, 1)}
+		select {
+		case p.pending <- pr:
+			sent = append(sent, pr)
+			continue
+		case <-p.stop:
+			out[i].err = ErrNoLeader
+		case <-ctx.Done():
+			out[i].err = ctx.Err()
+		}
+		for j := i + 1; j < len(datas); j++ { // not sent either, so they cannot apply out of order
+			out[j].err = out[i].err
+		}
+		break
+	}
+	for i, pr := range sent {
+		select {
+		case out[i] = <-pr.reply:
+		case <-ctx.Done():
+			out[i].err = ctx.Err()
+		}
+	}
+	return out
+}
+
 func (p *proposer) loop() {
 	defer p.done.Done()
 	for {

@@ -265,6 +265,51 @@ func (s *Store) Propose(ctx context.Context, c ledger.Command) (any, error) {
 	return resp, nil
 }
 
+// ProposeInOrder commits commands that must apply in the order given, as
+// Propose commits one, without waiting for one's commit before proposing
+// the next: they share a Raft entry when the proposer gathers them
+// together, else take entries that follow each other. It returns each
+// command's response and error, as Propose would (a command that broke a
+// ledger rule has its rule error; a later one is still applied). A command
+// that could not be proposed leaves every later one unproposed, with the
+// same error.
+func (s *Store) ProposeInOrder(ctx context.Context, cmds ...ledger.Command) ([]any, []error) {
+	resps, errs := make([]any, len(cmds)), make([]error, len(cmds))
+	datas := make([][]byte, len(cmds))
+	for i, c := range cmds {
+		var err error
+		if datas[i], err = s.encoder()(c); err != nil {
+			return resps, failFrom(errs, 0, fmt.Errorf("%w: command %d: %w", ErrNotProposed, i, err))
+		}
+	}
+	if !s.IsLeader() {
+		return resps, failFrom(errs, 0, fmt.Errorf("%w: %w", ErrNotLeader, ErrNotProposed))
+	}
+	for i, r := range s.proposer.proposeInOrder(ctx, datas) {
+		resps[i], errs[i] = r.resp, r.err
+		if e, ok := r.resp.(error); ok && r.err == nil {
+			resps[i], errs[i] = nil, e
+		}
+	}
+	return resps, errs
+}
+
+// failFrom sets errs[i:] to err.
+func failFrom(errs []error, i int, err error) []error {
+	for ; i < len(errs); i++ {
+		errs[i] = err
+	}
+	return errs
+}
+
+// encoder is how commands are encoded now (see SetCompactCommands).
+func (s *Store) encoder() func(ledger.Command) ([]byte, error) {
+	if s.compact.Load() {
+		return ledger.EncodeCompact
+	}
+	return ledger.Encode
+}
+
 // SetCompactCommands turns on or off proposing leases and completions in
 // their compact shape. Only turn it on when every server in the group applies
 // ledger.CompactCommandTypes: a server that does not stops at them.
