@@ -87,6 +87,7 @@ func startProcess(command []string, env []string, log *slog.Logger, goroutines *
 	if warning != "" {
 		log.Warn(warning)
 	}
+	blockingReads(outR, inW)
 	p := &process{
 		cmd: cmd, pid: cmd.Process.Pid, log: log.With("executor", cmd.Process.Pid),
 		in: inW, out: &frameWriter{w: inW}, stdout: outR, br: bufio.NewReaderSize(outR, 64<<10),
@@ -97,6 +98,18 @@ func startProcess(command []string, env []string, log *slog.Logger, goroutines *
 	go func() { defer goroutines.Done(); defer close(drained); p.readStderr(errR) }()
 	go func() { defer goroutines.Done(); p.reap(drained) }()
 	return p, nil
+}
+
+// blockingReads puts our ends of the child's pipes in blocking mode: the
+// goroutine that reads an answer then sleeps in the read itself and wakes
+// when the child writes, instead of parking until the runtime's network
+// poller notices the pipe (an extra wake-up of another thread per task).
+// Nothing is lost by it: whatever must end a read kills the child, which
+// closes the pipe's only writer.
+func blockingReads(fs ...*os.File) {
+	for _, f := range fs {
+		f.Fd() // Fd puts the file in blocking mode
+	}
 }
 
 func closeAll(fs ...*os.File) {

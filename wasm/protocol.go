@@ -134,6 +134,16 @@ func (fw *frameWriter) write(e *encoder, blobs ...[]byte) error {
 	return nil
 }
 
+// peekFrameSize waits for the next frame's header and returns its payload
+// size, without consuming it; false at the end of the stream.
+func peekFrameSize(r *bufio.Reader) (uint64, bool) {
+	hdr, err := r.Peek(8)
+	if err != nil {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(hdr), true
+}
+
 func readFrame(r *bufio.Reader) ([]byte, error) {
 	var hdr [8]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
