@@ -114,6 +114,11 @@ type EngineChooser struct {
 	TrialWaitPerMiB time.Duration
 	// TinyTask: see the type's doc; 0 means DefaultTinyTask. Set before use.
 	TinyTask time.Duration
+	// TinyTrials is how many trials each engine gets once a module's tasks
+	// turn out tiny (see TinyTask), if more than trials: a tiny task's
+	// run time varies several-fold from run to run on a busy machine,
+	// and trials of it cost next to nothing. 0 means trials. Set before use.
+	TinyTrials int
 	// Learner makes a chooser that only watches runs others chose (the
 	// grid's): an engine past the first that is not the cheapest to start
 	// is waited for only once a run of it was observed, since a learner
@@ -139,6 +144,7 @@ type moduleTimings struct {
 	handedOut map[string]int           // trials given out per engine
 	observed  map[string]int           // trials (and later runs) measured per engine
 	best      map[string]time.Duration // shortest run seen per engine
+	trialBest map[string]time.Duration // shortest of each engine's first trials runs
 }
 
 // NewEngineChooser returns a chooser among engines (in any order: it
@@ -159,38 +165,42 @@ func (c *EngineChooser) First() string { return c.engines[0] }
 // Choose returns the engine for the next task of module, whose size in
 // bytes is size.
 func (c *EngineChooser) Choose(module string, size int64) string {
+	engine, _ := c.choose(module, size)
+	return engine
+}
+
+// choose is Choose, and whether the chooser has settled on the module
+// (as Chosen, MinReporters aside): a pool measures runs only until then.
+func (c *EngineChooser) choose(module string, size int64) (engine string, settled bool) {
 	if len(c.engines) == 1 {
-		return c.engines[0]
+		return c.engines[0], true
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.timings(module)
 	tried := c.worthTrying(m, size)
+	settled = true
 	for _, e := range tried { // still measuring: the least tried engine with no trial in flight
-		if m.handedOut[e] < c.trials && m.observed[e] >= m.handedOut[e] && m.handedOut[e] <= minTried(m, tried) {
+		if m.handedOut[e] < c.trialsFor(m) && m.observed[e] >= m.handedOut[e] && m.handedOut[e] <= minTried(m, tried) {
 			m.handedOut[e]++
-			return e
+			return e, false
 		}
+		settled = settled && m.observed[e] >= c.trialsFor(m)
 	}
-	return c.best(m)
+	return c.best(m), settled
 }
 
 // worthTrying lists the engines that a module's timings so far make worth
 // a trial, the first engine first.
 func (c *EngineChooser) worthTrying(m *moduleTimings, size int64) []string {
-	first := c.engines[0]
-	out := []string{first}
-	firstBest, measured := m.best[first]
-	if !measured {
+	out := []string{c.engines[0]}
+	if _, measured := m.best[c.engines[0]]; !measured {
 		return out
 	}
-	tiny := c.TinyTask
-	if tiny <= 0 {
-		tiny = DefaultTinyTask
-	}
+	tiny := c.isTiny(m)
 	wait := time.Duration(float64(c.TrialWaitPerMiB) * float64(size) / (1 << 20))
 	for _, e := range c.engines[1:] {
-		if e == cheapToStart && firstBest < tiny || e != cheapToStart && c.paysForCompile(m, e, wait) {
+		if e == cheapToStart && tiny || e != cheapToStart && c.paysForCompile(m, e, wait) {
 			out = append(out, e)
 		}
 	}
@@ -207,11 +217,39 @@ func (c *EngineChooser) paysForCompile(m *moduleTimings, e string, wait time.Dur
 	return m.ran >= wait
 }
 
+// trialsFor is how many trials each engine gets for a module.
+func (c *EngineChooser) trialsFor(m *moduleTimings) int {
+	if c.TinyTrials > c.trials && c.isTiny(m) {
+		return c.TinyTrials
+	}
+	return c.trials
+}
+
+// isTiny reports whether the first engine's runs of a module are tiny.
+func (c *EngineChooser) isTiny(m *moduleTimings) bool {
+	tiny := c.TinyTask
+	if tiny <= 0 {
+		tiny = DefaultTinyTask
+	}
+	firstBest, measured := m.best[c.engines[0]]
+	return measured && firstBest < tiny
+}
+
 // best is the engine with the shortest run measured, or the first engine.
+// A pool's chooser compares engines on their trials alone: the first
+// engine keeps running while the others are tried, and the shortest of its
+// thousands of runs would beat the shortest of another's few however fast
+// that one is (tiny tasks vary several-fold from run to run on a busy
+// machine). A Learner cannot tell a worker's trials from its other runs,
+// nor cold runs from warm ones, so it compares every run it saw.
 func (c *EngineChooser) best(m *moduleTimings) string {
+	runs := m.trialBest
+	if c.Learner {
+		runs = m.best
+	}
 	best := ""
 	for _, e := range c.engines {
-		if d, ok := m.best[e]; ok && (best == "" || d < m.best[best]) {
+		if d, ok := runs[e]; ok && (best == "" || d < runs[best]) {
 			best = e
 		}
 	}
@@ -235,6 +273,21 @@ func (c *EngineChooser) Observe(module, engine string, d time.Duration) {
 	c.ObserveFrom(module, engine, "", d)
 }
 
+// Discard records that a task of module ran on engine but its time says
+// nothing fair: it was the module's first run on that engine in its
+// executor, with cold caches and first page faults (a tiny module's first
+// wasmtime run there took 2.3 ms against 15 us warm). Measured, such runs
+// kept every engine but the first from winning: the first engine soon has
+// many warm runs, the others only their few trials. The run is not
+// observed, and the trial it may have been is handed out again.
+func (c *EngineChooser) Discard(module, engine string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m, ok := c.modules[module]; ok && m.handedOut[engine] > m.observed[engine] {
+		m.handedOut[engine]--
+	}
+}
+
 // ObserveFrom is Observe of a run that reporter (a worker) measured; it
 // counts towards MinReporters. An engine the chooser does not know is
 // ignored.
@@ -253,6 +306,9 @@ func (c *EngineChooser) ObserveFrom(module, engine, reporter string, d time.Dura
 	if old, ok := m.best[engine]; !ok || d < old {
 		m.best[engine] = d
 	}
+	if old, ok := m.trialBest[engine]; m.observed[engine] <= c.trialsFor(m) && (!ok || d < old) {
+		m.trialBest[engine] = d
+	}
 }
 
 // Chosen returns the engine the chooser has settled on for module: every
@@ -270,7 +326,7 @@ func (c *EngineChooser) Chosen(module string, size int64) (string, bool) {
 		return "", false
 	}
 	for _, e := range c.worthTrying(m, size) {
-		if m.observed[e] < c.trials {
+		if m.observed[e] < c.trialsFor(m) {
 			return "", false
 		}
 	}
@@ -284,7 +340,7 @@ func (c *EngineChooser) timings(module string) *moduleTimings {
 			delete(c.modules, c.order[0])
 			c.order = c.order[1:]
 		}
-		m = &moduleTimings{handedOut: map[string]int{}, observed: map[string]int{}, best: map[string]time.Duration{}}
+		m = &moduleTimings{handedOut: map[string]int{}, observed: map[string]int{}, best: map[string]time.Duration{}, trialBest: map[string]time.Duration{}}
 		c.modules[module] = m
 		c.order = append(c.order, module)
 	}

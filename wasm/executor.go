@@ -210,12 +210,21 @@ func (ex *executorServer) handle(req *Request) error {
 	}
 	var res *Result
 	eng, err := ex.engine(req.Engine)
+	var cpu time.Duration
 	if err == nil {
 		ex.box.enter(req.Limits.memoryBytes(), ex.moduleSize(req.ModuleHash))
+		var cpuBefore time.Duration
+		if req.measureCPU {
+			cpuBefore = selfCPUTime()
+		}
 		res, err = eng.Run(withProbe(context.Background(), probe), req)
+		if req.measureCPU {
+			cpu = selfCPUTime() - cpuBefore
+		}
 	}
 	if res != nil {
 		res.Duration = probe.ran(res.Duration)
+		res.CPUTime = cpu
 	}
 	if !answered.CompareAndSwap(false, true) {
 		select {} // a watchdog answered; the parent kills us

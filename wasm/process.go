@@ -15,6 +15,10 @@ import (
 	"time"
 )
 
+// warmUpTime is how long a child must have run a module on an engine,
+// after its first run, before its runs measure the engine (warmingUp).
+const warmUpTime = 25 * time.Millisecond
+
 // stderrTail is how much of an executor's stderr is kept for crash reports.
 const stderrTail = 4 << 10
 
@@ -43,6 +47,8 @@ type process struct {
 	tailMu sync.Mutex
 	tail   []byte
 	signs  deathSigns // what its stderr says of how it died
+
+	warmth map[string]warmth // per engine and module, what it ran (see warmingUp)
 
 	startRSS     uint64    // resident memory once ready; 0 if unknown
 	rssCheckedAt time.Time // when the pool last read its resident memory
@@ -164,6 +170,41 @@ func (p *process) discard() {
 		_ = p.stdout.Close()
 		p.clock.close()
 	})
+}
+
+// warmingUp reports whether this child's runs of module on engine do not
+// yet measure the engine (EngineChooser.Discard): its first run, and then
+// runs until they add up to warmUp (warmUpTime in a Pool), unless the last
+// one alone was as long. Early runs pay for cold caches, first page faults and a heap still
+// growing: on a busy machine a tiny module's first run on wasmtime took
+// 2.3 ms against 15 us warm, and its first 200 runs on wazero a median of
+// 45 us CPU against 11 us later, as much as wasmtime's early runs though
+// wasmtime's later ones took 30. Only the holder calls it.
+func (p *process) warmingUp(engine, module string, warmUp time.Duration) bool {
+	w := p.warmth[engine+"/"+module]
+	return w.runs == 0 || w.since < warmUp && w.last < warmUp
+}
+
+// ran records a run of module on engine, for warmingUp.
+func (p *process) ran(engine, module string, d time.Duration) {
+	if p.warmth == nil || len(p.warmth) >= maxChooserModules {
+		p.warmth = map[string]warmth{}
+	}
+	key := engine + "/" + module
+	w := p.warmth[key]
+	if w.runs > 0 {
+		w.since += d
+	}
+	w.runs++
+	w.last = d
+	p.warmth[key] = w
+}
+
+// warmth is how much a child ran one module on one engine.
+type warmth struct {
+	runs  int
+	since time.Duration // run time after the first run
+	last  time.Duration // the last run's
 }
 
 // stop stops the child (SIGSTOP) unless it is stopped already; its stop
