@@ -52,6 +52,17 @@ func TestEngineChooser_ALuckyRunOfTheFirstEngineDoesNotOutweighTheTrials(t *test
 	if e, ok := c.Chosen("m", 0); !ok || e != EngineWazero {
 		t.Fatalf("Chosen = %s, %v; want wazero (trials 10-11 us against 30-32)", e, ok)
 	}
+	// Noisy trials: the mean decides, not the luckiest run.
+	n := NewEngineChooser([]string{EngineWazero, EngineWasmtime}, 3)
+	for _, d := range []time.Duration{28, 400, 250} {
+		n.Observe("m", EngineWasmtime, d*time.Microsecond)
+	}
+	for _, d := range []time.Duration{34, 60, 130} {
+		n.Observe("m", EngineWazero, d*time.Microsecond)
+	}
+	if e, ok := n.Chosen("m", 0); !ok || e != EngineWazero {
+		t.Fatalf("noisy trials: Chosen = %s, %v; want wazero (mean 75 us against 226)", e, ok)
+	}
 	// The grid's Learner cannot tell trials from other runs: it compares all.
 	l := NewEngineChooser([]string{EngineWazero, EngineWasmtime}, 2)
 	l.Learner = true

@@ -144,7 +144,8 @@ type moduleTimings struct {
 	handedOut map[string]int           // trials given out per engine
 	observed  map[string]int           // trials (and later runs) measured per engine
 	best      map[string]time.Duration // shortest run seen per engine
-	trialBest map[string]time.Duration // shortest of each engine's first trials runs
+	trialSum  map[string]time.Duration // total of each engine's first trials runs
+	trialRuns map[string]int           // how many runs trialSum holds
 }
 
 // NewEngineChooser returns a chooser among engines (in any order: it
@@ -236,27 +237,39 @@ func (c *EngineChooser) isTiny(m *moduleTimings) bool {
 }
 
 // best is the engine with the shortest run measured, or the first engine.
-// A pool's chooser compares engines on their trials alone: the first
-// engine keeps running while the others are tried, and the shortest of its
-// thousands of runs would beat the shortest of another's few however fast
-// that one is (tiny tasks vary several-fold from run to run on a busy
-// machine). A Learner cannot tell a worker's trials from its other runs,
-// nor cold runs from warm ones, so it compares every run it saw.
+// A pool's chooser compares the mean of each engine's trials instead: the
+// first engine keeps running while the others are tried, and the shortest
+// of its thousands of runs would beat the shortest of another's few however
+// fast that one is; and a tiny task's cost varies several-fold from run to
+// run on a busy machine (10 trials of each engine on the tiny example, at
+// load 11: 27-423 us of CPU on wasmtime, 28-134 on wazero), where the mean
+// is what a task costs. A Learner cannot tell a worker's trials from its
+// other runs, nor cold runs from warm ones, so it keeps the shortest run
+// it saw.
 func (c *EngineChooser) best(m *moduleTimings) string {
-	runs := m.trialBest
-	if c.Learner {
-		runs = m.best
-	}
-	best := ""
+	best, bestCost := "", time.Duration(0)
 	for _, e := range c.engines {
-		if d, ok := runs[e]; ok && (best == "" || d < runs[best]) {
-			best = e
+		if d, ok := c.cost(m, e); ok && (best == "" || d < bestCost) {
+			best, bestCost = e, d
 		}
 	}
 	if best == "" {
 		best = c.engines[0]
 	}
 	return best
+}
+
+// cost is what best compares of engine e's runs of a module, if any.
+func (c *EngineChooser) cost(m *moduleTimings, e string) (time.Duration, bool) {
+	if c.Learner {
+		d, ok := m.best[e]
+		return d, ok
+	}
+	n := m.trialRuns[e]
+	if n == 0 {
+		return 0, false
+	}
+	return m.trialSum[e] / time.Duration(n), true
 }
 
 // minTried is the fewest trials any of engines has been given.
@@ -306,8 +319,9 @@ func (c *EngineChooser) ObserveFrom(module, engine, reporter string, d time.Dura
 	if old, ok := m.best[engine]; !ok || d < old {
 		m.best[engine] = d
 	}
-	if old, ok := m.trialBest[engine]; m.observed[engine] <= c.trialsFor(m) && (!ok || d < old) {
-		m.trialBest[engine] = d
+	if m.observed[engine] <= c.trialsFor(m) {
+		m.trialSum[engine] += d
+		m.trialRuns[engine]++
 	}
 }
 
@@ -340,7 +354,8 @@ func (c *EngineChooser) timings(module string) *moduleTimings {
 			delete(c.modules, c.order[0])
 			c.order = c.order[1:]
 		}
-		m = &moduleTimings{handedOut: map[string]int{}, observed: map[string]int{}, best: map[string]time.Duration{}, trialBest: map[string]time.Duration{}}
+		m = &moduleTimings{handedOut: map[string]int{}, observed: map[string]int{}, best: map[string]time.Duration{},
+			trialSum: map[string]time.Duration{}, trialRuns: map[string]int{}}
 		c.modules[module] = m
 		c.order = append(c.order, module)
 	}
