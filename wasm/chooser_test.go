@@ -129,3 +129,32 @@ func TestPool_AutoDiscardsWarmUpRunsAndMeasuresCPUWhileChoosing(t *testing.T) {
 		t.Fatalf("run on a named engine: CPUTime %v, %v; want it unmeasured (0)", pinned.CPUTime, err)
 	}
 }
+
+// A tiny module's trials of an engine run back to back on the executor
+// that got the first of them, until they are done.
+func TestPool_TrialsOfATinyModuleRunBackToBackOnOneExecutor(t *testing.T) {
+	p := newPool(t, 1)
+	if len(p.Engines()) < 2 {
+		t.Skip("one engine here (built without cgo): no trials")
+	}
+	first, other := p.chooser.First(), EngineWazero
+	for range autoTinyTrials { // the first engine's runs: tiny
+		p.chooser.Observe("m", first, 30*time.Microsecond)
+	}
+	proc := &process{}
+	if e := p.streak(proc, "m", other); e != other {
+		t.Fatalf("a trial of %s ran on %s", other, e)
+	}
+	if e := p.streak(proc, "m", first); e != other {
+		t.Fatalf("next task on %s, want %s until its trials are done", e, other)
+	}
+	if e := p.streak(&process{}, "m", first); e != first {
+		t.Fatalf("another executor's task went to %s, want %s", e, first)
+	}
+	for range autoTinyTrials {
+		p.chooser.Observe("m", other, 20*time.Microsecond)
+	}
+	if e := p.streak(proc, "m", first); e != first {
+		t.Fatalf("after the trials: %s, want the chooser's %s", e, first)
+	}
+}

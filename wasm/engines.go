@@ -218,6 +218,23 @@ func (c *EngineChooser) paysForCompile(m *moduleTimings, e string, wait time.Dur
 	return m.ran >= wait
 }
 
+// trialsDone reports whether engine has had its trials of module.
+func (c *EngineChooser) trialsDone(module, engine string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.modules[module]
+	return ok && m.observed[engine] >= c.trialsFor(m)
+}
+
+// tinyTrials reports whether module's trials are those of a tiny module
+// (TinyTrials of them).
+func (c *EngineChooser) tinyTrials(module string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.modules[module]
+	return ok && c.TinyTrials > c.trials && c.isTiny(m)
+}
+
 // trialsFor is how many trials each engine gets for a module.
 func (c *EngineChooser) trialsFor(m *moduleTimings) int {
 	if c.TinyTrials > c.trials && c.isTiny(m) {

@@ -288,6 +288,10 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if measuring {
+		engine = p.streak(proc, req.ModuleHash, engine)
+		sent.Engine = engine
+	}
 	cold := proc.warmingUp(engine, req.ModuleHash, p.warmUp)
 	p.setBusy(proc, true)
 	box := memoryBox{cap: req.Limits.memoryBytes(), allowance: engineAllowance(size)}
@@ -306,6 +310,9 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 	if res != nil && res.Engine == "" {
 		res.Engine = engine
 	}
+	if auto && (res == nil || err != nil && KindOf(err) != KindExit) {
+		proc.pin = trialStreak{} // a failing run measures nothing: no streak of it
+	}
 	if auto && res != nil && (err == nil || KindOf(err) == KindExit) {
 		if cold {
 			p.chooser.Discard(req.ModuleHash, engine)
@@ -314,6 +321,30 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 		}
 	}
 	return res, err
+}
+
+// streak keeps an executor on one engine while that engine's trials of a
+// tiny module run, and returns the engine to run: chosen, or the one the
+// executor is kept on (chosen's trial, if it was one, is handed out
+// again). A trial run between other engines' tasks on the same executor
+// is measured with that executor's caches cold for it and charged for the
+// garbage and finalizers of the tasks before: the tiny example's wazero
+// trials, alternating with wasmtime's, cost as much as wasmtime's, and
+// the pool kept wasmtime at twice the CPU per task in half its jobs.
+func (p *Pool) streak(proc *process, module, chosen string) string {
+	if pin := proc.pin; pin.module == module {
+		if !p.chooser.trialsDone(module, pin.engine) {
+			if chosen != pin.engine {
+				p.chooser.Discard(module, chosen)
+			}
+			return pin.engine
+		}
+		proc.pin = trialStreak{}
+	}
+	if chosen != p.chooser.First() && p.chooser.tinyTrials(module) && !p.chooser.trialsDone(module, chosen) {
+		proc.pin = trialStreak{module: module, engine: chosen}
+	}
+	return chosen
 }
 
 // choiceCost is what auto compares engines by in a pool: the executor's

@@ -49,6 +49,7 @@ type process struct {
 	signs  deathSigns // what its stderr says of how it died
 
 	warmth map[string]warmth // per engine and module, what it ran (see warmingUp)
+	pin    trialStreak       // the engine it runs a module's trials on (Pool.streak)
 
 	startRSS     uint64    // resident memory once ready; 0 if unknown
 	rssCheckedAt time.Time // when the pool last read its resident memory
@@ -199,6 +200,10 @@ func (p *process) ran(engine, module string, d time.Duration) {
 	w.last = d
 	p.warmth[key] = w
 }
+
+// trialStreak is a module and the engine an executor runs its tasks on
+// until that engine's trials are done; zero: none.
+type trialStreak struct{ module, engine string }
 
 // warmth is how much a child ran one module on one engine.
 type warmth struct {

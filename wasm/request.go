@@ -92,10 +92,12 @@ type Result struct {
 	// ModuleTime is the part of Duration inside the module's _start: the
 	// rest is the sandbox's own cost per task (instantiate, tear down).
 	ModuleTime time.Duration
-	// CPUTime is the CPU time the executor process spent, on all its
-	// threads, from just before the engine ran the task to just after. Its
-	// runtime's garbage collector and an engine's finalizers count, which
-	// Duration may not show. A Pool measures it only while its engine
+	// CPUTime is the CPU time the executor process spent on the task, on
+	// all its threads: from the end of its previous task, if that one was
+	// measured too, else from just before the engine ran it, to just
+	// after. So what the executor does for a task besides the engine's run
+	// counts (the pipe, its runtime's garbage collector, an engine's
+	// finalizers), which Duration does not show. A Pool measures it only while its engine
 	// choice for the module is still measuring ("auto"): otherwise, and
 	// in-process and on Windows, it is 0.
 	CPUTime time.Duration
