@@ -24,7 +24,8 @@
 //     fastest for long work and keeps per module the one that runs it
 //     fastest (EngineChooser): on warm trials only (an executor's first
 //     runs of a module on an engine are discarded), compared by the mean
-//     of the executor's CPU time over each run (Result.CPUTime);
+//     of the executor's CPU time per task (Result.CPUTime), a tiny
+//     module's trials of an engine run back to back on one executor;
 //   - executors: long-lived child processes (the binary re-executed with
 //     PEERGRID_EXECUTOR=1, see MaybeRunExecutor) that each run one task at a
 //     time on any engine, and the Pool that hands tasks to them, kills a
