@@ -37,6 +37,35 @@ func mustRun(b *testing.B, e Engine, req *Request) *Result {
 	return res
 }
 
+// taskCPUMeter measures the CPU a benchmark's tasks cost, per task: in the
+// pool's executors (exec-cpu-us/task, Linux) and in this process, the
+// caller's side of the pipes (host-cpu-us/task, Unix). The executors must
+// be the same ones at the end (no task may replace one).
+type taskCPUMeter struct {
+	pool       *Pool
+	pids       []int
+	exec, host time.Duration
+	execOK     bool
+}
+
+func startCPUMeter(p *Pool) *taskCPUMeter {
+	m := &taskCPUMeter{pool: p, pids: p.PIDs()}
+	m.exec, m.execOK = cpuTimeOf(m.pids)
+	m.host = selfCPUTime()
+	return m
+}
+
+func (m *taskCPUMeter) report(b *testing.B) {
+	host := selfCPUTime() - m.host
+	if m.host > 0 {
+		b.ReportMetric(float64(host.Microseconds())/float64(b.N), "host-cpu-us/task")
+	}
+	exec, ok := cpuTimeOf(m.pids)
+	if m.execOK && ok {
+		b.ReportMetric(float64((exec-m.exec).Microseconds())/float64(b.N), "exec-cpu-us/task")
+	}
+}
+
 // Warm start: instantiate and run a tiny module that is already compiled.
 func BenchmarkWarmStart(b *testing.B) {
 	hash, name := tinyModule(b)
@@ -74,10 +103,13 @@ func BenchmarkEngineTaskCost(b *testing.B) {
 		b.Run(engine+"/pool", func(b *testing.B) {
 			p := poolEngine{newPool(b, 1)}
 			mustRun(b, p, req)
+			cpu := startCPUMeter(p.Pool)
 			b.ResetTimer()
 			for b.Loop() {
 				mustRun(b, p, req)
 			}
+			b.StopTimer()
+			cpu.report(b)
 			reportPerOp(b)
 		})
 	}
@@ -101,10 +133,13 @@ func BenchmarkTaskCost(b *testing.B) {
 	b.Run("pool", func(b *testing.B) {
 		p := poolEngine{newPool(b, 1)}
 		mustRun(b, p, req)
+		cpu := startCPUMeter(p.Pool)
 		b.ResetTimer()
 		for b.Loop() {
 			mustRun(b, p, req)
 		}
+		b.StopTimer()
+		cpu.report(b)
 		reportPerOp(b)
 	})
 	b.Run("pool-parallel", func(b *testing.B) {

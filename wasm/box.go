@@ -114,17 +114,30 @@ func boxDeath(pid int, box memoryBox, note string) *TaskError {
 // (the base), measured again at most every baseMeasureEvery (reading /proc
 // costs ~60 us here, as much as a tiny task), and at once after it made an
 // engine (wasmtime's adds 2.5 GB of mapped tables).
+//
+// The box stays on between tasks: lifting it after each and setting it
+// again for the next cost two system calls a task, 4% of a tiny task's
+// executor. What the executor does between tasks (answer, read the next
+// request) allocates little, well inside the last task's box, which left
+// at least engineAllowance above its base; what could need more lifts it
+// first: making an engine, reading a request larger than liftAbove.
 type executorBox struct {
 	base     uint64
 	measured time.Time
 	stale    bool
+	limit    uint64 // the soft RLIMIT_DATA set now; 0 means none set
 }
 
 const baseMeasureEvery = 250 * time.Millisecond
 
+// liftAbove is the request size past which the executor lifts its box
+// before reading the request (its stdin is in it).
+const liftAbove = 1 << 20
+
 // enter puts this executor under the box for a task of a module of
-// moduleSize bytes with a memory cap of limit; leave lifts it. Both do
-// nothing where the process cannot measure its own use (not Linux).
+// moduleSize bytes with a memory cap of limit (a system call only when
+// that differs from the box it is in). It does nothing where the process
+// cannot measure its own use (not Linux).
 func (b *executorBox) enter(limit uint64, moduleSize int64) {
 	if now := time.Now(); b.stale || now.Sub(b.measured) >= baseMeasureEvery {
 		base, ok := dataBytes()
@@ -135,11 +148,16 @@ func (b *executorBox) enter(limit uint64, moduleSize int64) {
 	}
 	// No debug.SetMemoryLimit beside it: collecting at the edge of the
 	// box made the GC itself the first to be refused memory.
-	setDataLimit(b.base + limit + engineAllowance(moduleSize))
+	if want := b.base + limit + engineAllowance(moduleSize); want != b.limit {
+		setDataLimit(want)
+		b.limit = want
+	}
 }
 
-func (b *executorBox) leave() {
-	if b.base != 0 {
+// lift takes the executor out of its box.
+func (b *executorBox) lift() {
+	if b.limit != 0 {
 		setDataLimit(noDataLimit)
+		b.limit = 0
 	}
 }

@@ -18,15 +18,33 @@ func dataBytes() (uint64, bool) {
 	return statusField("/proc/self/status", "VmData:")
 }
 
+// dataHardLimit is this process's hard RLIMIT_DATA as last read, or 0
+// before the first read. Only the executor's serve loop sets limits.
+var dataHardLimit uint64
+
 // setDataLimit sets this process's soft RLIMIT_DATA, keeping the hard
-// limit, so the next task can raise it again.
+// limit, so the next task can raise it again. The hard limit is read once:
+// this process never changes it, so a task costs one system call here,
+// not two. Should someone lower it from outside, the refused set reads it
+// again.
 func setDataLimit(n uint64) {
-	var lim unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_DATA, &lim) != nil {
+	if dataHardLimit == 0 && !readDataHardLimit() {
 		return
 	}
-	lim.Cur = min(n, lim.Max)
-	_ = unix.Setrlimit(unix.RLIMIT_DATA, &lim)
+	lim := unix.Rlimit{Cur: min(n, dataHardLimit), Max: dataHardLimit}
+	if unix.Setrlimit(unix.RLIMIT_DATA, &lim) != nil && readDataHardLimit() {
+		lim = unix.Rlimit{Cur: min(n, dataHardLimit), Max: dataHardLimit}
+		_ = unix.Setrlimit(unix.RLIMIT_DATA, &lim)
+	}
+}
+
+func readDataHardLimit() bool {
+	var lim unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_DATA, &lim) != nil {
+		return false
+	}
+	dataHardLimit = lim.Max
+	return true
 }
 
 // residentBytes is a process's resident set size (VmRSS).

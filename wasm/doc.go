@@ -22,7 +22,10 @@
 //   - choosing the engine: Request.Engine names one, or "auto", and a Pool
 //     offering several (PoolConfig.Engines) starts a module on the engine
 //     fastest for long work and keeps per module the one that runs it
-//     fastest (EngineChooser);
+//     fastest (EngineChooser): on warm trials only (an executor's first
+//     runs of a module on an engine are discarded), compared by the mean
+//     of the executor's CPU time per task (Result.CPUTime), a tiny
+//     module's trials of an engine run back to back on one executor;
 //   - executors: long-lived child processes (the binary re-executed with
 //     PEERGRID_EXECUTOR=1, see MaybeRunExecutor) that each run one task at a
 //     time on any engine, and the Pool that hands tasks to them, kills a
@@ -45,6 +48,11 @@
 //     limits (modulecheck.go: MaxFunctionLocals, MaxFunctions,
 //     MaxFunctionSize, MaxBlockNesting, MaxTableEntries), since no engine
 //     bounds what it builds from those by the task's memory cap.
+//
+// An executor started with PEERGRID_EXECUTOR_CPUPROFILE=DIR in its
+// environment (ExecutorProfileEnv; a pool's children inherit the caller's)
+// writes CPU profiles of itself to DIR in 2 s windows, for
+// `go tool pprof -top BINARY DIR/executor-*.prof`.
 //
 // Failures are values of *TaskError with a Kind (trap, exit, timeout,
 // memory, output, invalid_module, crash); anything else (a missing module, a

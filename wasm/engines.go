@@ -114,6 +114,11 @@ type EngineChooser struct {
 	TrialWaitPerMiB time.Duration
 	// TinyTask: see the type's doc; 0 means DefaultTinyTask. Set before use.
 	TinyTask time.Duration
+	// TinyTrials is how many trials each engine gets once a module's tasks
+	// turn out tiny (see TinyTask), if more than trials: a tiny task's
+	// run time varies several-fold from run to run on a busy machine,
+	// and trials of it cost next to nothing. 0 means trials. Set before use.
+	TinyTrials int
 	// Learner makes a chooser that only watches runs others chose (the
 	// grid's): an engine past the first that is not the cheapest to start
 	// is waited for only once a run of it was observed, since a learner
@@ -139,6 +144,8 @@ type moduleTimings struct {
 	handedOut map[string]int           // trials given out per engine
 	observed  map[string]int           // trials (and later runs) measured per engine
 	best      map[string]time.Duration // shortest run seen per engine
+	trialSum  map[string]time.Duration // total of each engine's first trials runs
+	trialRuns map[string]int           // how many runs trialSum holds
 }
 
 // NewEngineChooser returns a chooser among engines (in any order: it
@@ -159,38 +166,42 @@ func (c *EngineChooser) First() string { return c.engines[0] }
 // Choose returns the engine for the next task of module, whose size in
 // bytes is size.
 func (c *EngineChooser) Choose(module string, size int64) string {
+	engine, _ := c.choose(module, size)
+	return engine
+}
+
+// choose is Choose, and whether the chooser has settled on the module
+// (as Chosen, MinReporters aside): a pool measures runs only until then.
+func (c *EngineChooser) choose(module string, size int64) (engine string, settled bool) {
 	if len(c.engines) == 1 {
-		return c.engines[0]
+		return c.engines[0], true
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.timings(module)
 	tried := c.worthTrying(m, size)
+	settled = true
 	for _, e := range tried { // still measuring: the least tried engine with no trial in flight
-		if m.handedOut[e] < c.trials && m.observed[e] >= m.handedOut[e] && m.handedOut[e] <= minTried(m, tried) {
+		if m.handedOut[e] < c.trialsFor(m) && m.observed[e] >= m.handedOut[e] && m.handedOut[e] <= minTried(m, tried) {
 			m.handedOut[e]++
-			return e
+			return e, false
 		}
+		settled = settled && m.observed[e] >= c.trialsFor(m)
 	}
-	return c.best(m)
+	return c.best(m), settled
 }
 
 // worthTrying lists the engines that a module's timings so far make worth
 // a trial, the first engine first.
 func (c *EngineChooser) worthTrying(m *moduleTimings, size int64) []string {
-	first := c.engines[0]
-	out := []string{first}
-	firstBest, measured := m.best[first]
-	if !measured {
+	out := []string{c.engines[0]}
+	if _, measured := m.best[c.engines[0]]; !measured {
 		return out
 	}
-	tiny := c.TinyTask
-	if tiny <= 0 {
-		tiny = DefaultTinyTask
-	}
+	tiny := c.isTiny(m)
 	wait := time.Duration(float64(c.TrialWaitPerMiB) * float64(size) / (1 << 20))
 	for _, e := range c.engines[1:] {
-		if e == cheapToStart && firstBest < tiny || e != cheapToStart && c.paysForCompile(m, e, wait) {
+		if e == cheapToStart && tiny || e != cheapToStart && c.paysForCompile(m, e, wait) {
 			out = append(out, e)
 		}
 	}
@@ -207,18 +218,75 @@ func (c *EngineChooser) paysForCompile(m *moduleTimings, e string, wait time.Dur
 	return m.ran >= wait
 }
 
+// trialsDone reports whether engine has had its trials of module.
+func (c *EngineChooser) trialsDone(module, engine string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.modules[module]
+	return ok && m.observed[engine] >= c.trialsFor(m)
+}
+
+// tinyTrials reports whether module's trials are those of a tiny module
+// (TinyTrials of them).
+func (c *EngineChooser) tinyTrials(module string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m, ok := c.modules[module]
+	return ok && c.TinyTrials > c.trials && c.isTiny(m)
+}
+
+// trialsFor is how many trials each engine gets for a module.
+func (c *EngineChooser) trialsFor(m *moduleTimings) int {
+	if c.TinyTrials > c.trials && c.isTiny(m) {
+		return c.TinyTrials
+	}
+	return c.trials
+}
+
+// isTiny reports whether the first engine's runs of a module are tiny.
+func (c *EngineChooser) isTiny(m *moduleTimings) bool {
+	tiny := c.TinyTask
+	if tiny <= 0 {
+		tiny = DefaultTinyTask
+	}
+	firstBest, measured := m.best[c.engines[0]]
+	return measured && firstBest < tiny
+}
+
 // best is the engine with the shortest run measured, or the first engine.
+// A pool's chooser compares the mean of each engine's trials instead: the
+// first engine keeps running while the others are tried, and the shortest
+// of its thousands of runs would beat the shortest of another's few however
+// fast that one is; and a tiny task's cost varies several-fold from run to
+// run on a busy machine (10 trials of each engine on the tiny example, at
+// load 11: 27-423 us of CPU on wasmtime, 28-134 on wazero), where the mean
+// is what a task costs. A Learner cannot tell a worker's trials from its
+// other runs, nor cold runs from warm ones, so it keeps the shortest run
+// it saw.
 func (c *EngineChooser) best(m *moduleTimings) string {
-	best := ""
+	best, bestCost := "", time.Duration(0)
 	for _, e := range c.engines {
-		if d, ok := m.best[e]; ok && (best == "" || d < m.best[best]) {
-			best = e
+		if d, ok := c.cost(m, e); ok && (best == "" || d < bestCost) {
+			best, bestCost = e, d
 		}
 	}
 	if best == "" {
 		best = c.engines[0]
 	}
 	return best
+}
+
+// cost is what best compares of engine e's runs of a module, if any.
+func (c *EngineChooser) cost(m *moduleTimings, e string) (time.Duration, bool) {
+	if c.Learner {
+		d, ok := m.best[e]
+		return d, ok
+	}
+	n := m.trialRuns[e]
+	if n == 0 {
+		return 0, false
+	}
+	return m.trialSum[e] / time.Duration(n), true
 }
 
 // minTried is the fewest trials any of engines has been given.
@@ -233,6 +301,21 @@ func minTried(m *moduleTimings, engines []string) int {
 // Observe records that a task of module ran on engine in d.
 func (c *EngineChooser) Observe(module, engine string, d time.Duration) {
 	c.ObserveFrom(module, engine, "", d)
+}
+
+// Discard records that a task of module ran on engine but its time says
+// nothing fair: it was the module's first run on that engine in its
+// executor, with cold caches and first page faults (a tiny module's first
+// wasmtime run there took 2.3 ms against 15 us warm). Measured, such runs
+// kept every engine but the first from winning: the first engine soon has
+// many warm runs, the others only their few trials. The run is not
+// observed, and the trial it may have been is handed out again.
+func (c *EngineChooser) Discard(module, engine string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m, ok := c.modules[module]; ok && m.handedOut[engine] > m.observed[engine] {
+		m.handedOut[engine]--
+	}
 }
 
 // ObserveFrom is Observe of a run that reporter (a worker) measured; it
@@ -253,6 +336,10 @@ func (c *EngineChooser) ObserveFrom(module, engine, reporter string, d time.Dura
 	if old, ok := m.best[engine]; !ok || d < old {
 		m.best[engine] = d
 	}
+	if m.observed[engine] <= c.trialsFor(m) {
+		m.trialSum[engine] += d
+		m.trialRuns[engine]++
+	}
 }
 
 // Chosen returns the engine the chooser has settled on for module: every
@@ -270,7 +357,7 @@ func (c *EngineChooser) Chosen(module string, size int64) (string, bool) {
 		return "", false
 	}
 	for _, e := range c.worthTrying(m, size) {
-		if m.observed[e] < c.trials {
+		if m.observed[e] < c.trialsFor(m) {
 			return "", false
 		}
 	}
@@ -284,7 +371,8 @@ func (c *EngineChooser) timings(module string) *moduleTimings {
 			delete(c.modules, c.order[0])
 			c.order = c.order[1:]
 		}
-		m = &moduleTimings{handedOut: map[string]int{}, observed: map[string]int{}, best: map[string]time.Duration{}}
+		m = &moduleTimings{handedOut: map[string]int{}, observed: map[string]int{}, best: map[string]time.Duration{},
+			trialSum: map[string]time.Duration{}, trialRuns: map[string]int{}}
 		c.modules[module] = m
 		c.order = append(c.order, module)
 	}

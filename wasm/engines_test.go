@@ -263,8 +263,10 @@ func TestPool_AutoRunsTrialsOnEveryEngineThenSettles(t *testing.T) {
 	t.Cleanup(func() { p.Close() })
 	p.chooser.TrialWaitPerMiB = 0  // the module is tiny; its runs would take long to add up
 	p.chooser.TinyTask = time.Hour // every run counts as tiny, however slow the machine (-race)
+	p.chooser.TinyTrials = 0       // AutoTrials for tiny runs too
+	p.warmUp = 0                   // only an executor's first run of each engine is cold
 	seen := map[string]bool{}
-	for range len(p.Engines()) + 3 {
+	for range 2*len(p.Engines()) + 3 { // each engine: a cold run, its trial
 		res, err := p.Run(testCtx(t), &Request{ModuleHash: mod, Engine: EngineAuto})
 		if err != nil || string(res.Stdout) != "auto\n" {
 			t.Fatalf("got %+v, %v", res, err)

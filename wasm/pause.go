@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Pausing executors. A Pool may stop its busy executor children (SIGSTOP)
@@ -79,7 +81,7 @@ func (c *stopClock) publish() {
 		return
 	}
 	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], uint64(c.total))
+	binary.NativeEndian.PutUint64(b[:], uint64(c.total)) // the child is this binary, on this machine
 	_, _ = c.file.WriteAt(b[:], 0)
 }
 
@@ -108,14 +110,25 @@ func (c *stopClock) close() {
 }
 
 // childStopClock is the child's side: how long its parent has had it
-// stopped, read from fd 5 (0 if there is no such file).
-type childStopClock struct{ file *os.File }
+// stopped, read from fd 5 (0 if there is no such file), through a shared
+// mapping where the OS has one (stopclock_unix.go).
+type childStopClock struct {
+	file *os.File
+	mem  []byte // the file's first 8 bytes, mapped; nil: read the file
+}
 
 func openChildStopClock() childStopClock {
-	return childStopClock{file: os.NewFile(pauseFileFD, "stop-clock")}
+	c := childStopClock{file: os.NewFile(pauseFileFD, "stop-clock")}
+	if c.file != nil {
+		c.mem = mapStopClock(c.file)
+	}
+	return c
 }
 
 func (c childStopClock) stoppedFor() time.Duration {
+	if c.mem != nil {
+		return time.Duration(readStable(c.mem))
+	}
 	if c.file == nil {
 		return 0
 	}
@@ -123,7 +136,22 @@ func (c childStopClock) stoppedFor() time.Duration {
 	if n, err := c.file.ReadAt(b[:], 0); n != len(b) || err != nil {
 		return 0
 	}
-	return time.Duration(binary.LittleEndian.Uint64(b[:]))
+	return time.Duration(binary.NativeEndian.Uint64(b[:]))
+}
+
+// readStable reads the total from the mapping (page-aligned, so the load
+// is one word) until two reads agree, in case the parent's write of it is
+// in progress.
+func readStable(mem []byte) uint64 {
+	word := (*uint64)(unsafe.Pointer(&mem[0]))
+	v := atomic.LoadUint64(word)
+	for {
+		again := atomic.LoadUint64(word)
+		if again == v {
+			return v
+		}
+		v = again
+	}
 }
 
 // minRearm keeps a deadline timer that fires during a long stop from

@@ -79,6 +79,12 @@ type PoolStats struct {
 // for cold caches, so each engine gets two.
 const defaultAutoTrials = 2
 
+// autoTinyTrials is EngineChooser.TinyTrials in a Pool: ten runs of each
+// engine on a tiny module (under DefaultTinyTask) cost a few milliseconds,
+// and with two the tiny example's job settled on the engine that costs
+// twice as much per task in one run of five on a busy machine.
+const autoTinyTrials = 10
+
 // autoTrialWaitPerMiB is EngineChooser.TrialWaitPerMiB in a Pool: an
 // engine tried after the first must be able to pay back its compile. wasmer
 // compiles ~1.7 s per MiB of module on the 2-vCPU machine of BENCHMARKS.md
@@ -97,6 +103,7 @@ type Pool struct {
 	cfg     PoolConfig
 	log     *slog.Logger
 	chooser *EngineChooser
+	warmUp  time.Duration // warmUpTime; tests may shorten it
 	env     []string
 	slots   chan *process // one token per executor; nil means the slot has no live child
 	closed  chan struct{}
@@ -131,13 +138,14 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		return nil, err
 	}
 	p := &Pool{
-		cfg: cfg, log: cfg.Logger, chooser: NewEngineChooser(cfg.Engines, cfg.AutoTrials),
+		cfg: cfg, log: cfg.Logger, chooser: NewEngineChooser(cfg.Engines, cfg.AutoTrials), warmUp: warmUpTime,
 		env:   executorEnviron(cfg),
 		slots: make(chan *process, cfg.Size), closed: make(chan struct{}),
 		live: map[*process]struct{}{}, busy: map[*process]struct{}{},
 		cpus: executorCPUs(cfg), cpuOf: map[*process]int{},
 	}
 	p.chooser.TrialWaitPerMiB = autoTrialWaitPerMiB
+	p.chooser.TinyTrials = autoTinyTrials
 	if err := p.startAll(ctx); err != nil {
 		_ = p.Close()
 		return nil, err
@@ -326,12 +334,12 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 	if !ok {
 		return nil, fmt.Errorf("module %s: %w in %s", req.ModuleHash, ErrModuleNotFound, string(p.cfg.ModuleDir))
 	}
-	engine, auto, err := p.engineFor(req, size)
+	engine, auto, measuring, err := p.engineFor(req, size)
 	if err != nil {
 		return nil, err
 	}
 	sent := *req
-	sent.Engine = engine
+	sent.Engine, sent.measureCPU = engine, measuring
 	if sent.StdinPath != "" && !filepath.IsAbs(sent.StdinPath) {
 		// The child opens it: it must not depend on the child's directory.
 		if sent.StdinPath, err = filepath.Abs(sent.StdinPath); err != nil {
@@ -347,10 +355,18 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if measuring {
+		engine = p.streak(proc, req.ModuleHash, engine)
+		sent.Engine = engine
+	}
+	cold := proc.warmingUp(engine, req.ModuleHash, p.warmUp)
 	p.setBusy(proc, true)
 	box := memoryBox{cap: req.Limits.memoryBytes(), allowance: engineAllowance(size)}
 	res, err, healthy := proc.run(ctx, p.closed, &sent, box)
 	p.setBusy(proc, false)
+	if res != nil {
+		proc.ran(engine, req.ModuleHash, res.Duration)
+	}
 	if healthy && p.overgrown(proc) {
 		healthy = false
 	}
@@ -361,10 +377,56 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 	if res != nil && res.Engine == "" {
 		res.Engine = engine
 	}
+	if auto && (res == nil || err != nil && KindOf(err) != KindExit) {
+		proc.pin = trialStreak{} // a failing run measures nothing: no streak of it
+	}
 	if auto && res != nil && (err == nil || KindOf(err) == KindExit) {
-		p.chooser.Observe(req.ModuleHash, engine, res.Duration)
+		if cold {
+			p.chooser.Discard(req.ModuleHash, engine)
+		} else {
+			p.chooser.Observe(req.ModuleHash, engine, choiceCost(res))
+		}
 	}
 	return res, err
+}
+
+// streak keeps an executor on one engine while that engine's trials of a
+// tiny module run, and returns the engine to run: chosen, or the one the
+// executor is kept on (chosen's trial, if it was one, is handed out
+// again). A trial run between other engines' tasks on the same executor
+// is measured with that executor's caches cold for it and charged for the
+// garbage and finalizers of the tasks before: the tiny example's wazero
+// trials, alternating with wasmtime's, cost as much as wasmtime's, and
+// the pool kept wasmtime at twice the CPU per task in half its jobs.
+func (p *Pool) streak(proc *process, module, chosen string) string {
+	if pin := proc.pin; pin.module == module {
+		if !p.chooser.trialsDone(module, pin.engine) {
+			if chosen != pin.engine {
+				p.chooser.Discard(module, chosen)
+			}
+			return pin.engine
+		}
+		proc.pin = trialStreak{}
+	}
+	if chosen != p.chooser.First() && p.chooser.tinyTrials(module) && !p.chooser.trialsDone(module, chosen) {
+		proc.pin = trialStreak{module: module, engine: chosen}
+	}
+	return chosen
+}
+
+// choiceCost is what auto compares engines by in a pool: the executor's
+// CPU time over the run where it was measured, else the run time. The CPU
+// time counts what an engine leaves to its runtime (wazero's garbage, the
+// finalizers of wasmtime-go's objects) and not the time other programs
+// held the core: on a busy machine the tiny example ran 3x faster on
+// wazero than on wasmtime by run time alone, yet its trials, run beside
+// the other engines', kept picking wasmtime, which cost its executors a
+// third more CPU per task. For a long task the two are the same.
+func choiceCost(res *Result) time.Duration {
+	if res.CPUTime > 0 {
+		return res.CPUTime
+	}
+	return res.Duration
 }
 
 // rssCheckEvery is how often at most the pool reads an executor's resident
@@ -411,18 +473,20 @@ func (p *Pool) moduleSize(hash string) (int64, bool) {
 }
 
 // engineFor resolves req.Engine to an engine this pool offers; auto reports
-// that the chooser picked it.
-func (p *Pool) engineFor(req *Request, size int64) (engine string, auto bool, err error) {
+// that the chooser picked it, measuring that it has not settled yet (the
+// run's CPU time is then wanted: choiceCost).
+func (p *Pool) engineFor(req *Request, size int64) (engine string, auto, measuring bool, err error) {
 	switch req.Engine {
 	case "", EngineAuto:
-		return p.chooser.Choose(req.ModuleHash, size), true, nil
+		engine, settled := p.chooser.choose(req.ModuleHash, size)
+		return engine, true, !settled, nil
 	}
 	for _, e := range p.cfg.Engines {
 		if e == req.Engine {
-			return e, false, nil
+			return e, false, false, nil
 		}
 	}
-	return "", false, fmt.Errorf("%w: %q (this pool offers %v)", ErrEngineUnavailable, req.Engine, p.cfg.Engines)
+	return "", false, false, fmt.Errorf("%w: %q (this pool offers %v)", ErrEngineUnavailable, req.Engine, p.cfg.Engines)
 }
 
 // Engines returns the engines this pool offers.

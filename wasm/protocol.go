@@ -23,8 +23,8 @@ import (
 // protocolVersion 3 added the stdin path to requests and ErrStdinFile to
 // the plain errors; 4 the stdout spill file (path and threshold in
 // requests, size and spilled in responses) and ErrStdoutFile; 5 the module
-// time to responses.
-const protocolVersion = 5
+// time to responses; 6 the executor's CPU time to responses.
+const protocolVersion = 6
 
 const (
 	frameHello    = 'H'
@@ -134,6 +134,16 @@ func (fw *frameWriter) write(e *encoder, blobs ...[]byte) error {
 	return nil
 }
 
+// peekFrameSize waits for the next frame's header and returns its payload
+// size, without consuming it; false at the end of the stream.
+func peekFrameSize(r *bufio.Reader) (uint64, bool) {
+	hdr, err := r.Peek(8)
+	if err != nil {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(hdr), true
+}
+
 func readFrame(r *bufio.Reader) ([]byte, error) {
 	var hdr [8]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -194,6 +204,11 @@ func encodeRequest(e *encoder, req *Request) {
 	e.str(req.StdinPath)
 	e.str(req.StdoutPath)
 	e.varint(req.StdoutSpill)
+	var flags byte
+	if req.measureCPU {
+		flags |= reqMeasureCPU
+	}
+	e.byte(flags)
 	e.uvarint(uint64(len(req.Stdin)))
 }
 
@@ -221,9 +236,13 @@ func decodeRequest(f []byte) (*Request, error) {
 	req.StdinPath = d.str()
 	req.StdoutPath = d.str()
 	req.StdoutSpill = d.varint()
+	req.measureCPU = d.byte()&reqMeasureCPU != 0
 	req.Stdin = d.bytes(d.uvarint())
 	return req, d.err
 }
+
+// Request flags.
+const reqMeasureCPU = 1 // Result.CPUTime is wanted
 
 // Response flags.
 const (
@@ -255,6 +274,7 @@ func encodeResponse(e *encoder, res *Result, err error, replace bool) (stdout, s
 	e.varint(int64(res.ExitCode))
 	e.varint(int64(res.Duration))
 	e.varint(int64(res.ModuleTime))
+	e.varint(int64(res.CPUTime))
 	e.str(res.Engine)
 	e.varint(res.StdoutSize)
 	encodeError(e, err)
@@ -294,7 +314,7 @@ func decodeResponse(f []byte) (res *Result, err error, replace bool, derr error)
 		return nil, nil, true, fmt.Errorf("%w: expected response", errProtocol)
 	}
 	flags := d.byte()
-	r := &Result{ExitCode: int(d.varint()), Duration: time.Duration(d.varint()), ModuleTime: time.Duration(d.varint()), Engine: d.str(), StdoutSize: d.varint(), StdoutSpilled: flags&respSpilled != 0}
+	r := &Result{ExitCode: int(d.varint()), Duration: time.Duration(d.varint()), ModuleTime: time.Duration(d.varint()), CPUTime: time.Duration(d.varint()), Engine: d.str(), StdoutSize: d.varint(), StdoutSpilled: flags&respSpilled != 0}
 	kind, msg, code := Kind(d.str()), d.str(), d.byte()
 	nOut, nErr := d.uvarint(), d.uvarint()
 	r.Stdout, r.Stderr = d.bytes(nOut), d.bytes(nErr)

@@ -70,6 +70,8 @@ type Request struct {
 	// (or "") to let the pool keep whichever runs this module faster. Every
 	// engine gives the same bytes. An in-process Engine ignores it.
 	Engine string
+
+	measureCPU bool // a Pool wants Result.CPUTime (two system calls)
 }
 
 func (r *Request) argv0() string {
@@ -90,7 +92,16 @@ type Result struct {
 	// ModuleTime is the part of Duration inside the module's _start: the
 	// rest is the sandbox's own cost per task (instantiate, tear down).
 	ModuleTime time.Duration
-	Engine     string // the engine that ran it: "wazero", "wasmtime" or "wasmer"
+	// CPUTime is the CPU time the executor process spent on the task, on
+	// all its threads: from the end of its previous task, if that one was
+	// measured too, else from just before the engine ran it, to just
+	// after. So what the executor does for a task besides the engine's run
+	// counts (the pipe, its runtime's garbage collector, an engine's
+	// finalizers), which Duration does not show. A Pool measures it only while its engine
+	// choice for the module is still measuring ("auto"): otherwise, and
+	// in-process and on Windows, it is 0.
+	CPUTime time.Duration
+	Engine  string // the engine that ran it: "wazero", "wasmtime" or "wasmer"
 	// StdoutSize is how many bytes of stdout were kept; StdoutSpilled says
 	// they are in the request's StdoutPath, not in Stdout.
 	StdoutSize    int64

@@ -57,8 +57,11 @@ func NewWazero(ctx context.Context, cfg EngineConfig) (Engine, error) {
 	}
 	// No name (instances may run side by side), no start function (Run
 	// calls _start itself, to tell a failed instantiation from a failed
-	// run). Args, env, stdio, clocks and random are peergrid's WASI's.
-	e.base = wazero.NewModuleConfig().WithName("").WithStartFunctions()
+	// run). Args, env, stdio, clocks and random are peergrid's WASI's, so
+	// wazero's own random source is never read: it is given one, because
+	// the default seeds a math/rand source for every instance, which cost
+	// a fifth of a tiny task in its executor.
+	e.base = wazero.NewModuleConfig().WithName("").WithStartFunctions().WithRandSource(unusedRandom{})
 	return e, nil
 }
 
@@ -251,6 +254,14 @@ func (e *wazeroEngine) checkCommand(code wazero.CompiledModule) error {
 		return taskErrorf(KindInvalidModule, "module's _start takes or returns values")
 	}
 	return nil
+}
+
+// unusedRandom is wazero's random source, which peergrid's WASI never
+// reads; reading it is a bug, and says so.
+type unusedRandom struct{}
+
+func (unusedRandom) Read([]byte) (int, error) {
+	return 0, errors.New("peergrid: wazero's own random source is not the task's")
 }
 
 // probeKey carries a *runProbe in a context, for executors.

@@ -1,0 +1,41 @@
+package wasm
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/peergrid/peergrid/internal/wasmtest"
+)
+
+// An executor runs task after task: none may see what an earlier one left
+// in its memory, its args or its environment, on any engine.
+func TestPool_ReusedExecutorIsolatesTasks(t *testing.T) {
+	dirty := put(t, wasmtest.DirtyMemory())
+	args := put(t, wasmtest.EchoArgs())
+	env := put(t, wasmtest.EchoEnv())
+	p := newPool(t, 1) // one executor: every task runs in the same process
+	for _, engine := range AvailableEngines() {
+		t.Run(engine, func(t *testing.T) {
+			for i := range 3 {
+				res, err := p.Run(testCtx(t), &Request{ModuleHash: dirty, Engine: engine})
+				if err != nil || !bytes.Equal(res.Stdout, make([]byte, 16)) {
+					t.Fatalf("run %d: memory at start %x, %v; want 16 zero bytes", i, stdout(res), err)
+				}
+			}
+			secret := &Request{ModuleHash: args, Engine: engine, Args: []string{"secret-arg"}}
+			if res, err := p.Run(testCtx(t), secret); err != nil || string(res.Stdout) != "secret-arg\n" {
+				t.Fatalf("args: %q, %v", stdout(res), err)
+			}
+			if res, err := p.Run(testCtx(t), &Request{ModuleHash: args, Engine: engine}); err != nil || bytes.Contains(res.Stdout, []byte("secret")) {
+				t.Fatalf("args after a task with args: %q, %v; want none", stdout(res), err)
+			}
+			withEnv := &Request{ModuleHash: env, Engine: engine, Env: map[string]string{"SECRET": "s3"}}
+			if res, err := p.Run(testCtx(t), withEnv); err != nil || string(res.Stdout) != "SECRET=s3\n" {
+				t.Fatalf("env: %q, %v", stdout(res), err)
+			}
+			if res, err := p.Run(testCtx(t), &Request{ModuleHash: env, Engine: engine}); err != nil || len(res.Stdout) != 0 {
+				t.Fatalf("env after a task with env: %q, %v; want none", stdout(res), err)
+			}
+		})
+	}
+}
