@@ -31,25 +31,47 @@ import (
 // that agreed, 1 for a one-result task, the source's for a cached copy): a
 // job with quorum Q takes only entries agreed by at least Q (cacheQuorum).
 //
-// Memory: one map entry per done task, keyed by 8 bytes (the content
-// hash's first 8 bytes mixed with the owner's), about 32 bytes each; a hit
-// is verified by recomputing the source's full content hash. Submits with
-// `cache = false`, or when the index is empty, hash nothing.
+// Memory: one map entry per done task, 16 bytes with no pointer (so the
+// collector never scans the index): the key, 8 bytes (the content hash's
+// first 8 bytes mixed with the owner's), and the source packed into 8
+// (cacheEntry: the job's slot in the index, the task's index); about 26
+// bytes a done task with the map's slack, against 55 when an entry held
+// the job's pointer and the agreed count. A hit is verified by
+// recomputing the source's full content hash from its own job's spec, so
+// a key two contents share (by chance, or crafted by a submitter who
+// searched 2^32 hashes for one) is never served the other's result.
+// Submits with `cache = false`, or when the index is empty, hash nothing.
 type resultCache struct {
-	first map[uint64]cacheSrc
+	first map[uint64]cacheEntry
 	// more holds the other sources of a key shared by several done tasks
 	// (the same content done twice, or an 8-byte collision): rare.
-	more map[uint64][]cacheSrc
+	more map[uint64][]cacheEntry
+	// jobs are the jobs with entries, by slot (job.cacheSlot); slot 0 is
+	// none. free are the slots of purged jobs, for the next jobs. Which
+	// slot a job gets depends on the order jobs first had a done task,
+	// which a restore does not keep: slots never decide anything (lookup
+	// orders sources by job sequence and index).
+	jobs []*job
+	free []uint32
 }
+
+// cacheEntry is a source as the index keeps it: the job's slot in the high
+// 32 bits, the task's index (below tasks.MaxTasks) in the low 32.
+type cacheEntry uint64
+
+func (e cacheEntry) slot() uint32 { return uint32(e >> 32) }
+func (e cacheEntry) idx() int32   { return int32(uint32(e)) }
 
 // cacheSrc is a done task a hit may copy.
 type cacheSrc struct {
 	j   *job
 	idx int32 // tasks.MaxTasks fits
-	// agreed is how many agreeing results the task's result had
-	// (task.agreedCount).
-	agreed int32
 }
+
+// agreed is how many agreeing results the source's result had
+// (task.agreedCount): fixed once the task is done, so read when needed
+// rather than kept in every entry.
+func (s cacheSrc) agreed() int { return s.j.Tasks.at(int(s.idx)).agreedCount() }
 
 // cacheOrigin is what a cached task records of the task it copied.
 type cacheOrigin struct {
@@ -76,7 +98,7 @@ func cacheQuorum(spec *tasks.JobSpec) int {
 }
 
 func newResultCache() resultCache {
-	return resultCache{first: map[uint64]cacheSrc{}, more: map[uint64][]cacheSrc{}}
+	return resultCache{first: map[uint64]cacheEntry{}, more: map[uint64][]cacheEntry{}, jobs: []*job{nil}}
 }
 
 // cacheKey is the index key of content sum submitted by owner.
@@ -91,22 +113,40 @@ func ownerSalt(owner string) uint64 {
 
 // add indexes task idx of j, which just became done.
 func (c *resultCache) add(j *job, idx int) {
-	key := cacheKey(tasks.ContentHash(&j.Spec, idx), j.Owner)
-	c.put(key, cacheSrc{j: j, idx: int32(idx), agreed: int32(j.Tasks.at(idx).agreedCount())})
+	c.put(cacheKey(tasks.ContentHash(&j.Spec, idx), j.Owner), c.entry(j, idx))
 }
 
-func (c *resultCache) put(key uint64, src cacheSrc) {
+// entry is task idx of j as an entry, giving j a slot if it has none.
+func (c *resultCache) entry(j *job, idx int) cacheEntry {
+	if j.cacheSlot == 0 {
+		if n := len(c.free); n > 0 {
+			j.cacheSlot, c.free = c.free[n-1], c.free[:n-1]
+			c.jobs[j.cacheSlot] = j
+		} else {
+			j.cacheSlot = uint32(len(c.jobs))
+			c.jobs = append(c.jobs, j)
+		}
+	}
+	return cacheEntry(uint64(j.cacheSlot)<<32 | uint64(uint32(idx)))
+}
+
+// src is the source e names.
+func (c *resultCache) src(e cacheEntry) cacheSrc {
+	return cacheSrc{j: c.jobs[e.slot()], idx: e.idx()}
+}
+
+func (c *resultCache) put(key uint64, e cacheEntry) {
 	if _, ok := c.first[key]; !ok {
-		c.first[key] = src
+		c.first[key] = e
 		return
 	}
-	c.more[key] = append(c.more[key], src)
+	c.more[key] = append(c.more[key], e)
 }
 
-// remove drops the sources of key that belong to j.
-func (c *resultCache) remove(key uint64, j *job) {
-	rest := slices.DeleteFunc(c.more[key], func(s cacheSrc) bool { return s.j == j })
-	if f, ok := c.first[key]; ok && f.j == j {
+// remove drops the sources of key that belong to the job in slot.
+func (c *resultCache) remove(key uint64, slot uint32) {
+	rest := slices.DeleteFunc(c.more[key], func(e cacheEntry) bool { return e.slot() == slot })
+	if f, ok := c.first[key]; ok && f.slot() == slot {
 		if len(rest) == 0 {
 			delete(c.first, key)
 		} else {
@@ -122,26 +162,44 @@ func (c *resultCache) remove(key uint64, j *job) {
 
 // removeTask drops task idx of j from key's sources.
 func (c *resultCache) removeTask(key uint64, j *job, idx int) {
-	all := append([]cacheSrc(nil), c.more[key]...)
-	if f, ok := c.first[key]; ok {
-		all = append([]cacheSrc{f}, all...)
+	if j.cacheSlot == 0 {
+		return // none of j's tasks is indexed
 	}
-	all = slices.DeleteFunc(all, func(s cacheSrc) bool { return s.j == j && int(s.idx) == idx })
+	drop := cacheEntry(uint64(j.cacheSlot)<<32 | uint64(uint32(idx)))
+	all := append([]cacheEntry(nil), c.more[key]...)
+	if f, ok := c.first[key]; ok {
+		all = append([]cacheEntry{f}, all...)
+	}
+	all = slices.DeleteFunc(all, func(e cacheEntry) bool { return e == drop })
 	delete(c.first, key)
 	delete(c.more, key)
-	for _, s := range all {
-		c.put(key, s)
+	for _, e := range all {
+		c.put(key, e)
 	}
+}
+
+// release frees a purged job's slot, once its entries are gone.
+func (c *resultCache) release(j *job) {
+	if j.cacheSlot == 0 {
+		return
+	}
+	c.jobs[j.cacheSlot] = nil
+	c.free = append(c.free, j.cacheSlot)
+	j.cacheSlot = 0
 }
 
 // uncacheJob drops a purged job's done tasks from the index: a purged
 // source is never a hit. A cost in the job's size, like dropRefs.
 func (l *Ledger) uncacheJob(j *job) {
+	if j.cacheSlot == 0 {
+		return // no task of it was ever done
+	}
 	for i := 0; i < j.Tasks.len(); i++ {
 		if j.Tasks.at(i).state() == tasks.TaskDone {
-			l.cache.remove(cacheKey(tasks.ContentHash(&j.Spec, i), j.Owner), j)
+			l.cache.remove(cacheKey(tasks.ContentHash(&j.Spec, i), j.Owner), j.cacheSlot)
 		}
 	}
+	l.cache.release(j)
 }
 
 // lookup finds the source for task idx of spec, whose content hash is
@@ -155,8 +213,9 @@ func (c *resultCache) lookup(sum [32]byte, spec *tasks.JobSpec, idx int, owner s
 	}
 	var best cacheSrc
 	found := false
-	consider := func(s cacheSrc) {
-		if int(s.agreed) < need || s.j.Owner != owner || found && !s.before(best) {
+	consider := func(e cacheEntry) {
+		s := c.src(e)
+		if s.j.Owner != owner || found && !s.before(best) || s.agreed() < need {
 			return
 		}
 		if same.task(s.j, int(s.idx), spec, idx) || tasks.ContentHash(&s.j.Spec, int(s.idx)) == sum { // not just the same 8 bytes
@@ -164,8 +223,8 @@ func (c *resultCache) lookup(sum [32]byte, spec *tasks.JobSpec, idx int, owner s
 		}
 	}
 	consider(first)
-	for _, s := range c.more[key] {
-		consider(s)
+	for _, e := range c.more[key] {
+		consider(e)
 	}
 	return best, found
 }
@@ -236,7 +295,7 @@ func (l *Ledger) takeHits(j *job, hits []cacheHit, now int64) {
 		t.Duration, t.Worker = src.Duration, src.Worker
 		t.setExitCodePtr(src.exitCodePtr())
 		t.setOutput(src.Stdout, src.stderr(), src.stdoutRef(), src.engineName())
-		t.setCached(&cacheOrigin{Job: h.src.j.ID, Index: int(h.src.idx), Agreed: int(h.src.agreed)})
+		t.setCached(&cacheOrigin{Job: h.src.j.ID, Index: int(h.src.idx), Agreed: h.src.agreed()})
 		l.ref(j, t.stdoutRef(), +1)
 		j.nQueued--
 		j.nDone++
@@ -245,29 +304,41 @@ func (l *Ledger) takeHits(j *job, hits []cacheHit, now int64) {
 	j.maybeFinish(now)
 }
 
-// scanCache rebuilds the index from every job's done tasks, each key's
-// sources sorted: the oracle for CheckIndexes.
+// scanCache is the index rebuilt from every job's done tasks, as each
+// key's sources sorted: the oracle for CheckIndexes. It computes the keys
+// itself rather than fill a second index, which would give jobs slots.
 func (l *Ledger) scanCache() map[uint64][]cacheSrc {
-	c := newResultCache()
+	out := map[uint64][]cacheSrc{}
 	for _, j := range l.order {
 		for i := 0; i < j.Tasks.len(); i++ {
 			if j.Tasks.at(i).state() == tasks.TaskDone {
-				c.add(j, i)
+				key := cacheKey(tasks.ContentHash(&j.Spec, i), j.Owner)
+				out[key] = append(out[key], cacheSrc{j: j, idx: int32(i)})
 			}
 		}
 	}
-	return c.sorted()
+	for _, srcs := range out {
+		sortSources(srcs)
+	}
+	return out
 }
 
 // sorted is the index as one sorted list of sources per key.
 func (c *resultCache) sorted() map[uint64][]cacheSrc {
 	out := make(map[uint64][]cacheSrc, len(c.first))
 	for key, f := range c.first {
-		all := append([]cacheSrc{f}, c.more[key]...)
-		slices.SortFunc(all, func(a, b cacheSrc) int {
-			return cmp.Or(cmp.Compare(a.j.Seq, b.j.Seq), cmp.Compare(a.idx, b.idx))
-		})
+		all := []cacheSrc{c.src(f)}
+		for _, e := range c.more[key] {
+			all = append(all, c.src(e))
+		}
+		sortSources(all)
 		out[key] = all
 	}
 	return out
+}
+
+func sortSources(srcs []cacheSrc) {
+	slices.SortFunc(srcs, func(a, b cacheSrc) int {
+		return cmp.Or(cmp.Compare(a.j.Seq, b.j.Seq), cmp.Compare(a.idx, b.idx))
+	})
 }

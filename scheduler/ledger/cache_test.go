@@ -325,7 +325,7 @@ func TestCache_KeyCollisionIsNoHit(t *testing.T) {
 	other := spec
 	other.Args = []string{"other", "{index}"}
 	a.fsm.View(func(l *Ledger) {
-		src := cacheSrc{j: l.jobs["a"], idx: 1, agreed: 1}
+		src := l.cache.entry(l.jobs["a"], 1)
 		for i := range 2 { // file a/1 under other's keys: same index for task 1, another for task 0
 			l.cache.put(cacheKey(tasks.ContentHash(&other, i), ""), src)
 		}
@@ -333,6 +333,45 @@ func TestCache_KeyCollisionIsNoHit(t *testing.T) {
 			t.Fatalf("hits %+v for content no done task has", hits)
 		}
 	})
+}
+
+// TestCache_CollisionBesideTheTrueSourceServesTheTrueOne: an older job's
+// task of other content filed under a key first (as a crafted 8-byte
+// collision would put it), and the true source under the same key after
+// it: a new job with the true content takes the true source's result, not
+// the older job's that an unverified key would give.
+func TestCache_CollisionBesideTheTrueSourceServesTheTrueOne(t *testing.T) {
+	a := newApplier(t)
+	inputs := a.cacheInputs(1, "")
+	other := cacheSpec(inputs)
+	other.Args = []string{"other", "{index}"}
+	a.runAll("older", "", other) // stdout "out 0", of other content
+	spec := cacheSpec(inputs)
+	if err := a.submitAs("", "true", spec); err != nil {
+		t.Fatal(err)
+	}
+	g := a.lease("w1", 1)
+	a.apply(&CompleteTasksCommand{Worker: "w1", Now: a.now, Reports: []api.Report{{TaskRef: g[0].Ref(),
+		Result: tasks.Result{Stdout: []byte("the true result"), Duration: 7, Engine: "wazero"}}}})
+	a.fsm.View(func(l *Ledger) {
+		key := cacheKey(tasks.ContentHash(&spec, 0), "")
+		l.cache.removeTask(key, l.jobs["true"], 0)
+		l.cache.put(key, l.cache.entry(l.jobs["older"], 0)) // the collision, first under the key
+		l.cache.add(l.jobs["true"], 0)
+		if n := len(l.cache.more[key]); n != 1 {
+			t.Fatalf("%d more sources under the key, want 1", n)
+		}
+	})
+	if err := a.submitAs("", "new", spec); err != nil {
+		t.Fatal(err)
+	}
+	got := a.job("new").Tasks.at(0)
+	if got.state() != tasks.TaskDone || string(got.Stdout) != "the true result" {
+		t.Fatalf("new task %+v, want done with the true source's result", got.record())
+	}
+	if c := got.cached(); c == nil || c.Job != "true" || c.Index != 0 {
+		t.Fatalf("cached from %+v, want true/0", c)
+	}
 }
 
 // TestCache_RandomWalkAgreesAfterRestore drives a ledger through random

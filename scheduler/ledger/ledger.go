@@ -95,6 +95,9 @@ type job struct {
 	RequestID string
 	// Owner is the credential that submitted it.
 	Owner string
+	// cacheSlot is the job's slot in the result cache's index, 0 until a
+	// task of it is done (cache.go); derived, not serialized.
+	cacheSlot uint32
 
 	// The queue: tasks [fresh, n) were never leased; requeued holds tasks
 	// returned by an expired or released lease or a failed attempt, oldest first.
