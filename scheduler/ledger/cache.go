@@ -290,11 +290,10 @@ func sameButInputs(a, b *tasks.JobSpec) bool {
 func (l *Ledger) takeHits(j *job, hits []cacheHit, now int64) {
 	for _, h := range hits {
 		src := h.src.j.Tasks.at(int(h.src.idx))
-		t := j.Tasks.mut(h.idx)
+		t := j.Tasks.setOutput(h.idx, h.src.j.Tasks.stdout(int(h.src.idx)), src.stderr(), src.stdoutRef(), src.engineName())
 		t.setState(tasks.TaskDone)
 		t.Duration, t.Worker = src.Duration, src.Worker
 		t.setExitCodePtr(src.exitCodePtr())
-		t.setOutput(src.Stdout, src.stderr(), src.stdoutRef(), src.engineName())
 		t.setCached(&cacheOrigin{Job: h.src.j.ID, Index: int(h.src.idx), Agreed: h.src.agreed()})
 		l.ref(j, t.stdoutRef(), +1)
 		j.nQueued--

@@ -90,9 +90,9 @@ func TestCache_ResubmitIsDoneAtSubmitWithoutLeases(t *testing.T) {
 	var st *api.JobStatus
 	a.fsm.View(func(l *Ledger) { st, _ = l.JobStatus("b") })
 	for i := range 5 {
-		got, want := b.Tasks.at(i), a.job("a").Tasks.at(i)
-		if code, ok := got.exitCode(); string(got.Stdout) != string(want.Stdout) || !ok || code != 0 || got.engineName() != "wazero" || got.Duration != 7 || got.attemptCount() != 0 {
-			t.Fatalf("task %d: %+v, want the result of %+v", i, got.record(), want.record())
+		got, src := b.Tasks.at(i), &a.job("a").Tasks
+		if code, ok := got.exitCode(); string(b.Tasks.stdout(i)) != string(src.stdout(i)) || !ok || code != 0 || got.engineName() != "wazero" || got.Duration != 7 || got.attemptCount() != 0 {
+			t.Fatalf("task %d: %+v, want the result of %+v", i, b.Tasks.record(i), src.record(i))
 		}
 		if c := st.TaskStats[i].CachedFrom; c == nil || *c != (api.CachedFrom{Job: "a", Index: i, Agreed: 1}) {
 			t.Fatalf("task %d status cached_from %+v, want a/%d agreed 1", i, c, i)
@@ -365,9 +365,10 @@ func TestCache_CollisionBesideTheTrueSourceServesTheTrueOne(t *testing.T) {
 	if err := a.submitAs("", "new", spec); err != nil {
 		t.Fatal(err)
 	}
-	got := a.job("new").Tasks.at(0)
-	if got.state() != tasks.TaskDone || string(got.Stdout) != "the true result" {
-		t.Fatalf("new task %+v, want done with the true source's result", got.record())
+	tt := &a.job("new").Tasks
+	got := tt.at(0)
+	if got.state() != tasks.TaskDone || string(tt.stdout(0)) != "the true result" {
+		t.Fatalf("new task %+v, want done with the true source's result", tt.record(0))
 	}
 	if c := got.cached(); c == nil || c.Job != "true" || c.Index != 0 {
 		t.Fatalf("cached from %+v, want true/0", c)

@@ -605,7 +605,7 @@ func (l *Ledger) completeTask(worker string, now int64, r *api.Report) (accepted
 	t.setExitCode(r.ExitCode)
 	t.setError(r.ErrorKind, r.Error)
 	l.replaceRef(j, t.stdoutRef(), r.StdoutBlob) // a retry's report replaces the last attempt's
-	t.setOutput(r.Stdout, r.Stderr, r.StdoutBlob, r.Engine)
+	j.Tasks.setOutput(r.Index, r.Stdout, r.Stderr, r.StdoutBlob, r.Engine)
 	if r.ErrorKind == "" {
 		t.setState(tasks.TaskDone)
 		j.nDone++
