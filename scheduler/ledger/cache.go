@@ -31,21 +31,18 @@ import (
 // that agreed, 1 for a one-result task, the source's for a cached copy): a
 // job with quorum Q takes only entries agreed by at least Q (cacheQuorum).
 //
-// Memory: one map entry per done task, 16 bytes with no pointer (so the
+// Memory: one item per done task, 16 bytes with no pointer (so the
 // collector never scans the index): the key, 8 bytes (the content hash's
 // first 8 bytes mixed with the owner's), and the source packed into 8
-// (cacheEntry: the job's slot in the index, the task's index); about 26
-// bytes a done task with the map's slack, against 55 when an entry held
-// the job's pointer and the agreed count. A hit is verified by
+// (cacheEntry: the job's slot in the index, the task's index), kept in
+// sorted buckets (cacheindex.go) at 16-18 bytes a done task, against 55
+// when a map's entry held the job's pointer and the agreed count. A hit is verified by
 // recomputing the source's full content hash from its own job's spec, so
 // a key two contents share (by chance, or crafted by a submitter who
 // searched 2^32 hashes for one) is never served the other's result.
 // Submits with `cache = false`, or when the index is empty, hash nothing.
 type resultCache struct {
-	first map[uint64]cacheEntry
-	// more holds the other sources of a key shared by several done tasks
-	// (the same content done twice, or an 8-byte collision): rare.
-	more map[uint64][]cacheEntry
+	index cacheIndex
 	// jobs are the jobs with entries, by slot (job.cacheSlot); slot 0 is
 	// none. free are the slots of purged jobs, for the next jobs. Which
 	// slot a job gets depends on the order jobs first had a done task,
@@ -98,7 +95,7 @@ func cacheQuorum(spec *tasks.JobSpec) int {
 }
 
 func newResultCache() resultCache {
-	return resultCache{first: map[uint64]cacheEntry{}, more: map[uint64][]cacheEntry{}, jobs: []*job{nil}}
+	return resultCache{index: newCacheIndex(), jobs: []*job{nil}}
 }
 
 // cacheKey is the index key of content sum submitted by owner.
@@ -113,7 +110,7 @@ func ownerSalt(owner string) uint64 {
 
 // add indexes task idx of j, which just became done.
 func (c *resultCache) add(j *job, idx int) {
-	c.put(cacheKey(tasks.ContentHash(&j.Spec, idx), j.Owner), c.entry(j, idx))
+	c.index.put(cacheKey(tasks.ContentHash(&j.Spec, idx), j.Owner), c.entry(j, idx))
 }
 
 // entry is task idx of j as an entry, giving j a slot if it has none.
@@ -135,29 +132,9 @@ func (c *resultCache) src(e cacheEntry) cacheSrc {
 	return cacheSrc{j: c.jobs[e.slot()], idx: e.idx()}
 }
 
-func (c *resultCache) put(key uint64, e cacheEntry) {
-	if _, ok := c.first[key]; !ok {
-		c.first[key] = e
-		return
-	}
-	c.more[key] = append(c.more[key], e)
-}
-
 // remove drops the sources of key that belong to the job in slot.
 func (c *resultCache) remove(key uint64, slot uint32) {
-	rest := slices.DeleteFunc(c.more[key], func(e cacheEntry) bool { return e.slot() == slot })
-	if f, ok := c.first[key]; ok && f.slot() == slot {
-		if len(rest) == 0 {
-			delete(c.first, key)
-		} else {
-			c.first[key], rest = rest[0], rest[1:]
-		}
-	}
-	if len(rest) == 0 {
-		delete(c.more, key)
-	} else {
-		c.more[key] = rest
-	}
+	c.index.drop(key, func(e cacheEntry) bool { return e.slot() == slot })
 }
 
 // removeTask drops task idx of j from key's sources.
@@ -166,16 +143,7 @@ func (c *resultCache) removeTask(key uint64, j *job, idx int) {
 		return // none of j's tasks is indexed
 	}
 	drop := cacheEntry(uint64(j.cacheSlot)<<32 | uint64(uint32(idx)))
-	all := append([]cacheEntry(nil), c.more[key]...)
-	if f, ok := c.first[key]; ok {
-		all = append([]cacheEntry{f}, all...)
-	}
-	all = slices.DeleteFunc(all, func(e cacheEntry) bool { return e == drop })
-	delete(c.first, key)
-	delete(c.more, key)
-	for _, e := range all {
-		c.put(key, e)
-	}
+	c.index.drop(key, func(e cacheEntry) bool { return e == drop })
 }
 
 // release frees a purged job's slot, once its entries are gone.
@@ -206,11 +174,6 @@ func (l *Ledger) uncacheJob(j *job) {
 // sum, submitted by owner: among the done tasks with that content agreed
 // by at least need results, the one of the oldest job, lowest index.
 func (c *resultCache) lookup(sum [32]byte, spec *tasks.JobSpec, idx int, owner string, need int, same *sameSpecs) (cacheSrc, bool) {
-	key := cacheKey(sum, owner)
-	first, ok := c.first[key]
-	if !ok {
-		return cacheSrc{}, false
-	}
 	var best cacheSrc
 	found := false
 	consider := func(e cacheEntry) {
@@ -222,10 +185,7 @@ func (c *resultCache) lookup(sum [32]byte, spec *tasks.JobSpec, idx int, owner s
 			best, found = s, true
 		}
 	}
-	consider(first)
-	for _, e := range c.more[key] {
-		consider(e)
-	}
+	c.index.each(cacheKey(sum, owner), consider)
 	return best, found
 }
 
@@ -236,7 +196,7 @@ func (s cacheSrc) before(o cacheSrc) bool {
 // cacheHits are the tasks of a new job of owner that the cache answers:
 // none for `cache = false` or an empty index (then nothing is hashed).
 func (l *Ledger) cacheHits(spec *tasks.JobSpec, owner string) []cacheHit {
-	if spec.NoCache || len(l.cache.first) == 0 {
+	if spec.NoCache || l.cache.index.len() == 0 {
 		return nil
 	}
 	var hits []cacheHit
@@ -324,14 +284,10 @@ func (l *Ledger) scanCache() map[uint64][]cacheSrc {
 
 // sorted is the index as one sorted list of sources per key.
 func (c *resultCache) sorted() map[uint64][]cacheSrc {
-	out := make(map[uint64][]cacheSrc, len(c.first))
-	for key, f := range c.first {
-		all := []cacheSrc{c.src(f)}
-		for _, e := range c.more[key] {
-			all = append(all, c.src(e))
-		}
-		sortSources(all)
-		out[key] = all
+	out := map[uint64][]cacheSrc{}
+	c.index.all(func(key uint64, e cacheEntry) { out[key] = append(out[key], c.src(e)) })
+	for _, srcs := range out {
+		sortSources(srcs)
 	}
 	return out
 }

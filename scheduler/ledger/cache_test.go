@@ -327,7 +327,7 @@ func TestCache_KeyCollisionIsNoHit(t *testing.T) {
 	a.fsm.View(func(l *Ledger) {
 		src := l.cache.entry(l.jobs["a"], 1)
 		for i := range 2 { // file a/1 under other's keys: same index for task 1, another for task 0
-			l.cache.put(cacheKey(tasks.ContentHash(&other, i), ""), src)
+			l.cache.index.put(cacheKey(tasks.ContentHash(&other, i), ""), src)
 		}
 		if hits := l.cacheHits(&other, ""); len(hits) != 0 {
 			t.Fatalf("hits %+v for content no done task has", hits)
@@ -356,10 +356,12 @@ func TestCache_CollisionBesideTheTrueSourceServesTheTrueOne(t *testing.T) {
 	a.fsm.View(func(l *Ledger) {
 		key := cacheKey(tasks.ContentHash(&spec, 0), "")
 		l.cache.removeTask(key, l.jobs["true"], 0)
-		l.cache.put(key, l.cache.entry(l.jobs["older"], 0)) // the collision, first under the key
+		l.cache.index.put(key, l.cache.entry(l.jobs["older"], 0)) // the collision
 		l.cache.add(l.jobs["true"], 0)
-		if n := len(l.cache.more[key]); n != 1 {
-			t.Fatalf("%d more sources under the key, want 1", n)
+		n := 0
+		l.cache.index.each(key, func(cacheEntry) { n++ })
+		if n != 2 {
+			t.Fatalf("%d sources under the key, want 2", n)
 		}
 	})
 	if err := a.submitAs("", "new", spec); err != nil {
