@@ -77,10 +77,12 @@ type cacheOrigin struct {
 	Agreed int    `json:"q"`
 }
 
-// cacheHit is a new task answered by a source.
+// cacheHit is a new task answered by a source; key is the new task's
+// index key (its content's, as lookup computed it).
 type cacheHit struct {
 	idx int
 	src cacheSrc
+	key uint64
 }
 
 // cacheQuorum is how many agreeing results a cached result must have had
@@ -157,10 +159,16 @@ func (c *resultCache) release(j *job) {
 }
 
 // uncacheJob drops a purged job's done tasks from the index: a purged
-// source is never a hit. A cost in the job's size, like dropRefs.
+// source is never a hit. A cost in the job's size, like dropRefs, or for a
+// job with a 64th of the index or more, one pass over the index.
 func (l *Ledger) uncacheJob(j *job) {
 	if j.cacheSlot == 0 {
 		return // no task of it was ever done
+	}
+	if slot := j.cacheSlot; j.nDone >= l.cache.index.len()/64 { // one pass over the index is cheaper
+		l.cache.index.dropAll(func(e cacheEntry) bool { return e.slot() == slot })
+		l.cache.release(j)
+		return
 	}
 	for i := 0; i < j.Tasks.len(); i++ {
 		if j.Tasks.at(i).state() == tasks.TaskDone {
@@ -203,8 +211,9 @@ func (l *Ledger) cacheHits(spec *tasks.JobSpec, owner string) []cacheHit {
 	same := &sameSpecs{spec: spec, memo: map[*job]bool{}}
 	need := cacheQuorum(spec)
 	for i := 0; i < spec.Tasks; i++ {
-		if src, ok := l.cache.lookup(tasks.ContentHash(spec, i), spec, i, owner, need, same); ok {
-			hits = append(hits, cacheHit{idx: i, src: src})
+		sum := tasks.ContentHash(spec, i)
+		if src, ok := l.cache.lookup(sum, spec, i, owner, need, same); ok {
+			hits = append(hits, cacheHit{idx: i, src: src, key: cacheKey(sum, owner)})
 		}
 	}
 	return hits
@@ -248,6 +257,7 @@ func sameButInputs(a, b *tasks.JobSpec) bool {
 // cached. The task is then a source itself, and holds its own reference to
 // a result blob: purging either job leaves the other's result.
 func (l *Ledger) takeHits(j *job, hits []cacheHit, now int64) {
+	items := make([]cacheItem, 0, len(hits))
 	for _, h := range hits {
 		src := h.src.j.Tasks.at(int(h.src.idx))
 		t := j.Tasks.setOutput(h.idx, h.src.j.Tasks.stdout(int(h.src.idx)), src.stderr(), src.stdoutRef(), src.engineName())
@@ -258,8 +268,9 @@ func (l *Ledger) takeHits(j *job, hits []cacheHit, now int64) {
 		l.ref(j, t.stdoutRef(), +1)
 		j.nQueued--
 		j.nDone++
-		l.cache.add(j, h.idx)
+		items = append(items, cacheItem{key: h.key, e: l.cache.entry(j, h.idx)})
 	}
+	l.cache.index.putMany(items) // the hits are done tasks: sources now
 	j.maybeFinish(now)
 }
 

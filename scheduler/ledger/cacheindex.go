@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"slices"
 )
 
@@ -29,8 +30,8 @@ type cacheItem struct {
 // The average bucket holds between bucketMin and bucketMax items: an
 // insert moves a few KiB at most, a lookup searches one bucket.
 const (
-	bucketMax = 256
-	bucketMin = 32
+	bucketMax = 128
+	bucketMin = 16
 )
 
 func newCacheIndex() cacheIndex { return cacheIndex{buckets: make([][]cacheItem, 1)} }
@@ -75,6 +76,62 @@ func (x *cacheIndex) put(key uint64, e cacheEntry) {
 	x.n++
 	if x.n > bucketMax<<x.bits {
 		x.split()
+	}
+}
+
+// putMany adds items at once (a resubmit's hits): sorted, then merged
+// into their buckets in one pass, where a put each would move a cold
+// bucket's tail per item (a million hits: seconds of Apply). items is
+// reordered.
+func (x *cacheIndex) putMany(items []cacheItem) {
+	slices.SortFunc(items, compareItems)
+	for x.n+len(items) > bucketMax<<x.bits {
+		x.split()
+	}
+	for i := 0; i < len(items); {
+		b := x.bucket(items[i].key)
+		end := i + 1
+		for end < len(items) && x.bucket(items[end].key) == b {
+			end++
+		}
+		*b = mergeItems(*b, items[i:end])
+		i = end
+	}
+	x.n += len(items)
+}
+
+// mergeItems is the sorted a and b in one new slice, an eighth to spare.
+func mergeItems(a, b []cacheItem) []cacheItem {
+	n := len(a) + len(b)
+	out := make([]cacheItem, 0, n+n/8)
+	for len(a) > 0 && len(b) > 0 {
+		if compareItems(b[0], a[0]) < 0 {
+			out, b = append(out, b[0]), b[1:]
+		} else {
+			out, a = append(out, a[0]), a[1:]
+		}
+	}
+	return append(append(out, a...), b...)
+}
+
+func compareItems(a, b cacheItem) int {
+	return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.e, b.e))
+}
+
+// dropAll removes every item for which gone is true in one pass over the
+// index: a purge of a job that holds a good part of the index, where a
+// drop per task would cost a cold bucket each.
+func (x *cacheIndex) dropAll(gone func(cacheEntry) bool) {
+	for i, b := range x.buckets {
+		kept := slices.DeleteFunc(b, func(it cacheItem) bool { return gone(it.e) })
+		x.n -= len(b) - len(kept)
+		if cap(kept) > 2*len(kept)+16 {
+			kept = slices.Clip(slices.Clone(kept))
+		}
+		x.buckets[i] = kept
+	}
+	for x.bits > 0 && x.n < bucketMin<<x.bits {
+		x.merge()
 	}
 }
 

@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"cmp"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -9,11 +8,11 @@ import (
 )
 
 // TestCacheIndex_AgreesWithAMapThroughGrowthAndPurges: random puts (with
-// keys shared by several entries) and drops, through enough items to
-// split the buckets several times and few enough after to merge them
-// back, answer every key as a plain map of lists does; every bucket is
-// sorted and holds only its keys, and the memory per item stays near the
-// item's 16 bytes.
+// keys shared by several entries), a batch put at once (a resubmit's
+// hits), a purge in one pass and drops, through enough items to split the
+// buckets several times and few enough after to merge them back, answer
+// every key as a plain map of lists does; every bucket is sorted and holds
+// only its keys, and the memory per item stays near the item's 16 bytes.
 func TestCacheIndex_AgreesWithAMapThroughGrowthAndPurges(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	x := newCacheIndex()
@@ -42,14 +41,33 @@ func TestCacheIndex_AgreesWithAMapThroughGrowthAndPurges(t *testing.T) {
 			delete(model, key)
 		}
 	}
-	for range 40_000 {
+	for range 20_000 {
 		put()
 	}
+	batch := make([]cacheItem, 30_000)
+	for i := range batch {
+		key := rng.Uint64()
+		if i > 0 && rng.IntN(10) == 0 {
+			key = batch[i-1].key
+		}
+		keys = append(keys, key)
+		batch[i] = cacheItem{key: key, e: cacheEntry(rng.Uint64())}
+		model[key] = append(model[key], batch[i].e)
+	}
+	x.putMany(batch)
 	grown := x.bits
 	wantIndexAsModel(t, x, model)
 	if per := indexBytes(x) / float64(x.len()); per > 19 {
 		t.Errorf("%.1f bytes an item at %d items", per, x.len())
 	}
+	purged := func(e cacheEntry) bool { return e.slot()%4 == 0 }
+	x.dropAll(purged)
+	for key, es := range model {
+		if model[key] = slices.DeleteFunc(es, purged); len(model[key]) == 0 {
+			delete(model, key)
+		}
+	}
+	wantIndexAsModel(t, x, model)
 	for len(model) > 1_000 {
 		drop()
 	}
@@ -91,10 +109,6 @@ func wantIndexAsModel(t *testing.T, x cacheIndex, model map[uint64][]cacheEntry)
 			}
 		}
 	}
-}
-
-func compareItems(a, b cacheItem) int {
-	return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.e, b.e))
 }
 
 // indexBytes is what the index's buckets hold allocated (the allocator's
