@@ -56,6 +56,10 @@ type resultCache struct {
 // 32 bits, the task's index (below tasks.MaxTasks) in the low 32.
 type cacheEntry uint64
 
+func newCacheEntry(slot uint32, idx int) cacheEntry {
+	return cacheEntry(uint64(slot)<<32 | uint64(uint32(idx)))
+}
+
 func (e cacheEntry) slot() uint32 { return uint32(e >> 32) }
 func (e cacheEntry) idx() int32   { return int32(uint32(e)) }
 
@@ -126,7 +130,7 @@ func (c *resultCache) entry(j *job, idx int) cacheEntry {
 			c.jobs = append(c.jobs, j)
 		}
 	}
-	return cacheEntry(uint64(j.cacheSlot)<<32 | uint64(uint32(idx)))
+	return newCacheEntry(j.cacheSlot, idx)
 }
 
 // src is the source e names.
@@ -144,7 +148,7 @@ func (c *resultCache) removeTask(key uint64, j *job, idx int) {
 	if j.cacheSlot == 0 {
 		return // none of j's tasks is indexed
 	}
-	drop := cacheEntry(uint64(j.cacheSlot)<<32 | uint64(uint32(idx)))
+	drop := newCacheEntry(j.cacheSlot, idx)
 	c.index.drop(key, func(e cacheEntry) bool { return e == drop })
 }
 
