@@ -21,16 +21,16 @@ import (
 // it is GOGC=50; in between the 64 MiB stays. The live heap is read every
 // second (runtime/metrics), and the GC percent set when it changes.
 //
-// Measured (BENCHMARKS.md, "Issue 15: resident memory per finished task";
-// 1,000,000 tiny tasks through `peergrid dev`, three runs each under load
-// 6-20): 193-211 bytes of RSS a finished task with the policy, 235-267
-// with GOGC=100 (one run over issue 15's 250), 335-344 before the ledger
-// shrank; the dev process's CPU a task, 66-79 µs with it and 69-84
-// without, is the same within this machine's noise. A collection's work
-// is the live heap it marks, and with half the headroom there are twice
-// as many, so only a large heap pays, and it is the one that needs it. A
-// fixed GOGC=50 would make every worker collect twice as often for
-// nothing; a memory limit would have to be guessed per machine.
+// Measured (BENCHMARKS.md, "Issue 15: resident memory per finished
+// task"; 1,000,000 tiny tasks through `peergrid dev` under load 5-20):
+// 193-222 bytes of RSS a finished task with the policy (five runs),
+// 235-267 with GOGC=100 (three runs, one over issue 15's 250), 335-369
+// before the ledger shrank; the dev process's CPU a task, 66-79 µs with
+// it and 69-84 without, is the same within this machine's noise. A
+// collection's work is the live heap it marks, and with half the headroom
+// there are twice as many, so only a large heap pays, and it is the one
+// that needs it. A fixed GOGC=50 would make every worker collect twice as
+// often for nothing; a memory limit would have to be guessed per machine.
 //
 // A user's own GOGC or GOMEMLIMIT wins: with either set, the policy does
 // nothing and the runtime does what the user asked.
