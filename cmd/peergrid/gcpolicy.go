@@ -23,7 +23,7 @@ import (
 //
 // Measured (BENCHMARKS.md, "Issue 15: resident memory per finished
 // task"; 1,000,000 tiny tasks through `peergrid dev` under load 5-20):
-// 193-222 bytes of RSS a finished task with the policy (five runs),
+// 193-229 bytes of RSS a finished task with the policy (six runs),
 // 235-267 with GOGC=100 (three runs, one over issue 15's 250), 335-369
 // before the ledger shrank; the dev process's CPU a task, 66-79 µs with
 // it and 69-84 without, is the same within this machine's noise. A
