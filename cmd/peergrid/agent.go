@@ -155,6 +155,7 @@ func (m *Main) agent(ctx context.Context, f *agentFlags, log *slog.Logger) (int,
 		return exitError, err
 	}
 	log = log.With("peer", name)
+	startGCPolicy(ctx, m.Getenv, log)
 	var stops []func()
 	defer func() {
 		for i := len(stops) - 1; i >= 0; i-- {

@@ -13,8 +13,11 @@ package main
 // run, wait). rss-B/task is what the dev process's resident memory grew by
 // over the job, read from /proc/PID/status after the submit command
 // returned, over the tasks (the goal is at most 250 bytes); peak-rss-MB is
-// its high-water mark. The dev process runs the server, the worker (2
-// cores) and the storage peers, as `peergrid dev` does for a user.
+// its high-water mark. dev-cpu-us/task is the dev process's CPU (user and
+// system, /proc/PID/stat) over the job, over the tasks: the grid's own
+// work, the executors (child processes) apart. The dev process runs the
+// server, the worker (2 cores) and the storage peers, as `peergrid dev`
+// does for a user; GOGC or GOMEMLIMIT in the environment reach it.
 
 import (
 	"bufio"
@@ -41,13 +44,14 @@ func BenchmarkCLI_TinyJob(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var elapsed time.Duration
+	var elapsed, cpu time.Duration
 	var grown, peak int64
 	for i := range b.N {
 		dev, env := startDevProcess(b, bin)
 		job := filepath.Join(b.TempDir(), "job.toml")
 		writeTinyJob(b, job, module, n, i)
 		before := procStatusKB(b, dev.Process.Pid, "VmRSS")
+		cpuBefore := procCPU(b, dev.Process.Pid)
 		start := time.Now()
 		submit := exec.Command(bin, "job", "submit", job, "--wait")
 		submit.Env = append(os.Environ(), env...)
@@ -55,6 +59,7 @@ func BenchmarkCLI_TinyJob(b *testing.B) {
 			b.Fatalf("job submit: %v\n%s", err, out)
 		}
 		elapsed += time.Since(start)
+		cpu += procCPU(b, dev.Process.Pid) - cpuBefore
 		grown += (procStatusKB(b, dev.Process.Pid, "VmRSS") - before) << 10
 		peak = max(peak, procStatusKB(b, dev.Process.Pid, "VmHWM")<<10)
 		stopDevProcess(b, dev)
@@ -63,6 +68,7 @@ func BenchmarkCLI_TinyJob(b *testing.B) {
 	b.ReportMetric(total/elapsed.Seconds(), "tasks/s")
 	b.ReportMetric(float64(grown)/total, "rss-B/task")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-rss-MB")
+	b.ReportMetric(float64(cpu.Microseconds())/total, "dev-cpu-us/task")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -114,6 +120,30 @@ func writeTinyJob(b *testing.B, path, module string, n, i int) {
 	if err := os.WriteFile(path, []byte(job), 0o644); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// procCPU is the user and system CPU a process used so far, from
+// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+func procCPU(b *testing.B, pid int) time.Duration {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command name (field 2) may hold spaces: count from its ")".
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(fields) < 13 {
+		b.Fatalf("/proc/%d/stat: %q", pid, data)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] { // utime, stime: fields 14 and 15 of the line
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			b.Fatalf("/proc/%d/stat: %q: %v", pid, f, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // procStatusKB reads one "Name: N kB" line of /proc/PID/status.

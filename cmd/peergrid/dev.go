@@ -26,6 +26,7 @@ func (m *Main) runDev(ctx context.Context, args []string) (int, error) {
 	if *storagePeers < 0 {
 		return exitError, fmt.Errorf("%w: --storage-peers %d: want 0 or more", errUsage, *storagePeers)
 	}
+	startGCPolicy(ctx, m.Getenv, log)
 	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: *dataDir, Bind: *bind, Cores: *cores, StoragePeers: *storagePeers, Logger: log})
 	if err != nil {
 		return exitError, err

@@ -31,25 +31,48 @@ import (
 // that agreed, 1 for a one-result task, the source's for a cached copy): a
 // job with quorum Q takes only entries agreed by at least Q (cacheQuorum).
 //
-// Memory: one map entry per done task, keyed by 8 bytes (the content
-// hash's first 8 bytes mixed with the owner's), about 32 bytes each; a hit
-// is verified by recomputing the source's full content hash. Submits with
-// `cache = false`, or when the index is empty, hash nothing.
+// Memory: one item per done task, 16 bytes with no pointer (so the
+// collector never scans the index): the key, 8 bytes (the content hash's
+// first 8 bytes mixed with the owner's), and the source packed into 8
+// (cacheEntry: the job's slot in the index, the task's index), kept in
+// sorted buckets (cacheindex.go) at 16-18 bytes a done task, against 55
+// when a map's entry held the job's pointer and the agreed count. A hit is verified by
+// recomputing the source's full content hash from its own job's spec, so
+// a key two contents share (by chance, or crafted by a submitter who
+// searched 2^32 hashes for one) is never served the other's result.
+// Submits with `cache = false`, or when the index is empty, hash nothing.
 type resultCache struct {
-	first map[uint64]cacheSrc
-	// more holds the other sources of a key shared by several done tasks
-	// (the same content done twice, or an 8-byte collision): rare.
-	more map[uint64][]cacheSrc
+	index cacheIndex
+	// jobs are the jobs with entries, by slot (job.cacheSlot); slot 0 is
+	// none. free are the slots of purged jobs, for the next jobs. Which
+	// slot a job gets depends on the order jobs first had a done task,
+	// which a restore does not keep: slots never decide anything (lookup
+	// orders sources by job sequence and index).
+	jobs []*job
+	free []uint32
 }
+
+// cacheEntry is a source as the index keeps it: the job's slot in the high
+// 32 bits, the task's index (below tasks.MaxTasks) in the low 32.
+type cacheEntry uint64
+
+func newCacheEntry(slot uint32, idx int) cacheEntry {
+	return cacheEntry(uint64(slot)<<32 | uint64(uint32(idx)))
+}
+
+func (e cacheEntry) slot() uint32 { return uint32(e >> 32) }
+func (e cacheEntry) idx() int32   { return int32(uint32(e)) }
 
 // cacheSrc is a done task a hit may copy.
 type cacheSrc struct {
 	j   *job
 	idx int32 // tasks.MaxTasks fits
-	// agreed is how many agreeing results the task's result had
-	// (task.agreedCount).
-	agreed int32
 }
+
+// agreed is how many agreeing results the source's result had
+// (task.agreedCount): fixed once the task is done, so read when needed
+// rather than kept in every entry.
+func (s cacheSrc) agreed() int { return s.j.Tasks.at(int(s.idx)).agreedCount() }
 
 // cacheOrigin is what a cached task records of the task it copied.
 type cacheOrigin struct {
@@ -58,10 +81,12 @@ type cacheOrigin struct {
 	Agreed int    `json:"q"`
 }
 
-// cacheHit is a new task answered by a source.
+// cacheHit is a new task answered by a source; key is the new task's
+// index key (its content's, as lookup computed it).
 type cacheHit struct {
 	idx int
 	src cacheSrc
+	key uint64
 }
 
 // cacheQuorum is how many agreeing results a cached result must have had
@@ -76,7 +101,7 @@ func cacheQuorum(spec *tasks.JobSpec) int {
 }
 
 func newResultCache() resultCache {
-	return resultCache{first: map[uint64]cacheSrc{}, more: map[uint64][]cacheSrc{}}
+	return resultCache{index: newCacheIndex(), jobs: []*job{nil}}
 }
 
 // cacheKey is the index key of content sum submitted by owner.
@@ -91,82 +116,88 @@ func ownerSalt(owner string) uint64 {
 
 // add indexes task idx of j, which just became done.
 func (c *resultCache) add(j *job, idx int) {
-	key := cacheKey(tasks.ContentHash(&j.Spec, idx), j.Owner)
-	c.put(key, cacheSrc{j: j, idx: int32(idx), agreed: int32(j.Tasks.at(idx).agreedCount())})
+	c.index.put(cacheKey(tasks.ContentHash(&j.Spec, idx), j.Owner), c.entry(j, idx))
 }
 
-func (c *resultCache) put(key uint64, src cacheSrc) {
-	if _, ok := c.first[key]; !ok {
-		c.first[key] = src
-		return
-	}
-	c.more[key] = append(c.more[key], src)
-}
-
-// remove drops the sources of key that belong to j.
-func (c *resultCache) remove(key uint64, j *job) {
-	rest := slices.DeleteFunc(c.more[key], func(s cacheSrc) bool { return s.j == j })
-	if f, ok := c.first[key]; ok && f.j == j {
-		if len(rest) == 0 {
-			delete(c.first, key)
+// entry is task idx of j as an entry, giving j a slot if it has none.
+func (c *resultCache) entry(j *job, idx int) cacheEntry {
+	if j.cacheSlot == 0 {
+		if n := len(c.free); n > 0 {
+			j.cacheSlot, c.free = c.free[n-1], c.free[:n-1]
+			c.jobs[j.cacheSlot] = j
 		} else {
-			c.first[key], rest = rest[0], rest[1:]
+			j.cacheSlot = uint32(len(c.jobs))
+			c.jobs = append(c.jobs, j)
 		}
 	}
-	if len(rest) == 0 {
-		delete(c.more, key)
-	} else {
-		c.more[key] = rest
-	}
+	return newCacheEntry(j.cacheSlot, idx)
+}
+
+// src is the source e names.
+func (c *resultCache) src(e cacheEntry) cacheSrc {
+	return cacheSrc{j: c.jobs[e.slot()], idx: e.idx()}
+}
+
+// remove drops the sources of key that belong to the job in slot.
+func (c *resultCache) remove(key uint64, slot uint32) {
+	c.index.drop(key, func(e cacheEntry) bool { return e.slot() == slot })
 }
 
 // removeTask drops task idx of j from key's sources.
 func (c *resultCache) removeTask(key uint64, j *job, idx int) {
-	all := append([]cacheSrc(nil), c.more[key]...)
-	if f, ok := c.first[key]; ok {
-		all = append([]cacheSrc{f}, all...)
+	if j.cacheSlot == 0 {
+		return // none of j's tasks is indexed
 	}
-	all = slices.DeleteFunc(all, func(s cacheSrc) bool { return s.j == j && int(s.idx) == idx })
-	delete(c.first, key)
-	delete(c.more, key)
-	for _, s := range all {
-		c.put(key, s)
+	drop := newCacheEntry(j.cacheSlot, idx)
+	c.index.drop(key, func(e cacheEntry) bool { return e == drop })
+}
+
+// release frees a purged job's slot, once its entries are gone.
+func (c *resultCache) release(j *job) {
+	if j.cacheSlot == 0 {
+		return
 	}
+	c.jobs[j.cacheSlot] = nil
+	c.free = append(c.free, j.cacheSlot)
+	j.cacheSlot = 0
 }
 
 // uncacheJob drops a purged job's done tasks from the index: a purged
-// source is never a hit. A cost in the job's size, like dropRefs.
+// source is never a hit. A cost in the job's size, like dropRefs, or for a
+// job with a 64th of the index or more, one pass over the index.
 func (l *Ledger) uncacheJob(j *job) {
+	if j.cacheSlot == 0 {
+		return // no task of it was ever done
+	}
+	if slot := j.cacheSlot; j.nDone >= l.cache.index.len()/64 { // one pass over the index is cheaper
+		l.cache.index.dropAll(func(e cacheEntry) bool { return e.slot() == slot })
+		l.cache.release(j)
+		return
+	}
 	for i := 0; i < j.Tasks.len(); i++ {
 		if j.Tasks.at(i).state() == tasks.TaskDone {
-			l.cache.remove(cacheKey(tasks.ContentHash(&j.Spec, i), j.Owner), j)
+			l.cache.remove(cacheKey(tasks.ContentHash(&j.Spec, i), j.Owner), j.cacheSlot)
 		}
 	}
+	l.cache.release(j)
 }
 
 // lookup finds the source for task idx of spec, whose content hash is
 // sum, submitted by owner: among the done tasks with that content agreed
 // by at least need results, the one of the oldest job, lowest index.
 func (c *resultCache) lookup(sum [32]byte, spec *tasks.JobSpec, idx int, owner string, need int, same *sameSpecs) (cacheSrc, bool) {
-	key := cacheKey(sum, owner)
-	first, ok := c.first[key]
-	if !ok {
-		return cacheSrc{}, false
-	}
 	var best cacheSrc
 	found := false
-	consider := func(s cacheSrc) {
-		if int(s.agreed) < need || s.j.Owner != owner || found && !s.before(best) {
+	consider := func(e cacheEntry) {
+		s := c.src(e)
+		if s.j.Owner != owner || found && !s.before(best) || s.agreed() < need {
 			return
 		}
 		if same.task(s.j, int(s.idx), spec, idx) || tasks.ContentHash(&s.j.Spec, int(s.idx)) == sum { // not just the same 8 bytes
 			best, found = s, true
 		}
 	}
-	consider(first)
-	for _, s := range c.more[key] {
-		consider(s)
-	}
+	c.index.each(cacheKey(sum, owner), consider)
 	return best, found
 }
 
@@ -177,15 +208,16 @@ func (s cacheSrc) before(o cacheSrc) bool {
 // cacheHits are the tasks of a new job of owner that the cache answers:
 // none for `cache = false` or an empty index (then nothing is hashed).
 func (l *Ledger) cacheHits(spec *tasks.JobSpec, owner string) []cacheHit {
-	if spec.NoCache || len(l.cache.first) == 0 {
+	if spec.NoCache || l.cache.index.len() == 0 {
 		return nil
 	}
 	var hits []cacheHit
 	same := &sameSpecs{spec: spec, memo: map[*job]bool{}}
 	need := cacheQuorum(spec)
 	for i := 0; i < spec.Tasks; i++ {
-		if src, ok := l.cache.lookup(tasks.ContentHash(spec, i), spec, i, owner, need, same); ok {
-			hits = append(hits, cacheHit{idx: i, src: src})
+		sum := tasks.ContentHash(spec, i)
+		if src, ok := l.cache.lookup(sum, spec, i, owner, need, same); ok {
+			hits = append(hits, cacheHit{idx: i, src: src, key: cacheKey(sum, owner)})
 		}
 	}
 	return hits
@@ -229,45 +261,54 @@ func sameButInputs(a, b *tasks.JobSpec) bool {
 // cached. The task is then a source itself, and holds its own reference to
 // a result blob: purging either job leaves the other's result.
 func (l *Ledger) takeHits(j *job, hits []cacheHit, now int64) {
+	items := make([]cacheItem, 0, len(hits))
 	for _, h := range hits {
 		src := h.src.j.Tasks.at(int(h.src.idx))
-		t := j.Tasks.mut(h.idx)
+		t := j.Tasks.setOutput(h.idx, h.src.j.Tasks.stdout(int(h.src.idx)), src.stderr(), src.stdoutRef(), src.engineName())
 		t.setState(tasks.TaskDone)
 		t.Duration, t.Worker = src.Duration, src.Worker
 		t.setExitCodePtr(src.exitCodePtr())
-		t.setOutput(src.Stdout, src.stderr(), src.stdoutRef(), src.engineName())
-		t.setCached(&cacheOrigin{Job: h.src.j.ID, Index: int(h.src.idx), Agreed: int(h.src.agreed)})
+		t.setCached(&cacheOrigin{Job: h.src.j.ID, Index: int(h.src.idx), Agreed: h.src.agreed()})
 		l.ref(j, t.stdoutRef(), +1)
 		j.nQueued--
 		j.nDone++
-		l.cache.add(j, h.idx)
+		items = append(items, cacheItem{key: h.key, e: l.cache.entry(j, h.idx)})
 	}
+	l.cache.index.putMany(items) // the hits are done tasks: sources now
 	j.maybeFinish(now)
 }
 
-// scanCache rebuilds the index from every job's done tasks, each key's
-// sources sorted: the oracle for CheckIndexes.
+// scanCache is the index rebuilt from every job's done tasks, as each
+// key's sources sorted: the oracle for CheckIndexes. It computes the keys
+// itself rather than fill a second index, which would give jobs slots.
 func (l *Ledger) scanCache() map[uint64][]cacheSrc {
-	c := newResultCache()
+	out := map[uint64][]cacheSrc{}
 	for _, j := range l.order {
 		for i := 0; i < j.Tasks.len(); i++ {
 			if j.Tasks.at(i).state() == tasks.TaskDone {
-				c.add(j, i)
+				key := cacheKey(tasks.ContentHash(&j.Spec, i), j.Owner)
+				out[key] = append(out[key], cacheSrc{j: j, idx: int32(i)})
 			}
 		}
 	}
-	return c.sorted()
+	for _, srcs := range out {
+		sortSources(srcs)
+	}
+	return out
 }
 
 // sorted is the index as one sorted list of sources per key.
 func (c *resultCache) sorted() map[uint64][]cacheSrc {
-	out := make(map[uint64][]cacheSrc, len(c.first))
-	for key, f := range c.first {
-		all := append([]cacheSrc{f}, c.more[key]...)
-		slices.SortFunc(all, func(a, b cacheSrc) int {
-			return cmp.Or(cmp.Compare(a.j.Seq, b.j.Seq), cmp.Compare(a.idx, b.idx))
-		})
-		out[key] = all
+	out := map[uint64][]cacheSrc{}
+	c.index.all(func(key uint64, e cacheEntry) { out[key] = append(out[key], c.src(e)) })
+	for _, srcs := range out {
+		sortSources(srcs)
 	}
 	return out
+}
+
+func sortSources(srcs []cacheSrc) {
+	slices.SortFunc(srcs, func(a, b cacheSrc) int {
+		return cmp.Or(cmp.Compare(a.j.Seq, b.j.Seq), cmp.Compare(a.idx, b.idx))
+	})
 }

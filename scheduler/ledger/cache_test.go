@@ -90,9 +90,9 @@ func TestCache_ResubmitIsDoneAtSubmitWithoutLeases(t *testing.T) {
 	var st *api.JobStatus
 	a.fsm.View(func(l *Ledger) { st, _ = l.JobStatus("b") })
 	for i := range 5 {
-		got, want := b.Tasks.at(i), a.job("a").Tasks.at(i)
-		if code, ok := got.exitCode(); string(got.Stdout) != string(want.Stdout) || !ok || code != 0 || got.engineName() != "wazero" || got.Duration != 7 || got.attemptCount() != 0 {
-			t.Fatalf("task %d: %+v, want the result of %+v", i, got.record(), want.record())
+		got, src := b.Tasks.at(i), &a.job("a").Tasks
+		if code, ok := got.exitCode(); string(b.Tasks.stdout(i)) != string(src.stdout(i)) || !ok || code != 0 || got.engineName() != "wazero" || got.Duration != 7 || got.attemptCount() != 0 {
+			t.Fatalf("task %d: %+v, want the result of %+v", i, b.Tasks.record(i), src.record(i))
 		}
 		if c := st.TaskStats[i].CachedFrom; c == nil || *c != (api.CachedFrom{Job: "a", Index: i, Agreed: 1}) {
 			t.Fatalf("task %d status cached_from %+v, want a/%d agreed 1", i, c, i)
@@ -325,14 +325,56 @@ func TestCache_KeyCollisionIsNoHit(t *testing.T) {
 	other := spec
 	other.Args = []string{"other", "{index}"}
 	a.fsm.View(func(l *Ledger) {
-		src := cacheSrc{j: l.jobs["a"], idx: 1, agreed: 1}
+		src := l.cache.entry(l.jobs["a"], 1)
 		for i := range 2 { // file a/1 under other's keys: same index for task 1, another for task 0
-			l.cache.put(cacheKey(tasks.ContentHash(&other, i), ""), src)
+			l.cache.index.put(cacheKey(tasks.ContentHash(&other, i), ""), src)
 		}
 		if hits := l.cacheHits(&other, ""); len(hits) != 0 {
 			t.Fatalf("hits %+v for content no done task has", hits)
 		}
 	})
+}
+
+// TestCache_CollisionBesideTheTrueSourceServesTheTrueOne: an older job's
+// task of other content filed under a key first (as a crafted 8-byte
+// collision would put it), and the true source under the same key after
+// it: a new job with the true content takes the true source's result, not
+// the older job's that an unverified key would give.
+func TestCache_CollisionBesideTheTrueSourceServesTheTrueOne(t *testing.T) {
+	a := newApplier(t)
+	inputs := a.cacheInputs(1, "")
+	other := cacheSpec(inputs)
+	other.Args = []string{"other", "{index}"}
+	a.runAll("older", "", other) // stdout "out 0", of other content
+	spec := cacheSpec(inputs)
+	if err := a.submitAs("", "true", spec); err != nil {
+		t.Fatal(err)
+	}
+	g := a.lease("w1", 1)
+	a.apply(&CompleteTasksCommand{Worker: "w1", Now: a.now, Reports: []api.Report{{TaskRef: g[0].Ref(),
+		Result: tasks.Result{Stdout: []byte("the true result"), Duration: 7, Engine: "wazero"}}}})
+	a.fsm.View(func(l *Ledger) {
+		key := cacheKey(tasks.ContentHash(&spec, 0), "")
+		l.cache.removeTask(key, l.jobs["true"], 0)
+		l.cache.index.put(key, l.cache.entry(l.jobs["older"], 0)) // the collision
+		l.cache.add(l.jobs["true"], 0)
+		n := 0
+		l.cache.index.each(key, func(cacheEntry) { n++ })
+		if n != 2 {
+			t.Fatalf("%d sources under the key, want 2", n)
+		}
+	})
+	if err := a.submitAs("", "new", spec); err != nil {
+		t.Fatal(err)
+	}
+	tt := &a.job("new").Tasks
+	got := tt.at(0)
+	if got.state() != tasks.TaskDone || string(tt.stdout(0)) != "the true result" {
+		t.Fatalf("new task %+v, want done with the true source's result", tt.record(0))
+	}
+	if c := got.cached(); c == nil || c.Job != "true" || c.Index != 0 {
+		t.Fatalf("cached from %+v, want true/0", c)
+	}
 }
 
 // TestCache_RandomWalkAgreesAfterRestore drives a ledger through random

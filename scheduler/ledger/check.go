@@ -42,7 +42,7 @@ func (l *Ledger) CheckIndexes() error {
 		return fmt.Errorf("owners' reference counts %v differ from a scan of every job's %v", l.ownerRefs, owned)
 	}
 	if cache := l.scanCache(); !reflect.DeepEqual(l.cache.sorted(), cache) {
-		return fmt.Errorf("result cache index (%d keys) differs from a scan of the done tasks (%d keys)", len(l.cache.first), len(cache))
+		return fmt.Errorf("result cache index (%d keys) differs from a scan of the done tasks (%d keys)", l.cache.index.len(), len(cache))
 	}
 	byHash := map[string]string{}
 	for id, cr := range l.creds {

@@ -3,7 +3,7 @@ package ledger
 // Go maps never give back the memory of entries they once held: a map that
 // grew to a million lease entries keeps its buckets after the leases end.
 // So the ledger tracks the high-water mark of each map that can grow with
-// one job (leases, jobs, request ids, references, blobs, the result cache) and, once one holds
+// one job (leases, jobs, request ids, references, blobs) and, once one holds
 // less than a quarter of its mark, copies it into a new map of its size.
 // A copy costs the entries left and happens only after three times as
 // many went, so it is amortized over the deletions that called for it.
@@ -14,8 +14,7 @@ const compactBelow = 4096
 
 // mapMarks are the high-water marks of the ledger's large maps.
 type mapMarks struct {
-	jobs, leased, requests, refs, blobs, meta, manifests int
-	cache, cacheMore, order                              int
+	jobs, leased, requests, refs, blobs, meta, manifests, order int
 }
 
 // compactMaps runs after every command: it raises the marks of maps that
@@ -29,8 +28,6 @@ func (l *Ledger) compactMaps() {
 	l.blobs = compacted(l.blobs, &m.blobs)
 	l.meta = compacted(l.meta, &m.meta)
 	l.manifests = compacted(l.manifests, &m.manifests)
-	l.cache.first = compacted(l.cache.first, &m.cache)
-	l.cache.more = compacted(l.cache.more, &m.cacheMore)
 	l.order = compactedSlice(l.order, &m.order)
 }
 

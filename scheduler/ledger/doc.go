@@ -12,8 +12,9 @@
 //   - snapshots (snapshot.go): a stream of typed records written while
 //     Apply goes on (task chunks are shared copy-on-write) and read back
 //     record by record;
-//   - the compact task record (taskrecord.go): 88 bytes a task, read and
-//     changed through accessors, its rare fields behind one pointer;
+//   - the compact task record (taskrecord.go): 72 bytes a task, read and
+//     changed through accessors, its rare fields behind one pointer, its
+//     inline stdout in its chunk's byte arena (tasktable.go);
 //     snapshots and StateHash see it as the JSON taskRecord it always was;
 //   - the ledger's own rules, which no proposer can talk a server out of:
 //     a committed blob manifest is write-once (manifests.go: only a
@@ -26,7 +27,8 @@
 //     apply, with the use derived from the jobs and the blob meta;
 //   - the result cache (cache.go): a submit takes the results of done
 //     tasks of the same owner with the same content (tasks.ContentHash),
-//     indexed by a map derived from the done tasks like the other indexes;
+//     indexed by 16-byte items in sorted buckets (cacheindex.go) derived
+//     from the done tasks like the other indexes;
 //   - replicas and a quorum (replicas.go): per-replica leases, votes
 //     by result hash, no_quorum, the workers' reputation and distrust,
 //     adaptive replication from the leader's random draw;

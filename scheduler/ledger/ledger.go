@@ -95,6 +95,9 @@ type job struct {
 	RequestID string
 	// Owner is the credential that submitted it.
 	Owner string
+	// cacheSlot is the job's slot in the result cache's index, 0 until a
+	// task of it is done (cache.go); derived, not serialized.
+	cacheSlot uint32
 
 	// The queue: tasks [fresh, n) were never leased; requeued holds tasks
 	// returned by an expired or released lease or a failed attempt, oldest first.
@@ -602,7 +605,7 @@ func (l *Ledger) completeTask(worker string, now int64, r *api.Report) (accepted
 	t.setExitCode(r.ExitCode)
 	t.setError(r.ErrorKind, r.Error)
 	l.replaceRef(j, t.stdoutRef(), r.StdoutBlob) // a retry's report replaces the last attempt's
-	t.setOutput(r.Stdout, r.Stderr, r.StdoutBlob, r.Engine)
+	j.Tasks.setOutput(r.Index, r.Stdout, r.Stderr, r.StdoutBlob, r.Engine)
 	if r.ErrorKind == "" {
 		t.setState(tasks.TaskDone)
 		j.nDone++

@@ -90,7 +90,7 @@ func TestLedger_TaskLifeQueuedLeasedDone(t *testing.T) {
 	if j.state() != tasks.JobComplete || j.nDone != 3 || j.nLeased != 0 {
 		t.Fatalf("job state %s done %d leased %d", j.state(), j.nDone, j.nLeased)
 	}
-	if got := string(j.Tasks.at(2).Stdout); got != "w1" {
+	if got := string(j.Tasks.stdout(2)); got != "w1" {
 		t.Fatalf("stdout %q", got)
 	}
 }
@@ -114,8 +114,8 @@ func TestLedger_LateCompletionIsIgnored(t *testing.T) {
 		t.Fatal("a different outcome for an attempt already done was accepted")
 	}
 	j := a.job("j1")
-	if j.nDone != 1 || j.Tasks.at(0).lateCount() != 2 || string(j.Tasks.at(0).Stdout) != "w2" || j.Tasks.at(0).errorKind() != "" {
-		t.Fatalf("done %d late %d stdout %q kind %q", j.nDone, j.Tasks.at(0).lateCount(), j.Tasks.at(0).Stdout, j.Tasks.at(0).errorKind())
+	if j.nDone != 1 || j.Tasks.at(0).lateCount() != 2 || string(j.Tasks.stdout(0)) != "w2" || j.Tasks.at(0).errorKind() != "" {
+		t.Fatalf("done %d late %d stdout %q kind %q", j.nDone, j.Tasks.at(0).lateCount(), j.Tasks.stdout(0), j.Tasks.at(0).errorKind())
 	}
 }
 

@@ -446,7 +446,7 @@ func (l *Ledger) decide(j *job, idx int, hash string, now int64) {
 		if r.Kept {
 			t.Worker, t.Duration = r.Worker, r.Duration
 			t.setExitCodePtr(r.ExitCode)
-			t.setOutput(r.Stdout, r.Stderr, r.StdoutRef, r.Engine)
+			j.Tasks.setOutput(idx, r.Stdout, r.Stderr, r.StdoutRef, r.Engine)
 			l.ref(j, r.StdoutRef, +1) // the task's own reference; finishReplicated drops the vote's
 			break
 		}
@@ -662,33 +662,36 @@ func (l *Ledger) leaseHolder(k taskKey) string {
 }
 
 // outcomes is the task's replicas as the API shows them; an agreeing
-// vote's hash and exit code are the task's result's.
-func (t *task) outcomes() []api.ReplicaOutcome {
+// vote's hash and exit code are the task's result's (stdout its inline
+// stdout).
+func (t *task) outcomes(stdout []byte) []api.ReplicaOutcome {
 	out := make([]api.ReplicaOutcome, 0, len(t.Rep.Reps))
 	for _, r := range t.Rep.Reps {
 		o := api.ReplicaOutcome{Worker: r.Worker, Attempt: r.Attempt, Hash: r.Hash, ExitCode: r.ExitCode, Verdict: verdictNames[r.Verdict]}
 		if r.Verdict == vAgreed && r.Hash == "" {
-			o.Hash, o.ExitCode = t.resultHash(), t.exitCodePtr()
+			o.Hash, o.ExitCode = t.resultHash(stdout), t.exitCodePtr()
 		}
 		out = append(out, o)
 	}
 	return out
 }
 
-// resultHash is the vote a done task's result stands for.
-func (t *task) resultHash() string {
+// resultHash is the vote a done task's result stands for (stdout its
+// inline stdout).
+func (t *task) resultHash(stdout []byte) string {
 	code, ok := t.exitCode()
 	if !ok {
 		return ""
 	}
-	r := tasks.Result{Stdout: t.Stdout, StdoutBlob: t.stdoutRef()}
+	r := tasks.Result{Stdout: stdout, StdoutBlob: t.stdoutRef()}
 	return tasks.ResultHash(code, r.StdoutSum())
 }
 
-// clearResult forgets a done task's result (reopen).
-func (t *task) clearResult(l *Ledger, j *job) {
+// clearResult forgets the result of done task idx of j (reopen).
+func (l *Ledger) clearResult(j *job, idx int) {
+	t := j.Tasks.mut(idx)
 	l.ref(j, t.stdoutRef(), -1)
-	t.setOutput(nil, nil, "", "")
+	j.Tasks.setOutput(idx, nil, nil, "", "")
 	t.clearExitCode()
 	t.Duration = 0
 }
@@ -740,14 +743,14 @@ func (l *Ledger) reopen(j *job, idx int, now int64) {
 	t := j.Tasks.mut(idx)
 	worker := t.Worker
 	if t.Rep == nil {
-		t.clearResult(l, j)
+		l.clearResult(j, idx)
 		j.nDone--
 		t.setFailedOn(worker)
 		l.requeue(j, idx)
 		return
 	}
 	rs := l.mutRep(t)
-	hash := t.resultHash() // before the result is cleared
+	hash := t.resultHash(j.Tasks.stdout(idx)) // before the result is cleared
 	for i := range rs.Reps {
 		if r := &rs.Reps[i]; r.Worker == worker && r.Verdict == vAgreed {
 			r.Verdict, r.Hash = vFailed, hash // evidence of the discarded vote
@@ -756,7 +759,7 @@ func (l *Ledger) reopen(j *job, idx int, now int64) {
 	// The plan again (finishReplicated dropped it); an adaptive task is
 	// now checked.
 	rs.Replicas, rs.Quorum, rs.Max = j.Spec.Replication()
-	t.clearResult(l, j)
+	l.clearResult(j, idx)
 	t.Worker = ""
 	l.settle(j, idx, now)
 }

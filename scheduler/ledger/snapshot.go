@@ -304,7 +304,7 @@ func (l *Ledger) restoreTasks(j *job, body []byte) error {
 		if err != nil {
 			return fmt.Errorf("%w: job %s task %d: %v", ErrBadSnapshot, j.ID, idx, err)
 		}
-		j.Tasks.appendTask(t)
+		j.Tasks.appendTask(t, recs[i].Stdout)
 		j.count(t.state(), +1)
 		l.ref(j, t.stdoutRef(), +1)
 		if t.state() == tasks.TaskDone {

@@ -8,20 +8,23 @@ import (
 )
 
 // task is one task's record, kept small because a ledger holds millions of
-// them (issue 15): 88 bytes for the common case, against 208 when every
+// them (issue 15): 72 bytes for the common case, against 208 when every
 // field was a string, an int or a slice. State, engine and exit code are
 // small integers converted at the accessors; the fields a plain success
 // never sets (error, failed-on worker, stderr, stdout blob, cached origin)
 // sit behind one pointer that is nil for it. Worker names are shared
-// strings (the command's, or one per chunk on restore), not copies.
+// strings (the command's, or one per chunk on restore), not copies. The
+// inline stdout lives in its chunk's arena (tasktable.go), the record
+// holding only where: a finished task's few bytes of output cost those
+// bytes, not a slice header and an allocation of their own.
 //
 // Snapshots and StateHash see the record as taskRecord, the JSON form the
 // ledger always wrote, so the hash means the same across versions.
 type task struct {
-	Expiry   int64 // of the lease, while leased (tasks without replicas)
-	Duration int64 // run time of the accepted attempt, ns
-	Stdout   []byte
-	Worker   string // of the lease or the accepted result
+	Expiry   int64   // of the lease, while leased (tasks without replicas)
+	Duration int64   // run time of the accepted attempt, ns
+	out      outSpan // the inline stdout, in the chunk's arena
+	Worker   string  // of the lease or the accepted result
 	rare     *taskRare
 	// Rep holds the replicas of a task of a job with replicas, from its
 	// first lease (replicas.go); nil for every other task, so a job
@@ -52,6 +55,9 @@ type taskRare struct {
 	errorText string
 	failedOn  string // worker of the last failed attempt
 	stderr    []byte
+	// stdout is an inline stdout too long for the chunk's arena
+	// (maxArenaOutput); nil for the others.
+	stdout    []byte
 	stdoutRef string // stdout as an erasure-coded blob
 	// cached names the task whose result this one took at submit (the
 	// result cache); nil for a task that ran.
@@ -62,7 +68,7 @@ type taskRare struct {
 
 func (r *taskRare) isZero() bool {
 	return r.errorKind == "" && r.errorText == "" && r.failedOn == "" && len(r.stderr) == 0 &&
-		r.stdoutRef == "" && r.cached == nil && r.engine == "" && r.bigExit == 0
+		r.stdout == nil && r.stdoutRef == "" && r.cached == nil && r.engine == "" && r.bigExit == 0
 }
 
 // taskStates are the states by their compact code: the zero code is
@@ -258,9 +264,9 @@ func (t *task) setFailedOn(worker string) {
 	t.setRare(r)
 }
 
-// setOutput records an accepted result's outputs.
-func (t *task) setOutput(stdout, stderr []byte, stdoutRef, engine string) {
-	t.Stdout = stdout
+// setOutputBesideStdout records an accepted result's outputs but its
+// inline stdout, which is the chunk's to place (taskTable.setOutput).
+func (t *task) setOutputBesideStdout(stderr []byte, stdoutRef, engine string) {
 	if t.rare != nil || len(stderr) > 0 || stdoutRef != "" {
 		r := t.rareCopy()
 		r.stderr, r.stdoutRef = stderr, stdoutRef
@@ -318,11 +324,23 @@ type taskRecord struct {
 	Rep       *replicaSet     `json:"p,omitempty"`
 }
 
-// record is t in its snapshot form.
-func (t *task) record() taskRecord {
+// setLongStdout keeps a stdout too long for the arena in the rare fields
+// (nil drops it).
+func (t *task) setLongStdout(p []byte) {
+	if t.rare == nil && p == nil {
+		return
+	}
+	r := t.rareCopy()
+	r.stdout = p
+	t.setRare(r)
+}
+
+// record is t in its snapshot form, with stdout its inline stdout
+// (taskTable.stdout).
+func (t *task) record(stdout []byte) taskRecord {
 	rec := taskRecord{
 		State: t.state(), Attempts: t.attemptCount(), Worker: t.Worker, Expiry: t.Expiry, ExitCode: t.exitCodePtr(),
-		Duration: t.Duration, Stdout: t.Stdout, Late: t.lateCount(), Engine: t.engineName(), Rep: t.Rep,
+		Duration: t.Duration, Stdout: stdout, Late: t.lateCount(), Engine: t.engineName(), Rep: t.Rep,
 	}
 	if r := t.rare; r != nil {
 		rec.ErrorKind, rec.Error, rec.FailedOn = r.errorKind, r.errorText, r.failedOn
@@ -334,7 +352,8 @@ func (t *task) record() taskRecord {
 // errBadTaskRecord is a snapshot's task that no ledger could have written.
 var errBadTaskRecord = fmt.Errorf("bad task record")
 
-// fromRecord is the task a snapshot record describes.
+// fromRecord is the task a snapshot record describes, but for its inline
+// stdout (rec.Stdout), which taskTable.appendTask places.
 func fromRecord(rec *taskRecord) (task, error) {
 	code, ok := stateCode(rec.State)
 	if !ok {
@@ -343,7 +362,7 @@ func fromRecord(rec *taskRecord) (task, error) {
 	if rec.Attempts < 0 || rec.Late < 0 {
 		return task{}, fmt.Errorf("%w: %d attempts, %d late", errBadTaskRecord, rec.Attempts, rec.Late)
 	}
-	t := task{Expiry: rec.Expiry, Duration: rec.Duration, Stdout: rec.Stdout, Worker: rec.Worker, Rep: rec.Rep,
+	t := task{Expiry: rec.Expiry, Duration: rec.Duration, Worker: rec.Worker, Rep: rec.Rep,
 		attempts: saturate32(int64(rec.Attempts)), late: saturate32(int64(rec.Late)), st: code}
 	t.setExitCodePtr(rec.ExitCode)
 	t.setEngine(rec.Engine)

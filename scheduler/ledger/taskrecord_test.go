@@ -16,13 +16,14 @@ import (
 // TestTask_RecordStaysSmall: the record a plain finished task costs. A
 // field added to it should be a conscious choice (issue 15).
 func TestTask_RecordStaysSmall(t *testing.T) {
-	if size := unsafe.Sizeof(task{}); size > 88 {
-		t.Fatalf("task record is %d bytes, want at most 88", size)
+	if size := unsafe.Sizeof(task{}); size > 72 {
+		t.Fatalf("task record is %d bytes, want at most 72", size)
 	}
-	var tk task
+	var gen uint64
+	tt := newTaskTable(1, &gen)
+	tk := tt.setOutput(0, []byte("1\n"), nil, "", tasks.EngineWasmtime)
 	tk.setState(tasks.TaskDone)
 	tk.setExitCode(0)
-	tk.setOutput([]byte("1\n"), nil, "", tasks.EngineWasmtime)
 	tk.setError("", "")
 	if tk.rare != nil {
 		t.Fatalf("a plain success holds rare fields: %+v", *tk.rare)
@@ -32,14 +33,13 @@ func TestTask_RecordStaysSmall(t *testing.T) {
 // TestTask_PlainSuccessAllocatesNothing: recording a plain success (the
 // hot path of every report) allocates no rare record, not even to drop it.
 func TestTask_PlainSuccessAllocatesNothing(t *testing.T) {
-	stdout := []byte("1\n")
 	var tk task
 	allocs := testing.AllocsPerRun(100, func() {
 		tk.setState(tasks.TaskLeased)
 		tk.addAttempt(+1)
 		tk.setExitCode(0)
 		tk.setError("", "")
-		tk.setOutput(stdout, nil, "", tasks.EngineWasmtime)
+		tk.setOutputBesideStdout(nil, "", tasks.EngineWasmtime)
 		tk.setState(tasks.TaskDone)
 		_ = tk.failedOn() + tk.errorKind() + tk.stdoutRef()
 	})
@@ -123,12 +123,12 @@ func TestTask_RareFieldsAreNeverChangedInPlace(t *testing.T) {
 	frozen := live // what a snapshot's chunk copy holds
 	live.setError("timeout", "too slow")
 	live.setFailedOn("w2")
-	live.setOutput(nil, []byte("err"), "ref", "quickjs-9")
+	live.setOutputBesideStdout([]byte("err"), "ref", "quickjs-9")
 	live.setExitCode(math.MaxInt64)
 	live.setCached(&cacheOrigin{Job: "a"})
 	if frozen.errorKind() != "trap" || frozen.errorText() != "unreachable" || frozen.failedOn() != "w1" ||
 		frozen.stderr() != nil || frozen.stdoutRef() != "" || frozen.cached() != nil {
-		t.Fatalf("the snapshot's task changed under it: %+v", frozen.record())
+		t.Fatalf("the snapshot's task changed under it: %+v", frozen.record(nil))
 	}
 }
 
@@ -139,15 +139,15 @@ func TestSnapshot_TaskWithEveryFieldRoundTrips(t *testing.T) {
 	buildTaskZoo(a)
 	var want taskRecord
 	a.fsm.View(func(l *Ledger) {
-		tk := l.jobs["plain"].Tasks.mut(5) // leased, retried after a trap
-		tk.setOutput([]byte("out"), []byte("err"), tk.stdoutRef(), "quickjs-9")
+		tt := &l.jobs["plain"].Tasks
+		tk := tt.setOutput(5, []byte("out"), []byte("err"), tt.at(5).stdoutRef(), "quickjs-9") // leased, retried after a trap
 		tk.setExitCode(math.MinInt64)
 		tk.setCached(&cacheOrigin{Job: "elsewhere", Index: 3, Agreed: 2})
 		tk.Duration = 42
 		tk.addLate()
-		want = tk.record()
+		want = tt.record(5)
 	})
-	for name, v := range map[string]any{"error kind": want.ErrorKind, "error": want.Error, "failed on": want.FailedOn,
+	for name, v := range map[string]any{"stdout": want.Stdout, "error kind": want.ErrorKind, "error": want.Error, "failed on": want.FailedOn,
 		"stderr": want.Stderr, "worker": want.Worker, "expiry": want.Expiry, "late": want.Late, "cached": want.Cached} {
 		if reflect.ValueOf(v).IsZero() {
 			t.Fatalf("the task's %s is not set: the test no longer covers it", name)
@@ -155,7 +155,7 @@ func TestSnapshot_TaskWithEveryFieldRoundTrips(t *testing.T) {
 	}
 	restored := snapshotInto(t, a.fsm)
 	var got taskRecord
-	restored.View(func(l *Ledger) { got = l.jobs["plain"].Tasks.at(5).record() })
+	restored.View(func(l *Ledger) { got = l.jobs["plain"].Tasks.record(5) })
 	if g, w := mustJSON(got), mustJSON(want); !bytes.Equal(g, w) {
 		t.Fatalf("restored task\n%s\nwant\n%s", g, w)
 	}

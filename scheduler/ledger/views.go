@@ -53,7 +53,7 @@ func (l *Ledger) JobStatus(id string) (*api.JobStatus, bool) {
 	}
 	st := &api.JobStatus{JobSummary: j.summary(), Spec: j.Spec, TaskStats: make([]api.TaskStatus, j.Tasks.len()), GridEngine: l.gridEngine(j)}
 	for i := range st.TaskStats {
-		st.TaskStats[i] = j.Tasks.at(i).status(i)
+		st.TaskStats[i] = j.Tasks.status(i)
 	}
 	return st, true
 }
@@ -78,9 +78,9 @@ func (l *Ledger) Results(id string, offset, limit, maxBytes int) (*api.ResultsPa
 	page := &api.ResultsPage{Offset: offset, Total: j.Tasks.len(), Results: []api.TaskResult{}}
 	size := 0
 	for i := offset; i < j.Tasks.len() && len(page.Results) < limit && (size < maxBytes || len(page.Results) == 0); i++ {
-		t := j.Tasks.at(i)
-		page.Results = append(page.Results, t.result(i))
-		size += len(t.Stdout) + len(t.stderr())
+		r := j.Tasks.result(i)
+		page.Results = append(page.Results, r)
+		size += len(r.Stdout) + len(r.Stderr)
 	}
 	return page, true
 }
@@ -94,7 +94,7 @@ func (l *Ledger) TaskResults(id string, from, to int) []api.TaskResult {
 	}
 	var out []api.TaskResult
 	for i := max(from, 0); i < min(to, j.Tasks.len()); i++ {
-		out = append(out, j.Tasks.at(i).result(i))
+		out = append(out, j.Tasks.result(i))
 	}
 	return out
 }
@@ -258,7 +258,9 @@ func (j *job) summary() api.JobSummary {
 	return s
 }
 
-func (t *task) status(idx int) api.TaskStatus {
+// status is task idx as the API shows it.
+func (tt *taskTable) status(idx int) api.TaskStatus {
+	t := tt.at(idx)
 	st := api.TaskStatus{
 		Index: idx, State: t.state(), Attempts: t.attemptCount(), Worker: t.Worker, ExitCode: t.exitCodePtr(),
 		ErrorKind: t.errorKind(), Error: t.errorText(), Duration: time.Duration(t.Duration), Ignored: t.lateCount(), Engine: t.engineName(),
@@ -267,13 +269,15 @@ func (t *task) status(idx int) api.TaskStatus {
 		st.CachedFrom = &api.CachedFrom{Job: c.Job, Index: c.Index, Agreed: c.Agreed}
 	}
 	if t.Rep != nil {
-		st.Replicas = t.outcomes()
+		st.Replicas = t.outcomes(tt.stdout(idx))
 	}
 	return st
 }
 
-func (t *task) result(idx int) api.TaskResult {
-	return api.TaskResult{TaskStatus: t.status(idx), Stdout: t.Stdout, Stderr: t.stderr(), StdoutBlob: t.stdoutRef()}
+// result is task idx with its outputs, as the API shows it.
+func (tt *taskTable) result(idx int) api.TaskResult {
+	t := tt.at(idx)
+	return api.TaskResult{TaskStatus: tt.status(idx), Stdout: tt.stdout(idx), Stderr: t.stderr(), StdoutBlob: t.stdoutRef()}
 }
 
 func unixTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }
@@ -348,8 +352,8 @@ func (l *Ledger) FailedTasks(id string, n int) []api.TaskResult {
 	}
 	var out []api.TaskResult
 	for i := 0; i < j.Tasks.len() && len(out) < n; i++ {
-		if t := j.Tasks.at(i); t.state() == tasks.TaskFailed {
-			out = append(out, t.result(i))
+		if j.Tasks.at(i).state() == tasks.TaskFailed {
+			out = append(out, j.Tasks.result(i))
 		}
 	}
 	return out
