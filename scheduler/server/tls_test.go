@@ -415,8 +415,7 @@ func TestPeers_CredentialIsBoundToItsCertificate(t *testing.T) {
 
 	as := func(node *testcluster.Node, secret string, cert *tls.Certificate) *client.Client {
 		cl := client.New(node.HTTPAddr, secret)
-		cl.Pin(c.Pin())
-		cl.Retries = 1
+		cl.Pin(c.Pin()) // default retries: a 401 is never retried, a lost leadership is
 		if cert != nil {
 			cl.Identify(cert)
 		}
