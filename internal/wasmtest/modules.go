@@ -363,19 +363,3 @@ func TableResidue() []byte {
 		I32Const(1).RefFunc(two).TableSet()
 	return m.command(nil, body)
 }
-
-// addrDirty is where DirtyMemory reads and then writes: in the second
-// page, past every other module's layout.
-const addrDirty = 65536 + 1000
-
-// DirtyMemory writes to stdout the 16 bytes of memory at a fixed address,
-// then fills them with 0xAB: a fresh instance prints 16 zero bytes, so a
-// run that prints anything else saw a previous run's memory.
-func DirtyMemory() []byte {
-	m := newWASIModule()
-	body := m.writeStatic(1, addrDirty, 16)
-	for off := uint32(0); off < 16; off += 4 {
-		body = body.I32Const(addrDirty).I32Const(-0x54545455).I32Store(off) // 0xABABABAB
-	}
-	return m.command(nil, body)
-}
