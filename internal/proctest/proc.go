@@ -187,15 +187,36 @@ func sanitize(name string) string {
 
 // FreeAddr returns a loopback address with a port that was free a moment
 // ago: bound to ":0", then closed. A child process binds it next.
+//
+// The kernel may hand a just-closed port out again, so FreeAddr never
+// returns an address it returned before in this test binary: two servers
+// of one cluster once got the same port (one's HTTPS, the other's Raft),
+// and the second could not start.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut.addrs[addr] {
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("proctest: no loopback port not handed out before, in 100 tries")
+	return ""
 }
+
+// handedOut is every address FreeAddr has returned in this test binary.
+var handedOut = struct {
+	sync.Mutex
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
 
 // spawner starts every child from one goroutine locked to its own OS
 // thread that never exits: on Linux a child's parent-death signal fires when

@@ -73,3 +73,17 @@ func TestCluster_RestartedServerRejoinsFromItsDataDir(t *testing.T) {
 		return err == nil && st.RaftState == "follower" && st.Leader == leader.ID
 	})
 }
+
+// TestFreeAddr_NeverTheSameAddressTwice: the kernel may give a just-closed
+// port out again, and a cluster whose HTTPS and Raft addresses collide
+// cannot start (a CI run failed so). Many calls, no repeat.
+func TestFreeAddr_NeverTheSameAddressTwice(t *testing.T) {
+	seen := map[string]bool{}
+	for range 500 {
+		addr := proctest.FreeAddr(t)
+		if seen[addr] {
+			t.Fatalf("FreeAddr returned %s twice", addr)
+		}
+		seen[addr] = true
+	}
+}
