@@ -24,7 +24,15 @@ import (
 // without replicas, which the test leases and reports as worker w1.
 func plainGrid(t *testing.T, ctx context.Context, n int) (*devgrid.Grid, *client.Client, string) {
 	t.Helper()
-	g := startServerGrid(t)
+	// The test's calls speak for worker "w1", which never heartbeats: a
+	// worker TTL longer than any test keeps its leases from being taken
+	// back midway (one run under -race on a loaded machine took 25 s, past
+	// the default 15 s, and saw its held lease requeued).
+	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: 10 * time.Minute, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
 	c := g.Client()
 	mod := examples.Tiny()
 	if err := c.PutBlob(ctx, storage.Hash(mod), mod); err != nil {

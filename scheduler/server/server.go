@@ -183,6 +183,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	cfg.Store.TLS = tlsState.raftTLS() // read at every handshake: a CA made or received later applies
+	work := newNotifier()
+	cfg.Store.OnApply = work.broadcast
 	st, err := store.Open(cfg.Store)
 	if err != nil {
 		return nil, err
@@ -194,13 +196,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			return nil, fmt.Errorf("make the cluster CA: %w", err)
 		}
 	}
-	s := &Server{cfg: cfg, store: st, log: cfg.Logger, liveness: newLiveness(), gate: newCommandGate(), pauses: newPauses(), work: newNotifier(), stop: make(chan struct{}),
+	s := &Server{cfg: cfg, store: st, log: cfg.Logger, liveness: newLiveness(), gate: newCommandGate(), pauses: newPauses(), work: work, stop: make(chan struct{}),
 		repairs: newRepairPlanner(cfg.RepairGrace, cfg.RepairTimeout), metrics: newLeaderMetrics(), forwarder: client.NewTransport(), tls: tlsState}
 	s.forwarder.TLSClientConfig = auth.ClientTLS(tlsState.pin, []string{auth.RoleServer}, tlsState.ownCert) // its certificate vouches for a worker's it verified (clientcert.go)
 	s.shardHTTP = &http.Client{Transport: client.NewTransport()}
 	s.engines = newGridEngines()
 	s.shardHTTP.Transport.(*http.Transport).TLSClientConfig = auth.ClientTLS(tlsState.pin, []string{auth.RoleWorker, auth.RoleServer}, tlsState.ownCert) // its certificate lets it read shards
-	st.FSM().OnApply(s.work.broadcast)
 	s.handler = s.newRoutes()
 	s.wg.Add(3)
 	go s.watchLeadership()

@@ -45,8 +45,13 @@ type Config struct {
 	StreamLayer raft.StreamLayer
 	// TLS, when set, wraps every Raft connection in mutually authenticated
 	// TLS (see RaftTLS).
-	TLS    *RaftTLS
-	Logger *slog.Logger
+	TLS *RaftTLS
+	// OnApply, when set, is called after every Apply and Restore of the
+	// ledger (ledger.FSM.OnApply). It is set before Raft starts: a
+	// restarted server replays its log as soon as Raft runs, so a hook
+	// set after Open raced with that replay.
+	OnApply func()
+	Logger  *slog.Logger
 }
 
 // Store owns Raft and the FSM: it is the only way into the ledger. HTTP
@@ -80,6 +85,9 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	s := &Store{cfg: cfg, fsm: ledger.NewFSM(), log: cfg.Logger}
+	if cfg.OnApply != nil {
+		s.fsm.OnApply(cfg.OnApply)
+	}
 	if err := s.open(); err != nil {
 		s.closeResources()
 		return nil, err
