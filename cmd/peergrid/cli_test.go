@@ -46,10 +46,18 @@ func newCLI(t *testing.T) *cli {
 
 func (c *cli) run(args ...string) (code int, stdout, stderr string) {
 	c.t.Helper()
+	return c.runFor(time.Minute, args...)
+}
+
+// runFor is run with a longer limit, for a command that builds or first
+// compiles a Go-built module (tens of seconds under -race on a loaded
+// machine).
+func (c *cli) runFor(limit time.Duration, args ...string) (code int, stdout, stderr string) {
+	c.t.Helper()
 	var out, errb bytes.Buffer
 	env := map[string]string{"PEERGRID_ADDR": c.grid.Addr, "PEERGRID_TOKEN": c.grid.Token, "PEERGRID_CA_FINGERPRINT": c.grid.CAFingerprint}
 	m := &Main{Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	code = m.Run(ctx, args)
 	return code, out.String(), errb.String()

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestNew_WriteYourOwnTask follows the README's "Write your own task" from
@@ -28,7 +29,7 @@ func TestNew_WriteYourOwnTask(t *testing.T) {
 			if code, out, stderr := c.run("new", lang, task); code != exitOK || !strings.Contains(out, "job submit") {
 				t.Fatalf("new %s: exit %d: %s %s", lang, code, out, stderr)
 			}
-			code, out, stderr := c.run("job", "submit", filepath.Join(task, "job.toml"), "--wait", "--json")
+			code, out, stderr := c.runFor(3*time.Minute, "job", "submit", filepath.Join(task, "job.toml"), "--wait", "--json")
 			if code != exitOK {
 				t.Fatalf("job submit --wait: exit %d: %s %s", code, out, stderr)
 			}
@@ -124,7 +125,9 @@ func TestCLI_SubmitsAnExampleFromItsSource(t *testing.T) {
 		}
 		mustWrite(t, filepath.Join(dir, name), b)
 	}
-	code, out, stderr := c.run("job", "submit", filepath.Join(dir, "job.toml"), "--wait")
+	// The build and the grid's first compile of a 2.6 MB Go module took
+	// over a minute under -race at load 14: 3 minutes, as a user waits.
+	code, out, stderr := c.runFor(3*time.Minute, "job", "submit", filepath.Join(dir, "job.toml"), "--wait")
 	if code != exitOK || !strings.Contains(out, "complete: 20 done, 0 failed of 20") {
 		t.Fatalf("job submit --wait: exit %d: %s %s", code, out, stderr)
 	}
