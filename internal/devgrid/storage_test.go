@@ -233,7 +233,7 @@ func writeFile(t *testing.T, path string, data []byte) {
 func waitAllHealthy(t *testing.T, c *client.Client, hash string, gone map[string]bool) *client.BlobStat {
 	t.Helper()
 	var st *client.BlobStat
-	testcluster.Eventually(t, 30*time.Second, "blob "+hash+" fully healthy again", func() bool {
+	testcluster.Eventually(t, 60*time.Second, "blob "+hash+" fully healthy again", func() bool {
 		var err error
 		if st, err = c.StatBlob(context.Background(), hash); err != nil {
 			return false

@@ -2,6 +2,7 @@ package liar
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -23,11 +24,17 @@ func JoinToken(t testing.TB, g Grid, name string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tok, err := g.Client().CreateToken(ctx, &api.CreateTokenRequest{Role: api.CredWorker, Name: name})
-	if err != nil {
-		t.Fatalf("join token %s: %v", name, err)
+	for {
+		tok, err := g.Client().CreateToken(ctx, &api.CreateTokenRequest{Role: api.CredWorker, Name: name})
+		if err == nil {
+			return tok.Secret
+		}
+		// A leader lost mid-commit leaves the outcome unknown; asking again
+		// at worst leaves one unused token behind, harmless in a test.
+		if !errors.Is(err, client.ErrOutcomeUnknown) || ctx.Err() != nil {
+			t.Fatalf("join token %s: %v", name, err)
+		}
 	}
-	return tok.Secret
 }
 
 // Start enrolls worker name with joinToken (empty: a token of its own) and

@@ -587,7 +587,7 @@ func TestPeers_CoresAreCappedByTheirJoinToken(t *testing.T) {
 // reader without a certificate sends each shard request the one that
 // covers it.
 func TestShards_ReadThroughSeveralCapabilitiesPerPeer(t *testing.T) {
-	defer server.SetMaxCapShards(1)()
+	server.SetMaxCapShards(t, 1)
 	a := startACLGrid(t)
 	ctx := context.Background()
 	sub := a.client(api.CredSubmitter)
@@ -611,7 +611,7 @@ func TestShards_ReadThroughSeveralCapabilitiesPerPeer(t *testing.T) {
 // delete capabilities naming them, one per shard when a capability may
 // name only one, and every shard goes.
 func TestShards_GarbageCollectionDeletesThroughSeveralCapabilitiesPerPeer(t *testing.T) {
-	defer server.SetMaxCapShards(1)()
+	server.SetMaxCapShards(t, 1)
 	dir := t.TempDir()
 	g, err := devgrid.Start(context.Background(), devgrid.Config{DataDir: dir, Cores: 1, Worker: echoRunner{}, StoragePeers: 2, Logger: quiet,
 		GCInterval: 50 * time.Millisecond, GCGrace: 200 * time.Millisecond})

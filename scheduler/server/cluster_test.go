@@ -191,7 +191,7 @@ func TestCluster_SnapshotCatchUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	late := c.AddServer()
-	testcluster.Eventually(t, 20*time.Second, "the late server installs a snapshot", func() bool {
+	testcluster.Eventually(t, 60*time.Second, "the late server installs a snapshot", func() bool {
 		return late.Server.Store().Raft().Stats()["last_snapshot_index"] != "0"
 	})
 	want := c.WaitConverged()

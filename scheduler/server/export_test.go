@@ -1,9 +1,13 @@
 package server
 
+import "testing"
+
 // SetMaxCapShards lowers how many shards one capability names, so a test
-// sees a peer given several; it returns the undo.
-func SetMaxCapShards(n int) func() {
+// sees a peer given several, until the test's cleanup. Call it before
+// starting a grid: cleanups run last-registered first, so the grid (closed
+// by a later cleanup or a defer) has stopped reading it by then.
+func SetMaxCapShards(t testing.TB, n int) {
 	old := maxCapShards
 	maxCapShards = n
-	return func() { maxCapShards = old }
+	t.Cleanup(func() { maxCapShards = old })
 }
