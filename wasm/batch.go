@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"time"
 )
 
 // BatchTask is one task of Pool.RunBatch.
@@ -13,14 +14,17 @@ type BatchTask struct {
 	Req *Request
 }
 
-// maxBatchBytes bounds the request frames sent behind a batch's first.
-// They wait in the executor's request pipe while the tasks before them
-// run, so they must fit in it whatever the answers' sizes, or the pool's
-// write and the executor's answer could each wait on the other. A pipe
-// holds at least one 4 KiB page on Linux (even once a user's pipes pass
-// pipe-user-pages-soft) and 16 KiB on macOS. A tiny task's frame is
-// ~200 bytes, so a write carries about fifteen.
-const maxBatchBytes = 3 << 10
+// minPipeCapacity is the least a pipe holds: one 4 KiB page on Linux (a
+// user's pipes past pipe-user-pages-soft get one or two), 16 KiB on macOS.
+const minPipeCapacity = 4 << 10
+
+// batchBytes bounds the request frames sent behind a batch's first, for a
+// request pipe holding capacity bytes. They wait in the pipe while the
+// tasks before them run, so they must fit in it whatever the answers'
+// sizes, or the pool's write and the executor's answer could each wait on
+// the other; a quarter is left spare. A tiny task's frame is ~200 bytes:
+// a 64 KiB pipe takes a whole batch of the worker's in one write.
+func batchBytes(capacity int) int { return capacity - capacity/4 }
 
 // RunBatch runs the tasks of batch one after another on one executor,
 // each as Run would run it, sent in one write: the executor reads each
@@ -36,7 +40,7 @@ const maxBatchBytes = 3 << 10
 // fails alone: the tasks sent behind it had not started, and run on a
 // fresh executor. A task whose auto engine is still on trial runs alone,
 // so its trial is measured as Run measures it (see streak); frames past
-// maxBatchBytes go in later writes.
+// batchBytes of the pipe go in later writes.
 //
 // ctx bounds the wait for an executor and, like a task's Ctx, stops the
 // running task; tasks not started when it is done end with its error.
@@ -116,8 +120,13 @@ func (p *Pool) runOn(ctx context.Context, proc *process, items []batchItem, done
 		p.release(proc, false, err)
 		return consumedThrough(items, it)
 	}
-	for _, it := range sent {
+	pace := answerPacer{proc: proc, closed: p.closed, fill: started.at}
+	for k, it := range sent {
+		if proc.br.Buffered() == 0 { // nothing read ahead: this read waits for the executor
+			pace.beforeFill(ctx, k, len(sent))
+		}
 		res, err, healthy := proc.answer(ctx, it.ctx, p.closed, &it.t.sent, it.t.box(), started)
+		pace.afterRead(k)
 		started = proc.startMark() // the executor starts the next task as it answers this one
 		p.ran(proc, it.t, proc.warmingUp(it.t.engine, it.t.sent.ModuleHash, p.warmUp), res, err)
 		done(it.index, res, err)
@@ -127,13 +136,86 @@ func (p *Pool) runOn(ctx context.Context, proc *process, items []batchItem, done
 			return consumedThrough(items, it)
 		}
 	}
+	pace.end(len(sent))
 	p.setBusy(proc, false)
 	p.release(proc, !p.overgrown(proc), nil)
 	return consumed
 }
 
+// Reading a batch's answers. Read as each came, every tiny task cost a
+// wake-up of this process's reader and a switch on the executor's CPU.
+// So before a read that finds no answer read ahead, the pool waits about
+// as long as the executor takes to run coalesceGroup more tasks (its pace,
+// learned as it goes), then reads what came together. Each answer is in
+// the pipe as soon as its task ends, so nothing is lost if the executor
+// dies meanwhile; the executor keeps each task's deadline itself, and a
+// task's done context or the parent's backstop acts at most coalesceMax
+// late. The answers of one group are handled while the executor runs the
+// next.
+const (
+	coalesceGroup = 16
+	coalesceMax   = 5 * time.Millisecond
+)
+
+// answerPacer waits before reads of a batch's answers and learns the
+// executor's pace from them: the answers one read found came in since the
+// read before it, while the executor, with tasks still to run, was busy.
+type answerPacer struct {
+	proc     *process
+	closed   <-chan struct{}
+	fill     time.Time // when the last read that found nothing read ahead ended (at first: the write)
+	prevFill time.Time // the one before
+	first    int       // the index of the first answer that read found
+}
+
+// beforeFill learns from the answers the last fill found, then waits for
+// more to come before answer k of n is read.
+func (a *answerPacer) beforeFill(ctx context.Context, k, n int) {
+	if found := k - a.first; found > 0 && !a.prevFill.IsZero() {
+		a.learn(a.fill.Sub(a.prevFill) / time.Duration(found))
+	}
+	a.first = k
+	a.proc.fills++
+	want := min(n-k-1, coalesceGroup) // the last answer is read as it comes: waiting past it would idle the executor
+	if want < 1 || a.proc.pace <= 0 {
+		return
+	}
+	t := time.NewTimer(min(a.proc.pace*time.Duration(want), coalesceMax))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-a.closed:
+	}
+}
+
+// afterRead notes when a read that found nothing read ahead ended.
+func (a *answerPacer) afterRead(k int) {
+	if k == a.first {
+		a.prevFill, a.fill = a.fill, time.Now()
+	}
+}
+
+// end learns from the answers the last fill found, the last of n among
+// them: the executor may have idled after it, so their spacing bounds its
+// pace from above (a pace learned from a cold first task, which took
+// milliseconds, is cut at once).
+func (a *answerPacer) end(n int) {
+	if found := n - a.first; found > 0 && !a.prevFill.IsZero() {
+		a.proc.pace = min(a.proc.pace, a.fill.Sub(a.prevFill)/time.Duration(found))
+	}
+}
+
+func (a *answerPacer) learn(d time.Duration) {
+	if a.proc.pace <= 0 {
+		a.proc.pace = d
+		return
+	}
+	a.proc.pace += (d - a.proc.pace) / 4
+}
+
 // encodeBatch encodes into proc.batch the tasks of items that go in one
-// write (the first, then those that fit in maxBatchBytes), ending at once
+// write (the first, then those that fit in proc.batchBytes), ending at once
 // those before the first sent whose own context is done; it returns the
 // tasks sent and how many of items it took.
 func (p *Pool) encodeBatch(proc *process, items []batchItem, done func(int, *Result, error)) (sent []batchItem, consumed int) {
@@ -152,7 +234,7 @@ func (p *Pool) encodeBatch(proc *process, items []batchItem, done func(int, *Res
 		proc.batch = appendRequestFrame(proc.batch, &proc.enc, &it.t.sent)
 		if len(sent) == 0 {
 			first = len(proc.batch)
-		} else if len(proc.batch)-first > maxBatchBytes {
+		} else if len(proc.batch)-first > proc.batchBytes {
 			proc.batch = proc.batch[:before]
 			break
 		}

@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -46,12 +47,23 @@ func tasksOf(reqs ...*Request) []BatchTask {
 	return batch
 }
 
+// setBatchBytes makes every executor of p take at most n bytes of frames
+// behind a batch's first in one write.
+func setBatchBytes(p *Pool, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for proc := range p.live {
+		proc.batchBytes = n
+	}
+}
+
 func TestPool_RunBatchRunsEachTaskInOrderOnOneExecutor(t *testing.T) {
 	args := put(t, wasmtest.EchoArgs())
 	p := newPool(t, 1)
+	setBatchBytes(p, 1000) // several writes
 	before := p.pids()
 	var reqs []*Request
-	for i := range 40 { // more than one write's worth (maxBatchBytes)
+	for i := range 40 {
 		reqs = append(reqs, &Request{ModuleHash: args, Args: []string{fmt.Sprint(i)}})
 	}
 	out, order := runBatch(t, p, testCtx(t), tasksOf(reqs...))
@@ -245,5 +257,70 @@ func TestPool_RunBatchAutoTrialsMeasureEachTask(t *testing.T) {
 	}
 	if _, settled := p.chooser.choose(hello, 0); !settled || measured == 0 || unmeasured == 0 {
 		t.Fatalf("settled %v, %d tasks measured, %d not: want trials measured, then none", settled, measured, unmeasured)
+	}
+}
+
+// Tasks whose inputs and outputs are each near a pipe's size, in one
+// batch: the pool's writes and the executor's answers never wait on each
+// other, and every task gets its own bytes.
+func TestPool_RunBatchLargeInputsAndOutputsDoNotDeadlock(t *testing.T) {
+	cat := put(t, wasmtest.Cat())
+	p := newPool(t, 1)
+	var reqs []*Request
+	for i := range 8 {
+		in := bytes.Repeat([]byte{byte('a' + i)}, 48<<10)
+		reqs = append(reqs, &Request{ModuleHash: cat, Stdin: in, Limits: Limits{Timeout: time.Minute}})
+	}
+	out, _ := runBatch(t, p, testCtx(t), tasksOf(reqs...))
+	for i, o := range out {
+		if o.err != nil || !bytes.Equal(o.res.Stdout, reqs[i].Stdin) {
+			t.Fatalf("task %d: %d bytes, %v; want its own %d bytes back", i, len(stdout(o.res)), o.err, len(reqs[i].Stdin))
+		}
+	}
+}
+
+// The pool learns an executor's pace and then reads a batch's answers in
+// groups, not one read (and one wake-up) per answer.
+func TestPool_RunBatchReadsAnswersInGroups(t *testing.T) {
+	hello := put(t, wasmtest.Hello("ok\n", "", 0))
+	p := newPool(t, 1)
+	var proc *process
+	p.mu.Lock()
+	for proc = range p.live {
+	}
+	p.mu.Unlock()
+	const n = 64
+	var reqs []*Request
+	for range n {
+		reqs = append(reqs, &Request{ModuleHash: hello, Engine: EngineWazero})
+	}
+	for round := range 3 {
+		before := proc.fills
+		out, _ := runBatch(t, p, testCtx(t), tasksOf(reqs...))
+		for i, o := range out {
+			if o.err != nil || string(o.res.Stdout) != "ok\n" {
+				t.Fatalf("round %d, task %d: %q, %v", round, i, stdout(o.res), o.err)
+			}
+		}
+		t.Logf("round %d: %d reads for %d answers, pace %v", round, proc.fills-before, n, proc.pace)
+		if round > 0 && proc.fills-before > n/2 {
+			t.Fatalf("round %d: %d reads for %d answers once the pace (%v) was known; want them read in groups", round, proc.fills-before, n, proc.pace)
+		}
+	}
+	if proc.pace <= 0 {
+		t.Fatal("no pace learned")
+	}
+}
+
+func TestPipeCapacity_BatchFitsInThePipe(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	c := pipeCapacity(w)
+	if c < minPipeCapacity || batchBytes(c) >= c || batchBytes(minPipeCapacity) < 2<<10 {
+		t.Fatalf("capacity %d, batch bytes %d (of the least pipe: %d)", c, batchBytes(c), batchBytes(minPipeCapacity))
 	}
 }

@@ -42,8 +42,11 @@ type process struct {
 	killOnce    sync.Once
 	discardOnce sync.Once
 	enc         encoder
-	batch       []byte // the frames of a batch (Pool.RunBatch)
-	waitErr     error  // set before exited is closed
+	batch       []byte        // the frames of a batch (Pool.RunBatch)
+	batchBytes  int           // how many bytes of frames may wait behind a batch's first (batchBytes)
+	pace        time.Duration // the executor's time per task of a batch, as last learned (answerPacer)
+	fills       int           // reads of batch answers that found none read ahead (answerPacer), for tests
+	waitErr     error         // set before exited is closed
 
 	tailMu sync.Mutex
 	tail   []byte
@@ -99,7 +102,7 @@ func startProcess(command []string, env []string, log *slog.Logger, goroutines *
 	p := &process{
 		cmd: cmd, pid: cmd.Process.Pid, log: log.With("executor", cmd.Process.Pid),
 		in: inW, out: &frameWriter{w: inW}, stdout: outR, br: bufio.NewReaderSize(outR, 64<<10),
-		exited: make(chan struct{}), clock: clock,
+		exited: make(chan struct{}), clock: clock, batchBytes: batchBytes(pipeCapacity(inW)),
 	}
 	drained := make(chan struct{})
 	goroutines.Add(2)
