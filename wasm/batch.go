@@ -31,9 +31,10 @@ func batchBytes(capacity int) int { return capacity - capacity/4 }
 // next task from its pipe as it answers the last, instead of sleeping
 // until the pool's next write wakes it, and the pool writes once (the pipe
 // round trip was the largest part of a tiny task's cost). done is called
-// once for each task, with what Run would have returned for it, as it
-// ends: in order, except that a task whose Ctx is done before it is sent
-// ends at once.
+// once for each task, with what Run would have returned for it, as its
+// answer is read (in groups, see answerPacer: at most coalesceMax after
+// it ended): in order, except that a task whose Ctx is done before it is
+// sent ends at once.
 //
 // Each task is still a fresh instance with its own limits and deadline,
 // and Result.CPUTime is its own. A task that kills or hangs its executor
