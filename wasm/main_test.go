@@ -23,6 +23,10 @@ const crashExecutorName = "crash-executor"
 // that file just before it runs the task.
 const startedMarker = "started-marker:"
 
+// ranMarker + a path, as a request's Name, makes the executor append a
+// byte to that file just before it runs the task: how many times it ran.
+const ranMarker = "ran-marker:"
+
 // retainMarker + a number of MiB, as a request's Name, makes the executor
 // allocate that much, touch it and keep it, before it runs the task: an
 // executor whose memory grew and stays grown.
@@ -51,6 +55,13 @@ func TestMain(m *testing.M) {
 		}
 		if path, ok := strings.CutPrefix(req.Name, startedMarker); ok {
 			_ = os.WriteFile(path, nil, 0o644) // tell the test the task is here
+		}
+		if path, ok := strings.CutPrefix(req.Name, ranMarker); ok {
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+			if err == nil {
+				_, _ = f.Write([]byte{1})
+				_ = f.Close()
+			}
 		}
 		if mib, ok := strings.CutPrefix(req.Name, retainMarker); ok {
 			n, _ := strconv.Atoi(mib)

@@ -327,6 +327,42 @@ func (p *Pool) spawn(ctx context.Context) (*process, error) {
 // KindExit). Errors that are not the task's fault (a missing module, a
 // closed pool, ctx done) are plain errors.
 func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
+	t, err := p.prepare(req)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := p.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if t.measuring {
+		t.engine = p.streak(proc, req.ModuleHash, t.engine)
+		t.sent.Engine = t.engine
+	}
+	cold := proc.warmingUp(t.engine, req.ModuleHash, p.warmUp)
+	p.setBusy(proc, true)
+	res, err, healthy := proc.run(ctx, p.closed, &t.sent, t.box())
+	p.setBusy(proc, false)
+	p.ran(proc, t, cold, res, err)
+	if healthy && p.overgrown(proc) {
+		healthy = false
+	}
+	p.release(proc, healthy, err)
+	return res, err
+}
+
+// prepared is a request made ready to send to an executor: its engine
+// resolved (auto: the pool's choice; measuring: that choice is a trial)
+// and its file paths made absolute.
+type prepared struct {
+	sent            Request
+	size            int64
+	engine          string
+	auto, measuring bool
+}
+
+// prepare checks req and resolves what the executor needs of it.
+func (p *Pool) prepare(req *Request) (*prepared, error) {
 	if err := validateRequest(req); err != nil {
 		return nil, err
 	}
@@ -338,56 +374,50 @@ func (p *Pool) Run(ctx context.Context, req *Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	sent := *req
-	sent.Engine, sent.measureCPU = engine, measuring
-	if sent.StdinPath != "" && !filepath.IsAbs(sent.StdinPath) {
+	t := &prepared{sent: *req, size: size, engine: engine, auto: auto, measuring: measuring}
+	t.sent.Engine, t.sent.measureCPU = engine, measuring
+	if t.sent.StdinPath != "" && !filepath.IsAbs(t.sent.StdinPath) {
 		// The child opens it: it must not depend on the child's directory.
-		if sent.StdinPath, err = filepath.Abs(sent.StdinPath); err != nil {
+		if t.sent.StdinPath, err = filepath.Abs(t.sent.StdinPath); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrStdinFile, err)
 		}
 	}
-	if sent.StdoutPath != "" && !filepath.IsAbs(sent.StdoutPath) {
-		if sent.StdoutPath, err = filepath.Abs(sent.StdoutPath); err != nil {
+	if t.sent.StdoutPath != "" && !filepath.IsAbs(t.sent.StdoutPath) {
+		if t.sent.StdoutPath, err = filepath.Abs(t.sent.StdoutPath); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrStdoutFile, err)
 		}
 	}
-	proc, err := p.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if measuring {
-		engine = p.streak(proc, req.ModuleHash, engine)
-		sent.Engine = engine
-	}
-	cold := proc.warmingUp(engine, req.ModuleHash, p.warmUp)
-	p.setBusy(proc, true)
-	box := memoryBox{cap: req.Limits.memoryBytes(), allowance: engineAllowance(size)}
-	res, err, healthy := proc.run(ctx, p.closed, &sent, box)
-	p.setBusy(proc, false)
+	return t, nil
+}
+
+// box is the task's memory box, to name if its executor dies of it.
+func (t *prepared) box() memoryBox {
+	return memoryBox{cap: t.sent.Limits.memoryBytes(), allowance: engineAllowance(t.size)}
+}
+
+// ran records what a run of t on proc tells: the executor's warmth, the
+// auto chooser's observation, and the result's engine.
+func (p *Pool) ran(proc *process, t *prepared, cold bool, res *Result, err error) {
+	module := t.sent.ModuleHash
 	if res != nil {
-		proc.ran(engine, req.ModuleHash, res.Duration)
-	}
-	if healthy && p.overgrown(proc) {
-		healthy = false
+		proc.ran(t.engine, module, res.Duration)
 	}
 	if proc.diedOfMemory {
 		p.nDiedOfMemory.Add(1)
 	}
-	p.release(proc, healthy, err)
 	if res != nil && res.Engine == "" {
-		res.Engine = engine
+		res.Engine = t.engine
 	}
-	if auto && (res == nil || err != nil && KindOf(err) != KindExit) {
+	if t.auto && (res == nil || err != nil && KindOf(err) != KindExit) {
 		proc.pin = trialStreak{} // a failing run measures nothing: no streak of it
 	}
-	if auto && res != nil && (err == nil || KindOf(err) == KindExit) {
+	if t.auto && res != nil && (err == nil || KindOf(err) == KindExit) {
 		if cold {
-			p.chooser.Discard(req.ModuleHash, engine)
+			p.chooser.Discard(module, t.engine)
 		} else {
-			p.chooser.Observe(req.ModuleHash, engine, choiceCost(res))
+			p.chooser.Observe(module, t.engine, choiceCost(res))
 		}
 	}
-	return res, err
 }
 
 // streak keeps an executor on one engine while that engine's trials of a

@@ -42,7 +42,11 @@ type process struct {
 	killOnce    sync.Once
 	discardOnce sync.Once
 	enc         encoder
-	waitErr     error // set before exited is closed
+	batch       []byte        // the frames of a batch (Pool.RunBatch)
+	batchBytes  int           // how many bytes of frames may wait behind a batch's first (batchBytes)
+	pace        time.Duration // the executor's time per task of a batch, as last learned (answerPacer)
+	fills       int           // reads of batch answers that found none read ahead (answerPacer), for tests
+	waitErr     error         // set before exited is closed
 
 	tailMu sync.Mutex
 	tail   []byte
@@ -98,7 +102,7 @@ func startProcess(command []string, env []string, log *slog.Logger, goroutines *
 	p := &process{
 		cmd: cmd, pid: cmd.Process.Pid, log: log.With("executor", cmd.Process.Pid),
 		in: inW, out: &frameWriter{w: inW}, stdout: outR, br: bufio.NewReaderSize(outR, 64<<10),
-		exited: make(chan struct{}), clock: clock,
+		exited: make(chan struct{}), clock: clock, batchBytes: batchBytes(pipeCapacity(inW)),
 	}
 	drained := make(chan struct{})
 	goroutines.Add(2)
@@ -245,18 +249,25 @@ func (p *process) alive() bool {
 }
 
 // readAnswer reads the child's next frame. Past limit (if > 0) of time the
-// child was not stopped, or when ctx is done, it kills the child so the
-// read ends. interrupted reports that either happened, even if the frame
-// arrived first: the child is then dead or dying.
-func (p *process) readAnswer(ctx context.Context, limit time.Duration) (f []byte, err error, timedOut, interrupted bool) {
+// child was not stopped, or when ctx or task (if not nil) is done, it kills
+// the child so the read ends. interrupted reports that either happened,
+// even if the frame arrived first: the child is then dead or dying.
+func (p *process) readAnswer(ctx, task context.Context, limit time.Duration) (f []byte, err error, timedOut, interrupted bool) {
 	var late atomic.Bool
 	var timer *runningTimer
 	if limit > 0 {
 		timer = afterRunning(limit, p.stoppedFor, func() { late.Store(true); p.kill() })
 	}
 	stopCtx := context.AfterFunc(ctx, p.kill)
+	stopTask := func() bool { return true }
+	if task != nil {
+		stopTask = context.AfterFunc(task, p.kill)
+	}
 	f, err = readFrame(p.br)
 	interrupted = !stopCtx()
+	if !stopTask() {
+		interrupted = true
+	}
 	if timer != nil && !timer.Stop() {
 		interrupted = true
 	}
@@ -265,7 +276,7 @@ func (p *process) readAnswer(ctx context.Context, limit time.Duration) (f []byte
 
 // awaitHello waits for the child's first frame, which says it is ready.
 func (p *process) awaitHello(ctx context.Context, timeout time.Duration) error {
-	f, err, timedOut, _ := p.readAnswer(ctx, timeout)
+	f, err, timedOut, _ := p.readAnswer(ctx, nil, timeout)
 	switch {
 	case err == nil:
 		if _, err := decodeHello(f); err != nil {
@@ -290,18 +301,34 @@ const hintMaybeRun = " (is wasm.MaybeRunExecutor called first in main and TestMa
 // be replaced: it timed out, died, was killed, or sent garbage.
 // box is the task's memory box, to name if the child dies of it.
 func (p *process) run(ctx context.Context, closed <-chan struct{}, req *Request, box memoryBox) (res *Result, err error, healthy bool) {
-	start, stoppedBefore := time.Now(), p.stoppedFor()
+	started := p.startMark()
 	encodeRequest(&p.enc, req)
+	if werr := p.out.write(&p.enc, req.Stdin); werr != nil { // fails if the child is already dead
+		return nil, p.failure(ctx, nil, closed, werr, box), false
+	}
+	return p.answer(ctx, nil, closed, req, box, started)
+}
+
+// startMark is when a task starts, and the child's stopped time then,
+// for the run time of a task that must be killed (answer).
+type startMark struct {
+	at            time.Time
+	stoppedBefore time.Duration
+}
+
+func (p *process) startMark() startMark {
+	return startMark{at: time.Now(), stoppedBefore: p.stoppedFor()}
+}
+
+// answer reads the answer to req, sent earlier, which the child started
+// at started. task, if not nil, is req's own context: done, it kills the
+// child as ctx does.
+func (p *process) answer(ctx, task context.Context, closed <-chan struct{}, req *Request, box memoryBox, started startMark) (res *Result, err error, healthy bool) {
 	var backstop time.Duration
 	if req.Limits.Timeout > 0 {
 		backstop = req.Limits.Timeout + timeoutGrace(req.Limits.Timeout)
 	}
-	var f []byte
-	var timedOut, interrupted bool
-	rerr := p.out.write(&p.enc, req.Stdin) // fails if the child is already dead
-	if rerr == nil {
-		f, rerr, timedOut, interrupted = p.readAnswer(ctx, backstop)
-	}
+	f, rerr, timedOut, interrupted := p.readAnswer(ctx, task, backstop)
 	switch {
 	case rerr == nil:
 		res, err, replace, derr := decodeResponse(f)
@@ -310,14 +337,24 @@ func (p *process) run(ctx context.Context, closed <-chan struct{}, req *Request,
 		}
 		return res, err, !replace && !interrupted
 	case timedOut: // the child's own watchdog did not answer: it was wedged
-		ran := time.Since(start) - (p.stoppedFor() - stoppedBefore)
+		ran := time.Since(started.at) - (p.stoppedFor() - started.stoppedBefore)
 		return &Result{ExitCode: -1, Duration: ran}, timeoutError(req.Limits.Timeout), false
-	case ctx.Err() != nil:
-		return nil, ctx.Err(), false
-	case isClosed(closed):
-		return nil, ErrPoolClosed, false
 	}
-	return nil, p.crashError(rerr, box), false
+	return nil, p.failure(ctx, task, closed, rerr, box), false
+}
+
+// failure is why talking to the child failed under a task: the caller's
+// or the task's context, the pool's close, else the child's death.
+func (p *process) failure(ctx, task context.Context, closed <-chan struct{}, rerr error, box memoryBox) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case task != nil && task.Err() != nil:
+		return task.Err()
+	case isClosed(closed):
+		return ErrPoolClosed
+	}
+	return p.crashError(rerr, box)
 }
 
 func isClosed(c <-chan struct{}) bool {

@@ -344,3 +344,20 @@ type remoteError struct {
 
 func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.sentinel }
+
+// appendRequestFrame appends req to buf as a whole frame: its header, its
+// fields (encoded in e) and its stdin.
+func appendRequestFrame(buf []byte, e *encoder, req *Request) []byte {
+	encodeRequest(e, req)
+	binary.BigEndian.PutUint64(e.b[:8], uint64(e.payloadLen()+int64(len(req.Stdin))))
+	buf = append(buf, e.b...)
+	return append(buf, req.Stdin...)
+}
+
+// writeRaw sends frames already whole (appendRequestFrame) in one write.
+func (fw *frameWriter) writeRaw(frames []byte) error {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	_, err := fw.w.Write(frames)
+	return err
+}

@@ -6,7 +6,8 @@
 //
 // It owns, a file each: leasing with its prefetch and slots (lease.go),
 // running a task and turning its outcome into a report (run.go, with
-// module.go, inputs.go and stdout.go), sending reports (report.go: on the
+// module.go, inputs.go and stdout.go), running tiny tasks of one module
+// in batches on one executor (batch.go), sending reports (report.go: on the
 // next lease call when one is waiting to be made, else alone), the
 // leases held and attempts running (held.go), heartbeats (heartbeat.go),
 // the drain (drain.go), and, when it is a storage peer, the shard service

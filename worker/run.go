@@ -11,32 +11,74 @@ import (
 	"github.com/peergrid/peergrid/wasm"
 )
 
-// runLoop is one core: it runs leased tasks one at a time until the queue
-// is closed by a drain.
+// runLoop is one core: it runs leased tasks until the queue is closed by a
+// drain, one at a time, or tiny ones of one module in batches
+// (takeBatch).
 func (r *run) runLoop() {
-	for a := range r.queue {
-		select {
-		case <-r.draining:
-			r.handBack(a)
-			continue
-		default:
+	var next *api.Assignment // taken from the queue by takeBatch, not of its batch
+	for {
+		var a api.Assignment
+		if next != nil {
+			a, next = *next, nil
+		} else {
+			var ok bool
+			if a, ok = <-r.queue; !ok {
+				return
+			}
 		}
-		if !r.gate.waitToStart(r.draining) { // paused past pause_keep, or draining while paused
-			r.handBack(a)
-			continue
+		batch := []api.Assignment{a}
+		if r.batches != nil && batchable(a) {
+			batch, next = r.takeBatch(a)
 		}
-		started, err := r.mem.acquire(int64(a.Memory), r.draining)
-		if err != nil {
-			r.reports <- r.refusal(a, err)
-			continue
-		}
-		if !started {
-			r.handBack(a)
-			continue
-		}
-		r.runOne(a)
-		r.mem.release(int64(a.Memory))
+		r.runStarting(batch)
 	}
+}
+
+// runStarting runs a batch of tasks (often of one), unless the worker is
+// draining or stopped, or they are over the volunteer's max_memory.
+func (r *run) runStarting(batch []api.Assignment) {
+	select {
+	case <-r.draining:
+		r.handBackAll(batch)
+		return
+	default:
+	}
+	if !r.gate.waitToStart(r.draining) { // paused past pause_keep, or draining while paused
+		r.handBackAll(batch)
+		return
+	}
+	memory := batchMemory(batch) // they run one at a time: the largest cap is what they need
+	started, err := r.mem.acquire(memory, r.draining)
+	switch {
+	case err != nil:
+		for _, a := range batch {
+			r.reports <- r.refusal(a, err)
+		}
+		return
+	case !started:
+		r.handBackAll(batch)
+		return
+	}
+	if len(batch) == 1 {
+		r.runOne(batch[0])
+	} else {
+		r.runBatch(batch)
+	}
+	r.mem.release(memory)
+}
+
+func (r *run) handBackAll(batch []api.Assignment) {
+	for _, a := range batch {
+		r.handBack(a)
+	}
+}
+
+func batchMemory(batch []api.Assignment) int64 {
+	var m uint64
+	for _, a := range batch {
+		m = max(m, a.Memory)
+	}
+	return int64(m)
 }
 
 // runOne runs one attempt, tracked so a heartbeat or a pause can stop it.
@@ -84,12 +126,10 @@ func (r *run) finish(a api.Assignment, rep api.Report, stopped bool) {
 
 // execute runs one assignment and turns the outcome into a report.
 func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
-	rep := api.Report{TaskRef: api.TaskRef{Job: a.Job, Index: a.Index, Attempt: a.Attempt}}
-	if err := r.w.ensureModule(ctx, a.ModuleHash); err != nil {
-		rep.ErrorKind, rep.Error = moduleErrorKind(err), err.Error()
+	req, rep, ok := r.request(ctx, a)
+	if !ok {
 		return rep
 	}
-	req := runRequest(a, r.w.engines)
 	if a.InputHash != "" {
 		path, err := r.w.fetchInput(ctx, a)
 		if err != nil {
@@ -99,11 +139,32 @@ func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
 		defer r.w.removeInput(path) // on every path, a panic included (removing twice is harmless)
 		req.StdinPath = path
 	}
+	res, err := r.w.pool.Run(ctx, req)
+	if req.StdinPath != "" {
+		r.w.removeInput(req.StdinPath) // the run is over: free the disk before storing the result
+	}
+	return r.outcome(ctx, a, req, res, err)
+}
+
+// request is what the sandbox is asked to run for a (its stored input
+// aside), with its module in the module directory; else false, and the
+// report of why it cannot run.
+func (r *run) request(ctx context.Context, a api.Assignment) (*wasm.Request, api.Report, bool) {
+	rep := api.Report{TaskRef: refOf(a)}
+	if err := r.w.ensureModule(ctx, a.ModuleHash); err != nil {
+		rep.ErrorKind, rep.Error = moduleErrorKind(err), err.Error()
+		return nil, rep, false
+	}
+	req := runRequest(a, r.w.engines)
 	// Stdout over the inline threshold is going to the storage peers: it
 	// spills to a file as the task writes it, so it never sits in memory.
 	req.StdoutPath, req.StdoutSpill = r.w.outputPath(), r.w.inlineThreshold(ctx)
-	var res *wasm.Result
-	var err error
+	return req, rep, true
+}
+
+// outcome is the report of a run of req for a.
+func (r *run) outcome(ctx context.Context, a api.Assignment, req *wasm.Request, res *wasm.Result, err error) api.Report {
+	rep := api.Report{TaskRef: refOf(a)}
 	defer func() {
 		// The file exists only if stdout spilled, or may if the run broke
 		// off: a remove of a file never made costs two syscalls per task
@@ -112,10 +173,6 @@ func (r *run) execute(ctx context.Context, a api.Assignment) api.Report {
 			r.w.removeOutput(req.StdoutPath)
 		}
 	}()
-	res, err = r.w.pool.Run(ctx, req)
-	if req.StdinPath != "" {
-		r.w.removeInput(req.StdinPath) // the run is over: free the disk before storing the result
-	}
 	r.w.recordOutcome(ctx, &rep, a, req, res, err)
 	return rep
 }

@@ -299,6 +299,8 @@ type run struct {
 	// past pause_keep): their runner releases them instead of reporting.
 	handingBack map[api.TaskRef]bool
 
+	batches BatchRunner // the pool, if it runs batches (batch.go); else nil
+
 	gate *gate      // closed while the volunteer's preferences stop the worker
 	mem  *memBudget // max_memory
 	vol  *volunteer // nil without a Volunteer config
@@ -311,8 +313,16 @@ func newRun(w *Worker) *run {
 		carry: make(chan []api.Report), bounced: make(chan []api.Report, 4),
 		slots: newSlots(), draining: make(chan struct{}),
 		running: map[api.TaskRef]context.CancelFunc{}, held: map[api.TaskRef]bool{}, handingBack: map[api.TaskRef]bool{},
-		gate: newGate(), mem: newMemBudget(),
+		gate: newGate(), mem: newMemBudget(), batches: batchRunnerOf(w.pool),
 	}
+}
+
+// batchRunnerOf is the pool as a BatchRunner, or nil if it is not one.
+func batchRunnerOf(pool Runner) BatchRunner {
+	if b, ok := pool.(BatchRunner); ok {
+		return b
+	}
+	return nil
 }
 
 // start starts the loops: heartbeats and sweeps on every peer; leasing, one
