@@ -14,17 +14,23 @@ package server_test
 //	    -benchtime 1x -o /tmp/scheduler.test ./scheduler/server/ && go tool pprof -top /tmp/scheduler.test /tmp/leader.prof
 //
 // PEERGRID_SCALE_WINDOW (a duration, default 20s) sets how long the load runs.
+// The profile covers the measured window only, not the job's submission or
+// the workers' registration. PEERGRID_SCALE_LEASERS (default 200) sets how
+// many workers lease at once; 0 leaves heartbeats alone, which measures
+// what a heartbeat costs the leader.
 
 import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,16 +54,19 @@ const (
 	scaleTasks       = 1_000_000
 	scaleHeartbeat   = 5 * time.Second // each worker's heartbeat period, spread evenly
 	scaleHeartbeater = 64              // goroutines sending heartbeats
-	scaleLeasers     = 200             // workers leasing at any moment
 	scaleLeaseMax    = 8               // tasks per lease call (a 4-core worker plus 4 prefetch)
 	scaleChildEnv    = "PEERGRID_SCALE_LEADER_DIR"
 	scaleTokenEnv    = "PEERGRID_SCALE_TOKEN"
 	scaleProfileEnv  = "PEERGRID_SCALE_PROFILE"
 	scaleWindowEnv   = "PEERGRID_SCALE_WINDOW"
+	scaleLeasersEnv  = "PEERGRID_SCALE_LEASERS"
 	scaleAddrPrefix  = "SCALE_LEADER_ADDR="
 )
 
 var scaleEngines = []string{"wazero"}
+
+// scaleLeasers is how many workers lease at any moment (PEERGRID_SCALE_LEASERS).
+var scaleLeasers = 200
 
 // BenchmarkScale_10kWorkers registers 10,000 workers, then for a window
 // keeps every one heartbeating every 5 s (2,000 heartbeats/s, spread
@@ -76,6 +85,13 @@ func BenchmarkScale_10kWorkers(b *testing.B) {
 			b.Fatalf("%s: %v", scaleWindowEnv, err)
 		}
 		window = d
+	}
+	if v := os.Getenv(scaleLeasersEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > scaleWorkers {
+			b.Fatalf("%s=%q: want 0 to %d leasing workers", scaleLeasersEnv, v, scaleWorkers)
+		}
+		scaleLeasers = n
 	}
 	leader := startScaleLeader(b)
 	c := scaleClient(leader.addr, leader.token)
@@ -106,6 +122,7 @@ func BenchmarkScale_10kWorkers(b *testing.B) {
 		b.ReportMetric(st.heartbeatsPerSec, "heartbeats/s")
 		b.ReportMetric(st.leasesPerSec, "leases/s")
 		b.ReportMetric(st.tasksPerSec, "tasks/s")
+		b.ReportMetric(st.entriesPerSec, "raft-entries/s")
 	}
 	b.ReportMetric(registrations, "registrations/s")
 	b.ReportMetric(0, "ns/op")
@@ -118,6 +135,7 @@ type scaleStats struct {
 	requestsPerSec                              float64
 	grantP50, grantP99, hbP99                   float64 // ms
 	heartbeatsPerSec, leasesPerSec, tasksPerSec float64
+	entriesPerSec                               float64 // Raft log entries the leader appended
 }
 
 // runScaleWindow runs the heartbeat and lease load and measures a window
@@ -182,13 +200,17 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 		}()
 	}
 	warm.Wait()
+	index0 := scaleRaftIndex(b, c)
 	cpu0, self0, start := leader.cpu(b), scaleSelfCPU(), time.Now()
 	req0, hb0, tasks0 := requests.Load(), heartbeats.Load(), tasksDone.Load()
 	measuring.Store(true)
+	leader.tell(b, scaleWindowStarts)
 	<-time.After(window) // the measured window: the load runs meanwhile
 	measuring.Store(false)
 	elapsed := time.Since(start)
 	cpu1, self1 := leader.cpu(b), scaleSelfCPU()
+	leader.tell(b, scaleWindowEnds)
+	entries := float64(scaleRaftIndex(b, c) - index0)
 	reqs, hbCount, taskCount := float64(requests.Load()-req0), float64(heartbeats.Load()-hb0), float64(tasksDone.Load()-tasks0)
 	cancel()
 	wg.Wait()
@@ -198,13 +220,23 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 	grants, hbs := slices.Concat(grantLat...), slices.Concat(hbLat...)
 	leaderUs := float64((cpu1 - cpu0).Microseconds())
 	return scaleStats{
-		leaderCPUPerReq: leaderUs / reqs, leaderCPUPerTask: leaderUs / taskCount, requestsPerSec: reqs / elapsed.Seconds(),
+		leaderCPUPerReq: leaderUs / reqs, leaderCPUPerTask: leaderUs / max(taskCount, 1), requestsPerSec: reqs / elapsed.Seconds(),
 		leaderCores: (cpu1 - cpu0).Seconds() / elapsed.Seconds(), clientCores: (self1 - self0).Seconds() / elapsed.Seconds(),
 		grantP50: scalePercentile(grants, 50), grantP99: scalePercentile(grants, 99), hbP99: scalePercentile(hbs, 99),
 		heartbeatsPerSec: hbCount / elapsed.Seconds(),
 		leasesPerSec:     float64(len(grants)) / elapsed.Seconds(),
 		tasksPerSec:      taskCount / elapsed.Seconds(),
+		entriesPerSec:    entries / elapsed.Seconds(),
 	}
+}
+
+// scaleRaftIndex is the leader's last Raft log index.
+func scaleRaftIndex(b *testing.B, c *client.Client) uint64 {
+	st, err := c.Status(context.Background())
+	if err != nil {
+		b.Fatalf("leader status: %v", err)
+	}
+	return st.LastIndex
 }
 
 // dispatchHeartbeats makes worker i due at i/scaleWorkers of every period,
@@ -336,8 +368,22 @@ func scaleSelfCPU() time.Duration {
 // scaleLeader is the leader's child process.
 type scaleLeader struct {
 	cmd   *exec.Cmd
+	stdin io.WriteCloser // lines that tell it the window starts and ends
 	addr  string
 	token string
+}
+
+// The lines the parent writes to the leader child's stdin.
+const (
+	scaleWindowStarts = "window-starts"
+	scaleWindowEnds   = "window-ends"
+)
+
+// tell writes one control line to the leader child.
+func (l *scaleLeader) tell(b *testing.B, line string) {
+	if _, err := io.WriteString(l.stdin, line+"\n"); err != nil {
+		b.Fatalf("telling the leader child %q: %v", line, err)
+	}
 }
 
 // startScaleLeader re-executes this test binary as a lone leader and waits
@@ -346,9 +392,6 @@ func startScaleLeader(b *testing.B) *scaleLeader {
 	b.Helper()
 	token := "scale-token"
 	args := []string{"-test.run=^$", "-test.bench=^BenchmarkScaleLeaderChild$", "-test.benchtime=1x"}
-	if p := os.Getenv(scaleProfileEnv); p != "" {
-		args = append(args, "-test.cpuprofile="+p)
-	}
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), scaleChildEnv+"="+b.TempDir(), scaleTokenEnv+"="+token)
 	cmd.Stderr = os.Stderr
@@ -363,7 +406,7 @@ func startScaleLeader(b *testing.B) *scaleLeader {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	l := &scaleLeader{cmd: cmd, token: token}
+	l := &scaleLeader{cmd: cmd, stdin: stdin, token: token}
 	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
@@ -433,5 +476,35 @@ func BenchmarkScaleLeaderChild(b *testing.B) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	fmt.Println(scaleAddrPrefix + addr)
-	_, _ = bufio.NewReader(os.Stdin).ReadString(0) // until the parent closes stdin
+	if err := followScaleParent(os.Stdin, os.Getenv(scaleProfileEnv)); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// followScaleParent reads the parent's control lines until it closes
+// stdin, profiling the leader's CPU over the measured window when
+// profilePath is set.
+func followScaleParent(stdin io.Reader, profilePath string) error {
+	sc := bufio.NewScanner(stdin)
+	var profile *os.File
+	for sc.Scan() {
+		switch line := sc.Text(); {
+		case line == scaleWindowStarts && profilePath != "":
+			f, err := os.Create(profilePath)
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			profile = f
+		case line == scaleWindowEnds && profile != nil:
+			pprof.StopCPUProfile()
+			if err := profile.Close(); err != nil {
+				return err
+			}
+			profile = nil
+		}
+	}
+	return sc.Err()
 }
