@@ -283,6 +283,15 @@ func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"released": resp})
 }
 
+// handleHeartbeat answers a worker's sign of life. A heartbeat that
+// changes nothing the ledger must know (the same address, cores, engines,
+// roles and state as committed) proposes nothing: its time and running
+// count stay in the leader's memory (liveness), and only a transition
+// (new, back from down, draining, changed) is committed, as seeWorker
+// does; a silent worker's "down" comes from the leader's loop. What it
+// reads of the ledger it reads in one View, and it answers by hand in the
+// common shape (appendHeartbeatResponse), so a heartbeat costs the leader
+// little beyond the HTTP request it arrives in.
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	var req api.HeartbeatRequest
 	if err := readHeartbeatJSON(r, &req); err != nil {
@@ -295,9 +304,8 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Cores = capCores(r, req.Cores)
-	s.liveness.report(req.Worker, len(req.Running))
 	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, draining: req.Draining, engines: req.Engines,
-		storage: req.Storage, storageOnly: req.StorageOnly}); err != nil {
+		storage: req.Storage, storageOnly: req.StorageOnly, heartbeat: true, running: len(req.Running)}); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -305,18 +313,19 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		s.releaseForgotten(r.Context(), req.Worker, req.Held)
 	}
 	s.keepPausedLeases(r.Context(), &req, time.Now())
-	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL, PauseKeep: s.cfg.MaxPauseKeep, Distrusted: s.distrusted(req.Worker)}
+	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL, PauseKeep: s.cfg.MaxPauseKeep}
 	if req.Storage || req.StorageOnly {
 		resp.Repairs = s.repairOrdersFor(req.Worker)
 	}
 	s.store.FSM().View(func(l *ledger.Ledger) {
+		resp.Distrusted = l.Distrusted(req.Worker)
 		for _, ref := range req.Running {
 			if !l.HoldsLease(req.Worker, ref) {
 				resp.Stale = append(resp.Stale, ref)
 			}
 		}
 	})
-	writeJSON(w, http.StatusOK, resp)
+	writeHeartbeatResponse(w, &resp)
 }
 
 // distrusted reports whether the ledger distrusts worker (see ledger's
@@ -361,6 +370,8 @@ type workerSeen struct {
 	storage     bool
 	storageOnly bool // a storage peer that runs no tasks (a server's)
 	engines     []string
+	heartbeat   bool // a heartbeat, which says how many tasks the worker runs
+	running     int  // with heartbeat: how many
 }
 
 // seeWorker records that a worker (or storage-only peer) was heard from.
@@ -377,7 +388,7 @@ func (s *Server) seeWorker(ctx context.Context, ws workerSeen) error {
 	if !s.store.IsLeader() {
 		return store.ErrNotLeader
 	}
-	s.liveness.touch(id, time.Now())
+	s.liveness.heard(id, time.Now(), ws.running, ws.heartbeat)
 	want := api.PeerAlive
 	if ws.draining {
 		want = api.PeerDraining
