@@ -17,11 +17,17 @@ package server_test
 // The profile covers the measured window only, not the job's submission or
 // the workers' registration. PEERGRID_SCALE_LEASERS (default 200) sets how
 // many workers lease at once; 0 leaves heartbeats alone, which measures
-// what a heartbeat costs the leader.
+// what a heartbeat costs the leader. PEERGRID_SCALE_FLOOR (heartbeats
+// alone) puts in the leader's place a server that reads each heartbeat and
+// writes a fixed answer, doing nothing else: "http", a net/http server (what
+// a request costs on this machine before the server does anything), or
+// "stream", one plain TCP connection per heartbeating goroutine carrying a
+// JSON line each way (what a long-lived stream per worker could cost).
 
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,6 +66,7 @@ const (
 	scaleProfileEnv  = "PEERGRID_SCALE_PROFILE"
 	scaleWindowEnv   = "PEERGRID_SCALE_WINDOW"
 	scaleLeasersEnv  = "PEERGRID_SCALE_LEASERS"
+	scaleFloorEnv    = "PEERGRID_SCALE_FLOOR"
 	scaleAddrPrefix  = "SCALE_LEADER_ADDR="
 )
 
@@ -93,17 +100,18 @@ func BenchmarkScale_10kWorkers(b *testing.B) {
 		}
 		scaleLeasers = n
 	}
+	floor := os.Getenv(scaleFloorEnv)
+	if floor != "" && floor != "http" && floor != "stream" {
+		b.Fatalf("%s=%q: want http or stream", scaleFloorEnv, floor)
+	}
 	leader := startScaleLeader(b)
 	c := scaleClient(leader.addr, leader.token)
-	ctx := context.Background()
-	mod := examples.Tiny()
-	if err := c.PutBlob(ctx, storage.Hash(mod), mod); err != nil {
-		b.Fatal(err)
+	if floor == "" {
+		submitScaleJob(b, c)
+	} else {
+		scaleLeasers = 0 // the floor server answers heartbeats only
 	}
-	if _, err := c.Submit(ctx, &tasks.JobSpec{Name: "scale", ModuleHash: storage.Hash(mod), Args: []string{"{index}"},
-		Tasks: scaleTasks, Timeout: 10 * time.Minute, Memory: 1 << 20, MaxOutput: 1 << 10}); err != nil {
-		b.Fatal(err)
-	}
+	heartbeaters = scaleHeartbeaters(b, c, leader.addr, floor)
 	regStart := time.Now()
 	registerScaleWorkers(b, c)
 	registrations := float64(scaleWorkers) / time.Since(regStart).Seconds()
@@ -126,6 +134,19 @@ func BenchmarkScale_10kWorkers(b *testing.B) {
 	}
 	b.ReportMetric(registrations, "registrations/s")
 	b.ReportMetric(0, "ns/op")
+}
+
+// submitScaleJob puts the tiny module and submits the 1,000,000-task job.
+func submitScaleJob(b *testing.B, c *client.Client) {
+	ctx := context.Background()
+	mod := examples.Tiny()
+	if err := c.PutBlob(ctx, storage.Hash(mod), mod); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Submit(ctx, &tasks.JobSpec{Name: "scale", ModuleHash: storage.Hash(mod), Args: []string{"{index}"},
+		Tasks: scaleTasks, Timeout: 10 * time.Minute, Memory: 1 << 20, MaxOutput: 1 << 10}); err != nil {
+		b.Fatal(err)
+	}
 }
 
 type scaleStats struct {
@@ -157,14 +178,14 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 	due := make(chan int, scaleWorkers)
 	wg.Add(1)
 	go func() { defer wg.Done(); dispatchHeartbeats(ctx, due) }()
-	for h := range scaleHeartbeater {
+	for h, heartbeat := range heartbeaters {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for w := range due {
 				began := time.Now()
 				requests.Add(1)
-				if _, err := c.Heartbeat(ctx, scaleHeartbeatReq(w)); err != nil {
+				if err := heartbeat(ctx, w); err != nil {
 					countScaleErr(ctx, &errs, err)
 					continue
 				}
@@ -230,8 +251,11 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 	}
 }
 
-// scaleRaftIndex is the leader's last Raft log index.
+// scaleRaftIndex is the leader's last Raft log index (0 for a floor server).
 func scaleRaftIndex(b *testing.B, c *client.Client) uint64 {
+	if os.Getenv(scaleFloorEnv) != "" {
+		return 0
+	}
 	st, err := c.Status(context.Background())
 	if err != nil {
 		b.Fatalf("leader status: %v", err)
@@ -319,12 +343,12 @@ func registerScaleWorkers(b *testing.B, c *client.Client) {
 	next := make(chan int)
 	var wg sync.WaitGroup
 	var failed atomic.Value
-	for range scaleHeartbeater {
+	for _, heartbeat := range heartbeaters {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for w := range next {
-				if _, err := c.Heartbeat(context.Background(), scaleHeartbeatReq(w)); err != nil {
+				if err := heartbeat(context.Background(), w); err != nil {
 					failed.Store(err)
 				}
 			}
@@ -450,6 +474,10 @@ func BenchmarkScaleLeaderChild(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if floor := os.Getenv(scaleFloorEnv); floor != "" {
+		serveScaleFloor(b, ln, floor)
+		return
+	}
 	raftLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -507,4 +535,96 @@ func followScaleParent(stdin io.Reader, profilePath string) error {
 		}
 	}
 	return sc.Err()
+}
+
+// heartbeaters are the heartbeating goroutines' calls, one each.
+var heartbeaters []func(ctx context.Context, w int) error
+
+// scaleHeartbeaters makes one heartbeat call per heartbeating goroutine:
+// the client's, or for the stream floor a JSON line each way on a TCP
+// connection of its own, encoded and decoded as the client does.
+func scaleHeartbeaters(b *testing.B, c *client.Client, addr, floor string) []func(context.Context, int) error {
+	out := make([]func(context.Context, int) error, scaleHeartbeater)
+	for i := range out {
+		out[i] = func(ctx context.Context, w int) error {
+			_, err := c.Heartbeat(ctx, scaleHeartbeatReq(w))
+			return err
+		}
+		if floor != "stream" {
+			continue
+		}
+		conn, err := net.Dial("tcp", strings.TrimPrefix(addr, "http://"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		answers := bufio.NewReader(conn)
+		out[i] = func(_ context.Context, w int) error {
+			line, err := json.Marshal(scaleHeartbeatReq(w))
+			if err != nil {
+				return err
+			}
+			if _, err := conn.Write(append(line, '\n')); err != nil {
+				return err
+			}
+			answer, err := answers.ReadSlice('\n')
+			if err != nil {
+				return err
+			}
+			var resp api.HeartbeatResponse
+			return json.Unmarshal(answer, &resp)
+		}
+	}
+	return out
+}
+
+// serveScaleFloor serves heartbeats in the leader's place doing nothing
+// but read each and write a fixed answer: over net/http ("http"), or as
+// JSON lines on plain TCP connections ("stream").
+func serveScaleFloor(b *testing.B, ln net.Listener, floor string) {
+	answer := []byte(`{"ttl_ns":15000000000,"pause_keep_ns":3600000000000}` + "\n")
+	if floor == "stream" {
+		go serveFloorStreams(ln, answer)
+		defer ln.Close()
+	} else {
+		hs := &http.Server{Handler: floorHTTP(answer), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+	}
+	fmt.Println(scaleAddrPrefix + "http://" + ln.Addr().String())
+	if err := followScaleParent(os.Stdin, os.Getenv(scaleProfileEnv)); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func floorHTTP(answer []byte) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/heartbeat", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(answer)
+	})
+	return mux
+}
+
+// serveFloorStreams answers every line on every connection with answer.
+func serveFloorStreams(ln net.Listener, answer []byte) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			lines := bufio.NewReader(conn)
+			for {
+				if _, err := lines.ReadSlice('\n'); err != nil {
+					return
+				}
+				if _, err := conn.Write(answer); err != nil {
+					return
+				}
+			}
+		}()
+	}
 }
