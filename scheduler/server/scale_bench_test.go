@@ -77,7 +77,8 @@ var scaleLeasers = 200
 
 // BenchmarkScale_10kWorkers registers 10,000 workers, then for a window
 // keeps every one heartbeating every 5 s (2,000 heartbeats/s, spread
-// evenly) while 200 of them at a time lease 8 tasks of a 1,000,000-task job,
+// evenly; each carries the leases its worker holds and runs, as the real
+// worker's do) while 200 of them at a time lease 8 tasks of a 1,000,000-task job,
 // each leasing goroutine moving on to the next worker after every round.
 // As the real worker does, a worker's lease call carries the reports of the
 // tasks it got on its previous turn (all done): one call a round. It
@@ -214,6 +215,7 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 				}
 				tasksDone.Add(int64(reported))
 				pending[w] = finishedReports(got)
+				scaleHolds(w, got)
 				if len(got) > 0 && measuring.Load() {
 					grantLat[g] = append(grantLat[g], lat)
 				}
@@ -332,8 +334,28 @@ func countScaleErr(ctx context.Context, errs *atomic.Int64, err error) {
 
 func scaleWorkerID(w int) string { return fmt.Sprintf("sim-%05d", w) }
 
+// scaleHeld is what each simulated worker holds: the tasks of its last
+// lease, until its next turn reports them.
+var scaleHeld [scaleWorkers]atomic.Pointer[[]api.TaskRef]
+
+// scaleHolds records that worker w holds the tasks it was just granted.
+func scaleHolds(w int, got []api.Assignment) {
+	refs := make([]api.TaskRef, len(got))
+	for i, a := range got {
+		refs[i] = api.TaskRef{Job: a.Job, Index: a.Index, Attempt: a.Attempt}
+	}
+	scaleHeld[w].Store(&refs)
+}
+
+// scaleHeartbeatReq is worker w's heartbeat as the real worker sends it:
+// with the leases it holds (an empty list, never none) and those it runs
+// (here all it holds).
 func scaleHeartbeatReq(w int) *api.HeartbeatRequest {
-	return &api.HeartbeatRequest{Worker: scaleWorkerID(w), Cores: 4, Engines: scaleEngines}
+	held := []api.TaskRef{}
+	if p := scaleHeld[w].Load(); p != nil {
+		held = *p
+	}
+	return &api.HeartbeatRequest{Worker: scaleWorkerID(w), Cores: 4, Engines: scaleEngines, Running: held, Held: held}
 }
 
 // registerScaleWorkers heartbeats each worker once: its first contact
