@@ -20,7 +20,7 @@ import (
 // takes the plain shape the Go client writes and reports whether it did,
 // else by encoding/json on the same bytes, as readJSON would.
 func readFast[T any](r *http.Request, v *T, fast func([]byte, *T) bool) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 2*storage.MaxInline))
+	body, err := readHotBody(r)
 	if err != nil {
 		return fmt.Errorf("%w: body: %v", errBadRequest, err)
 	}
@@ -35,6 +35,27 @@ func readFast[T any](r *http.Request, v *T, fast func([]byte, *T) bool) error {
 		return fmt.Errorf("%w: body: %v", errBadRequest, err)
 	}
 	return nil
+}
+
+// maxHotBody bounds a hot body; past it the body is cut, and its JSON
+// refused.
+const maxHotBody = 2 * storage.MaxInline
+
+// readHotBody reads a hot request's body: into one buffer of the length
+// the request announced, rather than growing one as io.ReadAll does.
+func readHotBody(r *http.Request) ([]byte, error) {
+	n := r.ContentLength
+	if n < 0 || n > maxHotBody {
+		return io.ReadAll(io.LimitReader(r.Body, maxHotBody))
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		return nil, err
+	}
+	// Read whole: closed, net/http need not try to drain it before it
+	// writes the answer's header.
+	_ = r.Body.Close()
+	return body, nil
 }
 
 // readHeartbeatJSON decodes a heartbeat body, the call every worker makes
@@ -478,9 +499,85 @@ func writeLeaseResponse(w http.ResponseWriter, resp api.LeaseResponse) {
 		writeJSON(w, http.StatusOK, resp)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	writeJSONBody(w, body)
+}
+
+// jsonContentType is the Content-Type of a hot answer, one shared slice:
+// net/http only reads a header's values, and Header.Set would canonicalize
+// the key and allocate a slice for each answer.
+var jsonContentType = []string{"application/json"}
+
+// writeJSONBody writes a 200 whose JSON body is already encoded, with its
+// length, so net/http need not chunk a body past its 2 KiB buffer.
+func writeJSONBody(w http.ResponseWriter, body []byte) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
+}
+
+// writeHeartbeatResponse writes a heartbeat's answer as writeJSON would:
+// by hand when it carries no repair orders and its stale tasks' job ids
+// are plain strings, else by encoding/json. Either way the bytes decode to
+// the same response.
+func writeHeartbeatResponse(w http.ResponseWriter, resp *api.HeartbeatResponse) {
+	body, ok := appendHeartbeatResponse(make([]byte, 0, 96+64*len(resp.Stale)), resp)
+	if !ok {
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	writeJSONBody(w, body)
+}
+
+// appendHeartbeatResponse appends resp's JSON and a newline, in
+// api.HeartbeatResponse's field order with its omitempty rules, reporting
+// false for a response it leaves to encoding/json (one with repair
+// orders, which are rare and large).
+func appendHeartbeatResponse(b []byte, resp *api.HeartbeatResponse) ([]byte, bool) {
+	if len(resp.Repairs) > 0 {
+		return nil, false
+	}
+	ok := true
+	b = append(b, '{')
+	field := func(key string) {
+		if b[len(b)-1] != '{' {
+			b = append(b, ',')
+		}
+		b = append(b, key...)
+	}
+	if len(resp.Stale) > 0 {
+		field(`"stale":[`)
+		for i := range resp.Stale {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b, ok = appendTaskRef(b, &resp.Stale[i], ok)
+		}
+		b = append(b, ']')
+	}
+	if resp.TTL != 0 {
+		field(`"ttl_ns":`)
+		b = strconv.AppendInt(b, int64(resp.TTL), 10)
+	}
+	if resp.PauseKeep != 0 {
+		field(`"pause_keep_ns":`)
+		b = strconv.AppendInt(b, int64(resp.PauseKeep), 10)
+	}
+	if resp.Distrusted {
+		field(`"distrusted":true`)
+	}
+	return append(b, "}\n"...), ok
+}
+
+// appendTaskRef appends ref's JSON; ok turns false for a job id that is
+// not a plain string.
+func appendTaskRef(b []byte, ref *api.TaskRef, ok bool) ([]byte, bool) {
+	b = append(b, `{"job":`...)
+	b, ok = appendPlainString(b, ref.Job, ok)
+	b = strconv.AppendInt(append(b, `,"index":`...), int64(ref.Index), 10)
+	b = strconv.AppendInt(append(b, `,"attempt":`...), int64(ref.Attempt), 10)
+	return append(b, '}'), ok
 }
 
 // appendLeaseResponse appends resp's JSON and a newline (as json.Encoder

@@ -394,3 +394,83 @@ func FuzzLeaseFastPath(f *testing.F) {
 		}
 	})
 }
+
+// TestHeartbeatResponse_FastPathWritesWhatEncodingJSONWrites: a heartbeat's
+// answer with every field but the repair orders set, and ones with the
+// omitempty fields empty, are written byte for byte as encoding/json
+// writes them. A field added to api.HeartbeatResponse that the fast path
+// does not write fails here.
+func TestHeartbeatResponse_FastPathWritesWhatEncodingJSONWrites(t *testing.T) {
+	var full api.HeartbeatResponse
+	seed := 0
+	v := reflect.ValueOf(&full).Elem()
+	for i := range v.NumField() {
+		if v.Type().Field(i).Name != "Repairs" { // left to encoding/json
+			fillAssignmentFields(t, v.Field(i), &seed)
+		}
+	}
+	stale := []api.TaskRef{{Job: "j-0a1b", Index: 3, Attempt: 2}}
+	for _, resp := range []api.HeartbeatResponse{full, {}, {TTL: time.Second}, {PauseKeep: time.Minute}, {Distrusted: true},
+		{Stale: stale}, {Stale: stale, Distrusted: true}, {Stale: []api.TaskRef{}, TTL: -1}} {
+		got, ok := appendHeartbeatResponse(nil, &resp)
+		if want := standardJSON(resp); !ok || !bytes.Equal(got, want) {
+			t.Fatalf("fast path (taken %v):\n%s\nencoding/json:\n%s", ok, got, want)
+		}
+	}
+}
+
+// TestHeartbeatResponse_OtherShapesFallBack: repair orders, and a stale
+// task whose job id JSON would escape, are left to encoding/json, and the
+// answer is still what encoding/json writes.
+func TestHeartbeatResponse_OtherShapesFallBack(t *testing.T) {
+	for _, resp := range []api.HeartbeatResponse{
+		{Repairs: []api.RepairOrder{{Blob: "b"}}, TTL: time.Second},
+		{Stale: []api.TaskRef{{Job: "a<b"}}},
+		{Stale: []api.TaskRef{{Job: "é"}}},
+	} {
+		if _, ok := appendHeartbeatResponse(nil, &resp); ok {
+			t.Fatalf("%+v took the fast path", resp)
+		}
+		rec := httptest.NewRecorder()
+		writeHeartbeatResponse(rec, &resp)
+		if !bytes.Equal(rec.Body.Bytes(), standardJSON(resp)) || rec.Header().Get("Content-Type") != "application/json" {
+			t.Fatalf("fallback wrote %q (%s)", rec.Body.Bytes(), rec.Header().Get("Content-Type"))
+		}
+	}
+}
+
+// FuzzHeartbeatResponseFastPath: whatever the fast path writes is byte for
+// byte what encoding/json writes.
+func FuzzHeartbeatResponseFastPath(f *testing.F) {
+	f.Add("j-0a1b", 3, 1, int64(15e9), int64(0), true)
+	f.Add("j<", -1, 0, int64(-1), int64(7), false)
+	f.Fuzz(func(t *testing.T, job string, index, attempt int, ttl, keep int64, distrusted bool) {
+		resp := api.HeartbeatResponse{Stale: []api.TaskRef{{Job: job, Index: index, Attempt: attempt}}, TTL: time.Duration(ttl),
+			PauseKeep: time.Duration(keep), Distrusted: distrusted}
+		got, ok := appendHeartbeatResponse(nil, &resp)
+		if ok && !bytes.Equal(got, standardJSON(resp)) {
+			t.Fatalf("fast path:\n%s\nencoding/json:\n%s", got, standardJSON(resp))
+		}
+	})
+}
+
+// TestReadHotBody_ReadsWhatWasSentWhateverItsFraming: a hot body is read
+// whole with a Content-Length and chunked alike; one shorter than its
+// Content-Length is an error, never a short body taken as whole.
+func TestReadHotBody_ReadsWhatWasSentWhateverItsFraming(t *testing.T) {
+	const body = `{"worker":"w-1","cores":4}`
+	sized := httptest.NewRequest(http.MethodPost, "/v1/heartbeat", strings.NewReader(body))
+	chunked := httptest.NewRequest(http.MethodPost, "/v1/heartbeat", strings.NewReader(body))
+	chunked.ContentLength = -1
+	for _, r := range []*http.Request{sized, chunked} {
+		got, err := readHotBody(r)
+		if err != nil || string(got) != body {
+			t.Fatalf("Content-Length %d: read %q, %v", r.ContentLength, got, err)
+		}
+	}
+	short := httptest.NewRequest(http.MethodPost, "/v1/heartbeat", strings.NewReader(body))
+	short.ContentLength = int64(len(body) + 1)
+	if got, err := readHotBody(short); err == nil {
+		t.Fatalf("a body shorter than its Content-Length was read as %q", got)
+	}
+}

@@ -283,6 +283,15 @@ func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"released": resp})
 }
 
+// handleHeartbeat answers a worker's sign of life. A heartbeat that
+// changes nothing the ledger must know (the same address, cores, engines,
+// roles and state as committed) proposes nothing: its time and running
+// count stay in the leader's memory (liveness), and only a transition
+// (new, back from down, draining, changed) is committed, as seeWorker
+// does; a silent worker's "down" comes from the leader's loop. What it
+// reads of the ledger it reads in one View, and it answers by hand in the
+// common shape (appendHeartbeatResponse), so a heartbeat costs the leader
+// little beyond the HTTP request it arrives in.
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	var req api.HeartbeatRequest
 	if err := readHeartbeatJSON(r, &req); err != nil {
@@ -295,28 +304,28 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Cores = capCores(r, req.Cores)
-	s.liveness.report(req.Worker, len(req.Running))
 	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, draining: req.Draining, engines: req.Engines,
-		storage: req.Storage, storageOnly: req.StorageOnly}); err != nil {
+		storage: req.Storage, storageOnly: req.StorageOnly, heartbeat: true, running: len(req.Running)}); err != nil {
 		writeErr(w, err)
 		return
 	}
 	if req.Held != nil {
-		s.releaseForgotten(r.Context(), req.Worker, req.Held)
+		s.liveness.holding(req.Worker, req.Held, time.Now())
 	}
 	s.keepPausedLeases(r.Context(), &req, time.Now())
-	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL, PauseKeep: s.cfg.MaxPauseKeep, Distrusted: s.distrusted(req.Worker)}
+	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL, PauseKeep: s.cfg.MaxPauseKeep}
 	if req.Storage || req.StorageOnly {
 		resp.Repairs = s.repairOrdersFor(req.Worker)
 	}
 	s.store.FSM().View(func(l *ledger.Ledger) {
+		resp.Distrusted = l.Distrusted(req.Worker)
 		for _, ref := range req.Running {
 			if !l.HoldsLease(req.Worker, ref) {
 				resp.Stale = append(resp.Stale, ref)
 			}
 		}
 	})
-	writeJSON(w, http.StatusOK, resp)
+	writeHeartbeatResponse(w, &resp)
 }
 
 // distrusted reports whether the ledger distrusts worker (see ledger's
@@ -327,30 +336,40 @@ func (s *Server) distrusted(worker string) bool {
 	return d
 }
 
-// releaseForgotten hands back leases the ledger gives this worker but the
-// worker does not hold: a grant whose reply was lost (the leader died, the
-// request was cancelled). Only leases older than a TTL count, so a grant
-// whose reply is still on its way is left alone.
-func (s *Server) releaseForgotten(ctx context.Context, worker string, held []api.TaskRef) {
-	holds := make(map[api.TaskRef]bool, len(held))
-	for _, h := range held {
-		holds[h] = true
+// releaseForgotten hands back leases the ledger gives a worker that the
+// worker's last heartbeat did not hold: a grant whose reply was lost (the
+// leader died, the request was cancelled). Only leases granted a TTL
+// before that heartbeat count, so a grant whose reply was still on its
+// way is left alone. It runs on the leader's tick for every worker in one
+// pass over the leases, not in each heartbeat: a worker's heartbeat
+// always carries its held list, and finding its leases is a pass over
+// all of them (every heartbeat doing it took 92% of a leader of 10,000
+// such workers, BENCHMARKS.md issue 15); a heartbeat only records the
+// list (liveness.holding).
+func (s *Server) releaseForgotten(ctx context.Context) {
+	reports := s.liveness.heldReports()
+	if len(reports) == 0 {
+		return
 	}
-	cutoff := time.Now().Add(-s.cfg.WorkerTTL).UnixNano()
-	var forgotten []api.TaskRef
+	forgotten := map[string][]api.TaskRef{}
 	s.store.FSM().View(func(l *ledger.Ledger) {
-		for _, ref := range l.LeasesOf(worker) {
-			expiry, timeout, _ := l.LeaseExpiry(ref)
+		l.EachLease(func(ref api.TaskRef, worker string, expiry int64, timeout time.Duration) {
+			rep, ok := reports[worker]
 			granted := expiry - int64(timeout) - int64(s.cfg.LeaseSlack)
-			if !holds[ref] && granted < cutoff {
-				forgotten = append(forgotten, ref)
+			if ok && granted < rep.at.Add(-s.cfg.WorkerTTL).UnixNano() && !slices.Contains(rep.refs, ref) {
+				forgotten[worker] = append(forgotten[worker], ref)
 			}
-		}
+		})
 	})
-	if len(forgotten) > 0 {
-		s.log.Info("releasing leases the worker does not hold", "peer", worker, "count", len(forgotten))
-		s.propose(ctx, &ledger.ReleaseTasksCommand{Worker: worker, Now: time.Now().UnixNano(), Tasks: forgotten})
+	for worker, refs := range forgotten {
+		slices.SortFunc(refs, compareRefs)
+		s.log.Info("releasing leases the worker does not hold", "peer", worker, "count", len(refs))
+		s.propose(ctx, &ledger.ReleaseTasksCommand{Worker: worker, Now: time.Now().UnixNano(), Tasks: refs})
 	}
+}
+
+func compareRefs(a, b api.TaskRef) int {
+	return cmp.Or(cmp.Compare(a.Job, b.Job), cmp.Compare(a.Index, b.Index), cmp.Compare(a.Attempt, b.Attempt))
 }
 
 // workerSeen is what a worker's request says about it.
@@ -361,6 +380,8 @@ type workerSeen struct {
 	storage     bool
 	storageOnly bool // a storage peer that runs no tasks (a server's)
 	engines     []string
+	heartbeat   bool // a heartbeat, which says how many tasks the worker runs
+	running     int  // with heartbeat: how many
 }
 
 // seeWorker records that a worker (or storage-only peer) was heard from.
@@ -377,7 +398,7 @@ func (s *Server) seeWorker(ctx context.Context, ws workerSeen) error {
 	if !s.store.IsLeader() {
 		return store.ErrNotLeader
 	}
-	s.liveness.touch(id, time.Now())
+	s.liveness.heard(id, time.Now(), ws.running, ws.heartbeat)
 	want := api.PeerAlive
 	if ws.draining {
 		want = api.PeerDraining

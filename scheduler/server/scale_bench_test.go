@@ -14,17 +14,29 @@ package server_test
 //	    -benchtime 1x -o /tmp/scheduler.test ./scheduler/server/ && go tool pprof -top /tmp/scheduler.test /tmp/leader.prof
 //
 // PEERGRID_SCALE_WINDOW (a duration, default 20s) sets how long the load runs.
+// The profile covers the measured window only, not the job's submission or
+// the workers' registration. PEERGRID_SCALE_LEASERS (default 200) sets how
+// many workers lease at once; 0 leaves heartbeats alone, which measures
+// what a heartbeat costs the leader. PEERGRID_SCALE_FLOOR (heartbeats
+// alone) puts in the leader's place a server that reads each heartbeat and
+// writes a fixed answer, doing nothing else: "http", a net/http server (what
+// a request costs on this machine before the server does anything), or
+// "stream", one plain TCP connection per heartbeating goroutine carrying a
+// JSON line each way (what a long-lived stream per worker could cost).
 
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,20 +60,25 @@ const (
 	scaleTasks       = 1_000_000
 	scaleHeartbeat   = 5 * time.Second // each worker's heartbeat period, spread evenly
 	scaleHeartbeater = 64              // goroutines sending heartbeats
-	scaleLeasers     = 200             // workers leasing at any moment
 	scaleLeaseMax    = 8               // tasks per lease call (a 4-core worker plus 4 prefetch)
 	scaleChildEnv    = "PEERGRID_SCALE_LEADER_DIR"
 	scaleTokenEnv    = "PEERGRID_SCALE_TOKEN"
 	scaleProfileEnv  = "PEERGRID_SCALE_PROFILE"
 	scaleWindowEnv   = "PEERGRID_SCALE_WINDOW"
+	scaleLeasersEnv  = "PEERGRID_SCALE_LEASERS"
+	scaleFloorEnv    = "PEERGRID_SCALE_FLOOR"
 	scaleAddrPrefix  = "SCALE_LEADER_ADDR="
 )
 
 var scaleEngines = []string{"wazero"}
 
+// scaleLeasers is how many workers lease at any moment (PEERGRID_SCALE_LEASERS).
+var scaleLeasers = 200
+
 // BenchmarkScale_10kWorkers registers 10,000 workers, then for a window
 // keeps every one heartbeating every 5 s (2,000 heartbeats/s, spread
-// evenly) while 200 of them at a time lease 8 tasks of a 1,000,000-task job,
+// evenly; each carries the leases its worker holds and runs, as the real
+// worker's do) while 200 of them at a time lease 8 tasks of a 1,000,000-task job,
 // each leasing goroutine moving on to the next worker after every round.
 // As the real worker does, a worker's lease call carries the reports of the
 // tasks it got on its previous turn (all done): one call a round. It
@@ -77,17 +94,25 @@ func BenchmarkScale_10kWorkers(b *testing.B) {
 		}
 		window = d
 	}
+	if v := os.Getenv(scaleLeasersEnv); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > scaleWorkers {
+			b.Fatalf("%s=%q: want 0 to %d leasing workers", scaleLeasersEnv, v, scaleWorkers)
+		}
+		scaleLeasers = n
+	}
+	floor := os.Getenv(scaleFloorEnv)
+	if floor != "" && floor != "http" && floor != "stream" {
+		b.Fatalf("%s=%q: want http or stream", scaleFloorEnv, floor)
+	}
 	leader := startScaleLeader(b)
 	c := scaleClient(leader.addr, leader.token)
-	ctx := context.Background()
-	mod := examples.Tiny()
-	if err := c.PutBlob(ctx, storage.Hash(mod), mod); err != nil {
-		b.Fatal(err)
+	if floor == "" {
+		submitScaleJob(b, c)
+	} else {
+		scaleLeasers = 0 // the floor server answers heartbeats only
 	}
-	if _, err := c.Submit(ctx, &tasks.JobSpec{Name: "scale", ModuleHash: storage.Hash(mod), Args: []string{"{index}"},
-		Tasks: scaleTasks, Timeout: 10 * time.Minute, Memory: 1 << 20, MaxOutput: 1 << 10}); err != nil {
-		b.Fatal(err)
-	}
+	heartbeaters = scaleHeartbeaters(b, c, leader.addr, floor)
 	regStart := time.Now()
 	registerScaleWorkers(b, c)
 	registrations := float64(scaleWorkers) / time.Since(regStart).Seconds()
@@ -106,9 +131,23 @@ func BenchmarkScale_10kWorkers(b *testing.B) {
 		b.ReportMetric(st.heartbeatsPerSec, "heartbeats/s")
 		b.ReportMetric(st.leasesPerSec, "leases/s")
 		b.ReportMetric(st.tasksPerSec, "tasks/s")
+		b.ReportMetric(st.entriesPerSec, "raft-entries/s")
 	}
 	b.ReportMetric(registrations, "registrations/s")
 	b.ReportMetric(0, "ns/op")
+}
+
+// submitScaleJob puts the tiny module and submits the 1,000,000-task job.
+func submitScaleJob(b *testing.B, c *client.Client) {
+	ctx := context.Background()
+	mod := examples.Tiny()
+	if err := c.PutBlob(ctx, storage.Hash(mod), mod); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.Submit(ctx, &tasks.JobSpec{Name: "scale", ModuleHash: storage.Hash(mod), Args: []string{"{index}"},
+		Tasks: scaleTasks, Timeout: 10 * time.Minute, Memory: 1 << 20, MaxOutput: 1 << 10}); err != nil {
+		b.Fatal(err)
+	}
 }
 
 type scaleStats struct {
@@ -118,6 +157,7 @@ type scaleStats struct {
 	requestsPerSec                              float64
 	grantP50, grantP99, hbP99                   float64 // ms
 	heartbeatsPerSec, leasesPerSec, tasksPerSec float64
+	entriesPerSec                               float64 // Raft log entries the leader appended
 }
 
 // runScaleWindow runs the heartbeat and lease load and measures a window
@@ -139,14 +179,14 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 	due := make(chan int, scaleWorkers)
 	wg.Add(1)
 	go func() { defer wg.Done(); dispatchHeartbeats(ctx, due) }()
-	for h := range scaleHeartbeater {
+	for h, heartbeat := range heartbeaters {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for w := range due {
 				began := time.Now()
 				requests.Add(1)
-				if _, err := c.Heartbeat(ctx, scaleHeartbeatReq(w)); err != nil {
+				if err := heartbeat(ctx, w); err != nil {
 					countScaleErr(ctx, &errs, err)
 					continue
 				}
@@ -175,6 +215,7 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 				}
 				tasksDone.Add(int64(reported))
 				pending[w] = finishedReports(got)
+				scaleHolds(w, got)
 				if len(got) > 0 && measuring.Load() {
 					grantLat[g] = append(grantLat[g], lat)
 				}
@@ -182,13 +223,17 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 		}()
 	}
 	warm.Wait()
+	index0 := scaleRaftIndex(b, c)
 	cpu0, self0, start := leader.cpu(b), scaleSelfCPU(), time.Now()
 	req0, hb0, tasks0 := requests.Load(), heartbeats.Load(), tasksDone.Load()
 	measuring.Store(true)
+	leader.tell(b, scaleWindowStarts)
 	<-time.After(window) // the measured window: the load runs meanwhile
 	measuring.Store(false)
 	elapsed := time.Since(start)
 	cpu1, self1 := leader.cpu(b), scaleSelfCPU()
+	leader.tell(b, scaleWindowEnds)
+	entries := float64(scaleRaftIndex(b, c) - index0)
 	reqs, hbCount, taskCount := float64(requests.Load()-req0), float64(heartbeats.Load()-hb0), float64(tasksDone.Load()-tasks0)
 	cancel()
 	wg.Wait()
@@ -198,13 +243,26 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 	grants, hbs := slices.Concat(grantLat...), slices.Concat(hbLat...)
 	leaderUs := float64((cpu1 - cpu0).Microseconds())
 	return scaleStats{
-		leaderCPUPerReq: leaderUs / reqs, leaderCPUPerTask: leaderUs / taskCount, requestsPerSec: reqs / elapsed.Seconds(),
+		leaderCPUPerReq: leaderUs / reqs, leaderCPUPerTask: leaderUs / max(taskCount, 1), requestsPerSec: reqs / elapsed.Seconds(),
 		leaderCores: (cpu1 - cpu0).Seconds() / elapsed.Seconds(), clientCores: (self1 - self0).Seconds() / elapsed.Seconds(),
 		grantP50: scalePercentile(grants, 50), grantP99: scalePercentile(grants, 99), hbP99: scalePercentile(hbs, 99),
 		heartbeatsPerSec: hbCount / elapsed.Seconds(),
 		leasesPerSec:     float64(len(grants)) / elapsed.Seconds(),
 		tasksPerSec:      taskCount / elapsed.Seconds(),
+		entriesPerSec:    entries / elapsed.Seconds(),
 	}
+}
+
+// scaleRaftIndex is the leader's last Raft log index (0 for a floor server).
+func scaleRaftIndex(b *testing.B, c *client.Client) uint64 {
+	if os.Getenv(scaleFloorEnv) != "" {
+		return 0
+	}
+	st, err := c.Status(context.Background())
+	if err != nil {
+		b.Fatalf("leader status: %v", err)
+	}
+	return st.LastIndex
 }
 
 // dispatchHeartbeats makes worker i due at i/scaleWorkers of every period,
@@ -276,8 +334,28 @@ func countScaleErr(ctx context.Context, errs *atomic.Int64, err error) {
 
 func scaleWorkerID(w int) string { return fmt.Sprintf("sim-%05d", w) }
 
+// scaleHeld is what each simulated worker holds: the tasks of its last
+// lease, until its next turn reports them.
+var scaleHeld [scaleWorkers]atomic.Pointer[[]api.TaskRef]
+
+// scaleHolds records that worker w holds the tasks it was just granted.
+func scaleHolds(w int, got []api.Assignment) {
+	refs := make([]api.TaskRef, len(got))
+	for i, a := range got {
+		refs[i] = api.TaskRef{Job: a.Job, Index: a.Index, Attempt: a.Attempt}
+	}
+	scaleHeld[w].Store(&refs)
+}
+
+// scaleHeartbeatReq is worker w's heartbeat as the real worker sends it:
+// with the leases it holds (an empty list, never none) and those it runs
+// (here all it holds).
 func scaleHeartbeatReq(w int) *api.HeartbeatRequest {
-	return &api.HeartbeatRequest{Worker: scaleWorkerID(w), Cores: 4, Engines: scaleEngines}
+	held := []api.TaskRef{}
+	if p := scaleHeld[w].Load(); p != nil {
+		held = *p
+	}
+	return &api.HeartbeatRequest{Worker: scaleWorkerID(w), Cores: 4, Engines: scaleEngines, Running: held, Held: held}
 }
 
 // registerScaleWorkers heartbeats each worker once: its first contact
@@ -287,12 +365,12 @@ func registerScaleWorkers(b *testing.B, c *client.Client) {
 	next := make(chan int)
 	var wg sync.WaitGroup
 	var failed atomic.Value
-	for range scaleHeartbeater {
+	for _, heartbeat := range heartbeaters {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for w := range next {
-				if _, err := c.Heartbeat(context.Background(), scaleHeartbeatReq(w)); err != nil {
+				if err := heartbeat(context.Background(), w); err != nil {
 					failed.Store(err)
 				}
 			}
@@ -336,8 +414,22 @@ func scaleSelfCPU() time.Duration {
 // scaleLeader is the leader's child process.
 type scaleLeader struct {
 	cmd   *exec.Cmd
+	stdin io.WriteCloser // lines that tell it the window starts and ends
 	addr  string
 	token string
+}
+
+// The lines the parent writes to the leader child's stdin.
+const (
+	scaleWindowStarts = "window-starts"
+	scaleWindowEnds   = "window-ends"
+)
+
+// tell writes one control line to the leader child.
+func (l *scaleLeader) tell(b *testing.B, line string) {
+	if _, err := io.WriteString(l.stdin, line+"\n"); err != nil {
+		b.Fatalf("telling the leader child %q: %v", line, err)
+	}
 }
 
 // startScaleLeader re-executes this test binary as a lone leader and waits
@@ -346,9 +438,6 @@ func startScaleLeader(b *testing.B) *scaleLeader {
 	b.Helper()
 	token := "scale-token"
 	args := []string{"-test.run=^$", "-test.bench=^BenchmarkScaleLeaderChild$", "-test.benchtime=1x"}
-	if p := os.Getenv(scaleProfileEnv); p != "" {
-		args = append(args, "-test.cpuprofile="+p)
-	}
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), scaleChildEnv+"="+b.TempDir(), scaleTokenEnv+"="+token)
 	cmd.Stderr = os.Stderr
@@ -363,7 +452,7 @@ func startScaleLeader(b *testing.B) *scaleLeader {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	l := &scaleLeader{cmd: cmd, token: token}
+	l := &scaleLeader{cmd: cmd, stdin: stdin, token: token}
 	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
@@ -407,6 +496,10 @@ func BenchmarkScaleLeaderChild(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if floor := os.Getenv(scaleFloorEnv); floor != "" {
+		serveScaleFloor(b, ln, floor)
+		return
+	}
 	raftLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -433,5 +526,127 @@ func BenchmarkScaleLeaderChild(b *testing.B) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	fmt.Println(scaleAddrPrefix + addr)
-	_, _ = bufio.NewReader(os.Stdin).ReadString(0) // until the parent closes stdin
+	if err := followScaleParent(os.Stdin, os.Getenv(scaleProfileEnv)); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// followScaleParent reads the parent's control lines until it closes
+// stdin, profiling the leader's CPU over the measured window when
+// profilePath is set.
+func followScaleParent(stdin io.Reader, profilePath string) error {
+	sc := bufio.NewScanner(stdin)
+	var profile *os.File
+	for sc.Scan() {
+		switch line := sc.Text(); {
+		case line == scaleWindowStarts && profilePath != "":
+			f, err := os.Create(profilePath)
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			profile = f
+		case line == scaleWindowEnds && profile != nil:
+			pprof.StopCPUProfile()
+			if err := profile.Close(); err != nil {
+				return err
+			}
+			profile = nil
+		}
+	}
+	return sc.Err()
+}
+
+// heartbeaters are the heartbeating goroutines' calls, one each.
+var heartbeaters []func(ctx context.Context, w int) error
+
+// scaleHeartbeaters makes one heartbeat call per heartbeating goroutine:
+// the client's, or for the stream floor a JSON line each way on a TCP
+// connection of its own, encoded and decoded as the client does.
+func scaleHeartbeaters(b *testing.B, c *client.Client, addr, floor string) []func(context.Context, int) error {
+	out := make([]func(context.Context, int) error, scaleHeartbeater)
+	for i := range out {
+		out[i] = func(ctx context.Context, w int) error {
+			_, err := c.Heartbeat(ctx, scaleHeartbeatReq(w))
+			return err
+		}
+		if floor != "stream" {
+			continue
+		}
+		conn, err := net.Dial("tcp", strings.TrimPrefix(addr, "http://"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		answers := bufio.NewReader(conn)
+		out[i] = func(_ context.Context, w int) error {
+			line, err := json.Marshal(scaleHeartbeatReq(w))
+			if err != nil {
+				return err
+			}
+			if _, err := conn.Write(append(line, '\n')); err != nil {
+				return err
+			}
+			answer, err := answers.ReadSlice('\n')
+			if err != nil {
+				return err
+			}
+			var resp api.HeartbeatResponse
+			return json.Unmarshal(answer, &resp)
+		}
+	}
+	return out
+}
+
+// serveScaleFloor serves heartbeats in the leader's place doing nothing
+// but read each and write a fixed answer: over net/http ("http"), or as
+// JSON lines on plain TCP connections ("stream").
+func serveScaleFloor(b *testing.B, ln net.Listener, floor string) {
+	answer := []byte(`{"ttl_ns":15000000000,"pause_keep_ns":3600000000000}` + "\n")
+	if floor == "stream" {
+		go serveFloorStreams(ln, answer)
+		defer ln.Close()
+	} else {
+		hs := &http.Server{Handler: floorHTTP(answer), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+	}
+	fmt.Println(scaleAddrPrefix + "http://" + ln.Addr().String())
+	if err := followScaleParent(os.Stdin, os.Getenv(scaleProfileEnv)); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func floorHTTP(answer []byte) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/heartbeat", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(answer)
+	})
+	return mux
+}
+
+// serveFloorStreams answers every line on every connection with answer.
+func serveFloorStreams(ln net.Listener, answer []byte) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			lines := bufio.NewReader(conn)
+			for {
+				if _, err := lines.ReadSlice('\n'); err != nil {
+					return
+				}
+				if _, err := conn.Write(answer); err != nil {
+					return
+				}
+			}
+		}()
+	}
 }
