@@ -1,0 +1,182 @@
+package wasm
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// memoryMode is how wasmtime's compiled code keeps a module inside its
+// linear memory (wasmtime.go; the rest of this file is plain Go, so the
+// choice is tested where wasmtime is not built too). Both give a task the same bytes: an access past the
+// memory's size traps in either; they differ in what that costs.
+type memoryMode int
+
+const (
+	// modeGuarded: code without bounds checks, relying on every page past
+	// the memory's size being inaccessible. The fastest code, but a
+	// memory's slot is re-protected down to the module's initial size at
+	// each instantiate and made accessible again at each grow: a Go-built
+	// module grows 576 KiB at its start, and on this VM (a PVM guest, page
+	// tables changed through the hypervisor) that and the reset of the
+	// pages it re-protected cost ~0.7-1 ms a task (BENCHMARKS.md).
+	modeGuarded memoryMode = iota
+	// modeChecked: code that checks every access against the memory's
+	// current size (no guard pages), so the pages a task grew into stay
+	// mapped read-write, zeroed, for the next task: no mprotect per task.
+	// A Go-built module's task then spends ~0.1 ms outside the module
+	// instead of ~1, but memory-heavy loops run 1.4-1.9x slower
+	// (PolyBench-style kernels, Go's nbody: its stack is in linear memory).
+	modeChecked
+)
+
+func (m memoryMode) String() string {
+	if m == modeChecked {
+		return "checked"
+	}
+	return "guarded"
+}
+
+// checkedMaxMemory is the largest memory of bounds-checked code
+// (modeChecked): wasmtime elides bounds checks whenever a memory's
+// reservation covers the 4 GiB a 32-bit index can reach, so the
+// reservation, and with it the largest memory, stays a page under that.
+const checkedMaxMemory = 4<<30 - wasmPageSize
+
+// forcedMemoryMode, if set, is the mode of every wasmtime run in this
+// process that a memory limit allows. Tests set it, in executors through
+// executorTestHook, to run the contract suite on both modes.
+var forcedMemoryMode atomic.Pointer[memoryMode]
+
+// Choosing a module's mode (memoryModes):
+const (
+	// modeTrials is how many warm runs of each mode are compared.
+	modeTrials = 5
+	// checkedWorthShare: checked code is tried only for a module whose
+	// guarded runs spend at least this share of their time outside the
+	// module (1/10), the most checked code can save; below it, slower
+	// code would cost more than it could save.
+	checkedWorthShare = 10
+	// checkedRevertFactor: a module settled on checked code goes back to
+	// guarded code for good once one run spends this many times the
+	// guarded runs' mean time outside the module inside it (the saving is
+	// then at most 1/20 of the run, the checks may cost far more).
+	checkedRevertFactor = 20
+	// maxModeModules bounds how many modules memoryModes remembers.
+	maxModeModules = 4096
+)
+
+// memoryModes picks, per module, the memoryMode that runs its tasks
+// fastest, as an EngineChooser picks engines. A module starts guarded, so
+// a one-task job of a long kernel gets the fastest code. Checked code,
+// which needs a second compile, is tried only once the module's guarded
+// runs spend a tenth of their time outside the module and have run, in
+// all, as long as their compile took (so the second compile costs at most
+// what has run). Then modeTrials warm runs of each (each mode's first run
+// in this process is cold and not counted) decide, by their mean run time
+// (instantiate, run and reset: what a task costs). Safe to use from
+// several goroutines.
+type memoryModes struct {
+	// override, if set, is the mode of every run a memory limit allows
+	// (tests). Set before use.
+	override *memoryMode
+
+	mu      sync.Mutex
+	modules map[string]*moduleModeRuns
+	order   []string // modules by first use, to bound the map
+}
+
+type moduleModeRuns struct {
+	compile time.Duration    // how long compiling (or loading) guarded code took
+	ran     time.Duration    // total run time of guarded runs
+	seen    [2]int           // runs per mode, cold ones included
+	trials  [2]int           // warm runs per mode counted in sum
+	sum     [2]time.Duration // their run times
+	outside time.Duration    // the guarded trials' time outside the module
+	settled bool
+	mode    memoryMode // once settled
+}
+
+func newMemoryModes() *memoryModes {
+	return &memoryModes{modules: map[string]*moduleModeRuns{}}
+}
+
+// choose returns the mode for the next task of module under a memory
+// limit of limit bytes: checked code cannot have a memory past
+// checkedMaxMemory, so a limit above it always runs guarded.
+func (c *memoryModes) choose(module string, limit uint64) memoryMode {
+	if limit > checkedMaxMemory {
+		return modeGuarded
+	}
+	if c.override != nil {
+		return *c.override
+	}
+	if forced := forcedMemoryMode.Load(); forced != nil {
+		return *forced
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.runs(module)
+	switch {
+	case m.settled:
+		return m.mode
+	case m.trials[modeGuarded] < modeTrials:
+		return modeGuarded
+	case m.outside*checkedWorthShare < m.sum[modeGuarded]:
+		m.settled, m.mode = true, modeGuarded
+		return modeGuarded
+	case m.ran < m.compile: // not yet worth a second compile
+		return modeGuarded
+	case m.trials[modeChecked] < modeTrials:
+		return modeChecked
+	}
+	m.settled, m.mode = true, modeGuarded
+	if m.sum[modeChecked] < m.sum[modeGuarded] { // as many trials of each
+		m.mode = modeChecked
+	}
+	return m.mode
+}
+
+// compiled records how long module's guarded code took to compile or load.
+func (c *memoryModes) compiled(module string, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.runs(module).compile = d
+}
+
+// observe records a run of module in mode that took d, moduleTime of it
+// inside the module.
+func (c *memoryModes) observe(module string, mode memoryMode, d, moduleTime time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.runs(module)
+	m.seen[mode]++
+	if mode == modeGuarded {
+		m.ran += d
+	}
+	if m.seen[mode] > 1 && m.trials[mode] < modeTrials { // the first is cold
+		m.trials[mode]++
+		m.sum[mode] += d
+		if mode == modeGuarded {
+			m.outside += d - moduleTime
+		}
+	}
+	if m.settled && m.mode == modeChecked && m.trials[modeGuarded] > 0 &&
+		moduleTime > checkedRevertFactor*m.outside/time.Duration(m.trials[modeGuarded]) {
+		m.mode = modeGuarded
+	}
+}
+
+func (c *memoryModes) runs(module string) *moduleModeRuns {
+	m, ok := c.modules[module]
+	if !ok {
+		if len(c.order) >= maxModeModules {
+			delete(c.modules, c.order[0])
+			c.order = c.order[1:]
+		}
+		m = &moduleModeRuns{}
+		c.modules[module] = m
+		c.order = append(c.order, module)
+	}
+	return m
+}

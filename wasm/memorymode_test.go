@@ -1,0 +1,115 @@
+package wasm
+
+import (
+	"testing"
+	"time"
+)
+
+const ms = time.Millisecond
+
+// runModes feeds n runs to c as a wasmtime engine would: each run takes
+// the mode c chooses, and run gives its time and time inside the module.
+// It returns how many runs were given each mode.
+func runModes(c *memoryModes, module string, n int, run func(memoryMode) (d, inside time.Duration)) [2]int {
+	var got [2]int
+	for range n {
+		mode := c.choose(module, DefaultMemoryBytes)
+		got[mode]++
+		d, inside := run(mode)
+		c.observe(module, mode, d, inside)
+	}
+	return got
+}
+
+// A Go-built module's short tasks, ~1 ms of a 1.5 ms task outside the
+// module when guarded and 0.1 ms when checked, move to checked code once
+// it is measured faster, and stay there.
+func TestMemoryModes_ShortTasksMoveToCheckedCode(t *testing.T) {
+	c := newMemoryModes()
+	c.compiled("go", 10*ms)
+	got := runModes(c, "go", 1000, func(m memoryMode) (time.Duration, time.Duration) {
+		if m == modeChecked {
+			return 600 * time.Microsecond, 500 * time.Microsecond
+		}
+		return 1500 * time.Microsecond, 500 * time.Microsecond
+	})
+	if got[modeChecked] < 950 {
+		t.Fatalf("runs per mode %v: want at least 950 of 1000 checked", got)
+	}
+	if mode := c.choose("go", DefaultMemoryBytes); mode != modeChecked {
+		t.Fatalf("settled on %v", mode)
+	}
+}
+
+// A module whose runs spend little time outside it (a long kernel) never
+// tries checked code: its checks could only cost.
+func TestMemoryModes_LongTasksStayGuarded(t *testing.T) {
+	c := newMemoryModes()
+	got := runModes(c, "gemm", 100, func(memoryMode) (time.Duration, time.Duration) { return 300 * ms, 299 * ms })
+	if got[modeChecked] != 0 {
+		t.Fatalf("runs per mode %v: want none checked", got)
+	}
+}
+
+// Checked code measured slower than guarded code is dropped after its
+// trials.
+func TestMemoryModes_SlowerCheckedCodeIsDropped(t *testing.T) {
+	c := newMemoryModes()
+	got := runModes(c, "nbody", 200, func(m memoryMode) (time.Duration, time.Duration) {
+		if m == modeChecked {
+			return 9 * ms, 8900 * time.Microsecond // memory-heavy: the checks cost more than they save
+		}
+		return 5 * ms, 4 * ms
+	})
+	if got[modeChecked] != modeTrials+1 { // the trials and the cold first run
+		t.Fatalf("runs per mode %v: want %d checked", got, modeTrials+1)
+	}
+}
+
+// Checked code needs a second compile: it is tried only once the module's
+// runs add up to what its first compile took.
+func TestMemoryModes_CheckedCodeWaitsForRunsToPayItsCompile(t *testing.T) {
+	c := newMemoryModes()
+	c.compiled("big", 100*ms)
+	got := runModes(c, "big", 99, func(memoryMode) (time.Duration, time.Duration) { return ms, 0 })
+	if got[modeChecked] != 0 {
+		t.Fatalf("after 99 ms of runs: runs per mode %v, want none checked", got)
+	}
+	if got = runModes(c, "big", 2, func(memoryMode) (time.Duration, time.Duration) { return ms, 0 }); got[modeChecked] != 1 {
+		t.Fatalf("after 100 ms of runs: runs per mode %v, want a checked trial", got)
+	}
+}
+
+// A module settled on checked code goes back to guarded code for good
+// when a run turns out long: its checks may then cost far more than the
+// time they save outside the module.
+func TestMemoryModes_LongRunOfCheckedModuleRevertsToGuarded(t *testing.T) {
+	c := newMemoryModes()
+	runModes(c, "m", 50, func(m memoryMode) (time.Duration, time.Duration) {
+		if m == modeChecked {
+			return 600 * time.Microsecond, 500 * time.Microsecond
+		}
+		return 1500 * time.Microsecond, 500 * time.Microsecond
+	})
+	if mode := c.choose("m", DefaultMemoryBytes); mode != modeChecked {
+		t.Fatalf("settled on %v, want checked", mode)
+	}
+	c.observe("m", modeChecked, 50*ms, 50*ms) // 50x the 1 ms guarded runs spent outside
+	if mode := c.choose("m", DefaultMemoryBytes); mode != modeGuarded {
+		t.Fatalf("after a 50 ms run: %v, want guarded", mode)
+	}
+}
+
+// Checked code's memory is a page short of 4 GiB: a task allowed more
+// runs guarded, whatever the module's mode.
+func TestMemoryModes_LimitPastCheckedMaximumRunsGuarded(t *testing.T) {
+	c := newMemoryModes()
+	checked := modeChecked
+	c.override = &checked
+	if mode := c.choose("m", checkedMaxMemory); mode != modeChecked {
+		t.Fatalf("limit %d: %v, want checked", uint64(checkedMaxMemory), mode)
+	}
+	if mode := c.choose("m", checkedMaxMemory+1); mode != modeGuarded {
+		t.Fatalf("limit %d: %v, want guarded", uint64(checkedMaxMemory+1), mode)
+	}
+}
