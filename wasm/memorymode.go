@@ -58,10 +58,14 @@ const (
 	// code would cost more than it could save.
 	checkedWorthShare = 10
 	// checkedRevertFactor: a module settled on checked code goes back to
-	// guarded code for good once one run spends this many times the
-	// guarded runs' mean time outside the module inside it (the saving is
-	// then at most 1/20 of the run, the checks may cost far more).
+	// guarded code for good once its runs spend, on a moving average, this
+	// many times the guarded runs' mean time outside the module inside it
+	// (the saving is then at most 1/20 of a run, the checks may cost far
+	// more). The average (each run weighing 1/checkedRevertWeight) moves
+	// past that after ~4 long runs in a row; one run descheduled on a
+	// busy machine does not move it there.
 	checkedRevertFactor = 20
+	checkedRevertWeight = 8
 	// maxModeModules bounds how many modules memoryModes remembers.
 	maxModeModules = 4096
 )
@@ -93,6 +97,7 @@ type moduleModeRuns struct {
 	trials  [2]int           // warm runs per mode counted in sum
 	sum     [2]time.Duration // their run times
 	outside time.Duration    // the guarded trials' time outside the module
+	inside  time.Duration    // moving average of checked runs' time inside the module
 	settled bool
 	mode    memoryMode // once settled
 }
@@ -161,8 +166,11 @@ func (c *memoryModes) observe(module string, mode memoryMode, d, moduleTime time
 			m.outside += d - moduleTime
 		}
 	}
+	if mode == modeChecked {
+		m.inside += (moduleTime - m.inside) / checkedRevertWeight
+	}
 	if m.settled && m.mode == modeChecked && m.trials[modeGuarded] > 0 &&
-		moduleTime > checkedRevertFactor*m.outside/time.Duration(m.trials[modeGuarded]) {
+		m.inside > checkedRevertFactor*m.outside/time.Duration(m.trials[modeGuarded]) {
 		m.mode = modeGuarded
 	}
 }
