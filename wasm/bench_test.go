@@ -251,16 +251,18 @@ func BenchmarkPrimesWasmVsNative(b *testing.B) {
 
 // warmUp runs req until the engine has settled how it runs the module,
 // outside the timing: the first run compiles (or loads from the disk
-// cache); wasmtime tries a module's second memory mode only once its runs
-// add up to that compile's time, then compares modeTrials warm runs of
-// each (memoryModes). Engines with nothing to settle just run it longer.
+// cache); wasmtime tries a module's second memory mode only once its runs'
+// time outside the module adds up to that compile's time, then compares
+// modeTrials warm runs of each (memoryModes). Engines with nothing to
+// settle just run it longer.
 func warmUp(b *testing.B, e Engine, req *Request) {
 	start := time.Now()
 	mustRun(b, e, req)
 	compile := time.Since(start)
-	var ran time.Duration
-	for ran < compile {
-		ran += mustRun(b, e, req).Duration
+	var outside time.Duration
+	for outside < compile {
+		res := mustRun(b, e, req)
+		outside += res.Duration - res.ModuleTime
 	}
 	for range 4 * (modeTrials + 1) {
 		mustRun(b, e, req)

@@ -74,9 +74,13 @@ const (
 // fastest, as an EngineChooser picks engines. A module starts guarded, so
 // a one-task job of a long kernel gets the fastest code. Checked code,
 // which needs a second compile, is tried only once the module's guarded
-// runs spend a tenth of their time outside the module and have run, in
-// all, as long as their compile took (so the second compile costs at most
-// what has run). Then modeTrials warm runs of each (each mode's first run
+// runs spend a tenth of their time outside the module and, unless its
+// checked code is in the disk cache already, their time outside the
+// module adds up to what their compile took: checked code can save at
+// most that time, so the second compile is paid for by what it could have
+// saved so far (waiting for the runs' whole time instead put a 5.5 s
+// compile in the middle of a 2,000-task job of 8 ms tasks, which it
+// slowed down). Then modeTrials warm runs of each (each mode's first run
 // in this process is cold and not counted) decide, by their mean run time
 // (instantiate, run and reset: what a task costs). Safe to use from
 // several goroutines.
@@ -92,7 +96,8 @@ type memoryModes struct {
 
 type moduleModeRuns struct {
 	compile time.Duration    // how long compiling (or loading) guarded code took
-	ran     time.Duration    // total run time of guarded runs
+	cached  bool             // checked code is in the disk cache: no compile to pay for
+	waited  time.Duration    // total time guarded runs spent outside the module
 	seen    [2]int           // runs per mode, cold ones included
 	trials  [2]int           // warm runs per mode counted in sum
 	sum     [2]time.Duration // their run times
@@ -130,7 +135,7 @@ func (c *memoryModes) choose(module string, limit uint64) memoryMode {
 	case m.outside*checkedWorthShare < m.sum[modeGuarded]:
 		m.settled, m.mode = true, modeGuarded
 		return modeGuarded
-	case m.ran < m.compile: // not yet worth a second compile
+	case !m.cached && m.waited < m.compile: // not yet worth a second compile
 		return modeGuarded
 	case m.trials[modeChecked] < modeTrials:
 		return modeChecked
@@ -142,11 +147,13 @@ func (c *memoryModes) choose(module string, limit uint64) memoryMode {
 	return m.mode
 }
 
-// compiled records how long module's guarded code took to compile or load.
-func (c *memoryModes) compiled(module string, d time.Duration) {
+// compiled records how long module's guarded code took to compile or
+// load, and whether its checked code is in the disk cache.
+func (c *memoryModes) compiled(module string, d time.Duration, checkedCached bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.runs(module).compile = d
+	m := c.runs(module)
+	m.compile, m.cached = d, checkedCached
 }
 
 // observe records a run of module in mode that took d, moduleTime of it
@@ -157,7 +164,7 @@ func (c *memoryModes) observe(module string, mode memoryMode, d, moduleTime time
 	m := c.runs(module)
 	m.seen[mode]++
 	if mode == modeGuarded {
-		m.ran += d
+		m.waited += d - moduleTime
 	}
 	if m.seen[mode] > 1 && m.trials[mode] < modeTrials { // the first is cold
 		m.trials[mode]++

@@ -26,7 +26,7 @@ func runModes(c *memoryModes, module string, n int, run func(memoryMode) (d, ins
 // it is measured faster, and stay there.
 func TestMemoryModes_ShortTasksMoveToCheckedCode(t *testing.T) {
 	c := newMemoryModes()
-	c.compiled("go", 10*ms)
+	c.compiled("go", 10*ms, false)
 	got := runModes(c, "go", 1000, func(m memoryMode) (time.Duration, time.Duration) {
 		if m == modeChecked {
 			return 600 * time.Microsecond, 500 * time.Microsecond
@@ -67,16 +67,23 @@ func TestMemoryModes_SlowerCheckedCodeIsDropped(t *testing.T) {
 }
 
 // Checked code needs a second compile: it is tried only once the module's
-// runs add up to what its first compile took.
+// runs have spent, outside the module, what its first compile took (what
+// checked code could have saved by then), or at once if the disk cache
+// has it.
 func TestMemoryModes_CheckedCodeWaitsForRunsToPayItsCompile(t *testing.T) {
 	c := newMemoryModes()
-	c.compiled("big", 100*ms)
-	got := runModes(c, "big", 99, func(memoryMode) (time.Duration, time.Duration) { return ms, 0 })
+	c.compiled("big", 100*ms, false)
+	run := func(memoryMode) (time.Duration, time.Duration) { return 5 * ms, 4 * ms } // 1 ms outside
+	got := runModes(c, "big", 99, run)
 	if got[modeChecked] != 0 {
-		t.Fatalf("after 99 ms of runs: runs per mode %v, want none checked", got)
+		t.Fatalf("after 99 ms outside the module: runs per mode %v, want none checked", got)
 	}
-	if got = runModes(c, "big", 2, func(memoryMode) (time.Duration, time.Duration) { return ms, 0 }); got[modeChecked] != 1 {
-		t.Fatalf("after 100 ms of runs: runs per mode %v, want a checked trial", got)
+	if got = runModes(c, "big", 2, run); got[modeChecked] != 1 {
+		t.Fatalf("after 100 ms outside the module: runs per mode %v, want a checked trial", got)
+	}
+	c.compiled("cached", 100*ms, true)
+	if got = runModes(c, "cached", modeTrials+2, run); got[modeChecked] != 1 {
+		t.Fatalf("checked code in the disk cache: runs per mode %v, want a checked trial after the guarded ones", got)
 	}
 }
 

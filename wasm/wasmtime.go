@@ -72,7 +72,8 @@ type wasmtimeModuleKey struct {
 type wasmtimeModule struct {
 	module    *wasmtime.Module
 	minMemory uint64
-	maxPages  uint64 // the module's own declared maximum, or 0 for none
+	maxPages  uint64   // the module's own declared maximum, or 0 for none
+	sum       [32]byte // SHA-256 of the bytes compiled, the disk cache's name
 }
 
 // newWasmtime makes both modes' engines at once: each reserves its
@@ -259,8 +260,8 @@ func (e *wasmtimeEngine) module(hash string, mode memoryMode) (*wasmtimeModule, 
 	return e.modules.get(wasmtimeModuleKey{hash, mode}, func() (*wasmtimeModule, error) {
 		start := time.Now()
 		m, err := e.compile(hash, e.codes[mode])
-		if mode == modeGuarded {
-			e.modes.compiled(hash, time.Since(start))
+		if err == nil && mode == modeGuarded {
+			e.modes.compiled(hash, time.Since(start), e.cached(e.codes[modeChecked], m.sum))
 		}
 		return m, err
 	})
@@ -286,7 +287,8 @@ func (e *wasmtimeEngine) compile(hash string, code wasmtimeCode) (*wasmtimeModul
 		}
 		return nil, &TaskError{Kind: KindInvalidModule, Msg: err.Error()}
 	}
-	if m.module, err = e.load(code, hooked); err != nil {
+	m.sum = sha256.Sum256(hooked)
+	if m.module, err = e.load(code, hooked, m.sum); err != nil {
 		return nil, err
 	}
 	if err := checkWasmtimeCommand(m.module); err != nil {
@@ -297,11 +299,9 @@ func (e *wasmtimeEngine) compile(hash string, code wasmtimeCode) (*wasmtimeModul
 
 // load compiles wasm for code, or loads it from the disk cache that
 // executors share, named by the hash of the bytes compiled.
-func (e *wasmtimeEngine) load(code wasmtimeCode, wasm []byte) (*wasmtime.Module, error) {
-	var path string
-	if e.cfg.CacheDir != "" {
-		sum := sha256.Sum256(wasm)
-		path = filepath.Join(e.cfg.CacheDir, code.cache, hex.EncodeToString(sum[:]))
+func (e *wasmtimeEngine) load(code wasmtimeCode, wasm []byte, sum [32]byte) (*wasmtime.Module, error) {
+	path := e.cachePath(code, sum)
+	if path != "" {
 		if b, err := os.ReadFile(path); err == nil {
 			if mod, err := wasmtime.NewModuleDeserialize(code.engine, b); err == nil {
 				return mod, nil
@@ -318,6 +318,26 @@ func (e *wasmtimeEngine) load(code wasmtimeCode, wasm []byte) (*wasmtime.Module,
 		}
 	}
 	return mod, nil
+}
+
+// cachePath is where the disk cache keeps code compiled from bytes whose
+// SHA-256 is sum, or "" without a cache.
+func (e *wasmtimeEngine) cachePath(code wasmtimeCode, sum [32]byte) string {
+	if e.cfg.CacheDir == "" {
+		return ""
+	}
+	return filepath.Join(e.cfg.CacheDir, code.cache, hex.EncodeToString(sum[:]))
+}
+
+// cached reports whether the disk cache has code compiled from bytes
+// whose SHA-256 is sum.
+func (e *wasmtimeEngine) cached(code wasmtimeCode, sum [32]byte) bool {
+	path := e.cachePath(code, sum)
+	if path == "" {
+		return false
+	}
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // checkWasmtimeCommand applies the rules of wazero's checkCommand.
