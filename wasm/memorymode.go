@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,8 +51,12 @@ var forcedMemoryMode atomic.Pointer[memoryMode]
 
 // Choosing a module's mode (memoryModes):
 const (
-	// modeTrials is how many warm runs of each mode are compared.
-	modeTrials = 5
+	// modeTrials is how many warm runs of each mode are compared, by
+	// their medians: the choice is for good, and on a busy machine a few
+	// of them are descheduled (with means of 5, a module whose checked
+	// runs took a third of its guarded runs' time settled guarded in one
+	// of three benchmark runs at load 8).
+	modeTrials = 9
 	// checkedWorthShare: checked code is tried only for a module whose
 	// guarded runs spend at least this share of their time outside the
 	// module (1/10), the most checked code can save; below it, slower
@@ -81,8 +86,8 @@ const (
 // saved so far (waiting for the runs' whole time instead put a 5.5 s
 // compile in the middle of a 2,000-task job of 8 ms tasks, which it
 // slowed down). Then modeTrials warm runs of each (each mode's first run
-// in this process is cold and not counted) decide, by their mean run time
-// (instantiate, run and reset: what a task costs). Safe to use from
+// in this process is cold and not counted) decide, by their median run
+// time (instantiate, run and reset: what a task costs). Safe to use from
 // several goroutines.
 type memoryModes struct {
 	// override, if set, is the mode of every run a memory limit allows
@@ -95,14 +100,13 @@ type memoryModes struct {
 }
 
 type moduleModeRuns struct {
-	compile time.Duration    // how long compiling (or loading) guarded code took
-	cached  bool             // checked code is in the disk cache: no compile to pay for
-	waited  time.Duration    // total time guarded runs spent outside the module
-	seen    [2]int           // runs per mode, cold ones included
-	trials  [2]int           // warm runs per mode counted in sum
-	sum     [2]time.Duration // their run times
-	outside time.Duration    // the guarded trials' time outside the module
-	inside  time.Duration    // moving average of checked runs' time inside the module
+	compile time.Duration      // how long compiling (or loading) guarded code took
+	cached  bool               // checked code is in the disk cache: no compile to pay for
+	waited  time.Duration      // total time guarded runs spent outside the module
+	seen    [2]int             // runs per mode, cold ones included
+	trials  [2][]time.Duration // run times of the warm runs compared, per mode
+	outside time.Duration      // the guarded trials' time outside the module
+	inside  time.Duration      // moving average of checked runs' time inside the module
 	settled bool
 	mode    memoryMode // once settled
 }
@@ -130,21 +134,35 @@ func (c *memoryModes) choose(module string, limit uint64) memoryMode {
 	switch {
 	case m.settled:
 		return m.mode
-	case m.trials[modeGuarded] < modeTrials:
+	case len(m.trials[modeGuarded]) < modeTrials:
 		return modeGuarded
-	case m.outside*checkedWorthShare < m.sum[modeGuarded]:
+	case m.outside*checkedWorthShare < sumDurations(m.trials[modeGuarded]):
 		m.settled, m.mode = true, modeGuarded
 		return modeGuarded
 	case !m.cached && m.waited < m.compile: // not yet worth a second compile
 		return modeGuarded
-	case m.trials[modeChecked] < modeTrials:
+	case len(m.trials[modeChecked]) < modeTrials:
 		return modeChecked
 	}
 	m.settled, m.mode = true, modeGuarded
-	if m.sum[modeChecked] < m.sum[modeGuarded] { // as many trials of each
+	if medianDuration(m.trials[modeChecked]) < medianDuration(m.trials[modeGuarded]) {
 		m.mode = modeChecked
 	}
 	return m.mode
+}
+
+func sumDurations(ds []time.Duration) time.Duration {
+	var s time.Duration
+	for _, d := range ds {
+		s += d
+	}
+	return s
+}
+
+func medianDuration(ds []time.Duration) time.Duration {
+	sorted := slices.Clone(ds)
+	slices.Sort(sorted)
+	return sorted[len(sorted)/2]
 }
 
 // compiled records how long module's guarded code took to compile or
@@ -166,9 +184,8 @@ func (c *memoryModes) observe(module string, mode memoryMode, d, moduleTime time
 	if mode == modeGuarded {
 		m.waited += d - moduleTime
 	}
-	if m.seen[mode] > 1 && m.trials[mode] < modeTrials { // the first is cold
-		m.trials[mode]++
-		m.sum[mode] += d
+	if m.seen[mode] > 1 && len(m.trials[mode]) < modeTrials { // the first is cold
+		m.trials[mode] = append(m.trials[mode], d)
 		if mode == modeGuarded {
 			m.outside += d - moduleTime
 		}
@@ -176,8 +193,8 @@ func (c *memoryModes) observe(module string, mode memoryMode, d, moduleTime time
 	if mode == modeChecked {
 		m.inside += (moduleTime - m.inside) / checkedRevertWeight
 	}
-	if m.settled && m.mode == modeChecked && m.trials[modeGuarded] > 0 &&
-		m.inside > checkedRevertFactor*m.outside/time.Duration(m.trials[modeGuarded]) {
+	if m.settled && m.mode == modeChecked && len(m.trials[modeGuarded]) > 0 &&
+		m.inside > checkedRevertFactor*m.outside/time.Duration(len(m.trials[modeGuarded])) {
 		m.mode = modeGuarded
 	}
 }
