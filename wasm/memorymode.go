@@ -103,6 +103,8 @@ type moduleModeRuns struct {
 	compile time.Duration      // how long compiling (or loading) guarded code took
 	cached  bool               // checked code is in the disk cache: no compile to pay for
 	waited  time.Duration      // total time guarded runs spent outside the module
+	retryAt time.Duration      // after a lost comparison: waited before the next one
+	losses  int                // comparisons checked code lost
 	seen    [2]int             // runs per mode, cold ones included
 	trials  [2][]time.Duration // run times of the warm runs compared, per mode
 	outside time.Duration      // the guarded trials' time outside the module
@@ -141,14 +143,31 @@ func (c *memoryModes) choose(module string, limit uint64) memoryMode {
 		return modeGuarded
 	case !m.cached && m.waited < m.compile: // not yet worth a second compile
 		return modeGuarded
+	case m.waited < m.retryAt: // checked code lost last time
+		return modeGuarded
 	case len(m.trials[modeChecked]) < modeTrials:
 		return modeChecked
 	}
-	m.settled, m.mode = true, modeGuarded
 	if medianDuration(m.trials[modeChecked]) < medianDuration(m.trials[modeGuarded]) {
-		m.mode = modeChecked
+		m.settled, m.mode = true, modeChecked
+		return modeChecked
 	}
-	return m.mode
+	m.retryLater()
+	return modeGuarded
+}
+
+// retryLater starts the comparison over, both modes' trials, once the
+// guarded runs have spent another stretch outside the module, doubled
+// with each loss: on a busy machine a few descheduled trials can make
+// the faster code lose (under strace, one of two benchmark runs of the
+// Go module that checked code runs at a third of the time settled
+// guarded), and a retrial of code already compiled costs at most
+// modeTrials runs.
+func (m *moduleModeRuns) retryLater() {
+	m.losses++
+	m.retryAt = m.waited + max(m.compile, time.Second)<<min(m.losses-1, 10)
+	m.trials = [2][]time.Duration{}
+	m.outside = 0
 }
 
 func sumDurations(ds []time.Duration) time.Duration {

@@ -52,7 +52,7 @@ func TestMemoryModes_LongTasksStayGuarded(t *testing.T) {
 }
 
 // Checked code measured slower than guarded code is dropped after its
-// trials.
+// trials (until a retrial, a second of time outside the module later).
 func TestMemoryModes_SlowerCheckedCodeIsDropped(t *testing.T) {
 	c := newMemoryModes()
 	got := runModes(c, "nbody", 200, func(m memoryMode) (time.Duration, time.Duration) {
@@ -63,6 +63,32 @@ func TestMemoryModes_SlowerCheckedCodeIsDropped(t *testing.T) {
 	})
 	if got[modeChecked] != modeTrials+1 { // the trials and the cold first run
 		t.Fatalf("runs per mode %v: want %d checked", got, modeTrials+1)
+	}
+}
+
+// Checked code that lost its comparison (say to descheduled trials) is
+// compared again once the guarded runs have spent another second outside
+// the module, then two more, and so on.
+func TestMemoryModes_CheckedCodeThatLostIsComparedAgainLater(t *testing.T) {
+	c := newMemoryModes()
+	c.compiled("m", 10*ms, false)
+	slowChecked := true
+	run := func(m memoryMode) (time.Duration, time.Duration) {
+		if m == modeChecked && slowChecked {
+			return 20 * ms, 19 * ms
+		}
+		if m == modeChecked {
+			return 2 * ms, 1900 * time.Microsecond
+		}
+		return 5 * ms, 4 * ms // 1 ms outside
+	}
+	if got := runModes(c, "m", 500, run); got[modeChecked] != modeTrials+1 {
+		t.Fatalf("first 500 runs per mode %v: want one comparison's %d checked", got, modeTrials+1)
+	}
+	slowChecked = false
+	got := runModes(c, "m", 2000, run)
+	if got[modeChecked] < 1000 {
+		t.Fatalf("after checked code got faster: runs per mode %v, want it compared again and kept", got)
 	}
 }
 
