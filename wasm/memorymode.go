@@ -26,7 +26,7 @@ const (
 	// current size (no guard pages), so the pages a task grew into stay
 	// mapped read-write, zeroed, for the next task: no mprotect per task.
 	// A Go-built module's task then spends ~0.1 ms outside the module
-	// instead of ~1, but memory-heavy loops run 1.4-1.9x slower
+	// instead of ~1, but memory-heavy loops run 1.2-1.9x slower
 	// (PolyBench-style kernels, Go's nbody: its stack is in linear memory).
 	modeChecked
 )
