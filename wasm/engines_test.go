@@ -59,15 +59,19 @@ func TestEngines_SameTaskGivesIdenticalBytes(t *testing.T) {
 			t.Parallel()
 			var first *Result
 			var firstErr error
-			for _, engine := range AvailableEngines() {
+			for _, engine := range append(AvailableEngines(), "wasmtime-checked") {
 				r := *req
 				r.Engine = engine
-				res, err := pool.Run(testCtx(t), &r)
+				run := pool.Run
+				if engine == "wasmtime-checked" { // wasmtime's bounds-checked code
+					r.Engine, run = EngineWasmtime, checkedPoolRun
+				}
+				res, err := run(testCtx(t), &r)
 				if res == nil {
 					t.Fatalf("%s: no result, err %v", engine, err)
 				}
-				if res.Engine != engine {
-					t.Fatalf("ran on %q, asked for %q", res.Engine, engine)
+				if res.Engine != r.Engine {
+					t.Fatalf("ran on %q, asked for %q", res.Engine, r.Engine)
 				}
 				if first == nil {
 					first, firstErr = res, err

@@ -233,3 +233,47 @@ func geomean(xs []float64) float64 {
 	}
 	return math.Exp(s / float64(len(xs)))
 }
+
+// BenchmarkWasmtimeMemoryModes runs each kernel, and the Go-built spin
+// module's long and short tasks, on two in-process wasmtime engines, one
+// fixed to guarded code and one to bounds-checked code (memoryMode),
+// interleaved, and reports each one's fastest run and their ratio
+// (checked/guarded; lower is better for checked). It shows what
+// memoryModes weighs: the checks' cost in the module against the time
+// they save outside it.
+func BenchmarkWasmtimeMemoryModes(b *testing.B) {
+	needEngine(b, EngineWasmtime)
+	engines := map[memoryMode]Engine{}
+	for _, mode := range []memoryMode{modeGuarded, modeChecked} {
+		eng, err := NewEngine(context.Background(), EngineWasmtime, EngineConfig{CacheDir: testCacheDir, ModuleDir: testModules})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer eng.Close(context.Background())
+		eng.(interface{ memoryModes() *memoryModes }).memoryModes().override = &mode
+		engines[mode] = eng
+	}
+	kernels := append(slices.Clone(benchKernels),
+		benchKernel{"spin-long", "Go", "testdata/spin", []string{"3000000", "1"}},
+		benchKernel{"spin-short", "Go", "testdata/spin", []string{"1000", "1"}})
+	for _, k := range kernels {
+		b.Run(k.name, func(b *testing.B) {
+			req := &Request{ModuleHash: put(b, k.module(b)), Args: k.args}
+			fastest := map[memoryMode]time.Duration{}
+			for mode, eng := range engines {
+				mustRun(b, eng, req) // compile, or load from the disk cache
+				fastest[mode] = time.Hour
+			}
+			for b.Loop() {
+				for _, mode := range []memoryMode{modeGuarded, modeChecked} {
+					start := time.Now()
+					mustRun(b, engines[mode], req)
+					fastest[mode] = min(fastest[mode], time.Since(start))
+				}
+			}
+			b.ReportMetric(float64(fastest[modeGuarded].Microseconds())/1000, "guarded-ms")
+			b.ReportMetric(float64(fastest[modeChecked].Microseconds())/1000, "checked-ms")
+			b.ReportMetric(float64(fastest[modeChecked])/float64(fastest[modeGuarded]), "checked/guarded")
+		})
+	}
+}

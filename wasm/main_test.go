@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,10 @@ const retainMarker = "retain-mib:"
 
 var retained [][]byte // what retainMarker made an executor keep
 
+// checkedArg, an argument of an executor's command, makes it run every
+// wasmtime task with bounds-checked code (modeChecked).
+const checkedArg = "peergrid-test-memory-mode-checked"
+
 // Shared by the whole package run: one compile cache (so each module is
 // compiled once, also by executors), one module directory, the Go guest.
 var (
@@ -46,6 +51,11 @@ var (
 	sharedEngines map[string]Engine // one per available engine
 	sharedPool    *Pool             // offers every available engine
 	sharedErr     error
+
+	// wasmtime with bounds-checked code, where built: in process, and a
+	// pool of executors running every task with it (checkedMarker).
+	sharedChecked     Engine
+	sharedCheckedPool *Pool
 )
 
 func TestMain(m *testing.M) {
@@ -72,6 +82,10 @@ func TestMain(m *testing.M) {
 			retained = append(retained, b)
 		}
 	}
+	if slices.Contains(os.Args[1:], checkedArg) {
+		mode := modeChecked
+		forcedMemoryMode.Store(&mode)
+	}
 	MaybeRunExecutor() // the pool's children are this test binary
 	os.Exit(runTests(m))
 }
@@ -92,11 +106,16 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
-	if sharedPool != nil {
-		sharedPool.Close()
+	for _, p := range []*Pool{sharedPool, sharedCheckedPool} {
+		if p != nil {
+			p.Close()
+		}
 	}
 	for _, eng := range sharedEngines {
 		eng.Close(context.Background())
+	}
+	if sharedChecked != nil {
+		sharedChecked.Close(context.Background())
 	}
 	return code
 }
@@ -116,7 +135,10 @@ func shared(t testing.TB) (Engine, *Pool) {
 			sharedEngines[name] = eng
 		}
 		sharedEngine = sharedEngines[EngineWazero]
-		sharedPool, sharedErr = NewPool(ctx, PoolConfig{Size: 2, CacheDir: testCacheDir, ModuleDir: testModules})
+		if sharedPool, sharedErr = NewPool(ctx, PoolConfig{Size: 2, CacheDir: testCacheDir, ModuleDir: testModules}); sharedErr != nil {
+			return
+		}
+		sharedChecked, sharedCheckedPool, sharedErr = newCheckedWasmtime(ctx)
 	})
 	if sharedErr != nil {
 		t.Fatal(sharedErr)
@@ -151,7 +173,47 @@ func runners(t *testing.T) []runner {
 				return pool.Run(ctx, &r)
 			}})
 	}
+	if sharedChecked != nil {
+		rs = append(rs,
+			runner{"wasmtime-checked/engine", EngineWasmtime, sharedChecked.Run},
+			runner{"wasmtime-checked/pool", EngineWasmtime, checkedPoolRun})
+	}
 	return rs
+}
+
+// newCheckedWasmtime returns, where wasmtime is built, an in-process
+// wasmtime engine and a pool of wasmtime executors that run every task
+// with bounds-checked code, so the contract suite covers both memory modes.
+func newCheckedWasmtime(ctx context.Context) (Engine, *Pool, error) {
+	if !wasmtimeBuilt {
+		return nil, nil, nil
+	}
+	eng, err := NewEngine(ctx, EngineWasmtime, EngineConfig{CacheDir: testCacheDir, ModuleDir: testModules})
+	if err != nil {
+		return nil, nil, err
+	}
+	mode := modeChecked
+	eng.(interface{ memoryModes() *memoryModes }).memoryModes().override = &mode
+	pool, err := newCheckedPool(ctx, 2)
+	return eng, pool, err
+}
+
+// newCheckedPool returns a pool of size wasmtime executors that run every
+// task with bounds-checked code.
+func newCheckedPool(ctx context.Context, size int) (*Pool, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return NewPool(ctx, PoolConfig{Size: size, CacheDir: testCacheDir, ModuleDir: testModules,
+		Engines: []string{EngineWasmtime}, Command: []string{exe, checkedArg}})
+}
+
+// checkedPoolRun runs req on sharedCheckedPool's bounds-checked wasmtime.
+func checkedPoolRun(ctx context.Context, req *Request) (*Result, error) {
+	r := *req
+	r.Engine = EngineWasmtime
+	return sharedCheckedPool.Run(ctx, &r)
 }
 
 // eachRunner runs f as a parallel subtest per runner.

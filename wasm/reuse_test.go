@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/peergrid/peergrid/internal/wasmtest"
@@ -14,8 +15,21 @@ func TestPool_ReusedExecutorIsolatesTasks(t *testing.T) {
 	args := put(t, wasmtest.EchoArgs())
 	env := put(t, wasmtest.EchoEnv())
 	p := newPool(t, 1) // one executor: every task runs in the same process
+	variants := map[string]*Pool{}
 	for _, engine := range AvailableEngines() {
-		t.Run(engine, func(t *testing.T) {
+		variants[engine] = p
+	}
+	if wasmtimeBuilt { // and wasmtime's bounds-checked code, in an executor of its own
+		checked, err := newCheckedPool(testCtx(t), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { checked.Close() })
+		variants["wasmtime-checked"] = checked
+	}
+	for variant, p := range variants {
+		engine := strings.TrimSuffix(variant, "-checked")
+		t.Run(variant, func(t *testing.T) {
 			for i := range 3 {
 				res, err := p.Run(testCtx(t), &Request{ModuleHash: residue, Engine: engine})
 				if err != nil || string(res.Stdout) != "clean\n" {

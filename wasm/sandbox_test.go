@@ -156,6 +156,30 @@ func TestSandbox_TaskSeesNothingOfThePreviousTask(t *testing.T) {
 	})
 }
 
+// Memory past memory.size is out of reach on every engine and memory
+// mode: just past the end of memory a task grew, and where an earlier task
+// of the same module (in the same executor, most likely the same slot)
+// grew memory that this one has not. Bounds-checked wasmtime code keeps
+// such pages mapped between tasks; its checks must still trap.
+func TestSandbox_ReadPastMemorySizeTraps(t *testing.T) {
+	const grow = 16 // 1 MiB
+	mod := put(t, wasmtest.ReadPastMemory(grow))
+	eachRunner(t, func(t *testing.T, r runner) {
+		for i := range 3 { // a pool of 2 runs one of its executors at least twice
+			res, err := r.run(testCtx(t), &Request{ModuleHash: mod, Args: []string{"grow"}})
+			wantKind(t, err, KindTrap)
+			if res == nil || string(res.Stdout) != "grew\n" {
+				t.Fatalf("run %d, grown: got %q, %v; want a trap after %q", i, stdout(res), err, "grew\n")
+			}
+			res, err = r.run(testCtx(t), &Request{ModuleHash: mod})
+			wantKind(t, err, KindTrap)
+			if res == nil || len(res.Stdout) != 0 {
+				t.Fatalf("run %d, after a grown run: got %q, %v; want a trap and no output", i, stdout(res), err)
+			}
+		}
+	})
+}
+
 // The same for the table: wasmtime keeps a table's slot resident and
 // zeroes it in place (poolTableKeepResident); a task that rewrote its
 // table must not leave that to the next.

@@ -38,41 +38,71 @@ const wasmtimeCacheVersion = "wasmtime-go-39.0.1"
 //     deadline, as wasmer's are, and EngineConfig.Interruptible is refused.
 //     wasmtime's epoch interruption would stop it, but its checks made
 //     tight loops up to 2.7x slower here (gemm: 159 ms plain, 431 ms with
-//     epochs, best of 7), and fuel costs more.
+//     epochs, best of 7), and fuel costs more;
+//   - a module's code is compiled in one of two memory modes (memoryMode),
+//     chosen per module by measuring (memoryModes): guarded, the fastest
+//     code, which costs a Go-built module's task ~1 ms outside the module
+//     here for re-protecting the memory it grew into, and bounds-checked,
+//     which leaves that memory mapped and costs ~0.1 ms, but runs
+//     memory-heavy loops up to 1.9x slower.
 type wasmtimeEngine struct {
-	cfg    EngineConfig
-	engine *wasmtime.Engine
-	linker *wasmtime.Linker
+	cfg   EngineConfig
+	codes [2]wasmtimeCode // by memoryMode
+	modes *memoryModes
 
-	modules *compileCache[string, *wasmtimeModule]
+	modules *compileCache[wasmtimeModuleKey, *wasmtimeModule]
 }
 
 var _ Engine = (*wasmtimeEngine)(nil)
+
+// wasmtimeCode is one way of compiling modules (a memoryMode): an engine
+// with its own pooling allocator, and the linker holding peergrid's WASI.
+type wasmtimeCode struct {
+	engine *wasmtime.Engine
+	linker *wasmtime.Linker
+	cache  string // the disk cache's directory name for this code
+}
+
+type wasmtimeModuleKey struct {
+	hash string
+	mode memoryMode
+}
 
 // wasmtimeModule is one module, compiled once.
 type wasmtimeModule struct {
 	module    *wasmtime.Module
 	minMemory uint64
-	maxPages  uint64 // the module's own declared maximum, or 0 for none
+	maxPages  uint64   // the module's own declared maximum, or 0 for none
+	sum       [32]byte // SHA-256 of the bytes compiled, the disk cache's name
 }
 
+// newWasmtime makes both modes' engines at once: each reserves its
+// allocator's pools (~2.5 GB of VmData, little resident), which an
+// executor must count in its memory box's base before any task.
 func newWasmtime(_ context.Context, cfg EngineConfig) (Engine, error) {
 	if cfg.Interruptible {
 		return nil, fmt.Errorf("%w: the wasmtime engine cannot be interrupted; run it in executors", ErrEngineUnavailable)
 	}
-	c := wasmtime.NewConfig() // Cranelift at its default (speed) settings
-	usePoolingAllocator(c)
-	engine := wasmtime.NewEngineWithConfig(c)
-	e := &wasmtimeEngine{cfg: cfg, engine: engine, linker: wasmtime.NewLinker(engine),
-		modules: newCompileCache[string, *wasmtimeModule](nil)}
-	if err := e.defineWASI(); err != nil {
-		return nil, fmt.Errorf("wasmtime: WASI: %w", err)
+	e := &wasmtimeEngine{cfg: cfg, modes: newMemoryModes(),
+		modules: newCompileCache[wasmtimeModuleKey, *wasmtimeModule](nil)}
+	for _, mode := range []memoryMode{modeGuarded, modeChecked} {
+		c := wasmtime.NewConfig() // Cranelift at its default (speed) settings
+		usePoolingAllocator(c, mode)
+		engine := wasmtime.NewEngineWithConfig(c)
+		code := wasmtimeCode{engine: engine, linker: wasmtime.NewLinker(engine), cache: wasmtimeCacheVersion}
+		if mode == modeChecked {
+			code.cache += "-checked"
+		}
+		if err := defineWASI(code.linker); err != nil {
+			return nil, fmt.Errorf("wasmtime: WASI: %w", err)
+		}
+		e.codes[mode] = code
 	}
 	return e, nil
 }
 
-// defineWASI puts peergrid's WASI into the linker, once for every store.
-func (e *wasmtimeEngine) defineWASI() error {
+// defineWASI puts peergrid's WASI into linker, once for every store.
+func defineWASI(linker *wasmtime.Linker) error {
 	for _, f := range wasiFuncs {
 		params := make([]*wasmtime.ValType, len(f.params))
 		for i, t := range f.params {
@@ -86,7 +116,7 @@ func (e *wasmtimeEngine) defineWASI() error {
 			results = []*wasmtime.ValType{wasmtime.NewValType(wasmtime.KindI32)}
 		}
 		call, noResult := f.call, f.noResult
-		err := e.linker.FuncNew(wasiModuleName, f.name, wasmtime.NewFuncType(params, results),
+		err := linker.FuncNew(wasiModuleName, f.name, wasmtime.NewFuncType(params, results),
 			func(c *wasmtime.Caller, a []wasmtime.Val) ([]wasmtime.Val, *wasmtime.Trap) {
 				r := c.Data().(*wasmtimeRun)
 				var args [9]uint64
@@ -126,6 +156,9 @@ func (r *wasmtimeRun) memory(c *wasmtime.Caller) []byte {
 	return r.mem.UnsafeData(c)
 }
 
+// memoryModes lets tests fix the engine's memory mode.
+func (e *wasmtimeEngine) memoryModes() *memoryModes { return e.modes }
+
 // Close implements Engine. wasmtime-go frees modules and the engine by
 // finalizer once nothing uses them.
 func (e *wasmtimeEngine) Close(context.Context) error {
@@ -141,11 +174,12 @@ func (e *wasmtimeEngine) Run(ctx context.Context, req *Request) (*Result, error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	mod, err := e.module(req.ModuleHash)
+	limit := req.Limits.memoryBytes()
+	mode := e.modes.choose(req.ModuleHash, limit)
+	mod, err := e.module(req.ModuleHash, mode)
 	if err != nil {
 		return nil, err
 	}
-	limit := req.Limits.memoryBytes()
 	if mod.minMemory > limit {
 		return nil, taskErrorf(KindMemory, "module needs %s of memory at start, more than its %s limit",
 			formatBytes(mod.minMemory), formatBytes(limit))
@@ -155,14 +189,15 @@ func (e *wasmtimeEngine) Run(ctx context.Context, req *Request) (*Result, error)
 		return nil, err
 	}
 	defer release()
-	res, err := e.run(ctx, mod, req, stdin)
+	res, err := e.run(ctx, mode, mod, req, stdin)
 	if res != nil {
 		res.Engine = EngineWasmtime
+		e.modes.observe(req.ModuleHash, mode, res.Duration, res.ModuleTime)
 	}
 	return res, err
 }
 
-func (e *wasmtimeEngine) run(ctx context.Context, mod *wasmtimeModule, req *Request, stdin io.Reader) (*Result, error) {
+func (e *wasmtimeEngine) run(ctx context.Context, mode memoryMode, mod *wasmtimeModule, req *Request, stdin io.Reader) (*Result, error) {
 	box := newSandbox(req, true) // wasmtime allocates memory itself; the limiter caps it
 	defer box.close()
 	run := &wasmtimeRun{wasiRun: newWASIRun(req, box, stdin)}
@@ -170,7 +205,7 @@ func (e *wasmtimeEngine) run(ctx context.Context, mod *wasmtimeModule, req *Requ
 	if p, ok := ctx.Value(probeKey{}).(*runProbe); ok {
 		p.attach(box, start)
 	}
-	err := e.instantiateAndStart(mod, run, req.Limits.memoryBytes())
+	err := e.instantiateAndStart(e.codes[mode], mod, run, req.Limits.memoryBytes())
 	d := time.Since(start)
 	switch {
 	case run.stop != stopNone:
@@ -181,11 +216,11 @@ func (e *wasmtimeEngine) run(ctx context.Context, mod *wasmtimeModule, req *Requ
 	return classify(box, req.Limits, err, false, d)
 }
 
-func (e *wasmtimeEngine) instantiateAndStart(mod *wasmtimeModule, run *wasmtimeRun, limit uint64) error {
-	store := wasmtime.NewStoreWithData(e.engine, run)
+func (e *wasmtimeEngine) instantiateAndStart(code wasmtimeCode, mod *wasmtimeModule, run *wasmtimeRun, limit uint64) error {
+	store := wasmtime.NewStoreWithData(code.engine, run)
 	defer store.Close() // returns the slots; zeroes the memory kept resident
 	store.Limiter(int64(limit), -1, -1, -1, -1)
-	inst, err := e.linker.Instantiate(store, mod.module)
+	inst, err := code.linker.Instantiate(store, mod.module)
 	if err != nil {
 		return err
 	}
@@ -219,12 +254,20 @@ func wasmtimeTrapText(err error) string {
 	return strings.TrimSpace(s)
 }
 
-// module returns the compiled module for hash, compiling it on first use.
-func (e *wasmtimeEngine) module(hash string) (*wasmtimeModule, error) {
-	return e.modules.get(hash, func() (*wasmtimeModule, error) { return e.compile(hash) })
+// module returns the module for hash compiled for mode, compiling it on
+// first use.
+func (e *wasmtimeEngine) module(hash string, mode memoryMode) (*wasmtimeModule, error) {
+	return e.modules.get(wasmtimeModuleKey{hash, mode}, func() (*wasmtimeModule, error) {
+		start := time.Now()
+		m, err := e.compile(hash, e.codes[mode])
+		if err == nil && mode == modeGuarded {
+			e.modes.compiled(hash, time.Since(start), e.cached(e.codes[modeChecked], m.sum))
+		}
+		return m, err
+	})
 }
 
-func (e *wasmtimeEngine) compile(hash string) (*wasmtimeModule, error) {
+func (e *wasmtimeEngine) compile(hash string, code wasmtimeCode) (*wasmtimeModule, error) {
 	data, err := e.cfg.ModuleDir.read(hash)
 	if err != nil {
 		return nil, err
@@ -239,12 +282,13 @@ func (e *wasmtimeEngine) compile(hash string) (*wasmtimeModule, error) {
 	}
 	hooked, err := hookModuleGrow(data)
 	if err != nil {
-		if verr := wasmtime.ModuleValidate(e.engine, data); verr != nil {
+		if verr := wasmtime.ModuleValidate(code.engine, data); verr != nil {
 			return nil, &TaskError{Kind: KindInvalidModule, Msg: verr.Error()}
 		}
 		return nil, &TaskError{Kind: KindInvalidModule, Msg: err.Error()}
 	}
-	if m.module, err = e.load(hooked); err != nil {
+	m.sum = sha256.Sum256(hooked)
+	if m.module, err = e.load(code, hooked, m.sum); err != nil {
 		return nil, err
 	}
 	if err := checkWasmtimeCommand(m.module); err != nil {
@@ -253,20 +297,18 @@ func (e *wasmtimeEngine) compile(hash string) (*wasmtimeModule, error) {
 	return m, nil
 }
 
-// load compiles code, or loads it from the disk cache that executors
-// share, named by the hash of the bytes compiled.
-func (e *wasmtimeEngine) load(code []byte) (*wasmtime.Module, error) {
-	var path string
-	if e.cfg.CacheDir != "" {
-		sum := sha256.Sum256(code)
-		path = filepath.Join(e.cfg.CacheDir, wasmtimeCacheVersion, hex.EncodeToString(sum[:]))
+// load compiles wasm for code, or loads it from the disk cache that
+// executors share, named by the hash of the bytes compiled.
+func (e *wasmtimeEngine) load(code wasmtimeCode, wasm []byte, sum [32]byte) (*wasmtime.Module, error) {
+	path := e.cachePath(code, sum)
+	if path != "" {
 		if b, err := os.ReadFile(path); err == nil {
-			if mod, err := wasmtime.NewModuleDeserialize(e.engine, b); err == nil {
+			if mod, err := wasmtime.NewModuleDeserialize(code.engine, b); err == nil {
 				return mod, nil
 			}
 		}
 	}
-	mod, err := wasmtime.NewModule(e.engine, code)
+	mod, err := wasmtime.NewModule(code.engine, wasm)
 	if err != nil {
 		return nil, &TaskError{Kind: KindInvalidModule, Msg: firstLine(err.Error())}
 	}
@@ -276,6 +318,26 @@ func (e *wasmtimeEngine) load(code []byte) (*wasmtime.Module, error) {
 		}
 	}
 	return mod, nil
+}
+
+// cachePath is where the disk cache keeps code compiled from bytes whose
+// SHA-256 is sum, or "" without a cache.
+func (e *wasmtimeEngine) cachePath(code wasmtimeCode, sum [32]byte) string {
+	if e.cfg.CacheDir == "" {
+		return ""
+	}
+	return filepath.Join(e.cfg.CacheDir, code.cache, hex.EncodeToString(sum[:]))
+}
+
+// cached reports whether the disk cache has code compiled from bytes
+// whose SHA-256 is sum.
+func (e *wasmtimeEngine) cached(code wasmtimeCode, sum [32]byte) bool {
+	path := e.cachePath(code, sum)
+	if path == "" {
+		return false
+	}
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // checkWasmtimeCommand applies the rules of wazero's checkCommand.

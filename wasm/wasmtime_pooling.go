@@ -25,6 +25,8 @@ extern void wasmtime_pooling_allocation_config_table_elements_set(wasmtime_pooli
 extern void wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(wasmtime_pooling_allocation_config_t *, size_t);
 extern void wasmtime_pooling_allocation_config_table_keep_resident_set(wasmtime_pooling_allocation_config_t *, size_t);
 extern void wasmtime_pooling_allocation_strategy_set(wasm_config_t *, const wasmtime_pooling_allocation_config_t *);
+extern void wasmtime_config_memory_guard_size_set(wasm_config_t *, uint64_t);
+extern void wasmtime_config_memory_reservation_set(wasm_config_t *, uint64_t);
 */
 import "C"
 
@@ -36,8 +38,9 @@ import (
 
 // Pool sizes: instances at once per engine (an executor runs one; an
 // in-process engine as many as its callers), the largest memory a task may
-// have (the sandbox's cap is at most 4 GiB), and table entries (a Go-built
-// module's function table has some thousands).
+// have (the sandbox's cap is at most 4 GiB; bounds-checked code has 64 KiB
+// less, see checkedMaxMemory), and table entries (a Go-built module's
+// function table has some thousands).
 const (
 	poolInstances    = 64
 	poolMaxMemory    = 4 << 30
@@ -62,15 +65,25 @@ const (
 // and tables from pre-reserved slots that are reused (a memory keeps its
 // copy-on-write image mapped, and its first poolKeepResident bytes
 // resident; a table its first poolTableKeepResident), instead of mapping
-// and unmapping them per task.
-func usePoolingAllocator(cfg *wasmtime.Config) {
+// and unmapping them per task. For modeChecked the memories have no guard
+// pages and a reservation under 4 GiB, which makes the compiled code check
+// every access against the memory's current size and lets wasmtime leave
+// the pages a task grew into read-write for the next task (it re-protects
+// them at each instantiate only where code relies on guard pages).
+func usePoolingAllocator(cfg *wasmtime.Config, mode memoryMode) {
 	raw := *(**C.wasm_config_t)(unsafe.Pointer(cfg))
+	maxMemory := uint64(poolMaxMemory)
+	if mode == modeChecked {
+		maxMemory = checkedMaxMemory
+		C.wasmtime_config_memory_guard_size_set(raw, 0)
+		C.wasmtime_config_memory_reservation_set(raw, C.uint64_t(maxMemory))
+	}
 	p := C.wasmtime_pooling_allocation_config_new()
 	defer C.wasmtime_pooling_allocation_config_delete(p)
 	C.wasmtime_pooling_allocation_config_total_core_instances_set(p, poolInstances)
 	C.wasmtime_pooling_allocation_config_total_memories_set(p, poolInstances)
 	C.wasmtime_pooling_allocation_config_total_tables_set(p, poolInstances)
-	C.wasmtime_pooling_allocation_config_max_memory_size_set(p, poolMaxMemory)
+	C.wasmtime_pooling_allocation_config_max_memory_size_set(p, C.size_t(maxMemory))
 	C.wasmtime_pooling_allocation_config_table_elements_set(p, poolTableEntries)
 	C.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(p, poolKeepResident)
 	C.wasmtime_pooling_allocation_config_table_keep_resident_set(p, poolTableKeepResident)

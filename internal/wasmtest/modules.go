@@ -363,3 +363,35 @@ func TableResidue() []byte {
 		I32Const(1).RefFunc(two).TableSet()
 	return m.command(nil, body)
 }
+
+// ReadPastMemoryText is what ReadPastMemory writes: "grew\n" once grown,
+// the rest if a load past its memory's end did not trap.
+const ReadPastMemoryText = "grew\nread past memory.size\n"
+
+// ReadPastMemory checks that memory past memory.size is out of reach,
+// including memory an earlier task of the same module grew into (an engine
+// that keeps grown pages mapped between tasks must still trap there). Run
+// with an argument, it grows its memory by growPages (at least 2), writes
+// into the last new byte, writes "grew\n", then loads the 4 bytes just past
+// its memory's end. Run with none, it loads from the middle of what such a
+// run grew, past its own end (MemoryPages). Both loads must trap; one that
+// does not writes "read past memory.size\n".
+func ReadPastMemory(growPages uint32) []byte {
+	m := newWASIModule("args_sizes_get")
+	m.Data(addrStatic, []byte(ReadPastMemoryText))
+	memEnd := Code{}.MemorySize().I32Const(16).I32Shl()
+	body := Code{}.
+		I32Const(addrSizes).I32Const(addrSizes + 4).Call(m.wasi["args_sizes_get"]).Drop().
+		I32Const(1).I32Const(addrSizes).I32Load(0).I32LtU().If(). // argc > 1: grow
+		I32Const(int32(growPages)).MemoryGrow().I32Const(-1).I32Eq().If().Unreachable().End()
+	body = append(body, memEnd...)
+	body = body.I32Const(1).I32Sub().I32Const(7).I32Store8(0)
+	body = append(body, m.writeStatic(1, addrStatic, 5)...)
+	body = append(body, memEnd...)
+	body = body.I32Load(0).Drop().
+		Else().
+		I32Const(int32(memoryPages+growPages/2) << 16).I32Load(0).Drop().
+		End()
+	body = append(body, m.writeStatic(1, addrStatic+5, int32(len(ReadPastMemoryText)-5))...)
+	return m.command(nil, body)
+}

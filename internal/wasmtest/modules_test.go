@@ -228,3 +228,15 @@ func TestTableResidue_PrintsDirtyOnTheTableARunLeft(t *testing.T) {
 		}
 	}
 }
+
+// ReadPastMemory's loads past its memory's end trap, after it grew and
+// with no growth at all.
+func TestReadPastMemory_TrapsPastTheEnd(t *testing.T) {
+	mod := wasmtest.ReadPastMemory(8)
+	if got := runModule(t, mod, "", []string{"grow"}); got.err == nil || got.stdout != "grew\n" {
+		t.Fatalf("grown: got %+v, want a trap after %q", got, "grew\n")
+	}
+	if got := runModule(t, mod, "", nil); got.err == nil || got.stdout != "" {
+		t.Fatalf("not grown: got %+v, want a trap and no output", got)
+	}
+}
