@@ -94,7 +94,6 @@ func startProcess(command []string, env []string, log *slog.Logger, goroutines *
 	if warning != "" {
 		log.Warn(warning)
 	}
-	blockingReads(outR, inW)
 	p := &process{
 		cmd: cmd, pid: cmd.Process.Pid, log: log.With("executor", cmd.Process.Pid),
 		in: inW, out: &frameWriter{w: inW}, stdout: outR, br: bufio.NewReaderSize(outR, 64<<10),
@@ -107,17 +106,15 @@ func startProcess(command []string, env []string, log *slog.Logger, goroutines *
 	return p, nil
 }
 
-// blockingReads puts our ends of the child's pipes in blocking mode: the
-// goroutine that reads an answer then sleeps in the read itself and wakes
-// when the child writes, instead of parking until the runtime's network
-// poller notices the pipe (an extra wake-up of another thread per task).
-// Nothing is lost by it: whatever must end a read kills the child, which
-// closes the pipe's only writer.
-func blockingReads(fs ...*os.File) {
-	for _, f := range fs {
-		f.Fd() // Fd puts the file in blocking mode
-	}
-}
+// Our ends of the child's pipes stay non-blocking: a goroutine waiting for
+// an answer parks on the runtime's network poller and holds no P. Blocking
+// reads (tried for tiny tasks, to save the poller's wake-up) held a P in a
+// read syscall for the whole task, so the runtime's sysmon thread never
+// slept deeply while tasks ran: it ticked every 20-40 us and took the P
+// back past 10 ms, 20-60 wake-ups of this process per task of a few ms, a
+// tenth of a core taken from the executors (see
+// TestPool_LongTasksBarelyWakeTheProcess and BENCHMARKS.md, "Issue 15: the
+// grid's own CPU beside CPU-bound tasks").
 
 func closeAll(fs ...*os.File) {
 	for _, f := range fs {
