@@ -8,19 +8,23 @@ import (
 )
 
 // A report batch waits a while for more finished tasks: fewer, larger
-// reports mean fewer Raft entries, and each entry costs the leader a few
-// hundred microseconds of CPU (an fsync, the HTTP call, Apply) whatever it
-// carries. With tasks of a few milliseconds a fixed 5 ms linger sent one or
-// two reports an entry, and the grid's own CPU (~0.8 ms a task) took a core
-// away from the executors. So the linger is long enough for about
-// lingerReports tasks to finish on this worker's cores, between
-// minReportLinger and maxReportLinger; and none at all when the worker holds
-// no other lease, since nothing else can finish (a one-task job's result is
-// not held back).
+// reports mean fewer Raft entries, and each entry costs the grid far more
+// CPU than the few hundred microseconds of the leader's own work (an
+// fsync, the HTTP call, Apply): every entry wakes the dev process's
+// threads, and while its fsync runs the Go runtime's sysmon ticks every
+// 20 us, ~50 wake-ups an entry. With tasks of a few milliseconds that CPU
+// is taken from the executors. So a batch lingers until a lease's worth of
+// tasks (a quarter of the target, when a lease is due: see leaseDue), and
+// at least lingerReports, can finish on this worker's cores, between
+// minReportLinger and maxReportLinger; the batch then rides on the lease
+// call that refills those slots (carryReports): one call, one entry, per
+// quarter of the target. None at all when the worker holds no other
+// lease, since nothing else can finish (a one-task job's result is not
+// held back).
 const (
 	lingerReports   = 8
 	minReportLinger = 5 * time.Millisecond
-	maxReportLinger = 40 * time.Millisecond
+	maxReportLinger = prefetchHorizon / 4
 )
 
 // maxReportBatch bounds the reports sent in one call.
@@ -138,7 +142,8 @@ func (r *run) gatherReports(first api.Report, wait time.Duration) []api.Report {
 // reportLinger is how long a batch waits for more reports (see lingerReports).
 func (r *run) reportLinger() time.Duration {
 	avg := time.Duration(r.avgNs.Load())
-	perCore := avg * lingerReports / time.Duration(max(r.w.cfg.Cores, 1))
+	batch := time.Duration(max(lingerReports, r.target()/4))
+	perCore := avg * batch / time.Duration(max(r.w.cfg.Cores, 1))
 	return min(max(perCore, minReportLinger), maxReportLinger)
 }
 

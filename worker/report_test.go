@@ -10,6 +10,7 @@ import (
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/tasks"
+	"github.com/peergrid/peergrid/wasm"
 )
 
 // reportRun is a run whose report loop is started once the test has
@@ -132,18 +133,20 @@ func TestReport_IgnoredReportIsSettledNotRetried(t *testing.T) {
 	}
 }
 
-// TestReport_LingerGrowsWithTaskTime: a batch waits for about
-// lingerReports tasks to finish on the worker's cores, within bounds.
+// TestReport_LingerGrowsWithTaskTime: a batch waits for a lease's worth of
+// tasks (a quarter of the target), at least lingerReports, to finish on the
+// worker's cores, within bounds.
 func TestReport_LingerGrowsWithTaskTime(t *testing.T) {
 	for _, c := range []struct {
 		cores int
 		avg   time.Duration
 		want  time.Duration
 	}{
-		{1, 0, minReportLinger},                             // nothing ran yet
-		{1, 50 * time.Microsecond, minReportLinger},         // tiny tasks: as before
-		{2, 3500 * time.Microsecond, 14 * time.Millisecond}, // 8 tasks of 3.5 ms on 2 cores
-		{1, time.Second, maxReportLinger},                   // long tasks: bounded
+		{1, 0, minReportLinger},                               // nothing ran yet
+		{1, 5 * time.Microsecond, minReportLinger},            // tiny tasks: as before
+		{2, 200 * time.Microsecond, 12800 * time.Microsecond}, // a quarter of 2+512 (prefetch capped) is 128 tasks: 64 a core
+		{2, 3500 * time.Microsecond, maxReportLinger},         // a quarter of 2+2*71 is 36 tasks, 63 ms: bounded
+		{1, time.Second, maxReportLinger},                     // long tasks: bounded
 	} {
 		w := testWorker(t, newFakeGrid(), Config{Cores: c.cores, Pool: &fakeRunner{}})
 		r := newRun(w)
@@ -152,6 +155,37 @@ func TestReport_LingerGrowsWithTaskTime(t *testing.T) {
 			t.Errorf("%d cores, tasks of %v: linger %v, want %v", c.cores, c.avg, got, c.want)
 		}
 	}
+}
+
+// TestReport_OneCallPerLeaseWorthOfTasks: a worker running tasks of a few
+// milliseconds on two cores reports them in batches of a quarter of its
+// target, each on the lease call that refills their slots: a few calls
+// for 300 tasks, where a batch of lingerReports tasks (the linger before)
+// made about 40. Each call is a Raft entry, whose cost to the grid's
+// process (HTTP, an fsync, dozens of wake-ups) was a tenth of a core.
+func TestReport_OneCallPerLeaseWorthOfTasks(t *testing.T) {
+	const n = 300
+	g := newFakeGrid()
+	g.queue(tasksOf("j", n)...)
+	busy := func(ctx context.Context, req *wasm.Request) (*wasm.Result, error) {
+		time.Sleep(2 * time.Millisecond) // the task's compute
+		return &wasm.Result{Stdout: []byte("ok"), Engine: "fake"}, nil
+	}
+	w := testWorker(t, g, Config{Cores: 2, Pool: &fakeRunner{run: busy}})
+	run := runWorker(t, w)
+	eventually(t, "every task reported", func() bool { return reportedCount(g) == n })
+	run.stop()
+	calls := 0
+	for _, c := range g.callsOf("Report") {
+		calls++
+		if len(c.report.Reports) == 0 {
+			t.Fatal("a report call with no reports")
+		}
+	}
+	if calls > n/20 {
+		t.Fatalf("%d calls reported %d tasks of 2 ms on 2 cores, want at most %d", calls, n, n/20)
+	}
+	t.Logf("%d calls for %d tasks", calls, n)
 }
 
 // TestReport_NotHeldBackWhenNothingElseCanFinish: with no other lease
