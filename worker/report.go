@@ -105,38 +105,66 @@ func (r *run) settle(batch []api.Report) {
 	}
 }
 
-// gatherReports adds to first whatever else finishes within wait,
-// up to maxReportBatch reports. Reports already waiting are always taken,
-// however long taking them lasts: the linger bounds the wait for more, not
-// the batch (a select on a fired timer and a ready channel picks either).
+// queueReport hands a finished attempt's report to the report loop, as
+// runners do. A loop lingering over a batch is not woken for each report
+// (a goroutine's wake-up costs this process a thread's wake-up or two,
+// taken from the executors when they are busy): only once every lease held
+// has finished, or a full batch waits, is it told to look (reportsDue).
+func (r *run) queueReport(rep api.Report) {
+	r.reports <- rep // never blocks: one report per slot, and the channel holds them all
+	pending := int(r.pendingReports.Add(1))
+	if _, held := r.counts(); pending >= held || pending >= maxReportBatch {
+		select {
+		case r.reportsDue <- struct{}{}:
+		default: // already told
+		}
+	}
+}
+
+// gatherReports adds to first whatever else finishes within wait, up to
+// maxReportBatch reports. It sleeps through the linger unless queueReport
+// says the batch is due (see there). Reports already waiting are always
+// taken, however long taking them lasts.
 func (r *run) gatherReports(first api.Report, wait time.Duration) []api.Report {
 	batch := []api.Report{first}
+	defer func() { r.pendingReports.Add(-int64(len(batch))) }()
 	linger := time.NewTimer(wait)
 	defer linger.Stop()
-	for len(batch) < maxReportBatch {
-		select {
-		case rep, ok := <-r.reports:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, rep)
-			continue
-		default:
+	for woken := false; ; woken = true {
+		if woken {
+			r.lingerWakes.Add(1)
+		}
+		var open bool
+		if batch, open = r.takeReports(batch); !open || len(batch) >= maxReportBatch {
+			return batch
 		}
 		if _, held := r.counts(); held <= len(batch) {
 			return batch // nothing else held, so nothing else will finish
 		}
 		select {
-		case rep, ok := <-r.reports:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, rep)
+		case <-r.reportsDue:
 		case <-linger.C:
+			batch, _ = r.takeReports(batch)
 			return batch
 		}
 	}
-	return batch
+}
+
+// takeReports appends the reports waiting, without blocking, up to
+// maxReportBatch; false once the channel is closed (a drain).
+func (r *run) takeReports(batch []api.Report) ([]api.Report, bool) {
+	for len(batch) < maxReportBatch {
+		select {
+		case rep, ok := <-r.reports:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, rep)
+		default:
+			return batch, true
+		}
+	}
+	return batch, true
 }
 
 // reportLinger is how long a batch waits for more reports (see lingerReports).

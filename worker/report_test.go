@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +38,7 @@ func (r *reportRun) finished(job string, n int) []api.Report {
 	for i := range reps {
 		reps[i] = api.Report{TaskRef: api.TaskRef{Job: job, Index: i, Attempt: 1}, Result: tasks.Result{Stdout: []byte(fmt.Sprint(i))}}
 		r.hold(api.TaskRef{Job: job, Index: i, Attempt: 1}, true)
-		r.reports <- reps[i]
+		r.queueReport(reps[i])
 	}
 	return reps
 }
@@ -193,9 +195,12 @@ func TestReport_OneCallPerLeaseWorthOfTasks(t *testing.T) {
 // result is not delayed); with one more held, it waits for that report.
 func TestReport_NotHeldBackWhenNothingElseCanFinish(t *testing.T) {
 	r := newReportRun(t, newFakeGrid())
+	// gather queues first as a runner does and gathers a batch from it, as
+	// the report loop does.
 	gather := func(first api.Report) <-chan []api.Report {
+		r.queueReport(first)
 		out := make(chan []api.Report, 1)
-		go func() { out <- r.gatherReports(first, time.Hour) }()
+		go func() { out <- r.gatherReports(<-r.reports, time.Hour) }()
 		return out
 	}
 	wait := func(out <-chan []api.Report, want int) {
@@ -216,6 +221,61 @@ func TestReport_NotHeldBackWhenNothingElseCanFinish(t *testing.T) {
 	second := api.Report{TaskRef: api.TaskRef{Job: "j", Index: 1, Attempt: 1}}
 	r.hold(second.TaskRef, true)
 	out := gather(lone)
-	r.reports <- second
+	r.queueReport(second)
 	wait(out, 2)
+}
+
+// TestReport_LingerIsNotWokenForEachReport: while a batch lingers, the
+// report loop sleeps through the reports that arrive (each wake-up of it
+// cost the worker's process a thread's wake-up or two, taken from the busy
+// executors); it is woken once, when every lease held has finished.
+func TestReport_LingerIsNotWokenForEachReport(t *testing.T) {
+	const n = 50
+	r := newReportRun(t, newFakeGrid())
+	reps := make([]api.Report, n)
+	for i := range reps {
+		reps[i] = api.Report{TaskRef: api.TaskRef{Job: "j", Index: i, Attempt: 1}}
+		r.hold(reps[i].TaskRef, true)
+	}
+	r.queueReport(reps[0])
+	out := make(chan []api.Report, 1)
+	go func() { out <- r.gatherReports(<-r.reports, time.Hour) }()
+	eventually(t, "the loop lingering", lingering)
+	for _, rep := range reps[1 : n-1] {
+		r.queueReport(rep)
+	}
+	// A loop woken for each report would take them off the channel at once;
+	// this one leaves them there until the batch is due. (A loop that is
+	// slow to run could pass this check wrongly; never the other way.)
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if len(r.reports) < n-2 {
+			t.Fatalf("the lingering loop took reports before its batch was due (%d of %d left)", len(r.reports), n-2)
+		}
+		runtime.Gosched()
+	}
+	r.queueReport(reps[n-1]) // every lease held has finished: the batch is due
+	select {
+	case batch := <-out:
+		if len(batch) != n {
+			t.Fatalf("batch of %d reports, want %d", len(batch), n)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the batch was held back for the hour's linger though every lease had finished")
+	}
+	if woke := r.lingerWakes.Load(); woke > 2 {
+		t.Fatalf("the lingering loop was woken %d times for %d reports, want at most 2", woke, n)
+	}
+}
+
+// lingering says whether a goroutine sleeps in gatherReports' select.
+func lingering() bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "[select") && strings.Contains(g, "(*run).gatherReports") {
+			return true
+		}
+	}
+	return false
 }

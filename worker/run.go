@@ -27,7 +27,7 @@ func (r *run) runLoop() {
 		}
 		started, err := r.mem.acquire(int64(a.Memory), r.draining)
 		if err != nil {
-			r.reports <- r.refusal(a, err)
+			r.queueReport(r.refusal(a, err))
 			continue
 		}
 		if !started {
@@ -78,7 +78,7 @@ func (r *run) finish(a api.Assignment, rep api.Report, stopped bool) {
 		r.hold(refOf(a), false)
 		r.releaseSlots(1)
 	default:
-		r.reports <- rep
+		r.queueReport(rep)
 	}
 }
 
