@@ -64,3 +64,52 @@ func voluntarySwitches(t *testing.T) int64 {
 	}
 	return ru.Nvcsw
 }
+
+// TestPool_TinyTasksAwaitAnswersInABlockingRead: after a module's run that
+// was tiny, its next answer is awaited in a blocking read (no wake-up of
+// the runtime's poller per task); after a long one, through the poller
+// (no P held for the task). The mode follows each module's own last run.
+func TestPool_TinyTasksAwaitAnswersInABlockingRead(t *testing.T) {
+	tiny := put(t, wasmtest.Hello("hi\n", "", 0))
+	spin := put(t, wasmtest.SpinThenHello(25_000_000, "spun\n")) // ~15 ms
+	p := newPool(t, 1)
+	ctx := testCtx(t)
+	run := func(module string) {
+		t.Helper()
+		// One engine: an auto pool's trials of another engine start cold,
+		// and a cold first run is long.
+		if _, err := p.Run(ctx, &Request{ModuleHash: module, Engine: EngineWazero}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(tiny) // its first run is cold, however tiny the module
+	for _, step := range []struct {
+		module   string
+		blocking bool
+	}{{tiny, true}, {spin, false}, {tiny, true}, {spin, false}} {
+		run(step.module) // awaited as its module's last run says
+		run(step.module) // sets the mode checked below before this run
+		if got := answersBlock(t, p); got != step.blocking {
+			t.Fatalf("module %.8s: answer awaited in a blocking read = %v, want %v", step.module, got, step.blocking)
+		}
+	}
+}
+
+// answersBlock reports whether the pool's one executor's answer pipe is in
+// blocking mode.
+func answersBlock(t *testing.T, p *Pool) bool {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for proc := range p.live {
+		rc, err := proc.stdout.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var flags uintptr
+		rc.Control(func(fd uintptr) { flags, _, _ = syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_GETFL, 0) })
+		return flags&syscall.O_NONBLOCK == 0
+	}
+	t.Fatal("no executor")
+	return false
+}

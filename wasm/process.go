@@ -49,7 +49,9 @@ type process struct {
 	signs  deathSigns // what its stderr says of how it died
 
 	warmth map[string]warmth // per engine and module, what it ran (see warmingUp)
-	pin    trialStreak       // the engine it runs a module's trials on (Pool.streak)
+	// blockingReads is whether stdout is in blocking mode (awaitAnswerAs).
+	blockingReads bool
+	pin           trialStreak // the engine it runs a module's trials on (Pool.streak)
 
 	startRSS     uint64    // resident memory once ready; 0 if unknown
 	rssCheckedAt time.Time // when the pool last read its resident memory
@@ -106,15 +108,30 @@ func startProcess(command []string, env []string, log *slog.Logger, goroutines *
 	return p, nil
 }
 
-// Our ends of the child's pipes stay non-blocking: a goroutine waiting for
-// an answer parks on the runtime's network poller and holds no P. Blocking
-// reads (tried for tiny tasks, to save the poller's wake-up) held a P in a
-// read syscall for the whole task, so the runtime's sysmon thread never
-// slept deeply while tasks ran: it ticked every 20-40 us and took the P
+// blockingReadBelow is how short a module's last run on an executor must
+// have been for its next answer to be awaited in a blocking read (see
+// awaitAnswerAs).
+const blockingReadBelow = 200 * time.Microsecond
+
+// awaitAnswerAs sets how the answer to a run of module on engine is
+// awaited. After a run under blockingReadBelow, in a blocking read: the
+// reader sleeps in read and wakes when the child writes, without a wake-up
+// of the runtime's poller (a tenth more tasks a second for tiny ones).
+// Otherwise through the poller, holding no P: a blocking read holds a P
+// in a syscall for the whole task, so the runtime's sysmon thread never
+// sleeps deeply while tasks run; it ticked every 20-40 us and took the P
 // back past 10 ms, 20-60 wake-ups of this process per task of a few ms, a
 // tenth of a core taken from the executors (see
 // TestPool_LongTasksBarelyWakeTheProcess and BENCHMARKS.md, "Issue 15: the
-// grid's own CPU beside CPU-bound tasks").
+// grid's own CPU beside CPU-bound tasks"). One fcntl when the mode changes.
+// Only the holder calls it.
+func (p *process) awaitAnswerAs(engine, module string) {
+	w := p.warmth[engine+"/"+module]
+	blocking := w.runs > 0 && w.last < blockingReadBelow
+	if blocking != p.blockingReads && setBlocking(p.stdout, blocking) {
+		p.blockingReads = blocking
+	}
+}
 
 func closeAll(fs ...*os.File) {
 	for _, f := range fs {
@@ -287,6 +304,7 @@ const hintMaybeRun = " (is wasm.MaybeRunExecutor called first in main and TestMa
 // be replaced: it timed out, died, was killed, or sent garbage.
 // box is the task's memory box, to name if the child dies of it.
 func (p *process) run(ctx context.Context, closed <-chan struct{}, req *Request, box memoryBox) (res *Result, err error, healthy bool) {
+	p.awaitAnswerAs(req.Engine, req.ModuleHash)
 	start, stoppedBefore := time.Now(), p.stoppedFor()
 	encodeRequest(&p.enc, req)
 	var backstop time.Duration
