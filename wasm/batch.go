@@ -108,6 +108,7 @@ func (p *Pool) runOn(ctx context.Context, proc *process, items []batchItem, done
 		return consumed
 	}
 	p.setBusy(proc, true)
+	proc.awaitAnswerAs(sent[0].t.engine, sent[0].t.sent.ModuleHash) // one module per batch
 	started := proc.startMark()
 	err := proc.out.writeRaw(proc.batch)
 	if cap(proc.batch) > smallFrame {

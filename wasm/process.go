@@ -53,7 +53,9 @@ type process struct {
 	signs  deathSigns // what its stderr says of how it died
 
 	warmth map[string]warmth // per engine and module, what it ran (see warmingUp)
-	pin    trialStreak       // the engine it runs a module's trials on (Pool.streak)
+	// blockingReads is whether stdout is in blocking mode (awaitAnswerAs).
+	blockingReads bool
+	pin           trialStreak // the engine it runs a module's trials on (Pool.streak)
 
 	startRSS     uint64    // resident memory once ready; 0 if unknown
 	rssCheckedAt time.Time // when the pool last read its resident memory
@@ -98,7 +100,6 @@ func startProcess(command []string, env []string, log *slog.Logger, goroutines *
 	if warning != "" {
 		log.Warn(warning)
 	}
-	blockingReads(outR, inW)
 	p := &process{
 		cmd: cmd, pid: cmd.Process.Pid, log: log.With("executor", cmd.Process.Pid),
 		in: inW, out: &frameWriter{w: inW}, stdout: outR, br: bufio.NewReaderSize(outR, 64<<10),
@@ -111,15 +112,28 @@ func startProcess(command []string, env []string, log *slog.Logger, goroutines *
 	return p, nil
 }
 
-// blockingReads puts our ends of the child's pipes in blocking mode: the
-// goroutine that reads an answer then sleeps in the read itself and wakes
-// when the child writes, instead of parking until the runtime's network
-// poller notices the pipe (an extra wake-up of another thread per task).
-// Nothing is lost by it: whatever must end a read kills the child, which
-// closes the pipe's only writer.
-func blockingReads(fs ...*os.File) {
-	for _, f := range fs {
-		f.Fd() // Fd puts the file in blocking mode
+// blockingReadBelow is how short a module's last run on an executor must
+// have been for its next answer to be awaited in a blocking read (see
+// awaitAnswerAs).
+const blockingReadBelow = 200 * time.Microsecond
+
+// awaitAnswerAs sets how the answer to a run of module on engine is
+// awaited. After a run under blockingReadBelow, in a blocking read: the
+// reader sleeps in read and wakes when the child writes, without a wake-up
+// of the runtime's poller (a tenth more tasks a second for tiny ones).
+// Otherwise through the poller, holding no P: a blocking read holds a P
+// in a syscall for the whole task, so the runtime's sysmon thread never
+// sleeps deeply while tasks run; it ticked every 20-40 us and took the P
+// back past 10 ms, 20-60 wake-ups of this process per task of a few ms, a
+// tenth of a core taken from the executors (see
+// TestPool_LongTasksBarelyWakeTheProcess and BENCHMARKS.md, "Issue 15: the
+// grid's own CPU beside CPU-bound tasks"). One fcntl when the mode changes.
+// Only the holder calls it.
+func (p *process) awaitAnswerAs(engine, module string) {
+	w := p.warmth[engine+"/"+module]
+	blocking := w.runs > 0 && w.last < blockingReadBelow
+	if blocking != p.blockingReads && setBlocking(p.stdout, blocking) {
+		p.blockingReads = blocking
 	}
 }
 
@@ -301,6 +315,7 @@ const hintMaybeRun = " (is wasm.MaybeRunExecutor called first in main and TestMa
 // be replaced: it timed out, died, was killed, or sent garbage.
 // box is the task's memory box, to name if the child dies of it.
 func (p *process) run(ctx context.Context, closed <-chan struct{}, req *Request, box memoryBox) (res *Result, err error, healthy bool) {
+	p.awaitAnswerAs(req.Engine, req.ModuleHash)
 	started := p.startMark()
 	encodeRequest(&p.enc, req)
 	if werr := p.out.write(&p.enc, req.Stdin); werr != nil { // fails if the child is already dead

@@ -29,6 +29,10 @@ func (r *run) drain() {
 	r.workCancel() // also stops a repair in progress
 	r.repairs.Wait()
 	close(r.reports)
+	select { // a lingering report loop sends its batch now, not at the linger's end
+	case r.reportsDue <- struct{}{}:
+	default:
+	}
 	r.reporting.Wait()
 }
 

@@ -8,19 +8,23 @@ import (
 )
 
 // A report batch waits a while for more finished tasks: fewer, larger
-// reports mean fewer Raft entries, and each entry costs the leader a few
-// hundred microseconds of CPU (an fsync, the HTTP call, Apply) whatever it
-// carries. With tasks of a few milliseconds a fixed 5 ms linger sent one or
-// two reports an entry, and the grid's own CPU (~0.8 ms a task) took a core
-// away from the executors. So the linger is long enough for about
-// lingerReports tasks to finish on this worker's cores, between
-// minReportLinger and maxReportLinger; and none at all when the worker holds
-// no other lease, since nothing else can finish (a one-task job's result is
-// not held back).
+// reports mean fewer Raft entries, and each entry costs the grid far more
+// CPU than the few hundred microseconds of the leader's own work (an
+// fsync, the HTTP call, Apply): every entry wakes the dev process's
+// threads, and while its fsync runs the Go runtime's sysmon ticks every
+// 20 us, ~50 wake-ups an entry. With tasks of a few milliseconds that CPU
+// is taken from the executors. So a batch lingers until a lease's worth of
+// tasks (a quarter of the target, when a lease is due: see leaseDue), and
+// at least lingerReports, can finish on this worker's cores, between
+// minReportLinger and maxReportLinger; the batch then rides on the lease
+// call that refills those slots (carryReports): one call, one entry, per
+// quarter of the target. None at all when the worker holds no other
+// lease, since nothing else can finish (a one-task job's result is not
+// held back).
 const (
 	lingerReports   = 8
 	minReportLinger = 5 * time.Millisecond
-	maxReportLinger = 40 * time.Millisecond
+	maxReportLinger = prefetchHorizon / 4
 )
 
 // maxReportBatch bounds the reports sent in one call.
@@ -101,44 +105,73 @@ func (r *run) settle(batch []api.Report) {
 	}
 }
 
-// gatherReports adds to first whatever else finishes within wait,
-// up to maxReportBatch reports. Reports already waiting are always taken,
-// however long taking them lasts: the linger bounds the wait for more, not
-// the batch (a select on a fired timer and a ready channel picks either).
+// queueReport hands a finished attempt's report to the report loop, as
+// runners do. A loop lingering over a batch is not woken for each report
+// (a goroutine's wake-up costs this process a thread's wake-up or two,
+// taken from the executors when they are busy): only once every lease held
+// has finished, or a full batch waits, is it told to look (reportsDue).
+func (r *run) queueReport(rep api.Report) {
+	r.reports <- rep // never blocks: one report per slot, and the channel holds them all
+	pending := int(r.pendingReports.Add(1))
+	if _, held := r.counts(); pending >= held || pending >= maxReportBatch {
+		select {
+		case r.reportsDue <- struct{}{}:
+		default: // already told
+		}
+	}
+}
+
+// gatherReports adds to first whatever else finishes within wait, up to
+// maxReportBatch reports. It sleeps through the linger unless queueReport
+// says the batch is due (see there). Reports already waiting are always
+// taken, however long taking them lasts.
 func (r *run) gatherReports(first api.Report, wait time.Duration) []api.Report {
 	batch := []api.Report{first}
+	defer func() { r.pendingReports.Add(-int64(len(batch))) }()
 	linger := time.NewTimer(wait)
 	defer linger.Stop()
-	for len(batch) < maxReportBatch {
-		select {
-		case rep, ok := <-r.reports:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, rep)
-			continue
-		default:
+	for woken := false; ; woken = true {
+		if woken {
+			r.lingerWakes.Add(1)
+		}
+		var open bool
+		if batch, open = r.takeReports(batch); !open || len(batch) >= maxReportBatch {
+			return batch
 		}
 		if _, held := r.counts(); held <= len(batch) {
 			return batch // nothing else held, so nothing else will finish
 		}
 		select {
-		case rep, ok := <-r.reports:
-			if !ok {
-				return batch
-			}
-			batch = append(batch, rep)
+		case <-r.reportsDue:
 		case <-linger.C:
+			batch, _ = r.takeReports(batch)
 			return batch
 		}
 	}
-	return batch
+}
+
+// takeReports appends the reports waiting, without blocking, up to
+// maxReportBatch; false once the channel is closed (a drain).
+func (r *run) takeReports(batch []api.Report) ([]api.Report, bool) {
+	for len(batch) < maxReportBatch {
+		select {
+		case rep, ok := <-r.reports:
+			if !ok {
+				return batch, false
+			}
+			batch = append(batch, rep)
+		default:
+			return batch, true
+		}
+	}
+	return batch, true
 }
 
 // reportLinger is how long a batch waits for more reports (see lingerReports).
 func (r *run) reportLinger() time.Duration {
 	avg := time.Duration(r.avgNs.Load())
-	perCore := avg * lingerReports / time.Duration(max(r.w.cfg.Cores, 1))
+	batch := time.Duration(max(lingerReports, r.target()/4))
+	perCore := avg * batch / time.Duration(max(r.w.cfg.Cores, 1))
 	return min(max(perCore, minReportLinger), maxReportLinger)
 }
 

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/tasks"
+	"github.com/peergrid/peergrid/wasm"
 )
 
 // reportRun is a run whose report loop is started once the test has
@@ -35,7 +38,7 @@ func (r *reportRun) finished(job string, n int) []api.Report {
 	for i := range reps {
 		reps[i] = api.Report{TaskRef: api.TaskRef{Job: job, Index: i, Attempt: 1}, Result: tasks.Result{Stdout: []byte(fmt.Sprint(i))}}
 		r.hold(api.TaskRef{Job: job, Index: i, Attempt: 1}, true)
-		r.reports <- reps[i]
+		r.queueReport(reps[i])
 	}
 	return reps
 }
@@ -132,18 +135,20 @@ func TestReport_IgnoredReportIsSettledNotRetried(t *testing.T) {
 	}
 }
 
-// TestReport_LingerGrowsWithTaskTime: a batch waits for about
-// lingerReports tasks to finish on the worker's cores, within bounds.
+// TestReport_LingerGrowsWithTaskTime: a batch waits for a lease's worth of
+// tasks (a quarter of the target), at least lingerReports, to finish on the
+// worker's cores, within bounds.
 func TestReport_LingerGrowsWithTaskTime(t *testing.T) {
 	for _, c := range []struct {
 		cores int
 		avg   time.Duration
 		want  time.Duration
 	}{
-		{1, 0, minReportLinger},                             // nothing ran yet
-		{1, 50 * time.Microsecond, minReportLinger},         // tiny tasks: as before
-		{2, 3500 * time.Microsecond, 14 * time.Millisecond}, // 8 tasks of 3.5 ms on 2 cores
-		{1, time.Second, maxReportLinger},                   // long tasks: bounded
+		{1, 0, minReportLinger},                               // nothing ran yet
+		{1, 5 * time.Microsecond, minReportLinger},            // tiny tasks: as before
+		{2, 200 * time.Microsecond, 12800 * time.Microsecond}, // a quarter of 2+512 (prefetch capped) is 128 tasks: 64 a core
+		{2, 3500 * time.Microsecond, maxReportLinger},         // a quarter of 2+2*71 is 36 tasks, 63 ms: bounded
+		{1, time.Second, maxReportLinger},                     // long tasks: bounded
 	} {
 		w := testWorker(t, newFakeGrid(), Config{Cores: c.cores, Pool: &fakeRunner{}})
 		r := newRun(w)
@@ -154,14 +159,48 @@ func TestReport_LingerGrowsWithTaskTime(t *testing.T) {
 	}
 }
 
+// TestReport_OneCallPerLeaseWorthOfTasks: a worker running tasks of a few
+// milliseconds on two cores reports them in batches of a quarter of its
+// target, each on the lease call that refills their slots: a few calls
+// for 300 tasks, where a batch of lingerReports tasks (the linger before)
+// made about 40. Each call is a Raft entry, whose cost to the grid's
+// process (HTTP, an fsync, dozens of wake-ups) was a tenth of a core.
+func TestReport_OneCallPerLeaseWorthOfTasks(t *testing.T) {
+	const n = 300
+	g := newFakeGrid()
+	g.queue(tasksOf("j", n)...)
+	busy := func(ctx context.Context, req *wasm.Request) (*wasm.Result, error) {
+		time.Sleep(2 * time.Millisecond) // the task's compute
+		return &wasm.Result{Stdout: []byte("ok"), Engine: "fake"}, nil
+	}
+	w := testWorker(t, g, Config{Cores: 2, Pool: &fakeRunner{run: busy}})
+	run := runWorker(t, w)
+	eventually(t, "every task reported", func() bool { return reportedCount(g) == n })
+	run.stop()
+	calls := 0
+	for _, c := range g.callsOf("Report") {
+		calls++
+		if len(c.report.Reports) == 0 {
+			t.Fatal("a report call with no reports")
+		}
+	}
+	if calls > n/20 {
+		t.Fatalf("%d calls reported %d tasks of 2 ms on 2 cores, want at most %d", calls, n, n/20)
+	}
+	t.Logf("%d calls for %d tasks", calls, n)
+}
+
 // TestReport_NotHeldBackWhenNothingElseCanFinish: with no other lease
 // held, a batch goes at once however long the linger (a one-task job's
 // result is not delayed); with one more held, it waits for that report.
 func TestReport_NotHeldBackWhenNothingElseCanFinish(t *testing.T) {
 	r := newReportRun(t, newFakeGrid())
+	// gather queues first as a runner does and gathers a batch from it, as
+	// the report loop does.
 	gather := func(first api.Report) <-chan []api.Report {
+		r.queueReport(first)
 		out := make(chan []api.Report, 1)
-		go func() { out <- r.gatherReports(first, time.Hour) }()
+		go func() { out <- r.gatherReports(<-r.reports, time.Hour) }()
 		return out
 	}
 	wait := func(out <-chan []api.Report, want int) {
@@ -182,6 +221,61 @@ func TestReport_NotHeldBackWhenNothingElseCanFinish(t *testing.T) {
 	second := api.Report{TaskRef: api.TaskRef{Job: "j", Index: 1, Attempt: 1}}
 	r.hold(second.TaskRef, true)
 	out := gather(lone)
-	r.reports <- second
+	r.queueReport(second)
 	wait(out, 2)
+}
+
+// TestReport_LingerIsNotWokenForEachReport: while a batch lingers, the
+// report loop sleeps through the reports that arrive (each wake-up of it
+// cost the worker's process a thread's wake-up or two, taken from the busy
+// executors); it is woken once, when every lease held has finished.
+func TestReport_LingerIsNotWokenForEachReport(t *testing.T) {
+	const n = 50
+	r := newReportRun(t, newFakeGrid())
+	reps := make([]api.Report, n)
+	for i := range reps {
+		reps[i] = api.Report{TaskRef: api.TaskRef{Job: "j", Index: i, Attempt: 1}}
+		r.hold(reps[i].TaskRef, true)
+	}
+	r.queueReport(reps[0])
+	out := make(chan []api.Report, 1)
+	go func() { out <- r.gatherReports(<-r.reports, time.Hour) }()
+	eventually(t, "the loop lingering", lingering)
+	for _, rep := range reps[1 : n-1] {
+		r.queueReport(rep)
+	}
+	// A loop woken for each report would take them off the channel at once;
+	// this one leaves them there until the batch is due. (A loop that is
+	// slow to run could pass this check wrongly; never the other way.)
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if len(r.reports) < n-2 {
+			t.Fatalf("the lingering loop took reports before its batch was due (%d of %d left)", len(r.reports), n-2)
+		}
+		runtime.Gosched()
+	}
+	r.queueReport(reps[n-1]) // every lease held has finished: the batch is due
+	select {
+	case batch := <-out:
+		if len(batch) != n {
+			t.Fatalf("batch of %d reports, want %d", len(batch), n)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the batch was held back for the hour's linger though every lease had finished")
+	}
+	if woke := r.lingerWakes.Load(); woke > 2 {
+		t.Fatalf("the lingering loop was woken %d times for %d reports, want at most 2", woke, n)
+	}
+}
+
+// lingering says whether a goroutine sleeps in gatherReports' select.
+func lingering() bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "[select") && strings.Contains(g, "(*run).gatherReports") {
+			return true
+		}
+	}
+	return false
 }

@@ -52,7 +52,7 @@ func (r *run) runStarting(batch []api.Assignment) {
 	switch {
 	case err != nil:
 		for _, a := range batch {
-			r.reports <- r.refusal(a, err)
+			r.queueReport(r.refusal(a, err))
 		}
 		return
 	case !started:
@@ -120,7 +120,7 @@ func (r *run) finish(a api.Assignment, rep api.Report, stopped bool) {
 		r.hold(refOf(a), false)
 		r.releaseSlots(1)
 	default:
-		r.reports <- rep
+		r.queueReport(rep)
 	}
 }
 

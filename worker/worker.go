@@ -269,6 +269,12 @@ type run struct {
 	w       *Worker
 	queue   chan api.Assignment // leased, not yet started (see lease.go, run.go)
 	reports chan api.Report     // finished, not yet sent (see report.go)
+	// pendingReports counts reports queued or in the batch being gathered;
+	// reportsDue tells a lingering report loop its batch is due, and
+	// lingerWakes counts how often it woke while lingering (see queueReport).
+	pendingReports atomic.Int64
+	reportsDue     chan struct{}
+	lingerWakes    atomic.Int64
 	// carry hands a batch of reports from the report loop to the lease
 	// loop waiting for slots, whose call carries them; bounced hands back
 	// those of a call that failed (see report.go). carryOffUntil (unix ns)
@@ -310,7 +316,8 @@ func newRun(w *Worker) *run {
 	capacity := w.cfg.Cores + maxPrefetch
 	return &run{
 		w: w, queue: make(chan api.Assignment, capacity), reports: make(chan api.Report, capacity),
-		carry: make(chan []api.Report), bounced: make(chan []api.Report, 4),
+		reportsDue: make(chan struct{}, 1),
+		carry:      make(chan []api.Report), bounced: make(chan []api.Report, 4),
 		slots: newSlots(), draining: make(chan struct{}),
 		running: map[api.TaskRef]context.CancelFunc{}, held: map[api.TaskRef]bool{}, handingBack: map[api.TaskRef]bool{},
 		gate: newGate(), mem: newMemBudget(), batches: batchRunnerOf(w.pool),

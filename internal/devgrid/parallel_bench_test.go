@@ -20,8 +20,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -78,25 +78,37 @@ func BenchmarkParallelEfficiency_GoKernel(b *testing.B) {
 				b.Fatal(err)
 			}
 			runSpinJob(b, ctx, cl, hash, 4*cores, rounds, "warm-up")
+			stopProfile := startProfile(b, cores)
 			b.ResetTimer()
-			var elapsed, self, ran time.Duration
+			var elapsed, ran time.Duration
+			var used gridUsage
+			var ids []string
 			for i := range b.N {
-				before := rusageCPU(syscall.RUSAGE_SELF)
-				start := time.Now()
-				id := runSpinJob(b, ctx, cl, hash, n, rounds, fmt.Sprint("run-", i))
-				elapsed += time.Since(start)
-				self += rusageCPU(syscall.RUSAGE_SELF) - before
-				b.StopTimer()
-				ran += taskTime(b, ctx, cl, id)
-				jobcheck.Results(b, cl, id, n, func(i int) string { return fmt.Sprintf("%d\n", spin(rounds, uint64(i))) })
-				b.StartTimer()
+				before := readGridUsage()
+				id, took := runSpinJob(b, ctx, cl, hash, n, rounds, fmt.Sprint("run-", i))
+				elapsed += took
+				u := readGridUsage().sub(before)
+				used.user, used.sys, used.wakeups, used.executors = used.user+u.user, used.sys+u.sys, used.wakeups+u.wakeups, used.executors+u.executors
+				ids = append(ids, id)
 			}
 			b.StopTimer()
+			stopProfile()
+			for _, id := range ids { // after the profile: the check's native spins would swamp it
+				ran += taskTime(b, ctx, cl, id)
+				jobcheck.Results(b, cl, id, n, func(i int) string { return fmt.Sprintf("%d\n", spin(rounds, uint64(i))) })
+			}
 			tasksRun := float64(n * b.N)
 			rate[cores] = tasksRun / elapsed.Seconds()
 			b.ReportMetric(rate[cores], "tasks/s")
 			b.ReportMetric(float64(ran.Microseconds())/tasksRun/1000, "task-ms")
-			b.ReportMetric(float64(self.Microseconds())/tasksRun, "grid-cpu-us/task")
+			b.ReportMetric(float64((used.user+used.sys).Microseconds())/tasksRun, "grid-cpu-us/task")
+			b.ReportMetric(float64(used.sys.Microseconds())/tasksRun, "grid-sys-us/task")
+			b.ReportMetric(float64(used.wakeups)/tasksRun, "grid-wakeups/task")
+			if used.executors > 0 { // read where /proc has it
+				// The executors' CPU, beside task-ms (their wall time, which
+				// a loaded machine stretches): t in the ceiling t/(t+g).
+				b.ReportMetric(float64(used.executors.Microseconds())/tasksRun/1000, "exec-cpu-ms/task")
+			}
 			b.ReportMetric(0, "ns/op")
 		})
 	}
@@ -105,6 +117,25 @@ func BenchmarkParallelEfficiency_GoKernel(b *testing.B) {
 		b.Logf("parallel efficiency 2 cores vs 1: %.2f (%.0f vs %.0f tasks/s)", eff, rate[2], rate[1])
 		b.ReportMetric(eff, "efficiency")
 	}
+}
+
+// startProfile writes a CPU profile of this process over the timed runs
+// of one core count to $PEERGRID_PARALLEL_CPUPROFILE-cores=N.prof, when that
+// is set (go test's -cpuprofile would also cover the results' check, whose
+// native spin loops dwarf the grid); it returns what stops it.
+func startProfile(b *testing.B, cores int) func() {
+	prefix := os.Getenv("PEERGRID_PARALLEL_CPUPROFILE")
+	if prefix == "" {
+		return func() {}
+	}
+	f, err := os.Create(fmt.Sprintf("%s-cores=%d.prof", prefix, cores))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // taskTime is the sum of the tasks' run times (in their executors).
@@ -120,8 +151,10 @@ func taskTime(b *testing.B, ctx context.Context, cl *client.Client, id string) t
 	return d
 }
 
-// runSpinJob submits n spin tasks (task i seeded by i) and waits for them.
-func runSpinJob(b *testing.B, ctx context.Context, cl *client.Client, hash string, n, rounds int, name string) string {
+// runSpinJob submits n spin tasks (task i seeded by i), waits for them and
+// returns the job's id and its time from submit to the last result
+// committed, as the leader stamped them.
+func runSpinJob(b testing.TB, ctx context.Context, cl *client.Client, hash string, n, rounds int, name string) (string, time.Duration) {
 	b.Helper()
 	id, err := cl.Submit(ctx, &tasks.JobSpec{Name: name, ModuleHash: hash, Args: []string{strconv.Itoa(rounds), "{index}"},
 		Tasks: n, Timeout: time.Minute, Memory: 64 << 20, MaxOutput: 1 << 10, Retries: 1, Engine: tasks.EngineAuto,
@@ -129,11 +162,15 @@ func runSpinJob(b *testing.B, ctx context.Context, cl *client.Client, hash strin
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Polled every 20 ms: at most 1% of the 1-core job's time, and its CPU
-	// (a job summary a poll) stays small beside the grid's own.
-	sum, err := cl.WaitJob(ctx, id, 20*time.Millisecond, nil)
-	if err != nil || sum.State != tasks.JobComplete || sum.Done != n {
+	// Polled as `peergrid job submit --wait` polls (every 200 ms): a poll
+	// every 20 ms was a tenth of the grid's CPU per task, which no user
+	// meets; the time is the leader's, so the poll does not round it.
+	sum, err := cl.WaitJob(ctx, id, cliPollInterval, nil)
+	if err != nil || sum.State != tasks.JobComplete || sum.Done != n || sum.FinishedAt == nil {
 		b.Fatalf("job %s: %+v %v", id, sum, err)
 	}
-	return id
+	return id, sum.FinishedAt.Sub(sum.SubmittedAt)
 }
+
+// cliPollInterval is how often the CLI polls a job it waits for.
+const cliPollInterval = 200 * time.Millisecond

@@ -1,0 +1,60 @@
+//go:build linux
+
+package devgrid
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// gridUsage is what this process (the dev grid's server and worker) and
+// its executor children used, read at one moment: the grid's own CPU
+// split into user and system time, its wake-ups (voluntary context
+// switches) and the executors' CPU time (from /proc, as they are not
+// reaped until the grid closes).
+type gridUsage struct {
+	user, sys, executors time.Duration
+	wakeups              int64
+}
+
+func readGridUsage() gridUsage {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return gridUsage{user: time.Duration(ru.Utime.Nano()), sys: time.Duration(ru.Stime.Nano()),
+		wakeups: ru.Nvcsw, executors: childrenCPU()}
+}
+
+func (u gridUsage) sub(v gridUsage) gridUsage {
+	return gridUsage{user: u.user - v.user, sys: u.sys - v.sys, executors: u.executors - v.executors, wakeups: u.wakeups - v.wakeups}
+}
+
+// childrenCPU sums the CPU time (user + system) of this process's live
+// children, from /proc/PID/stat.
+func childrenCPU() time.Duration {
+	self := strconv.Itoa(os.Getpid())
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var sum time.Duration
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		// f[0] is field 3 (state): ppid is field 4, utime and stime 14 and 15.
+		if len(f) < 13 || f[1] != self {
+			continue
+		}
+		utime, _ := strconv.ParseInt(f[14-3], 10, 64)
+		stime, _ := strconv.ParseInt(f[15-3], 10, 64)
+		sum += time.Duration(utime+stime) * time.Second / 100
+	}
+	return sum
+}

@@ -1,0 +1,25 @@
+//go:build darwin
+
+package devgrid
+
+import (
+	"syscall"
+	"time"
+)
+
+// gridUsage is what this process used (see the Linux version; executors'
+// CPU is not read here).
+type gridUsage struct {
+	user, sys, executors time.Duration
+	wakeups              int64
+}
+
+func readGridUsage() gridUsage {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return gridUsage{user: time.Duration(ru.Utime.Nano()), sys: time.Duration(ru.Stime.Nano()), wakeups: ru.Nvcsw}
+}
+
+func (u gridUsage) sub(v gridUsage) gridUsage {
+	return gridUsage{user: u.user - v.user, sys: u.sys - v.sys, executors: u.executors - v.executors, wakeups: u.wakeups - v.wakeups}
+}
