@@ -96,7 +96,10 @@ func (h *heartbeatingPeers) silence(id string) {
 // target, is committed, and the blob reads back.
 func TestGrid_RepairCommitNeedsItsNewHolderToProveIt(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	g, err := Start(context.Background(), Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: time.Second,
+	// A 3 s TTL, not 1: under -race at load 14 a peer's heartbeat (every
+	// 100 ms) once went unanswered for over a second between "seven live"
+	// and the put, which then found 5 live peers of the 6 it needs.
+	g, err := Start(context.Background(), Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: 3 * time.Second,
 		RepairGrace: time.Second, Logger: quiet, GCGrace: time.Hour})
 	if err != nil {
 		t.Fatal(err)

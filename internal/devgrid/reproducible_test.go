@@ -98,7 +98,9 @@ func startWorkerAt(t *testing.T, g *Grid, id, dir string) (stop func()) {
 // (nil: every engine the binary has).
 func startWorkerOffering(t *testing.T, g *Grid, id, dir string, engines []string) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Enrolling and starting a worker (its executors included) took over
+	// 30 s once under -race at load 14.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	c, cert, err := g.peerClient(ctx, dir, id)
 	if err != nil {

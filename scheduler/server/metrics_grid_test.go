@@ -193,13 +193,20 @@ func TestMetrics_ClusterLeaderAndFollowers(t *testing.T) {
 	}
 	submitEcho(t, c.Client(c.Nodes...), 7)
 	c.WaitConverged()
-	leader := c.Leader()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := leader.Server.Store().Barrier(ctx); err != nil {
-		t.Fatal(err)
-	}
-	target := leader.Server.Store().Raft().AppliedIndex()
+	// The index every server must reach: a barrier's on the leader, asked
+	// again of the new leader if leadership moves under it (the tests'
+	// short Raft timeouts under -race; it happened once).
+	var target uint64
+	testcluster.Eventually(t, 20*time.Second, "a barrier on the leader", func() bool {
+		leader := c.Leader()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := leader.Server.Store().Barrier(ctx); err != nil {
+			return false
+		}
+		target = leader.Server.Store().Raft().AppliedIndex()
+		return true
+	})
 
 	// Leadership may move on a loaded machine with the tests' short
 	// timeouts: retry until one round of scrapes agrees with the harness.
