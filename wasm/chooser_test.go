@@ -116,7 +116,7 @@ func TestPool_AutoDiscardsWarmUpRunsAndMeasuresCPUWhileChoosing(t *testing.T) {
 		t.Fatalf("first run: %+v, %v; want it on %s", res, err, first)
 	}
 	p.chooser.mu.Lock()
-	observed := p.chooser.modules[mod].observed[first]
+	observed := p.chooser.modules.m[mod].observed[first]
 	p.chooser.mu.Unlock()
 	if observed != 0 {
 		t.Fatalf("the executor's first run was observed (%d): it is cold, no measure", observed)

@@ -131,8 +131,7 @@ type EngineChooser struct {
 	MinReporters int
 
 	mu      sync.Mutex
-	modules map[string]*moduleTimings
-	order   []string // modules by first use, to bound the map
+	modules perModule[*moduleTimings]
 }
 
 // maxChooserModules bounds how many modules a chooser remembers.
@@ -154,7 +153,7 @@ type moduleTimings struct {
 func NewEngineChooser(engines []string, trials int) *EngineChooser {
 	sorted := slices.Clone(engines)
 	slices.SortStableFunc(sorted, func(a, b string) int { return longWorkRank[a] - longWorkRank[b] })
-	return &EngineChooser{engines: sorted, trials: max(trials, 1), modules: map[string]*moduleTimings{}}
+	return &EngineChooser{engines: sorted, trials: max(trials, 1), modules: newPerModule[*moduleTimings](maxChooserModules)}
 }
 
 // Engines are the engines the chooser picks among, the first first.
@@ -222,7 +221,7 @@ func (c *EngineChooser) paysForCompile(m *moduleTimings, e string, wait time.Dur
 func (c *EngineChooser) trialsDone(module, engine string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m, ok := c.modules[module]
+	m, ok := c.modules.get(module)
 	return ok && m.observed[engine] >= c.trialsFor(m)
 }
 
@@ -231,7 +230,7 @@ func (c *EngineChooser) trialsDone(module, engine string) bool {
 func (c *EngineChooser) tinyTrials(module string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m, ok := c.modules[module]
+	m, ok := c.modules.get(module)
 	return ok && c.TinyTrials > c.trials && c.isTiny(m)
 }
 
@@ -313,7 +312,7 @@ func (c *EngineChooser) Observe(module, engine string, d time.Duration) {
 func (c *EngineChooser) Discard(module, engine string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m, ok := c.modules[module]; ok && m.handedOut[engine] > m.observed[engine] {
+	if m, ok := c.modules.get(module); ok && m.handedOut[engine] > m.observed[engine] {
 		m.handedOut[engine]--
 	}
 }
@@ -352,7 +351,7 @@ func (c *EngineChooser) Chosen(module string, size int64) (string, bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m, ok := c.modules[module]
+	m, ok := c.modules.get(module)
 	if !ok || len(m.reporters) < c.MinReporters {
 		return "", false
 	}
@@ -365,16 +364,8 @@ func (c *EngineChooser) Chosen(module string, size int64) (string, bool) {
 }
 
 func (c *EngineChooser) timings(module string) *moduleTimings {
-	m, ok := c.modules[module]
-	if !ok {
-		if len(c.order) >= maxChooserModules {
-			delete(c.modules, c.order[0])
-			c.order = c.order[1:]
-		}
-		m = &moduleTimings{handedOut: map[string]int{}, observed: map[string]int{}, best: map[string]time.Duration{},
+	return c.modules.getOrAdd(module, func() *moduleTimings {
+		return &moduleTimings{handedOut: map[string]int{}, observed: map[string]int{}, best: map[string]time.Duration{},
 			trialSum: map[string]time.Duration{}, trialRuns: map[string]int{}}
-		c.modules[module] = m
-		c.order = append(c.order, module)
-	}
-	return m
+	})
 }

@@ -95,8 +95,7 @@ type memoryModes struct {
 	override *memoryMode
 
 	mu      sync.Mutex
-	modules map[string]*moduleModeRuns
-	order   []string // modules by first use, to bound the map
+	modules perModule[*moduleModeRuns]
 }
 
 type moduleModeRuns struct {
@@ -114,7 +113,7 @@ type moduleModeRuns struct {
 }
 
 func newMemoryModes() *memoryModes {
-	return &memoryModes{modules: map[string]*moduleModeRuns{}}
+	return &memoryModes{modules: newPerModule[*moduleModeRuns](maxModeModules)}
 }
 
 // choose returns the mode for the next task of module under a memory
@@ -219,15 +218,5 @@ func (c *memoryModes) observe(module string, mode memoryMode, d, moduleTime time
 }
 
 func (c *memoryModes) runs(module string) *moduleModeRuns {
-	m, ok := c.modules[module]
-	if !ok {
-		if len(c.order) >= maxModeModules {
-			delete(c.modules, c.order[0])
-			c.order = c.order[1:]
-		}
-		m = &moduleModeRuns{}
-		c.modules[module] = m
-		c.order = append(c.order, module)
-	}
-	return m
+	return c.modules.getOrAdd(module, func() *moduleModeRuns { return &moduleModeRuns{} })
 }
