@@ -69,32 +69,21 @@ func readHeartbeatJSON(r *http.Request, req *api.HeartbeatRequest) error {
 func fastDecodeHeartbeat(body []byte, req *api.HeartbeatRequest) bool {
 	p := plainJSON{b: body}
 	var seen uint16
+	self := workerFields{&req.Worker, &req.Address, &req.Cores, &req.Engines, &req.Storage}
 	done := p.object(func(key []byte) bool {
+		if ok, known := p.workerField(key, self, &seen); known {
+			return ok
+		}
 		var ok bool
 		switch string(key) {
-		case "worker":
-			req.Worker, ok = p.string()
-			return ok && p.once(&seen, 1<<0)
-		case "address":
-			req.Address, ok = p.string()
-			return ok && p.once(&seen, 1<<1)
-		case "cores":
-			req.Cores, ok = p.int()
-			return ok && p.once(&seen, 1<<2)
 		case "draining":
 			req.Draining, ok = p.bool()
-			return ok && p.once(&seen, 1<<3)
+			return ok && p.once(&seen, 1<<5)
 		case "running":
 			req.Running, ok = p.taskRefs()
-			return ok && p.once(&seen, 1<<4)
+			return ok && p.once(&seen, 1<<6)
 		case "held":
 			req.Held, ok = p.taskRefs()
-			return ok && p.once(&seen, 1<<5)
-		case "engines":
-			req.Engines, ok = p.strings()
-			return ok && p.once(&seen, 1<<6)
-		case "storage":
-			req.Storage, ok = p.bool()
 			return ok && p.once(&seen, 1<<7)
 		case "storage_only":
 			req.StorageOnly, ok = p.bool()
@@ -107,6 +96,39 @@ func fastDecodeHeartbeat(body []byte, req *api.HeartbeatRequest) bool {
 	})
 	p.space()
 	return done && p.i == len(p.b)
+}
+
+// workerFields are where the fields a worker's heartbeat and lease both
+// carry, of the worker itself, are decoded to.
+type workerFields struct {
+	worker, address *string
+	cores           *int
+	engines         *[]string
+	storage         *bool
+}
+
+// workerField decodes key's value into w if key is one of the worker's
+// own fields (known), reporting whether it decoded once (ok). They take
+// the bits 1<<0 to 1<<4 of seen.
+func (p *plainJSON) workerField(key []byte, w workerFields, seen *uint16) (ok, known bool) {
+	switch string(key) {
+	case "worker":
+		*w.worker, ok = p.string()
+		return ok && p.once(seen, 1<<0), true
+	case "address":
+		*w.address, ok = p.string()
+		return ok && p.once(seen, 1<<1), true
+	case "cores":
+		*w.cores, ok = p.int()
+		return ok && p.once(seen, 1<<2), true
+	case "engines":
+		*w.engines, ok = p.strings()
+		return ok && p.once(seen, 1<<3), true
+	case "storage":
+		*w.storage, ok = p.bool()
+		return ok && p.once(seen, 1<<4), true
+	}
+	return false, false
 }
 
 // taskRefs reads an array of task refs; null is a nil slice and [] an
@@ -237,31 +259,20 @@ func readLeaseJSON(r *http.Request, req *api.LeaseRequest) error {
 func fastDecodeLease(body []byte, req *api.LeaseRequest) bool {
 	p := plainJSON{b: body}
 	var seen uint16
+	self := workerFields{&req.Worker, &req.Address, &req.Cores, &req.Engines, &req.Storage}
 	done := p.object(func(key []byte) bool {
+		if ok, known := p.workerField(key, self, &seen); known {
+			return ok
+		}
 		var ok bool
 		switch string(key) {
-		case "worker":
-			req.Worker, ok = p.string()
-			return ok && p.once(&seen, 1<<0)
-		case "address":
-			req.Address, ok = p.string()
-			return ok && p.once(&seen, 1<<1)
-		case "cores":
-			req.Cores, ok = p.int()
-			return ok && p.once(&seen, 1<<2)
 		case "max":
 			req.Max, ok = p.int()
-			return ok && p.once(&seen, 1<<3)
+			return ok && p.once(&seen, 1<<5)
 		case "wait_ns":
 			var d int
 			d, ok = p.int()
 			req.Wait = time.Duration(d)
-			return ok && p.once(&seen, 1<<4)
-		case "engines":
-			req.Engines, ok = p.strings()
-			return ok && p.once(&seen, 1<<5)
-		case "storage":
-			req.Storage, ok = p.bool()
 			return ok && p.once(&seen, 1<<6)
 		case "reports":
 			req.Reports, ok = p.reports()
