@@ -32,8 +32,16 @@ func TestReplicas_ResubmitOfAReplicatedJobLeasesNothing(t *testing.T) {
 	spec := tinySpec(t, c, "cached", 10)
 	spec.Replicas = 2
 	first := wait(ctx, t, c, submit(ctx, t, c, spec))
-	if first.State != tasks.JobComplete || leased() < 2*10 {
-		t.Fatalf("first submit: %s after %d leases, want complete after at least 20", first.State, leased())
+	if first.State != tasks.JobComplete {
+		t.Fatalf("first submit: %s, want complete", first.State)
+	}
+	// A worker counts a lease as it handles the answer, which may be just
+	// after the leader saw the job complete (CI once read 19 of 20).
+	for leased() < 2*10 {
+		if ctx.Err() != nil {
+			t.Fatalf("first submit: complete after %d leases, want at least 20", leased())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	before := leased()
 	second := wait(ctx, t, c, submit(ctx, t, c, spec))
