@@ -150,7 +150,7 @@ func TestPool_RunBatchTaskThatEndsItsExecutorFailsAlone(t *testing.T) {
 // The deadline is each task's: a batch of tasks that each take most of
 // their timeout, together far past it, all succeed; one past it fails alone.
 func TestPool_RunBatchDeadlineIsPerTask(t *testing.T) {
-	spin, loop := put(t, wasmtest.SpinThenHello(1<<27, "done\n")), put(t, wasmtest.LoopForever())
+	spin, loop := put(t, wasmtest.SpinThenHello(60_000_000, "done\n")), put(t, wasmtest.LoopForever())
 	p := newPool(t, 1)
 	var spun time.Duration // the longest of three runs alone
 	for range 3 {
@@ -160,19 +160,22 @@ func TestPool_RunBatchDeadlineIsPerTask(t *testing.T) {
 		}
 		spun = max(spun, res.Duration)
 	}
-	limit := max(5*spun, 200*time.Millisecond)
+	// 10x the slowest lone run: a loaded machine slowed one task of the
+	// batch 5x. 24 such tasks still take more than twice the limit together.
+	limit := max(10*spun, 200*time.Millisecond)
 	var reqs []*Request
-	for range 5 {
+	for range 12 {
 		reqs = append(reqs, &Request{ModuleHash: spin, Limits: Limits{Timeout: limit}})
 	}
 	reqs = append(reqs, &Request{ModuleHash: loop, Limits: Limits{Timeout: limit}})
-	for range 5 {
+	for range 12 {
 		reqs = append(reqs, &Request{ModuleHash: spin, Limits: Limits{Timeout: limit}})
 	}
 	start := time.Now()
 	out, _ := runBatch(t, p, testCtx(t), tasksOf(reqs...))
+	var together time.Duration
 	for i, o := range out {
-		if i == 5 {
+		if i == 12 {
 			wantKind(t, o.err, KindTimeout)
 			if o.res == nil || o.res.Duration < limit*9/10 { // an epoch stops wasmtime a tick early
 				t.Fatalf("the loop ran %v, want its %v limit", o.res, limit)
@@ -182,6 +185,10 @@ func TestPool_RunBatchDeadlineIsPerTask(t *testing.T) {
 		if o.err != nil || string(o.res.Stdout) != "done\n" || o.res.Duration >= limit {
 			t.Fatalf("task %d: %q, %v, ran %v (limit %v)", i, stdout(o.res), o.err, o.res.Duration, limit)
 		}
+		together += o.res.Duration
+	}
+	if together <= limit {
+		t.Fatalf("the spinning tasks ran %v together, within one task's limit %v: the test proves nothing", together, limit)
 	}
 	t.Logf("batch took %v, each task's limit %v", time.Since(start), limit)
 }

@@ -44,7 +44,9 @@ type runningPeer struct {
 func newPeerGrid(t *testing.T, gcGrace time.Duration) *peerGrid {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	g, err := Start(context.Background(), Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: time.Second, Logger: quiet,
+	// A 5 s TTL against 200 ms heartbeats: with 1 s, a loaded CI machine
+	// marked live peers down between waitStoragePeers and the first put.
+	g, err := Start(context.Background(), Config{DataDir: t.TempDir(), NoWorker: true, WorkerTTL: 5 * time.Second, Logger: quiet,
 		GCInterval: 100 * time.Millisecond, GCGrace: gcGrace})
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +108,7 @@ func (pg *peerGrid) store(id string) *storage.ShardStore {
 
 func (pg *peerGrid) waitStoragePeers(n int) {
 	pg.t.Helper()
-	testcluster.Eventually(pg.t, 10*time.Second, fmt.Sprintf("%d live storage peers", n), func() bool {
+	testcluster.Eventually(pg.t, 60*time.Second, fmt.Sprintf("%d live storage peers", n), func() bool {
 		peers, err := pg.g.Client().StoragePeers(context.Background(), false)
 		return err == nil && len(peers) == n
 	})
@@ -238,7 +240,7 @@ func TestGrid_SilentServerStoragePeerIsMarkedDownAndRepaired(t *testing.T) {
 	pg.waitStoragePeers(7)
 	pg.peers[serverID].stop()
 	c, ctx := pg.g.Client(), context.Background()
-	testcluster.Eventually(t, 10*time.Second, "the silent storage peer marked down", func() bool {
+	testcluster.Eventually(t, 60*time.Second, "the silent storage peer marked down", func() bool {
 		peers, err := c.Peers(ctx)
 		p := findPeer(peers, serverID)
 		return err == nil && p != nil && p.State == api.PeerDown
