@@ -320,14 +320,17 @@ func TestClient_LongPollOnAFrozenServerEndsWhenAHeartbeatMovesOn(t *testing.T) {
 func TestClient_StopsRetryingAfterRetryFor(t *testing.T) {
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		time.Sleep(200 * time.Millisecond) // the server's own wait for a leader
+		if hits.Add(1) == 2 {
+			time.Sleep(2500 * time.Millisecond) // the server's own wait for a leader, past RetryFor
+		}
 		w.Header().Set(api.RetryHeader, "safe")
 		writeJSON(w, http.StatusServiceUnavailable, api.Error{Error: "no cluster leader"})
 	}))
 	defer srv.Close()
 	c := New(srv.URL, "")
-	c.Retries, c.RetryFor = 100, 300*time.Millisecond
+	// The first answer is at once, so the second attempt starts well within
+	// RetryFor even on a loaded machine; it ends past RetryFor, so no third.
+	c.Retries, c.RetryFor = 100, 2*time.Second
 	_, err := c.Jobs(context.Background())
 	if !errors.Is(err, ErrUnavailable) || hits.Load() != 2 {
 		t.Fatalf("error %v after %d attempts; want ErrUnavailable after 2 (the second started within RetryFor)", err, hits.Load())

@@ -85,10 +85,11 @@ func workerStatus(t *testing.T, sock string) *control.Status {
 // plugged in again, with the right result, on its first attempt: the pause
 // counted against neither the task's timeout nor its lease.
 func TestVolunteer_TaskPausedLongerThanItsTimeoutFinishesWithItsResult(t *testing.T) {
-	// The task computes for about a second (more on a loaded machine): a
-	// timeout of 6s leaves it room, and the pause outlasts the timeout and
-	// the lease (timeout + 300ms of slack).
-	const timeout, pause = 6 * time.Second, 7 * time.Second
+	// The task computes for about a second (more on a loaded machine: at
+	// load 14 a 6s timeout was not enough room): a timeout of 10s leaves it
+	// room, and the pause outlasts the timeout and the lease (timeout +
+	// 300ms of slack).
+	const timeout, pause = 10 * time.Second, 11 * time.Second
 	c, job, bat, sock := volunteerGrid(t, timeout, time.Hour)
 	testcluster.Eventually(t, 30*time.Second, "the task running", func() bool { return workerStatus(t, sock).Running == 1 })
 	bat.set(true)
