@@ -97,8 +97,9 @@ func BenchmarkParallelEfficiency_GoKernel(b *testing.B) {
 		all = append(all, round)
 	}
 	b.StopTimer()
-	for _, cores := range []int{1, 2} { // after the timing: the check's native spins would swamp it
-		grids[cores].checkResults(b, ctx, n, rounds)
+	want := spinResults(n, rounds) // after the timing: these native spins would swamp it
+	for _, cores := range []int{1, 2} {
+		grids[cores].checkResults(b, ctx, want)
 	}
 	reportParallelRounds(b, all, idle)
 }
@@ -172,10 +173,21 @@ func (g *spinGrid) timedJob(b *testing.B, ctx context.Context, n int, name strin
 	return run
 }
 
-func (g *spinGrid) checkResults(b *testing.B, ctx context.Context, n, rounds int) {
+// checkResults checks every job's results against spins run here (once
+// for all the jobs: each is seconds of CPU).
+func (g *spinGrid) checkResults(b *testing.B, ctx context.Context, want []string) {
 	for _, id := range g.jobs {
-		jobcheck.Results(b, g.cl, id, n, func(i int) string { return fmt.Sprintf("%d\n", spin(rounds, uint64(i))) })
+		jobcheck.Results(b, g.cl, id, len(want), func(i int) string { return want[i] })
 	}
+}
+
+// spinResults is what task i of n spin tasks of rounds prints.
+func spinResults(n, rounds int) []string {
+	want := make([]string, n)
+	for i := range want {
+		want[i] = fmt.Sprintf("%d\n", spin(rounds, uint64(i)))
+	}
+	return want
 }
 
 // parallelRound is a 1-core run and a 2-core run taken one after the other.
