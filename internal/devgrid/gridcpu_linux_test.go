@@ -43,9 +43,18 @@ func (u gridUsage) sub(v gridUsage) gridUsage {
 	return gridUsage{user: u.user - v.user, sys: u.sys - v.sys, executors: u.executors - v.executors, wakeups: u.wakeups - v.wakeups}
 }
 
-// childrenCPU sums the CPU time (user + system) of this process's live
-// children, from /proc/PID/stat.
+// childrenCPU is the CPU time (user + system) of this process's children:
+// the live ones (and zombies), from /proc/PID/stat, and those reaped
+// (RUSAGE_CHILDREN), so an executor replaced during a run still counts.
 func childrenCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+	return time.Duration(ru.Utime.Nano()+ru.Stime.Nano()) + liveChildrenCPU()
+}
+
+// liveChildrenCPU sums the CPU time of this process's children not yet
+// reaped, from /proc/PID/stat.
+func liveChildrenCPU() time.Duration {
 	self := strconv.Itoa(os.Getpid())
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var sum time.Duration
