@@ -150,7 +150,7 @@ func sameRefsOf(a, b []api.Report) bool {
 // rule; before that it comes back to be sent alone.
 func TestSlots_CarriedReportsLeaseOnlyWhenALeaseIsDue(t *testing.T) {
 	s := newSlots()
-	target := func() int { return 16 }
+	target := func() leasePlan { return leasePlan{target: 16, batch: 16 / 4} }
 	if n := s.acquire(context.Background(), target, 1); n != 16 {
 		t.Fatalf("first acquire took %d, want 16", n)
 	}

@@ -12,10 +12,13 @@ import (
 
 // A worker holds at most Cores+maxPrefetch leases; with an adaptive
 // prefetch (Config.Prefetch 0) it holds enough to cover prefetchHorizon of
-// work at the average task duration.
+// work at the average task duration. It leases in batches (see leasePlan):
+// half its target at once when the half still held is minLeaseLead of
+// work or more, else a quarter.
 const (
 	maxPrefetch     = 512
 	prefetchHorizon = 250 * time.Millisecond
+	minLeaseLead    = 100 * time.Millisecond
 )
 
 // leaseLoop keeps the queue full: it leases as many tasks as there are free
@@ -34,7 +37,7 @@ func (r *run) leaseLoop(ctx context.Context) {
 		if !ok {
 			return
 		}
-		free, carried := r.slots.acquireOrCarry(callCtx, r.target, r.w.cfg.Cores, r.carrying())
+		free, carried := r.slots.acquireOrCarry(callCtx, r.plan, r.w.cfg.Cores, r.carrying())
 		if free == 0 {
 			cancel()
 			r.bounce(carried) // no lease due: they go alone
@@ -123,6 +126,32 @@ func (r *run) target() int {
 	return cores + min(max(int(prefetchHorizon/avg)*cores, cores), maxPrefetch)
 }
 
+// leasePlan is how many tasks a worker holds (target) and how many free
+// slots make a lease due (batch).
+type leasePlan struct{ target, batch int }
+
+func (r *run) plan() leasePlan {
+	t := r.target()
+	return leasePlan{target: t, batch: leaseBatch(t, time.Duration(r.avgNs.Load()), r.w.cfg.Cores)}
+}
+
+// leaseBatch is how many of target's slots must be free before a lease is
+// due. Each lease is a Raft entry (with the reports it carries), whose
+// cost to the grid's process (an fsync, the HTTP call, dozens of the Go
+// runtime's wake-ups) is taken from the executors when tasks are CPU
+// bound: so tasks of a few milliseconds are leased half a target at a time
+// (half the entries of a quarter), as long as the half still held keeps
+// the cores busy for minLeaseLead while the call is made; tiny tasks,
+// whose target is capped at maxPrefetch and which would run dry, are
+// leased a quarter at a time.
+func leaseBatch(target int, avg time.Duration, cores int) int {
+	half := target / 2
+	if avg > 0 && time.Duration(target-half)*avg/time.Duration(max(cores, 1)) >= minLeaseLead {
+		return half
+	}
+	return target / 4
+}
+
 // observe folds one task's run time into the moving average.
 func (r *run) observe(d time.Duration) {
 	d = max(d, time.Microsecond)
@@ -148,9 +177,9 @@ type slots struct {
 func newSlots() *slots { return &slots{freed: make(chan struct{})} }
 
 // acquire blocks until a lease is due (see leaseDue), then takes every
-// slot up to the target.
-func (s *slots) acquire(ctx context.Context, target func() int, cores int) int {
-	n, _ := s.acquireOrCarry(ctx, target, cores, nil)
+// slot up to the plan's target.
+func (s *slots) acquire(ctx context.Context, plan func() leasePlan, cores int) int {
+	n, _ := s.acquireOrCarry(ctx, plan, cores, nil)
 	return n
 }
 
@@ -161,12 +190,12 @@ func (s *slots) acquire(ctx context.Context, target func() int, cores int) int {
 // carry them. If not, it frees their slots and returns none with the
 // batch, which then goes alone: a worker with a deep prefetch leases in
 // large batches, not one small lease per report batch.
-func (s *slots) acquireOrCarry(ctx context.Context, target func() int, cores int, carry <-chan []api.Report) (int, []api.Report) {
+func (s *slots) acquireOrCarry(ctx context.Context, plan func() leasePlan, cores int, carry <-chan []api.Report) (int, []api.Report) {
 	for {
 		s.mu.Lock()
-		t := target()
-		n, freed := t-s.held, s.freed
-		ok := leaseDue(n, t, s.held, cores)
+		p := plan()
+		n, freed := p.target-s.held, s.freed
+		ok := leaseDue(n, p, s.held, cores)
 		if ok {
 			s.held += n
 		}
@@ -177,28 +206,28 @@ func (s *slots) acquireOrCarry(ctx context.Context, target func() int, cores int
 		select {
 		case <-freed:
 		case batch := <-carry:
-			return s.swap(len(batch), target(), cores), batch
+			return s.swap(len(batch), plan(), cores), batch
 		case <-ctx.Done():
 			return 0, nil
 		}
 	}
 }
 
-// leaseDue is when to lease n free slots of target t with held taken:
-// in batches, once a quarter of the target is free, unless the worker is
-// about to run dry.
-func leaseDue(n, t, held, cores int) bool {
-	return n > 0 && (n >= t/4 || held <= 2*cores)
+// leaseDue is when to lease n free slots of plan p with held taken: in
+// batches, once p.batch slots are free, unless the worker is about to run
+// dry.
+func leaseDue(n int, p leasePlan, held, cores int) bool {
+	return n > 0 && (n >= p.batch || held <= 2*cores)
 }
 
 // swap frees k slots (reports on their way) and, if a lease is then due,
-// takes every slot up to target, returning how many it took.
-func (s *slots) swap(k, target, cores int) int {
+// takes every slot up to the plan's target, returning how many it took.
+func (s *slots) swap(k int, p leasePlan, cores int) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.held -= k
-	n := target - s.held
-	if !leaseDue(n, target, s.held, cores) {
+	n := p.target - s.held
+	if !leaseDue(n, p, s.held, cores) {
 		n = 0
 	}
 	s.held += n

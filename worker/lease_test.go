@@ -136,7 +136,7 @@ func TestBackoff_DoublesUpToFiveSecondsAndResets(t *testing.T) {
 func TestSlots_LeaseInBatchesUnlessRunningDry(t *testing.T) {
 	done, cancel := context.WithCancel(context.Background())
 	cancel() // acquire with done returns 0 where it would wait
-	eight := func() int { return 8 }
+	eight := func() leasePlan { return leasePlan{target: 8, batch: 8 / 4} }
 	s := newSlots()
 	if n := s.acquire(done, eight, 1); n != 8 {
 		t.Fatalf("empty: acquired %d, want 8", n)
@@ -204,4 +204,31 @@ func reportedCount(g *fakeGrid) int {
 		n += len(c.report.Reports)
 	}
 	return n
+}
+
+// TestLease_HalfTheTargetAtOnceWhileTheRestKeepsTheCoresBusy: tasks of a
+// few milliseconds are leased half a target at a time (half as many Raft
+// entries as a quarter), since the half still held keeps the cores busy
+// for 100 ms or more while the lease is made; tiny tasks, whose target is
+// capped, a quarter at a time, so they do not run dry.
+func TestLease_HalfTheTargetAtOnceWhileTheRestKeepsTheCoresBusy(t *testing.T) {
+	for _, c := range []struct {
+		cores int
+		avg   time.Duration
+		want  int
+	}{
+		{2, 0, 1},                             // nothing ran yet: 2 per core, a quarter
+		{2, 3500 * time.Microsecond, 144 / 2}, // 2+2*71: the 72 left hold the cores 126 ms
+		{2, 2 * time.Millisecond, 252 / 2},    // 2+2*125
+		{2, 50 * time.Microsecond, 514 / 4},   // capped at 2+512: 257 left would last 6 ms
+		{2, 400 * time.Microsecond, 514 / 4},  // 257 left would last 51 ms
+		{1, 10 * time.Second, 1},              // long tasks: one of the two
+	} {
+		w := &Worker{cfg: Config{Cores: c.cores}}
+		r := newRun(w)
+		r.avgNs.Store(int64(c.avg))
+		if p := r.plan(); p.batch != c.want {
+			t.Errorf("%d cores, tasks of %v: target %d, lease batch %d, want %d", c.cores, c.avg, p.target, p.batch, c.want)
+		}
+	}
 }

@@ -13,18 +13,20 @@ import (
 // fsync, the HTTP call, Apply): every entry wakes the dev process's
 // threads, and while its fsync runs the Go runtime's sysmon ticks every
 // 20 us, ~50 wake-ups an entry. With tasks of a few milliseconds that CPU
-// is taken from the executors. So a batch lingers until a lease's worth of
-// tasks (a quarter of the target, when a lease is due: see leaseDue), and
-// at least lingerReports, can finish on this worker's cores, between
-// minReportLinger and maxReportLinger; the batch then rides on the lease
-// call that refills those slots (carryReports): one call, one entry, per
-// quarter of the target. None at all when the worker holds no other
-// lease, since nothing else can finish (a one-task job's result is not
-// held back).
+// is taken from the executors. So a batch waits until a lease's worth of
+// tasks (the plan's batch, half or a quarter of the target: see
+// leaseBatch), and at least lingerReports, have finished, and then rides
+// on the lease call that refills those slots (carryReports): one call,
+// one entry, per lease batch. The linger is the time that takes on this
+// worker's cores, with a quarter more for tasks slower than their average,
+// between minReportLinger and maxReportLinger; a batch that is worth a
+// lease sooner goes at once (see queueReport). None at all when the worker
+// holds no other lease, since nothing else can finish (a one-task job's
+// result is not held back).
 const (
 	lingerReports   = 8
 	minReportLinger = 5 * time.Millisecond
-	maxReportLinger = prefetchHorizon / 4
+	maxReportLinger = prefetchHorizon * 3 / 4
 )
 
 // maxReportBatch bounds the reports sent in one call.
@@ -47,7 +49,9 @@ func (r *run) reportLoop() {
 				r.sendBounced()
 				return
 			}
-			batch := r.gatherReports(first, r.reportLinger())
+			wait, due := r.reportLinger()
+			r.dueReports.Store(int64(due))
+			batch := r.gatherReports(first, wait)
 			if r.carryReports(batch) {
 				continue
 			}
@@ -109,11 +113,13 @@ func (r *run) settle(batch []api.Report) {
 // runners do. A loop lingering over a batch is not woken for each report
 // (a goroutine's wake-up costs this process a thread's wake-up or two,
 // taken from the executors when they are busy): only once every lease held
-// has finished, or a full batch waits, is it told to look (reportsDue).
+// has finished, a lease's worth waits (dueReports) or a full batch, is it
+// told to look (reportsDue).
 func (r *run) queueReport(rep api.Report) {
 	r.reports <- rep // never blocks: one report per slot, and the channel holds them all
 	pending := int(r.pendingReports.Add(1))
-	if _, held := r.counts(); pending >= held || pending >= maxReportBatch {
+	due := int(r.dueReports.Load())
+	if _, held := r.counts(); pending >= held || pending >= maxReportBatch || (due > 0 && pending >= due) {
 		select {
 		case r.reportsDue <- struct{}{}:
 		default: // already told
@@ -167,12 +173,18 @@ func (r *run) takeReports(batch []api.Report) ([]api.Report, bool) {
 	return batch, true
 }
 
-// reportLinger is how long a batch waits for more reports (see lingerReports).
-func (r *run) reportLinger() time.Duration {
+// reportLinger is how long a batch waits for more reports, and how many
+// make it due at once (0: none; see lingerReports). A batch of tiny tasks,
+// which finishes within minReportLinger, is left to the timer, so it
+// gathers more than a lease's worth: fewer, larger calls.
+func (r *run) reportLinger() (time.Duration, int) {
 	avg := time.Duration(r.avgNs.Load())
-	batch := time.Duration(max(lingerReports, r.target()/4))
-	perCore := avg * batch / time.Duration(max(r.w.cfg.Cores, 1))
-	return min(max(perCore, minReportLinger), maxReportLinger)
+	batch := max(lingerReports, r.plan().batch)
+	perCore := avg * time.Duration(batch) / time.Duration(max(r.w.cfg.Cores, 1))
+	if perCore < minReportLinger {
+		return minReportLinger, 0
+	}
+	return min(perCore*5/4, maxReportLinger), batch
 }
 
 // sendReports retries until the grid takes the reports or the attempt is

@@ -30,7 +30,7 @@ func newReportRun(t *testing.T, g *fakeGrid) *reportRun {
 
 // finished queues reports for n finished tasks of job, as runners do.
 func (r *reportRun) finished(job string, n int) []api.Report {
-	got := r.slots.acquire(context.Background(), func() int { return r.slots.held + n }, 1)
+	got := r.slots.acquire(context.Background(), func() leasePlan { return leasePlan{target: r.slots.held + n} }, 1)
 	if got != n {
 		r.t.Fatalf("took %d slots, want %d", got, n)
 	}
@@ -143,18 +143,21 @@ func TestReport_LingerGrowsWithTaskTime(t *testing.T) {
 		cores int
 		avg   time.Duration
 		want  time.Duration
+		due   int
 	}{
-		{1, 0, minReportLinger},                               // nothing ran yet
-		{1, 5 * time.Microsecond, minReportLinger},            // tiny tasks: as before
-		{2, 200 * time.Microsecond, 12800 * time.Microsecond}, // a quarter of 2+512 (prefetch capped) is 128 tasks: 64 a core
-		{2, 3500 * time.Microsecond, maxReportLinger},         // a quarter of 2+2*71 is 36 tasks, 63 ms: bounded
-		{1, time.Second, maxReportLinger},                     // long tasks: bounded
+		{1, 0, minReportLinger, 0},                                  // nothing ran yet
+		{1, 5 * time.Microsecond, minReportLinger, 0},               // tiny tasks: left to the timer
+		{2, 200 * time.Microsecond, 16 * time.Millisecond, 128},     // a quarter of 2+512 (prefetch capped) is 128 tasks: 64 a core, 12.8 ms, and a quarter more
+		{2, 2 * time.Millisecond, 157500 * time.Microsecond, 126},   // half of 2+2*125 is 126 tasks, 126 ms: due when they have finished, and a quarter more
+		{2, 3500 * time.Microsecond, 157500 * time.Microsecond, 72}, // half of 2+2*71 is 72 tasks
+		{1, time.Second, maxReportLinger, lingerReports},            // long tasks: bounded
+		{2, 400 * time.Microsecond, 32 * time.Millisecond, 128},     // 514 capped: half (257) would leave 51 ms of work, so a quarter
 	} {
 		w := testWorker(t, newFakeGrid(), Config{Cores: c.cores, Pool: &fakeRunner{}})
 		r := newRun(w)
 		r.avgNs.Store(int64(c.avg))
-		if got := r.reportLinger(); got != c.want {
-			t.Errorf("%d cores, tasks of %v: linger %v, want %v", c.cores, c.avg, got, c.want)
+		if got, due := r.reportLinger(); got != c.want || due != c.due {
+			t.Errorf("%d cores, tasks of %v: linger %v, due at %d; want %v, %d", c.cores, c.avg, got, due, c.want, c.due)
 		}
 	}
 }
@@ -278,4 +281,45 @@ func lingering() bool {
 		}
 	}
 	return false
+}
+
+// TestLease_MillisecondTasksTakeAnEntryPerHalfTarget: a worker running
+// tasks of a few milliseconds on two cores leases, and reports, half its
+// target at a time, each lease carrying the reports that freed its slots:
+// about one grid call that changes the ledger (one Raft entry) per 126
+// tasks, where a quarter of the target at a time made twice as many. Each
+// entry cost the grid's process an fsync, an HTTP call and dozens of
+// wake-ups, taken from the executors.
+func TestLease_MillisecondTasksTakeAnEntryPerHalfTarget(t *testing.T) {
+	const n = 1000
+	g := newFakeGrid()
+	g.queue(tasksOf("j", n)...)
+	busy := func(ctx context.Context, req *wasm.Request) (*wasm.Result, error) {
+		time.Sleep(2 * time.Millisecond) // the task's compute
+		return &wasm.Result{Stdout: []byte("ok"), Engine: "fake"}, nil
+	}
+	w := testWorker(t, g, Config{Cores: 2, Pool: &fakeRunner{run: busy}})
+	run := runWorker(t, w)
+	eventually(t, "every task reported", func() bool { return reportedCount(g) == n })
+	run.stop()
+	entries := ledgerChangingCalls(g)
+	if entries > n/70 {
+		t.Fatalf("%d calls changed the ledger for %d tasks of 2 ms on 2 cores, want at most %d", entries, n, n/70)
+	}
+	t.Logf("%d calls changed the ledger for %d tasks", entries, n)
+}
+
+// ledgerChangingCalls counts the calls that would each be a Raft entry:
+// leases that granted tasks or carried reports, and reports sent alone.
+func ledgerChangingCalls(g *fakeGrid) int {
+	n := 0
+	for _, c := range g.allCalls() {
+		switch {
+		case c.method == "Lease" && (len(c.granted) > 0 || len(c.lease.Reports) > 0):
+			n++
+		case c.method == "Report" && !c.carried:
+			n++
+		}
+	}
+	return n
 }

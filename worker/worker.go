@@ -271,10 +271,13 @@ type run struct {
 	reports chan api.Report     // finished, not yet sent (see report.go)
 	// pendingReports counts reports queued or in the batch being gathered;
 	// reportsDue tells a lingering report loop its batch is due, and
-	// lingerWakes counts how often it woke while lingering (see queueReport).
+	// lingerWakes counts how often it woke while lingering (see queueReport);
+	// dueReports is the batch size that is due at once (0: none; see
+	// reportLinger).
 	pendingReports atomic.Int64
 	reportsDue     chan struct{}
 	lingerWakes    atomic.Int64
+	dueReports     atomic.Int64
 	// carry hands a batch of reports from the report loop to the lease
 	// loop waiting for slots, whose call carries them; bounced hands back
 	// those of a call that failed (see report.go). carryOffUntil (unix ns)

@@ -21,20 +21,40 @@ type gridUsage struct {
 	wakeups              int64
 }
 
-func readGridUsage() gridUsage {
+// measureGridUsage is what the grid used while f ran. The executors' CPU
+// is read outside this process's own reading: a read of /proc lists every
+// process's directory, tens of milliseconds of this process's CPU.
+func measureGridUsage(f func()) gridUsage {
+	exec := childrenCPU()
+	before := selfUsage()
+	f()
+	u := selfUsage().sub(before)
+	u.executors = childrenCPU() - exec
+	return u
+}
+
+func selfUsage() gridUsage {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return gridUsage{user: time.Duration(ru.Utime.Nano()), sys: time.Duration(ru.Stime.Nano()),
-		wakeups: ru.Nvcsw, executors: childrenCPU()}
+	return gridUsage{user: time.Duration(ru.Utime.Nano()), sys: time.Duration(ru.Stime.Nano()), wakeups: ru.Nvcsw}
 }
 
 func (u gridUsage) sub(v gridUsage) gridUsage {
 	return gridUsage{user: u.user - v.user, sys: u.sys - v.sys, executors: u.executors - v.executors, wakeups: u.wakeups - v.wakeups}
 }
 
-// childrenCPU sums the CPU time (user + system) of this process's live
-// children, from /proc/PID/stat.
+// childrenCPU is the CPU time (user + system) of this process's children:
+// the live ones (and zombies), from /proc/PID/stat, and those reaped
+// (RUSAGE_CHILDREN), so an executor replaced during a run still counts.
 func childrenCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru)
+	return time.Duration(ru.Utime.Nano()+ru.Stime.Nano()) + liveChildrenCPU()
+}
+
+// liveChildrenCPU sums the CPU time of this process's children not yet
+// reaped, from /proc/PID/stat.
+func liveChildrenCPU() time.Duration {
 	self := strconv.Itoa(os.Getpid())
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var sum time.Duration

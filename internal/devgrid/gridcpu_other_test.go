@@ -14,7 +14,14 @@ type gridUsage struct {
 	wakeups              int64
 }
 
-func readGridUsage() gridUsage {
+// measureGridUsage is what this process used while f ran.
+func measureGridUsage(f func()) gridUsage {
+	before := selfUsage()
+	f()
+	return selfUsage().sub(before)
+}
+
+func selfUsage() gridUsage {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return gridUsage{user: time.Duration(ru.Utime.Nano()), sys: time.Duration(ru.Stime.Nano()), wakeups: ru.Nvcsw}

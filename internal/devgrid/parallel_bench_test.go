@@ -4,15 +4,25 @@ package devgrid
 
 // Parallel efficiency of CPU-bound Go-built tasks (issue 15): the same job
 // of 2,000 tasks of the 2.6 MB Go-built spin kernel (about 3.5 ms each)
-// through a dev grid whose worker has 1 core, then 2 cores, from submit to
-// the last result committed.
+// through a dev grid whose worker has 1 core and one whose worker has 2,
+// from submit to the last result committed.
 //
 //	go test -run '^$' -bench ParallelEfficiency -benchtime 1x -v ./internal/devgrid/
 //
-// efficiency = (tasks/s on 2 cores) / (2 x tasks/s on 1 core). Each grid
-// first runs a warm-up job of the same module (compile, the engine choice),
-// so the timed jobs measure steady work. PEERGRID_PARALLEL_TASKS and
-// PEERGRID_PARALLEL_ROUNDS change the job.
+// efficiency = (tasks/s on 2 cores) / (2 x tasks/s on 1 core). On a shared
+// machine one pair of runs says little (the 1-core run swings with other
+// work), so both grids run side by side and take turns: rounds of a 1-core
+// and a 2-core job, in alternating order (1, 2, then 2, 1, ...), each
+// round's efficiency from its own pair, and the figures reported are the
+// medians of the rounds. Beside it, from the same 2-core runs, the ceiling
+// the grid's own CPU leaves, t/(t+g): t the executors' CPU per task, g this
+// process's (the servers' and workers') CPU per task, which includes the
+// idle grid's (idle-grid-cpu-us/s, measured before the rounds, says how
+// little that is). Each round is logged with the load average at its
+// start. Each grid first runs a warm-up job of the same module (compile,
+// the engine choice), so the timed jobs measure steady work.
+// PEERGRID_PARALLEL_TASKS, PEERGRID_PARALLEL_ROUNDS (the spin's rounds) and
+// PEERGRID_PARALLEL_PAIRS (rounds of the bench, default 3) change it.
 
 import (
 	"context"
@@ -21,7 +31,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,78 +69,200 @@ func envInt(name string, def int) int {
 
 func BenchmarkParallelEfficiency_GoKernel(b *testing.B) {
 	n, rounds := envInt("PEERGRID_PARALLEL_TASKS", 2000), envInt("PEERGRID_PARALLEL_ROUNDS", spinRounds)
+	pairs := envInt("PEERGRID_PARALLEL_PAIRS", 3)
 	module, err := gowasm.Build(context.Background(), os.DirFS(filepath.Join("..", "..", "wasm", "testdata", "spin")), "")
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Logf("module: wasm/testdata/spin, %.1f MB; %d tasks of %d rounds", float64(len(module))/1e6, n, rounds)
-	rate := map[int]float64{}
+	b.Logf("module: wasm/testdata/spin, %.1f MB; %d tasks of %d rounds; %d rounds of 1 and 2 cores", float64(len(module))/1e6, n, rounds, pairs)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+	grids := map[int]*spinGrid{}
 	for _, cores := range []int{1, 2} {
-		b.Run(fmt.Sprintf("cores=%d", cores), func(b *testing.B) {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-			defer cancel()
-			g, err := Start(ctx, Config{DataDir: b.TempDir(), Cores: cores, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer g.Close()
-			cl := g.Client()
-			hash := storage.Hash(module)
-			if err := cl.PutBlob(ctx, hash, module); err != nil {
-				b.Fatal(err)
-			}
-			runSpinJob(b, ctx, cl, hash, 4*cores, rounds, "warm-up")
-			stopProfile := startProfile(b, cores)
-			b.ResetTimer()
-			var elapsed, ran time.Duration
-			var used gridUsage
-			var ids []string
-			for i := range b.N {
-				before := readGridUsage()
-				id, took := runSpinJob(b, ctx, cl, hash, n, rounds, fmt.Sprint("run-", i))
-				elapsed += took
-				u := readGridUsage().sub(before)
-				used.user, used.sys, used.wakeups, used.executors = used.user+u.user, used.sys+u.sys, used.wakeups+u.wakeups, used.executors+u.executors
-				ids = append(ids, id)
-			}
-			b.StopTimer()
-			stopProfile()
-			for _, id := range ids { // after the profile: the check's native spins would swamp it
-				ran += taskTime(b, ctx, cl, id)
-				jobcheck.Results(b, cl, id, n, func(i int) string { return fmt.Sprintf("%d\n", spin(rounds, uint64(i))) })
-			}
-			tasksRun := float64(n * b.N)
-			rate[cores] = tasksRun / elapsed.Seconds()
-			b.ReportMetric(rate[cores], "tasks/s")
-			b.ReportMetric(float64(ran.Microseconds())/tasksRun/1000, "task-ms")
-			b.ReportMetric(float64((used.user+used.sys).Microseconds())/tasksRun, "grid-cpu-us/task")
-			b.ReportMetric(float64(used.sys.Microseconds())/tasksRun, "grid-sys-us/task")
-			b.ReportMetric(float64(used.wakeups)/tasksRun, "grid-wakeups/task")
-			if used.executors > 0 { // read where /proc has it
-				// The executors' CPU, beside task-ms (their wall time, which
-				// a loaded machine stretches): t in the ceiling t/(t+g).
-				b.ReportMetric(float64(used.executors.Microseconds())/tasksRun/1000, "exec-cpu-ms/task")
-			}
-			b.ReportMetric(0, "ns/op")
-		})
+		grids[cores] = startSpinGrid(b, ctx, cores, module, rounds)
 	}
-	if rate[1] > 0 && rate[2] > 0 {
-		eff := rate[2] / (2 * rate[1])
-		b.Logf("parallel efficiency 2 cores vs 1: %.2f (%.0f vs %.0f tasks/s)", eff, rate[2], rate[1])
-		b.ReportMetric(eff, "efficiency")
+	idle := idleGridCPU(time.Second)
+	b.ResetTimer()
+	var all []parallelRound
+	for i := range b.N * pairs {
+		order := []int{1, 2}
+		if i%2 == 1 {
+			order = []int{2, 1}
+		}
+		round := parallelRound{}
+		for _, cores := range order {
+			round.runs[cores-1] = grids[cores].timedJob(b, ctx, n, fmt.Sprintf("run-%d", i))
+		}
+		b.Logf("round %d: %s", i+1, round)
+		all = append(all, round)
+	}
+	b.StopTimer()
+	want := spinResults(n, rounds) // after the timing: these native spins would swamp it
+	for _, cores := range []int{1, 2} {
+		grids[cores].checkResults(b, ctx, want)
+	}
+	reportParallelRounds(b, all, idle)
+}
+
+// spinGrid is a dev grid of one core count with the spin module stored
+// and warmed up, and the ids of the jobs it ran.
+type spinGrid struct {
+	cores  int
+	grid   *Grid
+	cl     *client.Client
+	hash   string
+	rounds int
+	jobs   []string
+}
+
+func startSpinGrid(b testing.TB, ctx context.Context, cores int, module []byte, rounds int) *spinGrid {
+	g, err := Start(ctx, Config{DataDir: b.TempDir(), Cores: cores, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { g.Close() })
+	sg := &spinGrid{cores: cores, grid: g, cl: g.Client(), hash: storage.Hash(module), rounds: rounds}
+	if err := sg.cl.PutBlob(ctx, sg.hash, module); err != nil {
+		b.Fatal(err)
+	}
+	runSpinJob(b, ctx, sg.cl, sg.hash, 4*cores, rounds, "warm-up")
+	return sg
+}
+
+// spinRun is what one timed job measured.
+type spinRun struct {
+	cores   int
+	load    string // the 1-minute load average at its start
+	tasks   int
+	elapsed time.Duration
+	used    gridUsage
+	entries uint64 // Raft log entries the job took
+}
+
+func (r spinRun) rate() float64 { return float64(r.tasks) / r.elapsed.Seconds() }
+
+// perTask is d per task in µs.
+func (r spinRun) perTask(d time.Duration) float64 {
+	return float64(d.Nanoseconds()) / 1e3 / float64(r.tasks)
+}
+
+func (r spinRun) gridCPU() float64 { return r.perTask(r.used.user + r.used.sys) }
+
+// ceiling is t/(t+g): the efficiency the grid's own CPU leaves.
+func (r spinRun) ceiling() float64 {
+	t := r.perTask(r.used.executors)
+	return t / (t + r.gridCPU())
+}
+
+func (r spinRun) String() string {
+	return fmt.Sprintf("%d core(s) at load %s: %.0f tasks/s, g %.0f µs, %.1f wake-ups, %.3f entries a task, t %.2f ms",
+		r.cores, r.load, r.rate(), r.gridCPU(), float64(r.used.wakeups)/float64(r.tasks),
+		float64(r.entries)/float64(r.tasks), r.perTask(r.used.executors)/1e3)
+}
+
+func (g *spinGrid) timedJob(b *testing.B, ctx context.Context, n int, name string) spinRun {
+	stop := startProfile(b, g.cores, name)
+	defer stop()
+	run := spinRun{cores: g.cores, load: loadAverage(), tasks: n}
+	raft := g.grid.Server.Store().Raft()
+	index := raft.LastIndex()
+	var id string
+	run.used = measureGridUsage(func() { id, run.elapsed = runSpinJob(b, ctx, g.cl, g.hash, n, g.rounds, name) })
+	run.entries = raft.LastIndex() - index
+	g.jobs = append(g.jobs, id)
+	return run
+}
+
+// checkResults checks every job's results against spins run here (once
+// for all the jobs: each is seconds of CPU).
+func (g *spinGrid) checkResults(b *testing.B, ctx context.Context, want []string) {
+	for _, id := range g.jobs {
+		jobcheck.Results(b, g.cl, id, len(want), func(i int) string { return want[i] })
 	}
 }
 
-// startProfile writes a CPU profile of this process over the timed runs
-// of one core count to $PEERGRID_PARALLEL_CPUPROFILE-cores=N.prof, when that
-// is set (go test's -cpuprofile would also cover the results' check, whose
-// native spin loops dwarf the grid); it returns what stops it.
-func startProfile(b *testing.B, cores int) func() {
+// spinResults is what task i of n spin tasks of rounds prints.
+func spinResults(n, rounds int) []string {
+	want := make([]string, n)
+	for i := range want {
+		want[i] = fmt.Sprintf("%d\n", spin(rounds, uint64(i)))
+	}
+	return want
+}
+
+// parallelRound is a 1-core run and a 2-core run taken one after the other.
+type parallelRound struct{ runs [2]spinRun }
+
+func (r parallelRound) efficiency() float64 { return r.runs[1].rate() / (2 * r.runs[0].rate()) }
+
+func (r parallelRound) String() string {
+	return fmt.Sprintf("efficiency %.3f, ceiling %.3f; %s; %s", r.efficiency(), r.runs[1].ceiling(), r.runs[0], r.runs[1])
+}
+
+// reportParallelRounds reports the medians of the rounds (see the top of
+// this file).
+func reportParallelRounds(b *testing.B, rounds []parallelRound, idle float64) {
+	med := func(f func(parallelRound) float64) float64 {
+		v := make([]float64, len(rounds))
+		for i, r := range rounds {
+			v[i] = f(r)
+		}
+		return median(v)
+	}
+	for c, name := range []string{"1core", "2core"} {
+		b.ReportMetric(med(func(r parallelRound) float64 { return r.runs[c].rate() }), name+"-tasks/s")
+		b.ReportMetric(med(func(r parallelRound) float64 { return r.runs[c].gridCPU() }), name+"-grid-cpu-us/task")
+	}
+	two := func(f func(spinRun) float64) float64 {
+		return med(func(r parallelRound) float64 { return f(r.runs[1]) })
+	}
+	b.ReportMetric(two(func(r spinRun) float64 { return r.perTask(r.used.sys) }), "2core-grid-sys-us/task")
+	b.ReportMetric(two(func(r spinRun) float64 { return float64(r.used.wakeups) / float64(r.tasks) }), "2core-grid-wakeups/task")
+	b.ReportMetric(two(func(r spinRun) float64 { return float64(r.entries) / float64(r.tasks) }), "2core-raft-entries/task")
+	if rounds[0].runs[1].used.executors > 0 { // read where /proc has it
+		b.ReportMetric(two(func(r spinRun) float64 { return r.perTask(r.used.executors) / 1e3 }), "2core-exec-cpu-ms/task")
+		b.ReportMetric(two(spinRun.ceiling), "ceiling")
+	}
+	b.ReportMetric(idle, "idle-grid-cpu-us/s")
+	eff := med(parallelRound.efficiency)
+	b.Logf("parallel efficiency 2 cores vs 1, median of %d rounds: %.3f", len(rounds), eff)
+	b.ReportMetric(eff, "efficiency")
+	b.ReportMetric(0, "ns/op")
+}
+
+func median(v []float64) float64 {
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// idleGridCPU is this process's CPU in µs a second over d, the grids idle.
+func idleGridCPU(d time.Duration) float64 {
+	u := measureGridUsage(func() { time.Sleep(d) }) // a measurement of idle time, not a wait for a state
+	return float64((u.user + u.sys).Microseconds()) / d.Seconds()
+}
+
+// loadAverage is the 1-minute load average, where /proc has it.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
+// startProfile writes a CPU profile of this process over one timed run
+// to $PEERGRID_PARALLEL_CPUPROFILE-cores=N-NAME.prof, when that is set (go
+// test's -cpuprofile would also cover the results' check, whose native
+// spin loops dwarf the grid); it returns what stops it.
+func startProfile(b *testing.B, cores int, name string) func() {
 	prefix := os.Getenv("PEERGRID_PARALLEL_CPUPROFILE")
 	if prefix == "" {
 		return func() {}
 	}
-	f, err := os.Create(fmt.Sprintf("%s-cores=%d.prof", prefix, cores))
+	f, err := os.Create(fmt.Sprintf("%s-cores=%d-%s.prof", prefix, cores, name))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -136,19 +270,6 @@ func startProfile(b *testing.B, cores int) func() {
 		b.Fatal(err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }
-}
-
-// taskTime is the sum of the tasks' run times (in their executors).
-func taskTime(b *testing.B, ctx context.Context, cl *client.Client, id string) time.Duration {
-	res, err := cl.Results(ctx, id)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var d time.Duration
-	for _, r := range res {
-		d += r.Duration
-	}
-	return d
 }
 
 // runSpinJob submits n spin tasks (task i seeded by i), waits for them and
