@@ -1,30 +1,21 @@
 package ledger
 
-import (
-	"time"
+import "github.com/peergrid/peergrid/api"
 
-	"github.com/peergrid/peergrid/api"
-)
-
-// The lease index: every live lease (Ledger.leased) knows its holder, and
-// the leases are indexed by the worker holding them (Ledger.byWorker), so
-// finding one worker's leases costs that worker's leases, not the grid's.
-// A heartbeat's forgotten-lease check, a worker marked down or revoked,
+// The lease index: the live leases (Ledger.leased, by task attempt) are
+// indexed by the worker holding them (Ledger.byWorker), so finding one
+// worker's leases costs that worker's leases, not the grid's. A
+// heartbeat's forgotten-lease check, a worker marked down or revoked,
 // distrust and the peers listing all ask per worker; a pass over every
 // lease for one worker took 92% of a leader of 10,000 workers holding
 // 80,000 leases (BENCHMARKS.md, issue 15).
 //
-// Both are derived: Apply keeps them through holdLease, renewLease and
+// Both are derived: Apply changes them through holdLease, renewLease and
 // dropLease only, and a restore rebuilds them from the tasks and replicas
 // (snapshot.go); they are never serialized. Only live leases are indexed,
-// so a finished task costs the index nothing.
-
-// liveLease is one live lease: when it expires (unix ns) and the worker
-// holding it.
-type liveLease struct {
-	expiry int64
-	worker string
-}
+// so a finished task costs the index nothing. The caller names the holder
+// on a drop (it has the task or replica at hand): a second lookup in the
+// grid-wide map for it was a visible share of Apply.
 
 // heldLeases is one worker's live leases, with the high-water mark its
 // set is compacted from (see compact.go).
@@ -33,13 +24,9 @@ type heldLeases struct {
 	mark int
 }
 
-// holdLease records lease k, held by worker until expiry. A key held by
-// another worker moves to this one.
+// holdLease records lease k, held by worker until expiry.
 func (l *Ledger) holdLease(k taskKey, worker string, expiry int64) {
-	if old, ok := l.leased[k]; ok && old.worker != worker {
-		l.unindexLease(k, old.worker)
-	}
-	l.leased[k] = liveLease{expiry: expiry, worker: worker}
+	l.leased[k] = expiry
 	h := l.byWorker[worker]
 	if h == nil {
 		h = &heldLeases{keys: map[taskKey]struct{}{}}
@@ -49,27 +36,16 @@ func (l *Ledger) holdLease(k taskKey, worker string, expiry int64) {
 	h.keys = compacted(h.keys, &h.mark) // raises the mark
 }
 
-// renewLease moves lease k's expiry; its holder stays.
+// renewLease moves live lease k's expiry (the caller checked it is
+// live); its holder stays.
 func (l *Ledger) renewLease(k taskKey, expiry int64) {
-	if e, ok := l.leased[k]; ok {
-		e.expiry = expiry
-		l.leased[k] = e
-	}
+	l.leased[k] = expiry
 }
 
-// dropLease ends lease k, whoever holds it.
-func (l *Ledger) dropLease(k taskKey) {
-	e, ok := l.leased[k]
-	if !ok {
-		return
-	}
-	delete(l.leased, k)
-	l.unindexLease(k, e.worker)
-}
-
-// unindexLease takes k out of worker's set; a worker left with no lease
+// dropLease ends lease k, held by worker. A worker left with no lease
 // leaves the index, so the index holds only workers with live leases.
-func (l *Ledger) unindexLease(k taskKey, worker string) {
+func (l *Ledger) dropLease(k taskKey, worker string) {
+	delete(l.leased, k)
 	h := l.byWorker[worker]
 	if h == nil {
 		return
@@ -97,16 +73,14 @@ func (l *Ledger) LeasesOf(worker string) []api.TaskRef {
 	return out
 }
 
-// EachLeaseOf calls fn for every lease worker holds: its attempt, its
-// expiry and its task's timeout (see LeaseExpiry), in no set order. It
-// allocates nothing and costs O(the worker's leases).
-func (l *Ledger) EachLeaseOf(worker string, fn func(ref api.TaskRef, expiry int64, timeout time.Duration)) {
-	h := l.byWorker[worker]
-	if h == nil {
-		return
-	}
-	for k := range h.keys {
-		fn(k.ref(), l.leased[k].expiry, l.jobs[k.Job].Spec.Timeout)
+// EachLeaseOf calls fn for every lease worker holds, in no set order. It
+// allocates nothing and costs O(the worker's leases): LeaseExpiry tells a
+// lease's expiry where one is wanted.
+func (l *Ledger) EachLeaseOf(worker string, fn func(ref api.TaskRef)) {
+	if h := l.byWorker[worker]; h != nil {
+		for k := range h.keys {
+			fn(k.ref())
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/storage"
@@ -44,10 +43,12 @@ func wantIndexMatchesAWalk(t *testing.T, l *Ledger, workers []string, label stri
 			t.Fatalf("%s: LeasesOf(%s) = %v, a walk of the tasks %v", label, w, got, want)
 		}
 		var each []api.TaskRef
-		l.EachLeaseOf(w, func(ref api.TaskRef, expiry int64, timeout time.Duration) {
+		l.EachLeaseOf(w, func(ref api.TaskRef) {
 			each = append(each, ref)
-			if e, to, ok := l.LeaseExpiry(ref); !ok || e != expiry || to != timeout {
-				t.Fatalf("%s: EachLeaseOf(%s) gives %+v expiry %d timeout %v, LeaseExpiry %d %v %v", label, w, ref, expiry, timeout, e, to, ok)
+			if e, ok := l.leased[taskKey{ref.Job, ref.Index, ref.Attempt}]; !ok || l.peekTask(ref.Job, ref.Index) == nil {
+				t.Fatalf("%s: EachLeaseOf(%s) gives %+v, which is no live lease", label, w, ref)
+			} else if expiry, _, _ := l.LeaseExpiry(ref); e != expiry {
+				t.Fatalf("%s: lease %+v expires at %d in the lease map, %d in its task", label, ref, e, expiry)
 			}
 		})
 		slices.SortFunc(each, compareRefsForTest)

@@ -39,12 +39,11 @@ type Ledger struct {
 	// pinned it; garbage collection reads it.
 	meta  map[string]BlobMeta
 	peers map[string]*Peer
-	// leased is every live lease, its expiry (unix ns) and holder: one per
-	// leased task of a job without replicas, one per running replica of
-	// the others. byWorker indexes it by holder (leaseindex.go); both are
-	// derived, not serialized, and changed only by holdLease, renewLease
-	// and dropLease.
-	leased   map[taskKey]liveLease
+	// leased is the expiry (unix ns) of every lease: one per leased task
+	// of a job without replicas, one per running replica of the others.
+	// byWorker indexes it by holder (leaseindex.go); both are derived, not
+	// serialized, and changed only by holdLease, renewLease and dropLease.
+	leased   map[taskKey]int64
 	byWorker map[string]*heldLeases
 	// joinedBy is the join credential each worker was admitted with, from
 	// the peer credentials (derived, not serialized): replicas of a task
@@ -153,7 +152,7 @@ func NewLedger() *Ledger {
 		cache:      newResultCache(),
 		meta:       map[string]BlobMeta{},
 		peers:      map[string]*Peer{},
-		leased:     map[taskKey]liveLease{},
+		leased:     map[taskKey]int64{},
 		byWorker:   map[string]*heldLeases{},
 		joinedBy:   map[string]string{},
 		requests:   map[string]string{},
@@ -678,7 +677,8 @@ func (l *Ledger) requeue(j *job, idx int) {
 }
 
 func (l *Ledger) endLease(j *job, idx int) {
-	l.dropLease(taskKey{j.ID, idx, j.Tasks.at(idx).attemptCount()})
+	t := j.Tasks.at(idx)
+	l.dropLease(taskKey{j.ID, idx, t.attemptCount()}, t.Worker)
 	j.Tasks.mut(idx).Expiry = 0
 	j.nLeased--
 }
@@ -896,8 +896,8 @@ func (j *job) state() tasks.JobState {
 // ExpiredLeases lists leases whose expiry is at or before now, sorted.
 func (l *Ledger) ExpiredLeases(now int64) []api.TaskRef {
 	var out []api.TaskRef
-	for k, e := range l.leased {
-		if e.expiry <= now {
+	for k, exp := range l.leased {
+		if exp <= now {
 			out = append(out, api.TaskRef{Job: k.Job, Index: k.Index, Attempt: k.Attempt})
 		}
 	}

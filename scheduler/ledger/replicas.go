@@ -393,7 +393,7 @@ func (l *Ledger) finishReplicated(j *job, idx int, state tasks.TaskState, now in
 	kept := rs.Reps[:0]
 	for _, r := range rs.Reps {
 		if r.Verdict == vRunning {
-			l.dropLease(taskKey{j.ID, idx, r.Attempt})
+			l.dropLease(taskKey{j.ID, idx, r.Attempt}, r.Worker)
 			continue
 		}
 		l.dropKept(j, &r)
@@ -551,7 +551,7 @@ func (l *Ledger) recordReplica(j *job, worker string, now int64, rep *api.Report
 	t := j.Tasks.mut(rep.Index)
 	rs := l.mutRep(t)
 	r := rs.find(rep.Attempt)
-	l.dropLease(taskKey{j.ID, rep.Index, rep.Attempt})
+	l.dropLease(taskKey{j.ID, rep.Index, rep.Attempt}, r.Worker)
 	r.Expiry = 0
 	if rep.ErrorKind != "" {
 		r.Verdict = vFailed
@@ -596,7 +596,7 @@ func (l *Ledger) expireReplica(j *job, ref api.TaskRef, reason string, now int64
 	t = j.Tasks.mut(ref.Index)
 	rs := l.mutRep(t)
 	r := rs.find(ref.Attempt)
-	l.dropLease(taskKey{j.ID, ref.Index, ref.Attempt})
+	l.dropLease(taskKey{j.ID, ref.Index, ref.Attempt}, r.Worker)
 	r.Verdict, r.Expiry = vExpired, 0
 	rs.Fails++
 	t.setFailedOn(r.Worker)
@@ -617,7 +617,7 @@ func (l *Ledger) releaseReplica(j *job, worker string, ref api.TaskRef, now int6
 	}
 	t = j.Tasks.mut(ref.Index)
 	rs := l.mutRep(t)
-	l.dropLease(taskKey{j.ID, ref.Index, ref.Attempt})
+	l.dropLease(taskKey{j.ID, ref.Index, ref.Attempt}, worker)
 	rs.Reps = slices.DeleteFunc(rs.Reps, func(r replica) bool { return r.Attempt == ref.Attempt })
 	l.settle(j, ref.Index, now)
 	return true

@@ -152,8 +152,10 @@ func (l *Ledger) LeaseExpiry(ref api.TaskRef) (expiry int64, timeout time.Durati
 // One pass over the leases of all workers; EachLeaseOf visits one
 // worker's.
 func (l *Ledger) EachLease(fn func(ref api.TaskRef, worker string, expiry int64, timeout time.Duration)) {
-	for k, e := range l.leased {
-		fn(k.ref(), e.worker, e.expiry, l.jobs[k.Job].Spec.Timeout)
+	for worker, h := range l.byWorker {
+		for k := range h.keys {
+			fn(k.ref(), worker, l.leased[k], l.jobs[k.Job].Spec.Timeout)
+		}
 	}
 }
 

@@ -33,15 +33,20 @@ func (s *Server) releaseForgotten(ctx context.Context, worker string, held []api
 }
 
 // forgottenLeases lists, sorted, worker's leases granted before now less
-// a TTL that held does not name.
+// a TTL that held does not name. Only a lease held does not name is
+// looked up for its grant time: the common heartbeat, holding all its
+// leases, touches nothing of the ledger beyond the worker's own index.
 func (s *Server) forgottenLeases(worker string, held []api.TaskRef, now time.Time) []api.TaskRef {
 	cutoff := now.Add(-s.cfg.WorkerTTL).UnixNano()
 	holds := heldSet(held)
 	var out []api.TaskRef
 	s.store.FSM().View(func(l *ledger.Ledger) {
-		l.EachLeaseOf(worker, func(ref api.TaskRef, expiry int64, timeout time.Duration) {
-			granted := expiry - int64(timeout) - int64(s.cfg.LeaseSlack)
-			if granted < cutoff && !holds(ref) {
+		l.EachLeaseOf(worker, func(ref api.TaskRef) {
+			if holds(ref) {
+				return
+			}
+			expiry, timeout, ok := l.LeaseExpiry(ref)
+			if granted := expiry - int64(timeout) - int64(s.cfg.LeaseSlack); ok && granted < cutoff {
 				out = append(out, ref)
 			}
 		})
