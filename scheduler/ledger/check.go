@@ -88,7 +88,63 @@ func (l *Ledger) checkTasks() error {
 	if leases != len(l.leased) {
 		return fmt.Errorf("%d leases indexed, %d held", len(l.leased), leases)
 	}
+	return l.checkLeaseIndex()
+}
+
+// checkLeaseIndex checks the live leases, their expiries and their index
+// by worker against a walk of every task and replica.
+func (l *Ledger) checkLeaseIndex() error {
+	scanned := l.scanLeases()
+	expiries := make(map[taskKey]int64, len(scanned))
+	want := map[string]map[taskKey]struct{}{}
+	for k, e := range scanned {
+		expiries[k] = e.expiry
+		if want[e.worker] == nil {
+			want[e.worker] = map[taskKey]struct{}{}
+		}
+		want[e.worker][k] = struct{}{}
+	}
+	if !maps.Equal(l.leased, expiries) {
+		return fmt.Errorf("lease map (%d leases) differs from a walk of the tasks (%d)", len(l.leased), len(scanned))
+	}
+	if len(l.byWorker) != len(want) {
+		return fmt.Errorf("lease index has %d workers, the tasks' leases %d", len(l.byWorker), len(want))
+	}
+	for w, keys := range want {
+		if h := l.byWorker[w]; h == nil || !maps.Equal(h.keys, keys) {
+			return fmt.Errorf("lease index of worker %s differs from a walk of the tasks (%d leases)", w, len(keys))
+		}
+	}
 	return nil
+}
+
+// walkedLease is a live lease a walk of the tasks finds.
+type walkedLease struct {
+	expiry int64
+	worker string
+}
+
+// scanLeases walks every task and replica for the live leases, with their
+// expiry and holder: what the lease index must hold. It costs a pass over
+// every task: CheckIndexes and tests only.
+func (l *Ledger) scanLeases() map[taskKey]walkedLease {
+	out := map[taskKey]walkedLease{}
+	for _, j := range l.order {
+		for i := 0; i < j.Tasks.len(); i++ {
+			t := j.Tasks.at(i)
+			switch {
+			case t.Rep != nil:
+				for _, r := range t.Rep.Reps {
+					if r.Verdict == vRunning {
+						out[taskKey{j.ID, i, r.Attempt}] = walkedLease{expiry: r.Expiry, worker: r.Worker}
+					}
+				}
+			case t.state() == tasks.TaskLeased:
+				out[taskKey{j.ID, i, t.attemptCount()}] = walkedLease{expiry: t.Expiry, worker: t.Worker}
+			}
+		}
+	}
+	return out
 }
 
 // checkTask checks one task and says how many leases it holds.

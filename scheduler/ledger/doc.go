@@ -21,7 +21,7 @@
 //     repair's moves the leader named, same shard hashes and proof roots,
 //     may change it);
 //   - the derived indexes (shard, blob, reference and result-cache
-//     indexes), kept exact
+//     indexes, and the live leases by worker, leaseindex.go), kept exact
 //     by Apply and rebuilt on restore, never serialized;
 //   - quotas (quotas.go): each credential's, enforced as submits and puts
 //     apply, with the use derived from the jobs and the blob meta;

@@ -41,7 +41,10 @@ type Ledger struct {
 	peers map[string]*Peer
 	// leased is the expiry (unix ns) of every lease: one per leased task
 	// of a job without replicas, one per running replica of the others.
-	leased map[taskKey]int64
+	// byWorker indexes it by holder (leaseindex.go); both are derived, not
+	// serialized, and changed only by holdLease, renewLease and dropLease.
+	leased   map[taskKey]int64
+	byWorker map[string]*heldLeases
 	// joinedBy is the join credential each worker was admitted with, from
 	// the peer credentials (derived, not serialized): replicas of a task
 	// go to workers of distinct credentials (replicas.go).
@@ -150,6 +153,7 @@ func NewLedger() *Ledger {
 		meta:       map[string]BlobMeta{},
 		peers:      map[string]*Peer{},
 		leased:     map[taskKey]int64{},
+		byWorker:   map[string]*heldLeases{},
 		joinedBy:   map[string]string{},
 		requests:   map[string]string{},
 		creds:      map[string]*Credential{},
@@ -453,7 +457,7 @@ func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
 		t.Expiry = leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
 		j.nQueued--
 		j.nLeased++
-		l.leased[taskKey{j.ID, idx, t.attemptCount()}] = t.Expiry
+		l.holdLease(taskKey{j.ID, idx, t.attemptCount()}, c.Worker, t.Expiry)
 		grants = append(grants, Grant{Job: j.ID, Index: idx, Attempt: t.attemptCount(), Expiry: t.Expiry})
 	}
 	return grants
@@ -673,7 +677,8 @@ func (l *Ledger) requeue(j *job, idx int) {
 }
 
 func (l *Ledger) endLease(j *job, idx int) {
-	delete(l.leased, taskKey{j.ID, idx, j.Tasks.at(idx).attemptCount()})
+	t := j.Tasks.at(idx)
+	l.dropLease(taskKey{j.ID, idx, t.attemptCount()}, t.Worker)
 	j.Tasks.mut(idx).Expiry = 0
 	j.nLeased--
 }
@@ -793,7 +798,7 @@ func (l *Ledger) applyRenewLeases(c *RenewLeasesCommand) any {
 			continue
 		}
 		t.Expiry = expiry
-		l.leased[taskKey{j.ID, ref.Index, ref.Attempt}] = expiry
+		l.renewLease(taskKey{j.ID, ref.Index, ref.Attempt}, expiry)
 		n++
 	}
 	return n
@@ -886,18 +891,6 @@ func (j *job) state() tasks.JobState {
 	default:
 		return tasks.JobRunning
 	}
-}
-
-// LeasesOf lists the current leases held by worker, sorted.
-func (l *Ledger) LeasesOf(worker string) []api.TaskRef {
-	var out []api.TaskRef
-	for k := range l.leased {
-		if l.leaseHolder(k) == worker {
-			out = append(out, api.TaskRef{Job: k.Job, Index: k.Index, Attempt: k.Attempt})
-		}
-	}
-	sortRefs(out)
-	return out
 }
 
 // ExpiredLeases lists leases whose expiry is at or before now, sorted.

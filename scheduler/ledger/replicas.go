@@ -332,7 +332,7 @@ func (l *Ledger) leaseReplica(j *job, c *LeaseTasksCommand, pl *placement) (Gran
 	t.addAttempt(+1)
 	expiry := leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
 	rs.Reps = append(rs.Reps, replica{Worker: c.Worker, Cred: pl.cred, Attempt: t.attemptCount(), Verdict: vRunning, Expiry: expiry})
-	l.leased[taskKey{j.ID, idx, t.attemptCount()}] = expiry
+	l.holdLease(taskKey{j.ID, idx, t.attemptCount()}, c.Worker, expiry)
 	l.settle(j, idx, c.Now)
 	return Grant{Job: j.ID, Index: idx, Attempt: t.attemptCount(), Expiry: expiry}, true
 }
@@ -393,7 +393,7 @@ func (l *Ledger) finishReplicated(j *job, idx int, state tasks.TaskState, now in
 	kept := rs.Reps[:0]
 	for _, r := range rs.Reps {
 		if r.Verdict == vRunning {
-			delete(l.leased, taskKey{j.ID, idx, r.Attempt})
+			l.dropLease(taskKey{j.ID, idx, r.Attempt}, r.Worker)
 			continue
 		}
 		l.dropKept(j, &r)
@@ -551,7 +551,7 @@ func (l *Ledger) recordReplica(j *job, worker string, now int64, rep *api.Report
 	t := j.Tasks.mut(rep.Index)
 	rs := l.mutRep(t)
 	r := rs.find(rep.Attempt)
-	delete(l.leased, taskKey{j.ID, rep.Index, rep.Attempt})
+	l.dropLease(taskKey{j.ID, rep.Index, rep.Attempt}, r.Worker)
 	r.Expiry = 0
 	if rep.ErrorKind != "" {
 		r.Verdict = vFailed
@@ -596,7 +596,7 @@ func (l *Ledger) expireReplica(j *job, ref api.TaskRef, reason string, now int64
 	t = j.Tasks.mut(ref.Index)
 	rs := l.mutRep(t)
 	r := rs.find(ref.Attempt)
-	delete(l.leased, taskKey{j.ID, ref.Index, ref.Attempt})
+	l.dropLease(taskKey{j.ID, ref.Index, ref.Attempt}, r.Worker)
 	r.Verdict, r.Expiry = vExpired, 0
 	rs.Fails++
 	t.setFailedOn(r.Worker)
@@ -617,7 +617,7 @@ func (l *Ledger) releaseReplica(j *job, worker string, ref api.TaskRef, now int6
 	}
 	t = j.Tasks.mut(ref.Index)
 	rs := l.mutRep(t)
-	delete(l.leased, taskKey{j.ID, ref.Index, ref.Attempt})
+	l.dropLease(taskKey{j.ID, ref.Index, ref.Attempt}, worker)
 	rs.Reps = slices.DeleteFunc(rs.Reps, func(r replica) bool { return r.Attempt == ref.Attempt })
 	l.settle(j, ref.Index, now)
 	return true
@@ -634,7 +634,7 @@ func (l *Ledger) renewReplica(j *job, worker string, ref api.TaskRef, expiry int
 	}
 	r := l.mutRep(j.Tasks.mut(ref.Index)).find(ref.Attempt)
 	r.Expiry = expiry
-	l.leased[taskKey{j.ID, ref.Index, ref.Attempt}] = expiry
+	l.renewLease(taskKey{j.ID, ref.Index, ref.Attempt}, expiry)
 	return true
 }
 
@@ -647,18 +647,6 @@ func (l *Ledger) cancelReplicated(j *job, idx int, now int64) {
 		return
 	}
 	l.finishReplicated(j, idx, tasks.TaskFailed, now)
-}
-
-// leaseHolder is the worker holding lease k, "" if none.
-func (l *Ledger) leaseHolder(k taskKey) string {
-	t := l.jobs[k.Job].Tasks.at(k.Index)
-	if t.Rep == nil {
-		return t.Worker
-	}
-	if r := t.Rep.find(k.Attempt); r != nil {
-		return r.Worker
-	}
-	return ""
 }
 
 // outcomes is the task's replicas as the API shows them; an agreeing

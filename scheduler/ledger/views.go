@@ -149,21 +149,14 @@ func (l *Ledger) LeaseExpiry(ref api.TaskRef) (expiry int64, timeout time.Durati
 
 // EachLease calls fn for every lease: its attempt, the worker holding it,
 // its expiry and its task's timeout (see LeaseExpiry), in no set order.
-// One pass over the leases for all workers, where LeasesOf is one pass
-// for one.
+// One pass over the leases of all workers; EachLeaseOf visits one
+// worker's.
 func (l *Ledger) EachLease(fn func(ref api.TaskRef, worker string, expiry int64, timeout time.Duration)) {
-	for k, expiry := range l.leased {
-		fn(api.TaskRef{Job: k.Job, Index: k.Index, Attempt: k.Attempt}, l.leaseHolder(k), expiry, l.jobs[k.Job].Spec.Timeout)
+	for worker, h := range l.byWorker {
+		for k := range h.keys {
+			fn(k.ref(), worker, l.leased[k], l.jobs[k.Job].Spec.Timeout)
+		}
 	}
-}
-
-// RunningByWorker counts the leases each worker holds.
-func (l *Ledger) RunningByWorker() map[string]int {
-	running := map[string]int{}
-	for k := range l.leased {
-		running[l.leaseHolder(k)]++
-	}
-	return running
 }
 
 // Distrusted reports whether a worker is distrusted (leased nothing).

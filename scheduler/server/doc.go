@@ -6,10 +6,12 @@
 //     ledger's read side under FSM.View;
 //   - forwarding (forward.go): a follower proxies writes and consistent
 //     reads to the leader's HTTP API;
+//   - forgotten leases (forgotten.go): each heartbeat hands back its
+//     worker's leases granted a TTL before it that its held list lacks,
+//     found through the ledger's per-worker lease index, never a pass over
+//     every lease;
 //   - the leader's loops (server.go, repair.go): worker liveness kept in
-//     memory (with each worker's last held list: the leases it lacks are
-//     released on the tick, in one pass over the leases for all workers,
-//     never in a heartbeat), lease expiry, peers marked down, repair planning, garbage
+//     memory, lease expiry, peers marked down, repair planning, garbage
 //     collection of blobs and their shards; a repair's commit is accepted
 //     only from the worker holding the order, onto its targets, once each
 //     new holder proves by content that it holds its shard (http_blobs.go);

@@ -310,7 +310,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Held != nil {
-		s.liveness.holding(req.Worker, req.Held, time.Now())
+		s.releaseForgotten(r.Context(), req.Worker, req.Held, time.Now())
 	}
 	s.keepPausedLeases(r.Context(), &req, time.Now())
 	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL, PauseKeep: s.cfg.MaxPauseKeep}
@@ -334,42 +334,6 @@ func (s *Server) distrusted(worker string) bool {
 	var d bool
 	s.store.FSM().View(func(l *ledger.Ledger) { d = l.Distrusted(worker) })
 	return d
-}
-
-// releaseForgotten hands back leases the ledger gives a worker that the
-// worker's last heartbeat did not hold: a grant whose reply was lost (the
-// leader died, the request was cancelled). Only leases granted a TTL
-// before that heartbeat count, so a grant whose reply was still on its
-// way is left alone. It runs on the leader's tick for every worker in one
-// pass over the leases, not in each heartbeat: a worker's heartbeat
-// always carries its held list, and finding its leases is a pass over
-// all of them (every heartbeat doing it took 92% of a leader of 10,000
-// such workers, BENCHMARKS.md issue 15); a heartbeat only records the
-// list (liveness.holding).
-func (s *Server) releaseForgotten(ctx context.Context) {
-	reports := s.liveness.heldReports()
-	if len(reports) == 0 {
-		return
-	}
-	forgotten := map[string][]api.TaskRef{}
-	s.store.FSM().View(func(l *ledger.Ledger) {
-		l.EachLease(func(ref api.TaskRef, worker string, expiry int64, timeout time.Duration) {
-			rep, ok := reports[worker]
-			granted := expiry - int64(timeout) - int64(s.cfg.LeaseSlack)
-			if ok && granted < rep.at.Add(-s.cfg.WorkerTTL).UnixNano() && !slices.Contains(rep.refs, ref) {
-				forgotten[worker] = append(forgotten[worker], ref)
-			}
-		})
-	})
-	for worker, refs := range forgotten {
-		slices.SortFunc(refs, compareRefs)
-		s.log.Info("releasing leases the worker does not hold", "peer", worker, "count", len(refs))
-		s.propose(ctx, &ledger.ReleaseTasksCommand{Worker: worker, Now: time.Now().UnixNano(), Tasks: refs})
-	}
-}
-
-func compareRefs(a, b api.TaskRef) int {
-	return cmp.Or(cmp.Compare(a.Job, b.Job), cmp.Compare(a.Index, b.Index), cmp.Compare(a.Attempt, b.Attempt))
 }
 
 // workerSeen is what a worker's request says about it.
@@ -436,7 +400,7 @@ func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {
 // peerList is every peer this server knows: the Raft group's servers, then
 // the ledger's other peers, one line per id (a server that is also a worker
 // or storage peer is merged into its server line). What `peergrid peers`
-// and the dashboard show. O(peers + leases), never O(tasks).
+// and the dashboard show. O(peers), never O(leases) or O(tasks).
 func (s *Server) peerList() []api.Peer {
 	out := s.serverPeers()
 	index := map[string]int{}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -311,7 +310,6 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		case now := <-gc.C:
 			s.collectGarbage(ctx, now)
 		case now := <-tick.C:
-			s.releaseForgotten(ctx) // what workers said they hold, so no grace
 			if now.Before(graceUntil) {
 				continue
 			}
@@ -457,34 +455,10 @@ type liveness struct {
 	// running is how many tasks each worker's last heartbeat said it was
 	// running (the dashboard's utilisation).
 	running map[string]int
-	// held is the leases each worker's last heartbeat said it holds, and
-	// when (see Server.releaseForgotten).
-	held map[string]heldReport
-}
-
-// heldReport is the leases a worker's heartbeat said it holds, at a time.
-type heldReport struct {
-	refs []api.TaskRef
-	at   time.Time
 }
 
 func newLiveness() *liveness {
-	return &liveness{seen: map[string]time.Time{}, running: map[string]int{}, held: map[string]heldReport{}}
-}
-
-// holding records the leases a worker's heartbeat says it holds, at now.
-func (lv *liveness) holding(id string, refs []api.TaskRef, now time.Time) {
-	lv.mu.Lock()
-	defer lv.mu.Unlock()
-	lv.held[id] = heldReport{refs: refs, at: now}
-}
-
-// heldReports is every worker's last held report (the lists are never
-// changed in place: a heartbeat replaces its worker's).
-func (lv *liveness) heldReports() map[string]heldReport {
-	lv.mu.Lock()
-	defer lv.mu.Unlock()
-	return maps.Clone(lv.held)
+	return &liveness{seen: map[string]time.Time{}, running: map[string]int{}}
 }
 
 // heard records a worker as heard from now, under one lock: with a
@@ -528,7 +502,6 @@ func (lv *liveness) resetAll(now time.Time, ids []string) {
 	defer lv.mu.Unlock()
 	lv.seen = make(map[string]time.Time, len(ids))
 	lv.running = map[string]int{} // a new leader has heard no heartbeat yet
-	lv.held = map[string]heldReport{}
 	for _, id := range ids {
 		lv.seen[id] = now
 	}
@@ -551,7 +524,6 @@ func (lv *liveness) forget(id string) {
 	defer lv.mu.Unlock()
 	delete(lv.seen, id)
 	delete(lv.running, id)
-	delete(lv.held, id)
 }
 
 // notifier wakes long polls when the ledger changes.
