@@ -29,7 +29,8 @@
 //     module's trials of an engine run back to back on one executor;
 //   - executors: long-lived child processes (the binary re-executed with
 //     PEERGRID_EXECUTOR=1, see MaybeRunExecutor) that each run one task at a
-//     time on any engine, and the Pool that hands tasks to them (one per
+//     time on any engine, answer, and only then tear its instance down
+//     (teardown.go), and the Pool that hands tasks to them (one per
 //     round trip, or tiny ones several to a write: RunBatch in batch.go;
 //     the protocol is unchanged), kills a child at the task's deadline (unless its engine could interrupt the
 //     task: wasmtime) and replaces a child that dies; the pool can pause

@@ -35,8 +35,12 @@ const gcBallastBytes = 16 << 20
 var gcBallast []byte
 
 // executorTestHook, if set (by tests, before MaybeRunExecutor), is called by
-// the executor before each run; tests use it to crash an executor.
-var executorTestHook func(*Request)
+// the executor before each run; tests use it to crash an executor. Before
+// it does anything, it must call liftBox: what a test makes an executor do
+// there is no task's, and must not be charged to the task's memory box.
+// (Lifting the box for every task, hook or not, would add two system
+// calls a task to what the tests and benchmarks measure.)
+var executorTestHook func(req *Request, liftBox func())
 
 // MaybeRunExecutor turns this process into an executor if it was started as
 // one (PEERGRID_EXECUTOR=1): it serves run requests on fds 3 and 4 until
@@ -180,13 +184,31 @@ func exitWithParent(ppid int) {
 // stopped counts neither against the deadline nor in the result's Duration.
 // The task, compile included, runs in its memory box (box.go), which stays
 // on after it (executorBox); making an engine, which is not the task's
-// doing, does not.
+// doing, does not. The instance is torn down after the answer is sent
+// (teardown.go), before the next request is read.
 func (ex *executorServer) handle(req *Request) error {
 	if executorTestHook != nil {
-		ex.box.lift() // what a test makes it do here is no task's
-		executorTestHook(req)
+		executorTestHook(req, ex.box.lift)
 	}
 	var answered atomic.Bool
+	// A trial of an engine (measureCPU) tears down before its CPU time is
+	// taken, so that no other engine's next task is charged for it.
+	probe := &runProbe{stopped: ex.clock.stoppedFor, deferTeardown: !req.measureCPU}
+	stopWatchdogs := ex.watch(req, probe, &answered)
+	res, err := ex.run(req, probe)
+	stopWatchdogs()
+	if !answered.CompareAndSwap(false, true) {
+		select {} // a watchdog answered; the parent kills us
+	}
+	out, errOut := encodeResponse(&ex.enc, res, err, false)
+	werr := ex.out.write(&ex.enc, out, errOut)
+	probe.finish()
+	return werr
+}
+
+// watch starts req's watchdogs (see handle); the first to fire answers,
+// unless answered is set already. The returned func stops them.
+func (ex *executorServer) watch(req *Request, probe *runProbe, answered *atomic.Bool) (stop func()) {
 	answerOnce := func(res *Result, err error) {
 		if answered.CompareAndSwap(false, true) {
 			var e encoder
@@ -194,50 +216,55 @@ func (ex *executorServer) handle(req *Request) error {
 			_ = ex.out.write(&e, out, errOut)
 		}
 	}
-	probe := &runProbe{stopped: ex.clock.stoppedFor}
+	var timers []*runningTimer
 	if req.Limits.Timeout > 0 {
-		t := afterRunning(req.Limits.Timeout, ex.clock.stoppedFor, func() {
+		timers = append(timers, afterRunning(req.Limits.Timeout, ex.clock.stoppedFor, func() {
 			answerOnce(probe.partial(), timeoutError(req.Limits.Timeout))
-		})
-		defer t.Stop()
+		}))
 	}
 	if ex.compileLimit > 0 {
-		t := afterRunning(ex.compileLimit, ex.clock.stoppedFor, func() {
+		timers = append(timers, afterRunning(ex.compileLimit, ex.clock.stoppedFor, func() {
 			if !probe.started() {
 				answerOnce(nil, compileTimeoutError(ex.compileLimit))
 			}
-		})
-		defer t.Stop()
+		}))
 	}
-	var res *Result
-	eng, err := ex.engine(req.Engine)
-	var cpu time.Duration
-	if err == nil {
-		ex.box.enter(req.Limits.memoryBytes(), ex.moduleSize(req.ModuleHash))
-		since := ex.cpuSince(req.measureCPU)
-		res, err = eng.Run(withProbe(context.Background(), probe), req)
-		if req.measureCPU {
-			ex.cpuMark = selfCPUTime()
-			cpu = ex.cpuMark - since
+	return func() {
+		for _, t := range timers {
+			t.Stop()
 		}
+	}
+}
+
+// run runs req on its engine, in the task's memory box, and measures the
+// executor's CPU time for it if asked to.
+func (ex *executorServer) run(req *Request, probe *runProbe) (*Result, error) {
+	eng, err := ex.engine(req.Engine)
+	if err != nil {
+		return nil, err
+	}
+	ex.box.enter(req.Limits.memoryBytes(), ex.moduleSize(req.ModuleHash))
+	since := ex.cpuSince(req.measureCPU)
+	res, err := eng.Run(withProbe(context.Background(), probe), req)
+	var cpu time.Duration
+	if req.measureCPU {
+		ex.cpuMark = selfCPUTime()
+		cpu = ex.cpuMark - since
 	}
 	if res != nil {
 		res.Duration = probe.ran(res.Duration)
 		res.CPUTime = cpu
 	}
-	if !answered.CompareAndSwap(false, true) {
-		select {} // a watchdog answered; the parent kills us
-	}
-	out, errOut := encodeResponse(&ex.enc, res, err, false)
-	return ex.out.write(&ex.enc, out, errOut)
+	return res, err
 }
 
 // cpuSince is where a task's CPU time starts: at the end of the previous
 // task, if that one was measured too, so that what the executor does for a
-// task outside the engine's run counts (answering, reading the request,
-// collecting the garbage and running the finalizers the runs leave: on
-// the tiny example they made wasmtime's tasks cost twice wazero's, though
-// its runs alone cost the same); else now. 0 if not measuring.
+// task outside the engine's run counts (answering, tearing the instance
+// down, reading the request, collecting the garbage and running the
+// finalizers the runs leave: on the tiny example they made wasmtime's
+// tasks cost twice wazero's, though its runs alone cost the same); else
+// now. 0 if not measuring.
 func (ex *executorServer) cpuSince(measure bool) time.Duration {
 	if !measure {
 		ex.cpuMark = 0

@@ -59,14 +59,16 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	executorTestHook = func(req *Request) {
+	executorTestHook = func(req *Request, liftBox func()) {
 		if req.Name == crashExecutorName {
 			panic("test hook: executor crashes on purpose")
 		}
 		if path, ok := strings.CutPrefix(req.Name, startedMarker); ok {
+			liftBox()
 			_ = os.WriteFile(path, nil, 0o644) // tell the test the task is here
 		}
 		if path, ok := strings.CutPrefix(req.Name, ranMarker); ok {
+			liftBox()
 			f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 			if err == nil {
 				_, _ = f.Write([]byte{1})
@@ -74,6 +76,7 @@ func TestMain(m *testing.M) {
 			}
 		}
 		if mib, ok := strings.CutPrefix(req.Name, retainMarker); ok {
+			liftBox()
 			n, _ := strconv.Atoi(mib)
 			b := make([]byte, n<<20)
 			for i := range b {

@@ -21,6 +21,7 @@ type memoryLimit struct {
 	limit uint64
 	heap  bool
 	hit   atomic.Bool
+	peak  atomic.Uint64 // the largest size a memory was allowed
 
 	mu   sync.Mutex
 	mems []linearMemory // freed after the run, also when instantiation failed
@@ -60,8 +61,14 @@ func (m *memoryLimit) allow(size uint64) bool {
 		m.hit.Store(true)
 		return false
 	}
+	if size > m.peak.Load() {
+		m.peak.Store(size) // one run grows its memories from one goroutine
+	}
 	return true
 }
+
+// peakBytes is the largest size a memory of the run was allowed to have.
+func (m *memoryLimit) peakBytes() uint64 { return m.peak.Load() }
 
 // limitHit reports whether the module asked for more than the limit.
 func (m *memoryLimit) limitHit() bool { return m.hit.Load() }

@@ -118,3 +118,41 @@ func answersBlock(t *testing.T, p *Pool) bool {
 	t.Fatal("no executor")
 	return false
 }
+
+// maxWakeupsPerShortTask bounds the wake-ups of this process per task of
+// ~1 ms run back to back through one executor, whose answers are awaited
+// on the poller. Measured here: 0.9-1.1, the one wake-up at the answer;
+// 2.3-2.6 when the request's write and the answer's read went through the
+// os.File, each system call waking the runtime's monitor thread (sysmon)
+// from its deep sleep (pipeEnd).
+const maxWakeupsPerShortTask = 1.6
+
+// TestPool_RoundTripWakesTheProcessOnce: a task's round trip through an
+// executor wakes this process once, when the answer comes, and not its
+// runtime's monitor thread besides.
+func TestPool_RoundTripWakesTheProcessOnce(t *testing.T) {
+	spin := put(t, wasmtest.SpinThenHello(2_000_000, "spun\n")) // ~1 ms of compute
+	p := newPool(t, 1)
+	ctx := testCtx(t)
+	req := &Request{ModuleHash: spin, Engine: EngineWazero}
+	for range 5 { // compiled, warm, and its answers awaited on the poller
+		if _, err := p.Run(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if answersBlock(t, p) {
+		t.Fatal("a ~1 ms task's answer is awaited in a blocking read; this test wants the poller")
+	}
+	const tasks = 200
+	before := voluntarySwitches(t)
+	for range tasks {
+		if _, err := p.Run(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	perTask := float64(voluntarySwitches(t)-before) / tasks
+	t.Logf("%.2f wake-ups a task", perTask)
+	if limit := maxWakeupsPerShortTask * wakeupsAllowance; perTask > limit {
+		t.Fatalf("%.2f wake-ups of this process a task, want at most %.1f", perTask, limit)
+	}
+}

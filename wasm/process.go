@@ -29,14 +29,15 @@ const stderrTail = 4 << 10
 // must interrupt the read (a deadline, a cancelled ctx, Pool.Close) kills
 // the child, which ends the read.
 type process struct {
-	cmd    *exec.Cmd
-	pid    int
-	log    *slog.Logger
-	in     *os.File     // the child's request pipe (its fd 3)
-	out    *frameWriter // frames to in
-	stdout *os.File     // the child's answer pipe (its fd 4)
-	br     *bufio.Reader
-	exited chan struct{} // closed once the child is reaped and its stderr drained
+	cmd     *exec.Cmd
+	pid     int
+	log     *slog.Logger
+	in      *os.File     // the child's request pipe (its fd 3)
+	out     *frameWriter // frames to in
+	stdout  *os.File     // the child's answer pipe (its fd 4)
+	answers *pipeEnd     // reads stdout (br reads from it)
+	br      *bufio.Reader
+	exited  chan struct{} // closed once the child is reaped and its stderr drained
 
 	clock       *stopClock // time stopped by the pool (see pause.go)
 	killOnce    sync.Once
@@ -53,9 +54,7 @@ type process struct {
 	signs  deathSigns // what its stderr says of how it died
 
 	warmth map[string]warmth // per engine and module, what it ran (see warmingUp)
-	// blockingReads is whether stdout is in blocking mode (awaitAnswerAs).
-	blockingReads bool
-	pin           trialStreak // the engine it runs a module's trials on (Pool.streak)
+	pin    trialStreak       // the engine it runs a module's trials on (Pool.streak)
 
 	startRSS     uint64    // resident memory once ready; 0 if unknown
 	rssCheckedAt time.Time // when the pool last read its resident memory
@@ -100,9 +99,10 @@ func startProcess(command []string, env []string, log *slog.Logger, goroutines *
 	if warning != "" {
 		log.Warn(warning)
 	}
+	answers := newPipeEnd(outR)
 	p := &process{
 		cmd: cmd, pid: cmd.Process.Pid, log: log.With("executor", cmd.Process.Pid),
-		in: inW, out: &frameWriter{w: inW}, stdout: outR, br: bufio.NewReaderSize(outR, 64<<10),
+		in: inW, out: &frameWriter{w: newPipeEnd(inW)}, stdout: outR, answers: answers, br: bufio.NewReaderSize(answers, 64<<10),
 		exited: make(chan struct{}), clock: clock, batchBytes: batchBytes(pipeCapacity(inW)),
 	}
 	drained := make(chan struct{})
@@ -131,9 +131,8 @@ const blockingReadBelow = 200 * time.Microsecond
 // Only the holder calls it.
 func (p *process) awaitAnswerAs(engine, module string) {
 	w := p.warmth[engine+"/"+module]
-	blocking := w.runs > 0 && w.last < blockingReadBelow
-	if blocking != p.blockingReads && setBlocking(p.stdout, blocking) {
-		p.blockingReads = blocking
+	if blocking := w.runs > 0 && w.last < blockingReadBelow; blocking != p.answers.blocking {
+		p.answers.setBlocking(blocking)
 	}
 }
 

@@ -233,6 +233,12 @@ type runProbe struct {
 	start   time.Time
 	stopped func() time.Duration
 	base    time.Duration // stopped() when the run started
+
+	// deferTeardown asks the engine to leave the instance's teardown to
+	// the executor, to run after the answer (teardown.go); teardowns are
+	// what it left.
+	deferTeardown bool
+	teardowns     []func()
 }
 
 func (p *runProbe) attach(box *sandbox, start time.Time) {

@@ -124,10 +124,11 @@ func (e *wasmerEngine) run(ctx context.Context, mod *wasmerModule, req *Request,
 
 	start := time.Now() // from the WASI setup: it is most of a tiny task's cost here
 	imports := e.imports(host)
-	if p, ok := ctx.Value(probeKey{}).(*runProbe); ok {
-		p.attach(box, start)
+	probe, _ := ctx.Value(probeKey{}).(*runProbe)
+	if probe != nil {
+		probe.attach(box, start)
 	}
-	err := e.instantiateAndStart(mod, imports, run)
+	err := e.instantiateAndStart(mod, imports, run, probe)
 	d := time.Since(start)
 	switch {
 	case run.stop != stopNone:
@@ -138,12 +139,14 @@ func (e *wasmerEngine) run(ctx context.Context, mod *wasmerModule, req *Request,
 	return classify(box, req.Limits, err, false, d)
 }
 
-func (e *wasmerEngine) instantiateAndStart(mod *wasmerModule, imports *wasmer.ImportObject, run *wasmerRun) error {
+// instantiateAndStart runs mod in a new instance, closed after the answer
+// in an executor (probe.teardown).
+func (e *wasmerEngine) instantiateAndStart(mod *wasmerModule, imports *wasmer.ImportObject, run *wasmerRun, probe *runProbe) error {
 	inst, err := wasmer.NewInstance(mod.module, imports)
 	if err != nil {
 		return err
 	}
-	defer inst.Close()
+	defer func() { probe.teardown(run.memorySize(), inst.Close) }()
 	if mem, err := inst.Exports.GetMemory("memory"); err == nil {
 		run.mem = mem
 	}

@@ -20,6 +20,14 @@ type wasmerRun struct {
 	stopGlobal *wasmer.Global // the rewritten module's stop global
 }
 
+// memorySize is the size of the run's linear memory now, 0 if it has none.
+func (r *wasmerRun) memorySize() uint64 {
+	if r.mem == nil {
+		return 0
+	}
+	return uint64(r.mem.DataSize())
+}
+
 // halt makes the module trap as soon as the host call returns.
 func (r *wasmerRun) halt() {
 	if r.stopGlobal != nil {

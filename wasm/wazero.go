@@ -114,12 +114,12 @@ func (e *wazeroEngine) run(ctx context.Context, code wazero.CompiledModule, req 
 		defer cancel()
 	}
 	start := time.Now()
-	if p, ok := ctx.Value(probeKey{}).(*runProbe); ok {
-		p.attach(box, start)
+	probe, _ := ctx.Value(probeKey{}).(*runProbe)
+	if probe != nil {
+		probe.attach(box, start)
 	}
-	err := e.instantiateAndStart(runCtx, code, e.base, box)
+	err := e.instantiateAndStart(runCtx, code, e.base, box, probe)
 	d := time.Since(start)
-	box.memory.freeAll()
 	if err == nil || !e.cfg.Interruptible {
 		return classify(box, req.Limits, err, false, d)
 	}
@@ -129,12 +129,20 @@ func (e *wazeroEngine) run(ctx context.Context, code wazero.CompiledModule, req 
 	return classify(box, req.Limits, err, runCtx.Err() != nil, d)
 }
 
-func (e *wazeroEngine) instantiateAndStart(ctx context.Context, code wazero.CompiledModule, cfg wazero.ModuleConfig, box *sandbox) error {
+// instantiateAndStart runs code in a new instance. Closing it and freeing
+// its memory happen after the answer, in an executor (probe.teardown).
+func (e *wazeroEngine) instantiateAndStart(ctx context.Context, code wazero.CompiledModule, cfg wazero.ModuleConfig, box *sandbox, probe *runProbe) error {
 	mod, err := e.runtime.InstantiateModule(ctx, code, cfg)
 	if err != nil {
+		box.memory.freeAll() // of an instantiation that failed half-way
 		return err
 	}
-	defer mod.Close(ctx)
+	defer func() {
+		probe.teardown(box.memory.peakBytes(), func() {
+			_ = mod.Close(ctx)
+			box.memory.freeAll()
+		})
+	}()
 	box.enter()
 	_, err = mod.ExportedFunction("_start").Call(ctx)
 	box.leave()
