@@ -168,6 +168,8 @@ type Server struct {
 	verifiedClients certCache
 	shardHTTP       *http.Client // to storage peers, pinned to the CA
 	engines         *gridEngines // the grid's engine per module, learned from reports (engines.go)
+	streams         streamSet    // the worker streams open on this leader (stream.go)
+	streamFrames    atomic.Int64 // requests served on worker streams (for tests)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -219,6 +221,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Close stops the loops and the store.
 func (s *Server) Close() error {
+	s.streams.endAll(fmt.Errorf("%w: the server is shutting down", errStreamNotLeader), true)
 	close(s.stop)
 	s.wg.Wait()
 	s.forwarder.CloseIdleConnections()
@@ -244,6 +247,9 @@ func (s *Server) watchLeadership() {
 		case <-s.stop:
 			return
 		case isLeader := <-s.store.LeaderCh():
+			if !isLeader {
+				s.streams.endAll(errStreamNotLeader, false)
+			}
 			loop.stop()
 			loop = nil
 			if isLeader {
