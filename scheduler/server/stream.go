@@ -125,8 +125,8 @@ type workerStream struct {
 	s      *Server
 	conn   net.Conn
 	in     *bufio.Reader
-	secret string // authenticated again with every message
-	cert   string // the worker id its client certificate names
+	secret string     // authenticated again with every message
+	cert   string     // the worker id its client certificate names
 	caller *principal // as authenticated at the upgrade (for the log)
 	idle   time.Duration
 
