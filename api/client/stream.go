@@ -41,6 +41,9 @@ import (
 //   - A heartbeat waits at most HedgeAfter for its answer on the stream
 //     (then the stream is dropped and the heartbeat sent as a hedged
 //     request): a frozen leader costs it no more than a hedge does.
+//   - A lease whose caller gives up (its context ends) before the answer
+//     closes the stream, as a cancelled request closes its connection:
+//     the server stops its long poll instead of granting tasks to no one.
 //   - Bodies over streamMaxBody (a report with large inline output) go as
 //     requests, so they do not hold up the stream's heartbeats.
 
@@ -410,6 +413,12 @@ func (c *Client) onStream(ctx context.Context, kind stream.Kind, body []byte, ti
 	f, sent, err := st.roundTrip(ctx, kind, body, timeout)
 	safe := kind != stream.KindLease
 	switch {
+	case ctx.Err() != nil && sent && !safe:
+		// The server would go on long-polling for a caller that left (and
+		// grant it tasks): a request's cancellation closes its connection,
+		// and so does this.
+		c.dropStream(st)
+		return nil, true, ctx.Err()
 	case ctx.Err() != nil:
 		return nil, true, ctx.Err()
 	case err != nil:

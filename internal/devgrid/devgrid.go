@@ -244,6 +244,7 @@ func (g *Grid) peerClient(ctx context.Context, dataDir, id string) (*client.Clie
 	if cert != nil {
 		c.Identify(cert)
 	}
+	c.WorkerStream = true // as an agent's worker speaks
 	return c, cert, nil
 }
 

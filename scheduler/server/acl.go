@@ -87,12 +87,17 @@ const clusterCredentialID = "t-cluster"
 // before that only while the ledger has no operator at all (a group being
 // formed, or a ledger from before credentials).
 func (s *Server) resolve(secret string) (*principal, error) {
+	return s.resolveHashed(secret, hashSecret(secret))
+}
+
+// resolveHashed is resolve for a secret whose hash is known (a worker
+// stream hashes its secret once, not with every message).
+func (s *Server) resolveHashed(secret, hash string) (*principal, error) {
 	if secret == "" {
 		return nil, fmt.Errorf("%w: no credential: send a token in the %s header (PEERGRID_TOKEN for the CLI)", ErrUnauthorized, api.TokenHeader)
 	}
 	var cr ledger.Credential
 	var found, hasOperator bool
-	hash := hashSecret(secret)
 	s.store.FSM().View(func(l *ledger.Ledger) {
 		cr, found = l.CredentialByHash(hash)
 		hasOperator = found || l.HasOperator()
@@ -116,7 +121,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		certPeer, err := s.certPeer(r)
 		var p *principal
 		if err == nil {
-			p, err = s.authenticateSecret(requestToken(r), certPeer)
+			secret := requestToken(r)
+			p, err = s.authenticateSecret(secret, hashSecret(secret), certPeer)
 		}
 		if err != nil {
 			writeError(w, http.StatusUnauthorized, err)
@@ -130,15 +136,15 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// authenticateSecret is who a secret, sent with a connection whose client
+// authenticateSecret is who a secret (whose hash is given), sent with a connection whose client
 // certificate names certPeer, speaks for: nil when authentication is
 // disabled (tests only). A worker stream asks it again for every message,
 // so a credential revoked or expired mid-stream ends it.
-func (s *Server) authenticateSecret(secret, certPeer string) (*principal, error) {
+func (s *Server) authenticateSecret(secret, hash, certPeer string) (*principal, error) {
 	if s.cfg.Token == "" && !s.credentialsInUse() {
 		return nil, nil
 	}
-	p, err := s.resolve(secret)
+	p, err := s.resolveHashed(secret, hash)
 	if err != nil {
 		return nil, err
 	}

@@ -126,6 +126,7 @@ type workerStream struct {
 	conn   net.Conn
 	in     *bufio.Reader
 	secret string     // authenticated again with every message
+	hash   string     // the secret's, computed once
 	cert   string     // the worker id its client certificate names
 	caller *principal // as authenticated at the upgrade (for the log)
 	idle   time.Duration
@@ -135,16 +136,21 @@ type workerStream struct {
 
 	slots chan struct{} // one per request in flight
 
+	readDeadlineSet time.Time // when next last moved the read deadline
+
 	mu       sync.Mutex // guards out, inFlight, toldTTL, ended
 	out      *bufio.Writer
 	inFlight map[uint32]bool
 	toldTTL  bool // an answer gave the TTL and pause keep
 	ended    bool
+	// writeDeadlineSet is when the write deadline was last moved (as
+	// next moves the read deadline, at most every second).
+	writeDeadlineSet time.Time
 }
 
 func (s *Server) newWorkerStream(conn net.Conn, in *bufio.Reader, secret, cert string, caller *principal) *workerStream {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &workerStream{s: s, conn: conn, in: in, secret: secret, cert: cert, caller: caller, idle: 2 * s.cfg.WorkerTTL,
+	return &workerStream{s: s, conn: conn, in: in, secret: secret, hash: hashSecret(secret), cert: cert, caller: caller, idle: 2 * s.cfg.WorkerTTL,
 		ctx: ctx, cancel: cancel, slots: make(chan struct{}, stream.MaxInFlight), out: bufio.NewWriter(conn), inFlight: map[uint32]bool{}}
 }
 
@@ -187,8 +193,14 @@ func (st *workerStream) serve() {
 }
 
 // next reads the next frame, waiting at most the idle timeout for it.
+// The deadline is moved only when a quarter of it has passed (so a stream
+// idles out after between three quarters of the timeout and all of it):
+// moving it for every frame was a visible share of a frame's cost.
 func (st *workerStream) next() (stream.Frame, error) {
-	_ = st.conn.SetReadDeadline(time.Now().Add(st.idle))
+	if now := time.Now(); now.Sub(st.readDeadlineSet) > st.idle/4 {
+		_ = st.conn.SetReadDeadline(now.Add(st.idle))
+		st.readDeadlineSet = now
+	}
 	return stream.Read(st.in, stream.MaxRequest)
 }
 
@@ -219,7 +231,7 @@ func (st *workerStream) admit(f stream.Frame) (*principal, error) {
 		return nil, fmt.Errorf("%w: %w: %s frames come from the server, not a client", errBadRequest, stream.ErrMalformed, f.Kind)
 	}
 	st.s.streamFrames.Add(1)
-	p, err := st.s.authenticateSecret(st.secret, st.cert)
+	p, err := st.s.authenticateSecret(st.secret, st.hash, st.cert)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +353,10 @@ func (st *workerStream) writeLocked(kind stream.Kind, id uint32, body []byte) {
 	if st.ended {
 		return
 	}
-	_ = st.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	if now := time.Now(); now.Sub(st.writeDeadlineSet) > time.Second {
+		_ = st.conn.SetWriteDeadline(now.Add(streamWriteTimeout))
+		st.writeDeadlineSet = now
+	}
 	if stream.Write(st.out, stream.Frame{Kind: kind, ID: id, Body: body}) != nil || st.out.Flush() != nil {
 		st.closeLocked()
 	}

@@ -431,3 +431,32 @@ var (
 	apiHeartbeat = api.HeartbeatRequest{Worker: "w1", Cores: 1}
 	apiReport    = api.ReportRequest{Worker: "w1", Reports: []api.Report{}}
 )
+
+// TestStream_CancelledLeaseStopsItsLongPoll: a worker that gives up on a
+// lease long-polling on its stream (it stops, drains) closes the stream,
+// as a cancelled request closes its connection, so the leader grants the
+// next job's tasks to a worker still asking, not to the one that left.
+func TestStream_CancelledLeaseStopsItsLongPoll(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := testcluster.New(t, 1, testcluster.Options{})
+	leader := c.Leader()
+	gone := streamClient(c, testcluster.Token, nil, leader)
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	polled := make(chan error, 1)
+	go func() {
+		_, err := gone.Lease(pollCtx, &api.LeaseRequest{Worker: "gone", Cores: 1, Max: 4, Wait: 20 * time.Second})
+		polled <- err
+	}()
+	testcluster.Eventually(t, 10*time.Second, "the lease long-polling on the stream", func() bool { return server.StreamFrames(leader.Server) == 1 })
+	stopPoll()
+	if err := <-polled; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled lease: %v", err)
+	}
+	testcluster.Eventually(t, 10*time.Second, "the stream closed", func() bool { return server.OpenStreams(leader.Server) == 0 })
+	submitEcho(t, c.Client(leader), 4)
+	got, err := streamClient(c, testcluster.Token, nil, leader).Lease(ctx, &api.LeaseRequest{Worker: "here", Cores: 1, Max: 4, Wait: 10 * time.Second})
+	if err != nil || len(got) != 4 {
+		t.Fatalf("the worker still asking got %d of 4 tasks, %v", len(got), err)
+	}
+}
