@@ -117,8 +117,11 @@ func (c *Client) dropStream(st *clientStream) {
 	}
 }
 
-// CloseWorkerStream closes the worker stream, if one is open; the next
-// call opens another.
+// CloseWorkerStream closes the worker stream, if one is open, and the
+// client's idle connections to the servers: a worker that stops leaves
+// none open (a connection dialled for a request that was cancelled meanwhile
+// waits unused in the pool, and holds a server's graceful shutdown for
+// seconds). The next call opens what it needs.
 func (c *Client) CloseWorkerStream() {
 	c.stream.mu.Lock()
 	st := c.stream.cur
@@ -127,6 +130,7 @@ func (c *Client) CloseWorkerStream() {
 	if st != nil {
 		st.close(errStreamBroken)
 	}
+	c.HTTP.CloseIdleConnections()
 }
 
 // WorkerStreamOpen reports whether a worker stream is open, and to which

@@ -219,9 +219,17 @@ func (s *Server) Store() *store.Store { return s.store }
 // Handler is the HTTP API, the dashboard and /metrics.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// CloseStreams ends every worker stream, saying the server shuts down, and
+// accepts no more. Register it with http.Server.RegisterOnShutdown: a
+// stream is a hijacked connection, which Shutdown neither closes nor
+// counts as idle. Close calls it too.
+func (s *Server) CloseStreams() {
+	s.streams.endAll(fmt.Errorf("%w: the server is shutting down", errStreamNotLeader), true)
+}
+
 // Close stops the loops and the store.
 func (s *Server) Close() error {
-	s.streams.endAll(fmt.Errorf("%w: the server is shutting down", errStreamNotLeader), true)
+	s.CloseStreams()
 	close(s.stop)
 	s.wg.Wait()
 	s.forwarder.CloseIdleConnections()
