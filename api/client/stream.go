@@ -383,7 +383,12 @@ func (st *clientStream) roundTrip(ctx context.Context, kind stream.Kind, body []
 	case f := <-ch:
 		return f, true, nil
 	case <-st.done:
-		return stream.Frame{}, true, st.why()
+		select {
+		case f := <-ch: // answered just before the stream ended
+			return f, true, nil
+		default:
+			return stream.Frame{}, true, st.why()
+		}
 	case <-timer.C:
 		return stream.Frame{}, true, fmt.Errorf("worker stream: no answer within %s: %w", timeout, ErrNoAnswer)
 	case <-ctx.Done():

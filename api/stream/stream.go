@@ -63,9 +63,9 @@ const (
 	MaxRequest = 64 << 20
 	// MaxAnswer bounds an answer frame's body (a lease's assignments).
 	MaxAnswer = 128 << 20
-	// MaxInFlight bounds the requests one stream has unanswered: a server
-	// reads no further frame until one is answered, and the Go client
-	// sends no more.
+	// MaxInFlight bounds the requests one stream has unanswered: the Go
+	// client sends no more, and a server serving this many leases and
+	// reports reads no further frame until one is answered.
 	MaxInFlight = 16
 )
 

@@ -6,6 +6,10 @@
 //     ledger's read side under FSM.View;
 //   - forwarding (forward.go): a follower proxies writes and consistent
 //     reads to the leader's HTTP API;
+//   - worker streams (stream.go): the leader serves a worker's
+//     heartbeats, leases and reports as frames (package api/stream) on one
+//     upgraded connection, through the same functions as their routes,
+//     authenticating every message again; a follower refuses them;
 //   - the leader's loops (server.go, repair.go): worker liveness kept in
 //     memory (with each worker's last held list: the leases it lacks are
 //     released on the tick, in one pass over the leases for all workers,

@@ -41,8 +41,9 @@ import (
 //     a message for another worker is refused (403), as a request is,
 //     without ending the stream.
 //   - Bounds: a request body of stream.MaxRequest, stream.MaxInFlight
-//     requests unanswered (past them the server reads nothing more until
-//     one is answered), an idle stream closed after two worker TTLs (a
+//     leases and reports served at once (past them the server reads
+//     nothing more until one is answered; heartbeats are served one at a
+//     time on the reader), an idle stream closed after two worker TTLs (a
 //     worker heartbeats every quarter TTL), an answer that cannot be
 //     written within streamWriteTimeout ends the stream. A malformed frame,
 //     a request id already in flight or a frame that is no request ends it

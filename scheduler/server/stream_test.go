@@ -460,3 +460,31 @@ func TestStream_CancelledLeaseStopsItsLongPoll(t *testing.T) {
 		t.Fatalf("the worker still asking got %d of 4 tasks, %v", len(got), err)
 	}
 }
+
+// TestStream_BoundsRequestsInFlight: with stream.MaxInFlight leases
+// long-polling and one more waiting for a slot, the leader reads no
+// further frame: a heartbeat sent after them is answered only once a
+// lease has been.
+func TestStream_BoundsRequestsInFlight(t *testing.T) {
+	c := testcluster.New(t, 1, testcluster.Options{})
+	leader := c.Leader()
+	rs, code, body := openRaw(t, c, leader, testcluster.Token, nil)
+	if rs == nil {
+		t.Fatalf("open: %d %s", code, body)
+	}
+	for i := range stream.MaxInFlight + 1 {
+		rs.send(t, stream.KindLease, uint32(i+1), api.LeaseRequest{Worker: "w" + string(rune('a'+i)), Max: 1, Wait: 20 * time.Second})
+	}
+	rs.send(t, stream.KindHeartbeat, 100, api.HeartbeatRequest{Worker: "hb", Cores: 1})
+	testcluster.Eventually(t, 10*time.Second, "every lease admitted", func() bool {
+		return server.StreamFrames(leader.Server) == stream.MaxInFlight+1
+	})
+	submitEcho(t, c.Client(leader), 1)
+	first := rs.recv(t)
+	if first.Kind != stream.KindAnswer || first.ID == 100 {
+		t.Fatalf("first answer: %s %d %q; want a lease's, before the heartbeat read past the bound", first.Kind, first.ID, first.Body)
+	}
+	if next := rs.recv(t); next.ID != 100 || next.Kind != stream.KindAnswer {
+		t.Fatalf("after a lease was answered: %s %d %q, want the heartbeat's answer", next.Kind, next.ID, next.Body)
+	}
+}
