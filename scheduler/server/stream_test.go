@@ -488,3 +488,38 @@ func TestStream_BoundsRequestsInFlight(t *testing.T) {
 		t.Fatalf("after a lease was answered: %s %d %q, want the heartbeat's answer", next.Kind, next.ID, next.Body)
 	}
 }
+
+// TestStream_LeaderThatStepsDownEndsItsStreams: a leader cut off from its
+// group steps down and ends its streams with a 503 closing frame (nothing
+// applied), while it keeps running; the client's next heartbeat opens a
+// stream on the new leader.
+func TestStream_LeaderThatStepsDownEndsItsStreams(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := testcluster.New(t, 3, testcluster.Options{})
+	old := c.Leader()
+	rs, code, body := openRaw(t, c, old, testcluster.Token, nil)
+	if rs == nil {
+		t.Fatalf("open: %d %s", code, body)
+	}
+	var others []string
+	var rest []*testcluster.Node
+	for _, n := range c.Followers() {
+		others, rest = append(others, n.ID), append(rest, n)
+	}
+	c.Net.Cut([]string{old.ID}, others)
+	if e := rs.closingFrame(t); e.Code != http.StatusServiceUnavailable || !e.RetrySafe || !strings.Contains(e.Error, "served by the leader only") {
+		t.Fatalf("closing frame of a leader that stepped down: %+v, want 503, retry safe", e)
+	}
+	if old.Server.Store().IsLeader() {
+		t.Fatal("the stream ended while its server still leads")
+	}
+	next := c.LeaderOf(rest)
+	cl := streamClient(c, testcluster.Token, nil, old, next)
+	testcluster.Eventually(t, 30*time.Second, "a stream on the new leader", func() bool {
+		_, err := cl.Heartbeat(ctx, &api.HeartbeatRequest{Worker: "w1", Cores: 1})
+		addr, ok := cl.WorkerStreamOpen()
+		return err == nil && ok && addr == next.HTTPAddr
+	})
+	c.Net.Heal()
+}
