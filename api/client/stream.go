@@ -209,7 +209,11 @@ func (c *Client) dialConn(ctx context.Context, tr *http.Transport, u *url.URL) (
 	}
 	host := u.Host
 	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[u.Scheme == "https"])
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		host = net.JoinHostPort(u.Hostname(), port)
 	}
 	raw, err := dial(ctx, "tcp", host)
 	if err != nil || u.Scheme != "https" {
