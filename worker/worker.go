@@ -260,9 +260,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	if ctl != nil {
 		ctl.Close()
 	}
+	if s, ok := w.client.(streamCloser); ok {
+		s.CloseWorkerStream() // the leader need not wait for it to idle out
+	}
 	w.log.Info("worker stopped")
 	return nil
 }
+
+// streamCloser is a client holding a worker stream (client.Client).
+type streamCloser interface{ CloseWorkerStream() }
+
+var _ streamCloser = (*client.Client)(nil)
 
 // run is one Run's goroutines and their shared state.
 type run struct {

@@ -94,6 +94,10 @@ type Client struct {
 	// attempt (default 5 s): with AttemptTimeout, a call that gets no
 	// answer ends within about 10 s whatever the retries.
 	RetryFor time.Duration
+	// WorkerStream sends heartbeats, leases and reports over one worker
+	// stream to the leader when a server offers it, and as requests when
+	// none does (stream.go). Set it before the first call.
+	WorkerStream bool
 
 	addrs []string
 	cur   atomic.Int64
@@ -110,6 +114,8 @@ type Client struct {
 	identified atomic.Bool
 	// putGrants is the last put capabilities granted (capabilities.go).
 	putGrants putGrants
+	// stream is the worker stream, when WorkerStream is set (stream.go).
+	stream streamState
 }
 
 // Connection bounds between a client (or a worker, or a server forwarding)
@@ -787,6 +793,12 @@ func (c *Client) JobSummary(ctx context.Context, id string) (*api.JobSummary, er
 
 // Lease asks for tasks for a worker.
 func (c *Client) Lease(ctx context.Context, req *api.LeaseRequest) ([]api.Assignment, error) {
+	if resp, handled, err := c.leaseOnStream(ctx, req); handled {
+		if err != nil {
+			return nil, err
+		}
+		return resp.Tasks, nil
+	}
 	var out api.LeaseResponse
 	return out.Tasks, c.doJSONWait(ctx, http.MethodPost, "/v1/lease", req, &out, req.Wait)
 }
@@ -801,6 +813,9 @@ var ErrReportsNotCarried = errors.New("the server does not take reports on a lea
 // call; the answer says which reports were accepted (Accepted) besides the
 // tasks. Against a server that predates it, it returns ErrReportsNotCarried.
 func (c *Client) LeaseWithReports(ctx context.Context, req *api.LeaseRequest) (*api.LeaseResponse, error) {
+	if resp, handled, err := c.leaseOnStream(ctx, req); handled {
+		return resp, err
+	}
 	var out api.LeaseResponse
 	err := c.doJSONWait(ctx, http.MethodPost, "/v1/lease", req, &out, req.Wait)
 	if se := (*StatusError)(nil); len(req.Reports) > 0 && errors.As(err, &se) && se.Code == http.StatusBadRequest &&
@@ -815,6 +830,9 @@ func (c *Client) LeaseWithReports(ctx context.Context, req *api.LeaseRequest) (*
 
 // Report sends finished tasks.
 func (c *Client) Report(ctx context.Context, req *api.ReportRequest) ([]bool, error) {
+	if accepted, handled, err := c.reportOnStream(ctx, req); handled {
+		return accepted, err
+	}
 	var out api.ReportResponse
 	return out.Accepted, c.doJSON(ctx, http.MethodPost, "/v1/report", req, &out)
 }
@@ -827,6 +845,9 @@ func (c *Client) Release(ctx context.Context, req *api.ReleaseRequest) error {
 // Heartbeat tells the leader the worker is alive, and learns which of its
 // running attempts are stale.
 func (c *Client) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
+	if resp, handled, err := c.heartbeatOnStream(ctx, req); handled {
+		return resp, err
+	}
 	var out api.HeartbeatResponse
 	return &out, c.doJSON(ctx, http.MethodPost, "/v1/heartbeat", req, &out)
 }

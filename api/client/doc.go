@@ -8,6 +8,10 @@
 // when it cannot be reached or answers that nothing was applied: any server
 // forwards to the leader, so a program never needs to know which one leads.
 //
+// A worker's client (WorkerStream) sends its heartbeats, leases and
+// reports over one stream to the leader when a server offers one, and as
+// requests otherwise (stream.go).
+//
 // The wire types are in package api; this package owns the requests,
 // failover, the client's side of erasure coding and file handling.
 package client

@@ -58,6 +58,7 @@ type agentFlags struct {
 	// A volunteer's preferences (flags; prefs.toml in the data dir wins).
 	prefs        prefs.Prefs
 	execPriority string
+	workerStream bool
 }
 
 func (m *Main) runAgent(ctx context.Context, args []string) (int, error) {
@@ -89,6 +90,7 @@ func (m *Main) runAgent(ctx context.Context, args []string) (int, error) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.maxPauseKeep, "max-pause-keep", time.Hour, "server: the longest a paused worker's leases are kept")
 	fs.StringVar(&f.execPriority, "executor-priority", "lowest", "worker: CPU priority of the executors: lowest (nice 19, SCHED_IDLE) or normal")
+	fs.BoolVar(&f.workerStream, "worker-stream", true, "worker: heartbeats, leases and reports over one stream to the leader (false: one HTTPS request each)")
 	f.prefs = prefs.Default()
 	addPrefsFlags(fs, &f.prefs)
 	if _, err := parse(fs, args); err != nil {
@@ -222,6 +224,7 @@ func (m *Main) startServer(f *agentFlags, name string, log *slog.Logger) (*serve
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)} // failed handshakes: scanners, wrong CAs
+	hs.RegisterOnShutdown(srv.CloseStreams)
 	go hs.Serve(tls.NewListener(ln, srv.APITLS()))
 	log.Info("server started", "https", ln.Addr().String(), "raft", raftBind, "join", f.join, "bootstrap_expect", f.bootstrapExpect)
 	if ca := srv.CA(); ca != nil {
@@ -330,6 +333,7 @@ func enroll(ctx context.Context, f *agentFlags, dir, name string, cores int) (*c
 	if cert != nil {
 		c.Identify(cert)
 	}
+	c.WorkerStream = f.workerStream // its heartbeats, leases and reports (client's stream.go)
 	return c, cred.Worker, cert, nil
 }
 

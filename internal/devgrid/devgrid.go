@@ -118,6 +118,7 @@ func Start(ctx context.Context, cfg Config) (*Grid, error) {
 	g := &Grid{Addr: scheme + ln.Addr().String(), RaftAddr: raftBind, Token: token, Server: srv,
 		CAFingerprint: auth.Fingerprint(srv.CA()), plain: cfg.PlainHTTP}
 	g.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
+	g.http.RegisterOnShutdown(srv.CloseStreams)
 	if !cfg.PlainHTTP {
 		ln = tls.NewListener(ln, srv.APITLS())
 	}
@@ -244,6 +245,7 @@ func (g *Grid) peerClient(ctx context.Context, dataDir, id string) (*client.Clie
 	if cert != nil {
 		c.Identify(cert)
 	}
+	c.WorkerStream = true // as an agent's worker speaks
 	return c, cert, nil
 }
 

@@ -135,6 +135,7 @@ func (c *Cluster) start(node *Node, join []string, expect int) {
 	}
 	node.Server = srv
 	node.httpSv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(c.opts.Logger.Handler(), slog.LevelDebug)}
+	node.httpSv.RegisterOnShutdown(srv.CloseStreams)
 	go node.httpSv.Serve(tls.NewListener(node.httpLn, srv.APITLS()))
 }
 

@@ -87,12 +87,17 @@ const clusterCredentialID = "t-cluster"
 // before that only while the ledger has no operator at all (a group being
 // formed, or a ledger from before credentials).
 func (s *Server) resolve(secret string) (*principal, error) {
+	return s.resolveHashed(secret, hashSecret(secret))
+}
+
+// resolveHashed is resolve for a secret whose hash is known (a worker
+// stream hashes its secret once, not with every message).
+func (s *Server) resolveHashed(secret, hash string) (*principal, error) {
 	if secret == "" {
 		return nil, fmt.Errorf("%w: no credential: send a token in the %s header (PEERGRID_TOKEN for the CLI)", ErrUnauthorized, api.TokenHeader)
 	}
 	var cr ledger.Credential
 	var found, hasOperator bool
-	hash := hashSecret(secret)
 	s.store.FSM().View(func(l *ledger.Ledger) {
 		cr, found = l.CredentialByHash(hash)
 		hasOperator = found || l.HasOperator()
@@ -113,23 +118,41 @@ func (s *Server) resolve(secret string) (*principal, error) {
 // change anything, and refuses it with 401 if it has none.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.Token == "" && !s.credentialsInUse() { // authentication disabled (tests only)
-			next.ServeHTTP(w, r)
-			return
-		}
-		p, err := s.resolve(requestToken(r))
+		certPeer, err := s.certPeer(r)
+		var p *principal
 		if err == nil {
-			p.CertPeer, err = s.certPeer(r)
-		}
-		if err == nil && p.CertBound && p.CertPeer != p.Peer {
-			err = certMismatch(p)
+			secret := requestToken(r)
+			p, err = s.authenticateSecret(secret, hashSecret(secret), certPeer)
 		}
 		if err != nil {
 			writeError(w, http.StatusUnauthorized, err)
 			return
 		}
+		if p == nil { // authentication disabled (tests only)
+			next.ServeHTTP(w, r)
+			return
+		}
 		next.ServeHTTP(w, r.WithContext(withPrincipal(r.Context(), p)))
 	})
+}
+
+// authenticateSecret is who a secret (whose hash is given), sent with a connection whose client
+// certificate names certPeer, speaks for: nil when authentication is
+// disabled (tests only). A worker stream asks it again for every message,
+// so a credential revoked or expired mid-stream ends it.
+func (s *Server) authenticateSecret(secret, hash, certPeer string) (*principal, error) {
+	if s.cfg.Token == "" && !s.credentialsInUse() {
+		return nil, nil
+	}
+	p, err := s.resolveHashed(secret, hash)
+	if err != nil {
+		return nil, err
+	}
+	p.CertPeer = certPeer
+	if p.CertBound && p.CertPeer != p.Peer {
+		return nil, certMismatch(p)
+	}
+	return p, nil
 }
 
 // credentialsInUse reports whether the ledger has any credential.
@@ -171,7 +194,11 @@ var (
 // (a request naming another is refused), or, for an operator, the id it
 // names.
 func speaksFor(r *http.Request, claimed string) (string, error) {
-	p := principalOf(r)
+	return principalOf(r).speaksFor(claimed)
+}
+
+// speaksFor is speaksFor for a caller already known (a worker stream's).
+func (p *principal) speaksFor(claimed string) (string, error) {
 	if p.Role != api.CredPeer {
 		if claimed == "" {
 			return "", fmt.Errorf("%w: worker id is empty", errBadRequest)
@@ -185,8 +212,8 @@ func speaksFor(r *http.Request, claimed string) (string, error) {
 }
 
 // capCores caps the cores a worker claims by what its credential allows.
-func capCores(r *http.Request, cores int) int {
-	if p := principalOf(r); p.MaxCores > 0 && cores > p.MaxCores {
+func (p *principal) capCores(cores int) int {
+	if p.MaxCores > 0 && cores > p.MaxCores {
 		return p.MaxCores
 	}
 	return cores

@@ -10,6 +10,10 @@
 //     worker's leases granted a TTL before it that its held list lacks,
 //     found through the ledger's per-worker lease index, never a pass over
 //     every lease;
+//   - worker streams (stream.go): the leader serves a worker's
+//     heartbeats, leases and reports as frames (package api/stream) on one
+//     upgraded connection, through the same functions as their routes,
+//     authenticating every message again; a follower refuses them;
 //   - the leader's loops (server.go, repair.go): worker liveness kept in
 //     memory, lease expiry, peers marked down, repair planning, garbage
 //     collection of blobs and their shards; a repair's commit is accepted

@@ -11,3 +11,9 @@ func SetMaxCapShards(t testing.TB, n int) {
 	maxCapShards = n
 	t.Cleanup(func() { maxCapShards = old })
 }
+
+// OpenStreams is how many worker streams s holds open.
+func OpenStreams(s *Server) int { return s.streams.count() }
+
+// StreamFrames is how many requests s admitted on worker streams.
+func StreamFrames(s *Server) int64 { return s.streamFrames.Load() }

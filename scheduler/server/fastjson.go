@@ -24,6 +24,12 @@ func readFast[T any](r *http.Request, v *T, fast func([]byte, *T) bool) error {
 	if err != nil {
 		return fmt.Errorf("%w: body: %v", errBadRequest, err)
 	}
+	return decodeFast(body, v, fast)
+}
+
+// decodeFast decodes a hot body already read (a request's, or a worker
+// stream frame's) as readFast does.
+func decodeFast[T any](body []byte, v *T, fast func([]byte, *T) bool) error {
 	if fast(body, v) {
 		return nil
 	}

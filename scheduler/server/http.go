@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/stream"
 	"github.com/peergrid/peergrid/scheduler/ledger"
 	"github.com/peergrid/peergrid/scheduler/store"
 	"github.com/peergrid/peergrid/scheduler/views"
@@ -55,6 +56,7 @@ func (s *Server) routes() []route {
 		{"POST /v1/report", workers, s.write(s.handleReport)},
 		{"POST /v1/release", workers, s.write(s.handleRelease)},
 		{"POST /v1/heartbeat", workers, s.write(s.handleHeartbeat)},
+		{"GET " + stream.Path, workers, http.HandlerFunc(s.handleStream)}, // the leader's only (stream.go)
 		{"POST /v1/join", joiners, s.write(s.handleWorkerJoin)},
 		{"GET /v1/peers", operatorOrSub, s.read(s.handlePeers)},
 		{"POST /v1/peers/{id}/revoke", onlyOperator, s.write(s.handleRevokePeer)},
@@ -159,7 +161,17 @@ func headerSafe(s string) string {
 
 // writeErr maps an error to its status code.
 func writeErr(w http.ResponseWriter, err error) {
-	code := http.StatusInternalServerError
+	code, retrySafe := statusOf(err)
+	if retrySafe {
+		w.Header().Set(api.RetryHeader, "safe")
+	}
+	writeError(w, code, err)
+}
+
+// statusOf is the HTTP status of an error, and whether it says nothing
+// was applied (a 503 the client may send elsewhere).
+func statusOf(err error) (code int, retrySafe bool) {
+	code = http.StatusInternalServerError
 	switch {
 	case errors.Is(err, ledger.ErrJobNotFound):
 		code = http.StatusNotFound
@@ -182,11 +194,9 @@ func writeErr(w http.ResponseWriter, err error) {
 		code = http.StatusTooManyRequests
 	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrNoLeader):
 		code = http.StatusServiceUnavailable
-		if errors.Is(err, store.ErrNotProposed) {
-			w.Header().Set(api.RetryHeader, "safe")
-		}
+		retrySafe = errors.Is(err, store.ErrNotProposed)
 	}
-	writeError(w, code, err)
+	return code, retrySafe
 }
 
 // readJSON decodes a request body, refusing unknown fields and trailing data.

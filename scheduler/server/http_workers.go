@@ -20,42 +20,48 @@ import (
 // maxLeasePerCall bounds one lease request.
 const maxLeasePerCall = 1024
 
-// handleLease grants up to req.Max tasks. With nothing queued it long-polls:
-// it waits for the ledger to change rather than have workers busy-poll.
-// Reports the request carries are applied first (see leaseAfterReports).
+// handleLease grants up to req.Max tasks (see lease).
 func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
 	req, err := decodeLease(r)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	if req.Worker, err = speaksFor(r, req.Worker); err != nil {
-		writeErr(w, err)
-		return
-	}
-	req.Cores = capCores(r, req.Cores)
-	if req.Max < 1 || req.Max > maxLeasePerCall {
-		writeErr(w, fmt.Errorf("%w: lease needs a worker id and 1 <= max <= %d", errBadRequest, maxLeasePerCall))
-		return
-	}
-	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, engines: req.Engines, storage: req.Storage}); err != nil {
-		writeErr(w, err)
-		return
-	}
-	if len(req.Reports) > 0 {
-		s.leaseAfterReports(w, r, req)
-		return
-	}
-	if s.distrusted(req.Worker) { // refused before it proposes anything; Apply refuses it too
-		writeErr(w, fmt.Errorf("%w: %s", ledger.ErrDistrusted, req.Worker))
-		return
-	}
-	grants, err := s.leaseOrWait(r.Context(), req)
+	resp, err := s.lease(r.Context(), principalOf(r), req)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	writeLeaseResponse(w, api.LeaseResponse{Tasks: s.assignments(grants)})
+	writeLeaseResponse(w, resp)
+}
+
+// lease grants up to req.Max tasks to the worker p speaks for, over HTTP
+// or a worker stream. With nothing queued it long-polls: it waits for the
+// ledger to change rather than have workers busy-poll. Reports the request
+// carries are applied first (see leaseAfterReports).
+func (s *Server) lease(ctx context.Context, p *principal, req *api.LeaseRequest) (api.LeaseResponse, error) {
+	var err error
+	if req.Worker, err = p.speaksFor(req.Worker); err != nil {
+		return api.LeaseResponse{}, err
+	}
+	req.Cores = p.capCores(req.Cores)
+	if req.Max < 1 || req.Max > maxLeasePerCall {
+		return api.LeaseResponse{}, fmt.Errorf("%w: lease needs a worker id and 1 <= max <= %d", errBadRequest, maxLeasePerCall)
+	}
+	if err := s.seeWorker(ctx, workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, engines: req.Engines, storage: req.Storage}); err != nil {
+		return api.LeaseResponse{}, err
+	}
+	if len(req.Reports) > 0 {
+		return s.leaseAfterReports(ctx, req)
+	}
+	if s.distrusted(req.Worker) { // refused before it proposes anything; Apply refuses it too
+		return api.LeaseResponse{}, fmt.Errorf("%w: %s", ledger.ErrDistrusted, req.Worker)
+	}
+	grants, err := s.leaseOrWait(ctx, req)
+	if err != nil {
+		return api.LeaseResponse{}, err
+	}
+	return api.LeaseResponse{Tasks: s.assignments(grants)}, nil
 }
 
 // leaseAfterReports serves a lease that carries reports: one call where an
@@ -68,12 +74,11 @@ func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
 // Once they are committed the answer is 200 and says which were accepted,
 // whatever becomes of the lease (the worker distrusted, leadership lost):
 // then it grants nothing, and the worker, seeing no error, asks again.
-func (s *Server) leaseAfterReports(w http.ResponseWriter, r *http.Request, req *api.LeaseRequest) {
+func (s *Server) leaseAfterReports(ctx context.Context, req *api.LeaseRequest) (api.LeaseResponse, error) {
 	if err := s.checkReportBlobs(req.Reports); err != nil {
-		writeErr(w, err)
-		return
+		return api.LeaseResponse{}, err
 	}
-	ctx, start := r.Context(), time.Now()
+	start := time.Now()
 	cmds := []ledger.Command{&ledger.CompleteTasksCommand{Worker: req.Worker, Now: start.UnixNano(), Reports: req.Reports}}
 	trusted := !s.distrusted(req.Worker)
 	if trusted && s.hasWorkFor(req) {
@@ -81,8 +86,7 @@ func (s *Server) leaseAfterReports(w http.ResponseWriter, r *http.Request, req *
 	}
 	resps, errs := s.store.ProposeInOrder(ctx, cmds...)
 	if errs[0] != nil {
-		writeErr(w, errs[0])
-		return
+		return api.LeaseResponse{}, errs[0]
 	}
 	resp := api.LeaseResponse{Accepted: s.reportsApplied(ctx, req.Worker, req.Reports, resps[0], start)}
 	var grants []ledger.Grant
@@ -96,7 +100,7 @@ func (s *Server) leaseAfterReports(w http.ResponseWriter, r *http.Request, req *
 		}
 	}
 	resp.Tasks = s.assignments(grants)
-	writeLeaseResponse(w, resp)
+	return resp, nil
 }
 
 // decodeLease reads a lease's body and checks its reports as decodeReport
@@ -188,20 +192,25 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	if req.Worker, err = speaksFor(r, req.Worker); err != nil {
-		writeErr(w, err)
-		return
-	}
-	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker}); err != nil {
-		writeErr(w, err)
-		return
-	}
-	accepted, err := s.applyReports(r.Context(), req.Worker, req.Reports)
+	accepted, err := s.report(r.Context(), principalOf(r), req)
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, api.ReportResponse{Accepted: accepted})
+}
+
+// report commits the reports of the worker p speaks for, over HTTP or a
+// worker stream, and says which the ledger accepted.
+func (s *Server) report(ctx context.Context, p *principal, req *api.ReportRequest) ([]bool, error) {
+	var err error
+	if req.Worker, err = p.speaksFor(req.Worker); err != nil {
+		return nil, err
+	}
+	if err := s.seeWorker(ctx, workerSeen{id: req.Worker}); err != nil {
+		return nil, err
+	}
+	return s.applyReports(ctx, req.Worker, req.Reports)
 }
 
 // applyReports commits a worker's reports (POST /v1/report) and says per
@@ -283,37 +292,47 @@ func (s *Server) handleRelease(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"released": resp})
 }
 
-// handleHeartbeat answers a worker's sign of life. A heartbeat that
-// changes nothing the ledger must know (the same address, cores, engines,
-// roles and state as committed) proposes nothing: its time and running
-// count stay in the leader's memory (liveness), and only a transition
-// (new, back from down, draining, changed) is committed, as seeWorker
-// does; a silent worker's "down" comes from the leader's loop. What it
-// reads of the ledger it reads in one View, and it answers by hand in the
-// common shape (appendHeartbeatResponse), so a heartbeat costs the leader
-// little beyond the HTTP request it arrives in.
+// handleHeartbeat answers a worker's sign of life (see heartbeat).
 func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 	var req api.HeartbeatRequest
 	if err := readHeartbeatJSON(r, &req); err != nil {
 		writeErr(w, err)
 		return
 	}
+	resp, err := s.heartbeat(r.Context(), principalOf(r), &req)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeHeartbeatResponse(w, resp)
+}
+
+// heartbeat answers a sign of life of the worker p speaks for, over HTTP
+// or a worker stream. A heartbeat that changes nothing the ledger must
+// know (the same address, cores, engines, roles and state as committed)
+// proposes nothing: its time and running count stay in the leader's
+// memory (liveness), and only a transition (new, back from down, draining,
+// changed) is committed, as seeWorker does; a silent worker's "down" comes
+// from the leader's loop. What it reads of the ledger it reads in one
+// View, and it is answered by hand in the common shape
+// (appendHeartbeatResponse), so a heartbeat costs the leader little
+// beyond the request it arrives in.
+func (s *Server) heartbeat(ctx context.Context, p *principal, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
 	var err error
-	if req.Worker, err = speaksFor(r, req.Worker); err != nil {
-		writeErr(w, err)
-		return
+	if req.Worker, err = p.speaksFor(req.Worker); err != nil {
+		return nil, err
 	}
-	req.Cores = capCores(r, req.Cores)
-	if err := s.seeWorker(r.Context(), workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, draining: req.Draining, engines: req.Engines,
+	req.Cores = p.capCores(req.Cores)
+	if err := s.seeWorker(ctx, workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, draining: req.Draining, engines: req.Engines,
 		storage: req.Storage, storageOnly: req.StorageOnly, heartbeat: true, running: len(req.Running)}); err != nil {
-		writeErr(w, err)
-		return
+		return nil, err
 	}
+	now := time.Now()
 	if req.Held != nil {
-		s.releaseForgotten(r.Context(), req.Worker, req.Held, time.Now())
+		s.releaseForgotten(ctx, req.Worker, req.Held, now)
 	}
-	s.keepPausedLeases(r.Context(), &req, time.Now())
-	resp := api.HeartbeatResponse{TTL: s.cfg.WorkerTTL, PauseKeep: s.cfg.MaxPauseKeep}
+	s.keepPausedLeases(ctx, req, now)
+	resp := &api.HeartbeatResponse{TTL: s.cfg.WorkerTTL, PauseKeep: s.cfg.MaxPauseKeep}
 	if req.Storage || req.StorageOnly {
 		resp.Repairs = s.repairOrdersFor(req.Worker)
 	}
@@ -325,7 +344,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	})
-	writeHeartbeatResponse(w, &resp)
+	return resp, nil
 }
 
 // distrusted reports whether the ledger distrusts worker (see ledger's

@@ -23,6 +23,10 @@ package server_test
 // a request costs on this machine before the server does anything), or
 // "stream", one plain TCP connection per heartbeating goroutine carrying a
 // JSON line each way (what a long-lived stream per worker could cost).
+// PEERGRID_SCALE_TRANSPORT=stream makes the fakes speak through the real
+// worker stream (client.Client.WorkerStream): each heartbeating goroutine
+// and each leasing goroutine has a client, and so a stream, of its own
+// (as each real worker has one); "http" (the default) sends requests.
 
 import (
 	"bufio"
@@ -56,18 +60,19 @@ import (
 )
 
 const (
-	scaleWorkers     = 10_000
-	scaleTasks       = 1_000_000
-	scaleHeartbeat   = 5 * time.Second // each worker's heartbeat period, spread evenly
-	scaleHeartbeater = 64              // goroutines sending heartbeats
-	scaleLeaseMax    = 8               // tasks per lease call (a 4-core worker plus 4 prefetch)
-	scaleChildEnv    = "PEERGRID_SCALE_LEADER_DIR"
-	scaleTokenEnv    = "PEERGRID_SCALE_TOKEN"
-	scaleProfileEnv  = "PEERGRID_SCALE_PROFILE"
-	scaleWindowEnv   = "PEERGRID_SCALE_WINDOW"
-	scaleLeasersEnv  = "PEERGRID_SCALE_LEASERS"
-	scaleFloorEnv    = "PEERGRID_SCALE_FLOOR"
-	scaleAddrPrefix  = "SCALE_LEADER_ADDR="
+	scaleWorkers      = 10_000
+	scaleTasks        = 1_000_000
+	scaleHeartbeat    = 5 * time.Second // each worker's heartbeat period, spread evenly
+	scaleHeartbeater  = 64              // goroutines sending heartbeats
+	scaleLeaseMax     = 8               // tasks per lease call (a 4-core worker plus 4 prefetch)
+	scaleChildEnv     = "PEERGRID_SCALE_LEADER_DIR"
+	scaleTokenEnv     = "PEERGRID_SCALE_TOKEN"
+	scaleProfileEnv   = "PEERGRID_SCALE_PROFILE"
+	scaleWindowEnv    = "PEERGRID_SCALE_WINDOW"
+	scaleLeasersEnv   = "PEERGRID_SCALE_LEASERS"
+	scaleFloorEnv     = "PEERGRID_SCALE_FLOOR"
+	scaleTransportEnv = "PEERGRID_SCALE_TRANSPORT"
+	scaleAddrPrefix   = "SCALE_LEADER_ADDR="
 )
 
 var scaleEngines = []string{"wazero"}
@@ -105,6 +110,10 @@ func BenchmarkScale_10kWorkers(b *testing.B) {
 	if floor != "" && floor != "http" && floor != "stream" {
 		b.Fatalf("%s=%q: want http or stream", scaleFloorEnv, floor)
 	}
+	transport := os.Getenv(scaleTransportEnv)
+	if transport != "" && transport != "http" && transport != "stream" {
+		b.Fatalf("%s=%q: want http or stream", scaleTransportEnv, transport)
+	}
 	leader := startScaleLeader(b)
 	c := scaleClient(leader.addr, leader.token)
 	if floor == "" {
@@ -112,7 +121,8 @@ func BenchmarkScale_10kWorkers(b *testing.B) {
 	} else {
 		scaleLeasers = 0 // the floor server answers heartbeats only
 	}
-	heartbeaters = scaleHeartbeaters(b, c, leader.addr, floor)
+	heartbeaters = scaleHeartbeaters(b, c, leader.addr, floor, transport == "stream")
+	leasers = scaleLeaseClients(c, leader, transport == "stream")
 	regStart := time.Now()
 	registerScaleWorkers(b, c)
 	registrations := float64(scaleWorkers) / time.Since(regStart).Seconds()
@@ -208,7 +218,7 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 					warm.Done()
 				}
 				requests.Add(1)
-				lat, got, reported, err := leaseCarrying(ctx, c, w, pending[w])
+				lat, got, reported, err := leaseCarrying(ctx, leasers[g], w, pending[w])
 				if err != nil {
 					countScaleErr(ctx, &errs, err)
 					continue
@@ -395,6 +405,30 @@ func scaleClient(addr, token string) *client.Client {
 	return c
 }
 
+// leasers are the leasing goroutines' clients, one each.
+var leasers []*client.Client
+
+// scaleLeaseClients is a client per leasing goroutine: the shared one,
+// or with streams one of its own each (so a stream of its own).
+func scaleLeaseClients(c *client.Client, leader *scaleLeader, streams bool) []*client.Client {
+	out := make([]*client.Client, scaleLeasers)
+	for i := range out {
+		out[i] = c
+		if streams {
+			out[i] = scaleStreamClient(leader.addr, leader.token)
+		}
+	}
+	return out
+}
+
+// scaleStreamClient is a client whose worker calls go over a worker
+// stream of its own.
+func scaleStreamClient(addr, token string) *client.Client {
+	c := scaleClient(addr, token)
+	c.WorkerStream = true
+	return c
+}
+
 func scalePercentile(d []time.Duration, p int) float64 {
 	if len(d) == 0 {
 		return 0
@@ -565,11 +599,15 @@ var heartbeaters []func(ctx context.Context, w int) error
 // scaleHeartbeaters makes one heartbeat call per heartbeating goroutine:
 // the client's, or for the stream floor a JSON line each way on a TCP
 // connection of its own, encoded and decoded as the client does.
-func scaleHeartbeaters(b *testing.B, c *client.Client, addr, floor string) []func(context.Context, int) error {
+func scaleHeartbeaters(b *testing.B, c *client.Client, addr, floor string, streams bool) []func(context.Context, int) error {
 	out := make([]func(context.Context, int) error, scaleHeartbeater)
 	for i := range out {
+		hc := c
+		if streams {
+			hc = scaleStreamClient(addr, c.Token)
+		}
 		out[i] = func(ctx context.Context, w int) error {
-			_, err := c.Heartbeat(ctx, scaleHeartbeatReq(w))
+			_, err := hc.Heartbeat(ctx, scaleHeartbeatReq(w))
 			return err
 		}
 		if floor != "stream" {

@@ -167,6 +167,8 @@ type Server struct {
 	verifiedClients certCache
 	shardHTTP       *http.Client // to storage peers, pinned to the CA
 	engines         *gridEngines // the grid's engine per module, learned from reports (engines.go)
+	streams         streamSet    // the worker streams open on this leader (stream.go)
+	streamFrames    atomic.Int64 // requests served on worker streams (for tests)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -216,8 +218,17 @@ func (s *Server) Store() *store.Store { return s.store }
 // Handler is the HTTP API, the dashboard and /metrics.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// CloseStreams ends every worker stream, saying the server shuts down, and
+// accepts no more. Register it with http.Server.RegisterOnShutdown: a
+// stream is a hijacked connection, which Shutdown neither closes nor
+// counts as idle. Close calls it too.
+func (s *Server) CloseStreams() {
+	s.streams.endAll(fmt.Errorf("%w: the server is shutting down", errStreamNotLeader), true)
+}
+
 // Close stops the loops and the store.
 func (s *Server) Close() error {
+	s.CloseStreams()
 	close(s.stop)
 	s.wg.Wait()
 	s.forwarder.CloseIdleConnections()
@@ -243,6 +254,9 @@ func (s *Server) watchLeadership() {
 		case <-s.stop:
 			return
 		case isLeader := <-s.store.LeaderCh():
+			if !isLeader {
+				s.streams.endAll(errStreamNotLeader, false)
+			}
 			loop.stop()
 			loop = nil
 			if isLeader {

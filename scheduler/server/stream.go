@@ -1,0 +1,446 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/api/stream"
+	"github.com/peergrid/peergrid/scheduler/store"
+)
+
+// Worker streams. A worker's heartbeats, leases and reports may travel as
+// frames (package api/stream) on one long-lived connection instead of one
+// HTTP request each: what a request costs the leader before any handler
+// runs (net/http's parsing, its background read, one answer per request)
+// was most of a heartbeat's CPU (BENCHMARKS.md, issue 15).
+//
+// Decisions:
+//   - The stream is an upgrade of an HTTPS request on the API's port (GET
+//     /v1/stream, HTTP/1.1 only), so it passes the same TLS, client
+//     certificate and credential checks as every request before the 101.
+//   - Only the leader serves one: a follower answers 503 not leader (retry
+//     safe), never forwards, so a stream's messages cost one hop. The
+//     leader ends every stream when it stops leading or closes, with a
+//     closing frame saying so; clients reconnect to the new leader or fall
+//     back to requests.
+//   - Every message is authenticated again (authenticateSecret with the
+//     stream's secret and certificate): a credential revoked or expired
+//     mid-stream ends it with a 401 closing frame. Each message names its
+//     worker, checked by speaksFor exactly as the HTTP handlers check it;
+//     a message for another worker is refused (403), as a request is,
+//     without ending the stream.
+//   - Bounds: a request body of stream.MaxRequest, stream.MaxInFlight
+//     leases and reports served at once (past them the server reads
+//     nothing more until one is answered; heartbeats are served one at a
+//     time on the reader), an idle stream closed after two worker TTLs (a
+//     worker heartbeats every quarter TTL), an answer that cannot be
+//     written within streamWriteTimeout ends the stream. A malformed frame,
+//     a request id already in flight or a frame that is no request ends it
+//     with a 400 closing frame naming what was wrong.
+//   - A heartbeat is served on the stream's reader goroutine, in order; a
+//     lease (which may long-poll) or report on its own goroutine. A
+//     heartbeat answer with nothing to say is empty (stream.Unchanged)
+//     once the stream's first answer has given the TTL and pause keep.
+
+// streamWriteTimeout bounds writing one frame to a stream's client: one
+// that stops reading cannot hold the stream's goroutines.
+const streamWriteTimeout = 10 * time.Second
+
+// errStreamNotLeader is why a follower refuses a stream, and why a leader
+// that stops leading ends its streams: nothing was applied, so the client
+// may send again elsewhere.
+var errStreamNotLeader = fmt.Errorf("%w: %w: worker streams are served by the leader only: open it on the leader, or send requests to any server",
+	store.ErrNotLeader, store.ErrNotProposed)
+
+// handleStream upgrades an authenticated worker request to a stream and
+// serves it until either side ends it. It answers like any route until the
+// upgrade: 400 for a request that is no upgrade, 503 on a follower.
+func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
+	if err := checkUpgrade(r); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if r.Header.Get(api.ForwardedHeader) != "" || !s.store.IsLeader() || !s.awaitReady(r.Context()) {
+		writeErr(w, errStreamNotLeader)
+		return
+	}
+	certPeer, err := s.certPeer(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	conn, buf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		writeErr(w, fmt.Errorf("%w: the connection cannot be upgraded: %v", errBadRequest, err))
+		return
+	}
+	st := s.newWorkerStream(conn, buf.Reader, requestToken(r), certPeer, principalOf(r))
+	if !s.streams.add(st) {
+		_ = conn.Close()
+		return
+	}
+	defer s.streams.remove(st)
+	if err := st.accept(); err != nil {
+		st.close()
+		return
+	}
+	st.serve()
+}
+
+// checkUpgrade refuses a request that does not ask for a worker stream.
+func checkUpgrade(r *http.Request) error {
+	if r.ProtoMajor != 1 || r.ProtoMinor != 1 {
+		return fmt.Errorf("%w: a worker stream needs HTTP/1.1, not %s", errBadRequest, r.Proto)
+	}
+	if !headerHas(r.Header, "Connection", "upgrade") || !strings.EqualFold(r.Header.Get("Upgrade"), stream.Protocol) {
+		return fmt.Errorf("%w: a worker stream needs Connection: Upgrade and Upgrade: %s", errBadRequest, stream.Protocol)
+	}
+	return nil
+}
+
+// headerHas reports whether a comma-separated header lists token.
+func headerHas(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// workerStream is one worker's open stream on the leader.
+type workerStream struct {
+	s      *Server
+	conn   net.Conn
+	in     *bufio.Reader
+	secret string     // authenticated again with every message
+	hash   string     // the secret's, computed once
+	cert   string     // the worker id its client certificate names
+	caller *principal // as authenticated at the upgrade (for the log)
+	idle   time.Duration
+
+	ctx    context.Context // ends with the stream: a lease's long poll stops
+	cancel context.CancelFunc
+
+	slots chan struct{} // one per request in flight
+
+	readDeadlineSet time.Time // when next last moved the read deadline
+
+	mu       sync.Mutex // guards out, inFlight, toldTTL, ended
+	out      *bufio.Writer
+	inFlight map[uint32]bool
+	toldTTL  bool // an answer gave the TTL and pause keep
+	ended    bool
+	// writeDeadlineSet is when the write deadline was last moved (as
+	// next moves the read deadline, at most every second).
+	writeDeadlineSet time.Time
+}
+
+func (s *Server) newWorkerStream(conn net.Conn, in *bufio.Reader, secret, cert string, caller *principal) *workerStream {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &workerStream{s: s, conn: conn, in: in, secret: secret, hash: hashSecret(secret), cert: cert, caller: caller, idle: 2 * s.cfg.WorkerTTL,
+		ctx: ctx, cancel: cancel, slots: make(chan struct{}, stream.MaxInFlight), out: bufio.NewWriter(conn), inFlight: map[uint32]bool{}}
+}
+
+// accept writes the 101 that starts the stream.
+func (st *workerStream) accept() error {
+	_ = st.conn.SetDeadline(time.Time{}) // the HTTP server's deadlines end here
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	_ = st.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+	_, _ = st.out.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + stream.Protocol + "\r\n\r\n")
+	return st.out.Flush()
+}
+
+// serve reads and serves frames until the stream ends.
+func (st *workerStream) serve() {
+	var handlers sync.WaitGroup
+	defer handlers.Wait()
+	defer st.close()
+	for {
+		f, err := st.next()
+		if err != nil {
+			st.endOnReadError(err)
+			return
+		}
+		caller, err := st.admit(f)
+		if err != nil {
+			st.end(err)
+			return
+		}
+		if f.Kind == stream.KindHeartbeat {
+			st.serveOne(caller, f)
+			continue
+		}
+		st.slots <- struct{}{} // waits while MaxInFlight are unanswered
+		handlers.Go(func() {
+			defer func() { <-st.slots }()
+			st.serveOne(caller, f)
+		})
+	}
+}
+
+// next reads the next frame, waiting at most the idle timeout for it.
+// The deadline is moved only when a quarter of it has passed (so a stream
+// idles out after between three quarters of the timeout and all of it):
+// moving it for every frame was a visible share of a frame's cost.
+func (st *workerStream) next() (stream.Frame, error) {
+	if now := time.Now(); now.Sub(st.readDeadlineSet) > st.idle/4 {
+		_ = st.conn.SetReadDeadline(now.Add(st.idle))
+		st.readDeadlineSet = now
+	}
+	return stream.Read(st.in, stream.MaxRequest)
+}
+
+// errStreamIdle ends a stream that carried nothing for its idle timeout.
+var errStreamIdle = errors.New("worker stream idle")
+
+// endOnReadError ends the stream after a failed read: quietly when the
+// client closed it, else with a closing frame saying why.
+func (st *workerStream) endOnReadError(err error) {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		st.close()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		st.end(fmt.Errorf("%w: %w: nothing for %s", errBadRequest, errStreamIdle, st.idle))
+	case errors.Is(err, stream.ErrMalformed):
+		st.end(fmt.Errorf("%w: %w", errBadRequest, err))
+	default:
+		st.close()
+	}
+}
+
+// admit checks a frame before it is served: a request, not already in
+// flight, from a credential still valid, to a server still leading. It
+// returns who the frame speaks for (the credential as it is now); its
+// error ends the stream.
+func (st *workerStream) admit(f stream.Frame) (*principal, error) {
+	if !f.Kind.IsRequest() {
+		return nil, fmt.Errorf("%w: %w: %s frames come from the server, not a client", errBadRequest, stream.ErrMalformed, f.Kind)
+	}
+	st.s.streamFrames.Add(1)
+	p, err := st.s.authenticateSecret(st.secret, st.hash, st.cert)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil { // authentication disabled (tests only)
+		p = st.caller
+	}
+	if !st.s.store.IsLeader() {
+		return nil, errStreamNotLeader
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.inFlight[f.ID] {
+		return nil, fmt.Errorf("%w: %w: request id %d is already in flight", errBadRequest, stream.ErrMalformed, f.ID)
+	}
+	st.inFlight[f.ID] = true
+	return p, nil
+}
+
+// serveOne serves one request frame and writes its answer.
+func (st *workerStream) serveOne(p *principal, f stream.Frame) {
+	body, err := st.answer(p, f)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.inFlight, f.ID)
+	if err != nil {
+		st.writeLocked(stream.KindError, f.ID, errorBody(err))
+		return
+	}
+	st.writeLocked(stream.KindAnswer, f.ID, body)
+}
+
+// answer serves a request as its HTTP route would, returning the answer's
+// JSON.
+func (st *workerStream) answer(p *principal, f stream.Frame) ([]byte, error) {
+	switch f.Kind {
+	case stream.KindHeartbeat:
+		return st.heartbeat(p, f.Body)
+	case stream.KindLease:
+		return st.lease(p, f.Body)
+	default:
+		return st.report(p, f.Body)
+	}
+}
+
+func (st *workerStream) heartbeat(p *principal, body []byte) ([]byte, error) {
+	var req api.HeartbeatRequest
+	if err := decodeFast(body, &req, fastDecodeHeartbeat); err != nil {
+		return nil, err
+	}
+	resp, err := st.s.heartbeat(st.ctx, p, &req)
+	if err != nil {
+		return nil, err
+	}
+	if st.unchanged(resp) {
+		return stream.Unchanged, nil
+	}
+	if out, ok := appendHeartbeatResponse(make([]byte, 0, 96+64*len(resp.Stale)), resp); ok {
+		return out, nil
+	}
+	return json.Marshal(resp)
+}
+
+// unchanged reports whether a heartbeat's answer says nothing the stream
+// has not said: then it is sent empty. The first answer is always whole.
+func (st *workerStream) unchanged(resp *api.HeartbeatResponse) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.toldTTL {
+		st.toldTTL = true
+		return false
+	}
+	return len(resp.Stale) == 0 && len(resp.Repairs) == 0 && !resp.Distrusted
+}
+
+func (st *workerStream) lease(p *principal, body []byte) ([]byte, error) {
+	var req api.LeaseRequest
+	if err := decodeFast(body, &req, fastDecodeLease); err != nil {
+		return nil, err
+	}
+	if err := checkReportSizes(req.Reports); err != nil {
+		return nil, err
+	}
+	resp, err := st.s.lease(st.ctx, p, &req)
+	if err != nil {
+		return nil, err
+	}
+	if out, ok := appendLeaseResponse(make([]byte, 0, 400*len(resp.Tasks)+16), &resp); ok {
+		return out, nil
+	}
+	return json.Marshal(resp)
+}
+
+func (st *workerStream) report(p *principal, body []byte) ([]byte, error) {
+	var req api.ReportRequest
+	if err := decodeFast(body, &req, fastDecodeReport); err != nil {
+		return nil, err
+	}
+	if err := checkReportSizes(req.Reports); err != nil {
+		return nil, err
+	}
+	accepted, err := st.s.report(st.ctx, p, &req)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(api.ReportResponse{Accepted: accepted})
+}
+
+// errorBody is an error as a stream.Error, with the HTTP status the same
+// request would have had.
+func errorBody(err error) []byte {
+	code, retrySafe := statusOf(err)
+	b, _ := json.Marshal(stream.Error{Code: code, Error: err.Error(), RetrySafe: retrySafe})
+	return b
+}
+
+// writeLocked writes one frame; a write that fails or times out ends the
+// stream. Called with st.mu held.
+func (st *workerStream) writeLocked(kind stream.Kind, id uint32, body []byte) {
+	if st.ended {
+		return
+	}
+	if now := time.Now(); now.Sub(st.writeDeadlineSet) > time.Second {
+		_ = st.conn.SetWriteDeadline(now.Add(streamWriteTimeout))
+		st.writeDeadlineSet = now
+	}
+	if stream.Write(st.out, stream.Frame{Kind: kind, ID: id, Body: body}) != nil || st.out.Flush() != nil {
+		st.closeLocked()
+	}
+}
+
+// end ends the stream with a closing frame saying why.
+func (st *workerStream) end(err error) {
+	if !errors.Is(err, errStreamNotLeader) && !errors.Is(err, errStreamIdle) {
+		st.s.log.Info("worker stream ended", "peer", st.peer(), "err", err)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.writeLocked(stream.KindClosing, 0, errorBody(err))
+	st.closeLocked()
+}
+
+// peer names the stream's caller for the log.
+func (st *workerStream) peer() string {
+	if st.caller.Peer != "" {
+		return st.caller.Peer
+	}
+	return st.caller.ID
+}
+
+func (st *workerStream) close() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.closeLocked()
+}
+
+func (st *workerStream) closeLocked() {
+	if st.ended {
+		return
+	}
+	st.ended = true
+	st.cancel()
+	_ = st.conn.Close()
+}
+
+// streamSet is the worker streams a server holds open.
+type streamSet struct {
+	mu     sync.Mutex
+	open   map[*workerStream]struct{}
+	closed bool // the server is closing: no new stream
+}
+
+// add registers a new stream, reporting false once the server closes.
+func (ss *streamSet) add(st *workerStream) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed {
+		return false
+	}
+	if ss.open == nil {
+		ss.open = map[*workerStream]struct{}{}
+	}
+	ss.open[st] = struct{}{}
+	return true
+}
+
+func (ss *streamSet) remove(st *workerStream) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.open, st)
+}
+
+// endAll ends every open stream with err; closing also refuses new ones.
+func (ss *streamSet) endAll(err error, closing bool) {
+	ss.mu.Lock()
+	open := make([]*workerStream, 0, len(ss.open))
+	for st := range ss.open {
+		open = append(open, st)
+	}
+	ss.closed = ss.closed || closing
+	ss.mu.Unlock()
+	for _, st := range open {
+		go st.end(err) // a stream whose client stopped reading must not hold the others
+	}
+}
+
+// count is how many streams are open.
+func (ss *streamSet) count() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return len(ss.open)
+}
