@@ -170,16 +170,7 @@ func TestReport_LingerGrowsWithTaskTime(t *testing.T) {
 // process (HTTP, an fsync, dozens of wake-ups) was a tenth of a core.
 func TestReport_OneCallPerLeaseWorthOfTasks(t *testing.T) {
 	const n = 300
-	g := newFakeGrid()
-	g.queue(tasksOf("j", n)...)
-	busy := func(ctx context.Context, req *wasm.Request) (*wasm.Result, error) {
-		time.Sleep(2 * time.Millisecond) // the task's compute
-		return &wasm.Result{Stdout: []byte("ok"), Engine: "fake"}, nil
-	}
-	w := testWorker(t, g, Config{Cores: 2, Pool: &fakeRunner{run: busy}})
-	run := runWorker(t, w)
-	eventually(t, "every task reported", func() bool { return reportedCount(g) == n })
-	run.stop()
+	g := runMillisecondTasks(t, n)
 	calls := 0
 	for _, c := range g.callsOf("Report") {
 		calls++
@@ -292,16 +283,7 @@ func lingering() bool {
 // wake-ups, taken from the executors.
 func TestLease_MillisecondTasksTakeAnEntryPerHalfTarget(t *testing.T) {
 	const n = 1000
-	g := newFakeGrid()
-	g.queue(tasksOf("j", n)...)
-	busy := func(ctx context.Context, req *wasm.Request) (*wasm.Result, error) {
-		time.Sleep(2 * time.Millisecond) // the task's compute
-		return &wasm.Result{Stdout: []byte("ok"), Engine: "fake"}, nil
-	}
-	w := testWorker(t, g, Config{Cores: 2, Pool: &fakeRunner{run: busy}})
-	run := runWorker(t, w)
-	eventually(t, "every task reported", func() bool { return reportedCount(g) == n })
-	run.stop()
+	g := runMillisecondTasks(t, n)
 	entries := ledgerChangingCalls(g)
 	if entries > n/70 {
 		t.Fatalf("%d calls changed the ledger for %d tasks of 2 ms on 2 cores, want at most %d", entries, n, n/70)
@@ -322,4 +304,21 @@ func ledgerChangingCalls(g *fakeGrid) int {
 		}
 	}
 	return n
+}
+
+// runMillisecondTasks runs n tasks of 2 ms each on a 2-core worker until
+// every one is reported, and returns the grid that saw its calls.
+func runMillisecondTasks(t *testing.T, n int) *fakeGrid {
+	t.Helper()
+	g := newFakeGrid()
+	g.queue(tasksOf("j", n)...)
+	busy := func(ctx context.Context, req *wasm.Request) (*wasm.Result, error) {
+		time.Sleep(2 * time.Millisecond) // the task's compute
+		return &wasm.Result{Stdout: []byte("ok"), Engine: "fake"}, nil
+	}
+	w := testWorker(t, g, Config{Cores: 2, Pool: &fakeRunner{run: busy}})
+	run := runWorker(t, w)
+	eventually(t, "every task reported", func() bool { return reportedCount(g) == n })
+	run.stop()
+	return g
 }
