@@ -27,6 +27,16 @@ func readFast[T any](r *http.Request, v *T, fast func([]byte, *T) bool) error {
 	return decodeFast(body, v, fast)
 }
 
+// readBody reads a hot request's body and decodes it with decode, as a
+// worker stream decodes a frame's body.
+func readBody[T any](r *http.Request, decode func([]byte) (*T, error)) (*T, error) {
+	body, err := readHotBody(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: body: %v", errBadRequest, err)
+	}
+	return decode(body)
+}
+
 // decodeFast decodes a hot body already read (a request's, or a worker
 // stream frame's) as readFast does.
 func decodeFast[T any](body []byte, v *T, fast func([]byte, *T) bool) error {
@@ -511,12 +521,27 @@ func parseInt64(s []byte) (int, bool) {
 // ASCII that JSON writes as is) and every time fits RFC 3339, else by
 // encoding/json. Either way the bytes decode to the same response.
 func writeLeaseResponse(w http.ResponseWriter, resp api.LeaseResponse) {
-	body, ok := appendLeaseResponse(make([]byte, 0, 400*len(resp.Tasks)+16), &resp)
-	if !ok {
-		writeJSON(w, http.StatusOK, resp)
+	body, err := leaseAnswer(&resp)
+	if err != nil {
+		writeErr(w, err)
 		return
 	}
 	writeJSONBody(w, body)
+}
+
+// leaseAnswer is a lease's answer as writeJSON encodes it, for a request
+// or a worker stream: by hand in the common shape, else by encoding/json.
+func leaseAnswer(resp *api.LeaseResponse) ([]byte, error) {
+	if body, ok := appendLeaseResponse(make([]byte, 0, 400*len(resp.Tasks)+16), resp); ok {
+		return body, nil
+	}
+	return jsonLine(resp)
+}
+
+// jsonLine is v as json.Encoder writes it: its JSON and a newline.
+func jsonLine(v any) ([]byte, error) {
+	body, err := json.Marshal(v)
+	return append(body, '\n'), err
 }
 
 // jsonContentType is the Content-Type of a hot answer, one shared slice:
@@ -539,12 +564,21 @@ func writeJSONBody(w http.ResponseWriter, body []byte) {
 // are plain strings, else by encoding/json. Either way the bytes decode to
 // the same response.
 func writeHeartbeatResponse(w http.ResponseWriter, resp *api.HeartbeatResponse) {
-	body, ok := appendHeartbeatResponse(make([]byte, 0, 96+64*len(resp.Stale)), resp)
-	if !ok {
-		writeJSON(w, http.StatusOK, resp)
+	body, err := heartbeatAnswer(resp)
+	if err != nil {
+		writeErr(w, err)
 		return
 	}
 	writeJSONBody(w, body)
+}
+
+// heartbeatAnswer is a heartbeat's answer as writeJSON encodes it, for a
+// request or a worker stream.
+func heartbeatAnswer(resp *api.HeartbeatResponse) ([]byte, error) {
+	if body, ok := appendHeartbeatResponse(make([]byte, 0, 96+64*len(resp.Stale)), resp); ok {
+		return body, nil
+	}
+	return jsonLine(resp)
 }
 
 // appendHeartbeatResponse appends resp's JSON and a newline, in

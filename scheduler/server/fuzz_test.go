@@ -130,7 +130,7 @@ func fuzzSubmitBody(t *testing.T, r *http.Request, spec tasks.JobSpec) {
 }
 
 func fuzzReportBody(t *testing.T, r *http.Request, spec tasks.JobSpec) {
-	req, err := decodeReport(r)
+	req, err := readBody(r, decodeReportBody)
 	if err != nil {
 		wantClientError(t, err)
 		return

@@ -22,7 +22,7 @@ const maxLeasePerCall = 1024
 
 // handleLease grants up to req.Max tasks (see lease).
 func (s *Server) handleLease(w http.ResponseWriter, r *http.Request) {
-	req, err := decodeLease(r)
+	req, err := readBody(r, decodeLeaseBody)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -103,11 +103,11 @@ func (s *Server) leaseAfterReports(ctx context.Context, req *api.LeaseRequest) (
 	return resp, nil
 }
 
-// decodeLease reads a lease's body and checks its reports as decodeReport
-// does.
-func decodeLease(r *http.Request) (*api.LeaseRequest, error) {
+// decodeLeaseBody decodes a lease's body (a request's or a worker stream
+// frame's) and checks its reports as decodeReportBody does.
+func decodeLeaseBody(body []byte) (*api.LeaseRequest, error) {
 	var req api.LeaseRequest
-	if err := readLeaseJSON(r, &req); err != nil {
+	if err := decodeFast(body, &req, fastDecodeLease); err != nil {
 		return nil, err
 	}
 	if err := checkReportSizes(req.Reports); err != nil {
@@ -187,7 +187,7 @@ func (s *Server) assignments(grants []ledger.Grant) []api.Assignment {
 }
 
 func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
-	req, err := decodeReport(r)
+	req, err := readBody(r, decodeReportBody)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -248,11 +248,12 @@ func (s *Server) reportsApplied(ctx context.Context, worker string, reports []ap
 	return accepted
 }
 
-// decodeReport reads a report's body and checks what needs no ledger: each
-// report's output fits inline.
-func decodeReport(r *http.Request) (*api.ReportRequest, error) {
+// decodeReportBody decodes a report's body (a request's or a worker stream
+// frame's) and checks what needs no ledger: each report's output fits
+// inline.
+func decodeReportBody(body []byte) (*api.ReportRequest, error) {
 	var req api.ReportRequest
-	if err := readReportJSON(r, &req); err != nil {
+	if err := decodeFast(body, &req, fastDecodeReport); err != nil {
 		return nil, err
 	}
 	if err := checkReportSizes(req.Reports); err != nil {

@@ -289,10 +289,7 @@ func (st *workerStream) heartbeat(p *principal, body []byte) ([]byte, error) {
 	if st.unchanged(resp) {
 		return stream.Unchanged, nil
 	}
-	if out, ok := appendHeartbeatResponse(make([]byte, 0, 96+64*len(resp.Stale)), resp); ok {
-		return out, nil
-	}
-	return json.Marshal(resp)
+	return heartbeatAnswer(resp)
 }
 
 // unchanged reports whether a heartbeat's answer says nothing the stream
@@ -308,32 +305,23 @@ func (st *workerStream) unchanged(resp *api.HeartbeatResponse) bool {
 }
 
 func (st *workerStream) lease(p *principal, body []byte) ([]byte, error) {
-	var req api.LeaseRequest
-	if err := decodeFast(body, &req, fastDecodeLease); err != nil {
-		return nil, err
-	}
-	if err := checkReportSizes(req.Reports); err != nil {
-		return nil, err
-	}
-	resp, err := st.s.lease(st.ctx, p, &req)
+	req, err := decodeLeaseBody(body)
 	if err != nil {
 		return nil, err
 	}
-	if out, ok := appendLeaseResponse(make([]byte, 0, 400*len(resp.Tasks)+16), &resp); ok {
-		return out, nil
+	resp, err := st.s.lease(st.ctx, p, req)
+	if err != nil {
+		return nil, err
 	}
-	return json.Marshal(resp)
+	return leaseAnswer(&resp)
 }
 
 func (st *workerStream) report(p *principal, body []byte) ([]byte, error) {
-	var req api.ReportRequest
-	if err := decodeFast(body, &req, fastDecodeReport); err != nil {
+	req, err := decodeReportBody(body)
+	if err != nil {
 		return nil, err
 	}
-	if err := checkReportSizes(req.Reports); err != nil {
-		return nil, err
-	}
-	accepted, err := st.s.report(st.ctx, p, &req)
+	accepted, err := st.s.report(st.ctx, p, req)
 	if err != nil {
 		return nil, err
 	}
