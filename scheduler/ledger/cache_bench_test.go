@@ -99,10 +99,12 @@ func timeApply(b *testing.B, f *FSM, c Command, want any) time.Duration {
 	return time.Since(start)
 }
 
-func applyOne(b *testing.B, f *FSM, c Command) any {
+// applyOne applies c to f encoded, as Raft hands a command to Apply.
+func applyOne(tb testing.TB, f *FSM, c Command) any {
+	tb.Helper()
 	data, err := Encode(c)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return f.Apply(data)
 }

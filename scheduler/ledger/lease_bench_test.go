@@ -20,13 +20,7 @@ const benchTasks = 20000
 // to Apply, 256 per command; it returns the FSM.
 func runLeaseComplete(b *testing.B, spec tasks.JobSpec, workers []string) *FSM {
 	f := NewFSM()
-	apply := func(c Command) any {
-		data, err := Encode(c)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return f.Apply(data)
-	}
+	apply := func(c Command) any { return applyOne(b, f, c) }
 	apply(&PutBlobCommand{Hash: storage.Hash(testModule), Data: testModule})
 	for _, w := range workers {
 		apply(&UpsertPeerCommand{ID: w, Roles: []string{api.RoleWorker}, State: api.PeerAlive, Now: 1})

@@ -21,13 +21,7 @@ import (
 func BenchmarkLeaseIndex_80kLeases(b *testing.B) {
 	const workers, perWorker = 10_000, 8
 	f := NewFSM()
-	apply := func(c Command) any {
-		data, err := Encode(c)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return f.Apply(data)
-	}
+	apply := func(c Command) any { return applyOne(b, f, c) }
 	apply(&PutBlobCommand{Hash: storage.Hash(testModule), Data: testModule})
 	spec := tasks.JobSpec{Name: "held", ModuleHash: storage.Hash(testModule), Tasks: workers * perWorker, Timeout: time.Minute,
 		Memory: 1 << 20, MaxOutput: 1 << 10}
