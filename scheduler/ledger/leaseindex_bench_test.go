@@ -13,9 +13,9 @@ import (
 // BenchmarkLeaseIndex_80kLeases is the scale benchmark's steady state
 // (BenchmarkScale_10kWorkers: 10,000 workers holding 8 leases each) in the
 // ledger alone: LeasesOf is finding one worker's leases (what a heartbeat,
-// a worker marked down or revoked, and distrust ask), EachLease one pass
-// over every lease (what the leader's tick did for the forgotten-lease
-// check before the index).
+// a worker marked down or revoked, and distrust ask), where a pass over
+// every lease was what the leader's tick did for the forgotten-lease check
+// before the index.
 //
 //	go test -run '^$' -bench 'LeaseIndex_80kLeases' ./scheduler/ledger/
 func BenchmarkLeaseIndex_80kLeases(b *testing.B) {
@@ -43,17 +43,6 @@ func BenchmarkLeaseIndex_80kLeases(b *testing.B) {
 		}
 		if n != b.N*perWorker {
 			b.Fatalf("found %d leases in %d calls", n, b.N)
-		}
-	})
-	b.Run("EachLease", func(b *testing.B) {
-		n := 0
-		for b.Loop() {
-			f.View(func(l *Ledger) {
-				l.EachLease(func(api.TaskRef, string, int64, time.Duration) { n++ })
-			})
-		}
-		if n != b.N*workers*perWorker {
-			b.Fatalf("visited %d leases in %d passes", n, b.N)
 		}
 	})
 }

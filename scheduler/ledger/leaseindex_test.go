@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -272,4 +273,8 @@ func TestLeaseIndex_SameLogSameIndex(t *testing.T) {
 			})
 		}
 	}
+}
+
+func compareRefsForTest(x, y api.TaskRef) int {
+	return cmp.Or(cmp.Compare(x.Job, y.Job), cmp.Compare(x.Index, y.Index), cmp.Compare(x.Attempt, y.Attempt))
 }

@@ -147,18 +147,6 @@ func (l *Ledger) LeaseExpiry(ref api.TaskRef) (expiry int64, timeout time.Durati
 	return t.Expiry, j.Spec.Timeout, true
 }
 
-// EachLease calls fn for every lease: its attempt, the worker holding it,
-// its expiry and its task's timeout (see LeaseExpiry), in no set order.
-// One pass over the leases of all workers; EachLeaseOf visits one
-// worker's.
-func (l *Ledger) EachLease(fn func(ref api.TaskRef, worker string, expiry int64, timeout time.Duration)) {
-	for worker, h := range l.byWorker {
-		for k := range h.keys {
-			fn(k.ref(), worker, l.leased[k], l.jobs[k.Job].Spec.Timeout)
-		}
-	}
-}
-
 // Distrusted reports whether a worker is distrusted (leased nothing).
 func (l *Ledger) Distrusted(worker string) bool {
 	p := l.peers[worker]
