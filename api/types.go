@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"time"
 
 	"github.com/peergrid/peergrid/storage"
@@ -313,6 +314,11 @@ type TaskRef struct {
 	Job     string `json:"job"`
 	Index   int    `json:"index"`
 	Attempt int    `json:"attempt"`
+}
+
+// CompareTaskRefs orders task refs by job, index, then attempt.
+func CompareTaskRefs(a, b TaskRef) int {
+	return cmp.Or(cmp.Compare(a.Job, b.Job), cmp.Compare(a.Index, b.Index), cmp.Compare(a.Attempt, b.Attempt))
 }
 
 // RepairOrder asks a storage peer to rebuild a blob's lost shards onto

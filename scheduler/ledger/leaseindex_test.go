@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"cmp"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -52,7 +51,7 @@ func wantIndexMatchesAWalk(t *testing.T, l *Ledger, workers []string, label stri
 				t.Fatalf("%s: lease %+v expires at %d in the lease map, %d in its task", label, ref, e, expiry)
 			}
 		})
-		slices.SortFunc(each, compareRefsForTest)
+		slices.SortFunc(each, api.CompareTaskRefs)
 		if !slices.Equal(each, want) {
 			t.Fatalf("%s: EachLeaseOf(%s) visits %v, a walk of the tasks %v", label, w, each, want)
 		}
@@ -273,8 +272,4 @@ func TestLeaseIndex_SameLogSameIndex(t *testing.T) {
 			})
 		}
 	}
-}
-
-func compareRefsForTest(x, y api.TaskRef) int {
-	return cmp.Or(cmp.Compare(x.Job, y.Job), cmp.Compare(x.Index, y.Index), cmp.Compare(x.Attempt, y.Attempt))
 }

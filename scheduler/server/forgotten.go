@@ -1,7 +1,6 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -51,7 +50,7 @@ func (s *Server) forgottenLeases(worker string, held []api.TaskRef, now time.Tim
 			}
 		})
 	})
-	slices.SortFunc(out, compareRefs)
+	slices.SortFunc(out, api.CompareTaskRefs)
 	return out
 }
 
@@ -67,8 +66,4 @@ func heldSet(held []api.TaskRef) func(api.TaskRef) bool {
 		set[ref] = struct{}{}
 	}
 	return func(ref api.TaskRef) bool { _, ok := set[ref]; return ok }
-}
-
-func compareRefs(a, b api.TaskRef) int {
-	return cmp.Or(cmp.Compare(a.Job, b.Job), cmp.Compare(a.Index, b.Index), cmp.Compare(a.Attempt, b.Attempt))
 }
