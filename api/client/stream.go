@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -185,19 +186,10 @@ func (c *Client) dialStream(ctx context.Context, i int) (*clientStream, error) {
 	in, err := c.upgrade(conn, u)
 	if !stop() || err != nil {
 		_ = conn.Close()
-		return nil, cmpErr(err, ctx.Err())
+		return nil, cmp.Or(err, ctx.Err()) // stop false: ctx is done, so one of them is set
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return newClientStream(conn, in, i), nil
-}
-
-func cmpErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return errors.New("worker stream: cancelled")
 }
 
 // dialConn dials the server, over TLS for https, offering only HTTP/1.1
