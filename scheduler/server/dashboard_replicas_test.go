@@ -39,7 +39,9 @@ func TestDashboard_ShowsReplicasAndTheWorkersRecord(t *testing.T) {
 	if err := c.PutBlob(ctx, storage.Hash(mod), mod); err != nil {
 		t.Fatal(err)
 	}
-	spec := tasks.JobSpec{Name: "voted", ModuleHash: storage.Hash(mod), Args: []string{"{index}"}, Tasks: 8,
+	// 24 tasks, 72 replicas: the liar, one worker of four, must be leased at
+	// least 3 to be distrusted; with 8 tasks it was once leased only 2.
+	spec := tasks.JobSpec{Name: "voted", ModuleHash: storage.Hash(mod), Args: []string{"{index}"}, Tasks: 24,
 		Timeout: 2 * time.Second, Memory: 1 << 20, MaxOutput: 1024, Replicas: 3, Quorum: 2}
 	id, err := c.Submit(ctx, &spec)
 	if err != nil {
