@@ -257,8 +257,10 @@ func TestEngineChooser_ConvergesOnTheFasterEngine(t *testing.T) {
 	}
 }
 
-// Through a Pool, auto reports each task's engine and ends up with one.
-func TestPool_AutoRunsTrialsOnEveryEngineThenSettles(t *testing.T) {
+// Through a Pool, auto reports each task's engine and ends up with one,
+// trying the engines auto chooses among and no other (wasmer, where
+// wasmtime is built, only runs jobs that name it).
+func TestPool_AutoRunsTrialsOnEveryAutoEngineThenSettles(t *testing.T) {
 	mod := put(t, wasmtest.Hello("auto\n", "", 0))
 	p, err := NewPool(testCtx(t), PoolConfig{Size: 1, ModuleDir: testModules, CacheDir: testCacheDir, AutoTrials: 1})
 	if err != nil {
@@ -269,6 +271,7 @@ func TestPool_AutoRunsTrialsOnEveryEngineThenSettles(t *testing.T) {
 	p.chooser.TinyTask = time.Hour // every run counts as tiny, however slow the machine (-race)
 	p.chooser.TinyTrials = 0       // AutoTrials for tiny runs too
 	p.warmUp = 0                   // only an executor's first run of each engine is cold
+	auto := autoEngines(p.Engines())
 	seen := map[string]bool{}
 	for range 2*len(p.Engines()) + 3 { // each engine: a cold run, its trial
 		res, err := p.Run(testCtx(t), &Request{ModuleHash: mod, Engine: EngineAuto})
@@ -277,8 +280,8 @@ func TestPool_AutoRunsTrialsOnEveryEngineThenSettles(t *testing.T) {
 		}
 		seen[res.Engine] = true
 	}
-	if len(seen) != len(p.Engines()) {
-		t.Fatalf("auto ran on %v, want every engine of %v during the trials", seen, p.Engines())
+	if len(seen) != len(auto) || !seen[auto[0]] || !seen[auto[len(auto)-1]] {
+		t.Fatalf("auto ran on %v, want each of %v (of %v) during the trials", seen, auto, p.Engines())
 	}
 	if _, ok := p.chooser.Chosen(mod, 0); !ok {
 		t.Fatal("auto has not settled after its trials")
@@ -416,5 +419,20 @@ func TestEngineChooser_LearnerWaitsOnlyForEnginesSomeoneTried(t *testing.T) {
 	tiny.ObserveFrom("t", "v8", "w1", time.Nanosecond) // not an engine it knows: ignored
 	if e, _ := tiny.Chosen("t", 1<<10); e != EngineWazero {
 		t.Fatalf("an unknown engine's report moved the choice to %s", e)
+	}
+}
+
+// auto chooses between the engine fastest for long work and the one
+// cheapest to start; a third compiled engine runs only jobs that name it.
+func TestAutoEngines_FastestForLongWorkAndCheapestToStart(t *testing.T) {
+	for _, tc := range []struct{ offered, want []string }{
+		{[]string{EngineWazero, EngineWasmtime, EngineWasmer}, []string{EngineWasmtime, EngineWazero}},
+		{[]string{EngineWasmer, EngineWazero}, []string{EngineWasmer, EngineWazero}},
+		{[]string{EngineWasmtime, EngineWasmer}, []string{EngineWasmtime}},
+		{[]string{EngineWazero}, []string{EngineWazero}},
+	} {
+		if got := autoEngines(tc.offered); !slices.Equal(got, tc.want) {
+			t.Errorf("autoEngines(%v) = %v, want %v", tc.offered, got, tc.want)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,7 +139,7 @@ func NewPool(ctx context.Context, cfg PoolConfig) (*Pool, error) {
 		return nil, err
 	}
 	p := &Pool{
-		cfg: cfg, log: cfg.Logger, chooser: NewEngineChooser(cfg.Engines, cfg.AutoTrials), warmUp: warmUpTime,
+		cfg: cfg, log: cfg.Logger, chooser: NewEngineChooser(autoEngines(cfg.Engines), cfg.AutoTrials), warmUp: warmUpTime,
 		env:   executorEnviron(cfg),
 		slots: make(chan *process, cfg.Size), closed: make(chan struct{}),
 		live: map[*process]struct{}{}, busy: map[*process]struct{}{},
@@ -517,6 +518,25 @@ func (p *Pool) engineFor(req *Request, size int64) (engine string, auto, measuri
 		}
 	}
 	return "", false, false, fmt.Errorf("%w: %q (this pool offers %v)", ErrEngineUnavailable, req.Engine, p.cfg.Engines)
+}
+
+// autoEngines are the engines auto chooses among, of the engines a pool
+// offers: the one fastest for long work, and the one cheapest to start
+// (for tiny tasks). Another compiled engine (wasmer, where wasmtime is
+// too) is left to jobs that name it: it runs no module faster than
+// wasmtime here (C kernels 1.43x native against 1.28x; the 2.6 MB Go-built
+// spin kernel 8.6 ms a task against wasmtime's 4.9-6.1 and wazero's 6.0,
+// BENCHMARKS.md), and its trial cost each executor a ~4.5 s compile in
+// the middle of a job, after which two trials' noise kept it for most of
+// that job on a 2-core grid.
+func autoEngines(offered []string) []string {
+	ranked := slices.Clone(offered)
+	slices.SortStableFunc(ranked, func(a, b string) int { return longWorkRank[a] - longWorkRank[b] })
+	out := ranked[:min(1, len(ranked))]
+	if slices.Contains(ranked[1:], cheapToStart) {
+		out = append(out, cheapToStart)
+	}
+	return out
 }
 
 // Engines returns the engines this pool offers.
