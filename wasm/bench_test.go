@@ -29,7 +29,7 @@ func reportPerOp(b *testing.B) {
 }
 
 // mustRun runs req once and fails the benchmark on any error.
-func mustRun(b *testing.B, e Engine, req *Request) *Result {
+func mustRun(b testing.TB, e Engine, req *Request) *Result {
 	res, err := e.Run(context.Background(), req)
 	if err != nil {
 		b.Fatal(err)
