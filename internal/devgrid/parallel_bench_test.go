@@ -22,8 +22,9 @@ package devgrid
 // start.
 //
 // The timed jobs measure steady work: each grid first runs warm-up jobs of
-// the same module (1,000 tasks a core) until one's tasks cost its
-// executors within a tenth of the last one's CPU (at most 4). A worker
+// the same module (1,000 tasks a core), at least 3 and then until one's
+// tasks cost its executors within a tenth of the last one's CPU (at most
+// 5: the choice below came in the second or third at load 2). A worker
 // makes choices for a module while its first jobs run (the engine; on
 // wasmtime, after some 1,000 tasks' time outside the module, whether
 // bounds-checked code pays for its compile), and one made during a timed
@@ -152,7 +153,8 @@ func startSpinGrid(b testing.TB, ctx context.Context, cores int, module []byte, 
 // Warming a grid up (see the top of this file).
 const (
 	warmUpTasksPerCore = 1000
-	warmUpJobs         = 4
+	warmUpMinJobs      = 3
+	warmUpMaxJobs      = 5
 	warmUpSteady       = 0.1 // executors' CPU a task within this share of the last job's
 )
 
@@ -160,13 +162,13 @@ const (
 // last one did, logging each.
 func (g *spinGrid) warmUp(b testing.TB, ctx context.Context) {
 	last := 0.0
-	for i := range warmUpJobs {
+	for i := range warmUpMaxJobs {
 		used := measureGridUsage(func() {
 			runSpinJob(b, ctx, g.cl, g.hash, warmUpTasksPerCore*g.cores, g.rounds, fmt.Sprintf("warm-up-%d", i))
 		})
 		t := float64(used.executors.Microseconds()) / float64(warmUpTasksPerCore*g.cores) / 1e3
 		b.Logf("%d core(s): warm-up job %d: t %.2f ms", g.cores, i+1, t)
-		if last > 0 && math.Abs(t-last) <= warmUpSteady*last {
+		if i+1 >= warmUpMinJobs && math.Abs(t-last) <= warmUpSteady*last {
 			return
 		}
 		last = t
