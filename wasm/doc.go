@@ -15,7 +15,8 @@
 //     mmap-backed linear memory) and, where built with cgo, wasmtime-go
 //     (Cranelift; wasmtime.go: the store's limiter caps memory; a module's
 //     code is guarded or bounds-checked, chosen per module by measuring,
-//     memorymode.go) and wasmer-go (Cranelift; wasmer.go,
+//     memorymode.go; the executors sharing a disk cache compile each once,
+//     cachelock.go) and wasmer-go (Cranelift; wasmer.go,
 //     with the module rewrite that caps its memory and stops it from host
 //     calls in memcap.go). AvailableEngines says which this binary has;
 //   - WASI preview 1, peergrid's own (wasi.go), bound into every engine, so
