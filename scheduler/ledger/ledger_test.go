@@ -582,3 +582,22 @@ func TestLedger_RepeatedSubmitReturnsTheSameJob(t *testing.T) {
 		t.Fatalf("submit after the purge: %v", id)
 	}
 }
+
+// TestLedger_HeartbeatingPeersAreTheLiveWorkersAndStoragePeers: the
+// leader's liveness loop watches exactly the peers not down that should
+// heartbeat; a plain server and a peer marked down are left out.
+func TestLedger_HeartbeatingPeersAreTheLiveWorkersAndStoragePeers(t *testing.T) {
+	a := newApplier(t)
+	a.apply(&UpsertPeerCommand{ID: "w1", Roles: []string{"worker"}, State: "alive", Now: 1})
+	a.apply(&UpsertPeerCommand{ID: "s1", Roles: []string{"storage"}, State: "alive", Now: 1})
+	a.apply(&UpsertPeerCommand{ID: "w2", Roles: []string{"worker"}, State: "draining", Now: 1})
+	a.apply(&UpsertPeerCommand{ID: "w3", Roles: []string{"worker"}, State: "alive", Now: 1})
+	a.apply(&UpsertPeerCommand{ID: "w3", State: "down", Now: 2})
+	a.apply(&UpsertPeerCommand{ID: "srv", Roles: []string{"server"}, State: "alive", Now: 1})
+	var got []string
+	a.fsm.View(func(l *Ledger) { got = l.HeartbeatingPeers() })
+	slices.Sort(got)
+	if want := []string{"s1", "w1", "w2"}; !slices.Equal(got, want) {
+		t.Fatalf("heartbeating peers %v, want %v", got, want)
+	}
+}

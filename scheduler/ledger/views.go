@@ -171,6 +171,21 @@ func (l *Ledger) Peers() []Peer {
 	return out
 }
 
+// HeartbeatingPeers is the ids, in no order, of the peers not down that
+// should heartbeat (workers and storage peers; a plain server does not).
+// The leader's liveness loop asks for it every tick: copying and sorting
+// every peer's record (Peers) for it was 8% of a leader serving 10,000
+// heartbeating workers.
+func (l *Ledger) HeartbeatingPeers() []string {
+	out := make([]string, 0, len(l.peers))
+	for id, p := range l.peers {
+		if p.State != api.PeerDown && p.Heartbeats() {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // InlineBlob is a blob kept inline in the ledger.
 func (l *Ledger) InlineBlob(hash string) ([]byte, bool) {
 	data, ok := l.blobs[hash]

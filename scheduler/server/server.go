@@ -388,13 +388,7 @@ func (s *Server) awaitReady(ctx context.Context) bool {
 
 func (s *Server) knownWorkers() []string {
 	var ids []string
-	s.store.FSM().View(func(l *ledger.Ledger) {
-		for _, p := range l.Peers() {
-			if p.State != api.PeerDown && p.Heartbeats() { // workers and storage peers; plain servers do not heartbeat
-				ids = append(ids, p.ID)
-			}
-		}
-	})
+	s.store.FSM().View(func(l *ledger.Ledger) { ids = l.HeartbeatingPeers() })
 	return ids
 }
 
@@ -403,11 +397,7 @@ func (s *Server) knownWorkers() []string {
 // registration marked its shared id alive again after its storage peer was
 // marked down): unheard for a TTL from now, it is marked down again.
 func (s *Server) watchUntracked(now time.Time) {
-	for _, id := range s.knownWorkers() {
-		if _, ok := s.liveness.lastSeen(id); !ok {
-			s.liveness.touch(id, now)
-		}
-	}
+	s.liveness.touchUnknown(s.knownWorkers(), now)
 }
 
 func (s *Server) markDeadWorkers(ctx context.Context, now time.Time) {
@@ -494,14 +484,16 @@ func (lv *liveness) reported(id string) (int, bool) {
 	return n, ok
 }
 
-// touch records a worker as heard from now; it reports whether the worker was
-// unknown to this leader's memory (so the caller commits "alive").
-func (lv *liveness) touch(id string, now time.Time) bool {
+// touchUnknown starts the clock, at now, of each of ids this leader has not
+// heard from, under one lock (the loop passes every live peer each tick).
+func (lv *liveness) touchUnknown(ids []string, now time.Time) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
-	_, known := lv.seen[id]
-	lv.seen[id] = now
-	return !known
+	for _, id := range ids {
+		if _, known := lv.seen[id]; !known {
+			lv.seen[id] = now
+		}
+	}
 }
 
 func (lv *liveness) lastSeen(id string) (time.Time, bool) {
