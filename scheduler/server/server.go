@@ -169,6 +169,7 @@ type Server struct {
 	engines         *gridEngines // the grid's engine per module, learned from reports (engines.go)
 	streams         streamSet    // the worker streams open on this leader (stream.go)
 	streamFrames    atomic.Int64 // requests served on worker streams (for tests)
+	streamQuiet     atomic.Int64 // quiet heartbeats left unanswered (for tests)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
