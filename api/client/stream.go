@@ -49,9 +49,11 @@ import (
 //   - Bodies over streamMaxBody (a report with large inline output) go as
 //     requests, so they do not hold up the stream's heartbeats.
 //   - Quiet heartbeats, where the server offers them: once the stream has
-//     given the TTL, a heartbeat goes quiet (the server answers it only
-//     when it has something new to say) while the server was heard from
-//     within half a TTL; the call returns as soon as it is written, with
+//     given the TTL, a heartbeat that says what its worker's last answered
+//     one on the stream said (address, cores, engines, roles, draining,
+//     pause) goes quiet (the server answers it only when it has something
+//     new to say) while the server was heard from within half a TTL; the
+//     call returns as soon as it is written, with
 //     the TTL and pause keep, and an answer the server does send for it
 //     (stale leases, repair orders, distrust, an error) is returned by that
 //     worker's next heartbeat call. A heartbeat when the server was last
@@ -291,6 +293,10 @@ type clientStream struct {
 	// worker's next heartbeat call.
 	unsettled []quietSent
 	late      map[string]stream.Frame
+	// said is, by worker, what its last answered heartbeat on this stream
+	// said that the leader may commit (heartbeatShape): a heartbeat that
+	// says something else waits for its answer.
+	said map[string]string
 }
 
 // quietSent is a quiet heartbeat sent on a stream.
@@ -301,7 +307,7 @@ type quietSent struct {
 
 func newClientStream(conn net.Conn, in *bufio.Reader, server int) *clientStream {
 	st := &clientStream{conn: conn, in: in, server: server, slots: make(chan struct{}, stream.MaxInFlight), done: make(chan struct{}),
-		out: bufio.NewWriter(conn), pending: map[uint32]chan stream.Frame{}, late: map[string]stream.Frame{}}
+		out: bufio.NewWriter(conn), pending: map[uint32]chan stream.Frame{}, late: map[string]stream.Frame{}, said: map[string]string{}}
 	st.heard.Store(time.Now().UnixNano()) // it just answered the upgrade
 	go st.readAnswers()
 	return st
@@ -534,8 +540,11 @@ func (c *Client) heartbeatOnStream(ctx context.Context, req *api.HeartbeatReques
 		return nil, handled, err
 	}
 	st := c.streamInUse()
-	st.forgetLate(req.Worker) // this answer is newer than any late one
-	return heartbeatAnswer(st, answer)
+	resp, handled, err := heartbeatAnswer(st, answer)
+	if handled && err == nil {
+		st.answered(req)
+	}
+	return resp, handled, err
 }
 
 // heartbeatAnswer reads a heartbeat's answer on st; an empty one
@@ -571,7 +580,7 @@ func (c *Client) quietHeartbeat(req *api.HeartbeatRequest) (*api.HeartbeatRespon
 		return nil, false, nil
 	}
 	st := c.streamInUse()
-	if !st.mayGoQuiet() {
+	if !st.mayGoQuiet() || !st.saysTheSame(req) {
 		return nil, false, nil
 	}
 	body, err := json.Marshal(req)
@@ -636,14 +645,33 @@ func (st *clientStream) sendQuiet(worker string, body []byte, timeout time.Durat
 	return late, hasLate, nil
 }
 
-// forgetLate drops a late answer kept for worker.
-func (st *clientStream) forgetLate(worker string) {
+// answered records that req's heartbeat was answered on st, and drops
+// any late answer of that worker's (this one is newer).
+func (st *clientStream) answered(req *api.HeartbeatRequest) {
 	if st == nil {
 		return
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	delete(st.late, worker)
+	delete(st.late, req.Worker)
+	st.said[req.Worker] = heartbeatShape(req)
+}
+
+// saysTheSame reports whether req says what its worker's last answered
+// heartbeat on st said of what the leader may commit. A worker's first
+// heartbeat on a stream, and one that changes its address, cores, engines,
+// roles, draining or pause, waits for its answer: a refusal of it is
+// returned by that call.
+func (st *clientStream) saysTheSame(req *api.HeartbeatRequest) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	said, ok := st.said[req.Worker]
+	return ok && said == heartbeatShape(req)
+}
+
+// heartbeatShape is what a heartbeat says that the leader may commit.
+func heartbeatShape(req *api.HeartbeatRequest) string {
+	return fmt.Sprintf("%q %d %t %t %t %t %q", req.Address, req.Cores, req.Draining, req.Storage, req.StorageOnly, req.Paused, req.Engines)
 }
 
 // told is the TTL and pause keep the stream's first whole heartbeat

@@ -105,3 +105,36 @@ func TestClientStream_GoesQuietOnlyWhenOfferedAndHeardFromRecently(t *testing.T)
 		}
 	}
 }
+
+// TestClientStream_OnlyAHeartbeatSayingTheSameGoesQuiet: a worker's first
+// heartbeat on a stream, and one that changes what the leader may commit,
+// wait for their answer; one saying what the last answered one said, with
+// other running leases, may go quiet.
+func TestClientStream_OnlyAHeartbeatSayingTheSameGoesQuiet(t *testing.T) {
+	st := &clientStream{said: map[string]string{}, late: map[string]stream.Frame{}}
+	base := api.HeartbeatRequest{Worker: "w1", Address: "10.0.0.1:7000", Cores: 4, Engines: []string{"wazero"}}
+	if st.saysTheSame(&base) {
+		t.Fatal("a worker's first heartbeat on the stream may go quiet")
+	}
+	st.answered(&base)
+	same := base
+	same.Running = []api.TaskRef{{Job: "j", Index: 1, Attempt: 1}}
+	if !st.saysTheSame(&same) {
+		t.Fatal("a heartbeat saying the same (other running leases) may not go quiet")
+	}
+	for name, change := range map[string]func(*api.HeartbeatRequest){
+		"address":  func(r *api.HeartbeatRequest) { r.Address = "10.0.0.2:7000" },
+		"cores":    func(r *api.HeartbeatRequest) { r.Cores = 8 },
+		"draining": func(r *api.HeartbeatRequest) { r.Draining = true },
+		"engines":  func(r *api.HeartbeatRequest) { r.Engines = []string{"wazero", "wasmtime"} },
+		"storage":  func(r *api.HeartbeatRequest) { r.Storage = true },
+		"paused":   func(r *api.HeartbeatRequest) { r.Paused = true },
+		"worker":   func(r *api.HeartbeatRequest) { r.Worker = "w2" },
+	} {
+		req := base
+		change(&req)
+		if st.saysTheSame(&req) {
+			t.Errorf("a heartbeat changing its %s may go quiet", name)
+		}
+	}
+}
