@@ -601,3 +601,27 @@ func TestLedger_HeartbeatingPeersAreTheLiveWorkersAndStoragePeers(t *testing.T) 
 		t.Fatalf("heartbeating peers %v, want %v", got, want)
 	}
 }
+
+// TestFSM_ChangesRiseWithEveryApplyAndRestore: a reader that keeps what
+// it derived while Changes stands still (a worker stream's credential
+// check) sees every change, whether an applied command or a restored
+// snapshot brings it.
+func TestFSM_ChangesRiseWithEveryApplyAndRestore(t *testing.T) {
+	a := newApplier(t)
+	c0 := a.fsm.Changes()
+	a.apply(&UpsertPeerCommand{ID: "w1", Roles: []string{"worker"}, State: "alive", Now: 1})
+	if c1 := a.fsm.Changes(); c1 != c0+1 {
+		t.Fatalf("after an Apply Changes %d, want %d", c1, c0+1)
+	}
+	var buf bytes.Buffer
+	if err := a.fsm.Snapshot().Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	c2 := a.fsm.Changes()
+	if err := a.fsm.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if c3 := a.fsm.Changes(); c3 != c2+1 {
+		t.Fatalf("after a Restore Changes %d, want %d", c3, c2+1)
+	}
+}

@@ -164,12 +164,13 @@ type Server struct {
 	dashboard *views.Dashboard
 	tls       *tlsState // the cluster CA and this server's certificate (tls.go)
 	// verifiedClients caches client certificates already checked (clientcert.go).
-	verifiedClients certCache
-	shardHTTP       *http.Client // to storage peers, pinned to the CA
-	engines         *gridEngines // the grid's engine per module, learned from reports (engines.go)
-	streams         streamSet    // the worker streams open on this leader (stream.go)
-	streamFrames    atomic.Int64 // requests served on worker streams (for tests)
-	streamQuiet     atomic.Int64 // quiet heartbeats left unanswered (for tests)
+	verifiedClients  certCache
+	shardHTTP        *http.Client // to storage peers, pinned to the CA
+	engines          *gridEngines // the grid's engine per module, learned from reports (engines.go)
+	streams          streamSet    // the worker streams open on this leader (stream.go)
+	streamFrames     atomic.Int64 // requests served on worker streams (for tests)
+	streamQuiet      atomic.Int64 // quiet heartbeats left unanswered (for tests)
+	streamAuthCached atomic.Int64 // stream messages whose credential check stood (for tests)
 
 	stop chan struct{}
 	wg   sync.WaitGroup

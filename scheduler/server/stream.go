@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -34,9 +35,12 @@ import (
 //     leader ends every stream when it stops leading or closes, with a
 //     closing frame saying so; clients reconnect to the new leader or fall
 //     back to requests.
-//   - Every message is authenticated again (authenticateSecret with the
-//     stream's secret and certificate): a credential revoked or expired
-//     mid-stream ends it with a 401 closing frame. Each message names its
+//   - Every message is authenticated again: a credential revoked or
+//     expired mid-stream ends it with a 401 closing frame. The full check
+//     (authenticateSecret with the stream's secret and certificate) runs
+//     when the ledger has changed since the last one (FSM.Changes: a
+//     revocation is a ledger change) or the credential's expiry has come;
+//     otherwise its outcome stands, for a compare and a clock read. Each message names its
 //     worker, checked by speaksFor exactly as the HTTP handlers check it;
 //     a message for another worker is refused (403), as a request is,
 //     without ending the stream.
@@ -150,6 +154,12 @@ type workerStream struct {
 
 	readDeadlineSet time.Time // when next last moved the read deadline
 
+	// The last full credential check (the reader's own): who it found, the
+	// ledger's FSM.Changes it read, and when the credential expires.
+	checked       *principal
+	checkedAt     uint64
+	checkedExpiry int64
+
 	mu       sync.Mutex // guards out, inFlight, toldTTL, ended
 	out      *bufio.Writer
 	inFlight map[uint32]bool
@@ -251,12 +261,9 @@ func (st *workerStream) admit(f stream.Frame) (*principal, error) {
 			errBadRequest, stream.ErrMalformed, f.ID, stream.FeatureQuietHeartbeats, stream.FeaturesHeader)
 	}
 	st.s.streamFrames.Add(1)
-	p, err := st.s.authenticateSecret(st.secret, st.hash, st.cert)
+	p, err := st.authenticate(time.Now())
 	if err != nil {
 		return nil, err
-	}
-	if p == nil { // authentication disabled (tests only)
-		p = st.caller
 	}
 	if !st.s.store.IsLeader() {
 		return nil, errStreamNotLeader
@@ -267,6 +274,31 @@ func (st *workerStream) admit(f stream.Frame) (*principal, error) {
 		return nil, fmt.Errorf("%w: %w: request id %d is already in flight", errBadRequest, stream.ErrMalformed, f.ID)
 	}
 	st.inFlight[f.ID] = true
+	return p, nil
+}
+
+// authenticate is who the stream's credential speaks for now: the last
+// full check's outcome while the ledger is unchanged and the credential
+// unexpired, else a full check (which a revoked or expired credential
+// fails).
+func (st *workerStream) authenticate(now time.Time) (*principal, error) {
+	changes := st.s.store.FSM().Changes() // read first: a change after it forces the next check
+	if st.checked != nil && changes == st.checkedAt && now.UnixNano() < st.checkedExpiry {
+		st.s.streamAuthCached.Add(1)
+		return st.checked, nil
+	}
+	p, err := st.s.authenticateSecret(st.secret, st.hash, st.cert)
+	if err != nil {
+		st.checked = nil
+		return nil, err
+	}
+	if p == nil { // authentication disabled (tests only)
+		return st.caller, nil
+	}
+	st.checked, st.checkedAt, st.checkedExpiry = p, changes, math.MaxInt64
+	if p.Expires != 0 {
+		st.checkedExpiry = p.Expires
+	}
 	return p, nil
 }
 

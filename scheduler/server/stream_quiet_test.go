@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,9 +74,9 @@ func TestStream_QuietHeartbeatIsAnsweredOnlyWithNews(t *testing.T) {
 
 // TestStream_ClientHeartbeatsGoQuietAndGetNewsOnTheNextCall: once its
 // stream gave the TTL, a client's heartbeats go quiet (the leader serves
-// each and writes nothing), every call still returns the TTL, and news the
-// leader sends for a quiet heartbeat (a stale lease) is returned by a
-// following call.
+// each and writes nothing), every call still returns the TTL; one that
+// offers other cores waits for its answer; and news the leader sends for
+// a quiet heartbeat (a stale lease) is returned by a following call.
 func TestStream_ClientHeartbeatsGoQuietAndGetNewsOnTheNextCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -97,7 +98,15 @@ func TestStream_ClientHeartbeatsGoQuietAndGetNewsOnTheNextCall(t *testing.T) {
 	testcluster.Eventually(t, 10*time.Second, "10 quiet heartbeats served unanswered", func() bool {
 		return server.QuietHeartbeatsUnanswered(leader.Server) == 10 && server.StreamFrames(leader.Server) == 11
 	})
-	stale := api.HeartbeatRequest{Worker: "alpha", Cores: 1, Running: []api.TaskRef{staleRef}, Held: []api.TaskRef{}}
+	changed := hb
+	changed.Cores = 2
+	if _, err := cl.Heartbeat(ctx, &changed); err != nil {
+		t.Fatal(err)
+	}
+	if n, q := server.StreamFrames(leader.Server), server.QuietHeartbeatsUnanswered(leader.Server); n != 12 || q != 10 {
+		t.Fatalf("after a heartbeat offering other cores: %d frames, %d quiet; want 12 and 10 (it waited for its answer)", n, q)
+	}
+	stale := api.HeartbeatRequest{Worker: "alpha", Cores: 2, Running: []api.TaskRef{staleRef}, Held: []api.TaskRef{}}
 	testcluster.Eventually(t, 10*time.Second, "a heartbeat returning the stale lease", func() bool {
 		resp, err := cl.Heartbeat(ctx, &stale)
 		if err != nil {
@@ -137,5 +146,91 @@ func TestStream_ServerWithoutQuietHeartbeatsGetsAnsweredOnes(t *testing.T) {
 	}
 	if _, ok := cl.WorkerStreamOpen(); !ok {
 		t.Fatal("the stream closed")
+	}
+}
+
+// beatUntilClosed sends heartbeats of worker on rs, reading each answer,
+// until the stream's closing frame (bounded by timeout).
+func beatUntilClosed(t *testing.T, rs *rawStream, worker string, timeout time.Duration) stream.Error {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for id := uint32(100); time.Now().Before(deadline); id++ {
+		rs.send(t, stream.KindHeartbeat, id, api.HeartbeatRequest{Worker: worker, Cores: 1})
+		f := rs.recv(t)
+		if f.Kind == stream.KindClosing {
+			var e stream.Error
+			if err := json.Unmarshal(f.Body, &e); err != nil {
+				t.Fatal(err)
+			}
+			return e
+		}
+		if f.Kind != stream.KindAnswer {
+			t.Fatalf("heartbeat %d: a %s frame %q", id, f.Kind, f.Body)
+		}
+	}
+	t.Fatalf("the stream was not ended within %s", timeout)
+	return stream.Error{}
+}
+
+// keptChecks sends heartbeats on rs until the leader keeps a message's
+// credential check from the one before (the ledger unchanged between
+// them): the path a revocation or expiry must still end.
+func keptChecks(t *testing.T, node *testcluster.Node, rs *rawStream, worker string) {
+	t.Helper()
+	before := server.StreamChecksKept(node.Server)
+	for id := uint32(1); server.StreamChecksKept(node.Server) == before; id++ {
+		if id > 50 {
+			t.Fatal("50 heartbeats and no credential check was kept")
+		}
+		rs.send(t, stream.KindHeartbeat, id, api.HeartbeatRequest{Worker: worker, Cores: 1})
+		if f := rs.recv(t); f.Kind != stream.KindAnswer {
+			t.Fatalf("heartbeat %d: a %s frame %q", id, f.Kind, f.Body)
+		}
+	}
+}
+
+// TestStream_ExpiredCredentialEndsItThoughItsCheckWasKept: a stream whose
+// credential check is being kept (the ledger did not change) still ends
+// with 401 saying expired at its first message after the credential's
+// expiry.
+func TestStream_ExpiredCredentialEndsItThoughItsCheckWasKept(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := testcluster.New(t, 1, testcluster.Options{})
+	leader := c.Leader()
+	tok, err := c.Client(leader).CreateToken(ctx, &api.CreateTokenRequest{Role: api.CredOperator, Name: "brief", TTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, code, body := openRaw(t, c, leader, tok.Secret, nil)
+	if rs == nil {
+		t.Fatalf("open: %d %s", code, body)
+	}
+	keptChecks(t, leader, rs, "w1")
+	if e := beatUntilClosed(t, rs, "w1", 20*time.Second); e.Code != http.StatusUnauthorized || !strings.Contains(e.Error, "expired") {
+		t.Fatalf("closing frame after the expiry: %+v, want 401 saying expired", e)
+	}
+}
+
+// TestStream_RevocationEndsAStreamWhoseCheckWasKept: revoking the
+// credential of a stream whose check is being kept ends the stream with
+// 401 saying revoked at its next message.
+func TestStream_RevocationEndsAStreamWhoseCheckWasKept(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := testcluster.New(t, 1, testcluster.Options{})
+	leader := c.Leader()
+	secret, cert := streamWorker(t, c, "alpha")
+	rs, code, body := openRaw(t, c, leader, secret, cert)
+	if rs == nil {
+		t.Fatalf("open: %d %s", code, body)
+	}
+	keptChecks(t, leader, rs, "alpha")
+	if err := c.Client(leader).RevokePeer(ctx, "alpha"); err != nil {
+		t.Fatal(err)
+	}
+	rs.send(t, stream.KindHeartbeat, 1000, api.HeartbeatRequest{Worker: "alpha", Cores: 1})
+	if e := rs.closingFrame(t); e.Code != http.StatusUnauthorized || !strings.Contains(e.Error, "revoked") {
+		t.Fatalf("closing frame after the revocation: %+v, want 401 saying revoked", e)
 	}
 }
