@@ -162,6 +162,11 @@ func (l *Ledger) Peer(id string) (Peer, bool) {
 	return *p, true
 }
 
+// PeerInView is peer id's record itself (nil if unknown), for a reader
+// inside FSM.View that compares a few fields and keeps nothing: it must
+// not change it or use it after View returns.
+func (l *Ledger) PeerInView(id string) *Peer { return l.peers[id] }
+
 // Peers lists copies of every peer's record, sorted by id.
 func (l *Ledger) Peers() []Peer {
 	out := make([]Peer, 0, len(l.peers))
