@@ -625,3 +625,26 @@ func TestFSM_ChangesRiseWithEveryApplyAndRestore(t *testing.T) {
 		t.Fatalf("after a Restore Changes %d, want %d", c3, c2+1)
 	}
 }
+
+// TestLedger_PeerResultsSumsEveryPeersDoneAndFailed: the dashboard's
+// count of results, summed in place, is the sum over the peers' records.
+func TestLedger_PeerResultsSumsEveryPeersDoneAndFailed(t *testing.T) {
+	a := newApplier(t)
+	a.apply(&UpsertPeerCommand{ID: "w1", Roles: []string{"worker"}, State: "alive", Now: 1})
+	a.apply(&UpsertPeerCommand{ID: "w2", Roles: []string{"worker"}, State: "alive", Now: 1})
+	a.submit("j1", 3, 0, 0)
+	g1, g2 := a.lease("w1", 2), a.lease("w2", 1)
+	if !a.complete("w1", g1[0], "") || !a.complete("w1", g1[1], "trap") || !a.complete("w2", g2[0], "") {
+		t.Fatal("a completion was refused")
+	}
+	var got, want int
+	a.fsm.View(func(l *Ledger) {
+		got = l.PeerResults()
+		for _, p := range l.Peers() {
+			want += p.Done + p.Failed
+		}
+	})
+	if got != 3 || got != want {
+		t.Fatalf("PeerResults %d, the peers' records sum to %d; want 3", got, want)
+	}
+}

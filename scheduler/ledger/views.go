@@ -167,6 +167,18 @@ func (l *Ledger) Peer(id string) (Peer, bool) {
 // not change it or use it after View returns.
 func (l *Ledger) PeerInView(id string) *Peer { return l.peers[id] }
 
+// PeerResults is the results every peer has had accepted or failed (the
+// sum of their Done and Failed), counted in place: the dashboard's sampler
+// asks every second, and copying and sorting 10,000 peers' records for it
+// was a visible share of a leader's CPU (and of its garbage).
+func (l *Ledger) PeerResults() int {
+	n := 0
+	for _, p := range l.peers {
+		n += p.Done + p.Failed
+	}
+	return n
+}
+
 // Peers lists copies of every peer's record, sorted by id.
 func (l *Ledger) Peers() []Peer {
 	out := make([]Peer, 0, len(l.peers))
