@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
@@ -47,6 +48,18 @@ import (
 //     the server stops its long poll instead of granting tasks to no one.
 //   - Bodies over streamMaxBody (a report with large inline output) go as
 //     requests, so they do not hold up the stream's heartbeats.
+//   - Quiet heartbeats, where the server offers them: once the stream has
+//     given the TTL, a heartbeat that says what its worker's last answered
+//     one on the stream said (address, cores, engines, roles, draining,
+//     pause) goes quiet (the server answers it only when it has something
+//     new to say) while the server was heard from within half a TTL; the
+//     call returns as soon as it is written, with
+//     the TTL and pause keep, and an answer the server does send for it
+//     (stale leases, repair orders, distrust, an error) is returned by that
+//     worker's next heartbeat call. A heartbeat when the server was last
+//     heard from longer ago waits for its answer as above, so a frozen
+//     leader is still noticed, and the heartbeat sent elsewhere, within
+//     half a TTL and HedgeAfter: before the worker's TTL runs out.
 
 const (
 	streamRetry    = 2 * time.Second
@@ -183,13 +196,15 @@ func (c *Client) dialStream(ctx context.Context, i int) (*clientStream, error) {
 		return nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	in, err := c.upgrade(conn, u)
+	in, quiet, err := c.upgrade(conn, u)
 	if !stop() || err != nil {
 		_ = conn.Close()
 		return nil, cmp.Or(err, ctx.Err()) // stop false: ctx is done, so one of them is set
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return newClientStream(conn, in, i), nil
+	st := newClientStream(conn, in, i)
+	st.quiet = quiet
+	return st, nil
 }
 
 // dialConn dials the server, over TLS for https, offering only HTTP/1.1
@@ -227,29 +242,31 @@ func (c *Client) dialConn(ctx context.Context, tr *http.Transport, u *url.URL) (
 	return conn, nil
 }
 
-// upgrade asks for the stream on conn; any answer but 101 is a
-// StatusError, as a request's would be.
-func (c *Client) upgrade(conn net.Conn, u *url.URL) (*bufio.Reader, error) {
-	req := "GET " + stream.Path + " HTTP/1.1\r\nHost: " + u.Host + "\r\nConnection: Upgrade\r\nUpgrade: " + stream.Protocol + "\r\n"
+// upgrade asks for the stream on conn, offering quiet heartbeats; any
+// answer but 101 is a StatusError, as a request's would be. quiet says
+// whether the server serves them.
+func (c *Client) upgrade(conn net.Conn, u *url.URL) (in *bufio.Reader, quiet bool, err error) {
+	req := "GET " + stream.Path + " HTTP/1.1\r\nHost: " + u.Host + "\r\nConnection: Upgrade\r\nUpgrade: " + stream.Protocol + "\r\n" +
+		stream.FeaturesHeader + ": " + stream.FeatureQuietHeartbeats + "\r\n"
 	if c.Token != "" {
 		req += api.TokenHeader + ": " + c.Token + "\r\n"
 	}
 	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	in := bufio.NewReader(conn)
+	in = bufio.NewReader(conn)
 	resp, err := http.ReadResponse(in, &http.Request{Method: http.MethodGet})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		defer resp.Body.Close()
-		return nil, readStatusError(resp)
+		return nil, false, readStatusError(resp)
 	}
 	if !strings.EqualFold(resp.Header.Get("Upgrade"), stream.Protocol) {
-		return nil, fmt.Errorf("worker stream: the server upgraded to %q", resp.Header.Get("Upgrade"))
+		return nil, false, fmt.Errorf("worker stream: the server upgraded to %q", resp.Header.Get("Upgrade"))
 	}
-	return in, nil
+	return in, strings.EqualFold(resp.Header.Get(stream.FeaturesHeader), stream.FeatureQuietHeartbeats), nil
 }
 
 // clientStream is one open worker stream.
@@ -263,16 +280,35 @@ type clientStream struct {
 	wmu sync.Mutex // guards out
 	out *bufio.Writer
 
+	quiet bool         // the server serves quiet heartbeats
+	heard atomic.Int64 // when a frame last came from the server (Unix ns)
+
 	mu        sync.Mutex
 	next      uint32
 	pending   map[uint32]chan stream.Frame
 	err       error         // why it ended
 	ttl, keep time.Duration // from the stream's first whole heartbeat answer
+	// unsettled is the quiet heartbeats sent whose answer, if any, has not
+	// come, oldest first; late is such an answer, by worker, for that
+	// worker's next heartbeat call.
+	unsettled []quietSent
+	late      map[string]stream.Frame
+	// said is, by worker, what its last answered heartbeat on this stream
+	// said that the leader may commit (heartbeatShape): a heartbeat that
+	// says something else waits for its answer.
+	said map[string]string
+}
+
+// quietSent is a quiet heartbeat sent on a stream.
+type quietSent struct {
+	id     uint32
+	worker string
 }
 
 func newClientStream(conn net.Conn, in *bufio.Reader, server int) *clientStream {
 	st := &clientStream{conn: conn, in: in, server: server, slots: make(chan struct{}, stream.MaxInFlight), done: make(chan struct{}),
-		out: bufio.NewWriter(conn), pending: map[uint32]chan stream.Frame{}}
+		out: bufio.NewWriter(conn), pending: map[uint32]chan stream.Frame{}, late: map[string]stream.Frame{}, said: map[string]string{}}
+	st.heard.Store(time.Now().UnixNano()) // it just answered the upgrade
 	go st.readAnswers()
 	return st
 }
@@ -285,6 +321,7 @@ func (st *clientStream) readAnswers() {
 			st.close(fmt.Errorf("%w: %w", errStreamBroken, err))
 			return
 		}
+		st.heard.Store(time.Now().UnixNano())
 		switch f.Kind {
 		case stream.KindClosing:
 			st.close(fmt.Errorf("%w: %w", errStreamBroken, frameError(f)))
@@ -293,6 +330,7 @@ func (st *clientStream) readAnswers() {
 			st.mu.Lock()
 			ch := st.pending[f.ID]
 			delete(st.pending, f.ID)
+			st.settleQuietLocked(f)
 			st.mu.Unlock()
 			if ch != nil {
 				ch <- f
@@ -302,6 +340,24 @@ func (st *clientStream) readAnswers() {
 			return
 		}
 	}
+}
+
+// settleQuietLocked forgets the quiet heartbeats an answer to frame f
+// shows were served (the server serves heartbeats in order, before it
+// reads the next frame), keeping f for its worker's next heartbeat call if
+// it answers one of them. Called with st.mu held.
+func (st *clientStream) settleQuietLocked(f stream.Frame) {
+	n := 0
+	for _, q := range st.unsettled {
+		if q.id > f.ID {
+			break
+		}
+		if q.id == f.ID {
+			st.late[q.worker] = f
+		}
+		n++
+	}
+	st.unsettled = st.unsettled[n:]
 }
 
 func (st *clientStream) broken() bool {
@@ -473,14 +529,28 @@ func (c *Client) streamCall(ctx context.Context, kind stream.Kind, in any, timeo
 	return answer, handled, err
 }
 
-// heartbeatOnStream sends a heartbeat over the worker stream; handled
-// false means send it as a request.
+// heartbeatOnStream sends a heartbeat over the worker stream, quiet if it
+// may go quiet; handled false means send it as a request.
 func (c *Client) heartbeatOnStream(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, bool, error) {
+	if resp, handled, err := c.quietHeartbeat(req); handled {
+		return resp, true, err
+	}
 	answer, handled, err := c.streamCall(ctx, stream.KindHeartbeat, req, c.hedgeAfter())
 	if !handled || err != nil {
 		return nil, handled, err
 	}
 	st := c.streamInUse()
+	resp, handled, err := heartbeatAnswer(st, answer)
+	if handled && err == nil {
+		st.answered(req)
+	}
+	return resp, handled, err
+}
+
+// heartbeatAnswer reads a heartbeat's answer on st; an empty one
+// (stream.Unchanged) is the TTL and pause keep the stream's first answer
+// gave. handled false means that answer was lost: ask as a request.
+func heartbeatAnswer(st *clientStream, answer []byte) (*api.HeartbeatResponse, bool, error) {
 	if len(answer) == 0 { // stream.Unchanged: the stream's first answer said the rest
 		ttl, keep := st.told()
 		if ttl == 0 {
@@ -498,6 +568,110 @@ func (c *Client) heartbeatOnStream(ctx context.Context, req *api.HeartbeatReques
 		st.mu.Unlock()
 	}
 	return &out, true, nil
+}
+
+// quietHeartbeat sends req as a quiet heartbeat on the open stream when it
+// may go quiet (see mayGoQuiet), returning at once: the stream's TTL and
+// pause keep, or the answer the server sent to this worker's previous
+// quiet heartbeat (its error, if it failed). handled false means send it
+// as usual.
+func (c *Client) quietHeartbeat(req *api.HeartbeatRequest) (*api.HeartbeatResponse, bool, error) {
+	if !c.WorkerStream {
+		return nil, false, nil
+	}
+	st := c.streamInUse()
+	if !st.mayGoQuiet() || !st.saysTheSame(req) {
+		return nil, false, nil
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, true, err
+	}
+	if len(body) > streamMaxBody {
+		return nil, false, nil
+	}
+	late, hasLate, err := st.sendQuiet(req.Worker, body, c.hedgeAfter())
+	if err != nil {
+		c.dropStream(st)
+		return nil, false, nil // a heartbeat is safe to send again
+	}
+	if !hasLate {
+		ttl, keep := st.told()
+		return &api.HeartbeatResponse{TTL: ttl, PauseKeep: keep}, true, nil
+	}
+	if late.Kind == stream.KindError {
+		err := c.streamRefusal(st, stream.KindHeartbeat, frameError(late))
+		if errors.Is(err, errRetryAsRequest) {
+			return nil, false, nil // the server stopped leading: say it again elsewhere
+		}
+		return nil, true, err
+	}
+	return heartbeatAnswer(st, late.Body)
+}
+
+// quietWithin is how recently the server must have been heard from on a
+// stream for a heartbeat to go quiet, given the TTL: a worker heartbeats
+// every quarter TTL, so a leader that froze just after it was last heard
+// from is noticed by an answered heartbeat (then hedged elsewhere) half a
+// TTL and HedgeAfter later, while the worker still has a TTL of grace.
+func quietWithin(ttl time.Duration) time.Duration { return ttl / 2 }
+
+// mayGoQuiet reports whether a heartbeat on st may go quiet: the server
+// serves them, the stream gave the TTL, and the server was heard from
+// within quietWithin of it.
+func (st *clientStream) mayGoQuiet() bool {
+	if st == nil || !st.quiet || st.broken() {
+		return false
+	}
+	ttl, _ := st.told()
+	return ttl > 0 && time.Since(time.Unix(0, st.heard.Load())) < quietWithin(ttl)
+}
+
+// sendQuiet writes a quiet heartbeat of worker, returning the answer the
+// server sent to that worker's previous one, if any. An error means the
+// frame was not written whole (and the stream is closed).
+func (st *clientStream) sendQuiet(worker string, body []byte, timeout time.Duration) (late stream.Frame, hasLate bool, err error) {
+	st.mu.Lock()
+	st.next++
+	id := st.next
+	st.unsettled = append(st.unsettled, quietSent{id: id, worker: worker})
+	late, hasLate = st.late[worker]
+	delete(st.late, worker)
+	st.mu.Unlock()
+	if err := st.write(stream.KindQuietHeartbeat, id, body, timeout); err != nil {
+		st.close(fmt.Errorf("%w: %w", errStreamBroken, err))
+		return late, hasLate, err
+	}
+	return late, hasLate, nil
+}
+
+// answered records that req's heartbeat was answered on st, and drops
+// any late answer of that worker's (this one is newer).
+func (st *clientStream) answered(req *api.HeartbeatRequest) {
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.late, req.Worker)
+	st.said[req.Worker] = heartbeatShape(req)
+}
+
+// saysTheSame reports whether req says what its worker's last answered
+// heartbeat on st said of what the leader may commit. A worker's first
+// heartbeat on a stream, and one that changes its address, cores, engines,
+// roles, draining or pause, waits for its answer: a refusal of it is
+// returned by that call.
+func (st *clientStream) saysTheSame(req *api.HeartbeatRequest) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	said, ok := st.said[req.Worker]
+	return ok && said == heartbeatShape(req)
+}
+
+// heartbeatShape is what a heartbeat says that the leader may commit.
+func heartbeatShape(req *api.HeartbeatRequest) string {
+	return fmt.Sprintf("%q %d %t %t %t %t %q", req.Address, req.Cores, req.Draining, req.Storage, req.StorageOnly, req.Paused, req.Engines)
 }
 
 // told is the TTL and pause keep the stream's first whole heartbeat

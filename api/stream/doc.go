@@ -15,6 +15,12 @@
 // api.LeaseRequest, api.ReportRequest), and its answer's the JSON that
 // route answers, so both sides reuse the same encoders and decoders.
 //
+// A client may list optional features in the upgrade's
+// Peergrid-Stream-Features header; the 101 lists those the server serves
+// (none from a server that predates the header). With quiet-heartbeats a
+// client may send a heartbeat that is answered only when its answer says
+// something new (stale leases, repair orders, distrust, an error).
+//
 // It owns the frame layout, the kinds, the error body and the limits; it
 // must not know the ledger, the handlers or the client's failover, and it
 // does no I/O beyond the reader or writer it is given.

@@ -16,6 +16,18 @@ const (
 	Protocol = "peergrid-worker/1"
 )
 
+// FeaturesHeader, in the upgrade request, lists (comma-separated) the
+// optional features a client speaks; the server's 101 lists those of them
+// it serves. A server that does not know the header ignores it and lists
+// none, so either side may be older than the other.
+const FeaturesHeader = "Peergrid-Stream-Features"
+
+// FeatureQuietHeartbeats: the client may send KindQuietHeartbeat, which
+// the server answers only when the answer says something new. An
+// unchanged heartbeat's answer was a third of what a heartbeat cost the
+// leader (one write syscall, and the client's wake-up to read it).
+const FeatureQuietHeartbeats = "quiet-heartbeats"
+
 // Kind says what a frame carries.
 type Kind byte
 
@@ -26,13 +38,23 @@ const (
 	KindHeartbeat Kind = 0x01 // body: api.HeartbeatRequest; answer: api.HeartbeatResponse, or empty (Unchanged)
 	KindLease     Kind = 0x02 // body: api.LeaseRequest; answer: api.LeaseResponse
 	KindReport    Kind = 0x03 // body: api.ReportRequest; answer: api.ReportResponse
-	KindAnswer    Kind = 0x80 // the answer to the request with the same id
-	KindError     Kind = 0x81 // the request with the same id failed: body Error
-	KindClosing   Kind = 0x82 // id 0: the server ends the stream, body Error says why
+	// KindQuietHeartbeat is a heartbeat answered only when its answer
+	// would not be Unchanged (or it failed): a client sends it only on a
+	// stream whose 101 named FeatureQuietHeartbeats.
+	KindQuietHeartbeat Kind = 0x04
+	KindAnswer         Kind = 0x80 // the answer to the request with the same id
+	KindError          Kind = 0x81 // the request with the same id failed: body Error
+	KindClosing        Kind = 0x82 // id 0: the server ends the stream, body Error says why
 )
 
 // IsRequest reports whether k is a request a client may send.
-func (k Kind) IsRequest() bool { return k == KindHeartbeat || k == KindLease || k == KindReport }
+func (k Kind) IsRequest() bool {
+	return k == KindHeartbeat || k == KindLease || k == KindReport || k == KindQuietHeartbeat
+}
+
+// IsHeartbeat reports whether k is a heartbeat, answered always or only
+// when it has something to say.
+func (k Kind) IsHeartbeat() bool { return k == KindHeartbeat || k == KindQuietHeartbeat }
 
 func (k Kind) String() string {
 	switch k {
@@ -42,6 +64,8 @@ func (k Kind) String() string {
 		return "lease"
 	case KindReport:
 		return "report"
+	case KindQuietHeartbeat:
+		return "quiet heartbeat"
 	case KindAnswer:
 		return "answer"
 	case KindError:

@@ -242,6 +242,10 @@ func (l *Ledger) Credentials() []Credential {
 	return out
 }
 
+// HasCredentials reports whether the ledger holds any credential (without
+// copying and sorting them all, as Credentials does).
+func (l *Ledger) HasCredentials() bool { return len(l.creds) > 0 }
+
 // HasOperator reports whether any operator credential exists (a ledger
 // from before credentials has none: its cluster token becomes one).
 func (l *Ledger) HasOperator() bool {

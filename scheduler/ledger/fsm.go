@@ -26,6 +26,7 @@ type FSM struct {
 	// appliedByType counts the commands applied since start, by type byte:
 	// which shapes the log carries (see AppliedOfType).
 	appliedByType [256]atomic.Uint64
+	changes       atomic.Uint64 // see Changes
 }
 
 // NewFSM returns an FSM over an empty ledger.
@@ -47,6 +48,7 @@ func (f *FSM) OnApply(fn func()) { f.applied = fn }
 func (f *FSM) Apply(entry []byte) any {
 	f.mu.Lock()
 	resp := f.applyEntry(entry)
+	f.changes.Add(1)
 	freed := f.ledger.freedTasks >= releaseAfterTasks
 	if freed {
 		f.ledger.freedTasks = 0
@@ -187,10 +189,17 @@ func (f *FSM) Restore(r io.Reader) error {
 	}
 	f.mu.Lock()
 	f.ledger = l
+	f.changes.Add(1)
 	f.mu.Unlock()
 	f.applied()
 	return nil
 }
+
+// Changes counts the Applies and Restores so far: while it stands still
+// the ledger has not changed, so a reader may keep what it derived from it
+// (a worker stream keeps its credential's check) without a View. It is no
+// replicated state and differs from server to server.
+func (f *FSM) Changes() uint64 { return f.changes.Load() }
 
 // StateHash is a canonical hash of the ledger: servers that applied the same
 // log have the same hash.

@@ -582,3 +582,69 @@ func TestLedger_RepeatedSubmitReturnsTheSameJob(t *testing.T) {
 		t.Fatalf("submit after the purge: %v", id)
 	}
 }
+
+// TestLedger_HeartbeatingPeersAreTheLiveWorkersAndStoragePeers: the
+// leader's liveness loop watches exactly the peers not down that should
+// heartbeat; a plain server and a peer marked down are left out.
+func TestLedger_HeartbeatingPeersAreTheLiveWorkersAndStoragePeers(t *testing.T) {
+	a := newApplier(t)
+	a.apply(&UpsertPeerCommand{ID: "w1", Roles: []string{"worker"}, State: "alive", Now: 1})
+	a.apply(&UpsertPeerCommand{ID: "s1", Roles: []string{"storage"}, State: "alive", Now: 1})
+	a.apply(&UpsertPeerCommand{ID: "w2", Roles: []string{"worker"}, State: "draining", Now: 1})
+	a.apply(&UpsertPeerCommand{ID: "w3", Roles: []string{"worker"}, State: "alive", Now: 1})
+	a.apply(&UpsertPeerCommand{ID: "w3", State: "down", Now: 2})
+	a.apply(&UpsertPeerCommand{ID: "srv", Roles: []string{"server"}, State: "alive", Now: 1})
+	var got []string
+	a.fsm.View(func(l *Ledger) { got = l.HeartbeatingPeers() })
+	slices.Sort(got)
+	if want := []string{"s1", "w1", "w2"}; !slices.Equal(got, want) {
+		t.Fatalf("heartbeating peers %v, want %v", got, want)
+	}
+}
+
+// TestFSM_ChangesRiseWithEveryApplyAndRestore: a reader that keeps what
+// it derived while Changes stands still (a worker stream's credential
+// check) sees every change, whether an applied command or a restored
+// snapshot brings it.
+func TestFSM_ChangesRiseWithEveryApplyAndRestore(t *testing.T) {
+	a := newApplier(t)
+	c0 := a.fsm.Changes()
+	a.apply(&UpsertPeerCommand{ID: "w1", Roles: []string{"worker"}, State: "alive", Now: 1})
+	if c1 := a.fsm.Changes(); c1 != c0+1 {
+		t.Fatalf("after an Apply Changes %d, want %d", c1, c0+1)
+	}
+	var buf bytes.Buffer
+	if err := a.fsm.Snapshot().Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	c2 := a.fsm.Changes()
+	if err := a.fsm.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if c3 := a.fsm.Changes(); c3 != c2+1 {
+		t.Fatalf("after a Restore Changes %d, want %d", c3, c2+1)
+	}
+}
+
+// TestLedger_PeerResultsSumsEveryPeersDoneAndFailed: the dashboard's
+// count of results, summed in place, is the sum over the peers' records.
+func TestLedger_PeerResultsSumsEveryPeersDoneAndFailed(t *testing.T) {
+	a := newApplier(t)
+	a.apply(&UpsertPeerCommand{ID: "w1", Roles: []string{"worker"}, State: "alive", Now: 1})
+	a.apply(&UpsertPeerCommand{ID: "w2", Roles: []string{"worker"}, State: "alive", Now: 1})
+	a.submit("j1", 3, 0, 0)
+	g1, g2 := a.lease("w1", 2), a.lease("w2", 1)
+	if !a.complete("w1", g1[0], "") || !a.complete("w1", g1[1], "trap") || !a.complete("w2", g2[0], "") {
+		t.Fatal("a completion was refused")
+	}
+	var got, want int
+	a.fsm.View(func(l *Ledger) {
+		got = l.PeerResults()
+		for _, p := range l.Peers() {
+			want += p.Done + p.Failed
+		}
+	})
+	if got != 3 || got != want {
+		t.Fatalf("PeerResults %d, the peers' records sum to %d; want 3", got, want)
+	}
+}

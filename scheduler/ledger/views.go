@@ -162,11 +162,43 @@ func (l *Ledger) Peer(id string) (Peer, bool) {
 	return *p, true
 }
 
+// PeerInView is peer id's record itself (nil if unknown), for a reader
+// inside FSM.View that compares a few fields and keeps nothing: it must
+// not change it or use it after View returns.
+func (l *Ledger) PeerInView(id string) *Peer { return l.peers[id] }
+
+// PeerResults is the results every peer has had accepted or failed (the
+// sum of their Done and Failed), counted in place: the dashboard's sampler
+// asks every second, and copying and sorting 10,000 peers' records for it
+// was a visible share of a leader's CPU (and of its garbage).
+func (l *Ledger) PeerResults() int {
+	n := 0
+	for _, p := range l.peers {
+		n += p.Done + p.Failed
+	}
+	return n
+}
+
 // Peers lists copies of every peer's record, sorted by id.
 func (l *Ledger) Peers() []Peer {
 	out := make([]Peer, 0, len(l.peers))
 	for _, id := range sortedKeys(l.peers) {
 		out = append(out, *l.peers[id])
+	}
+	return out
+}
+
+// HeartbeatingPeers is the ids, in no order, of the peers not down that
+// should heartbeat (workers and storage peers; a plain server does not).
+// The leader's liveness loop asks for it every tick: copying and sorting
+// every peer's record (Peers) for it was 8% of a leader serving 10,000
+// heartbeating workers.
+func (l *Ledger) HeartbeatingPeers() []string {
+	out := make([]string, 0, len(l.peers))
+	for id, p := range l.peers {
+		if p.State != api.PeerDown && p.Heartbeats() {
+			out = append(out, id)
+		}
 	}
 	return out
 }

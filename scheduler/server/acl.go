@@ -158,7 +158,7 @@ func (s *Server) authenticateSecret(secret, hash, certPeer string) (*principal, 
 // credentialsInUse reports whether the ledger has any credential.
 func (s *Server) credentialsInUse() bool {
 	var any bool
-	s.store.FSM().View(func(l *ledger.Ledger) { any = len(l.Credentials()) > 0 })
+	s.store.FSM().View(func(l *ledger.Ledger) { any = l.HasCredentials() })
 	return any
 }
 

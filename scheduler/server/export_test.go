@@ -17,3 +17,11 @@ func OpenStreams(s *Server) int { return s.streams.count() }
 
 // StreamFrames is how many requests s admitted on worker streams.
 func StreamFrames(s *Server) int64 { return s.streamFrames.Load() }
+
+// QuietHeartbeatsUnanswered counts the quiet heartbeats the server served
+// without writing an answer.
+func QuietHeartbeatsUnanswered(s *Server) int64 { return s.streamQuiet.Load() }
+
+// StreamChecksKept counts the stream messages whose credential check was
+// kept from the one before (the ledger unchanged, the credential unexpired).
+func StreamChecksKept(s *Server) int64 { return s.streamAuthCached.Load() }

@@ -387,30 +387,57 @@ func (s *Server) seeWorker(ctx context.Context, ws workerSeen) error {
 	if ws.draining {
 		want = api.PeerDraining
 	}
-	var p ledger.Peer
-	var known bool
-	s.store.FSM().View(func(l *ledger.Ledger) { p, known = l.Peer(id) })
-	var roles []string
-	if !ws.storageOnly {
-		roles = append(roles, api.RoleWorker)
-	}
-	addr, storageAddr := ws.addr, ""
-	if ws.storage || ws.storageOnly {
-		roles = append(roles, api.RoleStorage)
-		storageAddr = ws.addr
-		if ws.storageOnly || slices.Contains(p.Roles, api.RoleServer) {
-			addr = ""
-		}
-	}
-	if known && p.State == want && (addr == "" || addr == p.Address) && (storageAddr == "" || storageAddr == p.StorageAddress) &&
-		(cores == 0 || cores == p.Cores) && (len(ws.engines) == 0 || slices.Equal(ws.engines, p.Engines)) &&
-		!slices.ContainsFunc(roles, func(r string) bool { return !slices.Contains(p.Roles, r) }) {
+	roles := peerRoles(ws)
+	var addr, storageAddr string
+	var same bool
+	s.store.FSM().View(func(l *ledger.Ledger) {
+		p := l.PeerInView(id) // read in place: copying the record was a visible share of a heartbeat
+		addr, storageAddr = peerAddrs(ws, p)
+		same = p != nil && p.State == want && (addr == "" || addr == p.Address) && (storageAddr == "" || storageAddr == p.StorageAddress) &&
+			(cores == 0 || cores == p.Cores) && (len(ws.engines) == 0 || slices.Equal(ws.engines, p.Engines)) &&
+			!slices.ContainsFunc(roles, func(r string) bool { return !slices.Contains(p.Roles, r) })
+	})
+	if same {
 		return nil
 	}
 	_, err := s.store.Propose(ctx, &ledger.UpsertPeerCommand{
 		ID: id, Address: addr, StorageAddress: storageAddr, Roles: roles, Cores: cores, State: want, Now: time.Now().UnixNano(), Engines: ws.engines,
 	})
 	return err
+}
+
+// The roles a worker's request may give it, shared (never changed): a
+// heartbeat builds no slice for them.
+var (
+	rolesWorker        = []string{api.RoleWorker}
+	rolesWorkerStorage = []string{api.RoleWorker, api.RoleStorage}
+	rolesStorage       = []string{api.RoleStorage}
+)
+
+// peerRoles is the roles a worker's request says it has.
+func peerRoles(ws workerSeen) []string {
+	switch {
+	case ws.storageOnly:
+		return rolesStorage
+	case ws.storage:
+		return rolesWorkerStorage
+	}
+	return rolesWorker
+}
+
+// peerAddrs is a peer's API and storage address from its request and its
+// record (p, nil for a new peer): a storage peer's address is its storage
+// address, and its API address too unless it runs no tasks or is a server
+// (whose API address followers forward to).
+func peerAddrs(ws workerSeen, p *ledger.Peer) (addr, storageAddr string) {
+	addr = ws.addr
+	if ws.storage || ws.storageOnly {
+		storageAddr = ws.addr
+		if ws.storageOnly || (p != nil && slices.Contains(p.Roles, api.RoleServer)) {
+			addr = ""
+		}
+	}
+	return addr, storageAddr
 }
 
 func (s *Server) handlePeers(w http.ResponseWriter, r *http.Request) {

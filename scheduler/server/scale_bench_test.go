@@ -186,14 +186,17 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 		hbLat                 = make([][]time.Duration, scaleHeartbeater)
 		grantLat              = make([][]time.Duration, scaleLeasers)
 	)
-	due := make(chan int, scaleWorkers)
+	due := make([]chan int, len(heartbeaters))
+	for h := range due {
+		due[h] = make(chan int, scaleWorkers/len(heartbeaters)+1)
+	}
 	wg.Add(1)
 	go func() { defer wg.Done(); dispatchHeartbeats(ctx, due) }()
 	for h, heartbeat := range heartbeaters {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for w := range due {
+			for w := range due[h] {
 				began := time.Now()
 				requests.Add(1)
 				if err := heartbeat(ctx, w); err != nil {
@@ -276,9 +279,15 @@ func scaleRaftIndex(b *testing.B, c *client.Client) uint64 {
 }
 
 // dispatchHeartbeats makes worker i due at i/scaleWorkers of every period,
-// so heartbeats arrive evenly; it closes due when ctx ends.
-func dispatchHeartbeats(ctx context.Context, due chan<- int) {
-	defer close(due)
+// so heartbeats arrive evenly, on heartbeater i mod len(due): a worker's
+// heartbeats always travel through the same client (and stream), as a
+// real worker's do. It closes due when ctx ends.
+func dispatchHeartbeats(ctx context.Context, due []chan int) {
+	defer func() {
+		for _, ch := range due {
+			close(ch)
+		}
+	}()
 	const tick = 10 * time.Millisecond
 	perTick := scaleWorkers * int(tick) / int(scaleHeartbeat)
 	t := time.NewTicker(tick)
@@ -291,8 +300,8 @@ func dispatchHeartbeats(ctx context.Context, due chan<- int) {
 		case <-t.C:
 			for range perTick {
 				select {
-				case due <- next:
-				default: // the heartbeaters are behind: this one is skipped, and counted by its absence
+				case due[next%len(due)] <- next:
+				default: // the heartbeater is behind: this one is skipped, and counted by its absence
 				}
 				next = (next + 1) % scaleWorkers
 			}
@@ -368,28 +377,24 @@ func scaleHeartbeatReq(w int) *api.HeartbeatRequest {
 	return &api.HeartbeatRequest{Worker: scaleWorkerID(w), Cores: 4, Engines: scaleEngines, Running: held, Held: held}
 }
 
-// registerScaleWorkers heartbeats each worker once: its first contact
-// commits it to the ledger as alive.
+// registerScaleWorkers heartbeats each worker once, through the
+// heartbeater that carries its heartbeats: its first contact commits it
+// to the ledger as alive.
 func registerScaleWorkers(b *testing.B, c *client.Client) {
 	b.Helper()
-	next := make(chan int)
 	var wg sync.WaitGroup
 	var failed atomic.Value
-	for _, heartbeat := range heartbeaters {
+	for h, heartbeat := range heartbeaters {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for w := range next {
+			for w := h; w < scaleWorkers; w += len(heartbeaters) {
 				if err := heartbeat(context.Background(), w); err != nil {
 					failed.Store(err)
 				}
 			}
 		}()
 	}
-	for w := range scaleWorkers {
-		next <- w
-	}
-	close(next)
 	wg.Wait()
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatalf("registering workers: %v", err)

@@ -164,11 +164,13 @@ type Server struct {
 	dashboard *views.Dashboard
 	tls       *tlsState // the cluster CA and this server's certificate (tls.go)
 	// verifiedClients caches client certificates already checked (clientcert.go).
-	verifiedClients certCache
-	shardHTTP       *http.Client // to storage peers, pinned to the CA
-	engines         *gridEngines // the grid's engine per module, learned from reports (engines.go)
-	streams         streamSet    // the worker streams open on this leader (stream.go)
-	streamFrames    atomic.Int64 // requests served on worker streams (for tests)
+	verifiedClients  certCache
+	shardHTTP        *http.Client // to storage peers, pinned to the CA
+	engines          *gridEngines // the grid's engine per module, learned from reports (engines.go)
+	streams          streamSet    // the worker streams open on this leader (stream.go)
+	streamFrames     atomic.Int64 // requests served on worker streams (for tests)
+	streamQuiet      atomic.Int64 // quiet heartbeats left unanswered (for tests)
+	streamAuthCached atomic.Int64 // stream messages whose credential check stood (for tests)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -388,13 +390,7 @@ func (s *Server) awaitReady(ctx context.Context) bool {
 
 func (s *Server) knownWorkers() []string {
 	var ids []string
-	s.store.FSM().View(func(l *ledger.Ledger) {
-		for _, p := range l.Peers() {
-			if p.State != api.PeerDown && p.Heartbeats() { // workers and storage peers; plain servers do not heartbeat
-				ids = append(ids, p.ID)
-			}
-		}
-	})
+	s.store.FSM().View(func(l *ledger.Ledger) { ids = l.HeartbeatingPeers() })
 	return ids
 }
 
@@ -403,11 +399,7 @@ func (s *Server) knownWorkers() []string {
 // registration marked its shared id alive again after its storage peer was
 // marked down): unheard for a TTL from now, it is marked down again.
 func (s *Server) watchUntracked(now time.Time) {
-	for _, id := range s.knownWorkers() {
-		if _, ok := s.liveness.lastSeen(id); !ok {
-			s.liveness.touch(id, now)
-		}
-	}
+	s.liveness.touchUnknown(s.knownWorkers(), now)
 }
 
 func (s *Server) markDeadWorkers(ctx context.Context, now time.Time) {
@@ -464,15 +456,29 @@ func newJobID() string {
 // liveness is the leader's in-memory view of when each worker was last heard
 // from. It is never replicated: only its transitions are.
 type liveness struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
-	// running is how many tasks each worker's last heartbeat said it was
-	// running (the dashboard's utilisation).
-	running map[string]int
+	mu sync.Mutex
+	// workers is each worker's record, one map entry holding no pointer:
+	// a heartbeat writes it once, and the collector need not scan it (two
+	// maps, one of time.Time, were a visible share of a heartbeat).
+	workers map[string]liveRecord
 }
 
+// liveRecord is what the leader remembers of a worker between heartbeats.
+type liveRecord struct {
+	seen time.Duration // when it was last heard from, since liveEpoch
+	// running is how many tasks its last heartbeat said it was running
+	// (the dashboard's utilisation); reported says a heartbeat said so.
+	running  int
+	reported bool
+}
+
+// liveEpoch is what liveRecord times count from: a duration from a
+// time.Now keeps the monotonic clock's order, so a wall-clock jump marks no
+// worker down.
+var liveEpoch = time.Now()
+
 func newLiveness() *liveness {
-	return &liveness{seen: map[string]time.Time{}, running: map[string]int{}}
+	return &liveness{workers: map[string]liveRecord{}}
 }
 
 // heard records a worker as heard from now, under one lock: with a
@@ -480,44 +486,53 @@ func newLiveness() *liveness {
 func (lv *liveness) heard(id string, now time.Time, running int, heartbeat bool) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
-	lv.seen[id] = now
 	if heartbeat {
-		lv.running[id] = running
+		lv.workers[id] = liveRecord{seen: now.Sub(liveEpoch), running: running, reported: true}
+		return
 	}
+	r := lv.workers[id]
+	r.seen = now.Sub(liveEpoch)
+	lv.workers[id] = r
 }
 
 // reported is what the worker's last heartbeat to this server said it ran.
 func (lv *liveness) reported(id string) (int, bool) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
-	n, ok := lv.running[id]
-	return n, ok
+	r, ok := lv.workers[id]
+	return r.running, ok && r.reported
 }
 
-// touch records a worker as heard from now; it reports whether the worker was
-// unknown to this leader's memory (so the caller commits "alive").
-func (lv *liveness) touch(id string, now time.Time) bool {
+// touchUnknown starts the clock, at now, of each of ids this leader has not
+// heard from, under one lock (the loop passes every live peer each tick).
+func (lv *liveness) touchUnknown(ids []string, now time.Time) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
-	_, known := lv.seen[id]
-	lv.seen[id] = now
-	return !known
+	for _, id := range ids {
+		if _, known := lv.workers[id]; !known {
+			lv.workers[id] = liveRecord{seen: now.Sub(liveEpoch)}
+		}
+	}
 }
 
 func (lv *liveness) lastSeen(id string) (time.Time, bool) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
-	t, ok := lv.seen[id]
-	return t, ok
+	r, ok := lv.workers[id]
+	if !ok {
+		return time.Time{}, false
+	}
+	return liveEpoch.Add(r.seen), true
 }
 
+// resetAll counts every one of ids as heard from now, and forgets the
+// rest: a new leader has heard no heartbeat yet.
 func (lv *liveness) resetAll(now time.Time, ids []string) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
-	lv.seen = make(map[string]time.Time, len(ids))
-	lv.running = map[string]int{} // a new leader has heard no heartbeat yet
+	lv.workers = make(map[string]liveRecord, len(ids))
 	for _, id := range ids {
-		lv.seen[id] = now
+		lv.workers[id] = liveRecord{seen: now.Sub(liveEpoch)}
 	}
 }
 
@@ -525,8 +540,9 @@ func (lv *liveness) silentSince(cutoff time.Time) []string {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
 	var out []string
-	for id, t := range lv.seen {
-		if t.Before(cutoff) {
+	before := cutoff.Sub(liveEpoch)
+	for id, r := range lv.workers {
+		if r.seen < before {
 			out = append(out, id)
 		}
 	}
@@ -536,8 +552,7 @@ func (lv *liveness) silentSince(cutoff time.Time) []string {
 func (lv *liveness) forget(id string) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
-	delete(lv.seen, id)
-	delete(lv.running, id)
+	delete(lv.workers, id)
 }
 
 // notifier wakes long polls when the ledger changes.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -34,9 +35,12 @@ import (
 //     leader ends every stream when it stops leading or closes, with a
 //     closing frame saying so; clients reconnect to the new leader or fall
 //     back to requests.
-//   - Every message is authenticated again (authenticateSecret with the
-//     stream's secret and certificate): a credential revoked or expired
-//     mid-stream ends it with a 401 closing frame. Each message names its
+//   - Every message is authenticated again: a credential revoked or
+//     expired mid-stream ends it with a 401 closing frame. The full check
+//     (authenticateSecret with the stream's secret and certificate) runs
+//     when the ledger has changed since the last one (FSM.Changes: a
+//     revocation is a ledger change) or the credential's expiry has come;
+//     otherwise its outcome stands, for a compare and a clock read. Each message names its
 //     worker, checked by speaksFor exactly as the HTTP handlers check it;
 //     a message for another worker is refused (403), as a request is,
 //     without ending the stream.
@@ -52,6 +56,15 @@ import (
 //     lease (which may long-poll) or report on its own goroutine. A
 //     heartbeat answer with nothing to say is empty (stream.Unchanged)
 //     once the stream's first answer has given the TTL and pause keep.
+//   - On a stream whose client asked for quiet heartbeats (the upgrade's
+//     stream.FeaturesHeader; the 101 confirms it), a quiet heartbeat with
+//     nothing to say is not answered at all: that write was a third of a
+//     heartbeat's cost to the leader. It is checked and served exactly as
+//     a heartbeat; one whose answer says something (stale leases, repair
+//     orders, distrust) or that fails is answered as usual. A quiet
+//     heartbeat on a stream that did not ask for them is malformed (400).
+//     Heartbeats being served in order, an answer to any later frame
+//     tells the client its earlier quiet heartbeats were served.
 
 // streamWriteTimeout bounds writing one frame to a stream's client: one
 // that stops reading cannot hold the stream's goroutines.
@@ -86,6 +99,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := s.newWorkerStream(conn, buf.Reader, requestToken(r), certPeer, principalOf(r))
+	st.quiet = headerHas(r.Header, stream.FeaturesHeader, stream.FeatureQuietHeartbeats)
 	if !s.streams.add(st) {
 		_ = conn.Close()
 		return
@@ -131,6 +145,7 @@ type workerStream struct {
 	cert   string     // the worker id its client certificate names
 	caller *principal // as authenticated at the upgrade (for the log)
 	idle   time.Duration
+	quiet  bool // the client asked for quiet heartbeats (and was told yes)
 
 	ctx    context.Context // ends with the stream: a lease's long poll stops
 	cancel context.CancelFunc
@@ -138,6 +153,12 @@ type workerStream struct {
 	slots chan struct{} // one per request in flight
 
 	readDeadlineSet time.Time // when next last moved the read deadline
+
+	// The last full credential check (the reader's own): who it found, the
+	// ledger's FSM.Changes it read, and when the credential expires.
+	checked       *principal
+	checkedAt     uint64
+	checkedExpiry int64
 
 	mu       sync.Mutex // guards out, inFlight, toldTTL, ended
 	out      *bufio.Writer
@@ -161,7 +182,11 @@ func (st *workerStream) accept() error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	_ = st.conn.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
-	_, _ = st.out.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + stream.Protocol + "\r\n\r\n")
+	head := "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + stream.Protocol + "\r\n"
+	if st.quiet {
+		head += stream.FeaturesHeader + ": " + stream.FeatureQuietHeartbeats + "\r\n"
+	}
+	_, _ = st.out.WriteString(head + "\r\n")
 	return st.out.Flush()
 }
 
@@ -181,7 +206,7 @@ func (st *workerStream) serve() {
 			st.end(err)
 			return
 		}
-		if f.Kind == stream.KindHeartbeat {
+		if f.Kind.IsHeartbeat() {
 			st.serveOne(caller, f)
 			continue
 		}
@@ -231,13 +256,14 @@ func (st *workerStream) admit(f stream.Frame) (*principal, error) {
 	if !f.Kind.IsRequest() {
 		return nil, fmt.Errorf("%w: %w: %s frames come from the server, not a client", errBadRequest, stream.ErrMalformed, f.Kind)
 	}
+	if f.Kind == stream.KindQuietHeartbeat && !st.quiet {
+		return nil, fmt.Errorf("%w: %w: quiet heartbeat (frame %d) on a stream that did not ask for %s in its %s header",
+			errBadRequest, stream.ErrMalformed, f.ID, stream.FeatureQuietHeartbeats, stream.FeaturesHeader)
+	}
 	st.s.streamFrames.Add(1)
-	p, err := st.s.authenticateSecret(st.secret, st.hash, st.cert)
+	p, err := st.authenticate(time.Now())
 	if err != nil {
 		return nil, err
-	}
-	if p == nil { // authentication disabled (tests only)
-		p = st.caller
 	}
 	if !st.s.store.IsLeader() {
 		return nil, errStreamNotLeader
@@ -251,6 +277,31 @@ func (st *workerStream) admit(f stream.Frame) (*principal, error) {
 	return p, nil
 }
 
+// authenticate is who the stream's credential speaks for now: the last
+// full check's outcome while the ledger is unchanged and the credential
+// unexpired, else a full check (which a revoked or expired credential
+// fails).
+func (st *workerStream) authenticate(now time.Time) (*principal, error) {
+	changes := st.s.store.FSM().Changes() // read first: a change after it forces the next check
+	if st.checked != nil && changes == st.checkedAt && now.UnixNano() < st.checkedExpiry {
+		st.s.streamAuthCached.Add(1)
+		return st.checked, nil
+	}
+	p, err := st.s.authenticateSecret(st.secret, st.hash, st.cert)
+	if err != nil {
+		st.checked = nil
+		return nil, err
+	}
+	if p == nil { // authentication disabled (tests only)
+		return st.caller, nil
+	}
+	st.checked, st.checkedAt, st.checkedExpiry = p, changes, math.MaxInt64
+	if p.Expires != 0 {
+		st.checkedExpiry = p.Expires
+	}
+	return p, nil
+}
+
 // serveOne serves one request frame and writes its answer.
 func (st *workerStream) serveOne(p *principal, f stream.Frame) {
 	body, err := st.answer(p, f)
@@ -261,6 +312,10 @@ func (st *workerStream) serveOne(p *principal, f stream.Frame) {
 		st.writeLocked(stream.KindError, f.ID, errorBody(err))
 		return
 	}
+	if f.Kind == stream.KindQuietHeartbeat && len(body) == 0 {
+		st.s.streamQuiet.Add(1)
+		return // nothing new to say: the client asked not to be told
+	}
 	st.writeLocked(stream.KindAnswer, f.ID, body)
 }
 
@@ -268,7 +323,7 @@ func (st *workerStream) serveOne(p *principal, f stream.Frame) {
 // JSON.
 func (st *workerStream) answer(p *principal, f stream.Frame) ([]byte, error) {
 	switch f.Kind {
-	case stream.KindHeartbeat:
+	case stream.KindHeartbeat, stream.KindQuietHeartbeat:
 		return st.heartbeat(p, f.Body)
 	case stream.KindLease:
 		return st.lease(p, f.Body)

@@ -113,13 +113,20 @@ func echoReports(got []api.Assignment) []api.Report {
 
 // rawStream is a worker stream spoken frame by frame.
 type rawStream struct {
-	conn net.Conn
-	in   *bufio.Reader
+	conn     net.Conn
+	in       *bufio.Reader
+	features string // the 101's stream.FeaturesHeader
 }
 
 // openRaw asks node for a worker stream as secret (with cert, if any) and
 // returns the stream, or the refusal's status and body.
 func openRaw(t *testing.T, c *testcluster.Cluster, node *testcluster.Node, secret string, cert *tls.Certificate) (*rawStream, int, string) {
+	t.Helper()
+	return openRawWith(t, c, node, secret, cert, "")
+}
+
+// openRawWith is openRaw with extra header lines in the upgrade request.
+func openRawWith(t *testing.T, c *testcluster.Cluster, node *testcluster.Node, secret string, cert *tls.Certificate, extra string) (*rawStream, int, string) {
 	t.Helper()
 	cfg := auth.ClientTLS(auth.StaticPin(c.Pin()), []string{auth.RoleServer}, nil)
 	cfg.NextProtos = []string{"http/1.1"}
@@ -132,7 +139,7 @@ func openRaw(t *testing.T, c *testcluster.Cluster, node *testcluster.Node, secre
 	}
 	t.Cleanup(func() { conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-	req := "GET /v1/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: " + stream.Protocol + "\r\n" + api.TokenHeader + ": " + secret + "\r\n\r\n"
+	req := "GET /v1/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: " + stream.Protocol + "\r\n" + api.TokenHeader + ": " + secret + "\r\n" + extra + "\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +152,7 @@ func openRaw(t *testing.T, c *testcluster.Cluster, node *testcluster.Node, secre
 		body, _ := io.ReadAll(resp.Body)
 		return nil, resp.StatusCode, string(body) + " retry=" + resp.Header.Get(api.RetryHeader)
 	}
-	return &rawStream{conn: conn, in: in}, resp.StatusCode, ""
+	return &rawStream{conn: conn, in: in, features: resp.Header.Get(stream.FeaturesHeader)}, resp.StatusCode, ""
 }
 
 func (rs *rawStream) sendBytes(t *testing.T, b []byte) {
@@ -265,7 +272,11 @@ func TestStream_RevokedCredentialEndsIt(t *testing.T) {
 	if e := rs.closingFrame(t); e.Code != http.StatusUnauthorized || !strings.Contains(e.Error, "revoked") {
 		t.Fatalf("closing frame after the revocation: %+v, want 401 saying revoked", e)
 	}
-	if err := beat(); !errors.Is(err, client.ErrUnauthorized) || !strings.Contains(err.Error(), "revoked") {
+	// The client's next heartbeat may go quiet (sent, not waited for): the
+	// server ends the stream on reading it, and the call after that fails.
+	var err error
+	testcluster.Eventually(t, 10*time.Second, "a heartbeat refused after the revocation", func() bool { err = beat(); return err != nil })
+	if !errors.Is(err, client.ErrUnauthorized) || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("the client's heartbeat after the revocation: %v, want 401 saying revoked", err)
 	}
 	testcluster.Eventually(t, 10*time.Second, "no stream open", func() bool { return server.OpenStreams(leader.Server) == 0 })
@@ -293,6 +304,8 @@ func TestStream_MalformedFramesEndItSayingWhy(t *testing.T) {
 		{"oversize", oversize, "report frame 5: body of 4278190080 bytes, at most 67108864"},
 		{"answer from a client", stream.Append(nil, stream.Frame{Kind: stream.KindAnswer, ID: 1}), "answer frames come from the server, not a client"},
 		{"id in flight", append(longPoll(9), longPoll(9)...), "request id 9 is already in flight"},
+		{"quiet heartbeat not asked for", stream.Append(nil, stream.Frame{Kind: stream.KindQuietHeartbeat, ID: 3, Body: []byte(`{"worker":"w1"}`)}),
+			"quiet heartbeat (frame 3) on a stream that did not ask for quiet-heartbeats"},
 	}
 	for _, tc := range cases {
 		rs, code, body := openRaw(t, c, leader, testcluster.Token, nil)

@@ -72,9 +72,7 @@ func (d *Dashboard) current(now time.Time) sample {
 	d.src.Store().FSM().View(func(l *ledger.Ledger) {
 		st := l.Stats()
 		x.Queued, x.Running = st.Tasks[0], st.Tasks[1]
-		for _, p := range l.Peers() {
-			x.Results += p.Done + p.Failed
-		}
+		x.Results = l.PeerResults()
 	})
 	return x
 }
