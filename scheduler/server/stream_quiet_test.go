@@ -32,10 +32,7 @@ var staleRef = api.TaskRef{Job: "no-such-job", Index: 0, Attempt: 1}
 func TestStream_QuietHeartbeatIsAnsweredOnlyWithNews(t *testing.T) {
 	c := testcluster.New(t, 1, testcluster.Options{})
 	leader := c.Leader()
-	rs, code, body := openRawWith(t, c, leader, testcluster.Token, nil, askQuiet)
-	if rs == nil {
-		t.Fatalf("open: %d %s", code, body)
-	}
+	rs := mustOpenRaw(t, c, leader, testcluster.Token, nil, askQuiet)
 	if rs.features != stream.FeatureQuietHeartbeats {
 		t.Fatalf("the 101's %s: %q, want %q", stream.FeaturesHeader, rs.features, stream.FeatureQuietHeartbeats)
 	}
@@ -62,10 +59,7 @@ func TestStream_QuietHeartbeatIsAnsweredOnlyWithNews(t *testing.T) {
 	}
 
 	secret, cert := streamWorker(t, c, "alpha")
-	peer, code, body := openRawWith(t, c, leader, secret, cert, askQuiet)
-	if peer == nil {
-		t.Fatalf("open as a peer: %d %s", code, body)
-	}
+	peer := mustOpenRaw(t, c, leader, secret, cert, askQuiet)
 	peer.send(t, stream.KindQuietHeartbeat, 1, api.HeartbeatRequest{Worker: "beta", Cores: 1})
 	if e := frameErr(t, peer.recv(t)); e.Code != http.StatusForbidden {
 		t.Fatalf("a peer's quiet heartbeat for another worker: %+v, want 403", e)
@@ -202,10 +196,7 @@ func TestStream_ExpiredCredentialEndsItThoughItsCheckWasKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, code, body := openRaw(t, c, leader, tok.Secret, nil)
-	if rs == nil {
-		t.Fatalf("open: %d %s", code, body)
-	}
+	rs := mustOpenRaw(t, c, leader, tok.Secret, nil, "")
 	keptChecks(t, leader, rs, "w1")
 	if e := beatUntilClosed(t, rs, "w1", 20*time.Second); e.Code != http.StatusUnauthorized || !strings.Contains(e.Error, "expired") {
 		t.Fatalf("closing frame after the expiry: %+v, want 401 saying expired", e)
@@ -221,10 +212,7 @@ func TestStream_RevocationEndsAStreamWhoseCheckWasKept(t *testing.T) {
 	c := testcluster.New(t, 1, testcluster.Options{})
 	leader := c.Leader()
 	secret, cert := streamWorker(t, c, "alpha")
-	rs, code, body := openRaw(t, c, leader, secret, cert)
-	if rs == nil {
-		t.Fatalf("open: %d %s", code, body)
-	}
+	rs := mustOpenRaw(t, c, leader, secret, cert, "")
 	keptChecks(t, leader, rs, "alpha")
 	if err := c.Client(leader).RevokePeer(ctx, "alpha"); err != nil {
 		t.Fatal(err)

@@ -125,6 +125,16 @@ func openRaw(t *testing.T, c *testcluster.Cluster, node *testcluster.Node, secre
 	return openRawWith(t, c, node, secret, cert, "")
 }
 
+// mustOpenRaw is openRawWith that fails the test if the stream is refused.
+func mustOpenRaw(t *testing.T, c *testcluster.Cluster, node *testcluster.Node, secret string, cert *tls.Certificate, extra string) *rawStream {
+	t.Helper()
+	rs, code, body := openRawWith(t, c, node, secret, cert, extra)
+	if rs == nil {
+		t.Fatalf("open a worker stream on %s: %d %s", node.ID, code, body)
+	}
+	return rs
+}
+
 // openRawWith is openRaw with extra header lines in the upgrade request.
 func openRawWith(t *testing.T, c *testcluster.Cluster, node *testcluster.Node, secret string, cert *tls.Certificate, extra string) (*rawStream, int, string) {
 	t.Helper()
@@ -221,10 +231,7 @@ func TestStream_PeerSpeaksOnlyForItself(t *testing.T) {
 	c := testcluster.New(t, 1, testcluster.Options{})
 	secret, cert := streamWorker(t, c, "alpha")
 	streamWorker(t, c, "beta")
-	rs, code, body := openRaw(t, c, c.Leader(), secret, cert)
-	if rs == nil {
-		t.Fatalf("open: %d %s", code, body)
-	}
+	rs := mustOpenRaw(t, c, c.Leader(), secret, cert, "")
 	rs.send(t, stream.KindHeartbeat, 1, api.HeartbeatRequest{Worker: "beta", Cores: 64})
 	rs.send(t, stream.KindLease, 2, api.LeaseRequest{Worker: "beta", Max: 1})
 	rs.send(t, stream.KindReport, 3, api.ReportRequest{Worker: "beta", Reports: []api.Report{{TaskRef: api.TaskRef{Job: "j", Index: 0, Attempt: 1}}}})
@@ -250,10 +257,7 @@ func TestStream_RevokedCredentialEndsIt(t *testing.T) {
 	c := testcluster.New(t, 1, testcluster.Options{})
 	leader := c.Leader()
 	secret, cert := streamWorker(t, c, "alpha")
-	rs, code, body := openRaw(t, c, leader, secret, cert)
-	if rs == nil {
-		t.Fatalf("open: %d %s", code, body)
-	}
+	rs := mustOpenRaw(t, c, leader, secret, cert, "")
 	cl := streamClient(c, secret, cert, leader)
 	beat := func() error {
 		_, err := cl.Heartbeat(ctx, &api.HeartbeatRequest{Cores: 1})
@@ -308,10 +312,7 @@ func TestStream_MalformedFramesEndItSayingWhy(t *testing.T) {
 			"quiet heartbeat (frame 3) on a stream that did not ask for quiet-heartbeats"},
 	}
 	for _, tc := range cases {
-		rs, code, body := openRaw(t, c, leader, testcluster.Token, nil)
-		if rs == nil {
-			t.Fatalf("%s: open: %d %s", tc.name, code, body)
-		}
+		rs := mustOpenRaw(t, c, leader, testcluster.Token, nil, "")
 		rs.sendBytes(t, tc.send)
 		if e := rs.closingFrame(t); e.Code != http.StatusBadRequest || !strings.Contains(e.Error, tc.want) {
 			t.Errorf("%s: closing frame %+v, want 400 naming %q", tc.name, e, tc.want)
@@ -323,10 +324,7 @@ func TestStream_MalformedFramesEndItSayingWhy(t *testing.T) {
 // worker TTLs is closed with a closing frame saying it was idle.
 func TestStream_IdleStreamIsClosed(t *testing.T) {
 	c := testcluster.New(t, 1, testcluster.Options{WorkerTTL: 300 * time.Millisecond})
-	rs, code, body := openRaw(t, c, c.Leader(), testcluster.Token, nil)
-	if rs == nil {
-		t.Fatalf("open: %d %s", code, body)
-	}
+	rs := mustOpenRaw(t, c, c.Leader(), testcluster.Token, nil, "")
 	if e := rs.closingFrame(t); e.Code != http.StatusBadRequest || !strings.Contains(e.Error, "idle") {
 		t.Fatalf("closing frame of an idle stream: %+v", e)
 	}
@@ -481,10 +479,7 @@ func TestStream_CancelledLeaseStopsItsLongPoll(t *testing.T) {
 func TestStream_BoundsRequestsInFlight(t *testing.T) {
 	c := testcluster.New(t, 1, testcluster.Options{})
 	leader := c.Leader()
-	rs, code, body := openRaw(t, c, leader, testcluster.Token, nil)
-	if rs == nil {
-		t.Fatalf("open: %d %s", code, body)
-	}
+	rs := mustOpenRaw(t, c, leader, testcluster.Token, nil, "")
 	for i := range stream.MaxInFlight + 1 {
 		rs.send(t, stream.KindLease, uint32(i+1), api.LeaseRequest{Worker: "w" + string(rune('a'+i)), Max: 1, Wait: 20 * time.Second})
 	}
@@ -511,10 +506,7 @@ func TestStream_LeaderThatStepsDownEndsItsStreams(t *testing.T) {
 	defer cancel()
 	c := testcluster.New(t, 3, testcluster.Options{})
 	old := c.Leader()
-	rs, code, body := openRaw(t, c, old, testcluster.Token, nil)
-	if rs == nil {
-		t.Fatalf("open: %d %s", code, body)
-	}
+	rs := mustOpenRaw(t, c, old, testcluster.Token, nil, "")
 	var others []string
 	var rest []*testcluster.Node
 	for _, n := range c.Followers() {
