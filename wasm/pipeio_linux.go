@@ -45,17 +45,33 @@ func (r *rawPipe) read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
+	n, err := r.transfer(b, false)
+	if err == nil && n == 0 {
+		return 0, io.EOF
+	}
+	return n, err
+}
+
+// transfer reads into b, or writes b, through the poller (readOnce,
+// writeAll): how much it moved, and the poller's error or the syscall's.
+// The method values are kept in r (readFn, writeFn): one made per call
+// would be allocated per task.
+func (r *rawPipe) transfer(b []byte, writing bool) (int, error) {
 	r.buf, r.n, r.errno = b, 0, 0
-	err := r.rc.Read(r.readFn)
+	var err error
+	op := "read"
+	if writing {
+		err, op = r.rc.Write(r.writeFn), "write"
+	} else {
+		err = r.rc.Read(r.readFn)
+	}
 	n, errno := r.n, r.errno
 	r.buf = nil
 	switch {
 	case err != nil:
-		return 0, err
+		return n, err
 	case errno != 0:
-		return 0, &os.PathError{Op: "read", Path: "executor pipe", Err: errno}
-	case n == 0:
-		return 0, io.EOF
+		return n, &os.PathError{Op: op, Path: "executor pipe", Err: errno}
 	}
 	return n, nil
 }
@@ -83,17 +99,7 @@ func (r *rawPipe) write(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	r.buf, r.n, r.errno = b, 0, 0
-	err := r.rc.Write(r.writeFn)
-	n, errno := r.n, r.errno
-	r.buf = nil
-	switch {
-	case err != nil:
-		return n, err
-	case errno != 0:
-		return n, &os.PathError{Op: "write", Path: "executor pipe", Err: errno}
-	}
-	return n, nil
+	return r.transfer(b, true)
 }
 
 // writeAll writes the rest of r.buf; false: the pipe is full, wait.
