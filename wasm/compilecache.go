@@ -51,6 +51,14 @@ func (c *compileCache[K, V]) get(key K, compile func() (V, error)) (V, error) {
 	return e.val, e.err
 }
 
+// has reports whether key is compiled, or being compiled, here.
+func (c *compileCache[K, V]) has(key K) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.entries[key]
+	return ok
+}
+
 // evictLocked drops the least recently used finished entries beyond the bound.
 func (c *compileCache[K, V]) evictLocked() {
 	for len(c.entries) > maxCompiledModules {

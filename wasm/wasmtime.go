@@ -290,6 +290,9 @@ func wasmtimeTrapText(err error) string {
 // runs the module's tasks: if another executor is compiling it, module
 // returns errCompiling rather than wait (see load).
 func (e *wasmtimeEngine) module(hash string, mode memoryMode) (*wasmtimeModule, error) {
+	if mode == modeChecked && e.checkedCompilingElsewhere(hash) {
+		return nil, errCompiling
+	}
 	return e.modules.get(wasmtimeModuleKey{hash, mode}, func() (*wasmtimeModule, error) {
 		start := time.Now()
 		m, err := e.compile(hash, e.codes[mode], mode == modeGuarded)
@@ -298,6 +301,32 @@ func (e *wasmtimeEngine) module(hash string, mode memoryMode) (*wasmtimeModule, 
 		}
 		return m, err
 	})
+}
+
+// checkedCompilingElsewhere reports whether another executor holds the
+// lock on hash's checked code, not compiled here yet. Asked before
+// compile, which reads and rewrites the whole module (2.6 MB for a
+// Go-built one) only to find the lock taken: while one executor compiles,
+// the others' tasks would each pay for that. The guarded code, compiled
+// already, names the cache entry (both modes compile the same bytes).
+func (e *wasmtimeEngine) checkedCompilingElsewhere(hash string) bool {
+	if e.modules.has(wasmtimeModuleKey{hash, modeChecked}) {
+		return false
+	}
+	guarded, err := e.module(hash, modeGuarded)
+	if err != nil {
+		return false
+	}
+	path := e.cachePath(e.codes[modeChecked], guarded.sum)
+	if path == "" || e.cached(e.codes[modeChecked], guarded.sum) {
+		return false
+	}
+	unlock, err := lockCacheEntry(path, false)
+	if err != nil {
+		return errors.Is(err, errCompiling)
+	}
+	unlock()
+	return false
 }
 
 func (e *wasmtimeEngine) compile(hash string, code wasmtimeCode, wait bool) (*wasmtimeModule, error) {
