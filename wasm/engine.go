@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 )
@@ -32,6 +33,11 @@ type EngineConfig struct {
 	// the compiled code checks for cancellation. Executors leave it off and
 	// are killed at the deadline instead; without it, Run ignores Timeout.
 	Interruptible bool
+
+	// Logger tells of an engine's choices for a module that change how
+	// fast its tasks run (wasmtime's memory mode). An executor logs them
+	// on its stderr, which its worker logs at debug. nil logs nothing.
+	Logger *slog.Logger
 }
 
 // ErrInvalidRequest is wrapped by errors in a request itself (not the task).

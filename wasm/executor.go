@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -73,6 +74,7 @@ func runExecutor() int {
 		cfg: EngineConfig{
 			CacheDir:  os.Getenv(executorCacheEnv),
 			ModuleDir: ModuleDir(os.Getenv(executorModuleEnv)),
+			Logger:    slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		},
 		engines:      map[string]Engine{},
 		sizes:        map[string]int64{},

@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -93,6 +94,12 @@ type memoryModes struct {
 	// override, if set, is the mode of every run a memory limit allows
 	// (tests). Set before use.
 	override *memoryMode
+	// log tells of each decision (a comparison settled, lost, or a
+	// settled module gone back to guarded code): the choice moves a
+	// module's run time by up to a fifth, and a reader of the worker's
+	// log (executors' stderr, at debug) should see when and why. Set
+	// before use; nil logs nothing.
+	log *slog.Logger
 
 	mu      sync.Mutex
 	modules perModule[*moduleModeRuns]
@@ -139,6 +146,8 @@ func (c *memoryModes) choose(module string, limit uint64) memoryMode {
 		return modeGuarded
 	case m.outside*checkedWorthShare < sumDurations(m.trials[modeGuarded]):
 		m.settled, m.mode = true, modeGuarded
+		c.note("memory mode settled", module, "mode", modeGuarded, "outside", m.outside,
+			"guarded_runs", sumDurations(m.trials[modeGuarded]), "why", "under a tenth of its runs outside the module")
 		return modeGuarded
 	case !m.cached && m.waited < m.compile: // not yet worth a second compile
 		return modeGuarded
@@ -147,11 +156,15 @@ func (c *memoryModes) choose(module string, limit uint64) memoryMode {
 	case len(m.trials[modeChecked]) < modeTrials:
 		return modeChecked
 	}
-	if medianDuration(m.trials[modeChecked]) < medianDuration(m.trials[modeGuarded]) {
+	checked, guarded := medianDuration(m.trials[modeChecked]), medianDuration(m.trials[modeGuarded])
+	if checked < guarded {
 		m.settled, m.mode = true, modeChecked
+		c.note("memory mode settled", module, "mode", modeChecked, "checked_median", checked, "guarded_median", guarded)
 		return modeChecked
 	}
 	m.retryLater()
+	c.note("memory mode: checked code lost, guarded until a retrial", module, "checked_median", checked,
+		"guarded_median", guarded, "losses", m.losses, "retry_after_outside", m.retryAt-m.waited)
 	return modeGuarded
 }
 
@@ -214,7 +227,19 @@ func (c *memoryModes) observe(module string, mode memoryMode, d, moduleTime time
 	if m.settled && m.mode == modeChecked && len(m.trials[modeGuarded]) > 0 &&
 		m.inside > checkedRevertFactor*m.outside/time.Duration(len(m.trials[modeGuarded])) {
 		m.mode = modeGuarded
+		c.note("memory mode back to guarded for good", module, "inside_average", m.inside,
+			"guarded_outside_mean", m.outside/time.Duration(len(m.trials[modeGuarded])))
 	}
+}
+
+// note logs a decision for module (its hash) with c's logger, if it has
+// one. Called with c.mu held:
+// decisions are rare (a few per module), and the handler writes a line.
+func (c *memoryModes) note(msg, module string, args ...any) {
+	if c.log == nil {
+		return
+	}
+	c.log.Info(msg, append([]any{"module", module}, args...)...)
 }
 
 func (c *memoryModes) runs(module string) *moduleModeRuns {

@@ -1,6 +1,9 @@
 package wasm
 
 import (
+	"bytes"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -151,5 +154,53 @@ func TestMemoryModes_LimitPastCheckedMaximumRunsGuarded(t *testing.T) {
 	}
 	if mode := c.choose("m", checkedMaxMemory+1); mode != modeGuarded {
 		t.Fatalf("limit %d: %v, want guarded", uint64(checkedMaxMemory+1), mode)
+	}
+}
+
+// Each decision is logged once, naming the module, the mode and the
+// medians that decided it: a lost comparison, a retrial won, and nothing
+// for the runs in between.
+func TestMemoryModes_LogsEachDecisionOnce(t *testing.T) {
+	var logged bytes.Buffer
+	c := newMemoryModes()
+	c.log = slog.New(slog.NewTextHandler(&logged, nil))
+	c.compiled("m", 10*ms, false)
+	slowChecked := true
+	run := func(m memoryMode) (time.Duration, time.Duration) {
+		if m == modeChecked && slowChecked {
+			return 20 * ms, 19 * ms
+		}
+		if m == modeChecked {
+			return 2 * ms, 1900 * time.Microsecond
+		}
+		return 5 * ms, 4 * ms
+	}
+	runModes(c, "m", 500, run)
+	slowChecked = false
+	runModes(c, "m", 2000, run)
+	lines := strings.Split(strings.TrimSpace(logged.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("logged %d lines, want a lost comparison and a settled one:\n%s", len(lines), logged.String())
+	}
+	for i, want := range []string{
+		`msg="memory mode: checked code lost, guarded until a retrial" module=m checked_median=20ms guarded_median=5ms losses=1`,
+		`msg="memory mode settled" module=m mode=checked checked_median=2ms guarded_median=5ms`,
+	} {
+		if !strings.Contains(lines[i], want) {
+			t.Errorf("line %d: %s\nwant it to contain: %s", i+1, lines[i], want)
+		}
+	}
+}
+
+// A module whose runs are almost all inside it settles guarded, and says
+// why.
+func TestMemoryModes_LogsWhyLongTasksStayGuarded(t *testing.T) {
+	var logged bytes.Buffer
+	c := newMemoryModes()
+	c.log = slog.New(slog.NewTextHandler(&logged, nil))
+	runModes(c, "gemm", 100, func(memoryMode) (time.Duration, time.Duration) { return 300 * ms, 299 * ms })
+	if got := logged.String(); strings.Count(got, "\n") != 1 || !strings.Contains(got, `module=gemm mode=guarded`) ||
+		!strings.Contains(got, "under a tenth of its runs outside the module") {
+		t.Fatalf("logged:\n%s\nwant one line settling gemm guarded, saying why", got)
 	}
 }

@@ -87,6 +87,7 @@ func newWasmtime(_ context.Context, cfg EngineConfig) (Engine, error) {
 	}
 	e := &wasmtimeEngine{cfg: cfg, modes: newMemoryModes(),
 		modules: newCompileCache[wasmtimeModuleKey, *wasmtimeModule](nil)}
+	e.modes.log = cfg.Logger
 	for _, mode := range []memoryMode{modeGuarded, modeChecked} {
 		c := wasmtime.NewConfig() // Cranelift at its default (speed) settings
 		usePoolingAllocator(c, mode)
