@@ -101,6 +101,9 @@ type job struct {
 	// cacheSlot is the job's slot in the result cache's index, 0 until a
 	// task of it is done (cache.go); derived, not serialized.
 	cacheSlot uint32
+	// salt is ownerSalt(Owner), the owner's part of its tasks' result
+	// cache keys (cache.go), hashed once a job; derived, not serialized.
+	salt uint64
 
 	// The queue: tasks [fresh, n) were never leased; requeued holds tasks
 	// returned by an expired or released lease or a failed attempt, oldest first.
@@ -389,6 +392,7 @@ func (l *Ledger) submitJob(c *SubmitJobCommand, check func() error, fill func(*j
 
 // addJob indexes a new or restored job.
 func (l *Ledger) addJob(j *job) {
+	j.salt = ownerSalt(j.Owner)
 	l.jobs[j.ID] = j
 	l.order = append(l.order, j)
 	l.refSpec(j, +1)
@@ -458,6 +462,7 @@ func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
 		j.nQueued--
 		j.nLeased++
 		l.holdLease(taskKey{j.ID, idx, t.attemptCount()}, c.Worker, t.Expiry)
+		j.keepSeed(idx) // for the assignment the leader builds next
 		grants = append(grants, Grant{Job: j.ID, Index: idx, Attempt: t.attemptCount(), Expiry: t.Expiry})
 	}
 	return grants

@@ -333,6 +333,7 @@ func (l *Ledger) leaseReplica(j *job, c *LeaseTasksCommand, pl *placement) (Gran
 	expiry := leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
 	rs.Reps = append(rs.Reps, replica{Worker: c.Worker, Cred: pl.cred, Attempt: t.attemptCount(), Verdict: vRunning, Expiry: expiry})
 	l.holdLease(taskKey{j.ID, idx, t.attemptCount()}, c.Worker, expiry)
+	j.keepSeed(idx) // for the assignment the leader builds next
 	l.settle(j, idx, c.Now)
 	return Grant{Job: j.ID, Index: idx, Attempt: t.attemptCount(), Expiry: expiry}, true
 }
@@ -727,7 +728,7 @@ func (l *Ledger) distrust(p *Peer, now int64) {
 // (verdict failed, its hash kept as evidence) and, in an adaptive job,
 // becomes a checked task.
 func (l *Ledger) reopen(j *job, idx int, now int64) {
-	l.cache.removeTask(cacheKey(tasks.ContentHash(&j.Spec, idx), j.Owner), j, idx)
+	l.cache.removeTask(j.taskKeyOf(idx), j, idx)
 	t := j.Tasks.mut(idx)
 	worker := t.Worker
 	if t.Rep == nil {
