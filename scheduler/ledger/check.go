@@ -136,11 +136,11 @@ func (l *Ledger) scanLeases() map[taskKey]walkedLease {
 			case t.Rep != nil:
 				for _, r := range t.Rep.Reps {
 					if r.Verdict == vRunning {
-						out[taskKey{j.ID, i, r.Attempt}] = walkedLease{expiry: r.Expiry, worker: r.Worker}
+						out[leaseKey(j, i, r.Attempt)] = walkedLease{expiry: r.Expiry, worker: r.Worker}
 					}
 				}
 			case t.state() == tasks.TaskLeased:
-				out[taskKey{j.ID, i, t.attemptCount()}] = walkedLease{expiry: t.Expiry, worker: t.Worker}
+				out[leaseKey(j, i, t.attemptCount())] = walkedLease{expiry: t.Expiry, worker: t.Worker}
 			}
 		}
 	}
@@ -153,14 +153,14 @@ func (l *Ledger) checkTask(j *job, idx int, t *task, inQueue int) (int, error) {
 		if t.state() != tasks.TaskLeased {
 			return 0, nil
 		}
-		if _, ok := l.leased[taskKey{j.ID, idx, t.attemptCount()}]; !ok {
+		if _, ok := l.leased[leaseKey(j, idx, t.attemptCount())]; !ok {
 			return 0, fmt.Errorf("job %s task %d leased (attempt %d) but not in the lease index", j.ID, idx, t.attemptCount())
 		}
 		return 1, nil
 	}
 	votes, running, best, _ := t.Rep.tally()
 	for _, r := range t.Rep.Reps {
-		if _, ok := l.leased[taskKey{j.ID, idx, r.Attempt}]; ok != (r.Verdict == vRunning) {
+		if _, ok := l.leased[leaseKey(j, idx, r.Attempt)]; ok != (r.Verdict == vRunning) {
 			return 0, fmt.Errorf("job %s task %d replica %d (%s): indexed lease %v", j.ID, idx, r.Attempt, r.Verdict, ok)
 		}
 	}

@@ -95,5 +95,5 @@ func (l *Ledger) RunningByWorker() map[string]int {
 }
 
 func (k taskKey) ref() api.TaskRef {
-	return api.TaskRef{Job: k.Job, Index: k.Index, Attempt: k.Attempt}
+	return api.TaskRef{Job: k.job.ID, Index: int(k.index), Attempt: int(k.attempt)}
 }

@@ -45,7 +45,7 @@ func wantIndexMatchesAWalk(t *testing.T, l *Ledger, workers []string, label stri
 		var each []api.TaskRef
 		l.EachLeaseOf(w, func(ref api.TaskRef) {
 			each = append(each, ref)
-			if e, ok := l.leased[taskKey{ref.Job, ref.Index, ref.Attempt}]; !ok || l.peekTask(ref.Job, ref.Index) == nil {
+			if e, ok := l.leased[leaseKey(l.jobs[ref.Job], ref.Index, ref.Attempt)]; !ok || l.peekTask(ref.Job, ref.Index) == nil {
 				t.Fatalf("%s: EachLeaseOf(%s) gives %+v, which is no live lease", label, w, ref)
 			} else if expiry, _, _ := l.LeaseExpiry(ref); e != expiry {
 				t.Fatalf("%s: lease %+v expires at %d in the lease map, %d in its task", label, ref, e, expiry)

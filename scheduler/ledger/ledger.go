@@ -78,11 +78,21 @@ type Ledger struct {
 }
 
 // taskKey names a lease: a task and the attempt that holds it (replicas
-// of one task run at once under distinct attempts).
+// of one task run at once under distinct attempts). The job is its
+// pointer, not its id: 16 bytes hashed and compared as memory, where an
+// id string made every grant's and completion's lease map access hash the
+// id's bytes through a pointer, in 40-byte slots, not 24 (the lease map
+// was 9% of the leader at 10,000 workers, BENCHMARKS.md issue 15). A job's
+// leases end before it is purged, so a key never outlives its job.
 type taskKey struct {
-	Job     string
-	Index   int
-	Attempt int
+	job     *job
+	index   uint32 // below tasks.MaxTasks
+	attempt uint32 // a task's attempts are a uint32 (task.attempts)
+}
+
+// leaseKey is the key of task idx of j's lease under attempt.
+func leaseKey(j *job, idx, attempt int) taskKey {
+	return taskKey{job: j, index: uint32(idx), attempt: uint32(attempt)}
 }
 
 type job struct {
@@ -461,7 +471,7 @@ func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
 		t.Expiry = leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
 		j.nQueued--
 		j.nLeased++
-		l.holdLease(taskKey{j.ID, idx, t.attemptCount()}, c.Worker, t.Expiry)
+		l.holdLease(leaseKey(j, idx, t.attemptCount()), c.Worker, t.Expiry)
 		j.keepSeed(idx) // for the assignment the leader builds next
 		grants = append(grants, Grant{Job: j.ID, Index: idx, Attempt: t.attemptCount(), Expiry: t.Expiry})
 	}
@@ -683,7 +693,7 @@ func (l *Ledger) requeue(j *job, idx int) {
 
 func (l *Ledger) endLease(j *job, idx int) {
 	t := j.Tasks.at(idx)
-	l.dropLease(taskKey{j.ID, idx, t.attemptCount()}, t.Worker)
+	l.dropLease(leaseKey(j, idx, t.attemptCount()), t.Worker)
 	j.Tasks.mut(idx).Expiry = 0
 	j.nLeased--
 }
@@ -803,7 +813,7 @@ func (l *Ledger) applyRenewLeases(c *RenewLeasesCommand) any {
 			continue
 		}
 		t.Expiry = expiry
-		l.renewLease(taskKey{j.ID, ref.Index, ref.Attempt}, expiry)
+		l.renewLease(leaseKey(j, ref.Index, ref.Attempt), expiry)
 		n++
 	}
 	return n
@@ -903,7 +913,7 @@ func (l *Ledger) ExpiredLeases(now int64) []api.TaskRef {
 	var out []api.TaskRef
 	for k, exp := range l.leased {
 		if exp <= now {
-			out = append(out, api.TaskRef{Job: k.Job, Index: k.Index, Attempt: k.Attempt})
+			out = append(out, k.ref())
 		}
 	}
 	sortRefs(out)
