@@ -39,12 +39,14 @@ type Ledger struct {
 	// pinned it; garbage collection reads it.
 	meta  map[string]BlobMeta
 	peers map[string]*Peer
-	// leased is the expiry (unix ns) of every lease: one per leased task
-	// of a job without replicas, one per running replica of the others.
-	// byWorker indexes it by holder (leaseindex.go); both are derived, not
-	// serialized, and changed only by holdLease, renewLease and dropLease.
-	leased   map[taskKey]int64
+	// byWorker holds the live leases by holder (leaseindex.go): one per
+	// leased task of a job without replicas, one per running replica of
+	// the others; nLeases counts them. Derived, not serialized, and
+	// changed only by holdLease and dropLease. spareSet is an emptied
+	// worker's set, kept for the next (not replicated state).
 	byWorker map[string]*heldLeases
+	nLeases  int
+	spareSet *heldLeases
 	// joinedBy is the join credential each worker was admitted with, from
 	// the peer credentials (derived, not serialized): replicas of a task
 	// go to workers of distinct credentials (replicas.go).
@@ -165,7 +167,6 @@ func NewLedger() *Ledger {
 		cache:      newResultCache(),
 		meta:       map[string]BlobMeta{},
 		peers:      map[string]*Peer{},
-		leased:     map[taskKey]int64{},
 		byWorker:   map[string]*heldLeases{},
 		joinedBy:   map[string]string{},
 		requests:   map[string]string{},
@@ -471,7 +472,7 @@ func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
 		t.Expiry = leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
 		j.nQueued--
 		j.nLeased++
-		l.holdLease(leaseKey(j, idx, t.attemptCount()), c.Worker, t.Expiry)
+		l.holdLease(leaseKey(j, idx, t.attemptCount()), c.Worker)
 		j.keepSeed(idx) // for the assignment the leader builds next
 		grants = append(grants, Grant{Job: j.ID, Index: idx, Attempt: t.attemptCount(), Expiry: t.Expiry})
 	}
@@ -813,7 +814,6 @@ func (l *Ledger) applyRenewLeases(c *RenewLeasesCommand) any {
 			continue
 		}
 		t.Expiry = expiry
-		l.renewLease(leaseKey(j, ref.Index, ref.Attempt), expiry)
 		n++
 	}
 	return n
@@ -908,12 +908,15 @@ func (j *job) state() tasks.JobState {
 	}
 }
 
-// ExpiredLeases lists leases whose expiry is at or before now, sorted.
+// ExpiredLeases lists leases whose expiry is at or before now, sorted. It
+// walks the live leases (the leader asks a few times a TTL).
 func (l *Ledger) ExpiredLeases(now int64) []api.TaskRef {
 	var out []api.TaskRef
-	for k, exp := range l.leased {
-		if exp <= now {
-			out = append(out, k.ref())
+	for _, h := range l.byWorker {
+		for k := range h.keys {
+			if k.expiryOf() <= now {
+				out = append(out, k.ref())
+			}
 		}
 	}
 	sortRefs(out)

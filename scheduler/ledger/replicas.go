@@ -332,7 +332,7 @@ func (l *Ledger) leaseReplica(j *job, c *LeaseTasksCommand, pl *placement) (Gran
 	t.addAttempt(+1)
 	expiry := leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
 	rs.Reps = append(rs.Reps, replica{Worker: c.Worker, Cred: pl.cred, Attempt: t.attemptCount(), Verdict: vRunning, Expiry: expiry})
-	l.holdLease(leaseKey(j, idx, t.attemptCount()), c.Worker, expiry)
+	l.holdLease(leaseKey(j, idx, t.attemptCount()), c.Worker)
 	j.keepSeed(idx) // for the assignment the leader builds next
 	l.settle(j, idx, c.Now)
 	return Grant{Job: j.ID, Index: idx, Attempt: t.attemptCount(), Expiry: expiry}, true
@@ -635,7 +635,6 @@ func (l *Ledger) renewReplica(j *job, worker string, ref api.TaskRef, expiry int
 	}
 	r := l.mutRep(j.Tasks.mut(ref.Index)).find(ref.Attempt)
 	r.Expiry = expiry
-	l.renewLease(leaseKey(j, ref.Index, ref.Attempt), expiry)
 	return true
 }
 
