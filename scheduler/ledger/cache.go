@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/tasks"
 )
 
@@ -344,4 +345,26 @@ func sortSources(srcs []cacheSrc) {
 	slices.SortFunc(srcs, func(a, b cacheSrc) int {
 		return cmp.Or(cmp.Compare(a.j.Seq, b.j.Seq), cmp.Compare(a.idx, b.idx))
 	})
+}
+
+// warmCache reads, for each report of a leased task with a kept seed, an
+// item of the index bucket its result will go into, all before the first
+// is put: each bucket is a cold cache miss (the index holds every done
+// task: 400 ns a put at 10,000 workers, BENCHMARKS.md issue 15), and
+// reads that depend on nothing before them overlap where one put waited
+// for each. It changes no replicated state.
+func (l *Ledger) warmCache(reports []api.Report) {
+	var sink uint64
+	for i := range reports {
+		j := l.jobs[reports[i].Job]
+		if j == nil || reports[i].Index < 0 || reports[i].Index >= j.Tasks.len() {
+			continue
+		}
+		if t := j.Tasks.at(reports[i].Index); t.flags&hasSeed != 0 {
+			if b := *l.cache.index.bucket(seedKey(t.seed, j.salt)); len(b) > 0 {
+				sink += b[len(b)/2].key
+			}
+		}
+	}
+	l.warmed = sink // kept, so the reads are not optimized away
 }

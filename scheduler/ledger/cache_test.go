@@ -543,3 +543,35 @@ func (a *applier) checkCacheKeys(id, owner string, grants []Grant) {
 		}
 	})
 }
+
+// TestCache_WarmingBeforeCompletionsChangesNothing: the reads that warm
+// the result cache's buckets before a batch of completions take reports
+// of unknown jobs, indexes out of range and tasks never granted (no kept
+// seed) without harm and change no state; the batch then applies as it
+// would unwarmed.
+func TestCache_WarmingBeforeCompletionsChangesNothing(t *testing.T) {
+	a := newApplier(t)
+	a.workers("w1")
+	a.runAll("done", "", cacheSpec(a.cacheInputs(4, "warm"))) // the index has items
+	a.submit("j", 4, 0, 0)
+	var reports []api.Report
+	for _, g := range a.lease("w1", 2) {
+		reports = append(reports, api.Report{TaskRef: g.Ref(), Result: tasks.Result{Stdout: []byte("ok")}})
+	}
+	reports = append(reports,
+		api.Report{TaskRef: api.TaskRef{Job: "nope", Index: 0, Attempt: 1}},
+		api.Report{TaskRef: api.TaskRef{Job: "j", Index: -1, Attempt: 1}},
+		api.Report{TaskRef: api.TaskRef{Job: "j", Index: 4, Attempt: 1}},
+		api.Report{TaskRef: api.TaskRef{Job: "j", Index: 3, Attempt: 1}}) // never granted
+	before := a.fsm.StateHash()
+	a.fsm.View(func(l *Ledger) { l.warmCache(reports) })
+	if after := a.fsm.StateHash(); after != before {
+		t.Fatalf("warming changed the state: %s, then %s", before, after)
+	}
+	ok, _ := a.apply(&CompleteTasksCommand{Worker: "w1", Now: a.now, Reports: reports}).([]bool)
+	if want := []bool{true, true, false, false, false, false}; !slices.Equal(ok, want) {
+		t.Fatalf("accepted %v, want %v", ok, want)
+	}
+	a.checkIndexes()
+	a.checkCacheKeys("j", "", []Grant{{Job: "j", Index: 0}, {Job: "j", Index: 1}})
+}

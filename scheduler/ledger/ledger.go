@@ -74,6 +74,8 @@ type Ledger struct {
 	aliveWorkers int
 	// moduleEngines is the grid's engine per module (engines.go).
 	moduleEngines map[string]string
+	// warmed is what warmCache read (cache.go); not replicated state.
+	warmed uint64
 	// gen counts snapshots taken; task chunks older than it are shared with
 	// a snapshot and copied before Apply changes them. Not replicated state.
 	gen uint64
@@ -570,6 +572,7 @@ func (p *Peer) IsAliveWorker() bool {
 func (l *Ledger) applyCompleteTasks(c *CompleteTasksCommand) any {
 	accepted := make([]bool, len(c.Reports))
 	p := l.peers[c.Worker]
+	l.warmCache(c.Reports)
 	for i := range c.Reports {
 		var fresh bool
 		accepted[i], fresh = l.completeTask(c.Worker, c.Now, &c.Reports[i])
