@@ -84,10 +84,9 @@ type Ledger struct {
 // taskKey names a lease: a task and the attempt that holds it (replicas
 // of one task run at once under distinct attempts). The job is its
 // pointer, not its id: 16 bytes hashed and compared as memory, where an
-// id string made every grant's and completion's lease map access hash the
-// id's bytes through a pointer, in 40-byte slots, not 24 (the lease map
-// was 9% of the leader at 10,000 workers, BENCHMARKS.md issue 15). A job's
-// leases end before it is purged, so a key never outlives its job.
+// id string made every lease index access hash the id's bytes through a
+// pointer (BENCHMARKS.md issue 15). A job's leases end before it is
+// purged, so a key never outlives its job.
 type taskKey struct {
 	job     *job
 	index   uint32 // below tasks.MaxTasks

@@ -23,7 +23,7 @@ import (
 //
 // Leases: a lease is (job, index, attempt); every replica lease gets the
 // task's next attempt number, so concurrent replicas are told apart by it
-// and l.leased holds one entry per running replica. A replicated task is
+// and the lease index holds one entry per running replica. A replicated task is
 // leased (counted in nLeased) while any replica runs, else queued, until
 // it is done or failed. It sits in the job's requeued list (once, flagged
 // by replicaSet.Queued) while it wants another replica; a task not leased
