@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/tasks"
 )
 
@@ -104,9 +105,42 @@ func newResultCache() resultCache {
 	return resultCache{index: newCacheIndex(), jobs: []*job{nil}}
 }
 
-// cacheKey is the index key of content sum submitted by owner.
+// cacheKey is the index key of content sum submitted by owner. Its
+// content part is the sum's first 8 bytes, which are the task's seed
+// (tasks.Seed), so a task whose seed is known needs no hash (seedKey).
 func cacheKey(sum [32]byte, owner string) uint64 {
-	return binary.BigEndian.Uint64(sum[:8]) ^ ownerSalt(owner)
+	return seedKey(binary.BigEndian.Uint64(sum[:8]), ownerSalt(owner))
+}
+
+// seedKey is the index key of a task whose tasks.Seed is seed, of a job
+// whose owner's salt is salt: the same as cacheKey of its content hash.
+func seedKey(seed, salt uint64) uint64 { return seed ^ salt }
+
+// taskKeyOf is done task idx of j's index key, from its kept seed
+// (keepSeed) and its job's salt: no content hash once the task was
+// granted. Apply only: it may keep the seed.
+func (j *job) taskKeyOf(idx int) uint64 { return seedKey(j.keepSeed(idx), j.salt) }
+
+// contentSeed is task idx of j's tasks.Seed: its record's when kept
+// there, else computed. For the read side, which never changes a record.
+func (j *job) contentSeed(idx int) uint64 {
+	if t := j.Tasks.at(idx); t.flags&hasSeed != 0 {
+		return t.seed
+	}
+	return tasks.Seed(&j.Spec, idx)
+}
+
+// keepSeed is task idx of j's tasks.Seed, computed at most once a task
+// and kept in its record: a grant keeps it for the assignment the leader
+// builds (contentSeed) and the result-cache key its completion adds.
+// Apply only: it changes the record.
+func (j *job) keepSeed(idx int) uint64 {
+	if t := j.Tasks.at(idx); t.flags&hasSeed != 0 {
+		return t.seed
+	}
+	t := j.Tasks.mut(idx)
+	t.seed, t.flags = tasks.Seed(&j.Spec, idx), t.flags|hasSeed
+	return t.seed
 }
 
 func ownerSalt(owner string) uint64 {
@@ -116,7 +150,7 @@ func ownerSalt(owner string) uint64 {
 
 // add indexes task idx of j, which just became done.
 func (c *resultCache) add(j *job, idx int) {
-	c.index.put(cacheKey(tasks.ContentHash(&j.Spec, idx), j.Owner), c.entry(j, idx))
+	c.index.put(j.taskKeyOf(idx), c.entry(j, idx))
 }
 
 // entry is task idx of j as an entry, giving j a slot if it has none.
@@ -176,7 +210,7 @@ func (l *Ledger) uncacheJob(j *job) {
 	}
 	for i := 0; i < j.Tasks.len(); i++ {
 		if j.Tasks.at(i).state() == tasks.TaskDone {
-			l.cache.remove(cacheKey(tasks.ContentHash(&j.Spec, i), j.Owner), j.cacheSlot)
+			l.cache.remove(j.taskKeyOf(i), j.cacheSlot)
 		}
 	}
 	l.cache.release(j)
@@ -311,4 +345,26 @@ func sortSources(srcs []cacheSrc) {
 	slices.SortFunc(srcs, func(a, b cacheSrc) int {
 		return cmp.Or(cmp.Compare(a.j.Seq, b.j.Seq), cmp.Compare(a.idx, b.idx))
 	})
+}
+
+// warmCache reads, for each report of a leased task with a kept seed, an
+// item of the index bucket its result will go into, all before the first
+// is put: each bucket is a cold cache miss (the index holds every done
+// task: 400 ns a put at 10,000 workers, BENCHMARKS.md issue 15), and
+// reads that depend on nothing before them overlap where one put waited
+// for each. It changes no replicated state.
+func (l *Ledger) warmCache(reports []api.Report) {
+	var sink uint64
+	for i := range reports {
+		j := l.jobs[reports[i].Job]
+		if j == nil || reports[i].Index < 0 || reports[i].Index >= j.Tasks.len() {
+			continue
+		}
+		if t := j.Tasks.at(reports[i].Index); t.flags&hasSeed != 0 {
+			if b := *l.cache.index.bucket(seedKey(t.seed, j.salt)); len(b) > 0 {
+				sink += b[len(b)/2].key
+			}
+		}
+	}
+	l.warmed = sink // kept, so the reads are not optimized away
 }

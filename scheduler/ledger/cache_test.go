@@ -464,3 +464,114 @@ func randomCacheStep(rng *rand.Rand, a *applier, base, alt []tasks.Input, grants
 		return &PurgeJobCommand{ID: (*jobs)[rng.IntN(len(*jobs))]}
 	}
 }
+
+// TestCache_GrantKeepsTheSeedItsAssignmentAndCacheKeyUse: a task's content
+// is hashed once, at its first grant, and what is kept is what
+// tasks.ContentHash says: the assignment's seed is tasks.Seed, the
+// completion's result-cache key is cacheKey of the content hash (the
+// owner's salt included), on the leader's ledger and on one restored from
+// a snapshot (which keeps no seed and computes it again), and a resubmit
+// still finds every result. A replica's grant keeps it too.
+func TestCache_GrantKeepsTheSeedItsAssignmentAndCacheKeyUse(t *testing.T) {
+	a := newApplier(t)
+	a.workers("w1", "w2")
+	spec := cacheSpec(a.cacheInputs(6, "seed"))
+	spec.Env = map[string]string{"B": "2", "A": "1"}
+	if err := a.submitAs("alice", "a", spec); err != nil {
+		t.Fatal(err)
+	}
+	grants := a.lease("w1", 3) // half leased: the other half is granted after the restore
+	a.checkSeeds("a", grants)
+	for _, g := range grants {
+		a.complete("w1", g, "")
+	}
+	a.checkIndexes()
+	a.checkCacheKeys("a", "alice", grants)
+
+	restored := &applier{t: t, fsm: snapshotInto(t, a.fsm), now: a.now}
+	rest := restored.lease("w2", 3)
+	restored.checkSeeds("a", rest)
+	for _, g := range rest {
+		restored.complete("w2", g, "")
+	}
+	restored.checkIndexes()
+	restored.checkCacheKeys("a", "alice", append(grants, rest...))
+	if err := restored.submitAs("alice", "b", spec); err != nil {
+		t.Fatal(err)
+	}
+	if st := restored.job("b").state(); st != tasks.JobComplete {
+		t.Fatalf("resubmit: %s, want every task from the cache", st)
+	}
+
+	restored.submitSpec("rep", replicaSpec(2, 2, 2, 2))
+	restored.checkSeeds("rep", []Grant{restored.mustLease("w1"), restored.mustLease("w2")})
+}
+
+// checkSeeds checks that each grant's task keeps its tasks.Seed and that
+// its assignment carries it.
+func (a *applier) checkSeeds(id string, grants []Grant) {
+	a.t.Helper()
+	if len(grants) == 0 {
+		a.t.Fatalf("job %s: nothing granted", id)
+	}
+	a.fsm.View(func(l *Ledger) {
+		j := l.jobs[id]
+		for _, g := range grants {
+			want := tasks.Seed(&j.Spec, g.Index)
+			if tk := j.Tasks.at(g.Index); tk.flags&hasSeed == 0 || tk.seed != want {
+				a.t.Errorf("job %s task %d: kept seed %#x (kept: %v), want %#x", id, g.Index, tk.seed, tk.flags&hasSeed != 0, want)
+			}
+			if got := l.Assignment(g).Seed; got != want {
+				a.t.Errorf("job %s task %d: assignment seed %#x, want %#x", id, g.Index, got, want)
+			}
+		}
+	})
+}
+
+// checkCacheKeys checks that each granted task, now done, is in the result
+// cache under cacheKey of its content hash and owner.
+func (a *applier) checkCacheKeys(id, owner string, grants []Grant) {
+	a.t.Helper()
+	a.fsm.View(func(l *Ledger) {
+		j := l.jobs[id]
+		for _, g := range grants {
+			key, found := cacheKey(tasks.ContentHash(&j.Spec, g.Index), owner), false
+			l.cache.index.each(key, func(e cacheEntry) { found = found || l.cache.src(e) == cacheSrc{j: j, idx: int32(g.Index)} })
+			if !found {
+				a.t.Errorf("job %s task %d: not in the result cache under its content's key %#x", id, g.Index, key)
+			}
+		}
+	})
+}
+
+// TestCache_WarmingBeforeCompletionsChangesNothing: the reads that warm
+// the result cache's buckets before a batch of completions take reports
+// of unknown jobs, indexes out of range and tasks never granted (no kept
+// seed) without harm and change no state; the batch then applies as it
+// would unwarmed.
+func TestCache_WarmingBeforeCompletionsChangesNothing(t *testing.T) {
+	a := newApplier(t)
+	a.workers("w1")
+	a.runAll("done", "", cacheSpec(a.cacheInputs(4, "warm"))) // the index has items
+	a.submit("j", 4, 0, 0)
+	var reports []api.Report
+	for _, g := range a.lease("w1", 2) {
+		reports = append(reports, api.Report{TaskRef: g.Ref(), Result: tasks.Result{Stdout: []byte("ok")}})
+	}
+	reports = append(reports,
+		api.Report{TaskRef: api.TaskRef{Job: "nope", Index: 0, Attempt: 1}},
+		api.Report{TaskRef: api.TaskRef{Job: "j", Index: -1, Attempt: 1}},
+		api.Report{TaskRef: api.TaskRef{Job: "j", Index: 4, Attempt: 1}},
+		api.Report{TaskRef: api.TaskRef{Job: "j", Index: 3, Attempt: 1}}) // never granted
+	before := a.fsm.StateHash()
+	a.fsm.View(func(l *Ledger) { l.warmCache(reports) })
+	if after := a.fsm.StateHash(); after != before {
+		t.Fatalf("warming changed the state: %s, then %s", before, after)
+	}
+	ok, _ := a.apply(&CompleteTasksCommand{Worker: "w1", Now: a.now, Reports: reports}).([]bool)
+	if want := []bool{true, true, false, false, false, false}; !slices.Equal(ok, want) {
+		t.Fatalf("accepted %v, want %v", ok, want)
+	}
+	a.checkIndexes()
+	a.checkCacheKeys("j", "", []Grant{{Job: "j", Index: 0}, {Job: "j", Index: 1}})
+}

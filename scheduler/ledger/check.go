@@ -85,27 +85,28 @@ func (l *Ledger) checkTasks() error {
 			return fmt.Errorf("job %s counts queued, leased, done, failed %v; its tasks %v", j.ID, got, n)
 		}
 	}
-	if leases != len(l.leased) {
-		return fmt.Errorf("%d leases indexed, %d held", len(l.leased), leases)
+	if leases != l.nLeases {
+		return fmt.Errorf("%d leases counted, %d held", l.nLeases, leases)
 	}
 	return l.checkLeaseIndex()
 }
 
-// checkLeaseIndex checks the live leases, their expiries and their index
-// by worker against a walk of every task and replica.
+// checkLeaseIndex checks the live leases, the expiries they report and
+// their index by worker against a walk of every task and replica.
 func (l *Ledger) checkLeaseIndex() error {
 	scanned := l.scanLeases()
-	expiries := make(map[taskKey]int64, len(scanned))
 	want := map[string]map[taskKey]struct{}{}
 	for k, e := range scanned {
-		expiries[k] = e.expiry
 		if want[e.worker] == nil {
 			want[e.worker] = map[taskKey]struct{}{}
 		}
 		want[e.worker][k] = struct{}{}
+		if got := k.expiryOf(); got != e.expiry {
+			return fmt.Errorf("lease %+v expires at %d, its task or replica at %d", k.ref(), got, e.expiry)
+		}
 	}
-	if !maps.Equal(l.leased, expiries) {
-		return fmt.Errorf("lease map (%d leases) differs from a walk of the tasks (%d)", len(l.leased), len(scanned))
+	if l.nLeases != len(scanned) {
+		return fmt.Errorf("%d leases counted, a walk of the tasks finds %d", l.nLeases, len(scanned))
 	}
 	if len(l.byWorker) != len(want) {
 		return fmt.Errorf("lease index has %d workers, the tasks' leases %d", len(l.byWorker), len(want))
@@ -116,6 +117,16 @@ func (l *Ledger) checkLeaseIndex() error {
 		}
 	}
 	return nil
+}
+
+// indexed reports whether lease k is in worker's lease set.
+func (l *Ledger) indexed(k taskKey, worker string) bool {
+	h := l.byWorker[worker]
+	if h == nil {
+		return false
+	}
+	_, ok := h.keys[k]
+	return ok
 }
 
 // walkedLease is a live lease a walk of the tasks finds.
@@ -136,11 +147,11 @@ func (l *Ledger) scanLeases() map[taskKey]walkedLease {
 			case t.Rep != nil:
 				for _, r := range t.Rep.Reps {
 					if r.Verdict == vRunning {
-						out[taskKey{j.ID, i, r.Attempt}] = walkedLease{expiry: r.Expiry, worker: r.Worker}
+						out[leaseKey(j, i, r.Attempt)] = walkedLease{expiry: r.Expiry, worker: r.Worker}
 					}
 				}
 			case t.state() == tasks.TaskLeased:
-				out[taskKey{j.ID, i, t.attemptCount()}] = walkedLease{expiry: t.Expiry, worker: t.Worker}
+				out[leaseKey(j, i, t.attemptCount())] = walkedLease{expiry: t.Expiry, worker: t.Worker}
 			}
 		}
 	}
@@ -153,14 +164,14 @@ func (l *Ledger) checkTask(j *job, idx int, t *task, inQueue int) (int, error) {
 		if t.state() != tasks.TaskLeased {
 			return 0, nil
 		}
-		if _, ok := l.leased[taskKey{j.ID, idx, t.attemptCount()}]; !ok {
+		if !l.indexed(leaseKey(j, idx, t.attemptCount()), t.Worker) {
 			return 0, fmt.Errorf("job %s task %d leased (attempt %d) but not in the lease index", j.ID, idx, t.attemptCount())
 		}
 		return 1, nil
 	}
 	votes, running, best, _ := t.Rep.tally()
 	for _, r := range t.Rep.Reps {
-		if _, ok := l.leased[taskKey{j.ID, idx, r.Attempt}]; ok != (r.Verdict == vRunning) {
+		if ok := l.indexed(leaseKey(j, idx, r.Attempt), r.Worker); ok != (r.Verdict == vRunning) {
 			return 0, fmt.Errorf("job %s task %d replica %d (%s): indexed lease %v", j.ID, idx, r.Attempt, r.Verdict, ok)
 		}
 	}

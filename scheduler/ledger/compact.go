@@ -14,7 +14,7 @@ const compactBelow = 4096
 
 // mapMarks are the high-water marks of the ledger's large maps.
 type mapMarks struct {
-	jobs, leased, byWorker, requests, refs, blobs, meta, manifests, order int
+	jobs, byWorker, requests, refs, blobs, meta, manifests, order int
 }
 
 // compactMaps runs after every command: it raises the marks of maps that
@@ -22,7 +22,6 @@ type mapMarks struct {
 func (l *Ledger) compactMaps() {
 	m := &l.marks
 	l.jobs = compacted(l.jobs, &m.jobs)
-	l.leased = compacted(l.leased, &m.leased)
 	l.byWorker = compacted(l.byWorker, &m.byWorker)
 	l.requests = compacted(l.requests, &m.requests)
 	l.refs = compacted(l.refs, &m.refs)

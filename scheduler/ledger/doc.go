@@ -12,7 +12,7 @@
 //   - snapshots (snapshot.go): a stream of typed records written while
 //     Apply goes on (task chunks are shared copy-on-write) and read back
 //     record by record;
-//   - the compact task record (taskrecord.go): 72 bytes a task, read and
+//   - the compact task record (taskrecord.go): 80 bytes a task, read and
 //     changed through accessors, its rare fields behind one pointer, its
 //     inline stdout in its chunk's byte arena (tasktable.go);
 //     snapshots and StateHash see it as the JSON taskRecord it always was;

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/storage"
@@ -45,10 +46,10 @@ func wantIndexMatchesAWalk(t *testing.T, l *Ledger, workers []string, label stri
 		var each []api.TaskRef
 		l.EachLeaseOf(w, func(ref api.TaskRef) {
 			each = append(each, ref)
-			if e, ok := l.leased[taskKey{ref.Job, ref.Index, ref.Attempt}]; !ok || l.peekTask(ref.Job, ref.Index) == nil {
+			if j := l.jobs[ref.Job]; j == nil || !l.indexed(leaseKey(j, ref.Index, ref.Attempt), w) || l.peekTask(ref.Job, ref.Index) == nil {
 				t.Fatalf("%s: EachLeaseOf(%s) gives %+v, which is no live lease", label, w, ref)
-			} else if expiry, _, _ := l.LeaseExpiry(ref); e != expiry {
-				t.Fatalf("%s: lease %+v expires at %d in the lease map, %d in its task", label, ref, e, expiry)
+			} else if e, expiry := leaseKey(j, ref.Index, ref.Attempt).expiryOf(), leaseExpiryOf(l, ref); e != expiry {
+				t.Fatalf("%s: lease %+v expires at %d in the lease index, %d in LeaseExpiry", label, ref, e, expiry)
 			}
 		})
 		slices.SortFunc(each, api.CompareTaskRefs)
@@ -271,5 +272,67 @@ func TestLeaseIndex_SameLogSameIndex(t *testing.T) {
 				})
 			})
 		}
+	}
+}
+
+func leaseExpiryOf(l *Ledger, ref api.TaskRef) int64 {
+	expiry, _, _ := l.LeaseExpiry(ref)
+	return expiry
+}
+
+// TestLeaseIndex_ExpiredLeasesFollowRenewalsAndReplicas: with the
+// expiries kept only in the tasks and replicas, ExpiredLeases lists
+// exactly the leases due by a time, sorted, for tasks and replicas alike:
+// a renewal moves a lease later, a completion or release takes it out,
+// and a restored ledger lists the same.
+func TestLeaseIndex_ExpiredLeasesFollowRenewalsAndReplicas(t *testing.T) {
+	a := newApplier(t)
+	a.workers("w1", "w2")
+	a.submit("plain", 4, 3, 0) // timeout 1 s, slack 1 s: leases expire 2 s after their grant
+	early := a.lease("w1", 2)
+	a.now += int64(time.Second)
+	late := a.lease("w2", 2)
+	a.submitSpec("rep", replicaSpec(1, 2, 2, 2))
+	rep := a.mustLease("w1")
+	due := func(at int64) []api.TaskRef {
+		var out []api.TaskRef
+		a.fsm.View(func(l *Ledger) { out = l.ExpiredLeases(at) })
+		return out
+	}
+	refs := func(gs ...Grant) []api.TaskRef {
+		out := []api.TaskRef{}
+		for _, g := range gs {
+			out = append(out, g.Ref())
+		}
+		slices.SortFunc(out, api.CompareTaskRefs)
+		return out
+	}
+	check := func(label string, at int64, want []api.TaskRef) {
+		t.Helper()
+		if got := due(at); !slices.Equal(got, want) {
+			t.Fatalf("%s: expired by %+d ms: %v, want %v", label, (at-a.now)/1e6, got, want)
+		}
+	}
+	ms := int64(time.Millisecond)
+	check("before any expiry", a.now+1000*ms-1, nil)
+	check("the first two", a.now+1000*ms, refs(early...))
+	check("all", a.now+2000*ms, refs(append(append(early, late...), rep)...))
+
+	// w1 renews its first lease and the replica 1.5 s on; its second ends.
+	a.now += 500 * ms
+	if n := a.apply(&RenewLeasesCommand{Worker: "w1", Now: a.now, Slack: int64(time.Second), Tasks: []api.TaskRef{early[0].Ref(), rep.Ref()}}); n != 2 {
+		t.Fatalf("renewed %v, want 2", n)
+	}
+	a.complete("w1", early[1], "")
+	check("renewed, one done", a.now+500*ms, nil)
+	check("w2's now", a.now+1500*ms, refs(late...))
+	check("then the renewed", a.now+2000*ms, refs(append(append([]Grant{early[0]}, late...), rep)...))
+	a.checkIndexes()
+
+	restored := &applier{t: t, fsm: snapshotInto(t, a.fsm), now: a.now}
+	var got []api.TaskRef
+	restored.fsm.View(func(l *Ledger) { got = l.ExpiredLeases(a.now + 2000*ms) })
+	if want := refs(append(append([]Grant{early[0]}, late...), rep)...); !slices.Equal(got, want) {
+		t.Fatalf("restored: expired %v, want %v", got, want)
 	}
 }

@@ -39,12 +39,14 @@ type Ledger struct {
 	// pinned it; garbage collection reads it.
 	meta  map[string]BlobMeta
 	peers map[string]*Peer
-	// leased is the expiry (unix ns) of every lease: one per leased task
-	// of a job without replicas, one per running replica of the others.
-	// byWorker indexes it by holder (leaseindex.go); both are derived, not
-	// serialized, and changed only by holdLease, renewLease and dropLease.
-	leased   map[taskKey]int64
+	// byWorker holds the live leases by holder (leaseindex.go): one per
+	// leased task of a job without replicas, one per running replica of
+	// the others; nLeases counts them. Derived, not serialized, and
+	// changed only by holdLease and dropLease. spareSet is an emptied
+	// worker's set, kept for the next (not replicated state).
 	byWorker map[string]*heldLeases
+	nLeases  int
+	spareSet *heldLeases
 	// joinedBy is the join credential each worker was admitted with, from
 	// the peer credentials (derived, not serialized): replicas of a task
 	// go to workers of distinct credentials (replicas.go).
@@ -72,17 +74,28 @@ type Ledger struct {
 	aliveWorkers int
 	// moduleEngines is the grid's engine per module (engines.go).
 	moduleEngines map[string]string
+	// warmed is what warmCache read (cache.go); not replicated state.
+	warmed uint64
 	// gen counts snapshots taken; task chunks older than it are shared with
 	// a snapshot and copied before Apply changes them. Not replicated state.
 	gen uint64
 }
 
 // taskKey names a lease: a task and the attempt that holds it (replicas
-// of one task run at once under distinct attempts).
+// of one task run at once under distinct attempts). The job is its
+// pointer, not its id: 16 bytes hashed and compared as memory, where an
+// id string made every lease index access hash the id's bytes through a
+// pointer (BENCHMARKS.md issue 15). A job's leases end before it is
+// purged, so a key never outlives its job.
 type taskKey struct {
-	Job     string
-	Index   int
-	Attempt int
+	job     *job
+	index   uint32 // below tasks.MaxTasks
+	attempt uint32 // a task's attempts are a uint32 (task.attempts)
+}
+
+// leaseKey is the key of task idx of j's lease under attempt.
+func leaseKey(j *job, idx, attempt int) taskKey {
+	return taskKey{job: j, index: uint32(idx), attempt: uint32(attempt)}
 }
 
 type job struct {
@@ -101,6 +114,9 @@ type job struct {
 	// cacheSlot is the job's slot in the result cache's index, 0 until a
 	// task of it is done (cache.go); derived, not serialized.
 	cacheSlot uint32
+	// salt is ownerSalt(Owner), the owner's part of its tasks' result
+	// cache keys (cache.go), hashed once a job; derived, not serialized.
+	salt uint64
 
 	// The queue: tasks [fresh, n) were never leased; requeued holds tasks
 	// returned by an expired or released lease or a failed attempt, oldest first.
@@ -152,7 +168,6 @@ func NewLedger() *Ledger {
 		cache:      newResultCache(),
 		meta:       map[string]BlobMeta{},
 		peers:      map[string]*Peer{},
-		leased:     map[taskKey]int64{},
 		byWorker:   map[string]*heldLeases{},
 		joinedBy:   map[string]string{},
 		requests:   map[string]string{},
@@ -389,6 +404,7 @@ func (l *Ledger) submitJob(c *SubmitJobCommand, check func() error, fill func(*j
 
 // addJob indexes a new or restored job.
 func (l *Ledger) addJob(j *job) {
+	j.salt = ownerSalt(j.Owner)
 	l.jobs[j.ID] = j
 	l.order = append(l.order, j)
 	l.refSpec(j, +1)
@@ -457,7 +473,8 @@ func (l *Ledger) applyLeaseTasks(c *LeaseTasksCommand) any {
 		t.Expiry = leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
 		j.nQueued--
 		j.nLeased++
-		l.holdLease(taskKey{j.ID, idx, t.attemptCount()}, c.Worker, t.Expiry)
+		l.holdLease(leaseKey(j, idx, t.attemptCount()), c.Worker)
+		j.keepSeed(idx) // for the assignment the leader builds next
 		grants = append(grants, Grant{Job: j.ID, Index: idx, Attempt: t.attemptCount(), Expiry: t.Expiry})
 	}
 	return grants
@@ -554,6 +571,7 @@ func (p *Peer) IsAliveWorker() bool {
 func (l *Ledger) applyCompleteTasks(c *CompleteTasksCommand) any {
 	accepted := make([]bool, len(c.Reports))
 	p := l.peers[c.Worker]
+	l.warmCache(c.Reports)
 	for i := range c.Reports {
 		var fresh bool
 		accepted[i], fresh = l.completeTask(c.Worker, c.Now, &c.Reports[i])
@@ -678,7 +696,7 @@ func (l *Ledger) requeue(j *job, idx int) {
 
 func (l *Ledger) endLease(j *job, idx int) {
 	t := j.Tasks.at(idx)
-	l.dropLease(taskKey{j.ID, idx, t.attemptCount()}, t.Worker)
+	l.dropLease(leaseKey(j, idx, t.attemptCount()), t.Worker)
 	j.Tasks.mut(idx).Expiry = 0
 	j.nLeased--
 }
@@ -798,7 +816,6 @@ func (l *Ledger) applyRenewLeases(c *RenewLeasesCommand) any {
 			continue
 		}
 		t.Expiry = expiry
-		l.renewLease(taskKey{j.ID, ref.Index, ref.Attempt}, expiry)
 		n++
 	}
 	return n
@@ -893,12 +910,15 @@ func (j *job) state() tasks.JobState {
 	}
 }
 
-// ExpiredLeases lists leases whose expiry is at or before now, sorted.
+// ExpiredLeases lists leases whose expiry is at or before now, sorted. It
+// walks the live leases (the leader asks a few times a TTL).
 func (l *Ledger) ExpiredLeases(now int64) []api.TaskRef {
 	var out []api.TaskRef
-	for k, exp := range l.leased {
-		if exp <= now {
-			out = append(out, api.TaskRef{Job: k.Job, Index: k.Index, Attempt: k.Attempt})
+	for _, h := range l.byWorker {
+		for k := range h.keys {
+			if k.expiryOf() <= now {
+				out = append(out, k.ref())
+			}
 		}
 	}
 	sortRefs(out)

@@ -23,7 +23,7 @@ import (
 //
 // Leases: a lease is (job, index, attempt); every replica lease gets the
 // task's next attempt number, so concurrent replicas are told apart by it
-// and l.leased holds one entry per running replica. A replicated task is
+// and the lease index holds one entry per running replica. A replicated task is
 // leased (counted in nLeased) while any replica runs, else queued, until
 // it is done or failed. It sits in the job's requeued list (once, flagged
 // by replicaSet.Queued) while it wants another replica; a task not leased
@@ -332,7 +332,8 @@ func (l *Ledger) leaseReplica(j *job, c *LeaseTasksCommand, pl *placement) (Gran
 	t.addAttempt(+1)
 	expiry := leaseExpiry(c.Now, j.Spec.Timeout, c.Slack)
 	rs.Reps = append(rs.Reps, replica{Worker: c.Worker, Cred: pl.cred, Attempt: t.attemptCount(), Verdict: vRunning, Expiry: expiry})
-	l.holdLease(taskKey{j.ID, idx, t.attemptCount()}, c.Worker, expiry)
+	l.holdLease(leaseKey(j, idx, t.attemptCount()), c.Worker)
+	j.keepSeed(idx) // for the assignment the leader builds next
 	l.settle(j, idx, c.Now)
 	return Grant{Job: j.ID, Index: idx, Attempt: t.attemptCount(), Expiry: expiry}, true
 }
@@ -393,7 +394,7 @@ func (l *Ledger) finishReplicated(j *job, idx int, state tasks.TaskState, now in
 	kept := rs.Reps[:0]
 	for _, r := range rs.Reps {
 		if r.Verdict == vRunning {
-			l.dropLease(taskKey{j.ID, idx, r.Attempt}, r.Worker)
+			l.dropLease(leaseKey(j, idx, r.Attempt), r.Worker)
 			continue
 		}
 		l.dropKept(j, &r)
@@ -551,7 +552,7 @@ func (l *Ledger) recordReplica(j *job, worker string, now int64, rep *api.Report
 	t := j.Tasks.mut(rep.Index)
 	rs := l.mutRep(t)
 	r := rs.find(rep.Attempt)
-	l.dropLease(taskKey{j.ID, rep.Index, rep.Attempt}, r.Worker)
+	l.dropLease(leaseKey(j, rep.Index, rep.Attempt), r.Worker)
 	r.Expiry = 0
 	if rep.ErrorKind != "" {
 		r.Verdict = vFailed
@@ -596,7 +597,7 @@ func (l *Ledger) expireReplica(j *job, ref api.TaskRef, reason string, now int64
 	t = j.Tasks.mut(ref.Index)
 	rs := l.mutRep(t)
 	r := rs.find(ref.Attempt)
-	l.dropLease(taskKey{j.ID, ref.Index, ref.Attempt}, r.Worker)
+	l.dropLease(leaseKey(j, ref.Index, ref.Attempt), r.Worker)
 	r.Verdict, r.Expiry = vExpired, 0
 	rs.Fails++
 	t.setFailedOn(r.Worker)
@@ -617,7 +618,7 @@ func (l *Ledger) releaseReplica(j *job, worker string, ref api.TaskRef, now int6
 	}
 	t = j.Tasks.mut(ref.Index)
 	rs := l.mutRep(t)
-	l.dropLease(taskKey{j.ID, ref.Index, ref.Attempt}, worker)
+	l.dropLease(leaseKey(j, ref.Index, ref.Attempt), worker)
 	rs.Reps = slices.DeleteFunc(rs.Reps, func(r replica) bool { return r.Attempt == ref.Attempt })
 	l.settle(j, ref.Index, now)
 	return true
@@ -634,7 +635,6 @@ func (l *Ledger) renewReplica(j *job, worker string, ref api.TaskRef, expiry int
 	}
 	r := l.mutRep(j.Tasks.mut(ref.Index)).find(ref.Attempt)
 	r.Expiry = expiry
-	l.renewLease(taskKey{j.ID, ref.Index, ref.Attempt}, expiry)
 	return true
 }
 
@@ -727,7 +727,7 @@ func (l *Ledger) distrust(p *Peer, now int64) {
 // (verdict failed, its hash kept as evidence) and, in an adaptive job,
 // becomes a checked task.
 func (l *Ledger) reopen(j *job, idx int, now int64) {
-	l.cache.removeTask(cacheKey(tasks.ContentHash(&j.Spec, idx), j.Owner), j, idx)
+	l.cache.removeTask(j.taskKeyOf(idx), j, idx)
 	t := j.Tasks.mut(idx)
 	worker := t.Worker
 	if t.Rep == nil {

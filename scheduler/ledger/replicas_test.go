@@ -279,8 +279,8 @@ func TestReplicas_PerReplicaExpiryReleaseAndCancel(t *testing.T) {
 		t.Fatal("a cancelled replica's report was accepted")
 	}
 	a.fsm.View(func(l *Ledger) {
-		if len(l.leased) != 0 {
-			t.Fatalf("leases left after cancel: %v", l.leased)
+		if l.nLeases != 0 || len(l.byWorker) != 0 {
+			t.Fatalf("leases left after cancel: %d, held by %d workers", l.nLeases, len(l.byWorker))
 		}
 	})
 }

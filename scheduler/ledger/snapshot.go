@@ -313,7 +313,7 @@ func (l *Ledger) restoreTasks(j *job, body []byte) error {
 		if t.Rep != nil {
 			l.restoreReplicas(j, idx, t.Rep)
 		} else if t.state() == tasks.TaskLeased {
-			l.holdLease(taskKey{j.ID, idx, t.attemptCount()}, t.Worker, t.Expiry)
+			l.holdLease(leaseKey(j, idx, t.attemptCount()), t.Worker)
 		}
 	}
 	return nil
@@ -341,7 +341,7 @@ func (l *Ledger) restoreReplicas(j *job, idx int, rs *replicaSet) {
 	rs.gen = l.gen
 	for _, r := range rs.Reps {
 		if r.Verdict == vRunning {
-			l.holdLease(taskKey{j.ID, idx, r.Attempt}, r.Worker, r.Expiry)
+			l.holdLease(leaseKey(j, idx, r.Attempt), r.Worker)
 		}
 		if r.Kept {
 			l.ref(j, r.StdoutRef, +1)

@@ -30,7 +30,7 @@ func (l *Ledger) Stats() Stats {
 		st.Tasks[2] += j.nDone
 		st.Tasks[3] += j.nFailed
 	}
-	st.Leases = len(l.leased)
+	st.Leases = l.nLeases
 	for _, p := range l.peers {
 		if len(p.Roles) == 0 {
 			st.Peers[[2]string{"none", p.State}]++

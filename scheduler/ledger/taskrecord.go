@@ -8,7 +8,7 @@ import (
 )
 
 // task is one task's record, kept small because a ledger holds millions of
-// them (issue 15): 72 bytes for the common case, against 208 when every
+// them (issue 15): 80 bytes for the common case, against 208 when every
 // field was a string, an int or a slice. State, engine and exit code are
 // small integers converted at the accessors; the fields a plain success
 // never sets (error, failed-on worker, stderr, stdout blob, cached origin)
@@ -21,11 +21,18 @@ import (
 // Snapshots and StateHash see the record as taskRecord, the JSON form the
 // ledger always wrote, so the hash means the same across versions.
 type task struct {
-	Expiry   int64   // of the lease, while leased (tasks without replicas)
-	Duration int64   // run time of the accepted attempt, ns
-	out      outSpan // the inline stdout, in the chunk's arena
-	Worker   string  // of the lease or the accepted result
-	rare     *taskRare
+	Expiry   int64 // of the lease, while leased (tasks without replicas)
+	Duration int64 // run time of the accepted attempt, ns
+	// seed is the task's tasks.Seed (its content hash's first 8 bytes)
+	// once flags has hasSeed: kept from its first grant so the leader
+	// hashes a task's content once, not for its assignment and again for
+	// its result-cache key (8 bytes a task, BENCHMARKS.md issue 15). A
+	// pure function of the job's spec, so derived: never serialized, and
+	// a restored task computes it again when it needs it.
+	seed   uint64
+	out    outSpan // the inline stdout, in the chunk's arena
+	Worker string  // of the lease or the accepted result
+	rare   *taskRare
 	// Rep holds the replicas of a task of a job with replicas, from its
 	// first lease (replicas.go); nil for every other task, so a job
 	// without replicas pays 8 bytes a task for it.
@@ -41,6 +48,7 @@ type task struct {
 const (
 	hasExit uint8 = 1 << iota // the task has an exit code
 	bigExit                   // it does not fit an int32: rare.bigExit holds it
+	hasSeed                   // seed holds the task's content seed
 )
 
 // engineOther marks an engine name no build of the ledger knows (a report

@@ -104,7 +104,7 @@ func (l *Ledger) Assignment(g Grant) api.Assignment {
 	j := l.jobs[g.Job]
 	a := api.Assignment{
 		Job: g.Job, Index: g.Index, Attempt: g.Attempt, ModuleHash: j.Spec.ModuleHash, Name: j.Spec.Name,
-		Args: j.Spec.TaskArgs(g.Index), Env: j.Spec.Env, Seed: tasks.Seed(&j.Spec, g.Index),
+		Args: j.Spec.TaskArgs(g.Index), Env: j.Spec.Env, Seed: j.contentSeed(g.Index),
 		Timeout: j.Spec.Timeout, Memory: j.Spec.Memory, MaxOutput: j.Spec.MaxOutput, Engine: j.Spec.Engine, GridEngine: l.gridEngine(j),
 		K: j.Spec.DataShards, M: j.Spec.ParityShards,
 		Expiry: time.Unix(0, g.Expiry).UTC(),
