@@ -21,11 +21,16 @@ import (
 // thread already awake instead.
 //
 // Measured (BENCHMARKS.md, "Issue 15: the grid's own CPU per task, fourth
-// session"): on 2 cores with both donated, the grid's own CPU per
-// CPU-bound task fell from 220-248 to 147-151 µs and its wake-ups from
-// 2.9-3.3 to 2.2 a task; the 100k tiny job through the CLI (`peergrid dev
-// --cores 2`) and the 1M job's resident memory per finished task stayed
-// within issue 15's goals.
+// session"; 2 vCPUs, both donated, load 2.6-7, interleaved with Go's
+// default): the grid's wake-ups per CPU-bound task fell from 2.95 to 2.20
+// (medians of 12 rounds each, lower in every pair) and its CPU per task
+// from 180 to 150 µs; the 100k tiny job through the CLI ran 20,608
+// tasks/s against 19,777 (medians of 7) with 22.6 against 28.7 µs of the
+// dev process's CPU a task, and the 1M job kept 198.6 bytes of RSS a
+// finished task (196.4 before). So even where the dev process itself is
+// busy (tiny tasks), one P served as well as two; a second P bought
+// mostly the spinning and the hand-offs. Not measured: a many-core
+// machine donating every CPU to tasks under a millisecond.
 //
 // A lone server (no executors) keeps Go's default; so does any process
 // whose environment sets GOMAXPROCS: the user's choice wins.
