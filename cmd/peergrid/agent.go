@@ -20,6 +20,7 @@ import (
 
 	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/auth"
+	"github.com/peergrid/peergrid/internal/runtimepolicy"
 	"github.com/peergrid/peergrid/scheduler/server"
 	"github.com/peergrid/peergrid/scheduler/store"
 	"github.com/peergrid/peergrid/wasm"
@@ -158,6 +159,9 @@ func (m *Main) agent(ctx context.Context, f *agentFlags, log *slog.Logger) (int,
 	}
 	log = log.With("peer", name)
 	startGCPolicy(ctx, m.Getenv, log)
+	if f.worker { // a lone server keeps Go's default: it donates no CPU
+		defer runtimepolicy.ApplyWorkerGOMAXPROCS(m.Getenv, f.cores, log)()
+	}
 	var stops []func()
 	defer func() {
 		for i := len(stops) - 1; i >= 0; i-- {

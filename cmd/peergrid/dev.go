@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/peergrid/peergrid/internal/devgrid"
+	"github.com/peergrid/peergrid/internal/runtimepolicy"
 )
 
 func (m *Main) runDev(ctx context.Context, args []string) (int, error) {
@@ -27,6 +28,7 @@ func (m *Main) runDev(ctx context.Context, args []string) (int, error) {
 		return exitError, fmt.Errorf("%w: --storage-peers %d: want 0 or more", errUsage, *storagePeers)
 	}
 	startGCPolicy(ctx, m.Getenv, log)
+	defer runtimepolicy.ApplyWorkerGOMAXPROCS(m.Getenv, *cores, log)()
 	g, err := devgrid.Start(ctx, devgrid.Config{DataDir: *dataDir, Bind: *bind, Cores: *cores, StoragePeers: *storagePeers, Logger: log})
 	if err != nil {
 		return exitError, err

@@ -38,6 +38,12 @@ package devgrid
 // it moves from round to round (0.84-1.03 in one minute), which bounds
 // what any round can measure.
 //
+// The process runs with the GOMAXPROCS `peergrid dev --cores 2` gives
+// itself (runtimepolicy.ApplyWorkerGOMAXPROCS, the very same function; on
+// 2 CPUs `--cores 1` gets the same), so the grid's own CPU is what a user
+// meets; GOMAXPROCS in the environment wins, as it does for peergrid. The
+// native spins run with a P per thread whatever it is.
+//
 // PEERGRID_PARALLEL_TASKS, PEERGRID_PARALLEL_ROUNDS (the spin's rounds) and
 // PEERGRID_PARALLEL_PAIRS (rounds of the bench, default 3) change it.
 
@@ -61,6 +67,7 @@ import (
 	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/internal/gowasm"
 	"github.com/peergrid/peergrid/internal/jobcheck"
+	"github.com/peergrid/peergrid/internal/runtimepolicy"
 	"github.com/peergrid/peergrid/storage"
 	"github.com/peergrid/peergrid/tasks"
 )
@@ -96,6 +103,8 @@ func BenchmarkParallelEfficiency_GoKernel(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("module: wasm/testdata/spin, %.1f MB; %d tasks of %d rounds; %d rounds of 1 and 2 cores", float64(len(module))/1e6, n, rounds, pairs)
+	defer runtimepolicy.ApplyWorkerGOMAXPROCS(os.Getenv, 2, slog.New(slog.DiscardHandler))()
+	b.Logf("GOMAXPROCS %d on %d CPUs", runtime.GOMAXPROCS(0), runtime.NumCPU())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
 	grids := map[int]*spinGrid{}
@@ -255,8 +264,10 @@ const nativeSpinRounds = 400_000_000
 
 // nativeEfficiency is the machine's own parallel efficiency now: the time
 // of nativeSpinRounds on one thread over the time of as much on each of
-// two threads at once.
+// two threads at once, each with a P of its own (the grids' process may
+// have fewer: the spins are not the grid).
 func nativeEfficiency() float64 {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), 2)))
 	timed := func(threads int) time.Duration {
 		start := time.Now()
 		var wg sync.WaitGroup
