@@ -69,6 +69,21 @@ func TestMemoryModes_SlowerCheckedCodeIsDropped(t *testing.T) {
 	}
 }
 
+// checkedSlowThenFast runs a module whose guarded runs take 5 ms (1 ms
+// outside the module) and whose checked runs take 20 ms while *slow, then
+// 2 ms.
+func checkedSlowThenFast(slow *bool) func(memoryMode) (time.Duration, time.Duration) {
+	return func(m memoryMode) (time.Duration, time.Duration) {
+		if m == modeChecked && *slow {
+			return 20 * ms, 19 * ms
+		}
+		if m == modeChecked {
+			return 2 * ms, 1900 * time.Microsecond
+		}
+		return 5 * ms, 4 * ms
+	}
+}
+
 // Checked code that lost its comparison (say to descheduled trials) is
 // compared again once the guarded runs have spent another second outside
 // the module, then two more, and so on.
@@ -76,15 +91,7 @@ func TestMemoryModes_CheckedCodeThatLostIsComparedAgainLater(t *testing.T) {
 	c := newMemoryModes()
 	c.compiled("m", 10*ms, false)
 	slowChecked := true
-	run := func(m memoryMode) (time.Duration, time.Duration) {
-		if m == modeChecked && slowChecked {
-			return 20 * ms, 19 * ms
-		}
-		if m == modeChecked {
-			return 2 * ms, 1900 * time.Microsecond
-		}
-		return 5 * ms, 4 * ms // 1 ms outside
-	}
+	run := checkedSlowThenFast(&slowChecked)
 	if got := runModes(c, "m", 500, run); got[modeChecked] != modeTrials+1 {
 		t.Fatalf("first 500 runs per mode %v: want one comparison's %d checked", got, modeTrials+1)
 	}
@@ -166,15 +173,7 @@ func TestMemoryModes_LogsEachDecisionOnce(t *testing.T) {
 	c.log = slog.New(slog.NewTextHandler(&logged, nil))
 	c.compiled("m", 10*ms, false)
 	slowChecked := true
-	run := func(m memoryMode) (time.Duration, time.Duration) {
-		if m == modeChecked && slowChecked {
-			return 20 * ms, 19 * ms
-		}
-		if m == modeChecked {
-			return 2 * ms, 1900 * time.Microsecond
-		}
-		return 5 * ms, 4 * ms
-	}
+	run := checkedSlowThenFast(&slowChecked)
 	runModes(c, "m", 500, run)
 	slowChecked = false
 	runModes(c, "m", 2000, run)
