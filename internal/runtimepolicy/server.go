@@ -35,8 +35,8 @@ import (
 
 const (
 	serverAdaptEvery    = time.Second
-	serverRaiseShare    = 0.7 // of the Ps in force, used over an interval: raise
-	serverLowerShare    = 0.6 // of one P fewer, used over each calm interval: lower
+	serverRaiseShare    = 0.75 // of the Ps in force, used over an interval: raise
+	serverLowerShare    = 0.65 // of one P fewer, used over each calm interval: lower
 	serverCalmIntervals = 3
 )
 

@@ -20,20 +20,20 @@ func TestServerGOMAXPROCS_RaisesAtOnceLowersAfterCalm(t *testing.T) {
 		wantNext, wantCalm int
 	}{
 		{"idle at 1 stays", 0.01, 1, 2, 0, 1, 0},
-		{"under the share at 1 stays", 0.69, 1, 2, 2, 1, 0},
+		{"under the share at 1 stays", 0.74, 1, 2, 2, 1, 0},
 		{"the mix at 1 (0.44 cores) stays", 0.44, 1, 2, 0, 1, 0},
-		{"over the share at 1 raises to 2", 0.71, 1, 2, 0, 2, 0},
+		{"over the share at 1 raises to 2", 0.76, 1, 2, 0, 2, 0},
 		{"a full core at 1 of 8 raises to 2", 1.0, 1, 8, 0, 2, 0},
-		{"3 cores at 2 of 8 raise to what they need", 3.0, 2, 8, 0, 5, 0},
+		{"3 cores at 2 of 8 raise to what they need", 3.0, 2, 8, 0, 4, 0},
 		{"never past the CPUs", 6.0, 2, 4, 0, 4, 0},
 		{"all the CPUs stay when busy", 2.0, 2, 2, 0, 2, 0},
 		{"one CPU never raises", 1.0, 1, 1, 0, 1, 0},
-		{"the mix at 2 (0.55 cores) counts calm", 0.55, 2, 2, 0, 2, 1},
+		{"the mix at 2 (0.58 cores) counts calm", 0.58, 2, 2, 0, 2, 1},
 		{"calm counted on", 0.1, 2, 2, 1, 2, 2},
 		{"the third calm interval lowers one", 0.1, 2, 2, 2, 1, 0},
 		{"idle at 8 lowers one at a time", 0.0, 8, 8, 2, 7, 0},
-		{"a busy interval ends the calm", 0.61, 2, 2, 2, 2, 0},
-		{"between the shares at 3 holds", 1.3, 3, 4, 2, 3, 0},
+		{"a busy interval ends the calm", 0.66, 2, 2, 2, 2, 0},
+		{"between the shares at 3 holds", 1.4, 3, 4, 2, 3, 0},
 		{"more Ps than CPUs come down to the CPUs", 0.0, 5, 2, 0, 2, 1},
 	} {
 		next, calm := ServerGOMAXPROCS(c.used, c.ps, c.cpus, c.calm)
@@ -107,9 +107,9 @@ func TestAdaptServer_RaisesUnderLoadLowersWhenIdleAndPutsBack(t *testing.T) {
 	if got := runtime.GOMAXPROCS(0); got != 1 {
 		t.Fatalf("GOMAXPROCS %d once started, want 1", got)
 	}
-	load.burn(1.0) // a core's worth: more than 0.7 of 1 P
+	load.burn(1.0) // a core's worth: more than 0.75 of 1 P
 	eventually(t, "Ps raised under a core's load", func() bool { return runtime.GOMAXPROCS(0) >= 2 })
-	load.burn(2.5) // needs 4 (2.5/0.7), all the CPUs
+	load.burn(2.5) // needs 4 (2.5/0.75), all the CPUs
 	eventually(t, "Ps raised to the CPUs", func() bool { return runtime.GOMAXPROCS(0) == 4 })
 	load.burn(0)
 	eventually(t, "Ps given back when idle", func() bool { return runtime.GOMAXPROCS(0) == 1 })
