@@ -27,36 +27,60 @@ import (
 // of submissions) at one core, so the server starts at 1 P and follows
 // its load: every second it reads its own CPU time and, when the
 // interval used more than serverRaiseShare of its Ps, raises them at once
-// to what the load needs (up to the CPUs); when serverCalmIntervals
-// intervals in a row would have fitted under serverLowerShare of one P
-// fewer, it gives one back. The gap between the two shares, and the calm
-// intervals, keep it from flapping. A process whose environment sets
-// GOMAXPROCS keeps what the user set.
+// to what the load needs (up to the CPUs); after calm intervals in a row
+// under serverLowerShare of them (a server at 2 Ps using under a core:
+// the load the figures above ran at 1 P), it gives one back. The second
+// P itself costs CPU (0.55 cores at 2 Ps against 0.43 at 1 for the same
+// work), so the lowering share has to be above what the load uses at one
+// P fewer, and a lowering is a trial: one the load takes back within the
+// calm wait doubles the wait (3 s up to 64 s), so a load that needs the
+// Ps keeps them and a steady load changes them at most about once a
+// minute. A process whose environment sets GOMAXPROCS keeps what the
+// user set.
 
 const (
 	serverAdaptEvery    = time.Second
 	serverRaiseShare    = 0.75 // of the Ps in force, used over an interval: raise
-	serverLowerShare    = 0.65 // of one P fewer, used over each calm interval: lower
-	serverCalmIntervals = 3
+	serverLowerShare    = 0.5  // of the Ps in force, used over each calm interval: lower one
+	serverCalmIntervals = 3    // the calm wait to begin with
+	serverMaxCalmWait   = 64   // after lowerings the load took back
 )
+
+// ServerPsHistory is what ServerGOMAXPROCS remembers between intervals.
+// The zero value is a server that has not changed its Ps yet.
+type ServerPsHistory struct {
+	Calm       int // intervals in a row under the lowering share
+	Wait       int // calm intervals a lowering needs (0: serverCalmIntervals)
+	SinceLower int // intervals since the last lowering (0: none yet)
+}
 
 // ServerGOMAXPROCS is the next number of Ps of a server on cpus CPUs that
 // has ps and used cores (CPU time over wall time) in the interval just
-// ended, after calm intervals in a row under the lowering share before it.
-// It returns the Ps and the calm intervals counted with this one.
-func ServerGOMAXPROCS(used float64, ps, cpus, calm int) (next, calmNow int) {
+// ended, and the history to pass with the next interval.
+func ServerGOMAXPROCS(used float64, ps, cpus int, h ServerPsHistory) (int, ServerPsHistory) {
 	ps = min(max(ps, 1), max(cpus, 1))
+	h.Wait = max(h.Wait, serverCalmIntervals)
+	if h.SinceLower > 0 {
+		h.SinceLower = min(h.SinceLower+1, serverMaxCalmWait+1)
+	}
 	if used > serverRaiseShare*float64(ps) && ps < cpus {
+		if h.SinceLower > 0 && h.SinceLower <= h.Wait { // the last lowering was taken back
+			h.Wait = min(2*h.Wait, serverMaxCalmWait)
+		} else {
+			h.Wait = serverCalmIntervals
+		}
 		need := int(math.Ceil(used / serverRaiseShare))
-		return min(max(need, ps+1), cpus), 0
+		return min(max(need, ps+1), cpus), ServerPsHistory{Wait: h.Wait}
 	}
-	if ps == 1 || used >= serverLowerShare*float64(ps-1) {
-		return ps, 0
+	if ps == 1 || used >= serverLowerShare*float64(ps) {
+		h.Calm = 0
+		return ps, h
 	}
-	if calm+1 < serverCalmIntervals {
-		return ps, calm + 1
+	if h.Calm+1 < h.Wait {
+		h.Calm++
+		return ps, h
 	}
-	return ps - 1, 0
+	return ps - 1, ServerPsHistory{Wait: h.Wait, SinceLower: 1}
 }
 
 // AdaptServerGOMAXPROCS runs this process at 1 P and adapts its Ps to its
@@ -109,7 +133,7 @@ func (a serverAdapter) run(ctx context.Context) {
 	defer tick.Stop()
 	cpu0, _ := a.cpuTime()
 	wall0 := time.Now()
-	calm := 0
+	var h ServerPsHistory
 	for {
 		select {
 		case <-ctx.Done():
@@ -125,7 +149,7 @@ func (a serverAdapter) run(ctx context.Context) {
 		cpu0, wall0 = cpu1, wall1
 		ps := runtime.GOMAXPROCS(0)
 		var next int
-		next, calm = ServerGOMAXPROCS(used, ps, a.cpus, calm)
+		next, h = ServerGOMAXPROCS(used, ps, a.cpus, h)
 		if next != ps {
 			runtime.GOMAXPROCS(next)
 			a.log.Info("GOMAXPROCS follows the server's load", "old", ps, "new", next, "cores_used", math.Round(used*100)/100)

@@ -13,52 +13,67 @@ import (
 )
 
 func TestServerGOMAXPROCS_RaisesAtOnceLowersAfterCalm(t *testing.T) {
+	type h = ServerPsHistory
 	for _, c := range []struct {
-		name               string
-		used               float64
-		ps, cpus, calm     int
-		wantNext, wantCalm int
+		name     string
+		used     float64
+		ps, cpus int
+		before   h
+		wantPs   int
+		wantH    h
 	}{
-		{"idle at 1 stays", 0.01, 1, 2, 0, 1, 0},
-		{"under the share at 1 stays", 0.74, 1, 2, 2, 1, 0},
-		{"the mix at 1 (0.44 cores) stays", 0.44, 1, 2, 0, 1, 0},
-		{"over the share at 1 raises to 2", 0.76, 1, 2, 0, 2, 0},
-		{"a full core at 1 of 8 raises to 2", 1.0, 1, 8, 0, 2, 0},
-		{"3 cores at 2 of 8 raise to what they need", 3.0, 2, 8, 0, 4, 0},
-		{"never past the CPUs", 6.0, 2, 4, 0, 4, 0},
-		{"all the CPUs stay when busy", 2.0, 2, 2, 0, 2, 0},
-		{"one CPU never raises", 1.0, 1, 1, 0, 1, 0},
-		{"the mix at 2 (0.58 cores) counts calm", 0.58, 2, 2, 0, 2, 1},
-		{"calm counted on", 0.1, 2, 2, 1, 2, 2},
-		{"the third calm interval lowers one", 0.1, 2, 2, 2, 1, 0},
-		{"idle at 8 lowers one at a time", 0.0, 8, 8, 2, 7, 0},
-		{"a busy interval ends the calm", 0.66, 2, 2, 2, 2, 0},
-		{"between the shares at 3 holds", 1.4, 3, 4, 2, 3, 0},
-		{"more Ps than CPUs come down to the CPUs", 0.0, 5, 2, 0, 2, 1},
+		{"idle at 1 stays", 0.01, 1, 2, h{}, 1, h{Wait: 3}},
+		{"under the share at 1 stays", 0.74, 1, 2, h{Calm: 2}, 1, h{Wait: 3}},
+		{"the mix at 1 (0.44 cores) stays", 0.44, 1, 2, h{}, 1, h{Wait: 3}},
+		{"over the share at 1 raises to 2", 0.76, 1, 2, h{}, 2, h{Wait: 3}},
+		{"a full core at 1 of 8 raises to 2", 1.0, 1, 8, h{}, 2, h{Wait: 3}},
+		{"3 cores at 2 of 8 raise to what they need", 3.0, 2, 8, h{}, 4, h{Wait: 3}},
+		{"never past the CPUs", 6.0, 2, 4, h{}, 4, h{Wait: 3}},
+		{"all the CPUs stay when busy", 2.0, 2, 2, h{Calm: 2}, 2, h{Wait: 3}},
+		{"one CPU never raises", 1.0, 1, 1, h{}, 1, h{Wait: 3}},
+		{"the mix at 2 (0.85 cores) counts calm", 0.85, 2, 2, h{}, 2, h{Calm: 1, Wait: 3}},
+		{"calm counted on", 0.1, 2, 2, h{Calm: 1, Wait: 3}, 2, h{Calm: 2, Wait: 3}},
+		{"the last calm interval lowers one", 0.1, 2, 2, h{Calm: 2, Wait: 3}, 1, h{Wait: 3, SinceLower: 1}},
+		{"idle at 8 lowers one at a time", 0.0, 8, 8, h{Calm: 2}, 7, h{Wait: 3, SinceLower: 1}},
+		{"a busy interval ends the calm", 1.0, 2, 2, h{Calm: 2, Wait: 3}, 2, h{Wait: 3}},
+		{"between the shares at 3 holds", 1.6, 3, 4, h{Calm: 2}, 3, h{Wait: 3}},
+		{"more Ps than CPUs come down to the CPUs", 0.0, 5, 2, h{}, 2, h{Calm: 1, Wait: 3}},
+		{"a lowering taken back doubles the wait", 0.8, 1, 2, h{Wait: 3, SinceLower: 1}, 2, h{Wait: 6}},
+		{"the wait doubles up to 64", 0.8, 1, 2, h{Wait: 48, SinceLower: 5}, 2, h{Wait: 64}},
+		{"a longer calm wait is waited", 0.1, 2, 2, h{Calm: 2, Wait: 6}, 2, h{Calm: 3, Wait: 6}},
+		{"a lowering that held counts on", 0.1, 1, 2, h{Wait: 6, SinceLower: 3}, 1, h{Wait: 6, SinceLower: 4}},
+		{"a raise long after a lowering starts the wait again", 0.8, 1, 2, h{Wait: 64, SinceLower: 65}, 2, h{Wait: 3}},
 	} {
-		next, calm := ServerGOMAXPROCS(c.used, c.ps, c.cpus, c.calm)
-		if next != c.wantNext || calm != c.wantCalm {
-			t.Errorf("%s: %.2f cores used at %d Ps of %d CPUs, %d calm: (%d Ps, %d calm), want (%d, %d)",
-				c.name, c.used, c.ps, c.cpus, c.calm, next, calm, c.wantNext, c.wantCalm)
+		ps, after := ServerGOMAXPROCS(c.used, c.ps, c.cpus, c.before)
+		if ps != c.wantPs || after != c.wantH {
+			t.Errorf("%s: %.2f cores used at %d Ps of %d CPUs, %+v: (%d Ps, %+v), want (%d, %+v)",
+				c.name, c.used, c.ps, c.cpus, c.before, ps, after, c.wantPs, c.wantH)
 		}
 	}
 }
 
-// TestServerGOMAXPROCS_NeverFlapsOnASteadyLoad: any steady load, fed
-// back through the rule from any start, settles and then never changes.
-func TestServerGOMAXPROCS_NeverFlapsOnASteadyLoad(t *testing.T) {
-	const cpus = 8
+// TestServerGOMAXPROCS_ASteadyLoadBarelyMoves: any steady load, fed back
+// through the rule from any start (the worst case: a load that costs as
+// much CPU at fewer Ps), settles; after that its Ps change at most twice
+// (a lowering tried and taken back) every serverMaxCalmWait intervals.
+func TestServerGOMAXPROCS_ASteadyLoadBarelyMoves(t *testing.T) {
+	const cpus, settle, watch = 8, 1000, 2000
 	for load := 0.0; load <= cpus; load += 0.05 {
 		for start := 1; start <= cpus; start++ {
-			ps, calm := start, 0
-			for range 4 * cpus * serverCalmIntervals { // long enough to settle
-				ps, calm = ServerGOMAXPROCS(min(load, float64(ps)), ps, cpus, calm)
+			ps, h := start, ServerPsHistory{}
+			for range settle {
+				ps, h = ServerGOMAXPROCS(min(load, float64(ps)), ps, cpus, h)
 			}
-			settled := ps
-			for range 100 {
-				if ps, calm = ServerGOMAXPROCS(min(load, float64(ps)), ps, cpus, calm); ps != settled {
-					t.Fatalf("%.2f cores from %d Ps: settled at %d, then moved to %d", load, start, settled, ps)
+			changes := 0
+			for range watch {
+				var next int
+				if next, h = ServerGOMAXPROCS(min(load, float64(ps)), ps, cpus, h); next != ps {
+					changes++
 				}
+				ps = next
+			}
+			if changes > 2*watch/serverMaxCalmWait+2 {
+				t.Fatalf("%.2f cores from %d Ps: %d changes in %d intervals after settling", load, start, changes, watch)
 			}
 		}
 	}
