@@ -26,10 +26,13 @@ import (
 // A fixed GOMAXPROCS=1 would cap a busy leader (a larger grid, a burst
 // of submissions) at one core, so the server starts at 1 P and follows
 // its load: every second it reads its own CPU time and, when the
-// interval used more than serverRaiseShare of its Ps, raises them at once
-// to what the load needs (up to the CPUs); after calm intervals in a row
-// under serverLowerShare of them (a server at 2 Ps using under a core:
-// the load the figures above ran at 1 P), it gives one back. The second
+// interval used more than serverRaiseShare of its Ps (they are full),
+// raises them at once to what the load needs (up to the CPUs). A lower
+// share raised it for nothing: at 1 P the scale mix has seconds of
+// 0.79-0.89 cores, and at 0.75 it went to 2 Ps and back all through the
+// window and cost what Go's default does, at the same tasks/s. After
+// calm intervals in a row under serverLowerShare of its Ps (a server at
+// 2 Ps using under a core), it gives one back. The second
 // P itself costs CPU (0.55 cores at 2 Ps against 0.43 at 1 for the same
 // work), so the lowering share has to be above what the load uses at one
 // P fewer, and a lowering is a trial: one the load takes back within the
@@ -40,10 +43,10 @@ import (
 
 const (
 	serverAdaptEvery    = time.Second
-	serverRaiseShare    = 0.75 // of the Ps in force, used over an interval: raise
-	serverLowerShare    = 0.5  // of the Ps in force, used over each calm interval: lower one
-	serverCalmIntervals = 3    // the calm wait to begin with
-	serverMaxCalmWait   = 64   // after lowerings the load took back
+	serverRaiseShare    = 0.9 // of the Ps in force, used over an interval: raise (they are full)
+	serverLowerShare    = 0.5 // of the Ps in force, used over each calm interval: lower one
+	serverCalmIntervals = 3   // the calm wait to begin with
+	serverMaxCalmWait   = 64  // after lowerings the load took back
 )
 
 // ServerPsHistory is what ServerGOMAXPROCS remembers between intervals.

@@ -23,9 +23,9 @@ func TestServerGOMAXPROCS_RaisesAtOnceLowersAfterCalm(t *testing.T) {
 		wantH    h
 	}{
 		{"idle at 1 stays", 0.01, 1, 2, h{}, 1, h{Wait: 3}},
-		{"under the share at 1 stays", 0.74, 1, 2, h{Calm: 2}, 1, h{Wait: 3}},
+		{"under the share at 1 stays", 0.89, 1, 2, h{Calm: 2}, 1, h{Wait: 3}},
 		{"the mix at 1 (0.44 cores) stays", 0.44, 1, 2, h{}, 1, h{Wait: 3}},
-		{"over the share at 1 raises to 2", 0.76, 1, 2, h{}, 2, h{Wait: 3}},
+		{"over the share at 1 raises to 2", 0.91, 1, 2, h{}, 2, h{Wait: 3}},
 		{"a full core at 1 of 8 raises to 2", 1.0, 1, 8, h{}, 2, h{Wait: 3}},
 		{"3 cores at 2 of 8 raise to what they need", 3.0, 2, 8, h{}, 4, h{Wait: 3}},
 		{"never past the CPUs", 6.0, 2, 4, h{}, 4, h{Wait: 3}},
@@ -38,11 +38,11 @@ func TestServerGOMAXPROCS_RaisesAtOnceLowersAfterCalm(t *testing.T) {
 		{"a busy interval ends the calm", 1.0, 2, 2, h{Calm: 2, Wait: 3}, 2, h{Wait: 3}},
 		{"between the shares at 3 holds", 1.6, 3, 4, h{Calm: 2}, 3, h{Wait: 3}},
 		{"more Ps than CPUs come down to the CPUs", 0.0, 5, 2, h{}, 2, h{Calm: 1, Wait: 3}},
-		{"a lowering taken back doubles the wait", 0.8, 1, 2, h{Wait: 3, SinceLower: 1}, 2, h{Wait: 6}},
-		{"the wait doubles up to 64", 0.8, 1, 2, h{Wait: 48, SinceLower: 5}, 2, h{Wait: 64}},
+		{"a lowering taken back doubles the wait", 0.95, 1, 2, h{Wait: 3, SinceLower: 1}, 2, h{Wait: 6}},
+		{"the wait doubles up to 64", 0.95, 1, 2, h{Wait: 48, SinceLower: 5}, 2, h{Wait: 64}},
 		{"a longer calm wait is waited", 0.1, 2, 2, h{Calm: 2, Wait: 6}, 2, h{Calm: 3, Wait: 6}},
 		{"a lowering that held counts on", 0.1, 1, 2, h{Wait: 6, SinceLower: 3}, 1, h{Wait: 6, SinceLower: 4}},
-		{"a raise long after a lowering starts the wait again", 0.8, 1, 2, h{Wait: 64, SinceLower: 65}, 2, h{Wait: 3}},
+		{"a raise long after a lowering starts the wait again", 0.95, 1, 2, h{Wait: 64, SinceLower: 65}, 2, h{Wait: 3}},
 	} {
 		ps, after := ServerGOMAXPROCS(c.used, c.ps, c.cpus, c.before)
 		if ps != c.wantPs || after != c.wantH {
@@ -122,9 +122,9 @@ func TestAdaptServer_RaisesUnderLoadLowersWhenIdleAndPutsBack(t *testing.T) {
 	if got := runtime.GOMAXPROCS(0); got != 1 {
 		t.Fatalf("GOMAXPROCS %d once started, want 1", got)
 	}
-	load.burn(1.0) // a core's worth: more than 0.75 of 1 P
+	load.burn(1.0) // a core's worth: more than 0.9 of 1 P
 	eventually(t, "Ps raised under a core's load", func() bool { return runtime.GOMAXPROCS(0) >= 2 })
-	load.burn(2.5) // needs 4 (2.5/0.75), all the CPUs
+	load.burn(3.0) // needs 4 (3/0.9), all the CPUs
 	eventually(t, "Ps raised to the CPUs", func() bool { return runtime.GOMAXPROCS(0) == 4 })
 	load.burn(0)
 	eventually(t, "Ps given back when idle", func() bool { return runtime.GOMAXPROCS(0) == 1 })
