@@ -159,8 +159,11 @@ func (m *Main) agent(ctx context.Context, f *agentFlags, log *slog.Logger) (int,
 	}
 	log = log.With("peer", name)
 	startGCPolicy(ctx, m.Getenv, log)
-	if f.worker { // a lone server keeps Go's default: it donates no CPU
+	switch {
+	case f.worker: // an agent that also serves keeps the worker's rule: its executors have the CPUs
 		defer runtimepolicy.ApplyWorkerGOMAXPROCS(m.Getenv, f.cores, log)()
+	case f.server: // a server without executors (its storage peer's too): as many Ps as its load needs
+		defer runtimepolicy.AdaptServerGOMAXPROCS(ctx, m.Getenv, log)()
 	}
 	var stops []func()
 	defer func() {

@@ -48,10 +48,13 @@ func TestAgent_AWorkerRunsOnTheCPUsNotDonated(t *testing.T) {
 	}
 }
 
-// TestAgent_ALoneServerKeepsGosGOMAXPROCS: a server donates no CPU, so
-// its GOMAXPROCS stays what it was.
-func TestAgent_ALoneServerKeepsGosGOMAXPROCS(t *testing.T) {
-	found := runtime.GOMAXPROCS(runtime.NumCPU() + 1)
+// TestAgent_ALoneServerFollowsItsLoadFromOneP: a server donates no CPU
+// and, idle, needs less than a core: it runs at 1 P (after any start-up
+// burst), says so, and puts back what it found when it stops (it ran in
+// this test's process). The loop's raising and lowering are
+// internal/runtimepolicy's tests.
+func TestAgent_ALoneServerFollowsItsLoadFromOneP(t *testing.T) {
+	found := runtime.GOMAXPROCS(runtime.NumCPU() + 1) // what no rule gives
 	defer runtime.GOMAXPROCS(found)
 	addr, dir, args := agentArgs(t, "--log-level", "info")
 	var logs syncBuffer
@@ -59,7 +62,6 @@ func TestAgent_ALoneServerKeepsGosGOMAXPROCS(t *testing.T) {
 	done := make(chan int, 1)
 	m := &Main{Stdout: &syncBuffer{}, Stderr: &logs, Getenv: func(string) string { return "" }}
 	go func() { done <- m.Run(ctx, args) }()
-	defer func() { cancel(); <-done }()
 	var c *client.Client
 	testcluster.Eventually(t, 30*time.Second, "the server serves", func() bool {
 		if c == nil {
@@ -70,8 +72,16 @@ func TestAgent_ALoneServerKeepsGosGOMAXPROCS(t *testing.T) {
 		_, err := c.StorageConfig(context.Background())
 		return err == nil
 	})
-	if got := runtime.GOMAXPROCS(0); got != runtime.NumCPU()+1 || strings.Contains(logs.String(), "gomaxprocs=") {
-		t.Fatalf("a lone server: GOMAXPROCS %d, want the %d it found, untouched\n%s", got, runtime.NumCPU()+1, logs.String())
+	if !strings.Contains(logs.String(), fmt.Sprintf("gomaxprocs=1 cpus=%d", runtime.NumCPU())) {
+		t.Fatalf("a lone server did not log its start at 1 P:\n%s", logs.String())
+	}
+	testcluster.Eventually(t, 60*time.Second, "an idle lone server runs at 1 P", func() bool {
+		return runtime.GOMAXPROCS(0) == 1
+	})
+	cancel()
+	<-done
+	if got := runtime.GOMAXPROCS(0); got != runtime.NumCPU()+1 {
+		t.Fatalf("GOMAXPROCS %d after the server stopped, want the %d it found", got, runtime.NumCPU()+1)
 	}
 }
 

@@ -32,8 +32,9 @@ import (
 // mostly the spinning and the hand-offs. Not measured: a many-core
 // machine donating every CPU to tasks under a millisecond.
 //
-// A lone server (no executors) keeps Go's default; so does any process
-// whose environment sets GOMAXPROCS: the user's choice wins.
+// A lone server (no executors) follows its load instead (server.go);
+// any process whose environment sets GOMAXPROCS keeps it: the user's
+// choice wins.
 
 // WorkerGOMAXPROCS is the number of Ps for a process on cpus CPUs whose
 // worker donates donated of them to executors: the CPUs left, at least 1.

@@ -27,6 +27,13 @@ package server_test
 // worker stream (client.Client.WorkerStream): each heartbeating goroutine
 // and each leasing goroutine has a client, and so a stream, of its own
 // (as each real worker has one); "http" (the default) sends requests.
+//
+// The leader child (and the floor in its place) runs with the Ps a lone
+// `peergrid agent --server` gives itself
+// (runtimepolicy.AdaptServerGOMAXPROCS, the very same function: from 1 P,
+// more while its load needs them; each change is logged to stderr), so
+// the bench measures what a user's server meets; GOMAXPROCS in the
+// environment wins, as it does for peergrid.
 
 import (
 	"bufio"
@@ -53,6 +60,7 @@ import (
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/api/client"
 	"github.com/peergrid/peergrid/examples"
+	"github.com/peergrid/peergrid/internal/runtimepolicy"
 	"github.com/peergrid/peergrid/scheduler/server"
 	"github.com/peergrid/peergrid/scheduler/store"
 	"github.com/peergrid/peergrid/storage"
@@ -531,6 +539,8 @@ func BenchmarkScaleLeaderChild(b *testing.B) {
 	if dir == "" {
 		b.Skip("the leader process of BenchmarkScale_10kWorkers")
 	}
+	// As `peergrid agent --server` does; its changes go to stderr.
+	defer runtimepolicy.AdaptServerGOMAXPROCS(context.Background(), os.Getenv, slog.New(slog.NewTextHandler(os.Stderr, nil)))()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
