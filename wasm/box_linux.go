@@ -47,11 +47,6 @@ func readDataHardLimit() bool {
 	return true
 }
 
-// residentBytes is a process's resident set size (VmRSS).
-func residentBytes(pid int) (uint64, bool) {
-	return statusField("/proc/"+strconv.Itoa(pid)+"/status", "VmRSS:")
-}
-
 // statusField reads a "kB" field of a /proc status file, in bytes.
 func statusField(path, field string) (uint64, bool) {
 	b, err := os.ReadFile(path)

@@ -475,7 +475,7 @@ func (p *Pool) overgrown(proc *process) bool {
 		return false
 	}
 	proc.rssCheckedAt = now
-	rss, ok := executorRSS(proc.pid)
+	rss, ok := residentBytes(proc.pid)
 	if !ok || proc.startRSS == 0 || rss <= proc.startRSS+p.cfg.MaxExecutorGrowth {
 		return false
 	}

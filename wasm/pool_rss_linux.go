@@ -10,7 +10,7 @@ import (
 	"unsafe"
 )
 
-// executorRSS is an executor's resident memory, what /proc/PID/status
+// residentBytes is a process's resident set size, what /proc/PID/status
 // calls VmRSS, read from /proc/PID/statm with raw system calls. The pool
 // reads it after a task every rssCheckEvery (overgrown), while the
 // process is otherwise asleep waiting for answers; a system call made
@@ -21,7 +21,7 @@ import (
 // task, fourth session"). A raw call does not; opening and reading a
 // procfs file never waits for I/O, so the P is held only as long as the
 // read. No allocation either: it runs after every such task.
-func executorRSS(pid int) (uint64, bool) {
+func residentBytes(pid int) (uint64, bool) {
 	var pathBuf [32]byte
 	path := append(pathBuf[:0], "/proc/"...)
 	path = strconv.AppendInt(path, int64(pid), 10)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -29,22 +30,22 @@ func TestStatmResident(t *testing.T) {
 	}
 }
 
-// TestExecutorRSS_IsWhatProcStatusSays: the raw read of statm gives the
+// TestResidentBytes_IsWhatProcStatusSays: the raw read of statm gives the
 // VmRSS that /proc/PID/status gives (read back to back, within 1 MiB),
 // and false for a process that is gone.
-func TestExecutorRSS_IsWhatProcStatusSays(t *testing.T) {
+func TestResidentBytes_IsWhatProcStatusSays(t *testing.T) {
 	pid := os.Getpid()
-	raw, ok1 := executorRSS(pid)
-	status, ok2 := residentBytes(pid)
+	raw, ok1 := residentBytes(pid)
+	status, ok2 := statusRSS(pid)
 	if !ok1 || !ok2 || raw == 0 || max(raw, status)-min(raw, status) > 1<<20 {
 		t.Fatalf("statm says %d (%v), status says %d (%v)", raw, ok1, status, ok2)
 	}
-	if _, ok := executorRSS(1 << 30); ok {
+	if _, ok := residentBytes(1 << 30); ok {
 		t.Fatal("a resident size for a pid that cannot exist")
 	}
 }
 
-// TestExecutorRSS_DoesNotWakeTheRuntimesMonitor: reading an executor's
+// TestResidentBytes_DoesNotWakeTheRuntimesMonitor: reading an executor's
 // memory while this process is otherwise idle costs no extra wake-ups of
 // its threads, where the same read through package os (the syscall
 // state) woke the runtime's sysmon thread each time. Each read follows a
@@ -52,13 +53,13 @@ func TestExecutorRSS_IsWhatProcStatusSays(t *testing.T) {
 // (this test binary, this test alone): sysmon sleeps deeply only while
 // every P is idle, which the goroutines other tests leave behind in this
 // process need not allow.
-func TestExecutorRSS_DoesNotWakeTheRuntimesMonitor(t *testing.T) {
+func TestResidentBytes_DoesNotWakeTheRuntimesMonitor(t *testing.T) {
 	if os.Getenv(rssWakeupsChildEnv) == "1" {
 		raw, viaOS := rssReadWakeups(t)
 		fmt.Printf("rss-read-wakeups raw %.3f os %.3f\n", raw, viaOS)
 		return
 	}
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestExecutorRSS_DoesNotWakeTheRuntimesMonitor$", "-test.count", "1")
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestResidentBytes_DoesNotWakeTheRuntimesMonitor$", "-test.count", "1")
 	cmd.Env = append(os.Environ(), rssWakeupsChildEnv+"=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -93,8 +94,14 @@ func rssReadWakeups(t *testing.T) (raw, viaOS float64) {
 		return float64(voluntarySwitches(t)-before) / reads
 	}
 	for range 2 { // interleaved: the machine's other work moves both alike
-		raw += perRead(executorRSS) / 2
-		viaOS += perRead(residentBytes) / 2
+		raw += perRead(residentBytes) / 2
+		viaOS += perRead(statusRSS) / 2
 	}
 	return raw, viaOS
+}
+
+// statusRSS is VmRSS read through package os from /proc/PID/status, as
+// the pool read it before the raw read of statm (residentBytes).
+func statusRSS(pid int) (uint64, bool) {
+	return statusField("/proc/"+strconv.Itoa(pid)+"/status", "VmRSS:")
 }

@@ -295,7 +295,7 @@ func (p *process) awaitHello(ctx context.Context, timeout time.Duration) error {
 		if _, err := decodeHello(f); err != nil {
 			return fmt.Errorf("%w: executor %d: %v%s", ErrExecutor, p.pid, err, hintMaybeRun)
 		}
-		p.startRSS, _ = executorRSS(p.pid)
+		p.startRSS, _ = residentBytes(p.pid)
 		return nil
 	case timedOut:
 		return fmt.Errorf("%w: executor %d not ready after %s%s", ErrExecutor, p.pid, timeout, hintMaybeRun)
