@@ -52,11 +52,20 @@ func ApplyWorkerGOMAXPROCS(getenv func(string) string, donated int, log *slog.Lo
 	if donated <= 0 {
 		donated = cpus
 	}
-	if v := getenv("GOMAXPROCS"); v != "" {
-		log.Info("GOMAXPROCS as the environment sets it", "gomaxprocs", runtime.GOMAXPROCS(0), "GOMAXPROCS", v, "cpus", cpus, "donated", donated)
+	if usersGOMAXPROCS(getenv, log, "cpus", cpus, "donated", donated) {
 		return func() {}
 	}
 	found := runtime.GOMAXPROCS(WorkerGOMAXPROCS(donated, cpus))
 	log.Info("GOMAXPROCS: the CPUs not donated to executors, at least 1", "gomaxprocs", runtime.GOMAXPROCS(0), "cpus", cpus, "donated", donated)
 	return func() { runtime.GOMAXPROCS(found) }
+}
+
+// usersGOMAXPROCS reports whether getenv has GOMAXPROCS, the user's choice,
+// which every rule here leaves in force; if so it logs it, with attrs.
+func usersGOMAXPROCS(getenv func(string) string, log *slog.Logger, attrs ...any) bool {
+	v := getenv("GOMAXPROCS")
+	if v != "" {
+		log.Info("GOMAXPROCS as the environment sets it", append([]any{"gomaxprocs", runtime.GOMAXPROCS(0), "GOMAXPROCS", v}, attrs...)...)
+	}
+	return v != ""
 }

@@ -107,8 +107,7 @@ type serverAdapter struct {
 }
 
 func (a serverAdapter) start(ctx context.Context, getenv func(string) string) (stop func()) {
-	if v := getenv("GOMAXPROCS"); v != "" {
-		a.log.Info("GOMAXPROCS as the environment sets it", "gomaxprocs", runtime.GOMAXPROCS(0), "GOMAXPROCS", v, "cpus", a.cpus)
+	if usersGOMAXPROCS(getenv, a.log, "cpus", a.cpus) {
 		return func() {}
 	}
 	if _, ok := a.cpuTime(); !ok {
