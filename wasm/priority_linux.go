@@ -49,6 +49,9 @@ func lowerAndStart(cmd *exec.Cmd) started {
 	if err := unix.SchedSetAttr(0, attr, 0); err != nil && s.warning == "" {
 		s.warning = fmt.Sprintf("cannot give executors the SCHED_IDLE policy (running them at nice %d only): %v", lowestNice, err)
 	}
+	// The executor's timer slack, as startWithTimerSlack gives it (this
+	// thread ends with its goroutine: nothing to put back).
+	_ = setTimerSlack(executorTimerSlack)
 	s.err = cmd.Start()
 	return s
 }

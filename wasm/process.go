@@ -88,7 +88,7 @@ func startProcess(command []string, env []string, log *slog.Logger, goroutines *
 	if lowest {
 		warning, err = startLowest(cmd)
 	} else {
-		err = cmd.Start()
+		err = startWithTimerSlack(cmd)
 	}
 	closeAll(inR, outW, errW) // the child holds its own copies
 	if err != nil {
