@@ -15,20 +15,30 @@ import (
 // its executor children used, read at one moment: the grid's own CPU
 // split into user and system time, its wake-ups (voluntary context
 // switches) and the executors' CPU time (from /proc, as they are not
-// reaped until the grid closes).
+// reaped until the grid closes), and, machine-wide from /proc/stat, the
+// CPUs' idle time and their busy time (of every program, this one and its
+// executors included).
 type gridUsage struct {
 	user, sys, executors time.Duration
 	wakeups              int64
+	idle, busy           time.Duration
 }
+
+// others is the CPU time programs other than the grid and its executors
+// used.
+func (u gridUsage) others() time.Duration { return u.busy - u.user - u.sys - u.executors }
 
 // measureGridUsage is what the grid used while f ran. The executors' CPU
 // is read outside this process's own reading: a read of /proc lists every
 // process's directory, tens of milliseconds of this process's CPU.
 func measureGridUsage(f func()) gridUsage {
 	exec := childrenCPU()
+	idle, busy := machineCPU()
 	before := selfUsage()
 	f()
 	u := selfUsage().sub(before)
+	idle2, busy2 := machineCPU()
+	u.idle, u.busy = idle2-idle, busy2-busy
 	u.executors = childrenCPU() - exec
 	return u
 }
@@ -40,7 +50,32 @@ func selfUsage() gridUsage {
 }
 
 func (u gridUsage) sub(v gridUsage) gridUsage {
-	return gridUsage{user: u.user - v.user, sys: u.sys - v.sys, executors: u.executors - v.executors, wakeups: u.wakeups - v.wakeups}
+	return gridUsage{user: u.user - v.user, sys: u.sys - v.sys, executors: u.executors - v.executors, wakeups: u.wakeups - v.wakeups,
+		idle: u.idle - v.idle, busy: u.busy - v.busy}
+}
+
+// machineCPU is the time all CPUs spent idle (idle, iowait) and busy
+// (user, nice, system, irq, softirq, steal) so far, from /proc/stat; zero
+// if it cannot be read.
+func machineCPU() (idle, busy time.Duration) {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 {
+		return 0, 0
+	}
+	ticks := func(fields ...int) time.Duration {
+		var sum int64
+		for _, i := range fields {
+			v, _ := strconv.ParseInt(f[i], 10, 64)
+			sum += v
+		}
+		return time.Duration(sum) * time.Second / 100 // USER_HZ
+	}
+	return ticks(4, 5), ticks(1, 2, 3, 6, 7, 8)
 }
 
 // childrenCPU is the CPU time (user + system) of this process's children:

@@ -19,7 +19,11 @@ package devgrid
 // process's (the servers' and workers') CPU per task, which includes the
 // idle grid's (idle-grid-cpu-us/s, measured before the rounds, says how
 // little that is). Each round is logged with the load average at its
-// start.
+// start, and each run with the CPUs the machine left idle and those other
+// programs took meanwhile (/proc/stat, on Linux): with the grid's CPU and
+// its executors', they account for every core-second of a run, so a round
+// below its ceiling says whether executors waited (idle) or others took
+// their CPUs.
 //
 // The timed jobs measure steady work: each grid first runs warm-up jobs of
 // the same module (1,000 tasks a core), at least 3 and then until one's
@@ -209,10 +213,16 @@ func (r spinRun) ceiling() float64 {
 	return t / (t + r.gridCPU())
 }
 
+// idleCores and otherCores are the CPUs the machine left idle, and those
+// programs other than the grid used, on average over the run: what a
+// round lost that is neither the grid's CPU nor its executors'.
+func (r spinRun) idleCores() float64  { return r.used.idle.Seconds() / r.elapsed.Seconds() }
+func (r spinRun) otherCores() float64 { return r.used.others().Seconds() / r.elapsed.Seconds() }
+
 func (r spinRun) String() string {
-	return fmt.Sprintf("%d core(s) at load %s: %.0f tasks/s, g %.0f µs, %.1f wake-ups, %.3f entries a task, t %.2f ms",
+	return fmt.Sprintf("%d core(s) at load %s: %.0f tasks/s, g %.0f µs, %.1f wake-ups, %.3f entries a task, t %.2f ms, idle %.3f, others %.3f cores",
 		r.cores, r.load, r.rate(), r.gridCPU(), float64(r.used.wakeups)/float64(r.tasks),
-		float64(r.entries)/float64(r.tasks), r.perTask(r.used.executors)/1e3)
+		float64(r.entries)/float64(r.tasks), r.perTask(r.used.executors)/1e3, r.idleCores(), r.otherCores())
 }
 
 func (g *spinGrid) timedJob(b *testing.B, ctx context.Context, n int, name string) spinRun {
@@ -312,6 +322,8 @@ func reportParallelRounds(b *testing.B, rounds []parallelRound, idle float64) {
 	if rounds[0].runs[1].used.executors > 0 { // read where /proc has it
 		b.ReportMetric(two(func(r spinRun) float64 { return r.perTask(r.used.executors) / 1e3 }), "2core-exec-cpu-ms/task")
 		b.ReportMetric(two(spinRun.ceiling), "ceiling")
+		b.ReportMetric(two(spinRun.idleCores), "2core-idle-cores")
+		b.ReportMetric(two(spinRun.otherCores), "2core-other-cores")
 	}
 	b.ReportMetric(idle, "idle-grid-cpu-us/s")
 	b.ReportMetric(med(func(r parallelRound) float64 { return r.native }), "native-efficiency")
