@@ -28,8 +28,9 @@ import (
 //
 // b.N is the tasks each caller runs. PEERGRID_PARALLEL_PIN=1 pins executor
 // i to CPU i (taskset), to tell the kernel's placement from the engine. Per task it reports the wall time in
-// the caller, the time inside _start, and the executors' CPU time and
-// minor page faults (from /proc/PID/stat).
+// the caller, the time inside _start, and the executors' CPU time, minor
+// page faults (from /proc/PID/stat) and context switches (from each
+// thread's /proc status).
 func BenchmarkGoModuleParallel(b *testing.B) {
 	if !wasmtimeBuilt {
 		b.Skip("no wasmtime in this build")
@@ -159,6 +160,7 @@ func benchPoolParallel(b *testing.B, hash string, n, rounds int) float64 {
 	b.ReportMetric(float64(ran.Nanoseconds())/tasks/1e6, "task-ms/task")
 	b.ReportMetric(float64((after.cpu-before.cpu).Nanoseconds())/tasks/1e6, "executor-cpu-ms/task")
 	b.ReportMetric(float64(after.minorFaults-before.minorFaults)/tasks, "minflt/task")
+	b.ReportMetric(float64(after.switches-before.switches)/tasks, "executor-switches/task")
 	return r
 }
 
@@ -181,6 +183,7 @@ func pinExecutors(b *testing.B, p *Pool) {
 type procStat struct {
 	cpu         time.Duration
 	minorFaults uint64
+	switches    int64 // context switches of all its threads
 }
 
 func executorsStat(b *testing.B, p *Pool) procStat {
@@ -198,6 +201,7 @@ func executorsStat(b *testing.B, p *Pool) procStat {
 		}
 		s.cpu += cpu
 		s.minorFaults += minorFaults(b, pid)
+		s.switches += contextSwitches(b, pid)
 	}
 	return s
 }

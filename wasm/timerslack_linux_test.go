@@ -149,7 +149,7 @@ func TestPool_ExecutorsBarelyWakeThemselvesUnderLongTasks(t *testing.T) {
 
 // contextSwitches sums the voluntary and involuntary context switches of
 // every thread of a process.
-func contextSwitches(t *testing.T, pid int) (n int64) {
+func contextSwitches(t testing.TB, pid int) (n int64) {
 	t.Helper()
 	statuses, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
 	if err != nil {
