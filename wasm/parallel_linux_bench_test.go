@@ -201,7 +201,8 @@ func executorsStat(b *testing.B, p *Pool) procStat {
 		}
 		s.cpu += cpu
 		s.minorFaults += minorFaults(b, pid)
-		s.switches += contextSwitches(b, pid)
+		v, n := contextSwitches(b, pid)
+		s.switches += v + n
 	}
 	return s
 }

@@ -84,13 +84,14 @@ func TestPool_EveryExecutorThreadHasTheExecutorsTimerSlack(t *testing.T) {
 	}
 }
 
-// maxExecutorSwitchesPerLongTask bounds the context switches of an
-// executor's threads per task while every CPU runs an executor's ~35 ms
-// CPU-bound task (the wasm thread's preemptions included: each is a
-// wake-up of another thread on its CPU). Measured here, 2 executors:
-// 29-56 with Linux's default slack (60-83 under the race detector),
-// 9-19 with executorTimerSlack (11-12 under the race detector).
-const maxExecutorSwitchesPerLongTask = 25
+// maxExecutorSwitchesPerLongTask bounds the voluntary context switches
+// (a thread going to sleep, to be woken later) of an executor's threads
+// per task while every CPU runs an executor's ~35 ms CPU-bound task.
+// Involuntary ones are left out: they count whoever else took the CPU.
+// Measured here, 2 executors: 15-26 with Linux's default slack (39-49
+// under the race detector), 4.0-5.5 with executorTimerSlack (5.0-5.5
+// under the race detector).
+const maxExecutorSwitchesPerLongTask = 10
 
 // TestPool_ExecutorsBarelyWakeThemselvesUnderLongTasks: an executor
 // running a long task in one cgo call must leave its CPU to the task. The
@@ -133,7 +134,8 @@ func TestPool_ExecutorsBarelyWakeThemselvesUnderLongTasks(t *testing.T) {
 	runs(2) // compiled and warm
 	switches := func() (n int64) {
 		for _, pid := range p.pids() {
-			n += contextSwitches(t, pid)
+			v, _ := contextSwitches(t, pid)
+			n += v
 		}
 		return n
 	}
@@ -141,15 +143,15 @@ func TestPool_ExecutorsBarelyWakeThemselvesUnderLongTasks(t *testing.T) {
 	before := switches()
 	runs(perCaller)
 	perTask := float64(switches()-before) / float64(perCaller*len(cpus))
-	t.Logf("%.1f context switches of executors' threads a task", perTask)
+	t.Logf("%.1f voluntary context switches of executors' threads a task", perTask)
 	if perTask > maxExecutorSwitchesPerLongTask {
-		t.Fatalf("%.1f context switches of executors' threads a task, want at most %d", perTask, maxExecutorSwitchesPerLongTask)
+		t.Fatalf("%.1f voluntary context switches of executors' threads a task, want at most %d", perTask, maxExecutorSwitchesPerLongTask)
 	}
 }
 
 // contextSwitches sums the voluntary and involuntary context switches of
 // every thread of a process.
-func contextSwitches(t testing.TB, pid int) (n int64) {
+func contextSwitches(t testing.TB, pid int) (voluntary, involuntary int64) {
 	t.Helper()
 	statuses, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
 	if err != nil {
@@ -161,11 +163,15 @@ func contextSwitches(t testing.TB, pid int) (n int64) {
 			continue // the thread ended
 		}
 		for _, line := range strings.Split(string(b), "\n") {
-			if name, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(name, "ctxt_switches") {
-				c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-				n += c
+			name, v, _ := strings.Cut(line, ":")
+			c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			switch name {
+			case "voluntary_ctxt_switches":
+				voluntary += c
+			case "nonvoluntary_ctxt_switches":
+				involuntary += c
 			}
 		}
 	}
-	return n
+	return voluntary, involuntary
 }
