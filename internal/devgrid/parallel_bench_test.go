@@ -193,7 +193,8 @@ type spinRun struct {
 	cores   int
 	load    string // the 1-minute load average at its start
 	tasks   int
-	elapsed time.Duration
+	elapsed time.Duration // submit to the last result committed, by the leader's clock
+	window  time.Duration // what used covers: elapsed, the submit's call and the wait for the next poll
 	used    gridUsage
 	entries uint64 // Raft log entries the job took
 }
@@ -214,10 +215,18 @@ func (r spinRun) ceiling() float64 {
 }
 
 // idleCores and otherCores are the CPUs the machine left idle, and those
-// programs other than the grid used, on average over the run: what a
-// round lost that is neither the grid's CPU nor its executors'.
-func (r spinRun) idleCores() float64  { return r.used.idle.Seconds() / r.elapsed.Seconds() }
-func (r spinRun) otherCores() float64 { return r.used.others().Seconds() / r.elapsed.Seconds() }
+// programs other than the grid used, on average over the job: what a
+// round lost that is neither the grid's CPU nor its executors'. The usage
+// window ends at the poll that saw the job done, up to cliPollInterval
+// after its last result, while the grid idles: the idle CPUs of that tail
+// (all of them, less what others took) are not the job's.
+func (r spinRun) idleCores() float64 {
+	tail := (r.window - r.elapsed).Seconds() * float64(runtime.NumCPU())
+	tail -= r.otherCores() * (r.window - r.elapsed).Seconds()
+	return max(r.used.idle.Seconds()-max(tail, 0), 0) / r.elapsed.Seconds()
+}
+
+func (r spinRun) otherCores() float64 { return r.used.others().Seconds() / r.window.Seconds() }
 
 func (r spinRun) String() string {
 	return fmt.Sprintf("%d core(s) at load %s: %.0f tasks/s, g %.0f µs, %.1f wake-ups, %.3f entries a task, t %.2f ms, idle %.3f, others %.3f cores",
@@ -232,7 +241,9 @@ func (g *spinGrid) timedJob(b *testing.B, ctx context.Context, n int, name strin
 	raft := g.grid.Server.Store().Raft()
 	index := raft.LastIndex()
 	var id string
+	start := time.Now()
 	run.used = measureGridUsage(func() { id, run.elapsed = runSpinJob(b, ctx, g.cl, g.hash, n, g.rounds, name) })
+	run.window = time.Since(start)
 	run.entries = raft.LastIndex() - index
 	g.jobs = append(g.jobs, id)
 	return run
