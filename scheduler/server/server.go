@@ -171,6 +171,7 @@ type Server struct {
 	streamFrames     atomic.Int64 // requests served on worker streams (for tests)
 	streamQuiet      atomic.Int64 // quiet heartbeats left unanswered (for tests)
 	streamAuthCached atomic.Int64 // stream messages whose credential check stood (for tests)
+	streamReadSkips  atomic.Int64 // reads a stream's reader did not make: its socket was drained (for tests)
 
 	stop chan struct{}
 	wg   sync.WaitGroup
