@@ -162,7 +162,8 @@ type workerStream struct {
 	// to leave and close it: the stream ended.
 	stopRead atomic.Bool
 
-	readDeadlineSet time.Time // when next last moved the read deadline
+	readDeadlineSet time.Time   // when keepReadDeadline last moved the read deadline
+	hints           workerHints // the last heartbeat's strings, shared by the next (the reader's own)
 
 	// The last full credential check (the reader's own): who it found, the
 	// ledger's FSM.Changes it read, and when the credential expires.
@@ -410,8 +411,10 @@ func (st *workerStream) answer(p *principal, f stream.Frame) ([]byte, error) {
 
 func (st *workerStream) heartbeat(p *principal, body []byte) ([]byte, error) {
 	var req api.HeartbeatRequest
-	if err := decodeFast(body, &req, fastDecodeHeartbeat); err != nil {
-		return nil, err
+	if !fastDecodeHeartbeatLike(body, &req, &st.hints) {
+		if err := decodeFast(body, &req, fastDecodeHeartbeat); err != nil {
+			return nil, err
+		}
 	}
 	resp, err := st.s.heartbeat(st.ctx, p, &req)
 	if err != nil {
