@@ -410,20 +410,32 @@ func (st *workerStream) answer(p *principal, f stream.Frame) ([]byte, error) {
 }
 
 func (st *workerStream) heartbeat(p *principal, body []byte) ([]byte, error) {
-	var req api.HeartbeatRequest
+	var req api.HeartbeatRequest // on the stack, as resp: a heartbeat's own garbage is what it decodes
 	if !fastDecodeHeartbeatLike(body, &req, &st.hints) {
-		if err := decodeFast(body, &req, fastDecodeHeartbeat); err != nil {
+		slow, err := decodeHeartbeatSlow(body)
+		if err != nil {
 			return nil, err
 		}
+		req = *slow
 	}
-	resp, err := st.s.heartbeat(st.ctx, p, &req)
-	if err != nil {
+	var resp api.HeartbeatResponse
+	if err := st.s.heartbeat(st.ctx, p, &req, &resp); err != nil {
 		return nil, err
 	}
-	if st.unchanged(resp) {
+	if st.unchanged(&resp) {
 		return stream.Unchanged, nil
 	}
-	return heartbeatAnswer(resp)
+	return heartbeatAnswer(&resp)
+}
+
+// decodeHeartbeatSlow decodes a heartbeat the fast path does not take
+// (its own variable: one that encoding/json decodes into escapes).
+func decodeHeartbeatSlow(body []byte) (*api.HeartbeatRequest, error) {
+	var req api.HeartbeatRequest
+	if err := decodeFast(body, &req, fastDecodeHeartbeat); err != nil {
+		return nil, err
+	}
+	return &req, nil
 }
 
 // unchanged reports whether a heartbeat's answer says nothing the stream
