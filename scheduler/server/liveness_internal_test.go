@@ -42,3 +42,39 @@ func TestLiveness_OneRecordAWorker(t *testing.T) {
 		t.Fatal("a new leader kept a running count it never heard")
 	}
 }
+
+// TestUntrackedPass_DueOnlyWhenAPeerCanBeUnknown: the leader lists the
+// ledger's live peers for liveness at its first tick, then again only
+// after the ledger changed or liveness forgot a worker (forget, resetAll):
+// else every peer the ledger has alive is still known, and a pass would
+// find none.
+func TestUntrackedPass_DueOnlyWhenAPeerCanBeUnknown(t *testing.T) {
+	lv := newLiveness()
+	var last untrackedPass
+	at := func(changes uint64) untrackedPass { return untrackedPass{changes: changes, forgets: lv.forgotten()} }
+	if !last.due(at(7)) {
+		t.Fatal("the first pass is not due")
+	}
+	last = at(7)
+	last.done = true
+	if last.due(at(7)) {
+		t.Fatal("a pass is due with the ledger unchanged and nothing forgotten")
+	}
+	if !last.due(at(8)) {
+		t.Fatal("a pass is not due after the ledger changed")
+	}
+	lv.heard("w1", time.Now(), 0, true)
+	if last.due(at(7)) {
+		t.Fatal("hearing from a worker made a pass due")
+	}
+	lv.forget("w1")
+	if !last.due(at(7)) {
+		t.Fatal("a pass is not due after liveness forgot a worker")
+	}
+	last = at(7)
+	last.done = true
+	lv.resetAll(time.Now(), nil)
+	if !last.due(at(7)) {
+		t.Fatal("a pass is not due after a new leader's resetAll")
+	}
+}
