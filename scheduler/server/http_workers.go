@@ -321,13 +321,19 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 // Its answer is written to resp (the caller's, so it need not be on the
 // heap).
 func (s *Server) heartbeat(ctx context.Context, p *principal, req *api.HeartbeatRequest, resp *api.HeartbeatResponse) error {
+	return s.heartbeatKeeping(ctx, nil, p, req, resp)
+}
+
+// heartbeatKeeping is heartbeat keeping the worker's liveness record in
+// keep (a stream's; see liveness.heard).
+func (s *Server) heartbeatKeeping(ctx context.Context, keep *keptRecord, p *principal, req *api.HeartbeatRequest, resp *api.HeartbeatResponse) error {
 	var err error
 	if req.Worker, err = p.speaksFor(req.Worker); err != nil {
 		return err
 	}
 	req.Cores = p.capCores(req.Cores)
 	if err := s.seeWorker(ctx, workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, draining: req.Draining, engines: req.Engines,
-		storage: req.Storage, storageOnly: req.StorageOnly, heartbeat: true, running: len(req.Running)}); err != nil {
+		storage: req.Storage, storageOnly: req.StorageOnly, heartbeat: true, running: len(req.Running), keep: keep}); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -368,6 +374,9 @@ type workerSeen struct {
 	engines     []string
 	heartbeat   bool // a heartbeat, which says how many tasks the worker runs
 	running     int  // with heartbeat: how many
+	// keep is the liveness record a worker stream's reader keeps (nil
+	// elsewhere: leases and reports are served on goroutines of their own).
+	keep *keptRecord
 }
 
 // seeWorker records that a worker (or storage-only peer) was heard from.
@@ -384,7 +393,7 @@ func (s *Server) seeWorker(ctx context.Context, ws workerSeen) error {
 	if !s.store.IsLeader() {
 		return store.ErrNotLeader
 	}
-	s.liveness.heard(id, time.Now(), ws.running, ws.heartbeat)
+	s.liveness.heard(ws.keep, id, time.Now(), ws.running, ws.heartbeat)
 	want := api.PeerAlive
 	if ws.draining {
 		want = api.PeerDraining

@@ -484,10 +484,10 @@ func newJobID() string {
 // from. It is never replicated: only its transitions are.
 type liveness struct {
 	mu sync.Mutex
-	// workers is each worker's record, one map entry holding no pointer:
-	// a heartbeat writes it once, and the collector need not scan it (two
-	// maps, one of time.Time, were a visible share of a heartbeat).
-	workers map[string]liveRecord
+	// workers is each worker's record. A worker stream keeps its worker's
+	// record (keptRecord) and writes it without a lookup: at 10,000
+	// workers the map's assignment was 5% of a heartbeat.
+	workers map[string]*liveRecord
 	// forgets counts the records dropped (forget, resetAll): while it
 	// stands still, a worker once known is known.
 	forgets uint64
@@ -500,6 +500,16 @@ type liveRecord struct {
 	// (the dashboard's utilisation); reported says a heartbeat said so.
 	running  int
 	reported bool
+	// gone says the record was dropped (forget, resetAll): one kept by a
+	// stream is no longer its worker's, which is looked up again.
+	gone bool
+}
+
+// keptRecord is a worker stream's hold on the record of the worker its
+// heartbeats last spoke for (the stream's reader's own).
+type keptRecord struct {
+	id  string
+	rec *liveRecord
 }
 
 // liveEpoch is what liveRecord times count from: a duration from a
@@ -508,29 +518,44 @@ type liveRecord struct {
 var liveEpoch = time.Now()
 
 func newLiveness() *liveness {
-	return &liveness{workers: map[string]liveRecord{}}
+	return &liveness{workers: map[string]*liveRecord{}}
 }
 
 // heard records a worker as heard from now, under one lock: with a
-// heartbeat also the tasks it says it runs.
-func (lv *liveness) heard(id string, now time.Time, running int, heartbeat bool) {
+// heartbeat also the tasks it says it runs. With keep (a stream's, or
+// nil) it writes the kept record while it is still id's, and else looks
+// id up and keeps what it finds: the same outcome, one lookup fewer.
+func (lv *liveness) heard(keep *keptRecord, id string, now time.Time, running int, heartbeat bool) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
-	if heartbeat {
-		lv.workers[id] = liveRecord{seen: now.Sub(liveEpoch), running: running, reported: true}
-		return
+	var r *liveRecord
+	if keep != nil && keep.rec != nil && !keep.rec.gone && keep.id == id {
+		r = keep.rec
+	} else {
+		r = lv.workers[id]
+		if r == nil {
+			r = &liveRecord{}
+			lv.workers[id] = r
+		}
+		if keep != nil {
+			*keep = keptRecord{id: id, rec: r}
+		}
 	}
-	r := lv.workers[id]
 	r.seen = now.Sub(liveEpoch)
-	lv.workers[id] = r
+	if heartbeat {
+		r.running, r.reported = running, true
+	}
 }
 
 // reported is what the worker's last heartbeat to this server said it ran.
 func (lv *liveness) reported(id string) (int, bool) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
-	r, ok := lv.workers[id]
-	return r.running, ok && r.reported
+	r := lv.workers[id]
+	if r == nil {
+		return 0, false
+	}
+	return r.running, r.reported
 }
 
 // touchUnknown starts the clock, at now, of each of ids this leader has not
@@ -540,7 +565,7 @@ func (lv *liveness) touchUnknown(ids []string, now time.Time) {
 	defer lv.mu.Unlock()
 	for _, id := range ids {
 		if _, known := lv.workers[id]; !known {
-			lv.workers[id] = liveRecord{seen: now.Sub(liveEpoch)}
+			lv.workers[id] = &liveRecord{seen: now.Sub(liveEpoch)}
 		}
 	}
 }
@@ -548,8 +573,8 @@ func (lv *liveness) touchUnknown(ids []string, now time.Time) {
 func (lv *liveness) lastSeen(id string) (time.Time, bool) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
-	r, ok := lv.workers[id]
-	if !ok {
+	r := lv.workers[id]
+	if r == nil {
 		return time.Time{}, false
 	}
 	return liveEpoch.Add(r.seen), true
@@ -560,10 +585,13 @@ func (lv *liveness) lastSeen(id string) (time.Time, bool) {
 func (lv *liveness) resetAll(now time.Time, ids []string) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
-	lv.workers = make(map[string]liveRecord, len(ids))
+	for _, r := range lv.workers {
+		r.gone = true
+	}
+	lv.workers = make(map[string]*liveRecord, len(ids))
 	lv.forgets++
 	for _, id := range ids {
-		lv.workers[id] = liveRecord{seen: now.Sub(liveEpoch)}
+		lv.workers[id] = &liveRecord{seen: now.Sub(liveEpoch)}
 	}
 }
 
@@ -583,7 +611,10 @@ func (lv *liveness) silentSince(cutoff time.Time) []string {
 func (lv *liveness) forget(id string) {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
-	delete(lv.workers, id)
+	if r := lv.workers[id]; r != nil {
+		r.gone = true
+		delete(lv.workers, id)
+	}
 	lv.forgets++
 }
 

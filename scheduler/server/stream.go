@@ -164,6 +164,7 @@ type workerStream struct {
 
 	readDeadlineSet time.Time   // when keepReadDeadline last moved the read deadline
 	hints           workerHints // the last heartbeat's strings, shared by the next (the reader's own)
+	kept            keptRecord  // its worker's liveness record (the reader's own)
 
 	// The last full credential check (the reader's own): who it found, the
 	// ledger's FSM.Changes it read, and when the credential expires.
@@ -419,7 +420,7 @@ func (st *workerStream) heartbeat(p *principal, body []byte) ([]byte, error) {
 		req = *slow
 	}
 	var resp api.HeartbeatResponse
-	if err := st.s.heartbeat(st.ctx, p, &req, &resp); err != nil {
+	if err := st.s.heartbeatKeeping(st.ctx, &st.kept, p, &req, &resp); err != nil {
 		return nil, err
 	}
 	if st.unchanged(&resp) {
