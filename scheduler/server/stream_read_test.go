@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -32,8 +33,8 @@ const answerWait = 10 * time.Second
 // the reader goes back to wait), then 300 sent in one burst past the
 // reader's buffer (a read that fills it must not count as draining), then a
 // frame of 200 KB (the buffer grows) followed by a heartbeat. A lost
-// wake-up leaves an answer unsent and fails the test at answerWait; the
-// reader must also have skipped reads (the path was taken).
+// wake-up leaves an answer unsent and fails the test at answerWait; on
+// Linux the reader must also have skipped reads (the path was taken).
 func TestStream_NoFrameIsLeftWaitingForAWakeUp(t *testing.T) {
 	c := testcluster.New(t, 1, testcluster.Options{})
 	leader := c.Leader()
@@ -83,7 +84,7 @@ func TestStream_NoFrameIsLeftWaitingForAWakeUp(t *testing.T) {
 					t.Fatalf("after the large frame: %s %d %q", f.Kind, f.ID, f.Body)
 				}
 			}
-			if server.StreamReadsSkipped(leader.Server) == skipped {
+			if runtime.GOOS == "linux" && server.StreamReadsSkipped(leader.Server) == skipped {
 				t.Fatal("the stream's reader never skipped a read: it did not read from the netpoller's callback")
 			}
 		})

@@ -1,12 +1,9 @@
 package server
 
 import (
-	"crypto/tls"
 	"io"
 	"net"
-	"os"
 	"sync/atomic"
-	"syscall"
 )
 
 // Reading a worker stream. A heartbeat arrives alone on its stream (a
@@ -36,7 +33,9 @@ import (
 // streamConns (StreamListener), whose Read, while the reader holds the
 // socket, is that drained-aware read, and crypto/tls keeps a record cut
 // short by it (the error it returns is temporary) until the rest arrives.
-// A connection of another kind is read with plain blocking reads.
+// A connection of another kind, or on another OS than Linux (where the
+// drained-socket rule is relied on and tested), is read with plain
+// blocking reads.
 //
 // The callback holds the socket's read lock, and poll.FD.Close waits for
 // it: while the reader is in it, nobody else may close the socket (a
@@ -68,34 +67,6 @@ type socketReader struct {
 	skips  *atomic.Int64 // counts the reads not made
 }
 
-// Read reads what the socket holds with one system call, or returns
-// errWouldBlock without one once a read has emptied it.
-func (sr *socketReader) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	if sr.drained {
-		sr.skips.Add(1)
-		return 0, errWouldBlock
-	}
-	for {
-		n, err := syscall.Read(sr.fd, p)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			sr.drained = true
-			return 0, errWouldBlock
-		case err != nil:
-			return 0, os.NewSyscallError("read", err)
-		case n == 0:
-			return 0, io.EOF
-		}
-		sr.drained = n < len(p)
-		return n, nil
-	}
-}
-
 // StreamListener wraps a TCP listener whose connections are served under
 // TLS (tls.NewListener(server.StreamListener(ln), cfg)) so that worker
 // streams on them read their socket as plain ones do (see streamread.go).
@@ -124,40 +95,6 @@ func (c *streamConn) Read(p []byte) (int, error) {
 		return c.raw.Read(p)
 	}
 	return c.TCPConn.Read(p)
-}
-
-// socketOf finds the socket under a hijacked connection that a stream's
-// reader can serve from its RawConn.Read callback: the RawConn, the
-// socketReader that reads it, and what the frames are read from (the
-// socketReader itself, or the TLS connection over it). ok is false for a
-// connection of another kind.
-func socketOf(conn net.Conn) (rc syscall.RawConn, sr *socketReader, src io.Reader, ok bool) {
-	var tc *net.TCPConn
-	switch c := conn.(type) {
-	case *net.TCPConn:
-		tc = c
-	case *streamConn:
-		tc = c.TCPConn
-	case *tls.Conn:
-		sc, isStream := c.NetConn().(*streamConn)
-		if !isStream {
-			return nil, nil, nil, false
-		}
-		if rc, err := sc.SyscallConn(); err == nil {
-			sr = &socketReader{}
-			sc.raw = sr
-			return rc, sr, c, true
-		}
-		return nil, nil, nil, false
-	default:
-		return nil, nil, nil, false
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return nil, nil, nil, false
-	}
-	sr = &socketReader{}
-	return rc, sr, sr, true
 }
 
 // frameBuffer gathers a stream's bytes until they hold whole frames, which
