@@ -135,20 +135,53 @@ func Read(r *bufio.Reader, max int) (Frame, error) {
 		}
 		return Frame{}, cut("header", err)
 	}
-	f := Frame{Kind: Kind(h[0]), ID: binary.BigEndian.Uint32(h[1:5])}
-	n := binary.BigEndian.Uint32(h[5:9])
-	if !f.Kind.IsRequest() && f.Kind != KindAnswer && f.Kind != KindError && f.Kind != KindClosing {
-		return f, fmt.Errorf("%w: unknown kind 0x%02x (request id %d)", ErrMalformed, byte(f.Kind), f.ID)
+	f, n, err := parseHeader(h[:], max)
+	if err != nil {
+		return f, err
 	}
-	if uint64(n) > uint64(max) {
-		return f, fmt.Errorf("%w: %s frame %d: body of %d bytes, at most %d", ErrMalformed, f.Kind, f.ID, n, max)
-	}
-	body, err := readBody(r, int(n))
+	body, err := readBody(r, n)
 	if err != nil {
 		return f, cut(fmt.Sprintf("%s frame %d: body of %d bytes", f.Kind, f.ID, n), err)
 	}
 	f.Body = body
 	return f, nil
+}
+
+// Parse parses the frame at the start of b, whose body is at most max
+// bytes, without copying: f.Body aliases b. used is how many bytes of b
+// the frame takes, 0 while b does not hold it whole; need is then how
+// many bytes it takes in all (HeaderSize while its header is not there
+// either). A reader that gathers a stream's bytes in its own buffer uses
+// it to serve the frames it holds and learn how much more to read. Its
+// errors are Read's.
+func Parse(b []byte, max int) (f Frame, used, need int, err error) {
+	if len(b) < HeaderSize {
+		return Frame{}, 0, HeaderSize, nil
+	}
+	f, n, err := parseHeader(b[:HeaderSize], max)
+	if err != nil {
+		return f, 0, 0, err
+	}
+	need = HeaderSize + n
+	if len(b) < need {
+		return Frame{}, 0, need, nil
+	}
+	f.Body = b[HeaderSize:need:need]
+	return f, need, need, nil
+}
+
+// parseHeader decodes a frame's header, checking its kind and that its
+// body is at most max bytes long.
+func parseHeader(h []byte, max int) (Frame, int, error) {
+	f := Frame{Kind: Kind(h[0]), ID: binary.BigEndian.Uint32(h[1:5])}
+	n := binary.BigEndian.Uint32(h[5:9])
+	if !f.Kind.IsRequest() && f.Kind != KindAnswer && f.Kind != KindError && f.Kind != KindClosing {
+		return f, 0, fmt.Errorf("%w: unknown kind 0x%02x (request id %d)", ErrMalformed, byte(f.Kind), f.ID)
+	}
+	if uint64(n) > uint64(max) {
+		return f, 0, fmt.Errorf("%w: %s frame %d: body of %d bytes, at most %d", ErrMalformed, f.Kind, f.ID, n, max)
+	}
+	return f, int(n), nil
 }
 
 // readBody reads n bytes, allocating as they arrive past readChunk.

@@ -120,3 +120,50 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParse: Parse agrees with Read on any bytes, split anywhere: the
+// same frames, the same malformed ones, and on a prefix of a frame it asks
+// for more (used 0) with need past what it holds and at most the whole
+// frame's length.
+func FuzzParse(f *testing.F) {
+	f.Add(Append(nil, Frame{Kind: KindHeartbeat, ID: 7, Body: []byte(`{"worker":"w"}`)}), 3)
+	f.Add(appendAll([]Frame{{Kind: KindLease, ID: 1, Body: []byte("ab")}, {Kind: KindReport, ID: 2}}), 12)
+	f.Add([]byte{0x02, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff}, 9)
+	f.Fuzz(func(t *testing.T, in []byte, cut int) {
+		const max = 1 << 16
+		r := bufio.NewReader(bytes.NewReader(in))
+		rest := in
+		for {
+			want, rerr := Read(r, max)
+			got, used, need, perr := Parse(rest, max)
+			switch {
+			case rerr == io.EOF:
+				if len(rest) != 0 {
+					t.Fatalf("Read says EOF with %d bytes left", len(rest))
+				}
+				return
+			case rerr != nil && perr != nil:
+				if !errors.Is(perr, ErrMalformed) || perr.Error() != rerr.Error() {
+					t.Fatalf("Parse: %v, Read: %v", perr, rerr)
+				}
+				return
+			case rerr != nil: // cut short: Parse must ask for more
+				if used != 0 || need <= len(rest) {
+					t.Fatalf("a cut frame: used %d, need %d of %d bytes (Read: %v)", used, need, len(rest), rerr)
+				}
+				return
+			case perr != nil || used == 0:
+				t.Fatalf("Parse: %v (used %d), Read read %v %d", perr, used, want.Kind, want.ID)
+			}
+			if got.Kind != want.Kind || got.ID != want.ID || !bytes.Equal(got.Body, want.Body) || used != need {
+				t.Fatalf("Parse %v %d (%d bytes), Read %v %d (%d bytes)", got.Kind, got.ID, len(got.Body), want.Kind, want.ID, len(want.Body))
+			}
+			if cut >= 0 && cut < used { // a prefix of the frame asks for more, at most the frame
+				if _, pu, pn, err := Parse(rest[:cut], max); err != nil || pu != 0 || pn <= cut || pn > used {
+					t.Fatalf("a %d-byte prefix of a %d-byte frame: used %d, need %d, %v", cut, used, pu, pn, err)
+				}
+			}
+			rest = rest[used:]
+		}
+	})
+}

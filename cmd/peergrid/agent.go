@@ -232,7 +232,7 @@ func (m *Main) startServer(f *agentFlags, name string, log *slog.Logger) (*serve
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)} // failed handshakes: scanners, wrong CAs
 	hs.RegisterOnShutdown(srv.CloseStreams)
-	go hs.Serve(tls.NewListener(ln, srv.APITLS()))
+	go hs.Serve(tls.NewListener(server.StreamListener(ln), srv.APITLS()))
 	log.Info("server started", "https", ln.Addr().String(), "raft", raftBind, "join", f.join, "bootstrap_expect", f.bootstrapExpect)
 	if ca := srv.CA(); ca != nil {
 		log.Info("cluster CA", "ca_fingerprint", auth.Fingerprint(ca))

@@ -120,7 +120,7 @@ func Start(ctx context.Context, cfg Config) (*Grid, error) {
 	g.http = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
 	g.http.RegisterOnShutdown(srv.CloseStreams)
 	if !cfg.PlainHTTP {
-		ln = tls.NewListener(ln, srv.APITLS())
+		ln = tls.NewListener(server.StreamListener(ln), srv.APITLS())
 	}
 	go g.http.Serve(ln)
 	if err := g.waitLeader(ctx); err != nil {

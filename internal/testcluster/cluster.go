@@ -136,7 +136,7 @@ func (c *Cluster) start(node *Node, join []string, expect int) {
 	node.Server = srv
 	node.httpSv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(c.opts.Logger.Handler(), slog.LevelDebug)}
 	node.httpSv.RegisterOnShutdown(srv.CloseStreams)
-	go node.httpSv.Serve(tls.NewListener(node.httpLn, srv.APITLS()))
+	go node.httpSv.Serve(tls.NewListener(server.StreamListener(node.httpLn), srv.APITLS()))
 }
 
 // relisten binds an address a stopped node used, retrying while the kernel

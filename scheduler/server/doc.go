@@ -13,7 +13,9 @@
 //   - worker streams (stream.go): the leader serves a worker's
 //     heartbeats, leases and reports as frames (package api/stream) on one
 //     upgraded connection, through the same functions as their routes,
-//     authenticating every message again; a follower refuses them;
+//     authenticating every message again; a follower refuses them; its
+//     reader serves frames from the netpoller's RawConn callback, one read
+//     system call a frame (streamread.go; StreamListener under TLS);
 //   - the leader's loops (server.go, repair.go): worker liveness kept in
 //     memory, lease expiry, peers marked down, repair planning, garbage
 //     collection of blobs and their shards; a repair's commit is accepted

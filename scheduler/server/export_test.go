@@ -25,3 +25,7 @@ func QuietHeartbeatsUnanswered(s *Server) int64 { return s.streamQuiet.Load() }
 // StreamChecksKept counts the stream messages whose credential check was
 // kept from the one before (the ledger unchanged, the credential unexpired).
 func StreamChecksKept(s *Server) int64 { return s.streamAuthCached.Load() }
+
+// StreamReadsSkipped counts the reads stream readers did not make because
+// the read before had drained the socket (see streamread.go).
+func StreamReadsSkipped(s *Server) int64 { return s.streamReadSkips.Load() }

@@ -83,9 +83,24 @@ func readHeartbeatJSON(r *http.Request, req *api.HeartbeatRequest) error {
 // fastDecodeHeartbeat decodes body into req if it has the plain shape,
 // reporting whether it did; req is undefined if not.
 func fastDecodeHeartbeat(body []byte, req *api.HeartbeatRequest) bool {
+	return fastDecodeHeartbeatLike(body, req, nil)
+}
+
+// workerHints are the strings a stream's last heartbeat carried: a
+// heartbeat that carries them again shares them, so decoding it allocates
+// none of them (they were most of a heartbeat's garbage).
+type workerHints struct {
+	worker, address string
+	engines         []string
+}
+
+// fastDecodeHeartbeatLike is fastDecodeHeartbeat sharing like's strings
+// (nil: none) where the body's are equal; then it sets like to the
+// heartbeat's. The shared ones are never modified, by either.
+func fastDecodeHeartbeatLike(body []byte, req *api.HeartbeatRequest, like *workerHints) bool {
 	p := plainJSON{b: body}
 	var seen uint16
-	self := workerFields{&req.Worker, &req.Address, &req.Cores, &req.Engines, &req.Storage}
+	self := workerFields{&req.Worker, &req.Address, &req.Cores, &req.Engines, &req.Storage, like}
 	done := p.object(func(key []byte) bool {
 		if ok, known := p.workerField(key, self, &seen); known {
 			return ok
@@ -111,7 +126,13 @@ func fastDecodeHeartbeat(body []byte, req *api.HeartbeatRequest) bool {
 		return false
 	})
 	p.space()
-	return done && p.i == len(p.b)
+	if !done || p.i != len(p.b) {
+		return false
+	}
+	if like != nil {
+		*like = workerHints{req.Worker, req.Address, req.Engines}
+	}
+	return true
 }
 
 // workerFields are where the fields a worker's heartbeat and lease both
@@ -121,6 +142,7 @@ type workerFields struct {
 	cores           *int
 	engines         *[]string
 	storage         *bool
+	like            *workerHints // strings to share where equal (may be nil)
 }
 
 // workerField decodes key's value into w if key is one of the worker's
@@ -129,16 +151,16 @@ type workerFields struct {
 func (p *plainJSON) workerField(key []byte, w workerFields, seen *uint16) (ok, known bool) {
 	switch string(key) {
 	case "worker":
-		*w.worker, ok = p.string()
+		*w.worker, ok = p.stringLike(w.like.workerOr(""))
 		return ok && p.once(seen, 1<<0), true
 	case "address":
-		*w.address, ok = p.string()
+		*w.address, ok = p.stringLike(w.like.addressOr(""))
 		return ok && p.once(seen, 1<<1), true
 	case "cores":
 		*w.cores, ok = p.int()
 		return ok && p.once(seen, 1<<2), true
 	case "engines":
-		*w.engines, ok = p.strings()
+		*w.engines, ok = p.stringsLike(w.like.enginesOr(nil))
 		return ok && p.once(seen, 1<<3), true
 	case "storage":
 		*w.storage, ok = p.bool()
@@ -153,7 +175,7 @@ func (p *plainJSON) taskRefs() ([]api.TaskRef, bool) {
 	if p.null() {
 		return nil, true
 	}
-	out := make([]api.TaskRef, 0, 4)
+	var out []api.TaskRef // made at the first ref: most heartbeats' lists are empty
 	var prevJob string
 	ok := p.array(func() bool {
 		var ref api.TaskRef
@@ -174,11 +196,21 @@ func (p *plainJSON) taskRefs() ([]api.TaskRef, bool) {
 			return false
 		})
 		prevJob = ref.Job
+		if out == nil {
+			out = make([]api.TaskRef, 0, 4)
+		}
 		out = append(out, ref)
 		return done
 	})
+	if out == nil {
+		out = noTaskRefs
+	}
 	return out, ok
 }
+
+// noTaskRefs is an empty list ([] rather than null), shared: its
+// capacity is 0, so an append to it copies.
+var noTaskRefs = []api.TaskRef{}
 
 // strings reads an array of strings (null: nil).
 func (p *plainJSON) strings() ([]string, bool) {
@@ -192,6 +224,29 @@ func (p *plainJSON) strings() ([]string, bool) {
 		return ok
 	})
 	return out, ok
+}
+
+// stringsLike is strings, returning like itself when the array holds
+// the same strings.
+func (p *plainJSON) stringsLike(like []string) ([]string, bool) {
+	if like == nil {
+		return p.strings()
+	}
+	start := p.i
+	i := 0
+	ok := p.array(func() bool {
+		s, ok := p.rawString()
+		if !ok || i >= len(like) || string(s) != like[i] {
+			return false
+		}
+		i++
+		return true
+	})
+	if ok && i == len(like) {
+		return like, true
+	}
+	p.i = start
+	return p.strings()
 }
 
 // null reads a literal null if one is next.
@@ -275,7 +330,7 @@ func readLeaseJSON(r *http.Request, req *api.LeaseRequest) error {
 func fastDecodeLease(body []byte, req *api.LeaseRequest) bool {
 	p := plainJSON{b: body}
 	var seen uint16
-	self := workerFields{&req.Worker, &req.Address, &req.Cores, &req.Engines, &req.Storage}
+	self := workerFields{&req.Worker, &req.Address, &req.Cores, &req.Engines, &req.Storage, nil}
 	done := p.object(func(key []byte) bool {
 		if ok, known := p.workerField(key, self, &seen); known {
 			return ok
@@ -748,4 +803,25 @@ func appendPlainString(b []byte, s string, ok bool) ([]byte, bool) {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"'), ok
+}
+
+func (h *workerHints) workerOr(none string) string {
+	if h == nil {
+		return none
+	}
+	return h.worker
+}
+
+func (h *workerHints) addressOr(none string) string {
+	if h == nil {
+		return none
+	}
+	return h.address
+}
+
+func (h *workerHints) enginesOr(none []string) []string {
+	if h == nil {
+		return none
+	}
+	return h.engines
 }

@@ -474,3 +474,56 @@ func TestReadHotBody_ReadsWhatWasSentWhateverItsFraming(t *testing.T) {
 		t.Fatalf("a body shorter than its Content-Length was read as %q", got)
 	}
 }
+
+// FuzzHeartbeatLikeFastPath: decoding a heartbeat with the strings of the
+// one before it (a stream's hints) gives what decoding it alone gives,
+// whatever the two bodies, and leaves the hints naming its own strings.
+func FuzzHeartbeatLikeFastPath(f *testing.F) {
+	same, _ := json.Marshal(api.HeartbeatRequest{Worker: "w", Address: "a", Cores: 2, Held: []api.TaskRef{}, Engines: []string{"wazero", "wasmtime"}})
+	f.Add(same, same)
+	f.Add(same, []byte(`{"worker":"w","engines":["wazero"],"held":[]}`))
+	f.Add([]byte(`{"worker":"v","engines":null}`), []byte(`{"worker":"w","engines":[],"address":"a"}`))
+	f.Fuzz(func(t *testing.T, prev, body []byte) {
+		var hints workerHints
+		var first api.HeartbeatRequest
+		fastDecodeHeartbeatLike(prev, &first, &hints)
+		var alone, like api.HeartbeatRequest
+		okAlone := fastDecodeHeartbeat(body, &alone)
+		if okLike := fastDecodeHeartbeatLike(body, &like, &hints); okLike != okAlone {
+			t.Fatalf("%q after %q: with hints %v, alone %v", body, prev, okLike, okAlone)
+		}
+		if !okAlone {
+			return
+		}
+		if !reflect.DeepEqual(like, alone) {
+			t.Fatalf("%q after %q: with hints %+v, alone %+v", body, prev, like, alone)
+		}
+		if hints.worker != like.Worker || hints.address != like.Address || !reflect.DeepEqual(hints.engines, like.Engines) {
+			t.Fatalf("hints %+v after %+v", hints, like)
+		}
+	})
+}
+
+// TestFastDecodeHeartbeatLike_SharesTheStringsItHasSeen: a stream's
+// heartbeat like the one before it (the same worker, address, engines,
+// empty lists) is decoded without allocating.
+func TestFastDecodeHeartbeatLike_SharesTheStringsItHasSeen(t *testing.T) {
+	body, _ := json.Marshal(api.HeartbeatRequest{Worker: "w-0042", Address: "10.0.0.9:7000", Cores: 4, Running: []api.TaskRef{}, Held: []api.TaskRef{}, Engines: []string{"wazero", "wasmtime"}})
+	var hints workerHints
+	var req api.HeartbeatRequest
+	if !fastDecodeHeartbeatLike(body, &req, &hints) {
+		t.Fatalf("%s: not the fast path", body)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		req = api.HeartbeatRequest{}
+		if !fastDecodeHeartbeatLike(body, &req, &hints) {
+			t.Fatal("not the fast path")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a heartbeat like the last allocated %v times, want 0", allocs)
+	}
+	if req.Held == nil || len(req.Held) != 0 || req.Worker != "w-0042" || len(req.Engines) != 2 {
+		t.Fatalf("decoded %+v", req)
+	}
+}

@@ -300,12 +300,12 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	resp, err := s.heartbeat(r.Context(), principalOf(r), &req)
-	if err != nil {
+	var resp api.HeartbeatResponse
+	if err := s.heartbeat(r.Context(), principalOf(r), &req, &resp); err != nil {
 		writeErr(w, err)
 		return
 	}
-	writeHeartbeatResponse(w, resp)
+	writeHeartbeatResponse(w, &resp)
 }
 
 // heartbeat answers a sign of life of the worker p speaks for, over HTTP
@@ -318,22 +318,30 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request) {
 // View, and it is answered by hand in the common shape
 // (appendHeartbeatResponse), so a heartbeat costs the leader little
 // beyond the request it arrives in.
-func (s *Server) heartbeat(ctx context.Context, p *principal, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
+// Its answer is written to resp (the caller's, so it need not be on the
+// heap).
+func (s *Server) heartbeat(ctx context.Context, p *principal, req *api.HeartbeatRequest, resp *api.HeartbeatResponse) error {
+	return s.heartbeatKeeping(ctx, nil, p, req, resp)
+}
+
+// heartbeatKeeping is heartbeat keeping the worker's liveness record in
+// keep (a stream's; see liveness.heard).
+func (s *Server) heartbeatKeeping(ctx context.Context, keep *keptRecord, p *principal, req *api.HeartbeatRequest, resp *api.HeartbeatResponse) error {
 	var err error
 	if req.Worker, err = p.speaksFor(req.Worker); err != nil {
-		return nil, err
+		return err
 	}
 	req.Cores = p.capCores(req.Cores)
 	if err := s.seeWorker(ctx, workerSeen{id: req.Worker, addr: req.Address, cores: req.Cores, draining: req.Draining, engines: req.Engines,
-		storage: req.Storage, storageOnly: req.StorageOnly, heartbeat: true, running: len(req.Running)}); err != nil {
-		return nil, err
+		storage: req.Storage, storageOnly: req.StorageOnly, heartbeat: true, running: len(req.Running), keep: keep}); err != nil {
+		return err
 	}
 	now := time.Now()
 	if req.Held != nil {
 		s.releaseForgotten(ctx, req.Worker, req.Held, now)
 	}
 	s.keepPausedLeases(ctx, req, now)
-	resp := &api.HeartbeatResponse{TTL: s.cfg.WorkerTTL, PauseKeep: s.cfg.MaxPauseKeep}
+	*resp = api.HeartbeatResponse{TTL: s.cfg.WorkerTTL, PauseKeep: s.cfg.MaxPauseKeep}
 	if req.Storage || req.StorageOnly {
 		resp.Repairs = s.repairOrdersFor(req.Worker)
 	}
@@ -345,7 +353,7 @@ func (s *Server) heartbeat(ctx context.Context, p *principal, req *api.Heartbeat
 			}
 		}
 	})
-	return resp, nil
+	return nil
 }
 
 // distrusted reports whether the ledger distrusts worker (see ledger's
@@ -366,6 +374,9 @@ type workerSeen struct {
 	engines     []string
 	heartbeat   bool // a heartbeat, which says how many tasks the worker runs
 	running     int  // with heartbeat: how many
+	// keep is the liveness record a worker stream's reader keeps (nil
+	// elsewhere: leases and reports are served on goroutines of their own).
+	keep *keptRecord
 }
 
 // seeWorker records that a worker (or storage-only peer) was heard from.
@@ -382,7 +393,7 @@ func (s *Server) seeWorker(ctx context.Context, ws workerSeen) error {
 	if !s.store.IsLeader() {
 		return store.ErrNotLeader
 	}
-	s.liveness.heard(id, time.Now(), ws.running, ws.heartbeat)
+	s.liveness.heard(ws.keep, id, time.Now(), ws.running, ws.heartbeat)
 	want := api.PeerAlive
 	if ws.draining {
 		want = api.PeerDraining

@@ -142,21 +142,25 @@ type repairNeed struct {
 	lost []storage.ShardLoc
 }
 
-// needs reads, under the ledger's read lock, the live storage peers and
-// the blobs with lost shards, sorted by blob hash. It looks only at the
-// candidates the ledger's blob index names (see Ledger.RepairCandidates), so
-// a tick with nothing to repair costs in the number of peers, not of blobs.
+// needs reads, under the ledger's read lock, the blobs with lost shards,
+// sorted by blob hash, and, if there are any, the live storage peers. It
+// looks only at the candidates the ledger's blob index names (see
+// Ledger.RepairCandidates), so a tick with nothing to repair costs neither
+// in the number of blobs nor in the number of peers.
 func (rp *repairPlanner) needs(fsm *ledger.FSM, now time.Time) (needs []repairNeed, live []string) {
 	faulty := rp.faultyBlobs()
 	fsm.View(func(l *ledger.Ledger) {
-		for _, p := range l.StoragePeers(true) {
-			live = append(live, p.ID)
-		}
 		gone := l.GoneAt(now, rp.grace)
 		for _, h := range l.RepairCandidates(gone, faulty) {
 			if lost := rp.lostShards(l.Manifest(h), gone); len(lost) > 0 {
 				needs = append(needs, repairNeed{h, lost})
 			}
+		}
+		if len(needs) == 0 {
+			return // listing every peer (sorted) was most of a quiet round's cost at 10,000 workers
+		}
+		for _, p := range l.StoragePeers(true) {
+			live = append(live, p.ID)
 		}
 	})
 	return needs, live

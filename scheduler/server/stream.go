@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
@@ -98,7 +99,11 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, fmt.Errorf("%w: the connection cannot be upgraded: %v", errBadRequest, err))
 		return
 	}
-	st := s.newWorkerStream(conn, buf.Reader, requestToken(r), certPeer, principalOf(r))
+	st := s.newWorkerStream(conn, requestToken(r), certPeer, principalOf(r))
+	if n := buf.Reader.Buffered(); n > 0 { // frames the client sent behind its upgrade
+		held, _ := buf.Reader.Peek(n)
+		st.fb.put(held)
+	}
 	st.quiet = headerHas(r.Header, stream.FeaturesHeader, stream.FeatureQuietHeartbeats)
 	if !s.streams.add(st) {
 		_ = conn.Close()
@@ -139,20 +144,27 @@ func headerHas(h http.Header, key, token string) bool {
 type workerStream struct {
 	s      *Server
 	conn   net.Conn
-	in     *bufio.Reader
-	secret string     // authenticated again with every message
-	hash   string     // the secret's, computed once
-	cert   string     // the worker id its client certificate names
-	caller *principal // as authenticated at the upgrade (for the log)
+	fb     frameBuffer // what was read and not yet served (the reader's own)
+	secret string      // authenticated again with every message
+	hash   string      // the secret's, computed once
+	cert   string      // the worker id its client certificate names
+	caller *principal  // as authenticated at the upgrade (for the log)
 	idle   time.Duration
 	quiet  bool // the client asked for quiet heartbeats (and was told yes)
 
 	ctx    context.Context // ends with the stream: a lease's long poll stops
 	cancel context.CancelFunc
 
-	slots chan struct{} // one per request in flight
+	slots    chan struct{}  // one per request in flight
+	handlers sync.WaitGroup // the leases and reports being served
 
-	readDeadlineSet time.Time // when next last moved the read deadline
+	// stopRead tells a reader that holds the socket (see streamread.go)
+	// to leave and close it: the stream ended.
+	stopRead atomic.Bool
+
+	readDeadlineSet time.Time   // when keepReadDeadline last moved the read deadline
+	hints           workerHints // the last heartbeat's strings, shared by the next (the reader's own)
+	kept            keptRecord  // its worker's liveness record (the reader's own)
 
 	// The last full credential check (the reader's own): who it found, the
 	// ledger's FSM.Changes it read, and when the credential expires.
@@ -160,19 +172,22 @@ type workerStream struct {
 	checkedAt     uint64
 	checkedExpiry int64
 
-	mu       sync.Mutex // guards out, inFlight, toldTTL, ended
+	mu       sync.Mutex // guards out, inFlight, toldTTL, ended, readerCloses
 	out      *bufio.Writer
 	inFlight map[uint32]bool
 	toldTTL  bool // an answer gave the TTL and pause keep
 	ended    bool
+	// readerCloses says the reader holds the socket in its RawConn
+	// callback: it closes the socket as it leaves, and nobody else may.
+	readerCloses bool
 	// writeDeadlineSet is when the write deadline was last moved (as
 	// next moves the read deadline, at most every second).
 	writeDeadlineSet time.Time
 }
 
-func (s *Server) newWorkerStream(conn net.Conn, in *bufio.Reader, secret, cert string, caller *principal) *workerStream {
+func (s *Server) newWorkerStream(conn net.Conn, secret, cert string, caller *principal) *workerStream {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &workerStream{s: s, conn: conn, in: in, secret: secret, hash: hashSecret(secret), cert: cert, caller: caller, idle: 2 * s.cfg.WorkerTTL,
+	return &workerStream{s: s, conn: conn, secret: secret, hash: hashSecret(secret), cert: cert, caller: caller, idle: 2 * s.cfg.WorkerTTL,
 		ctx: ctx, cancel: cancel, slots: make(chan struct{}, stream.MaxInFlight), out: bufio.NewWriter(conn), inFlight: map[uint32]bool{}}
 }
 
@@ -190,44 +205,107 @@ func (st *workerStream) accept() error {
 	return st.out.Flush()
 }
 
-// serve reads and serves frames until the stream ends.
+// serve reads and serves frames until the stream ends: from a RawConn
+// callback where the connection allows (see streamread.go), else with
+// blocking reads.
 func (st *workerStream) serve() {
-	var handlers sync.WaitGroup
-	defer handlers.Wait()
+	defer st.handlers.Wait()
 	defer st.close()
-	for {
-		f, err := st.next()
-		if err != nil {
-			st.endOnReadError(err)
-			return
-		}
-		caller, err := st.admit(f)
-		if err != nil {
-			st.end(err)
-			return
-		}
-		if f.Kind.IsHeartbeat() {
-			st.serveOne(caller, f)
-			continue
-		}
-		st.slots <- struct{}{} // waits while MaxInFlight are unanswered
-		handlers.Go(func() {
-			defer func() { <-st.slots }()
-			st.serveOne(caller, f)
-		})
+	rc, sr, src, ok := socketOf(st.conn)
+	if !ok {
+		st.pump(st.conn)
+		return
+	}
+	sr.skips = &st.s.streamReadSkips
+	st.mu.Lock()
+	st.readerCloses = !st.ended
+	st.mu.Unlock()
+	defer st.conn.Close()
+	err := rc.Read(func(fd uintptr) bool {
+		sr.fd, sr.drained, sr.active = int(fd), false, true // woken: the socket may hold bytes
+		done := st.pump(src)
+		sr.active = false
+		return done
+	})
+	if err != nil && !st.stopRead.Load() {
+		st.endOnReadError(err)
 	}
 }
 
-// next reads the next frame, waiting at most the idle timeout for it.
-// The deadline is moved only when a quarter of it has passed (so a stream
-// idles out after between three quarters of the timeout and all of it):
-// moving it for every frame was a visible share of a frame's cost.
-func (st *workerStream) next() (stream.Frame, error) {
+// pump serves the whole frames the stream's buffer holds, reading more
+// from src as it needs, until src would block (false: wait for the
+// netpoller) or the stream ends (true).
+func (st *workerStream) pump(src io.Reader) bool {
+	for !st.stopRead.Load() {
+		f, used, need, err := stream.Parse(st.fb.unread(), stream.MaxRequest)
+		if err != nil {
+			st.end(fmt.Errorf("%w: %w", errBadRequest, err))
+			return true
+		}
+		if used > 0 {
+			st.fb.consume(used)
+			if !st.dispatch(f) {
+				return true
+			}
+			continue
+		}
+		st.keepReadDeadline()
+		if st.stopRead.Load() { // after the deadline moved: see closeLocked
+			return true
+		}
+		n, err := st.fb.fill(src, need)
+		switch {
+		case n > 0:
+		case errors.Is(err, errWouldBlock):
+			return false
+		case err != nil:
+			st.endOnReadError(readError(err, len(st.fb.unread())))
+			return true
+		}
+	}
+	return true
+}
+
+// readError is a failed read's error as stream.Read would have said it:
+// an end in the middle of a frame is a frame cut short.
+func readError(err error, held int) error {
+	if held > 0 && errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: a frame cut short (%d bytes of it read)", stream.ErrMalformed, held)
+	}
+	return err
+}
+
+// dispatch serves a frame: a heartbeat at once, on the reader, a lease or
+// report on a goroutine of its own (once fewer than MaxInFlight are). It
+// reports false when the frame ended the stream.
+func (st *workerStream) dispatch(f stream.Frame) bool {
+	caller, err := st.admit(f)
+	if err != nil {
+		st.end(err)
+		return false
+	}
+	if f.Kind.IsHeartbeat() {
+		st.serveOne(caller, f) // its body, in the reader's buffer, is read before the next fill
+		return true
+	}
+	f.Body = append([]byte{}, f.Body...) // the buffer is the reader's: the handler keeps its own copy
+	st.slots <- struct{}{}               // waits while MaxInFlight are unanswered
+	st.handlers.Go(func() {
+		defer func() { <-st.slots }()
+		st.serveOne(caller, f)
+	})
+	return true
+}
+
+// keepReadDeadline keeps the read deadline an idle timeout ahead, moving
+// it only when a quarter of it has passed (so a stream idles out after
+// between three quarters of the timeout and all of it): moving it for
+// every frame was a visible share of a frame's cost.
+func (st *workerStream) keepReadDeadline() {
 	if now := time.Now(); now.Sub(st.readDeadlineSet) > st.idle/4 {
 		_ = st.conn.SetReadDeadline(now.Add(st.idle))
 		st.readDeadlineSet = now
 	}
-	return stream.Read(st.in, stream.MaxRequest)
 }
 
 // errStreamIdle ends a stream that carried nothing for its idle timeout.
@@ -333,18 +411,32 @@ func (st *workerStream) answer(p *principal, f stream.Frame) ([]byte, error) {
 }
 
 func (st *workerStream) heartbeat(p *principal, body []byte) ([]byte, error) {
+	var req api.HeartbeatRequest // on the stack, as resp: a heartbeat's own garbage is what it decodes
+	if !fastDecodeHeartbeatLike(body, &req, &st.hints) {
+		slow, err := decodeHeartbeatSlow(body)
+		if err != nil {
+			return nil, err
+		}
+		req = *slow
+	}
+	var resp api.HeartbeatResponse
+	if err := st.s.heartbeatKeeping(st.ctx, &st.kept, p, &req, &resp); err != nil {
+		return nil, err
+	}
+	if st.unchanged(&resp) {
+		return stream.Unchanged, nil
+	}
+	return heartbeatAnswer(&resp)
+}
+
+// decodeHeartbeatSlow decodes a heartbeat the fast path does not take
+// (its own variable: one that encoding/json decodes into escapes).
+func decodeHeartbeatSlow(body []byte) (*api.HeartbeatRequest, error) {
 	var req api.HeartbeatRequest
 	if err := decodeFast(body, &req, fastDecodeHeartbeat); err != nil {
 		return nil, err
 	}
-	resp, err := st.s.heartbeat(st.ctx, p, &req)
-	if err != nil {
-		return nil, err
-	}
-	if st.unchanged(resp) {
-		return stream.Unchanged, nil
-	}
-	return heartbeatAnswer(resp)
+	return &req, nil
 }
 
 // unchanged reports whether a heartbeat's answer says nothing the stream
@@ -437,6 +529,16 @@ func (st *workerStream) closeLocked() {
 	}
 	st.ended = true
 	st.cancel()
+	if st.readerCloses {
+		// A Close now would wait for the reader to leave its callback, and
+		// the reader may be waiting for st.mu: wake it instead (a deadline
+		// in the past), and it closes the socket as it leaves. It checks
+		// stopRead after moving the deadline, so it cannot move this one
+		// away unseen.
+		st.stopRead.Store(true)
+		_ = st.conn.SetReadDeadline(time.Unix(1, 0))
+		return
+	}
 	_ = st.conn.Close()
 }
 
