@@ -31,6 +31,7 @@ const (
 	batchSpan     = 5 * time.Millisecond
 	maxBatch      = 64
 	pipelineBelow = 50 * time.Millisecond
+	pipelineDepth = 2
 )
 
 // batchable reports whether a task may share a batch: its input is inline
@@ -68,7 +69,7 @@ func (r *run) batchSize() int {
 		return 1
 	}
 	share := len(r.queue)/r.w.cfg.Cores + 1
-	return min(max(int(batchSpan/avg), 2), maxBatch, share)
+	return min(max(int(batchSpan/avg), pipelineDepth), maxBatch, share)
 }
 
 // batchTask is a task of a batch with its run's context and request.
