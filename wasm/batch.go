@@ -155,8 +155,9 @@ func (p *Pool) runOn(ctx context.Context, proc *process, items []batchItem, done
 // late. The answers of one group are handled while the executor runs the
 // next.
 const (
-	coalesceGroup = 16
-	coalesceMax   = 5 * time.Millisecond
+	coalesceGroup   = 16
+	coalesceMax     = 5 * time.Millisecond
+	coalesceMinPace = time.Millisecond
 )
 
 // answerPacer waits before reads of a batch's answers and learns the
@@ -178,17 +179,32 @@ func (a *answerPacer) beforeFill(ctx context.Context, k, n int) {
 	}
 	a.first = k
 	a.proc.fills++
-	want := min(n-k-1, coalesceGroup) // the last answer is read as it comes: waiting past it would idle the executor
-	if want < 1 || a.proc.pace <= 0 {
+	d := coalesceWait(a.proc.pace, n-k-1)
+	if d <= 0 {
 		return
 	}
-	t := time.NewTimer(min(a.proc.pace*time.Duration(want), coalesceMax))
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-ctx.Done():
 	case <-a.closed:
 	}
+}
+
+// coalesceWait is how long to wait, at the executor's pace, before a read
+// that finds no answer read ahead, with behind tasks still to answer
+// after the one it reads: about the time coalesceGroup of them take, at
+// most coalesceMax. Answers of tasks as long as coalesceMinPace are read
+// as they come (they are at most a thousand a second): a wait would add a
+// timer's wake-up and save none. The last answer is read as it comes too:
+// waiting past it would idle the executor.
+func coalesceWait(pace time.Duration, behind int) time.Duration {
+	want := min(behind, coalesceGroup)
+	if want < 1 || pace <= 0 || pace >= coalesceMinPace {
+		return 0
+	}
+	return min(pace*time.Duration(want), coalesceMax)
 }
 
 // afterRead notes when a read that found nothing read ahead ended.

@@ -335,3 +335,26 @@ func TestPipeCapacity_BatchFitsInThePipe(t *testing.T) {
 		t.Fatalf("capacity %d, batch bytes %d (of the least pipe: %d)", c, batchBytes(c), batchBytes(minPipeCapacity))
 	}
 }
+
+// coalesceWait waits for a group of tiny tasks' answers, never past the
+// last, never more than coalesceMax, and not at all for tasks of
+// coalesceMinPace or more, whose answers are read as they come.
+func TestCoalesceWait_GroupsTinyTasksReadsLongOnesAsTheyCome(t *testing.T) {
+	for _, c := range []struct {
+		pace   time.Duration
+		behind int
+		want   time.Duration
+	}{
+		{50 * time.Microsecond, 20, coalesceGroup * 50 * time.Microsecond},
+		{50 * time.Microsecond, 3, 150 * time.Microsecond},
+		{500 * time.Microsecond, 16, coalesceMax},
+		{50 * time.Microsecond, 0, 0}, // the last answer
+		{0, 10, 0},                    // no pace learned yet
+		{coalesceMinPace, 10, 0},
+		{5 * time.Millisecond, 1, 0},
+	} {
+		if got := coalesceWait(c.pace, c.behind); got != c.want {
+			t.Errorf("coalesceWait(%v, %d) = %v, want %v", c.pace, c.behind, got, c.want)
+		}
+	}
+}

@@ -17,16 +17,21 @@ type BatchRunner interface {
 
 var _ BatchRunner = (*wasm.Pool)(nil)
 
-// Batching. A tiny task costs the executor round trip more than its run:
-// tasks whose average run time is under batchBelow go to the pool in
-// batches of one module, each expected to run about batchSpan in all (at
-// most maxBatch tasks), so the other cores still find work in the queue.
-// Each task of a batch is still run, tracked, stopped and reported on its
-// own; a batch only shares the executor and the write that sends it.
+// Batching. Tasks whose average run time is under pipelineBelow go to
+// the pool in batches of one module, each expected to run about batchSpan
+// in all (at most maxBatch tasks) and at least two, so the other cores
+// still find work in the queue. A tiny task costs the executor round trip
+// more than its run. A task of a few milliseconds alone left its executor
+// idle after each answer until this process woke, took the next task and
+// wrote it; in a batch the next waits in the executor's pipe and starts
+// as the last answers (see BENCHMARKS.md, issue 15, "pipelining"). Each
+// task of a batch is still run, tracked, stopped and reported on its own;
+// a batch only shares the executor and the write that sends it.
 const (
-	batchBelow = time.Millisecond
-	batchSpan  = 5 * time.Millisecond
-	maxBatch   = 64
+	batchSpan     = 5 * time.Millisecond
+	maxBatch      = 64
+	pipelineBelow = 50 * time.Millisecond
+	pipelineDepth = 2
 )
 
 // batchable reports whether a task may share a batch: its input is inline
@@ -56,14 +61,15 @@ func (r *run) takeBatch(a api.Assignment) (batch []api.Assignment, next *api.Ass
 }
 
 // batchSize is how many tasks a batch may hold now: 1 unless tasks are
-// tiny, then batchSpan of them, leaving each core its share of the queue.
+// under pipelineBelow, then batchSpan of them and at least 2, leaving each
+// core its share of the queue.
 func (r *run) batchSize() int {
 	avg := time.Duration(r.avgNs.Load())
-	if avg <= 0 || avg >= batchBelow {
+	if avg <= 0 || avg >= pipelineBelow {
 		return 1
 	}
 	share := len(r.queue)/r.w.cfg.Cores + 1
-	return min(int(batchSpan/avg), maxBatch, share)
+	return min(max(int(batchSpan/avg), pipelineDepth), maxBatch, share)
 }
 
 // batchTask is a task of a batch with its run's context and request.

@@ -149,3 +149,42 @@ func TestBatch_StaleTaskInABatchIsNotReported(t *testing.T) {
 		t.Fatalf("%d attempts still tracked as running after the batch", running)
 	}
 }
+
+// Tasks of a few milliseconds go to the pool at least two at a time (the
+// second waits in the executor's pipe instead of the executor idling while
+// the worker hands it over); tasks of pipelineBelow or more go alone.
+func TestBatch_TasksOfAFewMillisecondsGoTwoAtATime(t *testing.T) {
+	for _, c := range []struct {
+		run         time.Duration
+		wantBatches bool
+	}{
+		{5 * time.Millisecond, true},
+		{pipelineBelow, false},
+	} {
+		t.Run(c.run.String(), func(t *testing.T) {
+			g := newFakeGrid()
+			all := tasksOf("j", 60)
+			g.queue(all...)
+			runner := newFakeBatchRunner()
+			runner.run = func(ctx context.Context, req *wasm.Request) (*wasm.Result, error) {
+				return &wasm.Result{Stdout: []byte("ok"), Engine: "fake", Duration: c.run}, nil
+			}
+			w := testWorker(t, g, Config{Cores: 2, Pool: runner})
+			run := runWorker(t, w)
+			eventually(t, "every task reported", func() bool { sent, _, _ := reportsSent(g); return len(sent) >= len(all) })
+			run.stop()
+			sent, _, _ := reportsSent(g)
+			if !sameRefs(sent, refs(all...)) {
+				t.Fatalf("%d reports sent, want each of the %d tasks once", len(sent), len(all))
+			}
+			batches, alone := runner.recorded()
+			largest := 0
+			for _, b := range batches {
+				largest = max(largest, len(b))
+			}
+			if got := largest >= 2; got != c.wantBatches {
+				t.Fatalf("tasks of %v: largest batch %d (%d batches, %d alone), want batches of 2 or more: %v", c.run, largest, len(batches), alone, c.wantBatches)
+			}
+		})
+	}
+}
