@@ -87,17 +87,8 @@ func TestBatch_TinyTasksOfOneModuleRunInBatches(t *testing.T) {
 		}
 		all = append(all, a)
 	}
-	g.queue(all...)
 	runner := newFakeBatchRunner()
-	w := testWorker(t, g, Config{Cores: 2, Pool: runner})
-	run := runWorker(t, w)
-	eventually(t, "every task reported", func() bool { sent, _, _ := reportsSent(g); return len(sent) >= len(all) })
-	run.stop()
-	sent, _, _ := reportsSent(g)
-	if !sameRefs(sent, refs(all...)) {
-		t.Fatalf("%d reports sent, want each of the %d tasks once", len(sent), len(all))
-	}
-	batches, alone := runner.recorded()
+	batches, alone := runEachOnce(t, g, runner, all)
 	largest := 0
 	for _, b := range batches {
 		largest = max(largest, len(b))
@@ -162,22 +153,11 @@ func TestBatch_TasksOfAFewMillisecondsGoTwoAtATime(t *testing.T) {
 		{pipelineBelow, false},
 	} {
 		t.Run(c.run.String(), func(t *testing.T) {
-			g := newFakeGrid()
-			all := tasksOf("j", 60)
-			g.queue(all...)
 			runner := newFakeBatchRunner()
 			runner.run = func(ctx context.Context, req *wasm.Request) (*wasm.Result, error) {
 				return &wasm.Result{Stdout: []byte("ok"), Engine: "fake", Duration: c.run}, nil
 			}
-			w := testWorker(t, g, Config{Cores: 2, Pool: runner})
-			run := runWorker(t, w)
-			eventually(t, "every task reported", func() bool { sent, _, _ := reportsSent(g); return len(sent) >= len(all) })
-			run.stop()
-			sent, _, _ := reportsSent(g)
-			if !sameRefs(sent, refs(all...)) {
-				t.Fatalf("%d reports sent, want each of the %d tasks once", len(sent), len(all))
-			}
-			batches, alone := runner.recorded()
+			batches, alone := runEachOnce(t, newFakeGrid(), runner, tasksOf("j", 60))
 			largest := 0
 			for _, b := range batches {
 				largest = max(largest, len(b))
@@ -187,4 +167,21 @@ func TestBatch_TasksOfAFewMillisecondsGoTwoAtATime(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runEachOnce queues all on g, runs a 2-core worker on runner until every
+// task is reported, checks each was reported once, and returns the
+// batches runner ran and the tasks it ran alone.
+func runEachOnce(t *testing.T, g *fakeGrid, runner *fakeBatchRunner, all []api.Assignment) (batches [][]string, alone int) {
+	t.Helper()
+	g.queue(all...)
+	w := testWorker(t, g, Config{Cores: 2, Pool: runner})
+	run := runWorker(t, w)
+	eventually(t, "every task reported", func() bool { sent, _, _ := reportsSent(g); return len(sent) >= len(all) })
+	run.stop()
+	sent, _, _ := reportsSent(g)
+	if !sameRefs(sent, refs(all...)) {
+		t.Fatalf("%d reports sent, want each of the %d tasks once", len(sent), len(all))
+	}
+	return runner.recorded()
 }

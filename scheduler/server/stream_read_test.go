@@ -1,13 +1,10 @@
 package server_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"runtime"
@@ -94,20 +91,11 @@ func TestStream_NoFrameIsLeftWaitingForAWakeUp(t *testing.T) {
 // upgradePlain asks for a worker stream on a plain connection.
 func upgradePlain(t *testing.T, conn net.Conn) *rawStream {
 	t.Helper()
-	req := "GET /v1/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: " + stream.Protocol + "\r\n" + api.TokenHeader + ": " + testcluster.Token + "\r\n\r\n"
-	if _, err := io.WriteString(conn, req); err != nil {
-		t.Fatal(err)
+	rs, code, body := upgradeOn(t, conn, testcluster.Token, "")
+	if rs == nil {
+		t.Fatalf("plain upgrade: %d %s", code, body)
 	}
-	in := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(in, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		body, _ := io.ReadAll(resp.Body)
-		t.Fatalf("plain upgrade: %d %s", resp.StatusCode, body)
-	}
-	return &rawStream{conn: conn, in: in}
+	return rs
 }
 
 func heartbeatFrame(t *testing.T, id uint32) []byte {

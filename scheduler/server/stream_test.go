@@ -149,6 +149,13 @@ func openRawWith(t *testing.T, c *testcluster.Cluster, node *testcluster.Node, s
 	}
 	t.Cleanup(func() { conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	return upgradeOn(t, conn, secret, extra)
+}
+
+// upgradeOn asks for a worker stream on conn with secret and extra header
+// lines: the stream, or nil with the status and body of the refusal.
+func upgradeOn(t *testing.T, conn net.Conn, secret, extra string) (*rawStream, int, string) {
+	t.Helper()
 	req := "GET /v1/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: " + stream.Protocol + "\r\n" + api.TokenHeader + ": " + secret + "\r\n" + extra + "\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {
 		t.Fatal(err)
