@@ -34,8 +34,8 @@ const executorTimerSlack = 2 * time.Millisecond
 // fork carries it.) It runs on the caller's thread, not a new goroutine's,
 // because that thread may be bound to the executor's CPU (startOnCPU). The
 // thread gets its own slack back after; if it could not, it stays locked
-// to the caller's goroutine and ends with it, so no other goroutine runs
-// with the executor's slack.
+// to the caller's goroutine (ending with it if that goroutine ends), so no
+// other goroutine runs with the executor's slack.
 func startWithTimerSlack(cmd *exec.Cmd) error {
 	runtime.LockOSThread()
 	was, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
