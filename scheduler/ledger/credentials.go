@@ -135,6 +135,7 @@ func (l *Ledger) applyCreateCredential(c *CreateCredentialCommand) any {
 }
 
 func (l *Ledger) addCredential(cr *Credential) {
+	l.credChanges++
 	l.creds[cr.ID] = cr
 	l.credByHash[cr.Hash] = cr.ID
 	l.noteJoin(cr)
@@ -160,6 +161,7 @@ func (l *Ledger) applyRevokeCredential(c *RevokeCredentialCommand) any {
 	}
 	if cr.Revoked == 0 {
 		cr.Revoked = c.Now
+		l.credChanges++
 	}
 	return nil
 }
@@ -190,6 +192,7 @@ func (l *Ledger) applyJoinWorker(c *JoinWorkerCommand) any {
 	}
 	if tok.Role == api.CredWorker && tok.Uses > 0 {
 		tok.Uses--
+		l.credChanges++
 	}
 	peer := c.Peer
 	peer.Created, peer.Issuer, peer.MaxCores = c.Now, tok.ID, tok.MaxCores

@@ -58,6 +58,9 @@ type Ledger struct {
 	// secret's hash (derived, not serialized).
 	creds      map[string]*Credential
 	credByHash map[string]string
+	// credChanges counts changes to creds: every one made in Apply adds 1
+	// (FSM.CredentialChanges follows it). Not replicated state.
+	credChanges uint64
 	// ownerRefs counts, per job owner, the references its jobs hold to each
 	// blob (derived, like refs): a submitter may read what its jobs use.
 	ownerRefs map[string]blobRefs

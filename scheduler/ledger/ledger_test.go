@@ -626,6 +626,43 @@ func TestFSM_ChangesRiseWithEveryApplyAndRestore(t *testing.T) {
 	}
 }
 
+// TestFSM_CredentialChangesMoveWithEveryCredentialChangeOnly: a worker
+// stream keeps its credential check while CredentialChanges stands still,
+// so it must move when a credential is created, revoked or a join token
+// used, and when a snapshot is restored; commands that leave credentials
+// alone (a peer's upsert, a failed revocation, a second revocation) must
+// not move it, or every lease's commit would force a check.
+func TestFSM_CredentialChangesMoveWithEveryCredentialChangeOnly(t *testing.T) {
+	a := newApplier(t)
+	step := func(what string, want uint64, cmd Command) {
+		t.Helper()
+		before := a.fsm.CredentialChanges()
+		a.apply(cmd)
+		if got := a.fsm.CredentialChanges() - before; got != want {
+			t.Fatalf("%s moved CredentialChanges by %d, want %d", what, got, want)
+		}
+	}
+	step("creating a join token", 1, &CreateCredentialCommand{Credential: Credential{ID: "t-join", Role: api.CredWorker, Hash: "h-t-join", Uses: 2}, Now: a.now})
+	step("a join (a use and a peer credential)", 1, &JoinWorkerCommand{Token: "t-join", Peer: Credential{ID: "p1", Role: api.CredPeer, Hash: "h-p1", Peer: "w1"}, Now: a.now})
+	step("a peer's upsert", 0, &UpsertPeerCommand{ID: "w1", Roles: []string{"worker"}, State: "alive", Now: a.now})
+	step("revoking p1", 1, &RevokeCredentialCommand{ID: "p1", Now: a.now})
+	step("revoking p1 again", 0, &RevokeCredentialCommand{ID: "p1", Now: a.now + 1})
+	step("revoking an unknown credential", 0, &RevokeCredentialCommand{ID: "nobody", Now: a.now})
+	var buf bytes.Buffer
+	if err := a.fsm.Snapshot().Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	before := a.fsm.CredentialChanges()
+	if err := a.fsm.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if a.fsm.CredentialChanges() == before {
+		t.Fatal("a Restore left CredentialChanges where it was")
+	}
+	step("a peer's upsert after the restore", 0, &UpsertPeerCommand{ID: "w2", Roles: []string{"worker"}, State: "alive", Now: a.now})
+	step("creating a credential after the restore", 1, &CreateCredentialCommand{Credential: Credential{ID: "op", Role: api.CredOperator, Hash: "h-op"}, Now: a.now})
+}
+
 // TestLedger_PeerResultsSumsEveryPeersDoneAndFailed: the dashboard's
 // count of results, summed in place, is the sum over the peers' records.
 func TestLedger_PeerResultsSumsEveryPeersDoneAndFailed(t *testing.T) {

@@ -167,7 +167,7 @@ type workerStream struct {
 	kept            keptRecord  // its worker's liveness record (the reader's own)
 
 	// The last full credential check (the reader's own): who it found, the
-	// ledger's FSM.Changes it read, and when the credential expires.
+	// ledger's FSM.CredentialChanges it read, and when the credential expires.
 	checked       *principal
 	checkedAt     uint64
 	checkedExpiry int64
@@ -356,11 +356,11 @@ func (st *workerStream) admit(f stream.Frame) (*principal, error) {
 }
 
 // authenticate is who the stream's credential speaks for now: the last
-// full check's outcome while the ledger is unchanged and the credential
-// unexpired, else a full check (which a revoked or expired credential
+// full check's outcome while no credential changed in the ledger and the
+// credential is unexpired, else a full check (which a revoked or expired credential
 // fails).
 func (st *workerStream) authenticate(now time.Time) (*principal, error) {
-	changes := st.s.store.FSM().Changes() // read first: a change after it forces the next check
+	changes := st.s.store.FSM().CredentialChanges() // read first: a change after it forces the next check
 	if st.checked != nil && changes == st.checkedAt && now.UnixNano() < st.checkedExpiry {
 		st.s.streamAuthCached.Add(1)
 		return st.checked, nil

@@ -222,3 +222,38 @@ func TestStream_RevocationEndsAStreamWhoseCheckWasKept(t *testing.T) {
 		t.Fatalf("closing frame after the revocation: %+v, want 401 saying revoked", e)
 	}
 }
+
+// TestStream_CheckIsKeptAcrossCommitsThatLeaveCredentialsAlone: a ledger
+// change that touches no credential (another worker's first heartbeat
+// commits it as a peer) does not make a stream check its credential
+// again: at 10,000 workers the ledger commits hundreds of times a second,
+// and a check per lease was a visible share of the leader's CPU.
+func TestStream_CheckIsKeptAcrossCommitsThatLeaveCredentialsAlone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := testcluster.New(t, 1, testcluster.Options{})
+	leader := c.Leader()
+	tok, err := c.Client(leader).CreateToken(ctx, &api.CreateTokenRequest{Role: api.CredOperator, Name: "long"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := mustOpenRaw(t, c, leader, tok.Secret, nil, "")
+	keptChecks(t, leader, rs, "w1")
+	fsm := leader.Server.Store().FSM()
+	changes, credChanges := fsm.Changes(), fsm.CredentialChanges()
+	if _, err := c.Client(leader).Heartbeat(ctx, &api.HeartbeatRequest{Worker: "w2", Cores: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if fsm.Changes() == changes || fsm.CredentialChanges() != credChanges {
+		t.Fatalf("w2's first heartbeat: ledger changes %d to %d, credential changes %d to %d; want the first to move and the second not",
+			changes, fsm.Changes(), credChanges, fsm.CredentialChanges())
+	}
+	kept := server.StreamChecksKept(leader.Server)
+	rs.send(t, stream.KindHeartbeat, 500, api.HeartbeatRequest{Worker: "w1", Cores: 1})
+	if f := rs.recv(t); f.Kind != stream.KindAnswer {
+		t.Fatalf("heartbeat after w2's commit: a %s frame %q", f.Kind, f.Body)
+	}
+	if got := server.StreamChecksKept(leader.Server) - kept; got != 1 {
+		t.Fatalf("the heartbeat after a commit that touched no credential kept %d checks, want 1", got)
+	}
+}
