@@ -587,7 +587,13 @@ func writeLeaseResponse(w http.ResponseWriter, resp api.LeaseResponse) {
 // leaseAnswer is a lease's answer as writeJSON encodes it, for a request
 // or a worker stream: by hand in the common shape, else by encoding/json.
 func leaseAnswer(resp *api.LeaseResponse) ([]byte, error) {
-	if body, ok := appendLeaseResponse(make([]byte, 0, 400*len(resp.Tasks)+16), resp); ok {
+	return appendLeaseAnswer(make([]byte, 0, 400*len(resp.Tasks)+16), resp)
+}
+
+// appendLeaseAnswer is leaseAnswer appending to b (whose bytes it
+// overwrites from b[:0]).
+func appendLeaseAnswer(b []byte, resp *api.LeaseResponse) ([]byte, error) {
+	if body, ok := appendLeaseResponse(b[:0], resp); ok {
 		return body, nil
 	}
 	return jsonLine(resp)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -176,14 +177,42 @@ func (s *Server) granted(resp any, start time.Time) []ledger.Grant {
 }
 
 // assignments expands grants into everything a worker needs to run them.
+// The slice may come from a pool: a caller done with it (the answer
+// encoded) may give it back with putAssignments.
 func (s *Server) assignments(grants []ledger.Grant) []api.Assignment {
-	out := make([]api.Assignment, 0, len(grants))
+	out := takeAssignments(len(grants))
 	s.store.FSM().View(func(l *ledger.Ledger) {
 		for _, g := range grants {
 			out = append(out, l.Assignment(g))
 		}
 	})
 	return out
+}
+
+// assignmentSlices holds lease answers' assignment slices between calls
+// (a lease of 8 tasks built 2 KB of them, then encoded and dropped them).
+var assignmentSlices = sync.Pool{New: func() any { return new([]api.Assignment) }}
+
+// maxPooledAssignments bounds the slices kept.
+const maxPooledAssignments = 64
+
+func takeAssignments(n int) []api.Assignment {
+	out := *assignmentSlices.Get().(*[]api.Assignment)
+	if cap(out) < n {
+		return make([]api.Assignment, 0, n)
+	}
+	return out[:0]
+}
+
+// putAssignments gives back a slice assignments returned, once nothing
+// refers to it or to what it holds.
+func putAssignments(a []api.Assignment) {
+	if cap(a) == 0 || cap(a) > maxPooledAssignments {
+		return
+	}
+	clear(a[:cap(a)]) // keeps no task's strings alive
+	a = a[:0]
+	assignmentSlices.Put(&a)
 }
 
 func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {

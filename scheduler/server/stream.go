@@ -288,13 +288,38 @@ func (st *workerStream) dispatch(f stream.Frame) bool {
 		st.serveOne(caller, f) // its body, in the reader's buffer, is read before the next fill
 		return true
 	}
-	f.Body = append([]byte{}, f.Body...) // the buffer is the reader's: the handler keeps its own copy
-	st.slots <- struct{}{}               // waits while MaxInFlight are unanswered
+	body := takeFrameBuffer() // the buffer is the reader's: the handler keeps its own copy
+	f.Body = append(body[:0], f.Body...)
+	st.slots <- struct{}{} // waits while MaxInFlight are unanswered
 	st.handlers.Go(func() {
 		defer func() { <-st.slots }()
 		st.serveOne(caller, f)
+		putFrameBuffer(f.Body) // decoded and answered: nothing refers to it now
 	})
 	return true
+}
+
+// frameBuffers holds the byte slices a stream's leases and reports are
+// copied into and answered from. A lease carrying 8 reports is a kilobyte
+// or two each way; allocating both per call was a third of the leader's
+// allocations at 10,000 workers (BENCHMARKS.md). A buffer is put back
+// only once nothing refers to it: request bodies after they are decoded
+// (the decoders copy every string and byte slice out), answers after
+// they are written.
+var frameBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledFrame bounds the buffers kept: a rare large frame is left to
+// the collector rather than held by the pool.
+const maxPooledFrame = 64 << 10
+
+func takeFrameBuffer() []byte { return *frameBuffers.Get().(*[]byte) }
+
+func putFrameBuffer(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooledFrame {
+		return
+	}
+	b = b[:0]
+	frameBuffers.Put(&b)
 }
 
 // keepReadDeadline keeps the read deadline an idle timeout ahead, moving
@@ -395,6 +420,9 @@ func (st *workerStream) serveOne(p *principal, f stream.Frame) {
 		return // nothing new to say: the client asked not to be told
 	}
 	st.writeLocked(stream.KindAnswer, f.ID, body)
+	if f.Kind == stream.KindLease {
+		putFrameBuffer(body) // written: the writer copied it or sent it
+	}
 }
 
 // answer serves a request as its HTTP route would, returning the answer's
@@ -460,7 +488,9 @@ func (st *workerStream) lease(p *principal, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return leaseAnswer(&resp)
+	answer, err := appendLeaseAnswer(takeFrameBuffer(), &resp)
+	putAssignments(resp.Tasks) // encoded: the answer's bytes hold all of it
+	return answer, err
 }
 
 func (st *workerStream) report(p *principal, body []byte) ([]byte, error) {

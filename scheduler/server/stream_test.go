@@ -2,15 +2,20 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -534,4 +539,82 @@ func TestStream_LeaderThatStepsDownEndsItsStreams(t *testing.T) {
 		return err == nil && ok && addr == next.HTTPAddr
 	})
 	c.Net.Heal()
+}
+
+// TestStream_ConcurrentLeasesEachDecodeAndAnswerTheirOwn: leases carrying
+// reports of varied sizes, eight at a time on four streams, each get the
+// tasks their answer names with those tasks' own arguments, and every
+// report lands as sent. The stream copies request bodies into pooled
+// buffers and encodes answers into them: a buffer given back while still
+// read or written would garble a report or an answer here.
+func TestStream_ConcurrentLeasesEachDecodeAndAnswerTheirOwn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := testcluster.New(t, 1, testcluster.Options{})
+	leader := c.Leader()
+	const n = 400
+	job := submitEcho(t, c.Client(leader), n)
+	stdout := func(index int) []byte { // 10 to 200 bytes, different for each task
+		return []byte(fmt.Sprintf("task %d %s\n", index, strings.Repeat(string(rune('a'+index%26)), index%191)))
+	}
+	clients := make([]*client.Client, 4)
+	for i := range clients {
+		clients[i] = streamClient(c, testcluster.Token, nil, leader)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*len(clients))
+	for g := range 2 * len(clients) { // two goroutines share each client, and so its stream
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- leaseUntilDone(ctx, clients[g/2], fmt.Sprintf("w%d", g/2), job, n, stdout)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if frames := server.StreamFrames(leader.Server); frames < 50 {
+		t.Fatalf("the leader served %d stream frames, want the leases on streams", frames)
+	}
+	results, err := c.Client(leader).Results(ctx, job)
+	if err != nil || len(results) != n {
+		t.Fatalf("results: %d, %v; want %d", len(results), err, n)
+	}
+	for _, r := range results {
+		if !bytes.Equal(r.Stdout, stdout(r.Index)) {
+			t.Fatalf("task %d's stdout %q, want %q", r.Index, r.Stdout, stdout(r.Index))
+		}
+	}
+}
+
+// leaseUntilDone leases up to 3 tasks a call as worker until a call
+// grants nothing and carries nothing, each call carrying the reports of
+// the tasks the one before got (their stdout as stdout says). It fails if
+// an answer's task has another's arguments or a report is refused.
+func leaseUntilDone(ctx context.Context, cl *client.Client, worker, job string, n int, stdout func(int) []byte) error {
+	var reports []api.Report
+	for {
+		resp, err := cl.LeaseWithReports(ctx, &api.LeaseRequest{Worker: worker, Cores: 3, Max: 3, Engines: []string{"wazero"}, Reports: reports})
+		if err != nil {
+			return err
+		}
+		if len(resp.Accepted) != len(reports) || slices.Contains(resp.Accepted, false) {
+			return fmt.Errorf("%s: reports %d accepted as %v", worker, len(reports), resp.Accepted)
+		}
+		if len(resp.Tasks) == 0 && len(reports) == 0 {
+			return nil
+		}
+		reports = reports[:0]
+		for _, a := range resp.Tasks {
+			if want := []string{strconv.Itoa(a.Index), strconv.Itoa(n)}; a.Job != job || !slices.Equal(a.Args, want) {
+				return fmt.Errorf("%s: task %s/%d came with args %q, want %q", worker, a.Job, a.Index, a.Args, want)
+			}
+			reports = append(reports, api.Report{TaskRef: api.TaskRef{Job: a.Job, Index: a.Index, Attempt: a.Attempt},
+				Result: tasks.Result{Stdout: stdout(a.Index), Duration: time.Millisecond, Engine: "wazero"}})
+		}
+	}
 }
