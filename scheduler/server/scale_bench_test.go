@@ -23,6 +23,15 @@ package server_test
 // a request costs on this machine before the server does anything), or
 // "stream", one plain TCP connection per heartbeating goroutine carrying a
 // JSON line each way (what a long-lived stream per worker could cost).
+// PEERGRID_SCALE_FLOOR=frames is the floor of the whole mix: a server that
+// speaks the real worker stream (the upgrade, then frames) to the same
+// fakes, heartbeats and leases both, and answers each frame with a fixed
+// answer of the real one's shape (a lease: 8 tasks, and its reports
+// accepted) without decoding it, committing or applying anything. What the
+// leader costs above it is the grid's own work: the ledger, Raft, the
+// handlers.
+// PEERGRID_SCALE_LEASE_RATE caps the fleet's lease calls a second (the
+// leader's own rate, to measure a floor at it).
 // PEERGRID_SCALE_TRANSPORT=stream makes the fakes speak through the real
 // worker stream (client.Client.WorkerStream): each heartbeating goroutine
 // and each leasing goroutine has a client, and so a stream, of its own
@@ -37,6 +46,7 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -59,6 +69,7 @@ import (
 
 	"github.com/peergrid/peergrid/api"
 	"github.com/peergrid/peergrid/api/client"
+	"github.com/peergrid/peergrid/api/stream"
 	"github.com/peergrid/peergrid/examples"
 	"github.com/peergrid/peergrid/internal/runtimepolicy"
 	"github.com/peergrid/peergrid/scheduler/server"
@@ -80,6 +91,7 @@ const (
 	scaleLeasersEnv   = "PEERGRID_SCALE_LEASERS"
 	scaleFloorEnv     = "PEERGRID_SCALE_FLOOR"
 	scaleTransportEnv = "PEERGRID_SCALE_TRANSPORT"
+	scaleLeaseRateEnv = "PEERGRID_SCALE_LEASE_RATE"
 	scaleAddrPrefix   = "SCALE_LEADER_ADDR="
 )
 
@@ -115,8 +127,8 @@ func BenchmarkScale_10kWorkers(b *testing.B) {
 		scaleLeasers = n
 	}
 	floor := os.Getenv(scaleFloorEnv)
-	if floor != "" && floor != "http" && floor != "stream" {
-		b.Fatalf("%s=%q: want http or stream", scaleFloorEnv, floor)
+	if floor != "" && floor != "http" && floor != "stream" && floor != "frames" {
+		b.Fatalf("%s=%q: want http, stream or frames", scaleFloorEnv, floor)
 	}
 	transport := os.Getenv(scaleTransportEnv)
 	if transport != "" && transport != "http" && transport != "stream" {
@@ -124,9 +136,12 @@ func BenchmarkScale_10kWorkers(b *testing.B) {
 	}
 	leader := startScaleLeader(b)
 	c := scaleClient(leader.addr, leader.token)
-	if floor == "" {
+	switch floor {
+	case "":
 		submitScaleJob(b, c)
-	} else {
+	case "frames":
+		transport = "stream" // the floor speaks worker streams only
+	default:
 		scaleLeasers = 0 // the floor server answers heartbeats only
 	}
 	heartbeaters = scaleHeartbeaters(b, c, leader.addr, floor, transport == "stream")
@@ -194,6 +209,7 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 		hbLat                 = make([][]time.Duration, scaleHeartbeater)
 		grantLat              = make([][]time.Duration, scaleLeasers)
 	)
+	paced := leasePace(ctx, b)
 	due := make([]chan int, len(heartbeaters))
 	for h := range due {
 		due[h] = make(chan int, scaleWorkers/len(heartbeaters)+1)
@@ -227,6 +243,13 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 			for round, w := 1, g; ctx.Err() == nil; round, w = round+1, (w+scaleLeasers)%scaleWorkers {
 				if round == scaleWorkers/scaleLeasers+1 {
 					warm.Done()
+				}
+				if paced != nil {
+					select {
+					case <-paced:
+					case <-ctx.Done():
+						return
+					}
 				}
 				requests.Add(1)
 				lat, got, reported, err := leaseCarrying(ctx, leasers[g], w, pending[w])
@@ -272,6 +295,43 @@ func runScaleWindow(b *testing.B, c *client.Client, leader *scaleLeader, window 
 		tasksPerSec:      taskCount / elapsed.Seconds(),
 		entriesPerSec:    entries / elapsed.Seconds(),
 	}
+}
+
+// leasePace, when PEERGRID_SCALE_LEASE_RATE sets lease calls a second
+// for the whole fleet, gives a leasing goroutine leave for each call at
+// that rate (nil: as fast as answers come). It puts a floor server at
+// the leader's own request rate: per request, a server costs more the
+// fewer requests it has to share each wake-up.
+func leasePace(ctx context.Context, b *testing.B) <-chan struct{} {
+	v := os.Getenv(scaleLeaseRateEnv)
+	if v == "" {
+		return nil
+	}
+	rate, err := strconv.Atoi(v)
+	if err != nil || rate < 1 {
+		b.Fatalf("%s=%q: want lease calls a second", scaleLeaseRateEnv, v)
+	}
+	leave := make(chan struct{}, scaleLeasers)
+	go func() {
+		const tick = time.Millisecond
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		start, given := time.Now(), 0
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				for due := int(now.Sub(start).Seconds() * float64(rate)); given < due; given++ {
+					select {
+					case leave <- struct{}{}:
+					default: // every leaser has leave waiting: this one is lost, as a busy fleet's would be
+					}
+				}
+			}
+		}
+	}()
+	return leave
 }
 
 // scaleRaftIndex is the leader's last Raft log index (0 for a floor server).
@@ -582,12 +642,20 @@ func BenchmarkScaleLeaderChild(b *testing.B) {
 
 // followScaleParent reads the parent's control lines until it closes
 // stdin, profiling the leader's CPU over the measured window when
-// profilePath is set.
+// profilePath is set. With it, the leader's allocations are written at the
+// window's start and end (profilePath+".allocs0" and ".allocs1"): `go tool
+// pprof -sample_index alloc_space -base X.allocs0 X.allocs1` is the window's.
 func followScaleParent(stdin io.Reader, profilePath string) error {
 	sc := bufio.NewScanner(stdin)
 	var profile *os.File
 	for sc.Scan() {
-		switch line := sc.Text(); {
+		line := sc.Text()
+		if profilePath != "" && (line == scaleWindowStarts || line == scaleWindowEnds) {
+			if err := writeAllocs(profilePath + map[bool]string{true: ".allocs0", false: ".allocs1"}[line == scaleWindowStarts]); err != nil {
+				return err
+			}
+		}
+		switch {
 		case line == scaleWindowStarts && profilePath != "":
 			f, err := os.Create(profilePath)
 			if err != nil {
@@ -606,6 +674,19 @@ func followScaleParent(stdin io.Reader, profilePath string) error {
 		}
 	}
 	return sc.Err()
+}
+
+// writeAllocs writes the leader's allocation profile so far to path.
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // heartbeaters are the heartbeating goroutines' calls, one each.
@@ -658,7 +739,11 @@ func scaleHeartbeaters(b *testing.B, c *client.Client, addr, floor string, strea
 // JSON lines on plain TCP connections ("stream").
 func serveScaleFloor(b *testing.B, ln net.Listener, floor string) {
 	answer := []byte(`{"ttl_ns":15000000000,"pause_keep_ns":3600000000000}` + "\n")
-	if floor == "stream" {
+	if floor == "frames" {
+		hs := &http.Server{Handler: floorFrames(answer), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+	} else if floor == "stream" {
 		go serveFloorStreams(ln, answer)
 		defer ln.Close()
 	} else {
@@ -680,6 +765,65 @@ func floorHTTP(answer []byte) http.Handler {
 		_, _ = w.Write(answer)
 	})
 	return mux
+}
+
+// floorFrames serves worker streams answering each frame with a fixed
+// answer: a heartbeat's first with heartbeat, the rest Unchanged (as the
+// leader answers a steady worker); a lease with 8 tasks and as many reports
+// accepted as its body holds (counted, not decoded: the fakes check it).
+func floorFrames(heartbeat []byte) http.Handler {
+	var leaseAnswers [scaleLeaseMax + 1][]byte
+	for n := range leaseAnswers {
+		leaseAnswers[n] = floorLeaseAnswer(n)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+stream.Path, func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		out := bufio.NewWriter(conn)
+		_, _ = out.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + stream.Protocol + "\r\n\r\n")
+		if out.Flush() != nil {
+			return
+		}
+		told := false
+		for {
+			f, err := stream.Read(buf.Reader, stream.MaxRequest)
+			if err != nil {
+				return
+			}
+			answer := stream.Unchanged
+			switch {
+			case f.Kind == stream.KindLease:
+				answer = leaseAnswers[min(bytes.Count(f.Body, []byte(`"attempt":`)), scaleLeaseMax)]
+			case !told:
+				answer, told = heartbeat, true
+			}
+			if stream.Write(out, stream.Frame{Kind: stream.KindAnswer, ID: f.ID, Body: answer}) != nil || out.Flush() != nil {
+				return
+			}
+		}
+	})
+	return mux
+}
+
+// floorLeaseAnswer is a lease's answer as the leader writes it: 8 tasks of
+// the scale job, and accepted reports.
+func floorLeaseAnswer(accepted int) []byte {
+	mod := storage.Hash(examples.Tiny())
+	resp := api.LeaseResponse{Accepted: slices.Repeat([]bool{true}, accepted)}
+	for i := range scaleLeaseMax {
+		resp.Tasks = append(resp.Tasks, api.Assignment{Job: "j-0123456789abcdef", Index: 500_000 + i, Attempt: 1, ModuleHash: mod,
+			Name: "scale", Args: []string{strconv.Itoa(500_000 + i)}, Seed: 0x1234_5678_9abc_def0 + uint64(i), Timeout: 10 * time.Minute,
+			Memory: 1 << 20, MaxOutput: 1 << 10, Expiry: time.Now().Add(10 * time.Minute)})
+	}
+	body, err := json.Marshal(resp)
+	if err != nil {
+		panic(err)
+	}
+	return append(body, '\n')
 }
 
 // serveFloorStreams answers every line on every connection with answer.
