@@ -768,8 +768,9 @@ func floorHTTP(answer []byte) http.Handler {
 }
 
 // floorFrames serves worker streams answering each frame with a fixed
-// answer: a heartbeat's first with heartbeat, the rest Unchanged (as the
-// leader answers a steady worker); a lease with 8 tasks and as many reports
+// answer: a heartbeat's first with heartbeat, the rest Unchanged, and a
+// quiet heartbeat not at all (as the leader answers a steady worker, and
+// with the quiet heartbeats it serves); a lease with 8 tasks and as many reports
 // accepted as its body holds (counted, not decoded: the fakes check it).
 func floorFrames(heartbeat []byte) http.Handler {
 	var leaseAnswers [scaleLeaseMax + 1][]byte
@@ -784,29 +785,85 @@ func floorFrames(heartbeat []byte) http.Handler {
 		}
 		defer conn.Close()
 		out := bufio.NewWriter(conn)
-		_, _ = out.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + stream.Protocol + "\r\n\r\n")
+		head := "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + stream.Protocol + "\r\n"
+		if strings.Contains(r.Header.Get(stream.FeaturesHeader), stream.FeatureQuietHeartbeats) {
+			head += stream.FeaturesHeader + ": " + stream.FeatureQuietHeartbeats + "\r\n"
+		}
+		_, _ = out.WriteString(head + "\r\n")
 		if out.Flush() != nil {
 			return
 		}
 		told := false
-		for {
-			f, err := stream.Read(buf.Reader, stream.MaxRequest)
-			if err != nil {
-				return
-			}
-			answer := stream.Unchanged
+		answer := func(f stream.Frame) bool {
+			body := stream.Unchanged
 			switch {
+			case f.Kind == stream.KindQuietHeartbeat:
+				return true // nothing new to say, as the leader says it: nothing
 			case f.Kind == stream.KindLease:
-				answer = leaseAnswers[min(bytes.Count(f.Body, []byte(`"attempt":`)), scaleLeaseMax)]
+				body = leaseAnswers[min(bytes.Count(f.Body, []byte(`"attempt":`)), scaleLeaseMax)]
 			case !told:
-				answer, told = heartbeat, true
+				body, told = heartbeat, true
 			}
-			if stream.Write(out, stream.Frame{Kind: stream.KindAnswer, ID: f.ID, Body: answer}) != nil || out.Flush() != nil {
-				return
-			}
+			return stream.Write(out, stream.Frame{Kind: stream.KindAnswer, ID: f.ID, Body: body}) == nil && out.Flush() == nil
 		}
+		held, _ := buf.Reader.Peek(buf.Reader.Buffered()) // frames sent behind the upgrade
+		serveFloorFrames(conn, slices.Clone(held), answer)
 	})
 	return mux
+}
+
+// serveFloorFrames reads frames off conn and answers each, reading as the
+// leader's stream reader does (scheduler/server/streamread.go): inside one
+// RawConn.Read callback, one read system call per wake-up when a read
+// comes back short (it drained the socket), so the floor pays no read
+// the leader does not.
+func serveFloorFrames(conn net.Conn, held []byte, answer func(stream.Frame) bool) {
+	rc, err := conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return
+	}
+	buf := append(make([]byte, 0, 64<<10), held...)
+	// serveHeld answers the whole frames buf holds, keeping the rest; false
+	// when the stream is broken.
+	serveHeld := func() bool {
+		for {
+			f, used, _, err := stream.Parse(buf, stream.MaxRequest)
+			if err != nil {
+				return false
+			}
+			if used == 0 {
+				return true
+			}
+			if !answer(f) {
+				return false
+			}
+			buf = buf[:copy(buf, buf[used:])]
+		}
+	}
+	_ = rc.Read(func(fd uintptr) bool {
+		for drained := false; ; {
+			if !serveHeld() {
+				return true
+			}
+			if drained {
+				return false // wait for the next edge
+			}
+			if len(buf) == cap(buf) {
+				buf = slices.Grow(buf, cap(buf))
+			}
+			room := buf[len(buf):cap(buf)]
+			n, err := syscall.Read(int(fd), room)
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN:
+				return false
+			case err != nil || n == 0:
+				return true
+			}
+			buf, drained = buf[:len(buf)+n], n < len(room)
+		}
+	})
 }
 
 // floorLeaseAnswer is a lease's answer as the leader writes it: 8 tasks of
