@@ -612,8 +612,9 @@ func (c *Client) quietHeartbeat(req *api.HeartbeatRequest) (*api.HeartbeatRespon
 // quietWithin is how recently the server must have been heard from on a
 // stream for a heartbeat to go quiet, given the TTL: a worker heartbeats
 // every quarter TTL, so a leader that froze just after it was last heard
-// from is noticed by an answered heartbeat (then hedged elsewhere) half a
-// TTL and HedgeAfter later, while the worker still has a TTL of grace.
+// from is noticed by an answered heartbeat (then hedged elsewhere) at most
+// three quarters of a TTL and HedgeAfter later, within the TTL and a half
+// a new leader gives every worker (the server's newLeaderGrace).
 func quietWithin(ttl time.Duration) time.Duration { return ttl / 2 }
 
 // mayGoQuiet reports whether a heartbeat on st may go quiet: the server

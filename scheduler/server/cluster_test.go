@@ -346,6 +346,66 @@ func TestCluster_NewLeaderHonoursLeaseGrace(t *testing.T) {
 	}
 }
 
+// TestCluster_NewLeaderWaitsATTLAndAHalfForWorkersToFindIt: a worker
+// that last heard from the old leader and takes longer than a TTL to
+// reach the new one (as a worker whose heartbeats went quiet takes up to
+// three quarters of a TTL and HedgeAfter to notice a frozen leader) is
+// not listed down by the new leader, provided it arrives within a TTL and
+// a half of the election; one that never arrives is listed down.
+func TestCluster_NewLeaderWaitsATTLAndAHalfForWorkersToFindIt(t *testing.T) {
+	const ttl = 4 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := testcluster.New(t, 3, testcluster.Options{WorkerTTL: ttl, Logger: quiet})
+	all := c.Client(c.Nodes...)
+	for _, w := range []string{"late", "gone"} {
+		if _, err := all.Heartbeat(ctx, &api.HeartbeatRequest{Worker: w, Cores: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Stop(c.Leader())
+	c.Leader()
+	elected := time.Now()
+	// "late" stays silent for 1.15 TTL after the election, then heartbeats;
+	// until well past the grace neither it may be listed down, and "gone",
+	// which never comes back, must be by the end.
+	arrives, until := elected.Add(ttl+ttl*3/20), elected.Add(ttl*3/2+ttl/2)
+	arrived := false
+	for now := time.Now(); now.Before(until); now = time.Now() {
+		if !arrived && now.After(arrives) {
+			if _, err := all.Heartbeat(ctx, &api.HeartbeatRequest{Worker: "late", Cores: 1}); err != nil {
+				t.Fatal(err)
+			}
+			arrived = true
+		}
+		if state := listedState(ctx, t, all, "late"); state == api.PeerDown {
+			t.Fatalf("%s after the election the new leader listed down a worker that came back %s after it",
+				now.Sub(elected).Round(100*time.Millisecond), arrives.Sub(elected))
+		}
+		select {
+		case <-time.After(100 * time.Millisecond): // the poll's pace
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+		if arrived {
+			_, _ = all.Heartbeat(ctx, &api.HeartbeatRequest{Worker: "late", Cores: 1}) // a live worker keeps heartbeating
+		}
+	}
+	testcluster.Eventually(t, 2*ttl, "the worker that never came back listed down", func() bool {
+		return listedState(ctx, t, all, "gone") == api.PeerDown
+	})
+}
+
+// listedState is the state the grid lists for peer id ("" if unlisted).
+func listedState(ctx context.Context, t *testing.T, c *client.Client, id string) string {
+	t.Helper()
+	peers, err := c.Peers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return peerState(peers, id)
+}
+
 func waitStatus(t *testing.T, c *client.Client, id string, cond func(*api.JobStatus) bool) *api.JobStatus {
 	t.Helper()
 	var last *api.JobStatus

@@ -27,7 +27,8 @@ type ServerConfig struct {
 	// Token every API call must carry. Empty disables authentication (tests only).
 	Token string
 	// WorkerTTL: a worker unheard for this long is marked down and its leases
-	// return to the queue. It is also the grace a new leader gives every worker.
+	// return to the queue. A new leader gives every worker one and a half
+	// (newLeaderGrace).
 	WorkerTTL time.Duration
 	// LeaseSlack is added to a task's timeout to give its lease expiry.
 	LeaseSlack time.Duration
@@ -292,8 +293,8 @@ func (l *runningLoop) stop() {
 }
 
 // leaderLoop expires leases and marks silent workers down. A new leader first
-// treats every known worker as just seen, so each gets one TTL of grace
-// before anything of theirs expires.
+// treats every known worker as just seen, and expires nothing for
+// newLeaderGrace: each worker has that long to find it.
 func (s *Server) leaderLoop(ctx context.Context) {
 	defer s.ready.Store(false)
 	if !s.establishLeadership(ctx) {
@@ -304,7 +305,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	s.ready.Store(true)
 	s.registerAsLeader(ctx)
 	s.registerClusterToken(ctx)
-	graceUntil := start.Add(s.cfg.WorkerTTL)
+	graceUntil := start.Add(newLeaderGrace(s.cfg.WorkerTTL))
 	s.log.Info("leader loop started", "id", s.cfg.Store.ID)
 	tick := time.NewTicker(max(s.cfg.WorkerTTL/5, 10*time.Millisecond))
 	defer tick.Stop()
@@ -339,6 +340,22 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		}
 	}
 }
+
+// newLeaderGrace is how long a new leader marks no worker down and
+// expires no lease: one TTL, as any worker gets between heartbeats, and
+// half a TTL more for the move. A worker that last heard from the old
+// leader just before it froze notices only when a heartbeat goes
+// unanswered: its heartbeats go quiet (unanswered by design) while it
+// heard the server within half a TTL (api/client's quietWithin), the next
+// one that asks for an answer comes within a heartbeat period (a quarter
+// TTL) after that, and it is hedged elsewhere HedgeAfter (1.5 s) later:
+// up to three quarters of a TTL and 1.5 s. One TTL from the election
+// left a quarter TTL minus 1.5 s of it, less than nothing at a TTL under
+// 6 s: the nemesis suite (TTL 5 s) saw a healthy worker marked down
+// after its leader was isolated (PEERGRID_NEMESIS_SEED=567147589). The
+// price is a dead worker's tasks going back to the queue half a TTL later
+// after a leader change.
+func newLeaderGrace(ttl time.Duration) time.Duration { return ttl + ttl/2 }
 
 // establishLeadership waits until this new leader has applied every entry
 // committed before it took over (a Raft barrier), as Nomad does: until then
