@@ -301,8 +301,8 @@ func (st *workerStream) dispatch(f stream.Frame) bool {
 
 // frameBuffers holds the byte slices a stream's leases and reports are
 // copied into and answered from. A lease carrying 8 reports is a kilobyte
-// or two each way; allocating both per call was a third of the leader's
-// allocations at 10,000 workers (BENCHMARKS.md). A buffer is put back
+// or two each way; allocating both per call was a quarter of the leader's
+// allocations at 10,000 workers (BENCHMARKS.md, the sixth session). A buffer is put back
 // only once nothing refers to it: request bodies after they are decoded
 // (the decoders copy every string and byte slice out), answers after
 // they are written.
