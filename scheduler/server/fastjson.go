@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/peergrid/peergrid/api"
+	"github.com/peergrid/peergrid/internal/plainjson"
 	"github.com/peergrid/peergrid/storage"
 )
 
@@ -98,35 +98,35 @@ type workerHints struct {
 // (nil: none) where the body's are equal; then it sets like to the
 // heartbeat's. The shared ones are never modified, by either.
 func fastDecodeHeartbeatLike(body []byte, req *api.HeartbeatRequest, like *workerHints) bool {
-	p := plainJSON{b: body}
+	p := plainJSON{plainjson.New(body)}
 	var seen uint16
 	self := workerFields{&req.Worker, &req.Address, &req.Cores, &req.Engines, &req.Storage, like}
-	done := p.object(func(key []byte) bool {
+	done := p.Object(func(key []byte) bool {
 		if ok, known := p.workerField(key, self, &seen); known {
 			return ok
 		}
 		var ok bool
 		switch string(key) {
 		case "draining":
-			req.Draining, ok = p.bool()
-			return ok && p.once(&seen, 1<<5)
+			req.Draining, ok = p.Bool()
+			return ok && p.Once(&seen, 1<<5)
 		case "running":
 			req.Running, ok = p.taskRefs()
-			return ok && p.once(&seen, 1<<6)
+			return ok && p.Once(&seen, 1<<6)
 		case "held":
 			req.Held, ok = p.taskRefs()
-			return ok && p.once(&seen, 1<<7)
+			return ok && p.Once(&seen, 1<<7)
 		case "storage_only":
-			req.StorageOnly, ok = p.bool()
-			return ok && p.once(&seen, 1<<8)
+			req.StorageOnly, ok = p.Bool()
+			return ok && p.Once(&seen, 1<<8)
 		case "paused":
-			req.Paused, ok = p.bool()
-			return ok && p.once(&seen, 1<<9)
+			req.Paused, ok = p.Bool()
+			return ok && p.Once(&seen, 1<<9)
 		}
 		return false
 	})
-	p.space()
-	if !done || p.i != len(p.b) {
+	p.Space()
+	if !done || !p.Done() {
 		return false
 	}
 	if like != nil {
@@ -151,20 +151,20 @@ type workerFields struct {
 func (p *plainJSON) workerField(key []byte, w workerFields, seen *uint16) (ok, known bool) {
 	switch string(key) {
 	case "worker":
-		*w.worker, ok = p.stringLike(w.like.workerOr(""))
-		return ok && p.once(seen, 1<<0), true
+		*w.worker, ok = p.StringLike(w.like.workerOr(""))
+		return ok && p.Once(seen, 1<<0), true
 	case "address":
-		*w.address, ok = p.stringLike(w.like.addressOr(""))
-		return ok && p.once(seen, 1<<1), true
+		*w.address, ok = p.StringLike(w.like.addressOr(""))
+		return ok && p.Once(seen, 1<<1), true
 	case "cores":
-		*w.cores, ok = p.int()
-		return ok && p.once(seen, 1<<2), true
+		*w.cores, ok = p.Int()
+		return ok && p.Once(seen, 1<<2), true
 	case "engines":
-		*w.engines, ok = p.stringsLike(w.like.enginesOr(nil))
-		return ok && p.once(seen, 1<<3), true
+		*w.engines, ok = p.StringsLike(w.like.enginesOr(nil))
+		return ok && p.Once(seen, 1<<3), true
 	case "storage":
-		*w.storage, ok = p.bool()
-		return ok && p.once(seen, 1<<4), true
+		*w.storage, ok = p.Bool()
+		return ok && p.Once(seen, 1<<4), true
 	}
 	return false, false
 }
@@ -172,26 +172,26 @@ func (p *plainJSON) workerField(key []byte, w workerFields, seen *uint16) (ok, k
 // taskRefs reads an array of task refs; null is a nil slice and [] an
 // empty one, as encoding/json decodes them into a fresh struct.
 func (p *plainJSON) taskRefs() ([]api.TaskRef, bool) {
-	if p.null() {
+	if p.Null() {
 		return nil, true
 	}
 	var out []api.TaskRef // made at the first ref: most heartbeats' lists are empty
 	var prevJob string
-	ok := p.array(func() bool {
+	ok := p.Array(func() bool {
 		var ref api.TaskRef
 		var seen uint16
-		done := p.object(func(key []byte) bool {
+		done := p.Object(func(key []byte) bool {
 			var ok bool
 			switch string(key) {
 			case "job":
-				ref.Job, ok = p.stringLike(prevJob)
-				return ok && p.once(&seen, 1<<0)
+				ref.Job, ok = p.StringLike(prevJob)
+				return ok && p.Once(&seen, 1<<0)
 			case "index":
-				ref.Index, ok = p.int()
-				return ok && p.once(&seen, 1<<1)
+				ref.Index, ok = p.Int()
+				return ok && p.Once(&seen, 1<<1)
 			case "attempt":
-				ref.Attempt, ok = p.int()
-				return ok && p.once(&seen, 1<<2)
+				ref.Attempt, ok = p.Int()
+				return ok && p.Once(&seen, 1<<2)
 			}
 			return false
 		})
@@ -212,65 +212,6 @@ func (p *plainJSON) taskRefs() ([]api.TaskRef, bool) {
 // capacity is 0, so an append to it copies.
 var noTaskRefs = []api.TaskRef{}
 
-// strings reads an array of strings (null: nil).
-func (p *plainJSON) strings() ([]string, bool) {
-	if p.null() {
-		return nil, true
-	}
-	out := make([]string, 0, 2)
-	ok := p.array(func() bool {
-		s, ok := p.string()
-		out = append(out, s)
-		return ok
-	})
-	return out, ok
-}
-
-// stringsLike is strings, returning like itself when the array holds
-// the same strings.
-func (p *plainJSON) stringsLike(like []string) ([]string, bool) {
-	if like == nil {
-		return p.strings()
-	}
-	start := p.i
-	i := 0
-	ok := p.array(func() bool {
-		s, ok := p.rawString()
-		if !ok || i >= len(like) || string(s) != like[i] {
-			return false
-		}
-		i++
-		return true
-	})
-	if ok && i == len(like) {
-		return like, true
-	}
-	p.i = start
-	return p.strings()
-}
-
-// null reads a literal null if one is next.
-func (p *plainJSON) null() bool { return p.literal("null") }
-
-func (p *plainJSON) literal(word string) bool {
-	p.space()
-	if bytes.HasPrefix(p.b[p.i:], []byte(word)) {
-		p.i += len(word)
-		return true
-	}
-	return false
-}
-
-func (p *plainJSON) bool() (bool, bool) {
-	switch {
-	case p.literal("true"):
-		return true, true
-	case p.literal("false"):
-		return false, true
-	}
-	return false, false
-}
-
 // readReportJSON decodes a report body. Reports are the largest body a busy
 // leader decodes, a few per task, and encoding/json's reflection on them was
 // some 7% of its CPU; so the shape the Go client writes (compact JSON, plain
@@ -285,23 +226,23 @@ func readReportJSON(r *http.Request, req *api.ReportRequest) error {
 // fastDecodeReport decodes body into req if it has the plain shape (see
 // readReportJSON), reporting whether it did; req is undefined if not.
 func fastDecodeReport(body []byte, req *api.ReportRequest) bool {
-	p := plainJSON{b: body}
+	p := plainJSON{plainjson.New(body)}
 	var seen uint16
-	done := p.object(func(key []byte) bool {
+	done := p.Object(func(key []byte) bool {
 		switch {
-		case string(key) == "worker" && p.once(&seen, 1):
+		case string(key) == "worker" && p.Once(&seen, 1):
 			var ok bool
-			req.Worker, ok = p.string()
+			req.Worker, ok = p.String()
 			return ok
-		case string(key) == "reports" && p.once(&seen, 2):
+		case string(key) == "reports" && p.Once(&seen, 2):
 			var ok bool
 			req.Reports, ok = p.reports()
 			return ok
 		}
 		return false
 	})
-	p.space()
-	return done && p.i == len(p.b)
+	p.Space()
+	return done && p.Done()
 }
 
 // reports reads an array of reports; "[]" is an empty slice, as
@@ -309,7 +250,7 @@ func fastDecodeReport(body []byte, req *api.ReportRequest) bool {
 func (p *plainJSON) reports() ([]api.Report, bool) {
 	out := make([]api.Report, 0, 8)
 	var prev api.Report
-	ok := p.array(func() bool {
+	ok := p.Array(func() bool {
 		out = append(out, api.Report{})
 		r := &out[len(out)-1]
 		ok := p.report(r, &prev)
@@ -328,246 +269,82 @@ func readLeaseJSON(r *http.Request, req *api.LeaseRequest) error {
 // fastDecodeLease decodes body into req if it has the plain shape,
 // reporting whether it did; req is undefined if not.
 func fastDecodeLease(body []byte, req *api.LeaseRequest) bool {
-	p := plainJSON{b: body}
+	p := plainJSON{plainjson.New(body)}
 	var seen uint16
 	self := workerFields{&req.Worker, &req.Address, &req.Cores, &req.Engines, &req.Storage, nil}
-	done := p.object(func(key []byte) bool {
+	done := p.Object(func(key []byte) bool {
 		if ok, known := p.workerField(key, self, &seen); known {
 			return ok
 		}
 		var ok bool
 		switch string(key) {
 		case "max":
-			req.Max, ok = p.int()
-			return ok && p.once(&seen, 1<<5)
+			req.Max, ok = p.Int()
+			return ok && p.Once(&seen, 1<<5)
 		case "wait_ns":
 			var d int
-			d, ok = p.int()
+			d, ok = p.Int()
 			req.Wait = time.Duration(d)
-			return ok && p.once(&seen, 1<<6)
+			return ok && p.Once(&seen, 1<<6)
 		case "reports":
 			req.Reports, ok = p.reports()
-			return ok && p.once(&seen, 1<<7)
+			return ok && p.Once(&seen, 1<<7)
 		}
 		return false
 	})
-	p.space()
-	return done && p.i == len(p.b)
+	p.Space()
+	return done && p.Done()
 }
 
-// plainJSON reads the plain subset of JSON readReportJSON takes; every
-// method returns false on anything outside it.
-type plainJSON struct {
-	b []byte
-	i int
-}
+// plainJSON reads the plain subset of JSON the hot request bodies take
+// (plainjson.Reader), with the request types' own readers.
+type plainJSON struct{ plainjson.Reader }
 
 // report reads one report; its job and engine strings are prev's when
 // equal (a worker's reports mostly share them), so not allocated again.
 func (p *plainJSON) report(r, prev *api.Report) bool {
 	var seen uint16
-	return p.object(func(key []byte) bool {
+	return p.Object(func(key []byte) bool {
 		var ok bool
 		switch string(key) {
 		case "job":
-			r.Job, ok = p.stringLike(prev.Job)
-			return ok && p.once(&seen, 1<<0)
+			r.Job, ok = p.StringLike(prev.Job)
+			return ok && p.Once(&seen, 1<<0)
 		case "index":
-			r.Index, ok = p.int()
-			return ok && p.once(&seen, 1<<1)
+			r.Index, ok = p.Int()
+			return ok && p.Once(&seen, 1<<1)
 		case "attempt":
-			r.Attempt, ok = p.int()
-			return ok && p.once(&seen, 1<<2)
+			r.Attempt, ok = p.Int()
+			return ok && p.Once(&seen, 1<<2)
 		case "exit_code":
-			r.ExitCode, ok = p.int()
-			return ok && p.once(&seen, 1<<3)
+			r.ExitCode, ok = p.Int()
+			return ok && p.Once(&seen, 1<<3)
 		case "stdout":
-			r.Stdout, ok = p.base64()
-			return ok && p.once(&seen, 1<<4)
+			r.Stdout, ok = p.Base64()
+			return ok && p.Once(&seen, 1<<4)
 		case "stderr":
-			r.Stderr, ok = p.base64()
-			return ok && p.once(&seen, 1<<5)
+			r.Stderr, ok = p.Base64()
+			return ok && p.Once(&seen, 1<<5)
 		case "stdout_blob":
-			r.StdoutBlob, ok = p.string()
-			return ok && p.once(&seen, 1<<6)
+			r.StdoutBlob, ok = p.String()
+			return ok && p.Once(&seen, 1<<6)
 		case "error_kind":
-			r.ErrorKind, ok = p.string()
-			return ok && p.once(&seen, 1<<7)
+			r.ErrorKind, ok = p.String()
+			return ok && p.Once(&seen, 1<<7)
 		case "error":
-			r.Error, ok = p.string()
-			return ok && p.once(&seen, 1<<8)
+			r.Error, ok = p.String()
+			return ok && p.Once(&seen, 1<<8)
 		case "duration_ns":
 			var d int
-			d, ok = p.int()
+			d, ok = p.Int()
 			r.Duration = time.Duration(d)
-			return ok && p.once(&seen, 1<<9)
+			return ok && p.Once(&seen, 1<<9)
 		case "engine":
-			r.Engine, ok = p.stringLike(prev.Engine)
-			return ok && p.once(&seen, 1<<10)
+			r.Engine, ok = p.StringLike(prev.Engine)
+			return ok && p.Once(&seen, 1<<10)
 		}
 		return false
 	})
-}
-
-// once refuses a key seen before in the same object: encoding/json
-// would merge a repeated object or array into the first, which the fast
-// path does not copy.
-func (p *plainJSON) once(seen *uint16, bit uint16) bool {
-	if *seen&bit != 0 {
-		return false
-	}
-	*seen |= bit
-	return true
-}
-
-func (p *plainJSON) space() {
-	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n' || p.b[p.i] == '\r') {
-		p.i++
-	}
-}
-
-func (p *plainJSON) expect(c byte) bool {
-	p.space()
-	if p.i < len(p.b) && p.b[p.i] == c {
-		p.i++
-		return true
-	}
-	return false
-}
-
-// object reads {"key": value, ...}, handing each key to field, which reads
-// the value.
-func (p *plainJSON) object(field func(key []byte) bool) bool {
-	if !p.expect('{') {
-		return false
-	}
-	if p.expect('}') {
-		return true
-	}
-	for {
-		key, ok := p.rawString()
-		if !ok || !p.expect(':') || !field(key) {
-			return false
-		}
-		if p.expect('}') {
-			return true
-		}
-		if !p.expect(',') {
-			return false
-		}
-	}
-}
-
-// array reads [value, ...], each value by elem.
-func (p *plainJSON) array(elem func() bool) bool {
-	if !p.expect('[') {
-		return false
-	}
-	if p.expect(']') {
-		return true
-	}
-	for {
-		if !elem() {
-			return false
-		}
-		if p.expect(']') {
-			return true
-		}
-		if !p.expect(',') {
-			return false
-		}
-	}
-}
-
-// rawString reads a string of printable ASCII without escapes.
-func (p *plainJSON) rawString() ([]byte, bool) {
-	if !p.expect('"') {
-		return nil, false
-	}
-	start := p.i
-	for p.i < len(p.b) {
-		c := p.b[p.i]
-		switch {
-		case c == '"':
-			p.i++
-			return p.b[start : p.i-1], true
-		case c < 0x20 || c == '\\' || c >= 0x80:
-			return nil, false
-		}
-		p.i++
-	}
-	return nil, false
-}
-
-func (p *plainJSON) string() (string, bool) {
-	s, ok := p.rawString()
-	return string(s), ok
-}
-
-func (p *plainJSON) stringLike(prev string) (string, bool) {
-	s, ok := p.rawString()
-	if string(s) == prev {
-		return prev, ok
-	}
-	return string(s), ok
-}
-
-// base64 reads a []byte as encoding/json does: standard base64 with
-// padding, "" an empty non-nil slice.
-func (p *plainJSON) base64() ([]byte, bool) {
-	s, ok := p.rawString()
-	if !ok {
-		return nil, false
-	}
-	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
-	n, err := base64.StdEncoding.Decode(out, s)
-	return out[:n], err == nil
-}
-
-// int reads an integer as encoding/json does into an int: no leading zeros,
-// no fraction or exponent, within 64 bits.
-func (p *plainJSON) int() (int, bool) {
-	p.space()
-	start := p.i
-	if p.i < len(p.b) && p.b[p.i] == '-' {
-		p.i++
-	}
-	digits := p.i
-	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
-		p.i++
-	}
-	switch {
-	case p.i == digits, p.b[digits] == '0' && p.i-digits > 1:
-		return 0, false
-	case p.i < len(p.b) && (p.b[p.i] == '.' || p.b[p.i] == 'e' || p.b[p.i] == 'E'):
-		return 0, false
-	}
-	return parseInt64(p.b[start:p.i])
-}
-
-// parseInt64 is strconv.ParseInt(s, 10, 64) on a checked [-]digits without
-// the string it would allocate.
-func parseInt64(s []byte) (int, bool) {
-	neg := s[0] == '-'
-	if neg {
-		s = s[1:]
-	}
-	limit := uint64(math.MaxInt64)
-	if neg {
-		limit++
-	}
-	var v uint64
-	for _, c := range s {
-		d := uint64(c - '0')
-		if v > (limit-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
-	}
-	if neg {
-		return int(-v), true
-	}
-	return int(v), true
 }
 
 // writeLeaseResponse writes a lease's answer as writeJSON would, the largest
