@@ -701,7 +701,7 @@ func (c *Client) leaseOnStream(ctx context.Context, req *api.LeaseRequest) (*api
 		return nil, handled, err
 	}
 	var out api.LeaseResponse
-	if err := json.Unmarshal(answer, &out); err != nil {
+	if err := decodeLeaseAnswer(answer, &out); err != nil {
 		return nil, true, fmt.Errorf("lease over the worker stream: reading the answer: %w", err)
 	}
 	return &out, true, nil
