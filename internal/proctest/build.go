@@ -74,8 +74,19 @@ func buildBinary() (string, error) {
 	return bin, nil
 }
 
-// moduleRoot is the directory of the go.mod of the package under test.
+// moduleRoot is the root of the tree this package was compiled from (the
+// directory above this file holding go.mod), so a test binary built from
+// one tree and run from another directory (an A/B of two trees' binaries)
+// builds and runs its own tree's peergrid. Where this file's path is not
+// on disk (a -trimpath build), it is the go.mod of the working directory.
 func moduleRoot() (string, error) {
+	if _, file, _, ok := runtime.Caller(0); ok && filepath.IsAbs(file) {
+		for dir := filepath.Dir(file); dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				return dir, nil
+			}
+		}
+	}
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
