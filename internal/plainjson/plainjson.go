@@ -18,8 +18,9 @@ type Reader struct {
 // New reads b.
 func New(b []byte) Reader { return Reader{b: b} }
 
-// Done reports whether everything was read (no trailing bytes, not even
-// space: the hot bodies have none, and anything else falls back).
+// Done reports whether everything was read, trailing space included (a
+// request's body has none; a caller that allows it, as after a lease
+// answer's newline, calls Space first).
 func (p *Reader) Done() bool { return p.i == len(p.b) }
 
 // Strings reads an array of strings (null: nil).
