@@ -99,28 +99,46 @@ func TestPool_OneExecutorPerCPUArePinnedOneToEach(t *testing.T) {
 	if res, err := p.Run(testCtx(t), &Request{ModuleHash: hello}); err != nil || string(res.Stdout) != "hi\n" {
 		t.Fatalf("got %+v, %v", res, err)
 	}
-	waitOnePerCPU(t, p, cpus, "the pool started")
+	started := waitOnePerCPU(t, p, cpus, nil, "the pool started")
 
 	loop := put(t, wasmtest.LoopForever())
 	_, err = p.Run(testCtx(t), &Request{ModuleHash: loop, Limits: Limits{Timeout: 200 * time.Millisecond}})
 	wantKind(t, err, KindTimeout) // its executor is killed and replaced
-	waitOnePerCPU(t, p, cpus, "one was killed")
+	waitOnePerCPU(t, p, cpus, started, "one was killed")
 }
 
 // waitOnePerCPU polls, for up to a minute, until the pool lists an
-// executor per CPU, none exited (a killed one stays listed until its
-// replacement is; one that was slow to start under a loaded CI run was
-// replaced too), then checks they are pinned one to each of cpus.
-func waitOnePerCPU(t *testing.T, p *Pool, cpus []int, after string) {
+// executor per CPU, each pinned to one CPU (a killed one stays listed until
+// its replacement is, and reads as pinned while it is a zombie; one that was
+// slow to start under a loaded CI run was replaced too) and, when before
+// is given, not all of them executors of before (one was replaced); then
+// checks that very listing is pinned one to each of cpus, and returns it.
+// (It checked a second listing once, which a killed executor reaped in
+// between read as unpinned.)
+func waitOnePerCPU(t *testing.T, p *Pool, cpus []int, before map[int]int, after string) map[int]int {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
-	for got := executorCPUsNow(t, p); len(got) != len(cpus) || slices.Contains(mapValues(got), -1); got = executorCPUsNow(t, p) {
+	replaced := func(got map[int]int) bool {
+		if before == nil {
+			return true
+		}
+		for pid := range got {
+			if _, old := before[pid]; !old {
+				return true
+			}
+		}
+		return false
+	}
+	got := executorCPUsNow(t, p)
+	for len(got) != len(cpus) || slices.Contains(mapValues(got), -1) || !replaced(got) {
 		if time.Now().After(deadline) {
 			t.Fatalf("executors %v a minute after %s", got, after)
 		}
 		time.Sleep(10 * time.Millisecond) // polling for the replacement
+		got = executorCPUsNow(t, p)
 	}
-	wantOnePerCPU(t, executorCPUsNow(t, p), cpus)
+	wantOnePerCPU(t, got, cpus)
+	return got
 }
 
 func mapValues(m map[int]int) []int {
