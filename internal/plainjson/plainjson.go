@@ -207,70 +207,63 @@ func (p *Reader) Base64() ([]byte, bool) {
 // Int reads an integer as encoding/json does into an int: no leading zeros,
 // no fraction or exponent, within 64 bits.
 func (p *Reader) Int() (int, bool) {
-	p.Space()
-	start := p.i
-	if p.i < len(p.b) && p.b[p.i] == '-' {
-		p.i++
-	}
-	digits := p.i
-	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
-		p.i++
-	}
-	switch {
-	case p.i == digits, p.b[digits] == '0' && p.i-digits > 1:
-		return 0, false
-	case p.i < len(p.b) && (p.b[p.i] == '.' || p.b[p.i] == 'e' || p.b[p.i] == 'E'):
+	neg, digits, ok := p.integer(true)
+	if !ok {
 		return 0, false
 	}
-	return parseInt64(p.b[start:p.i])
+	limit := uint64(math.MaxInt64)
+	if neg {
+		limit++
+	}
+	v, ok := digitsValue(digits, limit)
+	if neg {
+		return int(-v), ok
+	}
+	return int(v), ok
 }
 
 // Uint64 reads an integer as encoding/json does into a uint64: no sign,
 // no leading zeros, no fraction or exponent, within 64 bits.
 func (p *Reader) Uint64() (uint64, bool) {
+	_, digits, ok := p.integer(false)
+	if !ok {
+		return 0, false
+	}
+	return digitsValue(digits, math.MaxUint64)
+}
+
+// integer reads an integer's text: a minus if signed allows one, then
+// digits without leading zeros, followed by no fraction, exponent or
+// minus (which would make it no integer JSON has).
+func (p *Reader) integer(signed bool) (neg bool, digits []byte, ok bool) {
 	p.Space()
+	if signed && p.i < len(p.b) && p.b[p.i] == '-' {
+		neg = true
+		p.i++
+	}
 	start := p.i
 	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
 		p.i++
 	}
 	switch {
 	case p.i == start, p.b[start] == '0' && p.i-start > 1:
-		return 0, false
+		return false, nil, false
 	case p.i < len(p.b) && (p.b[p.i] == '.' || p.b[p.i] == 'e' || p.b[p.i] == 'E' || p.b[p.i] == '-'):
-		return 0, false
+		return false, nil, false
 	}
-	var v uint64
-	for _, c := range p.b[start:p.i] {
-		d := uint64(c - '0')
-		if v > (math.MaxUint64-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
-	}
-	return v, true
+	return neg, p.b[start:p.i], true
 }
 
-// parseInt64 is strconv.ParseInt(s, 10, 64) on a checked [-]digits without
-// the string it would allocate.
-func parseInt64(s []byte) (int, bool) {
-	neg := s[0] == '-'
-	if neg {
-		s = s[1:]
-	}
-	limit := uint64(math.MaxInt64)
-	if neg {
-		limit++
-	}
+// digitsValue is the value of checked decimal digits, false above limit:
+// strconv's parsing without the string it would allocate.
+func digitsValue(digits []byte, limit uint64) (uint64, bool) {
 	var v uint64
-	for _, c := range s {
+	for _, c := range digits {
 		d := uint64(c - '0')
 		if v > (limit-d)/10 {
 			return 0, false
 		}
 		v = v*10 + d
 	}
-	if neg {
-		return int(-v), true
-	}
-	return int(v), true
+	return v, true
 }
