@@ -90,11 +90,7 @@ func TestPool_OneExecutorPerCPUArePinnedOneToEach(t *testing.T) {
 		t.Skipf("needs 2 CPUs or more: %v, %v", cpus, err)
 	}
 	needEngine(t, EngineWasmtime)
-	p, err := NewPool(testCtx(t), PoolConfig{Size: len(cpus), CacheDir: testCacheDir, ModuleDir: testModules, Engines: []string{EngineWasmtime}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := newTestPool(t, PoolConfig{Size: len(cpus), Engines: []string{EngineWasmtime}})
 	hello := put(t, wasmtest.Hello("hi\n", "", 0))
 	if res, err := p.Run(testCtx(t), &Request{ModuleHash: hello}); err != nil || string(res.Stdout) != "hi\n" {
 		t.Fatalf("got %+v, %v", res, err)
@@ -161,12 +157,7 @@ func TestPool_ExecutorsNotOnePerCPUOrAtLowestPriorityAreNotPinned(t *testing.T) 
 		"lowest": {Size: len(cpus), LowestPriority: true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			cfg.CacheDir, cfg.ModuleDir = testCacheDir, testModules
-			p, err := NewPool(testCtx(t), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { p.Close() })
+			p := newTestPool(t, cfg)
 			for _, pid := range p.pids() {
 				for _, threadCPUs := range threadCPUs(t, pid) {
 					if !slices.Equal(threadCPUs, cpus) {

@@ -52,11 +52,7 @@ func TestPool_TableBombIsStoppedByTheMemoryBox(t *testing.T) {
 	hello := put(t, wasmtest.Hello("next\n", "", 0))
 	for _, engine := range AvailableEngines() {
 		t.Run(engine, func(t *testing.T) {
-			p, err := NewPool(testCtx(t), PoolConfig{Size: 1, ModuleDir: testModules, CacheDir: testCacheDir, Engines: []string{engine}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { p.Close() })
+			p := newTestPool(t, PoolConfig{Size: 1, Engines: []string{engine}})
 			before := p.pids()
 			start := time.Now()
 			_, bombErr := p.Run(testCtx(t), &Request{ModuleHash: bomb, Limits: Limits{MemoryBytes: 1 << 20, Timeout: time.Minute}})
@@ -87,11 +83,7 @@ func TestPool_TableBombIsStoppedByTheMemoryBox(t *testing.T) {
 // is replaced, not given the next task; one that did not grow is kept.
 func TestPool_ExecutorWhoseMemoryGrewIsReplaced(t *testing.T) {
 	hello := put(t, wasmtest.Hello("hi\n", "", 0))
-	p, err := NewPool(testCtx(t), PoolConfig{Size: 1, ModuleDir: testModules, CacheDir: testCacheDir, MaxExecutorGrowth: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := newTestPool(t, PoolConfig{Size: 1, MaxExecutorGrowth: 64 << 20})
 	first := p.pids()
 	for range 3 {
 		if res, err := p.Run(testCtx(t), &Request{ModuleHash: hello, Engine: EngineWazero}); err != nil || string(res.Stdout) != "hi\n" {

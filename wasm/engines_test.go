@@ -95,11 +95,7 @@ func TestPool_WasmtimeLoopIsStoppedAtTimeoutAndNextTaskRuns(t *testing.T) {
 	needEngine(t, EngineWasmtime)
 	loop := put(t, wasmtest.WriteThenLoop("started\n", "still going\n"))
 	hello := put(t, wasmtest.Hello("next\n", "", 0))
-	p, err := NewPool(testCtx(t), PoolConfig{Size: 1, CacheDir: testCacheDir, ModuleDir: testModules, Engines: []string{EngineWasmtime}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := newTestPool(t, PoolConfig{Size: 1, Engines: []string{EngineWasmtime}})
 	before := p.pids()
 	res, err := p.Run(testCtx(t), &Request{ModuleHash: loop, Limits: Limits{Timeout: 300 * time.Millisecond}})
 	wantKind(t, err, KindTimeout)
@@ -121,11 +117,7 @@ func TestPool_WasmerLoopIsStoppedAtTimeoutAndNextTaskRuns(t *testing.T) {
 	needEngine(t, EngineWasmer)
 	loop := put(t, wasmtest.WriteThenLoop("started\n", "still going\n"))
 	hello := put(t, wasmtest.Hello("next\n", "", 0))
-	p, err := NewPool(testCtx(t), PoolConfig{Size: 1, CacheDir: testCacheDir, ModuleDir: testModules, Engines: []string{EngineWasmer}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := newTestPool(t, PoolConfig{Size: 1, Engines: []string{EngineWasmer}})
 	before := p.pids()
 	res, err := p.Run(testCtx(t), &Request{ModuleHash: loop, Limits: Limits{Timeout: 300 * time.Millisecond}})
 	wantKind(t, err, KindTimeout)
@@ -143,11 +135,7 @@ func TestPool_WasmerLoopIsStoppedAtTimeoutAndNextTaskRuns(t *testing.T) {
 
 func TestPool_EnginesRestrictWhatItOffers(t *testing.T) {
 	hello := put(t, wasmtest.Hello("hi", "", 0))
-	p, err := NewPool(testCtx(t), PoolConfig{Size: 1, ModuleDir: testModules, CacheDir: testCacheDir, Engines: []string{EngineWazero}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := newTestPool(t, PoolConfig{Size: 1, Engines: []string{EngineWazero}})
 	if got := p.Engines(); !slices.Equal(got, []string{EngineWazero}) {
 		t.Fatalf("Engines() = %v", got)
 	}
@@ -262,11 +250,7 @@ func TestEngineChooser_ConvergesOnTheFasterEngine(t *testing.T) {
 // wasmtime is built, only runs jobs that name it).
 func TestPool_AutoRunsTrialsOnEveryAutoEngineThenSettles(t *testing.T) {
 	mod := put(t, wasmtest.Hello("auto\n", "", 0))
-	p, err := NewPool(testCtx(t), PoolConfig{Size: 1, ModuleDir: testModules, CacheDir: testCacheDir, AutoTrials: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := newTestPool(t, PoolConfig{Size: 1, AutoTrials: 1})
 	p.chooser.TrialWaitPerMiB = 0  // the module is tiny; its runs would take long to add up
 	p.chooser.TinyTask = time.Hour // every run counts as tiny, however slow the machine (-race)
 	p.chooser.TinyTrials = 0       // AutoTrials for tiny runs too

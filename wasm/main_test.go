@@ -258,6 +258,20 @@ func newEngine(t testing.TB, cfg EngineConfig) Engine {
 	return eng
 }
 
+// newTestPool starts a pool of cfg with the tests' module and cache
+// directories, its executors started within testCtx's bound, closed when
+// the test ends.
+func newTestPool(t *testing.T, cfg PoolConfig) *Pool {
+	t.Helper()
+	cfg.CacheDir, cfg.ModuleDir = testCacheDir, testModules
+	p, err := NewPool(testCtx(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
 func newPool(t testing.TB, size int) *Pool {
 	t.Helper()
 	p, err := NewPool(context.Background(), PoolConfig{Size: size, CacheDir: testCacheDir, ModuleDir: testModules})

@@ -55,12 +55,7 @@ func TestPool_EveryExecutorThreadHasTheExecutorsTimerSlack(t *testing.T) {
 		"lowest":      {Size: 1, LowestPriority: true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			cfg.CacheDir, cfg.ModuleDir = testCacheDir, testModules
-			p, err := NewPool(testCtx(t), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { p.Close() })
+			p := newTestPool(t, cfg)
 			// A task, so that each executor's runtime has made its threads.
 			if _, err := p.Run(testCtx(t), &Request{ModuleHash: hello}); err != nil {
 				t.Fatal(err)
@@ -106,11 +101,7 @@ func TestPool_ExecutorsBarelyWakeThemselvesUnderLongTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 	spin := put(t, wasmtest.SpinThenHello(60_000_000, "spun\n")) // ~35 ms of compute
-	p, err := NewPool(testCtx(t), PoolConfig{Size: len(cpus), CacheDir: testCacheDir, ModuleDir: testModules})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := newTestPool(t, PoolConfig{Size: len(cpus)})
 	ctx := testCtx(t)
 	runs := func(n int) {
 		var wg sync.WaitGroup
