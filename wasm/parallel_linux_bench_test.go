@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/peergrid/peergrid/internal/gowasm"
+	"github.com/peergrid/peergrid/internal/procstat"
 )
 
 // Parallel efficiency of the engine alone (issue 15): the 2.6 MB Go-built
@@ -82,7 +83,8 @@ func spinNative(rounds int, seed uint64) {
 // meanwhile (the machine's busy time less this process's and, given, the
 // executors'): on a shared machine that is what the callers did not get.
 func runParallel(b *testing.B, n int, task func(caller int), children ...func() time.Duration) float64 {
-	machine0, idle0, self0 := machineBusy(b), machineIdle(b), selfCPU()
+	idle0, busy0 := machineCPU(b)
+	self0 := selfCPU()
 	var kids0 time.Duration
 	for _, c := range children {
 		kids0 += c()
@@ -100,13 +102,14 @@ func runParallel(b *testing.B, n int, task func(caller int), children ...func() 
 	}
 	wg.Wait()
 	b.StopTimer()
-	others := machineBusy(b) - machine0 - (selfCPU() - self0)
+	idle1, busy1 := machineCPU(b)
+	others := busy1 - busy0 - (selfCPU() - self0)
 	for _, c := range children {
 		others -= c()
 	}
 	others += kids0
 	b.ReportMetric(others.Seconds()/b.Elapsed().Seconds(), "other-cores")
-	b.ReportMetric((machineIdle(b)-idle0).Seconds()/b.Elapsed().Seconds(), "idle-cores")
+	b.ReportMetric((idle1-idle0).Seconds()/b.Elapsed().Seconds(), "idle-cores")
 	tasks := float64(b.N * n)
 	r := tasks / b.Elapsed().Seconds()
 	b.ReportMetric(r, "tasks/s")
@@ -222,30 +225,14 @@ func minorFaults(b *testing.B, pid int) uint64 {
 	return v
 }
 
-// machineBusy is the time all CPUs spent busy so far (/proc/stat: user,
-// nice, system, irq, softirq, steal).
-func machineBusy(b *testing.B) time.Duration { return cpuTicks(b, 1, 2, 3, 6, 7, 8) }
-
-// machineIdle is the time all CPUs spent idle so far (idle, iowait).
-func machineIdle(b *testing.B) time.Duration { return cpuTicks(b, 4, 5) }
-
-// cpuTicks sums fields of /proc/stat's "cpu" line.
-func cpuTicks(b *testing.B, fields ...int) time.Duration {
-	raw, err := os.ReadFile("/proc/stat")
+// machineCPU is the time all CPUs spent idle and busy so far
+// (procstat.MachineCPU).
+func machineCPU(b *testing.B) (idle, busy time.Duration) {
+	idle, busy, err := procstat.MachineCPU()
 	if err != nil {
 		b.Fatal(err)
 	}
-	line, _, _ := strings.Cut(string(raw), "\n")
-	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-	var ticks uint64
-	for _, i := range fields {
-		v, err := strconv.ParseUint(f[i], 10, 64)
-		if err != nil {
-			b.Fatalf("/proc/stat: %q: %v", line, err)
-		}
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / userHZ
+	return idle, busy
 }
 
 // selfCPU is this process's CPU time so far.

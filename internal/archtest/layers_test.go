@@ -126,13 +126,14 @@ func TestLayers_WorkerReachesTheLedgerOnlyThroughTheAPI(t *testing.T) {
 
 // TestLayers_SandboxAndModelKnowNothingOfTheGrid: wasm depends on nothing of
 // ours; tasks on nothing of ours; internal/plainjson (shared by the server
-// and the client) on nothing of ours; storage not on the ledger or scheduler.
+// and the client) and internal/procstat (by the sandbox's tests and
+// others) on nothing of ours; storage not on the ledger or scheduler.
 func TestLayers_SandboxAndModelKnowNothingOfTheGrid(t *testing.T) {
 	pkgs := listPackages(t)
 	ours := func(deps []string) []string {
 		return slices.DeleteFunc(slices.Clone(deps), func(d string) bool { return !strings.HasPrefix(d, module+"/") })
 	}
-	for _, path := range []string{"wasm", "tasks", "internal/plainjson"} {
+	for _, path := range []string{"wasm", "tasks", "internal/plainjson", "internal/procstat"} {
 		if deps := ours(mustPkg(t, pkgs, path).Deps); len(deps) > 0 {
 			t.Errorf("%s depends on %v", path, deps)
 		}

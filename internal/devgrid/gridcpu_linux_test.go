@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/peergrid/peergrid/internal/procstat"
 )
 
 // gridUsage is what this process (the dev grid's server and worker) and
@@ -54,28 +56,13 @@ func (u gridUsage) sub(v gridUsage) gridUsage {
 		idle: u.idle - v.idle, busy: u.busy - v.busy}
 }
 
-// machineCPU is the time all CPUs spent idle (idle, iowait) and busy
-// (user, nice, system, irq, softirq, steal) so far, from /proc/stat; zero
-// if it cannot be read.
+// machineCPU is procstat.MachineCPU, zero if /proc/stat cannot be read.
 func machineCPU() (idle, busy time.Duration) {
-	raw, err := os.ReadFile("/proc/stat")
+	idle, busy, err := procstat.MachineCPU()
 	if err != nil {
 		return 0, 0
 	}
-	line, _, _ := strings.Cut(string(raw), "\n")
-	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
-	if len(f) < 9 {
-		return 0, 0
-	}
-	ticks := func(fields ...int) time.Duration {
-		var sum int64
-		for _, i := range fields {
-			v, _ := strconv.ParseInt(f[i], 10, 64)
-			sum += v
-		}
-		return time.Duration(sum) * time.Second / 100 // USER_HZ
-	}
-	return ticks(4, 5), ticks(1, 2, 3, 6, 7, 8)
+	return idle, busy
 }
 
 // childrenCPU is the CPU time (user + system) of this process's children:
