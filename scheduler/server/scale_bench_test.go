@@ -649,14 +649,11 @@ func followScaleParent(stdin io.Reader, profilePath string) error {
 	sc := bufio.NewScanner(stdin)
 	var profile *os.File
 	for sc.Scan() {
-		line := sc.Text()
-		if profilePath != "" && (line == scaleWindowStarts || line == scaleWindowEnds) {
-			if err := writeAllocs(profilePath + map[bool]string{true: ".allocs0", false: ".allocs1"}[line == scaleWindowStarts]); err != nil {
+		switch line := sc.Text(); {
+		case line == scaleWindowStarts && profilePath != "":
+			if err := writeAllocs(profilePath + ".allocs0"); err != nil {
 				return err
 			}
-		}
-		switch {
-		case line == scaleWindowStarts && profilePath != "":
 			f, err := os.Create(profilePath)
 			if err != nil {
 				return err
@@ -671,6 +668,9 @@ func followScaleParent(stdin io.Reader, profilePath string) error {
 				return err
 			}
 			profile = nil
+			if err := writeAllocs(profilePath + ".allocs1"); err != nil {
+				return err
+			}
 		}
 	}
 	return sc.Err()
