@@ -27,7 +27,7 @@ func decodeLeaseAnswer(body []byte, out *api.LeaseResponse) error {
 
 func fastDecodeLeaseAnswer(body []byte, out *api.LeaseResponse) bool {
 	p := plainjson.New(body)
-	var seen uint16
+	var seen uint32
 	ok := p.Object(func(key []byte) bool {
 		switch string(key) {
 		case "tasks":
@@ -62,13 +62,7 @@ func fastDecodeLeaseAnswer(body []byte, out *api.LeaseResponse) bool {
 // assignment reads one task of a lease's answer, in any order of its keys.
 func assignment(p *plainjson.Reader, a *api.Assignment) bool {
 	var seen uint32
-	once := func(bit uint32) bool {
-		if seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-		return true
-	}
+	once := func(bit uint32) bool { return p.Once(&seen, bit) }
 	var ok bool
 	return p.Object(func(key []byte) bool {
 		switch string(key) {

@@ -87,7 +87,7 @@ func (p *Reader) Bool() (bool, bool) {
 // Once refuses a key seen before in the same object: encoding/json
 // would merge a repeated object or array into the first, which the fast
 // path does not copy.
-func (p *Reader) Once(seen *uint16, bit uint16) bool {
+func (p *Reader) Once(seen *uint32, bit uint32) bool {
 	if *seen&bit != 0 {
 		return false
 	}

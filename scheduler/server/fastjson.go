@@ -99,7 +99,7 @@ type workerHints struct {
 // heartbeat's. The shared ones are never modified, by either.
 func fastDecodeHeartbeatLike(body []byte, req *api.HeartbeatRequest, like *workerHints) bool {
 	p := plainJSON{plainjson.New(body)}
-	var seen uint16
+	var seen uint32
 	self := workerFields{&req.Worker, &req.Address, &req.Cores, &req.Engines, &req.Storage, like}
 	done := p.Object(func(key []byte) bool {
 		if ok, known := p.workerField(key, self, &seen); known {
@@ -148,7 +148,7 @@ type workerFields struct {
 // workerField decodes key's value into w if key is one of the worker's
 // own fields (known), reporting whether it decoded once (ok). They take
 // the bits 1<<0 to 1<<4 of seen.
-func (p *plainJSON) workerField(key []byte, w workerFields, seen *uint16) (ok, known bool) {
+func (p *plainJSON) workerField(key []byte, w workerFields, seen *uint32) (ok, known bool) {
 	switch string(key) {
 	case "worker":
 		*w.worker, ok = p.StringLike(w.like.workerOr(""))
@@ -179,7 +179,7 @@ func (p *plainJSON) taskRefs() ([]api.TaskRef, bool) {
 	var prevJob string
 	ok := p.Array(func() bool {
 		var ref api.TaskRef
-		var seen uint16
+		var seen uint32
 		done := p.Object(func(key []byte) bool {
 			var ok bool
 			switch string(key) {
@@ -227,7 +227,7 @@ func readReportJSON(r *http.Request, req *api.ReportRequest) error {
 // readReportJSON), reporting whether it did; req is undefined if not.
 func fastDecodeReport(body []byte, req *api.ReportRequest) bool {
 	p := plainJSON{plainjson.New(body)}
-	var seen uint16
+	var seen uint32
 	done := p.Object(func(key []byte) bool {
 		switch {
 		case string(key) == "worker" && p.Once(&seen, 1):
@@ -270,7 +270,7 @@ func readLeaseJSON(r *http.Request, req *api.LeaseRequest) error {
 // reporting whether it did; req is undefined if not.
 func fastDecodeLease(body []byte, req *api.LeaseRequest) bool {
 	p := plainJSON{plainjson.New(body)}
-	var seen uint16
+	var seen uint32
 	self := workerFields{&req.Worker, &req.Address, &req.Cores, &req.Engines, &req.Storage, nil}
 	done := p.Object(func(key []byte) bool {
 		if ok, known := p.workerField(key, self, &seen); known {
@@ -303,7 +303,7 @@ type plainJSON struct{ plainjson.Reader }
 // report reads one report; its job and engine strings are prev's when
 // equal (a worker's reports mostly share them), so not allocated again.
 func (p *plainJSON) report(r, prev *api.Report) bool {
-	var seen uint16
+	var seen uint32
 	return p.Object(func(key []byte) bool {
 		var ok bool
 		switch string(key) {
